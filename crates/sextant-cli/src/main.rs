@@ -1,0 +1,39 @@
+//! `sextant`: the command-line front end. Argument parsing, progress display and exit codes live
+//! here; everything else is in the library crates.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "bench")]
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+/// Sextant: an embedding database.
+#[derive(Debug, Parser)]
+#[command(name = "sextant", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Benchmarks (JSON + Markdown output).
+    #[cfg(feature = "bench")]
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        #[cfg(feature = "bench")]
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Distance kernels: a scalar reference plus explicit SIMD per instruction set, chosen once.
+//!
+//! The best kernel set the CPU supports is detected on first use and cached ([`kernels`]). Hot
+//! loops fetch the function pointer they need once per query, so dispatch costs one indirect call
+//! per distance, the same as hnswlib's. `SEXTANT_ISA=scalar|avx2|avx512` forces a lower set (for
+//! tests and benchmarks); asking for one the CPU lacks falls back to the best available.
+//!
+//! i8 kernels accumulate in i32: exact for dimensions up to 2^17 (|product| ≤ 2^14 per lane).
+
+use std::sync::OnceLock;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
+/// An f32 distance kernel over two slices of equal length.
+pub type F32Kernel = fn(&[f32], &[f32]) -> f32;
+/// An i8 kernel over two slices of equal length, exact in i32.
+pub type I8Kernel = fn(&[i8], &[i8]) -> i32;
+
+/// An instruction set a kernel family is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable Rust, no explicit SIMD.
+    Scalar,
+    /// x86-64 AVX2 with FMA.
+    Avx2,
+    /// x86-64 AVX-512 (F, BW, VL).
+    Avx512,
+}
+
+impl Isa {
+    /// Lower-case name, as accepted by `SEXTANT_ISA`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run kernels for `self`.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// One instruction set's kernels, as plain function pointers.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    /// The instruction set these kernels use.
+    pub isa: Isa,
+    /// Inner product.
+    pub dot: F32Kernel,
+    /// Squared Euclidean distance.
+    pub l2sq: F32Kernel,
+    /// Sum of absolute differences.
+    pub l1: F32Kernel,
+    /// Inner product of i8 vectors.
+    pub dot_i8: I8Kernel,
+    /// Squared Euclidean distance of i8 vectors.
+    pub l2sq_i8: I8Kernel,
+}
+
+const SCALAR: Kernels = Kernels {
+    isa: Isa::Scalar,
+    dot: scalar::dot,
+    l2sq: scalar::l2sq,
+    l1: scalar::l1,
+    dot_i8: scalar::dot_i8,
+    l2sq_i8: scalar::l2sq_i8,
+};
+
+/// Wraps an `unsafe` target-feature kernel in a safe function. The wrappers are only reachable
+/// through [`Kernels::for_isa`], which hands them out after checking CPU support.
+#[cfg(target_arch = "x86_64")]
+macro_rules! safe_wrappers {
+    ($module:ident: $($name:ident($t:ty) -> $r:ty),*) => {
+        pub(super) mod $module {
+            $(pub(in crate::distance) fn $name(a: &[$t], b: &[$t]) -> $r {
+                // SAFETY: only installed by `Kernels::for_isa` after `Isa::is_supported`.
+                unsafe { crate::distance::$module::$name(a, b) }
+            })*
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod safe {
+    safe_wrappers!(avx2: dot(f32) -> f32, l2sq(f32) -> f32, l1(f32) -> f32,
+        dot_i8(i8) -> i32, l2sq_i8(i8) -> i32);
+    safe_wrappers!(avx512: dot(f32) -> f32, l2sq(f32) -> f32, l1(f32) -> f32,
+        dot_i8(i8) -> i32, l2sq_i8(i8) -> i32);
+}
+
+impl Kernels {
+    /// The kernels for `isa`, or `None` when this CPU cannot run them.
+    pub fn for_isa(isa: Isa) -> Option<Kernels> {
+        if !isa.is_supported() {
+            return None;
+        }
+        match isa {
+            Isa::Scalar => Some(SCALAR),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(Kernels {
+                isa,
+                dot: safe::avx2::dot,
+                l2sq: safe::avx2::l2sq,
+                l1: safe::avx2::l1,
+                dot_i8: safe::avx2::dot_i8,
+                l2sq_i8: safe::avx2::l2sq_i8,
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(Kernels {
+                isa,
+                dot: safe::avx512::dot,
+                l2sq: safe::avx512::l2sq,
+                l1: safe::avx512::l1,
+                dot_i8: safe::avx512::dot_i8,
+                l2sq_i8: safe::avx512::l2sq_i8,
+            }),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
+        }
+    }
+
+    /// The best kernels this CPU supports, capped by `SEXTANT_ISA` when it is set.
+    fn detect() -> Kernels {
+        let cap = std::env::var("SEXTANT_ISA").ok().and_then(|s| {
+            [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+                .into_iter()
+                .find(|i| i.name() == s.trim())
+        });
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .filter(|&isa| cap.is_none_or(|cap| isa <= cap))
+            .find_map(Kernels::for_isa)
+            .unwrap_or(SCALAR)
+    }
+
+    /// The f32 kernel that computes `metric`'s internal distance (smaller is closer).
+    pub fn distance(&self, kind: sextant_core::KernelKind) -> F32Kernel {
+        use sextant_core::KernelKind;
+        match kind {
+            KernelKind::NegDot => match self.isa {
+                Isa::Scalar => neg_dot_scalar,
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => neg_dot_avx2,
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => neg_dot_avx512,
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => neg_dot_scalar,
+            },
+            KernelKind::L2Squared => self.l2sq,
+            KernelKind::L1 => self.l1,
+        }
+    }
+}
+
+// Negated inner products as direct functions (no closure over a pointer), so the hot loop pays a
+// single indirect call.
+fn neg_dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    -scalar::dot(a, b)
+}
+#[cfg(target_arch = "x86_64")]
+fn neg_dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    -safe::avx2::dot(a, b)
+}
+#[cfg(target_arch = "x86_64")]
+fn neg_dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    -safe::avx512::dot(a, b)
+}
+
+/// The process-wide kernels, detected once.
+pub fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(Kernels::detect)
+}
+
+/// Inner product with the best available kernel.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().dot)(a, b)
+}
+
+/// Squared Euclidean distance with the best available kernel.
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().l2sq)(a, b)
+}
+
+/// Manhattan distance with the best available kernel.
+pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().l1)(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn supported() -> Vec<Kernels> {
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter_map(Kernels::for_isa)
+            .collect()
+    }
+
+    /// Exact (f64) references and the magnitude that bounds f32 rounding error.
+    fn reference(a: &[f32], b: &[f32]) -> [(f64, f64); 3] {
+        let (mut dot, mut dot_mag, mut l2, mut l1) = (0.0, 0.0, 0.0, 0.0);
+        for (&x, &y) in a.iter().zip(b) {
+            let (x, y) = (f64::from(x), f64::from(y));
+            dot += x * y;
+            dot_mag += (x * y).abs();
+            l2 += (x - y) * (x - y);
+            l1 += (x - y).abs();
+        }
+        [(dot, dot_mag), (l2, l2), (l1, l1)]
+    }
+
+    /// Tolerance: a relative 1e-5 of the sum of absolute terms (f32 summation in any order of up
+    /// to a few thousand terms stays far inside it), plus 1e-6 absolute for values near zero.
+    fn close(got: f32, (exact, magnitude): (f64, f64)) -> bool {
+        (f64::from(got) - exact).abs() <= 1e-5 * magnitude + 1e-6
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn f32_kernels_match_reference(
+            (a, b) in (0usize..300).prop_flat_map(|n| (
+                proptest::collection::vec(-100.0f32..100.0, n),
+                proptest::collection::vec(-100.0f32..100.0, n),
+            ))
+        ) {
+            let refs = reference(&a, &b);
+            for k in supported() {
+                prop_assert!(close((k.dot)(&a, &b), refs[0]), "{:?} dot", k.isa);
+                prop_assert!(close((k.l2sq)(&a, &b), refs[1]), "{:?} l2sq", k.isa);
+                prop_assert!(close((k.l1)(&a, &b), refs[2]), "{:?} l1", k.isa);
+            }
+        }
+
+        #[test]
+        fn i8_kernels_are_exact(
+            (a, b) in (0usize..600).prop_flat_map(|n| (
+                proptest::collection::vec(any::<i8>(), n),
+                proptest::collection::vec(any::<i8>(), n),
+            ))
+        ) {
+            let dot: i32 = a.iter().zip(&b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+            let l2: i32 = a.iter().zip(&b).map(|(&x, &y)| (i32::from(x) - i32::from(y)).pow(2)).sum();
+            for k in supported() {
+                prop_assert_eq!((k.dot_i8)(&a, &b), dot, "{:?}", k.isa);
+                prop_assert_eq!((k.l2sq_i8)(&a, &b), l2, "{:?}", k.isa);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_i8_values_do_not_overflow() {
+        let a = vec![-128i8; 4096];
+        for k in supported() {
+            assert_eq!((k.dot_i8)(&a, &a), 128 * 128 * 4096, "{:?}", k.isa);
+            assert_eq!(
+                (k.l2sq_i8)(&a, &[127i8; 4096]),
+                255 * 255 * 4096,
+                "{:?}",
+                k.isa
+            );
+        }
+    }
+
+    #[test]
+    fn neg_dot_is_negated_dot() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.5).collect();
+        for k in supported() {
+            let f = k.distance(sextant_core::KernelKind::NegDot);
+            assert_eq!(f(&a, &a), -(k.dot)(&a, &a));
+        }
+    }
+
+    #[test]
+    fn detection_picks_a_supported_isa() {
+        assert!(kernels().isa.is_supported());
+    }
+}

@@ -1,0 +1,463 @@
+//! Hierarchical navigable small-world graph (Malkov & Yashunin, 2016).
+//!
+//! Nodes get a random level (`P(level ≥ l) = m^-l`); each level is a proximity graph whose links
+//! are chosen by the diversity heuristic in [`search::select_neighbors`]. A search descends
+//! greedily through the upper levels and runs a beam search of width `ef` on level 0.
+//!
+//! Writes: [`VectorIndexMut::insert`] links one node through `&mut self`; [`HnswIndex::build`]
+//! links many in parallel through `&self` (per-node locks, see [`graph`]). Deletes are
+//! tombstones: deleted nodes keep routing searches but never appear in results.
+
+mod graph;
+mod search;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use sextant_core::{Metric, PointOffset};
+
+use crate::bytes::{Reader, Writer};
+use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
+use crate::storage::{DenseVectors, VectorStorage};
+use crate::tombstones::Tombstones;
+use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
+use graph::{Graph, MAX_LEVEL};
+use search::{select_neighbors, Scratch, Walk};
+
+pub(crate) const MAGIC: &[u8; 8] = b"SXTHNSW\0";
+const VERSION: u32 = 1;
+
+/// Default number of links per node on upper levels (level 0 allows `2 * m`).
+pub const DEFAULT_M: usize = 16;
+/// Default beam width while building.
+pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
+/// Default beam width while searching, when a query does not give one.
+pub const DEFAULT_EF_SEARCH: usize = 64;
+/// Default seed of the level generator (builds are reproducible on one thread).
+pub const DEFAULT_SEED: u64 = 0x05e8_7a47;
+
+/// Construction parameters of an HNSW index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per node on levels above 0; level 0 allows `2 * m`. More links: better recall and
+    /// slower build, more memory. Valid: 2..=128.
+    pub m: usize,
+    /// Beam width while inserting. Larger: a better graph and a slower build. At least 1.
+    pub ef_construction: usize,
+    /// Beam width of a search that does not ask for one.
+    pub ef_search: usize,
+    /// Seed of the random level assignment.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: DEFAULT_M,
+            ef_construction: DEFAULT_EF_CONSTRUCTION,
+            ef_search: DEFAULT_EF_SEARCH,
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+impl HnswParams {
+    fn validate(&self) -> Result<(), IndexError> {
+        if !(2..=128).contains(&self.m) {
+            return Err(IndexError::param(
+                "m",
+                format!("{} is outside 2..=128", self.m),
+            ));
+        }
+        if self.ef_construction == 0 {
+            return Err(IndexError::param("ef_construction", "must be at least 1"));
+        }
+        if self.ef_search == 0 {
+            return Err(IndexError::param("ef_search", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// `(max_level << 32) | node`, or [`EMPTY`] before the first insert.
+const EMPTY: u64 = u64::MAX;
+
+fn pack(level: usize, node: u32) -> u64 {
+    ((level as u64) << 32) | u64::from(node)
+}
+
+fn unpack(entry: u64) -> Option<(usize, u32)> {
+    (entry != EMPTY).then_some(((entry >> 32) as usize, entry as u32))
+}
+
+/// An HNSW index over f32 vectors.
+pub struct HnswIndex {
+    params: HnswParams,
+    vectors: DenseVectors,
+    graph: Graph,
+    entry: AtomicU64,
+    /// Held for the whole insert of a node that raises the top level.
+    entry_lock: Mutex<()>,
+    deleted: Tombstones,
+    scratch: Mutex<Vec<Scratch>>,
+    rng: SmallRng,
+}
+
+impl std::fmt::Debug for HnswIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswIndex")
+            .field("params", &self.params)
+            .field("metric", &self.vectors.metric())
+            .field("dim", &self.vectors.dim())
+            .field("len", &self.vectors.len())
+            .field("deleted", &self.deleted.count())
+            .finish()
+    }
+}
+
+impl HnswIndex {
+    /// An empty index.
+    pub fn new(metric: Metric, dim: usize, params: HnswParams) -> Result<Self, IndexError> {
+        params.validate()?;
+        Ok(Self::assemble(
+            params,
+            DenseVectors::new(metric, dim)?,
+            Graph::with_levels(params.m, 2 * params.m, Vec::new()),
+        ))
+    }
+
+    fn assemble(params: HnswParams, vectors: DenseVectors, graph: Graph) -> Self {
+        HnswIndex {
+            rng: SmallRng::seed_from_u64(params.seed ^ graph.len() as u64),
+            params,
+            vectors,
+            graph,
+            entry: AtomicU64::new(EMPTY),
+            entry_lock: Mutex::new(()),
+            deleted: Tombstones::default(),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Builds an index over `vectors`, linking nodes in parallel on the current rayon pool (wrap
+    /// the call in `ThreadPool::install` to choose the thread count). `progress` is called with
+    /// the number of nodes linked so far, every 1,024 nodes.
+    pub fn build(
+        vectors: DenseVectors,
+        params: HnswParams,
+        progress: Option<&(dyn Fn(usize) + Sync)>,
+    ) -> Result<Self, IndexError> {
+        params.validate()?;
+        let mut rng = SmallRng::seed_from_u64(params.seed);
+        let levels: Vec<u8> = (0..vectors.len())
+            .map(|_| random_level(&mut rng, params.m))
+            .collect();
+        let graph = Graph::with_levels(params.m, 2 * params.m, levels);
+        let index = Self::assemble(params, vectors, graph);
+        let done = AtomicUsize::new(0);
+        let n = index.vectors.len() as u32;
+        (0..n).into_par_iter().with_min_len(256).for_each(|node| {
+            index.link(node);
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(p) = progress {
+                if d.is_multiple_of(1024) || d == n as usize {
+                    p(d);
+                }
+            }
+        });
+        Ok(index)
+    }
+
+    /// The construction parameters.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// The stored vectors.
+    pub fn vectors(&self) -> &DenseVectors {
+        &self.vectors
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch.lock().pop().unwrap_or_default()
+    }
+
+    fn put_scratch(&self, s: Scratch) {
+        self.scratch.lock().push(s);
+    }
+
+    /// Links stored node `node` into the graph (its level is already assigned).
+    fn link(&self, node: u32) {
+        let level = self.graph.level(node);
+        let mut guard = None;
+        let mut entry = unpack(self.entry.load(Ordering::Acquire));
+        if entry.is_none_or(|(top, _)| level > top) {
+            guard = Some(self.entry_lock.lock());
+            entry = unpack(self.entry.load(Ordering::Acquire));
+        }
+        let Some((top, entry_node)) = entry else {
+            self.entry.store(pack(level, node), Ordering::Release);
+            return;
+        };
+        let query = self.vectors.prepare_stored(node);
+        let walk = Walk {
+            graph: &self.graph,
+            storage: &self.vectors,
+            query: &query,
+        };
+        let mut current = Neighbor {
+            id: entry_node,
+            distance: self.vectors.distance(&query, entry_node),
+        };
+        for l in (level + 1..=top).rev() {
+            current = walk.greedy(current, l);
+        }
+        let mut scratch = self.take_scratch();
+        let mut entries = vec![current];
+        let mut selected = Vec::with_capacity(self.graph.m0());
+        for l in (0..=level.min(top)).rev() {
+            let mut found = walk.search_layer(
+                &entries,
+                l,
+                self.params.ef_construction,
+                &mut scratch,
+                |_| true,
+            );
+            found.retain(|n| n.id != node);
+            select_neighbors(&self.vectors, &found, self.params.m, &mut selected);
+            let ids: Vec<u32> = selected.iter().map(|n| n.id).collect();
+            {
+                let _g = self.graph.lock(node);
+                self.graph.set_neighbors(node, l, &ids);
+            }
+            for s in &selected {
+                self.connect(s.id, node, s.distance, l, &mut scratch);
+            }
+            entries = found;
+        }
+        self.put_scratch(scratch);
+        if level > top {
+            self.entry.store(pack(level, node), Ordering::Release);
+        }
+        drop(guard);
+    }
+
+    /// Adds the link `target → new` on `level`, pruning `target`'s list with the heuristic when
+    /// it is full.
+    fn connect(&self, target: u32, new: u32, distance: f32, level: usize, scratch: &mut Scratch) {
+        let _g = self.graph.lock(target);
+        let cap = self.graph.capacity(level);
+        let links = &mut scratch.links;
+        self.graph.copy_neighbors(target, level, links);
+        if links.contains(&new) {
+            return;
+        }
+        if links.len() < cap {
+            links.push(new);
+            self.graph.set_neighbors(target, level, links);
+            return;
+        }
+        let mut candidates: Vec<Neighbor> = links
+            .iter()
+            .map(|&id| Neighbor {
+                id,
+                distance: self.vectors.distance_between(target, id),
+            })
+            .collect();
+        candidates.push(Neighbor { id: new, distance });
+        candidates.sort_unstable();
+        let mut kept = Vec::with_capacity(cap);
+        select_neighbors(&self.vectors, &candidates, cap, &mut kept);
+        links.clear();
+        links.extend(kept.iter().map(|n| n.id));
+        self.graph.set_neighbors(target, level, links);
+    }
+
+    /// Loads an index written by [`VectorIndex::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        let corrupt = |what: String| IndexError::Corrupt(format!("hnsw index: {what}"));
+        let mut r = Reader::open(bytes, MAGIC, "hnsw index", VERSION)?;
+        let metric =
+            Metric::from_code(r.u8()?).ok_or_else(|| corrupt("unknown metric code".into()))?;
+        let dim = r.u32()? as usize;
+        let len = usize::try_from(r.u64()?).map_err(|_| corrupt("length overflows".into()))?;
+        let params = HnswParams {
+            m: r.u32()? as usize,
+            ef_construction: r.u32()? as usize,
+            ef_search: r.u32()? as usize,
+            seed: r.u64()?,
+        };
+        params.validate().map_err(|e| corrupt(e.to_string()))?;
+        let m0 = 2 * params.m;
+        let entry = r.u64()?;
+        let levels = r.bytes(len)?.to_vec();
+        if let Some(l) = levels.iter().find(|&&l| usize::from(l) > MAX_LEVEL) {
+            return Err(corrupt(format!("level {l} above {MAX_LEVEL}")));
+        }
+        let links0 = r.u32s(
+            len.checked_mul(m0 + 1)
+                .ok_or_else(|| corrupt("size".into()))?,
+        )?;
+        let upper_len = levels
+            .iter()
+            .map(|&l| usize::from(l) * (params.m + 1))
+            .sum();
+        let upper = r.u32s(upper_len)?;
+        let graph = Graph::from_raw(params.m, m0, levels, links0, upper).map_err(corrupt)?;
+        let vectors = DenseVectors::deserialize_from(&mut r, metric, dim, len)?;
+        let deleted = read_tombstones(&mut r, len)?;
+        r.finish()?;
+        match unpack(entry) {
+            None if len == 0 => {}
+            Some((top, node))
+                if (node as usize) < len
+                    && graph.level(node) == top
+                    && graph.levels().iter().all(|&l| usize::from(l) <= top) => {}
+            _ => return Err(corrupt("invalid entry point".into())),
+        }
+        let mut index = Self::assemble(params, vectors, graph);
+        index.entry = AtomicU64::new(entry);
+        index.deleted = deleted;
+        Ok(index)
+    }
+
+    fn search_graph(
+        &self,
+        query: &<DenseVectors as VectorStorage>::Query,
+        k: usize,
+        ef: usize,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        let Some((top, entry)) = unpack(self.entry.load(Ordering::Acquire)) else {
+            return Vec::new();
+        };
+        let walk = Walk {
+            graph: &self.graph,
+            storage: &self.vectors,
+            query,
+        };
+        let mut current = Neighbor {
+            id: entry,
+            distance: self.vectors.distance(query, entry),
+        };
+        for l in (1..=top).rev() {
+            current = walk.greedy(current, l);
+        }
+        let mut scratch = self.take_scratch();
+        let (e, s, deleted) = ([current], &mut scratch, &self.deleted);
+        // One monomorphised walk per case, so the unfiltered search pays for no check at all.
+        let mut found = match (filter, deleted.is_empty()) {
+            (None, true) => walk.search_layer(&e, 0, ef, s, |_| true),
+            (None, false) => walk.search_layer(&e, 0, ef, s, |id| !deleted.contains(id)),
+            (Some(f), _) => {
+                walk.search_layer(&e, 0, ef, s, |id| !deleted.contains(id) && f.allows(id))
+            }
+        };
+        self.put_scratch(scratch);
+        found.truncate(k);
+        found
+    }
+}
+
+/// Draws a level with `P(level ≥ l) = m^-l`, capped at [`MAX_LEVEL`].
+fn random_level(rng: &mut SmallRng, m: usize) -> u8 {
+    let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    let level = (-u.ln() / (m as f64).ln()).floor();
+    level.min(MAX_LEVEL as f64) as u8
+}
+
+impl VectorIndex for HnswIndex {
+    fn metric(&self) -> Metric {
+        self.vectors.metric()
+    }
+
+    fn dim(&self) -> usize {
+        self.vectors.dim()
+    }
+
+    fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    fn deleted_count(&self) -> usize {
+        self.deleted.count()
+    }
+
+    fn is_deleted(&self, id: PointOffset) -> bool {
+        self.deleted.contains(id)
+    }
+
+    fn vector(&self, id: PointOffset) -> Option<&[f32]> {
+        self.vectors.get(id)
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        params.validate()?;
+        let padded = self.vectors.preprocess(query)?;
+        let q = self.vectors.prepare(&padded[..self.dim()]);
+        let ef = params.ef.unwrap_or(self.params.ef_search).max(params.k);
+        if let Some(IdFilter::Bitmap(b)) = filter {
+            if b.len() <= params.exact_filter_threshold as u64 {
+                let n = self.len() as u32;
+                return Ok(FlatIndex::scan(
+                    &self.vectors,
+                    &q,
+                    b.range(..n),
+                    params.k,
+                    &self.deleted,
+                ));
+            }
+        }
+        Ok(self.search_graph(&q, params.k, ef, filter))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.vectors.memory_bytes() + self.graph.memory_bytes() + self.deleted.memory_bytes()
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let (links0, upper) = self.graph.raw_links();
+        let n = self.len();
+        let capacity = n * (self.dim() * 4 + (self.graph.m0() + 1) * 4 + 1);
+        let mut w = Writer::new(MAGIC, VERSION, capacity + self.graph.upper_len() * 4);
+        w.u8(self.metric().code());
+        w.u32(self.dim() as u32);
+        w.u64(n as u64);
+        w.u32(self.params.m as u32);
+        w.u32(self.params.ef_construction as u32);
+        w.u32(self.params.ef_search as u32);
+        w.u64(self.params.seed);
+        w.u64(self.entry.load(Ordering::Acquire));
+        w.bytes(self.graph.levels());
+        w.u32s(links0);
+        w.u32s(upper);
+        self.vectors.serialize_into(&mut w);
+        write_tombstones(&mut w, &self.deleted);
+        w.finish()
+    }
+}
+
+impl VectorIndexMut for HnswIndex {
+    fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
+        let id = self.vectors.push(vector)?;
+        let level = random_level(&mut self.rng, self.params.m);
+        self.graph.push_node(level);
+        self.link(id);
+        Ok(id)
+    }
+
+    fn delete(&mut self, id: PointOffset) -> Result<bool, IndexError> {
+        if id as usize >= self.len() {
+            return Err(IndexError::UnknownPoint(id));
+        }
+        Ok(self.deleted.insert(id))
+    }
+}

@@ -1,0 +1,190 @@
+//! Graph walks: the greedy descent through upper levels and the beam search of one level.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::graph::Graph;
+use crate::storage::{prefetch_read, VectorStorage};
+use crate::Neighbor;
+
+/// Per-search working memory, pooled so that searches do not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// `visited[id] == epoch` marks `id` as seen by the current walk.
+    visited: Vec<u16>,
+    epoch: u16,
+    candidates: BinaryHeap<Reverse<Neighbor>>,
+    results: BinaryHeap<Neighbor>,
+    fresh: Vec<u32>,
+    pub(crate) links: Vec<u32>,
+}
+
+impl Scratch {
+    /// Starts a new walk over a graph of `n` nodes: O(1) except when the epoch wraps.
+    fn begin(&mut self, n: usize) {
+        if self.visited.len() < n {
+            self.visited.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.visited.fill(0);
+            self.epoch = 1;
+        }
+        self.candidates.clear();
+        self.results.clear();
+    }
+}
+
+/// One query's walk over a graph and the vectors it links.
+pub(crate) struct Walk<'a, S: VectorStorage> {
+    pub(crate) graph: &'a Graph,
+    pub(crate) storage: &'a S,
+    pub(crate) query: &'a S::Query,
+}
+
+impl<S: VectorStorage> Walk<'_, S> {
+    /// Walks down from `entry` on `level` by always moving to the closest neighbour (beam width 1).
+    pub(crate) fn greedy(&self, mut entry: Neighbor, level: usize) -> Neighbor {
+        let Walk {
+            graph,
+            storage,
+            query,
+        } = *self;
+        loop {
+            let mut moved = false;
+            for slot in graph.neighbors(entry.id, level) {
+                let id = slot.load(Relaxed);
+                let distance = storage.distance(query, id);
+                if distance < entry.distance {
+                    entry = Neighbor { id, distance };
+                    moved = true;
+                }
+            }
+            if !moved {
+                return entry;
+            }
+        }
+    }
+
+    /// Beam search of one level with width `ef`, from `entries` (distances already computed).
+    ///
+    /// Every reachable node is a candidate for the walk, but only nodes for which `accept` returns
+    /// true enter the results: this is how deleted points and filters are handled without
+    /// disconnecting the graph. Returns up to `ef` accepted nodes, closest first.
+    pub(crate) fn search_layer(
+        &self,
+        entries: &[Neighbor],
+        level: usize,
+        ef: usize,
+        scratch: &mut Scratch,
+        accept: impl Fn(u32) -> bool,
+    ) -> Vec<Neighbor> {
+        let Walk {
+            graph,
+            storage,
+            query,
+        } = *self;
+        scratch.begin(graph.len());
+        let Scratch {
+            visited,
+            epoch,
+            candidates,
+            results,
+            fresh,
+            ..
+        } = scratch;
+        let epoch = *epoch;
+        for &e in entries {
+            let seen = &mut visited[e.id as usize];
+            if *seen != epoch {
+                *seen = epoch;
+                candidates.push(Reverse(e));
+                if accept(e.id) {
+                    results.push(e);
+                }
+            }
+        }
+        while results.len() > ef {
+            results.pop();
+        }
+        let mut worst = match results.peek() {
+            Some(w) if results.len() >= ef => w.distance,
+            _ => f32::INFINITY,
+        };
+
+        while let Some(Reverse(current)) = candidates.pop() {
+            if current.distance > worst {
+                break;
+            }
+            if level == 0 {
+                if let Some(Reverse(next)) = candidates.peek() {
+                    prefetch_read(graph.block0_ptr(next.id));
+                }
+            }
+            fresh.clear();
+            for slot in graph.neighbors(current.id, level) {
+                let id = slot.load(Relaxed);
+                let seen = &mut visited[id as usize];
+                if *seen != epoch {
+                    *seen = epoch;
+                    fresh.push(id);
+                    storage.prefetch(id);
+                }
+            }
+            for &id in fresh.iter() {
+                let distance = storage.distance(query, id);
+                if distance < worst {
+                    candidates.push(Reverse(Neighbor { id, distance }));
+                    if accept(id) {
+                        results.push(Neighbor { id, distance });
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                        if results.len() >= ef {
+                            worst = results.peek().map_or(f32::INFINITY, |w| w.distance);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Neighbor> = results.drain().collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+impl<S: VectorStorage> Clone for Walk<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: VectorStorage> Copy for Walk<'_, S> {}
+
+/// HNSW's neighbour-selection heuristic: walk candidates from the closest and keep one only if
+/// it is closer to the base node than to every neighbour already kept. This spreads links in
+/// different directions, which keeps the graph navigable. `sorted` must be closest first.
+pub(crate) fn select_neighbors<S: VectorStorage>(
+    storage: &S,
+    sorted: &[Neighbor],
+    m: usize,
+    out: &mut Vec<Neighbor>,
+) {
+    out.clear();
+    if sorted.len() <= m {
+        out.extend_from_slice(sorted);
+        return;
+    }
+    for &c in sorted {
+        if out.len() >= m {
+            break;
+        }
+        if out
+            .iter()
+            .all(|kept| storage.distance_between(c.id, kept.id) >= c.distance)
+        {
+            out.push(c);
+        }
+    }
+}

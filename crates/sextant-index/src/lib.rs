@@ -1,0 +1,224 @@
+//! Sextant's vector index structures.
+//!
+//! - [`distance`]: SIMD distance kernels (scalar reference, AVX2+FMA, AVX-512), chosen once.
+//! - [`storage`]: contiguous vector storage behind the [`VectorStorage`] scorer trait.
+//! - [`FlatIndex`]: exact search, batched and multi-threaded.
+//! - [`HnswIndex`]: hierarchical navigable small-world graph with tombstone deletes, filtered
+//!   search and a multi-threaded build.
+//!
+//! Indexes work on dense `u32` point offsets; mapping external ids, payloads and files is the
+//! storage layer's job. Both indexes implement the read trait [`VectorIndex`] and the write trait
+//! [`VectorIndexMut`]; [`AnyIndex`] is the closed enum used on hot paths instead of `Box<dyn>`.
+
+pub mod distance;
+pub mod storage;
+
+mod bytes;
+mod error;
+mod flat;
+mod hnsw;
+mod tombstones;
+mod topk;
+
+pub use error::IndexError;
+pub use flat::FlatIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+
+/// Default HNSW parameters, as named constants the docs and CLI refer to.
+pub mod hnsw_defaults {
+    pub use crate::hnsw::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED};
+}
+pub use storage::{DenseVectors, VectorStorage};
+pub use topk::Neighbor;
+
+use roaring::RoaringBitmap;
+use sextant_core::{Metric, PointOffset};
+
+/// Number of allowed points at or below which a filtered HNSW search scans the allowed points
+/// exactly instead of walking the graph. Scanning a few thousand vectors is cheaper than a graph
+/// walk that must step over most non-matching nodes to find `ef` matching ones, and it is exact.
+pub const DEFAULT_EXACT_FILTER_THRESHOLD: usize = 2_000;
+
+/// Restricts a search to a subset of point offsets.
+#[derive(Clone, Copy)]
+pub enum IdFilter<'a> {
+    /// Only offsets in the bitmap match. Its cardinality lets the index choose an exact scan.
+    Bitmap(&'a RoaringBitmap),
+    /// Only offsets for which the predicate returns `true` match.
+    Predicate(&'a (dyn Fn(PointOffset) -> bool + Sync)),
+}
+
+impl std::fmt::Debug for IdFilter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdFilter::Bitmap(b) => write!(f, "IdFilter::Bitmap({} ids)", b.len()),
+            IdFilter::Predicate(_) => f.write_str("IdFilter::Predicate"),
+        }
+    }
+}
+
+impl IdFilter<'_> {
+    /// Whether `id` matches the filter.
+    #[inline]
+    pub fn allows(&self, id: PointOffset) -> bool {
+        match self {
+            IdFilter::Bitmap(b) => b.contains(id),
+            IdFilter::Predicate(p) => p(id),
+        }
+    }
+}
+
+/// Parameters of one search.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchParams {
+    /// Number of neighbours to return (at least 1).
+    pub k: usize,
+    /// HNSW beam width; raised to `k` when smaller. `None` uses the index's default. Ignored by
+    /// exact indexes.
+    pub ef: Option<usize>,
+    /// A filtered search whose bitmap allows at most this many points scans them exactly.
+    pub exact_filter_threshold: usize,
+}
+
+impl SearchParams {
+    /// `k` nearest neighbours with default settings.
+    pub fn new(k: usize) -> Self {
+        SearchParams {
+            k,
+            ef: None,
+            exact_filter_threshold: DEFAULT_EXACT_FILTER_THRESHOLD,
+        }
+    }
+
+    /// Sets the HNSW beam width.
+    pub fn with_ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), IndexError> {
+        if self.k == 0 {
+            return Err(IndexError::param("k", "must be at least 1"));
+        }
+        if self.ef == Some(0) {
+            return Err(IndexError::param("ef", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Read side of a vector index.
+pub trait VectorIndex {
+    /// Metric the index ranks by.
+    fn metric(&self) -> Metric;
+    /// Dimension of the indexed vectors.
+    fn dim(&self) -> usize;
+    /// Number of offsets ever inserted, deleted ones included.
+    fn len(&self) -> usize;
+    /// Whether no offset was ever inserted.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of deleted offsets.
+    fn deleted_count(&self) -> usize;
+    /// Whether `id` was deleted.
+    fn is_deleted(&self, id: PointOffset) -> bool;
+    /// The stored vector of `id` (preprocessed: normalised for cosine).
+    fn vector(&self, id: PointOffset) -> Option<&[f32]>;
+    /// Nearest live neighbours of `query`, closest first; `filter` restricts the candidates.
+    fn search(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Heap memory held by the index, in bytes.
+    fn memory_bytes(&self) -> usize;
+    /// Serialises the index (magic, version, checksum included).
+    fn to_bytes(&self) -> Vec<u8>;
+}
+
+/// Write side of a vector index.
+pub trait VectorIndexMut {
+    /// Validates, stores and indexes `vector`; returns its offset.
+    fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError>;
+    /// Marks `id` deleted; returns `false` if it already was.
+    fn delete(&mut self, id: PointOffset) -> Result<bool, IndexError>;
+}
+
+/// The closed set of index implementations.
+#[derive(Debug)]
+pub enum AnyIndex {
+    /// Exact search.
+    Flat(FlatIndex),
+    /// Approximate search over an HNSW graph.
+    Hnsw(Box<HnswIndex>),
+}
+
+impl AnyIndex {
+    /// Loads an index serialised by [`VectorIndex::to_bytes`], whichever kind it is.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        match bytes.get(..8) {
+            Some(m) if m == flat::MAGIC => FlatIndex::from_bytes(bytes).map(AnyIndex::Flat),
+            Some(m) if m == hnsw::MAGIC => {
+                HnswIndex::from_bytes(bytes).map(|h| AnyIndex::Hnsw(Box::new(h)))
+            }
+            _ => Err(IndexError::Corrupt(
+                "not a Sextant index: unknown magic number".into(),
+            )),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $i:ident => $e:expr) => {
+        match $self {
+            AnyIndex::Flat($i) => $e,
+            AnyIndex::Hnsw($i) => $e,
+        }
+    };
+}
+
+impl VectorIndex for AnyIndex {
+    fn metric(&self) -> Metric {
+        delegate!(self, i => i.metric())
+    }
+    fn dim(&self) -> usize {
+        delegate!(self, i => i.dim())
+    }
+    fn len(&self) -> usize {
+        delegate!(self, i => i.len())
+    }
+    fn deleted_count(&self) -> usize {
+        delegate!(self, i => i.deleted_count())
+    }
+    fn is_deleted(&self, id: PointOffset) -> bool {
+        delegate!(self, i => i.is_deleted(id))
+    }
+    fn vector(&self, id: PointOffset) -> Option<&[f32]> {
+        delegate!(self, i => i.vector(id))
+    }
+    fn search(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        delegate!(self, i => i.search(query, params, filter))
+    }
+    fn memory_bytes(&self) -> usize {
+        delegate!(self, i => i.memory_bytes())
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        delegate!(self, i => i.to_bytes())
+    }
+}
+
+impl VectorIndexMut for AnyIndex {
+    fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
+        delegate!(self, i => i.insert(vector))
+    }
+    fn delete(&mut self, id: PointOffset) -> Result<bool, IndexError> {
+        delegate!(self, i => i.delete(id))
+    }
+}

@@ -1,0 +1,255 @@
+use roaring::RoaringBitmap;
+use sextant_core::Metric;
+use sextant_index::{
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IdFilter, IndexError, SearchParams,
+    VectorIndex, VectorIndexMut,
+};
+
+use crate::clustered;
+
+const N: usize = 6_000;
+const DIM: usize = 32;
+const QUERIES: usize = 200;
+const K: usize = 10;
+/// The beam width at which the recall contract is stated.
+const EF: usize = 64;
+/// The beam width of the recall contract for the (non-metric) inner product.
+const DOT_EF: usize = 256;
+
+fn recall(truth: &[Vec<u32>], got: &[Vec<u32>]) -> f64 {
+    let hits: usize = truth
+        .iter()
+        .zip(got)
+        .map(|(t, g)| g.iter().filter(|id| t.contains(id)).count())
+        .sum();
+    hits as f64 / (truth.len() * K) as f64
+}
+
+fn ids(res: Vec<sextant_index::Neighbor>) -> Vec<u32> {
+    res.into_iter().map(|n| n.id).collect()
+}
+
+fn build(metric: Metric, data: &[f32]) -> HnswIndex {
+    let vectors = DenseVectors::from_rows(metric, DIM, data).unwrap();
+    HnswIndex::build(vectors, HnswParams::default(), None).unwrap()
+}
+
+fn exact(
+    metric: Metric,
+    data: &[f32],
+    queries: &[f32],
+    filter: Option<&IdFilter<'_>>,
+) -> Vec<Vec<u32>> {
+    let flat = FlatIndex::from_rows(metric, DIM, data).unwrap();
+    queries
+        .chunks(DIM)
+        .map(|q| ids(flat.search(q, &SearchParams::new(K), filter).unwrap()))
+        .collect()
+}
+
+fn search_all(
+    index: &impl VectorIndex,
+    queries: &[f32],
+    params: &SearchParams,
+    filter: Option<&IdFilter<'_>>,
+) -> Vec<Vec<u32>> {
+    queries
+        .chunks(DIM)
+        .map(|q| ids(index.search(q, params, filter).unwrap()))
+        .collect()
+}
+
+#[test]
+fn recall_at_10_meets_contract_for_every_metric() {
+    let data = clustered(N, DIM, 40, 1);
+    let queries = clustered(QUERIES, DIM, 40, 2);
+    for metric in Metric::ALL {
+        let index = build(metric, &data);
+        let truth = exact(metric, &data, &queries, None);
+        // Inner product is not a metric (a point need not be its own nearest neighbour), so
+        // graph routing is weaker on unnormalised data: its contract is stated at a wider beam.
+        let ef = if metric == Metric::Dot { DOT_EF } else { EF };
+        let got = search_all(&index, &queries, &SearchParams::new(K).with_ef(ef), None);
+        let r = recall(&truth, &got);
+        eprintln!("{metric}: recall@10 {r:.3} at ef={ef}");
+        assert!(r >= 0.95, "{metric}: recall@10 {r:.3} < 0.95 at ef={ef}");
+    }
+}
+
+#[test]
+fn incremental_inserts_match_parallel_build_quality() {
+    let data = clustered(3_000, DIM, 30, 3);
+    let queries = clustered(100, DIM, 30, 4);
+    let mut index = HnswIndex::new(Metric::L2, DIM, HnswParams::default()).unwrap();
+    for row in data.chunks(DIM) {
+        index.insert(row).unwrap();
+    }
+    let truth = exact(Metric::L2, &data, &queries, None);
+    let got = search_all(&index, &queries, &SearchParams::new(K).with_ef(EF), None);
+    let r = recall(&truth, &got);
+    assert!(r >= 0.95, "recall@10 {r:.3}");
+}
+
+#[test]
+fn serialise_then_deserialise_gives_identical_results() {
+    let data = clustered(2_000, DIM, 20, 5);
+    let queries = clustered(50, DIM, 20, 6);
+    let mut index = build(Metric::Cosine, &data);
+    for id in (0..2_000).step_by(7) {
+        index.delete(id).unwrap();
+    }
+    let bytes = index.to_bytes();
+    let back = match AnyIndex::from_bytes(&bytes).unwrap() {
+        AnyIndex::Hnsw(h) => *h,
+        other => panic!("loaded as {other:?}"),
+    };
+    assert_eq!(back.len(), index.len());
+    assert_eq!(back.deleted_count(), index.deleted_count());
+    let params = SearchParams::new(K).with_ef(EF);
+    for q in queries.chunks(DIM) {
+        assert_eq!(
+            index.search(q, &params, None).unwrap(),
+            back.search(q, &params, None).unwrap()
+        );
+    }
+    assert_eq!(back.to_bytes(), bytes, "re-serialising is byte-identical");
+}
+
+#[test]
+fn corrupt_or_truncated_bytes_are_errors_not_panics() {
+    let index = build(Metric::L2, &clustered(300, DIM, 5, 7));
+    let bytes = index.to_bytes();
+    for cut in [0, 7, 12, 100, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            HnswIndex::from_bytes(&bytes[..cut]).is_err(),
+            "truncated at {cut}"
+        );
+    }
+    for pos in [9, 40, bytes.len() / 3, bytes.len() - 10] {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x5a;
+        assert!(HnswIndex::from_bytes(&b).is_err(), "flipped byte {pos}");
+    }
+    let mut future = bytes.clone();
+    future[8] = 99;
+    assert!(AnyIndex::from_bytes(&future).is_err());
+}
+
+#[test]
+fn deleted_ids_are_never_returned() {
+    let data = clustered(4_000, DIM, 20, 8);
+    let queries = clustered(100, DIM, 20, 9);
+    let mut index = build(Metric::L2, &data);
+    // Delete every third point, and all exact top-10 of the first queries, to make it hard.
+    let mut deleted: Vec<u32> = (0..4_000).step_by(3).collect();
+    for q in queries.chunks(DIM).take(20) {
+        deleted.extend(ids(index
+            .search(q, &SearchParams::new(K).with_ef(200), None)
+            .unwrap()));
+    }
+    for &id in &deleted {
+        index.delete(id).unwrap();
+    }
+    assert!(matches!(
+        index.delete(4_000),
+        Err(IndexError::UnknownPoint(4_000))
+    ));
+    for q in queries.chunks(DIM) {
+        let res = ids(index
+            .search(q, &SearchParams::new(K).with_ef(EF), None)
+            .unwrap());
+        assert_eq!(res.len(), K);
+        assert!(
+            res.iter().all(|id| !deleted.contains(id)),
+            "deleted id returned: {res:?}"
+        );
+    }
+}
+
+#[test]
+fn filtered_graph_search_keeps_recall_at_ten_percent() {
+    let data = clustered(N, DIM, 40, 10);
+    let queries = clustered(QUERIES, DIM, 40, 11);
+    let index = build(Metric::L2, &data);
+    let allowed: RoaringBitmap = (0..N as u32)
+        .filter(|id| id.wrapping_mul(2_654_435_761) % 10 == 0)
+        .collect();
+    let filter = IdFilter::Bitmap(&allowed);
+    let truth = exact(Metric::L2, &data, &queries, Some(&filter));
+    // Force the graph walk (no exact fallback) so the contract is about the graph.
+    let params = SearchParams {
+        exact_filter_threshold: 0,
+        ..SearchParams::new(K).with_ef(EF)
+    };
+    for (name, f) in [
+        ("bitmap", filter),
+        ("predicate", IdFilter::Predicate(&|id| allowed.contains(id))),
+    ] {
+        let got = search_all(&index, &queries, &params, Some(&f));
+        for res in &got {
+            assert!(
+                res.iter().all(|id| allowed.contains(*id)),
+                "{name}: id outside the filter"
+            );
+        }
+        let r = recall(&truth, &got);
+        assert!(r >= 0.9, "{name}: filtered recall@10 {r:.3} < 0.9");
+    }
+    // The exact fallback for a small allowed set is exact.
+    let few: RoaringBitmap = (0..N as u32).step_by(500).collect();
+    let f = IdFilter::Bitmap(&few);
+    let got = search_all(
+        &index,
+        &queries,
+        &SearchParams::new(K).with_ef(EF),
+        Some(&f),
+    );
+    assert_eq!(got, exact(Metric::L2, &data, &queries, Some(&f)));
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let index = build(Metric::L2, &clustered(100, DIM, 3, 12));
+    let q = vec![0.0; DIM];
+    let err = index
+        .search(&q[..DIM - 1], &SearchParams::new(K), None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("dimension 31, expected 32"),
+        "{err}"
+    );
+    let mut nan = q.clone();
+    nan[3] = f32::NAN;
+    assert!(index
+        .search(&nan, &SearchParams::new(K), None)
+        .unwrap_err()
+        .to_string()
+        .contains("NaN"));
+    assert!(index
+        .search(&q, &SearchParams::new(0), None)
+        .unwrap_err()
+        .to_string()
+        .contains('k'));
+    let bad = HnswParams {
+        m: 1,
+        ..HnswParams::default()
+    };
+    assert!(HnswIndex::new(Metric::L2, DIM, bad).is_err());
+    let empty = HnswIndex::new(Metric::L2, DIM, HnswParams::default()).unwrap();
+    assert!(empty
+        .search(&q, &SearchParams::new(K), None)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn fewer_points_than_k_returns_all_of_them() {
+    let mut index = HnswIndex::new(Metric::Dot, 2, HnswParams::default()).unwrap();
+    for v in [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]] {
+        index.insert(&v).unwrap();
+    }
+    let res = index
+        .search(&[1.0, 0.2], &SearchParams::new(10), None)
+        .unwrap();
+    assert_eq!(ids(res), vec![0, 2, 1]);
+}

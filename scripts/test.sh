@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy with warnings as errors, and all tests.
+# Usage: ./scripts/test.sh        (the README's test command; .ci/run calls exactly this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
