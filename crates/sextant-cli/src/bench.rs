@@ -9,7 +9,7 @@ use sextant_core::Metric;
 use sextant_eval::ann::{self, AnnConfig, AnnObserver};
 use sextant_eval::io::{read_vectors, write_ivecs};
 use sextant_index::hnsw_defaults::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
-use sextant_index::HnswParams;
+use sextant_index::{HnswParams, Quantization};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -42,6 +42,10 @@ pub struct AnnArgs {
     /// HNSW build beam width.
     #[arg(long, default_value_t = DEFAULT_EF_CONSTRUCTION)]
     ef_construction: usize,
+    /// What the graph walk compares: `none` (f32) or `sq8` (8-bit codes, results rescored in
+    /// f32; one extra byte per dimension per vector).
+    #[arg(long, default_value = "none")]
+    quantization: Quantization,
     /// Search beam widths to sweep, comma-separated.
     #[arg(
         long,
@@ -121,6 +125,7 @@ fn bench_ann(args: AnnArgs) -> anyhow::Result<()> {
         hnsw: HnswParams {
             m: args.m,
             ef_construction: args.ef_construction,
+            quantization: args.quantization,
             ..HnswParams::default()
         },
         efs: args.ef,

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use sextant_core::Metric;
 use sextant_index::{
-    DenseVectors, FlatIndex, HnswIndex, HnswParams, SearchParams, VectorIndex, VectorStorage,
+    DenseVectors, FlatIndex, HnswIndex, HnswParams, Quantization, SearchParams, VectorIndex,
+    VectorStorage,
 };
 
 use crate::io::{read_ids, read_vectors, write_ivecs, Matrix};
@@ -252,7 +253,10 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
         });
     }
     Ok(AnnReport {
-        system: "sextant".into(),
+        system: match config.hnsw.quantization {
+            Quantization::None => "sextant".into(),
+            Quantization::Sq8 => "sextant-sq8".into(),
+        },
         version: env!("CARGO_PKG_VERSION").into(),
         isa: sextant_index::distance::kernels().isa.name().into(),
         dataset: DatasetInfo {
@@ -269,6 +273,7 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
             k: config.k,
             threads: config.threads,
             runs: config.runs,
+            quantization: Some(format!("{:?}", config.hnsw.quantization).to_lowercase()),
         },
         build,
         memory_bytes: index.memory_bytes() as u64,

@@ -31,6 +31,9 @@ pub struct AnnParams {
     pub threads: usize,
     /// Repetitions of each `ef` measurement; medians are reported.
     pub runs: usize,
+    /// What the graph walk compares (`none` = f32, `sq8`); absent for peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
 }
 
 /// Wall and CPU seconds of a phase.

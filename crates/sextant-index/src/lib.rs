@@ -22,13 +22,15 @@ mod topk;
 
 pub use error::IndexError;
 pub use flat::FlatIndex;
-pub use hnsw::{HnswIndex, HnswParams};
+pub use hnsw::{HnswIndex, HnswParams, Quantization};
 
 /// Default HNSW parameters, as named constants the docs and CLI refer to.
 pub mod hnsw_defaults {
-    pub use crate::hnsw::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED};
+    pub use crate::hnsw::{
+        DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, SQ8_MIN_FIT,
+    };
 }
-pub use storage::{DenseVectors, VectorStorage};
+pub use storage::{DenseVectors, Sq8Vectors, VectorStorage};
 pub use topk::Neighbor;
 
 use roaring::RoaringBitmap;

@@ -104,3 +104,63 @@ fn l2_i8_combine(x: __m512i, y: __m512i) -> __m512i {
 
 i8_kernel!(dot_i8, dot_i8_combine);
 i8_kernel!(l2sq_i8, l2_i8_combine);
+
+/// u8 × i8 inner product with AVX-512 VNNI: `vpdpbusd` multiplies 64 byte pairs and adds them
+/// into 16 i32 lanes in one instruction. Exact: each group of four products is at most
+/// 4 · 255 · 128 in magnitude. Callers must also have checked `avx512vnni`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn dot_u8i8_vnni(a: &[u8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_si512(); 2];
+    let mut i = 0;
+    // SAFETY (unmasked loads): i + 64 <= n, inside both slices.
+    while i + 128 <= n {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let x = unsafe { _mm512_loadu_si512(pa.add(i + 64 * j).cast()) };
+            let y = unsafe { _mm512_loadu_si512(pb.add(i + 64 * j).cast()) };
+            *acc = _mm512_dpbusd_epi32(*acc, x, y);
+        }
+        i += 128;
+    }
+    while i < n {
+        let left = n - i;
+        let mask: __mmask64 = if left >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << left) - 1
+        };
+        // SAFETY: only lanes i..min(i + 64, n) are enabled; masked loads skip the others.
+        let x = unsafe { _mm512_maskz_loadu_epi8(mask, pa.add(i).cast()) };
+        let y = unsafe { _mm512_maskz_loadu_epi8(mask, pb.add(i)) };
+        acc[1] = _mm512_dpbusd_epi32(acc[1], x, y);
+        i += 64;
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+}
+
+/// u8 × i8 inner product without VNNI: widen both to i16 and `madd`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn dot_u8i8(a: &[u8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = _mm512_setzero_si512();
+    let mut i = 0;
+    while i < n {
+        let left = n - i;
+        let mask: __mmask32 = if left >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << left) - 1
+        };
+        // SAFETY: only lanes i..min(i + 32, n) are enabled; masked loads skip the others.
+        let x = unsafe { _mm256_maskz_loadu_epi8(mask, pa.add(i).cast()) };
+        let y = unsafe { _mm256_maskz_loadu_epi8(mask, pb.add(i)) };
+        let (x, y) = (_mm512_cvtepu8_epi16(x), _mm512_cvtepi8_epi16(y));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
+        i += 32;
+    }
+    _mm512_reduce_add_epi32(acc)
+}

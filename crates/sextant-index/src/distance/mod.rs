@@ -19,6 +19,8 @@ mod scalar;
 pub type F32Kernel = fn(&[f32], &[f32]) -> f32;
 /// An i8 kernel over two slices of equal length, exact in i32.
 pub type I8Kernel = fn(&[i8], &[i8]) -> i32;
+/// A u8 × i8 inner product over two slices of equal length, exact in i32.
+pub type U8I8Kernel = fn(&[u8], &[i8]) -> i32;
 
 /// An instruction set a kernel family is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +76,8 @@ pub struct Kernels {
     pub dot_i8: I8Kernel,
     /// Squared Euclidean distance of i8 vectors.
     pub l2sq_i8: I8Kernel,
+    /// Inner product of a u8 and an i8 vector (AVX-512 VNNI's native operation).
+    pub dot_u8i8: U8I8Kernel,
 }
 
 const SCALAR: Kernels = Kernels {
@@ -83,15 +87,16 @@ const SCALAR: Kernels = Kernels {
     l1: scalar::l1,
     dot_i8: scalar::dot_i8,
     l2sq_i8: scalar::l2sq_i8,
+    dot_u8i8: scalar::dot_u8i8,
 };
 
 /// Wraps an `unsafe` target-feature kernel in a safe function. The wrappers are only reachable
 /// through [`Kernels::for_isa`], which hands them out after checking CPU support.
 #[cfg(target_arch = "x86_64")]
 macro_rules! safe_wrappers {
-    ($module:ident: $($name:ident($t:ty) -> $r:ty),*) => {
+    ($module:ident: $($name:ident($ta:ty, $tb:ty) -> $r:ty),*) => {
         pub(super) mod $module {
-            $(pub(in crate::distance) fn $name(a: &[$t], b: &[$t]) -> $r {
+            $(pub(in crate::distance) fn $name(a: &[$ta], b: &[$tb]) -> $r {
                 // SAFETY: only installed by `Kernels::for_isa` after `Isa::is_supported`.
                 unsafe { crate::distance::$module::$name(a, b) }
             })*
@@ -101,10 +106,16 @@ macro_rules! safe_wrappers {
 
 #[cfg(target_arch = "x86_64")]
 mod safe {
-    safe_wrappers!(avx2: dot(f32) -> f32, l2sq(f32) -> f32, l1(f32) -> f32,
-        dot_i8(i8) -> i32, l2sq_i8(i8) -> i32);
-    safe_wrappers!(avx512: dot(f32) -> f32, l2sq(f32) -> f32, l1(f32) -> f32,
-        dot_i8(i8) -> i32, l2sq_i8(i8) -> i32);
+    safe_wrappers!(avx2: dot(f32, f32) -> f32, l2sq(f32, f32) -> f32, l1(f32, f32) -> f32,
+        dot_i8(i8, i8) -> i32, l2sq_i8(i8, i8) -> i32, dot_u8i8(u8, i8) -> i32);
+    safe_wrappers!(avx512: dot(f32, f32) -> f32, l2sq(f32, f32) -> f32, l1(f32, f32) -> f32,
+        dot_i8(i8, i8) -> i32, l2sq_i8(i8, i8) -> i32, dot_u8i8(u8, i8) -> i32);
+
+    /// VNNI is checked separately from the rest of AVX-512 (some AVX-512 CPUs lack it).
+    pub(super) fn dot_u8i8_vnni(a: &[u8], b: &[i8]) -> i32 {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `avx512vnni` too.
+        unsafe { crate::distance::avx512::dot_u8i8_vnni(a, b) }
+    }
 }
 
 impl Kernels {
@@ -123,6 +134,7 @@ impl Kernels {
                 l1: safe::avx2::l1,
                 dot_i8: safe::avx2::dot_i8,
                 l2sq_i8: safe::avx2::l2sq_i8,
+                dot_u8i8: safe::avx2::dot_u8i8,
             }),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(Kernels {
@@ -132,6 +144,11 @@ impl Kernels {
                 l1: safe::avx512::l1,
                 dot_i8: safe::avx512::dot_i8,
                 l2sq_i8: safe::avx512::l2sq_i8,
+                dot_u8i8: if is_x86_feature_detected!("avx512vnni") {
+                    safe::dot_u8i8_vnni
+                } else {
+                    safe::avx512::dot_u8i8
+                },
             }),
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
@@ -264,9 +281,12 @@ mod tests {
         ) {
             let dot: i32 = a.iter().zip(&b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
             let l2: i32 = a.iter().zip(&b).map(|(&x, &y)| (i32::from(x) - i32::from(y)).pow(2)).sum();
+            let u: Vec<u8> = a.iter().map(|&x| (i16::from(x) + 128) as u8).collect();
+            let dot_u8: i32 = u.iter().zip(&b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
             for k in supported() {
                 prop_assert_eq!((k.dot_i8)(&a, &b), dot, "{:?}", k.isa);
                 prop_assert_eq!((k.l2sq_i8)(&a, &b), l2, "{:?}", k.isa);
+                prop_assert_eq!((k.dot_u8i8)(&u, &b), dot_u8, "{:?}", k.isa);
             }
         }
     }
@@ -281,6 +301,27 @@ mod tests {
                 255 * 255 * 4096,
                 "{:?}",
                 k.isa
+            );
+            let u8_max = [255u8; 4096];
+            assert_eq!((k.dot_u8i8)(&u8_max, &a), -255 * 128 * 4096, "{:?}", k.isa);
+        }
+    }
+
+    /// The AVX-512 u8 × i8 kernel without VNNI is not the one `for_isa` picks on VNNI CPUs;
+    /// check it directly against the scalar reference.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_u8i8_without_vnni_matches_scalar() {
+        if !Isa::Avx512.is_supported() {
+            return;
+        }
+        for n in [0, 1, 31, 32, 33, 100, 784] {
+            let a: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+            let b: Vec<i8> = (0..n).map(|i| (i as i32 * 91 % 256 - 128) as i8).collect();
+            assert_eq!(
+                safe::avx512::dot_u8i8(&a, &b),
+                scalar::dot_u8i8(&a, &b),
+                "n={n}"
             );
         }
     }

@@ -59,3 +59,10 @@ pub(super) fn l2sq_i8(a: &[i8], b: &[i8]) -> i32 {
         })
         .sum()
 }
+
+pub(super) fn dot_u8i8(a: &[u8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum()
+}

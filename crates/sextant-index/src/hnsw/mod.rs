@@ -21,7 +21,7 @@ use sextant_core::{Metric, PointOffset};
 
 use crate::bytes::{Reader, Writer};
 use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
-use crate::storage::{DenseVectors, VectorStorage};
+use crate::storage::{DenseVectors, Sq8Vectors, VectorStorage};
 use crate::tombstones::Tombstones;
 use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
 use graph::{Graph, MAX_LEVEL};
@@ -38,6 +38,43 @@ pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
 pub const DEFAULT_EF_SEARCH: usize = 64;
 /// Default seed of the level generator (builds are reproducible on one thread).
 pub const DEFAULT_SEED: u64 = 0x05e8_7a47;
+/// An SQ8 index walks on f32 until it holds this many vectors, then fits its code range to
+/// them; later inserts are encoded with that range (values outside it are clipped, and results
+/// are rescored exactly, so clipping only perturbs the walk).
+pub const SQ8_MIN_FIT: usize = 1_024;
+
+/// How the graph walk compares vectors. Results are always ranked by exact f32 distances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    /// Walk on the f32 vectors.
+    #[default]
+    None,
+    /// Walk on 8-bit scalar codes (a quarter of the bytes; see [`Sq8Vectors`]), then rescore the
+    /// `ef` candidates exactly. Costs one byte per dimension per vector on top of the f32 copy.
+    /// Not available for L1.
+    Sq8,
+}
+
+impl Quantization {
+    fn code(self) -> u8 {
+        match self {
+            Quantization::None => 0,
+            Quantization::Sq8 => 1,
+        }
+    }
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "f32" => Ok(Quantization::None),
+            "sq8" => Ok(Quantization::Sq8),
+            _ => Err(format!("unknown quantization {s:?}: expected none or sq8")),
+        }
+    }
+}
 
 /// Construction parameters of an HNSW index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +88,8 @@ pub struct HnswParams {
     pub ef_search: usize,
     /// Seed of the random level assignment.
     pub seed: u64,
+    /// What the graph walk compares (results are rescored exactly either way).
+    pub quantization: Quantization,
 }
 
 impl Default for HnswParams {
@@ -60,6 +99,7 @@ impl Default for HnswParams {
             ef_construction: DEFAULT_EF_CONSTRUCTION,
             ef_search: DEFAULT_EF_SEARCH,
             seed: DEFAULT_SEED,
+            quantization: Quantization::None,
         }
     }
 }
@@ -101,6 +141,8 @@ pub struct HnswIndex {
     entry: AtomicU64,
     /// Held for the whole insert of a node that raises the top level.
     entry_lock: Mutex<()>,
+    /// Codes the search walks on when `params.quantization` is `Sq8`.
+    sq8: Option<Sq8Vectors>,
     deleted: Tombstones,
     scratch: Mutex<Vec<Scratch>>,
     rng: SmallRng,
@@ -122,15 +164,33 @@ impl HnswIndex {
     /// An empty index.
     pub fn new(metric: Metric, dim: usize, params: HnswParams) -> Result<Self, IndexError> {
         params.validate()?;
-        Ok(Self::assemble(
-            params,
-            DenseVectors::new(metric, dim)?,
-            Graph::with_levels(params.m, 2 * params.m, Vec::new()),
-        ))
+        let graph = Graph::with_levels(params.m, 2 * params.m, Vec::new());
+        Self::assemble(params, DenseVectors::new(metric, dim)?, graph, None)
     }
 
-    fn assemble(params: HnswParams, vectors: DenseVectors, graph: Graph) -> Self {
-        HnswIndex {
+    /// Puts an index together; SQ8 codes are encoded with `sq8_range` when given (a loaded
+    /// index), else fitted to the vectors once there are enough of them.
+    fn assemble(
+        params: HnswParams,
+        vectors: DenseVectors,
+        graph: Graph,
+        sq8_range: Option<(f32, f32)>,
+    ) -> Result<Self, IndexError> {
+        let sq8 = match (params.quantization, sq8_range) {
+            (Quantization::None, _) => None,
+            (Quantization::Sq8, _) if !Sq8Vectors::supports(vectors.metric()) => {
+                let metric = vectors.metric();
+                return Err(IndexError::param(
+                    "quantization",
+                    format!("sq8 does not support {metric}"),
+                ));
+            }
+            (Quantization::Sq8, Some((lo, hi))) => Sq8Vectors::with_range(&vectors, lo, hi),
+            (Quantization::Sq8, None) if vectors.len() >= SQ8_MIN_FIT => Sq8Vectors::fit(&vectors),
+            (Quantization::Sq8, None) => None,
+        };
+        Ok(HnswIndex {
+            sq8,
             rng: SmallRng::seed_from_u64(params.seed ^ graph.len() as u64),
             params,
             vectors,
@@ -139,7 +199,7 @@ impl HnswIndex {
             entry_lock: Mutex::new(()),
             deleted: Tombstones::default(),
             scratch: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Builds an index over `vectors`, linking nodes in parallel on the current rayon pool (wrap
@@ -156,7 +216,7 @@ impl HnswIndex {
             .map(|_| random_level(&mut rng, params.m))
             .collect();
         let graph = Graph::with_levels(params.m, 2 * params.m, levels);
-        let index = Self::assemble(params, vectors, graph);
+        let index = Self::assemble(params, vectors, graph, None)?;
         let done = AtomicUsize::new(0);
         let n = index.vectors.len() as u32;
         (0..n).into_par_iter().with_min_len(256).for_each(|node| {
@@ -289,6 +349,15 @@ impl HnswIndex {
             ef_construction: r.u32()? as usize,
             ef_search: r.u32()? as usize,
             seed: r.u64()?,
+            quantization: match r.u8()? {
+                0 => Quantization::None,
+                1 => Quantization::Sq8,
+                q => return Err(corrupt(format!("unknown quantization code {q}"))),
+            },
+        };
+        let sq8_range = match r.u8()? {
+            0 => None,
+            _ => Some((f32::from_bits(r.u32()?), f32::from_bits(r.u32()?))),
         };
         params.validate().map_err(|e| corrupt(e.to_string()))?;
         let m0 = 2 * params.m;
@@ -318,16 +387,19 @@ impl HnswIndex {
                     && graph.levels().iter().all(|&l| usize::from(l) <= top) => {}
             _ => return Err(corrupt("invalid entry point".into())),
         }
-        let mut index = Self::assemble(params, vectors, graph);
+        let mut index = Self::assemble(params, vectors, graph, sq8_range)
+            .map_err(|e| corrupt(e.to_string()))?;
         index.entry = AtomicU64::new(entry);
         index.deleted = deleted;
         Ok(index)
     }
 
-    fn search_graph(
+    /// Descends the upper levels and beam-searches level 0 over `storage`; returns up to `ef`
+    /// live, filter-matching nodes with `storage`'s distances, closest first.
+    fn walk<S: VectorStorage>(
         &self,
-        query: &<DenseVectors as VectorStorage>::Query,
-        k: usize,
+        storage: &S,
+        query: &S::Query,
         ef: usize,
         filter: Option<&IdFilter<'_>>,
     ) -> Vec<Neighbor> {
@@ -336,12 +408,12 @@ impl HnswIndex {
         };
         let walk = Walk {
             graph: &self.graph,
-            storage: &self.vectors,
+            storage,
             query,
         };
         let mut current = Neighbor {
             id: entry,
-            distance: self.vectors.distance(query, entry),
+            distance: storage.distance(query, entry),
         };
         for l in (1..=top).rev() {
             current = walk.greedy(current, l);
@@ -349,7 +421,7 @@ impl HnswIndex {
         let mut scratch = self.take_scratch();
         let (e, s, deleted) = ([current], &mut scratch, &self.deleted);
         // One monomorphised walk per case, so the unfiltered search pays for no check at all.
-        let mut found = match (filter, deleted.is_empty()) {
+        let found = match (filter, deleted.is_empty()) {
             (None, true) => walk.search_layer(&e, 0, ef, s, |_| true),
             (None, false) => walk.search_layer(&e, 0, ef, s, |id| !deleted.contains(id)),
             (Some(f), _) => {
@@ -357,7 +429,6 @@ impl HnswIndex {
             }
         };
         self.put_scratch(scratch);
-        found.truncate(k);
         found
     }
 }
@@ -416,11 +487,27 @@ impl VectorIndex for HnswIndex {
                 ));
             }
         }
-        Ok(self.search_graph(&q, params.k, ef, filter))
+        let mut found = match &self.sq8 {
+            None => self.walk(&self.vectors, &q, ef, filter),
+            Some(sq8) => {
+                let coded = sq8.prepare(&padded[..self.dim()]);
+                let mut found = self.walk(sq8, &coded, ef, filter);
+                for n in &mut found {
+                    n.distance = self.vectors.distance(&q, n.id);
+                }
+                found.sort_unstable();
+                found
+            }
+        };
+        found.truncate(params.k);
+        Ok(found)
     }
 
     fn memory_bytes(&self) -> usize {
-        self.vectors.memory_bytes() + self.graph.memory_bytes() + self.deleted.memory_bytes()
+        self.vectors.memory_bytes()
+            + self.sq8.as_ref().map_or(0, Sq8Vectors::memory_bytes)
+            + self.graph.memory_bytes()
+            + self.deleted.memory_bytes()
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -435,6 +522,15 @@ impl VectorIndex for HnswIndex {
         w.u32(self.params.ef_construction as u32);
         w.u32(self.params.ef_search as u32);
         w.u64(self.params.seed);
+        w.u8(self.params.quantization.code());
+        match self.sq8.as_ref().map(Sq8Vectors::range) {
+            None => w.u8(0),
+            Some((lo, hi)) => {
+                w.u8(1);
+                w.u32(lo.to_bits());
+                w.u32(hi.to_bits());
+            }
+        }
         w.u64(self.entry.load(Ordering::Acquire));
         w.bytes(self.graph.levels());
         w.u32s(links0);
@@ -448,6 +544,15 @@ impl VectorIndex for HnswIndex {
 impl VectorIndexMut for HnswIndex {
     fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
         let id = self.vectors.push(vector)?;
+        if self.params.quantization == Quantization::Sq8 {
+            match &mut self.sq8 {
+                Some(sq8) => sq8.push(self.vectors.get(id).expect("just pushed")),
+                None if self.vectors.len() >= SQ8_MIN_FIT => {
+                    self.sq8 = Sq8Vectors::fit(&self.vectors);
+                }
+                None => {}
+            }
+        }
         let level = random_level(&mut self.rng, self.params.m);
         self.graph.push_node(level);
         self.link(id);

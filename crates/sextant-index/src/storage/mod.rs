@@ -8,6 +8,10 @@
 //! distance, and in exchange every vector starts on a cache line and the SIMD kernels never run a
 //! tail loop.
 
+mod sq8;
+
+pub use sq8::{Sq8Query, Sq8Vectors};
+
 use bytemuck::{Pod, Zeroable};
 use sextant_core::{l2_normalize_in_place, validate_vector, Metric};
 

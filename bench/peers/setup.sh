@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Creates .venv-peers/ with pinned versions of the peer ANN libraries that
+# bench/peers/ann.py compares Sextant against: hnswlib, faiss-cpu, usearch.
+# Idempotent: does nothing when the pinned versions are already installed.
+#
+# hnswlib 0.8.0 ships only as an sdist and is compiled here. Its setup.py adds
+# "-O3 -march=native" (unless HNSWLIB_NO_NATIVE is set, which we leave unset),
+# so on an AVX-512 CPU its distance kernels use AVX-512. We build it with no
+# wheel cache so a wheel tuned for another CPU is never reused; the compiler
+# log is kept in .venv-peers/hnswlib-build.log.
+#
+# Usage: bash bench/peers/setup.sh        (PYTHON=python3.x to pick the interpreter)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+VENV="$ROOT/.venv-peers"
+PYTHON="${PYTHON:-python3}"
+
+PINS=(numpy==2.4.6 faiss-cpu==1.15.1 usearch==2.26.6)
+BUILD_PINS=(pybind11==2.13.6 setuptools==80.9.0 wheel==0.45.1)
+HNSWLIB=hnswlib==0.8.0
+
+installed_ok() {
+    "$VENV/bin/python" - "${PINS[@]}" "$HNSWLIB" <<'EOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    if version(name) != want:
+        sys.exit(1)
+EOF
+}
+
+if [ -x "$VENV/bin/python" ] && installed_ok; then
+    echo "peers venv up to date: $VENV"
+else
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "${PINS[@]}" "${BUILD_PINS[@]}"
+    echo "building $HNSWLIB from source (log: $VENV/hnswlib-build.log)"
+    "$VENV/bin/pip" install --verbose --no-cache-dir --no-build-isolation \
+        --no-binary hnswlib "$HNSWLIB" >"$VENV/hnswlib-build.log" 2>&1 \
+        || { tail -30 "$VENV/hnswlib-build.log"; exit 1; }
+    installed_ok
+fi
+
+"$VENV/bin/python" - <<'EOF'
+from importlib.metadata import version
+import faiss
+from usearch.index import Index
+for name in ("numpy", "hnswlib", "faiss-cpu", "usearch"):
+    print(f"  {name} {version(name)}")
+print("  faiss compile options:", faiss.get_compile_options())
+print("  usearch hardware acceleration (f32 l2sq):",
+      Index(ndim=64, metric="l2sq", dtype="f32").hardware_acceleration)
+EOF
+if [ -f "$VENV/hnswlib-build.log" ]; then
+    flags=$(grep -o -E -- '-march=native|-O3|-fopenmp' "$VENV/hnswlib-build.log" | sort -u | tr '\n' ' ')
+    echo "  hnswlib compiler flags seen in build log: ${flags:-none found}"
+fi
