@@ -42,9 +42,10 @@ pub struct AnnArgs {
     /// HNSW build beam width.
     #[arg(long, default_value_t = DEFAULT_EF_CONSTRUCTION)]
     ef_construction: usize,
-    /// What the graph walk compares: `none` (f32) or `sq8` (8-bit codes, results rescored in
-    /// f32; one extra byte per dimension per vector).
-    #[arg(long, default_value = "none")]
+    /// What the graph walk compares: `sq8` (8-bit codes, results rescored exactly in f32; one
+    /// extra byte per dimension per vector), `none` (f32), or `auto` (sq8 unless the metric is
+    /// l1).
+    #[arg(long, default_value = "auto")]
     quantization: Quantization,
     /// Search beam widths to sweep, comma-separated.
     #[arg(
@@ -62,6 +63,10 @@ pub struct AnnArgs {
     /// Measure each `ef` this many times and report the median.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
+    /// Load the index from this file if it exists (parameters must match), else build it and
+    /// save it here; lets repeated search measurements skip the build.
+    #[arg(long)]
+    index_file: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -132,6 +137,7 @@ fn bench_ann(args: AnnArgs) -> anyhow::Result<()> {
         k: args.k as usize,
         threads: args.threads as usize,
         runs: args.runs as usize,
+        index_file: args.index_file,
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")

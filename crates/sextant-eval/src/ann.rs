@@ -39,6 +39,9 @@ pub struct AnnConfig {
     pub threads: usize,
     /// Repetitions of each `ef`; medians are reported.
     pub runs: usize,
+    /// Load the index from this file when it exists (its parameters must match); otherwise
+    /// build it and save it here. A loaded index reports no build time.
+    pub index_file: Option<PathBuf>,
 }
 
 /// Callbacks for progress display; the harness itself prints nothing.
@@ -183,6 +186,46 @@ fn run_queries(
     Ok((found, timing))
 }
 
+/// Loads a saved index and checks it was built from the same data and parameters.
+fn load_index(
+    path: &std::path::Path,
+    config: &AnnConfig,
+    base: &Matrix<f32>,
+) -> Result<HnswIndex, EvalError> {
+    let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let index = HnswIndex::from_bytes(&bytes).map_err(|e| EvalError::Format {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let p = index.params();
+    let same = index.metric() == config.metric
+        && index.dim() == base.dim
+        && index.len() == base.rows
+        && (p.m, p.ef_construction, p.quantization)
+            == (
+                config.hnsw.m,
+                config.hnsw.ef_construction,
+                config.hnsw.quantization.resolve(config.metric),
+            );
+    if !same {
+        return Err(invalid(format!(
+            "{} holds an index of {} × {} ({}, m={}, ef_construction={}, {:?}), not the one \
+             asked for; delete it to rebuild",
+            path.display(),
+            index.len(),
+            index.dim(),
+            index.metric(),
+            p.m,
+            p.ef_construction,
+            p.quantization
+        )));
+    }
+    Ok(index)
+}
+
 /// Runs the whole benchmark.
 pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, EvalError> {
     config.validate()?;
@@ -212,17 +255,41 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
         .num_threads(config.threads)
         .build()
         .map_err(|e| invalid(format!("cannot start {} threads: {e}", config.threads)))?;
-    observer.phase("build");
-    let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
-    let index = pool.install(|| -> Result<HnswIndex, EvalError> {
-        let vectors = DenseVectors::from_rows(config.metric, base.dim, &base.data)?;
-        let total = vectors.len();
-        let progress = |done: usize| observer.build_progress(done, total);
-        Ok(HnswIndex::build(vectors, config.hnsw, Some(&progress))?)
-    })?;
-    let build = Timing {
-        wall_s: t0.elapsed().as_secs_f64(),
-        cpu_s: process_cpu_seconds() - cpu0,
+    let cached = config.index_file.as_ref().filter(|p| p.exists());
+    let (index, build) = match cached {
+        Some(path) => {
+            observer.phase("loading index");
+            let index = load_index(path, config, &base)?;
+            (
+                index,
+                Timing {
+                    wall_s: f64::NAN,
+                    cpu_s: f64::NAN,
+                },
+            )
+        }
+        None => {
+            observer.phase("build");
+            let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
+            let index = pool.install(|| -> Result<HnswIndex, EvalError> {
+                let vectors = DenseVectors::from_rows(config.metric, base.dim, &base.data)?;
+                let total = vectors.len();
+                let progress = |done: usize| observer.build_progress(done, total);
+                Ok(HnswIndex::build(vectors, config.hnsw, Some(&progress))?)
+            })?;
+            let wall_s = t0.elapsed().as_secs_f64();
+            let build = Timing {
+                wall_s,
+                cpu_s: process_cpu_seconds() - cpu0,
+            };
+            if let Some(path) = &config.index_file {
+                std::fs::write(path, index.to_bytes()).map_err(|source| EvalError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
+            (index, build)
+        }
     };
     drop(base.data);
 
@@ -253,9 +320,9 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
         });
     }
     Ok(AnnReport {
-        system: match config.hnsw.quantization {
-            Quantization::None => "sextant".into(),
-            Quantization::Sq8 => "sextant-sq8".into(),
+        system: match index.params().quantization {
+            Quantization::None => "sextant-f32".into(),
+            _ => "sextant".into(),
         },
         version: env!("CARGO_PKG_VERSION").into(),
         isa: sextant_index::distance::kernels().isa.name().into(),
@@ -273,7 +340,7 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
             k: config.k,
             threads: config.threads,
             runs: config.runs,
-            quantization: Some(format!("{:?}", config.hnsw.quantization).to_lowercase()),
+            quantization: Some(index.params().quantization.name().into()),
         },
         build,
         memory_bytes: index.memory_bytes() as u64,
@@ -348,6 +415,7 @@ mod tests {
             k: 5,
             threads: 2,
             runs: 2,
+            index_file: Some(dir.path().join("index.bin")),
         };
         let report = run(&config, &Silent).unwrap();
         assert_eq!(report.results.len(), 2);
@@ -356,6 +424,22 @@ mod tests {
         assert_eq!(read_ids(&dir.path().join("gt.ivecs")).unwrap().rows, 20);
         let md = report.to_markdown();
         assert!(md.contains("| 100 |"), "{md}");
+
+        // A second run loads the saved index and finds the same neighbours.
+        let again = run(&config, &Silent).unwrap();
+        assert!(again.build.wall_s.is_nan(), "loaded, not built");
+        assert_eq!(again.results[1].recall, report.results[1].recall);
+        let other = AnnConfig {
+            hnsw: HnswParams {
+                m: 8,
+                ..config.hnsw
+            },
+            ..config.clone()
+        };
+        assert!(run(&other, &Silent)
+            .unwrap_err()
+            .to_string()
+            .contains("delete it"));
 
         let bad_dim = AnnConfig {
             queries: write("q2.fvecs", &[vec![1.0, 2.0]]),

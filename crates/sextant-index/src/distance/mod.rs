@@ -317,7 +317,7 @@ mod tests {
         }
         for n in [0, 1, 31, 32, 33, 100, 784] {
             let a: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
-            let b: Vec<i8> = (0..n).map(|i| (i as i32 * 91 % 256 - 128) as i8).collect();
+            let b: Vec<i8> = (0..n).map(|i: i32| (i * 91 % 256 - 128) as i8).collect();
             assert_eq!(
                 safe::avx512::dot_u8i8(&a, &b),
                 scalar::dot_u8i8(&a, &b),

@@ -11,26 +11,55 @@ use crate::Neighbor;
 /// Per-search working memory, pooled so that searches do not allocate.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    /// `visited[id] == epoch` marks `id` as seen by the current walk.
-    visited: Vec<u16>,
-    epoch: u16,
+    visited: Visited,
     candidates: BinaryHeap<Reverse<Neighbor>>,
     results: BinaryHeap<Neighbor>,
     fresh: Vec<u32>,
     pub(crate) links: Vec<u32>,
 }
 
+/// The set of nodes a walk has seen: one bit per node, so that even a large graph's set stays
+/// in L1/L2 cache (a u16 per node, as hnswlib keeps, is 16× larger and its random reads miss
+/// cache: 25% of search time on GloVe-400k). Only the words a walk touched are cleared.
+#[derive(Debug, Default)]
+struct Visited {
+    bits: Vec<u64>,
+    touched: Vec<u32>,
+}
+
+impl Visited {
+    fn reset(&mut self, n: usize) {
+        for &w in &self.touched {
+            self.bits[w as usize] = 0;
+        }
+        self.touched.clear();
+        let words = n.div_ceil(64);
+        if self.bits.len() < words {
+            self.bits.resize(words, 0);
+        }
+    }
+
+    /// Marks `id`; returns whether it was unseen.
+    #[inline(always)]
+    fn insert(&mut self, id: u32) -> bool {
+        let w = (id >> 6) as usize;
+        let bit = 1u64 << (id & 63);
+        let word = &mut self.bits[w];
+        if *word & bit != 0 {
+            return false;
+        }
+        if *word == 0 {
+            self.touched.push(w as u32);
+        }
+        *word |= bit;
+        true
+    }
+}
+
 impl Scratch {
-    /// Starts a new walk over a graph of `n` nodes: O(1) except when the epoch wraps.
+    /// Starts a new walk over a graph of `n` nodes.
     fn begin(&mut self, n: usize) {
-        if self.visited.len() < n {
-            self.visited.resize(n, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.fill(0);
-            self.epoch = 1;
-        }
+        self.visited.reset(n);
         self.candidates.clear();
         self.results.clear();
     }
@@ -88,17 +117,13 @@ impl<S: VectorStorage> Walk<'_, S> {
         scratch.begin(graph.len());
         let Scratch {
             visited,
-            epoch,
             candidates,
             results,
             fresh,
             ..
         } = scratch;
-        let epoch = *epoch;
         for &e in entries {
-            let seen = &mut visited[e.id as usize];
-            if *seen != epoch {
-                *seen = epoch;
+            if visited.insert(e.id) {
                 candidates.push(Reverse(e));
                 if accept(e.id) {
                     results.push(e);
@@ -125,9 +150,7 @@ impl<S: VectorStorage> Walk<'_, S> {
             fresh.clear();
             for slot in graph.neighbors(current.id, level) {
                 let id = slot.load(Relaxed);
-                let seen = &mut visited[id as usize];
-                if *seen != epoch {
-                    *seen = epoch;
+                if visited.insert(id) {
                     fresh.push(id);
                     storage.prefetch(id);
                 }

@@ -86,7 +86,7 @@ impl Sq8Vectors {
 
     /// Encodes `vectors` with the range `[lo, hi]` (e.g. restored from a file).
     pub fn with_range(vectors: &DenseVectors, lo: f32, hi: f32) -> Option<Self> {
-        if !Self::supports(vectors.metric()) || !(lo.is_finite() && hi.is_finite()) {
+        if !(Self::supports(vectors.metric()) && lo.is_finite() && hi.is_finite()) {
             return None;
         }
         let step = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
