@@ -224,6 +224,9 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     prefix = os.path.join(out_dir, a.name)
     gt, ours_json, peers_json = prefix + "-gt.ivecs", prefix + "-sextant.json", prefix + "-peers.json"
+    # Our default walk (SQ8 codes, exact rescoring) and the plain f32 walk over the same graph
+    # parameters, so the report separates the graph from the quantised walk.
+    f32_json = prefix + "-sextant-f32.json"
     a.base, a.queries = os.path.abspath(a.base), os.path.abspath(a.queries)
 
     ensure_ground_truth(a, gt)
@@ -232,11 +235,14 @@ def main():
         if not os.path.exists(exe):
             sys.exit(f"{exe} not found: build it (cargo build --release) or pass --skip-sextant")
         run([exe, "bench", "ann"] + common_args(a, gt) + ["--json", ours_json])
+        run([exe, "bench", "ann"] + common_args(a, gt)
+            + ["--quantization", "none", "--json", f32_json])
     if not a.skip_peers:
         run([sys.executable, os.path.join(ROOT, "bench", "peers", "ann.py")] + common_args(a, gt)
             + ["--systems", a.systems, "--json", peers_json])
 
-    runs = [r for path in (ours_json, peers_json) if os.path.exists(path) for r in load_runs(path)]
+    paths = (ours_json, f32_json, peers_json)
+    runs = [r for path in paths if os.path.exists(path) for r in load_runs(path)]
     if not runs:
         sys.exit("no results to compare")
     systems = [summarise(r) for r in runs]

