@@ -71,9 +71,9 @@ f32_kernel!(l1, l1_step, |x: f32, y: f32| (x - y).abs());
 
 /// i8 kernels widen 16 lanes to i16 and use `madd` (pairwise i16 products summed into i32).
 macro_rules! i8_kernel {
-    ($name:ident, $combine:expr, $tail:expr) => {
+    ($name:ident, $a:ty, $widen_a:ident, $combine:expr, $tail:expr) => {
         #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn $name(a: &[i8], b: &[i8]) -> i32 {
+        pub(super) unsafe fn $name(a: &[$a], b: &[i8]) -> i32 {
             debug_assert_eq!(a.len(), b.len());
             let n = a.len().min(b.len());
             let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -83,7 +83,7 @@ macro_rules! i8_kernel {
                 // SAFETY: i + 16 <= n; 16 bytes are read from each slice.
                 let x = unsafe { _mm_loadu_si128(pa.add(i).cast()) };
                 let y = unsafe { _mm_loadu_si128(pb.add(i).cast()) };
-                let (x, y) = (_mm256_cvtepi8_epi16(x), _mm256_cvtepi8_epi16(y));
+                let (x, y) = ($widen_a(x), _mm256_cvtepi8_epi16(y));
                 acc = _mm256_add_epi32(acc, $combine(x, y));
                 i += 16;
             }
@@ -110,35 +110,28 @@ fn l2_i8_combine(x: __m256i, y: __m256i) -> __m256i {
     _mm256_madd_epi16(d, d)
 }
 
-i8_kernel!(dot_i8, dot_i8_combine, |x: i8, y: i8| i32::from(x)
-    * i32::from(y));
-i8_kernel!(l2sq_i8, l2_i8_combine, |x: i8, y: i8| {
-    let d = i32::from(x) - i32::from(y);
-    d * d
-});
-
-/// u8 × i8 inner product: widen both to i16 and `madd` (16 lanes per step).
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn dot_u8i8(a: &[u8], b: &[i8]) -> i32 {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = _mm256_setzero_si256();
-    let mut i = 0;
-    while i + 16 <= n {
-        // SAFETY: i + 16 <= n; 16 bytes are read from each slice.
-        let x = unsafe { _mm_loadu_si128(pa.add(i).cast()) };
-        let y = unsafe { _mm_loadu_si128(pb.add(i).cast()) };
-        let (x, y) = (_mm256_cvtepu8_epi16(x), _mm256_cvtepi8_epi16(y));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
-        i += 16;
+i8_kernel!(
+    dot_i8,
+    i8,
+    _mm256_cvtepi8_epi16,
+    dot_i8_combine,
+    |x: i8, y: i8| { i32::from(x) * i32::from(y) }
+);
+// u8 × i8: the first operand is zero-extended instead of sign-extended.
+i8_kernel!(
+    dot_u8i8,
+    u8,
+    _mm256_cvtepu8_epi16,
+    dot_i8_combine,
+    |x: u8, y: i8| { i32::from(x) * i32::from(y) }
+);
+i8_kernel!(
+    l2sq_i8,
+    i8,
+    _mm256_cvtepi8_epi16,
+    l2_i8_combine,
+    |x: i8, y: i8| {
+        let d = i32::from(x) - i32::from(y);
+        d * d
     }
-    let mut lanes = [0i32; 8];
-    // SAFETY: `lanes` is 32 bytes, exactly one __m256i.
-    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
-    let mut total: i32 = lanes.iter().sum();
-    for k in i..n {
-        total += i32::from(a[k]) * i32::from(b[k]);
-    }
-    total
-}
+);

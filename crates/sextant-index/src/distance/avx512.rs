@@ -61,11 +61,11 @@ f32_kernel!(dot, dot_step);
 f32_kernel!(l2sq, l2_step);
 f32_kernel!(l1, l1_step);
 
-/// i8 kernels widen 32 lanes to i16 and use `madd` (pairwise i16 products summed into i32).
+/// i8 (and u8 × i8) kernels widen 32 lanes to i16 and use `madd` (pairwise i16 products summed into i32).
 macro_rules! i8_kernel {
-    ($name:ident, $combine:expr) => {
+    ($name:ident, $a:ty, $widen_a:ident, $combine:expr) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-        pub(super) unsafe fn $name(a: &[i8], b: &[i8]) -> i32 {
+        pub(super) unsafe fn $name(a: &[$a], b: &[i8]) -> i32 {
             debug_assert_eq!(a.len(), b.len());
             let n = a.len().min(b.len());
             let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -80,9 +80,9 @@ macro_rules! i8_kernel {
                 };
                 // SAFETY: only lanes i..min(i + 32, n) are enabled, inside both slices; masked
                 // loads do not touch disabled lanes.
-                let x = unsafe { _mm256_maskz_loadu_epi8(mask, pa.add(i)) };
+                let x = unsafe { _mm256_maskz_loadu_epi8(mask, pa.add(i).cast()) };
                 let y = unsafe { _mm256_maskz_loadu_epi8(mask, pb.add(i)) };
-                let (x, y) = (_mm512_cvtepi8_epi16(x), _mm512_cvtepi8_epi16(y));
+                let (x, y) = ($widen_a(x), _mm512_cvtepi8_epi16(y));
                 acc = _mm512_add_epi32(acc, $combine(x, y));
                 i += 32;
             }
@@ -102,8 +102,10 @@ fn l2_i8_combine(x: __m512i, y: __m512i) -> __m512i {
     _mm512_madd_epi16(d, d)
 }
 
-i8_kernel!(dot_i8, dot_i8_combine);
-i8_kernel!(l2sq_i8, l2_i8_combine);
+i8_kernel!(dot_i8, i8, _mm512_cvtepi8_epi16, dot_i8_combine);
+i8_kernel!(l2sq_i8, i8, _mm512_cvtepi8_epi16, l2_i8_combine);
+// u8 × i8 without VNNI: the first operand is zero-extended instead of sign-extended.
+i8_kernel!(dot_u8i8, u8, _mm512_cvtepu8_epi16, dot_i8_combine);
 
 /// u8 × i8 inner product with AVX-512 VNNI: `vpdpbusd` multiplies 64 byte pairs and adds them
 /// into 16 i32 lanes in one instruction. Exact: each group of four products is at most
@@ -138,29 +140,4 @@ pub(super) unsafe fn dot_u8i8_vnni(a: &[u8], b: &[i8]) -> i32 {
         i += 64;
     }
     _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
-}
-
-/// u8 × i8 inner product without VNNI: widen both to i16 and `madd`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn dot_u8i8(a: &[u8], b: &[i8]) -> i32 {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = _mm512_setzero_si512();
-    let mut i = 0;
-    while i < n {
-        let left = n - i;
-        let mask: __mmask32 = if left >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << left) - 1
-        };
-        // SAFETY: only lanes i..min(i + 32, n) are enabled; masked loads skip the others.
-        let x = unsafe { _mm256_maskz_loadu_epi8(mask, pa.add(i).cast()) };
-        let y = unsafe { _mm256_maskz_loadu_epi8(mask, pb.add(i)) };
-        let (x, y) = (_mm512_cvtepu8_epi16(x), _mm512_cvtepi8_epi16(y));
-        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
-        i += 32;
-    }
-    _mm512_reduce_add_epi32(acc)
 }
