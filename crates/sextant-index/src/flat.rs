@@ -158,8 +158,7 @@ impl VectorIndex for FlatIndex {
         filter: Option<&IdFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError> {
         params.validate()?;
-        let padded = self.vectors.preprocess(query)?;
-        let q = self.vectors.prepare(&padded[..self.dim()]);
+        let q = self.vectors.query(query)?;
         let n = self.vectors.len() as u32;
         Ok(match filter {
             None => Self::scan(&self.vectors, &q, 0..n, params.k, &self.deleted),

@@ -497,8 +497,7 @@ impl VectorIndex for HnswIndex {
         filter: Option<&IdFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError> {
         params.validate()?;
-        let padded = self.vectors.preprocess(query)?;
-        let q = self.vectors.prepare(&padded[..self.dim()]);
+        let q = self.vectors.query(query)?;
         let ef = params.ef.unwrap_or(self.params.ef_search).max(params.k);
         if let Some(IdFilter::Bitmap(b)) = filter {
             if b.len() <= params.exact_filter_threshold as u64 {
@@ -515,7 +514,7 @@ impl VectorIndex for HnswIndex {
         let mut found = match &self.sq8 {
             None => self.walk(&self.vectors, &q, ef, filter),
             Some(sq8) => {
-                let coded = sq8.prepare(&padded[..self.dim()]);
+                let coded = sq8.prepare(q.values(self.dim()));
                 let mut found = self.walk(sq8, &coded, ef, filter);
                 for n in &mut found {
                     n.distance = self.vectors.distance(&q, n.id);

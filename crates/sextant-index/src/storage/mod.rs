@@ -84,6 +84,13 @@ pub struct DenseQuery {
     padded: Vec<f32>,
 }
 
+impl DenseQuery {
+    /// The preprocessed components, without the zero padding.
+    pub(crate) fn values(&self, dim: usize) -> &[f32] {
+        &self.padded[..dim]
+    }
+}
+
 impl DenseVectors {
     /// An empty store for `dim`-dimensional vectors compared by `metric`.
     pub fn new(metric: Metric, dim: usize) -> Result<Self, IndexError> {
@@ -125,6 +132,13 @@ impl DenseVectors {
             l2_normalize_in_place(&mut padded[..self.dim]);
         }
         Ok(padded)
+    }
+
+    /// Validates and preprocesses a user query into the form searches score with.
+    pub fn query(&self, v: &[f32]) -> Result<DenseQuery, IndexError> {
+        Ok(DenseQuery {
+            padded: self.preprocess(v)?,
+        })
     }
 
     /// Validates, preprocesses and appends `v`; returns its offset.
