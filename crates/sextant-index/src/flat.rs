@@ -11,6 +11,10 @@ use crate::topk::TopK;
 use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
 
 pub(crate) const MAGIC: &[u8; 8] = b"SXTFLAT\0";
+
+/// Queries scored together by [`FlatIndex::search_batch`]: 16 padded queries of up to a few
+/// hundred dimensions stay in L1/L2 while each stored vector streams past them once.
+pub const QUERY_BLOCK: usize = 16;
 const VERSION: u32 = 1;
 
 /// Exact nearest-neighbour index.
@@ -51,7 +55,12 @@ impl FlatIndex {
     }
 
     /// Searches many row-major queries at once on the current rayon pool (wrap the call in
-    /// `ThreadPool::install` to choose the thread count). Results are in query order.
+    /// `ThreadPool::install` to choose the thread count). Results are in query order and equal
+    /// to [`VectorIndex::search`]'s.
+    ///
+    /// Without a filter, queries are scored in blocks of [`QUERY_BLOCK`]: each stored vector is
+    /// read from memory once per block instead of once per query, which is what bounds a flat
+    /// scan over vectors that do not fit in cache.
     pub fn search_batch(
         &self,
         queries: &[f32],
@@ -68,10 +77,37 @@ impl FlatIndex {
                 ),
             ));
         }
-        queries
-            .par_chunks_exact(dim)
-            .map(|q| self.search(q, params, filter))
-            .collect()
+        if filter.is_some() {
+            return queries
+                .par_chunks_exact(dim)
+                .map(|q| self.search(q, params, filter))
+                .collect();
+        }
+        params.validate()?;
+        let blocks: Vec<Vec<Vec<Neighbor>>> = queries
+            .par_chunks(dim * QUERY_BLOCK)
+            .map(|block| self.scan_block(block, params.k))
+            .collect::<Result<_, _>>()?;
+        Ok(blocks.into_iter().flatten().collect())
+    }
+
+    /// Exact top-`k` of each query in `block` (at most [`QUERY_BLOCK`] row-major queries).
+    fn scan_block(&self, block: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>, IndexError> {
+        let dim = self.vectors.dim();
+        let prepared: Vec<_> = block
+            .chunks_exact(dim)
+            .map(|q| self.vectors.query(q))
+            .collect::<Result<_, _>>()?;
+        let mut tops: Vec<TopK> = prepared.iter().map(|_| TopK::new(k)).collect();
+        for id in 0..self.vectors.len() as u32 {
+            if self.deleted.contains(id) {
+                continue;
+            }
+            for (q, top) in prepared.iter().zip(&mut tops) {
+                top.offer(id, self.vectors.distance(q, id));
+            }
+        }
+        Ok(tops.into_iter().map(TopK::into_sorted).collect())
     }
 
     /// Exact search over the offsets in `ids` (all must be < `len`); used by other indexes when
@@ -254,13 +290,19 @@ mod tests {
 
     #[test]
     fn batch_equals_single() {
-        let idx = index();
-        let queries = [1.1f32, 0.0, 17.6, 0.0];
-        let batch = idx
-            .search_batch(&queries, &SearchParams::new(2), None)
-            .unwrap();
+        let mut idx = index();
+        idx.delete(5).unwrap();
+        // 40 queries: two full blocks of QUERY_BLOCK and a partial one.
+        let queries: Vec<f32> = (0..40).flat_map(|i| [i as f32 * 0.53, 0.1]).collect();
+        let params = SearchParams::new(3);
+        let batch = idx.search_batch(&queries, &params, None).unwrap();
+        assert_eq!(batch.len(), 40);
         for (q, res) in queries.chunks(2).zip(&batch) {
-            assert_eq!(&idx.search(q, &SearchParams::new(2), None).unwrap(), res);
+            assert_eq!(&idx.search(q, &params, None).unwrap(), res);
         }
+        let bad = idx
+            .search_batch(&[1.0, f32::NAN], &params, None)
+            .unwrap_err();
+        assert!(bad.to_string().contains("NaN"), "{bad}");
     }
 }
