@@ -1,0 +1,48 @@
+//! Sextant's storage engine.
+//!
+//! Today: the write-ahead log ([`wal`]). Segments, the manifest, payload storage and snapshots
+//! follow (issue 3); they will build on the same rules: every file starts with a magic number and
+//! a format version and carries checksums, and corruption is reported with the file name and
+//! offset, never silently skipped.
+#![forbid(unsafe_code)]
+
+pub mod wal;
+
+use std::path::PathBuf;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system I/O error on a file.
+    #[error("I/O error on {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's bytes fail validation somewhere a crash cannot explain (not a torn tail).
+    #[error("{path} is corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the first bad byte.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file written by a format version this build does not read.
+    #[error("{path} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// A caller broke the log's contract (e.g. a sequence number that does not increase).
+    #[error("invalid WAL use: {0}")]
+    InvalidSequence(String),
+}
