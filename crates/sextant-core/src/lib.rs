@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod filter;
 mod metric;
 mod vector;
 
 pub use error::VectorError;
+pub use filter::{Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
 pub use vector::{l2_normalize_in_place, validate_vector};
 
