@@ -335,7 +335,7 @@ impl Condition {
     pub fn matches(&self, id: &PointId, payload: &Value) -> bool {
         match self {
             Condition::Match { key, value } => {
-                let found = values_at(payload, key);
+                let found = payload_values(payload, key);
                 match value {
                     MatchValue::Value(v) => found.iter().any(|f| json_eq(f, v)),
                     MatchValue::Any(vs) => found.iter().any(|f| vs.iter().any(|v| json_eq(f, v))),
@@ -344,11 +344,11 @@ impl Condition {
                     }
                 }
             }
-            Condition::Range { key, range } => {
-                values_at(payload, key).iter().any(|v| range.contains(v))
-            }
-            Condition::IsNull(key) => values_at(payload, key).iter().any(|v| v.is_null()),
-            Condition::IsEmpty(key) => values_at(payload, key).iter().all(|v| v.is_null()),
+            Condition::Range { key, range } => payload_values(payload, key)
+                .iter()
+                .any(|v| range.contains(v)),
+            Condition::IsNull(key) => payload_values(payload, key).iter().any(|v| v.is_null()),
+            Condition::IsEmpty(key) => payload_values(payload, key).iter().all(|v| v.is_null()),
             Condition::HasId(ids) => ids.contains(id),
             Condition::Nested(f) => f.matches(id, payload),
         }
@@ -386,8 +386,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Every value at dotted `key`, arrays flattened (on the way and at the end).
-fn values_at<'a>(payload: &'a Value, key: &str) -> Vec<&'a Value> {
+/// Every value at dotted `key`, arrays flattened (on the way and at the end): the values a
+/// condition on `key` is tested against. Payload indexes use it to stay exactly in step.
+pub fn payload_values<'a>(payload: &'a Value, key: &str) -> Vec<&'a Value> {
     let mut current = vec![payload];
     for part in key.split('.') {
         let mut next = Vec::new();

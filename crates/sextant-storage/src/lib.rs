@@ -1,11 +1,12 @@
 //! Sextant's storage engine.
 //!
-//! Today: the write-ahead log ([`wal`]). Segments, the manifest, payload storage and snapshots
+//! Today: the write-ahead log ([`wal`]) and payload indexes ([`payload_index`]). Segments, the manifest, payload storage and snapshots
 //! follow (issue 3); they will build on the same rules: every file starts with a magic number and
 //! a format version and carries checksums, and corruption is reported with the file name and
 //! offset, never silently skipped.
 #![forbid(unsafe_code)]
 
+pub mod payload_index;
 pub mod wal;
 
 use std::path::PathBuf;

@@ -1,4 +1,7 @@
-//! WAL contracts: round trips, torn tails cut at every byte, corruption reported with its place.
+//! Storage contracts. Here: the WAL (round trips, torn tails cut at every byte, corruption
+//! reported with its place); in `payload_index`: indexes agree with a full payload scan.
+
+mod payload_index;
 
 use std::path::Path;
 
