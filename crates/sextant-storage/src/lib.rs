@@ -1,11 +1,13 @@
 //! Sextant's storage engine.
 //!
-//! Today: the write-ahead log ([`wal`]) and payload indexes ([`payload_index`]). Segments, the manifest, payload storage and snapshots
+//! Today: the write-ahead log ([`wal`]), payload indexes ([`payload_index`]) and the id map
+//! ([`id_map`]). Segments, the manifest, payload storage and snapshots
 //! follow (issue 3); they will build on the same rules: every file starts with a magic number and
 //! a format version and carries checksums, and corruption is reported with the file name and
 //! offset, never silently skipped.
 #![forbid(unsafe_code)]
 
+pub mod id_map;
 pub mod payload_index;
 pub mod wal;
 
@@ -42,6 +44,16 @@ pub enum StorageError {
         found: u32,
         /// Version this build reads.
         supported: u32,
+    },
+    /// A batch whose ids are not all of the collection's id kind.
+    #[error("point id {id} is {found}, but this collection's ids are {expected}; ids of one collection must all be integers, all UUIDs or all strings")]
+    MixedIdKinds {
+        /// The offending id, as written.
+        id: String,
+        /// Its kind.
+        found: &'static str,
+        /// The collection's kind.
+        expected: &'static str,
     },
     /// A caller broke the log's contract (e.g. a sequence number that does not increase).
     #[error("invalid WAL use: {0}")]
