@@ -7,7 +7,8 @@ interpolated on the ef sweep), build time and memory, plus Sextant/peer ratios.
   python bench/compare_ann.py --base B --queries Q --metric l2 --name mydata
 
 Exact ground truth (top-100) is computed with numpy into OUT_DIR/<name>-gt.ivecs
-when missing. Writes OUT_DIR/<name>-{sextant,peers,compare}.json and -compare.md.
+when missing. Sextant runs twice: its default (SQ8 walk) and `--quantization none` (f32 walk).
+Writes OUT_DIR/<name>-{sextant,sextant-f32,peers,compare}.json and -compare.md.
 --skip-sextant / --skip-peers reuse that side's existing JSON instead of running it.
 Needs numpy: when started without it, re-runs itself with .venv-peers/bin/python
 (made by bench/peers/setup.sh), which also runs the peers.

@@ -76,6 +76,17 @@ impl AnnConfig {
     }
 }
 
+/// Fails unless base vectors and queries have the same dimension.
+fn check_same_dim(base: &Matrix<f32>, queries: &Matrix<f32>) -> Result<(), EvalError> {
+    if base.dim != queries.dim {
+        return Err(invalid(format!(
+            "dimension mismatch: base vectors have {}, queries have {}",
+            base.dim, queries.dim
+        )));
+    }
+    Ok(())
+}
+
 /// Exact top-`k` ids of every query, computed with the flat index on the current rayon pool.
 pub fn exact_ground_truth(
     metric: Metric,
@@ -83,6 +94,7 @@ pub fn exact_ground_truth(
     queries: &Matrix<f32>,
     k: usize,
 ) -> Result<Matrix<i32>, EvalError> {
+    check_same_dim(base, queries)?;
     let flat = FlatIndex::from_rows(metric, base.dim, &base.data)?;
     let found = flat.search_batch(&queries.data, &SearchParams::new(k), None)?;
     let k = k.min(base.rows);
@@ -232,12 +244,7 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
     observer.phase("loading");
     let base = read_vectors(&config.base)?;
     let queries = read_vectors(&config.queries)?;
-    if base.dim != queries.dim {
-        return Err(invalid(format!(
-            "dimension mismatch: base vectors have {}, queries have {}",
-            base.dim, queries.dim
-        )));
-    }
+    check_same_dim(&base, &queries)?;
     let gt = match &config.gt {
         Some(path) => read_ids(path)?,
         None => {

@@ -2,9 +2,11 @@
 //! `tests/fixtures/` were written by this code at format v1 from the deterministic data below;
 //! a change that stops reading them, or reads them differently, fails here.
 //!
-//! To add a fixture for a new format version, run
-//! `cargo test -p sextant-index --test integration write_fixtures -- --ignored` and commit the
-//! new file beside the old ones (never replace an old one).
+//! `write_fixtures` (ignored; run with `cargo test -p sextant-index --test integration
+//! write_fixtures -- --ignored`) writes the files named in `FIXTURES` with the current code. When
+//! a format version changes, add entries with the new version's file names and keep the old
+//! files and entries: old versions must still load and answer exactly (their re-serialised bytes
+//! will then be the new version's, so that check applies to current-version files only).
 
 use std::path::PathBuf;
 
