@@ -39,6 +39,37 @@ impl PointId {
     }
 }
 
+impl PointId {
+    /// The id as JSON: a number, or a string (UUIDs in hyphenated lower-case form).
+    pub fn to_json(&self) -> Value {
+        match self {
+            PointId::Num(n) => Value::from(*n),
+            other => Value::String(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for PointId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PointId::Num(n) => write!(f, "{n}"),
+            PointId::Uuid(u) => {
+                let h = format!("{u:032x}");
+                write!(
+                    f,
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            }
+            PointId::Str(s) => f.write_str(s),
+        }
+    }
+}
+
 fn parse_uuid(s: &str) -> Option<u128> {
     let groups: Vec<&str> = s.split('-').collect();
     let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();

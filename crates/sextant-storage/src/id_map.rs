@@ -40,6 +40,33 @@ impl IdKind {
     }
 }
 
+/// Checks that every id has kind `expected` (or, when `None`, that all share one kind); returns
+/// the kind the ids have.
+pub fn check_id_kinds<'a>(
+    mut expected: Option<IdKind>,
+    ids: impl IntoIterator<Item = &'a PointId>,
+) -> Result<Option<IdKind>, StorageError> {
+    for id in ids {
+        let kind = IdKind::of(id);
+        match expected {
+            None => expected = Some(kind),
+            Some(want) if want != kind => {
+                let shown = match id {
+                    PointId::Str(s) => format!("{s:?}"),
+                    other => other.to_string(),
+                };
+                return Err(StorageError::MixedIdKinds {
+                    id: shown,
+                    found: kind.name(),
+                    expected: want.name(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(expected)
+}
+
 /// Two-way map between external ids and offsets.
 #[derive(Debug, Clone, Default)]
 pub struct IdMap {
@@ -80,27 +107,7 @@ impl IdMap {
         &self,
         ids: impl IntoIterator<Item = &'a PointId>,
     ) -> Result<(), StorageError> {
-        let mut expected = self.kind;
-        for id in ids {
-            let kind = IdKind::of(id);
-            match expected {
-                None => expected = Some(kind),
-                Some(want) if want != kind => {
-                    let shown = match id {
-                        PointId::Num(n) => n.to_string(),
-                        PointId::Uuid(u) => format!("{u:032x}"),
-                        PointId::Str(s) => format!("{s:?}"),
-                    };
-                    return Err(StorageError::MixedIdKinds {
-                        id: shown,
-                        found: kind.name(),
-                        expected: want.name(),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
+        check_id_kinds(self.kind, ids).map(|_| ())
     }
 
     /// Maps `id` to `offset`; returns the offset it had before (now to be tombstoned). The batch

@@ -1,14 +1,22 @@
 //! Sextant's storage engine.
 //!
-//! Today: the write-ahead log ([`wal`]), payload indexes ([`payload_index`]) and the id map
-//! ([`id_map`]). Segments, the manifest, payload storage and snapshots
-//! follow (issue 3); they will build on the same rules: every file starts with a magic number and
-//! a format version and carries checksums, and corruption is reported with the file name and
-//! offset, never silently skipped.
+//! - [`wal`]: the write-ahead log (checksummed, sequence-numbered batch records, torn-tail cut);
+//! - [`segment`]: segments (ids, per-point sequence numbers, payloads, payload indexes, one vector
+//!   index per space), built in memory and written once as an immutable directory;
+//! - [`schema`]: a collection's schema and its manifest (the segments that make up its state);
+//! - [`payload_index`]: payload indexes that answer filters exactly as bitmaps;
+//! - [`id_map`]: external ids ↔ offsets, one id kind per collection;
+//! - [`envelope`]: the checked, atomically replaced file wrapper the small files use.
+//!
+//! Every file starts with a magic number and a format version and carries checksums;
+//! corruption is reported with the file name and offset, never silently skipped.
 #![forbid(unsafe_code)]
 
+pub mod envelope;
 pub mod id_map;
 pub mod payload_index;
+pub mod schema;
+pub mod segment;
 pub mod wal;
 
 use std::path::PathBuf;

@@ -16,7 +16,8 @@ use sextant_core::filter::{parse_rfc3339, payload_values, Bound, Condition, Matc
 use sextant_core::Filter;
 
 /// The type of values a field index covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FieldType {
     /// Exact strings.
     Keyword,

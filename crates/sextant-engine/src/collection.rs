@@ -1,0 +1,788 @@
+//! A collection: its write path (validate → WAL → mutable segment), flush, merge/vacuum and
+//! recovery. Reads live in [`crate::query`].
+//!
+//! Locks: `writer` (the WAL and the manifest) is taken before `state` (the segments), never the
+//! other way round. Readers take only `state`'s read lock, so a flush or merge that builds an
+//! index holds at most `writer` while it works and takes `state`'s write lock only to swap.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use serde_json::Value;
+use sextant_core::{validate_vector, PointId};
+use sextant_storage::envelope::io_err;
+use sextant_storage::id_map::{check_id_kinds, IdKind};
+use sextant_storage::schema::{Manifest, Schema, SegmentEntry};
+use sextant_storage::segment::{read_tombstones, write_tombstones, NewPoint, Segment};
+use sextant_storage::wal::{Durability, Wal};
+use sextant_storage::StorageError;
+
+use crate::error::{EngineError, Result};
+use crate::ops::{Op, PointWrite};
+
+/// Default number of points the mutable segment holds before it is flushed.
+pub const DEFAULT_FLUSH_POINTS: usize = 20_000;
+/// Default number of immutable segments above which a merge combines the smallest.
+pub const DEFAULT_MAX_SEGMENTS: usize = 8;
+/// A segment with at least this fraction of deleted points is rewritten by the next merge.
+pub const VACUUM_DELETED_FRACTION: f64 = 0.2;
+
+/// Tunables of an open collection (not part of the schema: they may change between opens).
+#[derive(Debug, Clone, Copy)]
+pub struct CollectionConfig {
+    /// When appended batches reach stable storage (default: before each write returns).
+    pub durability: Durability,
+    /// Flush the mutable segment once it holds this many points.
+    pub flush_points: usize,
+    /// Merge segments once there are more than this many.
+    pub max_segments: usize,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            durability: Durability::Always,
+            flush_points: DEFAULT_FLUSH_POINTS,
+            max_segments: DEFAULT_MAX_SEGMENTS,
+        }
+    }
+}
+
+/// A point as a caller gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointInput {
+    /// External id.
+    pub id: PointId,
+    /// Its vectors.
+    pub vectors: Vectors,
+    /// Its payload; must be a JSON object (`Value::Null` is taken as `{}`).
+    pub payload: Value,
+}
+
+/// The vectors of a point: one unnamed vector for a single-space collection, or one per space.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vectors {
+    /// The vector of the only space.
+    Single(Vec<f32>),
+    /// Vectors by space name.
+    Named(Vec<(String, Vec<f32>)>),
+}
+
+/// What opening a collection found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// WAL records replayed into the mutable segment.
+    pub replayed_records: usize,
+    /// Bytes of a torn WAL tail that were cut off.
+    pub torn_tail_bytes: u64,
+    /// Leftovers of interrupted flushes or merges that were removed.
+    pub removed_leftovers: Vec<String>,
+    /// Duplicate live ids found across segments (resolved by sequence number).
+    pub duplicates_resolved: usize,
+}
+
+impl RecoveryReport {
+    /// Human-readable warnings (empty when the collection was closed cleanly).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.torn_tail_bytes > 0 {
+            w.push(format!(
+                "the write-ahead log ended in an interrupted write: {} bytes of an unacknowledged batch were cut off",
+                self.torn_tail_bytes
+            ));
+        }
+        if !self.removed_leftovers.is_empty() {
+            w.push(format!(
+                "removed leftovers of an interrupted flush or merge: {}",
+                self.removed_leftovers.join(", ")
+            ));
+        }
+        if self.duplicates_resolved > 0 {
+            w.push(format!(
+                "{} ids were live in two segments; the newer write was kept",
+                self.duplicates_resolved
+            ));
+        }
+        w
+    }
+}
+
+/// An immutable segment and its tombstones.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) deleted: RoaringBitmap,
+    /// Tombstone file currently named by the manifest.
+    tomb_file: Option<String>,
+    /// Tombstones changed since the manifest was written.
+    dirty: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) segments: Vec<Slot>,
+    pub(crate) mutable: Segment,
+    pub(crate) mutable_deleted: RoaringBitmap,
+    pub(crate) id_kind: Option<IdKind>,
+    /// Highest sequence number applied.
+    pub(crate) applied_seq: u64,
+}
+
+/// Where a live point is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loc {
+    Mutable(u32),
+    Segment(usize, u32),
+}
+
+impl State {
+    pub(crate) fn find(&self, id: &PointId) -> Option<Loc> {
+        if let Some(o) = self.mutable.offset(id) {
+            if !self.mutable_deleted.contains(o) {
+                return Some(Loc::Mutable(o));
+            }
+        }
+        self.segments.iter().enumerate().rev().find_map(|(i, s)| {
+            s.seg
+                .offset(id)
+                .filter(|&o| !s.deleted.contains(o))
+                .map(|o| Loc::Segment(i, o))
+        })
+    }
+
+    fn seq_at(&self, loc: Loc) -> u64 {
+        match loc {
+            Loc::Mutable(o) => self.mutable.seq(o),
+            Loc::Segment(i, o) => self.segments[i].seg.seq(o),
+        }
+    }
+
+    fn tombstone(&mut self, loc: Loc) {
+        match loc {
+            Loc::Mutable(o) => {
+                self.mutable_deleted.insert(o);
+            }
+            Loc::Segment(i, o) => {
+                let s = &mut self.segments[i];
+                s.deleted.insert(o);
+                s.dirty = true;
+            }
+        }
+    }
+
+    /// Applies a logged batch. Idempotent: a point whose live version carries a sequence
+    /// number at least `seq` is left alone.
+    fn apply(&mut self, seq: u64, op: &Op) {
+        match op {
+            Op::Upsert(points) => {
+                for p in points {
+                    if let Some(loc) = self.find(&p.id) {
+                        // A newer write, or this very record already flushed: nothing to do.
+                        // (Equal sequence numbers in the mutable segment are an id repeated
+                        // within one batch: the later one wins.)
+                        let at = self.seq_at(loc);
+                        if at > seq || (at == seq && matches!(loc, Loc::Segment(..))) {
+                            continue;
+                        }
+                        self.tombstone(loc);
+                    }
+                    self.id_kind.get_or_insert(IdKind::of(&p.id));
+                    let (_, previous) = self.mutable.push(NewPoint {
+                        id: &p.id,
+                        seq,
+                        vectors: &p.vectors,
+                        payload: &p.payload,
+                    });
+                    if let Some(prev) = previous {
+                        self.mutable_deleted.insert(prev);
+                    }
+                }
+            }
+            Op::Delete(ids) => {
+                for id in ids {
+                    if let Some(loc) = self.find(id) {
+                        if self.seq_at(loc) <= seq {
+                            self.tombstone(loc);
+                        }
+                    }
+                }
+            }
+        }
+        self.applied_seq = self.applied_seq.max(seq);
+    }
+
+    pub(crate) fn live_count(&self) -> u64 {
+        let m = u64::from(self.mutable.len()) - self.mutable_deleted.len();
+        m + self
+            .segments
+            .iter()
+            .map(|s| u64::from(s.seg.len()) - s.deleted.len())
+            .sum::<u64>()
+    }
+}
+
+#[derive(Debug)]
+struct Writer {
+    wal: Wal,
+    manifest: Manifest,
+}
+
+/// An open collection. Thread-safe: share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Collection {
+    name: String,
+    dir: PathBuf,
+    schema: Schema,
+    config: CollectionConfig,
+    pub(crate) state: RwLock<State>,
+    writer: Mutex<Writer>,
+    merging: Mutex<()>,
+    recovery: RecoveryReport,
+}
+
+const MANIFEST: &str = "manifest";
+const WAL_FILE: &str = "wal";
+const SEGMENTS: &str = "segments";
+
+fn seg_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(SEGMENTS).join(id.to_string())
+}
+
+impl Collection {
+    /// Creates the files of a new collection in `dir` (which must not exist).
+    pub(crate) fn create(dir: &Path, schema: &Schema) -> Result<()> {
+        let tmp = dir.with_extension("creating");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        }
+        fs::create_dir_all(tmp.join(SEGMENTS)).map_err(|e| io_err(&tmp, e))?;
+        Manifest::new(schema.clone()).write(&tmp.join(MANIFEST))?;
+        Wal::open(&tmp.join(WAL_FILE), Durability::Always)?;
+        sextant_storage::envelope::sync_dir(&tmp)?;
+        fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
+        sextant_storage::envelope::sync_dir(dir.parent().unwrap_or(Path::new(".")))?;
+        Ok(())
+    }
+
+    /// Opens the collection in `dir`: reads the manifest, loads its segments, removes leftovers
+    /// of interrupted flushes and merges, and replays the WAL.
+    pub fn open(name: &str, dir: &Path, config: CollectionConfig) -> Result<Collection> {
+        let manifest = Manifest::read(&dir.join(MANIFEST))?;
+        let schema = manifest.schema.clone();
+        let mut recovery = RecoveryReport::default();
+
+        let named: HashSet<String> = manifest.segments.iter().map(|s| s.id.to_string()).collect();
+        let segs_dir = dir.join(SEGMENTS);
+        fs::create_dir_all(&segs_dir).map_err(|e| io_err(&segs_dir, e))?;
+        for entry in fs::read_dir(&segs_dir).map_err(|e| io_err(&segs_dir, e))? {
+            let entry = entry.map_err(|e| io_err(&segs_dir, e))?;
+            let fname = entry.file_name().to_string_lossy().into_owned();
+            if !named.contains(&fname) {
+                fs::remove_dir_all(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+                recovery.removed_leftovers.push(format!("segments/{fname}"));
+            }
+        }
+
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for entry in &manifest.segments {
+            let sdir = seg_dir(dir, entry.id);
+            let seg = Segment::open(entry.id, &sdir, &schema)?;
+            if u64::from(seg.len()) != entry.points {
+                return Err(StorageError::Corrupt {
+                    path: sdir.join("points.bin"),
+                    offset: 0,
+                    reason: format!(
+                        "segment holds {} points; the manifest says {}",
+                        seg.len(),
+                        entry.points
+                    ),
+                }
+                .into());
+            }
+            let deleted = match &entry.tombstones {
+                Some(f) => read_tombstones(&sdir.join(f))?,
+                None => RoaringBitmap::new(),
+            };
+            for file in fs::read_dir(&sdir).map_err(|e| io_err(&sdir, e))? {
+                let file = file.map_err(|e| io_err(&sdir, e))?;
+                let fname = file.file_name().to_string_lossy().into_owned();
+                if fname.starts_with("deleted-") && Some(&fname) != entry.tombstones.as_ref() {
+                    fs::remove_file(file.path()).map_err(|e| io_err(&file.path(), e))?;
+                }
+            }
+            segments.push(Slot {
+                seg: Arc::new(seg),
+                deleted,
+                tomb_file: entry.tombstones.clone(),
+                dirty: false,
+            });
+        }
+
+        let mut state = State {
+            segments,
+            mutable: Segment::new_mutable(&schema),
+            mutable_deleted: RoaringBitmap::new(),
+            id_kind: manifest.id_kind.map(IdKind::from),
+            applied_seq: manifest.flushed_seq,
+        };
+        recovery.duplicates_resolved = resolve_duplicates(&mut state);
+
+        let wal_path = dir.join(WAL_FILE);
+        let (wal, rec) = Wal::open(&wal_path, config.durability)?;
+        recovery.torn_tail_bytes = rec.torn_tail_bytes;
+        for r in &rec.records {
+            if r.seq <= manifest.flushed_seq {
+                continue;
+            }
+            let op = Op::decode(&wal_path, &r.payload)?;
+            state.apply(r.seq, &op);
+            recovery.replayed_records += 1;
+        }
+        Ok(Collection {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            schema,
+            config,
+            state: RwLock::new(state),
+            writer: Mutex::new(Writer { wal, manifest }),
+            merging: Mutex::new(()),
+            recovery,
+        })
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The tunables it was opened with.
+    pub fn config(&self) -> CollectionConfig {
+        self.config
+    }
+
+    /// What opening it found.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Checks a batch against the schema without changing anything.
+    fn validate(&self, points: Vec<PointInput>) -> Result<Vec<PointWrite>> {
+        let mut out = Vec::with_capacity(points.len());
+        for (index, p) in points.into_iter().enumerate() {
+            let invalid = |reason: String| EngineError::InvalidPoint {
+                index,
+                id: p.id.to_string(),
+                reason,
+            };
+            let payload = match p.payload {
+                Value::Null => Value::Object(Default::default()),
+                Value::Object(m) => Value::Object(m),
+                other => {
+                    return Err(invalid(format!(
+                        "payload must be a JSON object, got {}",
+                        json_kind(&other)
+                    )))
+                }
+            };
+            if let Some(t) = &self.schema.tenant_key {
+                let vals = sextant_core::filter::payload_values(&payload, t);
+                if !matches!(vals.as_slice(), [Value::String(_)] | [Value::Number(_)]) {
+                    return Err(invalid(format!(
+                        "the collection is multi-tenant: payload key {t:?} must hold one string or integer tenant id"
+                    )));
+                }
+            }
+            let spaces = &self.schema.spaces;
+            let mut vectors: Vec<Option<Vec<f32>>> = vec![None; spaces.len()];
+            match p.vectors {
+                Vectors::Single(v) if spaces.len() == 1 => vectors[0] = Some(v),
+                Vectors::Single(_) => {
+                    return Err(invalid(format!(
+                        "the collection has {} vector spaces; give vectors by name ({})",
+                        spaces.len(),
+                        space_names(&self.schema)
+                    )))
+                }
+                Vectors::Named(named) => {
+                    for (name, v) in named {
+                        let i = self.schema.space_index(&name).ok_or_else(|| {
+                            invalid(format!(
+                                "unknown vector space {name:?} (spaces: {})",
+                                space_names(&self.schema)
+                            ))
+                        })?;
+                        if vectors[i].replace(v).is_some() {
+                            return Err(invalid(format!("vector space {name:?} given twice")));
+                        }
+                    }
+                }
+            }
+            let mut vs = Vec::with_capacity(spaces.len());
+            for (spec, v) in spaces.iter().zip(vectors) {
+                let v =
+                    v.ok_or_else(|| invalid(format!("missing vector for space {:?}", spec.name)))?;
+                validate_vector(&v, spec.dim)
+                    .map_err(|e| invalid(format!("space {:?}: {e}", spec.name)))?;
+                vs.push(v);
+            }
+            out.push(PointWrite {
+                id: p.id,
+                vectors: vs,
+                payload,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces points. Returns once the batch is in the WAL (fsynced under the
+    /// default durability) and visible to queries. The batch is all-or-nothing.
+    pub fn upsert(&self, points: Vec<PointInput>) -> Result<u64> {
+        let points = self.validate(points)?;
+        if points.is_empty() {
+            return Ok(self.state.read().applied_seq);
+        }
+        let mut w = self.writer.lock();
+        let kind = self.state.read().id_kind;
+        check_id_kinds(kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        let seq = self.log(&mut w, &Op::Upsert(points))?;
+        if self.state.read().mutable.len() as usize >= self.config.flush_points {
+            self.flush_locked(&mut w)?;
+        }
+        Ok(seq)
+    }
+
+    /// Deletes points by id (ids that do not exist are ignored); returns how many existed.
+    pub fn delete(&self, ids: Vec<PointId>) -> Result<usize> {
+        let mut w = self.writer.lock();
+        let ids: Vec<PointId> = {
+            let st = self.state.read();
+            ids.into_iter().filter(|id| st.find(id).is_some()).collect()
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = ids.len();
+        self.log(&mut w, &Op::Delete(ids))?;
+        Ok(n)
+    }
+
+    /// Appends an op to the WAL and applies it.
+    fn log(&self, w: &mut Writer, op: &Op) -> Result<u64> {
+        let seq = w
+            .wal
+            .last_seq()
+            .unwrap_or(0)
+            .max(w.manifest.flushed_seq)
+            .max(self.state.read().applied_seq)
+            + 1;
+        w.wal.append(seq, &op.encode())?;
+        self.state.write().apply(seq, op);
+        Ok(seq)
+    }
+
+    /// Forces everything written so far to stable storage (matters only under a relaxed
+    /// durability policy).
+    pub fn sync(&self) -> Result<()> {
+        self.writer.lock().wal.sync()?;
+        Ok(())
+    }
+
+    /// Writes the mutable segment as an immutable segment (building its indexes), persists
+    /// tombstones, replaces the manifest and truncates the WAL.
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.flush_locked(&mut w)
+    }
+
+    fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+        let gen = w.manifest.generation + 1;
+        let (new_slot, applied, tomb_writes) = {
+            let st = self.state.read();
+            let dirty = st.segments.iter().any(|s| s.dirty);
+            if st.applied_seq == w.manifest.flushed_seq && !dirty && st.mutable.is_empty() {
+                return Ok(());
+            }
+            let live = u64::from(st.mutable.len()) - st.mutable_deleted.len();
+            let new_slot = if live > 0 {
+                let id = w.manifest.next_segment;
+                let (seg, _) = Segment::build(
+                    id,
+                    &self.schema,
+                    &[(&st.mutable, &st.mutable_deleted)],
+                    None,
+                )?;
+                seg.write(&seg_dir(&self.dir, id))?;
+                Some(seg)
+            } else {
+                None
+            };
+            let mut tomb_writes = Vec::new();
+            for s in st.segments.iter().filter(|s| s.dirty) {
+                let name = format!("deleted-{gen}.bin");
+                write_tombstones(&seg_dir(&self.dir, s.seg.id).join(&name), &s.deleted)?;
+                tomb_writes.push((s.seg.id, name));
+            }
+            (new_slot, st.applied_seq, tomb_writes)
+        };
+        let mut m = w.manifest.clone();
+        m.generation = gen;
+        m.flushed_seq = applied;
+        m.id_kind = self.state.read().id_kind.map(Into::into);
+        for (id, name) in &tomb_writes {
+            if let Some(e) = m.segments.iter_mut().find(|e| e.id == *id) {
+                e.tombstones = Some(name.clone());
+            }
+        }
+        if let Some(seg) = &new_slot {
+            m.segments.push(SegmentEntry {
+                id: seg.id,
+                points: u64::from(seg.len()),
+                tombstones: None,
+            });
+            m.next_segment += 1;
+        }
+        m.write(&self.dir.join(MANIFEST))?;
+        let old_files: Vec<(u64, Option<String>)> = {
+            let mut st = self.state.write();
+            let mut old = Vec::new();
+            for s in st.segments.iter_mut() {
+                if let Some((_, name)) = tomb_writes.iter().find(|(id, _)| *id == s.seg.id) {
+                    old.push((s.seg.id, s.tomb_file.replace(name.clone())));
+                    s.dirty = false;
+                }
+            }
+            if let Some(seg) = new_slot {
+                st.segments.push(Slot {
+                    seg: Arc::new(seg),
+                    deleted: RoaringBitmap::new(),
+                    tomb_file: None,
+                    dirty: false,
+                });
+            }
+            st.mutable = Segment::new_mutable(&self.schema);
+            st.mutable_deleted = RoaringBitmap::new();
+            old
+        };
+        w.manifest = m;
+        w.wal.truncate_through(applied)?;
+        for (id, file) in old_files {
+            if let Some(f) = file {
+                let _ = fs::remove_file(seg_dir(&self.dir, id).join(f));
+            }
+        }
+        Ok(())
+    }
+
+    /// Which segments a merge would rewrite now: segments with many deleted points, plus the
+    /// smallest ones while there are more than the configured maximum. `all` picks every
+    /// segment (an optimize).
+    fn merge_plan(&self, all: bool) -> Vec<u64> {
+        let st = self.state.read();
+        if all {
+            let ids: Vec<u64> = st.segments.iter().map(|s| s.seg.id).collect();
+            let dirty = st.segments.iter().any(|s| !s.deleted.is_empty());
+            return if ids.len() > 1 || dirty {
+                ids
+            } else {
+                Vec::new()
+            };
+        }
+        let mut pick: Vec<u64> = st
+            .segments
+            .iter()
+            .filter(|s| {
+                s.deleted.len() as f64 >= VACUUM_DELETED_FRACTION * f64::from(s.seg.len())
+                    && !s.deleted.is_empty()
+            })
+            .map(|s| s.seg.id)
+            .collect();
+        if st.segments.len() > self.config.max_segments {
+            let mut by_size: Vec<(u64, u64)> = st
+                .segments
+                .iter()
+                .map(|s| (u64::from(s.seg.len()) - s.deleted.len(), s.seg.id))
+                .collect();
+            by_size.sort();
+            let excess = st.segments.len() - self.config.max_segments + 1;
+            pick.extend(by_size.iter().take(excess.max(2)).map(|&(_, id)| id));
+        }
+        pick.sort();
+        pick.dedup();
+        pick
+    }
+
+    /// Runs one merge/vacuum if the policy asks for one; returns whether it did. Safe to call
+    /// from a background thread: queries and writes go on while the new segment is built.
+    pub fn merge(&self) -> Result<bool> {
+        self.merge_segments(false)
+    }
+
+    /// Flushes and rewrites all segments into one, dropping deleted points.
+    pub fn optimize(&self) -> Result<()> {
+        self.flush()?;
+        self.merge_segments(true).map(|_| ())
+    }
+
+    fn merge_segments(&self, all: bool) -> Result<bool> {
+        let _one_at_a_time = self.merging.lock();
+        let pick = self.merge_plan(all);
+        if pick.is_empty() {
+            return Ok(false);
+        }
+        let snapshot: Vec<(Arc<Segment>, RoaringBitmap)> = {
+            let st = self.state.read();
+            st.segments
+                .iter()
+                .filter(|s| pick.contains(&s.seg.id))
+                .map(|s| (s.seg.clone(), s.deleted.clone()))
+                .collect()
+        };
+        let id = {
+            let mut w = self.writer.lock();
+            let id = w.manifest.next_segment;
+            w.manifest.next_segment += 1;
+            id
+        };
+        let sources: Vec<(&Segment, &RoaringBitmap)> =
+            snapshot.iter().map(|(s, d)| (s.as_ref(), d)).collect();
+        let (seg, maps) = Segment::build(id, &self.schema, &sources, None)?;
+        let dir = seg_dir(&self.dir, id);
+        seg.write(&dir)?;
+
+        let mut w = self.writer.lock();
+        let mut deleted = RoaringBitmap::new();
+        {
+            let st = self.state.read();
+            for ((old, before), map) in snapshot.iter().zip(&maps) {
+                let now = &st
+                    .segments
+                    .iter()
+                    .find(|s| s.seg.id == old.id)
+                    .expect("only merges remove segments, one at a time")
+                    .deleted;
+                for o in now - before {
+                    let n = map[o as usize];
+                    if n != u32::MAX {
+                        deleted.insert(n);
+                    }
+                }
+            }
+        }
+        let gen = w.manifest.generation + 1;
+        let tomb = if deleted.is_empty() {
+            None
+        } else {
+            let name = format!("deleted-{gen}.bin");
+            write_tombstones(&dir.join(&name), &deleted)?;
+            Some(name)
+        };
+        let mut m = w.manifest.clone();
+        m.generation = gen;
+        let pos = m
+            .segments
+            .iter()
+            .position(|e| pick.contains(&e.id))
+            .unwrap_or(m.segments.len());
+        m.segments.retain(|e| !pick.contains(&e.id));
+        let at = pos.min(m.segments.len());
+        let empty = seg.is_empty();
+        if !empty {
+            m.segments.insert(
+                at,
+                SegmentEntry {
+                    id,
+                    points: u64::from(seg.len()),
+                    tombstones: tomb.clone(),
+                },
+            );
+        }
+        m.write(&self.dir.join(MANIFEST))?;
+        {
+            let mut st = self.state.write();
+            st.segments.retain(|s| !pick.contains(&s.seg.id));
+            if !empty {
+                st.segments.insert(
+                    at,
+                    Slot {
+                        seg: Arc::new(seg),
+                        deleted,
+                        tomb_file: tomb,
+                        dirty: false,
+                    },
+                );
+            }
+        }
+        w.manifest = m;
+        drop(w);
+        for old in pick {
+            let _ = fs::remove_dir_all(seg_dir(&self.dir, old));
+        }
+        if empty {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        Ok(true)
+    }
+}
+
+/// Tombstones the older copy of any id live in two segments (which a correct flush never
+/// leaves behind; checked because replay must be idempotent whatever happened before).
+fn resolve_duplicates(st: &mut State) -> usize {
+    let mut resolved = 0;
+    for newer in (0..st.segments.len()).rev() {
+        for older in 0..newer {
+            let (a, b) = st.segments.split_at_mut(newer);
+            let (old, new) = (&mut a[older], &mut b[0]);
+            for o in 0..old.seg.len() {
+                if old.deleted.contains(o) {
+                    continue;
+                }
+                let Some(id) = old.seg.id(o) else { continue };
+                if let Some(n) = new.seg.offset(id).filter(|&n| !new.deleted.contains(n)) {
+                    if new.seg.seq(n) >= old.seg.seq(o) {
+                        old.deleted.insert(o);
+                        old.dirty = true;
+                    } else {
+                        new.deleted.insert(n);
+                        new.dirty = true;
+                    }
+                    resolved += 1;
+                }
+            }
+        }
+    }
+    resolved
+}
+
+fn space_names(schema: &Schema) -> String {
+    schema
+        .spaces
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,62 @@
+//! The engine's error type. User errors (bad input, unknown names) are kept apart from internal
+//! ones (I/O, corruption) so a front end can map them to exit codes or HTTP statuses without
+//! parsing messages.
+
+use sextant_core::FilterError;
+use sextant_storage::schema::SchemaError;
+use sextant_storage::StorageError;
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No collection or alias has this name.
+    #[error("collection {0:?} does not exist (no collection or alias has that name)")]
+    CollectionNotFound(String),
+    /// A collection or alias already uses the name.
+    #[error("{0:?} is already the name of a collection or an alias")]
+    NameTaken(String),
+    /// No alias has this name.
+    #[error("alias {0:?} does not exist")]
+    AliasNotFound(String),
+    /// A name with characters that are not allowed.
+    #[error("invalid name {0:?}: use 1-64 letters, digits, '_' or '-'")]
+    InvalidName(String),
+    /// The schema is not usable.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// A point of a write batch is invalid; nothing of the batch was written.
+    #[error("point {index} (id {id}): {reason}; nothing of this batch was written")]
+    InvalidPoint {
+        /// Position in the batch.
+        index: usize,
+        /// Its id, as given.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Ids of different kinds in one collection.
+    #[error("{0}; nothing of this batch was written")]
+    MixedIds(#[source] StorageError),
+    /// A malformed filter.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// Any other invalid request (bad parameter, bad query vector).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another Sextant process")]
+    Locked(std::path::PathBuf),
+    /// Storage failure: I/O error or corruption (names the file).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl EngineError {
+    /// Whether the caller's input caused the error (as opposed to the system).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, EngineError::Storage(_) | EngineError::Locked(_))
+    }
+}
+
+/// Shorthand result type.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

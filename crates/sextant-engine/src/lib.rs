@@ -1,0 +1,27 @@
+//! Sextant's database engine: a [`Database`] of named [`Collection`]s.
+//!
+//! - [`collection`]: the write path (validate → WAL → mutable segment), flush, merge/vacuum and
+//!   recovery (manifest + WAL replay);
+//! - [`query`]: search with the filter planner, get, count, scroll, info;
+//! - [`database`]: the data directory, its lock, collections and aliases;
+//! - [`ops`]: the batches the WAL records carry.
+//!
+//! The engine is synchronous and thread-safe. See ARCHITECTURE.md ("Write path", "Read path")
+//! for the durability contract this crate implements.
+#![forbid(unsafe_code)]
+
+pub mod collection;
+pub mod database;
+mod error;
+pub mod ops;
+pub mod query;
+
+pub use collection::{Collection, CollectionConfig, PointInput, RecoveryReport, Vectors};
+pub use database::Database;
+pub use error::{EngineError, Result};
+pub use query::{
+    CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse, Strategy,
+};
+pub use sextant_storage::payload_index::FieldType;
+pub use sextant_storage::schema::{IndexSpec, PayloadIndexSpec, Schema, SpaceSpec};
+pub use sextant_storage::wal::Durability;

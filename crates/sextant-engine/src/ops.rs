@@ -1,0 +1,155 @@
+//! The operations a WAL record carries, and their byte encoding.
+//!
+//! ```text
+//! op     = 1 u8 | count u32 | upsert*     (upsert batch)
+//!        | 2 u8 | count u32 | id*         (delete batch)
+//! upsert = id | spaces u16 | (dim u32 | f32 × dim)* | payload_len u32 | payload JSON
+//! id     = as in segment files (tag u8 + value)
+//! ```
+//!
+//! A delete by filter is resolved to ids before it is logged, so replaying the log never
+//! depends on the state a filter was evaluated against.
+
+use std::path::Path;
+
+use serde_json::Value;
+use sextant_core::PointId;
+use sextant_storage::segment::{decode_id, put_id, Cursor};
+use sextant_storage::StorageError;
+
+/// A validated point to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointWrite {
+    /// External id.
+    pub id: PointId,
+    /// One vector per space, in schema order.
+    pub vectors: Vec<Vec<f32>>,
+    /// JSON object payload.
+    pub payload: Value,
+}
+
+/// One logged batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Insert or replace points.
+    Upsert(Vec<PointWrite>),
+    /// Delete points by id (missing ids are ignored).
+    Delete(Vec<PointId>),
+}
+
+impl Op {
+    /// Encodes the batch.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Op::Upsert(points) => {
+                out.push(1);
+                out.extend_from_slice(&(points.len() as u32).to_le_bytes());
+                for p in points {
+                    put_id(&p.id, &mut out);
+                    out.extend_from_slice(&(p.vectors.len() as u16).to_le_bytes());
+                    for v in &p.vectors {
+                        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        out.reserve(v.len() * 4);
+                        for x in v {
+                            out.extend_from_slice(&x.to_le_bytes());
+                        }
+                    }
+                    let json = serde_json::to_vec(&p.payload).expect("JSON serialises");
+                    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&json);
+                }
+            }
+            Op::Delete(ids) => {
+                out.push(2);
+                out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+                for id in ids {
+                    put_id(id, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes a batch read from the WAL at `path` (whose records passed their CRC, so a
+    /// failure here is a format bug or foreign data, reported as corruption).
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Op, StorageError> {
+        let mut r = Cursor { bytes, at: 0, path };
+        let bad = |reason: &str| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: format!("WAL record does not decode: {reason}"),
+        };
+        let op = match r.u8()? {
+            1 => {
+                let n = r.u32()? as usize;
+                let mut points = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    let id = decode_id(&mut r)?;
+                    let spaces = u16::from_le_bytes(r.take(2)?.try_into().expect("2"));
+                    let mut vectors = Vec::with_capacity(spaces as usize);
+                    for _ in 0..spaces {
+                        let dim = r.u32()? as usize;
+                        let raw = r.take(dim.checked_mul(4).ok_or_else(|| bad("dimension"))?)?;
+                        vectors.push(
+                            raw.chunks_exact(4)
+                                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                                .collect(),
+                        );
+                    }
+                    let len = r.u32()? as usize;
+                    let payload =
+                        serde_json::from_slice(r.take(len)?).map_err(|_| bad("payload JSON"))?;
+                    points.push(PointWrite {
+                        id,
+                        vectors,
+                        payload,
+                    });
+                }
+                Op::Upsert(points)
+            }
+            2 => {
+                let n = r.u32()? as usize;
+                let mut ids = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    ids.push(decode_id(&mut r)?);
+                }
+                Op::Delete(ids)
+            }
+            t => return Err(bad(&format!("unknown operation {t}"))),
+        };
+        if !r.done() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let ops = [
+            Op::Upsert(vec![
+                PointWrite {
+                    id: PointId::Str("a".into()),
+                    vectors: vec![vec![1.0, -2.5], vec![0.25]],
+                    payload: serde_json::json!({"k": [1, "x"], "n": null}),
+                },
+                PointWrite {
+                    id: PointId::Uuid(7),
+                    vectors: vec![vec![], vec![3.0]],
+                    payload: serde_json::json!({}),
+                },
+            ]),
+            Op::Delete(vec![PointId::Num(3), PointId::Num(u64::MAX)]),
+        ];
+        for op in ops {
+            let bytes = op.encode();
+            assert_eq!(Op::decode(Path::new("wal"), &bytes).unwrap(), op);
+            assert!(Op::decode(Path::new("wal"), &bytes[..bytes.len() - 1]).is_err());
+        }
+    }
+}

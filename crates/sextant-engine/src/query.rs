@@ -1,0 +1,615 @@
+//! Reads: search with the filter planner, get, count, scroll and info.
+//!
+//! **Planner.** For each segment (the immutable ones and the mutable one) a filter is turned
+//! into a bitmap of matching live offsets: conditions the payload indexes answer are combined
+//! as bitmaps; anything else (an unindexed key, `has_id`) is checked by reading the payloads of
+//! the points the indexed part left (or of every live point when nothing is indexed). The
+//! bitmap's size is the exact cardinality, and it picks the plan: at most
+//! [`DEFAULT_EXACT_THRESHOLD`] matches → exact scan of just those points (recall 1); more →
+//! a filtered HNSW walk that only returns allowed points. A tenant scope is one more `must`
+//! condition on the (always indexed) tenant key, so it is a pre-filter like any other.
+
+use std::cmp::Ordering;
+
+use roaring::RoaringBitmap;
+use serde::Serialize;
+use serde_json::Value;
+use sextant_core::filter::{payload_values, Condition, MatchValue};
+use sextant_core::{Filter, PointId};
+use sextant_index::{IdFilter, Neighbor, SearchParams, VectorIndex};
+use sextant_storage::segment::Segment;
+
+use crate::collection::{json_kind, Collection, Loc, State};
+use crate::error::{EngineError, Result};
+
+/// At most this many matching points in a segment → exact scan instead of a graph walk.
+pub const DEFAULT_EXACT_THRESHOLD: u64 = 2_000;
+/// Largest `k` a search accepts.
+pub const MAX_K: usize = 10_000;
+/// Payloads read per segment when `info` looks for unindexed keys.
+pub const INFO_PAYLOAD_SAMPLE: u32 = 10_000;
+
+/// A vector search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// The space to search (may be omitted when the collection has one).
+    pub space: Option<String>,
+    /// The query vector.
+    pub vector: Vec<f32>,
+    /// Number of results.
+    pub k: usize,
+    /// HNSW candidate list size (default: the index's).
+    pub ef: Option<usize>,
+    /// Payload filter.
+    pub filter: Option<Filter>,
+    /// Restrict to one tenant (multi-tenant collections only).
+    pub tenant: Option<Value>,
+    /// Return payloads.
+    pub with_payload: bool,
+    /// Return the stored vectors (cosine spaces store them normalised).
+    pub with_vector: bool,
+    /// Override of [`DEFAULT_EXACT_THRESHOLD`].
+    pub exact_threshold: Option<u64>,
+}
+
+/// A point as returned by reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointOut {
+    /// External id.
+    #[serde(serialize_with = "ser_id")]
+    pub id: PointId,
+    /// Score (similarity for cosine/dot, distance for l2/l1); absent for get/scroll.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Payload, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// Vectors by space, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vectors: Option<serde_json::Map<String, Value>>,
+}
+
+fn ser_id<S: serde::Serializer>(id: &PointId, s: S) -> std::result::Result<S::Ok, S::Error> {
+    id.to_json().serialize(s)
+}
+
+/// How one segment was searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Nothing matched the filter.
+    Empty,
+    /// Exact distances to every matching point.
+    Exact,
+    /// HNSW walk (filtered when a filter or deletes apply).
+    Graph,
+}
+
+/// The plan chosen for one segment.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentPlan {
+    /// Segment id (0 = the mutable segment).
+    pub segment: u64,
+    /// Live points in the segment.
+    pub points: u64,
+    /// Points the filter matches (the cardinality the choice was made on).
+    pub matching: u64,
+    /// The strategy.
+    pub strategy: Strategy,
+}
+
+/// Search results and how they were found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    /// Best first.
+    pub hits: Vec<PointOut>,
+    /// Per segment plan.
+    pub plan: Vec<SegmentPlan>,
+    /// Filter keys that no payload index covers (they were checked by reading payloads).
+    pub unindexed_keys: Vec<String>,
+}
+
+/// Statistics of a collection.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionInfo {
+    /// Name.
+    pub name: String,
+    /// Schema.
+    pub schema: sextant_storage::schema::Schema,
+    /// Live points.
+    pub points: u64,
+    /// Deleted points not yet vacuumed.
+    pub deleted: u64,
+    /// Points in the mutable (unflushed) segment.
+    pub unflushed_points: u64,
+    /// Immutable segments.
+    pub segments: Vec<SegmentInfo>,
+    /// Heap bytes held by segments.
+    pub memory_bytes: u64,
+    /// Bytes on disk (segments, manifest, WAL).
+    pub disk_bytes: u64,
+    /// WAL bytes.
+    pub wal_bytes: u64,
+    /// Payload keys seen in (a sample of) the payloads that have no index.
+    pub unindexed_payload_keys: Vec<String>,
+}
+
+/// One segment in [`CollectionInfo`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentInfo {
+    /// Id.
+    pub id: u64,
+    /// Points stored.
+    pub points: u64,
+    /// Of which deleted.
+    pub deleted: u64,
+    /// Heap bytes.
+    pub memory_bytes: u64,
+}
+
+/// A page of [`Collection::scroll`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrollPage {
+    /// The points.
+    pub points: Vec<PointOut>,
+    /// Pass as `offset` to get the next page; `None` at the end.
+    pub next_offset: Option<String>,
+}
+
+/// Scroll order by a payload key.
+#[derive(Debug, Clone)]
+pub struct OrderBy {
+    /// Dotted key.
+    pub key: String,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// The live points of a segment that a filter matches.
+fn matching(
+    seg: &Segment,
+    deleted: &RoaringBitmap,
+    filter: Option<&Filter>,
+) -> Option<RoaringBitmap> {
+    let Some(filter) = filter else {
+        return if deleted.is_empty() {
+            None
+        } else {
+            Some(live(seg, deleted))
+        };
+    };
+    let all = live(seg, deleted);
+    if let Some(b) = seg.indexes().answer(filter, &all) {
+        return Some(b);
+    }
+    // Narrow with whatever `must` conditions the indexes answer, then read payloads.
+    let indexed = Filter {
+        must: filter
+            .must
+            .iter()
+            .filter(|c| {
+                seg.indexes()
+                    .answer(
+                        &Filter {
+                            must: vec![(*c).clone()],
+                            ..Filter::default()
+                        },
+                        &RoaringBitmap::new(),
+                    )
+                    .is_some()
+            })
+            .cloned()
+            .collect(),
+        ..Filter::default()
+    };
+    let candidates = seg.indexes().answer(&indexed, &all).unwrap_or(all);
+    let mut out = RoaringBitmap::new();
+    for o in &candidates {
+        if let Some(id) = seg.id(o) {
+            if filter.matches(id, &seg.payload(o)) {
+                out.insert(o);
+            }
+        }
+    }
+    Some(out)
+}
+
+fn live(seg: &Segment, deleted: &RoaringBitmap) -> RoaringBitmap {
+    let mut all = RoaringBitmap::new();
+    all.insert_range(0..seg.len());
+    all - deleted
+}
+
+impl State {
+    fn each_segment(&self) -> impl Iterator<Item = (Loc, &Segment, &RoaringBitmap)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Loc::Segment(i, 0), s.seg.as_ref(), &s.deleted))
+            .chain(std::iter::once((
+                Loc::Mutable(0),
+                &self.mutable,
+                &self.mutable_deleted,
+            )))
+    }
+}
+
+impl Collection {
+    fn full_filter(&self, filter: Option<Filter>, tenant: Option<Value>) -> Result<Option<Filter>> {
+        let Some(t) = tenant else { return Ok(filter) };
+        let key = self.schema().tenant_key.clone().ok_or_else(|| {
+            EngineError::InvalidRequest(format!(
+                "collection {:?} is not multi-tenant (it has no tenant key)",
+                self.name()
+            ))
+        })?;
+        if !matches!(t, Value::String(_) | Value::Number(_)) {
+            return Err(EngineError::InvalidRequest(format!(
+                "a tenant id is a string or an integer, got {}",
+                json_kind(&t)
+            )));
+        }
+        let mut f = filter.unwrap_or_default();
+        f.must.push(Condition::Match {
+            key,
+            value: MatchValue::Value(t),
+        });
+        Ok(Some(f))
+    }
+
+    fn point_out(&self, seg: &Segment, o: u32, with_payload: bool, with_vector: bool) -> PointOut {
+        PointOut {
+            id: seg.id(o).expect("live offsets have ids").clone(),
+            score: None,
+            payload: with_payload.then(|| seg.payload(o)),
+            vectors: with_vector.then(|| {
+                self.schema()
+                    .spaces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let v = seg.vectors(i).vector(o).unwrap_or(&[]);
+                        (s.name.clone(), Value::from(v.to_vec()))
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// Nearest neighbours of a vector, with filters and tenant scope applied exactly.
+    pub fn search(&self, req: SearchRequest) -> Result<SearchResponse> {
+        let schema = self.schema();
+        let space = match &req.space {
+            Some(name) => schema.space_index(name).ok_or_else(|| {
+                EngineError::InvalidRequest(format!("unknown vector space {name:?}"))
+            })?,
+            None if schema.spaces.len() == 1 => 0,
+            None => {
+                return Err(EngineError::InvalidRequest(
+                    "the collection has several vector spaces; name the one to search".into(),
+                ))
+            }
+        };
+        let spec = &schema.spaces[space];
+        sextant_core::validate_vector(&req.vector, spec.dim)
+            .map_err(|e| EngineError::InvalidRequest(format!("query vector: {e}")))?;
+        if req.k == 0 || req.k > MAX_K {
+            return Err(EngineError::InvalidRequest(format!(
+                "k must be 1..={MAX_K}, got {}",
+                req.k
+            )));
+        }
+        if req.ef == Some(0) {
+            return Err(EngineError::InvalidRequest("ef must be at least 1".into()));
+        }
+        let filter = self.full_filter(req.filter, req.tenant)?;
+        let threshold = req.exact_threshold.unwrap_or(DEFAULT_EXACT_THRESHOLD);
+        let st = self.state.read();
+        let unindexed_keys = filter
+            .as_ref()
+            .map(|f| st.mutable.indexes().unindexed_keys(f))
+            .unwrap_or_default();
+        let mut plan = Vec::new();
+        let mut found: Vec<(Neighbor, Loc)> = Vec::new();
+        for (loc, seg, deleted) in st.each_segment() {
+            let points = u64::from(seg.len()) - deleted.len();
+            if points == 0 {
+                continue;
+            }
+            let allowed = matching(seg, deleted, filter.as_ref());
+            let matching_n = allowed.as_ref().map_or(points, |b| b.len());
+            let index = seg.vectors(space);
+            let strategy = if matching_n == 0 {
+                Strategy::Empty
+            } else if filter.is_some() && matching_n <= threshold {
+                Strategy::Exact
+            } else {
+                Strategy::Graph
+            };
+            plan.push(SegmentPlan {
+                segment: seg.id,
+                points,
+                matching: matching_n,
+                strategy,
+            });
+            let mut params = SearchParams::new(req.k);
+            params.ef = req.ef;
+            params.exact_filter_threshold = match strategy {
+                Strategy::Exact => usize::MAX,
+                _ => 0,
+            };
+            let hits = match (strategy, &allowed) {
+                (Strategy::Empty, _) => continue,
+                (_, Some(b)) => index.search(&req.vector, &params, Some(&IdFilter::Bitmap(b))),
+                (_, None) => index.search(&req.vector, &params, None),
+            }
+            .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+            found.extend(hits.into_iter().map(|n| (n, loc)));
+        }
+        found.sort_by(|a, b| {
+            a.0.distance
+                .partial_cmp(&b.0.distance)
+                .unwrap_or(Ordering::Equal)
+        });
+        found.truncate(req.k);
+        let hits = found
+            .into_iter()
+            .map(|(n, loc)| {
+                let seg = match loc {
+                    Loc::Mutable(_) => &st.mutable,
+                    Loc::Segment(i, _) => st.segments[i].seg.as_ref(),
+                };
+                let mut p = self.point_out(seg, n.id, req.with_payload, req.with_vector);
+                p.score = Some(spec.metric.score(n.distance));
+                p
+            })
+            .collect();
+        Ok(SearchResponse {
+            hits,
+            plan,
+            unindexed_keys,
+        })
+    }
+
+    /// The points with these ids (missing ids are skipped), in the order asked.
+    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Vec<PointOut> {
+        let st = self.state.read();
+        ids.iter()
+            .filter_map(|id| {
+                st.find(id).map(|loc| match loc {
+                    Loc::Mutable(o) => self.point_out(&st.mutable, o, with_payload, with_vector),
+                    Loc::Segment(i, o) => {
+                        self.point_out(&st.segments[i].seg, o, with_payload, with_vector)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Number of live points matching `filter` (all when `None`).
+    pub fn count(&self, filter: Option<&Filter>) -> u64 {
+        let st = self.state.read();
+        st.each_segment()
+            .map(|(_, seg, deleted)| match matching(seg, deleted, filter) {
+                Some(b) => b.len(),
+                None => u64::from(seg.len()) - deleted.len(),
+            })
+            .sum()
+    }
+
+    /// The ids of the live points matching `filter`.
+    pub fn ids_matching(&self, filter: &Filter) -> Vec<PointId> {
+        let st = self.state.read();
+        let mut out = Vec::new();
+        for (_, seg, deleted) in st.each_segment() {
+            let b = matching(seg, deleted, Some(filter)).unwrap_or_else(|| live(seg, deleted));
+            out.extend(b.iter().filter_map(|o| seg.id(o).cloned()));
+        }
+        out
+    }
+
+    /// Deletes every point matching `filter`; returns how many.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
+        self.delete(self.ids_matching(filter))
+    }
+
+    /// A page of points matching `filter`, ordered by id, or by a payload key (points without
+    /// a value at the key come last, ties broken by id). `offset` is the `next_offset` of the
+    /// previous page.
+    pub fn scroll(
+        &self,
+        filter: Option<&Filter>,
+        limit: usize,
+        offset: Option<&str>,
+        order_by: Option<&OrderBy>,
+        with_payload: bool,
+    ) -> Result<ScrollPage> {
+        if limit == 0 {
+            return Err(EngineError::InvalidRequest(
+                "limit must be at least 1".into(),
+            ));
+        }
+        let skip: usize = match offset {
+            None => 0,
+            Some(s) => s.parse().map_err(|_| {
+                EngineError::InvalidRequest(format!(
+                    "offset {s:?} is not a next_offset returned by scroll"
+                ))
+            })?,
+        };
+        let st = self.state.read();
+        let mut rows: Vec<(Option<SortKey>, SortId, &Segment, u32)> = Vec::new();
+        for (_, seg, deleted) in st.each_segment() {
+            let b = matching(seg, deleted, filter).unwrap_or_else(|| live(seg, deleted));
+            for o in &b {
+                let id = seg.id(o).expect("live");
+                let key = order_by.and_then(|ob| sort_key(&seg.payload(o), &ob.key));
+                rows.push((key, SortId::of(id), seg, o));
+            }
+        }
+        let desc = order_by.is_some_and(|o| o.descending);
+        rows.sort_by(|a, b| {
+            let by_key = match (&a.0, &b.0) {
+                (Some(x), Some(y)) => {
+                    let c = x.cmp(y);
+                    if desc {
+                        c.reverse()
+                    } else {
+                        c
+                    }
+                }
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            };
+            by_key.then_with(|| a.1.cmp(&b.1))
+        });
+        let total = rows.len();
+        let points = rows
+            .into_iter()
+            .skip(skip)
+            .take(limit)
+            .map(|(_, _, seg, o)| self.point_out(seg, o, with_payload, false))
+            .collect::<Vec<_>>();
+        let next = skip + points.len();
+        Ok(ScrollPage {
+            points,
+            next_offset: (next < total).then(|| next.to_string()),
+        })
+    }
+
+    /// Counts, segments, memory, disk and unindexed payload keys.
+    pub fn info(&self) -> CollectionInfo {
+        let st = self.state.read();
+        let indexed: Vec<&str> = self
+            .schema()
+            .payload_indexes
+            .iter()
+            .map(|p| p.key.as_str())
+            .collect();
+        let mut keys = std::collections::BTreeSet::new();
+        for (_, seg, deleted) in st.each_segment() {
+            for o in live(seg, deleted).iter().take(INFO_PAYLOAD_SAMPLE as usize) {
+                collect_paths(&seg.payload(o), "", &mut keys);
+            }
+        }
+        let unindexed_payload_keys = keys
+            .into_iter()
+            .filter(|k| !indexed.contains(&k.as_str()))
+            .collect();
+        let segments: Vec<SegmentInfo> = st
+            .segments
+            .iter()
+            .map(|s| SegmentInfo {
+                id: s.seg.id,
+                points: u64::from(s.seg.len()),
+                deleted: s.deleted.len(),
+                memory_bytes: s.seg.memory_bytes() as u64,
+            })
+            .collect();
+        let memory_bytes =
+            segments.iter().map(|s| s.memory_bytes).sum::<u64>() + st.mutable.memory_bytes() as u64;
+        CollectionInfo {
+            name: self.name().to_string(),
+            schema: self.schema().clone(),
+            points: st.live_count(),
+            deleted: segments.iter().map(|s| s.deleted).sum::<u64>() + st.mutable_deleted.len(),
+            unflushed_points: u64::from(st.mutable.len()) - st.mutable_deleted.len(),
+            segments,
+            memory_bytes,
+            disk_bytes: dir_bytes(self.dir()),
+            wal_bytes: std::fs::metadata(self.dir().join("wal")).map_or(0, |m| m.len()),
+            unindexed_payload_keys,
+        }
+    }
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn collect_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                collect_paths(v, &p, out);
+            }
+        }
+        Value::Array(a) if a.iter().any(Value::is_object) => {
+            for x in a {
+                collect_paths(x, prefix, out);
+            }
+        }
+        _ if !prefix.is_empty() => {
+            out.insert(prefix.to_string());
+        }
+        _ => {}
+    }
+}
+
+/// A payload value to order by: numbers before strings.
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    Num(f64),
+    Str(String),
+}
+
+impl Eq for SortKey {}
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (SortKey::Num(a), SortKey::Num(b)) => a.total_cmp(b),
+            (SortKey::Str(a), SortKey::Str(b)) => a.cmp(b),
+            (SortKey::Num(_), SortKey::Str(_)) => Ordering::Less,
+            (SortKey::Str(_), SortKey::Num(_)) => Ordering::Greater,
+        }
+    }
+}
+
+fn sort_key(payload: &Value, key: &str) -> Option<SortKey> {
+    payload_values(payload, key)
+        .into_iter()
+        .find_map(|v| match v {
+            Value::Number(n) => n.as_f64().map(SortKey::Num),
+            Value::String(s) => Some(SortKey::Str(s.clone())),
+            _ => None,
+        })
+}
+
+/// Ids in a total order (integers numerically, others as text).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SortId {
+    Num(u64),
+    Uuid(u128),
+    Str(String),
+}
+
+impl SortId {
+    fn of(id: &PointId) -> SortId {
+        match id {
+            PointId::Num(n) => SortId::Num(*n),
+            PointId::Uuid(u) => SortId::Uuid(*u),
+            PointId::Str(s) => SortId::Str(s.clone()),
+        }
+    }
+}

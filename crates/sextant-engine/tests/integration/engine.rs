@@ -1,0 +1,471 @@
+//! Collections end to end: CRUD across flush and reopen, bad input, filters and the planner,
+//! tenancy, concurrent merge.
+
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use sextant_core::{Filter, Metric, PointId};
+use sextant_engine::{
+    Collection, CollectionConfig, Database, EngineError, FieldType, IndexSpec, OrderBy,
+    PayloadIndexSpec, PointInput, Schema, SearchRequest, SpaceSpec, Strategy, Vectors,
+};
+
+pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
+    Schema {
+        spaces: vec![SpaceSpec {
+            name: "default".into(),
+            dim,
+            metric,
+            index,
+        }],
+        payload_indexes: vec![
+            PayloadIndexSpec {
+                key: "bucket".into(),
+                field_type: FieldType::Integer,
+            },
+            PayloadIndexSpec {
+                key: "tag".into(),
+                field_type: FieldType::Keyword,
+            },
+        ],
+        tenant_key: None,
+    }
+}
+
+pub fn point(id: u64, v: Vec<f32>, payload: Value) -> PointInput {
+    PointInput {
+        id: PointId::Num(id),
+        vectors: Vectors::Single(v),
+        payload,
+    }
+}
+
+pub fn random_vec(rng: &mut StdRng, dim: usize) -> Vec<f32> {
+    (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+fn config(flush_points: usize) -> CollectionConfig {
+    CollectionConfig {
+        flush_points,
+        ..CollectionConfig::default()
+    }
+}
+
+fn ids(points: &[sextant_engine::PointOut]) -> Vec<u64> {
+    points
+        .iter()
+        .map(|p| match p.id {
+            PointId::Num(n) => n,
+            _ => panic!("integer ids"),
+        })
+        .collect()
+}
+
+#[test]
+fn crud_survives_flush_merge_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(1);
+    let vecs: Vec<Vec<f32>> = (0..300).map(|_| random_vec(&mut rng, 8)).collect();
+    {
+        let db = Database::open(dir.path(), config(100)).unwrap();
+        let c = db
+            .create_collection("c", schema(8, Metric::L2, IndexSpec::default()))
+            .unwrap();
+        for chunk in (0..300u64).collect::<Vec<_>>().chunks(50) {
+            let batch = chunk
+                .iter()
+                .map(|&i| {
+                    point(
+                        i,
+                        vecs[i as usize].clone(),
+                        json!({"bucket": i % 10, "tag": format!("t{}", i % 3)}),
+                    )
+                })
+                .collect();
+            c.upsert(batch).unwrap();
+        }
+        assert_eq!(c.count(None), 300);
+        assert!(c.info().segments.len() >= 2, "auto-flush made segments");
+        // Replace one point in a flushed segment, delete others across segments and mutable.
+        c.upsert(vec![point(5, vecs[6].clone(), json!({"bucket": 99}))])
+            .unwrap();
+        assert_eq!(
+            c.delete(vec![
+                PointId::Num(7),
+                PointId::Num(299),
+                PointId::Num(12345)
+            ])
+            .unwrap(),
+            2
+        );
+        assert_eq!(c.count(None), 298);
+        let f = Filter::from_json_str(r#"{"must":[{"key":"bucket","range":{"gte":99}}]}"#).unwrap();
+        assert_eq!(c.count(Some(&f)), 1);
+    }
+    // Reopen: WAL replay of the unflushed part.
+    let db = Database::open(dir.path(), config(100)).unwrap();
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.count(None), 298);
+    let got = c.get(&[PointId::Num(5), PointId::Num(7)], true, true);
+    assert_eq!(ids(&got), vec![5]);
+    assert_eq!(got[0].payload, Some(json!({"bucket": 99})));
+    c.flush().unwrap();
+    c.optimize().unwrap();
+    let info = c.info();
+    assert_eq!(
+        (info.segments.len(), info.points, info.deleted),
+        (1, 298, 0)
+    );
+    drop(db);
+    let db = Database::open(dir.path(), config(100)).unwrap();
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.count(None), 298);
+    // The nearest neighbour of a stored vector is itself.
+    let r = c
+        .search(SearchRequest {
+            vector: vecs[40].clone(),
+            k: 3,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&r.hits)[0], 40);
+    assert!(r.hits[0].score.unwrap() < 1e-4);
+}
+
+#[test]
+fn scroll_pages_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), config(7)).unwrap();
+    let c = db
+        .create_collection("s", schema(2, Metric::Dot, IndexSpec::Flat))
+        .unwrap();
+    let pts = (0..25u64)
+        .map(|i| point(100 - i, vec![1.0, 0.0], json!({"rank": (i * 7) % 25})))
+        .collect();
+    c.upsert(pts).unwrap();
+    let mut seen = Vec::new();
+    let mut offset = None;
+    loop {
+        let page = c.scroll(None, 10, offset.as_deref(), None, false).unwrap();
+        seen.extend(ids(&page.points));
+        match page.next_offset {
+            Some(o) => offset = Some(o),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (76..=100).collect::<Vec<_>>());
+    let ob = OrderBy {
+        key: "rank".into(),
+        descending: true,
+    };
+    let page = c.scroll(None, 3, None, Some(&ob), true).unwrap();
+    let ranks: Vec<Value> = page
+        .points
+        .iter()
+        .map(|p| p.payload.clone().unwrap()["rank"].clone())
+        .collect();
+    assert_eq!(ranks, vec![json!(24), json!(23), json!(22)]);
+    assert!(c.scroll(None, 3, Some("x"), None, false).is_err());
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), config(1000)).unwrap();
+    let c = db
+        .create_collection("b", schema(3, Metric::Cosine, IndexSpec::default()))
+        .unwrap();
+    c.upsert(vec![point(1, vec![1.0, 0.0, 0.0], json!({}))])
+        .unwrap();
+    let before = c.count(None);
+    let err = |batch: Vec<PointInput>| c.upsert(batch).unwrap_err().to_string();
+    let good = point(2, vec![0.0, 1.0, 0.0], json!({}));
+    let e = err(vec![good.clone(), point(3, vec![1.0, 2.0], json!({}))]);
+    assert!(
+        e.contains("point 1 (id 3)") && e.contains("dimension"),
+        "{e}"
+    );
+    let e = err(vec![point(3, vec![1.0, f32::NAN, 0.0], json!({}))]);
+    assert!(
+        e.to_lowercase().contains("nan") || e.contains("finite"),
+        "{e}"
+    );
+    let e = err(vec![point(3, vec![1.0, f32::INFINITY, 0.0], json!({}))]);
+    assert!(
+        e.contains("finite") || e.to_lowercase().contains("inf"),
+        "{e}"
+    );
+    let e = err(vec![point(3, vec![1.0, 1.0, 0.0], json!([1, 2]))]);
+    assert!(e.contains("payload must be a JSON object"), "{e}");
+    let mixed = PointInput {
+        id: PointId::Str("x".into()),
+        vectors: Vectors::Single(vec![1.0, 1.0, 1.0]),
+        payload: json!({}),
+    };
+    let e = err(vec![good.clone(), mixed]);
+    assert!(e.contains("\"x\"") && e.contains("integer"), "{e}");
+    let named = PointInput {
+        id: PointId::Num(9),
+        vectors: Vectors::Named(vec![("nope".into(), vec![1.0, 1.0, 1.0])]),
+        payload: json!({}),
+    };
+    assert!(err(vec![named]).contains("unknown vector space \"nope\""));
+    assert_eq!(c.count(None), before, "refused batches changed nothing");
+    assert!(c.get(&[PointId::Num(2)], false, false).is_empty());
+    assert!(matches!(
+        db.collection("missing"),
+        Err(EngineError::CollectionNotFound(_))
+    ));
+    assert!(matches!(
+        db.create_collection("b", schema(3, Metric::L2, IndexSpec::Flat)),
+        Err(EngineError::NameTaken(_))
+    ));
+    assert!(matches!(
+        db.create_collection("a b", schema(3, Metric::L2, IndexSpec::Flat)),
+        Err(EngineError::InvalidName(_))
+    ));
+    let q = |v: Vec<f32>| {
+        c.search(SearchRequest {
+            vector: v,
+            k: 1,
+            ..Default::default()
+        })
+    };
+    assert!(q(vec![1.0]).unwrap_err().to_string().contains("dimension"));
+    assert!(Filter::from_json_str(r#"{"must":[{"key":"a","range":{"gt":"x"}}]}"#).is_err());
+    // Reopen: still exactly one point.
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path(), config(1000)).unwrap();
+    assert_eq!(db.collection("b").unwrap().count(None), 1);
+}
+
+#[test]
+fn second_process_is_locked_out_and_aliases_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), config(1000)).unwrap();
+    assert!(matches!(
+        Database::open(dir.path(), config(1000)),
+        Err(EngineError::Locked(_))
+    ));
+    db.create_collection("v1", schema(2, Metric::L2, IndexSpec::Flat))
+        .unwrap();
+    db.create_collection("v2", schema(2, Metric::L2, IndexSpec::Flat))
+        .unwrap();
+    db.collection("v2")
+        .unwrap()
+        .upsert(vec![point(1, vec![0.0, 0.0], json!({}))])
+        .unwrap();
+    db.set_alias("live", "v1").unwrap();
+    assert_eq!(db.collection("live").unwrap().name(), "v1");
+    db.set_alias("live", "v2").unwrap();
+    assert_eq!(db.collection("live").unwrap().count(None), 1);
+    assert!(matches!(
+        db.set_alias("v1", "v2"),
+        Err(EngineError::NameTaken(_))
+    ));
+    assert!(matches!(
+        db.set_alias("x", "nope"),
+        Err(EngineError::CollectionNotFound(_))
+    ));
+    drop(db);
+    let db = Database::open(dir.path(), config(1000)).unwrap();
+    assert_eq!(db.resolve("live"), "v2");
+    db.delete_collection("v2").unwrap();
+    assert!(
+        db.aliases().is_empty(),
+        "aliases of a deleted collection go with it"
+    );
+    assert_eq!(db.list_collections().unwrap(), vec!["v1".to_string()]);
+    db.delete_alias("live").unwrap_err();
+}
+
+/// Exact filtered top-k by brute force.
+fn brute(vecs: &[Vec<f32>], allowed: impl Fn(usize) -> bool, q: &[f32], k: usize) -> Vec<u64> {
+    let mut d: Vec<(f32, u64)> = vecs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| allowed(*i))
+        .map(|(i, v)| {
+            (
+                v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(),
+                i as u64,
+            )
+        })
+        .collect();
+    d.sort_by(|a, b| a.0.total_cmp(&b.0));
+    d.into_iter().take(k).map(|x| x.1).collect()
+}
+
+#[test]
+fn filtered_search_plans_and_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), config(100_000)).unwrap();
+    let c = db
+        .create_collection("f", schema(16, Metric::L2, IndexSpec::default()))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let n = 6000;
+    let vecs: Vec<Vec<f32>> = (0..n).map(|_| random_vec(&mut rng, 16)).collect();
+    let buckets: Vec<u64> = (0..n).map(|_| rng.gen_range(0..100)).collect();
+    let pts = (0..n)
+        .map(|i| {
+            point(
+                i as u64,
+                vecs[i].clone(),
+                json!({"bucket": buckets[i], "free": buckets[i] % 2}),
+            )
+        })
+        .collect();
+    c.upsert(pts).unwrap();
+    c.optimize().unwrap();
+    for (sel, want) in [
+        (1u64, Strategy::Exact),
+        (10, Strategy::Graph),
+        (50, Strategy::Graph),
+    ] {
+        let f = Filter::from_json_str(&format!(
+            r#"{{"must":[{{"key":"bucket","range":{{"lt":{sel}}}}}]}}"#
+        ))
+        .unwrap();
+        let mut hit = 0;
+        let queries = 30;
+        for _ in 0..queries {
+            let q = random_vec(&mut rng, 16);
+            let r = c
+                .search(SearchRequest {
+                    vector: q.clone(),
+                    k: 10,
+                    ef: Some(128),
+                    filter: Some(f.clone()),
+                    with_payload: true,
+                    exact_threshold: Some(200),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(r.plan[0].strategy, want, "selectivity {sel}%");
+            for h in &r.hits {
+                assert!(h.payload.as_ref().unwrap()["bucket"].as_u64().unwrap() < sel);
+            }
+            let truth = brute(&vecs, |i| buckets[i] < sel, &q, 10);
+            hit += ids(&r.hits).iter().filter(|i| truth.contains(i)).count();
+        }
+        let recall = hit as f64 / (10 * queries) as f64;
+        assert!(recall >= 0.95, "recall {recall} at {sel}%");
+    }
+    // An unindexed key still filters (payload scan), and is reported.
+    let f = Filter::from_json_str(
+        r#"{"must":[{"key":"free","match":{"value":1}},{"key":"bucket","range":{"lt":20}}]}"#,
+    )
+    .unwrap();
+    let r = c
+        .search(SearchRequest {
+            vector: vecs[0].clone(),
+            k: 5,
+            filter: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.unindexed_keys, vec!["free".to_string()]);
+    let expected = (0..n)
+        .filter(|&i| buckets[i] % 2 == 1 && buckets[i] < 20)
+        .count() as u64;
+    assert_eq!(c.count(Some(&f)), expected);
+    assert!(c
+        .info()
+        .unindexed_payload_keys
+        .contains(&"free".to_string()));
+}
+
+#[test]
+fn tenant_scope_never_leaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), config(400)).unwrap();
+    let mut s = schema(8, Metric::Cosine, IndexSpec::default());
+    s.tenant_key = Some("org".into());
+    let c = db.create_collection("t", s).unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let pts: Vec<PointInput> = (0..1500u64)
+        .map(|i| {
+            point(
+                i,
+                random_vec(&mut rng, 8),
+                json!({"org": format!("org{}", i % 7)}),
+            )
+        })
+        .collect();
+    c.upsert(pts).unwrap();
+    let e = c
+        .upsert(vec![point(9999, random_vec(&mut rng, 8), json!({"x": 1}))])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multi-tenant"), "{e}");
+    for t in 0..7 {
+        let r = c
+            .search(SearchRequest {
+                vector: random_vec(&mut rng, 8),
+                k: 50,
+                tenant: Some(json!(format!("org{t}"))),
+                with_payload: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(r.hits.len(), 50);
+        for h in r.hits {
+            assert_eq!(h.payload.unwrap()["org"], json!(format!("org{t}")));
+        }
+    }
+}
+
+#[test]
+fn merge_runs_while_queries_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        CollectionConfig {
+            flush_points: 500,
+            max_segments: 2,
+            ..CollectionConfig::default()
+        },
+    )
+    .unwrap();
+    let c: Arc<Collection> = db
+        .create_collection("m", schema(8, Metric::L2, IndexSpec::default()))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let vecs: Vec<Vec<f32>> = (0..3000).map(|_| random_vec(&mut rng, 8)).collect();
+    for chunk in (0..3000u64).collect::<Vec<_>>().chunks(500) {
+        c.upsert(
+            chunk
+                .iter()
+                .map(|&i| point(i, vecs[i as usize].clone(), json!({})))
+                .collect(),
+        )
+        .unwrap();
+    }
+    c.delete((0..3000u64).step_by(3).map(PointId::Num).collect())
+        .unwrap();
+    let reader = {
+        let c = c.clone();
+        let vecs = vecs.clone();
+        std::thread::spawn(move || {
+            for i in 0..200usize {
+                let id = (i * 3 + 1) % 3000;
+                let r = c
+                    .search(SearchRequest {
+                        vector: vecs[id].clone(),
+                        k: 1,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert_eq!(ids(&r.hits), vec![id as u64], "a live point finds itself");
+            }
+        })
+    };
+    while c.merge().unwrap() {}
+    reader.join().unwrap();
+    assert!(c.info().segments.len() <= 2);
+    assert_eq!(c.count(None), 2000);
+}

@@ -1,0 +1,167 @@
+//! Checked files: every small file Sextant writes (manifest, aliases, segment parts) is wrapped in
+//! one envelope, and replaced atomically.
+//!
+//! ```text
+//! file = magic [8] | version u32 | body_len u64 | crc32(body) u32 | body      (little-endian)
+//! ```
+//!
+//! A reader checks all four before looking at the body, so a damaged or foreign file is refused
+//! with its name instead of being half-read. Atomic replacement is the usual dance: write a
+//! temporary file in the same directory, fsync it, rename it over the target, fsync the directory
+//! (without the last step a power cut can forget the rename).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use crate::StorageError;
+
+const HEADER_LEN: usize = 24;
+
+/// Wraps `body` in an envelope.
+pub fn seal(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Checks an envelope read from `path` and returns its body.
+pub fn open<'a>(
+    path: &Path,
+    magic: &[u8; 8],
+    version: u32,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], StorageError> {
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt(
+            0,
+            format!(
+                "file is {} bytes, shorter than its {HEADER_LEN}-byte header",
+                bytes.len()
+            ),
+        ));
+    }
+    if &bytes[..8] != magic {
+        return Err(corrupt(
+            0,
+            format!(
+                "wrong magic number (expected {:?})",
+                String::from_utf8_lossy(magic).trim_end_matches('\0')
+            ),
+        ));
+    }
+    let found = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if found != version {
+        return Err(StorageError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: version,
+        });
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let body = &bytes[HEADER_LEN..];
+    if body.len() as u64 != len {
+        return Err(corrupt(
+            12,
+            format!("body is {} bytes, header says {len}", body.len()),
+        ));
+    }
+    if crc32fast::hash(body) != crc {
+        return Err(corrupt(HEADER_LEN as u64, "checksum mismatch".into()));
+    }
+    Ok(body)
+}
+
+/// Reads `path` and checks its envelope; returns the body.
+pub fn read(path: &Path, magic: &[u8; 8], version: u32) -> Result<Vec<u8>, StorageError> {
+    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+    let body = open(path, magic, version, &bytes)?;
+    Ok(body.to_vec())
+}
+
+/// Writes `bytes` to `path` durably and atomically (temp file, fsync, rename, fsync directory).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    write_synced(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    sync_dir(dir)
+}
+
+/// Creates (or truncates) `path` with `bytes` and fsyncs it.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.write_all(bytes).map_err(|e| io_err(path, e))?;
+    f.sync_all().map_err(|e| io_err(path, e))
+}
+
+/// fsyncs a directory, so renames and creations inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+/// Wraps an I/O error with its path.
+pub fn io_err(path: &Path, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: &[u8; 8] = b"SXTTEST\0";
+
+    #[test]
+    fn round_trip_and_every_kind_of_damage() {
+        let p = Path::new("x");
+        let sealed = seal(M, 3, b"hello");
+        assert_eq!(open(p, M, 3, &sealed).unwrap(), b"hello");
+        let err = |b: &[u8]| open(p, M, 3, b).unwrap_err().to_string();
+        assert!(err(&sealed[..10]).contains("shorter"));
+        assert!(err(&sealed[..sealed.len() - 1]).contains("header says"));
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(err(&flipped).contains("checksum"));
+        let mut magic = sealed.clone();
+        magic[0] = b'Y';
+        assert!(err(&magic).contains("magic"));
+        assert!(open(p, M, 4, &sealed)
+            .unwrap_err()
+            .to_string()
+            .contains("version 3"));
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, &seal(M, 1, b"a")).unwrap();
+        write_atomic(&p, &seal(M, 1, b"bb")).unwrap();
+        assert_eq!(read(&p, M, 1).unwrap(), b"bb");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
+    }
+}

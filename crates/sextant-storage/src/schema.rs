@@ -1,0 +1,334 @@
+//! A collection's schema and its manifest: the small documents that say what a collection is and
+//! which segment files make up its current state.
+//!
+//! The manifest is the single source of truth after a crash: a segment directory or tombstone
+//! file it does not name is garbage from an interrupted flush or merge. It is JSON (readable in an
+//! emergency) inside a checked envelope, and is only ever replaced atomically.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sextant_core::Metric;
+
+use crate::envelope;
+use crate::id_map::IdKind;
+use crate::payload_index::FieldType;
+use crate::StorageError;
+
+/// Default HNSW `m` of a new space (links per node per layer).
+pub const DEFAULT_M: usize = 16;
+/// Default HNSW `ef_construction` of a new space.
+pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
+/// Largest accepted vector dimension.
+pub const MAX_DIM: usize = 65_536;
+/// The name of the vector space a single-space collection gets when none is given.
+pub const DEFAULT_SPACE: &str = "default";
+
+/// The index a dense space keeps in its flushed segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum IndexSpec {
+    /// Exact search only.
+    Flat,
+    /// An HNSW graph.
+    Hnsw {
+        /// Links per node per layer.
+        m: usize,
+        /// Candidate list size while building.
+        ef_construction: usize,
+    },
+}
+
+impl Default for IndexSpec {
+    fn default() -> Self {
+        IndexSpec::Hnsw {
+            m: DEFAULT_M,
+            ef_construction: DEFAULT_EF_CONSTRUCTION,
+        }
+    }
+}
+
+/// One named dense vector space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpaceSpec {
+    /// Name (letters, digits, `_`, `-`).
+    pub name: String,
+    /// Dimension.
+    pub dim: usize,
+    /// Distance metric.
+    pub metric: Metric,
+    /// Index kind.
+    #[serde(default)]
+    pub index: IndexSpec,
+}
+
+/// A declared payload index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadIndexSpec {
+    /// Dotted payload key.
+    pub key: String,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+}
+
+/// What a collection holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    /// Dense vector spaces (at least one).
+    pub spaces: Vec<SpaceSpec>,
+    /// Declared payload indexes.
+    #[serde(default)]
+    pub payload_indexes: Vec<PayloadIndexSpec>,
+    /// The payload key naming each point's tenant, when the collection is multi-tenant.
+    #[serde(default)]
+    pub tenant_key: Option<String>,
+}
+
+/// A schema that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid schema: {0}")]
+pub struct SchemaError(pub String);
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Schema {
+    /// Checks the schema and completes it: the tenant key gets a keyword index when none is
+    /// declared for it.
+    pub fn validated(mut self) -> Result<Schema, SchemaError> {
+        let bad = |s: String| Err(SchemaError(s));
+        if self.spaces.is_empty() {
+            return bad("a collection needs at least one vector space".into());
+        }
+        let mut names = HashSet::new();
+        for s in &self.spaces {
+            if !valid_name(&s.name) {
+                return bad(format!(
+                    "space name {:?} must be 1-64 letters, digits, '_' or '-'",
+                    s.name
+                ));
+            }
+            if !names.insert(&s.name) {
+                return bad(format!("space {:?} is declared twice", s.name));
+            }
+            if s.dim == 0 || s.dim > MAX_DIM {
+                return bad(format!(
+                    "space {:?}: dim must be 1..={MAX_DIM}, got {}",
+                    s.name, s.dim
+                ));
+            }
+            if let IndexSpec::Hnsw { m, ef_construction } = s.index {
+                if !(2..=128).contains(&m) {
+                    return bad(format!("space {:?}: m must be 2..=128, got {m}", s.name));
+                }
+                if ef_construction < m {
+                    return bad(format!(
+                        "space {:?}: ef_construction ({ef_construction}) must be at least m ({m})",
+                        s.name
+                    ));
+                }
+            }
+        }
+        let mut keys = HashSet::new();
+        for p in &self.payload_indexes {
+            if p.key.is_empty() || p.key.split('.').any(str::is_empty) {
+                return bad(format!("payload index key {:?} is not a dotted key", p.key));
+            }
+            if !keys.insert(p.key.clone()) {
+                return bad(format!("payload index {:?} is declared twice", p.key));
+            }
+        }
+        if let Some(t) = &self.tenant_key {
+            match self.payload_indexes.iter().find(|p| &p.key == t) {
+                Some(p) if !matches!(p.field_type, FieldType::Keyword | FieldType::Integer) => {
+                    return bad(format!(
+                        "tenant key {t:?} must be indexed as keyword or integer"
+                    ));
+                }
+                Some(_) => {}
+                None if t.is_empty() => return bad("tenant key is empty".into()),
+                None => self.payload_indexes.push(PayloadIndexSpec {
+                    key: t.clone(),
+                    field_type: FieldType::Keyword,
+                }),
+            }
+        }
+        Ok(self)
+    }
+
+    /// The position of the space called `name`.
+    pub fn space_index(&self, name: &str) -> Option<usize> {
+        self.spaces.iter().position(|s| s.name == name)
+    }
+}
+
+/// One segment as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    /// Segment id (its directory is `segments/<id>`).
+    pub id: u64,
+    /// Points stored (live and deleted).
+    pub points: u64,
+    /// The tombstone file inside the segment directory, when any point is deleted.
+    #[serde(default)]
+    pub tombstones: Option<String>,
+}
+
+/// The current state of a collection on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The schema.
+    pub schema: Schema,
+    /// Incremented by every manifest write.
+    pub generation: u64,
+    /// Every WAL record up to this sequence number is reflected in the segments.
+    pub flushed_seq: u64,
+    /// The id kind fixed by the first point, once there is one.
+    #[serde(default)]
+    pub id_kind: Option<IdKindName>,
+    /// The id the next segment gets.
+    pub next_segment: u64,
+    /// The segments, oldest first.
+    pub segments: Vec<SegmentEntry>,
+}
+
+/// Serialised form of [`IdKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdKindName {
+    /// Integers.
+    Integer,
+    /// UUIDs.
+    Uuid,
+    /// Strings.
+    String,
+}
+
+impl From<IdKind> for IdKindName {
+    fn from(k: IdKind) -> Self {
+        match k {
+            IdKind::Num => IdKindName::Integer,
+            IdKind::Uuid => IdKindName::Uuid,
+            IdKind::Str => IdKindName::String,
+        }
+    }
+}
+
+impl From<IdKindName> for IdKind {
+    fn from(k: IdKindName) -> Self {
+        match k {
+            IdKindName::Integer => IdKind::Num,
+            IdKindName::Uuid => IdKind::Uuid,
+            IdKindName::String => IdKind::Str,
+        }
+    }
+}
+
+/// Magic number of manifest files.
+pub const MANIFEST_MAGIC: &[u8; 8] = b"SXTMANF\0";
+/// Manifest format version.
+pub const MANIFEST_VERSION: u32 = 1;
+
+impl Manifest {
+    /// A fresh manifest for a new collection.
+    pub fn new(schema: Schema) -> Manifest {
+        Manifest {
+            schema,
+            generation: 0,
+            flushed_seq: 0,
+            id_kind: None,
+            next_segment: 1,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Reads and checks `path`.
+    pub fn read(path: &Path) -> Result<Manifest, StorageError> {
+        let body = envelope::read(path, MANIFEST_MAGIC, MANIFEST_VERSION)?;
+        serde_json::from_slice(&body).map_err(|e| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 24,
+            reason: format!("manifest JSON does not parse: {e}"),
+        })
+    }
+
+    /// Writes `self` to `path` atomically and durably.
+    pub fn write(&self, path: &Path) -> Result<(), StorageError> {
+        let body = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        envelope::write_atomic(
+            path,
+            &envelope::seal(MANIFEST_MAGIC, MANIFEST_VERSION, &body),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(name: &str, dim: usize) -> SpaceSpec {
+        SpaceSpec {
+            name: name.into(),
+            dim,
+            metric: Metric::Cosine,
+            index: IndexSpec::default(),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let ok = Schema {
+            spaces: vec![space("a", 4)],
+            payload_indexes: vec![],
+            tenant_key: Some("org".into()),
+        }
+        .validated()
+        .unwrap();
+        assert_eq!(ok.payload_indexes[0].key, "org", "tenant key gets an index");
+        let err = |s: Schema| s.validated().unwrap_err().to_string();
+        let mut s = ok.clone();
+        s.spaces.push(space("a", 4));
+        assert!(err(s).contains("declared twice"));
+        let mut s = ok.clone();
+        s.spaces[0].dim = 0;
+        assert!(err(s).contains("dim must be"));
+        let mut s = ok.clone();
+        s.spaces[0].name = "a b".into();
+        assert!(err(s).contains("space name"));
+        let mut s = ok.clone();
+        s.payload_indexes[0].field_type = FieldType::Float;
+        assert!(err(s).contains("keyword or integer"));
+    }
+
+    #[test]
+    fn manifest_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("manifest");
+        let mut m = Manifest::new(
+            Schema {
+                spaces: vec![space("v", 3)],
+                payload_indexes: vec![PayloadIndexSpec {
+                    key: "k".into(),
+                    field_type: FieldType::Keyword,
+                }],
+                tenant_key: None,
+            }
+            .validated()
+            .unwrap(),
+        );
+        m.id_kind = Some(IdKindName::Uuid);
+        m.segments.push(SegmentEntry {
+            id: 1,
+            points: 10,
+            tombstones: Some("deleted-3.bin".into()),
+        });
+        m.write(&p).unwrap();
+        assert_eq!(Manifest::read(&p).unwrap(), m);
+    }
+}

@@ -1,0 +1,501 @@
+//! Segments: a set of points (ids, per-point sequence numbers, payloads, payload indexes, one
+//! vector index per space) addressed by dense offsets.
+//!
+//! The same type serves both roles the write path needs. The *mutable* segment is built in
+//! memory, one point at a time, with exact (flat) vector indexes; a *flush* turns its live points
+//! into an immutable segment with the schema's indexes (HNSW built in parallel) and writes it as a
+//! directory:
+//!
+//! ```text
+//! segments/<id>/points.bin      envelope SXTPNTS: count u32, then per point seq u64 | id
+//! segments/<id>/payloads.bin    envelope SXTPAYL: count u32, end offsets u64[count], JSON bytes
+//! segments/<id>/vectors-<i>.idx the index of space i (its own magic, version and CRC)
+//! segments/<id>/deleted-<gen>.bin  envelope SXTTOMB: roaring bitmap of deleted offsets
+//! ```
+//! id = tag u8 (0 integer u64, 1 UUID u128, 2 string u32 length + UTF-8 bytes).
+//!
+//! Payload indexes are not stored: they are rebuilt from the payloads when a segment is opened
+//! (one JSON parse per point), which keeps one source of truth on disk. Deletes are not this
+//! type's business: the engine keeps a tombstone bitmap beside each segment.
+
+use std::fs;
+use std::path::Path;
+
+use roaring::RoaringBitmap;
+use serde_json::Value;
+use sextant_core::PointId;
+use sextant_index::{
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, VectorIndex, VectorIndexMut,
+};
+
+use crate::envelope::{self, io_err};
+use crate::id_map::IdMap;
+use crate::payload_index::{FieldIndex, PayloadIndexes};
+use crate::schema::{IndexSpec, Schema};
+use crate::StorageError;
+
+const POINTS_MAGIC: &[u8; 8] = b"SXTPNTS\0";
+const PAYLOADS_MAGIC: &[u8; 8] = b"SXTPAYL\0";
+const TOMBSTONES_MAGIC: &[u8; 8] = b"SXTTOMB\0";
+const FORMAT_VERSION: u32 = 1;
+
+/// Payloads as serialised JSON, one after another.
+#[derive(Debug, Clone, Default)]
+pub struct PayloadStore {
+    ends: Vec<u64>,
+    bytes: Vec<u8>,
+}
+
+impl PayloadStore {
+    /// Appends a payload.
+    pub fn push(&mut self, payload: &Value) {
+        serde_json::to_writer(&mut self.bytes, payload).expect("JSON values serialise");
+        self.ends.push(self.bytes.len() as u64);
+    }
+
+    /// The raw JSON of payload `i`.
+    pub fn raw(&self, i: u32) -> &[u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
+    /// Payload `i`, parsed.
+    pub fn get(&self, i: u32) -> Value {
+        serde_json::from_slice(self.raw(i)).expect("stored payloads are valid JSON")
+    }
+
+    /// Heap bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * 8
+    }
+}
+
+/// One point to add to a segment.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPoint<'a> {
+    /// External id.
+    pub id: &'a PointId,
+    /// Sequence number of the WAL record that wrote it.
+    pub seq: u64,
+    /// One vector per space, in schema order.
+    pub vectors: &'a [Vec<f32>],
+    /// The payload (a JSON object).
+    pub payload: &'a Value,
+}
+
+/// A segment's points.
+#[derive(Debug)]
+pub struct Segment {
+    /// Segment id (0 for the mutable segment, which has no directory).
+    pub id: u64,
+    ids: IdMap,
+    seqs: Vec<u64>,
+    payloads: PayloadStore,
+    indexes: PayloadIndexes,
+    vectors: Vec<AnyIndex>,
+}
+
+fn payload_indexes(schema: &Schema) -> PayloadIndexes {
+    let mut idx = PayloadIndexes::default();
+    for p in &schema.payload_indexes {
+        idx.add(FieldIndex::new(&p.key, p.field_type));
+    }
+    idx
+}
+
+fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason: reason.into(),
+    }
+}
+
+impl Segment {
+    /// An empty in-memory segment with flat indexes, for writes.
+    pub fn new_mutable(schema: &Schema) -> Segment {
+        Segment {
+            id: 0,
+            ids: IdMap::default(),
+            seqs: Vec::new(),
+            payloads: PayloadStore::default(),
+            indexes: payload_indexes(schema),
+            vectors: schema
+                .spaces
+                .iter()
+                .map(|s| AnyIndex::Flat(FlatIndex::new(s.metric, s.dim).expect("validated schema")))
+                .collect(),
+        }
+    }
+
+    /// Number of points stored (live or deleted).
+    pub fn len(&self) -> u32 {
+        self.seqs.len() as u32
+    }
+
+    /// Whether the segment stores no point.
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    /// Appends a point (vectors already validated against the schema); returns its offset.
+    /// An earlier point with the same id in this segment is returned too (the caller
+    /// tombstones it).
+    pub fn push(&mut self, p: NewPoint<'_>) -> (u32, Option<u32>) {
+        let offset = self.len();
+        for (index, v) in self.vectors.iter_mut().zip(p.vectors) {
+            index
+                .insert(v)
+                .expect("vectors are validated before they reach a segment");
+        }
+        self.seqs.push(p.seq);
+        self.payloads.push(p.payload);
+        self.indexes.insert(offset, p.payload);
+        let previous = self.ids.assign(p.id.clone(), offset);
+        (offset, previous)
+    }
+
+    /// The offset of `id` (which may be tombstoned by the caller).
+    pub fn offset(&self, id: &PointId) -> Option<u32> {
+        self.ids.offset(id)
+    }
+
+    /// The id at `offset` (`None` for a replaced point of the mutable segment).
+    pub fn id(&self, offset: u32) -> Option<&PointId> {
+        self.ids.id(offset)
+    }
+
+    /// Sequence number of the write that stored `offset`.
+    pub fn seq(&self, offset: u32) -> u64 {
+        self.seqs[offset as usize]
+    }
+
+    /// The payload at `offset`.
+    pub fn payload(&self, offset: u32) -> Value {
+        self.payloads.get(offset)
+    }
+
+    /// The raw JSON payload at `offset`.
+    pub fn payload_raw(&self, offset: u32) -> &[u8] {
+        self.payloads.raw(offset)
+    }
+
+    /// The payload indexes.
+    pub fn indexes(&self) -> &PayloadIndexes {
+        &self.indexes
+    }
+
+    /// The vector index of space `i`.
+    pub fn vectors(&self, space: usize) -> &AnyIndex {
+        &self.vectors[space]
+    }
+
+    /// Heap bytes held (vectors, graphs, payloads, ids).
+    pub fn memory_bytes(&self) -> usize {
+        self.vectors.iter().map(|v| v.memory_bytes()).sum::<usize>()
+            + self.payloads.memory_bytes()
+            + self.seqs.capacity() * 8
+            + self.ids.len() * 48
+    }
+
+    /// Builds an immutable segment with id `id` from the points of `sources` that `keep`
+    /// accepts, in order, with the schema's indexes (HNSW built in parallel on the current
+    /// rayon pool). Returns the segment and, per source, the new offset of each kept old
+    /// offset (`u32::MAX` when dropped).
+    pub fn build(
+        id: u64,
+        schema: &Schema,
+        sources: &[(&Segment, &RoaringBitmap)],
+        progress: Option<&(dyn Fn(usize) + Sync)>,
+    ) -> Result<(Segment, Vec<Vec<u32>>), StorageError> {
+        let mut ids = IdMap::default();
+        let mut seqs = Vec::new();
+        let mut payloads = PayloadStore::default();
+        let mut indexes = payload_indexes(schema);
+        let mut rows: Vec<Vec<f32>> = vec![Vec::new(); schema.spaces.len()];
+        let mut maps = Vec::with_capacity(sources.len());
+        for (seg, deleted) in sources {
+            let mut map = vec![u32::MAX; seg.len() as usize];
+            for old in 0..seg.len() {
+                let Some(pid) = seg.id(old) else { continue };
+                if deleted.contains(old) {
+                    continue;
+                }
+                let new = seqs.len() as u32;
+                map[old as usize] = new;
+                ids.assign(pid.clone(), new);
+                seqs.push(seg.seq(old));
+                let raw = seg.payload_raw(old);
+                payloads.bytes.extend_from_slice(raw);
+                payloads.ends.push(payloads.bytes.len() as u64);
+                let value: Value = serde_json::from_slice(raw).expect("stored JSON");
+                indexes.insert(new, &value);
+                for (space, r) in rows.iter_mut().enumerate() {
+                    r.extend_from_slice(seg.vectors[space].vector(old).expect("offset in range"));
+                }
+            }
+            maps.push(map);
+        }
+        let mut vectors = Vec::with_capacity(schema.spaces.len());
+        for (spec, flat) in schema.spaces.iter().zip(rows) {
+            let dense = DenseVectors::from_rows(spec.metric, spec.dim, &flat).map_err(|e| {
+                StorageError::InvalidSequence(format!("segment build refused vectors: {e}"))
+            })?;
+            vectors.push(match spec.index {
+                IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_vectors(dense)),
+                IndexSpec::Hnsw { m, ef_construction } => {
+                    let params = HnswParams {
+                        m,
+                        ef_construction,
+                        ..HnswParams::default()
+                    };
+                    let h = HnswIndex::build(dense, params, progress).map_err(|e| {
+                        StorageError::InvalidSequence(format!("HNSW build failed: {e}"))
+                    })?;
+                    AnyIndex::Hnsw(Box::new(h))
+                }
+            });
+        }
+        let seg = Segment {
+            id,
+            ids,
+            seqs,
+            payloads,
+            indexes,
+            vectors,
+        };
+        Ok((seg, maps))
+    }
+
+    /// Writes this segment as directory `dir` (via `dir.tmp`, fsynced, renamed).
+    pub fn write(&self, dir: &Path) -> Result<(), StorageError> {
+        let tmp = dir.with_extension("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        }
+        fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let mut points = Vec::with_capacity(4 + self.seqs.len() * 17);
+        points.extend_from_slice(&self.len().to_le_bytes());
+        for off in 0..self.len() {
+            points.extend_from_slice(&self.seqs[off as usize].to_le_bytes());
+            encode_id(
+                self.ids.id(off).expect("built segments are dense"),
+                &mut points,
+            );
+        }
+        let put = |name: &str, bytes: &[u8]| envelope::write_synced(&tmp.join(name), bytes);
+        put(
+            "points.bin",
+            &envelope::seal(POINTS_MAGIC, FORMAT_VERSION, &points),
+        )?;
+        let mut pay =
+            Vec::with_capacity(4 + self.payloads.ends.len() * 8 + self.payloads.bytes.len());
+        pay.extend_from_slice(&self.len().to_le_bytes());
+        for e in &self.payloads.ends {
+            pay.extend_from_slice(&e.to_le_bytes());
+        }
+        pay.extend_from_slice(&self.payloads.bytes);
+        put(
+            "payloads.bin",
+            &envelope::seal(PAYLOADS_MAGIC, FORMAT_VERSION, &pay),
+        )?;
+        for (i, v) in self.vectors.iter().enumerate() {
+            put(&format!("vectors-{i}.idx"), &v.to_bytes())?;
+        }
+        envelope::sync_dir(&tmp)?;
+        fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
+        envelope::sync_dir(dir.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Opens segment directory `dir` written by [`Segment::write`].
+    pub fn open(id: u64, dir: &Path, schema: &Schema) -> Result<Segment, StorageError> {
+        let path = dir.join("points.bin");
+        let body = envelope::read(&path, POINTS_MAGIC, FORMAT_VERSION)?;
+        let mut r = Cursor {
+            bytes: &body,
+            at: 0,
+            path: &path,
+        };
+        let n = r.u32()?;
+        let mut ids = IdMap::default();
+        let mut seqs = Vec::with_capacity(n as usize);
+        for off in 0..n {
+            seqs.push(r.u64()?);
+            let at = r.at;
+            let id = decode_id(&mut r)?;
+            if ids.assign(id, off).is_some() {
+                return Err(corrupt(&path, at + 24, "an id appears twice"));
+            }
+        }
+        let path = dir.join("payloads.bin");
+        let body = envelope::read(&path, PAYLOADS_MAGIC, FORMAT_VERSION)?;
+        let mut r = Cursor {
+            bytes: &body,
+            at: 0,
+            path: &path,
+        };
+        if r.u32()? != n {
+            return Err(corrupt(&path, 24, "payload count differs from point count"));
+        }
+        let mut ends = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            ends.push(r.u64()?);
+        }
+        let bytes = body[r.at..].to_vec();
+        if ends.windows(2).any(|w| w[0] > w[1])
+            || ends.last().is_some_and(|&e| e as usize != bytes.len())
+        {
+            return Err(corrupt(&path, 28, "payload offsets are inconsistent"));
+        }
+        let payloads = PayloadStore { ends, bytes };
+        let mut indexes = payload_indexes(schema);
+        for off in 0..n {
+            let v: Value = serde_json::from_slice(payloads.raw(off))
+                .map_err(|e| corrupt(&path, 24, format!("payload {off} is not valid JSON: {e}")))?;
+            indexes.insert(off, &v);
+        }
+        let mut vectors = Vec::with_capacity(schema.spaces.len());
+        for (i, spec) in schema.spaces.iter().enumerate() {
+            let path = dir.join(format!("vectors-{i}.idx"));
+            let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+            let index =
+                AnyIndex::from_bytes(&bytes).map_err(|e| corrupt(&path, 0, e.to_string()))?;
+            if index.len() != n as usize || index.dim() != spec.dim || index.metric() != spec.metric
+            {
+                return Err(corrupt(
+                    &path,
+                    0,
+                    format!(
+                        "index holds {} × {}-d {} vectors; the segment has {n} points of space {:?} ({}-d {})",
+                        index.len(),
+                        index.dim(),
+                        index.metric(),
+                        spec.name,
+                        spec.dim,
+                        spec.metric
+                    ),
+                ));
+            }
+            vectors.push(index);
+        }
+        Ok(Segment {
+            id,
+            ids,
+            seqs,
+            payloads,
+            indexes,
+            vectors,
+        })
+    }
+}
+
+/// Writes a tombstone file; returns nothing but errors.
+pub fn write_tombstones(path: &Path, deleted: &RoaringBitmap) -> Result<(), StorageError> {
+    let mut body = Vec::with_capacity(deleted.serialized_size());
+    deleted
+        .serialize_into(&mut body)
+        .expect("writing to a Vec cannot fail");
+    envelope::write_synced(
+        path,
+        &envelope::seal(TOMBSTONES_MAGIC, FORMAT_VERSION, &body),
+    )
+}
+
+/// Reads a tombstone file.
+pub fn read_tombstones(path: &Path) -> Result<RoaringBitmap, StorageError> {
+    let body = envelope::read(path, TOMBSTONES_MAGIC, FORMAT_VERSION)?;
+    RoaringBitmap::deserialize_from(&body[..])
+        .map_err(|e| corrupt(path, 24, format!("tombstone bitmap does not decode: {e}")))
+}
+
+fn encode_id(id: &PointId, out: &mut Vec<u8>) {
+    match id {
+        PointId::Num(n) => {
+            out.push(0);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        PointId::Uuid(u) => {
+            out.push(1);
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+        PointId::Str(s) => {
+            out.push(2);
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+/// Encodes a point id (shared with the engine's WAL records).
+pub fn put_id(id: &PointId, out: &mut Vec<u8>) {
+    encode_id(id, out);
+}
+
+/// A bounds-checked little-endian reader over a file body; errors name the file and offset
+/// (offsets count from the start of the file, after the 24-byte envelope header).
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// Read position.
+    pub at: usize,
+    /// File the bytes came from.
+    pub path: &'a Path,
+}
+
+impl Cursor<'_> {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&[u8], StorageError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                corrupt(
+                    self.path,
+                    self.at + 24,
+                    format!("{n} bytes run past the end"),
+                )
+            })?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    /// A u8.
+    pub fn u8(&mut self) -> Result<u8, StorageError> {
+        Ok(self.take(1)?[0])
+    }
+    /// A u32.
+    pub fn u32(&mut self) -> Result<u32, StorageError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    /// A u64.
+    pub fn u64(&mut self) -> Result<u64, StorageError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    /// Whether everything was read.
+    pub fn done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+}
+
+/// Decodes a point id written by [`put_id`].
+pub fn decode_id(r: &mut Cursor<'_>) -> Result<PointId, StorageError> {
+    let at = r.at;
+    Ok(match r.u8()? {
+        0 => PointId::Num(r.u64()?),
+        1 => PointId::Uuid(u128::from_le_bytes(r.take(16)?.try_into().expect("16"))),
+        2 => {
+            let n = r.u32()? as usize;
+            let path = r.path;
+            let s = r.take(n)?;
+            PointId::Str(
+                std::str::from_utf8(s)
+                    .map_err(|_| corrupt(path, at + 24, "string id is not UTF-8"))?
+                    .to_string(),
+            )
+        }
+        t => return Err(corrupt(r.path, at + 24, format!("unknown id tag {t}"))),
+    })
+}
