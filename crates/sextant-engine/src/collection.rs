@@ -470,7 +470,10 @@ impl Collection {
         let mut w = self.writer.lock();
         let ids: Vec<PointId> = {
             let st = self.state.read();
-            ids.into_iter().filter(|id| st.find(id).is_some()).collect()
+            let mut seen = HashSet::new();
+            ids.into_iter()
+                .filter(|id| st.find(id).is_some() && seen.insert(id.clone()))
+                .collect()
         };
         if ids.is_empty() {
             return Ok(0);

@@ -1,1 +1,3 @@
+mod crash;
 mod engine;
+mod soak;

@@ -1,0 +1,277 @@
+//! The crash test: a child process writes batches (with flushes and background merges going
+//! on) and is killed with SIGKILL at random moments; after each kill the collection is reopened
+//! and checked: every acknowledged batch is fully there, no batch is partly there, no id is
+//! duplicated, payload indexes agree with payloads, and search meets its recall contract.
+//!
+//! The child is this test binary itself, running the ignored test [`child_writer`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use sextant_core::{Filter, Metric, PointId};
+use sextant_engine::{
+    CollectionConfig, Database, FieldType, IndexSpec, PayloadIndexSpec, PointInput, Schema,
+    SearchRequest, SpaceSpec, Vectors,
+};
+
+const BATCH: u64 = 20;
+const DIM: usize = 8;
+const KILLS: usize = 24;
+
+/// The operations, in order: op `2b` upserts batch `b`; op `2b+1` deletes the odd ids of
+/// batch `b-2` (a no-op for b < 2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    Upsert(u64),
+    Delete(u64),
+}
+
+fn step(op: u64) -> Step {
+    let b = op / 2;
+    if op % 2 == 0 {
+        Step::Upsert(b)
+    } else {
+        Step::Delete(b.saturating_sub(2))
+    }
+}
+
+fn vector(id: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(id);
+    (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+fn config() -> CollectionConfig {
+    CollectionConfig {
+        flush_points: 200,
+        max_segments: 3,
+        ..CollectionConfig::default()
+    }
+}
+
+fn schema() -> Schema {
+    Schema {
+        spaces: vec![SpaceSpec {
+            name: "default".into(),
+            dim: DIM,
+            metric: Metric::L2,
+            index: IndexSpec::default(),
+        }],
+        payload_indexes: vec![PayloadIndexSpec {
+            key: "batch".into(),
+            field_type: FieldType::Integer,
+        }],
+        tenant_key: None,
+    }
+}
+
+/// Runs in the child: executes ops from `SEXTANT_CRASH_START` on, printing `ACK <op>` after
+/// each one returns, until killed.
+#[test]
+#[ignore = "run by crash_test_kill_9 as a child process"]
+fn child_writer() {
+    let dir = std::env::var("SEXTANT_CRASH_DIR").expect("run by the crash test");
+    let start: u64 = std::env::var("SEXTANT_CRASH_START")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let db = Database::open(Path::new(&dir), config()).unwrap();
+    let c = match db.collection("crash") {
+        Ok(c) => c,
+        Err(_) => db.create_collection("crash", schema()).unwrap(),
+    };
+    let merger = Arc::clone(&c);
+    std::thread::spawn(move || loop {
+        merger.merge().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    });
+    for op in start.. {
+        match step(op) {
+            Step::Upsert(b) => {
+                let pts = (b * BATCH..(b + 1) * BATCH)
+                    .map(|id| PointInput {
+                        id: PointId::Num(id),
+                        vectors: Vectors::Single(vector(id)),
+                        payload: json!({"batch": b}),
+                    })
+                    .collect();
+                c.upsert(pts).unwrap();
+            }
+            Step::Delete(b) => {
+                if op >= 5 {
+                    let ids = (b * BATCH..(b + 1) * BATCH)
+                        .filter(|i| i % 2 == 1)
+                        .map(PointId::Num)
+                        .collect();
+                    c.delete(ids).unwrap();
+                }
+            }
+        }
+        println!("ACK {op}");
+    }
+}
+
+/// Which ids of batch `b` should exist after ops `0..=acked` (plus, maybe, op `acked + 1`).
+fn allowed_states(b: u64, acked: Option<u64>) -> Vec<Vec<u64>> {
+    let all: Vec<u64> = (b * BATCH..(b + 1) * BATCH).collect();
+    let evens: Vec<u64> = all.iter().copied().filter(|i| i % 2 == 0).collect();
+    let state_after = |last: Option<u64>| -> Vec<u64> {
+        let Some(last) = last else { return vec![] };
+        let upserted = 2 * b <= last;
+        let deleted = (2 * (b + 2) + 1) <= last && 2 * (b + 2) + 1 >= 5;
+        match (upserted, deleted) {
+            (false, _) => vec![],
+            (true, false) => all.clone(),
+            (true, true) => evens.clone(),
+        }
+    };
+    let next = acked.map_or(0, |a| a + 1);
+    let mut s = vec![state_after(acked), state_after(Some(next))];
+    s.dedup();
+    s
+}
+
+fn verify(dir: &Path, acked: Option<u64>, rng: &mut StdRng) -> usize {
+    let db = Database::open(dir, config()).unwrap();
+    let Ok(c) = db.collection("crash") else {
+        assert!(acked.is_none(), "acknowledged writes but no collection");
+        return 0;
+    };
+    // Every live point, with payload and vector.
+    let mut ids = Vec::new();
+    let mut offset = None;
+    loop {
+        let page = c
+            .scroll(None, 1000, offset.as_deref(), None, false)
+            .unwrap();
+        ids.extend(page.points.iter().map(|p| p.id.clone()));
+        match page.next_offset {
+            Some(o) => offset = Some(o),
+            None => break,
+        }
+    }
+    let unique: HashSet<&PointId> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an id is duplicated");
+    assert_eq!(c.count(None), ids.len() as u64);
+    let points = c.get(&ids, true, true);
+    let mut by_batch: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for p in &points {
+        let PointId::Num(id) = p.id else { panic!() };
+        let b = p.payload.as_ref().unwrap()["batch"].as_u64().unwrap();
+        assert_eq!(b, id / BATCH, "payload of {id}");
+        assert_eq!(p.vectors.as_ref().unwrap()["default"], json!(vector(id)));
+        by_batch.entry(b).or_default().push(id);
+    }
+    let max_b = acked.map_or(0, |a| a / 2 + 1) + 1;
+    for b in 0..=max_b {
+        let mut have = by_batch.remove(&b).unwrap_or_default();
+        have.sort();
+        let ok = allowed_states(b, acked);
+        assert!(
+            ok.contains(&have),
+            "batch {b} after op {acked:?}: has {have:?}, allowed {ok:?}"
+        );
+        // The payload index agrees with the payloads.
+        let f = Filter::from_json_str(&format!(
+            r#"{{"must":[{{"key":"batch","match":{{"value":{b}}}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            c.count(Some(&f)),
+            have.len() as u64,
+            "index count of batch {b}"
+        );
+    }
+    assert!(by_batch.is_empty(), "batches never written: {by_batch:?}");
+    // Search recall against brute force over what is there.
+    if ids.len() >= 50 {
+        let mut hits = 0;
+        for _ in 0..10 {
+            let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let r = c
+                .search(SearchRequest {
+                    vector: q.clone(),
+                    k: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            let mut truth: Vec<(f32, &PointId)> = points
+                .iter()
+                .map(|p| {
+                    let PointId::Num(id) = p.id else { panic!() };
+                    let d = vector(id)
+                        .iter()
+                        .zip(&q)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                    (d, &p.id)
+                })
+                .collect();
+            truth.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let truth: Vec<&PointId> = truth.iter().take(10).map(|t| t.1).collect();
+            hits += r.hits.iter().filter(|h| truth.contains(&&h.id)).count();
+        }
+        assert!(hits >= 90, "recall@10 {hits}/100 after recovery");
+    }
+    ids.len()
+}
+
+#[test]
+fn crash_test_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = StdRng::seed_from_u64(0xdead);
+    let mut acked: Option<u64> = None;
+    let mut torn = 0;
+    for round in 0..KILLS {
+        let start = acked.map_or(0, |a| a + 1);
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash::child_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("SEXTANT_CRASH_DIR", dir.path())
+            .env("SEXTANT_CRASH_START", start.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut last = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line.strip_prefix("ACK ") {
+                    last = Some(n.trim().parse::<u64>().unwrap());
+                }
+            }
+            last
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(40..400)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if let Some(a) = reader.join().unwrap() {
+            acked = Some(a);
+        }
+        let n = verify(dir.path(), acked, &mut rng);
+        let db = Database::open(dir.path(), config()).unwrap();
+        if let Ok(c) = db.collection("crash") {
+            torn += usize::from(c.recovery().torn_tail_bytes > 0);
+        }
+        eprintln!("round {round}: acked through op {acked:?}, {n} live points");
+    }
+    assert!(
+        acked.is_some_and(|a| a > 20),
+        "the child made progress: {acked:?}"
+    );
+    eprintln!("torn WAL tails seen: {torn}");
+}
