@@ -35,7 +35,7 @@ enum Step {
 
 fn step(op: u64) -> Step {
     let b = op / 2;
-    if op % 2 == 0 {
+    if op.is_multiple_of(2) {
         Step::Upsert(b)
     } else {
         Step::Delete(b.saturating_sub(2))
