@@ -4,6 +4,7 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+mod db;
 
 use clap::{Parser, Subcommand};
 
@@ -11,12 +12,55 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sextant", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    db: db::DbArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create, list, inspect, optimize and delete collections.
+    #[command(subcommand)]
+    Collection(db::CollectionCommand),
+    /// Create, switch, list and delete aliases.
+    #[command(subcommand)]
+    Alias(db::AliasCommand),
+    /// Insert or replace points from a file; exits 0 only once they are durable.
+    Upsert(db::UpsertArgs),
+    /// Fetch points by id.
+    Get {
+        /// Collection or alias.
+        name: String,
+        /// Point ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Include stored vectors.
+        #[arg(long)]
+        with_vector: bool,
+    },
+    /// Delete points by id or by filter.
+    Delete {
+        /// Collection or alias.
+        name: String,
+        /// Point ids.
+        ids: Vec<String>,
+        /// Delete every point matching this filter (JSON) instead.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Count points (matching a filter).
+    Count {
+        /// Collection or alias.
+        name: String,
+        /// Payload filter (JSON).
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Page through points, by id or by a payload key.
+    Scroll(db::ScrollArgs),
+    /// Nearest-neighbour search with optional filter and tenant scope.
+    Search(db::SearchArgs),
     /// Benchmarks (JSON + Markdown output).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -25,7 +69,20 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let a = &cli.db;
     let result = match cli.command {
+        Command::Collection(cmd) => db::run_collection(a, cmd),
+        Command::Alias(cmd) => db::run_alias(a, cmd),
+        Command::Upsert(up) => db::run_upsert(a, up),
+        Command::Get {
+            name,
+            ids,
+            with_vector,
+        } => db::run_get(a, &name, &ids, with_vector),
+        Command::Delete { name, ids, filter } => db::run_delete(a, &name, &ids, filter.as_deref()),
+        Command::Count { name, filter } => db::run_count(a, &name, filter.as_deref()),
+        Command::Scroll(s) => db::run_scroll(a, s),
+        Command::Search(s) => db::run_search(a, s),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
     };

@@ -448,6 +448,25 @@ impl Collection {
         Ok(out)
     }
 
+    /// Checks a batch as [`Collection::upsert`] would (schema, values, id kinds) without
+    /// writing anything: lets an importer refuse a whole file before its first batch lands.
+    pub fn check(&self, points: &[PointInput]) -> Result<()> {
+        const CHUNK: usize = 4096;
+        for (i, chunk) in points.chunks(CHUNK).enumerate() {
+            self.validate(chunk.to_vec()).map_err(|e| match e {
+                EngineError::InvalidPoint { index, id, reason } => EngineError::InvalidPoint {
+                    index: i * CHUNK + index,
+                    id,
+                    reason,
+                },
+                e => e,
+            })?;
+        }
+        let kind = self.state.read().id_kind;
+        check_id_kinds(kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        Ok(())
+    }
+
     /// Inserts or replaces points. Returns once the batch is in the WAL (fsynced under the
     /// default durability) and visible to queries. The batch is all-or-nothing.
     pub fn upsert(&self, points: Vec<PointInput>) -> Result<u64> {

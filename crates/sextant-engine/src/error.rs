@@ -35,7 +35,7 @@ pub enum EngineError {
         reason: String,
     },
     /// Ids of different kinds in one collection.
-    #[error("{0}; nothing of this batch was written")]
+    #[error("batch refused, nothing of it was written")]
     MixedIds(#[source] StorageError),
     /// A malformed filter.
     #[error(transparent)]

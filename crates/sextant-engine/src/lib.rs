@@ -23,5 +23,8 @@ pub use query::{
     CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse, Strategy,
 };
 pub use sextant_storage::payload_index::FieldType;
-pub use sextant_storage::schema::{IndexSpec, PayloadIndexSpec, Schema, SpaceSpec};
+pub use sextant_storage::schema::{
+    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
+    DEFAULT_SPACE,
+};
 pub use sextant_storage::wal::Durability;

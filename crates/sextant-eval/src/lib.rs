@@ -5,12 +5,13 @@
 //! only check that the harness computes what it claims (never wall-clock times).
 
 pub mod ann;
-pub mod io;
 pub mod report;
 
 mod cpu;
 
 pub use cpu::process_cpu_seconds;
+/// The vector file formats (re-exported from `sextant-vecio`).
+pub use sextant_vecio as io;
 
 /// Errors of loading data or running a benchmark.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,9 @@ pub enum EvalError {
         /// What is wrong.
         reason: String,
     },
+    /// A vector or id file that cannot be read or written.
+    #[error(transparent)]
+    File(#[from] sextant_vecio::VecIoError),
     /// Inputs that cannot be used together (dimensions, counts, parameters).
     #[error("{0}")]
     Invalid(String),

@@ -239,3 +239,5 @@ fn help_documents_the_bench_interface() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+mod db;

@@ -1,12 +1,37 @@
-//! Readers and writers of the vector file formats used by ANN benchmarks.
+//! Readers and writers of the vector file formats: the CLI imports them, the ANN benchmarks
+//! read data sets and ground truth from them.
 //!
 //! - `.fvecs` / `.ivecs`: per row, a little-endian `i32` dimension then that many `f32` / `i32`.
 //! - `.npy`: NumPy's format, version 1–3, C order, 2-D (or 1-D as one row), little-endian
 //!   `f4`/`f8` for vectors and `i4`/`i8`/`u4` for ids (wider types are narrowed with checks).
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
-use crate::EvalError;
+/// A vector file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum VecIoError {
+    /// A file could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's content is not what its format requires.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+type EvalError = VecIoError;
 
 /// A dense row-major matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,14 +52,14 @@ impl<T> Matrix<T> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, EvalError> {
-    std::fs::read(path).map_err(|source| EvalError::Io {
+    std::fs::read(path).map_err(|source| VecIoError::Io {
         path: path.display().to_string(),
         source,
     })
 }
 
 fn format_err(path: &Path, reason: impl Into<String>) -> EvalError {
-    EvalError::Format {
+    VecIoError::Format {
         path: path.display().to_string(),
         reason: reason.into(),
     }
@@ -140,7 +165,7 @@ pub fn write_ivecs(path: &Path, m: &Matrix<i32>) -> Result<(), EvalError> {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    std::fs::write(path, out).map_err(|source| EvalError::Io {
+    std::fs::write(path, out).map_err(|source| VecIoError::Io {
         path: path.display().to_string(),
         source,
     })

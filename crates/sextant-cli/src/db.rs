@@ -1,0 +1,795 @@
+//! The database subcommands: collections, aliases, points and search over a data directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use sextant_core::{Filter, Metric, PointId};
+use sextant_engine::{
+    Collection, CollectionConfig, Database, Durability, FieldType, IndexSpec, OrderBy,
+    PayloadIndexSpec, PointInput, Schema, SearchRequest, SpaceSpec, Vectors,
+};
+
+/// Environment variable naming the data directory (overridden by `--data`).
+pub const DATA_ENV: &str = "SEXTANT_DATA";
+/// Points per WAL batch when importing a file.
+pub const DEFAULT_IMPORT_BATCH: usize = 1_000;
+
+/// Options every database command shares.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Data directory [default: $SEXTANT_DATA, else $XDG_DATA_HOME/sextant, else
+    /// ~/.local/share/sextant].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// When writes reach stable storage: `always` (fsync before a write is acknowledged; the
+    /// default) or an interval such as `100ms` (faster imports; a crash may lose the last
+    /// interval's batches, never part of one).
+    #[arg(long, global = true, default_value = "always", value_name = "POLICY")]
+    pub durability: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Collection management.
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create a collection.
+    Create(CreateArgs),
+    /// List collections and aliases.
+    List,
+    /// Show counts, segments, memory, disk and unindexed payload keys.
+    Info {
+        /// Collection or alias.
+        name: String,
+    },
+    /// Delete a collection (and the aliases pointing at it).
+    Delete {
+        /// Collection name.
+        name: String,
+    },
+    /// Flush and merge all segments into one, dropping deleted points.
+    Optimize {
+        /// Collection or alias.
+        name: String,
+    },
+}
+
+/// `collection create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Collection name (letters, digits, `_`, `-`).
+    pub name: String,
+    /// Dimension of the single vector space (named `default`).
+    #[arg(long, conflicts_with = "space")]
+    pub dim: Option<usize>,
+    /// Metric of the single vector space: cosine, dot, l2, l1.
+    #[arg(long, default_value = "cosine")]
+    pub metric: String,
+    /// Index of the single vector space: hnsw or flat.
+    #[arg(long, default_value = "hnsw")]
+    pub index: String,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = sextant_engine::DEFAULT_M)]
+    pub m: usize,
+    /// HNSW build candidate list size.
+    #[arg(long, default_value_t = sextant_engine::DEFAULT_EF_CONSTRUCTION)]
+    pub ef_construction: usize,
+    /// A named vector space `NAME:DIM:METRIC[:hnsw|flat]` (repeat for several).
+    #[arg(long, value_name = "SPEC")]
+    pub space: Vec<String>,
+    /// A payload index `KEY:TYPE`, TYPE one of keyword, integer, float, bool, datetime (repeat).
+    #[arg(long = "payload-index", value_name = "KEY:TYPE")]
+    pub payload_index: Vec<String>,
+    /// Payload key holding each point's tenant (gets a keyword index unless declared).
+    #[arg(long)]
+    pub tenant_key: Option<String>,
+}
+
+/// Aliases.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias or switch it to another collection (atomically).
+    Set {
+        /// Alias name.
+        alias: String,
+        /// Target collection.
+        collection: String,
+    },
+    /// Delete an alias.
+    Delete {
+        /// Alias name.
+        alias: String,
+    },
+    /// List aliases.
+    List,
+}
+
+/// `upsert`.
+#[derive(Debug, Args)]
+pub struct UpsertArgs {
+    /// Collection or alias.
+    pub name: String,
+    /// JSONL (`{"id":…, "vector":[…] or {"space":[…]}, "payload":{…}}` per line), or `.npy` /
+    /// `.fvecs` vectors with sequential integer ids.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// For `.npy`/`.fvecs`: the id of the first row.
+    #[arg(long, default_value_t = 0)]
+    pub start_id: u64,
+    /// For `.npy`/`.fvecs`: a JSONL file with one payload object per row.
+    #[arg(long)]
+    pub payloads: Option<PathBuf>,
+    /// Points per write batch (each batch is one WAL record, all-or-nothing).
+    #[arg(long, default_value_t = DEFAULT_IMPORT_BATCH)]
+    pub batch: usize,
+}
+
+/// `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Collection or alias.
+    pub name: String,
+    /// The query vector as a JSON array.
+    #[arg(
+        long,
+        conflicts_with = "vector_file",
+        required_unless_present = "vector_file"
+    )]
+    pub vector: Option<String>,
+    /// Query vectors from a file: JSON (one array or an array of arrays), `.npy` or `.fvecs`.
+    #[arg(long)]
+    pub vector_file: Option<PathBuf>,
+    /// Vector space to search (needed when the collection has several).
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Payload filter (JSON, e.g. `{"must":[{"key":"tag","match":{"value":"a"}}]}`).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Only this tenant's points (multi-tenant collections).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Number of results.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// HNSW candidate list size (higher: better recall, slower).
+    #[arg(long)]
+    pub ef: Option<usize>,
+    /// Include payloads.
+    #[arg(long)]
+    pub with_payload: bool,
+    /// Include stored vectors.
+    #[arg(long)]
+    pub with_vector: bool,
+    /// Print the per-segment plan (matching points, exact scan or graph walk).
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// `scroll`.
+#[derive(Debug, Args)]
+pub struct ScrollArgs {
+    /// Collection or alias.
+    pub name: String,
+    /// Payload filter (JSON).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Points per page.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// The `next_offset` of the previous page.
+    #[arg(long)]
+    pub offset: Option<String>,
+    /// Order by this payload key instead of by id.
+    #[arg(long)]
+    pub order_by: Option<String>,
+    /// Largest first (with --order-by).
+    #[arg(long, requires = "order_by")]
+    pub desc: bool,
+    /// Include payloads.
+    #[arg(long)]
+    pub with_payload: bool,
+}
+
+/// The data directory: `--data`, else `$SEXTANT_DATA`, else the XDG data directory.
+pub fn data_dir(args: &DbArgs) -> Result<PathBuf> {
+    if let Some(d) = &args.data {
+        return Ok(d.clone());
+    }
+    if let Some(d) = std::env::var_os(DATA_ENV).filter(|d| !d.is_empty()) {
+        return Ok(d.into());
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("sextant"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("cannot find a data directory: set --data or SEXTANT_DATA")?;
+    Ok(PathBuf::from(home).join(".local/share/sextant"))
+}
+
+/// Opens the database the arguments name.
+pub fn open(args: &DbArgs) -> Result<Database> {
+    let durability: Durability = args
+        .durability
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let dir = data_dir(args)?;
+    let db = Database::open(
+        &dir,
+        CollectionConfig {
+            durability,
+            ..CollectionConfig::default()
+        },
+    )
+    .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+    Ok(db)
+}
+
+/// Opens a collection and prints its recovery warnings.
+pub fn collection(db: &Database, name: &str) -> Result<std::sync::Arc<Collection>> {
+    let c = db.collection(name)?;
+    for w in c.recovery().warnings() {
+        eprintln!("warning: collection {:?}: {w}", c.name());
+    }
+    Ok(c)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Parses a point id given on the command line: digits are an integer id, anything else a
+/// UUID or string id.
+pub fn parse_id(s: &str) -> PointId {
+    match s.parse::<u64>() {
+        Ok(n) => PointId::Num(n),
+        Err(_) => PointId::from_json(&Value::String(s.to_string())).expect("strings are ids"),
+    }
+}
+
+fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
+    s.map(|s| Filter::from_json_str(s).map_err(anyhow::Error::from))
+        .transpose()
+}
+
+fn parse_space(spec: &str) -> Result<SpaceSpec> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (name, dim, metric, index) = match parts.as_slice() {
+        [n, d, m] => (n, d, m, "hnsw"),
+        [n, d, m, i] => (n, d, m, *i),
+        _ => bail!("--space {spec:?}: expected NAME:DIM:METRIC[:hnsw|flat]"),
+    };
+    Ok(SpaceSpec {
+        name: name.to_string(),
+        dim: dim
+            .parse()
+            .with_context(|| format!("--space {spec:?}: dimension {dim:?} is not a number"))?,
+        metric: metric.parse::<Metric>()?,
+        index: parse_index(
+            index,
+            sextant_engine::DEFAULT_M,
+            sextant_engine::DEFAULT_EF_CONSTRUCTION,
+        )?,
+    })
+}
+
+fn parse_index(s: &str, m: usize, ef_construction: usize) -> Result<IndexSpec> {
+    match s {
+        "hnsw" => Ok(IndexSpec::Hnsw { m, ef_construction }),
+        "flat" => Ok(IndexSpec::Flat),
+        _ => bail!("unknown index {s:?}: expected hnsw or flat"),
+    }
+}
+
+/// Runs `collection …`.
+pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
+    let db = open(args)?;
+    match cmd {
+        CollectionCommand::Create(c) => {
+            let spaces = if c.space.is_empty() {
+                let dim = c.dim.context("give --dim (or --space NAME:DIM:METRIC)")?;
+                vec![SpaceSpec {
+                    name: sextant_engine::DEFAULT_SPACE.to_string(),
+                    dim,
+                    metric: c.metric.parse::<Metric>()?,
+                    index: parse_index(&c.index, c.m, c.ef_construction)?,
+                }]
+            } else {
+                c.space
+                    .iter()
+                    .map(|s| parse_space(s))
+                    .collect::<Result<_>>()?
+            };
+            let payload_indexes = c
+                .payload_index
+                .iter()
+                .map(|p| {
+                    let (key, ty) = p
+                        .rsplit_once(':')
+                        .with_context(|| format!("--payload-index {p:?}: expected KEY:TYPE"))?;
+                    Ok(PayloadIndexSpec {
+                        key: key.to_string(),
+                        field_type: ty.parse::<FieldType>().map_err(anyhow::Error::msg)?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let schema = Schema {
+                spaces,
+                payload_indexes,
+                tenant_key: c.tenant_key,
+            };
+            let col = db.create_collection(&c.name, schema)?;
+            if args.json {
+                print_json(&col.info())?;
+            } else {
+                println!("created collection {:?}", c.name);
+            }
+        }
+        CollectionCommand::List => {
+            let names = db.list_collections()?;
+            let aliases = db.aliases();
+            if args.json {
+                print_json(&json!({"collections": names, "aliases": aliases}))?;
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
+                for (a, c) in aliases {
+                    println!("{a} -> {c} (alias)");
+                }
+            }
+        }
+        CollectionCommand::Info { name } => {
+            let info = collection(&db, &name)?.info();
+            if args.json {
+                print_json(&info)?;
+            } else {
+                println!("collection {}", info.name);
+                for s in &info.schema.spaces {
+                    println!(
+                        "  space {}: {}-d {}, index {:?}",
+                        s.name, s.dim, s.metric, s.index
+                    );
+                }
+                for p in &info.schema.payload_indexes {
+                    println!(
+                        "  payload index {}: {}",
+                        p.key,
+                        serde_json::to_value(p.field_type)?.as_str().unwrap_or("?")
+                    );
+                }
+                if let Some(t) = &info.schema.tenant_key {
+                    println!("  tenant key: {t}");
+                }
+                println!(
+                    "  points: {} live, {} deleted, {} not yet flushed",
+                    info.points, info.deleted, info.unflushed_points
+                );
+                println!("  segments: {}", info.segments.len());
+                for s in &info.segments {
+                    println!(
+                        "    #{}: {} points, {} deleted, {:.1} MiB in memory",
+                        s.id,
+                        s.points,
+                        s.deleted,
+                        s.memory_bytes as f64 / 1048576.0
+                    );
+                }
+                println!(
+                    "  memory: {:.1} MiB; disk: {:.1} MiB (WAL {:.1} MiB)",
+                    info.memory_bytes as f64 / 1048576.0,
+                    info.disk_bytes as f64 / 1048576.0,
+                    info.wal_bytes as f64 / 1048576.0
+                );
+                if info.unindexed_payload_keys.is_empty() {
+                    println!("  every payload key seen has an index");
+                } else {
+                    println!(
+                        "  payload keys without an index (filters on them scan payloads): {}",
+                        info.unindexed_payload_keys.join(", ")
+                    );
+                }
+            }
+        }
+        CollectionCommand::Delete { name } => {
+            db.delete_collection(&name)?;
+            if !args.json {
+                println!("deleted collection {name:?}");
+            } else {
+                print_json(&json!({"deleted": name}))?;
+            }
+        }
+        CollectionCommand::Optimize { name } => {
+            let c = collection(&db, &name)?;
+            let t = Instant::now();
+            c.optimize()?;
+            let info = c.info();
+            if args.json {
+                print_json(
+                    &json!({"seconds": t.elapsed().as_secs_f64(), "segments": info.segments.len(), "points": info.points}),
+                )?;
+            } else {
+                println!(
+                    "optimized {name:?} in {:.1} s: {} segment(s), {} points",
+                    t.elapsed().as_secs_f64(),
+                    info.segments.len(),
+                    info.points
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `alias …`.
+pub fn run_alias(args: &DbArgs, cmd: AliasCommand) -> Result<()> {
+    let db = open(args)?;
+    match cmd {
+        AliasCommand::Set { alias, collection } => {
+            db.set_alias(&alias, &collection)?;
+            if !args.json {
+                println!("alias {alias:?} -> {collection:?}");
+            }
+        }
+        AliasCommand::Delete { alias } => {
+            db.delete_alias(&alias)?;
+            if !args.json {
+                println!("deleted alias {alias:?}");
+            }
+        }
+        AliasCommand::List => {
+            let aliases = db.aliases();
+            if args.json {
+                print_json(&aliases)?;
+            } else {
+                for (a, c) in aliases {
+                    println!("{a} -> {c}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_vector(v: &Value, what: &str) -> Result<Vec<f32>> {
+    let arr = v
+        .as_array()
+        .with_context(|| format!("{what}: expected an array of numbers"))?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_f64()
+                .map(|f| f as f32)
+                .with_context(|| format!("{what}: element {i} is not a number"))
+        })
+        .collect()
+}
+
+/// Reads the points of an import file.
+fn read_points(args: &UpsertArgs) -> Result<Vec<PointInput>> {
+    let ext = args
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext == "npy" || ext == "fvecs" {
+        let m = sextant_vecio::read_vectors(&args.file)?;
+        let payloads = match &args.payloads {
+            Some(p) => {
+                let f = std::fs::File::open(p)
+                    .with_context(|| format!("cannot open {}", p.display()))?;
+                let mut out = Vec::with_capacity(m.rows);
+                for (i, line) in BufReader::new(f).lines().enumerate() {
+                    let line = line.with_context(|| format!("{}: line {}", p.display(), i + 1))?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    out.push(
+                        serde_json::from_str::<Value>(&line).with_context(|| {
+                            format!("{}: line {} is not JSON", p.display(), i + 1)
+                        })?,
+                    );
+                }
+                if out.len() != m.rows {
+                    bail!(
+                        "{} has {} payloads for {} vectors",
+                        p.display(),
+                        out.len(),
+                        m.rows
+                    );
+                }
+                out
+            }
+            None => vec![Value::Null; m.rows],
+        };
+        return Ok(payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| PointInput {
+                id: PointId::Num(args.start_id + i as u64),
+                vectors: Vectors::Single(m.row(i).to_vec()),
+                payload,
+            })
+            .collect());
+    }
+    if args.payloads.is_some() {
+        bail!("--payloads is for .npy/.fvecs files; JSONL lines carry their own payload");
+    }
+    let f = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let at = || format!("{} line {}", args.file.display(), i + 1);
+        let line = line.with_context(at)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value =
+            serde_json::from_str(&line).with_context(|| format!("{}: not valid JSON", at()))?;
+        let id = PointId::from_json(
+            v.get("id")
+                .with_context(|| format!("{}: missing \"id\"", at()))?,
+        )
+        .with_context(|| {
+            format!(
+                "{}: \"id\" must be a non-negative integer or a string",
+                at()
+            )
+        })?;
+        let vectors = match v.get("vector") {
+            Some(Value::Object(m)) => Vectors::Named(
+                m.iter()
+                    .map(|(k, x)| {
+                        Ok((
+                            k.clone(),
+                            json_vector(x, &format!("{}: vector {k:?}", at()))?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            Some(x) => Vectors::Single(json_vector(x, &format!("{}: \"vector\"", at()))?),
+            None => bail!("{}: missing \"vector\"", at()),
+        };
+        out.push(PointInput {
+            id,
+            vectors,
+            payload: v.get("payload").cloned().unwrap_or(Value::Null),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `upsert`.
+pub fn run_upsert(args: &DbArgs, up: UpsertArgs) -> Result<()> {
+    if up.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let db = open(args)?;
+    let c = collection(&db, &up.name)?;
+    let t = Instant::now();
+    let points = read_points(&up)?;
+    // Check everything before writing anything, so a bad line leaves the collection unchanged.
+    c.check(&points).map_err(|e| match e {
+        sextant_engine::EngineError::InvalidPoint { index, id, reason } => anyhow::anyhow!(
+            "point {} of {} (id {id}): {reason}; nothing was written",
+            index + 1,
+            up.file.display()
+        ),
+        e => e.into(),
+    })?;
+    let n = points.len();
+    let bar = ProgressBar::new(n as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} points, {per_sec}, eta {eta}")
+            .expect("valid template"),
+    );
+    let write_start = Instant::now();
+    let mut it = points.into_iter().peekable();
+    while it.peek().is_some() {
+        let batch: Vec<PointInput> = it.by_ref().take(up.batch).collect();
+        let k = batch.len() as u64;
+        c.upsert(batch)?;
+        bar.inc(k);
+    }
+    c.sync()?;
+    bar.finish_and_clear();
+    let write_s = write_start.elapsed().as_secs_f64();
+    while c.merge()? {}
+    if args.json {
+        print_json(
+            &json!({"points": n, "seconds": t.elapsed().as_secs_f64(), "write_seconds": write_s, "points_per_s": n as f64 / write_s.max(1e-9)}),
+        )?;
+    } else {
+        println!(
+            "upserted {n} points into {:?} in {:.2} s ({:.0} points/s); durable",
+            c.name(),
+            write_s,
+            n as f64 / write_s.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `get`.
+pub fn run_get(args: &DbArgs, name: &str, ids: &[String], with_vector: bool) -> Result<()> {
+    let db = open(args)?;
+    let c = collection(&db, name)?;
+    let ids: Vec<PointId> = ids.iter().map(|s| parse_id(s)).collect();
+    let points = c.get(&ids, true, with_vector);
+    if args.json {
+        print_json(&points)?;
+    } else {
+        for p in &points {
+            println!("{}", serde_json::to_string(p)?);
+        }
+        if points.len() < ids.len() {
+            eprintln!(
+                "{} of {} ids not found",
+                ids.len() - points.len(),
+                ids.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `delete`.
+pub fn run_delete(args: &DbArgs, name: &str, ids: &[String], filter: Option<&str>) -> Result<()> {
+    let db = open(args)?;
+    let c = collection(&db, name)?;
+    let n = match (ids.is_empty(), parse_filter(filter)?) {
+        (false, None) => c.delete(ids.iter().map(|s| parse_id(s)).collect())?,
+        (true, Some(f)) => c.delete_by_filter(&f)?,
+        (false, Some(_)) => bail!("give ids or --filter, not both"),
+        (true, None) => bail!("give the ids to delete, or --filter"),
+    };
+    if args.json {
+        print_json(&json!({"deleted": n}))?;
+    } else {
+        println!("deleted {n} points");
+    }
+    Ok(())
+}
+
+/// Runs `count`.
+pub fn run_count(args: &DbArgs, name: &str, filter: Option<&str>) -> Result<()> {
+    let db = open(args)?;
+    let c = collection(&db, name)?;
+    let n = c.count(parse_filter(filter)?.as_ref());
+    if args.json {
+        print_json(&json!({"count": n}))?;
+    } else {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+/// Runs `scroll`.
+pub fn run_scroll(args: &DbArgs, s: ScrollArgs) -> Result<()> {
+    let db = open(args)?;
+    let c = collection(&db, &s.name)?;
+    let order = s.order_by.map(|key| OrderBy {
+        key,
+        descending: s.desc,
+    });
+    let page = c.scroll(
+        parse_filter(s.filter.as_deref())?.as_ref(),
+        s.limit,
+        s.offset.as_deref(),
+        order.as_ref(),
+        s.with_payload,
+    )?;
+    if args.json {
+        print_json(&page)?;
+    } else {
+        for p in &page.points {
+            println!("{}", serde_json::to_string(p)?);
+        }
+        if let Some(o) = page.next_offset {
+            eprintln!("next page: --offset {o}");
+        }
+    }
+    Ok(())
+}
+
+fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext == "npy" || ext == "fvecs" {
+        let m = sextant_vecio::read_vectors(path)?;
+        return Ok((0..m.rows).map(|i| m.row(i).to_vec()).collect());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    match v.as_array() {
+        Some(a) if a.iter().all(Value::is_array) && !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .map(|(i, q)| json_vector(q, &format!("{} query {}", path.display(), i + 1)))
+            .collect(),
+        _ => Ok(vec![json_vector(&v, &path.display().to_string())?]),
+    }
+}
+
+/// Runs `search`.
+pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
+    let db = open(args)?;
+    let c = collection(&db, &s.name)?;
+    let queries = match (&s.vector, &s.vector_file) {
+        (Some(v), _) => {
+            let v: Value = serde_json::from_str(v).context("--vector is not JSON")?;
+            vec![json_vector(&v, "--vector")?]
+        }
+        (None, Some(f)) => read_queries(f)?,
+        (None, None) => bail!("give --vector or --vector-file"),
+    };
+    let filter = parse_filter(s.filter.as_deref())?;
+    let tenant = s.tenant.as_deref().map(|t| match t.parse::<u64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::String(t.to_string()),
+    });
+    let mut out = Vec::new();
+    let stdout = std::io::stdout();
+    for q in queries {
+        let r = c.search(SearchRequest {
+            space: s.space.clone(),
+            vector: q,
+            k: s.k,
+            ef: s.ef,
+            filter: filter.clone(),
+            tenant: tenant.clone(),
+            with_payload: s.with_payload,
+            with_vector: s.with_vector,
+            exact_threshold: None,
+        })?;
+        if args.json {
+            out.push(if s.explain {
+                serde_json::to_value(&r)?
+            } else {
+                json!({"hits": r.hits})
+            });
+        } else {
+            let mut lock = stdout.lock();
+            if s.explain {
+                for p in &r.plan {
+                    writeln!(
+                        lock,
+                        "# segment {}: {} of {} points match, {:?}",
+                        p.segment, p.matching, p.points, p.strategy
+                    )?;
+                }
+            }
+            if !r.unindexed_keys.is_empty() {
+                eprintln!(
+                    "note: no payload index for {}; those conditions scanned payloads",
+                    r.unindexed_keys.join(", ")
+                );
+            }
+            for h in &r.hits {
+                writeln!(lock, "{}", serde_json::to_string(h)?)?;
+            }
+            if out.is_empty() {
+                writeln!(lock)?;
+            }
+        }
+    }
+    if args.json {
+        if out.len() == 1 {
+            print_json(&out[0])?;
+        } else {
+            print_json(&out)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! The database commands end to end: create, upsert (JSONL and fvecs), search with filters and
+//! tenants, count, scroll, get, delete, aliases, and bad input leaving collections unchanged.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("sextant runs")
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap()
+}
+
+#[test]
+fn collection_lifecycle_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(
+        &data,
+        &[
+            "collection",
+            "create",
+            "docs",
+            "--dim",
+            "3",
+            "--metric",
+            "l2",
+            "--payload-index",
+            "tag:keyword",
+            "--tenant-key",
+            "org",
+        ],
+    );
+    let jsonl = dir.path().join("p.jsonl");
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                r#"{{"id": {i}, "vector": [{}, {}, 0.5], "payload": {{"tag": "t{}", "org": "o{}", "n": {i}}}}}"#,
+                i as f32 * 0.1,
+                (i % 7) as f32,
+                i % 3,
+                i % 2
+            )
+        })
+        .collect();
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    ok(
+        &data,
+        &["upsert", "docs", "--file", jsonl.to_str().unwrap()],
+    );
+    assert_eq!(ok(&data, &["count", "docs"]).trim(), "50");
+    let f = r#"{"must":[{"key":"tag","match":{"value":"t1"}}]}"#;
+    assert_eq!(ok(&data, &["count", "docs", "--filter", f]).trim(), "17");
+
+    let r = json(&ok(
+        &data,
+        &[
+            "--json",
+            "search",
+            "docs",
+            "--vector",
+            "[0.1, 1, 0.5]",
+            "--k",
+            "5",
+            "--filter",
+            f,
+            "--tenant",
+            "o1",
+            "--with-payload",
+        ],
+    ));
+    let hits = r["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    for h in hits {
+        assert_eq!(h["payload"]["tag"], "t1");
+        assert_eq!(h["payload"]["org"], "o1");
+    }
+    // Point 1 is at exactly (0.1, 1, 0.5): with tag t1 and org o1 it is the top hit.
+    assert_eq!(hits[0]["id"], 1);
+
+    let page = json(&ok(
+        &data,
+        &[
+            "--json",
+            "scroll",
+            "docs",
+            "--order-by",
+            "n",
+            "--desc",
+            "--limit",
+            "2",
+            "--with-payload",
+        ],
+    ));
+    assert_eq!(page["points"][0]["id"], 49);
+    assert_eq!(page["next_offset"], "2");
+
+    // Bad input: each a clear error, and the collection unchanged.
+    let bad = dir.path().join("bad.jsonl");
+    for (line, needle) in [
+        (
+            r#"{"id": 99, "vector": [1, 2], "payload": {"org": "o1"}}"#,
+            "dimension",
+        ),
+        (
+            r#"{"id": 99, "vector": [1, 2, null], "payload": {"org": "o1"}}"#,
+            "not a number",
+        ),
+        (
+            r#"{"id": 99, "vector": [1, 2, 3], "payload": [1]}"#,
+            "JSON object",
+        ),
+        (
+            r#"{"id": "abc", "vector": [1, 2, 3], "payload": {"org": "o1"}}"#,
+            "string",
+        ),
+        (
+            r#"{"id": 99, "vector": [1, 2, 3], "payload": {"tag": "x"}}"#,
+            "multi-tenant",
+        ),
+        (
+            r#"{"id": 99, "vector": [1, 2, 3e39], "payload": {"org": "o1"}}"#,
+            "infinity are not allowed",
+        ),
+        ("not json", "not valid JSON"),
+    ] {
+        std::fs::write(&bad, format!("{}\n{line}\n", lines[0])).unwrap();
+        let err = fails(&data, &["upsert", "docs", "--file", bad.to_str().unwrap()]);
+        assert!(err.contains(needle), "{line}: {err}");
+    }
+    let err = fails(
+        &data,
+        &[
+            "search",
+            "docs",
+            "--vector",
+            "[1, 2, 3]",
+            "--filter",
+            "{\"must\": 3}",
+        ],
+    );
+    assert!(err.contains("invalid filter at $.must"), "{err}");
+    let err = fails(&data, &["search", "nope", "--vector", "[1, 2, 3]"]);
+    assert!(err.contains("\"nope\" does not exist"), "{err}");
+    let err = fails(&data, &["search", "docs", "--vector", "[1, 2]"]);
+    assert!(err.contains("dimension"), "{err}");
+    assert_eq!(ok(&data, &["count", "docs"]).trim(), "50");
+
+    // Aliases, get, delete, info.
+    ok(&data, &["alias", "set", "live", "docs"]);
+    let got = json(&ok(&data, &["--json", "get", "live", "3", "4"]));
+    assert_eq!(got.as_array().unwrap().len(), 2);
+    assert_eq!(
+        ok(&data, &["delete", "live", "3", "4", "777"]).trim(),
+        "deleted 2 points"
+    );
+    assert_eq!(
+        ok(&data, &["delete", "docs", "--filter", f]).trim(),
+        "deleted 16 points"
+    );
+    ok(&data, &["collection", "optimize", "docs"]);
+    let info = json(&ok(&data, &["--json", "collection", "info", "live"]));
+    assert_eq!(info["points"], 32);
+    assert_eq!(info["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(info["unindexed_payload_keys"], serde_json::json!(["n"]));
+    ok(&data, &["collection", "delete", "docs"]);
+    let err = fails(&data, &["count", "live"]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn fvecs_import_with_payload_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(
+        &data,
+        &[
+            "collection",
+            "create",
+            "v",
+            "--dim",
+            "2",
+            "--metric",
+            "dot",
+            "--index",
+            "flat",
+        ],
+    );
+    let mut bytes = Vec::new();
+    for i in 0..10 {
+        bytes.extend_from_slice(&2i32.to_le_bytes());
+        bytes.extend_from_slice(&(i as f32).to_le_bytes());
+        bytes.extend_from_slice(&1f32.to_le_bytes());
+    }
+    let f = dir.path().join("v.fvecs");
+    std::fs::write(&f, bytes).unwrap();
+    let p = dir.path().join("p.jsonl");
+    std::fs::write(
+        &p,
+        (0..10)
+            .map(|i| format!("{{\"i\": {i}}}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = json(&ok(
+        &data,
+        &[
+            "--json",
+            "upsert",
+            "v",
+            "--file",
+            f.to_str().unwrap(),
+            "--payloads",
+            p.to_str().unwrap(),
+            "--start-id",
+            "100",
+        ],
+    ));
+    assert_eq!(out["points"], 10);
+    let r = json(&ok(
+        &data,
+        &[
+            "--json",
+            "search",
+            "v",
+            "--vector",
+            "[1, 0]",
+            "--k",
+            "1",
+            "--with-payload",
+        ],
+    ));
+    assert_eq!(r["hits"][0]["id"], 109);
+    assert_eq!(r["hits"][0]["payload"]["i"], 9);
+    std::fs::write(&p, "{\"i\": 1}\n").unwrap();
+    let err = fails(
+        &data,
+        &[
+            "upsert",
+            "v",
+            "--file",
+            f.to_str().unwrap(),
+            "--payloads",
+            p.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("1 payloads for 10 vectors"), "{err}");
+}
