@@ -7,9 +7,11 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_core::Metric;
 use sextant_eval::ann::{self, AnnConfig, AnnObserver};
+use sextant_eval::collections;
 use sextant_eval::io::{read_vectors, write_ivecs};
 use sextant_index::hnsw_defaults::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use sextant_index::{HnswParams, Quantization};
+use tempfile::TempDir;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -17,6 +19,89 @@ pub enum BenchCommand {
     Ann(AnnArgs),
     /// Compute exact ground truth (top-k ids per query) with the flat index, as `.ivecs`.
     Gt(GtArgs),
+    /// Durable collection: import, index build, then filtered search (recall@k and QPS per
+    /// selectivity) on the data set `bench/filtered_data.py` writes.
+    Filtered(FilteredArgs),
+    /// Import throughput of synthetic vectors into a durable collection, and index build time.
+    Import(ImportArgs),
+    /// Time and memory to reopen an existing collection.
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FilteredArgs {
+    /// Base vectors, `.fvecs` or `.npy`.
+    #[arg(long)]
+    base: PathBuf,
+    /// Query vectors, `.fvecs` or `.npy`.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Payloads, one JSON object per line per base vector.
+    #[arg(long)]
+    payloads: PathBuf,
+    /// The data set's `meta.json` (filters and their ground-truth files).
+    #[arg(long)]
+    filters: PathBuf,
+    /// Directory of the ground-truth files [default: the directory of --filters].
+    #[arg(long)]
+    gt_dir: Option<PathBuf>,
+    /// Distance metric.
+    #[arg(long)]
+    metric: Metric,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// ef values to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    ef: Vec<usize>,
+    /// Repetitions per setting (median reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Data directory for the benchmark collection [default: a temporary directory].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the Markdown report here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Number of points.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Metric.
+    #[arg(long, default_value = "cosine")]
+    metric: Metric,
+    /// Durability: `always` (the default: fsync per batch) or an interval like `100ms`.
+    #[arg(long, default_value = "always")]
+    durability: String,
+    /// Keep the collection in this data directory (as collection `bench`) for `bench open`
+    /// [default: a temporary directory, removed afterwards].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Collection.
+    #[arg(long, default_value = "bench")]
+    collection: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +183,113 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ann(args) => bench_ann(args),
         BenchCommand::Gt(args) => bench_gt(args),
+        BenchCommand::Filtered(args) => bench_filtered(args),
+        BenchCommand::Import(args) => bench_import(args),
+        BenchCommand::Open(args) => bench_open(args),
     }
+}
+
+fn write_report(path: Option<&PathBuf>, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let json = serde_json::to_string_pretty(report).expect("report serialises");
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A fresh data directory: the one given (which must not exist yet), or a temporary one.
+fn bench_data_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<TempDir>)> {
+    match given {
+        Some(d) if d.join("collections/bench").exists() => anyhow::bail!(
+            "{} already holds a collection \"bench\"; give a new directory",
+            d.display()
+        ),
+        Some(d) => Ok((d, None)),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("sextant-bench-")
+                .tempdir_in(
+                    std::env::var_os("TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from),
+                )?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
+    }
+}
+
+fn bench_filtered(args: FilteredArgs) -> anyhow::Result<()> {
+    let (data, _tmp) = bench_data_dir(args.data)?;
+    let config = collections::FilteredConfig {
+        base: args.base,
+        queries: args.queries,
+        payloads: args.payloads,
+        meta: args.filters,
+        gt_dir: args.gt_dir,
+        metric: args.metric,
+        k: args.k,
+        ef: args.ef,
+        runs: args.runs.max(1),
+        data,
+    };
+    let report = collections::run_filtered(&config, &|m| eprintln!("{m}"))?;
+    let markdown = report.to_markdown();
+    println!("{markdown}");
+    write_report(args.json.as_ref(), &report)?;
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, markdown).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
+    let durability = args.durability.parse().map_err(anyhow::Error::msg)?;
+    let (data, _tmp) = bench_data_dir(args.data)?;
+    let base = collections::synthetic(args.n, args.dim, 42);
+    let bar = ProgressBar::new(args.n as u64).with_style(
+        ProgressStyle::with_template("import [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    let (import, build) = collections::import(
+        &data,
+        "bench",
+        &base,
+        None,
+        collections::ImportOptions {
+            metric: args.metric,
+            payload_indexes: Vec::new(),
+            durability,
+        },
+        &|done| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let report = serde_json::json!({
+        "system": "sextant",
+        "version": env!("CARGO_PKG_VERSION"),
+        "n": args.n, "dim": args.dim, "metric": args.metric,
+        "durability": args.durability,
+        "batch": collections::IMPORT_BATCH,
+        "import": import, "build": build,
+    });
+    println!(
+        "import {} × {}-d ({}): {:.0} points/s ({:.1} s wall, {:.1} s CPU); index build {:.1} s wall, {:.1} s CPU",
+        args.n, args.dim, args.durability, import.points_per_s, import.wall_s, import.cpu_s, build.wall_s, build.cpu_s
+    );
+    write_report(args.json.as_ref(), &report)
+}
+
+fn bench_open(args: OpenArgs) -> anyhow::Result<()> {
+    let report = collections::measure_open(&args.data, &args.collection)?;
+    println!(
+        "opened {:?} ({} points) in {:.2} s wall, {:.2} s CPU; RSS {:.0} MiB (peak {:.0} MiB), engine accounts {:.0} MiB; disk {:.0} MiB",
+        report.collection,
+        report.points,
+        report.open_wall_s,
+        report.open_cpu_s,
+        report.rss_bytes as f64 / 1048576.0,
+        report.peak_rss_bytes as f64 / 1048576.0,
+        report.engine_memory_bytes as f64 / 1048576.0,
+        report.disk_bytes as f64 / 1048576.0
+    );
+    write_report(args.json.as_ref(), &report)
 }
 
 /// Phase messages and a build progress bar on stderr (hidden when stderr is not a terminal).

@@ -5,6 +5,7 @@
 //! only check that the harness computes what it claims (never wall-clock times).
 
 pub mod ann;
+pub mod collections;
 pub mod report;
 
 mod cpu;
