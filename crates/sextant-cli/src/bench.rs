@@ -82,6 +82,12 @@ pub struct ImportArgs {
     /// Durability: `always` (the default: fsync per batch) or an interval like `100ms`.
     #[arg(long, default_value = "always")]
     durability: String,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = DEFAULT_M)]
+    m: usize,
+    /// HNSW build beam width.
+    #[arg(long, default_value_t = DEFAULT_EF_CONSTRUCTION)]
+    ef_construction: usize,
     /// Keep the collection in this data directory (as collection `bench`) for `bench open`
     /// [default: a temporary directory, removed afterwards].
     #[arg(long)]
@@ -257,6 +263,10 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
             metric: args.metric,
             payload_indexes: Vec::new(),
             durability,
+            index: sextant_engine::IndexSpec::Hnsw {
+                m: args.m,
+                ef_construction: args.ef_construction,
+            },
         },
         &|done| bar.set_position(done as u64),
     )?;
@@ -266,6 +276,7 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
         "version": env!("CARGO_PKG_VERSION"),
         "n": args.n, "dim": args.dim, "metric": args.metric,
         "durability": args.durability,
+        "m": args.m, "ef_construction": args.ef_construction,
         "batch": collections::IMPORT_BATCH,
         "import": import, "build": build,
     });

@@ -72,6 +72,8 @@ pub struct ImportOptions {
     pub payload_indexes: Vec<PayloadIndexSpec>,
     /// WAL durability policy.
     pub durability: Durability,
+    /// The space's index.
+    pub index: IndexSpec,
 }
 
 /// Imports `base` (with `payloads`, ids = row numbers) into a new collection `name` of a fresh
@@ -89,6 +91,7 @@ pub fn import(
         metric,
         payload_indexes,
         durability,
+        index,
     } = opts;
     let config = CollectionConfig {
         durability,
@@ -102,7 +105,7 @@ pub fn import(
             name: "default".into(),
             dim: base.dim,
             metric,
-            index: IndexSpec::default(),
+            index,
         }],
         payload_indexes,
         tenant_key: None,
@@ -304,6 +307,7 @@ pub fn run_filtered(
             metric: cfg.metric,
             payload_indexes: indexes,
             durability: Durability::Always,
+            index: IndexSpec::default(),
         },
         &|_| {},
     )?;
