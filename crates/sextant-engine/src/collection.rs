@@ -6,9 +6,9 @@
 //! index holds at most `writer` while it works and takes `state`'s write lock only to swap.
 
 use std::collections::HashSet;
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
@@ -40,6 +40,9 @@ pub struct CollectionConfig {
     pub flush_points: usize,
     /// Merge segments once there are more than this many.
     pub max_segments: usize,
+    /// Start a background merge after a flush when the merge policy asks for one (otherwise
+    /// merges run only when [`Collection::merge`] or [`Collection::optimize`] is called).
+    pub background_merge: bool,
 }
 
 impl Default for CollectionConfig {
@@ -48,6 +51,7 @@ impl Default for CollectionConfig {
             durability: Durability::Always,
             flush_points: DEFAULT_FLUSH_POINTS,
             max_segments: DEFAULT_MAX_SEGMENTS,
+            background_merge: true,
         }
     }
 }
@@ -242,6 +246,14 @@ pub struct Collection {
     writer: Mutex<Writer>,
     merging: Mutex<()>,
     recovery: RecoveryReport,
+    /// Weak self-reference, so a flush can hand a background merge an owning handle.
+    this: Weak<Collection>,
+    /// Keeps the data directory's lock held while any handle (or background merge) lives.
+    _lock: Arc<File>,
+    /// The last error of a background merge, reported by `info`.
+    pub(crate) background_error: Mutex<Option<String>>,
+    /// The background merge thread, when one was started.
+    merge_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 const MANIFEST: &str = "manifest";
@@ -270,7 +282,12 @@ impl Collection {
 
     /// Opens the collection in `dir`: reads the manifest, loads its segments, removes leftovers
     /// of interrupted flushes and merges, and replays the WAL.
-    pub fn open(name: &str, dir: &Path, config: CollectionConfig) -> Result<Collection> {
+    pub(crate) fn open(
+        name: &str,
+        dir: &Path,
+        config: CollectionConfig,
+        lock: Arc<File>,
+    ) -> Result<Arc<Collection>> {
         let manifest = Manifest::read(&dir.join(MANIFEST))?;
         let schema = manifest.schema.clone();
         let mut recovery = RecoveryReport::default();
@@ -342,7 +359,7 @@ impl Collection {
             state.apply(r.seq, &op);
             recovery.replayed_records += 1;
         }
-        Ok(Collection {
+        Ok(Arc::new_cyclic(|this| Collection {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             schema,
@@ -351,7 +368,52 @@ impl Collection {
             writer: Mutex::new(Writer { wal, manifest }),
             merging: Mutex::new(()),
             recovery,
-        })
+            this: this.clone(),
+            _lock: lock,
+            background_error: Mutex::new(None),
+            merge_thread: Mutex::new(None),
+        }))
+    }
+
+    /// Blocks until a running merge (background or not) has finished.
+    pub fn wait_for_merge(&self) {
+        let handle = self.merge_thread.lock().take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        drop(self.merging.lock());
+    }
+
+    /// Starts a merge on a background thread when the policy asks for one and none is running.
+    fn spawn_merge_if_needed(&self) {
+        let mut slot = self.merge_thread.lock();
+        if !self.config.background_merge || slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if self.merge_plan(false).is_empty() {
+            return;
+        }
+        let Some(me) = self.this.upgrade() else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("sextant-merge".into())
+            .spawn(move || loop {
+                match me.merge() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        *me.background_error.lock() = Some(e.to_string());
+                        break;
+                    }
+                }
+            });
+        match spawned {
+            Ok(h) => *slot = Some(h),
+            Err(e) => {
+                *self.background_error.lock() = Some(format!("cannot start a merge thread: {e}"))
+            }
+        }
     }
 
     /// The collection's name.
@@ -480,6 +542,8 @@ impl Collection {
         let seq = self.log(&mut w, &Op::Upsert(points))?;
         if self.state.read().mutable.len() as usize >= self.config.flush_points {
             self.flush_locked(&mut w)?;
+            drop(w);
+            self.spawn_merge_if_needed();
         }
         Ok(seq)
     }

@@ -22,6 +22,9 @@ use sextant_storage::StorageError;
 use crate::collection::{Collection, CollectionConfig};
 use crate::error::{EngineError, Result};
 
+/// How long [`Database::open`] waits for another holder of the directory lock to let go.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 const ALIASES_MAGIC: &[u8; 8] = b"SXTALIAS";
 const ALIASES_VERSION: u32 = 1;
 
@@ -29,7 +32,7 @@ const ALIASES_VERSION: u32 = 1;
 #[derive(Debug)]
 pub struct Database {
     dir: PathBuf,
-    _lock: File,
+    lock: Arc<File>,
     config: CollectionConfig,
     open: Mutex<HashMap<String, Arc<Collection>>>,
     aliases: Mutex<BTreeMap<String, String>>,
@@ -48,6 +51,15 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
+impl Drop for Database {
+    /// Lets background merges finish, so the directory is unlocked when the last handle goes.
+    fn drop(&mut self) {
+        for c in self.open.lock().values() {
+            c.wait_for_merge();
+        }
+    }
+}
+
 impl Database {
     /// Opens (creating if needed) the data directory `dir`; collections open with `config`.
     pub fn open(dir: &Path, config: CollectionConfig) -> Result<Database> {
@@ -59,10 +71,18 @@ impl Database {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io_err(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(EngineError::Locked(dir.into())),
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e).into()),
+        // Retry briefly: a lock can linger for a moment after its owner closed it (a child
+        // process forked at that instant shares the open file until it execs).
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(EngineError::Locked(dir.into())),
+                Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e).into()),
+            }
         }
         let aliases_path = dir.join("aliases");
         let aliases = if aliases_path.exists() {
@@ -77,7 +97,7 @@ impl Database {
         };
         Ok(Database {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock: Arc::new(lock),
             config,
             open: Mutex::new(HashMap::new()),
             aliases: Mutex::new(aliases),
@@ -138,11 +158,12 @@ impl Database {
         if let Some(c) = open.get(&name) {
             return Ok(c.clone());
         }
-        let c = Arc::new(Collection::open(
+        let c = Collection::open(
             &name,
             &self.collection_dir(&name),
             self.config,
-        )?);
+            self.lock.clone(),
+        )?;
         open.insert(name, c.clone());
         Ok(c)
     }
@@ -154,7 +175,9 @@ impl Database {
         if !dir.is_dir() {
             return Err(EngineError::CollectionNotFound(name.to_string()));
         }
-        self.open.lock().remove(name);
+        if let Some(c) = self.open.lock().remove(name) {
+            c.wait_for_merge();
+        }
         {
             let mut aliases = self.aliases.lock();
             let mut next = aliases.clone();

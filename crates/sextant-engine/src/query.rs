@@ -132,6 +132,9 @@ pub struct CollectionInfo {
     pub wal_bytes: u64,
     /// Payload keys seen in (a sample of) the payloads that have no index.
     pub unindexed_payload_keys: Vec<String>,
+    /// The last error of a background merge, if one failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background_error: Option<String>,
 }
 
 /// One segment in [`CollectionInfo`].
@@ -520,6 +523,7 @@ impl Collection {
             disk_bytes: dir_bytes(self.dir()),
             wal_bytes: std::fs::metadata(self.dir().join("wal")).map_or(0, |m| m.len()),
             unindexed_payload_keys,
+            background_error: self.background_error.lock().clone(),
         }
     }
 }

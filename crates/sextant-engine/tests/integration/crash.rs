@@ -250,7 +250,8 @@ fn crash_test_kill_9() {
             let mut last = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("ACK ") {
+                // libtest may print "test crash::child_writer ... " on the same line first.
+                if let Some((_, n)) = line.rsplit_once("ACK ") {
                     last = Some(n.trim().parse::<u64>().unwrap());
                 }
             }

@@ -118,6 +118,7 @@ fn crud_survives_flush_merge_and_reopen() {
         (info.segments.len(), info.points, info.deleted),
         (1, 298, 0)
     );
+    drop(c);
     drop(db);
     let db = Database::open(dir.path(), config(100)).unwrap();
     let c = db.collection("c").unwrap();
@@ -180,7 +181,17 @@ fn bad_input_is_refused_and_changes_nothing() {
     c.upsert(vec![point(1, vec![1.0, 0.0, 0.0], json!({}))])
         .unwrap();
     let before = c.count(None);
-    let err = |batch: Vec<PointInput>| c.upsert(batch).unwrap_err().to_string();
+    // The message with its source chain, as a front end shows it.
+    let err = |batch: Vec<PointInput>| {
+        let e = c.upsert(batch).unwrap_err();
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        msg
+    };
     let good = point(2, vec![0.0, 1.0, 0.0], json!({}));
     let e = err(vec![good.clone(), point(3, vec![1.0, 2.0], json!({}))]);
     assert!(
@@ -460,7 +471,21 @@ fn merge_runs_while_queries_go_on() {
                         ..Default::default()
                     })
                     .unwrap();
-                assert_eq!(ids(&r.hits), vec![id as u64], "a live point finds itself");
+                if ids(&r.hits) != vec![id as u64] {
+                    let got = c.get(&[PointId::Num(id as u64)], false, true);
+                    let exact = c
+                        .search(SearchRequest {
+                            vector: vecs[id].clone(),
+                            k: 3,
+                            ef: Some(3000),
+                            ..Default::default()
+                        })
+                        .unwrap();
+                    panic!(
+                        "query {i}: point {id} not found: got {:?}; stored {:?}; ef=3000 gives {:?}; segments {:?}",
+                        r.hits, got, exact.hits, c.info().segments
+                    );
+                }
             }
         })
     };
@@ -468,4 +493,41 @@ fn merge_runs_while_queries_go_on() {
     reader.join().unwrap();
     assert!(c.info().segments.len() <= 2);
     assert_eq!(c.count(None), 2000);
+}
+
+#[test]
+fn background_merges_keep_segment_count_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        CollectionConfig {
+            flush_points: 100,
+            max_segments: 3,
+            ..CollectionConfig::default()
+        },
+    )
+    .unwrap();
+    let c = db
+        .create_collection("bg", schema(4, Metric::L2, IndexSpec::default()))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    for chunk in (0..2000u64).collect::<Vec<_>>().chunks(100) {
+        c.upsert(
+            chunk
+                .iter()
+                .map(|&i| point(i, random_vec(&mut rng, 4), json!({})))
+                .collect(),
+        )
+        .unwrap();
+    }
+    // 20 flushes happened; merges ran in the background (wait for the last one).
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.wait_for_merge();
+    let info = c.info();
+    assert!(info.segments.len() <= 4, "{} segments", info.segments.len());
+    assert_eq!((info.points, info.background_error), (2000, None));
+    drop(c);
+    drop(db);
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    assert_eq!(db.collection("bg").unwrap().count(None), 2000);
 }
