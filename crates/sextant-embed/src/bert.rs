@@ -78,6 +78,13 @@ impl Linear {
         })
     }
 
+    fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
+        Ok(Linear {
+            wt: self.wt.to_dtype(dtype)?,
+            b: self.b.as_ref().map(|b| b.to_dtype(dtype)).transpose()?,
+        })
+    }
+
     /// Applies the projection to the last dimension of `x` (any rank ≥ 2).
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
@@ -109,6 +116,14 @@ impl LayerNorm {
             gamma: w.get(&format!("{name}.weight"), &[dim])?,
             beta: w.get(&format!("{name}.bias"), &[dim])?,
             eps: eps as f32,
+        })
+    }
+
+    fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
+        Ok(LayerNorm {
+            gamma: self.gamma.to_dtype(dtype)?,
+            beta: self.beta.to_dtype(dtype)?,
+            eps: self.eps,
         })
     }
 
@@ -186,6 +201,42 @@ impl BertModel {
             act,
             device: device.clone(),
         })
+    }
+
+    /// A copy computing in `dtype` (f32, f16 or bf16). The attention mask stays finite in every
+    /// one of them, so padded batches cannot produce NaN.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self, EmbedError> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| -> candle_core::Result<Layer> {
+                Ok(Layer {
+                    query: l.query.to_dtype(dtype)?,
+                    key: l.key.to_dtype(dtype)?,
+                    value: l.value.to_dtype(dtype)?,
+                    attn_out: l.attn_out.to_dtype(dtype)?,
+                    attn_norm: l.attn_norm.to_dtype(dtype)?,
+                    intermediate: l.intermediate.to_dtype(dtype)?,
+                    output: l.output.to_dtype(dtype)?,
+                    out_norm: l.out_norm.to_dtype(dtype)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(BertModel {
+            cfg: self.cfg.clone(),
+            word: self.word.to_dtype(dtype)?,
+            position: self.position.to_dtype(dtype)?,
+            token_type: self.token_type.to_dtype(dtype)?,
+            emb_norm: self.emb_norm.to_dtype(dtype)?,
+            layers,
+            act: self.act,
+            device: self.device.clone(),
+        })
+    }
+
+    /// The computation dtype.
+    pub fn dtype(&self) -> DType {
+        self.word.dtype()
     }
 
     /// The configuration.
@@ -334,5 +385,96 @@ impl MaskedLmHead {
     /// Vocabulary logits `[tokens, vocab]` of transformed states `[tokens, hidden]`.
     pub(crate) fn logits(&self, transformed: &Tensor) -> candle_core::Result<Tensor> {
         self.decoder.forward(transformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::{Batch, TextTokenizer};
+
+    fn tiny() -> (BertModel, TextTokenizer) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny-cross-encoder");
+        let cfg = BertConfig::load(&dir.join("config.json")).unwrap();
+        let w = Weights::load(&dir.join("model.safetensors"), &Device::Cpu).unwrap();
+        let model = BertModel::load(&cfg, &w, &Device::Cpu).unwrap();
+        let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 128).unwrap();
+        (model, tok)
+    }
+
+    /// Regression test for candle-transformers' BERT, whose `f32::MIN` mask turns into NaN in
+    /// half precision: padded batches in f16/bf16 stay finite and close to f32.
+    #[test]
+    fn half_precision_with_padding_has_no_nan() {
+        let (model, tok) = tiny();
+        let a = tok
+            .encode("a longer input that forces padding on the other row")
+            .unwrap();
+        let b = tok.encode("short").unwrap();
+        let batch = Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap();
+        let want = model
+            .forward(&batch.ids, &batch.type_ids, &batch.mask)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for dtype in [DType::F16, DType::BF16] {
+            let half = model.to_dtype(dtype).unwrap();
+            assert_eq!(half.dtype(), dtype);
+            let got = half
+                .forward(&batch.ids, &batch.type_ids, &batch.mask)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert!(
+                got.iter().all(|x| x.is_finite()),
+                "{dtype:?} produced NaN/inf"
+            );
+            let max = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .fold(0f32, f32::max);
+            assert!(max < 0.25, "{dtype:?} differs from f32 by {max}");
+        }
+    }
+
+    #[test]
+    fn padding_does_not_change_real_tokens() {
+        let (model, tok) = tiny();
+        let a = tok.encode("padding must not leak into attention").unwrap();
+        let b = tok.encode("x").unwrap();
+        let pair = Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap();
+        let alone = Batch::new(&[&b], 0, &Device::Cpu).unwrap();
+        let h2 = model
+            .forward(&pair.ids, &pair.type_ids, &pair.mask)
+            .unwrap();
+        let h1 = model
+            .forward(&alone.ids, &alone.type_ids, &alone.mask)
+            .unwrap();
+        let n = b.ids.len();
+        let x = h2
+            .get(1)
+            .unwrap()
+            .narrow(0, 0, n)
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        let y = h1.get(0).unwrap().flatten_all().unwrap();
+        let diff = (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
     }
 }
