@@ -160,6 +160,17 @@ pub struct BertEmbedder {
 impl BertEmbedder {
     /// Loads a model from a directory (or a Hugging Face id present in the local cache).
     pub fn load(spec: &str, opts: EmbedderOptions) -> Result<Self, EmbedError> {
+        // Arguments first: a bad option fails before reading 100 MB of weights.
+        if opts.dim == Some(0) {
+            return Err(EmbedError::InvalidArgument("dim must be positive".into()));
+        }
+        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 {
+            return Err(EmbedError::InvalidArgument(
+                "batch size must be positive".into(),
+            ));
+        }
+        let pool = build_pool(opts.threads)?;
         let dir = ModelDir::resolve(spec)?;
         let device = Device::Cpu;
         let bert = dir.bert_config()?;
@@ -192,19 +203,9 @@ impl BertEmbedder {
             .unwrap_or_default();
         let pooling = opts.pooling.unwrap_or(sentence.pooling);
         let normalize = opts.normalize.unwrap_or(sentence.normalize);
-        if opts.dim == Some(0) {
-            return Err(EmbedError::InvalidArgument("dim must be positive".into()));
-        }
         let out_dim = opts
             .dim
             .map_or(bert.hidden_size, |d| d.min(bert.hidden_size));
-        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        if batch_size == 0 {
-            return Err(EmbedError::InvalidArgument(
-                "batch size must be positive".into(),
-            ));
-        }
-        let pool = build_pool(opts.threads)?;
         let fingerprint = ModelFingerprint {
             model_id: dir.model_id(),
             weights_sha256: weights.sha256().to_owned(),
