@@ -5,6 +5,8 @@
 #[cfg(feature = "bench")]
 mod bench;
 mod db;
+#[cfg(feature = "embed")]
+mod embed;
 
 use clap::{Parser, Subcommand};
 
@@ -65,6 +67,12 @@ enum Command {
     #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Embed texts (one per line) with a local model into a float32 .npy file.
+    #[cfg(feature = "embed")]
+    Embed(embed::EmbedArgs),
+    /// Rank passages (one per line) against a query with a cross-encoder.
+    #[cfg(feature = "embed")]
+    Rerank(embed::RerankArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +93,10 @@ fn main() -> std::process::ExitCode {
         Command::Search(s) => db::run_search(a, s),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
+        #[cfg(feature = "embed")]
+        Command::Embed(args) => embed::run_embed(args),
+        #[cfg(feature = "embed")]
+        Command::Rerank(args) => embed::run_rerank(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,9 @@
 //! End-to-end tests of the `sextant` binary: real processes, real files, exit codes and the
 //! messages users see.
 
+#[cfg(feature = "embed")]
+mod embed;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

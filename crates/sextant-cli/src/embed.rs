@@ -1,0 +1,191 @@
+//! `sextant embed` and `sextant rerank`: the local models from the command line.
+//!
+//! Input files hold one text per line; invalid UTF-8 is repaired (U+FFFD) and reported rather
+//! than aborting a long job. `embed` writes a float32 `.npy` `[n, dim]` in input order.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::builder::TypedValueParser;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sextant_embed::{
+    lines_from_bytes, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, InputKind, Reranker,
+    RerankerOptions, TextLines, DEFAULT_BATCH_SIZE,
+};
+
+/// Texts handed to the model per call (progress granularity; batching happens inside).
+const CHUNK: usize = 1024;
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Model directory in the Hugging Face layout (see scripts/setup-models.sh).
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    model: String,
+    /// Text file, one text per line.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output `.npy` (float32, `[n, dim]`, input order).
+    #[arg(long)]
+    output: PathBuf,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    batch: usize,
+    /// Threads for the model (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    threads: Option<usize>,
+    /// The texts are queries (the model's query prefix is applied).
+    #[arg(long, conflicts_with = "passage")]
+    query: bool,
+    /// The texts are passages (the model's passage prefix is applied).
+    #[arg(long)]
+    passage: bool,
+    /// Matryoshka dimension: keep the first D components, then re-normalise.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    dim: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RerankArgs {
+    /// Cross-encoder directory in the Hugging Face layout.
+    #[arg(long)]
+    model: String,
+    /// The query.
+    #[arg(long)]
+    query: String,
+    /// Passages, one per line.
+    #[arg(long)]
+    input: PathBuf,
+    /// Print only the best K passages.
+    #[arg(long)]
+    top: Option<usize>,
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    batch: usize,
+    /// Threads for the model (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    threads: Option<usize>,
+}
+
+fn read_lines(path: &Path) -> anyhow::Result<TextLines> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let lines = lines_from_bytes(&bytes);
+    if !lines.invalid_utf8.is_empty() {
+        let first: Vec<String> = lines
+            .invalid_utf8
+            .iter()
+            .take(5)
+            .map(|n| (n + 1).to_string())
+            .collect();
+        eprintln!(
+            "warning: {} line(s) of {} held invalid UTF-8 and were repaired (lines {}{})",
+            lines.invalid_utf8.len(),
+            path.display(),
+            first.join(", "),
+            if lines.invalid_utf8.len() > 5 {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(lines)
+}
+
+pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let model = BertEmbedder::load(
+        &args.model,
+        EmbedderOptions {
+            batch_size: Some(args.batch),
+            threads: args.threads,
+            dim: args.dim,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("cannot load model {}", args.model))?;
+    let kind = if args.query {
+        InputKind::Query
+    } else if args.passage {
+        InputKind::Passage
+    } else {
+        InputKind::Plain
+    };
+    let lines = read_lines(&args.input)?;
+    let n = lines.lines.len();
+    let dim = model.dim();
+    let bar = ProgressBar::new(n as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} texts, {per_sec}, eta {eta}")
+            .expect("valid template"),
+    );
+    let mut data = Vec::with_capacity(n * dim);
+    let mut truncated = 0;
+    for chunk in lines.lines.chunks(CHUNK) {
+        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let out = model.embed(&texts, kind)?;
+        truncated += out.truncated;
+        data.extend_from_slice(out.as_slice());
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    write_npy_f32(&args.output, n, dim, &data)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!(
+        "embedded {n} texts into {} ([{n}, {dim}] float32) in {:.1}s; {truncated} truncated to {} tokens",
+        args.output.display(),
+        started.elapsed().as_secs_f64(),
+        model.max_seq_length()
+    );
+    Ok(())
+}
+
+pub fn run_rerank(args: RerankArgs) -> anyhow::Result<()> {
+    let model = CrossEncoder::load(
+        &args.model,
+        RerankerOptions {
+            batch_size: Some(args.batch),
+            threads: args.threads,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("cannot load model {}", args.model))?;
+    let lines = read_lines(&args.input)?;
+    let passages: Vec<&str> = lines.lines.iter().map(String::as_str).collect();
+    let scores = model.score(&args.query, &passages)?;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.truncate(args.top.unwrap_or(order.len()));
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "rank\tscore\tline\tpassage")?;
+    for (rank, &i) in order.iter().enumerate() {
+        writeln!(
+            out,
+            "{}\t{:.6}\t{}\t{}",
+            rank + 1,
+            scores[i],
+            i + 1,
+            passages[i]
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes a C-order float32 `.npy` (format version 1.0).
+fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> std::io::Result<()> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + header length (2) + header, padded to 64 bytes with a newline.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    data.iter()
+        .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+    std::fs::write(path, bytes)
+}

@@ -1,0 +1,480 @@
+//! Our own BERT forward pass over candle tensors, and the heads built on it.
+//!
+//! candle-transformers has a BERT, but its attention mask is built from `f32::MIN`, which
+//! overflows to NaN once the model runs in bf16/f16; owning the forward pass (it is small:
+//! embeddings, N × (self-attention + feed-forward), layer norms) lets us apply the mask as an
+//! additive finite bias and, later, swap single steps for our own kernels.
+//!
+//! Linear weights are transposed once at load time so that every projection is one contiguous
+//! `[tokens, in] × [in, out]` matrix product.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::BertConfig;
+use crate::weights::Weights;
+use crate::EmbedError;
+
+/// Additive attention bias on padded keys. Large enough that `exp` underflows to exactly 0 in
+/// f32, finite in every float dtype (f16 max is 65504), so a fully masked row cannot become NaN.
+pub const MASK_BIAS: f64 = -1e4;
+
+/// Feed-forward activations we support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU (`erf`), what BERT's `gelu` means.
+    Gelu,
+    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+    /// ReLU.
+    Relu,
+}
+
+impl Activation {
+    /// Parses `hidden_act` from `config.json`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "gelu" | "gelu_python" => Some(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
+            "relu" => Some(Activation::Relu),
+            _ => None,
+        }
+    }
+
+    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::Gelu => x.gelu_erf(),
+            Activation::GeluTanh => x.gelu(),
+            Activation::Relu => x.relu(),
+        }
+    }
+}
+
+/// `y = x Wᵀ + b`, with `Wᵀ` stored contiguous.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    wt: Tensor,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    pub(crate) fn load(
+        w: &Weights,
+        name: &str,
+        inp: usize,
+        out: usize,
+    ) -> Result<Self, EmbedError> {
+        let wt = w
+            .get(&format!("{name}.weight"), &[out, inp])?
+            .t()?
+            .contiguous()?;
+        let b = w.get_opt(&format!("{name}.bias"), &[out])?;
+        Ok(Linear { wt, b })
+    }
+
+    pub(crate) fn from_parts(weight: &Tensor, bias: Option<Tensor>) -> Result<Self, EmbedError> {
+        Ok(Linear {
+            wt: weight.t()?.contiguous()?,
+            b: bias,
+        })
+    }
+
+    fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
+        Ok(Linear {
+            wt: self.wt.to_dtype(dtype)?,
+            b: self.b.as_ref().map(|b| b.to_dtype(dtype)).transpose()?,
+        })
+    }
+
+    /// Applies the projection to the last dimension of `x` (any rank ≥ 2).
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let inp = dims[dims.len() - 1];
+        let rows = x.elem_count() / inp.max(1);
+        let y = x.reshape((rows, inp))?.matmul(&self.wt)?;
+        let y = match &self.b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.wt.dim(1)?;
+        y.reshape(out_dims)
+    }
+}
+
+/// Layer normalisation over the last dimension.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    pub(crate) fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self, EmbedError> {
+        Ok(LayerNorm {
+            gamma: w.get(&format!("{name}.weight"), &[dim])?,
+            beta: w.get(&format!("{name}.bias"), &[dim])?,
+            eps: eps as f32,
+        })
+    }
+
+    fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
+        Ok(LayerNorm {
+            gamma: self.gamma.to_dtype(dtype)?,
+            beta: self.beta.to_dtype(dtype)?,
+            eps: self.eps,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, self.eps)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// A BERT encoder: embeddings and transformer layers, no head.
+#[derive(Debug, Clone)]
+pub struct BertModel {
+    cfg: BertConfig,
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    emb_norm: LayerNorm,
+    layers: Vec<Layer>,
+    act: Activation,
+    device: Device,
+}
+
+impl BertModel {
+    /// Builds the encoder from `weights` (names with or without `bert.`, `weight`/`bias` or
+    /// `gamma`/`beta`), checking every shape against `cfg`.
+    pub fn load(cfg: &BertConfig, w: &Weights, device: &Device) -> Result<Self, EmbedError> {
+        let h = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                query: Linear::load(w, &format!("{p}.attention.self.query"), h, h)?,
+                key: Linear::load(w, &format!("{p}.attention.self.key"), h, h)?,
+                value: Linear::load(w, &format!("{p}.attention.self.value"), h, h)?,
+                attn_out: Linear::load(w, &format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: LayerNorm::load(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
+                intermediate: Linear::load(
+                    w,
+                    &format!("{p}.intermediate.dense"),
+                    h,
+                    cfg.intermediate_size,
+                )?,
+                output: Linear::load(w, &format!("{p}.output.dense"), cfg.intermediate_size, h)?,
+                out_norm: LayerNorm::load(w, &format!("{p}.output.LayerNorm"), h, eps)?,
+            });
+        }
+        let act = Activation::parse(&cfg.hidden_act).ok_or_else(|| {
+            EmbedError::InvalidArgument(format!("unsupported activation {:?}", cfg.hidden_act))
+        })?;
+        Ok(BertModel {
+            cfg: cfg.clone(),
+            word: w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
+            position: w.get(
+                "embeddings.position_embeddings.weight",
+                &[cfg.max_position_embeddings, h],
+            )?,
+            token_type: w.get(
+                "embeddings.token_type_embeddings.weight",
+                &[cfg.type_vocab_size, h],
+            )?,
+            emb_norm: LayerNorm::load(w, "embeddings.LayerNorm", h, eps)?,
+            layers,
+            act,
+            device: device.clone(),
+        })
+    }
+
+    /// A copy computing in `dtype` (f32, f16 or bf16). The attention mask stays finite in every
+    /// one of them, so padded batches cannot produce NaN.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self, EmbedError> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| -> candle_core::Result<Layer> {
+                Ok(Layer {
+                    query: l.query.to_dtype(dtype)?,
+                    key: l.key.to_dtype(dtype)?,
+                    value: l.value.to_dtype(dtype)?,
+                    attn_out: l.attn_out.to_dtype(dtype)?,
+                    attn_norm: l.attn_norm.to_dtype(dtype)?,
+                    intermediate: l.intermediate.to_dtype(dtype)?,
+                    output: l.output.to_dtype(dtype)?,
+                    out_norm: l.out_norm.to_dtype(dtype)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(BertModel {
+            cfg: self.cfg.clone(),
+            word: self.word.to_dtype(dtype)?,
+            position: self.position.to_dtype(dtype)?,
+            token_type: self.token_type.to_dtype(dtype)?,
+            emb_norm: self.emb_norm.to_dtype(dtype)?,
+            layers,
+            act: self.act,
+            device: self.device.clone(),
+        })
+    }
+
+    /// The computation dtype.
+    pub fn dtype(&self) -> DType {
+        self.word.dtype()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BertConfig {
+        &self.cfg
+    }
+
+    /// The device tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The word embedding table `[vocab, hidden]` (tied to the masked-LM decoder).
+    pub fn word_embeddings(&self) -> &Tensor {
+        &self.word
+    }
+
+    /// Hidden states `[batch, seq, hidden]` of the last layer.
+    ///
+    /// `ids` and `type_ids` are `[batch, seq]` u32; `mask` is `[batch, seq]` f32 (1 = token,
+    /// 0 = padding). Padded positions never influence real ones: their keys get [`MASK_BIAS`].
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor, EmbedError> {
+        let (b, s) = ids.dims2()?;
+        if s > self.cfg.max_position_embeddings {
+            return Err(EmbedError::InvalidArgument(format!(
+                "sequence of {s} tokens exceeds the model's {} positions",
+                self.cfg.max_position_embeddings
+            )));
+        }
+        let h = self.cfg.hidden_size;
+        let words = self.word.index_select(&ids.flatten_all()?, 0)?;
+        let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
+        let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
+        let x = (words + types)?.add(&pos)?.reshape((b, s, h))?;
+        let mut x = self.emb_norm.forward(&x)?;
+
+        // [b, 1, 1, s]: 0 on tokens, MASK_BIAS on padding, added to every query row.
+        let bias = ((1.0 - mask.to_dtype(DType::F32)?)? * MASK_BIAS)?
+            .to_dtype(x.dtype())?
+            .reshape((b, 1, 1, s))?;
+        for layer in &self.layers {
+            x = self.layer_forward(layer, &x, &bias)?;
+        }
+        Ok(x)
+    }
+
+    fn layer_forward(&self, l: &Layer, x: &Tensor, bias: &Tensor) -> Result<Tensor, EmbedError> {
+        let (b, s, h) = x.dims3()?;
+        let heads = self.cfg.num_attention_heads;
+        let hd = h / heads;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, s, heads, hd))?.transpose(1, 2)?.contiguous()
+        };
+        let q = split(l.query.forward(x)?)?;
+        let k = split(l.key.forward(x)?)?;
+        let v = split(l.value.forward(x)?)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, s, h))?;
+        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?)?;
+        let inter = self.act.apply(&l.intermediate.forward(&attn)?)?;
+        let out = l.out_norm.forward(&(l.output.forward(&inter)? + &attn)?)?;
+        Ok(out)
+    }
+}
+
+/// `BertForSequenceClassification`'s head: pooler (dense + tanh on `[CLS]`), then a classifier.
+#[derive(Debug, Clone)]
+pub(crate) struct ClassifierHead {
+    pooler: Linear,
+    classifier: Linear,
+}
+
+impl ClassifierHead {
+    pub(crate) fn load(cfg: &BertConfig, w: &Weights) -> Result<Self, EmbedError> {
+        let h = cfg.hidden_size;
+        Ok(ClassifierHead {
+            pooler: Linear::load(w, "pooler.dense", h, h)?,
+            classifier: Linear::load(w, "classifier", h, cfg.labels())?,
+        })
+    }
+
+    /// Logits `[batch, labels]` from hidden states `[batch, seq, hidden]`.
+    pub(crate) fn forward(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        self.classifier.forward(&pooled)
+    }
+}
+
+/// `BertForMaskedLM`'s head: transform (dense, activation, layer norm), then the decoder to the
+/// vocabulary, tied to the word embeddings when the checkpoint stores no decoder of its own.
+#[derive(Debug, Clone)]
+pub(crate) struct MaskedLmHead {
+    transform: Linear,
+    act: Activation,
+    norm: LayerNorm,
+    decoder: Linear,
+}
+
+impl MaskedLmHead {
+    pub(crate) fn load(
+        cfg: &BertConfig,
+        w: &Weights,
+        model: &BertModel,
+    ) -> Result<Self, EmbedError> {
+        let h = cfg.hidden_size;
+        let v = cfg.vocab_size;
+        let decoder_w = match w.get_opt("cls.predictions.decoder.weight", &[v, h])? {
+            Some(t) => t,
+            None => model.word_embeddings().clone(),
+        };
+        let bias = match w.get_opt("cls.predictions.bias", &[v])? {
+            Some(b) => b,
+            None => w.get("cls.predictions.decoder.bias", &[v])?,
+        };
+        Ok(MaskedLmHead {
+            transform: Linear::load(w, "cls.predictions.transform.dense", h, h)?,
+            act: model.act,
+            norm: LayerNorm::load(
+                w,
+                "cls.predictions.transform.LayerNorm",
+                h,
+                cfg.layer_norm_eps,
+            )?,
+            decoder: Linear::from_parts(&decoder_w, Some(bias))?,
+        })
+    }
+
+    /// Transformed token states `[.., hidden]` (before the vocabulary projection).
+    pub(crate) fn transform(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        self.norm
+            .forward(&self.act.apply(&self.transform.forward(hidden)?)?)
+    }
+
+    /// Vocabulary logits `[tokens, vocab]` of transformed states `[tokens, hidden]`.
+    pub(crate) fn logits(&self, transformed: &Tensor) -> candle_core::Result<Tensor> {
+        self.decoder.forward(transformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::{Batch, TextTokenizer};
+
+    fn tiny() -> (BertModel, TextTokenizer) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny-cross-encoder");
+        let cfg = BertConfig::load(&dir.join("config.json")).unwrap();
+        let w = Weights::load(&dir.join("model.safetensors"), &Device::Cpu).unwrap();
+        let model = BertModel::load(&cfg, &w, &Device::Cpu).unwrap();
+        let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 128).unwrap();
+        (model, tok)
+    }
+
+    /// Regression test for candle-transformers' BERT, whose `f32::MIN` mask turns into NaN in
+    /// half precision: padded batches in f16/bf16 stay finite and close to f32.
+    #[test]
+    fn half_precision_with_padding_has_no_nan() {
+        let (model, tok) = tiny();
+        let a = tok
+            .encode("a longer input that forces padding on the other row")
+            .unwrap();
+        let b = tok.encode("short").unwrap();
+        let batch = Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap();
+        let want = model
+            .forward(&batch.ids, &batch.type_ids, &batch.mask)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for dtype in [DType::F16, DType::BF16] {
+            let half = model.to_dtype(dtype).unwrap();
+            assert_eq!(half.dtype(), dtype);
+            let got = half
+                .forward(&batch.ids, &batch.type_ids, &batch.mask)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert!(
+                got.iter().all(|x| x.is_finite()),
+                "{dtype:?} produced NaN/inf"
+            );
+            let max = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .fold(0f32, f32::max);
+            assert!(max < 0.25, "{dtype:?} differs from f32 by {max}");
+        }
+    }
+
+    #[test]
+    fn padding_does_not_change_real_tokens() {
+        let (model, tok) = tiny();
+        let a = tok.encode("padding must not leak into attention").unwrap();
+        let b = tok.encode("x").unwrap();
+        let pair = Batch::new(&[&a, &b], 0, &Device::Cpu).unwrap();
+        let alone = Batch::new(&[&b], 0, &Device::Cpu).unwrap();
+        let h2 = model
+            .forward(&pair.ids, &pair.type_ids, &pair.mask)
+            .unwrap();
+        let h1 = model
+            .forward(&alone.ids, &alone.type_ids, &alone.mask)
+            .unwrap();
+        let n = b.ids.len();
+        let x = h2
+            .get(1)
+            .unwrap()
+            .narrow(0, 0, n)
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        let y = h1.get(0).unwrap().flatten_all().unwrap();
+        let diff = (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}

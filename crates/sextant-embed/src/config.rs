@@ -1,0 +1,386 @@
+//! Reading a model directory in the Hugging Face layout.
+//!
+//! A model is a directory with `config.json` (the transformer), `tokenizer.json` and
+//! `model.safetensors`, plus, for sentence-transformers models, `modules.json`,
+//! `1_Pooling/config.json` and `sentence_bert_config.json`. Those last files decide pooling,
+//! normalisation and the maximum sequence length; the tokenizer's own truncation and padding
+//! settings are ignored on purpose (all-MiniLM-L6-v2 ships truncation 128 and fixed padding 128
+//! in `tokenizer.json`, while the model is meant to read 256 tokens).
+//!
+//! A model can also be named by a Hugging Face id (`org/name`): it is then looked up in the
+//! standard Hugging Face cache. This build never downloads; a missing model is an error that
+//! points at `scripts/setup-models.sh`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::pooling::Pooling;
+use crate::EmbedError;
+
+/// File name of the transformer configuration.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the tokenizer.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// File name of the weights.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Upper bound on a sequence length read from `tokenizer_config.json`; transformers writes a huge
+/// sentinel (`1e30`) there when it does not know the limit.
+const SANE_MAX_LENGTH: usize = 1 << 20;
+
+/// The architecture parameters of a BERT-family encoder (`config.json`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Activation of the feed-forward layer (`gelu`, `gelu_new`, `relu`, ...).
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Number of learned positions.
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments).
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// Epsilon of every layer norm.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Only `absolute` is supported.
+    #[serde(default = "default_position_type")]
+    pub position_embedding_type: String,
+    /// Id of the padding token.
+    #[serde(default)]
+    pub pad_token_id: u32,
+    /// Architectures named by the checkpoint (`BertModel`, `BertForMaskedLM`, ...).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Number of labels of a classification head (`id2label` decides when absent).
+    #[serde(default)]
+    pub num_labels: Option<usize>,
+    /// Label names of a classification head.
+    #[serde(default)]
+    pub id2label: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn default_act() -> String {
+    "gelu".to_owned()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_position_type() -> String {
+    "absolute".to_owned()
+}
+
+impl BertConfig {
+    /// Reads and validates `config.json`.
+    pub fn load(path: &Path) -> Result<Self, EmbedError> {
+        let cfg: BertConfig = read_json(path)?;
+        let bad = |r: String| Err(EmbedError::bad_config(path, r));
+        if cfg.hidden_size == 0 || cfg.num_attention_heads == 0 {
+            return bad("hidden_size and num_attention_heads must be positive".into());
+        }
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
+            return bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                cfg.hidden_size, cfg.num_attention_heads
+            ));
+        }
+        if cfg.position_embedding_type != "absolute" {
+            return bad(format!(
+                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                cfg.position_embedding_type
+            ));
+        }
+        if crate::bert::Activation::parse(&cfg.hidden_act).is_none() {
+            return bad(format!("hidden_act {:?} is not supported", cfg.hidden_act));
+        }
+        Ok(cfg)
+    }
+
+    /// Number of outputs of a sequence-classification head.
+    pub fn labels(&self) -> usize {
+        self.num_labels
+            .or_else(|| self.id2label.as_ref().map(|m| m.len()))
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+/// What the sentence-transformers files of a model say (defaults when they are absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentenceConfig {
+    /// Pooling of token states into one vector.
+    pub pooling: Pooling,
+    /// Whether the pipeline ends with an L2 normalisation.
+    pub normalize: bool,
+    /// Maximum number of tokens, special tokens included.
+    pub max_seq_length: usize,
+}
+
+#[derive(Deserialize)]
+struct ModuleEntry {
+    #[serde(default)]
+    path: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+#[derive(Deserialize, Default)]
+struct PoolingFile {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertFile {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct TokenizerConfigFile {
+    model_max_length: Option<f64>,
+}
+
+/// The files of one local model directory.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    root: PathBuf,
+}
+
+impl ModelDir {
+    /// Resolves `spec`: an existing directory, or a Hugging Face id found in the local cache.
+    pub fn resolve(spec: &str) -> Result<Self, EmbedError> {
+        let path = Path::new(spec);
+        if path.is_dir() {
+            return Ok(ModelDir {
+                root: path.to_path_buf(),
+            });
+        }
+        let cache = hf_cache_dir();
+        if looks_like_hub_id(spec) {
+            if let Some(dir) = cached_snapshot(&cache, spec) {
+                return Ok(ModelDir { root: dir });
+            }
+            return Err(EmbedError::ModelNotFound {
+                spec: spec.to_owned(),
+                cache: cache.display().to_string(),
+            });
+        }
+        Err(EmbedError::MissingFile {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of a file in the model directory, checked to exist.
+    pub fn require(&self, name: &str) -> Result<PathBuf, EmbedError> {
+        let p = self.root.join(name);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(EmbedError::MissingFile { path: p })
+        }
+    }
+
+    /// A stable, human-readable id: the directory name (or the hub id's last part).
+    pub fn model_id(&self) -> String {
+        // Hub snapshots live in `models--org--name/snapshots/<hash>`.
+        let snapshot_of = self
+            .root
+            .ancestors()
+            .filter_map(|a| a.file_name()?.to_str())
+            .find_map(|n| n.strip_prefix("models--").map(|s| s.replace("--", "/")));
+        snapshot_of.unwrap_or_else(|| {
+            self.root
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("model")
+                .to_owned()
+        })
+    }
+
+    /// The transformer configuration.
+    pub fn bert_config(&self) -> Result<BertConfig, EmbedError> {
+        BertConfig::load(&self.require(CONFIG_FILE)?)
+    }
+
+    /// Pooling, normalisation and sequence length from the sentence-transformers files, with
+    /// `default_pooling` when the model has no pooling module.
+    pub fn sentence_config(
+        &self,
+        bert: &BertConfig,
+        default_pooling: Pooling,
+    ) -> Result<SentenceConfig, EmbedError> {
+        let mut pooling_dir = None;
+        let mut normalize = false;
+        let modules = self.root.join("modules.json");
+        if modules.is_file() {
+            let entries: Vec<ModuleEntry> = read_json(&modules)?;
+            for m in &entries {
+                if m.kind.ends_with("Pooling") {
+                    pooling_dir = Some(m.path.clone());
+                } else if m.kind.ends_with("Normalize") {
+                    normalize = true;
+                }
+            }
+        }
+        let pooling_path = self
+            .root
+            .join(pooling_dir.as_deref().unwrap_or("1_Pooling"))
+            .join("config.json");
+        let pooling =
+            if pooling_path.is_file() {
+                let f: PoolingFile = read_json(&pooling_path)?;
+                let modes = [
+                    (f.pooling_mode_cls_token, Pooling::Cls),
+                    (f.pooling_mode_mean_tokens, Pooling::Mean),
+                    (f.pooling_mode_max_tokens, Pooling::Max),
+                    (f.pooling_mode_mean_sqrt_len_tokens, Pooling::MeanSqrtLen),
+                ];
+                let chosen: Vec<Pooling> = modes.iter().filter(|m| m.0).map(|m| m.1).collect();
+                match chosen.as_slice() {
+                    [one] => *one,
+                    [] => default_pooling,
+                    _ => return Err(EmbedError::bad_config(
+                        &pooling_path,
+                        "several pooling modes at once (concatenated pooling) are not supported",
+                    )),
+                }
+            } else {
+                default_pooling
+            };
+        let max_seq_length = self.max_seq_length(bert)?;
+        Ok(SentenceConfig {
+            pooling,
+            normalize,
+            max_seq_length,
+        })
+    }
+
+    /// The model's sequence limit: `sentence_bert_config.json`'s `max_seq_length`, else
+    /// `tokenizer_config.json`'s `model_max_length`, never above the position table.
+    pub fn max_seq_length(&self, bert: &BertConfig) -> Result<usize, EmbedError> {
+        let st = self.root.join("sentence_bert_config.json");
+        let mut len = None;
+        if st.is_file() {
+            let f: SentenceBertFile = read_json(&st)?;
+            len = f.max_seq_length;
+        }
+        if len.is_none() {
+            let tc = self.root.join("tokenizer_config.json");
+            if tc.is_file() {
+                let f: TokenizerConfigFile = read_json(&tc)?;
+                len = f
+                    .model_max_length
+                    .filter(|&m| m >= 2.0 && m < SANE_MAX_LENGTH as f64)
+                    .map(|m| m as usize);
+            }
+        }
+        let len = len
+            .unwrap_or(bert.max_position_embeddings)
+            .min(bert.max_position_embeddings);
+        if len < 2 {
+            return Err(EmbedError::bad_config(
+                &self.root,
+                format!("max_seq_length {len} leaves no room for the special tokens"),
+            ));
+        }
+        Ok(len)
+    }
+}
+
+/// Parses a JSON file, naming it in any error.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EmbedError> {
+    let bytes = std::fs::read(path).map_err(|e| EmbedError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| EmbedError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn looks_like_hub_id(spec: &str) -> bool {
+    let parts: Vec<&str> = spec.split('/').collect();
+    parts.len() <= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p != &"."
+                && p != &".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+}
+
+/// `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+fn hf_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("HF_HOME") {
+        return PathBuf::from(p).join("hub");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("huggingface").join("hub")
+}
+
+/// The snapshot that `refs/main` points at, when the cache holds one with a config.
+fn cached_snapshot(cache: &Path, id: &str) -> Option<PathBuf> {
+    let id = if id.contains('/') {
+        id.to_owned()
+    } else {
+        format!("sentence-transformers/{id}")
+    };
+    let repo = cache.join(format!("models--{}", id.replace('/', "--")));
+    let rev = std::fs::read_to_string(repo.join("refs").join("main")).ok()?;
+    let dir = repo.join("snapshots").join(rev.trim());
+    dir.join(CONFIG_FILE).is_file().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids_are_recognised() {
+        assert!(looks_like_hub_id("sentence-transformers/all-MiniLM-L6-v2"));
+        assert!(looks_like_hub_id("all-MiniLM-L6-v2"));
+        assert!(!looks_like_hub_id("./models/x"));
+        assert!(!looks_like_hub_id("/abs/path"));
+        assert!(!looks_like_hub_id("a/b/c"));
+    }
+
+    #[test]
+    fn unknown_hub_id_points_at_setup_script() {
+        let err = ModelDir::resolve("nobody-has/this-model-xyz").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EmbedError::ModelNotFound { .. }));
+        assert!(msg.contains("setup-models.sh"), "{msg}");
+    }
+
+    #[test]
+    fn missing_directory_is_a_missing_file() {
+        let err = ModelDir::resolve("/definitely/not/here").unwrap_err();
+        assert!(matches!(err, EmbedError::MissingFile { .. }), "{err}");
+        assert!(err.to_string().contains("setup-models.sh"));
+    }
+}

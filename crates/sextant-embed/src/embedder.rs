@@ -1,0 +1,360 @@
+//! The bi-encoder: texts in, one vector per text out.
+//!
+//! A batch is tokenized whole, then sorted by token count so that each forward pass pads only
+//! to the longest of similar-length inputs (a batch mixing a 5-token and a 256-token text would
+//! otherwise spend most of its work on padding); outputs are written back in input order.
+//! Instruction prefixes are applied before tokenization, Matryoshka truncation and
+//! normalisation after pooling. Forward passes run inside the embedder's own rayon pool when a
+//! thread count is configured, so an embedding job cannot take every core of a busy server.
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde::Deserialize;
+
+use crate::bert::BertModel;
+use crate::config::{read_json, ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::fingerprint::ModelFingerprint;
+use crate::pooling::{truncate_and_normalize, Pooling};
+use crate::tokenize::{Batch, Encoded, TextTokenizer};
+use crate::weights::Weights;
+use crate::EmbedError;
+
+/// Inputs per forward pass unless configured otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// Pooling for models without a sentence-transformers pooling module.
+pub const DEFAULT_POOLING: Pooling = Pooling::Mean;
+
+/// What a text is, which decides the instruction prefix put before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputKind {
+    /// A search query (gets the query prefix).
+    Query,
+    /// A document or passage (gets the passage prefix).
+    Passage,
+    /// Used as given.
+    Plain,
+}
+
+impl InputKind {
+    /// Stable one-byte code (used in cache keys).
+    pub fn code(self) -> u8 {
+        match self {
+            InputKind::Query => 1,
+            InputKind::Passage => 2,
+            InputKind::Plain => 0,
+        }
+    }
+}
+
+/// Vectors of a batch, row-major, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    dim: usize,
+    data: Vec<f32>,
+    /// How many inputs were longer than the model's sequence limit and were cut.
+    pub truncated: usize,
+}
+
+impl Embeddings {
+    /// Builds from row-major data; `data.len()` must be a multiple of `dim`.
+    pub fn new(dim: usize, data: Vec<f32>, truncated: usize) -> Self {
+        debug_assert!(dim == 0 || data.len().is_multiple_of(dim));
+        Embeddings {
+            dim,
+            data,
+            truncated,
+        }
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Whether there are no vectors.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th vector.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// All vectors in order.
+    pub fn rows(&self) -> impl Iterator<Item = &[f32]> + '_ {
+        self.data.chunks_exact(self.dim.max(1))
+    }
+
+    /// The row-major data.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The row-major data, owned.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+}
+
+/// A model that turns texts into dense vectors.
+pub trait Embedder: Send + Sync {
+    /// Output dimension.
+    fn dim(&self) -> usize;
+    /// The fingerprint of the vector space this embedder produces.
+    fn fingerprint(&self) -> &ModelFingerprint;
+    /// Embeds `texts`, one vector each, in input order.
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError>;
+}
+
+/// Options of a [`BertEmbedder`]; `None` means "as the model directory says".
+#[derive(Debug, Clone, Default)]
+pub struct EmbedderOptions {
+    /// Inputs per forward pass ([`DEFAULT_BATCH_SIZE`] when `None`).
+    pub batch_size: Option<usize>,
+    /// Threads of the embedder's own pool; `None` runs on the caller's rayon pool.
+    pub threads: Option<usize>,
+    /// Pooling override.
+    pub pooling: Option<Pooling>,
+    /// Normalisation override.
+    pub normalize: Option<bool>,
+    /// Matryoshka dimension: keep the first `dim` components (then re-normalise when
+    /// normalising).
+    pub dim: Option<usize>,
+    /// Sequence limit override (never above the model's position table).
+    pub max_seq_length: Option<usize>,
+    /// Query prefix override (default: the model's `prompts.query`, else empty).
+    pub query_prefix: Option<String>,
+    /// Passage prefix override (default: the model's `prompts.passage`/`document`, else empty).
+    pub passage_prefix: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct SentenceTransformersConfig {
+    #[serde(default)]
+    prompts: std::collections::HashMap<String, String>,
+}
+
+/// A BERT-family bi-encoder on candle (CPU).
+#[derive(Debug)]
+pub struct BertEmbedder {
+    pub(crate) model: BertModel,
+    pub(crate) tokenizer: TextTokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    dim: Option<usize>,
+    out_dim: usize,
+    query_prefix: String,
+    passage_prefix: String,
+    pub(crate) batch_size: usize,
+    pool: Option<rayon::ThreadPool>,
+    fingerprint: ModelFingerprint,
+}
+
+impl BertEmbedder {
+    /// Loads a model from a directory (or a Hugging Face id present in the local cache).
+    pub fn load(spec: &str, opts: EmbedderOptions) -> Result<Self, EmbedError> {
+        // Arguments first: a bad option fails before reading 100 MB of weights.
+        if opts.dim == Some(0) {
+            return Err(EmbedError::InvalidArgument("dim must be positive".into()));
+        }
+        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 {
+            return Err(EmbedError::InvalidArgument(
+                "batch size must be positive".into(),
+            ));
+        }
+        let pool = build_pool(opts.threads)?;
+        let dir = ModelDir::resolve(spec)?;
+        let device = Device::Cpu;
+        let bert = dir.bert_config()?;
+        let sentence = dir.sentence_config(&bert, DEFAULT_POOLING)?;
+        let weights = Weights::load(&dir.require(WEIGHTS_FILE)?, &device)?;
+        let model = BertModel::load(&bert, &weights, &device)?;
+        let max_len = match opts.max_seq_length {
+            Some(0 | 1) => {
+                return Err(EmbedError::InvalidArgument(
+                    "max_seq_length must leave room for the special tokens".into(),
+                ))
+            }
+            Some(m) => m.min(bert.max_position_embeddings),
+            None => sentence.max_seq_length,
+        };
+        let tokenizer = TextTokenizer::load(&dir.require(TOKENIZER_FILE)?, max_len)?;
+        let prompts = load_prompts(dir.root())?;
+        let query_prefix = opts
+            .query_prefix
+            .or_else(|| prompts.get("query").cloned())
+            .unwrap_or_default();
+        let passage_prefix = opts
+            .passage_prefix
+            .or_else(|| {
+                prompts
+                    .get("passage")
+                    .or_else(|| prompts.get("document"))
+                    .cloned()
+            })
+            .unwrap_or_default();
+        let pooling = opts.pooling.unwrap_or(sentence.pooling);
+        let normalize = opts.normalize.unwrap_or(sentence.normalize);
+        let out_dim = opts
+            .dim
+            .map_or(bert.hidden_size, |d| d.min(bert.hidden_size));
+        let fingerprint = ModelFingerprint {
+            model_id: dir.model_id(),
+            weights_sha256: weights.sha256().to_owned(),
+            dim: out_dim,
+            pooling: Some(pooling),
+            normalize,
+            query_prefix: query_prefix.clone(),
+            passage_prefix: passage_prefix.clone(),
+        };
+        Ok(BertEmbedder {
+            model,
+            tokenizer,
+            pooling,
+            normalize,
+            dim: opts.dim,
+            out_dim,
+            query_prefix,
+            passage_prefix,
+            batch_size,
+            pool,
+            fingerprint,
+        })
+    }
+
+    /// The pooling in use.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// Whether outputs are normalised.
+    pub fn normalize(&self) -> bool {
+        self.normalize
+    }
+
+    /// The sequence limit in tokens (special tokens included).
+    pub fn max_seq_length(&self) -> usize {
+        self.tokenizer.max_len()
+    }
+
+    /// The tokenizer (with the model's truncation).
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The text actually tokenized for `text` of `kind` (prefix applied).
+    pub fn prefixed(&self, text: &str, kind: InputKind) -> String {
+        let prefix = match kind {
+            InputKind::Query => &self.query_prefix,
+            InputKind::Passage => &self.passage_prefix,
+            InputKind::Plain => return text.to_owned(),
+        };
+        format!("{prefix}{text}")
+    }
+
+    /// Runs `f` in the embedder's pool (or on the caller's).
+    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    /// Tokenizes every text (prefix applied) and returns the encodings with the order that
+    /// sorts them by decreasing length (ties keep input order).
+    pub(crate) fn tokenize_sorted(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+    ) -> Result<(Vec<Encoded>, Vec<usize>), EmbedError> {
+        let enc = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(&self.prefixed(t, kind)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut order: Vec<usize> = (0..enc.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(enc[i].ids.len()));
+        Ok((enc, order))
+    }
+
+    /// Builds the padded batch of the inputs `idx` and runs the encoder on it.
+    pub(crate) fn forward_batch(
+        &self,
+        enc: &[Encoded],
+        idx: &[usize],
+    ) -> Result<(candle_core::Tensor, Batch), EmbedError> {
+        let items: Vec<&Encoded> = idx.iter().map(|&i| &enc[i]).collect();
+        let batch = Batch::new(
+            &items,
+            self.model.config().pad_token_id,
+            self.model.device(),
+        )?;
+        let hidden = self
+            .model
+            .forward(&batch.ids, &batch.type_ids, &batch.mask)?;
+        Ok((hidden, batch))
+    }
+
+    fn embed_impl(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+        let (enc, order) = self.tokenize_sorted(texts, kind)?;
+        let truncated = enc.iter().filter(|e| e.truncated).count();
+        let d = self.out_dim;
+        let mut out = vec![0f32; texts.len() * d];
+        for chunk in order.chunks(self.batch_size) {
+            let (hidden, batch) = self.forward_batch(&enc, chunk)?;
+            let pooled = self.pooling.apply(&hidden, &batch.mask)?;
+            let rows = pooled.to_vec2::<f32>()?;
+            for (&i, mut v) in chunk.iter().zip(rows) {
+                truncate_and_normalize(&mut v, self.dim, self.normalize);
+                out[i * d..(i + 1) * d].copy_from_slice(&v);
+            }
+        }
+        Ok(Embeddings::new(d, out, truncated))
+    }
+}
+
+impl Embedder for BertEmbedder {
+    fn dim(&self) -> usize {
+        self.out_dim
+    }
+
+    fn fingerprint(&self) -> &ModelFingerprint {
+        &self.fingerprint
+    }
+
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+        self.run(|| self.embed_impl(texts, kind))
+    }
+}
+
+/// A dedicated pool of `threads` threads, or `None` for the caller's pool.
+pub(crate) fn build_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>, EmbedError> {
+    match threads {
+        None => Ok(None),
+        Some(0) => Err(EmbedError::InvalidArgument(
+            "threads must be positive".into(),
+        )),
+        Some(n) => Ok(Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(|i| format!("sextant-embed-{i}"))
+                .build()?,
+        )),
+    }
+}
+
+fn load_prompts(root: &Path) -> Result<std::collections::HashMap<String, String>, EmbedError> {
+    let p = root.join("config_sentence_transformers.json");
+    if !p.is_file() {
+        return Ok(Default::default());
+    }
+    let cfg: SentenceTransformersConfig = read_json(&p)?;
+    Ok(cfg.prompts)
+}

@@ -1,0 +1,46 @@
+//! Sextant's local transformer models: texts in, vectors out.
+//!
+//! - [`Embedder`] / [`BertEmbedder`]: BERT-family bi-encoders (all-MiniLM-L6-v2 by default) with
+//!   mean/CLS/max pooling, L2 normalisation, instruction prefixes and Matryoshka truncation.
+//! - [`Reranker`] / [`CrossEncoder`]: `BertForSequenceClassification` cross-encoders.
+//! - [`SparseEncoder`] / [`SpladeEncoder`]: SPLADE sparse vectors from a masked-LM head.
+//! - Late interaction: [`BertEmbedder::embed_tokens`] and [`maxsim`].
+//! - [`ModelFingerprint`]: what makes two vectors comparable; [`EmbeddingCache`].
+//!
+//! Models are read from a local directory in the Hugging Face layout (see [`ModelDir`]); the
+//! default ones are installed by `scripts/setup-models.sh`. The forward pass is our own, on
+//! candle tensors (see `bert`), checked against PyTorch outputs in the integration tests.
+#![forbid(unsafe_code)]
+
+mod bert;
+mod cache;
+mod config;
+mod embedder;
+mod error;
+mod fingerprint;
+mod input;
+mod late;
+mod pooling;
+mod rerank;
+mod splade;
+mod tokenize;
+mod weights;
+
+pub use bert::{Activation, BertModel, MASK_BIAS};
+pub use cache::{
+    CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,
+};
+pub use config::{BertConfig, ModelDir, SentenceConfig, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+pub use embedder::{
+    BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind, DEFAULT_BATCH_SIZE,
+    DEFAULT_POOLING,
+};
+pub use error::{EmbedError, SETUP_SCRIPT};
+pub use fingerprint::ModelFingerprint;
+pub use input::{lines_from_bytes, TextLines};
+pub use late::{maxsim, Projection, TokenEmbeddings, TokenOptions};
+pub use pooling::{truncate_and_normalize, Pooling};
+pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
+pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};
+pub use tokenize::{Batch, Encoded, TextTokenizer};
+pub use weights::Weights;

