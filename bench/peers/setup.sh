@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Creates .venv-peers/ with pinned versions of the peer ANN libraries that
-# bench/peers/ann.py compares Sextant against: hnswlib, faiss-cpu, usearch.
-# Idempotent: does nothing when the pinned versions are already installed.
+# bench/peers/ann.py compares Sextant against: hnswlib, faiss-cpu, usearch;
+# and of the vector databases bench/peers/filtered.py compares filtered search
+# against: lancedb, chromadb (with the pyarrow and pandas that lancedb uses).
+# Idempotent: does nothing when the pinned versions are already installed, and
+# rebuilds hnswlib only when its pinned version is missing.
 #
 # hnswlib 0.8.0 ships only as an sdist and is compiled here. Its setup.py adds
 # "-O3 -march=native" (unless HNSWLIB_NO_NATIVE is set, which we leave unset),
@@ -17,11 +20,13 @@ VENV="$ROOT/.venv-peers"
 PYTHON="${PYTHON:-python3}"
 
 PINS=(numpy==2.4.6 faiss-cpu==1.15.1 usearch==2.26.6)
+# vector databases for the filtered-search comparison (bench/peers/filtered.py)
+DB_PINS=(lancedb==0.40.0 chromadb==1.5.9 pyarrow==26.0.1 pandas==3.1.1)
 BUILD_PINS=(pybind11==2.13.6 setuptools==80.9.0 wheel==0.45.1)
 HNSWLIB=hnswlib==0.8.0
 
-installed_ok() {
-    "$VENV/bin/python" - "${PINS[@]}" "$HNSWLIB" <<'EOF' 2>/dev/null
+pins_ok() {
+    "$VENV/bin/python" - "$@" <<'EOF' 2>/dev/null
 import sys
 from importlib.metadata import version
 for pin in sys.argv[1:]:
@@ -30,24 +35,27 @@ for pin in sys.argv[1:]:
         sys.exit(1)
 EOF
 }
+installed_ok() { pins_ok "${PINS[@]}" "${DB_PINS[@]}" "$HNSWLIB"; }
 
 if [ -x "$VENV/bin/python" ] && installed_ok; then
     echo "peers venv up to date: $VENV"
 else
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet "${PINS[@]}" "${BUILD_PINS[@]}"
-    echo "building $HNSWLIB from source (log: $VENV/hnswlib-build.log)"
-    "$VENV/bin/pip" install --verbose --no-cache-dir --no-build-isolation \
-        --no-binary hnswlib "$HNSWLIB" >"$VENV/hnswlib-build.log" 2>&1 \
-        || { tail -30 "$VENV/hnswlib-build.log"; exit 1; }
-    installed_ok
+    "$VENV/bin/pip" install --quiet "${PINS[@]}" "${BUILD_PINS[@]}" "${DB_PINS[@]}"
+    if ! pins_ok "$HNSWLIB"; then
+        echo "building $HNSWLIB from source (log: $VENV/hnswlib-build.log)"
+        "$VENV/bin/pip" install --verbose --no-cache-dir --no-build-isolation \
+            --no-binary hnswlib "$HNSWLIB" >"$VENV/hnswlib-build.log" 2>&1 \
+            || { tail -30 "$VENV/hnswlib-build.log"; exit 1; }
+    fi
+    installed_ok || { echo "pinned versions not installed as asked" >&2; exit 1; }
 fi
 
 "$VENV/bin/python" - <<'EOF'
 from importlib.metadata import version
 import faiss
 from usearch.index import Index
-for name in ("numpy", "hnswlib", "faiss-cpu", "usearch"):
+for name in ("numpy", "hnswlib", "faiss-cpu", "usearch", "lancedb", "chromadb", "pyarrow", "pandas"):
     print(f"  {name} {version(name)}")
 print("  faiss compile options:", faiss.get_compile_options())
 print("  usearch hardware acceleration (f32 l2sq):",
