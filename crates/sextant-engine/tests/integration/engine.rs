@@ -531,3 +531,62 @@ fn background_merges_keep_segment_count_bounded() {
     let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
     assert_eq!(db.collection("bg").unwrap().count(None), 2000);
 }
+
+#[test]
+fn corruption_is_reported_with_the_file_and_a_torn_wal_tail_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = |flush: bool| {
+        let db = Database::open(dir.path(), config(1000)).unwrap();
+        let c = db
+            .create_collection("x", schema(2, Metric::L2, IndexSpec::Flat))
+            .unwrap();
+        c.upsert(
+            (0..10)
+                .map(|i| point(i, vec![i as f32, 0.0], json!({})))
+                .collect(),
+        )
+        .unwrap();
+        if flush {
+            c.flush().unwrap();
+        }
+        c.upsert(vec![point(10, vec![1.0, 1.0], json!({}))])
+            .unwrap();
+    };
+    setup(true);
+    let coll = dir.path().join("collections/x");
+    let open_err = || {
+        let db = Database::open(dir.path(), config(1000)).unwrap();
+        db.collection("x").map(|_| ()).unwrap_err().to_string()
+    };
+    // A torn last WAL record: cut with a warning, the earlier data intact.
+    let wal = coll.join("wal");
+    let len = std::fs::metadata(&wal).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    f.set_len(len - 3).unwrap();
+    {
+        let db = Database::open(dir.path(), config(1000)).unwrap();
+        let c = db.collection("x").unwrap();
+        assert_eq!(
+            c.count(None),
+            10,
+            "the torn batch is gone, the flushed ones stay"
+        );
+        assert!(c.recovery().warnings()[0].contains("interrupted write"));
+    }
+    // Damage inside a segment file or the manifest: an error naming the file.
+    let points = coll.join("segments/1/points.bin");
+    let mut bytes = std::fs::read(&points).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&points, &bytes).unwrap();
+    let e = open_err();
+    assert!(e.contains("points.bin") && e.contains("checksum"), "{e}");
+    bytes[last] ^= 0xff;
+    std::fs::write(&points, &bytes).unwrap();
+    let manifest = coll.join("manifest");
+    let mut m = std::fs::read(&manifest).unwrap();
+    m[30] ^= 0x01;
+    std::fs::write(&manifest, &m).unwrap();
+    let e = open_err();
+    assert!(e.contains("manifest") && e.contains("checksum"), "{e}");
+}
