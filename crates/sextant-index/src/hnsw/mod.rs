@@ -299,13 +299,7 @@ impl HnswIndex {
                 storage: &self.vectors,
                 query: &query,
             };
-            let mut current = Neighbor {
-                id: entry,
-                distance: self.vectors.distance(&query, entry),
-            };
-            for l in (1..=top).rev() {
-                current = walk.greedy(current, l);
-            }
+            let current = walk.descend(entry, top, 1);
             let found = walk.search_layer(
                 &[current],
                 0,
@@ -378,13 +372,7 @@ impl HnswIndex {
             storage: &self.vectors,
             query: &query,
         };
-        let mut current = Neighbor {
-            id: entry_node,
-            distance: self.vectors.distance(&query, entry_node),
-        };
-        for l in (level + 1..=top).rev() {
-            current = walk.greedy(current, l);
-        }
+        let current = walk.descend(entry_node, top, level + 1);
         let mut scratch = self.take_scratch();
         let mut entries = vec![current];
         let mut selected = Vec::with_capacity(self.graph.m0());
@@ -521,13 +509,7 @@ impl HnswIndex {
             storage,
             query,
         };
-        let mut current = Neighbor {
-            id: entry,
-            distance: storage.distance(query, entry),
-        };
-        for l in (1..=top).rev() {
-            current = walk.greedy(current, l);
-        }
+        let current = walk.descend(entry, top, 1);
         let mut scratch = self.take_scratch();
         let (e, s, deleted) = ([current], &mut scratch, &self.deleted);
         // One monomorphised walk per case, so the unfiltered search pays for no check at all.

@@ -73,6 +73,19 @@ pub(crate) struct Walk<'a, S: VectorStorage> {
 }
 
 impl<S: VectorStorage> Walk<'_, S> {
+    /// Starts at `entry` and descends greedily through levels `top` down to `floor` inclusive
+    /// (nothing when `floor > top`); returns where it ends.
+    pub(crate) fn descend(&self, entry: u32, top: usize, floor: usize) -> Neighbor {
+        let mut current = Neighbor {
+            id: entry,
+            distance: self.storage.distance(self.query, entry),
+        };
+        for l in (floor..=top).rev() {
+            current = self.greedy(current, l);
+        }
+        current
+    }
+
     /// Walks down from `entry` on `level` by always moving to the closest neighbour (beam width 1).
     pub(crate) fn greedy(&self, mut entry: Neighbor, level: usize) -> Neighbor {
         let Walk {
