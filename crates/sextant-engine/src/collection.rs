@@ -1,5 +1,5 @@
-//! A collection: its write path (validate → WAL → mutable segment), flush, merge/vacuum and
-//! recovery. Reads live in [`crate::query`].
+//! A collection: its state, its write path (validate → WAL → mutable segment) and recovery
+//! (manifest + WAL replay). Flush and merge live in `maintenance.rs`, reads in [`crate::query`].
 //!
 //! Locks: `writer` (the WAL and the manifest) is taken before `state` (the segments), never the
 //! other way round. Readers take only `state`'s read lock, so a flush or merge that builds an
@@ -16,8 +16,8 @@ use serde_json::Value;
 use sextant_core::{validate_vector, PointId};
 use sextant_storage::envelope::io_err;
 use sextant_storage::id_map::{check_id_kinds, IdKind};
-use sextant_storage::schema::{Manifest, Schema, SegmentEntry};
-use sextant_storage::segment::{read_tombstones, write_tombstones, NewPoint, Segment};
+use sextant_storage::schema::{Manifest, Schema};
+use sextant_storage::segment::{read_tombstones, NewPoint, Segment};
 use sextant_storage::wal::{Durability, Wal};
 use sextant_storage::StorageError;
 
@@ -121,9 +121,9 @@ pub(crate) struct Slot {
     pub(crate) seg: Arc<Segment>,
     pub(crate) deleted: RoaringBitmap,
     /// Tombstone file currently named by the manifest.
-    tomb_file: Option<String>,
+    pub(crate) tomb_file: Option<String>,
     /// Tombstones changed since the manifest was written.
-    dirty: bool,
+    pub(crate) dirty: bool,
 }
 
 #[derive(Debug)]
@@ -230,37 +230,37 @@ impl State {
 }
 
 #[derive(Debug)]
-struct Writer {
-    wal: Wal,
-    manifest: Manifest,
+pub(crate) struct Writer {
+    pub(crate) wal: Wal,
+    pub(crate) manifest: Manifest,
 }
 
 /// An open collection. Thread-safe: share it behind an `Arc`.
 #[derive(Debug)]
 pub struct Collection {
     name: String,
-    dir: PathBuf,
-    schema: Schema,
-    config: CollectionConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) schema: Schema,
+    pub(crate) config: CollectionConfig,
     pub(crate) state: RwLock<State>,
-    writer: Mutex<Writer>,
-    merging: Mutex<()>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) merging: Mutex<()>,
     recovery: RecoveryReport,
     /// Weak self-reference, so a flush can hand a background merge an owning handle.
-    this: Weak<Collection>,
+    pub(crate) this: Weak<Collection>,
     /// Keeps the data directory's lock held while any handle (or background merge) lives.
     _lock: Arc<File>,
     /// The last error of a background merge, reported by `info`.
     pub(crate) background_error: Mutex<Option<String>>,
     /// The background merge thread, when one was started.
-    merge_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub(crate) merge_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-const MANIFEST: &str = "manifest";
+pub(crate) const MANIFEST: &str = "manifest";
 const WAL_FILE: &str = "wal";
 const SEGMENTS: &str = "segments";
 
-fn seg_dir(dir: &Path, id: u64) -> PathBuf {
+pub(crate) fn seg_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SEGMENTS).join(id.to_string())
 }
 
@@ -346,7 +346,7 @@ impl Collection {
             id_kind: manifest.id_kind.map(IdKind::from),
             applied_seq: manifest.flushed_seq,
         };
-        recovery.duplicates_resolved = resolve_duplicates(&mut state);
+        recovery.duplicates_resolved = crate::maintenance::resolve_duplicates(&mut state);
 
         let wal_path = dir.join(WAL_FILE);
         let (wal, rec) = Wal::open(&wal_path, config.durability)?;
@@ -373,47 +373,6 @@ impl Collection {
             background_error: Mutex::new(None),
             merge_thread: Mutex::new(None),
         }))
-    }
-
-    /// Blocks until a running merge (background or not) has finished.
-    pub fn wait_for_merge(&self) {
-        let handle = self.merge_thread.lock().take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-        drop(self.merging.lock());
-    }
-
-    /// Starts a merge on a background thread when the policy asks for one and none is running.
-    fn spawn_merge_if_needed(&self) {
-        let mut slot = self.merge_thread.lock();
-        if !self.config.background_merge || slot.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        if self.merge_plan(false).is_empty() {
-            return;
-        }
-        let Some(me) = self.this.upgrade() else {
-            return;
-        };
-        let spawned = std::thread::Builder::new()
-            .name("sextant-merge".into())
-            .spawn(move || loop {
-                match me.merge() {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(e) => {
-                        *me.background_error.lock() = Some(e.to_string());
-                        break;
-                    }
-                }
-            });
-        match spawned {
-            Ok(h) => *slot = Some(h),
-            Err(e) => {
-                *self.background_error.lock() = Some(format!("cannot start a merge thread: {e}"))
-            }
-        }
     }
 
     /// The collection's name.
@@ -586,271 +545,6 @@ impl Collection {
         self.writer.lock().wal.sync()?;
         Ok(())
     }
-
-    /// Writes the mutable segment as an immutable segment (building its indexes), persists
-    /// tombstones, replaces the manifest and truncates the WAL.
-    pub fn flush(&self) -> Result<()> {
-        let mut w = self.writer.lock();
-        self.flush_locked(&mut w)
-    }
-
-    fn flush_locked(&self, w: &mut Writer) -> Result<()> {
-        let gen = w.manifest.generation + 1;
-        let (new_slot, applied, tomb_writes) = {
-            let st = self.state.read();
-            let dirty = st.segments.iter().any(|s| s.dirty);
-            if st.applied_seq == w.manifest.flushed_seq && !dirty && st.mutable.is_empty() {
-                return Ok(());
-            }
-            let live = u64::from(st.mutable.len()) - st.mutable_deleted.len();
-            let new_slot = if live > 0 {
-                let id = w.manifest.next_segment;
-                let (seg, _) = Segment::build(
-                    id,
-                    &self.schema,
-                    &[(&st.mutable, &st.mutable_deleted)],
-                    None,
-                )?;
-                seg.write(&seg_dir(&self.dir, id))?;
-                Some(seg)
-            } else {
-                None
-            };
-            let mut tomb_writes = Vec::new();
-            for s in st.segments.iter().filter(|s| s.dirty) {
-                let name = format!("deleted-{gen}.bin");
-                write_tombstones(&seg_dir(&self.dir, s.seg.id).join(&name), &s.deleted)?;
-                tomb_writes.push((s.seg.id, name));
-            }
-            (new_slot, st.applied_seq, tomb_writes)
-        };
-        let mut m = w.manifest.clone();
-        m.generation = gen;
-        m.flushed_seq = applied;
-        m.id_kind = self.state.read().id_kind.map(Into::into);
-        for (id, name) in &tomb_writes {
-            if let Some(e) = m.segments.iter_mut().find(|e| e.id == *id) {
-                e.tombstones = Some(name.clone());
-            }
-        }
-        if let Some(seg) = &new_slot {
-            m.segments.push(SegmentEntry {
-                id: seg.id,
-                points: u64::from(seg.len()),
-                tombstones: None,
-            });
-            m.next_segment += 1;
-        }
-        m.write(&self.dir.join(MANIFEST))?;
-        let old_files: Vec<(u64, Option<String>)> = {
-            let mut st = self.state.write();
-            let mut old = Vec::new();
-            for s in st.segments.iter_mut() {
-                if let Some((_, name)) = tomb_writes.iter().find(|(id, _)| *id == s.seg.id) {
-                    old.push((s.seg.id, s.tomb_file.replace(name.clone())));
-                    s.dirty = false;
-                }
-            }
-            if let Some(seg) = new_slot {
-                st.segments.push(Slot {
-                    seg: Arc::new(seg),
-                    deleted: RoaringBitmap::new(),
-                    tomb_file: None,
-                    dirty: false,
-                });
-            }
-            st.mutable = Segment::new_mutable(&self.schema);
-            st.mutable_deleted = RoaringBitmap::new();
-            old
-        };
-        w.manifest = m;
-        w.wal.truncate_through(applied)?;
-        for (id, file) in old_files {
-            if let Some(f) = file {
-                let _ = fs::remove_file(seg_dir(&self.dir, id).join(f));
-            }
-        }
-        Ok(())
-    }
-
-    /// Which segments a merge would rewrite now: segments with many deleted points, plus the
-    /// smallest ones while there are more than the configured maximum. `all` picks every
-    /// segment (an optimize).
-    fn merge_plan(&self, all: bool) -> Vec<u64> {
-        let st = self.state.read();
-        if all {
-            let ids: Vec<u64> = st.segments.iter().map(|s| s.seg.id).collect();
-            let dirty = st.segments.iter().any(|s| !s.deleted.is_empty());
-            return if ids.len() > 1 || dirty {
-                ids
-            } else {
-                Vec::new()
-            };
-        }
-        let mut pick: Vec<u64> = st
-            .segments
-            .iter()
-            .filter(|s| {
-                s.deleted.len() as f64 >= VACUUM_DELETED_FRACTION * f64::from(s.seg.len())
-                    && !s.deleted.is_empty()
-            })
-            .map(|s| s.seg.id)
-            .collect();
-        if st.segments.len() > self.config.max_segments {
-            let mut by_size: Vec<(u64, u64)> = st
-                .segments
-                .iter()
-                .map(|s| (u64::from(s.seg.len()) - s.deleted.len(), s.seg.id))
-                .collect();
-            by_size.sort();
-            let excess = st.segments.len() - self.config.max_segments + 1;
-            pick.extend(by_size.iter().take(excess.max(2)).map(|&(_, id)| id));
-        }
-        pick.sort();
-        pick.dedup();
-        pick
-    }
-
-    /// Runs one merge/vacuum if the policy asks for one; returns whether it did. Safe to call
-    /// from a background thread: queries and writes go on while the new segment is built.
-    pub fn merge(&self) -> Result<bool> {
-        self.merge_segments(false)
-    }
-
-    /// Flushes and rewrites all segments into one, dropping deleted points.
-    pub fn optimize(&self) -> Result<()> {
-        self.flush()?;
-        self.merge_segments(true).map(|_| ())
-    }
-
-    fn merge_segments(&self, all: bool) -> Result<bool> {
-        let _one_at_a_time = self.merging.lock();
-        let pick = self.merge_plan(all);
-        if pick.is_empty() {
-            return Ok(false);
-        }
-        let snapshot: Vec<(Arc<Segment>, RoaringBitmap)> = {
-            let st = self.state.read();
-            st.segments
-                .iter()
-                .filter(|s| pick.contains(&s.seg.id))
-                .map(|s| (s.seg.clone(), s.deleted.clone()))
-                .collect()
-        };
-        let id = {
-            let mut w = self.writer.lock();
-            let id = w.manifest.next_segment;
-            w.manifest.next_segment += 1;
-            id
-        };
-        let sources: Vec<(&Segment, &RoaringBitmap)> =
-            snapshot.iter().map(|(s, d)| (s.as_ref(), d)).collect();
-        let (seg, maps) = Segment::build(id, &self.schema, &sources, None)?;
-        let dir = seg_dir(&self.dir, id);
-        seg.write(&dir)?;
-
-        let mut w = self.writer.lock();
-        let mut deleted = RoaringBitmap::new();
-        {
-            let st = self.state.read();
-            for ((old, before), map) in snapshot.iter().zip(&maps) {
-                let now = &st
-                    .segments
-                    .iter()
-                    .find(|s| s.seg.id == old.id)
-                    .expect("only merges remove segments, one at a time")
-                    .deleted;
-                for o in now - before {
-                    let n = map[o as usize];
-                    if n != u32::MAX {
-                        deleted.insert(n);
-                    }
-                }
-            }
-        }
-        let gen = w.manifest.generation + 1;
-        let tomb = if deleted.is_empty() {
-            None
-        } else {
-            let name = format!("deleted-{gen}.bin");
-            write_tombstones(&dir.join(&name), &deleted)?;
-            Some(name)
-        };
-        let mut m = w.manifest.clone();
-        m.generation = gen;
-        let pos = m
-            .segments
-            .iter()
-            .position(|e| pick.contains(&e.id))
-            .unwrap_or(m.segments.len());
-        m.segments.retain(|e| !pick.contains(&e.id));
-        let at = pos.min(m.segments.len());
-        let empty = seg.is_empty();
-        if !empty {
-            m.segments.insert(
-                at,
-                SegmentEntry {
-                    id,
-                    points: u64::from(seg.len()),
-                    tombstones: tomb.clone(),
-                },
-            );
-        }
-        m.write(&self.dir.join(MANIFEST))?;
-        {
-            let mut st = self.state.write();
-            st.segments.retain(|s| !pick.contains(&s.seg.id));
-            if !empty {
-                st.segments.insert(
-                    at,
-                    Slot {
-                        seg: Arc::new(seg),
-                        deleted,
-                        tomb_file: tomb,
-                        dirty: false,
-                    },
-                );
-            }
-        }
-        w.manifest = m;
-        drop(w);
-        for old in pick {
-            let _ = fs::remove_dir_all(seg_dir(&self.dir, old));
-        }
-        if empty {
-            let _ = fs::remove_dir_all(&dir);
-        }
-        Ok(true)
-    }
-}
-
-/// Tombstones the older copy of any id live in two segments (which a correct flush never
-/// leaves behind; checked because replay must be idempotent whatever happened before).
-fn resolve_duplicates(st: &mut State) -> usize {
-    let mut resolved = 0;
-    for newer in (0..st.segments.len()).rev() {
-        for older in 0..newer {
-            let (a, b) = st.segments.split_at_mut(newer);
-            let (old, new) = (&mut a[older], &mut b[0]);
-            for o in 0..old.seg.len() {
-                if old.deleted.contains(o) {
-                    continue;
-                }
-                let Some(id) = old.seg.id(o) else { continue };
-                if let Some(n) = new.seg.offset(id).filter(|&n| !new.deleted.contains(n)) {
-                    if new.seg.seq(n) >= old.seg.seq(o) {
-                        old.deleted.insert(o);
-                        old.dirty = true;
-                    } else {
-                        new.deleted.insert(n);
-                        new.dirty = true;
-                    }
-                    resolved += 1;
-                }
-            }
-        }
-    }
-    resolved
 }
 
 fn space_names(schema: &Schema) -> String {

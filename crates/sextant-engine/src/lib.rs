@@ -13,6 +13,7 @@
 pub mod collection;
 pub mod database;
 mod error;
+mod maintenance;
 pub mod ops;
 pub mod query;
 
