@@ -26,6 +26,52 @@ pub enum BenchCommand {
     Import(ImportArgs),
     /// Time and memory to reopen an existing collection.
     Open(OpenArgs),
+    /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
+    /// qrels, write a TREC run.
+    Bm25(Bm25Args),
+}
+
+#[derive(Debug, Args)]
+pub struct Bm25Args {
+    /// BEIR `corpus.jsonl` (`_id`, `title`, `text`).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// BEIR `queries.jsonl`.
+    #[arg(long)]
+    queries: PathBuf,
+    /// BEIR qrels TSV; with it, nDCG@10, Recall@100, MRR@10 and MAP are reported.
+    #[arg(long)]
+    qrels: Option<PathBuf>,
+    /// Results per query.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
+    /// Term-frequency saturation.
+    #[arg(long, default_value_t = sextant_text::bm25::DEFAULT_K1)]
+    k1: f32,
+    /// Length normalisation.
+    #[arg(long, default_value_t = sextant_text::bm25::DEFAULT_B)]
+    b: f32,
+    /// Tokenisation: `unicode` (UAX #29 words) or `alphanumeric` (runs of letters and digits).
+    #[arg(long, default_value = "unicode")]
+    split: String,
+    /// Drop tokens with fewer characters.
+    #[arg(long, default_value_t = 1)]
+    min_chars: usize,
+    /// Drop English stop words (Lucene's list).
+    #[arg(long)]
+    stop_words: bool,
+    /// Snowball English stemming.
+    #[arg(long)]
+    stem: bool,
+    /// Query passes to time (median reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Write the TREC run here.
+    #[arg(long)]
+    run_out: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -192,7 +238,48 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Filtered(args) => bench_filtered(args),
         BenchCommand::Import(args) => bench_import(args),
         BenchCommand::Open(args) => bench_open(args),
+        BenchCommand::Bm25(args) => bench_bm25(args),
     }
+}
+
+fn bench_bm25(args: Bm25Args) -> anyhow::Result<()> {
+    use sextant_text::{AnalyzerConfig, Bm25Params, Language, Split};
+    let split = match args.split.as_str() {
+        "unicode" => Split::UnicodeWords,
+        "alphanumeric" => Split::Alphanumeric,
+        other => anyhow::bail!("--split {other:?}: expected unicode or alphanumeric"),
+    };
+    let cfg = sextant_eval::bm25::Bm25Config {
+        corpus: args.corpus,
+        queries: args.queries,
+        qrels: args.qrels,
+        k: args.k,
+        analyzer: AnalyzerConfig {
+            split,
+            min_chars: args.min_chars,
+            stop_words: args.stop_words.then_some(Language::English),
+            stemmer: args.stem.then_some(Language::English),
+            ..AnalyzerConfig::default()
+        },
+        params: Bm25Params {
+            k1: args.k1,
+            b: args.b,
+        },
+        runs: args.runs,
+        run_out: args.run_out,
+    };
+    let r = sextant_eval::bm25::run(&cfg)?;
+    println!(
+        "indexed {} docs in {:.2} s ({:.0} docs/s, {:.2} s CPU); {} queries: {:.0} QPS ({:.2} s wall, {:.2} s CPU, one thread)",
+        r.index.items, r.index.wall_s, r.index.per_s, r.index.cpu_s, r.search.items, r.search.per_s, r.search.wall_s, r.search.cpu_s
+    );
+    if let Some(m) = &r.metrics {
+        println!(
+            "nDCG@10 {:.4}  Recall@100 {:.4}  MRR@10 {:.4}  MAP {:.4}  ({} judged queries)",
+            m.ndcg_at_10, m.recall_at_100, m.mrr_at_10, m.map, m.queries
+        );
+    }
+    write_report(args.json.as_ref(), &r)
 }
 
 fn write_report(path: Option<&PathBuf>, report: &impl serde::Serialize) -> anyhow::Result<()> {

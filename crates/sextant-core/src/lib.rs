@@ -9,11 +9,13 @@
 mod error;
 pub mod filter;
 mod metric;
+mod sparse;
 mod vector;
 
 pub use error::VectorError;
 pub use filter::{Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
+pub use sparse::SparseVector;
 pub use vector::{l2_normalize_in_place, validate_vector};
 
 /// Offset of a point inside one index or segment (0-based, dense). External ids (u64, UUID,

@@ -5,7 +5,9 @@
 //! only check that the harness computes what it claims (never wall-clock times).
 
 pub mod ann;
+pub mod bm25;
 pub mod collections;
+pub mod ir;
 pub mod report;
 
 mod cpu;

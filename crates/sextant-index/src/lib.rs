@@ -5,12 +5,15 @@
 //! - [`FlatIndex`]: exact search, batched and multi-threaded.
 //! - [`HnswIndex`]: hierarchical navigable small-world graph with tombstone deletes, filtered
 //!   search and a multi-threaded build.
+//! - [`SparseIndex`]: inverted index over sparse vectors (BM25 frequencies or learned weights),
+//!   exact top-k by MaxScore.
 //!
 //! Indexes work on dense `u32` point offsets; mapping external ids, payloads and files is the
 //! storage layer's job. Both indexes implement the read trait [`VectorIndex`] and the write trait
 //! [`VectorIndexMut`]; [`AnyIndex`] is the closed enum used on hot paths instead of `Box<dyn>`.
 
 pub mod distance;
+pub mod sparse;
 pub mod storage;
 
 mod bytes;
@@ -30,6 +33,7 @@ pub mod hnsw_defaults {
         DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, SQ8_MIN_FIT,
     };
 }
+pub use sparse::{SparseHit, SparseIndex, SparseScoring};
 pub use storage::{DenseVectors, Sq8Vectors, VectorStorage};
 pub use topk::Neighbor;
 

@@ -1,0 +1,16 @@
+//! Sextant's text processing.
+//!
+//! - [`analyzer`]: text → terms (Unicode word segmentation or alphanumeric runs, lower-casing,
+//!   length limits, stop words, Snowball stemming);
+//! - [`bm25`]: BM25 as a sparse encoder: documents become term-frequency sparse vectors with a
+//!   length, queries become IDF-weighted term lists, computed from collection-wide statistics so
+//!   scores never depend on how the collection is split into segments.
+//!
+//! Pure functions over strings: no vectors, models or storage here.
+#![forbid(unsafe_code)]
+
+pub mod analyzer;
+pub mod bm25;
+
+pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
+pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
