@@ -324,6 +324,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 spaces,
                 payload_indexes,
                 tenant_key: c.tenant_key,
+                sparse_spaces: Vec::new(),
             };
             let col = db.create_collection(&c.name, schema)?;
             if args.json {
@@ -517,6 +518,7 @@ fn read_points(args: &UpsertArgs) -> Result<Vec<PointInput>> {
                 id: PointId::Num(args.start_id + i as u64),
                 vectors: Vectors::Single(m.row(i).to_vec()),
                 payload,
+                sparse: Vec::new(),
             })
             .collect());
     }
@@ -562,6 +564,7 @@ fn read_points(args: &UpsertArgs) -> Result<Vec<PointInput>> {
             id,
             vectors,
             payload: v.get("payload").cloned().unwrap_or(Value::Null),
+            sparse: Vec::new(),
         });
     }
     Ok(out)

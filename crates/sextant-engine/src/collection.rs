@@ -13,13 +13,14 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use sextant_core::{validate_vector, PointId};
+use sextant_core::{validate_vector, PointId, SparseVector};
 use sextant_storage::envelope::io_err;
 use sextant_storage::id_map::{check_id_kinds, IdKind};
-use sextant_storage::schema::{Manifest, Schema};
+use sextant_storage::schema::{Manifest, Schema, SparseKind};
 use sextant_storage::segment::{read_tombstones, NewPoint, Segment};
 use sextant_storage::wal::{Durability, Wal};
 use sextant_storage::StorageError;
+use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params};
 
 use crate::error::{EngineError, Result};
 use crate::ops::{Op, PointWrite};
@@ -65,6 +66,17 @@ pub struct PointInput {
     pub vectors: Vectors,
     /// Its payload; must be a JSON object (`Value::Null` is taken as `{}`).
     pub payload: Value,
+    /// Its sparse vectors, by sparse space name (spaces left out get an empty vector).
+    pub sparse: Vec<(String, SparseInput)>,
+}
+
+/// What a point gives a sparse space.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SparseInput {
+    /// Text, for a BM25 space (analyzed by the space's analyzer).
+    Text(String),
+    /// Weights, for a dot-product space (non-negative, finite).
+    Vector(SparseVector),
 }
 
 /// The vectors of a point: one unnamed vector for a single-space collection, or one per space.
@@ -200,6 +212,7 @@ impl State {
                         seq,
                         vectors: &p.vectors,
                         payload: &p.payload,
+                        sparse: &p.sparse,
                     });
                     if let Some(prev) = previous {
                         self.mutable_deleted.insert(prev);
@@ -252,6 +265,8 @@ pub struct Collection {
     _lock: Arc<File>,
     /// The last error of a background merge, reported by `info`.
     pub(crate) background_error: Mutex<Option<String>>,
+    /// The BM25 encoder of each sparse space (`None` for dot-product spaces).
+    pub(crate) encoders: Vec<Option<Bm25Encoder>>,
     /// The background merge thread, when one was started.
     pub(crate) merge_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -348,6 +363,7 @@ impl Collection {
         };
         recovery.duplicates_resolved = crate::maintenance::resolve_duplicates(&mut state);
 
+        let encoders = sparse_encoders(&schema)?;
         let wal_path = dir.join(WAL_FILE);
         let (wal, rec) = Wal::open(&wal_path, config.durability)?;
         recovery.torn_tail_bytes = rec.torn_tail_bytes;
@@ -372,6 +388,7 @@ impl Collection {
             _lock: lock,
             background_error: Mutex::new(None),
             merge_thread: Mutex::new(None),
+            encoders,
         }))
     }
 
@@ -460,10 +477,50 @@ impl Collection {
                     .map_err(|e| invalid(format!("space {:?}: {e}", spec.name)))?;
                 vs.push(v);
             }
+            let mut sparse: Vec<Option<(SparseVector, f32)>> =
+                vec![None; self.schema.sparse_spaces.len()];
+            for (name, input) in p.sparse {
+                let i = self
+                    .schema
+                    .sparse_index(&name)
+                    .ok_or_else(|| invalid(format!("unknown sparse space {name:?}")))?;
+                let encoded = match (&self.encoders[i], input) {
+                    (Some(enc), SparseInput::Text(t)) => enc.encode_document(&t),
+                    (None, SparseInput::Vector(v)) => {
+                        if v.indices.len() != v.values.len()
+                            || v.indices.windows(2).any(|w| w[0] >= w[1])
+                        {
+                            return Err(invalid(format!(
+                                "sparse space {name:?}: indices must be strictly increasing, one value each"
+                            )));
+                        }
+                        if let Some(x) = v.values.iter().find(|x| !x.is_finite() || **x < 0.0) {
+                            return Err(invalid(format!(
+                                "sparse space {name:?}: weights must be finite and non-negative, got {x}"
+                            )));
+                        }
+                        (v, 0.0)
+                    }
+                    (Some(_), SparseInput::Vector(_)) => {
+                        return Err(invalid(format!(
+                            "sparse space {name:?} is BM25: give it text, not weights"
+                        )))
+                    }
+                    (None, SparseInput::Text(_)) => {
+                        return Err(invalid(format!(
+                            "sparse space {name:?} takes weights (a sparse vector), not text"
+                        )))
+                    }
+                };
+                if sparse[i].replace(encoded).is_some() {
+                    return Err(invalid(format!("sparse space {name:?} given twice")));
+                }
+            }
             out.push(PointWrite {
                 id: p.id,
                 vectors: vs,
                 payload,
+                sparse: sparse.into_iter().map(|s| s.unwrap_or_default()).collect(),
             });
         }
         Ok(out)
@@ -545,6 +602,33 @@ impl Collection {
         self.writer.lock().wal.sync()?;
         Ok(())
     }
+}
+
+/// Builds the BM25 encoder of each sparse space from the schema.
+pub(crate) fn sparse_encoders(schema: &Schema) -> Result<Vec<Option<Bm25Encoder>>> {
+    schema
+        .sparse_spaces
+        .iter()
+        .map(|s| match &s.kind {
+            SparseKind::Bm25 { k1, b, analyzer } => {
+                let config: AnalyzerConfig = if analyzer.is_null() {
+                    AnalyzerConfig::default()
+                } else {
+                    serde_json::from_value(analyzer.clone()).map_err(|e| {
+                        EngineError::InvalidRequest(format!(
+                            "sparse space {:?}: analyzer configuration does not parse: {e}",
+                            s.name
+                        ))
+                    })?
+                };
+                Ok(Some(Bm25Encoder::new(
+                    config,
+                    Bm25Params { k1: *k1, b: *b },
+                )))
+            }
+            SparseKind::Dot => Ok(None),
+        })
+        .collect()
 }
 
 fn space_names(schema: &Schema) -> String {

@@ -17,15 +17,18 @@ mod maintenance;
 pub mod ops;
 pub mod query;
 
-pub use collection::{Collection, CollectionConfig, PointInput, RecoveryReport, Vectors};
+pub use collection::{
+    Collection, CollectionConfig, PointInput, RecoveryReport, SparseInput, Vectors,
+};
 pub use database::Database;
 pub use error::{EngineError, Result};
 pub use query::{
-    CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse, Strategy,
+    CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
+    SparseSearchRequest, Strategy,
 };
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
-    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
-    DEFAULT_SPACE,
+    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE,
 };
 pub use sextant_storage::wal::Durability;

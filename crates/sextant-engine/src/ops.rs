@@ -1,9 +1,11 @@
 //! The operations a WAL record carries, and their byte encoding.
 //!
 //! ```text
-//! op     = 1 u8 | count u32 | upsert*     (upsert batch)
+//! op     = 3 u8 | count u32 | upsert*     (upsert batch)
+//!        | 1 u8 | count u32 | upsert₁*    (upsert batch before sparse spaces: read, never written)
 //!        | 2 u8 | count u32 | id*         (delete batch)
-//! upsert = id | spaces u16 | (dim u32 | f32 × dim)* | payload_len u32 | payload JSON
+//! upsert₁ = id | spaces u16 | (dim u32 | f32 × dim)* | payload_len u32 | payload JSON
+//! upsert = upsert₁ | sparse u16 | (len f32 | nnz u32 | (index u32 | value f32) × nnz)*
 //! id     = as in segment files (tag u8 + value)
 //! ```
 //!
@@ -13,7 +15,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sextant_core::PointId;
+use sextant_core::{PointId, SparseVector};
 use sextant_storage::segment::{decode_id, put_id, Cursor};
 use sextant_storage::StorageError;
 
@@ -26,6 +28,9 @@ pub struct PointWrite {
     pub vectors: Vec<Vec<f32>>,
     /// JSON object payload.
     pub payload: Value,
+    /// One sparse vector and its length per sparse space, in schema order (empty when the
+    /// point has nothing for a space).
+    pub sparse: Vec<(SparseVector, f32)>,
 }
 
 /// One logged batch.
@@ -43,7 +48,7 @@ impl Op {
         let mut out = Vec::new();
         match self {
             Op::Upsert(points) => {
-                out.push(1);
+                out.push(3);
                 out.extend_from_slice(&(points.len() as u32).to_le_bytes());
                 for p in points {
                     put_id(&p.id, &mut out);
@@ -58,6 +63,15 @@ impl Op {
                     let json = serde_json::to_vec(&p.payload).expect("JSON serialises");
                     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
                     out.extend_from_slice(&json);
+                    out.extend_from_slice(&(p.sparse.len() as u16).to_le_bytes());
+                    for (v, len) in &p.sparse {
+                        out.extend_from_slice(&len.to_le_bytes());
+                        out.extend_from_slice(&(v.indices.len() as u32).to_le_bytes());
+                        for (i, x) in v.indices.iter().zip(&v.values) {
+                            out.extend_from_slice(&i.to_le_bytes());
+                            out.extend_from_slice(&x.to_le_bytes());
+                        }
+                    }
                 }
             }
             Op::Delete(ids) => {
@@ -80,8 +94,9 @@ impl Op {
             offset: 0,
             reason: format!("WAL record does not decode: {reason}"),
         };
-        let op = match r.u8()? {
-            1 => {
+        let tag = r.u8()?;
+        let op = match tag {
+            1 | 3 => {
                 let n = r.u32()? as usize;
                 let mut points = Vec::with_capacity(n.min(1 << 16));
                 for _ in 0..n {
@@ -100,10 +115,28 @@ impl Op {
                     let len = r.u32()? as usize;
                     let payload =
                         serde_json::from_slice(r.take(len)?).map_err(|_| bad("payload JSON"))?;
+                    let mut sparse = Vec::new();
+                    if tag == 3 {
+                        let n = u16::from_le_bytes(r.take(2)?.try_into().expect("2"));
+                        for _ in 0..n {
+                            let len = f32::from_bits(r.u32()?);
+                            let nnz = r.u32()? as usize;
+                            let mut v = SparseVector::default();
+                            for _ in 0..nnz {
+                                v.indices.push(r.u32()?);
+                                v.values.push(f32::from_bits(r.u32()?));
+                            }
+                            if v.indices.windows(2).any(|w| w[0] >= w[1]) {
+                                return Err(bad("sparse indices out of order"));
+                            }
+                            sparse.push((v, len));
+                        }
+                    }
                     points.push(PointWrite {
                         id,
                         vectors,
                         payload,
+                        sparse,
                     });
                 }
                 Op::Upsert(points)
@@ -137,11 +170,16 @@ mod tests {
                     id: PointId::Str("a".into()),
                     vectors: vec![vec![1.0, -2.5], vec![0.25]],
                     payload: serde_json::json!({"k": [1, "x"], "n": null}),
+                    sparse: vec![(
+                        SparseVector::from_pairs(vec![(9, 1.5), (2, 1.0)]).unwrap(),
+                        3.0,
+                    )],
                 },
                 PointWrite {
                     id: PointId::Uuid(7),
                     vectors: vec![vec![], vec![3.0]],
                     payload: serde_json::json!({}),
+                    sparse: vec![],
                 },
             ]),
             Op::Delete(vec![PointId::Num(3), PointId::Num(u64::MAX)]),

@@ -19,8 +19,11 @@ use sextant_core::{Filter, PointId};
 use sextant_index::{IdFilter, Neighbor, SearchParams, VectorIndex};
 use sextant_storage::segment::Segment;
 
-use crate::collection::{json_kind, Collection, Loc, State};
+use crate::collection::{json_kind, Collection, Loc, SparseInput, State};
 use crate::error::{EngineError, Result};
+use sextant_index::{SparseHit, SparseScoring};
+use sextant_storage::schema::SparseKind;
+use sextant_text::CorpusStats;
 
 /// At most this many matching points in a segment → exact scan instead of a graph walk.
 pub const DEFAULT_EXACT_THRESHOLD: u64 = 2_000;
@@ -83,6 +86,25 @@ pub enum Strategy {
     Exact,
     /// HNSW walk (filtered when a filter or deletes apply).
     Graph,
+    /// Sparse inverted index, MaxScore (exact).
+    Sparse,
+}
+
+/// A search in a sparse space (BM25 text or sparse weights).
+#[derive(Debug, Clone)]
+pub struct SparseSearchRequest {
+    /// The sparse space.
+    pub space: String,
+    /// Text for a BM25 space, weights for a dot-product space.
+    pub query: SparseInput,
+    /// Number of results.
+    pub k: usize,
+    /// Payload filter.
+    pub filter: Option<Filter>,
+    /// Restrict to one tenant.
+    pub tenant: Option<Value>,
+    /// Return payloads.
+    pub with_payload: bool,
 }
 
 /// The plan chosen for one segment.
@@ -367,6 +389,123 @@ impl Collection {
                 p
             })
             .collect();
+        Ok(SearchResponse {
+            hits,
+            plan,
+            unindexed_keys,
+        })
+    }
+
+    /// The best points of a sparse space for a text (BM25) or weight (dot) query. BM25 uses
+    /// collection-wide statistics (document count, average length, document frequencies
+    /// summed over all segments), so a score does not depend on which segment holds a point.
+    pub fn search_sparse(&self, req: SparseSearchRequest) -> Result<SearchResponse> {
+        let schema = self.schema();
+        let i = schema.sparse_index(&req.space).ok_or_else(|| {
+            EngineError::InvalidRequest(format!("unknown sparse space {:?}", req.space))
+        })?;
+        if req.k == 0 || req.k > MAX_K {
+            return Err(EngineError::InvalidRequest(format!(
+                "k must be 1..={MAX_K}, got {}",
+                req.k
+            )));
+        }
+        let filter = self.full_filter(req.filter, req.tenant)?;
+        let st = self.state.read();
+        let segments: Vec<(Loc, &Segment, &RoaringBitmap)> = st.each_segment().collect();
+        let (query, scoring) = match (&schema.sparse_spaces[i].kind, req.query) {
+            (SparseKind::Bm25 { k1, b, .. }, SparseInput::Text(text)) => {
+                let stats = CorpusStats {
+                    docs: segments
+                        .iter()
+                        .map(|(_, s, _)| s.sparse(i).index().len() as u64)
+                        .sum(),
+                    total_len: segments
+                        .iter()
+                        .map(|(_, s, _)| s.sparse(i).index().total_len())
+                        .sum(),
+                };
+                let encoder = self.encoders[i]
+                    .as_ref()
+                    .expect("BM25 spaces have encoders");
+                let q = encoder.encode_query(&text, stats, |t| {
+                    segments
+                        .iter()
+                        .map(|(_, s, _)| s.sparse(i).index().doc_freq(t) as u64)
+                        .sum()
+                });
+                let scoring = SparseScoring::Bm25 {
+                    k1: *k1,
+                    b: *b,
+                    avg_len: stats.avg_len(),
+                };
+                (q, scoring)
+            }
+            (SparseKind::Dot, SparseInput::Vector(v)) => {
+                if v.values.iter().any(|x| !x.is_finite()) {
+                    return Err(EngineError::InvalidRequest(
+                        "sparse query weights must be finite".into(),
+                    ));
+                }
+                let q = v
+                    .indices
+                    .iter()
+                    .copied()
+                    .zip(v.values.iter().copied())
+                    .collect();
+                (q, SparseScoring::Dot)
+            }
+            (SparseKind::Bm25 { .. }, SparseInput::Vector(_)) => {
+                return Err(EngineError::InvalidRequest(format!(
+                    "sparse space {:?} is BM25: query it with text",
+                    req.space
+                )))
+            }
+            (SparseKind::Dot, SparseInput::Text(_)) => {
+                return Err(EngineError::InvalidRequest(format!(
+                    "sparse space {:?} takes a weight vector as query, not text",
+                    req.space
+                )))
+            }
+        };
+        let mut plan = Vec::new();
+        let mut found: Vec<(SparseHit, Loc)> = Vec::new();
+        for (loc, seg, deleted) in segments {
+            let points = u64::from(seg.len()) - deleted.len();
+            if points == 0 {
+                continue;
+            }
+            let allowed = matching(seg, deleted, filter.as_ref());
+            plan.push(SegmentPlan {
+                segment: seg.id,
+                points,
+                matching: allowed.as_ref().map_or(points, |b| b.len()),
+                strategy: Strategy::Sparse,
+            });
+            let hits = seg
+                .sparse(i)
+                .index()
+                .search(&query, req.k, scoring, allowed.as_ref());
+            found.extend(hits.into_iter().map(|h| (h, loc)));
+        }
+        found.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+        found.truncate(req.k);
+        let hits = found
+            .into_iter()
+            .map(|(h, loc)| {
+                let seg = match loc {
+                    Loc::Mutable(_) => &st.mutable,
+                    Loc::Segment(s, _) => st.segments[s].seg.as_ref(),
+                };
+                let mut p = self.point_out(seg, h.id, req.with_payload, false);
+                p.score = Some(h.score);
+                p
+            })
+            .collect();
+        let unindexed_keys = filter
+            .as_ref()
+            .map(|f| st.mutable.indexes().unindexed_keys(f))
+            .unwrap_or_default();
         Ok(SearchResponse {
             hits,
             plan,

@@ -109,6 +109,7 @@ pub fn import(
         }],
         payload_indexes,
         tenant_key: None,
+        sparse_spaces: Vec::new(),
     };
     let c = db.create_collection(name, schema).map_err(engine)?;
     let (_, import) = timed(
@@ -122,6 +123,7 @@ pub fn import(
                         id: PointId::Num(i as u64),
                         vectors: Vectors::Single(base.row(i).to_vec()),
                         payload: payloads.map_or(Value::Null, |p| p[i].clone()),
+                        sparse: Vec::new(),
                     })
                     .collect();
                 c.upsert(batch).map_err(engine)?;

@@ -63,6 +63,34 @@ pub struct SpaceSpec {
     pub index: IndexSpec,
 }
 
+/// How a sparse space scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SparseKind {
+    /// BM25 over text: the engine analyzes text into term frequencies; scoring uses `k1`, `b`
+    /// and collection-wide statistics.
+    Bm25 {
+        /// Term-frequency saturation.
+        k1: f32,
+        /// Length normalisation.
+        b: f32,
+        /// The analyzer configuration (owned by the text layer; stored here verbatim).
+        #[serde(default)]
+        analyzer: serde_json::Value,
+    },
+    /// Caller-supplied non-negative weights (e.g. SPLADE), scored by dot product.
+    Dot,
+}
+
+/// One named sparse space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseSpaceSpec {
+    /// Name (letters, digits, `_`, `-`; distinct from the dense spaces' names).
+    pub name: String,
+    /// Scoring.
+    pub kind: SparseKind,
+}
+
 /// A declared payload index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayloadIndexSpec {
@@ -84,6 +112,9 @@ pub struct Schema {
     /// The payload key naming each point's tenant, when the collection is multi-tenant.
     #[serde(default)]
     pub tenant_key: Option<String>,
+    /// Sparse spaces (BM25 or learned sparse weights).
+    #[serde(default)]
+    pub sparse_spaces: Vec<SparseSpaceSpec>,
 }
 
 /// A schema that cannot be used.
@@ -135,6 +166,25 @@ impl Schema {
                 }
             }
         }
+        for s in &self.sparse_spaces {
+            if !valid_name(&s.name) {
+                return bad(format!(
+                    "sparse space name {:?} must be 1-64 letters, digits, '_' or '-'",
+                    s.name
+                ));
+            }
+            if !names.insert(&s.name) {
+                return bad(format!("space {:?} is declared twice", s.name));
+            }
+            if let SparseKind::Bm25 { k1, b, .. } = s.kind {
+                if !(k1.is_finite() && k1 > 0.0 && (0.0..=1.0).contains(&b)) {
+                    return bad(format!(
+                        "sparse space {:?}: BM25 needs k1 > 0 and 0 <= b <= 1 (got k1={k1}, b={b})",
+                        s.name
+                    ));
+                }
+            }
+        }
         let mut keys = HashSet::new();
         for p in &self.payload_indexes {
             if p.key.is_empty() || p.key.split('.').any(str::is_empty) {
@@ -165,6 +215,11 @@ impl Schema {
     /// The position of the space called `name`.
     pub fn space_index(&self, name: &str) -> Option<usize> {
         self.spaces.iter().position(|s| s.name == name)
+    }
+
+    /// The position of the sparse space called `name`.
+    pub fn sparse_index(&self, name: &str) -> Option<usize> {
+        self.sparse_spaces.iter().position(|s| s.name == name)
     }
 }
 
@@ -287,6 +342,7 @@ mod tests {
             spaces: vec![space("a", 4)],
             payload_indexes: vec![],
             tenant_key: Some("org".into()),
+            sparse_spaces: vec![],
         }
         .validated()
         .unwrap();
@@ -318,6 +374,14 @@ mod tests {
                     field_type: FieldType::Keyword,
                 }],
                 tenant_key: None,
+                sparse_spaces: vec![SparseSpaceSpec {
+                    name: "text".into(),
+                    kind: SparseKind::Bm25 {
+                        k1: 1.2,
+                        b: 0.75,
+                        analyzer: serde_json::json!({"split": "unicode_words"}),
+                    },
+                }],
             }
             .validated()
             .unwrap(),

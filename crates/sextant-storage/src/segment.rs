@@ -10,6 +10,8 @@
 //! segments/<id>/points.bin      envelope SXTPNTS: count u32, then per point seq u64 | id
 //! segments/<id>/payloads.bin    envelope SXTPAYL: count u32, end offsets u64[count], JSON bytes
 //! segments/<id>/vectors-<i>.idx the index of space i (its own magic, version and CRC)
+//! segments/<id>/sparse-<i>.bin  envelope SXTSPRS: count u32, then per point
+//!                               len f32 | nnz u32 | (index u32 | value f32) × nnz
 //! segments/<id>/deleted-<gen>.bin  envelope SXTTOMB: roaring bitmap of deleted offsets
 //! ```
 //! id = tag u8 (0 integer u64, 1 UUID u128, 2 string u32 length + UTF-8 bytes).
@@ -23,9 +25,10 @@ use std::path::Path;
 
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use sextant_core::PointId;
+use sextant_core::{PointId, SparseVector};
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, VectorIndex, VectorIndexMut,
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, SparseIndex, VectorIndex,
+    VectorIndexMut,
 };
 
 use crate::envelope::{self, io_err};
@@ -37,6 +40,7 @@ use crate::StorageError;
 const POINTS_MAGIC: &[u8; 8] = b"SXTPNTS\0";
 const PAYLOADS_MAGIC: &[u8; 8] = b"SXTPAYL\0";
 const TOMBSTONES_MAGIC: &[u8; 8] = b"SXTTOMB\0";
+const SPARSE_MAGIC: &[u8; 8] = b"SXTSPRS\0";
 const FORMAT_VERSION: u32 = 1;
 
 /// Payloads as serialised JSON, one after another.
@@ -82,6 +86,35 @@ pub struct NewPoint<'a> {
     pub vectors: &'a [Vec<f32>],
     /// The payload (a JSON object).
     pub payload: &'a Value,
+    /// One sparse vector and its length per sparse space (may be shorter: missing = empty).
+    pub sparse: &'a [(SparseVector, f32)],
+}
+
+/// A sparse space's points: the vectors themselves (to rebuild and to return them) and the
+/// inverted index over them.
+#[derive(Debug, Clone, Default)]
+pub struct SparseStore {
+    forward: Vec<(SparseVector, f32)>,
+    index: SparseIndex,
+}
+
+impl SparseStore {
+    fn push(&mut self, v: &SparseVector, len: f32) {
+        self.index
+            .push(v, len)
+            .expect("sparse vectors are validated before they reach a segment");
+        self.forward.push((v.clone(), len));
+    }
+
+    /// The inverted index.
+    pub fn index(&self) -> &SparseIndex {
+        &self.index
+    }
+
+    /// The vector and length stored at `offset`.
+    pub fn get(&self, offset: u32) -> Option<&(SparseVector, f32)> {
+        self.forward.get(offset as usize)
+    }
 }
 
 /// A segment's points.
@@ -94,6 +127,7 @@ pub struct Segment {
     payloads: PayloadStore,
     indexes: PayloadIndexes,
     vectors: Vec<AnyIndex>,
+    sparse: Vec<SparseStore>,
 }
 
 fn payload_indexes(schema: &Schema) -> PayloadIndexes {
@@ -126,6 +160,7 @@ impl Segment {
                 .iter()
                 .map(|s| AnyIndex::Flat(FlatIndex::new(s.metric, s.dim).expect("validated schema")))
                 .collect(),
+            sparse: vec![SparseStore::default(); schema.sparse_spaces.len()],
         }
     }
 
@@ -148,6 +183,11 @@ impl Segment {
             index
                 .insert(v)
                 .expect("vectors are validated before they reach a segment");
+        }
+        let empty = (SparseVector::default(), 0.0);
+        for (i, store) in self.sparse.iter_mut().enumerate() {
+            let (v, len) = p.sparse.get(i).unwrap_or(&empty);
+            store.push(v, *len);
         }
         self.seqs.push(p.seq);
         self.payloads.push(p.payload);
@@ -191,12 +231,22 @@ impl Segment {
         &self.vectors[space]
     }
 
+    /// The sparse store of sparse space `i`.
+    pub fn sparse(&self, space: usize) -> &SparseStore {
+        &self.sparse[space]
+    }
+
     /// Heap bytes held (vectors, graphs, payloads, ids).
     pub fn memory_bytes(&self) -> usize {
         self.vectors.iter().map(|v| v.memory_bytes()).sum::<usize>()
             + self.payloads.memory_bytes()
             + self.seqs.capacity() * 8
             + self.ids.len() * 48
+            + self
+                .sparse
+                .iter()
+                .map(|s| s.index.memory_bytes() * 2)
+                .sum::<usize>()
     }
 
     /// Builds an immutable segment with id `id` from the points of `sources` that `keep`
@@ -214,6 +264,7 @@ impl Segment {
         let mut payloads = PayloadStore::default();
         let mut indexes = payload_indexes(schema);
         let mut rows: Vec<Vec<f32>> = vec![Vec::new(); schema.spaces.len()];
+        let mut sparse = vec![SparseStore::default(); schema.sparse_spaces.len()];
         let mut maps = Vec::with_capacity(sources.len());
         for (seg, deleted) in sources {
             let mut map = vec![u32::MAX; seg.len() as usize];
@@ -233,6 +284,10 @@ impl Segment {
                 indexes.insert(new, &value);
                 for (space, r) in rows.iter_mut().enumerate() {
                     r.extend_from_slice(seg.vectors[space].vector(old).expect("offset in range"));
+                }
+                for (space, store) in sparse.iter_mut().enumerate() {
+                    let (v, len) = &seg.sparse[space].forward[old as usize];
+                    store.push(v, *len);
                 }
             }
             maps.push(map);
@@ -264,6 +319,7 @@ impl Segment {
             payloads,
             indexes,
             vectors,
+            sparse,
         };
         Ok((seg, maps))
     }
@@ -302,6 +358,22 @@ impl Segment {
         )?;
         for (i, v) in self.vectors.iter().enumerate() {
             put(&format!("vectors-{i}.idx"), &v.to_bytes())?;
+        }
+        for (i, store) in self.sparse.iter().enumerate() {
+            let mut b = Vec::new();
+            b.extend_from_slice(&self.len().to_le_bytes());
+            for (v, len) in &store.forward {
+                b.extend_from_slice(&len.to_le_bytes());
+                b.extend_from_slice(&(v.indices.len() as u32).to_le_bytes());
+                for (t, x) in v.indices.iter().zip(&v.values) {
+                    b.extend_from_slice(&t.to_le_bytes());
+                    b.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            put(
+                &format!("sparse-{i}.bin"),
+                &envelope::seal(SPARSE_MAGIC, FORMAT_VERSION, &b),
+            )?;
         }
         envelope::sync_dir(&tmp)?;
         fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
@@ -379,6 +451,43 @@ impl Segment {
             }
             vectors.push(index);
         }
+        let mut sparse = Vec::with_capacity(schema.sparse_spaces.len());
+        for i in 0..schema.sparse_spaces.len() {
+            let path = dir.join(format!("sparse-{i}.bin"));
+            let body = envelope::read(&path, SPARSE_MAGIC, FORMAT_VERSION)?;
+            let mut r = Cursor {
+                bytes: &body,
+                at: 0,
+                path: &path,
+            };
+            if r.u32()? != n {
+                return Err(corrupt(
+                    &path,
+                    24,
+                    "sparse vector count differs from point count",
+                ));
+            }
+            let mut store = SparseStore::default();
+            for _ in 0..n {
+                let at = r.at;
+                let len = f32::from_bits(r.u32()?);
+                let nnz = r.u32()? as usize;
+                let mut v = SparseVector::default();
+                for _ in 0..nnz {
+                    v.indices.push(r.u32()?);
+                    v.values.push(f32::from_bits(r.u32()?));
+                }
+                let ok = v.indices.windows(2).all(|w| w[0] < w[1])
+                    && v.values.iter().all(|x| x.is_finite() && *x >= 0.0)
+                    && len.is_finite()
+                    && len >= 0.0;
+                if !ok {
+                    return Err(corrupt(&path, at + 24, "invalid sparse vector"));
+                }
+                store.push(&v, len);
+            }
+            sparse.push(store);
+        }
         Ok(Segment {
             id,
             ids,
@@ -386,6 +495,7 @@ impl Segment {
             payloads,
             indexes,
             vectors,
+            sparse,
         })
     }
 }

@@ -68,6 +68,7 @@ fn schema() -> Schema {
             field_type: FieldType::Integer,
         }],
         tenant_key: None,
+        sparse_spaces: Vec::new(),
     }
 }
 
@@ -99,6 +100,7 @@ fn child_writer() {
                         id: PointId::Num(id),
                         vectors: Vectors::Single(vector(id)),
                         payload: json!({"batch": b}),
+                        sparse: Vec::new(),
                     })
                     .collect();
                 c.upsert(pts).unwrap();

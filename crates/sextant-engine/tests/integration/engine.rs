@@ -31,6 +31,7 @@ pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
             },
         ],
         tenant_key: None,
+        sparse_spaces: Vec::new(),
     }
 }
 
@@ -39,6 +40,7 @@ pub fn point(id: u64, v: Vec<f32>, payload: Value) -> PointInput {
         id: PointId::Num(id),
         vectors: Vectors::Single(v),
         payload,
+        sparse: Vec::new(),
     }
 }
 
@@ -214,6 +216,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         id: PointId::Str("x".into()),
         vectors: Vectors::Single(vec![1.0, 1.0, 1.0]),
         payload: json!({}),
+        sparse: Vec::new(),
     };
     let e = err(vec![good.clone(), mixed]);
     assert!(e.contains("\"x\"") && e.contains("integer"), "{e}");
@@ -221,6 +224,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         id: PointId::Num(9),
         vectors: Vectors::Named(vec![("nope".into(), vec![1.0, 1.0, 1.0])]),
         payload: json!({}),
+        sparse: Vec::new(),
     };
     assert!(err(vec![named]).contains("unknown vector space \"nope\""));
     assert_eq!(c.count(None), before, "refused batches changed nothing");
@@ -464,10 +468,13 @@ fn merge_runs_while_queries_go_on() {
         std::thread::spawn(move || {
             for i in 0..200usize {
                 let id = (i * 3 + 1) % 3000;
+                // ef above any segment's size: the walk is exhaustive, so a miss can only mean
+                // a point lost or hidden by the concurrent merge, not an approximation.
                 let r = c
                     .search(SearchRequest {
                         vector: vecs[id].clone(),
                         k: 1,
+                        ef: Some(1024),
                         ..Default::default()
                     })
                     .unwrap();

@@ -1,3 +1,4 @@
 mod crash;
 mod engine;
 mod soak;
+mod sparse;

@@ -40,6 +40,7 @@ fn schema() -> Schema {
             field_type: FieldType::Integer,
         }],
         tenant_key: None,
+        sparse_spaces: Vec::new(),
     }
 }
 
@@ -145,6 +146,7 @@ fn random_operations_match_a_model() {
                         id: PointId::Num(id),
                         vectors: Vectors::Named(vec![("b".into(), b), ("a".into(), a)]),
                         payload,
+                        sparse: Vec::new(),
                     });
                 }
                 c.upsert(batch).unwrap();
