@@ -53,7 +53,7 @@ fn point(i: usize) -> PointInput {
     PointInput {
         id: PointId::Num(i as u64),
         vectors: Vectors::Single(vec![i as f32, 0.0]),
-        payload: json!({"even": i % 2 == 0}),
+        payload: json!({"even": i.is_multiple_of(2)}),
         sparse: vec![
             ("text".into(), SparseInput::Text(DOCS[i].into())),
             (
@@ -129,7 +129,9 @@ fn bm25_scores_do_not_depend_on_segments_and_survive_reopen() {
     // Filters restrict.
     let even =
         Filter::from_json_str(r#"{"must":[{"key":"even","match":{"value":true}}]}"#).unwrap();
-    assert!(bm25(&c2, "fox", Some(even)).iter().all(|h| h.0 % 2 == 0));
+    assert!(bm25(&c2, "fox", Some(even))
+        .iter()
+        .all(|h| h.0.is_multiple_of(2)));
     // Dot space.
     let r = c2
         .search_sparse(SparseSearchRequest {
