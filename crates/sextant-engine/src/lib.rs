@@ -13,6 +13,7 @@
 pub mod collection;
 pub mod database;
 mod error;
+pub mod fusion;
 mod maintenance;
 pub mod ops;
 pub mod query;

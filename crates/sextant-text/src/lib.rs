@@ -6,11 +6,15 @@
 //!   length, queries become IDF-weighted term lists, computed from collection-wide statistics so
 //!   scores never depend on how the collection is split into segments.
 //!
+//! - [`chunk`]: fixed-size (tokens, with overlap), sentence and Markdown paragraph/heading
+//!   chunking with byte offsets.
+//!
 //! Pure functions over strings: no vectors, models or storage here.
 #![forbid(unsafe_code)]
 
 pub mod analyzer;
 pub mod bm25;
+pub mod chunk;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
