@@ -2,7 +2,9 @@
 # Creates .venv-peers/ with pinned versions of the peer ANN libraries that
 # bench/peers/ann.py compares Sextant against: hnswlib, faiss-cpu, usearch;
 # and of the vector databases bench/peers/filtered.py compares filtered search
-# against: lancedb, chromadb (with the pyarrow and pandas that lancedb uses).
+# against: lancedb, chromadb (with the pyarrow and pandas that lancedb uses);
+# and of the BM25 engines bench/peers/bm25.py checks Sextant's BM25 against:
+# bm25s and tantivy (with PyStemmer for Snowball English stemming).
 # Idempotent: does nothing when the pinned versions are already installed, and
 # rebuilds hnswlib only when its pinned version is missing.
 #
@@ -22,6 +24,8 @@ PYTHON="${PYTHON:-python3}"
 PINS=(numpy==2.4.6 faiss-cpu==1.15.1 usearch==2.26.6)
 # vector databases for the filtered-search comparison (bench/peers/filtered.py)
 DB_PINS=(lancedb==0.40.0 chromadb==1.5.9 pyarrow==26.0.1 pandas==3.1.1)
+# BM25 reference engines for the text-retrieval checks (bench/peers/bm25.py)
+TEXT_PINS=(bm25s==0.3.16 tantivy==0.27.0 PyStemmer==3.1.0)
 BUILD_PINS=(pybind11==2.13.6 setuptools==80.9.0 wheel==0.45.1)
 HNSWLIB=hnswlib==0.8.0
 
@@ -35,13 +39,13 @@ for pin in sys.argv[1:]:
         sys.exit(1)
 EOF
 }
-installed_ok() { pins_ok "${PINS[@]}" "${DB_PINS[@]}" "$HNSWLIB"; }
+installed_ok() { pins_ok "${PINS[@]}" "${DB_PINS[@]}" "${TEXT_PINS[@]}" "$HNSWLIB"; }
 
 if [ -x "$VENV/bin/python" ] && installed_ok; then
     echo "peers venv up to date: $VENV"
 else
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet "${PINS[@]}" "${BUILD_PINS[@]}" "${DB_PINS[@]}"
+    "$VENV/bin/pip" install --quiet "${PINS[@]}" "${BUILD_PINS[@]}" "${DB_PINS[@]}" "${TEXT_PINS[@]}"
     if ! pins_ok "$HNSWLIB"; then
         echo "building $HNSWLIB from source (log: $VENV/hnswlib-build.log)"
         "$VENV/bin/pip" install --verbose --no-cache-dir --no-build-isolation \
@@ -55,7 +59,8 @@ fi
 from importlib.metadata import version
 import faiss
 from usearch.index import Index
-for name in ("numpy", "hnswlib", "faiss-cpu", "usearch", "lancedb", "chromadb", "pyarrow", "pandas"):
+for name in ("numpy", "hnswlib", "faiss-cpu", "usearch", "lancedb", "chromadb", "pyarrow", "pandas",
+             "bm25s", "tantivy", "PyStemmer"):
     print(f"  {name} {version(name)}")
 print("  faiss compile options:", faiss.get_compile_options())
 print("  usearch hardware acceleration (f32 l2sq):",

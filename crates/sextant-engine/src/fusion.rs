@@ -176,7 +176,7 @@ mod tests {
         let flat = vec![("x", 2.0), ("y", 2.0)];
         close(
             &fuse(
-                &[flat.clone()],
+                std::slice::from_ref(&flat),
                 &[1.0],
                 Fusion::Weighted(Normalization::MinMax),
             ),
