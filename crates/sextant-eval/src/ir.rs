@@ -9,7 +9,9 @@
 //! - MRR@k = 1 / rank of the first relevant document within the top k (0 if none).
 //! - MAP = mean over queries of Σ_{relevant d_i} precision@i / |relevant| (the whole run).
 //!
-//! Each is averaged over the queries that have at least one relevant judgement.
+//! Each is averaged over the queries that have at least one relevant judgement. As in
+//! trec_eval, a run is re-ranked by score (descending), ties by document id (descending), so
+//! the same run file scores the same whoever wrote it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -128,7 +130,8 @@ pub fn evaluate(run: &Run, qrels: &Qrels) -> Metrics {
             continue;
         }
         n += 1;
-        let docs = run.get(q).map(Vec::as_slice).unwrap_or(&[]);
+        let mut docs: Vec<(String, f32)> = run.get(q).cloned().unwrap_or_default();
+        docs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
         let gain = |d: &str| f64::from(rel.get(d).copied().unwrap_or(0));
         let dcg: f64 = docs
             .iter()

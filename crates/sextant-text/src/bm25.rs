@@ -6,7 +6,7 @@
 //! statistics, so a score is the same whichever segment a document sits in:
 //!
 //! ```text
-//! score(q, d) = Σ_{t ∈ q} qtf(t) · idf(t) · tf(t,d)·(k1 + 1) / (tf(t,d) + k1·(1 − b + b·|d|/avg|d|))
+//! score(q, d) = Σ_{distinct t ∈ q} idf(t) · tf(t,d)·(k1 + 1) / (tf(t,d) + k1·(1 − b + b·|d|/avg|d|))
 //! idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))          (Lucene's, never negative)
 //! ```
 //!
@@ -124,8 +124,9 @@ impl Bm25Encoder {
         (v, len as f32)
     }
 
-    /// A query: each distinct term with its weight `qtf · idf`, where `doc_freq` gives the
-    /// number of live documents holding a term across the whole collection.
+    /// A query: each distinct term once, weighted by its IDF (a repeated query word does not
+    /// count twice, as in bm25s and a disjunction of term queries in Lucene/tantivy), where
+    /// `doc_freq` gives the number of documents holding a term across the whole collection.
     pub fn encode_query(
         &self,
         text: &str,
@@ -135,7 +136,7 @@ impl Bm25Encoder {
         let (counts, _) = self.counts(text);
         let mut q: Vec<(u32, f32)> = counts
             .into_iter()
-            .map(|(t, qtf)| (t, qtf * stats.idf(doc_freq(t))))
+            .map(|(t, _)| (t, stats.idf(doc_freq(t))))
             .collect();
         q.sort_by_key(|p| p.0);
         q
@@ -175,8 +176,8 @@ mod tests {
         );
         let cat = q.iter().find(|p| p.0 == term_id("cat")).unwrap().1;
         assert!(
-            (cat - 2.0 * s.idf(1)).abs() < 1e-6,
-            "query term frequency counts"
+            (cat - s.idf(1)).abs() < 1e-6,
+            "a repeated query term counts once"
         );
         assert_ne!(term_id("cat"), term_id("hat"));
     }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the text-retrieval data sets into data/text/ (idempotent):
+#   gcide/   WordNet-gloss -> GCIDE-headword task in BEIR format:
+#            corpus.jsonl (one document per GCIDE headword, ~103k),
+#            queries.jsonl (a seeded sample of WordNet 3.0 glosses),
+#            qrels/test.tsv, meta.json (how it was built, statistics)
+# Sources are Debian packages, installed with apt-get when missing:
+#   dict-gcide (/usr/share/dictd/gcide.{index,dict.dz}), wordnet-base
+#   (/usr/share/wordnet/data.*), and python3.11-doc (reST sources of the Python
+#   docs under /usr/share/doc/python3.11/html/_sources; not used by gcide/, kept
+#   for a later second corpus; skip it with NO_PYTHON_DOC=1).
+# The conversion lives in scripts/text_data.py (standard library only; its
+# docstring documents every choice). The build is redone only when its
+# parameters or the package versions change, or with --force.
+#
+# Usage: bash scripts/fetch-text-data.sh [--queries N] [--seed S] [--keep-wordnet-senses] [--force]
+set -euo pipefail
+
+QUERIES=2000
+SEED=42
+KEEP=""
+FORCE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --queries) QUERIES="$2"; shift 2;;
+        --seed) SEED="$2"; shift 2;;
+        --keep-wordnet-senses) KEEP="--keep-wordnet-senses"; shift;;
+        --force) FORCE=1; shift;;
+        *) echo "unknown argument: $1" >&2; exit 2;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="$ROOT/data/text/gcide"
+PY="${PYTHON:-python3}"
+
+PKGS=(dict-gcide wordnet-base)
+[ "${NO_PYTHON_DOC:-0}" = 1 ] || PKGS+=(python3.11-doc)
+MISSING=()
+for p in "${PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || MISSING+=("$p")
+done
+if [ ${#MISSING[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${MISSING[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y --no-install-recommends "${MISSING[@]}"; then
+        apt-get update
+        apt-get install -y --no-install-recommends "${MISSING[@]}"
+    fi
+fi
+
+for f in /usr/share/dictd/gcide.index /usr/share/dictd/gcide.dict.dz /usr/share/wordnet/data.noun; do
+    [ -f "$f" ] || { echo "missing $f (is the Debian package installed?)" >&2; exit 1; }
+done
+
+STAMP="queries=$QUERIES seed=$SEED keep=${KEEP:-no} gcide=$(dpkg-query -W -f='${Version}' dict-gcide) wordnet=$(dpkg-query -W -f='${Version}' wordnet-base) script=$(cksum <"$ROOT/scripts/text_data.py" | cut -d' ' -f1)"
+if [ "$FORCE" = 0 ] && [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$STAMP" ] \
+    && [ -f "$OUT/corpus.jsonl" ] && [ -f "$OUT/queries.jsonl" ] && [ -f "$OUT/qrels/test.tsv" ]; then
+    echo "gcide: already built ($STAMP)"
+    "$PY" "$ROOT/scripts/text_data.py" summary "$OUT"
+    exit 0
+fi
+
+echo "gcide: building into $OUT"
+mkdir -p "$OUT"
+rm -f "$OUT/.stamp"
+"$PY" "$ROOT/scripts/text_data.py" gcide --out "$OUT" --queries "$QUERIES" --seed "$SEED" $KEEP
+echo "$STAMP" >"$OUT/.stamp"
