@@ -135,8 +135,8 @@ impl Bm25Encoder {
     ) -> Vec<(u32, f32)> {
         let (counts, _) = self.counts(text);
         let mut q: Vec<(u32, f32)> = counts
-            .into_iter()
-            .map(|(t, _)| (t, stats.idf(doc_freq(t))))
+            .into_keys()
+            .map(|t| (t, stats.idf(doc_freq(t))))
             .collect();
         q.sort_by_key(|p| p.0);
         q
