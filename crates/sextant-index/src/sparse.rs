@@ -8,8 +8,8 @@
 //!   both are supplied by the caller at query time: the index stores only raw frequencies and
 //!   lengths, and scores do not depend on how the collection is split into segments.
 //!
-//! **Top-k by MaxScore, exact.** Each query term gets an upper bound of its contribution (from
-//! the list's largest value and, for BM25, its shortest point). Terms are ordered by bound; the
+//! **Top-k by MaxScore, exact.** Each query term gets the exact maximum of its contribution over
+//! its list (computed from the list's skyline of (value, length) pairs). Terms are ordered by bound; the
 //! cheapest ones whose bounds together cannot beat the current k-th score are *non-essential*:
 //! a point is only considered when an essential list contains it, and non-essential lists are
 //! probed (binary search) only while the partial score plus their remaining bounds can still beat
@@ -67,9 +67,28 @@ pub struct SparseHit {
 struct Postings {
     ids: Vec<u32>,
     values: Vec<f32>,
-    max_value: f32,
-    /// Length of the shortest point in the list (for the BM25 bound).
-    min_len: f32,
+    /// The (value, length) pairs no other posting beats on both (higher value, shorter point).
+    /// A BM25 contribution grows with the value and shrinks with the length, so its maximum
+    /// over the list is reached on this skyline: an exact bound at query time, whatever the
+    /// average length then is, from a handful of pairs.
+    skyline: Vec<(f32, f32)>,
+}
+
+impl Postings {
+    fn add_to_skyline(&mut self, value: f32, len: f32) {
+        if self.skyline.iter().any(|&(v, l)| v >= value && l <= len) {
+            return;
+        }
+        self.skyline.retain(|&(v, l)| !(value >= v && len <= l));
+        self.skyline.push((value, len));
+    }
+
+    fn bound(&self, scoring: SparseScoring, weight: f32) -> f32 {
+        self.skyline
+            .iter()
+            .map(|&(v, l)| scoring.contribution(weight, v, l))
+            .fold(0.0, f32::max)
+    }
 }
 
 /// An inverted index over sparse vectors with appended point offsets.
@@ -206,14 +225,10 @@ impl SparseIndex {
         }
         let id = self.lens.len() as u32;
         for (&t, &v) in vector.indices.iter().zip(&vector.values) {
-            let p = self.terms.entry(t).or_insert_with(|| Postings {
-                min_len: f32::INFINITY,
-                ..Postings::default()
-            });
+            let p = self.terms.entry(t).or_default();
             p.ids.push(id);
             p.values.push(v);
-            p.max_value = p.max_value.max(v);
-            p.min_len = p.min_len.min(len);
+            p.add_to_skyline(v, len);
         }
         self.lens.push(len);
         Ok(id)
@@ -223,7 +238,7 @@ impl SparseIndex {
     pub fn memory_bytes(&self) -> usize {
         self.terms
             .values()
-            .map(|p| p.ids.capacity() * 4 + p.values.capacity() * 4 + 32)
+            .map(|p| p.ids.capacity() * 4 + p.values.capacity() * 4 + p.skyline.len() * 8 + 40)
             .sum::<usize>()
             + self.lens.capacity() * 4
     }
@@ -248,7 +263,7 @@ impl SparseIndex {
             .iter()
             .filter_map(|&(t, w)| {
                 let p = self.terms.get(&t)?;
-                let bound = scoring.contribution(w, p.max_value, p.min_len);
+                let bound = p.bound(scoring, w);
                 Some(Cursor {
                     ids: &p.ids,
                     values: &p.values,
