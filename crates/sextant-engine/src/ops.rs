@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use sextant_core::{PointId, SparseVector};
-use sextant_storage::segment::{decode_id, put_id, Cursor};
+use sextant_storage::segment::{decode_id, put_id, put_sparse, read_sparse, Cursor};
 use sextant_storage::StorageError;
 
 /// A validated point to write.
@@ -65,12 +65,7 @@ impl Op {
                     out.extend_from_slice(&json);
                     out.extend_from_slice(&(p.sparse.len() as u16).to_le_bytes());
                     for (v, len) in &p.sparse {
-                        out.extend_from_slice(&len.to_le_bytes());
-                        out.extend_from_slice(&(v.indices.len() as u32).to_le_bytes());
-                        for (i, x) in v.indices.iter().zip(&v.values) {
-                            out.extend_from_slice(&i.to_le_bytes());
-                            out.extend_from_slice(&x.to_le_bytes());
-                        }
+                        put_sparse(v, *len, &mut out);
                     }
                 }
             }
@@ -119,17 +114,7 @@ impl Op {
                     if tag == 3 {
                         let n = u16::from_le_bytes(r.take(2)?.try_into().expect("2"));
                         for _ in 0..n {
-                            let len = f32::from_bits(r.u32()?);
-                            let nnz = r.u32()? as usize;
-                            let mut v = SparseVector::default();
-                            for _ in 0..nnz {
-                                v.indices.push(r.u32()?);
-                                v.values.push(f32::from_bits(r.u32()?));
-                            }
-                            if v.indices.windows(2).any(|w| w[0] >= w[1]) {
-                                return Err(bad("sparse indices out of order"));
-                            }
-                            sparse.push((v, len));
+                            sparse.push(read_sparse(&mut r)?);
                         }
                     }
                     points.push(PointWrite {

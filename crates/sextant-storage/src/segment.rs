@@ -363,12 +363,7 @@ impl Segment {
             let mut b = Vec::new();
             b.extend_from_slice(&self.len().to_le_bytes());
             for (v, len) in &store.forward {
-                b.extend_from_slice(&len.to_le_bytes());
-                b.extend_from_slice(&(v.indices.len() as u32).to_le_bytes());
-                for (t, x) in v.indices.iter().zip(&v.values) {
-                    b.extend_from_slice(&t.to_le_bytes());
-                    b.extend_from_slice(&x.to_le_bytes());
-                }
+                put_sparse(v, *len, &mut b);
             }
             put(
                 &format!("sparse-{i}.bin"),
@@ -469,21 +464,7 @@ impl Segment {
             }
             let mut store = SparseStore::default();
             for _ in 0..n {
-                let at = r.at;
-                let len = f32::from_bits(r.u32()?);
-                let nnz = r.u32()? as usize;
-                let mut v = SparseVector::default();
-                for _ in 0..nnz {
-                    v.indices.push(r.u32()?);
-                    v.values.push(f32::from_bits(r.u32()?));
-                }
-                let ok = v.indices.windows(2).all(|w| w[0] < w[1])
-                    && v.values.iter().all(|x| x.is_finite() && *x >= 0.0)
-                    && len.is_finite()
-                    && len >= 0.0;
-                if !ok {
-                    return Err(corrupt(&path, at + 24, "invalid sparse vector"));
-                }
+                let (v, len) = read_sparse(&mut r)?;
                 store.push(&v, len);
             }
             sparse.push(store);
@@ -535,6 +516,38 @@ fn encode_id(id: &PointId, out: &mut Vec<u8>) {
             out.extend_from_slice(s.as_bytes());
         }
     }
+}
+
+/// Encodes a sparse vector and its length: `len f32 | nnz u32 | (index u32 | value f32) × nnz`
+/// (shared with the engine's WAL records).
+pub fn put_sparse(v: &SparseVector, len: f32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(v.indices.len() as u32).to_le_bytes());
+    for (t, x) in v.indices.iter().zip(&v.values) {
+        out.extend_from_slice(&t.to_le_bytes());
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Decodes what [`put_sparse`] wrote, checking that indices increase and values and length
+/// are finite and non-negative.
+pub fn read_sparse(r: &mut Cursor<'_>) -> Result<(SparseVector, f32), StorageError> {
+    let at = r.at;
+    let len = f32::from_bits(r.u32()?);
+    let nnz = r.u32()? as usize;
+    let mut v = SparseVector::default();
+    for _ in 0..nnz {
+        v.indices.push(r.u32()?);
+        v.values.push(f32::from_bits(r.u32()?));
+    }
+    let ok = v.indices.windows(2).all(|w| w[0] < w[1])
+        && v.values.iter().all(|x| x.is_finite() && *x >= 0.0)
+        && len.is_finite()
+        && len >= 0.0;
+    if !ok {
+        return Err(corrupt(r.path, at + 24, "invalid sparse vector"));
+    }
+    Ok((v, len))
 }
 
 /// Encodes a point id (shared with the engine's WAL records).
