@@ -140,9 +140,25 @@ pub struct SearchArgs {
     #[arg(
         long,
         conflicts_with = "vector_file",
-        required_unless_present = "vector_file"
+        required_unless_present_any = ["vector_file", "text", "queries"]
     )]
     pub vector: Option<String>,
+    /// A text query (collections made by `ingest`).
+    #[arg(long, conflicts_with_all = ["vector", "vector_file", "queries"])]
+    pub text: Option<String>,
+    /// Text queries from a BEIR `queries.jsonl` (`_id`, `text`); one ranked list of documents
+    /// per query.
+    #[arg(long, conflicts_with_all = ["vector", "vector_file"])]
+    pub queries: Option<PathBuf>,
+    /// Text search mode: dense, bm25 or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Hybrid fusion: rrf, weighted (min-max), weighted-z (z-score) or dbsf.
+    #[arg(long, default_value = "rrf")]
+    pub fusion: String,
+    /// Write text-query results as a TREC run (`qid Q0 docid rank score tag`).
+    #[arg(long)]
+    pub run_out: Option<PathBuf>,
     /// Query vectors from a file: JSON (one array or an array of arrays), `.npy` or `.fvecs`.
     #[arg(long)]
     pub vector_file: Option<PathBuf>,
@@ -277,6 +293,7 @@ fn parse_space(spec: &str) -> Result<SpaceSpec> {
             sextant_engine::DEFAULT_M,
             sextant_engine::DEFAULT_EF_CONSTRUCTION,
         )?,
+        model: None,
     })
 }
 
@@ -300,6 +317,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     dim,
                     metric: c.metric.parse::<Metric>()?,
                     index: parse_index(&c.index, c.m, c.ef_construction)?,
+                    model: None,
                 }]
             } else {
                 c.space
@@ -729,6 +747,31 @@ fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
 /// Runs `search`.
 pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
     let db = open(args)?;
+    if s.text.is_some() || s.queries.is_some() {
+        #[cfg(feature = "embed")]
+        {
+            let queries = match (&s.text, &s.queries) {
+                (Some(t), _) => vec![("q".to_string(), t.clone())],
+                (None, Some(p)) => crate::docs::read_queries(p)?,
+                (None, None) => unreachable!(),
+            };
+            return crate::docs::run_text_search(
+                &db,
+                crate::docs::TextSearch {
+                    name: &s.name,
+                    queries,
+                    mode: &s.mode,
+                    fusion: &s.fusion,
+                    k: s.k,
+                    filter: parse_filter(s.filter.as_deref())?,
+                    run_out: s.run_out.as_deref(),
+                    json_out: args.json,
+                },
+            );
+        }
+        #[cfg(not(feature = "embed"))]
+        bail!("text search needs the `embed` feature (this build has none)");
+    }
     let c = collection(&db, &s.name)?;
     let queries = match (&s.vector, &s.vector_file) {
         (Some(v), _) => {

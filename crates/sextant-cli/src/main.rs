@@ -6,6 +6,8 @@
 mod bench;
 mod db;
 #[cfg(feature = "embed")]
+mod docs;
+#[cfg(feature = "embed")]
 mod embed;
 
 use clap::{Parser, Subcommand};
@@ -61,8 +63,13 @@ enum Command {
     },
     /// Page through points, by id or by a payload key.
     Scroll(db::ScrollArgs),
-    /// Nearest-neighbour search with optional filter and tenant scope.
+    /// Search: by vector (`--vector`, `--vector-file`), or by text (`--text`, `--queries`) in a
+    /// collection made by `ingest`, dense, BM25 or hybrid.
     Search(db::SearchArgs),
+    /// Ingest documents (JSONL records): chunk, embed, index for BM25; re-ingesting an
+    /// unchanged document is a no-op.
+    #[cfg(feature = "embed")]
+    Ingest(docs::IngestArgs),
     /// Benchmarks (JSON + Markdown output).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -91,6 +98,8 @@ fn main() -> std::process::ExitCode {
         Command::Count { name, filter } => db::run_count(a, &name, filter.as_deref()),
         Command::Scroll(s) => db::run_scroll(a, s),
         Command::Search(s) => db::run_search(a, s),
+        #[cfg(feature = "embed")]
+        Command::Ingest(i) => docs::run_ingest(a, i),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
         #[cfg(feature = "embed")]

@@ -27,6 +27,8 @@ pub struct Encoded {
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, for measuring whole texts.
+    untruncated: Tokenizer,
     max_len: usize,
 }
 
@@ -43,6 +45,13 @@ impl TextTokenizer {
             source,
         })?;
         inner.with_padding(None);
+        let mut untruncated = inner.clone();
+        untruncated
+            .with_truncation(None)
+            .map_err(|source| EmbedError::Tokenizer {
+                context: "disabling truncation".into(),
+                source,
+            })?;
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,
@@ -54,7 +63,24 @@ impl TextTokenizer {
                 context: format!("setting truncation to {max_len}"),
                 source,
             })?;
-        Ok(TextTokenizer { inner, max_len })
+        Ok(TextTokenizer {
+            inner,
+            untruncated,
+            max_len,
+        })
+    }
+
+    /// Byte spans of the model's tokens in `text`, without special tokens or truncation: what
+    /// a chunker needs to keep every chunk within the model's limit.
+    pub fn token_spans(&self, text: &str) -> Result<Vec<std::ops::Range<usize>>, EmbedError> {
+        let enc = self
+            .untruncated
+            .encode(text, false)
+            .map_err(|source| EmbedError::Tokenizer {
+                context: "measuring a text".into(),
+                source,
+            })?;
+        Ok(enc.get_offsets().iter().map(|&(a, b)| a..b).collect())
     }
 
     /// The sequence limit, special tokens included.

@@ -106,6 +106,7 @@ pub fn import(
             dim: base.dim,
             metric,
             index,
+            model: None,
         }],
         payload_indexes,
         tenant_key: None,

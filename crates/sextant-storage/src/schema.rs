@@ -61,6 +61,10 @@ pub struct SpaceSpec {
     /// Index kind.
     #[serde(default)]
     pub index: IndexSpec,
+    /// The model whose vectors this space holds (its directory and fingerprint, owned by the
+    /// embedding layer and stored verbatim), when the space is model-backed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<serde_json::Value>,
 }
 
 /// How a sparse space scores.
@@ -333,6 +337,7 @@ mod tests {
             dim,
             metric: Metric::Cosine,
             index: IndexSpec::default(),
+            model: None,
         }
     }
 

@@ -62,6 +62,7 @@ fn schema() -> Schema {
             dim: DIM,
             metric: Metric::L2,
             index: IndexSpec::default(),
+            model: None,
         }],
         payload_indexes: vec![PayloadIndexSpec {
             key: "batch".into(),

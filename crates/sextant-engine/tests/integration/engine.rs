@@ -19,6 +19,7 @@ pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
             dim,
             metric,
             index,
+            model: None,
         }],
         payload_indexes: vec![
             PayloadIndexSpec {

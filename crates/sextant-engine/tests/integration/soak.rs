@@ -24,6 +24,7 @@ fn schema() -> Schema {
                 dim: 4,
                 metric: Metric::L2,
                 index: IndexSpec::Flat,
+                model: None,
             },
             SpaceSpec {
                 name: "b".into(),
@@ -33,6 +34,7 @@ fn schema() -> Schema {
                     m: 8,
                     ef_construction: 32,
                 },
+                model: None,
             },
         ],
         payload_indexes: vec![PayloadIndexSpec {

@@ -28,6 +28,7 @@ fn schema() -> Schema {
             dim: 2,
             metric: Metric::L2,
             index: IndexSpec::Flat,
+            model: None,
         }],
         payload_indexes: vec![],
         tenant_key: None,
