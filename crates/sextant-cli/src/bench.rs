@@ -26,6 +26,10 @@ pub enum BenchCommand {
     Import(ImportArgs),
     /// Time and memory to reopen an existing collection.
     Open(OpenArgs),
+    /// Embedding throughput of a local model on a text file (sentences/s, tokens/s, CPU time,
+    /// GFLOP/s, peak RSS, a stage profile).
+    #[cfg(feature = "embed")]
+    Embed(crate::bench_embed::EmbedBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +196,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Filtered(args) => bench_filtered(args),
         BenchCommand::Import(args) => bench_import(args),
         BenchCommand::Open(args) => bench_open(args),
+        #[cfg(feature = "embed")]
+        BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),
     }
 }
 

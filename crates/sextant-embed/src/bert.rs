@@ -11,6 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::BertConfig;
+use crate::profile::{timed, ForwardProfile};
 use crate::weights::Weights;
 use crate::EmbedError;
 
@@ -264,6 +265,17 @@ impl BertModel {
         type_ids: &Tensor,
         mask: &Tensor,
     ) -> Result<Tensor, EmbedError> {
+        self.forward_profiled(ids, type_ids, mask, &mut ForwardProfile::default())
+    }
+
+    /// [`BertModel::forward`], adding the time of every operation to `prof`.
+    pub fn forward_profiled(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        prof: &mut ForwardProfile,
+    ) -> Result<Tensor, EmbedError> {
         let (b, s) = ids.dims2()?;
         if s > self.cfg.max_position_embeddings {
             return Err(EmbedError::InvalidArgument(format!(
@@ -272,43 +284,66 @@ impl BertModel {
             )));
         }
         let h = self.cfg.hidden_size;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?;
-        let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
-        let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
-        let x = (words + types)?.add(&pos)?.reshape((b, s, h))?;
-        let mut x = self.emb_norm.forward(&x)?;
+        let mut x = timed(&mut prof.embeddings_s, || -> candle_core::Result<Tensor> {
+            let words = self.word.index_select(&ids.flatten_all()?, 0)?;
+            let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
+            let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
+            let x = (words + types)?.add(&pos)?.reshape((b, s, h))?;
+            self.emb_norm.forward(&x)
+        })?;
 
         // [b, 1, 1, s]: 0 on tokens, MASK_BIAS on padding, added to every query row.
         let bias = ((1.0 - mask.to_dtype(DType::F32)?)? * MASK_BIAS)?
             .to_dtype(x.dtype())?
             .reshape((b, 1, 1, s))?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &bias)?;
+            x = self.layer_forward(layer, &x, &bias, prof)?;
         }
         Ok(x)
     }
 
-    fn layer_forward(&self, l: &Layer, x: &Tensor, bias: &Tensor) -> Result<Tensor, EmbedError> {
+    fn layer_forward(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        bias: &Tensor,
+        p: &mut ForwardProfile,
+    ) -> Result<Tensor, EmbedError> {
         let (b, s, h) = x.dims3()?;
         let heads = self.cfg.num_attention_heads;
         let hd = h / heads;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, s, heads, hd))?.transpose(1, 2)?.contiguous()
         };
-        let q = split(l.query.forward(x)?)?;
-        let k = split(l.key.forward(x)?)?;
-        let v = split(l.value.forward(x)?)?;
+        let (q, k, v) = timed(&mut p.qkv_s, || {
+            Ok::<_, candle_core::Error>((
+                l.query.forward(x)?,
+                l.key.forward(x)?,
+                l.value.forward(x)?,
+            ))
+        })?;
+        let (q, kt, v) = timed(&mut p.heads_s, || {
+            Ok::<_, candle_core::Error>((split(q)?, split(k)?.t()?.contiguous()?, split(v)?))
+        })?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))?;
-        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?)?;
-        let inter = self.act.apply(&l.intermediate.forward(&attn)?)?;
-        let out = l.out_norm.forward(&(l.output.forward(&inter)? + &attn)?)?;
+        let scores = timed(&mut p.scores_s, || {
+            (q.matmul(&kt)? * scale)?.broadcast_add(bias)
+        })?;
+        let probs = timed(&mut p.softmax_s, || {
+            candle_nn::ops::softmax_last_dim(&scores)
+        })?;
+        let ctx = timed(&mut p.context_s, || probs.matmul(&v))?;
+        let ctx = timed(&mut p.heads_s, || {
+            ctx.transpose(1, 2)?.contiguous()?.reshape((b, s, h))
+        })?;
+        let proj = timed(&mut p.attn_out_s, || l.attn_out.forward(&ctx))?;
+        let attn = timed(&mut p.residual_norm_s, || l.attn_norm.forward(&(proj + x)?))?;
+        let up = timed(&mut p.ffn_up_s, || l.intermediate.forward(&attn))?;
+        let inter = timed(&mut p.activation_s, || self.act.apply(&up))?;
+        let down = timed(&mut p.ffn_down_s, || l.output.forward(&inter))?;
+        let out = timed(&mut p.residual_norm_s, || {
+            l.out_norm.forward(&(down + &attn)?)
+        })?;
         Ok(out)
     }
 }

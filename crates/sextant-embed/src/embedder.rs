@@ -16,6 +16,7 @@ use crate::bert::BertModel;
 use crate::config::{read_json, ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::fingerprint::ModelFingerprint;
 use crate::pooling::{truncate_and_normalize, Pooling};
+use crate::profile::{timed, EmbedProfile};
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::weights::Weights;
 use crate::EmbedError;
@@ -245,6 +246,11 @@ impl BertEmbedder {
         self.tokenizer.max_len()
     }
 
+    /// The encoder's configuration (layer count and widths: what a FLOP count needs).
+    pub fn config(&self) -> &crate::BertConfig {
+        self.model.config()
+    }
+
     /// The tokenizer (with the model's truncation).
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
@@ -302,19 +308,60 @@ impl BertEmbedder {
         Ok((hidden, batch))
     }
 
-    fn embed_impl(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
-        let (enc, order) = self.tokenize_sorted(texts, kind)?;
+    /// [`Embedder::embed`], adding token counts and the time of every stage to `prof`
+    /// (what `sextant bench embed` reports).
+    pub fn embed_profiled(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        prof: &mut EmbedProfile,
+    ) -> Result<Embeddings, EmbedError> {
+        self.run(|| self.embed_impl(texts, kind, prof))
+    }
+
+    fn embed_impl(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        prof: &mut EmbedProfile,
+    ) -> Result<Embeddings, EmbedError> {
+        let (enc, order) = timed(&mut prof.tokenize_s, || self.tokenize_sorted(texts, kind))?;
         let truncated = enc.iter().filter(|e| e.truncated).count();
         let d = self.out_dim;
         let mut out = vec![0f32; texts.len() * d];
         for chunk in order.chunks(self.batch_size) {
-            let (hidden, batch) = self.forward_batch(&enc, chunk)?;
-            let pooled = self.pooling.apply(&hidden, &batch.mask)?;
-            let rows = pooled.to_vec2::<f32>()?;
-            for (&i, mut v) in chunk.iter().zip(rows) {
-                truncate_and_normalize(&mut v, self.dim, self.normalize);
-                out[i * d..(i + 1) * d].copy_from_slice(&v);
-            }
+            let items: Vec<&Encoded> = chunk.iter().map(|&i| &enc[i]).collect();
+            let batch = timed(&mut prof.batch_s, || {
+                Batch::new(
+                    &items,
+                    self.model.config().pad_token_id,
+                    self.model.device(),
+                )
+            })?;
+            let seq = batch.ids.dim(1)?;
+            prof.sequences += chunk.len();
+            prof.batches += 1;
+            prof.tokens += batch.lengths.iter().sum::<usize>();
+            prof.tokens_squared += batch.lengths.iter().map(|l| l * l).sum::<usize>();
+            prof.padded_tokens += chunk.len() * seq;
+            prof.padded_tokens_squared += chunk.len() * seq * seq;
+            let hidden = timed(&mut prof.forward_s, || {
+                self.model.forward_profiled(
+                    &batch.ids,
+                    &batch.type_ids,
+                    &batch.mask,
+                    &mut prof.forward_ops,
+                )
+            })?;
+            timed(&mut prof.pool_s, || -> Result<(), EmbedError> {
+                let pooled = self.pooling.apply(&hidden, &batch.mask)?;
+                let rows = pooled.to_vec2::<f32>()?;
+                for (&i, mut v) in chunk.iter().zip(rows) {
+                    truncate_and_normalize(&mut v, self.dim, self.normalize);
+                    out[i * d..(i + 1) * d].copy_from_slice(&v);
+                }
+                Ok(())
+            })?;
         }
         Ok(Embeddings::new(d, out, truncated))
     }
@@ -330,7 +377,7 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
-        self.run(|| self.embed_impl(texts, kind))
+        self.run(|| self.embed_impl(texts, kind, &mut EmbedProfile::default()))
     }
 }
 
