@@ -141,7 +141,20 @@ def export_onnx(model_dir: Path) -> Path:
     from transformers import AutoModel, AutoTokenizer
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    bert = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class Encoder(torch.nn.Module):
+        # Keyword arguments: BertModel.forward's positional order changes between versions.
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    model = Encoder().eval()
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     sample = tok(["an example sentence to trace the graph", "short"], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
