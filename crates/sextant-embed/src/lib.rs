@@ -19,6 +19,7 @@ mod embedder;
 mod error;
 mod fingerprint;
 mod input;
+mod kernels;
 mod late;
 mod pooling;
 mod profile;
