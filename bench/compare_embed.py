@@ -45,7 +45,21 @@ def parse_args():
     ap.add_argument("--tag", default="", help="suffix of Sextant's JSON name (e.g. bf16)")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "out"))
     ap.add_argument("--skip-existing", action="store_true")
+    ap.add_argument("--no-rss", action="store_true",
+                    help="skip the peak-RSS run of `sextant embed` on the whole file")
     return ap.parse_args()
+
+
+def embed_rss(a, threads):
+    """Peak RSS (MiB) and wall seconds of `sextant embed` on the whole input, via GNU time."""
+    out = os.path.join(a.out_dir, "embed-rss.npy")
+    cmd = ["/usr/bin/time", "-f", "%M %e", a.sextant, "embed", "--model", a.model,
+           "--input", a.input, "--output", out, "--batch", str(a.batch), "--threads", str(threads)]
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    p = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    kib, wall = p.stderr.strip().splitlines()[-1].split()
+    os.remove(out)
+    return {"threads": threads, "peak_rss_mib": int(kib) / 1024, "wall_s": float(wall)}
 
 
 def run_system(a, system, threads, path):
@@ -107,10 +121,12 @@ def main():
             if ours is not None and s != "sextant":
                 row["sextant_ratio"] = ours["sentences_per_s"] / r["sentences_per_s"]
             rows.append(row)
+    rss = None if a.no_rss else embed_rss(a, max(threads))
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{cpu_model()}, {os.cpu_count()} vCPUs",
         "input": a.input, "batch": a.batch, "runs": a.runs, "rows": rows,
+        "sextant_embed_rss": rss,
     }
     with open(os.path.join(a.out_dir, "embed-compare.json"), "w") as f:
         json.dump(report, f, indent=2)
@@ -126,6 +142,9 @@ def main():
         md.append(f"| {r['system']} | {r['threads']} | {r['precision']} | "
                   f"{r['sentences_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['wall_s']:.2f} | "
                   f"{r['cpu_s']:.2f} | {r['gflop_per_s']:.1f} | {r['peak_rss_mib']:.0f} | {ratio} |")
+    if rss:
+        md += ["", f"`sextant embed` on the whole file ({rss['threads']} threads): peak RSS "
+               f"{rss['peak_rss_mib']:.0f} MiB, {rss['wall_s']:.1f} s wall (model load included)."]
     text = "\n".join(md) + "\n"
     with open(os.path.join(a.out_dir, "embed-compare.md"), "w") as f:
         f.write(text)

@@ -15,8 +15,8 @@ use clap::builder::TypedValueParser;
 use clap::Args;
 use serde::Serialize;
 use sextant_embed::{
-    lines_from_bytes, BertConfig, BertEmbedder, EmbedProfile, EmbedderOptions, InputKind,
-    DEFAULT_BATCH_SIZE,
+    lines_from_bytes, BatchParallelism, BertConfig, BertEmbedder, EmbedProfile, EmbedderOptions,
+    InputKind, DEFAULT_BATCH_SIZE,
 };
 use sextant_eval::collections::proc_status_kib;
 use sextant_eval::process_cpu_seconds;
@@ -39,6 +39,10 @@ pub struct EmbedBenchArgs {
     /// Threads for the model, matrix products included [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     threads: Option<usize>,
+    /// How several threads are used: `batches` (whole batches on different threads) or
+    /// `within-batch` (every matrix product split over all threads).
+    #[arg(long, default_value = "batches", value_parser = crate::embed::parse_parallelism)]
+    parallelism: BatchParallelism,
     /// Timed passes over the file (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     runs: usize,
@@ -90,6 +94,7 @@ struct EmbedBenchReport {
     version: &'static str,
     model: String,
     precision: &'static str,
+    parallelism: String,
     input: String,
     sentences: usize,
     batch: usize,
@@ -117,21 +122,13 @@ struct EmbedBenchReport {
     /// Process peak resident set (VmHWM) at the end, model and all runs included.
     peak_rss_bytes: u64,
     load_s: f64,
-    /// Stage and operation timers of the median run.
+    /// Stage and operation timers of the median run (thread-seconds when batches ran in
+    /// parallel).
     profile: EmbedProfile,
 }
 
 pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
-        // candle sizes its matrix-product parallelism from these variables (read per call),
-        // independently of the rayon pool the embedder installs; without them a 1-thread run
-        // would still split every product in as many pieces as the machine has cores.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
-    }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = crate::embed::set_product_threads(args.threads, args.parallelism);
     let bytes = std::fs::read(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let mut lines = lines_from_bytes(&bytes).lines;
@@ -147,6 +144,7 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
         EmbedderOptions {
             batch_size: Some(args.batch),
             threads: Some(threads),
+            parallelism: Some(args.parallelism),
             ..Default::default()
         },
     )
@@ -193,6 +191,7 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION"),
         model: args.model.clone(),
         precision: "f32",
+        parallelism: format!("{:?}", args.parallelism),
         input: args.input.display().to_string(),
         sentences: texts.len(),
         batch: args.batch,

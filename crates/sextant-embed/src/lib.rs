@@ -34,8 +34,8 @@ pub use cache::{
 };
 pub use config::{BertConfig, ModelDir, SentenceConfig, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 pub use embedder::{
-    BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind, DEFAULT_BATCH_SIZE,
-    DEFAULT_POOLING,
+    BatchParallelism, BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind,
+    DEFAULT_BATCH_SIZE, DEFAULT_POOLING,
 };
 pub use error::{EmbedError, SETUP_SCRIPT};
 pub use fingerprint::ModelFingerprint;

@@ -105,6 +105,40 @@ pub struct EmbedProfile {
     pub forward_ops: ForwardProfile,
 }
 
+impl ForwardProfile {
+    fn merge(&mut self, o: &ForwardProfile) {
+        self.embeddings_s += o.embeddings_s;
+        self.qkv_s += o.qkv_s;
+        self.heads_s += o.heads_s;
+        self.scores_s += o.scores_s;
+        self.softmax_s += o.softmax_s;
+        self.context_s += o.context_s;
+        self.attn_out_s += o.attn_out_s;
+        self.ffn_up_s += o.ffn_up_s;
+        self.activation_s += o.activation_s;
+        self.ffn_down_s += o.ffn_down_s;
+        self.residual_norm_s += o.residual_norm_s;
+    }
+}
+
+impl EmbedProfile {
+    /// Adds `o`'s counts and timers (profiles of batches run on different threads add up to
+    /// thread-seconds).
+    pub fn merge(&mut self, o: &EmbedProfile) {
+        self.sequences += o.sequences;
+        self.batches += o.batches;
+        self.tokens += o.tokens;
+        self.padded_tokens += o.padded_tokens;
+        self.tokens_squared += o.tokens_squared;
+        self.padded_tokens_squared += o.padded_tokens_squared;
+        self.tokenize_s += o.tokenize_s;
+        self.batch_s += o.batch_s;
+        self.forward_s += o.forward_s;
+        self.pool_s += o.pool_s;
+        self.forward_ops.merge(&o.forward_ops);
+    }
+}
+
 /// Runs `f`, adding its wall time to `slot`.
 pub(crate) fn timed<T>(slot: &mut f64, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
