@@ -4,7 +4,7 @@ sentence-transformers on PyTorch, onnxruntime on the same model exported to ONNX
 on the same sentences, batch size and thread counts.
 
   python bench/compare_embed.py [--input data/text/sentences.txt] [--threads 1,2] [--runs 3]
-      [--batch 32] [--sextant PATH] [--systems sextant,st,ort] [--precision f32]
+      [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort] [--precision f32]
       [--skip-existing] [--tag NAME]
 
 For every thread count, runs each system in its own process (so peak RSS is per system), then
@@ -39,6 +39,7 @@ def parse_args():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--limit", type=int, help="use only the first N lines (all systems)")
     ap.add_argument("--sextant", default=default_sextant())
     ap.add_argument("--systems", default="sextant,st,ort")
     ap.add_argument("--precision", default="f32", help="Sextant's --precision (f32 unless given)")
@@ -69,6 +70,8 @@ def run_system(a, system, threads, path):
         cmd = [a.sextant, "bench", "embed", "--model", a.model, "--input", a.input,
                "--batch", str(a.batch), "--threads", str(threads), "--runs", str(a.runs),
                "--json", path]
+        if a.limit:
+            cmd += ["--limit", str(a.limit)]
         if a.precision != "f32":
             cmd += ["--precision", a.precision]
         print("+ " + " ".join(cmd), file=sys.stderr)
@@ -77,6 +80,8 @@ def run_system(a, system, threads, path):
         cmd = [PEER_PY, os.path.join(ROOT, "bench", "peers", "embed.py"), "--system", system,
                "--model", a.model, "--input", a.input, "--batch", str(a.batch),
                "--threads", str(threads), "--runs", str(a.runs), "--json", path]
+        if a.limit:
+            cmd += ["--limit", str(a.limit)]
         print("+ " + " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(path) as f:

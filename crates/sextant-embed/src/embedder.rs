@@ -299,8 +299,10 @@ impl BertEmbedder {
         texts: &[&str],
         kind: InputKind,
     ) -> Result<(Vec<Encoded>, Vec<usize>), EmbedError> {
+        use rayon::prelude::*;
         let enc = texts
-            .iter()
+            .par_iter()
+            .with_min_len(64)
             .map(|t| self.tokenizer.encode(&self.prefixed(t, kind)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut order: Vec<usize> = (0..enc.len()).collect();
