@@ -105,28 +105,52 @@ impl InplaceOp2 for BiasAct {
             candle_core::bail!("bias of {n} does not divide {} elements", y.len());
         }
         let act = self.act;
-        y.par_chunks_mut(n * rows_per_task(n)).for_each(|rows| {
-            ARCH.dispatch(|| {
-                for row in rows.chunks_exact_mut(n) {
-                    match act {
-                        None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-                        Some(Activation::Gelu) => row
-                            .iter_mut()
-                            .zip(bias)
-                            .for_each(|(v, b)| *v = gelu_erf(*v + b)),
-                        Some(Activation::GeluTanh) => row
-                            .iter_mut()
-                            .zip(bias)
-                            .for_each(|(v, b)| *v = gelu_tanh(*v + b)),
-                        Some(Activation::Relu) => row
-                            .iter_mut()
-                            .zip(bias)
-                            .for_each(|(v, b)| *v = (*v + b).max(0.0)),
+        y.par_chunks_mut(n * rows_per_task(n))
+            .for_each(|rows| ARCH.dispatch(BiasActRows { rows, bias, act }));
+        Ok(())
+    }
+}
+
+// The loops below are `WithSimd` bodies with `#[inline(always)]`: pulp compiles them inside a
+// function with the AVX2/AVX-512 target features. A closure handed to `dispatch` is not
+// reliably inlined there (profiling showed SSE-only code), a forced-inline method is.
+
+struct BiasActRows<'a> {
+    rows: &'a mut [f32],
+    bias: &'a [f32],
+    act: Option<Activation>,
+}
+
+impl pulp::WithSimd for BiasActRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let bias = self.bias;
+        for row in self.rows.chunks_exact_mut(bias.len()) {
+            match self.act {
+                None => {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v += b;
                     }
                 }
-            })
-        });
-        Ok(())
+                Some(Activation::Gelu) => {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v = gelu_erf(*v + b);
+                    }
+                }
+                Some(Activation::GeluTanh) => {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v = gelu_tanh(*v + b);
+                    }
+                }
+                Some(Activation::Relu) => {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v = (*v + b).max(0.0);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -164,14 +188,36 @@ impl InplaceOp2 for AddNormParams {
         let per = n * rows_per_task(n);
         y.par_chunks_mut(per)
             .zip(residual.par_chunks(per))
-            .for_each(|(rows, res)| {
-                ARCH.dispatch(|| {
-                    for (row, r) in rows.chunks_exact_mut(n).zip(res.chunks_exact(n)) {
-                        self.row(row, r);
-                    }
+            .for_each(|(rows, residual)| {
+                ARCH.dispatch(AddNormRows {
+                    p: self,
+                    rows,
+                    residual,
                 })
             });
         Ok(())
+    }
+}
+
+struct AddNormRows<'a> {
+    p: &'a AddNormParams,
+    rows: &'a mut [f32],
+    residual: &'a [f32],
+}
+
+impl pulp::WithSimd for AddNormRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let n = self.p.gamma.len();
+        for (row, r) in self
+            .rows
+            .chunks_exact_mut(n)
+            .zip(self.residual.chunks_exact(n))
+        {
+            self.p.row(row, r);
+        }
     }
 }
 
@@ -236,17 +282,28 @@ impl InplaceOp2 for MaskedSoftmax {
         scores
             .par_chunks_mut(per_item)
             .zip(mask.par_chunks(keys))
-            .for_each(|(item, m)| {
+            .for_each(|(item, mask)| {
                 item.par_chunks_mut(keys * rows_per_task(keys))
-                    .for_each(|rows| {
-                        ARCH.dispatch(|| {
-                            for row in rows.chunks_exact_mut(keys) {
-                                softmax_row(row, m, scale);
-                            }
-                        })
-                    })
+                    .for_each(|rows| ARCH.dispatch(SoftmaxRows { rows, mask, scale }))
             });
         Ok(())
+    }
+}
+
+struct SoftmaxRows<'a> {
+    rows: &'a mut [f32],
+    mask: &'a [f32],
+    scale: f32,
+}
+
+impl pulp::WithSimd for SoftmaxRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        for row in self.rows.chunks_exact_mut(self.mask.len()) {
+            softmax_row(row, self.mask, self.scale);
+        }
     }
 }
 
