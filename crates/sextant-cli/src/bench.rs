@@ -29,6 +29,10 @@ pub enum BenchCommand {
     /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
     /// qrels, write a TREC run.
     Bm25(Bm25Args),
+    /// Embedding throughput of a local model on a text file (sentences/s, tokens/s, CPU time,
+    /// GFLOP/s, peak RSS, a stage profile).
+    #[cfg(feature = "embed")]
+    Embed(crate::bench_embed::EmbedBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +243,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Import(args) => bench_import(args),
         BenchCommand::Open(args) => bench_open(args),
         BenchCommand::Bm25(args) => bench_bm25(args),
+        #[cfg(feature = "embed")]
+        BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),
     }
 }
 

@@ -12,8 +12,8 @@ use clap::builder::TypedValueParser;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_embed::{
-    lines_from_bytes, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, InputKind, Reranker,
-    RerankerOptions, TextLines, DEFAULT_BATCH_SIZE,
+    lines_from_bytes, BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions,
+    InputKind, Reranker, RerankerOptions, TextLines, DEFAULT_BATCH_SIZE,
 };
 
 /// Texts handed to the model per call (progress granularity; batching happens inside).
@@ -36,6 +36,10 @@ pub struct EmbedArgs {
     /// Threads for the model (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     threads: Option<usize>,
+    /// How several threads are used: `batches` (whole batches on different threads; best
+    /// throughput) or `within-batch` (every matrix product split over all threads).
+    #[arg(long, default_value = "batches", value_parser = parse_parallelism)]
+    parallelism: BatchParallelism,
     /// The texts are queries (the model's query prefix is applied).
     #[arg(long, conflicts_with = "passage")]
     query: bool,
@@ -94,13 +98,46 @@ fn read_lines(path: &Path) -> anyhow::Result<TextLines> {
     Ok(lines)
 }
 
+/// Parses `batches` / `within-batch`.
+pub(crate) fn parse_parallelism(s: &str) -> Result<BatchParallelism, String> {
+    match s {
+        "batches" => Ok(BatchParallelism::Batches),
+        "within-batch" => Ok(BatchParallelism::WithinBatch),
+        other => Err(format!(
+            "unknown parallelism {other:?} (expected batches or within-batch)"
+        )),
+    }
+}
+
+/// Tells candle how many threads one matrix product may use. candle sizes its gemm
+/// parallelism from `RAYON_NUM_THREADS` (read at every product), not from the rayon pool the
+/// embedder installs: without this a 1-thread job would still split every product in as many
+/// pieces as the machine has cores. With whole batches on different threads a product runs
+/// on one thread.
+///
+/// Returns the embedder's thread count: `threads`, else every core. It is always explicit, so
+/// that the embedder gets its own pool and the variable never sizes rayon's global pool.
+pub(crate) fn set_product_threads(threads: Option<usize>, parallelism: BatchParallelism) -> usize {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let per_product = match parallelism {
+        BatchParallelism::Batches => 1,
+        BatchParallelism::WithinBatch => threads,
+    };
+    // Set before any thread is started (the CLI is still single-threaded here).
+    std::env::set_var("RAYON_NUM_THREADS", per_product.to_string());
+    threads
+}
+
 pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let threads = set_product_threads(args.threads, args.parallelism);
     let model = BertEmbedder::load(
         &args.model,
         EmbedderOptions {
             batch_size: Some(args.batch),
-            threads: args.threads,
+            threads: Some(threads),
+            parallelism: Some(args.parallelism),
             dim: args.dim,
             ..Default::default()
         },

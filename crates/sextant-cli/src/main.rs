@@ -4,6 +4,8 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+#[cfg(all(feature = "bench", feature = "embed"))]
+mod bench_embed;
 mod db;
 #[cfg(feature = "embed")]
 mod docs;

@@ -11,6 +11,8 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::BertConfig;
+use crate::kernels::{self, AddNormParams};
+use crate::profile::{timed, ForwardProfile};
 use crate::weights::Weights;
 use crate::EmbedError;
 
@@ -78,6 +80,36 @@ impl Linear {
         })
     }
 
+    /// One projection computing `parts` side by side (their outputs concatenated), so that
+    /// Q, K and V cost one matrix product instead of three. Missing biases count as zero.
+    fn concat(parts: &[Linear]) -> candle_core::Result<Self> {
+        let wts: Vec<&Tensor> = parts.iter().map(|p| &p.wt).collect();
+        let b = if parts.iter().any(|p| p.b.is_some()) {
+            let bs = parts
+                .iter()
+                .map(|p| match &p.b {
+                    Some(b) => Ok(b.clone()),
+                    None => Tensor::zeros(p.wt.dim(1)?, p.wt.dtype(), p.wt.device()),
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Some(Tensor::cat(&bs, 0)?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            wt: Tensor::cat(&wts, 1)?,
+            b,
+        })
+    }
+
+    /// The bias, or zeros.
+    fn bias_or_zeros(&self) -> candle_core::Result<Tensor> {
+        match &self.b {
+            Some(b) => Ok(b.clone()),
+            None => Tensor::zeros(self.wt.dim(1)?, self.wt.dtype(), self.wt.device()),
+        }
+    }
+
     fn to_dtype(&self, dtype: DType) -> candle_core::Result<Self> {
         Ok(Linear {
             wt: self.wt.to_dtype(dtype)?,
@@ -130,18 +162,54 @@ impl LayerNorm {
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         candle_nn::ops::layer_norm(&x.contiguous()?, &self.gamma, &self.beta, self.eps)
     }
+
+    /// The parameters of the fused "Add & Norm" kernel: `LayerNorm(y + proj.bias + residual)`.
+    fn add_norm_params(&self, proj: &Linear) -> candle_core::Result<AddNormParams> {
+        let f32s = |t: &Tensor| t.to_dtype(DType::F32)?.to_vec1::<f32>();
+        Ok(AddNormParams {
+            bias: f32s(&proj.bias_or_zeros()?)?,
+            gamma: f32s(&self.gamma)?,
+            beta: f32s(&self.beta)?,
+            eps: self.eps,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// Query, key and value projections side by side: `[hidden, 3 · hidden]`.
+    qkv: Linear,
     attn_out: Linear,
     attn_norm: LayerNorm,
     intermediate: Linear,
     output: Linear,
     out_norm: LayerNorm,
+    /// `attn_out`'s bias and `attn_norm` for the fused f32 kernel.
+    attn_add_norm: AddNormParams,
+    /// `output`'s bias and `out_norm` for the fused f32 kernel.
+    out_add_norm: AddNormParams,
+}
+
+impl Layer {
+    fn new(
+        qkv: Linear,
+        attn_out: Linear,
+        attn_norm: LayerNorm,
+        intermediate: Linear,
+        output: Linear,
+        out_norm: LayerNorm,
+    ) -> candle_core::Result<Self> {
+        Ok(Layer {
+            attn_add_norm: attn_norm.add_norm_params(&attn_out)?,
+            out_add_norm: out_norm.add_norm_params(&output)?,
+            qkv,
+            attn_out,
+            attn_norm,
+            intermediate,
+            output,
+            out_norm,
+        })
+    }
 }
 
 /// A BERT encoder: embeddings and transformer layers, no head.
@@ -166,21 +234,24 @@ impl BertModel {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{i}");
-            layers.push(Layer {
-                query: Linear::load(w, &format!("{p}.attention.self.query"), h, h)?,
-                key: Linear::load(w, &format!("{p}.attention.self.key"), h, h)?,
-                value: Linear::load(w, &format!("{p}.attention.self.value"), h, h)?,
-                attn_out: Linear::load(w, &format!("{p}.attention.output.dense"), h, h)?,
-                attn_norm: LayerNorm::load(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
-                intermediate: Linear::load(
+            let qkv = Linear::concat(&[
+                Linear::load(w, &format!("{p}.attention.self.query"), h, h)?,
+                Linear::load(w, &format!("{p}.attention.self.key"), h, h)?,
+                Linear::load(w, &format!("{p}.attention.self.value"), h, h)?,
+            ])?;
+            layers.push(Layer::new(
+                qkv,
+                Linear::load(w, &format!("{p}.attention.output.dense"), h, h)?,
+                LayerNorm::load(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
+                Linear::load(
                     w,
                     &format!("{p}.intermediate.dense"),
                     h,
                     cfg.intermediate_size,
                 )?,
-                output: Linear::load(w, &format!("{p}.output.dense"), cfg.intermediate_size, h)?,
-                out_norm: LayerNorm::load(w, &format!("{p}.output.LayerNorm"), h, eps)?,
-            });
+                Linear::load(w, &format!("{p}.output.dense"), cfg.intermediate_size, h)?,
+                LayerNorm::load(w, &format!("{p}.output.LayerNorm"), h, eps)?,
+            )?);
         }
         let act = Activation::parse(&cfg.hidden_act).ok_or_else(|| {
             EmbedError::InvalidArgument(format!("unsupported activation {:?}", cfg.hidden_act))
@@ -211,14 +282,14 @@ impl BertModel {
             .iter()
             .map(|l| -> candle_core::Result<Layer> {
                 Ok(Layer {
-                    query: l.query.to_dtype(dtype)?,
-                    key: l.key.to_dtype(dtype)?,
-                    value: l.value.to_dtype(dtype)?,
+                    qkv: l.qkv.to_dtype(dtype)?,
                     attn_out: l.attn_out.to_dtype(dtype)?,
                     attn_norm: l.attn_norm.to_dtype(dtype)?,
                     intermediate: l.intermediate.to_dtype(dtype)?,
                     output: l.output.to_dtype(dtype)?,
                     out_norm: l.out_norm.to_dtype(dtype)?,
+                    attn_add_norm: l.attn_add_norm.clone(),
+                    out_add_norm: l.out_add_norm.clone(),
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -264,6 +335,17 @@ impl BertModel {
         type_ids: &Tensor,
         mask: &Tensor,
     ) -> Result<Tensor, EmbedError> {
+        self.forward_profiled(ids, type_ids, mask, &mut ForwardProfile::default())
+    }
+
+    /// [`BertModel::forward`], adding the time of every operation to `prof`.
+    pub fn forward_profiled(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        prof: &mut ForwardProfile,
+    ) -> Result<Tensor, EmbedError> {
         let (b, s) = ids.dims2()?;
         if s > self.cfg.max_position_embeddings {
             return Err(EmbedError::InvalidArgument(format!(
@@ -272,43 +354,123 @@ impl BertModel {
             )));
         }
         let h = self.cfg.hidden_size;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?;
-        let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
-        let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
-        let x = (words + types)?.add(&pos)?.reshape((b, s, h))?;
-        let mut x = self.emb_norm.forward(&x)?;
+        let mut x = timed(&mut prof.embeddings_s, || -> candle_core::Result<Tensor> {
+            let words = self.word.index_select(&ids.flatten_all()?, 0)?;
+            let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
+            let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
+            let x = (words + types)?.add(&pos)?.reshape((b, s, h))?;
+            self.emb_norm.forward(&x)
+        })?;
 
-        // [b, 1, 1, s]: 0 on tokens, MASK_BIAS on padding, added to every query row.
-        let bias = ((1.0 - mask.to_dtype(DType::F32)?)? * MASK_BIAS)?
-            .to_dtype(x.dtype())?
-            .reshape((b, 1, 1, s))?;
-        for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &bias)?;
+        // [b, s] f32: 0 on tokens, MASK_BIAS on padding, added to every query row.
+        let bias = ((1.0 - mask.to_dtype(DType::F32)?)? * MASK_BIAS)?.contiguous()?;
+        if x.dtype() == DType::F32 {
+            for layer in &self.layers {
+                x = self.layer_forward_f32(layer, &x, &bias, prof)?;
+            }
+        } else {
+            let bias = bias.to_dtype(x.dtype())?.reshape((b, 1, 1, s))?;
+            for layer in &self.layers {
+                x = self.layer_forward(layer, &x, &bias, prof)?;
+            }
         }
         Ok(x)
     }
 
-    fn layer_forward(&self, l: &Layer, x: &Tensor, bias: &Tensor) -> Result<Tensor, EmbedError> {
+    /// One layer in f32: one matrix product per projection, every elementwise step fused
+    /// into the product's output in place (see `kernels`), attention on `[b, heads, s, hd]`.
+    fn layer_forward_f32(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        p: &mut ForwardProfile,
+    ) -> Result<Tensor, EmbedError> {
+        let (b, s, h) = x.dims3()?;
+        let heads = self.cfg.num_attention_heads;
+        let hd = h / heads;
+        let x2 = x.reshape((b * s, h))?;
+        let qkv = timed(&mut p.qkv_s, || {
+            let y = x2.matmul(&l.qkv.wt)?;
+            kernels::bias_act(&y, &l.qkv.bias_or_zeros()?, None)?;
+            Ok::<_, candle_core::Error>(y)
+        })?;
+        // [3, b, heads, s, hd]; the key block is read transposed by the score product.
+        let (q, kt, v) = timed(&mut p.heads_s, || {
+            let t = qkv
+                .reshape((b, s, 3, heads, hd))?
+                .permute((2, 0, 3, 1, 4))?
+                .contiguous()?;
+            Ok::<_, candle_core::Error>((t.get(0)?, t.get(1)?.t()?, t.get(2)?))
+        })?;
+        let scores = timed(&mut p.scores_s, || q.matmul(&kt))?;
+        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        timed(&mut p.softmax_s, || {
+            kernels::masked_softmax(&scores, mask_bias, scale)
+        })?;
+        let ctx = timed(&mut p.context_s, || scores.matmul(&v))?;
+        let ctx = timed(&mut p.heads_s, || {
+            ctx.transpose(1, 2)?.contiguous()?.reshape((b * s, h))
+        })?;
+        let attn = timed(&mut p.attn_out_s, || ctx.matmul(&l.attn_out.wt))?;
+        timed(&mut p.residual_norm_s, || {
+            kernels::add_norm(&attn, &x2, &l.attn_add_norm)
+        })?;
+        let up = timed(&mut p.ffn_up_s, || attn.matmul(&l.intermediate.wt))?;
+        timed(&mut p.activation_s, || {
+            kernels::bias_act(&up, &l.intermediate.bias_or_zeros()?, Some(self.act))
+        })?;
+        let down = timed(&mut p.ffn_down_s, || up.matmul(&l.output.wt))?;
+        timed(&mut p.residual_norm_s, || {
+            kernels::add_norm(&down, &attn, &l.out_add_norm)
+        })?;
+        Ok(down.reshape((b, s, h))?)
+    }
+
+    /// One layer in any dtype, with candle's own operations (the f16/bf16 path).
+    fn layer_forward(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        bias: &Tensor,
+        p: &mut ForwardProfile,
+    ) -> Result<Tensor, EmbedError> {
         let (b, s, h) = x.dims3()?;
         let heads = self.cfg.num_attention_heads;
         let hd = h / heads;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, s, heads, hd))?.transpose(1, 2)?.contiguous()
         };
-        let q = split(l.query.forward(x)?)?;
-        let k = split(l.key.forward(x)?)?;
-        let v = split(l.value.forward(x)?)?;
+        let (q, k, v) = timed(&mut p.qkv_s, || {
+            let qkv = l.qkv.forward(x)?;
+            Ok::<_, candle_core::Error>((
+                qkv.narrow(2, 0, h)?,
+                qkv.narrow(2, h, h)?,
+                qkv.narrow(2, 2 * h, h)?,
+            ))
+        })?;
+        let (q, kt, v) = timed(&mut p.heads_s, || {
+            Ok::<_, candle_core::Error>((split(q)?, split(k)?.t()?.contiguous()?, split(v)?))
+        })?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))?;
-        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?)?;
-        let inter = self.act.apply(&l.intermediate.forward(&attn)?)?;
-        let out = l.out_norm.forward(&(l.output.forward(&inter)? + &attn)?)?;
+        let scores = timed(&mut p.scores_s, || {
+            (q.matmul(&kt)? * scale)?.broadcast_add(bias)
+        })?;
+        let probs = timed(&mut p.softmax_s, || {
+            candle_nn::ops::softmax_last_dim(&scores)
+        })?;
+        let ctx = timed(&mut p.context_s, || probs.matmul(&v))?;
+        let ctx = timed(&mut p.heads_s, || {
+            ctx.transpose(1, 2)?.contiguous()?.reshape((b, s, h))
+        })?;
+        let proj = timed(&mut p.attn_out_s, || l.attn_out.forward(&ctx))?;
+        let attn = timed(&mut p.residual_norm_s, || l.attn_norm.forward(&(proj + x)?))?;
+        let up = timed(&mut p.ffn_up_s, || l.intermediate.forward(&attn))?;
+        let inter = timed(&mut p.activation_s, || self.act.apply(&up))?;
+        let down = timed(&mut p.ffn_down_s, || l.output.forward(&inter))?;
+        let out = timed(&mut p.residual_norm_s, || {
+            l.out_norm.forward(&(down + &attn)?)
+        })?;
         Ok(out)
     }
 }

@@ -16,6 +16,7 @@ use crate::bert::BertModel;
 use crate::config::{read_json, ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::fingerprint::ModelFingerprint;
 use crate::pooling::{truncate_and_normalize, Pooling};
+use crate::profile::{timed, EmbedProfile};
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::weights::Weights;
 use crate::EmbedError;
@@ -113,6 +114,19 @@ pub trait Embedder: Send + Sync {
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError>;
 }
 
+/// How an embedding job spreads over the threads of its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchParallelism {
+    /// Whole batches run on different threads at once (each matrix product then runs on the
+    /// thread that owns its batch, with no synchronisation inside a layer). Best for throughput
+    /// on long jobs; a single batch still uses one thread only.
+    #[default]
+    Batches,
+    /// Batches run one after the other, every matrix product split over all threads. Best for
+    /// the latency of one small batch.
+    WithinBatch,
+}
+
 /// Options of a [`BertEmbedder`]; `None` means "as the model directory says".
 #[derive(Debug, Clone, Default)]
 pub struct EmbedderOptions {
@@ -120,6 +134,9 @@ pub struct EmbedderOptions {
     pub batch_size: Option<usize>,
     /// Threads of the embedder's own pool; `None` runs on the caller's rayon pool.
     pub threads: Option<usize>,
+    /// How a job with several batches uses several threads ([`BatchParallelism::Batches`]
+    /// unless set).
+    pub parallelism: Option<BatchParallelism>,
     /// Pooling override.
     pub pooling: Option<Pooling>,
     /// Normalisation override.
@@ -153,6 +170,7 @@ pub struct BertEmbedder {
     query_prefix: String,
     passage_prefix: String,
     pub(crate) batch_size: usize,
+    parallelism: BatchParallelism,
     pool: Option<rayon::ThreadPool>,
     fingerprint: ModelFingerprint,
 }
@@ -225,6 +243,7 @@ impl BertEmbedder {
             query_prefix,
             passage_prefix,
             batch_size,
+            parallelism: opts.parallelism.unwrap_or_default(),
             pool,
             fingerprint,
         })
@@ -243,6 +262,11 @@ impl BertEmbedder {
     /// The sequence limit in tokens (special tokens included).
     pub fn max_seq_length(&self) -> usize {
         self.tokenizer.max_len()
+    }
+
+    /// The encoder's configuration (layer count and widths: what a FLOP count needs).
+    pub fn config(&self) -> &crate::BertConfig {
+        self.model.config()
     }
 
     /// The tokenizer (with the model's truncation).
@@ -275,8 +299,10 @@ impl BertEmbedder {
         texts: &[&str],
         kind: InputKind,
     ) -> Result<(Vec<Encoded>, Vec<usize>), EmbedError> {
+        use rayon::prelude::*;
         let enc = texts
-            .iter()
+            .par_iter()
+            .with_min_len(64)
             .map(|t| self.tokenizer.encode(&self.prefixed(t, kind)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut order: Vec<usize> = (0..enc.len()).collect();
@@ -302,21 +328,98 @@ impl BertEmbedder {
         Ok((hidden, batch))
     }
 
-    fn embed_impl(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
-        let (enc, order) = self.tokenize_sorted(texts, kind)?;
+    /// [`Embedder::embed`], adding token counts and the time of every stage to `prof`
+    /// (what `sextant bench embed` reports).
+    pub fn embed_profiled(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        prof: &mut EmbedProfile,
+    ) -> Result<Embeddings, EmbedError> {
+        self.run(|| self.embed_impl(texts, kind, prof))
+    }
+
+    fn embed_impl(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        prof: &mut EmbedProfile,
+    ) -> Result<Embeddings, EmbedError> {
+        let (enc, order) = timed(&mut prof.tokenize_s, || self.tokenize_sorted(texts, kind))?;
         let truncated = enc.iter().filter(|e| e.truncated).count();
         let d = self.out_dim;
         let mut out = vec![0f32; texts.len() * d];
-        for chunk in order.chunks(self.batch_size) {
-            let (hidden, batch) = self.forward_batch(&enc, chunk)?;
-            let pooled = self.pooling.apply(&hidden, &batch.mask)?;
-            let rows = pooled.to_vec2::<f32>()?;
-            for (&i, mut v) in chunk.iter().zip(rows) {
-                truncate_and_normalize(&mut v, self.dim, self.normalize);
+        let chunks: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        let parallel = self.parallelism == BatchParallelism::Batches
+            && rayon::current_num_threads() > 1
+            && chunks.len() > 1;
+        let mut write = |chunk: &[usize], rows: Vec<Vec<f32>>| {
+            for (&i, v) in chunk.iter().zip(rows) {
                 out[i * d..(i + 1) * d].copy_from_slice(&v);
+            }
+        };
+        if parallel {
+            use rayon::prelude::*;
+            // Stage timers add up over threads here (thread-seconds, not wall seconds).
+            let done = chunks
+                .par_iter()
+                .map(|chunk| {
+                    let mut p = EmbedProfile::default();
+                    let rows = self.embed_batch(&enc, chunk, &mut p)?;
+                    Ok((rows, p))
+                })
+                .collect::<Result<Vec<_>, EmbedError>>()?;
+            for (chunk, (rows, p)) in chunks.iter().zip(done) {
+                prof.merge(&p);
+                write(chunk, rows);
+            }
+        } else {
+            for chunk in chunks {
+                let rows = self.embed_batch(&enc, chunk, prof)?;
+                write(chunk, rows);
             }
         }
         Ok(Embeddings::new(d, out, truncated))
+    }
+
+    /// Pads, encodes and pools the inputs `chunk` of `enc`: their vectors, in `chunk` order.
+    fn embed_batch(
+        &self,
+        enc: &[Encoded],
+        chunk: &[usize],
+        prof: &mut EmbedProfile,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let items: Vec<&Encoded> = chunk.iter().map(|&i| &enc[i]).collect();
+        let batch = timed(&mut prof.batch_s, || {
+            Batch::new(
+                &items,
+                self.model.config().pad_token_id,
+                self.model.device(),
+            )
+        })?;
+        let seq = batch.ids.dim(1)?;
+        prof.sequences += chunk.len();
+        prof.batches += 1;
+        prof.tokens += batch.lengths.iter().sum::<usize>();
+        prof.tokens_squared += batch.lengths.iter().map(|l| l * l).sum::<usize>();
+        prof.padded_tokens += chunk.len() * seq;
+        prof.padded_tokens_squared += chunk.len() * seq * seq;
+        let hidden = timed(&mut prof.forward_s, || {
+            self.model.forward_profiled(
+                &batch.ids,
+                &batch.type_ids,
+                &batch.mask,
+                &mut prof.forward_ops,
+            )
+        })?;
+        timed(&mut prof.pool_s, || {
+            let pooled = self.pooling.apply(&hidden, &batch.mask)?;
+            let mut rows = pooled.to_vec2::<f32>()?;
+            for v in &mut rows {
+                truncate_and_normalize(v, self.dim, self.normalize);
+            }
+            Ok(rows)
+        })
     }
 }
 
@@ -330,7 +433,7 @@ impl Embedder for BertEmbedder {
     }
 
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
-        self.run(|| self.embed_impl(texts, kind))
+        self.run(|| self.embed_impl(texts, kind, &mut EmbedProfile::default()))
     }
 }
 

@@ -19,8 +19,10 @@ mod embedder;
 mod error;
 mod fingerprint;
 mod input;
+mod kernels;
 mod late;
 mod pooling;
+mod profile;
 mod rerank;
 mod splade;
 mod tokenize;
@@ -32,14 +34,15 @@ pub use cache::{
 };
 pub use config::{BertConfig, ModelDir, SentenceConfig, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 pub use embedder::{
-    BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind, DEFAULT_BATCH_SIZE,
-    DEFAULT_POOLING,
+    BatchParallelism, BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind,
+    DEFAULT_BATCH_SIZE, DEFAULT_POOLING,
 };
 pub use error::{EmbedError, SETUP_SCRIPT};
 pub use fingerprint::ModelFingerprint;
 pub use input::{lines_from_bytes, TextLines};
 pub use late::{maxsim, Projection, TokenEmbeddings, TokenOptions};
 pub use pooling::{truncate_and_normalize, Pooling};
+pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};
 pub use tokenize::{Batch, Encoded, TextTokenizer};

@@ -420,7 +420,8 @@ pub struct OpenReport {
     pub disk_bytes: u64,
 }
 
-fn proc_status_kib(field: &str) -> u64 {
+/// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`) in KiB; 0 where unavailable.
+pub fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

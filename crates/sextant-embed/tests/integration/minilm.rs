@@ -3,8 +3,8 @@
 use std::sync::OnceLock;
 
 use sextant_embed::{
-    lines_from_bytes, maxsim, BertEmbedder, CachedEmbedder, EmbedError, Embedder, EmbedderOptions,
-    InputKind, Pooling, TokenOptions,
+    lines_from_bytes, maxsim, BatchParallelism, BertEmbedder, CachedEmbedder, EmbedError, Embedder,
+    EmbedderOptions, InputKind, Pooling, TokenOptions,
 };
 
 use crate::{compare, floats, ints, load_json, model_dir};
@@ -112,6 +112,41 @@ fn batch_output_equals_single_output() {
         assert!(abs <= 1e-6, "text {k}: batch vs single differ by {abs:e}");
     }
     eprintln!("minilm batch vs single: max abs diff {worst:e}");
+}
+
+/// Batches run on different threads give the same vectors, in input order, as batches run one
+/// after the other.
+#[test]
+fn parallel_batches_equal_sequential_batches() {
+    let r = reference();
+    let mut texts: Vec<&str> = r.texts.iter().map(String::as_str).collect();
+    texts.extend(r.texts.iter().rev().map(String::as_str));
+    let load = |parallelism| {
+        BertEmbedder::load(
+            &model_dir("all-MiniLM-L6-v2"),
+            EmbedderOptions {
+                batch_size: Some(3),
+                threads: Some(3),
+                parallelism: Some(parallelism),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let par = load(BatchParallelism::Batches)
+        .embed(&texts, InputKind::Plain)
+        .unwrap();
+    let seq = load(BatchParallelism::WithinBatch)
+        .embed(&texts, InputKind::Plain)
+        .unwrap();
+    assert_eq!(par.len(), texts.len());
+    for k in 0..texts.len() {
+        let (abs, _) = compare(par.row(k), seq.row(k));
+        assert!(
+            abs <= 1e-6,
+            "text {k}: parallel vs sequential differ by {abs:e}"
+        );
+    }
 }
 
 #[test]

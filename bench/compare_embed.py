@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Embedding-speed comparison: `sextant bench embed` and the peers (bench/peers/embed.py:
+sentence-transformers on PyTorch, onnxruntime on the same model exported to ONNX) back to back
+on the same sentences, batch size and thread counts.
+
+  python bench/compare_embed.py [--input data/text/sentences.txt] [--threads 1,2] [--runs 3]
+      [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort] [--precision f32]
+      [--skip-existing] [--tag NAME]
+
+For every thread count, runs each system in its own process (so peak RSS is per system), then
+writes bench/out/embed-<system>-t<N>.json and bench/out/embed-compare.{json,md}: sentences/s,
+tokens/s, wall and CPU seconds, GFLOP/s (useful: real tokens; FLOPs from config.json), peak RSS,
+and Sextant / peer throughput ratios. The peers run with .venv-ref/bin/python
+(scripts/embed_reference.py creates it; `pip install onnxruntime onnx` into it). Stdlib only.
+--skip-existing reuses a system's JSON when it is already there (to re-run one side only).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER_PY = os.path.join(ROOT, ".venv-ref", "bin", "python")
+NAMES = {"sextant": "sextant", "st": "sentence-transformers", "ort": "onnxruntime"}
+
+
+def default_sextant():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "sextant")
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--input", default=os.path.join(ROOT, "data", "text", "sentences.txt"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "all-MiniLM-L6-v2"))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--limit", type=int, help="use only the first N lines (all systems)")
+    ap.add_argument("--sextant", default=default_sextant())
+    ap.add_argument("--systems", default="sextant,st,ort")
+    ap.add_argument("--precision", default="f32", help="Sextant's --precision (f32 unless given)")
+    ap.add_argument("--tag", default="", help="suffix of Sextant's JSON name (e.g. bf16)")
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "out"))
+    ap.add_argument("--skip-existing", action="store_true")
+    ap.add_argument("--no-rss", action="store_true",
+                    help="skip the peak-RSS run of `sextant embed` on the whole file")
+    return ap.parse_args()
+
+
+def embed_rss(a, threads):
+    """Peak RSS (MiB) and wall seconds of `sextant embed` on the whole input, via GNU time."""
+    out = os.path.join(a.out_dir, "embed-rss.npy")
+    cmd = ["/usr/bin/time", "-f", "%M %e", a.sextant, "embed", "--model", a.model,
+           "--input", a.input, "--output", out, "--batch", str(a.batch), "--threads", str(threads)]
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    p = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    kib, wall = p.stderr.strip().splitlines()[-1].split()
+    os.remove(out)
+    return {"threads": threads, "peak_rss_mib": int(kib) / 1024, "wall_s": float(wall)}
+
+
+def run_system(a, system, threads, path):
+    if a.skip_existing and os.path.isfile(path):
+        print(f"reusing {path}", file=sys.stderr)
+    elif system == "sextant":
+        cmd = [a.sextant, "bench", "embed", "--model", a.model, "--input", a.input,
+               "--batch", str(a.batch), "--threads", str(threads), "--runs", str(a.runs),
+               "--json", path]
+        if a.limit:
+            cmd += ["--limit", str(a.limit)]
+        if a.precision != "f32":
+            cmd += ["--precision", a.precision]
+        print("+ " + " ".join(cmd), file=sys.stderr)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    else:
+        cmd = [PEER_PY, os.path.join(ROOT, "bench", "peers", "embed.py"), "--system", system,
+               "--model", a.model, "--input", a.input, "--batch", str(a.batch),
+               "--threads", str(threads), "--runs", str(a.runs), "--json", path]
+        if a.limit:
+            cmd += ["--limit", str(a.limit)]
+        print("+ " + " ".join(cmd), file=sys.stderr)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(path) as f:
+        return json.load(f)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    a = parse_args()
+    os.makedirs(a.out_dir, exist_ok=True)
+    systems = a.systems.split(",")
+    threads = [int(t) for t in a.threads.split(",")]
+    results = {}
+    for t in threads:
+        for s in systems:
+            tag = f"-{a.tag}" if (s == "sextant" and a.tag) else ""
+            path = os.path.join(a.out_dir, f"embed-{s}{tag}-t{t}.json")
+            results[(s, t)] = run_system(a, s, t, path)
+
+    rows = []
+    for t in threads:
+        ours = results.get(("sextant", t))
+        for s in systems:
+            r = results[(s, t)]
+            row = {
+                "system": NAMES[s], "threads": t, "precision": r.get("precision", "f32"),
+                "sentences": r["sentences"], "sentences_per_s": r["sentences_per_s"],
+                "tokens_per_s": r["tokens_per_s"], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+                "gflop_per_s": r["gflop_per_s"], "peak_rss_mib": r["peak_rss_bytes"] / 2**20,
+                "version": r.get("version", ""),
+            }
+            if ours is not None and s != "sextant":
+                row["sextant_ratio"] = ours["sentences_per_s"] / r["sentences_per_s"]
+            rows.append(row)
+    rss = None if a.no_rss else embed_rss(a, max(threads))
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{cpu_model()}, {os.cpu_count()} vCPUs",
+        "input": a.input, "batch": a.batch, "runs": a.runs, "rows": rows,
+        "sextant_embed_rss": rss,
+    }
+    with open(os.path.join(a.out_dir, "embed-compare.json"), "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    md = [f"# Embedding speed ({report['date']}, {report['machine']})", "",
+          f"{rows[0]['sentences']} sentences from {os.path.relpath(a.input, ROOT)}, batch "
+          f"{a.batch}, median of {a.runs} runs; ratio = Sextant sentences/s ÷ peer's.", "",
+          "| system | threads | precision | sentences/s | tokens/s | wall s | CPU s | GFLOP/s "
+          "| peak RSS MiB | Sextant ÷ peer |",
+          "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = f"{r['sextant_ratio']:.2f}×" if "sextant_ratio" in r else "—"
+        md.append(f"| {r['system']} | {r['threads']} | {r['precision']} | "
+                  f"{r['sentences_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['wall_s']:.2f} | "
+                  f"{r['cpu_s']:.2f} | {r['gflop_per_s']:.1f} | {r['peak_rss_mib']:.0f} | {ratio} |")
+    if rss:
+        md += ["", f"`sextant embed` on the whole file ({rss['threads']} threads): peak RSS "
+               f"{rss['peak_rss_mib']:.0f} MiB, {rss['wall_s']:.1f} s wall (model load included)."]
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(a.out_dir, "embed-compare.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
