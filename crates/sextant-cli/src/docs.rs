@@ -389,17 +389,7 @@ pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
                 with_payload: true,
                 ..Default::default()
             })?;
-            lists.push(
-                r.hits
-                    .iter()
-                    .map(|h| (h.id.clone(), h.score.unwrap_or(0.0)))
-                    .collect(),
-            );
-            payloads.extend(
-                r.hits
-                    .into_iter()
-                    .map(|h| (h.id, h.payload.unwrap_or(Value::Null))),
-            );
+            add_source(r, &mut lists, &mut payloads);
         }
         if mode != Mode::Dense {
             let r = c.search_sparse(SparseSearchRequest {
@@ -410,17 +400,7 @@ pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
                 tenant: None,
                 with_payload: true,
             })?;
-            lists.push(
-                r.hits
-                    .iter()
-                    .map(|h| (h.id.clone(), h.score.unwrap_or(0.0)))
-                    .collect(),
-            );
-            payloads.extend(
-                r.hits
-                    .into_iter()
-                    .map(|h| (h.id, h.payload.unwrap_or(Value::Null))),
-            );
+            add_source(r, &mut lists, &mut payloads);
         }
         let fused = if lists.len() == 1 {
             lists.pop().unwrap_or_default()
@@ -484,6 +464,25 @@ pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Adds one source's ranked list, and the payloads of its hits, to a query's fusion inputs.
+fn add_source(
+    r: sextant_engine::SearchResponse,
+    lists: &mut Vec<Vec<(PointId, f32)>>,
+    payloads: &mut HashMap<PointId, Value>,
+) {
+    lists.push(
+        r.hits
+            .iter()
+            .map(|h| (h.id.clone(), h.score.unwrap_or(0.0)))
+            .collect(),
+    );
+    payloads.extend(
+        r.hits
+            .into_iter()
+            .map(|h| (h.id, h.payload.unwrap_or(Value::Null))),
+    );
 }
 
 /// Reads BEIR `queries.jsonl` as (id, text).

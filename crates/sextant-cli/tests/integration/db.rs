@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn run(data: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sextant"))
         .arg("--data")
         .arg(data)
@@ -15,7 +15,7 @@ fn run(data: &Path, args: &[&str]) -> Output {
         .expect("sextant runs")
 }
 
-fn ok(data: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(data: &Path, args: &[&str]) -> String {
     let out = run(data, args);
     assert!(
         out.status.success(),

@@ -1,33 +1,15 @@
 //! `sextant ingest` and text search (`--text`, `--queries`, TREC runs) end to end, on the tiny
 //! fixture model (no setup needed).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+
+use crate::db::{ok, run};
 
 fn tiny_model() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../sextant-embed/tests/fixtures/tiny-cross-encoder")
         .to_string_lossy()
         .into_owned()
-}
-
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("sextant runs")
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = run(data, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
