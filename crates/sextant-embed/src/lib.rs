@@ -21,6 +21,7 @@ mod fingerprint;
 mod input;
 mod kernels;
 mod late;
+mod load;
 mod pooling;
 mod profile;
 mod rerank;

@@ -6,14 +6,11 @@
 //! full range for ranking; a caller that needs a probability applies the sigmoid itself.
 //! Pairs are batched, sorted by length like the bi-encoder's inputs.
 
-use candle_core::Device;
-
 use crate::bert::{BertModel, ClassifierHead};
-use crate::config::{ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
-use crate::embedder::{build_pool, DEFAULT_BATCH_SIZE};
+use crate::embedder::build_pool;
 use crate::fingerprint::ModelFingerprint;
+use crate::load::HeadedEncoder;
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
-use crate::weights::Weights;
 use crate::EmbedError;
 
 /// A model that scores (query, passage) pairs; higher is more relevant.
@@ -55,43 +52,21 @@ pub struct CrossEncoder {
 impl CrossEncoder {
     /// Loads a `BertForSequenceClassification` directory.
     pub fn load(spec: &str, opts: RerankerOptions) -> Result<Self, EmbedError> {
-        let dir = ModelDir::resolve(spec)?;
-        let device = Device::Cpu;
-        let cfg = dir.bert_config()?;
-        let weights = Weights::load(&dir.require(WEIGHTS_FILE)?, &device)?;
-        let model = BertModel::load(&cfg, &weights, &device)?;
-        let head = ClassifierHead::load(&cfg, &weights)?;
-        let max_len = opts
-            .max_seq_length
-            .unwrap_or(dir.max_seq_length(&cfg)?)
-            .min(cfg.max_position_embeddings);
-        if max_len < 4 {
-            return Err(EmbedError::InvalidArgument(
-                "max_seq_length must leave room for a pair and its special tokens".into(),
-            ));
-        }
-        let tokenizer = TextTokenizer::load(&dir.require(TOKENIZER_FILE)?, max_len)?;
-        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        if batch_size == 0 {
-            return Err(EmbedError::InvalidArgument(
-                "batch size must be positive".into(),
-            ));
-        }
-        let fingerprint = ModelFingerprint {
-            model_id: dir.model_id(),
-            weights_sha256: weights.sha256().to_owned(),
-            dim: cfg.labels(),
-            pooling: None,
-            normalize: false,
-            query_prefix: String::new(),
-            passage_prefix: String::new(),
-        };
+        let e = HeadedEncoder::load(
+            spec,
+            opts.max_seq_length,
+            opts.batch_size,
+            4,
+            "max_seq_length must leave room for a pair and its special tokens",
+        )?;
+        let head = ClassifierHead::load(&e.cfg, &e.weights)?;
+        let fingerprint = e.fingerprint(e.cfg.labels());
         Ok(CrossEncoder {
-            model,
+            labels: e.cfg.labels(),
+            model: e.model,
             head,
-            tokenizer,
-            labels: cfg.labels(),
-            batch_size,
+            tokenizer: e.tokenizer,
+            batch_size: e.batch_size,
             pool: build_pool(opts.threads)?,
             fingerprint,
         })

@@ -7,14 +7,13 @@
 //! tokens only, so a batch never materialises a `[batch, seq, vocab]` tensor (256 tokens × 30k
 //! entries × 32 inputs would be a gigabyte).
 
-use candle_core::{Device, D};
+use candle_core::D;
 
 use crate::bert::{BertModel, MaskedLmHead};
-use crate::config::{ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
-use crate::embedder::{build_pool, DEFAULT_BATCH_SIZE};
+use crate::embedder::build_pool;
 use crate::fingerprint::ModelFingerprint;
+use crate::load::HeadedEncoder;
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
-use crate::weights::Weights;
 use crate::EmbedError;
 
 /// A sparse vector: vocabulary ids in increasing order and their (positive) weights.
@@ -130,43 +129,21 @@ pub struct SpladeEncoder {
 impl SpladeEncoder {
     /// Loads a masked-LM directory.
     pub fn load(spec: &str, opts: SpladeOptions) -> Result<Self, EmbedError> {
-        let dir = ModelDir::resolve(spec)?;
-        let device = Device::Cpu;
-        let cfg = dir.bert_config()?;
-        let weights = Weights::load(&dir.require(WEIGHTS_FILE)?, &device)?;
-        let model = BertModel::load(&cfg, &weights, &device)?;
-        let head = MaskedLmHead::load(&cfg, &weights, &model)?;
-        let max_len = opts
-            .max_seq_length
-            .unwrap_or(dir.max_seq_length(&cfg)?)
-            .min(cfg.max_position_embeddings);
-        if max_len < 2 {
-            return Err(EmbedError::InvalidArgument(
-                "max_seq_length must leave room for the special tokens".into(),
-            ));
-        }
-        let tokenizer = TextTokenizer::load(&dir.require(TOKENIZER_FILE)?, max_len)?;
-        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        if batch_size == 0 {
-            return Err(EmbedError::InvalidArgument(
-                "batch size must be positive".into(),
-            ));
-        }
-        let fingerprint = ModelFingerprint {
-            model_id: dir.model_id(),
-            weights_sha256: weights.sha256().to_owned(),
-            dim: cfg.vocab_size,
-            pooling: None,
-            normalize: false,
-            query_prefix: String::new(),
-            passage_prefix: String::new(),
-        };
+        let e = HeadedEncoder::load(
+            spec,
+            opts.max_seq_length,
+            opts.batch_size,
+            2,
+            "max_seq_length must leave room for the special tokens",
+        )?;
+        let head = MaskedLmHead::load(&e.cfg, &e.weights, &e.model)?;
+        let fingerprint = e.fingerprint(e.cfg.vocab_size);
         Ok(SpladeEncoder {
-            model,
+            model: e.model,
             head,
-            tokenizer,
+            tokenizer: e.tokenizer,
             top_k: opts.top_k,
-            batch_size,
+            batch_size: e.batch_size,
             pool: build_pool(opts.threads)?,
             fingerprint,
         })
