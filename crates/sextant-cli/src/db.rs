@@ -131,6 +131,38 @@ pub struct UpsertArgs {
     pub batch: usize,
 }
 
+/// Retrieval options shared by `search --text/--queries` and `ask`.
+#[derive(Debug, Clone, Args)]
+pub struct RetrievalArgs {
+    /// Text search mode: dense, bm25, splade or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Sources of hybrid mode, comma-separated (dense, bm25, splade).
+    #[arg(long, default_value = "dense,bm25")]
+    pub sources: String,
+    /// Fusion weights, one per hybrid source [default: all 1].
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// Hybrid fusion: rrf, weighted (min-max), weighted-z (z-score) or dbsf.
+    #[arg(long, default_value = "rrf")]
+    pub fusion: String,
+    /// Chunks each source contributes [default: max(3 k, 100)].
+    #[arg(long)]
+    pub source_k: Option<usize>,
+    /// Rerank with this cross-encoder model directory.
+    #[arg(long)]
+    pub rerank: Option<String>,
+    /// Chunks to rerank.
+    #[arg(long, default_value_t = 50)]
+    pub rerank_top: usize,
+    /// MMR diversity: lambda in [0, 1] (1 = relevance only).
+    #[arg(long)]
+    pub mmr: Option<f32>,
+    /// Chunks per document (results are grouped by document).
+    #[arg(long, default_value_t = 1)]
+    pub group_size: usize,
+}
+
 /// `search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -150,12 +182,8 @@ pub struct SearchArgs {
     /// per query.
     #[arg(long, conflicts_with_all = ["vector", "vector_file"])]
     pub queries: Option<PathBuf>,
-    /// Text search mode: dense, bm25 or hybrid.
-    #[arg(long, default_value = "hybrid")]
-    pub mode: String,
-    /// Hybrid fusion: rrf, weighted (min-max), weighted-z (z-score) or dbsf.
-    #[arg(long, default_value = "rrf")]
-    pub fusion: String,
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
     /// Write text-query results as a TREC run (`qid Q0 docid rank score tag`).
     #[arg(long)]
     pub run_out: Option<PathBuf>,
@@ -270,7 +298,7 @@ pub fn parse_id(s: &str) -> PointId {
     }
 }
 
-fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
+pub fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
     s.map(|s| Filter::from_json_str(s).map_err(anyhow::Error::from))
         .transpose()
 }
@@ -342,6 +370,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 spaces,
                 payload_indexes,
                 tenant_key: c.tenant_key,
+                documents: None,
                 sparse_spaces: Vec::new(),
             };
             let col = db.create_collection(&c.name, schema)?;
@@ -760,8 +789,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                 crate::docs::TextSearch {
                     name: &s.name,
                     queries,
-                    mode: &s.mode,
-                    fusion: &s.fusion,
+                    retrieval: &s.retrieval,
                     k: s.k,
                     filter: parse_filter(s.filter.as_deref())?,
                     run_out: s.run_out.as_deref(),

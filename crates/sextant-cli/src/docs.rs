@@ -1,14 +1,11 @@
-//! Documents in, ranked documents out: `sextant ingest` (JSONL records → chunks → embeddings +
-//! BM25 → points) and text queries for `sextant search` (`--text`, `--queries`, with
-//! `--mode dense|bm25|hybrid`), results grouped by document.
+//! Documents in, answers out: `sextant ingest` (files, directories or JSONL records → the
+//! engine's document layer), text queries for `sextant search` (`--text`, `--queries`) and
+//! `sextant ask` (retrieval → cited context → optionally a language model).
 //!
-//! A collection made by `ingest` has a dense space `dense` (the model's dimension, cosine, HNSW;
-//! the model's directory and fingerprint are stored with it, and a query with another model is
-//! refused) and a BM25 sparse space `bm25`. Every chunk is a point with id `<doc id>#<n>` and a
-//! payload with `doc_id`, `chunk_index`, `start`/`end` (byte offsets in the document text),
-//! `title`, `section`, `text` and `content_hash`, plus the record's other fields.
+//! The pipeline itself (chunking, redaction, embedding, atomic replacement, the hybrid plan,
+//! context assembly) is `sextant_engine::documents`; this module reads inputs, loads models,
+//! shows progress and prints results.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,65 +14,358 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
-use sextant_core::{Filter, Metric, PointId};
-use sextant_embed::{BertEmbedder, Embedder, EmbedderOptions, InputKind, ModelFingerprint};
-use sextant_engine::fusion::{fuse, Fusion, Normalization, DEFAULT_RRF_K};
-use sextant_engine::{
-    Collection, Database, IndexSpec, PayloadIndexSpec, PointInput, Schema, SearchRequest,
-    SpaceSpec, SparseInput, SparseKind, SparseSearchRequest, SparseSpaceSpec, Vectors,
+use sextant_core::Filter;
+use sextant_engine::documents::context::{self, Context as RagContext};
+use sextant_engine::documents::ingest::{Document, Ingester};
+use sextant_engine::documents::search::{
+    search_text, DocumentHit, Models, Source, SourceKind, TextQuery,
 };
-use sextant_text::chunk::{chunk, Strategy};
+use sextant_engine::documents::{
+    self as documents, ChunkingSpec, DenseModel, DocumentSettings, RedactionSpec, SPLADE,
+};
+use sextant_engine::fusion::{Fusion, Normalization, DEFAULT_RRF_K};
+use sextant_engine::{Collection, Database};
 
-/// Name of the dense space `ingest` creates.
-pub const DENSE: &str = "dense";
-/// Name of the BM25 space `ingest` creates.
-pub const BM25: &str = "bm25";
-/// Default chunk budget in model tokens (all-MiniLM-L6-v2 reads 256, special tokens and the
-/// title prefix need the rest).
-pub const DEFAULT_CHUNK_TOKENS: usize = 200;
-/// Chunks embedded and written per batch.
-const WRITE_BATCH: usize = 256;
-/// Candidates each source contributes before fusion and grouping, per requested result.
-const CANDIDATES_PER_RESULT: usize = 3;
+use crate::db::RetrievalArgs;
+use crate::models::{stored_path, Cross, Dense, Splade};
+
+/// File extensions `ingest` reads from directories.
+const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm"];
 
 /// `ingest`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Collection (created on first ingest).
     pub name: String,
-    /// JSONL records, one document per line.
+    /// Files or directories (recursed; .txt, .md, .markdown, .html, .htm).
+    pub paths: Vec<PathBuf>,
+    /// JSONL records, one document per line (BEIR corpus format by default).
     #[arg(long)]
-    pub jsonl: PathBuf,
-    /// Field holding the document id.
+    pub jsonl: Option<PathBuf>,
+    /// JSONL field holding the document id.
     #[arg(long, default_value = "_id")]
     pub id_field: String,
-    /// Field holding the text.
+    /// JSONL field holding the text.
     #[arg(long, default_value = "text")]
     pub text_field: String,
-    /// Field holding the title (optional in records).
+    /// JSONL field holding the title (optional in records).
     #[arg(long, default_value = "title")]
     pub title_field: String,
     /// Embedding model directory (used when the collection is created; later ingests and
     /// queries use the collection's own model).
     #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
     pub model: String,
-    /// Chunking: sentences, paragraphs (Markdown-aware) or fixed (token windows with 15% overlap).
+    /// Also index SPLADE weights with this model (at creation only).
+    #[arg(long)]
+    pub splade: Option<String>,
+    /// Chunking at creation: sentences, paragraphs (heading-aware), fixed (token windows with
+    /// overlap), semantic or hierarchical.
     #[arg(long, default_value = "sentences")]
     pub chunking: String,
     /// Chunk budget in model tokens [default: 200, or less when the model reads fewer].
     #[arg(long)]
     pub chunk_tokens: Option<usize>,
+    /// Overlap of fixed windows in tokens [default: 15% of the chunk budget].
+    #[arg(long)]
+    pub chunk_overlap: Option<usize>,
+    /// Parent chunk budget of hierarchical chunking [default: 4 × the chunk budget].
+    #[arg(long)]
+    pub parent_tokens: Option<usize>,
+    /// Redact PII at creation (e-mail, phone, card, IBAN, IP, national id): mask or hash. The
+    /// original text is then not stored.
+    #[arg(long)]
+    pub redact: Option<String>,
+    /// Chunks embedded per batch (one WAL record each).
+    #[arg(long, default_value_t = documents::ingest::DEFAULT_BATCH_CHUNKS)]
+    pub batch: usize,
 }
 
-/// What `search` does with text queries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Embedding similarity.
-    Dense,
-    /// BM25.
-    Bm25,
-    /// Both, fused.
-    Hybrid,
+/// Loads the models a document collection was built with.
+struct CollectionModels {
+    dense: Dense,
+    splade: Option<Splade>,
+}
+
+fn collection_models(c: &Collection, need_splade: bool) -> Result<CollectionModels> {
+    let stored = documents::stored_model(c, documents::DENSE).with_context(|| {
+        format!(
+            "collection {:?} has no model-backed space {:?} (make it with `sextant ingest`)",
+            c.name(),
+            documents::DENSE
+        )
+    })?;
+    let dense = Dense::load(&stored_path(&stored)?)?;
+    let splade = match documents::stored_model(c, SPLADE) {
+        Some(s) if need_splade => Some(Splade::load(&stored_path(&s)?)?),
+        None if need_splade => bail!(
+            "collection {:?} has no SPLADE space (give --splade DIR when it is first ingested)",
+            c.name()
+        ),
+        _ => None,
+    };
+    Ok(CollectionModels { dense, splade })
+}
+
+/// Runs `ingest`.
+pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
+    if a.paths.is_empty() && a.jsonl.is_none() {
+        bail!("give files or directories to ingest, or --jsonl FILE");
+    }
+    let db = crate::db::open(db_args)?;
+    let (c, models) = match db.collection(&a.name) {
+        Ok(c) => {
+            let has_splade = documents::stored_model(&c, SPLADE).is_some();
+            let m = collection_models(&c, has_splade)?;
+            (c, m)
+        }
+        Err(sextant_engine::EngineError::CollectionNotFound(_)) => {
+            let dense = Dense::load(&a.model)?;
+            let splade = a.splade.as_deref().map(Splade::load).transpose()?;
+            let mut settings = DocumentSettings::for_model(dense.max_tokens());
+            settings.chunking = ChunkingSpec {
+                strategy: a.chunking.clone(),
+                max_tokens: a.chunk_tokens.unwrap_or(settings.chunking.max_tokens),
+                overlap: a.chunk_overlap,
+                parent_max_tokens: a.parent_tokens,
+            };
+            settings.redaction = a.redact.as_ref().map(|mode| RedactionSpec {
+                mode: mode.clone(),
+                salt: random_salt(),
+            });
+            let schema = documents::schema(
+                &dense,
+                splade.as_ref().map(|s| s as &dyn documents::SparseModel),
+                &settings,
+            )?;
+            let c = db.create_collection(&a.name, schema)?;
+            (c, CollectionModels { dense, splade })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut ing = Ingester::new(
+        &c,
+        &models.dense,
+        models
+            .splade
+            .as_ref()
+            .map(|s| s as &dyn documents::SparseModel),
+    )?
+    .with_batch_chunks(a.batch);
+    let bar = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    let t0 = Instant::now();
+    let mut skipped_files = 0usize;
+    let tick = |ing: &Ingester<'_>| {
+        let s = t0.elapsed().as_secs_f64().max(1e-9);
+        let st = ing.stats();
+        bar.set_message(format!(
+            "{} documents ({:.1}/s), {} chunks ({:.1}/s), {} unchanged",
+            st.documents,
+            st.documents as f64 / s,
+            st.chunks,
+            st.chunks as f64 / s,
+            st.unchanged
+        ));
+        bar.tick();
+    };
+    for root in &a.paths {
+        for file in walk(root)? {
+            match read_file(root, &file)? {
+                Some(doc) => {
+                    ing.add(doc)
+                        .with_context(|| format!("ingesting {}", file.display()))?;
+                }
+                None => skipped_files += 1,
+            }
+            tick(&ing);
+        }
+    }
+    if let Some(path) = &a.jsonl {
+        let f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        for (line_no, line) in BufReader::new(f).lines().enumerate() {
+            let at = || format!("{} line {}", path.display(), line_no + 1);
+            let line = line.with_context(at)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let doc = record(&line, &a).with_context(at)?;
+            ing.add(doc).with_context(at)?;
+            if line_no % 64 == 0 {
+                tick(&ing);
+            }
+        }
+    }
+    let stats = ing.finish()?;
+    bar.finish_and_clear();
+    while c.merge()? {}
+    let s = t0.elapsed().as_secs_f64();
+    let mut report = serde_json::to_value(&stats)?;
+    report["seconds"] = json!(s);
+    report["documents_per_s"] = json!(stats.documents as f64 / s);
+    report["chunks_per_s"] = json!(stats.chunks as f64 / s);
+    report["skipped_files"] = json!(skipped_files);
+    if db_args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "ingested {} documents ({} replaced, {} unchanged) as {} chunks into {:?} in {s:.1} s ({:.1} documents/s, {:.1} chunks/s)",
+            stats.documents, stats.replaced, stats.unchanged, stats.chunks, c.name(),
+            stats.documents as f64 / s, stats.chunks as f64 / s
+        );
+        if !stats.redactions.is_empty() {
+            println!("redacted: {}", serde_json::to_string(&stats.redactions)?);
+        }
+        if skipped_files > 0 {
+            println!("skipped {skipped_files} files that are not text, Markdown or HTML");
+        }
+    }
+    Ok(())
+}
+
+/// A salt for hash-mode redaction, from the clock and the process (unpredictable enough for a
+/// per-collection salt; it is stored with the collection).
+fn random_salt() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(std::process::id());
+    for b in t.to_le_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Files under `root` (itself when it is a file), sorted, with a known extension.
+fn walk(root: &Path) -> Result<Vec<PathBuf>> {
+    let meta =
+        std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+    if meta.is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if has_known_extension(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn has_known_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Reads one file as a document (id: its path relative to the root given; `None` for an
+/// unknown format given explicitly).
+fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
+    if !has_known_extension(file) {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let source = String::from_utf8_lossy(&bytes);
+    if matches!(source, std::borrow::Cow::Owned(_)) {
+        eprintln!(
+            "warning: {} is not valid UTF-8; invalid bytes read as U+FFFD",
+            file.display()
+        );
+    }
+    let meta = std::fs::metadata(file)?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| sextant_core::format_rfc3339(d.as_secs() as i64));
+    let id = if root.is_file() {
+        file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    } else {
+        file.strip_prefix(root)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (text, title, source_map) = extract(file, &source);
+    Ok(Some(Document {
+        id,
+        title: title.unwrap_or_default(),
+        text,
+        source: Some(file.display().to_string()),
+        modified,
+        fields: Map::new(),
+        source_map,
+    }))
+}
+
+/// Text, title and source map of a file's contents by its format.
+#[allow(clippy::type_complexity)]
+fn extract(file: &Path, source: &str) -> (String, Option<String>, Vec<(usize, usize)>) {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let title = match ext.as_str() {
+        "md" | "markdown" => source
+            .lines()
+            .find_map(|l| l.strip_prefix("# ").map(|t| t.trim().to_string())),
+        _ => None,
+    };
+    (source.to_string(), title, Vec::new())
+}
+
+/// A JSONL record as a document.
+fn record(line: &str, a: &IngestArgs) -> Result<Document> {
+    let rec: Map<String, Value> = serde_json::from_str(line).context("not a JSON object")?;
+    let id = match rec.get(&a.id_field) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => bail!("missing or empty id field {:?}", a.id_field),
+    };
+    let text = match rec.get(&a.text_field) {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => bail!("field {:?} is not a string", a.text_field),
+    };
+    let title = rec
+        .get(&a.title_field)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut fields = rec;
+    for k in [&a.id_field, &a.text_field, &a.title_field] {
+        fields.remove(k);
+    }
+    Ok(Document {
+        id,
+        title,
+        text,
+        source: None,
+        modified: None,
+        fields,
+        source_map: Vec::new(),
+    })
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion> {
@@ -88,241 +378,93 @@ fn parse_fusion(s: &str) -> Result<Fusion> {
     })
 }
 
-/// Loads the collection's model and checks it is the one its vectors came from.
-fn collection_model(c: &Collection) -> Result<BertEmbedder> {
-    let spec = c
-        .schema()
-        .spaces
-        .iter()
-        .find(|s| s.name == DENSE)
-        .and_then(|s| s.model.clone())
-        .with_context(|| format!("collection {:?} has no model-backed space {DENSE:?} (make it with `sextant ingest`)", c.name()))?;
-    let path = spec["path"].as_str().context("stored model has no path")?;
-    let stored: ModelFingerprint = serde_json::from_value(spec["fingerprint"].clone())
-        .context("stored model fingerprint does not parse")?;
-    let model = BertEmbedder::load(path, EmbedderOptions::default())
-        .with_context(|| format!("loading the collection's model from {path}"))?;
-    stored.check(model.fingerprint()).with_context(|| {
-        format!(
-            "the model at {path} is not the one collection {:?} was built with",
-            c.name()
-        )
-    })?;
-    Ok(model)
+/// The models a text query needs, loaded once.
+struct QueryModels {
+    dense: Option<Dense>,
+    splade: Option<Splade>,
+    reranker: Option<Cross>,
 }
 
-fn schema_for(model: &BertEmbedder, path: &str) -> Schema {
-    Schema {
-        spaces: vec![SpaceSpec {
-            name: DENSE.into(),
-            dim: model.dim(),
-            metric: Metric::Cosine,
-            index: IndexSpec::default(),
-            model: Some(json!({"path": path, "fingerprint": model.fingerprint()})),
-        }],
-        payload_indexes: vec![PayloadIndexSpec {
-            key: "doc_id".into(),
-            field_type: sextant_engine::FieldType::Keyword,
-        }],
-        tenant_key: None,
-        sparse_spaces: vec![SparseSpaceSpec {
-            name: BM25.into(),
-            kind: SparseKind::Bm25 {
-                k1: sextant_text::bm25::DEFAULT_K1,
-                b: sextant_text::bm25::DEFAULT_B,
-                analyzer: json!({"split": "alphanumeric", "lowercase": true, "min_chars": 1,
-                                 "max_bytes": 40, "stop_words": null, "stemmer": "english"}),
-            },
-        }],
+impl QueryModels {
+    fn models(&self) -> Models<'_> {
+        Models {
+            dense: self.dense.as_ref().map(|m| m as &dyn DenseModel),
+            splade: self
+                .splade
+                .as_ref()
+                .map(|m| m as &dyn documents::SparseModel),
+            reranker: self
+                .reranker
+                .as_ref()
+                .map(|m| m as &dyn documents::PairScorer),
+        }
     }
 }
 
-fn content_hash(title: &str, text: &str) -> String {
-    // FNV-1a 64: a change detector, not a security boundary.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in title.bytes().chain([0u8]).chain(text.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// Runs `ingest`.
-pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
-    let db = crate::db::open(db_args)?;
-    let (c, model) = match db.collection(&a.name) {
-        Ok(c) => {
-            let m = collection_model(&c)?;
-            (c, m)
-        }
-        Err(sextant_engine::EngineError::CollectionNotFound(_)) => {
-            let m = BertEmbedder::load(&a.model, EmbedderOptions::default())?;
-            let c = db.create_collection(&a.name, schema_for(&m, &a.model))?;
-            (c, m)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let limit = model.max_seq_length().saturating_sub(2).max(1);
-    let chunk_tokens = a.chunk_tokens.unwrap_or(DEFAULT_CHUNK_TOKENS.min(limit));
-    if chunk_tokens == 0 || chunk_tokens > limit {
-        bail!(
-            "--chunk-tokens must be 1..={} for this model (its limit is {} tokens)",
-            model.max_seq_length() - 2,
-            model.max_seq_length()
-        );
-    }
-    let strategy = match a.chunking.as_str() {
-        "sentences" => Strategy::Sentences {
-            max_tokens: chunk_tokens,
-        },
-        "paragraphs" => Strategy::Paragraphs {
-            max_tokens: chunk_tokens,
-        },
-        "fixed" => Strategy::Fixed {
-            max_tokens: chunk_tokens,
-            overlap: (chunk_tokens as f32 * sextant_text::chunk::DEFAULT_OVERLAP_FRACTION) as usize,
-        },
-        other => bail!("unknown chunking {other:?}: expected sentences, paragraphs or fixed"),
-    };
-    let file = std::fs::File::open(&a.jsonl)
-        .with_context(|| format!("cannot open {}", a.jsonl.display()))?;
-    let bar = ProgressBar::new_spinner()
-        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    let t0 = Instant::now();
-    let (mut docs, mut skipped, mut chunks) = (0usize, 0usize, 0usize);
-    let mut pending: Vec<(PointInput, String)> = Vec::new();
-    let tokens = |s: &str| model.tokenizer().token_spans(s).unwrap_or_default();
-    for (line_no, line) in BufReader::new(file).lines().enumerate() {
-        let at = || format!("{} line {}", a.jsonl.display(), line_no + 1);
-        let line = line.with_context(at)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec: Map<String, Value> =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
-        let id = match rec.get(&a.id_field) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => bail!("{}: missing or empty id field {:?}", at(), a.id_field),
-        };
-        let text = rec
-            .get(&a.text_field)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let title = rec
-            .get(&a.title_field)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let hash = content_hash(&title, &text);
-        // Unchanged documents are a no-op; changed ones lose their old chunks first.
-        let doc_filter =
-            Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": id}}]}))
-                .expect("valid filter");
-        let old = c.scroll(Some(&doc_filter), 1, None, None, true)?;
-        if let Some(p) = old.points.first() {
-            if p.payload.as_ref().and_then(|v| v.get("content_hash")) == Some(&json!(hash)) {
-                skipped += 1;
-                continue;
-            }
-            c.delete_by_filter(&doc_filter)?;
-        }
-        let mut extra = rec.clone();
-        for k in [&a.id_field, &a.text_field, &a.title_field] {
-            extra.remove(k);
-        }
-        let pieces = chunk(&text, strategy, &tokens);
-        let pieces = if pieces.is_empty() && !title.is_empty() {
-            vec![sextant_text::chunk::Chunk {
-                start: 0,
-                end: 0,
-                section: None,
-            }]
-        } else {
-            pieces
-        };
-        for (i, ch) in pieces.iter().enumerate() {
-            let body = &text[ch.start..ch.end];
-            let full = if title.is_empty() {
-                body.to_string()
-            } else {
-                format!("{title}\n{body}")
-            };
-            let mut payload = extra.clone();
-            payload.insert("doc_id".into(), json!(id));
-            payload.insert("chunk_index".into(), json!(i));
-            payload.insert("start".into(), json!(ch.start));
-            payload.insert("end".into(), json!(ch.end));
-            payload.insert("title".into(), json!(title));
-            payload.insert("section".into(), json!(ch.section));
-            payload.insert("text".into(), json!(body));
-            payload.insert("content_hash".into(), json!(hash));
-            pending.push((
-                PointInput {
-                    id: PointId::Str(format!("{id}#{i}")),
-                    vectors: Vectors::Single(Vec::new()),
-                    payload: Value::Object(payload),
-                    sparse: vec![(BM25.into(), SparseInput::Text(full.clone()))],
-                },
-                full,
-            ));
-        }
-        docs += 1;
-        chunks += pieces.len();
-        if pending.len() >= WRITE_BATCH {
-            write_batch(&c, &model, &mut pending)?;
-            let s = t0.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "{docs} documents ({:.0}/s), {chunks} chunks ({:.0}/s), {skipped} unchanged",
-                docs as f64 / s,
-                chunks as f64 / s
-            ));
-            bar.tick();
-        }
-    }
-    write_batch(&c, &model, &mut pending)?;
-    c.sync()?;
-    bar.finish_and_clear();
-    while c.merge()? {}
-    let s = t0.elapsed().as_secs_f64();
-    let report = json!({"documents": docs, "unchanged": skipped, "chunks": chunks, "seconds": s,
-                        "documents_per_s": docs as f64 / s, "chunks_per_s": chunks as f64 / s});
-    if db_args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "ingested {docs} documents ({skipped} unchanged) as {chunks} chunks into {:?} in {s:.1} s ({:.1} documents/s, {:.1} chunks/s)",
-            c.name(), docs as f64 / s, chunks as f64 / s
-        );
-    }
-    Ok(())
-}
-
-fn write_batch(
+/// Builds the query template (text filled per query) and loads the models it needs.
+fn plan(
     c: &Collection,
-    model: &BertEmbedder,
-    pending: &mut Vec<(PointInput, String)>,
-) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
+    r: &RetrievalArgs,
+    k: usize,
+    filter: Option<Filter>,
+) -> Result<(TextQuery, QueryModels)> {
+    let kinds: Vec<SourceKind> = match r.mode.as_str() {
+        "dense" => vec![SourceKind::Dense],
+        "bm25" => vec![SourceKind::Bm25],
+        "splade" => vec![SourceKind::Splade],
+        "hybrid" => r
+            .sources
+            .split(',')
+            .map(|s| s.trim().parse::<SourceKind>())
+            .collect::<Result<_, _>>()?,
+        other => bail!("unknown mode {other:?}: expected dense, bm25, splade or hybrid"),
+    };
+    let mut q = TextQuery::new("", &kinds, k);
+    if let Some(d) = r.source_k {
+        for s in &mut q.sources {
+            s.k = d;
+        }
     }
-    let texts: Vec<&str> = pending.iter().map(|(_, t)| t.as_str()).collect();
-    let emb = model.embed(&texts, InputKind::Passage)?;
-    let points: Vec<PointInput> = pending
-        .drain(..)
-        .enumerate()
-        .map(|(i, (mut p, _))| {
-            p.vectors = Vectors::Single(emb.row(i).to_vec());
-            p
-        })
-        .collect();
-    c.upsert(points)?;
-    Ok(())
+    if let Some(w) = &r.weights {
+        let w: Vec<f32> = w
+            .split(',')
+            .map(|x| x.trim().parse::<f32>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--weights {w:?}: expected numbers"))?;
+        if w.len() != q.sources.len() {
+            bail!(
+                "--weights has {} values for {} sources",
+                w.len(),
+                q.sources.len()
+            );
+        }
+        for (s, w) in q.sources.iter_mut().zip(w) {
+            *s = Source { weight: w, ..*s };
+        }
+    }
+    q.fusion = parse_fusion(&r.fusion)?;
+    q.filter = filter;
+    q.mmr_lambda = r.mmr;
+    q.group_size = Some(r.group_size);
+    let need_dense = kinds.contains(&SourceKind::Dense) || r.mmr.is_some();
+    let need_splade = kinds.contains(&SourceKind::Splade);
+    let loaded = collection_models(c, need_splade)?;
+    let reranker = match &r.rerank {
+        Some(dir) => {
+            q.rerank_top = r.rerank_top;
+            Some(Cross::load(dir)?)
+        }
+        None => None,
+    };
+    Ok((
+        q,
+        QueryModels {
+            dense: need_dense.then_some(loaded.dense),
+            splade: loaded.splade,
+            reranker,
+        },
+    ))
 }
-
-/// Documents of one query, best first: (doc id, score, payload of its best chunk).
-type Ranked = Vec<(String, f32, Value)>;
 
 /// A text search as `search --text/--queries` asks for it.
 #[derive(Debug)]
@@ -331,10 +473,8 @@ pub struct TextSearch<'a> {
     pub name: &'a str,
     /// (query id, text) pairs.
     pub queries: Vec<(String, String)>,
-    /// dense, bm25 or hybrid.
-    pub mode: &'a str,
-    /// Fusion method name.
-    pub fusion: &'a str,
+    /// Retrieval options.
+    pub retrieval: &'a RetrievalArgs,
     /// Documents per query.
     pub k: usize,
     /// Payload filter applied to every source.
@@ -348,141 +488,54 @@ pub struct TextSearch<'a> {
 /// Text queries: one (`--text`) or a BEIR `queries.jsonl` (`--queries`), ranked documents out
 /// (the best chunk per document), optionally as a TREC run.
 pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
-    let TextSearch {
-        name,
-        queries,
-        mode,
-        fusion,
-        k,
-        filter,
-        run_out,
-        json_out,
-    } = t;
-    let mode = match mode {
-        "dense" => Mode::Dense,
-        "bm25" => Mode::Bm25,
-        "hybrid" => Mode::Hybrid,
-        other => bail!("unknown mode {other:?}: expected dense, bm25 or hybrid"),
-    };
-    let fusion = parse_fusion(fusion)?;
-    let c = crate::db::collection(db, name)?;
-    let model = match mode {
-        Mode::Bm25 => None,
-        _ => Some(collection_model(&c)?),
-    };
-    let depth = (k * CANDIDATES_PER_RESULT).min(sextant_engine::query::MAX_K);
-    let mut run: Vec<(String, Ranked)> = Vec::new();
-    let bar = ProgressBar::new(queries.len() as u64).with_style(
+    let c = crate::db::collection(db, t.name)?;
+    let (template, models) = plan(&c, t.retrieval, t.k, t.filter.clone())?;
+    let mut run: Vec<(String, Vec<DocumentHit>)> = Vec::new();
+    let bar = ProgressBar::new(t.queries.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} queries ({per_sec})")
             .expect("valid template"),
     );
-    for (qid, text) in &queries {
-        let mut lists: Vec<Vec<(PointId, f32)>> = Vec::new();
-        let mut payloads: HashMap<PointId, Value> = HashMap::new();
-        if let Some(m) = &model {
-            let v = m.embed(&[text.as_str()], InputKind::Query)?.row(0).to_vec();
-            let r = c.search(SearchRequest {
-                space: Some(DENSE.into()),
-                vector: v,
-                k: depth,
-                filter: filter.clone(),
-                with_payload: true,
-                ..Default::default()
-            })?;
-            add_source(r, &mut lists, &mut payloads);
-        }
-        if mode != Mode::Dense {
-            let r = c.search_sparse(SparseSearchRequest {
-                space: BM25.into(),
-                query: SparseInput::Text(text.clone()),
-                k: depth,
-                filter: filter.clone(),
-                tenant: None,
-                with_payload: true,
-            })?;
-            add_source(r, &mut lists, &mut payloads);
-        }
-        let fused = if lists.len() == 1 {
-            lists.pop().unwrap_or_default()
-        } else {
-            fuse(&lists, &[1.0, 1.0], fusion)
-        };
-        // Best chunk per document.
-        let mut seen = std::collections::HashSet::new();
-        let mut docs = Vec::new();
-        for (pid, score) in fused {
-            let payload = payloads.remove(&pid).unwrap_or(Value::Null);
-            let doc = payload["doc_id"]
-                .as_str()
-                .map_or_else(|| pid.to_string(), str::to_string);
-            if seen.insert(doc.clone()) {
-                docs.push((doc, score, payload));
-                if docs.len() == k {
-                    break;
-                }
-            }
-        }
-        run.push((qid.clone(), docs));
+    for (qid, text) in &t.queries {
+        let mut q = template.clone();
+        q.text = text.clone();
+        run.push((qid.clone(), search_text(&c, models.models(), &q)?));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let tag = format!(
-        "sextant-{}",
-        match mode {
-            Mode::Dense => "dense",
-            Mode::Bm25 => "bm25",
-            Mode::Hybrid => "hybrid",
-        }
-    );
-    if let Some(path) = run_out {
+    let tag = format!("sextant-{}", t.retrieval.mode);
+    if let Some(path) = t.run_out {
         let f = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let mut w = std::io::BufWriter::new(f);
         for (qid, docs) in &run {
-            for (rank, (doc, score, _)) in docs.iter().enumerate() {
-                writeln!(w, "{qid} Q0 {doc} {} {score} {tag}", rank + 1)?;
+            for (rank, d) in docs.iter().enumerate() {
+                writeln!(w, "{qid} Q0 {} {} {} {tag}", d.doc_id, rank + 1, d.score)?;
             }
         }
         w.flush()?;
         eprintln!("wrote {} queries to {}", run.len(), path.display());
-    } else if json_out {
+    } else if t.json_out {
         let out: Vec<Value> = run
             .iter()
-            .map(|(q, docs)| json!({"query": q, "hits": docs.iter().map(|(d, s, p)| json!({"doc_id": d, "score": s, "payload": p})).collect::<Vec<_>>()}))
+            .map(|(q, docs)| json!({"query": q, "documents": docs}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for (_, docs) in &run {
-            for (rank, (doc, score, p)) in docs.iter().enumerate() {
+            for (rank, d) in docs.iter().enumerate() {
+                let p = &d.chunks[0].payload;
                 let snippet: String = p["text"].as_str().unwrap_or("").chars().take(100).collect();
                 println!(
-                    "{:>3}. {doc} ({score:.4}) {}: {snippet}",
+                    "{:>3}. {} ({:.4}) {}: {snippet}",
                     rank + 1,
+                    d.doc_id,
+                    d.score,
                     p["title"].as_str().unwrap_or("")
                 );
             }
         }
     }
     Ok(())
-}
-
-/// Adds one source's ranked list, and the payloads of its hits, to a query's fusion inputs.
-fn add_source(
-    r: sextant_engine::SearchResponse,
-    lists: &mut Vec<Vec<(PointId, f32)>>,
-    payloads: &mut HashMap<PointId, Value>,
-) {
-    lists.push(
-        r.hits
-            .iter()
-            .map(|h| (h.id.clone(), h.score.unwrap_or(0.0)))
-            .collect(),
-    );
-    payloads.extend(
-        r.hits
-            .into_iter()
-            .map(|h| (h.id, h.payload.unwrap_or(Value::Null))),
-    );
 }
 
 /// Reads BEIR `queries.jsonl` as (id, text).
@@ -504,4 +557,107 @@ pub fn read_queries(path: &Path) -> Result<Vec<(String, String)>> {
         out.push((id, v["text"].as_str().unwrap_or("").to_string()));
     }
     Ok(out)
+}
+
+/// `ask`.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// Collection or alias (made by `ingest`).
+    pub name: String,
+    /// The question.
+    pub question: String,
+    /// Chunks to retrieve before packing the context.
+    #[arg(long, default_value_t = 8)]
+    pub k: usize,
+    /// Context budget in model tokens.
+    #[arg(long, default_value_t = 1024)]
+    pub budget: usize,
+    /// Payload filter (JSON).
+    #[arg(long)]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
+    /// OpenAI-compatible endpoint (`http://host:port`, `…/v1` or `…/v1/chat/completions`;
+    /// Ollama serves one at http://localhost:11434). Without it the answer is the cited
+    /// context itself. The API key, if any, comes from `SEXTANT_LLM_API_KEY`.
+    #[arg(long)]
+    pub llm: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+    /// Seconds to wait for the language model.
+    #[arg(long, default_value_t = 120)]
+    pub llm_timeout: u64,
+}
+
+/// Runs `ask`.
+pub fn run_ask(db_args: &crate::db::DbArgs, a: AskArgs) -> Result<()> {
+    let db = crate::db::open(db_args)?;
+    let c = crate::db::collection(&db, &a.name)?;
+    let filter = crate::db::parse_filter(a.filter.as_deref())?;
+    let mut retrieval = a.retrieval.clone();
+    // Several chunks of one document are welcome in a context.
+    retrieval.group_size = retrieval.group_size.max(a.k);
+    let (mut q, mut models) = plan(&c, &retrieval, a.k, filter)?;
+    q.text = a.question.clone();
+    q.group_size = None;
+    let hits = search_text(&c, models.models(), &q)?;
+    // The budget is counted in the collection's model tokens.
+    let counter = match models.dense.take() {
+        Some(d) => d,
+        None => collection_models(&c, false)?.dense,
+    };
+    let count = |s: &str| counter.token_spans(s).len();
+    let ctx = context::assemble(&hits, a.budget, &count);
+    let answer = match &a.llm {
+        Some(url) => Some(crate::llm::complete(
+            url,
+            &a.llm_model,
+            &crate::llm::prompt(&a.question, &ctx),
+            std::time::Duration::from_secs(a.llm_timeout),
+        )?),
+        None => None,
+    };
+    print_answer(db_args.json, &a.question, &ctx, answer.as_deref())
+}
+
+fn print_answer(
+    json_out: bool,
+    question: &str,
+    ctx: &RagContext,
+    answer: Option<&str>,
+) -> Result<()> {
+    if json_out {
+        let v = json!({"question": question, "answer": answer, "context": ctx});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if ctx.passages.is_empty() {
+        println!("No passage matches this question.");
+        return Ok(());
+    }
+    match answer {
+        Some(text) => {
+            println!("{}\n\nSources:", text.trim());
+            for p in &ctx.passages {
+                println!("[{}] {}", p.citation, context::citation_line(p));
+            }
+        }
+        None => {
+            println!("Context for: {question}\n");
+            print!("{}", context::render(ctx));
+            println!(
+                "({} passages, {} of {} tokens{})",
+                ctx.passages.len(),
+                ctx.tokens,
+                ctx.budget,
+                if ctx.omitted > 0 {
+                    format!("; {} more did not fit", ctx.omitted)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(())
 }

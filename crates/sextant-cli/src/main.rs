@@ -11,6 +11,10 @@ mod db;
 mod docs;
 #[cfg(feature = "embed")]
 mod embed;
+#[cfg(feature = "embed")]
+mod llm;
+#[cfg(feature = "embed")]
+mod models;
 
 use clap::{Parser, Subcommand};
 
@@ -68,10 +72,15 @@ enum Command {
     /// Search: by vector (`--vector`, `--vector-file`), or by text (`--text`, `--queries`) in a
     /// collection made by `ingest`, dense, BM25 or hybrid.
     Search(db::SearchArgs),
-    /// Ingest documents (JSONL records): chunk, embed, index for BM25; re-ingesting an
-    /// unchanged document is a no-op.
+    /// Ingest documents (text, Markdown and HTML files, directories, JSONL records): chunk,
+    /// embed, index for BM25 (and SPLADE); an unchanged document is a no-op, a changed one
+    /// replaces its old chunks atomically.
     #[cfg(feature = "embed")]
     Ingest(docs::IngestArgs),
+    /// Answer a question from a document collection: cited context within a token budget,
+    /// or an answer with citations from a language model (`--llm`).
+    #[cfg(feature = "embed")]
+    Ask(docs::AskArgs),
     /// Benchmarks (JSON + Markdown output).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -102,6 +111,8 @@ fn main() -> std::process::ExitCode {
         Command::Search(s) => db::run_search(a, s),
         #[cfg(feature = "embed")]
         Command::Ingest(i) => docs::run_ingest(a, i),
+        #[cfg(feature = "embed")]
+        Command::Ask(q) => docs::run_ask(a, q),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
         #[cfg(feature = "embed")]

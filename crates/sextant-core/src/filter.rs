@@ -441,6 +441,28 @@ pub fn payload_values<'a>(payload: &'a Value, key: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (the inverse of
+/// [`parse_rfc3339`] at whole seconds).
+pub fn format_rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (also a date alone, as midnight UTC) into
 /// microseconds since the Unix epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
@@ -680,5 +702,14 @@ mod tests {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
         assert!(parse_rfc3339("2024-02-29T12:00:00Z").is_some());
+    }
+
+    #[test]
+    fn rfc3339_format_round_trips() {
+        for secs in [0i64, 951_782_400, 1_700_000_000, 4_102_444_799, -86_400] {
+            let s = format_rfc3339(secs);
+            assert_eq!(parse_rfc3339(&s), Some(secs * 1_000_000), "{s}");
+        }
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

@@ -13,7 +13,7 @@ mod sparse;
 mod vector;
 
 pub use error::VectorError;
-pub use filter::{Filter, FilterError, PointId};
+pub use filter::{format_rfc3339, parse_rfc3339, Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
 pub use sparse::SparseVector;
 pub use vector::{l2_normalize_in_place, validate_vector};

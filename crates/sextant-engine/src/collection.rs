@@ -194,42 +194,51 @@ impl State {
     /// number at least `seq` is left alone.
     fn apply(&mut self, seq: u64, op: &Op) {
         match op {
-            Op::Upsert(points) => {
-                for p in points {
-                    if let Some(loc) = self.find(&p.id) {
-                        // A newer write, or this very record already flushed: nothing to do.
-                        // (Equal sequence numbers in the mutable segment are an id repeated
-                        // within one batch: the later one wins.)
-                        let at = self.seq_at(loc);
-                        if at > seq || (at == seq && matches!(loc, Loc::Segment(..))) {
-                            continue;
-                        }
-                        self.tombstone(loc);
-                    }
-                    self.id_kind.get_or_insert(IdKind::of(&p.id));
-                    let (_, previous) = self.mutable.push(NewPoint {
-                        id: &p.id,
-                        seq,
-                        vectors: &p.vectors,
-                        payload: &p.payload,
-                        sparse: &p.sparse,
-                    });
-                    if let Some(prev) = previous {
-                        self.mutable_deleted.insert(prev);
-                    }
-                }
-            }
-            Op::Delete(ids) => {
-                for id in ids {
-                    if let Some(loc) = self.find(id) {
-                        if self.seq_at(loc) <= seq {
-                            self.tombstone(loc);
-                        }
-                    }
-                }
+            Op::Upsert(points) => self.apply_upserts(seq, points),
+            Op::Delete(ids) => self.apply_deletes(seq, ids),
+            Op::Replace { delete, upsert } => {
+                self.apply_deletes(seq, delete);
+                self.apply_upserts(seq, upsert);
             }
         }
         self.applied_seq = self.applied_seq.max(seq);
+    }
+
+    fn apply_upserts(&mut self, seq: u64, points: &[PointWrite]) {
+        for p in points {
+            if let Some(loc) = self.find(&p.id) {
+                // A newer write, or this very record already flushed: nothing to do.
+                // (Equal sequence numbers in the mutable segment are an id repeated
+                // within one batch, or deleted and rewritten by one replace: the later
+                // write wins.)
+                let at = self.seq_at(loc);
+                if at > seq || (at == seq && matches!(loc, Loc::Segment(..))) {
+                    continue;
+                }
+                self.tombstone(loc);
+            }
+            self.id_kind.get_or_insert(IdKind::of(&p.id));
+            let (_, previous) = self.mutable.push(NewPoint {
+                id: &p.id,
+                seq,
+                vectors: &p.vectors,
+                payload: &p.payload,
+                sparse: &p.sparse,
+            });
+            if let Some(prev) = previous {
+                self.mutable_deleted.insert(prev);
+            }
+        }
+    }
+
+    fn apply_deletes(&mut self, seq: u64, ids: &[PointId]) {
+        for id in ids {
+            if let Some(loc) = self.find(id) {
+                if self.seq_at(loc) <= seq {
+                    self.tombstone(loc);
+                }
+            }
+        }
     }
 
     pub(crate) fn live_count(&self) -> u64 {
@@ -580,6 +589,40 @@ impl Collection {
         let n = ids.len();
         self.log(&mut w, &Op::Delete(ids))?;
         Ok(n)
+    }
+
+    /// Deletes `delete` and upserts `points` as one WAL record: after a crash either both
+    /// happened or neither did, and readers never see the state in between. Used to replace a
+    /// document's chunks. Validation is that of [`Collection::upsert`].
+    pub fn replace(&self, delete: Vec<PointId>, points: Vec<PointInput>) -> Result<u64> {
+        let points = self.validate(points)?;
+        let mut w = self.writer.lock();
+        let delete: Vec<PointId> = {
+            let st = self.state.read();
+            let mut seen = HashSet::new();
+            delete
+                .into_iter()
+                .filter(|id| st.find(id).is_some() && seen.insert(id.clone()))
+                .collect()
+        };
+        if points.is_empty() && delete.is_empty() {
+            return Ok(self.state.read().applied_seq);
+        }
+        let kind = self.state.read().id_kind;
+        check_id_kinds(kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        let seq = self.log(
+            &mut w,
+            &Op::Replace {
+                delete,
+                upsert: points,
+            },
+        )?;
+        if self.state.read().mutable.len() as usize >= self.config.flush_points {
+            self.flush_locked(&mut w)?;
+            drop(w);
+            self.spawn_merge_if_needed();
+        }
+        Ok(seq)
     }
 
     /// Appends an op to the WAL and applies it.

@@ -46,6 +46,9 @@ pub enum EngineError {
     /// Another process holds the data directory.
     #[error("data directory {0} is in use by another Sextant process")]
     Locked(std::path::PathBuf),
+    /// A model (embedding, sparse encoder, reranker) failed on its input.
+    #[error("model error: {0}")]
+    Model(String),
     /// Storage failure: I/O error or corruption (names the file).
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -4,7 +4,9 @@
 //!   recovery (manifest + WAL replay);
 //! - [`query`]: search with the filter planner, get, count, scroll, info;
 //! - [`database`]: the data directory, its lock, collections and aliases;
-//! - [`ops`]: the batches the WAL records carry.
+//! - [`ops`]: the batches the WAL records carry;
+//! - [`documents`]: the document layer (ingestion, the hybrid plan, RAG context) over models
+//!   given through small traits.
 //!
 //! The engine is synchronous and thread-safe. See ARCHITECTURE.md ("Write path", "Read path")
 //! for the durability contract this crate implements.
@@ -12,6 +14,7 @@
 
 pub mod collection;
 pub mod database;
+pub mod documents;
 mod error;
 pub mod fusion;
 mod maintenance;

@@ -110,6 +110,7 @@ pub fn import(
         }],
         payload_indexes,
         tenant_key: None,
+        documents: None,
         sparse_spaces: Vec::new(),
     };
     let c = db.create_collection(name, schema).map_err(engine)?;

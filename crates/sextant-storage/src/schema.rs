@@ -93,6 +93,9 @@ pub struct SparseSpaceSpec {
     pub name: String,
     /// Scoring.
     pub kind: SparseKind,
+    /// Identity of the model whose weights the space holds (learned sparse encoders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<serde_json::Value>,
 }
 
 /// A declared payload index.
@@ -119,6 +122,10 @@ pub struct Schema {
     /// Sparse spaces (BM25 or learned sparse weights).
     #[serde(default)]
     pub sparse_spaces: Vec<SparseSpaceSpec>,
+    /// Settings of the document layer (chunking, redaction, models) for collections made by
+    /// document ingestion; opaque to storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<serde_json::Value>,
 }
 
 /// A schema that cannot be used.
@@ -347,6 +354,7 @@ mod tests {
             spaces: vec![space("a", 4)],
             payload_indexes: vec![],
             tenant_key: Some("org".into()),
+            documents: None,
             sparse_spaces: vec![],
         }
         .validated()
@@ -379,6 +387,7 @@ mod tests {
                     field_type: FieldType::Keyword,
                 }],
                 tenant_key: None,
+                documents: None,
                 sparse_spaces: vec![SparseSpaceSpec {
                     name: "text".into(),
                     kind: SparseKind::Bm25 {
@@ -386,6 +395,7 @@ mod tests {
                         b: 0.75,
                         analyzer: serde_json::json!({"split": "unicode_words"}),
                     },
+                    model: None,
                 }],
             }
             .validated()

@@ -84,8 +84,15 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
             "50",
         ],
     );
+    let v: serde_json::Value = serde_json::from_str(&texts).unwrap();
+    let joined: String = v["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["payload"]["text"].as_str().unwrap())
+        .collect();
     assert!(
-        texts.contains("raptor") && !texts.contains("bird of prey"),
+        joined.contains("raptor") && !texts.contains("prey"),
         "{texts}"
     );
 
@@ -105,8 +112,8 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
         ],
     );
     let r: serde_json::Value = serde_json::from_str(&r).unwrap();
-    assert_eq!(r[0]["hits"][0]["doc_id"], "d2", "{r}");
-    let p = &r[0]["hits"][0]["payload"];
+    assert_eq!(r[0]["documents"][0]["doc_id"], "d2", "{r}");
+    let p = &r[0]["documents"][0]["chunks"][0]["payload"];
     let (start, end) = (
         p["start"].as_u64().unwrap() as usize,
         p["end"].as_u64().unwrap() as usize,
@@ -116,25 +123,29 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
     // A batch of queries as a TREC run, for each mode; one line per document, ranks from 1.
     let queries = dir.path().join("queries.jsonl");
     std::fs::write(&queries, "{\"_id\": \"q1\", \"text\": \"acorn tree\"}\n{\"_id\": \"q2\", \"text\": \"trout river\"}\n").unwrap();
-    for mode in ["dense", "bm25", "hybrid"] {
+    for mode in ["dense", "bm25", "hybrid", "rerank"] {
+        let (mode_arg, extra): (&str, Vec<&str>) = if mode == "rerank" {
+            ("hybrid", vec!["--rerank", &model, "--rerank-top", "10"])
+        } else {
+            (mode, vec![])
+        };
         let trec = dir.path().join(format!("{mode}.trec"));
-        ok(
-            &data,
-            &[
-                "search",
-                "kb",
-                "--queries",
-                queries.to_str().unwrap(),
-                "--mode",
-                mode,
-                "--fusion",
-                "rrf",
-                "--k",
-                "3",
-                "--run-out",
-                trec.to_str().unwrap(),
-            ],
-        );
+        let mut args = vec![
+            "search",
+            "kb",
+            "--queries",
+            queries.to_str().unwrap(),
+            "--mode",
+            mode_arg,
+            "--fusion",
+            "rrf",
+            "--k",
+            "3",
+            "--run-out",
+            trec.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        ok(&data, &args);
         let run = std::fs::read_to_string(&trec).unwrap();
         let lines: Vec<Vec<&str>> = run.lines().map(|l| l.split(' ').collect()).collect();
         assert!(lines.iter().all(|l| l.len() == 6 && l[1] == "Q0"), "{run}");
@@ -147,7 +158,7 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
             .map(|l| l[2])
             .collect();
         assert_eq!(docs_q1.len(), q1, "{mode}: one line per document");
-        if mode != "dense" {
+        if mode == "bm25" || mode == "hybrid" {
             assert_eq!(
                 lines.iter().find(|l| l[0] == "q1" && l[3] == "1").unwrap()[2],
                 "d3",
@@ -158,4 +169,190 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
     let out = run(&data, &["search", "kb", "--text", "x", "--mode", "nope"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode"));
+}
+
+/// A tiny HTTP server answering one chat completion; returns its URL and the request it saw.
+fn stub_llm(answer: &str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body =
+        serde_json::json!({"choices": [{"message": {"role": "assistant", "content": answer}}]})
+            .to_string();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut req = vec![0u8; len];
+        reader.read_exact(&mut req).unwrap();
+        let mut out = stream;
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        format!("{head}{}", String::from_utf8_lossy(&req))
+    });
+    (url, handle)
+}
+
+#[test]
+fn files_and_directories_are_ingested_and_ask_cites_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("sub")).unwrap();
+    std::fs::write(
+        docs.join("falcon.md"),
+        "# Falcons\n\nA falcon is a bird of prey.\n\n## Hunting\n\nFalcons hunt small birds in flight.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("sub/trout.txt"),
+        "A trout is a freshwater fish of rivers.",
+    )
+    .unwrap();
+    std::fs::write(docs.join("image.png"), [0u8, 1, 2]).unwrap();
+    std::fs::write(docs.join("sub/bad.txt"), b"caf\xe9 latte is a coffee drink").unwrap();
+    let model = tiny_model();
+    let d = docs.to_str().unwrap();
+    let r = ok(
+        &data,
+        &[
+            "--json",
+            "ingest",
+            "kb",
+            d,
+            "--model",
+            &model,
+            "--chunking",
+            "paragraphs",
+            "--chunk-tokens",
+            "12",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(r["documents"], 3, "{r}");
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["--json", "ingest", "kb", d])).unwrap();
+    assert_eq!(again["unchanged"], 3, "{again}");
+    let out = ok(
+        &data,
+        &["--json", "scroll", "kb", "--with-payload", "--limit", "100"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let points = v["points"].as_array().unwrap();
+    let falcon: Vec<&serde_json::Value> = points
+        .iter()
+        .map(|p| &p["payload"])
+        .filter(|p| p["doc_id"] == "falcon.md")
+        .collect();
+    assert!(!falcon.is_empty(), "{out}");
+    assert!(falcon.iter().all(|p| p["title"] == "Falcons"
+        && p["source"].as_str().unwrap().ends_with("falcon.md")
+        && p["modified"].as_str().unwrap().ends_with('Z')));
+    assert!(
+        falcon.iter().any(|p| p["section"] == "Hunting"),
+        "heading-aware chunks: {falcon:?}"
+    );
+    assert!(points
+        .iter()
+        .any(|p| p["payload"]["doc_id"] == "sub/trout.txt"));
+
+    // Extractive answer: cited context within the budget.
+    let a = ok(
+        &data,
+        &[
+            "--json",
+            "ask",
+            "kb",
+            "which fish lives in rivers",
+            "--mode",
+            "bm25",
+            "--budget",
+            "50",
+        ],
+    );
+    let a: serde_json::Value = serde_json::from_str(&a).unwrap();
+    assert!(a["answer"].is_null());
+    let passages = a["context"]["passages"].as_array().unwrap();
+    assert_eq!(passages[0]["doc_id"], "sub/trout.txt", "{a}");
+    assert_eq!(passages[0]["citation"], 1);
+    assert!(a["context"]["tokens"].as_u64().unwrap() <= 50);
+    let text = ok(
+        &data,
+        &["ask", "kb", "which fish lives in rivers", "--mode", "bm25"],
+    );
+    assert!(
+        text.contains("[1] ") && text.contains("trout.txt"),
+        "{text}"
+    );
+
+    // With a language model: the prompt carries the numbered passages, the answer its sources.
+    let (url, seen) = stub_llm("Trout live in rivers [1].");
+    let out = ok(
+        &data,
+        &[
+            "ask",
+            "kb",
+            "which fish lives in rivers",
+            "--mode",
+            "bm25",
+            "--llm",
+            &url,
+            "--llm-model",
+            "stub",
+        ],
+    );
+    let request = seen.join().unwrap();
+    assert!(
+        request.starts_with("POST /v1/chat/completions"),
+        "{request}"
+    );
+    assert!(request.contains("\"model\":\"stub\""), "{request}");
+    assert!(
+        request.contains("[1] ") && request.contains("freshwater fish"),
+        "{request}"
+    );
+    assert!(
+        out.contains("Trout live in rivers [1].") && out.contains("Sources:"),
+        "{out}"
+    );
+
+    // An unreachable model is a clear error.
+    let out = run(
+        &data,
+        &[
+            "ask",
+            "kb",
+            "fish",
+            "--mode",
+            "bm25",
+            "--llm",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+        "{out:?}"
+    );
+    // Nothing to ingest, and a missing path.
+    let out = run(&data, &["ingest", "kb"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give files"));
+    let out = run(&data, &["ingest", "kb", "/no/such/dir"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/dir"));
 }

@@ -69,6 +69,7 @@ fn schema() -> Schema {
             field_type: FieldType::Integer,
         }],
         tenant_key: None,
+        documents: None,
         sparse_spaces: Vec::new(),
     }
 }

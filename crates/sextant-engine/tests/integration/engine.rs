@@ -32,6 +32,7 @@ pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
             },
         ],
         tenant_key: None,
+        documents: None,
         sparse_spaces: Vec::new(),
     }
 }

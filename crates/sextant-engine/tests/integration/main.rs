@@ -1,4 +1,5 @@
 mod crash;
+mod documents;
 mod engine;
 mod soak;
 mod sparse;

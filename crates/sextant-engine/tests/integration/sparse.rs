@@ -32,6 +32,7 @@ fn schema() -> Schema {
         }],
         payload_indexes: vec![],
         tenant_key: None,
+        documents: None,
         sparse_spaces: vec![
             SparseSpaceSpec {
                 name: "text".into(),
@@ -41,10 +42,12 @@ fn schema() -> Schema {
                     analyzer: json!({"split": "unicode_words", "lowercase": true, "min_chars": 1,
                                      "max_bytes": 40, "stop_words": "english", "stemmer": "english"}),
                 },
+                model: None,
             },
             SparseSpaceSpec {
                 name: "w".into(),
                 kind: SparseKind::Dot,
+                model: None,
             },
         ],
     }

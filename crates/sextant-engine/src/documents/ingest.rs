@@ -1,0 +1,425 @@
+//! Document ingestion: documents → chunks → (redaction) → embeddings and sparse weights →
+//! points, one atomic WAL record per batch of documents.
+//!
+//! A document whose content hash is unchanged is skipped. A changed document's new chunks and
+//! the deletion of its old chunks go into the same record ([`Collection::replace`]), so a crash
+//! or a concurrent reader never sees a document with both or neither.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sextant_core::{Filter, PointId};
+use sextant_text::chunk::{self, Chunk, Strategy};
+
+use super::{model_err, DenseModel, DocumentSettings, SparseModel, BM25, SPLADE};
+use crate::error::{EngineError, Result};
+use crate::{Collection, PointInput, SparseInput, Vectors};
+
+/// Chunks embedded and written per batch.
+pub const DEFAULT_BATCH_CHUNKS: usize = 256;
+/// Most chunks one document may have (its old chunks are looked up in one page).
+pub const MAX_CHUNKS_PER_DOCUMENT: usize = 10_000;
+
+/// A document to ingest.
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    /// Document id (unique in the collection).
+    pub id: String,
+    /// Title ("" when none); prefixed to every chunk for embedding and BM25.
+    pub title: String,
+    /// The text to chunk.
+    pub text: String,
+    /// Where it came from (a path or URL).
+    pub source: Option<String>,
+    /// Last modification time of the source (RFC 3339).
+    pub modified: Option<String>,
+    /// Other fields, stored in every chunk's payload.
+    pub fields: Map<String, Value>,
+    /// Anchors `(text offset, source offset)`, sorted, mapping offsets in `text` back to the
+    /// source file when `text` was extracted from it (HTML); identity when empty.
+    pub source_map: Vec<(usize, usize)>,
+}
+
+impl Document {
+    /// Source offset of a text offset (piecewise shift by the last anchor at or before it).
+    pub fn to_source(&self, at: usize) -> usize {
+        let i = self.source_map.partition_point(|&(t, _)| t <= at);
+        match i {
+            0 => at,
+            i => {
+                let (t, s) = self.source_map[i - 1];
+                s + (at - t)
+            }
+        }
+    }
+}
+
+/// What [`Ingester::add`] did with a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// New document, with this many chunks.
+    Added(usize),
+    /// Changed document; its old chunks are replaced by this many.
+    Replaced(usize),
+    /// Same content hash as stored: nothing written.
+    Unchanged,
+}
+
+/// Counters of an ingestion run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestStats {
+    /// Documents written (new or changed).
+    pub documents: usize,
+    /// Of which replaced an older version.
+    pub replaced: usize,
+    /// Documents skipped as unchanged.
+    pub unchanged: usize,
+    /// Chunks written.
+    pub chunks: usize,
+    /// PII redactions by kind.
+    pub redactions: BTreeMap<String, usize>,
+}
+
+struct Pending {
+    point: PointInput,
+    embed_text: String,
+}
+
+/// Writes documents into a document collection.
+pub struct Ingester<'a> {
+    c: &'a Collection,
+    dense: &'a dyn DenseModel,
+    splade: Option<&'a dyn SparseModel>,
+    settings: DocumentSettings,
+    redactor: Option<Redactor>,
+    pending: Vec<Pending>,
+    deletes: Vec<PointId>,
+    pending_docs: HashSet<String>,
+    batch_chunks: usize,
+    stats: IngestStats,
+}
+
+impl std::fmt::Debug for Ingester<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingester")
+            .field("collection", &self.c.name())
+            .field("settings", &self.settings)
+            .field("pending", &self.pending.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<'a> Ingester<'a> {
+    /// An ingester for a document collection, checking that the models are the collection's.
+    /// `splade` is required when the collection has a SPLADE space.
+    pub fn new(
+        c: &'a Collection,
+        dense: &'a dyn DenseModel,
+        splade: Option<&'a dyn SparseModel>,
+    ) -> Result<Self> {
+        let settings = DocumentSettings::of(c)?;
+        settings.validate(dense.max_tokens())?;
+        super::check_models(c, Some(dense), splade)?;
+        let has_splade = c.schema().sparse_spaces.iter().any(|s| s.name == SPLADE);
+        if has_splade && splade.is_none() {
+            return Err(EngineError::InvalidRequest(format!(
+                "collection {:?} has a SPLADE space: give its SPLADE model to ingest into it",
+                c.name()
+            )));
+        }
+        let redactor = settings.redaction.as_ref().map(redactor).transpose()?;
+        Ok(Ingester {
+            c,
+            dense,
+            splade: if has_splade { splade } else { None },
+            settings,
+            redactor,
+            pending: Vec::new(),
+            deletes: Vec::new(),
+            pending_docs: HashSet::new(),
+            batch_chunks: DEFAULT_BATCH_CHUNKS,
+            stats: IngestStats::default(),
+        })
+    }
+
+    /// Chunks embedded per batch (and per WAL record).
+    pub fn with_batch_chunks(mut self, n: usize) -> Self {
+        self.batch_chunks = n.max(1);
+        self
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Adds a document; it is written with the batch it lands in (call [`Ingester::finish`]
+    /// at the end).
+    pub fn add(&mut self, doc: Document) -> Result<Outcome> {
+        if doc.id.is_empty() {
+            return Err(EngineError::InvalidRequest("document id is empty".into()));
+        }
+        if self.pending_docs.contains(&doc.id) {
+            // The same id twice in one batch: write the first before looking at the second.
+            self.flush()?;
+        }
+        let hash = content_hash(&doc.title, &doc.text);
+        let filter =
+            Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": doc.id}}]}))
+                .map_err(EngineError::from)?;
+        let old = self
+            .c
+            .scroll(Some(&filter), MAX_CHUNKS_PER_DOCUMENT, None, None, true)?;
+        if let Some(p) = old.points.first() {
+            if p.payload.as_ref().and_then(|v| v.get("content_hash")) == Some(&json!(hash)) {
+                self.stats.unchanged += 1;
+                return Ok(Outcome::Unchanged);
+            }
+        }
+        let chunks = self.chunk(&doc.text)?;
+        let mut new_ids = HashSet::new();
+        let title_prefix = self.title_prefix(&doc.title);
+        let n_chunks = chunks.len().max(usize::from(!doc.title.is_empty()));
+        for i in 0..n_chunks {
+            let (ch, parent) = match chunks.get(i) {
+                Some((c, p)) => (c.clone(), p.clone()),
+                // A document with a title and no text is one title-only chunk.
+                None => (
+                    Chunk {
+                        start: 0,
+                        end: 0,
+                        section: None,
+                    },
+                    None,
+                ),
+            };
+            let mut body = doc.text[ch.start..ch.end].to_string();
+            let mut pii: BTreeMap<String, usize> = BTreeMap::new();
+            let mut title = doc.title.clone();
+            let mut prefix = title_prefix.clone();
+            if let Some(r) = &self.redactor {
+                for text in [&mut body, &mut title] {
+                    let (red, counts) = redact(r, text);
+                    *text = red;
+                    for (k, n) in counts {
+                        *pii.entry(k).or_default() += n;
+                    }
+                }
+                prefix = redact(r, &prefix).0;
+            }
+            let embed_text = if prefix.is_empty() {
+                body.clone()
+            } else {
+                format!("{prefix}\n{body}")
+            };
+            let id = PointId::Str(format!("{}#{i}", doc.id));
+            new_ids.insert(id.clone());
+            let mut payload = doc.fields.clone();
+            payload.insert("doc_id".into(), json!(doc.id));
+            payload.insert("chunk_index".into(), json!(i));
+            payload.insert("start".into(), json!(doc.to_source(ch.start)));
+            payload.insert("end".into(), json!(doc.to_source(ch.end)));
+            payload.insert("title".into(), json!(title));
+            payload.insert("section".into(), json!(ch.section));
+            payload.insert("text".into(), json!(body));
+            payload.insert("content_hash".into(), json!(hash));
+            if let Some(s) = &doc.source {
+                payload.insert("source".into(), json!(s));
+            }
+            if let Some(m) = &doc.modified {
+                payload.insert("modified".into(), json!(m));
+            }
+            if let Some((prange, ptext)) = parent {
+                let mut ptext = ptext;
+                if let Some(r) = &self.redactor {
+                    ptext = redact(r, &ptext).0;
+                }
+                payload.insert(
+                    "parent".into(),
+                    json!({"start": doc.to_source(prange.start), "end": doc.to_source(prange.end), "text": ptext}),
+                );
+            }
+            if self.redactor.is_some() {
+                for (k, n) in &pii {
+                    *self.stats.redactions.entry(k.clone()).or_default() += n;
+                }
+                payload.insert("pii".into(), json!(pii));
+            }
+            self.pending.push(Pending {
+                point: PointInput {
+                    id,
+                    vectors: Vectors::Single(Vec::new()),
+                    payload: Value::Object(payload),
+                    sparse: vec![(BM25.into(), SparseInput::Text(embed_text.clone()))],
+                },
+                embed_text,
+            });
+        }
+        let outcome = if old.points.is_empty() {
+            Outcome::Added(n_chunks)
+        } else {
+            self.stats.replaced += 1;
+            Outcome::Replaced(n_chunks)
+        };
+        self.deletes.extend(
+            old.points
+                .into_iter()
+                .map(|p| p.id)
+                .filter(|id| !new_ids.contains(id)),
+        );
+        self.pending_docs.insert(doc.id);
+        self.stats.documents += 1;
+        self.stats.chunks += n_chunks;
+        if self.pending.len() >= self.batch_chunks {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Embeds and writes the pending chunks (one WAL record).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() && self.deletes.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = self.pending.iter().map(|p| p.embed_text.as_str()).collect();
+        let vectors = if texts.is_empty() {
+            Vec::new()
+        } else {
+            self.dense
+                .embed(&texts, false)
+                .map_err(|e| model_err("embedding chunks", e))?
+        };
+        let splade = match self.splade {
+            Some(m) if !texts.is_empty() => Some(
+                m.encode(&texts, false)
+                    .map_err(|e| model_err("SPLADE encoding chunks", e))?,
+            ),
+            _ => None,
+        };
+        if vectors.len() != texts.len() {
+            return Err(EngineError::Model(format!(
+                "the embedding model returned {} vectors for {} chunks",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        let mut splade = splade.map(Vec::into_iter);
+        let points: Vec<PointInput> = self
+            .pending
+            .drain(..)
+            .zip(vectors)
+            .map(|(p, v)| {
+                let mut point = p.point;
+                point.vectors = Vectors::Single(v);
+                if let Some(s) = splade.as_mut().and_then(Iterator::next) {
+                    point.sparse.push((SPLADE.into(), SparseInput::Vector(s)));
+                }
+                point
+            })
+            .collect();
+        self.c.replace(std::mem::take(&mut self.deletes), points)?;
+        self.pending_docs.clear();
+        Ok(())
+    }
+
+    /// Writes what is pending and forces it to stable storage.
+    pub fn finish(mut self) -> Result<IngestStats> {
+        self.flush()?;
+        self.c.sync()?;
+        Ok(self.stats)
+    }
+
+    /// Removes a document (all its chunks) in one record; returns how many chunks it had.
+    pub fn remove(&mut self, doc_id: &str) -> Result<usize> {
+        self.flush()?;
+        let filter =
+            Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": doc_id}}]}))
+                .map_err(EngineError::from)?;
+        let old = self
+            .c
+            .scroll(Some(&filter), MAX_CHUNKS_PER_DOCUMENT, None, None, false)?;
+        let ids: Vec<PointId> = old.points.into_iter().map(|p| p.id).collect();
+        let n = ids.len();
+        self.c.replace(ids, Vec::new())?;
+        Ok(n)
+    }
+
+    /// The title as prefixed to chunks: cut to the tokens the chunk budget leaves free, so no
+    /// embedded text exceeds the model's limit.
+    fn title_prefix(&self, title: &str) -> String {
+        if title.is_empty() {
+            return String::new();
+        }
+        let free = self
+            .dense
+            .max_tokens()
+            .saturating_sub(2)
+            .saturating_sub(self.settings.chunking.max_tokens);
+        let spans = self.dense.token_spans(title);
+        if spans.len() <= free {
+            return title.to_string();
+        }
+        match free {
+            0 => String::new(),
+            n => title[..spans[n - 1].end].to_string(),
+        }
+    }
+
+    /// Chunks a text by the collection's strategy: (chunk, parent range and text) pairs.
+    #[allow(clippy::type_complexity)]
+    fn chunk(&self, text: &str) -> Result<Vec<(Chunk, Option<(Range<usize>, String)>)>> {
+        let c = &self.settings.chunking;
+        let tokens = |s: &str| self.dense.token_spans(s);
+        let max = c.max_tokens;
+        let overlap = c
+            .overlap
+            .unwrap_or((max as f32 * chunk::DEFAULT_OVERLAP_FRACTION) as usize);
+        let plain = |strategy| -> Vec<(Chunk, Option<(Range<usize>, String)>)> {
+            chunk::chunk(text, strategy, &tokens)
+                .into_iter()
+                .map(|c| (c, None))
+                .collect()
+        };
+        Ok(match c.strategy.as_str() {
+            "sentences" => plain(Strategy::Sentences { max_tokens: max }),
+            "paragraphs" => plain(Strategy::Paragraphs { max_tokens: max }),
+            "fixed" => plain(Strategy::Fixed {
+                max_tokens: max,
+                overlap,
+            }),
+            other => {
+                return Err(EngineError::InvalidRequest(format!(
+                    "chunking {other:?} is not available"
+                )))
+            }
+        })
+    }
+}
+
+/// The PII redactor of a collection's settings.
+#[derive(Debug)]
+struct Redactor;
+
+fn redactor(_spec: &super::RedactionSpec) -> Result<Redactor> {
+    Err(EngineError::InvalidRequest(
+        "PII redaction is not available yet".into(),
+    ))
+}
+
+/// Redacts `text`: the redacted text and counts by kind.
+fn redact(_r: &Redactor, text: &str) -> (String, Vec<(String, usize)>) {
+    (text.to_string(), Vec::new())
+}
+
+/// The change detector of a document (FNV-1a 64 over title and text; not a security boundary).
+pub fn content_hash(title: &str, text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in title.bytes().chain([0u8]).chain(text.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,308 @@
+//! The document layer: text in, cited passages out, over an ordinary [`Collection`].
+//!
+//! - [`ingest`]: documents → chunks (with byte offsets into their source) → optional PII
+//!   redaction → embeddings, BM25 and SPLADE weights → points, each document's chunks replaced
+//!   in one atomic WAL record; unchanged documents are skipped by content hash.
+//! - [`search`]: the hybrid plan: sources (dense, BM25, SPLADE) → fusion → optional rerank →
+//!   optional MMR → grouping by document.
+//! - [`context`]: RAG context assembly: overlapping chunks merged, hierarchical chunks expanded
+//!   to their parents, passages packed into a token budget with citations.
+//!
+//! The engine does not link the transformer runtime: models come in through the small traits
+//! below ([`DenseModel`], [`SparseModel`], [`PairScorer`]), implemented by the front end over
+//! `sextant-embed` (and by deterministic fakes in tests).
+//!
+//! A document collection has a dense space [`DENSE`] (cosine), a BM25 space [`BM25`], optionally
+//! a SPLADE space [`SPLADE`], a keyword index on `doc_id`, and its [`DocumentSettings`] stored
+//! in the schema. Every chunk is a point with id `<doc id>#<n>` and a payload with `doc_id`,
+//! `chunk_index`, `start`/`end` (byte offsets into the source), `source`, `modified`, `title`,
+//! `section`, `text`, `content_hash`, `parent` (hierarchical chunking), `pii` (redaction
+//! counts), plus the record's other fields.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sextant_core::{Metric, SparseVector};
+use sextant_storage::payload_index::FieldType;
+use sextant_storage::schema::{
+    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,
+};
+
+use crate::error::{EngineError, Result};
+use crate::Collection;
+
+pub mod context;
+pub mod ingest;
+pub mod search;
+
+/// Name of the dense space of a document collection.
+pub const DENSE: &str = "dense";
+/// Name of its BM25 space.
+pub const BM25: &str = "bm25";
+/// Name of its SPLADE space (present when a SPLADE model was given at creation).
+pub const SPLADE: &str = "splade";
+/// Default chunk budget in model tokens.
+pub const DEFAULT_CHUNK_TOKENS: usize = 200;
+
+/// A text embedding model, as the document layer needs it.
+pub trait DenseModel: Send + Sync {
+    /// Output dimension.
+    fn dim(&self) -> usize;
+    /// Identity stored with the dense space (model path, fingerprint).
+    fn identity(&self) -> Value;
+    /// `Ok` when vectors of this model may be mixed with those of the stored identity;
+    /// otherwise why not.
+    fn check_identity(&self, stored: &Value) -> std::result::Result<(), String>;
+    /// Most tokens the model reads, special tokens included.
+    fn max_tokens(&self) -> usize;
+    /// Byte spans of the model's tokens in `text` (special tokens excluded).
+    fn token_spans(&self, text: &str) -> Vec<Range<usize>>;
+    /// Embeds texts (as queries when `query`, else as passages), one vector each, in order.
+    fn embed(&self, texts: &[&str], query: bool) -> std::result::Result<Vec<Vec<f32>>, String>;
+}
+
+/// A learned sparse encoder (SPLADE).
+pub trait SparseModel: Send + Sync {
+    /// Identity stored with the sparse space.
+    fn identity(&self) -> Value;
+    /// As [`DenseModel::check_identity`].
+    fn check_identity(&self, stored: &Value) -> std::result::Result<(), String>;
+    /// Encodes texts, one sparse vector each, in order.
+    fn encode(&self, texts: &[&str], query: bool)
+        -> std::result::Result<Vec<SparseVector>, String>;
+}
+
+/// A (query, passage) relevance scorer: a cross-encoder reranker.
+pub trait PairScorer: Send + Sync {
+    /// One score per passage, higher is more relevant.
+    fn score(&self, query: &str, passages: &[&str]) -> std::result::Result<Vec<f32>, String>;
+}
+
+/// How documents are cut into chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkingSpec {
+    /// `sentences`, `paragraphs` (Markdown/HTML headings become sections), `fixed` (token
+    /// windows with overlap), `semantic` or `hierarchical`.
+    pub strategy: String,
+    /// Tokens per chunk at most (children, for hierarchical).
+    pub max_tokens: usize,
+    /// Overlap of fixed windows in tokens (default 15% of `max_tokens`).
+    #[serde(default)]
+    pub overlap: Option<usize>,
+    /// Parent size for hierarchical chunking (default: 4 × `max_tokens`).
+    #[serde(default)]
+    pub parent_max_tokens: Option<usize>,
+}
+
+/// PII redaction at ingest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedactionSpec {
+    /// `mask` (`[EMAIL]`) or `hash` (`[EMAIL:1a2b3c4d]`, equal values give equal tokens).
+    pub mode: String,
+    /// Salt of the hash mode, kept with the collection.
+    #[serde(default)]
+    pub salt: String,
+}
+
+/// Settings of a document collection, stored in its schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentSettings {
+    /// Chunking.
+    pub chunking: ChunkingSpec,
+    /// PII redaction (none when absent).
+    #[serde(default)]
+    pub redaction: Option<RedactionSpec>,
+}
+
+impl DocumentSettings {
+    /// Default settings for a model reading `max_tokens` tokens.
+    pub fn for_model(max_tokens: usize) -> Self {
+        DocumentSettings {
+            chunking: ChunkingSpec {
+                strategy: "sentences".into(),
+                max_tokens: DEFAULT_CHUNK_TOKENS.min(max_tokens.saturating_sub(2).max(1)),
+                overlap: None,
+                parent_max_tokens: None,
+            },
+            redaction: None,
+        }
+    }
+
+    /// The settings stored in a collection's schema.
+    pub fn of(c: &Collection) -> Result<Self> {
+        let v = c.schema().documents.clone().ok_or_else(|| {
+            EngineError::InvalidRequest(format!(
+                "collection {:?} is not a document collection (make one with `sextant ingest`)",
+                c.name()
+            ))
+        })?;
+        serde_json::from_value(v).map_err(|e| {
+            EngineError::InvalidRequest(format!(
+                "collection {:?}: stored document settings do not parse: {e}",
+                c.name()
+            ))
+        })
+    }
+
+    /// Checks the settings against the model's token limit.
+    pub fn validate(&self, model_max_tokens: usize) -> Result<()> {
+        let limit = model_max_tokens.saturating_sub(2).max(1);
+        let bad = |m: String| Err(EngineError::InvalidRequest(m));
+        let c = &self.chunking;
+        if ![
+            "sentences",
+            "paragraphs",
+            "fixed",
+            "semantic",
+            "hierarchical",
+        ]
+        .contains(&c.strategy.as_str())
+        {
+            return bad(format!(
+                "unknown chunking {:?}: expected sentences, paragraphs, fixed, semantic or hierarchical",
+                c.strategy
+            ));
+        }
+        if c.max_tokens == 0 || c.max_tokens > limit {
+            return bad(format!(
+                "chunk size must be 1..={limit} tokens for this model (it reads {model_max_tokens} tokens, special tokens included)"
+            ));
+        }
+        if let Some(o) = c.overlap {
+            if o >= c.max_tokens {
+                return bad(format!(
+                    "chunk overlap ({o}) must be smaller than the chunk size ({})",
+                    c.max_tokens
+                ));
+            }
+        }
+        if let Some(p) = c.parent_max_tokens {
+            if p < c.max_tokens {
+                return bad(format!(
+                    "parent chunk size ({p}) must be at least the chunk size ({})",
+                    c.max_tokens
+                ));
+            }
+        }
+        if let Some(r) = &self.redaction {
+            if r.mode != "mask" && r.mode != "hash" {
+                return bad(format!(
+                    "unknown redaction mode {:?}: expected mask or hash",
+                    r.mode
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The schema of a new document collection.
+pub fn schema(
+    dense: &dyn DenseModel,
+    splade: Option<&dyn SparseModel>,
+    settings: &DocumentSettings,
+) -> Result<Schema> {
+    settings.validate(dense.max_tokens())?;
+    let mut sparse_spaces = vec![SparseSpaceSpec {
+        name: BM25.into(),
+        kind: SparseKind::Bm25 {
+            k1: sextant_text::bm25::DEFAULT_K1,
+            b: sextant_text::bm25::DEFAULT_B,
+            analyzer: json!({"split": "alphanumeric", "lowercase": true, "min_chars": 1,
+                             "max_bytes": 40, "stop_words": null, "stemmer": "english"}),
+        },
+        model: None,
+    }];
+    if let Some(s) = splade {
+        sparse_spaces.push(SparseSpaceSpec {
+            name: SPLADE.into(),
+            kind: SparseKind::Dot,
+            model: Some(s.identity()),
+        });
+    }
+    Ok(Schema {
+        spaces: vec![SpaceSpec {
+            name: DENSE.into(),
+            dim: dense.dim(),
+            metric: Metric::Cosine,
+            index: IndexSpec::default(),
+            model: Some(dense.identity()),
+        }],
+        payload_indexes: vec![PayloadIndexSpec {
+            key: "doc_id".into(),
+            field_type: FieldType::Keyword,
+        }],
+        tenant_key: None,
+        sparse_spaces,
+        documents: Some(serde_json::to_value(settings).expect("settings serialise")),
+    })
+}
+
+/// Checks that `dense` (and `splade`, when given) are the models the collection was built with.
+pub fn check_models(
+    c: &Collection,
+    dense: Option<&dyn DenseModel>,
+    splade: Option<&dyn SparseModel>,
+) -> Result<()> {
+    let schema = c.schema();
+    if let Some(m) = dense {
+        let stored = schema
+            .spaces
+            .iter()
+            .find(|s| s.name == DENSE)
+            .and_then(|s| s.model.as_ref())
+            .ok_or_else(|| {
+                EngineError::InvalidRequest(format!(
+                    "collection {:?} has no model-backed space {DENSE:?}",
+                    c.name()
+                ))
+            })?;
+        m.check_identity(stored).map_err(|e| {
+            EngineError::InvalidRequest(format!(
+                "the embedding model is not the one collection {:?} was built with: {e}",
+                c.name()
+            ))
+        })?;
+    }
+    if let Some(m) = splade {
+        let stored = schema
+            .sparse_spaces
+            .iter()
+            .find(|s| s.name == SPLADE)
+            .ok_or_else(|| {
+                EngineError::InvalidRequest(format!(
+                    "collection {:?} has no SPLADE space (give a SPLADE model when it is first ingested)",
+                    c.name()
+                ))
+            })?;
+        if let Some(stored) = &stored.model {
+            m.check_identity(stored).map_err(|e| {
+                EngineError::InvalidRequest(format!(
+                    "the SPLADE model is not the one collection {:?} was built with: {e}",
+                    c.name()
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The stored model identity of a space (`dense` or a sparse space), if any.
+pub fn stored_model(c: &Collection, space: &str) -> Option<Value> {
+    let s = c.schema();
+    s.spaces
+        .iter()
+        .find(|x| x.name == space)
+        .and_then(|x| x.model.clone())
+        .or_else(|| {
+            s.sparse_spaces
+                .iter()
+                .find(|x| x.name == space)
+                .and_then(|x| x.model.clone())
+        })
+}
+
+fn model_err(what: &str, e: String) -> EngineError {
+    EngineError::Model(format!("{what}: {e}"))
+}

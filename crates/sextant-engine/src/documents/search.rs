@@ -1,0 +1,435 @@
+//! The hybrid plan over a document collection: sources → fusion → rerank → MMR → grouping.
+//!
+//! 1. **Sources**, each with its own depth `k`: dense ANN on [`DENSE`](super::DENSE), BM25 on
+//!    [`BM25`](super::BM25), SPLADE on [`SPLADE`](super::SPLADE). The filter and tenant apply to
+//!    every source.
+//! 2. **Fusion** of the source lists ([`crate::fusion`]) with per-source weights; one source is
+//!    passed through with its own scores.
+//! 3. **Rerank** (optional): a cross-encoder scores the top `top_n` fused chunks against the
+//!    query text; they are re-ordered by that score and placed before the rest.
+//! 4. **MMR** (optional, `lambda` in [0, 1]): greedy maximal marginal relevance over the
+//!    candidates, relevance being the min-max-normalised score of the previous stage and
+//!    redundancy the highest cosine between a candidate's dense vector and those already chosen.
+//! 5. **Grouping** (optional): the best `group_size` chunks per document, `k` documents.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use sextant_core::{Filter, PointId};
+
+use super::{model_err, DenseModel, PairScorer, SparseModel, BM25, DENSE, SPLADE};
+use crate::error::{EngineError, Result};
+use crate::fusion::{fuse, Fusion};
+use crate::query::MAX_K;
+use crate::{Collection, SearchRequest, SparseInput, SparseSearchRequest};
+
+/// A retrieval source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Embedding similarity (needs the dense model).
+    Dense,
+    /// BM25 over the chunk text.
+    Bm25,
+    /// SPLADE weights (needs the SPLADE model).
+    Splade,
+}
+
+impl std::str::FromStr for SourceKind {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "dense" => Ok(SourceKind::Dense),
+            "bm25" => Ok(SourceKind::Bm25),
+            "splade" => Ok(SourceKind::Splade),
+            _ => Err(EngineError::InvalidRequest(format!(
+                "unknown source {s:?}: expected dense, bm25 or splade"
+            ))),
+        }
+    }
+}
+
+/// A source of the plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Source {
+    /// Which.
+    pub kind: SourceKind,
+    /// Chunks it contributes.
+    pub k: usize,
+    /// Its weight in fusion.
+    pub weight: f32,
+}
+
+/// The models a query may need.
+#[derive(Clone, Copy, Default)]
+pub struct Models<'a> {
+    /// For dense sources and MMR.
+    pub dense: Option<&'a dyn DenseModel>,
+    /// For SPLADE sources.
+    pub splade: Option<&'a dyn SparseModel>,
+    /// For the rerank stage.
+    pub reranker: Option<&'a dyn PairScorer>,
+}
+
+impl std::fmt::Debug for Models<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("dense", &self.dense.is_some())
+            .field("splade", &self.splade.is_some())
+            .field("reranker", &self.reranker.is_some())
+            .finish()
+    }
+}
+
+/// A text query.
+#[derive(Debug, Clone)]
+pub struct TextQuery {
+    /// The query text.
+    pub text: String,
+    /// Sources (at least one).
+    pub sources: Vec<Source>,
+    /// How several sources are fused.
+    pub fusion: Fusion,
+    /// Results: documents when grouping, else chunks.
+    pub k: usize,
+    /// Payload filter for every source.
+    pub filter: Option<Filter>,
+    /// Tenant scope for every source.
+    pub tenant: Option<Value>,
+    /// Rerank the top this-many fused chunks with the reranker (0: no rerank).
+    pub rerank_top: usize,
+    /// MMR trade-off (1: relevance only, 0: diversity only); `None`: no MMR.
+    pub mmr_lambda: Option<f32>,
+    /// Chunks per document when grouping by document; `None`: no grouping.
+    pub group_size: Option<usize>,
+}
+
+impl TextQuery {
+    /// A query with the given sources at depth `max(3k, 100)` each, equal weights, RRF,
+    /// grouped by document (best chunk).
+    pub fn new(text: &str, kinds: &[SourceKind], k: usize) -> Self {
+        let depth = (k * 3).clamp(100, MAX_K);
+        TextQuery {
+            text: text.to_string(),
+            sources: kinds
+                .iter()
+                .map(|&kind| Source {
+                    kind,
+                    k: depth,
+                    weight: 1.0,
+                })
+                .collect(),
+            fusion: Fusion::Rrf {
+                k: crate::fusion::DEFAULT_RRF_K,
+            },
+            k,
+            filter: None,
+            tenant: None,
+            rerank_top: 0,
+            mmr_lambda: None,
+            group_size: Some(1),
+        }
+    }
+}
+
+/// A retrieved chunk.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChunkHit {
+    /// Point id.
+    #[serde(serialize_with = "ser_id")]
+    pub id: PointId,
+    /// Its document.
+    pub doc_id: String,
+    /// Score of the last stage that scored it (fusion or rerank).
+    pub score: f32,
+    /// Score per source that found it.
+    pub sources: HashMap<SourceKind, f32>,
+    /// Cross-encoder score, when reranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f32>,
+    /// Payload.
+    pub payload: Value,
+}
+
+fn ser_id<S: serde::Serializer>(id: &PointId, s: S) -> std::result::Result<S::Ok, S::Error> {
+    id.to_json().serialize(s)
+}
+
+/// A document and its best chunks.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentHit {
+    /// Document id.
+    pub doc_id: String,
+    /// Its best chunk's score.
+    pub score: f32,
+    /// Its chunks, best first.
+    pub chunks: Vec<ChunkHit>,
+}
+
+/// Runs a text query. With grouping, one [`DocumentHit`] per document; without, one per chunk.
+pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<Vec<DocumentHit>> {
+    if q.sources.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "a text query needs at least one source".into(),
+        ));
+    }
+    if q.k == 0 || q.k > MAX_K {
+        return Err(EngineError::InvalidRequest(format!(
+            "k must be 1..={MAX_K}, got {}",
+            q.k
+        )));
+    }
+    if let Some(l) = q.mmr_lambda {
+        if !(0.0..=1.0).contains(&l) {
+            return Err(EngineError::InvalidRequest(format!(
+                "MMR lambda must be in [0, 1], got {l}"
+            )));
+        }
+    }
+    if q.group_size == Some(0) {
+        return Err(EngineError::InvalidRequest(
+            "group size must be at least 1".into(),
+        ));
+    }
+    super::check_models(c, models.dense, models.splade)?;
+    let mut lists: Vec<Vec<(PointId, f32)>> = Vec::new();
+    let mut weights = Vec::new();
+    let mut hits: HashMap<PointId, ChunkHit> = HashMap::new();
+    for s in &q.sources {
+        let resp = match s.kind {
+            SourceKind::Dense => {
+                let m = models.dense.ok_or_else(|| {
+                    EngineError::InvalidRequest("a dense source needs the embedding model".into())
+                })?;
+                let v = m
+                    .embed(&[q.text.as_str()], true)
+                    .map_err(|e| model_err("embedding the query", e))?
+                    .pop()
+                    .unwrap_or_default();
+                c.search(SearchRequest {
+                    space: Some(DENSE.into()),
+                    vector: v,
+                    k: s.k,
+                    filter: q.filter.clone(),
+                    tenant: q.tenant.clone(),
+                    with_payload: true,
+                    ..Default::default()
+                })?
+            }
+            SourceKind::Bm25 => c.search_sparse(SparseSearchRequest {
+                space: BM25.into(),
+                query: SparseInput::Text(q.text.clone()),
+                k: s.k,
+                filter: q.filter.clone(),
+                tenant: q.tenant.clone(),
+                with_payload: true,
+            })?,
+            SourceKind::Splade => {
+                let m = models.splade.ok_or_else(|| {
+                    EngineError::InvalidRequest("a SPLADE source needs the SPLADE model".into())
+                })?;
+                let v = m
+                    .encode(&[q.text.as_str()], true)
+                    .map_err(|e| model_err("SPLADE encoding the query", e))?
+                    .pop()
+                    .unwrap_or_default();
+                c.search_sparse(SparseSearchRequest {
+                    space: SPLADE.into(),
+                    query: SparseInput::Vector(v),
+                    k: s.k,
+                    filter: q.filter.clone(),
+                    tenant: q.tenant.clone(),
+                    with_payload: true,
+                })?
+            }
+        };
+        let mut list = Vec::with_capacity(resp.hits.len());
+        for h in resp.hits {
+            let score = h.score.unwrap_or(0.0);
+            list.push((h.id.clone(), score));
+            let e = hits.entry(h.id.clone()).or_insert_with(|| {
+                let payload = h.payload.unwrap_or(Value::Null);
+                ChunkHit {
+                    doc_id: payload["doc_id"]
+                        .as_str()
+                        .map_or_else(|| h.id.to_string(), str::to_string),
+                    id: h.id,
+                    score: 0.0,
+                    sources: HashMap::new(),
+                    rerank_score: None,
+                    payload,
+                }
+            });
+            e.sources.insert(s.kind, score);
+        }
+        lists.push(list);
+        weights.push(s.weight);
+    }
+    let fused = if lists.len() == 1 {
+        lists.pop().unwrap_or_default()
+    } else {
+        fuse(&lists, &weights, q.fusion)
+    };
+    let mut ranked: Vec<ChunkHit> = fused
+        .into_iter()
+        .filter_map(|(id, score)| {
+            hits.remove(&id).map(|mut h| {
+                h.score = score;
+                h
+            })
+        })
+        .collect();
+    if q.rerank_top > 0 {
+        let scorer = models
+            .reranker
+            .ok_or_else(|| EngineError::InvalidRequest("rerank needs a reranker model".into()))?;
+        rerank(scorer, &q.text, &mut ranked, q.rerank_top)?;
+    }
+    if let Some(lambda) = q.mmr_lambda {
+        let pool = (q.k * q.group_size.unwrap_or(1) * 4).max(50);
+        ranked = mmr(c, ranked, lambda, pool)?;
+    }
+    Ok(group(ranked, q.k, q.group_size))
+}
+
+/// Re-orders the first `top` chunks by cross-encoder score (ties keep their order); the rest
+/// follow in their previous order.
+fn rerank(scorer: &dyn PairScorer, query: &str, ranked: &mut [ChunkHit], top: usize) -> Result<()> {
+    let n = top.min(ranked.len());
+    if n == 0 {
+        return Ok(());
+    }
+    let passages: Vec<String> = ranked[..n].iter().map(passage_text).collect();
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let scores = scorer
+        .score(query, &refs)
+        .map_err(|e| model_err("reranking", e))?;
+    if scores.len() != n {
+        return Err(EngineError::Model(format!(
+            "the reranker returned {} scores for {n} passages",
+            scores.len()
+        )));
+    }
+    for (h, s) in ranked[..n].iter_mut().zip(scores) {
+        h.rerank_score = Some(s);
+        h.score = s;
+    }
+    ranked[..n].sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(())
+}
+
+/// The text a reranker reads for a chunk: its title and text.
+fn passage_text(h: &ChunkHit) -> String {
+    let title = h.payload["title"].as_str().unwrap_or("");
+    let text = h.payload["text"].as_str().unwrap_or("");
+    if title.is_empty() {
+        text.to_string()
+    } else {
+        format!("{title}\n{text}")
+    }
+}
+
+/// Greedy MMR over the first `pool` chunks; the rest follow unchanged.
+fn mmr(
+    c: &Collection,
+    mut ranked: Vec<ChunkHit>,
+    lambda: f32,
+    pool: usize,
+) -> Result<Vec<ChunkHit>> {
+    let n = pool.min(ranked.len());
+    if n <= 1 {
+        return Ok(ranked);
+    }
+    let rest = ranked.split_off(n);
+    let ids: Vec<PointId> = ranked.iter().map(|h| h.id.clone()).collect();
+    let points = c.get(&ids, false, true);
+    let by_id: HashMap<&PointId, Vec<f32>> = points
+        .iter()
+        .filter_map(|p| {
+            let v = p.vectors.as_ref()?.get(DENSE)?.as_array()?;
+            Some((
+                &p.id,
+                v.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect(),
+            ))
+        })
+        .collect();
+    let vecs: Vec<Option<&Vec<f32>>> = ids.iter().map(|id| by_id.get(id)).collect();
+    let (lo, hi) = ranked
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), h| {
+            (lo.min(h.score), hi.max(h.score))
+        });
+    let rel: Vec<f32> = ranked
+        .iter()
+        .map(|h| {
+            if hi > lo {
+                (h.score - lo) / (hi - lo)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut chosen: Vec<usize> = Vec::with_capacity(n);
+    let mut max_sim = vec![f32::NEG_INFINITY; n];
+    let mut taken = vec![false; n];
+    for _ in 0..n {
+        let mut best: Option<(usize, f32)> = None;
+        for i in (0..n).filter(|&i| !taken[i]) {
+            let red = if chosen.is_empty() { 0.0 } else { max_sim[i] };
+            let v = lambda * rel[i] - (1.0 - lambda) * red;
+            if best.is_none_or(|(_, b)| v > b) {
+                best = Some((i, v));
+            }
+        }
+        let Some((i, _)) = best else { break };
+        taken[i] = true;
+        chosen.push(i);
+        if let Some(vi) = vecs[i] {
+            for j in (0..n).filter(|&j| !taken[j]) {
+                if let Some(vj) = vecs[j] {
+                    let s = vi.iter().zip(vj.iter()).map(|(a, b)| a * b).sum::<f32>();
+                    max_sim[j] = max_sim[j].max(s);
+                }
+            }
+        }
+    }
+    let mut slots: Vec<Option<ChunkHit>> = ranked.into_iter().map(Some).collect();
+    let mut out: Vec<ChunkHit> = chosen.into_iter().filter_map(|i| slots[i].take()).collect();
+    out.extend(rest);
+    Ok(out)
+}
+
+/// Groups ranked chunks by document (up to `group_size` each, `k` documents), or returns the
+/// first `k` chunks as single-chunk groups.
+fn group(ranked: Vec<ChunkHit>, k: usize, group_size: Option<usize>) -> Vec<DocumentHit> {
+    let Some(size) = group_size else {
+        return ranked
+            .into_iter()
+            .take(k)
+            .map(|h| DocumentHit {
+                doc_id: h.doc_id.clone(),
+                score: h.score,
+                chunks: vec![h],
+            })
+            .collect();
+    };
+    let mut out: Vec<DocumentHit> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for h in ranked {
+        match at.get(&h.doc_id) {
+            Some(&i) if out[i].chunks.len() < size => out[i].chunks.push(h),
+            Some(_) => {}
+            None if out.len() < k => {
+                at.insert(h.doc_id.clone(), out.len());
+                out.push(DocumentHit {
+                    doc_id: h.doc_id.clone(),
+                    score: h.score,
+                    chunks: vec![h],
+                });
+            }
+            None => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,438 @@
+//! The document layer with deterministic fake models: ingestion (unchanged, replaced,
+//! removed, atomic across reopen), the hybrid plan (sources, fusion, rerank, MMR, grouping),
+//! model identity checks and context assembly.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{json, Value};
+use sextant_core::{Filter, PointId, SparseVector};
+use sextant_engine::documents::context::{assemble, render};
+use sextant_engine::documents::ingest::{Document, Ingester, Outcome};
+use sextant_engine::documents::search::{search_text, Models, SourceKind, TextQuery};
+use sextant_engine::documents::{
+    schema, ChunkingSpec, DenseModel, DocumentSettings, PairScorer, SparseModel,
+};
+use sextant_engine::{CollectionConfig, Database};
+
+/// Bag of hashed lower-case words, L2-normalised: texts sharing words are similar.
+#[derive(Default)]
+struct FakeDense {
+    seed: u64,
+    calls: AtomicUsize,
+}
+
+const DIM: usize = 1024;
+
+fn words(text: &str) -> impl Iterator<Item = (Range<usize>, String)> + '_ {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s..i, text[s..i].to_lowercase()));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out.into_iter()
+}
+
+fn hash(s: &str, seed: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+impl DenseModel for FakeDense {
+    fn dim(&self) -> usize {
+        DIM
+    }
+    fn identity(&self) -> Value {
+        json!({"fake": self.seed})
+    }
+    fn check_identity(&self, stored: &Value) -> Result<(), String> {
+        if stored == &self.identity() {
+            Ok(())
+        } else {
+            Err(format!("expected {stored}, got {}", self.identity()))
+        }
+    }
+    fn max_tokens(&self) -> usize {
+        34
+    }
+    fn token_spans(&self, text: &str) -> Vec<Range<usize>> {
+        words(text).map(|(r, _)| r).collect()
+    }
+    fn embed(&self, texts: &[&str], _query: bool) -> Result<Vec<Vec<f32>>, String> {
+        self.calls.fetch_add(texts.len(), Ordering::Relaxed);
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0.0f32; DIM];
+                for (_, w) in words(t) {
+                    v[(hash(&w, self.seed) % DIM as u64) as usize] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if n > 0.0 {
+                    v.iter_mut().for_each(|x| *x /= n);
+                } else {
+                    v[0] = 1.0;
+                }
+                v
+            })
+            .collect())
+    }
+}
+
+/// Sparse weights: 1 per distinct word (a "learned" encoder that is plain term matching).
+struct FakeSparse;
+
+impl SparseModel for FakeSparse {
+    fn identity(&self) -> Value {
+        json!({"fake_sparse": 1})
+    }
+    fn check_identity(&self, stored: &Value) -> Result<(), String> {
+        (stored == &self.identity())
+            .then_some(())
+            .ok_or_else(|| "other sparse model".to_string())
+    }
+    fn encode(&self, texts: &[&str], _query: bool) -> Result<Vec<SparseVector>, String> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut m: HashMap<u32, f32> = HashMap::new();
+                for (_, w) in words(t) {
+                    m.insert((hash(&w, 7) % 100_000) as u32, 1.0);
+                }
+                SparseVector::from_pairs(m.into_iter().collect()).unwrap()
+            })
+            .collect())
+    }
+}
+
+/// Scores a passage by whether it contains a magic word.
+struct MagicScorer(&'static str);
+
+impl PairScorer for MagicScorer {
+    fn score(&self, _query: &str, passages: &[&str]) -> Result<Vec<f32>, String> {
+        Ok(passages
+            .iter()
+            .map(|p| if p.contains(self.0) { 10.0 } else { 0.0 })
+            .collect())
+    }
+}
+
+fn settings(strategy: &str, max_tokens: usize) -> DocumentSettings {
+    DocumentSettings {
+        chunking: ChunkingSpec {
+            strategy: strategy.into(),
+            max_tokens,
+            overlap: None,
+            parent_max_tokens: None,
+        },
+        redaction: None,
+    }
+}
+
+fn doc(id: &str, title: &str, text: &str) -> Document {
+    Document {
+        id: id.into(),
+        title: title.into(),
+        text: text.into(),
+        source: Some(format!("/docs/{id}.txt")),
+        ..Default::default()
+    }
+}
+
+const CORPUS: &[(&str, &str, &str)] = &[
+    ("fox", "Foxes", "The red fox is a small carnivore. It hunts rodents at night. Foxes live in dens."),
+    ("cat", "Cats", "The domestic cat is a small carnivore kept as a pet. Cats purr and sleep a lot."),
+    ("rust", "Rust", "Rust is a systems programming language. It guarantees memory safety without a garbage collector."),
+    ("bread", "Bread", "Bread is baked from flour, water and yeast. Sourdough bread uses a natural starter."),
+    ("moon", "Moon", "The moon orbits the earth. Its phases change over a month of about thirty days."),
+];
+
+fn open(dir: &std::path::Path) -> Database {
+    Database::open(dir, CollectionConfig::default()).unwrap()
+}
+
+fn doc_count(c: &sextant_engine::Collection, id: &str) -> u64 {
+    let f =
+        Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": id}}]})).unwrap();
+    c.count(Some(&f))
+}
+
+#[test]
+fn ingest_skips_unchanged_replaces_changed_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    {
+        let db = open(dir.path());
+        let c = db
+            .create_collection(
+                "d",
+                schema(&model, None, &settings("sentences", 8)).unwrap(),
+            )
+            .unwrap();
+        let mut ing = Ingester::new(&c, &model, None)
+            .unwrap()
+            .with_batch_chunks(3);
+        for (id, t, x) in CORPUS {
+            assert!(matches!(ing.add(doc(id, t, x)).unwrap(), Outcome::Added(n) if n >= 2));
+        }
+        let st = ing.finish().unwrap();
+        assert_eq!(st.documents, 5);
+        assert_eq!(c.count(None) as usize, st.chunks);
+        let fox_before = doc_count(&c, "fox");
+        assert!(fox_before >= 2, "{fox_before}");
+
+        let calls = model.calls.load(Ordering::Relaxed);
+        let mut ing = Ingester::new(&c, &model, None).unwrap();
+        for (id, t, x) in CORPUS {
+            assert_eq!(ing.add(doc(id, t, x)).unwrap(), Outcome::Unchanged);
+        }
+        assert_eq!(ing.finish().unwrap().unchanged, 5);
+        assert_eq!(
+            model.calls.load(Ordering::Relaxed),
+            calls,
+            "unchanged docs are not embedded"
+        );
+
+        // A shorter fox: one chunk; the old ones must all be gone, in the same record.
+        let mut ing = Ingester::new(&c, &model, None).unwrap();
+        assert_eq!(
+            ing.add(doc("fox", "Foxes", "Foxes are clever.")).unwrap(),
+            Outcome::Replaced(1)
+        );
+        ing.finish().unwrap();
+        assert_eq!(doc_count(&c, "fox"), 1);
+        let p = c.get(&[PointId::Str("fox#0".into())], true, false);
+        assert_eq!(p[0].payload.as_ref().unwrap()["text"], "Foxes are clever.");
+        assert!(c
+            .get(&[PointId::Str("fox#1".into())], true, false)
+            .is_empty());
+        // Not flushed: the state must come back from the WAL alone.
+    }
+    let db = open(dir.path());
+    let c = db.collection("d").unwrap();
+    assert_eq!(doc_count(&c, "fox"), 1);
+    assert!(doc_count(&c, "cat") >= 2);
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    assert!(ing.remove("cat").unwrap() >= 2);
+    ing.finish().unwrap();
+    assert_eq!(doc_count(&c, "cat"), 0);
+    // Payload fields of a chunk.
+    let p = c.get(&[PointId::Str("moon#0".into())], true, false);
+    let p = p[0].payload.as_ref().unwrap();
+    assert_eq!(p["doc_id"], "moon");
+    assert_eq!(p["source"], "/docs/moon.txt");
+    let (s, e) = (
+        p["start"].as_u64().unwrap() as usize,
+        p["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&CORPUS[4].2[s..e], p["text"].as_str().unwrap());
+}
+
+#[test]
+fn another_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let a = FakeDense::default();
+    let b = FakeDense {
+        seed: 9,
+        ..Default::default()
+    };
+    let c = db
+        .create_collection("d", schema(&a, None, &settings("sentences", 8)).unwrap())
+        .unwrap();
+    let e = Ingester::new(&c, &b, None).unwrap_err().to_string();
+    assert!(e.contains("not the one"), "{e}");
+    let q = TextQuery::new("fox", &[SourceKind::Dense], 3);
+    let models = Models {
+        dense: Some(&b),
+        ..Default::default()
+    };
+    assert!(search_text(&c, models, &q).is_err());
+    // Bad settings are refused before anything is created.
+    assert!(schema(&a, None, &settings("sentences", 500)).is_err());
+    assert!(schema(&a, None, &settings("zigzag", 8)).is_err());
+}
+
+fn corpus_collection(
+    dir: &std::path::Path,
+    model: &FakeDense,
+    splade: Option<&dyn SparseModel>,
+) -> std::sync::Arc<sextant_engine::Collection> {
+    let db = open(dir);
+    let c = db
+        .create_collection(
+            "d",
+            schema(model, splade, &settings("sentences", 8)).unwrap(),
+        )
+        .unwrap();
+    let mut ing = Ingester::new(&c, model, splade).unwrap();
+    for (id, t, x) in CORPUS {
+        ing.add(doc(id, t, x)).unwrap();
+    }
+    ing.finish().unwrap();
+    c
+}
+
+#[test]
+fn every_source_and_fusion_finds_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let c = corpus_collection(dir.path(), &model, Some(&FakeSparse));
+    let models = Models {
+        dense: Some(&model),
+        splade: Some(&FakeSparse),
+        reranker: None,
+    };
+    let queries = [
+        ("sourdough yeast flour", "bread"),
+        ("memory safety garbage collector", "rust"),
+    ];
+    let source_sets: [&[SourceKind]; 4] = [
+        &[SourceKind::Dense],
+        &[SourceKind::Bm25],
+        &[SourceKind::Splade],
+        &[SourceKind::Dense, SourceKind::Bm25, SourceKind::Splade],
+    ];
+    for (text, want) in queries {
+        for kinds in source_sets {
+            let q = TextQuery::new(text, kinds, 3);
+            let r = search_text(&c, models, &q).unwrap();
+            assert_eq!(r[0].doc_id, want, "{kinds:?} {text}");
+            // Grouped: one entry per document.
+            let mut ids: Vec<&str> = r.iter().map(|d| d.doc_id.as_str()).collect();
+            ids.dedup();
+            assert_eq!(ids.len(), r.len());
+            assert!(r.iter().all(|d| d.chunks.len() == 1));
+        }
+    }
+    // A filter applies to every source.
+    let mut q = TextQuery::new(
+        "sourdough yeast flour",
+        &[SourceKind::Dense, SourceKind::Bm25, SourceKind::Splade],
+        3,
+    );
+    q.filter = Some(
+        Filter::from_json(&json!({"must_not": [{"key": "doc_id", "match": {"value": "bread"}}]}))
+            .unwrap(),
+    );
+    let r = search_text(&c, models, &q).unwrap();
+    assert!(r.iter().all(|d| d.doc_id != "bread"));
+    // Group size: up to n chunks per document.
+    let mut q = TextQuery::new("fox foxes dens rodents", &[SourceKind::Bm25], 2);
+    q.group_size = Some(3);
+    let r = search_text(&c, models, &q).unwrap();
+    assert_eq!(r[0].doc_id, "fox");
+    assert!(r[0].chunks.len() >= 2, "{:?}", r[0].chunks.len());
+    // Bad requests.
+    let mut q = TextQuery::new("x", &[SourceKind::Bm25], 2);
+    q.mmr_lambda = Some(1.5);
+    assert!(search_text(&c, models, &q).is_err());
+    let q = TextQuery::new("x", &[SourceKind::Splade], 2);
+    assert!(search_text(&c, Models::default(), &q).is_err());
+}
+
+#[test]
+fn rerank_reorders_and_mmr_diversifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let c = corpus_collection(dir.path(), &model, None);
+    let scorer = MagicScorer("thirty");
+    let models = Models {
+        dense: Some(&model),
+        splade: None,
+        reranker: Some(&scorer),
+    };
+    let mut q = TextQuery::new("small carnivore", &[SourceKind::Bm25, SourceKind::Dense], 3);
+    let plain = search_text(&c, models, &q).unwrap();
+    assert_ne!(plain[0].doc_id, "moon");
+    q.rerank_top = 50;
+    let r = search_text(&c, models, &q).unwrap();
+    assert_eq!(r[0].doc_id, "moon", "the reranker's favourite comes first");
+    assert_eq!(r[0].chunks[0].rerank_score, Some(10.0));
+
+    // MMR over ungrouped chunks: near-duplicates are pushed down.
+    let db = open(&dir.path().join("dup"));
+    let c = db
+        .create_collection(
+            "d",
+            schema(&model, None, &settings("sentences", 30)).unwrap(),
+        )
+        .unwrap();
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    ing.add(doc("a1", "", "apple banana cherry")).unwrap();
+    ing.add(doc("a2", "", "apple banana cherry")).unwrap();
+    ing.add(doc("b", "", "apple kiwi mango")).unwrap();
+    ing.finish().unwrap();
+    let mut q = TextQuery::new("apple banana cherry", &[SourceKind::Dense], 2);
+    q.group_size = None;
+    let r = search_text(&c, models, &q).unwrap();
+    let top: Vec<&str> = r.iter().map(|d| d.doc_id.as_str()).collect();
+    assert!(top.contains(&"a1") && top.contains(&"a2"), "{top:?}");
+    q.mmr_lambda = Some(0.3);
+    let r = search_text(&c, models, &q).unwrap();
+    let top: Vec<&str> = r.iter().map(|d| d.doc_id.as_str()).collect();
+    assert!(
+        top.contains(&"b"),
+        "MMR picks the different document: {top:?}"
+    );
+}
+
+#[test]
+fn context_merges_overlaps_respects_the_budget_and_cites() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let db = open(dir.path());
+    let mut s = settings("fixed", 6);
+    s.chunking.overlap = Some(2);
+    let c = db
+        .create_collection("d", schema(&model, None, &s).unwrap())
+        .unwrap();
+    let text = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi";
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    ing.add(doc("greek", "Letters", text)).unwrap();
+    ing.add(doc("other", "Other", "zeta functions in number theory"))
+        .unwrap();
+    ing.finish().unwrap();
+    let mut q = TextQuery::new("zeta eta theta alpha xi", &[SourceKind::Bm25], 10);
+    q.group_size = None;
+    let hits = search_text(&c, Models::default(), &q).unwrap();
+    assert!(hits.len() >= 3);
+    let count = |s: &str| s.split_whitespace().count();
+    let ctx = assemble(&hits, 1000, &count);
+    // The overlapping windows of "greek" became one passage covering all of them.
+    let greek: Vec<_> = ctx
+        .passages
+        .iter()
+        .filter(|p| p.doc_id == "greek")
+        .collect();
+    assert_eq!(greek.len(), 1, "{:?}", ctx.passages);
+    assert_eq!(greek[0].text, &text[greek[0].start..greek[0].end]);
+    assert_eq!(
+        greek[0].text, text,
+        "all windows matched, so the whole text"
+    );
+    assert_eq!(
+        ctx.passages.iter().map(|p| p.citation).collect::<Vec<_>>(),
+        (1..=ctx.passages.len()).collect::<Vec<_>>()
+    );
+    let out = render(&ctx);
+    assert!(out.contains("[1] ") && out.contains("/docs/"), "{out}");
+    // A small budget: the first passage is cut to fit, the rest omitted.
+    let small = assemble(&hits, 5, &count);
+    assert!(small.tokens <= 5, "{}", small.tokens);
+    assert_eq!(small.passages.len(), 1);
+    assert!(small.passages[0].truncated);
+    assert!(small.omitted >= 1);
+}
