@@ -9,12 +9,16 @@
 //! - [`chunk`]: fixed-size (tokens, with overlap), sentence and Markdown paragraph/heading
 //!   chunking with byte offsets.
 //!
+//! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
+//!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
+//!
 //! Pure functions over strings: no vectors, models or storage here.
 #![forbid(unsafe_code)]
 
 pub mod analyzer;
 pub mod bm25;
 pub mod chunk;
+pub mod pii;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};

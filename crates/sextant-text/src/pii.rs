@@ -1,0 +1,829 @@
+//! PII detection and redaction: e-mail addresses, phone numbers, payment-card numbers, IBANs,
+//! IP addresses and national identifiers, replaced by a label (`[EMAIL]`) or by a keyed,
+//! non-reversible token (`[EMAIL:3f2a9c1b]`) before text is stored or embedded.
+//!
+//! Detection is two-stage: a regular expression finds *candidates*, then a validator rejects
+//! what only looks like PII — card numbers must pass the Luhn check, IBANs the ISO 7064 mod-97
+//! check, IPv4 octets must be ≤ 255, SSNs must avoid the never-issued ranges — so random digit
+//! runs, dates, versions and years stay in the text. Phone numbers have no checksum, so their
+//! patterns are deliberately narrow (see [`PiiKind::Phone`]): a missed local number is a better
+//! failure than a redacted date.
+//!
+//! Overlaps between kinds are resolved deterministically: the earliest match wins, then the
+//! longest, then the kind listed first in [`PiiKind::ALL`]. Redaction is idempotent: the
+//! replacement tokens are never matched again, so redacting redacted text changes nothing.
+//!
+//! ```
+//! use sextant_text::pii::{PiiKind, RedactionMode, Redactor};
+//!
+//! let r = Redactor::new(PiiKind::ALL, RedactionMode::Mask);
+//! let out = r.redact("Mail jane@example.org or call +44 20 7946 0958.");
+//! assert_eq!(out.text, "Mail [EMAIL] or call [PHONE].");
+//! assert_eq!(out.counts["email"], 1);
+//! assert_eq!(out.total, 2);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Hex digits of the keyed hash kept in a [`RedactionMode::Hash`] token (32 bits: enough to
+/// tell values of one document apart, too few to serve as a lookup key for the value).
+pub const HASH_HEX_LEN: usize = 8;
+
+/// A kind of personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PiiKind {
+    /// E-mail addresses (`local@domain.tld`).
+    Email,
+    /// Phone numbers: international (`+` country code, 8–15 digits, spaces/dots/dashes and a
+    /// parenthesised area code allowed), North American (`(555) 123-4567`, `555-123-4567`,
+    /// `555.123.4567`) and national numbers with a trunk `0` (`020 7946 0958`,
+    /// `06 12 34 56 78`; 9–12 digits). Bare digit runs, dates, years and versions are not phones.
+    Phone,
+    /// Payment-card numbers: 13–19 digits, optionally grouped by spaces or dashes, Luhn-valid.
+    Card,
+    /// International bank account numbers: country code, two check digits, 11–30 alphanumerics
+    /// (optionally in groups of four), mod-97 valid.
+    Iban,
+    /// IPv4 (four octets ≤ 255, not part of a longer dotted run) and IPv6 addresses (at least
+    /// three groups, parsed by the standard library).
+    Ip,
+    /// National identifiers: US social security numbers (`ddd-dd-dddd` outside the never-issued
+    /// ranges 000/666/9xx, 00, 0000) and UK National Insurance numbers (`AB 12 34 56 C`).
+    NationalId,
+}
+
+impl PiiKind {
+    /// Every kind, in the order that breaks ties between equal overlapping matches.
+    pub const ALL: &'static [PiiKind] = &[
+        PiiKind::Email,
+        PiiKind::Iban,
+        PiiKind::Card,
+        PiiKind::NationalId,
+        PiiKind::Ip,
+        PiiKind::Phone,
+    ];
+
+    /// The lower-case name used in counts and configuration (`email`, `phone`, `card`, `iban`,
+    /// `ip`, `national_id`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PiiKind::Email => "email",
+            PiiKind::Phone => "phone",
+            PiiKind::Card => "card",
+            PiiKind::Iban => "iban",
+            PiiKind::Ip => "ip",
+            PiiKind::NationalId => "national_id",
+        }
+    }
+
+    /// The label inside a replacement token (`EMAIL` in `[EMAIL]`).
+    pub fn label(self) -> &'static str {
+        match self {
+            PiiKind::Email => "EMAIL",
+            PiiKind::Phone => "PHONE",
+            PiiKind::Card => "CARD",
+            PiiKind::Iban => "IBAN",
+            PiiKind::Ip => "IP",
+            PiiKind::NationalId => "NATIONAL_ID",
+        }
+    }
+
+    fn rank(self) -> usize {
+        PiiKind::ALL
+            .iter()
+            .position(|&k| k == self)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+impl fmt::Display for PiiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown PII kind name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown PII kind {0:?}: expected one of email, phone, card, iban, ip, national_id")]
+pub struct UnknownPiiKind(pub String);
+
+impl FromStr for PiiKind {
+    type Err = UnknownPiiKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase().replace('-', "_");
+        PiiKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == lower)
+            .ok_or_else(|| UnknownPiiKind(s.to_string()))
+    }
+}
+
+/// What a detected value is replaced with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedactionMode {
+    /// The kind's label: `[EMAIL]`, `[PHONE]`, `[CARD]`, `[IBAN]`, `[IP]`, `[NATIONAL_ID]`.
+    Mask,
+    /// The label and the first [`HASH_HEX_LEN`] hex digits of SHA-256 over the salt, the kind and
+    /// the value: `[EMAIL:3f2a9c1b]`. Equal values in one collection get equal tokens (so a
+    /// person can still be followed across chunks); without the salt a token cannot be
+    /// confirmed by hashing guesses. Keep the salt secret and stable per collection.
+    Hash {
+        /// Secret key mixed into every hash.
+        salt: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for RedactionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedactionMode::Mask => f.write_str("Mask"),
+            // Never print the salt: it is a secret.
+            RedactionMode::Hash { .. } => f.write_str("Hash { salt: <redacted> }"),
+        }
+    }
+}
+
+/// One detected value: `text[start..end]` is of kind `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PiiMatch {
+    /// What was found.
+    pub kind: PiiKind,
+    /// Byte offset of the first byte.
+    pub start: usize,
+    /// Byte offset one past the last byte.
+    pub end: usize,
+}
+
+/// The result of [`Redactor::redact`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redacted {
+    /// The text with every detected value replaced.
+    pub text: String,
+    /// Replacements per configured kind, by [`PiiKind::name`] (zero counts included).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// All replacements.
+    pub total: usize,
+}
+
+/// Finds and replaces personal data of the configured kinds.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    kinds: Vec<PiiKind>,
+    mode: RedactionMode,
+}
+
+struct Patterns {
+    email: Regex,
+    phone: Regex,
+    card: Regex,
+    iban: Regex,
+    ipv4: Regex,
+    ipv6: Regex,
+    ssn: Regex,
+    nino: Regex,
+    token: Regex,
+}
+
+fn patterns() -> &'static Patterns {
+    static PATTERNS: OnceLock<Patterns> = OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        let re = |p: &str| Regex::new(p).expect("PII pattern compiles");
+        Patterns {
+            email: re(concat!(
+                r"[\w%+-](?:[\w.%+-]*[\w%+-])?@",
+                r"[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?",
+                r"(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)*\.\p{L}{2,24}",
+            )),
+            phone: re(concat!(
+                // International: + country code, then groups.
+                r"\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}",
+                // North American: (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567.
+                r"|(?:\(\d{3}\)[ ]?|\d{3}[ .-])\d{3}[ .-]\d{4}",
+                // National with a trunk 0: 020 7946 0958, 06 12 34 56 78, 07700 900123.
+                r"|0\d{1,4}(?:[ .-]\d{2,8}){1,4}",
+            )),
+            card: re(r"\d(?:[ -]?\d){12,18}"),
+            iban: re(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}"),
+            ipv4: re(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"),
+            ipv6: re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?"),
+            ssn: re(r"(\d{3})-(\d{2})-(\d{4})"),
+            nino: re(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
+            token: re(r"\[(?:EMAIL|PHONE|CARD|IBAN|IP|NATIONAL_ID)(?::[0-9a-f]{8})?\]"),
+        }
+    })
+}
+
+impl Redactor {
+    /// A redactor for `kinds` (duplicates ignored) in `mode`.
+    pub fn new(kinds: &[PiiKind], mode: RedactionMode) -> Self {
+        let mut kinds = kinds.to_vec();
+        kinds.sort_by_key(|k| k.rank());
+        kinds.dedup();
+        Redactor { kinds, mode }
+    }
+
+    /// The configured kinds.
+    pub fn kinds(&self) -> &[PiiKind] {
+        &self.kinds
+    }
+
+    /// The configured mode.
+    pub fn mode(&self) -> &RedactionMode {
+        &self.mode
+    }
+
+    /// Every value of a configured kind in `text`, non-overlapping and in order. Existing
+    /// replacement tokens (`[EMAIL]`, `[CARD:0a1b2c3d]`, …) are never reported.
+    pub fn find(&self, text: &str) -> Vec<PiiMatch> {
+        let p = patterns();
+        let mut all = Vec::new();
+        for &kind in &self.kinds {
+            candidates(p, kind, text, &mut all);
+        }
+        // Earliest first, then longest, then by kind rank.
+        all.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end), m.kind.rank()));
+        let tokens: Vec<(usize, usize)> = p
+            .token
+            .find_iter(text)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        let mut out: Vec<PiiMatch> = Vec::new();
+        for m in all {
+            if out.last().is_some_and(|last| m.start < last.end) {
+                continue;
+            }
+            if tokens.iter().any(|&(s, e)| m.start < e && s < m.end) {
+                continue;
+            }
+            out.push(m);
+        }
+        out
+    }
+
+    /// Replaces every value found by [`Redactor::find`] and counts the replacements.
+    pub fn redact(&self, text: &str) -> Redacted {
+        let mut counts: BTreeMap<&'static str, usize> =
+            self.kinds.iter().map(|k| (k.name(), 0)).collect();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let matches = self.find(text);
+        for m in &matches {
+            out.push_str(&text[at..m.start]);
+            out.push_str(&self.replacement(m.kind, &text[m.start..m.end]));
+            at = m.end;
+            *counts.entry(m.kind.name()).or_default() += 1;
+        }
+        out.push_str(&text[at..]);
+        Redacted {
+            text: out,
+            counts,
+            total: matches.len(),
+        }
+    }
+
+    /// The token that replaces `value` of kind `kind` in this redactor's mode.
+    pub fn replacement(&self, kind: PiiKind, value: &str) -> String {
+        match &self.mode {
+            RedactionMode::Mask => format!("[{}]", kind.label()),
+            RedactionMode::Hash { salt } => {
+                let mut h = Sha256::new();
+                // Length-prefix the salt so (salt, value) pairs cannot collide by shifting bytes.
+                h.update((salt.len() as u64).to_le_bytes());
+                h.update(salt);
+                h.update(kind.name().as_bytes());
+                h.update([0u8]);
+                h.update(value.as_bytes());
+                let digest = h.finalize();
+                let hex: String = digest
+                    .iter()
+                    .take(HASH_HEX_LEN / 2)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("[{}:{hex}]", kind.label())
+            }
+        }
+    }
+}
+
+/// True when the characters around `start..end` do not continue the match (no letter or digit
+/// glued to either side).
+fn standalone(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+}
+
+fn candidates(p: &Patterns, kind: PiiKind, text: &str, out: &mut Vec<PiiMatch>) {
+    let mut push = |start: usize, end: usize| out.push(PiiMatch { kind, start, end });
+    match kind {
+        PiiKind::Email => {
+            for m in p.email.find_iter(text) {
+                let before = text[..m.start()].chars().next_back();
+                if !before.is_some_and(|c| c.is_alphanumeric() || c == '.') {
+                    push(m.start(), m.end());
+                }
+            }
+        }
+        PiiKind::Phone => {
+            for m in p.phone.find_iter(text) {
+                let s = m.as_str();
+                let digits = s.bytes().filter(u8::is_ascii_digit).count();
+                let ok = if s.starts_with('+') {
+                    (8..=15).contains(&digits)
+                } else if s.starts_with('0') {
+                    (9..=12).contains(&digits)
+                } else {
+                    digits == 10
+                };
+                let dotted_run = text[m.end()..].starts_with('.')
+                    && text[m.end() + 1..].starts_with(|c: char| c.is_ascii_digit());
+                if ok && !dotted_run && standalone(text, m.start(), m.end()) {
+                    push(m.start(), m.end());
+                }
+            }
+        }
+        PiiKind::Card => {
+            for m in p.card.find_iter(text) {
+                let digits: Vec<u8> = m
+                    .as_str()
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .map(|b| b - b'0')
+                    .collect();
+                if (13..=19).contains(&digits.len())
+                    && luhn_valid(&digits)
+                    && standalone(text, m.start(), m.end())
+                {
+                    push(m.start(), m.end());
+                }
+            }
+        }
+        PiiKind::Iban => {
+            for m in p.iban.find_iter(text) {
+                if let Some(end) = longest_valid_iban(text, m.start(), m.end()) {
+                    if standalone(text, m.start(), end) {
+                        push(m.start(), end);
+                    }
+                }
+            }
+        }
+        PiiKind::Ip => {
+            for m in p.ipv4.find_iter(text) {
+                let octets_ok = m
+                    .as_str()
+                    .split('.')
+                    .all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255));
+                let before = &text[..m.start()];
+                let after = &text[m.end()..];
+                // "1.2.3.4.5" is a version or an OID, not an address.
+                let longer = (before.ends_with('.')
+                    && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit()))
+                    || (after.starts_with('.')
+                        && after[1..].starts_with(|c: char| c.is_ascii_digit()));
+                if octets_ok && !longer && standalone(text, m.start(), m.end()) {
+                    push(m.start(), m.end());
+                }
+            }
+            for m in p.ipv6.find_iter(text) {
+                let s = m.as_str();
+                let groups = s.split(':').filter(|g| !g.is_empty()).count();
+                let after = text[m.end()..].chars().next();
+                if groups >= 3
+                    && s.parse::<Ipv6Addr>().is_ok()
+                    && standalone(text, m.start(), m.end())
+                    && after != Some(':')
+                    && !text[..m.start()].ends_with(':')
+                {
+                    push(m.start(), m.end());
+                }
+            }
+        }
+        PiiKind::NationalId => {
+            for c in p.ssn.captures_iter(text) {
+                let whole = c.get(0).expect("group 0 exists");
+                let area = &c[1];
+                let issued = area != "000"
+                    && area != "666"
+                    && !area.starts_with('9')
+                    && &c[2] != "00"
+                    && &c[3] != "0000";
+                if issued && standalone(text, whole.start(), whole.end()) {
+                    push(whole.start(), whole.end());
+                }
+            }
+            for m in p.nino.find_iter(text) {
+                let prefix = &m.as_str()[..2];
+                let allocated = !matches!(prefix, "BG" | "GB" | "NK" | "KN" | "TN" | "NT" | "ZZ");
+                if allocated && standalone(text, m.start(), m.end()) {
+                    push(m.start(), m.end());
+                }
+            }
+        }
+    }
+}
+
+/// The Luhn checksum over decimal digits (most significant first).
+pub fn luhn_valid(digits: &[u8]) -> bool {
+    if digits.is_empty() || digits.iter().any(|&d| d > 9) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// The ISO 13616 / ISO 7064 mod-97 check of an IBAN without spaces (upper-case letters and
+/// digits; 15–34 characters).
+pub fn iban_valid(iban: &str) -> bool {
+    let b = iban.as_bytes();
+    if !(15..=34).contains(&b.len())
+        || !b[..2].iter().all(u8::is_ascii_uppercase)
+        || !b[2..4].iter().all(u8::is_ascii_digit)
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return false;
+    }
+    let mut rem: u32 = 0;
+    for &c in b[4..].iter().chain(&b[..4]) {
+        if c.is_ascii_digit() {
+            rem = (rem * 10 + u32::from(c - b'0')) % 97;
+        } else {
+            rem = (rem * 100 + u32::from(c - b'A' + 10)) % 97;
+        }
+    }
+    rem == 1
+}
+
+/// The IBAN length of a country (ISO 13616 registry), where known.
+fn iban_length(country: &str) -> Option<usize> {
+    const LENGTHS: &[(&str, usize)] = &[
+        ("AD", 24),
+        ("AE", 23),
+        ("AL", 28),
+        ("AT", 20),
+        ("AZ", 28),
+        ("BA", 20),
+        ("BE", 16),
+        ("BG", 22),
+        ("BH", 22),
+        ("BR", 29),
+        ("BY", 28),
+        ("CH", 21),
+        ("CR", 22),
+        ("CY", 28),
+        ("CZ", 24),
+        ("DE", 22),
+        ("DK", 18),
+        ("DO", 28),
+        ("EE", 20),
+        ("EG", 29),
+        ("ES", 24),
+        ("FI", 18),
+        ("FO", 18),
+        ("FR", 27),
+        ("GB", 22),
+        ("GE", 22),
+        ("GI", 23),
+        ("GL", 18),
+        ("GR", 27),
+        ("GT", 28),
+        ("HR", 21),
+        ("HU", 28),
+        ("IE", 22),
+        ("IL", 23),
+        ("IQ", 23),
+        ("IS", 26),
+        ("IT", 27),
+        ("JO", 30),
+        ("KW", 30),
+        ("KZ", 20),
+        ("LB", 28),
+        ("LC", 32),
+        ("LI", 21),
+        ("LT", 20),
+        ("LU", 20),
+        ("LV", 21),
+        ("MC", 27),
+        ("MD", 24),
+        ("ME", 22),
+        ("MK", 19),
+        ("MR", 27),
+        ("MT", 31),
+        ("MU", 30),
+        ("NL", 18),
+        ("NO", 15),
+        ("PK", 24),
+        ("PL", 28),
+        ("PS", 29),
+        ("PT", 25),
+        ("QA", 29),
+        ("RO", 24),
+        ("RS", 22),
+        ("SA", 24),
+        ("SC", 31),
+        ("SE", 24),
+        ("SI", 19),
+        ("SK", 24),
+        ("SM", 27),
+        ("ST", 25),
+        ("SV", 28),
+        ("TL", 23),
+        ("TN", 24),
+        ("TR", 26),
+        ("UA", 29),
+        ("VA", 22),
+        ("VG", 24),
+        ("XK", 20),
+    ];
+    LENGTHS.iter().find(|(c, _)| *c == country).map(|&(_, n)| n)
+}
+
+/// The end of the longest mod-97-valid IBAN starting at `start` and ending at or before `end`
+/// at a word boundary (the regex may have swallowed a following word such as " DATE").
+fn longest_valid_iban(text: &str, start: usize, end: usize) -> Option<usize> {
+    let cand = &text[start..end];
+    let mut compact = String::with_capacity(cand.len());
+    let mut ends = Vec::with_capacity(cand.len()); // source end after each compact char
+    for (i, c) in cand.char_indices() {
+        if c != ' ' {
+            compact.push(c);
+            ends.push(start + i + c.len_utf8());
+        }
+    }
+    // Where the country's IBAN length is known, only that length is tried: otherwise a
+    // following word can pass mod 97 by chance (1 in 97).
+    let lengths = match iban_length(&compact[..2]) {
+        Some(n) if n <= compact.len() => n..=n,
+        Some(_) => return None,
+        None => 15..=compact.len().min(34),
+    };
+    lengths.rev().find_map(|n| {
+        let e = ends[n - 1];
+        let boundary = !text[e..].starts_with(|c: char| c.is_ascii_alphanumeric());
+        (boundary && iban_valid(&compact[..n])).then_some(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(kinds: &[PiiKind], text: &str) -> String {
+        Redactor::new(kinds, RedactionMode::Mask).redact(text).text
+    }
+
+    fn found(kind: PiiKind, text: &str) -> Vec<&str> {
+        Redactor::new(&[kind], RedactionMode::Mask)
+            .find(text)
+            .into_iter()
+            .map(|m| &text[m.start..m.end])
+            .collect()
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            found(
+                PiiKind::Email,
+                "to jane.doe+tag@mail.example.co.uk, bob@x.io."
+            ),
+            ["jane.doe+tag@mail.example.co.uk", "bob@x.io"]
+        );
+        assert!(found(PiiKind::Email, "not@an address, user@localhost, a@b.c").is_empty());
+    }
+
+    #[test]
+    fn phones_and_their_look_alikes() {
+        for phone in [
+            "+44 20 7946 0958",
+            "+1 (555) 123-4567",
+            "+33612345678",
+            "(555) 123-4567",
+            "555-123-4567",
+            "555.123.4567",
+            "020 7946 0958",
+            "06 12 34 56 78",
+        ] {
+            let text = format!("call {phone} now");
+            assert_eq!(found(PiiKind::Phone, &text), [phone], "{phone}");
+        }
+        for not in [
+            "in 2024 we",
+            "on 2024-01-15 at",
+            "on 15.01.2024 at",
+            "on 01/02/2023 at",
+            "version 1.2.3 and 10.0.19041.1",
+            "order 12345 of 987654",
+            "ratio 3-4",
+            "id 5551234567 plain",
+            "+12",
+        ] {
+            assert!(found(PiiKind::Phone, not).is_empty(), "{not}");
+        }
+    }
+
+    #[test]
+    fn cards_must_pass_luhn() {
+        for card in [
+            "4111 1111 1111 1111",
+            "5500-0000-0000-0004",
+            "378282246310005",
+        ] {
+            let text = format!("card: {card}.");
+            assert_eq!(found(PiiKind::Card, &text), [card]);
+        }
+        assert!(found(PiiKind::Card, "card: 4111 1111 1111 1112.").is_empty());
+        assert!(found(PiiKind::Card, "run 1234567890123456 digits").is_empty());
+        assert!(found(PiiKind::Card, "short 4111 1111").is_empty());
+        assert!(luhn_valid(&[7, 9, 9, 2, 7, 3, 9, 8, 7, 1, 3]));
+        assert!(!luhn_valid(&[]));
+    }
+
+    #[test]
+    fn ibans_must_pass_mod_97() {
+        for iban in [
+            "GB82 WEST 1234 5698 7654 32",
+            "DE89370400440532013000",
+            "FR14 2004 1010 0505 0001 3M02 606",
+        ] {
+            let text = format!("IBAN {iban} DATE 2024");
+            assert_eq!(found(PiiKind::Iban, &text), [iban], "{iban}");
+        }
+        assert!(found(PiiKind::Iban, "IBAN GB82 WEST 1234 5698 7654 33").is_empty());
+        assert!(found(PiiKind::Iban, "code AB12 CDEF GHIJ KLMN").is_empty());
+        // A truncated IBAN of a country with a known length is not one.
+        assert!(found(PiiKind::Iban, "IBAN DE89 3704 0044 0532 0130 0").is_empty());
+        assert!(iban_valid("GB82WEST12345698765432"));
+        assert!(!iban_valid("GB82WEST1234569876543"));
+    }
+
+    #[test]
+    fn ip_addresses() {
+        assert_eq!(
+            found(
+                PiiKind::Ip,
+                "from 192.168.0.1, 10.0.0.255 and 255.255.255.255"
+            ),
+            ["192.168.0.1", "10.0.0.255", "255.255.255.255"]
+        );
+        assert!(found(PiiKind::Ip, "999.1.1.1 or 1.2.3.256 or 1.2.3.4.5 or 1.2.3").is_empty());
+        assert_eq!(
+            found(
+                PiiKind::Ip,
+                "v6 2001:db8:85a3::8a2e:370:7334 and fe80::1:2:3, not std::io::Error or 12:30:45"
+            ),
+            ["2001:db8:85a3::8a2e:370:7334", "fe80::1:2:3"]
+        );
+    }
+
+    #[test]
+    fn national_ids() {
+        assert_eq!(
+            found(
+                PiiKind::NationalId,
+                "SSN 123-45-6789, NI AB 12 34 56 C, NI ce123456a"
+            ),
+            ["123-45-6789", "AB 12 34 56 C"]
+        );
+        for not in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+            "QQ 12 34 56 C",
+            "BG123456A",
+        ] {
+            assert!(found(PiiKind::NationalId, not).is_empty(), "{not}");
+        }
+    }
+
+    #[test]
+    fn mask_mode_and_counts() {
+        let r = Redactor::new(PiiKind::ALL, RedactionMode::Mask);
+        let out = r.redact(
+            "Jane <jane@example.org>, +1 555 123 4567, card 4111-1111-1111-1111, \
+             IBAN DE89 3704 0044 0532 0130 00, host 10.1.2.3, SSN 123-45-6789; bob@example.org",
+        );
+        assert_eq!(
+            out.text,
+            "Jane <[EMAIL]>, [PHONE], card [CARD], IBAN [IBAN], host [IP], SSN [NATIONAL_ID]; [EMAIL]"
+        );
+        assert_eq!(out.total, 7);
+        assert_eq!(out.counts["email"], 2);
+        for k in ["phone", "card", "iban", "ip", "national_id"] {
+            assert_eq!(out.counts[k], 1, "{k}");
+        }
+        let json = serde_json::to_value(&out).unwrap();
+        assert_eq!(json["counts"]["email"], 2);
+        // Only configured kinds are reported, and only they are redacted.
+        let out =
+            Redactor::new(&[PiiKind::Email], RedactionMode::Mask).redact("a@example.org 10.1.2.3");
+        assert_eq!(out.text, "[EMAIL] 10.1.2.3");
+        assert_eq!(out.counts.len(), 1);
+    }
+
+    #[test]
+    fn hash_mode_is_stable_keyed_and_hides_the_value() {
+        let salted = |salt: &[u8]| {
+            Redactor::new(
+                PiiKind::ALL,
+                RedactionMode::Hash {
+                    salt: salt.to_vec(),
+                },
+            )
+        };
+        let r = salted(b"pepper");
+        let out = r.redact("a@example.org, b@example.org, a@example.org");
+        let tokens: Vec<&str> = out.text.split(", ").collect();
+        assert_eq!(tokens[0], tokens[2]);
+        assert_ne!(tokens[0], tokens[1]);
+        assert!(tokens[0].starts_with("[EMAIL:") && tokens[0].len() == "[EMAIL:]".len() + 8);
+        assert!(!out.text.contains("example"));
+        assert_eq!(r.redact("a@example.org").text, tokens[0]);
+        assert_ne!(salted(b"salt").redact("a@example.org").text, tokens[0]);
+        assert!(!format!("{r:?}").contains("pepper"));
+    }
+
+    #[test]
+    fn overlaps_resolve_to_earliest_then_longest() {
+        // The card contains a phone-shaped run; the e-mail contains an IP-shaped run.
+        assert_eq!(
+            mask(
+                PiiKind::ALL,
+                "4111 1111 1111 1111 and x@10.1.2.3.example.com"
+            ),
+            "[CARD] and [EMAIL]"
+        );
+    }
+
+    #[test]
+    fn non_ascii_text_and_idempotence() {
+        let r = Redactor::new(PiiKind::ALL, RedactionMode::Mask);
+        let h = Redactor::new(
+            PiiKind::ALL,
+            RedactionMode::Hash {
+                salt: b"k".to_vec(),
+            },
+        );
+        let text = "Ünïcödé 東京 josé@example.com — tél +33 6 12 34 56 78 · 🎉 192.168.1.1é";
+        let once = r.redact(text);
+        assert!(once.text.contains("東京 [EMAIL] —"), "{}", once.text);
+        assert!(once.text.contains("[PHONE]"));
+        for red in [&r, &h] {
+            let once = red.redact(text).text;
+            let twice = red.redact(&once);
+            assert_eq!(twice.text, once);
+            assert_eq!(twice.total, 0);
+        }
+    }
+
+    #[test]
+    fn kinds_parse_by_name() {
+        assert_eq!("national-id".parse::<PiiKind>(), Ok(PiiKind::NationalId));
+        assert_eq!("EMAIL".parse::<PiiKind>(), Ok(PiiKind::Email));
+        let err = "ssn".parse::<PiiKind>().unwrap_err().to_string();
+        assert!(err.contains("ssn") && err.contains("national_id"), "{err}");
+        for &k in PiiKind::ALL {
+            assert_eq!(k.to_string().parse::<PiiKind>(), Ok(k));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_is_idempotent(text in "(\\PC|[0-9 .:@+()-]){0,80}") {
+            let r = Redactor::new(PiiKind::ALL, RedactionMode::Mask);
+            let once = r.redact(&text).text;
+            proptest::prop_assert_eq!(r.redact(&once).text, once);
+        }
+    }
+}
