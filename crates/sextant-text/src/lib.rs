@@ -9,6 +9,8 @@
 //! - [`chunk`]: fixed-size (tokens, with overlap), sentence and Markdown paragraph/heading
 //!   chunking with byte offsets.
 //!
+//! - [`extract`]: plain text, Markdown and HTML documents → the text to chunk, a title, and a
+//!   map from text offsets back to source offsets (HTML reduced to its visible content);
 //! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
 //!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
 //!
@@ -18,6 +20,7 @@
 pub mod analyzer;
 pub mod bm25;
 pub mod chunk;
+pub mod extract;
 pub mod pii;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};

@@ -1,0 +1,3 @@
+//! sextant-text's integration tests: whole documents through the public API.
+
+mod extract;
