@@ -12,12 +12,37 @@
 //!   start a new section (recorded in every chunk under it); paragraphs of one section are packed
 //!   up to `max_tokens`, and a long paragraph falls back to sentences.
 //!
+//!
+//! Two more strategies have their own entry points, because they need more than a budget:
+//! - [`semantic`]: sentences grouped while they stay on one topic, cut where the embedding
+//!   distance between consecutive sentences peaks (the caller supplies the embedder);
+//! - [`hierarchical`]: paragraph-sized parents, each cut into small overlapping children
+//!   ([`Hierarchy`]).
+//!
+//! [`StrategyKind`] names all five for a command-line flag.
+//!
 //! Every chunk's `start..end` slices the source to exactly its text (trimmed of surrounding
-//! whitespace), and no chunk holds more than `max_tokens` tokens.
+//! whitespace), and no chunk holds more than `max_tokens` tokens (token counts of sentences and
+//! paragraphs are added up, so this holds exactly for tokenizers whose count of a concatenation
+//! is the sum of the parts' counts, and within a token or two per piece for subword ones).
 
+mod hierarchy;
+mod semantic;
+
+use std::fmt;
 use std::ops::Range;
+use std::str::FromStr;
 
 use unicode_segmentation::UnicodeSegmentation;
+
+pub use hierarchy::{
+    hierarchical, Hierarchy, HierarchyOptions, DEFAULT_CHILD_OVERLAP, DEFAULT_CHILD_TOKENS,
+    DEFAULT_PARENT_TOKENS,
+};
+pub use semantic::{
+    cosine_distance, semantic, Breakpoint, SemanticOptions, SentenceEmbedder,
+    DEFAULT_BREAKPOINT_PERCENTILE,
+};
 
 /// Default overlap of fixed-size chunks, as a fraction of the chunk size.
 pub const DEFAULT_OVERLAP_FRACTION: f32 = 0.15;
@@ -53,6 +78,112 @@ pub enum Strategy {
         /// Tokens per chunk at most.
         max_tokens: usize,
     },
+}
+
+/// The name of a chunking strategy, as a command-line flag or a configuration file gives it.
+///
+/// [`StrategyKind::Fixed`], [`Sentences`](StrategyKind::Sentences) and
+/// [`Paragraphs`](StrategyKind::Paragraphs) run through [`chunk`] with the [`Strategy`] from
+/// [`StrategyKind::strategy`]; [`Semantic`](StrategyKind::Semantic) runs through [`semantic`]
+/// (it needs an embedder) and [`Hierarchical`](StrategyKind::Hierarchical) through
+/// [`hierarchical`] (it returns parents and children).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StrategyKind {
+    /// Fixed token windows with overlap.
+    Fixed,
+    /// Sentences packed up to the budget.
+    Sentences,
+    /// Markdown paragraphs and sections packed up to the budget.
+    Paragraphs,
+    /// Sentences grouped by topic (embedding distance) up to the budget.
+    Semantic,
+    /// Paragraph parents with fixed-window children.
+    Hierarchical,
+}
+
+impl StrategyKind {
+    /// Every strategy, in the order help texts list them.
+    pub const ALL: &'static [StrategyKind] = &[
+        StrategyKind::Fixed,
+        StrategyKind::Sentences,
+        StrategyKind::Paragraphs,
+        StrategyKind::Semantic,
+        StrategyKind::Hierarchical,
+    ];
+
+    /// The strategy's name: `fixed`, `sentences`, `paragraphs`, `semantic` or `hierarchical`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Fixed => "fixed",
+            StrategyKind::Sentences => "sentences",
+            StrategyKind::Paragraphs => "paragraphs",
+            StrategyKind::Semantic => "semantic",
+            StrategyKind::Hierarchical => "hierarchical",
+        }
+    }
+
+    /// True for the strategy that calls an embedding model while chunking.
+    pub fn needs_embedder(self) -> bool {
+        self == StrategyKind::Semantic
+    }
+
+    /// The [`Strategy`] for [`chunk`] with a budget of `max_tokens` (fixed windows overlap by
+    /// [`DEFAULT_OVERLAP_FRACTION`]), or `None` for semantic and hierarchical chunking, which
+    /// have their own functions.
+    pub fn strategy(self, max_tokens: usize) -> Option<Strategy> {
+        match self {
+            StrategyKind::Fixed => Some(Strategy::Fixed {
+                max_tokens,
+                overlap: (max_tokens as f32 * DEFAULT_OVERLAP_FRACTION) as usize,
+            }),
+            StrategyKind::Sentences => Some(Strategy::Sentences { max_tokens }),
+            StrategyKind::Paragraphs => Some(Strategy::Paragraphs { max_tokens }),
+            StrategyKind::Semantic | StrategyKind::Hierarchical => None,
+        }
+    }
+}
+
+impl From<Strategy> for StrategyKind {
+    fn from(s: Strategy) -> Self {
+        match s {
+            Strategy::Fixed { .. } => StrategyKind::Fixed,
+            Strategy::Sentences { .. } => StrategyKind::Sentences,
+            Strategy::Paragraphs { .. } => StrategyKind::Paragraphs,
+        }
+    }
+}
+
+impl fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown chunking strategy name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown chunking strategy {0:?}: expected one of fixed, sentences, paragraphs, semantic, hierarchical"
+)]
+pub struct UnknownStrategy(pub String);
+
+impl FromStr for StrategyKind {
+    type Err = UnknownStrategy;
+
+    /// A name from [`StrategyKind::name`], in any case; the singulars `sentence` and `paragraph`
+    /// are accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = match t.as_str() {
+            "sentence" => "sentences",
+            "paragraph" => "paragraphs",
+            other => other,
+        };
+        StrategyKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == t)
+            .ok_or_else(|| UnknownStrategy(s.to_string()))
+    }
 }
 
 /// Token spans of words separated by whitespace (a model-free stand-in for a tokenizer).
@@ -376,6 +507,157 @@ mod tests {
                         "{strategy:?}: token {:?} of {text:?} is in no chunk",
                         &text[t]
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strategy_kinds_by_name() {
+        for &k in StrategyKind::ALL {
+            assert_eq!(k.to_string().parse::<StrategyKind>(), Ok(k));
+        }
+        assert_eq!(
+            " Sentence ".parse::<StrategyKind>(),
+            Ok(StrategyKind::Sentences)
+        );
+        assert_eq!(
+            "PARAGRAPH".parse::<StrategyKind>(),
+            Ok(StrategyKind::Paragraphs)
+        );
+        let err = "smart".parse::<StrategyKind>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown chunking strategy \"smart\": expected one of fixed, sentences, paragraphs, semantic, hierarchical"
+        );
+        assert_eq!(
+            StrategyKind::Fixed.strategy(100),
+            Some(Strategy::Fixed {
+                max_tokens: 100,
+                overlap: 15
+            })
+        );
+        assert_eq!(
+            StrategyKind::Paragraphs.strategy(64),
+            Some(Strategy::Paragraphs { max_tokens: 64 })
+        );
+        assert_eq!(StrategyKind::Semantic.strategy(64), None);
+        assert_eq!(StrategyKind::Hierarchical.strategy(64), None);
+        assert!(StrategyKind::Semantic.needs_embedder());
+        assert!(!StrategyKind::Hierarchical.needs_embedder());
+        for &k in &StrategyKind::ALL[..3] {
+            assert_eq!(StrategyKind::from(k.strategy(10).unwrap()), k);
+        }
+    }
+
+    /// A deterministic stand-in embedder: sentences sharing a first letter point the same way.
+    fn letter_embedder(sentences: &[&str]) -> Result<Vec<Vec<f32>>, std::convert::Infallible> {
+        Ok(sentences
+            .iter()
+            .map(|s| {
+                let b = s.bytes().next().unwrap_or(0);
+                vec![f32::from(b % 3), f32::from(b % 5), 1.0]
+            })
+            .collect())
+    }
+
+    /// Chunks are trimmed, in budget, on char boundaries and in order (`disjoint`: without
+    /// overlap); with `covers`, every token of `text` is in some chunk.
+    fn assert_well_formed(
+        text: &str,
+        chunks: &[Chunk],
+        max: usize,
+        disjoint: bool,
+        covers: bool,
+        what: &str,
+    ) {
+        for (i, c) in chunks.iter().enumerate() {
+            assert!(c.start < c.end && c.end <= text.len(), "{what}: {c:?}");
+            assert!(
+                text.is_char_boundary(c.start) && text.is_char_boundary(c.end),
+                "{what}: {c:?}"
+            );
+            let piece = &text[c.start..c.end];
+            assert_eq!(piece, piece.trim(), "{what}: untrimmed");
+            assert!(
+                whitespace_tokens(piece).len() <= max,
+                "{what}: {piece:?} over {max}"
+            );
+            if let Some(next) = chunks.get(i + 1) {
+                assert!(c.start < next.start, "{what}: out of order");
+                if disjoint {
+                    assert!(c.end <= next.start, "{what}: {c:?} overlaps {next:?}");
+                }
+            }
+        }
+        for t in whitespace_tokens(text).into_iter().filter(|_| covers) {
+            assert!(
+                chunks.iter().any(|c| c.start <= t.start && t.end <= c.end),
+                "{what}: token {:?} is in no chunk",
+                &text[t]
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// All five strategies on random Markdown-ish texts: budgets hold, offsets are char
+        /// boundaries in order, every token is covered, children lie inside their parents.
+        #[test]
+        fn all_strategies_keep_their_contracts(
+            words in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "alpha", "Beta", "gamma.", "Delta!", "é", "東京。", "x?", "\n\n", "\n# Head\n",
+                    "\n## Sub section\n", "word", "ok.", "🎉", "\t",
+                ]),
+                0..150,
+            ),
+            max in 1usize..12,
+            overlap in 0usize..12,
+            child in 1usize..6,
+        ) {
+            let text = words.join(" ");
+            let overlap = overlap.min(max - 1);
+            for strategy in [
+                Strategy::Fixed { max_tokens: max, overlap },
+                Strategy::Sentences { max_tokens: max },
+                Strategy::Paragraphs { max_tokens: max },
+            ] {
+                let chunks = chunk(&text, strategy, &whitespace_tokens);
+                let disjoint = !matches!(strategy, Strategy::Fixed { .. });
+                assert_well_formed(&text, &chunks, max, disjoint, true, &format!("{strategy:?}"));
+            }
+            for breakpoint in [Breakpoint::Percentile(DEFAULT_BREAKPOINT_PERCENTILE), Breakpoint::Distance(0.1)] {
+                let chunks = semantic(
+                    &text,
+                    max,
+                    &whitespace_tokens,
+                    &mut letter_embedder,
+                    &SemanticOptions { breakpoint },
+                )
+                .unwrap();
+                assert_well_formed(&text, &chunks, max, true, true, "semantic");
+            }
+            let opts = HierarchyOptions {
+                parent_max_tokens: max,
+                child_max_tokens: child,
+                child_overlap: child / 2,
+            };
+            let h = hierarchical(&text, &opts, &whitespace_tokens);
+            assert_well_formed(&text, &h.parents, max, true, true, "parents");
+            proptest::prop_assert_eq!(h.children.len(), h.parent_of.len());
+            for (p, parent) in h.parents.iter().enumerate() {
+                let r = h.child_range(p);
+                proptest::prop_assert!(!r.is_empty(), "parent {} has no children", p);
+                let kids = &h.children[r];
+                assert_well_formed(&text, kids, child, false, false, "children");
+                for k in kids {
+                    proptest::prop_assert!(parent.start <= k.start && k.end <= parent.end);
+                    proptest::prop_assert_eq!(&k.section, &parent.section);
+                }
+                // The children cover every token of their parent.
+                for t in whitespace_tokens(&text[parent.start..parent.end]) {
+                    let (s, e) = (parent.start + t.start, parent.start + t.end);
+                    proptest::prop_assert!(kids.iter().any(|k| k.start <= s && e <= k.end));
                 }
             }
         }
