@@ -47,13 +47,15 @@ pub enum PiiKind {
     /// `555.123.4567`) and national numbers with a trunk `0` (`020 7946 0958`,
     /// `06 12 34 56 78`; 9–12 digits). Bare digit runs, dates, years and versions are not phones.
     Phone,
-    /// Payment-card numbers: 13–19 digits, optionally grouped by spaces or dashes, Luhn-valid.
+    /// Payment-card numbers: 13–19 digits, optionally grouped by spaces or dashes, not starting
+    /// with 0, Luhn-valid.
     Card,
     /// International bank account numbers: country code, two check digits, 11–30 alphanumerics
     /// (optionally in groups of four), mod-97 valid.
     Iban,
-    /// IPv4 (four octets ≤ 255, not part of a longer dotted run) and IPv6 addresses (at least
-    /// three groups, parsed by the standard library).
+    /// IPv4 (four octets ≤ 255, not part of a longer dotted run, not after "section",
+    /// "version", "RFC", "§", …) and IPv6 addresses (at least three groups, parsed by the
+    /// standard library; so `::1` and `a::b` are left alone).
     Ip,
     /// National identifiers: US social security numbers (`ddd-dd-dddd` outside the never-issued
     /// ranges 000/666/9xx, 00, 0000) and UK National Insurance numbers (`AB 12 34 56 C`).
@@ -215,7 +217,7 @@ fn patterns() -> &'static Patterns {
             card: re(r"\d(?:[ -]?\d){12,18}"),
             iban: re(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}"),
             ipv4: re(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"),
-            ipv6: re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?"),
+            ipv6: re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"),
             ssn: re(r"(\d{3})-(\d{2})-(\d{4})"),
             nino: re(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
             token: re(r"\[(?:EMAIL|PHONE|CARD|IBAN|IP|NATIONAL_ID)(?::[0-9a-f]{8})?\]"),
@@ -361,7 +363,10 @@ fn candidates(p: &Patterns, kind: PiiKind, text: &str, out: &mut Vec<PiiMatch>) 
                     .filter(u8::is_ascii_digit)
                     .map(|b| b - b'0')
                     .collect();
+                // No card number starts with 0 (so zero padding such as `nm` output, which
+                // passes Luhn, is left alone).
                 if (13..=19).contains(&digits.len())
+                    && digits[0] != 0
                     && luhn_valid(&digits)
                     && standalone(text, m.start(), m.end())
                 {
@@ -391,13 +396,19 @@ fn candidates(p: &Patterns, kind: PiiKind, text: &str, out: &mut Vec<PiiMatch>) 
                     && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit()))
                     || (after.starts_with('.')
                         && after[1..].starts_with(|c: char| c.is_ascii_digit()));
-                if octets_ok && !longer && standalone(text, m.start(), m.end()) {
+                if octets_ok
+                    && !longer
+                    && !after_numbering_word(before)
+                    && standalone(text, m.start(), m.end())
+                {
                     push(m.start(), m.end());
                 }
             }
             for m in p.ipv6.find_iter(text) {
                 let s = m.as_str();
-                let groups = s.split(':').filter(|g| !g.is_empty()).count();
+                // An embedded IPv4 tail stands for two groups.
+                let groups =
+                    s.split(':').filter(|g| !g.is_empty()).count() + usize::from(s.contains('.'));
                 let after = text[m.end()..].chars().next();
                 if groups >= 3
                     && s.parse::<Ipv6Addr>().is_ok()
@@ -431,6 +442,21 @@ fn candidates(p: &Patterns, kind: PiiKind, text: &str, out: &mut Vec<PiiMatch>) 
             }
         }
     }
+}
+
+/// True when `before` ends with a word that introduces a dotted number that is not an
+/// address ("section 2.5.5.2", "version 10.0.0.1").
+fn after_numbering_word(before: &str) -> bool {
+    let word = before
+        .trim_end()
+        .rsplit(|c: char| !c.is_alphanumeric() && c != '§')
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    matches!(
+        word.as_str(),
+        "section" | "sections" | "version" | "versions" | "release" | "chapter" | "rfc" | "§"
+    )
 }
 
 /// The Luhn checksum over decimal digits (most significant first).
@@ -664,6 +690,7 @@ mod tests {
         assert!(found(PiiKind::Card, "card: 4111 1111 1111 1112.").is_empty());
         assert!(found(PiiKind::Card, "run 1234567890123456 digits").is_empty());
         assert!(found(PiiKind::Card, "short 4111 1111").is_empty());
+        assert!(found(PiiKind::Card, "0000000000000000 R foo::BAZ").is_empty());
         assert!(luhn_valid(&[7, 9, 9, 2, 7, 3, 9, 8, 7, 1, 3]));
         assert!(!luhn_valid(&[]));
     }
@@ -696,6 +723,16 @@ mod tests {
             ["192.168.0.1", "10.0.0.255", "255.255.255.255"]
         );
         assert!(found(PiiKind::Ip, "999.1.1.1 or 1.2.3.256 or 1.2.3.4.5 or 1.2.3").is_empty());
+        assert!(found(
+            PiiKind::Ip,
+            "see RFC 4291 Section 2.5.5.2; version 10.0.0.1, § 1.2.3.4"
+        )
+        .is_empty());
+        assert_eq!(found(PiiKind::Ip, "server 10.0.0.1:8080"), ["10.0.0.1"]);
+        assert_eq!(
+            found(PiiKind::Ip, "mapped ::ffff:192.0.2.128 here"),
+            ["::ffff:192.0.2.128"]
+        );
         assert_eq!(
             found(
                 PiiKind::Ip,

@@ -285,8 +285,44 @@ proptest::proptest! {
     }
 }
 
+/// Every `.html` file under `$SEXTANT_HTML_DIR` (at most `$SEXTANT_HTML_LIMIT`, default 2,000):
+/// no panic, every character maps back. The Rust documentation that rustup installs
+/// (`<toolchain>/share/doc/rust/html`) is a good corpus: 3,000 pages took 3 s.
 #[test]
-#[ignore = "prints the blog page's extraction for a person to read"]
-fn show_blog() {
-    println!("{}", extract(Format::Html, BLOG).text);
+#[ignore = "smoke test over a directory of real pages: SEXTANT_HTML_DIR"]
+fn smoke_real_pages() {
+    let Ok(dir) = std::env::var("SEXTANT_HTML_DIR") else {
+        return;
+    };
+    let limit: usize = std::env::var("SEXTANT_HTML_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut stack = vec![std::path::PathBuf::from(dir)];
+    let (mut n, mut bytes, mut empty) = (0, 0, 0);
+    let t = std::time::Instant::now();
+    while let Some(p) = stack.pop() {
+        if n >= limit {
+            break;
+        }
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "html") {
+            continue;
+        }
+        let src = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+        let out = extract(Format::Html, &src);
+        assert_words_map_back(&src, &out);
+        if out.text.is_empty() {
+            empty += 1;
+            println!("EMPTY {}", p.display());
+        }
+        n += 1;
+        bytes += src.len();
+    }
+    println!("{n} pages, {bytes} bytes, {empty} empty, {:?}", t.elapsed());
 }
