@@ -6,9 +6,9 @@
 //!   length, queries become IDF-weighted term lists, computed from collection-wide statistics so
 //!   scores never depend on how the collection is split into segments.
 //!
-//! - [`chunk`]: fixed-size (tokens, with overlap), sentence and Markdown paragraph/heading
-//!   chunking with byte offsets.
-//!
+//! - [`chunk`]: fixed-size (tokens, with overlap), sentence, Markdown paragraph/heading,
+//!   semantic (embedding distance between sentences) and hierarchical (parent/child) chunking
+//!   with byte offsets;
 //! - [`extract`]: plain text, Markdown and HTML documents → the text to chunk, a title, and a
 //!   map from text offsets back to source offsets (HTML reduced to its visible content);
 //! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
@@ -25,3 +25,5 @@ pub mod pii;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
+pub use extract::{extract, Extracted, Format, OffsetMap};
+pub use pii::{PiiKind, Redacted, RedactionMode, Redactor};

@@ -65,6 +65,14 @@ impl Hierarchy {
         let end = self.parent_of.partition_point(|&p| p <= parent);
         start..end
     }
+
+    /// The parent of child `child`.
+    ///
+    /// # Panics
+    /// When `child` is not an index into `children`.
+    pub fn parent(&self, child: usize) -> &Chunk {
+        &self.parents[self.parent_of[child]]
+    }
 }
 
 /// Cuts `text` into parents and children (see the module docs). `tokens` gives token spans, as
@@ -146,6 +154,7 @@ mod tests {
         assert_eq!(h.child_range(0), 0..4);
         assert_eq!(h.child_range(1), 4..6);
         assert_eq!(h.child_range(7), 6..6);
+        assert_eq!(h.parent(5), &h.parents[1]);
         assert_eq!(
             HierarchyOptions::default().child_max_tokens,
             DEFAULT_CHILD_TOKENS

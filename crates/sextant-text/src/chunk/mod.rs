@@ -306,6 +306,26 @@ fn sentences(
     }
 }
 
+/// The title of a Markdown ATX heading line (`## Usage` → `Usage`), or `None`.
+fn heading_title(line: &str) -> Option<&str> {
+    let trimmed = line.trim();
+    let rest = trimmed.trim_start_matches('#');
+    (trimmed.starts_with('#') && rest.starts_with(' ')).then(|| rest.trim())
+}
+
+/// Byte offsets of the heading lines of `text` with their titles, in order.
+fn headings(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(title) = heading_title(line) {
+            out.push((pos, title));
+        }
+        pos += line.len();
+    }
+    out
+}
+
 fn paragraphs(
     text: &str,
     max: usize,
@@ -319,14 +339,14 @@ fn paragraphs(
     let mut pos = 0;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
-        let heading = trimmed.starts_with('#') && trimmed.trim_start_matches('#').starts_with(' ');
-        if trimmed.is_empty() || heading {
+        let heading = heading_title(line);
+        if trimmed.is_empty() || heading.is_some() {
             if let Some(s) = block_start.take() {
                 blocks.push((s..pos, section.clone()));
             }
         }
-        if heading {
-            section = Some(trimmed.trim_start_matches('#').trim().to_string());
+        if let Some(title) = heading {
+            section = Some(title.to_string());
             blocks.push((pos..pos + line.len(), section.clone()));
         } else if !trimmed.is_empty() && block_start.is_none() {
             block_start = Some(pos);

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::{fixed, push_trimmed, Chunk};
+use super::{fixed, headings, push_trimmed, Chunk};
 
 /// Default [`Breakpoint::Percentile`]: cut at the 5% largest distances between sentences.
 pub const DEFAULT_BREAKPOINT_PERCENTILE: f32 = 95.0;
@@ -51,10 +51,12 @@ impl Default for SemanticOptions {
 /// per sentence out, in the same order.
 pub type SentenceEmbedder<'a, E> = dyn FnMut(&[&str]) -> Result<Vec<Vec<f32>>, E> + 'a;
 
-/// A sentence: its byte range in the text and its token count.
+/// A sentence: its byte range in the text, its token count, and the index of the Markdown
+/// heading it sits under.
 struct Sentence {
     range: Range<usize>,
     tokens: usize,
+    section: Option<usize>,
 }
 
 /// Cuts `text` into chunks of at most `max_tokens` tokens at topic shifts.
@@ -62,7 +64,10 @@ struct Sentence {
 /// `tokens` gives token spans (as for [`chunk`](super::chunk)); `embed` receives every sentence
 /// that fits the budget, in order, in one call, and must return one vector per sentence (a
 /// missing, empty or zero vector counts as "no shift" rather than producing NaN). Its error is
-/// returned as it is. Chunks carry no `section`.
+/// returned as it is. Markdown headings (`# …` lines, as [`Strategy::Paragraphs`] reads them)
+/// always start a new chunk, and every chunk records the heading it sits under as `section`.
+///
+/// [`Strategy::Paragraphs`]: super::Strategy::Paragraphs
 ///
 /// ```
 /// use sextant_text::chunk::{semantic, whitespace_tokens, SemanticOptions};
@@ -83,15 +88,19 @@ pub fn semantic<E>(
     options: &SemanticOptions,
 ) -> Result<Vec<Chunk>, E> {
     let max = max_tokens.max(1);
+    let heads = headings(text);
     // Units in order: sentences that fit the budget, or over-long ones (`tokens > max`).
     let units: Vec<Sentence> = text
         .split_sentence_bound_indices()
         .map(|(at, s)| Sentence {
             range: at..at + s.len(),
             tokens: tokens(s).len(),
+            // A heading line always starts a sentence (a line feed ends one).
+            section: heads.partition_point(|&(h, _)| h <= at).checked_sub(1),
         })
         .filter(|s| s.tokens > 0)
         .collect();
+    let title = |u: &Sentence| u.section.map(|i| heads[i].1);
     let fitting: Vec<&str> = units
         .iter()
         .filter(|u| u.tokens <= max)
@@ -112,19 +121,21 @@ pub fn semantic<E>(
     let cuts = breakpoints(&distances, options.breakpoint);
 
     let mut out = Vec::new();
-    let mut current: Option<(usize, usize, usize)> = None; // start, end, tokens
+    // start, end, tokens, section of the chunk being built
+    let mut current: Option<(usize, usize, usize, Option<usize>)> = None;
     let mut fit_index = 0; // index among fitting sentences of the next fitting unit
     for u in &units {
         if u.tokens > max {
-            if let Some((a, b, _)) = current.take() {
-                push_trimmed(text, 0, a..b, None, &mut out);
+            if let Some((a, b, _, sec)) = current.take() {
+                push_trimmed(text, 0, a..b, sec.map(|i| heads[i].1), &mut out);
             }
+            let r = u.range.clone();
             fixed(
-                &text[u.range.clone()],
-                u.range.start,
+                &text[r.clone()],
+                r.start,
                 max,
                 0,
-                None,
+                title(u),
                 tokens,
                 &mut out,
             );
@@ -133,18 +144,18 @@ pub fn semantic<E>(
         let shift = fit_index > 0 && cuts[fit_index - 1];
         fit_index += 1;
         current = match current {
-            Some((a, _, t)) if !shift && t + u.tokens <= max => {
-                Some((a, u.range.end, t + u.tokens))
+            Some((a, _, t, sec)) if !shift && sec == u.section && t + u.tokens <= max => {
+                Some((a, u.range.end, t + u.tokens, sec))
             }
-            Some((a, b, _)) => {
-                push_trimmed(text, 0, a..b, None, &mut out);
-                Some((u.range.start, u.range.end, u.tokens))
+            Some((a, b, _, sec)) => {
+                push_trimmed(text, 0, a..b, sec.map(|i| heads[i].1), &mut out);
+                Some((u.range.start, u.range.end, u.tokens, u.section))
             }
-            None => Some((u.range.start, u.range.end, u.tokens)),
+            None => Some((u.range.start, u.range.end, u.tokens, u.section)),
         };
     }
-    if let Some((a, b, _)) = current {
-        push_trimmed(text, 0, a..b, None, &mut out);
+    if let Some((a, b, _, sec)) = current {
+        push_trimmed(text, 0, a..b, sec.map(|i| heads[i].1), &mut out);
     }
     Ok(out)
 }
@@ -285,6 +296,31 @@ mod tests {
         };
         let c = semantic(TEXT, 100, &whitespace_tokens, &mut topics, &opts).unwrap();
         assert_eq!(c.len(), 4);
+    }
+
+    #[test]
+    fn headings_start_chunks_and_name_sections() {
+        let text = "# Pets\n\nCats purr. Dogs bark.\n\n## More pets\n\nCats nap. Stocks fell.\n";
+        let c = semantic(
+            text,
+            100,
+            &whitespace_tokens,
+            &mut topics,
+            &SemanticOptions::default(),
+        )
+        .unwrap();
+        let got: Vec<(&str, Option<&str>)> = c
+            .iter()
+            .map(|c| (&text[c.start..c.end], c.section.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("# Pets\n\nCats purr. Dogs bark.", Some("Pets")),
+                ("## More pets\n\nCats nap.", Some("More pets")),
+                ("Stocks fell.", Some("More pets")),
+            ]
+        );
     }
 
     #[test]

@@ -84,11 +84,15 @@ impl Format {
         Format::from_extension(path.extension()?.to_str()?)
     }
 
-    /// HTML when the first [`SNIFF_BYTES`] bytes (after a byte-order mark and whitespace) hold a
-    /// doctype or an `<html>`, `<head>` or `<body>` tag; otherwise text (Markdown cannot be told
-    /// from text reliably, and reading it as text loses nothing but the title).
+    /// HTML when the source starts (after a byte-order mark and whitespace) with markup and its
+    /// first [`SNIFF_BYTES`] bytes hold a doctype or an `<html>`, `<head>` or `<body>` tag;
+    /// otherwise text (Markdown cannot be told from text reliably, and reading it as text loses
+    /// nothing but the title).
     pub fn sniff(source: &str) -> Format {
         let s = source.trim_start_matches('\u{feff}').trim_start();
+        if !s.starts_with('<') {
+            return Format::Text;
+        }
         let mut end = s.len().min(SNIFF_BYTES);
         while !s.is_char_boundary(end) {
             end -= 1;
@@ -284,11 +288,12 @@ mod tests {
         }
         assert_eq!(Format::sniff("\u{feff}  <!DOCTYPE html><p>x"), Format::Html);
         assert_eq!(Format::sniff("<html lang=en>"), Format::Html);
-        assert_eq!(Format::sniff("# Title\n\nuse <body> tags"), Format::Html);
         assert_eq!(
-            Format::sniff("# Title\n\nthe <bodyguard> tag"),
-            Format::Text
+            Format::sniff("<!-- generated -->\n<HEAD><title>x"),
+            Format::Html
         );
+        assert_eq!(Format::sniff("<div>a <bodyguard> tag</div>"), Format::Text);
+        assert_eq!(Format::sniff("# Title\n\nuse <body> tags"), Format::Text);
         assert_eq!(Format::sniff("plain"), Format::Text);
         assert_eq!(Format::sniff(&"é".repeat(SNIFF_BYTES)), Format::Text);
         assert_eq!(
