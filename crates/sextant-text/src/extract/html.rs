@@ -24,12 +24,15 @@ const VOID: &[&str] = &[
     "track", "wbr",
 ];
 
-/// Never visible text (or page furniture rather than content).
-const DROPPED: &[&str] = &[
-    "script", "style", "noscript", "template", "nav", "footer", "aside", "form", "iframe", "svg",
-    "head", "title", "button", "select", "textarea", "object", "embed", "canvas", "audio", "video",
-    "dialog", "noembed", "noframes", "xmp", "map",
+/// Never visible text.
+const NEVER_TEXT: &[&str] = &[
+    "script", "style", "noscript", "template", "svg", "head", "title", "button", "select",
+    "textarea", "object", "embed", "canvas", "audio", "video", "dialog", "noembed", "noframes",
+    "xmp", "map", "iframe",
 ];
+
+/// Page furniture rather than content (and `header` outside `main`/`article`).
+const FURNITURE: &[&str] = &["nav", "footer", "aside"];
 
 /// ARIA landmark roles of page furniture.
 const DROPPED_ROLES: &[&str] = &[
@@ -104,13 +107,23 @@ pub(crate) fn extract(source: &str) -> (String, Option<String>, OffsetMap) {
     let mut counts = vec![(0usize, 0usize); doc.elements.len()];
     doc.count_words(0, false, &mut counts);
     let root_words = counts[root].0;
-    let mut w = Writer {
-        doc: &doc,
-        counts: &counts,
-        root_words,
-        out: Out::default(),
+    let read = |lenient| {
+        let mut w = Writer {
+            doc: &doc,
+            counts: &counts,
+            root_words,
+            lenient,
+            out: Out::default(),
+        };
+        w.walk(root, Ctx::default());
+        w.out.finish()
     };
-    w.walk(root, Ctx::default());
+    // A page whose content is all furniture by our rules (a site map made of `<nav>`) is still
+    // better read whole than not at all.
+    let (text, map) = match read(false) {
+        (text, _) if text.is_empty() => read(true),
+        strict => strict,
+    };
     let title = doc
         .first_named(0, "title")
         .map(|t| doc.plain_text(t))
@@ -121,7 +134,6 @@ pub(crate) fn extract(source: &str) -> (String, Option<String>, OffsetMap) {
                 .map(|h| doc.plain_text(h))
                 .filter(|t| !t.is_empty())
         });
-    let (text, map) = w.out.finish();
     (text, title, map)
 }
 
@@ -160,34 +172,43 @@ impl Element {
         }
     }
 
-    /// Hidden from every reader: `hidden`, `aria-hidden="true"`, an inline `display: none` or
-    /// `visibility: hidden`, a landmark role of page furniture, or an element that is never text.
-    fn hard_dropped(&self, in_content: bool) -> bool {
-        let name = self.name.as_str();
-        if DROPPED.contains(&name) || (name == "header" && !in_content) {
-            return true;
-        }
-        if self.attr("hidden").is_some()
+    /// Never shown: an element that is never text, or one hidden by `hidden`,
+    /// `aria-hidden="true"` or an inline `display: none` / `visibility: hidden`.
+    fn never_visible(&self) -> bool {
+        if NEVER_TEXT.contains(&self.name.as_str())
+            || self.attr("hidden").is_some()
             || self
                 .attr("aria-hidden")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         {
             return true;
         }
-        if let Some(style) = self.attr("style") {
+        self.attr("style").is_some_and(|style| {
             let s: String = style
                 .chars()
                 .filter(|c| !c.is_whitespace())
                 .collect::<String>()
                 .to_ascii_lowercase();
-            if s.contains("display:none") || s.contains("visibility:hidden") {
-                return true;
-            }
+            s.contains("display:none") || s.contains("visibility:hidden")
+        })
+    }
+
+    /// Page furniture by its name or landmark role (`nav`, `footer`, `aside`, a `header` outside
+    /// `main`/`article`, `role="navigation"`, …).
+    fn furniture(&self, in_content: bool) -> bool {
+        let name = self.name.as_str();
+        if FURNITURE.contains(&name) || (name == "header" && !in_content) {
+            return true;
         }
         self.attr("role").is_some_and(|r| {
             DROPPED_ROLES.contains(&r.trim().to_ascii_lowercase().as_str())
                 && !(in_content && r.trim().eq_ignore_ascii_case("banner"))
         })
+    }
+
+    /// Dropped whatever its size: never visible, or (unless `lenient`) furniture.
+    fn hard_dropped(&self, in_content: bool, lenient: bool) -> bool {
+        self.never_visible() || (!lenient && self.furniture(in_content))
     }
 
     /// A `class` or `id` word names boilerplate (a cookie banner, a sidebar, …).
@@ -286,11 +307,16 @@ impl<'a> Document<'a> {
             .unwrap_or(0)
     }
 
+    /// The first element named `name` under `from`, outside SVG and MathML (an icon's
+    /// `<title>` is not the page's).
     fn first_named(&self, from: usize, name: &str) -> Option<usize> {
         for c in &self.elements[from].children {
             if let Child::Element(e) = *c {
                 if self.elements[e].name == name {
                     return Some(e);
+                }
+                if matches!(self.elements[e].name.as_str(), "svg" | "math") {
+                    continue;
                 }
                 if let Some(found) = self.first_named(e, name) {
                     return Some(found);
@@ -311,7 +337,16 @@ impl<'a> Document<'a> {
         for c in &self.elements[e].children {
             match *c {
                 Child::Element(c) => {
-                    s.push(' ');
+                    let el = &self.elements[c];
+                    if el.never_visible() {
+                        continue;
+                    }
+                    let inline = !PARAGRAPH_BLOCKS.contains(&el.name.as_str())
+                        && !LINE_BLOCKS.contains(&el.name.as_str())
+                        && !matches!(el.name.as_str(), "br" | "li" | "td" | "th");
+                    if !inline {
+                        s.push(' ');
+                    }
                     self.collect_text(c, s);
                 }
                 Child::Text { start, end, raw } if !raw => {
@@ -330,7 +365,7 @@ impl<'a> Document<'a> {
         for c in &el.children {
             match *c {
                 Child::Element(c) => {
-                    if self.elements[c].hard_dropped(in_content) {
+                    if self.elements[c].hard_dropped(in_content, false) {
                         continue;
                     }
                     self.count_words(c, in_content, counts);
@@ -529,6 +564,8 @@ struct Writer<'d, 's> {
     doc: &'d Document<'s>,
     counts: &'d [(usize, usize)],
     root_words: usize,
+    /// Keep furniture and boilerplate too (the second try when the first read nothing).
+    lenient: bool,
     out: Out,
 }
 
@@ -561,15 +598,16 @@ impl Writer<'_, '_> {
         });
     }
 
-    /// Soft rules, which can never remove most of the page: boilerplate `class`/`id` words,
-    /// and blocks that are mostly link text with few words.
+    /// Soft rules, which can never remove most of the page: forms, boilerplate `class`/`id`
+    /// words, and blocks that are mostly link text with few words.
     fn soft_dropped(&self, e: usize) -> bool {
         let el = &self.doc.elements[e];
         let (words, links) = self.counts[e];
-        if words * 2 >= self.root_words && words > 0 {
+        if self.lenient || (words * 2 >= self.root_words && words > 0) {
             return false;
         }
-        if el.boilerplate_attrs() {
+        // A `form` is a search box or a newsletter sign-up, unless (ASP.NET) it wraps the page.
+        if el.name == "form" || el.boilerplate_attrs() {
             return true;
         }
         DENSITY_BLOCKS.contains(&el.name.as_str())
@@ -597,7 +635,7 @@ impl Writer<'_, '_> {
                 Child::Element(c) => c,
             };
             let ce = &doc.elements[c];
-            if ce.hard_dropped(ctx.in_content) || self.soft_dropped(c) {
+            if ce.hard_dropped(ctx.in_content, self.lenient) || self.soft_dropped(c) {
                 continue;
             }
             let name = ce.name.as_str();
@@ -695,7 +733,7 @@ impl Writer<'_, '_> {
                 Child::Text { .. } => {}
                 Child::Element(c) => {
                     let ce = &self.doc.elements[c];
-                    if ce.hard_dropped(ctx.in_content) {
+                    if ce.hard_dropped(ctx.in_content, self.lenient) {
                         continue;
                     }
                     if ce.name == "br" {

@@ -13,16 +13,18 @@
 //! | [`Format::Markdown`] | the source (front matter included) | front matter `title:`, else the first `#`/`##` heading (ATX or setext) outside code fences | identity |
 //! | [`Format::Html`] | visible content only (see below) | `<title>`, else the first `<h1>` | runs of copied text |
 //!
-//! HTML: `script`, `style`, `noscript`, `template`, `head`, `nav`, `footer`, `aside`, `form`,
-//! `iframe`, `svg`, buttons, media and dialogs are dropped, and so is `header` outside
-//! `main`/`article` (inside them it holds the article's heading); so are elements hidden by
-//! `hidden`, `aria-hidden="true"` or an inline `display: none`/`visibility: hidden`, furniture
-//! landmarks (`role="navigation"`, `banner`, `contentinfo`, …), and — unless they hold at least
-//! half of the page's words — blocks whose `class`/`id` names boilerplate (cookie and consent
-//! banners, sidebars, share widgets, …) and blocks of at most 80 words that are at least 60% link
-//! text. When the page has a `<main>` (or `role="main"`), only it is read; else its only
-//! `<article>` if it has exactly one. Character references are decoded, whitespace is collapsed
-//! except inside `<pre>`.
+//! HTML: `script`, `style`, `noscript`, `template`, `head`, `svg`, `iframe`, buttons, form
+//! controls, media and dialogs are never text, and neither are elements hidden by `hidden`,
+//! `aria-hidden="true"` or an inline `display: none`/`visibility: hidden`. Page furniture is
+//! dropped: `nav`, `footer`, `aside`, `header` outside `main`/`article` (inside them it holds
+//! the article's heading) and furniture landmarks (`role="navigation"`, `banner`,
+//! `contentinfo`, …). Unless they hold at least half of the page's words, so are `form`s (an
+//! ASP.NET page is one big form), blocks whose `class`/`id` names boilerplate (cookie and
+//! consent banners, sidebars, share widgets, …) and blocks of at most 80 words that are at
+//! least 60% link text. If that leaves nothing (a page made only of `<nav>`), the page is read
+//! again keeping furniture. When the page has a `<main>` (or `role="main"`), only it is read;
+//! else its only `<article>` if it has exactly one. Character references are decoded,
+//! whitespace is collapsed except inside `<pre>`.
 //!
 //! Extraction never fails: malformed markup, empty input and text that was decoded lossily all
 //! give some text. Known limits: HTML named references outside the common set stay as written

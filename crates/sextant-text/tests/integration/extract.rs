@@ -213,6 +213,33 @@ fn link_lists_go_but_a_page_made_of_links_stays() {
 }
 
 #[test]
+fn a_page_wrapped_in_a_form_or_made_of_furniture_is_still_read() {
+    // ASP.NET WebForms wrap the whole page in a <form>.
+    let src = "<body><form id=aspnetForm><nav><a href=/>Home</a></nav>\
+               <h1>Quarterly report</h1><p>Revenue grew by four percent this quarter.</p>\
+               </form><form><input name=q><p>Search</p></form></body>";
+    assert_eq!(
+        extract(Format::Html, src).text,
+        "# Quarterly report\n\nRevenue grew by four percent this quarter."
+    );
+    // Nothing but furniture: read it rather than return nothing.
+    let src = "<nav><ul><li><a href=a>Alpha</a></li><li><a href=b>Beta</a></li></ul></nav>";
+    assert_eq!(extract(Format::Html, src).text, "- Alpha\n- Beta");
+    // Hidden stays hidden even then.
+    assert_eq!(extract(Format::Html, "<nav hidden>x</nav>").text, "");
+}
+
+#[test]
+fn titles_skip_icons_and_hidden_anchors() {
+    let src = "<body><svg><title>Menu icon</title></svg>\
+               <h1><a class=anchor aria-hidden=true>#</a>Caf<b>&eacute;</b> hours</h1></body>";
+    assert_eq!(
+        extract(Format::Html, src).title.as_deref(),
+        Some("Café hours")
+    );
+}
+
+#[test]
 fn hidden_styles_breaks_and_inline_whitespace() {
     let src = "<p>one<br>two<br><br>three</p><div style=\"display: none\">gone</div>\
                <p>a<b>b</b> c <i> d</i></p><h2>Multi<br>line</h2><p>x&#10;y</p>";
