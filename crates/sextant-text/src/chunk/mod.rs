@@ -307,7 +307,7 @@ fn sentences(
 }
 
 /// The title of a Markdown ATX heading line (`## Usage` → `Usage`), or `None`.
-fn heading_title(line: &str) -> Option<&str> {
+pub(crate) fn heading_title(line: &str) -> Option<&str> {
     let trimmed = line.trim();
     let rest = trimmed.trim_start_matches('#');
     (trimmed.starts_with('#') && rest.starts_with(' ')).then(|| rest.trim())

@@ -503,6 +503,8 @@ struct Out {
     pending_space: Space,
     /// Inserted before the next character (`## `, `- `, ` | `).
     prefix: String,
+    /// Where the heading lines we wrote start, in order.
+    headings: Vec<usize>,
 }
 
 impl Out {
@@ -515,11 +517,37 @@ impl Out {
     }
 
     /// The text without trailing whitespace (a `<pre>` may end in newlines), and its map.
+    /// The text without trailing whitespace (a `<pre>` may end in newlines), and its map. A line
+    /// of page text that would read as a Markdown heading (`# install` in a shell snippet) is
+    /// escaped as `\# install`, so only the page's real headings become sections.
     fn finish(mut self) -> (String, OffsetMap) {
         let len = self.text.trim_end().len();
         self.text.truncate(len);
         self.map.truncate(len);
-        (self.text, self.map)
+        let mut escapes = Vec::new();
+        let mut pos = 0;
+        for line in self.text.split_inclusive('\n') {
+            let lead = line.len() - line.trim_start().len();
+            if crate::chunk::heading_title(line).is_some()
+                && self.headings.binary_search(&(pos + lead)).is_err()
+            {
+                escapes.push(pos + lead);
+            }
+            pos += line.len();
+        }
+        if escapes.is_empty() {
+            return (self.text, self.map);
+        }
+        let mut text = String::with_capacity(self.text.len() + escapes.len());
+        let mut at = 0;
+        for &e in &escapes {
+            text.push_str(&self.text[at..e]);
+            text.push('\\');
+            at = e;
+        }
+        text.push_str(&self.text[at..]);
+        self.map.insert_bytes(&escapes);
+        (text, self.map)
     }
 
     fn emit(&mut self, c: char, src: usize, src_len: usize) {
@@ -544,6 +572,9 @@ impl Out {
         self.pending_space = Space::None;
         if !self.prefix.is_empty() {
             let p = std::mem::take(&mut self.prefix);
+            if p.starts_with('#') {
+                self.headings.push(self.text.len());
+            }
             self.inserted(&p);
         }
         let at = self.text.len();

@@ -111,6 +111,39 @@ impl OffsetMap {
         }
     }
 
+    /// Accounts for one inserted byte at each of the text offsets `points` (ascending, offsets
+    /// in the text before insertion): runs after a point move right, a verbatim run around
+    /// one is split.
+    pub(crate) fn insert_bytes(&mut self, points: &[usize]) {
+        let mut runs = Vec::with_capacity(self.runs.len() + points.len());
+        for mut r in self.runs.drain(..) {
+            let inside = points.partition_point(|&p| p <= r.text_start)
+                ..points.partition_point(|&p| p < r.text_end());
+            for &p in &points[inside] {
+                if !r.verbatim() {
+                    break;
+                }
+                let left = p - r.text_start;
+                runs.push(Run {
+                    text_len: left,
+                    source_len: left,
+                    ..r
+                });
+                r = Run {
+                    text_start: p,
+                    text_len: r.text_len - left,
+                    source_start: r.source_start + left,
+                    source_len: r.source_len - left,
+                };
+            }
+            runs.push(r);
+        }
+        for r in &mut runs {
+            r.text_start += points.partition_point(|&p| p <= r.text_start);
+        }
+        self.runs = runs;
+    }
+
     /// The source offset of the text offset `t` read as the *start* of something: inside a run
     /// its source position, in inserted text the start of the next run, past the end the end of
     /// the last run.
@@ -189,6 +222,18 @@ mod tests {
         assert_eq!(m.range_to_source(8..9), 16..21, "a reference maps whole");
         assert_eq!(m.range_to_source(4..6), 14..14, "only inserted text: empty");
         assert_eq!(m.to_source(100), 23);
+        // One byte inserted at text offsets 1 and 5 of a single verbatim run.
+        let mut m = OffsetMap::identity(8);
+        m.insert_bytes(&[1, 5]);
+        assert_eq!(m.to_source(0), 0);
+        assert_eq!(
+            m.range_to_source(1..2),
+            1..1,
+            "the inserted byte maps to nothing"
+        );
+        assert_eq!(m.to_source(2), 1);
+        assert_eq!(m.to_source(7), 5);
+        assert_eq!(m.range_to_source(2..10), 1..8);
         // Adjacent verbatim runs merge.
         let mut m = OffsetMap::default();
         m.push(0, 3, 5, 3);

@@ -27,9 +27,9 @@
 //! whitespace is collapsed except inside `<pre>`.
 //!
 //! Extraction never fails: malformed markup, empty input and text that was decoded lossily all
-//! give some text. Known limits: HTML named references outside the common set stay as written
-//! (see `entities.rs`); a paragraph whose text starts with `# ` reads as a heading to the
-//! Markdown chunker.
+//! give some text. A line of page text that would read as a Markdown heading (`# comment` in a
+//! code block) is escaped as `\# comment`, so only the page's headings become sections. Known
+//! limit: HTML named references outside the common set stay as written (see `entities.rs`).
 
 mod entities;
 mod html;

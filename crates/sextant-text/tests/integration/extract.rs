@@ -77,7 +77,7 @@ fn assert_words_map_back(source: &str, out: &Extracted) {
             "{c:?} at {i} maps to {r:?}, not on char boundaries"
         );
         if r.is_empty() {
-            assert!("#-| \n".contains(c), "{c:?} at {i} maps to nothing");
+            assert!("#-| \n\\".contains(c), "{c:?} at {i} maps to nothing");
             continue;
         }
         assert!(
@@ -230,6 +230,31 @@ fn a_page_wrapped_in_a_form_or_made_of_furniture_is_still_read() {
 }
 
 #[test]
+fn only_real_headings_become_sections() {
+    let src = "<h2>Install</h2><pre># fetch the sources\ngit clone x\n  ## not a heading\n#!shebang</pre>\
+               <p># literal hash text</p>";
+    let out = extract(Format::Html, src);
+    assert_eq!(
+        out.text,
+        "## Install\n\n\\# fetch the sources\ngit clone x\n  \\## not a heading\n#!shebang\n\n\\# literal hash text"
+    );
+    assert_words_map_back(src, &out);
+    let chunks = chunk(
+        &out.text,
+        Strategy::Paragraphs { max_tokens: 5 },
+        &whitespace_tokens,
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.section.as_deref() == Some("Install")),
+        "{chunks:?}"
+    );
+    let at = out.text.find("fetch").unwrap();
+    assert_eq!(&src[out.map.range_to_source(at..at + 5)], "fetch");
+}
+
+#[test]
 fn titles_skip_icons_and_hidden_anchors() {
     let src = "<body><svg><title>Menu icon</title></svg>\
                <h1><a class=anchor aria-hidden=true>#</a>Caf<b>&eacute;</b> hours</h1></body>";
@@ -294,7 +319,7 @@ proptest::proptest! {
                 "<pre>", "</pre>", "<br>", "<script>", "</script>", "<a href=x>", "</a>",
                 "&amp;", "&eacute;", "&#233;", "&", "<", ">", "<!--", "-->", "\n", "<nav>",
                 "</nav>", "<td>", "<tr>", "<b>", "</b>", "<main>", "</main>", "<title>",
-                "</title>", "<span hidden>", "</span>",
+                "</title>", "<span hidden>", "</span>", "# ", "## ", "<h1>", "</h1>",
             ]).prop_map(str::to_string),
         ],
         0..40,
