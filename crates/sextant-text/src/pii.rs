@@ -145,6 +145,15 @@ pub enum RedactionMode {
     },
 }
 
+impl RedactionMode {
+    /// [`RedactionMode::Hash`] with `salt` (a collection's secret, as text or bytes).
+    pub fn hash(salt: impl AsRef<[u8]>) -> Self {
+        RedactionMode::Hash {
+            salt: salt.as_ref().to_vec(),
+        }
+    }
+}
+
 impl fmt::Debug for RedactionMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -220,7 +229,9 @@ fn patterns() -> &'static Patterns {
             ipv6: re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"),
             ssn: re(r"(\d{3})-(\d{2})-(\d{4})"),
             nino: re(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
-            token: re(r"\[(?:EMAIL|PHONE|CARD|IBAN|IP|NATIONAL_ID)(?::[0-9a-f]{8})?\]"),
+            token: re(&format!(
+                r"\[(?:EMAIL|PHONE|CARD|IBAN|IP|NATIONAL_ID)(?::[0-9a-f]{{{HASH_HEX_LEN}}})?\]"
+            )),
         }
     })
 }
@@ -260,12 +271,16 @@ impl Redactor {
             .map(|m| (m.start(), m.end()))
             .collect();
         let mut out: Vec<PiiMatch> = Vec::new();
+        let mut next_token = 0; // tokens before this one end at or before the current match
         for m in all {
             if out.last().is_some_and(|last| m.start < last.end) {
                 continue;
             }
-            if tokens.iter().any(|&(s, e)| m.start < e && s < m.end) {
-                continue;
+            while tokens.get(next_token).is_some_and(|&(_, e)| e <= m.start) {
+                next_token += 1;
+            }
+            if tokens.get(next_token).is_some_and(|&(s, _)| s < m.end) {
+                continue; // inside (or across) a replacement token
             }
             out.push(m);
         }
@@ -809,6 +824,7 @@ mod tests {
         assert_eq!(r.redact("a@example.org").text, tokens[0]);
         assert_ne!(salted(b"salt").redact("a@example.org").text, tokens[0]);
         assert!(!format!("{r:?}").contains("pepper"));
+        assert_eq!(RedactionMode::hash("pepper"), *r.mode());
     }
 
     #[test]
@@ -826,16 +842,15 @@ mod tests {
     #[test]
     fn non_ascii_text_and_idempotence() {
         let r = Redactor::new(PiiKind::ALL, RedactionMode::Mask);
-        let h = Redactor::new(
-            PiiKind::ALL,
-            RedactionMode::Hash {
-                salt: b"k".to_vec(),
-            },
-        );
+        let h = Redactor::new(PiiKind::ALL, RedactionMode::hash("k"));
         let text = "Ünïcödé 東京 josé@example.com — tél +33 6 12 34 56 78 · 🎉 192.168.1.1é";
         let once = r.redact(text);
         assert!(once.text.contains("東京 [EMAIL] —"), "{}", once.text);
         assert!(once.text.contains("[PHONE]"));
+        // New values next to old tokens are still found.
+        let out = r.redact("[EMAIL] bob@example.org [IP:0a1b2c3d] 10.0.0.1");
+        assert_eq!(out.text, "[EMAIL] [EMAIL] [IP:0a1b2c3d] [IP]");
+        assert_eq!(out.total, 2);
         for red in [&r, &h] {
             let once = red.redact(text).text;
             let twice = red.redact(&once);

@@ -13,10 +13,8 @@ pub(crate) fn decode(raw: &str, base: usize, mut f: impl FnMut(char, usize, usiz
     let bytes = raw.as_bytes();
     while i < raw.len() {
         if bytes[i] == b'&' {
-            if let Some((chars, len)) = reference(&raw[i..]) {
-                for c in chars.into_iter().flatten() {
-                    f(c, base + i, len);
-                }
+            if let Some((c, len)) = reference(&raw[i..]) {
+                f(c, base + i, len);
                 i += len;
                 continue;
             }
@@ -37,9 +35,9 @@ pub(crate) fn decode_to_string(raw: &str) -> String {
     s
 }
 
-/// The reference at the start of `s` (which starts with `&`): its characters and its length in
+/// The reference at the start of `s` (which starts with `&`): its character and its length in
 /// bytes, or `None` when it is not a reference.
-fn reference(s: &str) -> Option<([Option<char>; 2], usize)> {
+fn reference(s: &str) -> Option<(char, usize)> {
     let b = s.as_bytes();
     if b.get(1) == Some(&b'#') {
         let (radix, start) = match b.get(2) {
@@ -64,7 +62,7 @@ fn reference(s: &str) -> Option<([Option<char>; 2], usize)> {
         } else {
             u32::from_str_radix(&s[start..end], radix).unwrap_or(u32::MAX)
         };
-        return Some(([Some(numeric(value)), None], len));
+        return Some((numeric(value), len));
     }
     let name_len = b[1..]
         .iter()
@@ -80,8 +78,8 @@ fn reference(s: &str) -> Option<([Option<char>; 2], usize)> {
     if !has_semicolon && !legacy {
         return None;
     }
-    let chars = named(name)?;
-    Some((chars, 1 + name_len + usize::from(has_semicolon)))
+    let c = named(name)?;
+    Some((c, 1 + name_len + usize::from(has_semicolon)))
 }
 
 /// A numeric reference's character, with the HTML standard's repairs: NUL, surrogates and values
@@ -99,7 +97,7 @@ fn numeric(v: u32) -> char {
     }
 }
 
-fn named(name: &str) -> Option<[Option<char>; 2]> {
+fn named(name: &str) -> Option<char> {
     // The non-breaking space is decoded as a plain space: extracted text is for reading and
     // embedding, where U+00A0 only gets in the way of word splitting.
     let c = match name {
@@ -198,9 +196,9 @@ fn named(name: &str) -> Option<[Option<char>; 2]> {
         "ccedil" => 'ç',
         "Ntilde" => 'Ñ',
         "ntilde" => 'ñ',
-        _ => return accented(name).map(|c| [Some(c), None]),
+        _ => return accented(name),
     };
-    Some([Some(c), None])
+    Some(c)
 }
 
 /// `Xacute`, `xgrave`, `xcirc`, `xuml`, `xtilde` for the Latin-1 vowels (and `yacute`/`yuml`).
