@@ -9,7 +9,7 @@
 //! - [`chunk`]: fixed-size (tokens, with overlap), sentence, Markdown paragraph/heading,
 //!   semantic (embedding distance between sentences) and hierarchical (parent/child) chunking
 //!   with byte offsets;
-//! - [`extract`]: plain text, Markdown and HTML documents → the text to chunk, a title, and a
+//! - [`extract`](mod@extract): plain text, Markdown and HTML documents → the text to chunk, a title, and a
 //!   map from text offsets back to source offsets (HTML reduced to its visible content);
 //! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
 //!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
