@@ -15,6 +15,12 @@
 //!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
 //!
 //! Pure functions over strings: no vectors, models or storage here.
+//!
+//! Ingestion uses them in this order: [`extract()`] the file's text, [`Redactor::redact`] it,
+//! chunk the *redacted* text (so no chunk boundary cuts a value in two and hides both halves
+//! from the detector), and map every chunk back to the original file through both maps:
+//! `extracted.map.range_to_source(redacted.map.range_to_source(chunk.start..chunk.end))`
+//! (`tests/integration/pipeline.rs` does exactly this).
 #![forbid(unsafe_code)]
 
 pub mod analyzer;

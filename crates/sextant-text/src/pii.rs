@@ -33,6 +33,8 @@ use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::extract::OffsetMap;
+
 /// Hex digits of the keyed hash kept in a [`RedactionMode::Hash`] token (32 bits: enough to
 /// tell values of one document apart, too few to serve as a lookup key for the value).
 pub const HASH_HEX_LEN: usize = 8;
@@ -184,6 +186,12 @@ pub struct Redacted {
     pub counts: BTreeMap<&'static str, usize>,
     /// All replacements.
     pub total: usize,
+    /// Offsets in `text` → offsets in the redacted input: untouched text maps one to one, a
+    /// replacement token maps to the whole value it replaced. Chunk the redacted text (so no
+    /// chunk boundary can cut a value in two and leave both halves unrecognised), then map
+    /// chunk offsets back through this map (and the extraction's map) to the source file.
+    #[serde(skip)]
+    pub map: OffsetMap,
 }
 
 /// Finds and replaces personal data of the configured kinds.
@@ -292,19 +300,25 @@ impl Redactor {
         let mut counts: BTreeMap<&'static str, usize> =
             self.kinds.iter().map(|k| (k.name(), 0)).collect();
         let mut out = String::with_capacity(text.len());
+        let mut map = OffsetMap::default();
         let mut at = 0;
         let matches = self.find(text);
         for m in &matches {
+            map.push(out.len(), m.start - at, at, m.start - at);
             out.push_str(&text[at..m.start]);
-            out.push_str(&self.replacement(m.kind, &text[m.start..m.end]));
+            let token = self.replacement(m.kind, &text[m.start..m.end]);
+            map.push(out.len(), token.len(), m.start, m.end - m.start);
+            out.push_str(&token);
             at = m.end;
             *counts.entry(m.kind.name()).or_default() += 1;
         }
+        map.push(out.len(), text.len() - at, at, text.len() - at);
         out.push_str(&text[at..]);
         Redacted {
             text: out,
             counts,
             total: matches.len(),
+            map,
         }
     }
 
@@ -797,6 +811,7 @@ mod tests {
         }
         let json = serde_json::to_value(&out).unwrap();
         assert_eq!(json["counts"]["email"], 2);
+        assert!(json.get("map").is_none());
         // Only configured kinds are reported, and only they are redacted.
         let out =
             Redactor::new(&[PiiKind::Email], RedactionMode::Mask).redact("a@example.org 10.1.2.3");
@@ -825,6 +840,27 @@ mod tests {
         assert_ne!(salted(b"salt").redact("a@example.org").text, tokens[0]);
         assert!(!format!("{r:?}").contains("pepper"));
         assert_eq!(RedactionMode::hash("pepper"), *r.mode());
+    }
+
+    #[test]
+    fn the_map_leads_back_to_the_values() {
+        let text = "Mail ana@example.org or call 555-123-4567 today.";
+        for mode in [RedactionMode::Mask, RedactionMode::hash("s")] {
+            let out = Redactor::new(PiiKind::ALL, mode).redact(text);
+            let token = out.text.find("[EMAIL").unwrap();
+            let token_end = token + out.text[token..].find(']').unwrap() + 1;
+            assert_eq!(
+                &text[out.map.range_to_source(token..token_end)],
+                "ana@example.org"
+            );
+            let at = out.text.find("today").unwrap();
+            assert_eq!(&text[out.map.range_to_source(at..at + 5)], "today");
+            assert_eq!(out.map.range_to_source(0..out.text.len()), 0..text.len());
+        }
+        assert!(Redactor::new(PiiKind::ALL, RedactionMode::Mask)
+            .redact("nothing here")
+            .map
+            .is_identity());
     }
 
     #[test]

@@ -65,7 +65,8 @@ struct Sentence {
 /// that fits the budget, in order, in one call, and must return one vector per sentence (a
 /// missing, empty or zero vector counts as "no shift" rather than producing NaN). Its error is
 /// returned as it is. Markdown headings (`# …` lines, as [`Strategy::Paragraphs`] reads them)
-/// always start a new chunk, and every chunk records the heading it sits under as `section`.
+/// always start a new chunk and stay with the sentence after them, and every chunk records the
+/// heading it sits under as `section`.
 ///
 /// [`Strategy::Paragraphs`]: super::Strategy::Paragraphs
 ///
@@ -124,6 +125,7 @@ pub fn semantic<E>(
     // start, end, tokens, section of the chunk being built
     let mut current: Option<(usize, usize, usize, Option<usize>)> = None;
     let mut fit_index = 0; // index among fitting sentences of the next fitting unit
+    let mut after_heading = false; // the previous fitting unit was a heading line
     for u in &units {
         if u.tokens > max {
             if let Some((a, b, _, sec)) = current.take() {
@@ -141,8 +143,10 @@ pub fn semantic<E>(
             );
             continue;
         }
-        let shift = fit_index > 0 && cuts[fit_index - 1];
+        // A heading line stays with the sentence after it, whatever their distance.
+        let shift = fit_index > 0 && cuts[fit_index - 1] && !after_heading;
         fit_index += 1;
+        after_heading = u.section.is_some_and(|i| heads[i].0 == u.range.start);
         current = match current {
             Some((a, _, t, sec)) if !shift && sec == u.section && t + u.tokens <= max => {
                 Some((a, u.range.end, t + u.tokens, sec))
@@ -319,6 +323,23 @@ mod tests {
                 ("# Pets\n\nCats purr. Dogs bark.", Some("Pets")),
                 ("## More pets\n\nCats nap.", Some("More pets")),
                 ("Stocks fell.", Some("More pets")),
+            ]
+        );
+        // A heading is never left alone, even when the text after it is on another topic.
+        let text = "# Pets\n\nCats purr.\n\n## Cat money\n\nStocks fell. Bonds rose.";
+        let c = semantic(
+            text,
+            100,
+            &whitespace_tokens,
+            &mut topics,
+            &SemanticOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            pieces(text, &c),
+            [
+                "# Pets\n\nCats purr.",
+                "## Cat money\n\nStocks fell. Bonds rose."
             ]
         );
     }
