@@ -47,10 +47,11 @@ pub enum PiiKind {
     /// Phone numbers: international (`+` country code, 8–15 digits, spaces/dots/dashes and a
     /// parenthesised area code allowed), North American (`(555) 123-4567`, `555-123-4567`,
     /// `555.123.4567`) and national numbers with a trunk `0` (`020 7946 0958`,
-    /// `06 12 34 56 78`; 9–12 digits). Bare digit runs, dates, years and versions are not phones.
+    /// `06 12 34 56 78`; 9–12 digits). Bare digit runs, dates, years and versions are not phones;
+    /// digits written right after a phone number (`+49 30 901820 2024`) are taken as part of it.
     Phone,
-    /// Payment-card numbers: 13–19 digits, optionally grouped by spaces or dashes, not starting
-    /// with 0, Luhn-valid.
+    /// Payment-card numbers: 13–19 digits, in one run or grouped as cards print them (fours, or
+    /// 4-6-5), by spaces or by dashes; not starting with 0; Luhn-valid.
     Card,
     /// International bank account numbers: country code, two check digits, 11–30 alphanumerics
     /// (optionally in groups of four), mod-97 valid.
@@ -231,11 +232,18 @@ fn patterns() -> &'static Patterns {
                 // National with a trunk 0: 020 7946 0958, 06 12 34 56 78, 07700 900123.
                 r"|0\d{1,4}(?:[ .-]\d{2,8}){1,4}",
             )),
-            card: re(r"\d(?:[ -]?\d){12,18}"),
+            // Printed the way cards are: one run, groups of four (one separator throughout),
+            // or the 4-6-5 / 4-6-4 grouping of American Express and Diners.
+            card: re(concat!(
+                r"\d{13,19}",
+                r"|\d{4}(?: \d{4}){2,3}(?: \d{1,4})?",
+                r"|\d{4}(?:-\d{4}){2,3}(?:-\d{1,4})?",
+                r"|\d{4} \d{6} \d{4,5}|\d{4}-\d{6}-\d{4,5}",
+            )),
             iban: re(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}"),
             ipv4: re(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"),
             ipv6: re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?"),
-            ssn: re(r"(\d{3})-(\d{2})-(\d{4})"),
+            ssn: re(r"\d{3}-\d{2}-\d{4}"),
             nino: re(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
             token: re(&format!(
                 r"\[(?:EMAIL|PHONE|CARD|IBAN|IP|NATIONAL_ID)(?::[0-9a-f]{{{HASH_HEX_LEN}}})?\]"
@@ -355,65 +363,94 @@ fn standalone(text: &str, start: usize, end: usize) -> bool {
         && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
 }
 
+/// Runs `re` over `text`, reporting `start..end` for every candidate that `accept` turns into a
+/// match end. After a rejected candidate the search resumes one character after its start,
+/// not after its end, so a greedy non-match ("2024 07700 900123" read from the "0" of 2024)
+/// cannot hide a real value inside it.
+fn scan(
+    re: &Regex,
+    text: &str,
+    kind: PiiKind,
+    out: &mut Vec<PiiMatch>,
+    mut accept: impl FnMut(regex::Match<'_>) -> Option<usize>,
+) {
+    let mut at = 0;
+    while let Some(m) = re.find_at(text, at) {
+        match accept(m) {
+            Some(end) => {
+                out.push(PiiMatch {
+                    kind,
+                    start: m.start(),
+                    end,
+                });
+                at = end.max(m.start() + 1);
+            }
+            None => at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8),
+        }
+        while at < text.len() && !text.is_char_boundary(at) {
+            at += 1;
+        }
+        if at >= text.len() {
+            break;
+        }
+    }
+}
+
+/// [`standalone`], and not glued to more digits by a separator on either side: the "01.2024"
+/// in "15.01.2024" or the "16-148410" in an ISBN is part of a longer number, not a value.
+fn standalone_number(text: &str, start: usize, end: usize) -> bool {
+    let glue = |c: char| matches!(c, '.' | '-' | '/' | ':' | ',');
+    let mut before = text[..start].chars().rev();
+    let mut after = text[end..].chars();
+    let glued_before =
+        before.next().is_some_and(glue) && before.next().is_some_and(|c| c.is_ascii_digit());
+    let glued_after =
+        after.next().is_some_and(glue) && after.next().is_some_and(|c| c.is_ascii_digit());
+    standalone(text, start, end) && !glued_before && !glued_after
+}
+
 fn candidates(p: &Patterns, kind: PiiKind, text: &str, out: &mut Vec<PiiMatch>) {
-    let mut push = |start: usize, end: usize| out.push(PiiMatch { kind, start, end });
+    let whole = |m: &regex::Match<'_>, ok: bool| ok.then_some(m.end());
     match kind {
-        PiiKind::Email => {
-            for m in p.email.find_iter(text) {
-                let before = text[..m.start()].chars().next_back();
-                if !before.is_some_and(|c| c.is_alphanumeric() || c == '.') {
-                    push(m.start(), m.end());
-                }
-            }
-        }
-        PiiKind::Phone => {
-            for m in p.phone.find_iter(text) {
-                let s = m.as_str();
-                let digits = s.bytes().filter(u8::is_ascii_digit).count();
-                let ok = if s.starts_with('+') {
-                    (8..=15).contains(&digits)
-                } else if s.starts_with('0') {
-                    (9..=12).contains(&digits)
-                } else {
-                    digits == 10
-                };
-                let dotted_run = text[m.end()..].starts_with('.')
-                    && text[m.end() + 1..].starts_with(|c: char| c.is_ascii_digit());
-                if ok && !dotted_run && standalone(text, m.start(), m.end()) {
-                    push(m.start(), m.end());
-                }
-            }
-        }
-        PiiKind::Card => {
-            for m in p.card.find_iter(text) {
-                let digits: Vec<u8> = m
-                    .as_str()
-                    .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .map(|b| b - b'0')
-                    .collect();
-                // No card number starts with 0 (so zero padding such as `nm` output, which
-                // passes Luhn, is left alone).
-                if (13..=19).contains(&digits.len())
+        PiiKind::Email => scan(&p.email, text, kind, out, |m| {
+            let before = text[..m.start()].chars().next_back();
+            whole(&m, !before.is_some_and(|c| c.is_alphanumeric() || c == '.'))
+        }),
+        PiiKind::Phone => scan(&p.phone, text, kind, out, |m| {
+            let s = m.as_str();
+            let digits = s.bytes().filter(u8::is_ascii_digit).count();
+            let ok = if s.starts_with('+') {
+                (8..=15).contains(&digits)
+            } else if s.starts_with('0') {
+                (9..=12).contains(&digits)
+            } else {
+                digits == 10
+            };
+            whole(&m, ok && standalone_number(text, m.start(), m.end()))
+        }),
+        PiiKind::Card => scan(&p.card, text, kind, out, |m| {
+            let digits: Vec<u8> = m
+                .as_str()
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .map(|b| b - b'0')
+                .collect();
+            // No card number starts with 0 (so zero padding such as `nm` output, which passes
+            // Luhn, is left alone).
+            whole(
+                &m,
+                (13..=19).contains(&digits.len())
                     && digits[0] != 0
                     && luhn_valid(&digits)
-                    && standalone(text, m.start(), m.end())
-                {
-                    push(m.start(), m.end());
-                }
-            }
-        }
-        PiiKind::Iban => {
-            for m in p.iban.find_iter(text) {
-                if let Some(end) = longest_valid_iban(text, m.start(), m.end()) {
-                    if standalone(text, m.start(), end) {
-                        push(m.start(), end);
-                    }
-                }
-            }
-        }
+                    && standalone_number(text, m.start(), m.end()),
+            )
+        }),
+        PiiKind::Iban => scan(&p.iban, text, kind, out, |m| {
+            longest_valid_iban(text, m.start(), m.end())
+                .filter(|&end| standalone(text, m.start(), end))
+        }),
         PiiKind::Ip => {
-            for m in p.ipv4.find_iter(text) {
+            scan(&p.ipv4, text, kind, out, |m| {
                 let octets_ok = m
                     .as_str()
                     .split('.')
@@ -425,50 +462,46 @@ fn candidates(p: &Patterns, kind: PiiKind, text: &str, out: &mut Vec<PiiMatch>) 
                     && before[..before.len() - 1].ends_with(|c: char| c.is_ascii_digit()))
                     || (after.starts_with('.')
                         && after[1..].starts_with(|c: char| c.is_ascii_digit()));
-                if octets_ok
-                    && !longer
-                    && !after_numbering_word(before)
-                    && standalone(text, m.start(), m.end())
-                {
-                    push(m.start(), m.end());
-                }
-            }
-            for m in p.ipv6.find_iter(text) {
+                whole(
+                    &m,
+                    octets_ok
+                        && !longer
+                        && !after_numbering_word(before)
+                        && standalone(text, m.start(), m.end()),
+                )
+            });
+            scan(&p.ipv6, text, kind, out, |m| {
                 let s = m.as_str();
                 // An embedded IPv4 tail stands for two groups.
                 let groups =
                     s.split(':').filter(|g| !g.is_empty()).count() + usize::from(s.contains('.'));
                 let after = text[m.end()..].chars().next();
-                if groups >= 3
-                    && s.parse::<Ipv6Addr>().is_ok()
-                    && standalone(text, m.start(), m.end())
-                    && after != Some(':')
-                    && !text[..m.start()].ends_with(':')
-                {
-                    push(m.start(), m.end());
-                }
-            }
+                whole(
+                    &m,
+                    groups >= 3
+                        && s.parse::<Ipv6Addr>().is_ok()
+                        && standalone(text, m.start(), m.end())
+                        && after != Some(':')
+                        && !text[..m.start()].ends_with(':'),
+                )
+            });
         }
         PiiKind::NationalId => {
-            for c in p.ssn.captures_iter(text) {
-                let whole = c.get(0).expect("group 0 exists");
-                let area = &c[1];
+            scan(&p.ssn, text, kind, out, |m| {
+                let mut parts = m.as_str().split('-');
+                let (area, group, serial) = (parts.next()?, parts.next()?, parts.next()?);
                 let issued = area != "000"
                     && area != "666"
                     && !area.starts_with('9')
-                    && &c[2] != "00"
-                    && &c[3] != "0000";
-                if issued && standalone(text, whole.start(), whole.end()) {
-                    push(whole.start(), whole.end());
-                }
-            }
-            for m in p.nino.find_iter(text) {
+                    && group != "00"
+                    && serial != "0000";
+                whole(&m, issued && standalone_number(text, m.start(), m.end()))
+            });
+            scan(&p.nino, text, kind, out, |m| {
                 let prefix = &m.as_str()[..2];
                 let allocated = !matches!(prefix, "BG" | "GB" | "NK" | "KN" | "TN" | "NT" | "ZZ");
-                if allocated && standalone(text, m.start(), m.end()) {
-                    push(m.start(), m.end());
-                }
-            }
+                whole(&m, allocated && standalone(text, m.start(), m.end()))
+            });
         }
     }
 }
@@ -720,6 +753,12 @@ mod tests {
         assert!(found(PiiKind::Card, "run 1234567890123456 digits").is_empty());
         assert!(found(PiiKind::Card, "short 4111 1111").is_empty());
         assert!(found(PiiKind::Card, "0000000000000000 R foo::BAZ").is_empty());
+        // Luhn-valid by chance, but not printed like a card: a number and dates.
+        assert!(found(PiiKind::Card, "#5 2024-01-15 2024 2024-01-15").is_empty());
+        assert_eq!(
+            found(PiiKind::Card, "amex 3782 822463 10005."),
+            ["3782 822463 10005"]
+        );
         assert!(luhn_valid(&[7, 9, 9, 2, 7, 3, 9, 8, 7, 1, 3]));
         assert!(!luhn_valid(&[]));
     }
@@ -913,5 +952,66 @@ mod tests {
             let once = r.redact(&text).text;
             proptest::prop_assert_eq!(r.redact(&once).text, once);
         }
+
+        /// A valid value dropped between ordinary words is found, whole and as its own kind,
+        /// and nothing else in the text is.
+        #[test]
+        fn planted_values_are_found_exactly(
+            before in proptest::collection::vec(proptest::sample::select(FILLER.to_vec()), 0..12),
+            after in proptest::collection::vec(proptest::sample::select(FILLER.to_vec()), 0..12),
+            planted in proptest::sample::select(PLANTED.to_vec()),
+        ) {
+            let (kind, value) = planted;
+            // A comma after the value: digits right after a phone number would be read as
+            // part of it (see `PiiKind::Phone`).
+            let text = format!("{} {value}, {}", before.join(" "), after.join(" "));
+            let r = Redactor::new(PiiKind::ALL, RedactionMode::Mask);
+            let found: Vec<(PiiKind, &str)> =
+                r.find(&text).iter().map(|m| (m.kind, &text[m.start..m.end])).collect();
+            proptest::prop_assert_eq!(found, vec![(kind, value)]);
+        }
     }
+
+    /// Words, numbers, dates and versions that are not personal data.
+    const FILLER: &[&str] = &[
+        "the",
+        "Über",
+        "東京",
+        "2024",
+        "2024-01-15",
+        "15.01.2024",
+        "v1.2.3",
+        "10.0.19041.1",
+        "42",
+        "12:30",
+        "3.14159",
+        "#5",
+        "(draft)",
+        "ISBN",
+        "978-3-16-148410-0",
+        "x@y",
+        "—",
+        "[1]",
+        "1,000,000",
+        "0x1F",
+        "é.",
+        "id:77",
+        "page 12-14",
+        "50%",
+    ];
+
+    const PLANTED: &[(PiiKind, &str)] = &[
+        (PiiKind::Email, "maria.lopez@correo.example.es"),
+        (PiiKind::Phone, "+49 30 901820"),
+        (PiiKind::Phone, "(212) 555-0187"),
+        (PiiKind::Phone, "07700 900123"),
+        (PiiKind::Card, "5555 5555 5555 4444"),
+        (PiiKind::Card, "6011-1111-1111-1117"),
+        (PiiKind::Iban, "NL91 ABNA 0417 1643 00"),
+        (PiiKind::Iban, "BE68539007547034"),
+        (PiiKind::Ip, "172.16.254.1"),
+        (PiiKind::Ip, "2001:0db8:0000:0000:0000:ff00:0042:8329"),
+        (PiiKind::NationalId, "078-05-1121"),
+        (PiiKind::NationalId, "JG 10 37 52 A"),
+    ];
 }
