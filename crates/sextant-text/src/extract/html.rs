@@ -97,6 +97,9 @@ const LINE_BLOCKS: &[&str] = &[
     "tfoot",
 ];
 
+/// Written between the cells of a table row.
+const CELL_SEPARATOR: &str = " | ";
+
 /// Blocks checked for link density.
 const DENSITY_BLOCKS: &[&str] = &["div", "section", "ul", "ol", "menu", "p", "table", "dl"];
 
@@ -510,6 +513,10 @@ struct Out {
 impl Out {
     fn request_break(&mut self, n: usize) {
         self.pending_break = self.pending_break.max(n);
+        // A cell separator never starts a line (a cell that holds paragraphs).
+        if self.prefix == CELL_SEPARATOR {
+            self.prefix.clear();
+        }
     }
 
     fn inserted(&mut self, s: &str) {
@@ -716,7 +723,7 @@ impl Writer<'_, '_> {
                 }
             } else if matches!(name, "td" | "th") {
                 if !first_cell && !ctx.heading && self.out.pending_break == 0 {
-                    self.out.prefix = " | ".into();
+                    self.out.prefix = CELL_SEPARATOR.into();
                 }
                 first_cell = false;
                 self.walk(c, ctx);
@@ -812,6 +819,9 @@ mod tests {
             "<ul><li>one<li>two</ul><p>a<p>b<img src=x>c<table><tr><td>x<td>y<tr><td>z</table>",
         );
         assert_eq!(text, "- one\n- two\n\na\n\nbc\n\nx | y\nz");
+        // Cells that hold paragraphs (layout tables) keep them as paragraphs.
+        let (text, _, _) = extract("<table><tr><td>left<td><p>right</p></table>");
+        assert_eq!(text, "left\n\nright");
     }
 
     #[test]
