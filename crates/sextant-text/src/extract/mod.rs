@@ -40,6 +40,8 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+/// HTML elements nested deeper than this are read as if they sat at this depth.
+pub use html::MAX_DEPTH;
 pub use map::{OffsetMap, Run};
 
 /// How many leading bytes [`Format::sniff`] looks at.
