@@ -12,7 +12,6 @@
 //!   start a new section (recorded in every chunk under it); paragraphs of one section are packed
 //!   up to `max_tokens`, and a long paragraph falls back to sentences.
 //!
-//!
 //! Two more strategies have their own entry points, because they need more than a budget:
 //! - [`semantic`]: sentences grouped while they stay on one topic, cut where the embedding
 //!   distance between consecutive sentences peaks (the caller supplies the embedder);
@@ -54,7 +53,8 @@ pub struct Chunk {
     pub start: usize,
     /// Byte offset one past the last byte.
     pub end: usize,
-    /// The heading the chunk sits under (Markdown paragraphs strategy).
+    /// The Markdown heading the chunk sits under (paragraphs, semantic and hierarchical
+    /// chunking; `None` for fixed windows and sentences).
     pub section: Option<String>,
 }
 
