@@ -87,7 +87,8 @@ pub enum Strategy {
 /// [`StrategyKind::strategy`]; [`Semantic`](StrategyKind::Semantic) runs through [`semantic`]
 /// (it needs an embedder) and [`Hierarchical`](StrategyKind::Hierarchical) through
 /// [`hierarchical`] (it returns parents and children).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
     /// Fixed token windows with overlap.
     Fixed,
@@ -567,6 +568,12 @@ mod tests {
         assert!(!StrategyKind::Hierarchical.needs_embedder());
         for &k in &StrategyKind::ALL[..3] {
             assert_eq!(StrategyKind::from(k.strategy(10).unwrap()), k);
+        }
+        // Configuration files spell them as the flag does.
+        for &k in StrategyKind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{k}\""));
+            assert_eq!(serde_json::from_str::<StrategyKind>(&json).unwrap(), k);
         }
     }
 

@@ -48,7 +48,8 @@ pub use map::{OffsetMap, Run};
 pub const SNIFF_BYTES: usize = 1024;
 
 /// A source document format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Plain text, used as it is.
     Text,
@@ -289,6 +290,9 @@ mod tests {
         assert!(err.contains("docx") && err.contains("markdown"), "{err}");
         for &f in Format::ALL {
             assert_eq!(f.to_string().parse::<Format>(), Ok(f));
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{f}\""));
+            assert_eq!(serde_json::from_str::<Format>(&json).unwrap(), f);
         }
         assert_eq!(Format::sniff("\u{feff}  <!DOCTYPE html><p>x"), Format::Html);
         assert_eq!(Format::sniff("<html lang=en>"), Format::Html);

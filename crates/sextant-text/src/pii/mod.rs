@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::extract::OffsetMap;
@@ -41,7 +41,8 @@ pub use detect::{iban_valid, luhn_valid};
 pub const HASH_HEX_LEN: usize = 8;
 
 /// A kind of personal data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PiiKind {
     /// E-mail addresses (`local@domain.tld`).
     Email,
@@ -100,6 +101,18 @@ impl PiiKind {
             PiiKind::Ip => "IP",
             PiiKind::NationalId => "NATIONAL_ID",
         }
+    }
+
+    /// Parses a comma-separated list of kind names (`email,phone`), or `all` for every kind.
+    pub fn parse_list(list: &str) -> Result<Vec<PiiKind>, UnknownPiiKind> {
+        if list.trim().eq_ignore_ascii_case("all") {
+            return Ok(PiiKind::ALL.to_vec());
+        }
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect()
     }
 
     fn rank(self) -> usize {
@@ -566,7 +579,19 @@ mod tests {
         assert!(err.contains("ssn") && err.contains("national_id"), "{err}");
         for &k in PiiKind::ALL {
             assert_eq!(k.to_string().parse::<PiiKind>(), Ok(k));
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{k}\""));
+            assert_eq!(serde_json::from_str::<PiiKind>(&json).unwrap(), k);
         }
+        assert_eq!(
+            PiiKind::parse_list(" email, ip ,"),
+            Ok(vec![PiiKind::Email, PiiKind::Ip])
+        );
+        assert_eq!(PiiKind::parse_list("ALL"), Ok(PiiKind::ALL.to_vec()));
+        assert_eq!(
+            PiiKind::parse_list("email,ssn"),
+            Err(UnknownPiiKind("ssn".into()))
+        );
     }
 
     proptest::proptest! {
