@@ -6,15 +6,30 @@
 //!   length, queries become IDF-weighted term lists, computed from collection-wide statistics so
 //!   scores never depend on how the collection is split into segments.
 //!
-//! - [`chunk`]: fixed-size (tokens, with overlap), sentence and Markdown paragraph/heading
-//!   chunking with byte offsets.
+//! - [`chunk`]: fixed-size (tokens, with overlap), sentence, Markdown paragraph/heading,
+//!   semantic (embedding distance between sentences) and hierarchical (parent/child) chunking
+//!   with byte offsets;
+//! - [`extract`](mod@extract): plain text, Markdown and HTML documents → the text to chunk, a title, and a
+//!   map from text offsets back to source offsets (HTML reduced to its visible content);
+//! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
+//!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
 //!
 //! Pure functions over strings: no vectors, models or storage here.
+//!
+//! Ingestion uses them in this order: [`extract()`] the file's text, [`Redactor::redact`] it,
+//! chunk the *redacted* text (so no chunk boundary cuts a value in two and hides both halves
+//! from the detector), and map every chunk back to the original file through both maps:
+//! `extracted.map.range_to_source(redacted.map.range_to_source(chunk.start..chunk.end))`
+//! (`tests/integration/pipeline.rs` does exactly this).
 #![forbid(unsafe_code)]
 
 pub mod analyzer;
 pub mod bm25;
 pub mod chunk;
+pub mod extract;
+pub mod pii;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
+pub use extract::{extract, Extracted, Format, OffsetMap};
+pub use pii::{PiiKind, Redacted, RedactionMode, Redactor};
