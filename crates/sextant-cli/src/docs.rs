@@ -25,9 +25,10 @@ use sextant_engine::documents::{
 };
 use sextant_engine::fusion::{Fusion, Normalization, DEFAULT_RRF_K};
 use sextant_engine::{Collection, Database};
+use sextant_text::Format;
 
 use crate::db::RetrievalArgs;
-use crate::models::{stored_path, Cross, Dense, Splade};
+use crate::models::{stored_path, Cross, Dense, MaxSim, Splade};
 
 /// File extensions `ingest` reads from directories.
 const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm"];
@@ -75,6 +76,10 @@ pub struct IngestArgs {
     /// original text is then not stored.
     #[arg(long)]
     pub redact: Option<String>,
+    /// PII kinds to redact, comma-separated: email, phone, card, iban, ip, national_id
+    /// [default: all].
+    #[arg(long, requires = "redact")]
+    pub redact_kinds: Option<String>,
     /// Chunks embedded per batch (one WAL record each).
     #[arg(long, default_value_t = documents::ingest::DEFAULT_BATCH_CHUNKS)]
     pub batch: usize,
@@ -131,6 +136,7 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             settings.redaction = a.redact.as_ref().map(|mode| RedactionSpec {
                 mode: mode.clone(),
                 salt: random_salt(),
+                kinds: a.redact_kinds.clone(),
             });
             let schema = documents::schema(
                 &dense,
@@ -306,33 +312,24 @@ fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
             .to_string_lossy()
             .into_owned()
     };
-    let (text, title, source_map) = extract(file, &source);
+    let format = Format::detect(file, &source);
+    let ex = sextant_text::extract(format, &source);
+    let title = ex.title.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let mut fields = Map::new();
+    fields.insert("format".into(), json!(format.name()));
     Ok(Some(Document {
         id,
-        title: title.unwrap_or_default(),
-        text,
+        title,
+        text: ex.text,
         source: Some(file.display().to_string()),
         modified,
-        fields: Map::new(),
-        source_map,
+        fields,
+        source_map: (!ex.map.is_identity()).then_some(ex.map),
     }))
-}
-
-/// Text, title and source map of a file's contents by its format.
-#[allow(clippy::type_complexity)]
-fn extract(file: &Path, source: &str) -> (String, Option<String>, Vec<(usize, usize)>) {
-    let ext = file
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let title = match ext.as_str() {
-        "md" | "markdown" => source
-            .lines()
-            .find_map(|l| l.strip_prefix("# ").map(|t| t.trim().to_string())),
-        _ => None,
-    };
-    (source.to_string(), title, Vec::new())
 }
 
 /// A JSONL record as a document.
@@ -364,7 +361,7 @@ fn record(line: &str, a: &IngestArgs) -> Result<Document> {
         source: None,
         modified: None,
         fields,
-        source_map: Vec::new(),
+        source_map: None,
     })
 }
 
@@ -382,7 +379,7 @@ fn parse_fusion(s: &str) -> Result<Fusion> {
 struct QueryModels {
     dense: Option<Dense>,
     splade: Option<Splade>,
-    reranker: Option<Cross>,
+    reranker: Option<Box<dyn documents::PairScorer>>,
 }
 
 impl QueryModels {
@@ -393,10 +390,7 @@ impl QueryModels {
                 .splade
                 .as_ref()
                 .map(|m| m as &dyn documents::SparseModel),
-            reranker: self
-                .reranker
-                .as_ref()
-                .map(|m| m as &dyn documents::PairScorer),
+            reranker: self.reranker.as_deref(),
         }
     }
 }
@@ -449,13 +443,18 @@ fn plan(
     let need_dense = kinds.contains(&SourceKind::Dense) || r.mmr.is_some();
     let need_splade = kinds.contains(&SourceKind::Splade);
     let loaded = collection_models(c, need_splade)?;
-    let reranker = match &r.rerank {
-        Some(dir) => {
-            q.rerank_top = r.rerank_top;
-            Some(Cross::load(dir)?)
+    let reranker: Option<Box<dyn documents::PairScorer>> = match r.rerank.as_deref() {
+        Some("maxsim") => {
+            let stored = documents::stored_model(c, documents::DENSE)
+                .context("MaxSim reranking needs the collection's embedding model")?;
+            Some(Box::new(MaxSim::load(&stored_path(&stored)?)?))
         }
+        Some(dir) => Some(Box::new(Cross::load(dir)?)),
         None => None,
     };
+    if reranker.is_some() {
+        q.rerank_top = r.rerank_top;
+    }
     Ok((
         q,
         QueryModels {
@@ -479,6 +478,8 @@ pub struct TextSearch<'a> {
     pub k: usize,
     /// Payload filter applied to every source.
     pub filter: Option<Filter>,
+    /// Tenant scope applied to every source.
+    pub tenant: Option<Value>,
     /// TREC run output.
     pub run_out: Option<&'a Path>,
     /// JSON output.
@@ -489,7 +490,8 @@ pub struct TextSearch<'a> {
 /// (the best chunk per document), optionally as a TREC run.
 pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
     let c = crate::db::collection(db, t.name)?;
-    let (template, models) = plan(&c, t.retrieval, t.k, t.filter.clone())?;
+    let (mut template, models) = plan(&c, t.retrieval, t.k, t.filter.clone())?;
+    template.tenant = t.tenant.clone();
     let mut run: Vec<(String, Vec<DocumentHit>)> = Vec::new();
     let bar = ProgressBar::new(t.queries.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} queries ({per_sec})")

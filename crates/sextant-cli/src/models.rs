@@ -1,5 +1,6 @@
 //! The engine's model traits over `sextant-embed`'s models: the bi-encoder ([`Dense`]), SPLADE
-//! ([`Splade`]) and the cross-encoder ([`Cross`]). A model's identity, stored with the collection
+//! ([`Splade`]), the cross-encoder ([`Cross`]) and late interaction over a bi-encoder's token
+//! states ([`MaxSim`]). A model's identity, stored with the collection
 //! space it fills, is `{"path": …, "fingerprint": …}`; a model matches a stored identity when
 //! its fingerprint does (the path is only where to load it from next time).
 
@@ -9,8 +10,9 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use sextant_core::SparseVector;
 use sextant_embed::{
-    BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, InputKind,
+    maxsim, BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, InputKind,
     ModelFingerprint, Reranker, RerankerOptions, SparseEncoder, SpladeEncoder, SpladeOptions,
+    TokenOptions,
 };
 use sextant_engine::documents::{DenseModel, PairScorer, SparseModel};
 
@@ -145,5 +147,46 @@ impl Cross {
 impl PairScorer for Cross {
     fn score(&self, query: &str, passages: &[&str]) -> std::result::Result<Vec<f32>, String> {
         self.model.score(query, passages).map_err(|e| e.to_string())
+    }
+}
+
+/// Late-interaction reranking: MaxSim between the normalised token states of the query and of
+/// each passage, from a bi-encoder (no extra model needed).
+#[derive(Debug)]
+pub struct MaxSim {
+    model: BertEmbedder,
+}
+
+impl MaxSim {
+    /// Loads the bi-encoder whose token states are compared.
+    pub fn load(path: &str) -> Result<Self> {
+        let model = BertEmbedder::load(path, EmbedderOptions::default())
+            .with_context(|| format!("loading the MaxSim model from {path}"))?;
+        Ok(MaxSim { model })
+    }
+}
+
+impl PairScorer for MaxSim {
+    fn score(&self, query: &str, passages: &[&str]) -> std::result::Result<Vec<f32>, String> {
+        let opts = TokenOptions {
+            projection: None,
+            normalize: true,
+        };
+        let q = self
+            .model
+            .embed_tokens(&[query], InputKind::Query, &opts)
+            .map_err(|e| e.to_string())?
+            .pop()
+            .unwrap_or_else(|| sextant_embed::TokenEmbeddings {
+                dim: 0,
+                data: Vec::new(),
+            });
+        let docs = self
+            .model
+            .embed_tokens(passages, InputKind::Passage, &opts)
+            .map_err(|e| e.to_string())?;
+        docs.iter()
+            .map(|d| maxsim(&q, d).map_err(|e| e.to_string()))
+            .collect()
     }
 }

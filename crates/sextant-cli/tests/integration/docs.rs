@@ -226,6 +226,10 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
     )
     .unwrap();
     std::fs::write(docs.join("image.png"), [0u8, 1, 2]).unwrap();
+    let html = "<html><head><title>Owls</title><script>var x = 1;</script></head><body>\
+        <nav><a href='/'>Home</a> <a href='/birds'>Birds</a></nav><main><h1>Owls</h1>\
+        <p>Owls hunt at night &amp; see well in the dark.</p></main><footer>Copyright</footer></body></html>";
+    std::fs::write(docs.join("owl.html"), html).unwrap();
     std::fs::write(docs.join("sub/bad.txt"), b"caf\xe9 latte is a coffee drink").unwrap();
     let model = tiny_model();
     let d = docs.to_str().unwrap();
@@ -245,10 +249,10 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
         ],
     );
     let r: serde_json::Value = serde_json::from_str(&r).unwrap();
-    assert_eq!(r["documents"], 3, "{r}");
+    assert_eq!(r["documents"], 4, "{r}");
     let again: serde_json::Value =
         serde_json::from_str(&ok(&data, &["--json", "ingest", "kb", d])).unwrap();
-    assert_eq!(again["unchanged"], 3, "{again}");
+    assert_eq!(again["unchanged"], 4, "{again}");
     let out = ok(
         &data,
         &["--json", "scroll", "kb", "--with-payload", "--limit", "100"],

@@ -11,7 +11,10 @@ use std::ops::Range;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sextant_core::{Filter, PointId};
-use sextant_text::chunk::{self, Chunk, Strategy};
+use sextant_text::chunk::{
+    self, hierarchical, semantic, Chunk, HierarchyOptions, SemanticOptions, Strategy,
+};
+use sextant_text::{OffsetMap, PiiKind, RedactionMode, Redactor};
 
 use super::{model_err, DenseModel, DocumentSettings, SparseModel, BM25, SPLADE};
 use crate::error::{EngineError, Result};
@@ -37,23 +40,9 @@ pub struct Document {
     pub modified: Option<String>,
     /// Other fields, stored in every chunk's payload.
     pub fields: Map<String, Value>,
-    /// Anchors `(text offset, source offset)`, sorted, mapping offsets in `text` back to the
-    /// source file when `text` was extracted from it (HTML); identity when empty.
-    pub source_map: Vec<(usize, usize)>,
-}
-
-impl Document {
-    /// Source offset of a text offset (piecewise shift by the last anchor at or before it).
-    pub fn to_source(&self, at: usize) -> usize {
-        let i = self.source_map.partition_point(|&(t, _)| t <= at);
-        match i {
-            0 => at,
-            i => {
-                let (t, s) = self.source_map[i - 1];
-                s + (at - t)
-            }
-        }
-    }
+    /// Maps byte offsets of `text` back to the source file when `text` was extracted from it
+    /// (HTML); `None`: `text` is the source.
+    pub source_map: Option<OffsetMap>,
 }
 
 /// What [`Ingester::add`] did with a document.
@@ -179,10 +168,39 @@ impl<'a> Ingester<'a> {
                 return Ok(Outcome::Unchanged);
             }
         }
-        let chunks = self.chunk(&doc.text)?;
+        // Redact the whole text first (a value is never cut in two by a chunk boundary), then
+        // chunk the redacted text; offsets map back through the redaction and the extraction.
+        let (text, red_map) = match &self.redactor {
+            Some(r) => {
+                let red = r.redact(&doc.text);
+                (red.text, Some(red.map))
+            }
+            None => (doc.text.clone(), None),
+        };
+        let to_source = |r: Range<usize>| -> Range<usize> {
+            let r = match &red_map {
+                Some(m) => m.range_to_source(r),
+                None => r,
+            };
+            match &doc.source_map {
+                Some(m) => m.range_to_source(r),
+                None => r,
+            }
+        };
+        let title = match &self.redactor {
+            Some(r) => r.redact(&doc.title).text,
+            None => doc.title.clone(),
+        };
+        // A chunk that is only a heading (the section it opens did not fit with it) carries
+        // nothing to retrieve: its heading is already every following chunk's `section`.
+        let chunks: Vec<_> = self
+            .chunk(&text)?
+            .into_iter()
+            .filter(|(c, _)| !heading_only(&text[c.start..c.end]))
+            .collect();
         let mut new_ids = HashSet::new();
-        let title_prefix = self.title_prefix(&doc.title);
-        let n_chunks = chunks.len().max(usize::from(!doc.title.is_empty()));
+        let prefix = self.title_prefix(&title);
+        let n_chunks = chunks.len().max(usize::from(!title.is_empty()));
         for i in 0..n_chunks {
             let (ch, parent) = match chunks.get(i) {
                 Some((c, p)) => (c.clone(), p.clone()),
@@ -196,32 +214,20 @@ impl<'a> Ingester<'a> {
                     None,
                 ),
             };
-            let mut body = doc.text[ch.start..ch.end].to_string();
-            let mut pii: BTreeMap<String, usize> = BTreeMap::new();
-            let mut title = doc.title.clone();
-            let mut prefix = title_prefix.clone();
-            if let Some(r) = &self.redactor {
-                for text in [&mut body, &mut title] {
-                    let (red, counts) = redact(r, text);
-                    *text = red;
-                    for (k, n) in counts {
-                        *pii.entry(k).or_default() += n;
-                    }
-                }
-                prefix = redact(r, &prefix).0;
-            }
+            let body = &text[ch.start..ch.end];
             let embed_text = if prefix.is_empty() {
-                body.clone()
+                body.to_string()
             } else {
                 format!("{prefix}\n{body}")
             };
             let id = PointId::Str(format!("{}#{i}", doc.id));
             new_ids.insert(id.clone());
+            let src = to_source(ch.start..ch.end);
             let mut payload = doc.fields.clone();
             payload.insert("doc_id".into(), json!(doc.id));
             payload.insert("chunk_index".into(), json!(i));
-            payload.insert("start".into(), json!(doc.to_source(ch.start)));
-            payload.insert("end".into(), json!(doc.to_source(ch.end)));
+            payload.insert("start".into(), json!(src.start));
+            payload.insert("end".into(), json!(src.end));
             payload.insert("title".into(), json!(title));
             payload.insert("section".into(), json!(ch.section));
             payload.insert("text".into(), json!(body));
@@ -232,17 +238,20 @@ impl<'a> Ingester<'a> {
             if let Some(m) = &doc.modified {
                 payload.insert("modified".into(), json!(m));
             }
-            if let Some((prange, ptext)) = parent {
-                let mut ptext = ptext;
-                if let Some(r) = &self.redactor {
-                    ptext = redact(r, &ptext).0;
-                }
+            if let Some(p) = parent {
+                let ps = to_source(p.clone());
                 payload.insert(
                     "parent".into(),
-                    json!({"start": doc.to_source(prange.start), "end": doc.to_source(prange.end), "text": ptext}),
+                    json!({"start": ps.start, "end": ps.end, "text": &text[p]}),
                 );
             }
-            if self.redactor.is_some() {
+            if let Some(r) = &self.redactor {
+                let mut pii = redaction_counts(r, body);
+                if i == 0 {
+                    for (k, n) in redaction_counts(r, &title) {
+                        *pii.entry(k).or_default() += n;
+                    }
+                }
                 for (k, n) in &pii {
                     *self.stats.redactions.entry(k.clone()).or_default() += n;
                 }
@@ -368,16 +377,16 @@ impl<'a> Ingester<'a> {
         }
     }
 
-    /// Chunks a text by the collection's strategy: (chunk, parent range and text) pairs.
-    #[allow(clippy::type_complexity)]
-    fn chunk(&self, text: &str) -> Result<Vec<(Chunk, Option<(Range<usize>, String)>)>> {
+    /// Chunks a text by the collection's strategy: each chunk with its parent's range
+    /// (hierarchical chunking).
+    fn chunk(&self, text: &str) -> Result<Vec<(Chunk, Option<Range<usize>>)>> {
         let c = &self.settings.chunking;
         let tokens = |s: &str| self.dense.token_spans(s);
         let max = c.max_tokens;
         let overlap = c
             .overlap
             .unwrap_or((max as f32 * chunk::DEFAULT_OVERLAP_FRACTION) as usize);
-        let plain = |strategy| -> Vec<(Chunk, Option<(Range<usize>, String)>)> {
+        let plain = |strategy| -> Vec<(Chunk, Option<Range<usize>>)> {
             chunk::chunk(text, strategy, &tokens)
                 .into_iter()
                 .map(|c| (c, None))
@@ -390,28 +399,78 @@ impl<'a> Ingester<'a> {
                 max_tokens: max,
                 overlap,
             }),
+            "semantic" => {
+                let mut embed = |sentences: &[&str]| self.dense.embed(sentences, false);
+                semantic(text, max, &tokens, &mut embed, &SemanticOptions::default())
+                    .map_err(|e| model_err("embedding sentences for semantic chunking", e))?
+                    .into_iter()
+                    .map(|c| (c, None))
+                    .collect()
+            }
+            "hierarchical" => {
+                let h = hierarchical(
+                    text,
+                    &HierarchyOptions {
+                        parent_max_tokens: c.parent_max_tokens.unwrap_or(max * 4),
+                        child_max_tokens: max,
+                        child_overlap: c.overlap.unwrap_or(overlap),
+                    },
+                    &tokens,
+                );
+                h.children
+                    .iter()
+                    .zip(&h.parent_of)
+                    .map(|(ch, &p)| {
+                        let par = &h.parents[p];
+                        (ch.clone(), Some(par.start..par.end))
+                    })
+                    .collect()
+            }
             other => {
                 return Err(EngineError::InvalidRequest(format!(
-                    "chunking {other:?} is not available"
+                    "unknown chunking {other:?}"
                 )))
             }
         })
     }
 }
 
-/// The PII redactor of a collection's settings.
-#[derive(Debug)]
-struct Redactor;
-
-fn redactor(_spec: &super::RedactionSpec) -> Result<Redactor> {
-    Err(EngineError::InvalidRequest(
-        "PII redaction is not available yet".into(),
-    ))
+/// Whether every non-blank line of a chunk is a Markdown ATX heading.
+fn heading_only(body: &str) -> bool {
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .all(|l| {
+            let rest = l.trim_start_matches('#');
+            rest.len() < l.len()
+                && l.len() - rest.len() <= 6
+                && (rest.is_empty() || rest.starts_with(' '))
+        })
 }
 
-/// Redacts `text`: the redacted text and counts by kind.
-fn redact(_r: &Redactor, text: &str) -> (String, Vec<(String, usize)>) {
-    (text.to_string(), Vec::new())
+/// The PII redactor of a collection's settings.
+fn redactor(spec: &super::RedactionSpec) -> Result<Redactor> {
+    let kinds = match &spec.kinds {
+        Some(k) => PiiKind::parse_list(k)
+            .map_err(|e| EngineError::InvalidRequest(format!("redaction kinds: {e}")))?,
+        None => PiiKind::ALL.to_vec(),
+    };
+    let mode = match spec.mode.as_str() {
+        "hash" => RedactionMode::hash(spec.salt.as_bytes()),
+        _ => RedactionMode::Mask,
+    };
+    Ok(Redactor::new(&kinds, mode))
+}
+
+/// Redaction counts by kind in an already redacted text (its `[LABEL` tokens).
+fn redaction_counts(r: &Redactor, text: &str) -> BTreeMap<String, usize> {
+    r.kinds()
+        .iter()
+        .filter_map(|k| {
+            let n = text.matches(&format!("[{}", k.label())).count();
+            (n > 0).then(|| (k.name().to_string(), n))
+        })
+        .collect()
 }
 
 /// The change detector of a document (FNV-1a 64 over title and text; not a security boundary).

@@ -103,6 +103,10 @@ pub struct RedactionSpec {
     /// Salt of the hash mode, kept with the collection.
     #[serde(default)]
     pub salt: String,
+    /// Kinds to redact, comma-separated (`email,phone,card,iban,ip,national_id`); all when
+    /// absent.
+    #[serde(default)]
+    pub kinds: Option<String>,
 }
 
 /// Settings of a document collection, stored in its schema.
@@ -191,6 +195,11 @@ impl DocumentSettings {
                     "unknown redaction mode {:?}: expected mask or hash",
                     r.mode
                 ));
+            }
+            if let Some(k) = &r.kinds {
+                if let Err(e) = sextant_text::PiiKind::parse_list(k) {
+                    return bad(format!("redaction kinds: {e}"));
+                }
             }
         }
         Ok(())

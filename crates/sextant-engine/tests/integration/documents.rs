@@ -436,3 +436,123 @@ fn context_merges_overlaps_respects_the_budget_and_cites() {
     assert!(small.passages[0].truncated);
     assert!(small.omitted >= 1);
 }
+
+#[test]
+fn redaction_hierarchical_and_semantic_chunking() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let db = open(dir.path());
+    let mut s = settings("sentences", 12);
+    s.redaction = Some(sextant_engine::documents::RedactionSpec {
+        mode: "mask".into(),
+        salt: String::new(),
+        kinds: None,
+    });
+    let c = db
+        .create_collection("pii", schema(&model, None, &s).unwrap())
+        .unwrap();
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let text = "Write to jane.doe@example.com today. Card 4111 1111 1111 1111 was charged.";
+    ing.add(doc("p", "Contact", text)).unwrap();
+    let st = ing.finish().unwrap();
+    assert_eq!(st.redactions.get("email"), Some(&1), "{st:?}");
+    assert_eq!(st.redactions.get("card"), Some(&1), "{st:?}");
+    let all = c.scroll(None, 100, None, None, true).unwrap();
+    let dump = serde_json::to_string(&all.points).unwrap();
+    assert!(
+        !dump.contains("jane.doe") && !dump.contains("4111"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("[EMAIL]") && dump.contains("[CARD]"),
+        "{dump}"
+    );
+    // Offsets still point into the original text.
+    let p0 = all
+        .points
+        .iter()
+        .find(|p| p.id == PointId::Str("p#0".into()))
+        .unwrap();
+    let p0 = p0.payload.as_ref().unwrap();
+    assert_eq!(p0["pii"]["email"], 1);
+    let (a, b) = (
+        p0["start"].as_u64().unwrap() as usize,
+        p0["end"].as_u64().unwrap() as usize,
+    );
+    assert!(
+        text[a..b].contains("jane.doe@example.com"),
+        "{}",
+        &text[a..b]
+    );
+
+    // Hierarchical: small children, each carrying its parent; the context returns parents once.
+    let mut h = settings("hierarchical", 4);
+    h.chunking.parent_max_tokens = Some(12);
+    h.chunking.overlap = Some(0);
+    let c = db
+        .create_collection("h", schema(&model, None, &h).unwrap())
+        .unwrap();
+    let text = "one two three four five six seven eight nine ten eleven twelve \
+                thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty";
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    ing.add(doc("n", "", text)).unwrap();
+    let st = ing.finish().unwrap();
+    assert!(st.chunks >= 5, "{st:?}");
+    let mut q = TextQuery::new("two three seven", &[SourceKind::Bm25], 10);
+    q.group_size = None;
+    let hits = search_text(&c, Models::default(), &q).unwrap();
+    assert!(hits.len() >= 2, "{hits:?}");
+    for d in &hits {
+        let p = &d.chunks[0].payload;
+        let parent = p["parent"]["text"].as_str().unwrap();
+        assert!(parent.contains(p["text"].as_str().unwrap()));
+        let (a, b) = (
+            p["parent"]["start"].as_u64().unwrap() as usize,
+            p["parent"]["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&text[a..b], parent);
+    }
+    let ctx = assemble(&hits, 1000, &|s: &str| s.split_whitespace().count());
+    assert_eq!(
+        ctx.passages.len(),
+        1,
+        "both children share one parent: {:?}",
+        ctx.passages
+    );
+    assert!(ctx.passages[0].text.starts_with("one two three"));
+
+    // Semantic chunking: embeds sentences through the model; chunks cover the text in order.
+    let c = db
+        .create_collection(
+            "s",
+            schema(&model, None, &settings("semantic", 10)).unwrap(),
+        )
+        .unwrap();
+    let text =
+        "Cats purr. Cats sleep. Cats hunt mice. Stocks fell today. Markets slid. Bonds rose.";
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    ing.add(doc("s", "", text)).unwrap();
+    let st = ing.finish().unwrap();
+    assert!(st.chunks >= 2, "{st:?}");
+    let pts = c.scroll(None, 100, None, None, true).unwrap().points;
+    let mut ranges: Vec<(usize, usize)> = pts
+        .iter()
+        .map(|p| {
+            let p = p.payload.as_ref().unwrap();
+            (
+                p["start"].as_u64().unwrap() as usize,
+                p["end"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    ranges.sort();
+    assert!(ranges.windows(2).all(|w| w[0].1 <= w[1].0), "{ranges:?}");
+    for p in &pts {
+        let p = p.payload.as_ref().unwrap();
+        let (a, b) = (
+            p["start"].as_u64().unwrap() as usize,
+            p["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&text[a..b], p["text"].as_str().unwrap());
+    }
+}
