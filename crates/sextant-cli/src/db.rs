@@ -143,8 +143,9 @@ pub struct RetrievalArgs {
     /// Fusion weights, one per hybrid source [default: all 1].
     #[arg(long)]
     pub weights: Option<String>,
-    /// Hybrid fusion: rrf, weighted (min-max), weighted-z (z-score) or dbsf.
-    #[arg(long, default_value = "rrf")]
+    /// Hybrid fusion: weighted (min-max normalised scores, summed with the weights), weighted-z
+    /// (z-score normalised), rrf (reciprocal rank, k = 60) or dbsf (3-sigma normalised).
+    #[arg(long, default_value = "weighted")]
     pub fusion: String,
     /// Chunks each source contributes [default: max(3 k, 100)].
     #[arg(long)]

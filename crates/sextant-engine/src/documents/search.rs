@@ -106,8 +106,9 @@ pub struct TextQuery {
 }
 
 impl TextQuery {
-    /// A query with the given sources at depth `max(3k, 100)` each, equal weights, RRF,
-    /// grouped by document (best chunk).
+    /// A query with the given sources at depth `max(3k, 100)` each, equal weights, weighted
+    /// min-max fusion (the best of the fusions on our judged set, see BENCHMARKS.md), grouped by
+    /// document (best chunk).
     pub fn new(text: &str, kinds: &[SourceKind], k: usize) -> Self {
         let depth = (k * 3).clamp(100, MAX_K);
         TextQuery {
@@ -120,9 +121,7 @@ impl TextQuery {
                     weight: 1.0,
                 })
                 .collect(),
-            fusion: Fusion::Rrf {
-                k: crate::fusion::DEFAULT_RRF_K,
-            },
+            fusion: Fusion::Weighted(crate::fusion::Normalization::MinMax),
             k,
             filter: None,
             tenant: None,

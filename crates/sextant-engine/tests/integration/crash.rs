@@ -26,7 +26,8 @@ const DIM: usize = 8;
 const KILLS: usize = 24;
 
 /// The operations, in order: op `2b` upserts batch `b`; op `2b+1` deletes the odd ids of
-/// batch `b-2` (a no-op for b < 2).
+/// batch `b-2` (a no-op for b < 2). Odd batches are written and deleted through
+/// `Collection::replace` (WAL op 4), even ones through `upsert` and `delete`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Step {
     Upsert(u64),
@@ -105,7 +106,12 @@ fn child_writer() {
                         sparse: Vec::new(),
                     })
                     .collect();
-                c.upsert(pts).unwrap();
+                // Odd batches go through the replace record (document re-ingestion's).
+                if b % 2 == 1 {
+                    c.replace(Vec::new(), pts).unwrap();
+                } else {
+                    c.upsert(pts).unwrap();
+                }
             }
             Step::Delete(b) => {
                 if op >= 5 {
@@ -113,7 +119,11 @@ fn child_writer() {
                         .filter(|i| i % 2 == 1)
                         .map(PointId::Num)
                         .collect();
-                    c.delete(ids).unwrap();
+                    if b % 2 == 1 {
+                        c.replace(ids, Vec::new()).unwrap();
+                    } else {
+                        c.delete(ids).unwrap();
+                    }
                 }
             }
         }

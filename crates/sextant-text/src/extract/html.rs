@@ -186,6 +186,18 @@ impl Element {
         {
             return true;
         }
+        // Heading permalinks (Sphinx's `¶`, MkDocs' and rustdoc's anchors) are not text.
+        if self.name == "a"
+            && self.attr("href").is_some_and(|h| h.starts_with('#'))
+            && self.attr("class").is_some_and(|c| {
+                c.split_whitespace().any(|w| {
+                    let w = w.to_ascii_lowercase();
+                    w == "headerlink" || w == "permalink" || w == "anchor" || w == "anchor-link"
+                })
+            })
+        {
+            return true;
+        }
         self.attr("style").is_some_and(|style| {
             let s: String = style
                 .chars()
@@ -788,6 +800,15 @@ impl Writer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heading_permalinks_are_dropped() {
+        let (text, _, _) = extract(
+            "<h2>Tuples<a class=\"headerlink\" href=\"#tuples\">\u{b6}</a></h2>\
+             <p>See <a class=\"reference\" href=\"#lists\">lists</a>.</p>",
+        );
+        assert_eq!(text, "## Tuples\n\nSee lists.");
+    }
 
     #[test]
     fn tokenizer_survives_truncated_markup() {
