@@ -129,20 +129,38 @@ impl Analyzer {
 
     /// Calls `f` with each term of `text`.
     pub fn for_each_term(&self, text: &str, mut f: impl FnMut(String)) {
+        self.for_each_term_str(text, |t| f(t.to_owned()));
+    }
+
+    /// Calls `f` with each term of `text`, borrowed: no allocation per term (one buffer is
+    /// reused; ASCII tokens are lower-cased in place).
+    pub fn for_each_term_str(&self, text: &str, mut f: impl FnMut(&str)) {
+        let mut buf = String::new();
         let mut emit = |raw: &str| {
-            let tok = if self.config.lowercase {
-                raw.to_lowercase()
+            let tok: &str = if !self.config.lowercase {
+                raw
+            } else if raw.is_ascii() {
+                buf.clear();
+                buf.push_str(raw);
+                buf.make_ascii_lowercase();
+                &buf
             } else {
-                raw.to_string()
+                buf = raw.to_lowercase();
+                &buf
             };
-            if tok.len() > self.config.max_bytes || tok.chars().count() < self.config.min_chars {
+            let chars = if tok.is_ascii() {
+                tok.len()
+            } else {
+                tok.chars().count()
+            };
+            if tok.len() > self.config.max_bytes || chars < self.config.min_chars {
                 return;
             }
-            if self.stop.contains(tok.as_str()) {
+            if self.stop.contains(tok) {
                 return;
             }
             match &self.stemmer {
-                Some(s) => f(s.stem(&tok).into_owned()),
+                Some(s) => f(&s.stem(tok)),
                 None => f(tok),
             }
         };

@@ -110,8 +110,8 @@ impl Bm25Encoder {
     fn counts(&self, text: &str) -> (HashMap<u32, f32>, usize) {
         let mut counts: HashMap<u32, f32> = HashMap::new();
         let mut len = 0;
-        self.analyzer.for_each_term(text, |t| {
-            *counts.entry(term_id(&t)).or_default() += 1.0;
+        self.analyzer.for_each_term_str(text, |t| {
+            *counts.entry(term_id(t)).or_default() += 1.0;
             len += 1;
         });
         (counts, len)
@@ -133,13 +133,14 @@ impl Bm25Encoder {
         stats: CorpusStats,
         doc_freq: impl Fn(u32) -> u64,
     ) -> Vec<(u32, f32)> {
-        let (counts, _) = self.counts(text);
-        let mut q: Vec<(u32, f32)> = counts
-            .into_keys()
+        let mut ids: Vec<u32> = Vec::new();
+        self.analyzer
+            .for_each_term_str(text, |t| ids.push(term_id(t)));
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
             .map(|t| (t, stats.idf(doc_freq(t))))
-            .collect();
-        q.sort_by_key(|p| p.0);
-        q
+            .collect()
     }
 }
 
