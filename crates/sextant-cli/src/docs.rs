@@ -281,8 +281,8 @@ fn has_known_extension(p: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Reads one file as a document (id: its path relative to the root given; `None` for an
-/// unknown format given explicitly).
+/// Reads one file as a document (id: the root directory's name and the path under it, or the
+/// file name for a file given directly; `None` for an unknown format given explicitly).
 fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
     if !has_known_extension(file) {
         return Ok(None);
@@ -307,10 +307,14 @@ fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
             |n| n.to_string_lossy().into_owned(),
         )
     } else {
-        file.strip_prefix(root)
-            .unwrap_or(file)
-            .to_string_lossy()
-            .into_owned()
+        // `<directory name>/<path under it>`, so equal names under two roots stay apart.
+        let rel = file.strip_prefix(root).unwrap_or(file);
+        match root.file_name() {
+            Some(d) => Path::new(d).join(rel),
+            None => rel.to_path_buf(),
+        }
+        .to_string_lossy()
+        .into_owned()
     };
     let format = Format::detect(file, &source);
     let ex = sextant_text::extract(format, &source);

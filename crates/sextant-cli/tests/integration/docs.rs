@@ -233,6 +233,10 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
     std::fs::write(docs.join("sub/bad.txt"), b"caf\xe9 latte is a coffee drink").unwrap();
     let model = tiny_model();
     let d = docs.to_str().unwrap();
+    // A second root with a file of the same relative name: a different document.
+    let more = dir.path().join("more");
+    std::fs::create_dir_all(more.join("sub")).unwrap();
+    std::fs::write(more.join("sub/trout.txt"), "Sea trout migrate to the sea.").unwrap();
     let r = ok(
         &data,
         &[
@@ -240,6 +244,7 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
             "ingest",
             "kb",
             d,
+            more.to_str().unwrap(),
             "--model",
             &model,
             "--chunking",
@@ -249,10 +254,17 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
         ],
     );
     let r: serde_json::Value = serde_json::from_str(&r).unwrap();
-    assert_eq!(r["documents"], 4, "{r}");
-    let again: serde_json::Value =
-        serde_json::from_str(&ok(&data, &["--json", "ingest", "kb", d])).unwrap();
-    assert_eq!(again["unchanged"], 4, "{again}");
+    assert_eq!(
+        (r["documents"].clone(), r["replaced"].clone()),
+        (5.into(), 0.into()),
+        "{r}"
+    );
+    let again: serde_json::Value = serde_json::from_str(&ok(
+        &data,
+        &["--json", "ingest", "kb", d, more.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(again["unchanged"], 5, "{again}");
     let out = ok(
         &data,
         &["--json", "scroll", "kb", "--with-payload", "--limit", "100"],
@@ -262,11 +274,11 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
     let falcon: Vec<&serde_json::Value> = points
         .iter()
         .map(|p| &p["payload"])
-        .filter(|p| p["doc_id"] == "falcon.md")
+        .filter(|p| p["doc_id"] == "docs/falcon.md")
         .collect();
     assert!(!falcon.is_empty(), "{out}");
     assert!(falcon.iter().all(|p| p["title"] == "Falcons"
-        && p["source"].as_str().unwrap().ends_with("falcon.md")
+        && p["source"].as_str().unwrap().ends_with("docs/falcon.md")
         && p["modified"].as_str().unwrap().ends_with('Z')));
     assert!(
         falcon.iter().any(|p| p["section"] == "Hunting"),
@@ -274,7 +286,7 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
     );
     assert!(points
         .iter()
-        .any(|p| p["payload"]["doc_id"] == "sub/trout.txt"));
+        .any(|p| p["payload"]["doc_id"] == "docs/sub/trout.txt"));
 
     // Extractive answer: cited context within the budget.
     let a = ok(
@@ -293,7 +305,7 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
     let a: serde_json::Value = serde_json::from_str(&a).unwrap();
     assert!(a["answer"].is_null());
     let passages = a["context"]["passages"].as_array().unwrap();
-    assert_eq!(passages[0]["doc_id"], "sub/trout.txt", "{a}");
+    assert_eq!(passages[0]["doc_id"], "docs/sub/trout.txt", "{a}");
     assert_eq!(passages[0]["citation"], 1);
     assert!(a["context"]["tokens"].as_u64().unwrap() <= 50);
     let text = ok(
