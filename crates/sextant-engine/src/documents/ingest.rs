@@ -22,8 +22,8 @@ use crate::{Collection, PointInput, SparseInput, Vectors};
 
 /// Chunks embedded and written per batch.
 pub const DEFAULT_BATCH_CHUNKS: usize = 256;
-/// Most chunks one document may have (its old chunks are looked up in one page).
-pub const MAX_CHUNKS_PER_DOCUMENT: usize = 10_000;
+/// Page size when looking up a document's stored chunks.
+const CHUNK_PAGE: usize = 10_000;
 
 /// A document to ingest.
 #[derive(Debug, Clone, Default)]
@@ -156,13 +156,8 @@ impl<'a> Ingester<'a> {
             self.flush()?;
         }
         let hash = content_hash(&doc.title, &doc.text);
-        let filter =
-            Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": doc.id}}]}))
-                .map_err(EngineError::from)?;
-        let old = self
-            .c
-            .scroll(Some(&filter), MAX_CHUNKS_PER_DOCUMENT, None, None, true)?;
-        if let Some(p) = old.points.first() {
+        let old = self.stored_chunks(&doc.id, true)?;
+        if let Some(p) = old.first() {
             if p.payload.as_ref().and_then(|v| v.get("content_hash")) == Some(&json!(hash)) {
                 self.stats.unchanged += 1;
                 return Ok(Outcome::Unchanged);
@@ -267,15 +262,14 @@ impl<'a> Ingester<'a> {
                 embed_text,
             });
         }
-        let outcome = if old.points.is_empty() {
+        let outcome = if old.is_empty() {
             Outcome::Added(n_chunks)
         } else {
             self.stats.replaced += 1;
             Outcome::Replaced(n_chunks)
         };
         self.deletes.extend(
-            old.points
-                .into_iter()
+            old.into_iter()
                 .map(|p| p.id)
                 .filter(|id| !new_ids.contains(id)),
         );
@@ -344,16 +338,37 @@ impl<'a> Ingester<'a> {
     /// Removes a document (all its chunks) in one record; returns how many chunks it had.
     pub fn remove(&mut self, doc_id: &str) -> Result<usize> {
         self.flush()?;
-        let filter =
-            Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": doc_id}}]}))
-                .map_err(EngineError::from)?;
-        let old = self
-            .c
-            .scroll(Some(&filter), MAX_CHUNKS_PER_DOCUMENT, None, None, false)?;
-        let ids: Vec<PointId> = old.points.into_iter().map(|p| p.id).collect();
+        let ids: Vec<PointId> = self
+            .stored_chunks(doc_id, false)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
         let n = ids.len();
         self.c.replace(ids, Vec::new())?;
         Ok(n)
+    }
+
+    /// Every stored chunk of a document, page by page.
+    fn stored_chunks(&self, doc_id: &str, with_payload: bool) -> Result<Vec<crate::PointOut>> {
+        let filter =
+            Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": doc_id}}]}))
+                .map_err(EngineError::from)?;
+        let mut out = Vec::new();
+        let mut offset: Option<String> = None;
+        loop {
+            let page = self.c.scroll(
+                Some(&filter),
+                CHUNK_PAGE,
+                offset.as_deref(),
+                None,
+                with_payload,
+            )?;
+            out.extend(page.points);
+            match page.next_offset {
+                Some(o) => offset = Some(o),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// The title as prefixed to chunks: cut to the tokens the chunk budget leaves free, so no
