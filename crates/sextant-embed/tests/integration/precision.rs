@@ -51,12 +51,11 @@ fn bf16_is_close_to_f32_on_every_parity_text() {
     let got = bf16().embed(&texts, InputKind::Plain).unwrap();
     assert_eq!(got.len(), texts.len());
     let (mut worst_cos, mut worst_abs) = (1f64, 0f64);
-    for k in 0..texts.len() {
+    for (k, text) in texts.iter().enumerate() {
         let (abs, cos) = compare(got.row(k), want.row(k));
         assert!(
             cos >= MIN_COS_BF16,
-            "text {k} {:?}: bf16 vs f32 cosine {cos}",
-            texts[k]
+            "text {k} {text:?}: bf16 vs f32 cosine {cos}"
         );
         assert!(got.row(k).iter().all(|x| x.is_finite()));
         worst_cos = worst_cos.min(cos);
