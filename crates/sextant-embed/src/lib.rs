@@ -10,6 +10,11 @@
 //! Models are read from a local directory in the Hugging Face layout (see [`ModelDir`]); the
 //! default ones are installed by `scripts/setup-models.sh`. The forward pass is our own, on
 //! candle tensors (see `bert`), checked against PyTorch outputs in the integration tests.
+//! [`Precision::Bf16`] runs its projections on our own AVX512-BF16 kernel.
+//!
+//! `unsafe` is denied crate-wide; the one exception is the SIMD micro-kernel module
+//! `bf16::avx512` (intrinsics behind runtime feature detection, tested against a scalar
+//! reference).
 #![deny(unsafe_code)]
 
 mod bert;
