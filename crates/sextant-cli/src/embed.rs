@@ -41,7 +41,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "batches", value_parser = parse_parallelism)]
     parallelism: BatchParallelism,
     /// Precision of the layer projections: `f32` (reference) or `bf16` (weights and
-    /// activations rounded to bf16, f32 sums: about 1.5× faster on CPUs with AVX512-BF16,
+    /// activations rounded to bf16, f32 sums: about 1.6× faster on CPUs with AVX512-BF16,
     /// emulated and no faster elsewhere; vectors within cosine 0.999 of f32, same fingerprint).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,

@@ -139,7 +139,7 @@ pub struct EmbedderOptions {
     /// unless set).
     pub parallelism: Option<BatchParallelism>,
     /// Precision of the layer projections ([`crate::DEFAULT_PRECISION`], f32, unless set).
-    /// [`Precision::Bf16`] is about 1.5× faster on CPUs with AVX512-BF16, with vectors within
+    /// [`Precision::Bf16`] is about 1.6× faster on CPUs with AVX512-BF16, with vectors within
     /// cosine 0.999 of f32; it does not change the fingerprint (see [`Precision`]).
     pub precision: Option<Precision>,
     /// Pooling override.
