@@ -1,8 +1,8 @@
 //! The AVX512-BF16 micro-kernel: the crate's only `unsafe` code.
 //!
-//! Every function here is `#[target_feature]` code reached only through [`matmul`], whose
-//! caller (`super::matmul_panels`) asserts [`super::hardware`] first. Pointer arithmetic stays
-//! inside slices whose lengths are checked at the top of each function.
+//! Every function here is `#[target_feature]` code reached only through [`matmul`], which
+//! asserts [`super::hardware`] (AVX-512 F/BW and BF16 present) before calling any of it. Pointer
+//! arithmetic stays inside slices whose lengths are checked at the top of each function.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
@@ -20,6 +20,10 @@ const REGS: usize = PANEL / LANES;
 
 /// `c[m, n] = a[m, k] · W` for one row block, `W` packed by `super::pack_panels`.
 pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32]) {
+    assert!(
+        super::hardware(),
+        "AVX512-BF16 kernel called on a CPU without it"
+    );
     let m = c.len() / n;
     let pairs = k.div_ceil(2);
     assert_eq!(a.len(), m * k);
@@ -28,8 +32,8 @@ pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32
     // Activations as bf16, rows padded to an even length: one u32 per (2q, 2q + 1) pair.
     let mut abf = vec![0u32; m * pairs];
     for (src, dst) in a.chunks_exact(k).zip(abf.chunks_exact_mut(pairs)) {
-        // SAFETY: `hardware()` was asserted by the only caller; `dst` holds ⌈k/2⌉ pairs, the
-        // bf16 of `src`'s k values.
+        // SAFETY: `hardware()` was asserted above; `dst` holds ⌈k/2⌉ pairs for the bf16 of
+        // `src`'s k values.
         unsafe { convert_row(src, dst) };
     }
     for p in 0..n.div_ceil(PANEL) {
@@ -40,7 +44,7 @@ pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32
             let rows = (m - i).min(MR);
             let a_rows = &abf[i * pairs..(i + rows) * pairs];
             let c_rows = &mut c[i * n + p * PANEL..];
-            // SAFETY: as above; `a_rows` has `rows` rows of `pairs`, `panel` has `pairs` ×
+            // SAFETY: features asserted above; `a_rows` has `rows` rows of `pairs`, `panel` has `pairs` ×
             // PANEL slots, `c_rows` starts at column `p · PANEL` of row `i` and reaches at least
             // `(rows - 1) · n + cols` elements, the furthest the kernel writes.
             unsafe {
@@ -68,9 +72,10 @@ unsafe fn convert_row(src: &[f32], dst: &mut [u32]) {
         let lo_n = left.min(LANES);
         let hi_n = left - lo_n;
         let mask = |len: usize| -> u16 { ((1u32 << len) - 1) as u16 };
-        // SAFETY: the masks cover only the `left` elements from `j`, inside `src`; the store
-        // mask covers `left` u16s from `2j` bytes… i.e. ⌈left/2⌉ whole u32s of `dst` from j/2
-        // (an odd tail writes the low half only; the high half is already zero).
+        // SAFETY: the load masks cover only the `left` f32s from index `j`, inside `src`. The
+        // store writes `left` u16s from u16 index `j` of `dst` (u32 index j/2): at most
+        // ⌈left/2⌉ u32s, inside `dst` since dst.len() = ⌈src.len()/2⌉ (an odd tail writes the
+        // low half of the last u32 only; its high half is the zero padding).
         unsafe {
             let lo = _mm512_maskz_loadu_ps(mask(lo_n), src.as_ptr().add(j));
             let hi = _mm512_maskz_loadu_ps(mask(hi_n), src.as_ptr().add(j + LANES));

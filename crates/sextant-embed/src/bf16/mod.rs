@@ -219,7 +219,6 @@ fn matmul_panels(a: &[f32], panels: &[u32], m: usize, k: usize, n: usize, c: &mu
     }
     #[cfg(target_arch = "x86_64")]
     {
-        assert!(hardware(), "packed bf16 panels without AVX512-BF16");
         c.par_chunks_mut(ROWS_PER_TASK * n)
             .zip(a.par_chunks(ROWS_PER_TASK * k))
             .for_each(|(c, a)| avx512::matmul(a, panels, k, n, c));
