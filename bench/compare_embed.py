@@ -4,13 +4,15 @@ sentence-transformers on PyTorch, onnxruntime on the same model exported to ONNX
 on the same sentences, batch size and thread counts.
 
   python bench/compare_embed.py [--input data/text/sentences.txt] [--threads 1,2] [--runs 3]
-      [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort] [--precision f32]
-      [--skip-existing] [--tag NAME]
+      [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort]
+      [--precision f32,bf16] [--skip-existing] [--tag NAME]
 
 For every thread count, runs each system in its own process (so peak RSS is per system), then
 writes bench/out/embed-<system>-t<N>.json and bench/out/embed-compare.{json,md}: sentences/s,
 tokens/s, wall and CPU seconds, GFLOP/s (useful: real tokens; FLOPs from config.json), peak RSS,
-and Sextant / peer throughput ratios. The peers run with .venv-ref/bin/python
+and Sextant / peer throughput ratios. --precision takes a list: Sextant runs once per precision
+(JSON embed-sextant-<precision>-t<N>.json for other than f32) and every peer row gets one ratio
+per Sextant precision. The peers run with .venv-ref/bin/python
 (scripts/embed_reference.py creates it; `pip install onnxruntime onnx` into it). Stdlib only.
 --skip-existing reuses a system's JSON when it is already there (to re-run one side only).
 """
@@ -23,7 +25,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER_PY = os.path.join(ROOT, ".venv-ref", "bin", "python")
+PEER_PY = os.environ.get("PEER_PYTHON", os.path.join(ROOT, ".venv-ref", "bin", "python"))
 NAMES = {"sextant": "sextant", "st": "sentence-transformers", "ort": "onnxruntime"}
 
 
@@ -42,7 +44,8 @@ def parse_args():
     ap.add_argument("--limit", type=int, help="use only the first N lines (all systems)")
     ap.add_argument("--sextant", default=default_sextant())
     ap.add_argument("--systems", default="sextant,st,ort")
-    ap.add_argument("--precision", default="f32", help="Sextant's --precision (f32 unless given)")
+    ap.add_argument("--precision", default="f32",
+                    help="Sextant's --precision, comma-separated (e.g. f32,bf16)")
     ap.add_argument("--tag", default="", help="suffix of Sextant's JSON name (e.g. bf16)")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "out"))
     ap.add_argument("--skip-existing", action="store_true")
@@ -63,7 +66,7 @@ def embed_rss(a, threads):
     return {"threads": threads, "peak_rss_mib": int(kib) / 1024, "wall_s": float(wall)}
 
 
-def run_system(a, system, threads, path):
+def run_system(a, system, threads, path, precision="f32"):
     if a.skip_existing and os.path.isfile(path):
         print(f"reusing {path}", file=sys.stderr)
     elif system == "sextant":
@@ -72,8 +75,8 @@ def run_system(a, system, threads, path):
                "--json", path]
         if a.limit:
             cmd += ["--limit", str(a.limit)]
-        if a.precision != "f32":
-            cmd += ["--precision", a.precision]
+        if precision != "f32":
+            cmd += ["--precision", precision]
         print("+ " + " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     else:
@@ -103,28 +106,37 @@ def main():
     a = parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     systems = a.systems.split(",")
+    precisions = a.precision.split(",")
     threads = [int(t) for t in a.threads.split(",")]
+    # (system key, precision): Sextant once per precision, peers once.
+    runs = [("sextant", p) for p in precisions if "sextant" in systems]
+    runs += [(s, None) for s in systems if s != "sextant"]
     results = {}
     for t in threads:
-        for s in systems:
-            tag = f"-{a.tag}" if (s == "sextant" and a.tag) else ""
+        for s, p in runs:
+            tag = ""
+            if s == "sextant":
+                parts = [x for x in (a.tag, p if p != "f32" else "") if x]
+                tag = "".join(f"-{x}" for x in parts)
             path = os.path.join(a.out_dir, f"embed-{s}{tag}-t{t}.json")
-            results[(s, t)] = run_system(a, s, t, path)
+            results[(s, p, t)] = run_system(a, s, t, path, p or "f32")
 
     rows = []
     for t in threads:
-        ours = results.get(("sextant", t))
-        for s in systems:
-            r = results[(s, t)]
+        ours = {p: results[("sextant", p, t)] for s, p in runs if s == "sextant"}
+        for s, p in runs:
+            r = results[(s, p, t)]
             row = {
                 "system": NAMES[s], "threads": t, "precision": r.get("precision", "f32"),
                 "sentences": r["sentences"], "sentences_per_s": r["sentences_per_s"],
                 "tokens_per_s": r["tokens_per_s"], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                 "gflop_per_s": r["gflop_per_s"], "peak_rss_mib": r["peak_rss_bytes"] / 2**20,
                 "version": r.get("version", ""),
+                "runs_wall_s": [x["wall_s"] for x in r.get("runs", [])],
             }
-            if ours is not None and s != "sextant":
-                row["sextant_ratio"] = ours["sentences_per_s"] / r["sentences_per_s"]
+            if s != "sextant":
+                row["sextant_ratio"] = {
+                    q: o["sentences_per_s"] / r["sentences_per_s"] for q, o in ours.items()}
             rows.append(row)
     rss = None if a.no_rss else embed_rss(a, max(threads))
     report = {
@@ -138,15 +150,20 @@ def main():
         f.write("\n")
     md = [f"# Embedding speed ({report['date']}, {report['machine']})", "",
           f"{rows[0]['sentences']} sentences from {os.path.relpath(a.input, ROOT)}, batch "
-          f"{a.batch}, median of {a.runs} runs; ratio = Sextant sentences/s ÷ peer's.", "",
+          f"{a.batch}, median of {a.runs} runs; ratio = Sextant sentences/s ÷ peer's, one "
+          f"column per Sextant precision; wall s of every run in the last column.", "",
           "| system | threads | precision | sentences/s | tokens/s | wall s | CPU s | GFLOP/s "
-          "| peak RSS MiB | Sextant ÷ peer |",
-          "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "| peak RSS MiB | " + " | ".join(f"Sextant {p} ÷ peer" for p in precisions)
+          + " | runs (wall s) |",
+          "|---|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(precisions) + "---|"]
     for r in rows:
-        ratio = f"{r['sextant_ratio']:.2f}×" if "sextant_ratio" in r else "—"
+        ratios = " | ".join(
+            f"{r['sextant_ratio'][p]:.2f}×" if "sextant_ratio" in r else "—" for p in precisions)
+        each = ", ".join(f"{w:.2f}" for w in r["runs_wall_s"])
         md.append(f"| {r['system']} | {r['threads']} | {r['precision']} | "
                   f"{r['sentences_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['wall_s']:.2f} | "
-                  f"{r['cpu_s']:.2f} | {r['gflop_per_s']:.1f} | {r['peak_rss_mib']:.0f} | {ratio} |")
+                  f"{r['cpu_s']:.2f} | {r['gflop_per_s']:.1f} | {r['peak_rss_mib']:.0f} | "
+                  f"{ratios} | {each} |")
     if rss:
         md += ["", f"`sextant embed` on the whole file ({rss['threads']} threads): peak RSS "
                f"{rss['peak_rss_mib']:.0f} MiB, {rss['wall_s']:.1f} s wall (model load included)."]

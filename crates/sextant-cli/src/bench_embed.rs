@@ -16,7 +16,7 @@ use clap::Args;
 use serde::Serialize;
 use sextant_embed::{
     lines_from_bytes, BatchParallelism, BertConfig, BertEmbedder, EmbedProfile, EmbedderOptions,
-    InputKind, DEFAULT_BATCH_SIZE,
+    InputKind, Precision, DEFAULT_BATCH_SIZE,
 };
 use sextant_eval::collections::proc_status_kib;
 use sextant_eval::process_cpu_seconds;
@@ -43,6 +43,9 @@ pub struct EmbedBenchArgs {
     /// `within-batch` (every matrix product split over all threads).
     #[arg(long, default_value = "batches", value_parser = crate::embed::parse_parallelism)]
     parallelism: BatchParallelism,
+    /// Precision of the layer projections: `f32` or `bf16` (see `sextant embed --help`).
+    #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
+    precision: Precision,
     /// Timed passes over the file (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     runs: usize,
@@ -94,6 +97,8 @@ struct EmbedBenchReport {
     version: &'static str,
     model: String,
     precision: &'static str,
+    /// Whether the precision ran on its native kernel (`false`: bf16 emulated on f32).
+    precision_native: bool,
     parallelism: String,
     input: String,
     sentences: usize,
@@ -145,6 +150,7 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
             batch_size: Some(args.batch),
             threads: Some(threads),
             parallelism: Some(args.parallelism),
+            precision: Some(args.precision),
             ..Default::default()
         },
     )
@@ -190,7 +196,8 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
         system: "sextant",
         version: env!("CARGO_PKG_VERSION"),
         model: args.model.clone(),
-        precision: "f32",
+        precision: model.precision().as_str(),
+        precision_native: model.precision().is_native(),
         parallelism: format!("{:?}", args.parallelism),
         input: args.input.display().to_string(),
         sentences: texts.len(),

@@ -13,7 +13,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_embed::{
     lines_from_bytes, BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions,
-    InputKind, Reranker, RerankerOptions, TextLines, DEFAULT_BATCH_SIZE,
+    InputKind, Precision, Reranker, RerankerOptions, TextLines, DEFAULT_BATCH_SIZE,
 };
 
 /// Texts handed to the model per call (progress granularity; batching happens inside).
@@ -40,6 +40,11 @@ pub struct EmbedArgs {
     /// throughput) or `within-batch` (every matrix product split over all threads).
     #[arg(long, default_value = "batches", value_parser = parse_parallelism)]
     parallelism: BatchParallelism,
+    /// Precision of the layer projections: `f32` (reference) or `bf16` (weights and
+    /// activations rounded to bf16, f32 sums: about 1.6× faster on CPUs with AVX512-BF16,
+    /// emulated and no faster elsewhere; vectors within cosine 0.999 of f32, same fingerprint).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// The texts are queries (the model's query prefix is applied).
     #[arg(long, conflicts_with = "passage")]
     query: bool,
@@ -98,6 +103,12 @@ fn read_lines(path: &Path) -> anyhow::Result<TextLines> {
     Ok(lines)
 }
 
+/// Parses `f32` / `bf16`.
+pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
+        .map_err(|e: sextant_embed::EmbedError| e.to_string())
+}
+
 /// Parses `batches` / `within-batch`.
 pub(crate) fn parse_parallelism(s: &str) -> Result<BatchParallelism, String> {
     match s {
@@ -138,6 +149,7 @@ pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
             batch_size: Some(args.batch),
             threads: Some(threads),
             parallelism: Some(args.parallelism),
+            precision: Some(args.precision),
             dim: args.dim,
             ..Default::default()
         },

@@ -10,8 +10,10 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::bf16::PackedBf16;
 use crate::config::BertConfig;
 use crate::kernels::{self, AddNormParams};
+use crate::precision::Precision;
 use crate::profile::{timed, ForwardProfile};
 use crate::weights::Weights;
 use crate::EmbedError;
@@ -56,6 +58,8 @@ impl Activation {
 pub(crate) struct Linear {
     wt: Tensor,
     b: Option<Tensor>,
+    /// `wt` rounded to bf16 and packed, in [`Precision::Bf16`] mode.
+    packed: Option<PackedBf16>,
 }
 
 impl Linear {
@@ -70,13 +74,18 @@ impl Linear {
             .t()?
             .contiguous()?;
         let b = w.get_opt(&format!("{name}.bias"), &[out])?;
-        Ok(Linear { wt, b })
+        Ok(Linear {
+            wt,
+            b,
+            packed: None,
+        })
     }
 
     pub(crate) fn from_parts(weight: &Tensor, bias: Option<Tensor>) -> Result<Self, EmbedError> {
         Ok(Linear {
             wt: weight.t()?.contiguous()?,
             b: bias,
+            packed: None,
         })
     }
 
@@ -99,6 +108,7 @@ impl Linear {
         Ok(Linear {
             wt: Tensor::cat(&wts, 1)?,
             b,
+            packed: None,
         })
     }
 
@@ -114,7 +124,28 @@ impl Linear {
         Ok(Linear {
             wt: self.wt.to_dtype(dtype)?,
             b: self.b.as_ref().map(|b| b.to_dtype(dtype)).transpose()?,
+            packed: None,
         })
+    }
+
+    /// A copy multiplying in `precision` (packs the weights for bf16).
+    fn with_precision(&self, precision: Precision) -> candle_core::Result<Self> {
+        let packed = match precision {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(PackedBf16::pack_tensor(&self.wt)?),
+        };
+        Ok(Linear {
+            packed,
+            ..self.clone()
+        })
+    }
+
+    /// `x · Wᵀ` (no bias) for contiguous f32 `x` `[rows, in]`, in the precision of the layer.
+    fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.packed {
+            Some(p) => p.matmul(x),
+            None => x.matmul(&self.wt),
+        }
     }
 
     /// Applies the projection to the last dimension of `x` (any rank ≥ 2).
@@ -222,6 +253,7 @@ pub struct BertModel {
     emb_norm: LayerNorm,
     layers: Vec<Layer>,
     act: Activation,
+    precision: Precision,
     device: Device,
 }
 
@@ -270,6 +302,7 @@ impl BertModel {
             emb_norm: LayerNorm::load(w, "embeddings.LayerNorm", h, eps)?,
             layers,
             act,
+            precision: Precision::F32,
             device: device.clone(),
         })
     }
@@ -301,8 +334,43 @@ impl BertModel {
             emb_norm: self.emb_norm.to_dtype(dtype)?,
             layers,
             act: self.act,
+            precision: Precision::F32,
             device: self.device.clone(),
         })
+    }
+
+    /// A copy whose layer projections multiply in `precision` (the f32 forward pass with its
+    /// four products per layer swapped; see [`Precision`]). Only for f32 models.
+    pub fn with_precision(&self, precision: Precision) -> Result<Self, EmbedError> {
+        if self.dtype() != DType::F32 {
+            return Err(EmbedError::InvalidArgument(format!(
+                "precision {precision} needs an f32 model, not {:?}",
+                self.dtype()
+            )));
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| -> candle_core::Result<Layer> {
+                Ok(Layer {
+                    qkv: l.qkv.with_precision(precision)?,
+                    attn_out: l.attn_out.with_precision(precision)?,
+                    intermediate: l.intermediate.with_precision(precision)?,
+                    output: l.output.with_precision(precision)?,
+                    ..l.clone()
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(BertModel {
+            layers,
+            precision,
+            ..self.clone()
+        })
+    }
+
+    /// The precision of the layer projections.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The computation dtype.
@@ -391,7 +459,7 @@ impl BertModel {
         let hd = h / heads;
         let x2 = x.reshape((b * s, h))?;
         let qkv = timed(&mut p.qkv_s, || {
-            let y = x2.matmul(&l.qkv.wt)?;
+            let y = l.qkv.product(&x2)?;
             kernels::bias_act(&y, &l.qkv.bias_or_zeros()?, None)?;
             Ok::<_, candle_core::Error>(y)
         })?;
@@ -412,15 +480,15 @@ impl BertModel {
         let ctx = timed(&mut p.heads_s, || {
             ctx.transpose(1, 2)?.contiguous()?.reshape((b * s, h))
         })?;
-        let attn = timed(&mut p.attn_out_s, || ctx.matmul(&l.attn_out.wt))?;
+        let attn = timed(&mut p.attn_out_s, || l.attn_out.product(&ctx))?;
         timed(&mut p.residual_norm_s, || {
             kernels::add_norm(&attn, &x2, &l.attn_add_norm)
         })?;
-        let up = timed(&mut p.ffn_up_s, || attn.matmul(&l.intermediate.wt))?;
+        let up = timed(&mut p.ffn_up_s, || l.intermediate.product(&attn))?;
         timed(&mut p.activation_s, || {
             kernels::bias_act(&up, &l.intermediate.bias_or_zeros()?, Some(self.act))
         })?;
-        let down = timed(&mut p.ffn_down_s, || up.matmul(&l.output.wt))?;
+        let down = timed(&mut p.ffn_down_s, || l.output.product(&up))?;
         timed(&mut p.residual_norm_s, || {
             kernels::add_norm(&down, &attn, &l.out_add_norm)
         })?;

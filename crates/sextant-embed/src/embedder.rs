@@ -16,6 +16,7 @@ use crate::bert::BertModel;
 use crate::config::{read_json, ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::fingerprint::ModelFingerprint;
 use crate::pooling::{truncate_and_normalize, Pooling};
+use crate::precision::Precision;
 use crate::profile::{timed, EmbedProfile};
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::weights::Weights;
@@ -137,6 +138,10 @@ pub struct EmbedderOptions {
     /// How a job with several batches uses several threads ([`BatchParallelism::Batches`]
     /// unless set).
     pub parallelism: Option<BatchParallelism>,
+    /// Precision of the layer projections ([`crate::DEFAULT_PRECISION`], f32, unless set).
+    /// [`Precision::Bf16`] is about 1.6× faster on CPUs with AVX512-BF16, with vectors within
+    /// cosine 0.999 of f32; it does not change the fingerprint (see [`Precision`]).
+    pub precision: Option<Precision>,
     /// Pooling override.
     pub pooling: Option<Pooling>,
     /// Normalisation override.
@@ -194,7 +199,8 @@ impl BertEmbedder {
         let bert = dir.bert_config()?;
         let sentence = dir.sentence_config(&bert, DEFAULT_POOLING)?;
         let weights = Weights::load(&dir.require(WEIGHTS_FILE)?, &device)?;
-        let model = BertModel::load(&bert, &weights, &device)?;
+        let model = BertModel::load(&bert, &weights, &device)?
+            .with_precision(opts.precision.unwrap_or_default())?;
         let max_len = match opts.max_seq_length {
             Some(0 | 1) => {
                 return Err(EmbedError::InvalidArgument(
@@ -252,6 +258,11 @@ impl BertEmbedder {
     /// The pooling in use.
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// The precision of the layer projections.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     /// Whether outputs are normalised.

@@ -11,8 +11,8 @@
 //!
 //! The maths is plain Rust written to auto-vectorise (lane-parallel reductions, branch-free
 //! polynomial `exp` and `erf`) and compiled for AVX2/AVX-512 through `pulp`'s runtime dispatch,
-//! so the crate keeps `forbid(unsafe_code)`. Rows are spread over the current rayon pool. The
-//! approximations are accurate to a few f32 ulps (`exp`) and 2e-7 absolute (`erf`); tests
+//! so they need no `unsafe` (only `bf16/avx512.rs` has any). Rows are spread over the current
+//! rayon pool. The approximations are accurate to a few f32 ulps (`exp`) and 2e-7 absolute (`erf`); tests
 //! compare every kernel with the unfused candle operations.
 
 use std::sync::LazyLock;

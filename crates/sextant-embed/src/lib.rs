@@ -10,9 +10,15 @@
 //! Models are read from a local directory in the Hugging Face layout (see [`ModelDir`]); the
 //! default ones are installed by `scripts/setup-models.sh`. The forward pass is our own, on
 //! candle tensors (see `bert`), checked against PyTorch outputs in the integration tests.
-#![forbid(unsafe_code)]
+//! [`Precision::Bf16`] runs its projections on our own AVX512-BF16 kernel.
+//!
+//! `unsafe` is denied crate-wide; the one exception is the SIMD micro-kernel module
+//! `bf16::avx512` (intrinsics behind runtime feature detection, tested against a scalar
+//! reference).
+#![deny(unsafe_code)]
 
 mod bert;
+mod bf16;
 mod cache;
 mod config;
 mod embedder;
@@ -23,6 +29,7 @@ mod kernels;
 mod late;
 mod load;
 mod pooling;
+mod precision;
 mod profile;
 mod rerank;
 mod splade;
@@ -43,6 +50,7 @@ pub use fingerprint::ModelFingerprint;
 pub use input::{lines_from_bytes, TextLines};
 pub use late::{maxsim, Projection, TokenEmbeddings, TokenOptions};
 pub use pooling::{truncate_and_normalize, Pooling};
+pub use precision::{Precision, DEFAULT_PRECISION};
 pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};

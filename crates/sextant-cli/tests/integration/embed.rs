@@ -102,3 +102,67 @@ fn embed_with_a_missing_model_points_at_the_setup_script() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("setup-models.sh"), "{}", stderr(&out));
 }
+
+/// The `.npy` body of `sextant embed` on `input` with extra flags, as f32s.
+fn embed_npy(input: &std::path::Path, output: &std::path::Path, extra: &[&str]) -> Vec<f32> {
+    let model = tiny_model();
+    let mut args = vec![
+        "embed",
+        "--model",
+        &model,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--threads",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let out = sextant(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let npy = std::fs::read(output).unwrap();
+    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    npy[10 + header_len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn embed_precision_bf16_stays_close_to_f32_and_unknown_precisions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("texts.txt");
+    std::fs::write(&input, "reduced precision\nthe same vector space\n").unwrap();
+    let full = embed_npy(&input, &dir.path().join("f32.npy"), &[]);
+    let half = embed_npy(
+        &input,
+        &dir.path().join("bf16.npy"),
+        &["--precision", "bf16"],
+    );
+    assert_eq!(full.len(), half.len());
+    let dim = full.len() / 2;
+    for (a, b) in full.chunks_exact(dim).zip(half.chunks_exact(dim)) {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(dot / (na * nb) >= 0.999, "cosine {}", dot / (na * nb));
+    }
+    assert_ne!(full, half, "bf16 produced exactly the f32 vectors");
+    let out = sextant(&[
+        "embed",
+        "--model",
+        &tiny_model(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.path().join("x.npy").to_str().unwrap(),
+        "--precision",
+        "fp16",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("expected f32 or bf16"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -3,6 +3,8 @@
 //! - `minilm`: all-MiniLM-L6-v2 embeddings equal sentence-transformers' (cosine ≥ 0.99999, max
 //!   abs difference ≤ 1e-5) on varied texts; batch output equals one-at-a-time output; prefixes,
 //!   Matryoshka, threads, late interaction and the cache agree with the plain path.
+//! - `precision`: bf16 vectors within cosine 0.999 of f32 on every parity text; batch and
+//!   thread invariance in bf16.
 //! - `splade`: SPLADE top weights equal transformers' within 1e-4 (gamma/beta + `bert.` names).
 //! - `rerank`: the tiny random cross-encoder's scores equal transformers' within 1e-4.
 //!
@@ -11,6 +13,7 @@
 //! Reference JSON files are produced by `scripts/embed_reference.py`.
 
 mod minilm;
+mod precision;
 mod rerank;
 mod splade;
 

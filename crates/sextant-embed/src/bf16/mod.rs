@@ -1,0 +1,372 @@
+//! Matrix products with bf16 weights: `C[m, n] = A[m, k] · W[k, n]`, A and C in f32.
+//!
+//! The reduced-precision mode ([`crate::Precision::Bf16`]) runs the four linear projections of
+//! every layer here. Weights are rounded to bf16 once at load and packed ([`PackedBf16`]); each
+//! product rounds its activations to bf16 row block by row block and accumulates in f32.
+//!
+//! Two implementations, chosen once per process (see [`hardware`]):
+//!
+//! - **AVX512-BF16** (`avx512`, the only `unsafe` code of the crate): `vdpbf16ps` does 32 bf16
+//!   multiply-adds per instruction against 16 for an f32 FMA. Weights are packed in panels of
+//!   [`PANEL`] columns, k-pairs interleaved the way the instruction reads them, so that the
+//!   register-blocked micro-kernel (up to [`MR`] rows × 4 registers of 16 columns) loads every
+//!   weight contiguously and broadcasts one pair of activations per row.
+//! - **Emulated** (any other CPU): the same bf16-rounded weights kept as f32, activations rounded
+//!   to bf16 in place, then the f32 `gemm` of the full-precision path. The inputs of every
+//!   multiplication are the same bf16 values; only the summation order differs, so vectors stay
+//!   within f32 rounding of the hardware path (and tests pass on machines without the feature).
+//!
+//! [`reference`] is the scalar definition both are tested against.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use std::sync::LazyLock;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Output columns per packed weight panel (four AVX-512 registers of f32).
+pub(crate) const PANEL: usize = 64;
+/// Rows per micro-kernel call (6 rows × 4 registers = 24 accumulators of 32).
+pub(crate) const MR: usize = 6;
+/// Rows per parallel task: its bf16 activations (≤ 96 × 1536 × 2 bytes) and one weight panel
+/// stay in L2 while every panel passes over them.
+const ROWS_PER_TASK: usize = 16 * MR;
+
+/// Whether this CPU runs `vdpbf16ps` (detected once).
+pub(crate) fn hardware() -> bool {
+    static HW: LazyLock<bool> = LazyLock::new(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    });
+    *HW
+}
+
+/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits. NaN stays NaN.
+pub(crate) fn to_bf16(x: f32) -> u16 {
+    if x.is_nan() {
+        return 0x7fc0;
+    }
+    let bits = x.to_bits();
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+/// The f32 value of bf16 bits.
+pub(crate) fn from_bf16(b: u16) -> f32 {
+    f32::from_bits(u32::from(b) << 16)
+}
+
+/// `x` rounded to bf16 precision, kept in f32.
+pub(crate) fn round_bf16(x: f32) -> f32 {
+    from_bf16(to_bf16(x))
+}
+
+/// A `[k, n]` weight matrix rounded to bf16, laid out for the implementation in use.
+#[derive(Debug, Clone)]
+pub(crate) struct PackedBf16 {
+    k: usize,
+    n: usize,
+    layout: Packed,
+}
+
+#[derive(Debug, Clone)]
+enum Packed {
+    /// Panels of [`PANEL`] columns (the last one zero-padded); inside a panel, for every pair of
+    /// rows `(2q, 2q + 1)` (a zero row pads odd `k`), one `u32` per column holding the bf16 of
+    /// row `2q` in its low half and of row `2q + 1` in its high half.
+    Panels(Vec<u32>),
+    /// The rounded weights as a contiguous f32 `[k, n]` tensor (emulation).
+    Rounded(Tensor),
+}
+
+impl PackedBf16 {
+    /// Packs the row-major `[k, n]` f32 matrix `w` for this CPU.
+    pub(crate) fn pack(w: &[f32], k: usize, n: usize) -> candle_core::Result<Self> {
+        Self::pack_as(w, k, n, hardware())
+    }
+
+    /// Packs in panels for the AVX512-BF16 kernel (`panels`, which needs [`hardware`]) or for
+    /// emulation.
+    fn pack_as(w: &[f32], k: usize, n: usize, panels: bool) -> candle_core::Result<Self> {
+        if w.len() != k * n {
+            candle_core::bail!("weights of {} elements are not {k} × {n}", w.len());
+        }
+        let layout = if panels {
+            Packed::Panels(pack_panels(w, k, n))
+        } else {
+            let r: Vec<f32> = w.iter().map(|&x| round_bf16(x)).collect();
+            Packed::Rounded(Tensor::from_vec(r, (k, n), &candle_core::Device::Cpu)?)
+        };
+        Ok(PackedBf16 { k, n, layout })
+    }
+
+    /// Packs a contiguous f32 `[k, n]` tensor.
+    pub(crate) fn pack_tensor(w: &Tensor) -> candle_core::Result<Self> {
+        let (k, n) = w.dims2()?;
+        let v = w
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Self::pack(&v, k, n)
+    }
+
+    /// `x · W` for `x` `[rows, k]` f32: a new `[rows, n]` f32 tensor.
+    pub(crate) fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.layout {
+            Packed::Panels(_) => x.apply_op1_no_bwd(self),
+            Packed::Rounded(w) => {
+                let rounded = x.apply_op1_no_bwd(&RoundBf16)?;
+                rounded.matmul(w)
+            }
+        }
+    }
+}
+
+/// Builds the [`Packed::Panels`] layout.
+fn pack_panels(w: &[f32], k: usize, n: usize) -> Vec<u32> {
+    let pairs = k.div_ceil(2);
+    let panels = n.div_ceil(PANEL);
+    let mut out = vec![0u32; panels * pairs * PANEL];
+    for p in 0..panels {
+        for q in 0..pairs {
+            let dst = &mut out[(p * pairs + q) * PANEL..][..PANEL];
+            for (c, slot) in dst.iter_mut().enumerate() {
+                let col = p * PANEL + c;
+                if col >= n {
+                    break;
+                }
+                let lo = to_bf16(w[2 * q * n + col]);
+                let hi = if 2 * q + 1 < k {
+                    to_bf16(w[(2 * q + 1) * n + col])
+                } else {
+                    0
+                };
+                *slot = u32::from(lo) | (u32::from(hi) << 16);
+            }
+        }
+    }
+    out
+}
+
+/// The scalar definition: both operands rounded to bf16, products summed in f64, stored f32.
+/// Tests compare both implementations with it.
+#[cfg(test)]
+pub(crate) fn reference(a: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for l in 0..k {
+                s += f64::from(round_bf16(a[i * k + l])) * f64::from(round_bf16(w[l * n + j]));
+            }
+            c[i * n + j] = s as f32;
+        }
+    }
+    c
+}
+
+/// Rounds a tensor's elements to bf16 precision (a new f32 tensor): the emulated path's
+/// activation conversion.
+struct RoundBf16;
+
+impl CustomOp1 for RoundBf16 {
+    fn name(&self) -> &'static str {
+        "sextant-round-bf16"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, self.name())?;
+        let r: Vec<f32> = x.par_iter().map(|&v| round_bf16(v)).collect();
+        Ok((CpuStorage::F32(r), l.shape().clone()))
+    }
+}
+
+impl CustomOp1 for PackedBf16 {
+    fn name(&self) -> &'static str {
+        "sextant-bf16-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, self.name())?;
+        let Packed::Panels(panels) = &self.layout else {
+            candle_core::bail!("{}: weights are not packed in panels", self.name());
+        };
+        let (k, n) = (self.k, self.n);
+        if k == 0 || !x.len().is_multiple_of(k) {
+            candle_core::bail!("{}: {} inputs are not rows of {k}", self.name(), x.len());
+        }
+        let m = x.len() / k;
+        let mut c = vec![0f32; m * n];
+        matmul_panels(x, panels, m, k, n, &mut c);
+        Ok((CpuStorage::F32(c), Shape::from((m, n))))
+    }
+}
+
+/// The AVX512-BF16 product into `c` (`[m, n]`), row blocks spread over the rayon pool.
+fn matmul_panels(a: &[f32], panels: &[u32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        c.par_chunks_mut(ROWS_PER_TASK * n)
+            .zip(a.par_chunks(ROWS_PER_TASK * k))
+            .for_each(|(c, a)| avx512::matmul(a, panels, k, n, c));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, panels, k, c);
+        unreachable!("packed bf16 panels exist only on x86_64");
+    }
+}
+
+/// The slice of a contiguous f32 tensor's storage.
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{what}: expected a contiguous f32 tensor"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rand(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The layouts this CPU can run: emulation always, the AVX512-BF16 panels where present
+    /// (a CPU without them tests emulation only; `hardware()` says which).
+    fn implementations() -> Vec<bool> {
+        if hardware() {
+            vec![true, false]
+        } else {
+            eprintln!("no AVX512-BF16 on this CPU: testing the emulated bf16 product only");
+            vec![false]
+        }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even (1.0).
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        // 1 + 3·2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up.
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(to_bf16(-2.5), 0xc020);
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
+        for &x in &rand(1000, 3) {
+            let r = round_bf16(x);
+            assert!((r - x).abs() <= x.abs() / 256.0, "{x} → {r}");
+        }
+    }
+
+    /// Every shape class: fewer rows than a micro-kernel, rows not a multiple of it or of a
+    /// task, odd k, columns not a multiple of 16 or of a panel, and MiniLM's own shapes.
+    #[test]
+    fn matmul_matches_the_reference_on_odd_shapes() {
+        let shapes = [
+            (1, 1, 1),
+            (1, 7, 5),
+            (5, 33, 17),
+            (7, 64, 64),
+            (13, 31, 130),
+            (97, 385, 71),
+            (200, 384, 1152),
+            (37, 1536, 384),
+        ];
+        for (seed, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = rand(m * k, seed as u64 + 10);
+            let w = rand(k * n, seed as u64 + 100);
+            let want = reference(&a, &w, m, k, n);
+            for panels in implementations() {
+                let packed = PackedBf16::pack_as(&w, k, n, panels).unwrap();
+                let x = Tensor::from_vec(a.clone(), (m, k), &candle_core::Device::Cpu).unwrap();
+                let got = packed
+                    .matmul(&x)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                assert_eq!(got.len(), m * n);
+                // k exact products of bf16 values summed in f32: |error| ≤ k · 2⁻²⁴ · Σ|a·w|.
+                for i in 0..m {
+                    for j in 0..n {
+                        let abs: f32 = (0..k)
+                            .map(|l| (round_bf16(a[i * k + l]) * round_bf16(w[l * n + j])).abs())
+                            .sum();
+                        let bound = k as f32 * abs / (1u32 << 24) as f32 + 1e-7;
+                        let (g, r) = (got[i * n + j], want[i * n + j]);
+                        assert!(
+                        (g - r).abs() <= bound,
+                        "{m}×{k}×{n} (panels: {panels}): [{i}, {j}]: {g} vs {r} (bound {bound})"
+                    );
+                    }
+                }
+                // And bf16 is a real approximation of the f32 product.
+                let mut worst = 0f32;
+                for i in 0..m {
+                    for j in 0..n {
+                        let exact: f32 = (0..k).map(|l| a[i * k + l] * w[l * n + j]).sum();
+                        worst = worst.max((exact - got[i * n + j]).abs());
+                    }
+                }
+                assert!(
+                    worst < 0.02 * (k as f32).sqrt() + 0.01,
+                    "{m}×{k}×{n}: {worst}"
+                );
+            }
+        }
+    }
+
+    /// A row's result does not depend on which other rows share its product (what makes batch
+    /// output equal one-at-a-time output).
+    #[test]
+    fn rows_are_independent_of_the_batch() {
+        let (m, k, n) = (50, 96, 80);
+        let a = rand(m * k, 1);
+        let w = rand(k * n, 2);
+        for panels in implementations() {
+            let packed = PackedBf16::pack_as(&w, k, n, panels).unwrap();
+            let dev = candle_core::Device::Cpu;
+            let all = packed
+                .matmul(&Tensor::from_vec(a.clone(), (m, k), &dev).unwrap())
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for i in [0, 5, 6, 49] {
+                let one = packed
+                    .matmul(
+                        &Tensor::from_vec(a[i * k..(i + 1) * k].to_vec(), (1, k), &dev).unwrap(),
+                    )
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                for (x, y) in one[0].iter().zip(&all[i]) {
+                    assert!((x - y).abs() <= 1e-6, "row {i}: {x} vs {y}");
+                }
+            }
+        }
+    }
+}
