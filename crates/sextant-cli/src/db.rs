@@ -160,6 +160,10 @@ pub struct RetrievalArgs {
     /// MMR diversity: lambda in [0, 1] (1 = relevance only).
     #[arg(long)]
     pub mmr: Option<f32>,
+    /// Numeric precision of the query-side embedding model: f32 or bf16.
+    #[cfg(feature = "embed")]
+    #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
+    pub precision: sextant_embed::Precision,
     /// Chunks per document (results are grouped by document).
     #[arg(long, default_value_t = 1)]
     pub group_size: usize,

@@ -15,6 +15,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 use sextant_core::Filter;
+use sextant_embed::Precision;
 use sextant_engine::documents::context::{self, Context as RagContext};
 use sextant_engine::documents::ingest::{Document, Ingester};
 use sextant_engine::documents::search::{
@@ -80,6 +81,10 @@ pub struct IngestArgs {
     /// [default: all].
     #[arg(long, requires = "redact")]
     pub redact_kinds: Option<String>,
+    /// Numeric precision of the embedding model: f32, or bf16 (about 1.7× faster on CPUs with
+    /// AVX512-BF16; vectors within cosine 0.9999 of f32, so both mix in one collection).
+    #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
+    pub precision: Precision,
     /// Chunks embedded per batch (one WAL record each).
     #[arg(long, default_value_t = documents::ingest::DEFAULT_BATCH_CHUNKS)]
     pub batch: usize,
@@ -91,7 +96,11 @@ struct CollectionModels {
     splade: Option<Splade>,
 }
 
-fn collection_models(c: &Collection, need_splade: bool) -> Result<CollectionModels> {
+fn collection_models(
+    c: &Collection,
+    need_splade: bool,
+    precision: Precision,
+) -> Result<CollectionModels> {
     let stored = documents::stored_model(c, documents::DENSE).with_context(|| {
         format!(
             "collection {:?} has no model-backed space {:?} (make it with `sextant ingest`)",
@@ -99,7 +108,7 @@ fn collection_models(c: &Collection, need_splade: bool) -> Result<CollectionMode
             documents::DENSE
         )
     })?;
-    let dense = Dense::load(&stored_path(&stored)?)?;
+    let dense = Dense::load(&stored_path(&stored)?, precision)?;
     let splade = match documents::stored_model(c, SPLADE) {
         Some(s) if need_splade => Some(Splade::load(&stored_path(&s)?)?),
         None if need_splade => bail!(
@@ -120,11 +129,11 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
     let (c, models) = match db.collection(&a.name) {
         Ok(c) => {
             let has_splade = documents::stored_model(&c, SPLADE).is_some();
-            let m = collection_models(&c, has_splade)?;
+            let m = collection_models(&c, has_splade, a.precision)?;
             (c, m)
         }
         Err(sextant_engine::EngineError::CollectionNotFound(_)) => {
-            let dense = Dense::load(&a.model)?;
+            let dense = Dense::load(&a.model, a.precision)?;
             let splade = a.splade.as_deref().map(Splade::load).transpose()?;
             let mut settings = DocumentSettings::for_model(dense.max_tokens());
             settings.chunking = ChunkingSpec {
@@ -446,7 +455,7 @@ fn plan(
     q.group_size = Some(r.group_size);
     let need_dense = kinds.contains(&SourceKind::Dense) || r.mmr.is_some();
     let need_splade = kinds.contains(&SourceKind::Splade);
-    let loaded = collection_models(c, need_splade)?;
+    let loaded = collection_models(c, need_splade, r.precision)?;
     let reranker: Option<Box<dyn documents::PairScorer>> = match r.rerank.as_deref() {
         Some("maxsim") => {
             let stored = documents::stored_model(c, documents::DENSE)
@@ -611,7 +620,7 @@ pub fn run_ask(db_args: &crate::db::DbArgs, a: AskArgs) -> Result<()> {
     // The budget is counted in the collection's model tokens.
     let counter = match models.dense.take() {
         Some(d) => d,
-        None => collection_models(&c, false)?.dense,
+        None => collection_models(&c, false, a.retrieval.precision)?.dense,
     };
     let count = |s: &str| counter.token_spans(s).len();
     let ctx = context::assemble(&hits, a.budget, &count);

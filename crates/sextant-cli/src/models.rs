@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use sextant_core::SparseVector;
 use sextant_embed::{
     maxsim, BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, InputKind,
-    ModelFingerprint, Reranker, RerankerOptions, SparseEncoder, SpladeEncoder, SpladeOptions,
-    TokenOptions,
+    ModelFingerprint, Precision, Reranker, RerankerOptions, SparseEncoder, SpladeEncoder,
+    SpladeOptions, TokenOptions,
 };
 use sextant_engine::documents::{DenseModel, PairScorer, SparseModel};
 
@@ -44,11 +44,12 @@ pub struct Dense {
 
 impl Dense {
     /// Loads a model directory (whole batches per thread: the fastest for many texts).
-    pub fn load(path: &str) -> Result<Self> {
+    pub fn load(path: &str, precision: Precision) -> Result<Self> {
         let model = BertEmbedder::load(
             path,
             EmbedderOptions {
                 parallelism: Some(BatchParallelism::Batches),
+                precision: Some(precision),
                 ..Default::default()
             },
         )
