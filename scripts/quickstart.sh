@@ -18,7 +18,7 @@ cargo build --release --locked
 S="./target/release/sextant --data data/quickstart"
 
 # Idempotent: a second run finds every document unchanged.
-$S ingest python-docs "$DOCS/tutorial" "$DOCS/faq" --chunking paragraphs
+$S ingest python-docs "$DOCS/tutorial" "$DOCS/faq" --chunking paragraphs --no-splade
 for q in "How do I read a file line by line?" \
          "What is the difference between a list and a tuple?" \
          "How do I create a virtual environment?"; do

@@ -31,6 +31,9 @@ use sextant_text::Format;
 use crate::db::RetrievalArgs;
 use crate::models::{stored_path, Cross, Dense, MaxSim, Splade};
 
+/// Where `scripts/setup-models.sh` puts the SPLADE model.
+const DEFAULT_SPLADE: &str = "models/splade-mini";
+
 /// File extensions `ingest` reads from directories.
 const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm"];
 
@@ -57,9 +60,14 @@ pub struct IngestArgs {
     /// queries use the collection's own model).
     #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
     pub model: String,
-    /// Also index SPLADE weights with this model (at creation only).
-    #[arg(long)]
+    /// SPLADE model for the collection's learned sparse space (at creation only) [default:
+    /// models/splade-mini when it exists, as `scripts/setup-models.sh` installs it].
+    #[arg(long, conflicts_with = "no_splade")]
     pub splade: Option<String>,
+    /// Create the collection without a SPLADE space (ingestion about 1.6× faster; no
+    /// `--mode splade`).
+    #[arg(long)]
+    pub no_splade: bool,
     /// Chunking at creation: sentences, paragraphs (heading-aware), fixed (token windows with
     /// overlap), semantic or hierarchical.
     #[arg(long, default_value = "sentences")]
@@ -134,7 +142,14 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
         }
         Err(sextant_engine::EngineError::CollectionNotFound(_)) => {
             let dense = Dense::load(&a.model, a.precision)?;
-            let splade = a.splade.as_deref().map(Splade::load).transpose()?;
+            let splade_dir = match (&a.splade, a.no_splade) {
+                (Some(d), _) => Some(d.clone()),
+                (None, false) if Path::new(DEFAULT_SPLADE).join("config.json").exists() => {
+                    Some(DEFAULT_SPLADE.to_string())
+                }
+                _ => None,
+            };
+            let splade = splade_dir.as_deref().map(Splade::load).transpose()?;
             let mut settings = DocumentSettings::for_model(dense.max_tokens());
             settings.chunking = ChunkingSpec {
                 strategy: a.chunking.clone(),
