@@ -36,6 +36,8 @@ CONFIGS = [
     ("hybrid dense+bm25+splade dbsf", ["--mode", "hybrid", "--sources", "dense,bm25,splade", "--fusion", "dbsf"]),
     ("hybrid dense+bm25 rrf + maxsim rerank top 30",
      ["--mode", "hybrid", "--sources", "dense,bm25", "--fusion", "rrf", "--rerank", "maxsim", "--rerank-top", "30"]),
+    ("hybrid dense+bm25 weighted + maxsim rerank top 30",
+     ["--mode", "hybrid", "--sources", "dense,bm25", "--fusion", "weighted", "--rerank", "maxsim", "--rerank-top", "30"]),
 ]
 
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::hub::HubOptions;
 use crate::pooling::Pooling;
 use crate::EmbedError;
 
@@ -165,23 +166,29 @@ pub struct ModelDir {
 }
 
 impl ModelDir {
-    /// Resolves `spec`: an existing directory, or a Hugging Face id found in the local cache.
+    /// Resolves `spec`: an existing directory, or a Hugging Face id found in the local cache
+    /// or downloaded into it (see [`crate::hub`]; the environment decides where from and
+    /// whether).
     pub fn resolve(spec: &str) -> Result<Self, EmbedError> {
+        Self::resolve_with(spec, &HubOptions::from_env(hf_cache_dir()))
+    }
+
+    /// [`ModelDir::resolve`] with explicit hub options.
+    pub fn resolve_with(spec: &str, hub: &HubOptions) -> Result<Self, EmbedError> {
         let path = Path::new(spec);
         if path.is_dir() {
             return Ok(ModelDir {
                 root: path.to_path_buf(),
             });
         }
-        let cache = hf_cache_dir();
         if looks_like_hub_id(spec) {
-            if let Some(dir) = cached_snapshot(&cache, spec) {
+            if let Some(dir) = cached_snapshot(&hub.cache, spec) {
                 return Ok(ModelDir { root: dir });
             }
-            return Err(EmbedError::ModelNotFound {
-                spec: spec.to_owned(),
-                cache: cache.display().to_string(),
-            });
+            return match crate::hub::download(spec, hub) {
+                Ok(root) => Ok(ModelDir { root }),
+                Err(reason) => Err(crate::hub::not_found(spec, &hub.cache, reason)),
+            };
         }
         Err(EmbedError::MissingFile {
             path: path.to_path_buf(),
@@ -345,11 +352,7 @@ fn hf_cache_dir() -> PathBuf {
 
 /// The snapshot that `refs/main` points at, when the cache holds one with a config.
 fn cached_snapshot(cache: &Path, id: &str) -> Option<PathBuf> {
-    let id = if id.contains('/') {
-        id.to_owned()
-    } else {
-        format!("sentence-transformers/{id}")
-    };
+    let id = crate::hub::full_id(id);
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));
     let rev = std::fs::read_to_string(repo.join("refs").join("main")).ok()?;
     let dir = repo.join("snapshots").join(rev.trim());
@@ -371,7 +374,13 @@ mod tests {
 
     #[test]
     fn unknown_hub_id_points_at_setup_script() {
-        let err = ModelDir::resolve("nobody-has/this-model-xyz").unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let hub = HubOptions {
+            endpoint: "http://127.0.0.1:9".into(),
+            cache: dir.path().to_path_buf(),
+            offline: false,
+        };
+        let err = ModelDir::resolve_with("nobody-has/this-model-xyz", &hub).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, EmbedError::ModelNotFound { .. }));
         assert!(msg.contains("setup-models.sh"), "{msg}");

@@ -20,12 +20,14 @@ pub enum EmbedError {
     },
 
     /// A model was named that is neither a local directory nor in the Hugging Face cache.
-    #[error("model {spec:?} is not a local directory and is not in the Hugging Face cache ({cache}); this build does not download models: run {SETUP_SCRIPT}, or download the model and pass its directory")]
+    #[error("model {spec:?} is not a local directory, is not in the Hugging Face cache ({cache}), and could not be downloaded ({reason}): run {SETUP_SCRIPT} for the default models, or pass a model directory")]
     ModelNotFound {
         /// What the user asked for.
         spec: String,
         /// The cache directory that was searched.
         cache: String,
+        /// Why the download did not happen or failed.
+        reason: String,
     },
 
     /// Reading a file failed.

@@ -24,6 +24,7 @@ mod config;
 mod embedder;
 mod error;
 mod fingerprint;
+pub mod hub;
 mod input;
 mod kernels;
 mod late;
@@ -47,6 +48,7 @@ pub use embedder::{
 };
 pub use error::{EmbedError, SETUP_SCRIPT};
 pub use fingerprint::ModelFingerprint;
+pub use hub::{HubOptions, DEFAULT_ENDPOINT};
 pub use input::{lines_from_bytes, TextLines};
 pub use late::{maxsim, Projection, TokenEmbeddings, TokenOptions};
 pub use pooling::{truncate_and_normalize, Pooling};
