@@ -69,9 +69,9 @@ pub struct IngestArgs {
     #[arg(long)]
     pub no_splade: bool,
     /// Chunking at creation: sentences, paragraphs (heading-aware), fixed (token windows with
-    /// overlap), semantic or hierarchical.
-    #[arg(long, default_value = "sentences")]
-    pub chunking: String,
+    /// overlap), semantic or hierarchical [default: sentences].
+    #[arg(long)]
+    pub chunking: Option<String>,
     /// Chunk budget in model tokens [default: 200, or less when the model reads fewer].
     #[arg(long)]
     pub chunk_tokens: Option<usize>,
@@ -136,6 +136,25 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
     let db = crate::db::open(db_args)?;
     let (c, models) = match db.collection(&a.name) {
         Ok(c) => {
+            let given: Vec<&str> = [
+                ("--chunking", a.chunking.is_some()),
+                ("--chunk-tokens", a.chunk_tokens.is_some()),
+                ("--chunk-overlap", a.chunk_overlap.is_some()),
+                ("--parent-tokens", a.parent_tokens.is_some()),
+                ("--redact", a.redact.is_some()),
+                ("--splade", a.splade.is_some()),
+                ("--no-splade", a.no_splade),
+            ]
+            .into_iter()
+            .filter_map(|(f, set)| set.then_some(f))
+            .collect();
+            if !given.is_empty() {
+                eprintln!(
+                    "warning: collection {:?} exists, so its stored settings apply; ignoring creation-time option(s) {}",
+                    a.name,
+                    given.join(", ")
+                );
+            }
             let has_splade = documents::stored_model(&c, SPLADE).is_some();
             let m = collection_models(&c, has_splade, a.precision)?;
             (c, m)
@@ -152,7 +171,7 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             let splade = splade_dir.as_deref().map(Splade::load).transpose()?;
             let mut settings = DocumentSettings::for_model(dense.max_tokens());
             settings.chunking = ChunkingSpec {
-                strategy: a.chunking.clone(),
+                strategy: a.chunking.clone().unwrap_or_else(|| "sentences".into()),
                 max_tokens: a.chunk_tokens.unwrap_or(settings.chunking.max_tokens),
                 overlap: a.chunk_overlap,
                 parent_max_tokens: a.parent_tokens,
