@@ -328,6 +328,34 @@ def summary(d):
           f"{n_rel / max(1, n_q):.3f} per query")
 
 
+def subset(args):
+    """A smaller corpus for end-to-end runs: every judged-relevant document of the first
+    `--queries` queries, plus a seeded random sample of the other documents up to `--docs`,
+    in corpus order; those queries and their qrels."""
+    src = args.src
+    queries = open(os.path.join(src, "queries.jsonl"), encoding="utf-8").read().splitlines()
+    if args.queries:
+        queries = queries[: args.queries]
+    qids = {json.loads(q)["_id"] for q in queries}
+    qrels = open(os.path.join(src, "qrels", "test.tsv"), encoding="utf-8").read().splitlines()
+    kept_qrels = [qrels[0]] + [l for l in qrels[1:] if l.split("\t")[0] in qids]
+    rel = {l.split("\t")[1] for l in kept_qrels[1:]}
+    corpus = open(os.path.join(src, "corpus.jsonl"), encoding="utf-8").read().splitlines()
+    ids = [json.loads(l)["_id"] for l in corpus]
+    others = [d for d in ids if d not in rel]
+    extra = max(0, args.docs - len(rel))
+    keep = rel | set(random.Random(args.seed).sample(others, min(extra, len(others))))
+    os.makedirs(os.path.join(args.out, "qrels"), exist_ok=True)
+    with open(os.path.join(args.out, "corpus.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(json.loads(l)) + "\n" for l, d in zip(corpus, ids) if d in keep)
+    with open(os.path.join(args.out, "queries.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(q + "\n" for q in queries)
+    with open(os.path.join(args.out, "qrels", "test.tsv"), "w", encoding="utf-8") as f:
+        f.writelines(l + "\n" for l in kept_qrels)
+    print(f"{args.out}: {len(keep)} documents ({len(rel)} relevant), {len(queries)} queries, "
+          f"{len(kept_qrels) - 1} qrels")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -338,11 +366,19 @@ def main():
     g.add_argument("--keep-wordnet-senses", action="store_true")
     g.add_argument("--gcide-dir", default="/usr/share/dictd")
     g.add_argument("--wordnet-dir", default="/usr/share/wordnet")
+    t = sub.add_parser("subset", help="a smaller corpus: the relevant documents plus random others")
+    t.add_argument("src")
+    t.add_argument("--out", required=True)
+    t.add_argument("--docs", type=int, default=5000)
+    t.add_argument("--queries", type=int, default=0, help="first N queries only; 0 = all")
+    t.add_argument("--seed", type=int, default=5)
     s = sub.add_parser("summary", help="print the statistics of a built directory")
     s.add_argument("dir")
     args = ap.parse_args()
     if args.cmd == "gcide":
         build_gcide(args)
+    elif args.cmd == "subset":
+        subset(args)
     else:
         summary(args.dir)
 
