@@ -98,17 +98,8 @@ pub struct IngestArgs {
     pub batch: usize,
 }
 
-/// Loads the models a document collection was built with.
-struct CollectionModels {
-    dense: Dense,
-    splade: Option<Splade>,
-}
-
-fn collection_models(
-    c: &Collection,
-    need_splade: bool,
-    precision: Precision,
-) -> Result<CollectionModels> {
+/// Loads the embedding model a document collection was built with.
+fn dense_model(c: &Collection, precision: Precision) -> Result<Dense> {
     let stored = documents::stored_model(c, documents::DENSE).with_context(|| {
         format!(
             "collection {:?} has no model-backed space {:?} (make it with `sextant ingest`)",
@@ -116,16 +107,24 @@ fn collection_models(
             documents::DENSE
         )
     })?;
-    let dense = Dense::load(&stored_path(&stored)?, precision)?;
-    let splade = match documents::stored_model(c, SPLADE) {
-        Some(s) if need_splade => Some(Splade::load(&stored_path(&s)?)?),
-        None if need_splade => bail!(
+    Dense::load(&stored_path(&stored)?, precision)
+}
+
+/// Loads the SPLADE model of a document collection's SPLADE space.
+fn splade_model(c: &Collection) -> Result<Splade> {
+    let stored = documents::stored_model(c, SPLADE).with_context(|| {
+        format!(
             "collection {:?} has no SPLADE space (give --splade DIR when it is first ingested)",
             c.name()
-        ),
-        _ => None,
-    };
-    Ok(CollectionModels { dense, splade })
+        )
+    })?;
+    Splade::load(&stored_path(&stored)?)
+}
+
+/// The models an ingest into a document collection needs.
+struct CollectionModels {
+    dense: Dense,
+    splade: Option<Splade>,
 }
 
 /// Runs `ingest`.
@@ -155,9 +154,12 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
                     given.join(", ")
                 );
             }
-            let has_splade = documents::stored_model(&c, SPLADE).is_some();
-            let m = collection_models(&c, has_splade, a.precision)?;
-            (c, m)
+            let splade = documents::stored_model(&c, SPLADE)
+                .is_some()
+                .then(|| splade_model(&c))
+                .transpose()?;
+            let dense = dense_model(&c, a.precision)?;
+            (c, CollectionModels { dense, splade })
         }
         Err(sextant_engine::EngineError::CollectionNotFound(_)) => {
             let dense = Dense::load(&a.model, a.precision)?;
@@ -489,7 +491,10 @@ fn plan(
     q.group_size = Some(r.group_size);
     let need_dense = kinds.contains(&SourceKind::Dense) || r.mmr.is_some();
     let need_splade = kinds.contains(&SourceKind::Splade);
-    let loaded = collection_models(c, need_splade, r.precision)?;
+    let dense = need_dense
+        .then(|| dense_model(c, r.precision))
+        .transpose()?;
+    let splade = need_splade.then(|| splade_model(c)).transpose()?;
     let reranker: Option<Box<dyn documents::PairScorer>> = match r.rerank.as_deref() {
         Some("maxsim") => {
             let stored = documents::stored_model(c, documents::DENSE)
@@ -505,8 +510,8 @@ fn plan(
     Ok((
         q,
         QueryModels {
-            dense: need_dense.then_some(loaded.dense),
-            splade: loaded.splade,
+            dense,
+            splade,
             reranker,
         },
     ))
@@ -644,17 +649,15 @@ pub fn run_ask(db_args: &crate::db::DbArgs, a: AskArgs) -> Result<()> {
     let db = crate::db::open(db_args)?;
     let c = crate::db::collection(&db, &a.name)?;
     let filter = crate::db::parse_filter(a.filter.as_deref())?;
-    let mut retrieval = a.retrieval.clone();
-    // Several chunks of one document are welcome in a context.
-    retrieval.group_size = retrieval.group_size.max(a.k);
-    let (mut q, mut models) = plan(&c, &retrieval, a.k, filter)?;
+    let (mut q, mut models) = plan(&c, &a.retrieval, a.k, filter)?;
     q.text = a.question.clone();
+    // Chunks, not documents: several chunks of one document are welcome in a context.
     q.group_size = None;
     let hits = search_text(&c, models.models(), &q)?;
     // The budget is counted in the collection's model tokens.
     let counter = match models.dense.take() {
         Some(d) => d,
-        None => collection_models(&c, false, a.retrieval.precision)?.dense,
+        None => dense_model(&c, a.retrieval.precision)?,
     };
     let count = |s: &str| counter.token_spans(s).len();
     let ctx = context::assemble(&hits, a.budget, &count);

@@ -1,16 +1,8 @@
 //! `sextant ingest` and text search (`--text`, `--queries`, TREC runs) end to end, on the tiny
 //! fixture model (no setup needed).
 
-use std::path::PathBuf;
-
 use crate::db::{ok, run};
-
-fn tiny_model() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../sextant-embed/tests/fixtures/tiny-cross-encoder")
-        .to_string_lossy()
-        .into_owned()
-}
+use crate::tiny_model;
 
 #[test]
 fn ingest_is_idempotent_and_text_search_writes_trec_runs() {

@@ -1,15 +1,6 @@
 //! `sextant embed` and `sextant rerank` on the tiny cross-encoder fixture (no setup needed).
 
-use std::path::PathBuf;
-
-use crate::{sextant, stderr};
-
-fn tiny_model() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../sextant-embed/tests/fixtures/tiny-cross-encoder")
-        .to_string_lossy()
-        .into_owned()
-}
+use crate::{sextant, stderr, tiny_model};
 
 #[test]
 fn embed_writes_npy_in_input_order_and_reports_repairs() {

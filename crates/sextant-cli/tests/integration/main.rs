@@ -7,6 +7,14 @@ mod embed;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The random-weight BERT fixture of sextant-embed (loads as an embedder or a cross-encoder).
+fn tiny_model() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-embed/tests/fixtures/tiny-cross-encoder")
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn sextant(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(args)
