@@ -2,10 +2,14 @@
 //!
 //! Query terms are ordered by their list bound; the cheapest ones whose bounds sum to at most
 //! the current k-th score are *non-essential*: a point is only considered when an essential
-//! list holds it, and it is probed in the non-essential lists (galloping seeks, most land a
-//! few postings on) only while its partial score plus their remaining bounds can still win.
-//! Before the walk, the threshold starts at the k-th exact score of the strongest short
-//! list's best postings, which the result is known to reach.
+//! list holds it. Points are taken a window of offsets at a time, as Lucene's
+//! `MaxScoreBulkScorer` does: the essential lists' postings in the window are summed
+//! term-at-a-time into a score buffer (one pass per list, no per-point merge of cursors), then
+//! the window's points are visited in increasing offset order and probed in the non-essential
+//! lists (a vectorised scan of the next postings, then galloping) only while their partial
+//! score plus the remaining bounds can still win. Between windows the essential set shrinks as
+//! the threshold rises. Before the walk, the threshold starts at a score the result is known
+//! to reach, taken from the best postings of the strongest short lists.
 //!
 //! **Exact by construction.** Pruning never drops a point whose score could beat the k-th:
 //! bounds are inflated past the rounding of the bound formula, and comparisons run against a
@@ -27,9 +31,15 @@ use super::{Prepared, Score, SparseHit, SparseIndex, SparseScoring, TopK};
 const END: u32 = u32::MAX;
 /// Lists longer than this are not used to seed the threshold (see `Search::seed`).
 const SEED_MAX_LIST: usize = 4096;
+/// How many of the strongest short lists seed the threshold (see `Search::seed`).
+const SEED_LISTS: usize = 4;
 /// Relative inflation of every bound: covers the rounding of the contribution formula, which
 /// may make a dominated (value, length) pair score a few ulps above the skyline's.
 const BOUND_SLACK: f32 = 1e-5;
+/// Point offsets scored together in one window of the walk (a 16 KiB score buffer).
+const WINDOW: u32 = 4096;
+/// Postings a seek compares at once before galloping.
+const SCAN: usize = 16;
 
 /// One query term's walk over its posting list.
 struct Cursor<'a> {
@@ -54,11 +64,27 @@ impl Cursor<'_> {
         self.values[self.pos]
     }
 
-    /// Moves to the first posting ≥ `target`: galloping from the current posting, then a
-    /// binary search of the bracket.
+    /// Moves to the first posting ≥ `target`. Most probes land a few postings on, so the next
+    /// [`SCAN`] ids are compared all at once (a branch-free count the compiler vectorises;
+    /// the list is sorted, so the count of ids below `target` is the offset of the first that
+    /// is not); farther targets are found by galloping, then a binary search of the bracket.
+    #[inline]
     fn seek(&mut self, target: u32) {
         if self.current() >= target {
             return;
+        }
+        let next = self.pos + 1;
+        let window = self.ids.get(next..next + SCAN);
+        if let Some(window) = window.and_then(|w| <&[u32; SCAN]>::try_from(w).ok()) {
+            let below = window
+                .iter()
+                .map(|&x| usize::from(x < target))
+                .sum::<usize>();
+            if below < SCAN {
+                self.pos = next + below;
+                return;
+            }
+            self.pos = next + SCAN - 1;
         }
         let mut step = 1;
         let mut hi = self.pos + 1;
@@ -85,8 +111,10 @@ struct Search<'a, 'q, S> {
     cursors: Vec<Cursor<'a>>,
     /// `prefix[i]`: the sum of the bounds of `cursors[..=i]`.
     prefix: Vec<f32>,
-    /// By query position: the last point a term contributed to, and how much.
+    /// By query position: the last point a non-essential term contributed to, and how much.
     contributions: Vec<(u32, f32)>,
+    /// By query position: the index of the term's cursor in `cursors`.
+    by_query: Vec<usize>,
     top: TopK,
     /// Relative margin under the k-th score that covers rounding in sums of `n` terms.
     margin: f32,
@@ -102,114 +130,170 @@ impl<S: Score> Search<'_, '_, S> {
         }
     }
 
-    /// Starts the threshold at a k-th score the result is known to reach: the exact scores
-    /// of the `k` best postings of the strongest short list (a binary search per list each).
-    /// The final k-th score is at least the k-th of any `k` allowed points, and a point is
-    /// pruned only when its bound is below that (the margin makes it strict), so this drops
-    /// nothing of the result; it spares the walk the points scored while the top k fills up.
+    /// Starts the threshold at a score the final k-th is known to reach: the k-th best among
+    /// the best postings of the [`SEED_LISTS`] strongest short lists, each point scored by its
+    /// contributions from the short lists only (a binary search per short list; probing the
+    /// long ones would miss the cache at every step). Contributions are never negative here,
+    /// so that is at most the point's score, and the final k-th score is at least the k-th of
+    /// any `k` allowed points; a point is pruned only when its bound is below that (the margin
+    /// makes it strict), so this drops nothing of the result. It spares the walk the points
+    /// scored while the top k fills up, and keeps the essential lists few from the first
+    /// window.
     fn seed(&mut self, k: usize) {
-        let Some(best) = (0..self.cursors.len())
-            .max_by(|&a, &b| self.cursors[a].bound.total_cmp(&self.cursors[b].bound))
-        else {
-            return;
-        };
-        let c = &self.cursors[best];
-        if c.ids.len() > SEED_MAX_LIST || c.ids.len() < k {
+        let short: Vec<usize> = (0..self.cursors.len())
+            .filter(|&i| self.cursors[i].ids.len() <= SEED_MAX_LIST)
+            .collect();
+        let mut strongest = short.clone();
+        strongest.sort_by(|&a, &b| self.cursors[b].bound.total_cmp(&self.cursors[a].bound));
+        strongest.truncate(SEED_LISTS);
+        let mut ids: Vec<u32> = Vec::new();
+        let mut best: Vec<(f32, u32)> = Vec::new();
+        for &i in &strongest {
+            let c = &self.cursors[i];
+            best.clear();
+            best.extend(
+                c.ids
+                    .iter()
+                    .zip(c.values)
+                    .filter(|&(&id, _)| self.allowed.is_none_or(|a| a.contains(id)))
+                    .map(|(&id, &v)| {
+                        let norm = self.scorer.norm(self.lens[id as usize]);
+                        (self.scorer.score(c.weight, v, norm), id)
+                    }),
+            );
+            if best.len() > k {
+                best.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+                best.truncate(k);
+            }
+            ids.extend(best.iter().map(|&(_, id)| id));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < k {
             return;
         }
-        let mut best_postings: Vec<(f32, u32)> = c
-            .ids
+        let mut scores: Vec<f32> = ids
             .iter()
-            .zip(c.values)
-            .filter(|&(&id, _)| self.allowed.is_none_or(|a| a.contains(id)))
-            .map(|(&id, &v)| {
+            .map(|&id| {
                 let norm = self.scorer.norm(self.lens[id as usize]);
-                (self.scorer.score(c.weight, v, norm), id)
+                let mut score = 0.0f32;
+                for &i in &short {
+                    let c = &self.cursors[i];
+                    if let Ok(p) = c.ids.binary_search(&id) {
+                        score += self.scorer.score(c.weight, c.values[p], norm);
+                    }
+                }
+                score
             })
             .collect();
-        if best_postings.len() < k {
-            return;
-        }
-        best_postings.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-        let mut kth = f32::INFINITY;
-        for &(_, id) in &best_postings[..k] {
-            let norm = self.scorer.norm(self.lens[id as usize]);
-            let mut score = 0.0f32;
-            for c in &self.cursors {
-                if let Ok(p) = c.ids.binary_search(&id) {
-                    score += self.scorer.score(c.weight, c.values[p], norm);
-                }
-            }
-            kth = kth.min(score);
-        }
+        scores.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let kth = scores[k - 1];
         if kth.is_finite() {
             self.theta = kth - kth.abs() * self.margin;
         }
     }
 
-    /// The exact score of `doc`: its contributions summed in query order.
-    fn exact(&self, doc: u32) -> f32 {
+    /// The exact score of `doc` (point length norm `norm`), summed in query order like
+    /// [`SparseIndex::exhaustive`]: essential lists (`cursors[first..]`) are looked up among
+    /// the postings of the current window (from `starts[i]` to the cursor), non-essential ones
+    /// through the contributions their probes recorded.
+    fn exact(&self, doc: u32, norm: f32, first: usize, starts: &[usize]) -> f32 {
         let mut score = 0.0f32;
-        for &(d, c) in &self.contributions {
-            if d == doc {
-                score += c;
+        for (query_pos, &i) in self.by_query.iter().enumerate() {
+            let c = &self.cursors[i];
+            if i >= first {
+                let window = &c.ids[starts[i]..c.pos];
+                if let Ok(p) = window.binary_search(&doc) {
+                    score += self.scorer.score(c.weight, c.values[starts[i] + p], norm);
+                }
+            } else {
+                let (d, s) = self.contributions[query_pos];
+                if d == doc {
+                    score += s;
+                }
             }
         }
         score
     }
 
-    /// Scores the points essential lists (`cursors[first..]`) hold.
+    /// Scores the points essential lists (`cursors[first..]`) hold, a window of [`WINDOW`]
+    /// point offsets at a time: the essential lists' postings in the window are summed
+    /// term-at-a-time into a score buffer (no per-point merge of cursors, no data-dependent
+    /// branch per posting), then the points that matched are visited in increasing offset
+    /// order, probed in the non-essential lists while they can still win, and offered to the
+    /// top k. The essential set shrinks between windows as the threshold rises.
     fn walk(&mut self, mut first: usize) {
         let n = self.cursors.len();
+        let lens = self.lens;
+        let scorer = self.scorer;
+        let mut scores = vec![0.0f32; WINDOW as usize];
+        let mut matches = [0u64; WINDOW as usize / 64];
+        let mut starts = vec![0usize; n];
         loop {
-            let doc = self.cursors[first..]
+            let base = self.cursors[first..]
                 .iter()
                 .map(Cursor::current)
                 .min()
                 .unwrap_or(END);
-            if doc == END {
+            if base == END {
                 return;
             }
-            let norm = if S::USES_LEN {
-                self.scorer.norm(self.lens[doc as usize])
-            } else {
-                0.0
-            };
-            let mut partial = 0.0f32;
-            for c in &mut self.cursors[first..] {
-                if c.current() == doc {
-                    let s = self.scorer.score(c.weight, c.value(), norm);
-                    self.contributions[c.query_pos] = (doc, s);
-                    partial += s;
-                    c.pos += 1;
+            let end = base.saturating_add(WINDOW);
+            for (c, start) in self.cursors[first..].iter_mut().zip(&mut starts[first..]) {
+                *start = c.pos;
+                c.seek(end);
+                for (&id, &v) in c.ids[*start..c.pos].iter().zip(&c.values[*start..c.pos]) {
+                    let d = (id - base) as usize;
+                    let norm = if S::USES_LEN {
+                        scorer.norm(lens[id as usize])
+                    } else {
+                        0.0
+                    };
+                    scores[d] += scorer.score(c.weight, v, norm);
+                    matches[d / 64] |= 1 << (d % 64);
                 }
             }
-            let mut possible = self.allowed.is_none_or(|a| a.contains(doc));
-            if possible {
-                for j in (0..first).rev() {
-                    if partial + self.prefix[j] <= self.theta {
-                        possible = false;
-                        break;
+            for (word, bits) in matches.iter_mut().enumerate() {
+                let mut bits = std::mem::take(bits);
+                while bits != 0 {
+                    let d = word * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let doc = base + d as u32;
+                    let mut partial = std::mem::take(&mut scores[d]);
+                    if !self.allowed.is_none_or(|a| a.contains(doc)) {
+                        continue;
                     }
-                    let c = &mut self.cursors[j];
-                    c.seek(doc);
-                    if c.current() == doc {
-                        let s = self.scorer.score(c.weight, c.value(), norm);
-                        self.contributions[c.query_pos] = (doc, s);
-                        partial += s;
+                    let norm = if S::USES_LEN {
+                        scorer.norm(lens[doc as usize])
+                    } else {
+                        0.0
+                    };
+                    let mut possible = true;
+                    for j in (0..first).rev() {
+                        if partial + self.prefix[j] <= self.theta {
+                            possible = false;
+                            break;
+                        }
+                        let c = &mut self.cursors[j];
+                        c.seek(doc);
+                        if c.current() == doc {
+                            let s = scorer.score(c.weight, c.value(), norm);
+                            self.contributions[c.query_pos] = (doc, s);
+                            partial += s;
+                        }
+                    }
+                    if possible && partial > self.theta {
+                        let score = self.exact(doc, norm, first, &starts);
+                        self.top.push(SparseHit { id: doc, score });
+                        self.update_theta();
                     }
                 }
             }
-            if possible && partial > self.theta {
-                let score = self.exact(doc);
-                self.top.push(SparseHit { id: doc, score });
-                self.update_theta();
-                while first < n && self.prefix[first] <= self.theta {
-                    first += 1;
-                }
-                if first == n {
-                    return;
-                }
+            while first < n && self.prefix[first] <= self.theta {
+                first += 1;
+            }
+            if first == n {
+                return;
             }
         }
     }
@@ -220,12 +304,16 @@ impl<S: Score> Search<'_, '_, S> {
                 .total_cmp(&b.bound)
                 .then(a.query_pos.cmp(&b.query_pos))
         });
+        for (i, c) in self.cursors.iter().enumerate() {
+            self.by_query[c.query_pos] = i;
+        }
         let mut acc = 0.0f32;
         for (p, c) in self.prefix.iter_mut().zip(&self.cursors) {
             acc += c.bound;
             *p = acc;
         }
         let n = self.cursors.len();
+
         let first = self
             .prefix
             .iter()
@@ -294,6 +382,7 @@ impl SparseIndex {
             cursors,
             prefix: vec![0.0; n],
             contributions: vec![(END, 0.0); n],
+            by_query: vec![0; n],
             top: TopK::new(k),
             margin: (2 * n + 8) as f32 * f32::EPSILON,
             theta: f32::NEG_INFINITY,
