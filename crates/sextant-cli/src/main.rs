@@ -94,6 +94,9 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Model forward passes free and re-allocate large buffers every batch (see the function).
+    #[cfg(feature = "embed")]
+    sextant_embed::keep_inference_buffers();
     let cli = Cli::parse();
     let a = &cli.db;
     let result = match cli.command {

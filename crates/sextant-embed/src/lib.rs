@@ -12,11 +12,12 @@
 //! candle tensors (see `bert`), checked against PyTorch outputs in the integration tests.
 //! [`Precision::Bf16`] runs its projections on our own AVX512-BF16 kernel.
 //!
-//! `unsafe` is denied crate-wide; the one exception is the SIMD micro-kernel module
+//! `unsafe` is denied crate-wide; the exceptions are the SIMD micro-kernel module
 //! `bf16::avx512` (intrinsics behind runtime feature detection, tested against a scalar
-//! reference).
+//! reference) and `alloc` (one `mallopt` call: see [`keep_inference_buffers`]).
 #![deny(unsafe_code)]
 
+mod alloc;
 mod bert;
 mod bf16;
 mod cache;
@@ -37,6 +38,7 @@ mod splade;
 mod tokenize;
 mod weights;
 
+pub use alloc::keep_inference_buffers;
 pub use bert::{Activation, BertModel, MASK_BIAS};
 pub use cache::{
     CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,
