@@ -93,7 +93,30 @@ enum Command {
     Rerank(embed::RerankArgs),
 }
 
+/// Exit status of a command whose reader went away (`sextant … | head`): 128 + SIGPIPE, as
+/// the shell reports for a process killed by it.
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// `println!` panics when stdout is a closed pipe (Rust ignores SIGPIPE); a closed reader is a
+/// normal end for a command-line tool, so that panic ends the process quietly instead.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    exit_quietly_on_broken_pipe();
     // Model forward passes free and re-allocate large buffers every batch (see the function).
     #[cfg(feature = "embed")]
     sextant_embed::keep_inference_buffers();

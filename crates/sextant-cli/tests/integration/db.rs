@@ -272,3 +272,35 @@ fn fvecs_import_with_payload_file() {
     );
     assert!(err.contains("1 payloads for 10 vectors"), "{err}");
 }
+
+/// Regression: `sextant … | head` used to end in a "failed printing to stdout" panic with a
+/// backtrace when the reader closed the pipe; now the process exits with status 141
+/// (128 + SIGPIPE) and says nothing.
+#[test]
+fn closed_stdout_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["collection", "create", "c", "--dim", "2"]);
+    let jsonl = dir.path().join("p.jsonl");
+    let lines: Vec<String> = (0..3000)
+        .map(|i| format!(r#"{{"id": {i}, "vector": [1, {i}], "payload": {{"n": {i}}}}}"#))
+        .collect();
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    ok(&data, &["upsert", "c", "--file", jsonl.to_str().unwrap()]);
+    // More output than a pipe buffer holds, so the writer is still writing when the reader
+    // goes away.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--json", "scroll", "c", "--limit", "3000", "--with-payload"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
