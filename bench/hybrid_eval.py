@@ -51,7 +51,7 @@ def main():
     ap.add_argument("--data-dir", type=Path, default=ROOT / "data/text/gcide-5k")
     ap.add_argument("--db", type=Path, default=Path("/tmp/sx-eval"))
     ap.add_argument("--collection", default="g5k")
-    ap.add_argument("--splade", default="models/splade-mini")
+    ap.add_argument("--splade", default="models/splade-mini", help="SPLADE model dir, or none")
     ap.add_argument("--bin", default=str(ROOT / "target/release/sextant"))
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--only", help="comma-separated config names to run")
@@ -66,7 +66,8 @@ def main():
     ingest = None
     if a.collection not in listed.stdout:
         t = time.time()
-        out = run(base + ["--json", "ingest", a.collection, "--jsonl", str(corpus), "--splade", a.splade],
+        splade = ["--no-splade"] if a.splade == "none" else ["--splade", a.splade]
+        out = run(base + ["--json", "ingest", a.collection, "--jsonl", str(corpus)] + splade,
                   capture_output=True, text=True)
         ingest = json.loads(out.stdout)
         ingest["wall_s"] = time.time() - t

@@ -69,3 +69,9 @@ fi
 # plus seeded random others), and its first 500 queries for the slow rerank runs.
 "$PY" "$ROOT/scripts/text_data.py" subset "$OUT" --out "$OUT-5k" --docs 5000 --seed 5
 "$PY" "$ROOT/scripts/text_data.py" subset "$OUT-5k" --out "$OUT-5k-q500" --docs 5000 --queries 500
+# A second judged set for checking the default fusion: 1,000 other glosses (seed 7; 26 of them
+# are also in the first set) over another 5,000-document subset.
+if [ ! -f "$OUT-s7-5k/qrels/test.tsv" ] || [ "$FORCE" = 1 ]; then
+    "$PY" "$ROOT/scripts/text_data.py" gcide --out "$OUT-s7" --queries 1000 --seed 7 $KEEP
+    "$PY" "$ROOT/scripts/text_data.py" subset "$OUT-s7" --out "$OUT-s7-5k" --docs 5000 --seed 7
+fi
