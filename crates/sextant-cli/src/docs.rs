@@ -378,6 +378,7 @@ fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
         modified,
         fields,
         source_map: (!ex.map.is_identity()).then_some(ex.map),
+        pages: None,
     }))
 }
 
@@ -411,6 +412,7 @@ fn record(line: &str, a: &IngestArgs) -> Result<Document> {
         modified: None,
         fields,
         source_map: None,
+        pages: None,
     })
 }
 
