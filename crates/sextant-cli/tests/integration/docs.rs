@@ -423,6 +423,15 @@ fn pdfs_are_ingested_by_page_bad_ones_skipped_and_ask_cites_the_page() {
         );
     }
 
+    // Extraction is deterministic: ingesting again changes nothing.
+    let again = run(&data, &["--json", "ingest", "kb", d]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (again["unchanged"].clone(), again["documents"].clone()),
+        (2.into(), 0.into()),
+        "{again}"
+    );
+
     let out = ok(
         &data,
         &["--json", "scroll", "kb", "--with-payload", "--limit", "100"],

@@ -16,7 +16,9 @@ const NEW_LINE: f64 = 0.5;
 /// paragraph gaps, columns).
 const NEW_PARAGRAPH: f64 = 1.5;
 /// A string starting more than this many font sizes *before* the previous glyph's end on the
-/// same baseline (a table cell to the left, overprinting) is a new word too.
+/// same baseline (a table cell to the left, overprinting) is a new word too; so is one starting
+/// more than [`NEW_LINE`] of the smaller size before it on a baseline shifted by as much (a big
+/// letter drawn over its caption; a superscript or footnote mark stays with its word).
 const BACKWARDS: f64 = 1.0;
 
 /// The previous glyph: where it starts and ends, its baseline direction and its size, in
@@ -136,7 +138,9 @@ fn separator(last: &Glyph, next: &Glyph) -> &'static str {
     // Gap along the baseline from the previous glyph's end.
     let (gx, gy) = (next.origin.0 - last.end.0, next.origin.1 - last.end.1);
     let along = ux * gx + uy * gy;
-    if along > WORD_GAP * em || along < -BACKWARDS * em {
+    let small = last.size.min(next.size);
+    let back_on_another_baseline = across > NEW_LINE * small && along < -NEW_LINE * small;
+    if along > WORD_GAP * em || along < -BACKWARDS * em || back_on_another_baseline {
         " "
     } else {
         ""
@@ -167,6 +171,9 @@ mod tests {
         assert_eq!(separator(&a, &glyph(50.0, 700.0, 6.0, 10.0)), " ");
         // A superscript (raised a third of an em, smaller) stays on the line.
         assert_eq!(separator(&a, &glyph(106.0, 703.5, 4.0, 7.0)), "");
+        // A big letter drawn back over its caption is another word.
+        let caption = glyph(100.0, 700.0, 30.0, 8.0);
+        assert_eq!(separator(&caption, &glyph(110.0, 712.0, 30.0, 48.0)), " ");
         // The next line, and a gap of two lines.
         assert_eq!(separator(&a, &glyph(72.0, 688.0, 6.0, 10.0)), "\n");
         assert_eq!(separator(&a, &glyph(72.0, 670.0, 6.0, 10.0)), "\n\n");
