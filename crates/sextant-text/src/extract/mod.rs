@@ -31,9 +31,10 @@
 //!
 //! Extraction of the text formats never fails: malformed markup, empty input and text that was
 //! decoded lossily all give some text. A PDF can fail (damaged, encrypted, no text layer):
-//! [`extract_bytes`] says why. A line of page text that would read as a Markdown heading (`# comment` in a
-//! code block) is escaped as `\# comment`, so only the page's headings become sections. Known
-//! limit: HTML named references outside the common set stay as written (see `entities.rs`).
+//! [`extract_bytes`] says why. A line of page text that would read as a Markdown heading
+//! (`# comment` in a code block) is escaped as `\# comment`, so only the page's headings become
+//! sections. Known limit: HTML named references outside the common set stay as written (see
+//! `entities.rs`).
 
 mod entities;
 mod html;

@@ -5,9 +5,9 @@
 //!
 //! - **Layout** (`layout.rs`): our own receiver of positioned glyphs. A show-text string that
 //!   starts on another baseline starts a new line (a blank line when the jump is over 1.5 font
-//!   sizes, which is how gaps after headings and between paragraphs look); one that starts more than
-//!   [`WORD_GAP`] font sizes after the previous glyph's end is a new word. Glyphs inside one
-//!   string follow each other (the font's widths placed them).
+//!   sizes and well over the page's usual line spacing: after headings, between paragraphs);
+//!   one that starts more than [`WORD_GAP`] font sizes after the previous glyph's end is a new
+//!   word. Glyphs inside one string follow each other (the font's widths placed them).
 //! - **Clean-up** (`clean.rs`): ligatures (`ﬁ` → `fi`), TeX's spacing accents composed with
 //!   their letter (`´a` → `á`), NUL and control characters dropped, odd spaces made plain,
 //!   runs of spaces and of blank lines collapsed, and words hyphenated at a line end joined

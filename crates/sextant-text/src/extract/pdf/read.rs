@@ -163,7 +163,10 @@ fn info_title(doc: &Document) -> Option<String> {
     let Object::String(bytes, _) = title else {
         return None;
     };
-    let title = clean_page(&decode_text_string(bytes)).replace('\n', " ");
+    let title = clean_page(&decode_text_string(bytes))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     (!title.is_empty()).then_some(title)
 }
 
