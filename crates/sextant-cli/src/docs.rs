@@ -35,14 +35,15 @@ use crate::models::{stored_path, Cross, Dense, MaxSim, Splade};
 const DEFAULT_SPLADE: &str = "models/splade-mini";
 
 /// File extensions `ingest` reads from directories.
-const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm"];
+const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm", "pdf"];
 
 /// `ingest`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Collection (created on first ingest).
     pub name: String,
-    /// Files or directories (recursed; .txt, .md, .markdown, .html, .htm).
+    /// Files or directories (recursed; .txt, .md, .markdown, .html, .htm, .pdf). A PDF that
+    /// gives no text (encrypted, damaged, scanned) is skipped with a warning.
     pub paths: Vec<PathBuf>,
     /// JSONL records, one document per line (BEIR corpus format by default).
     #[arg(long)]
@@ -206,6 +207,7 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
         .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     let t0 = Instant::now();
     let mut skipped_files = 0usize;
+    let mut unreadable_files = 0usize;
     let tick = |ing: &Ingester<'_>| {
         let s = t0.elapsed().as_secs_f64().max(1e-9);
         let st = ing.stats();
@@ -222,11 +224,12 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
     for root in &a.paths {
         for file in walk(root)? {
             match read_file(root, &file)? {
-                Some(doc) => {
-                    ing.add(doc)
+                FileRead::Document(doc) => {
+                    ing.add(*doc)
                         .with_context(|| format!("ingesting {}", file.display()))?;
                 }
-                None => skipped_files += 1,
+                FileRead::UnknownFormat => skipped_files += 1,
+                FileRead::Unreadable => unreadable_files += 1,
             }
             tick(&ing);
         }
@@ -256,6 +259,7 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
     report["documents_per_s"] = json!(stats.documents as f64 / s);
     report["chunks_per_s"] = json!(stats.chunks as f64 / s);
     report["skipped_files"] = json!(skipped_files);
+    report["unreadable_files"] = json!(unreadable_files);
     if db_args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -268,7 +272,10 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             println!("redacted: {}", serde_json::to_string(&stats.redactions)?);
         }
         if skipped_files > 0 {
-            println!("skipped {skipped_files} files that are not text, Markdown or HTML");
+            println!("skipped {skipped_files} files that are not text, Markdown, HTML or PDF");
+        }
+        if unreadable_files > 0 {
+            println!("skipped {unreadable_files} files that gave no text (see the warnings)");
         }
     }
     Ok(())
@@ -326,18 +333,48 @@ fn has_known_extension(p: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// What [`read_file`] made of a file.
+enum FileRead {
+    Document(Box<Document>),
+    /// Not a format `ingest` reads (a file given explicitly).
+    UnknownFormat,
+    /// A PDF that gave no text; a warning saying why was printed.
+    Unreadable,
+}
+
 /// Reads one file as a document (id: the root directory's name and the path under it, or the
-/// file name for a file given directly; `None` for an unknown format given explicitly).
-fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
+/// file name for a file given directly). A PDF that gives no text is reported on stderr and
+/// skipped, so one bad file never stops an ingest.
+fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
     if !has_known_extension(file) {
-        return Ok(None);
+        return Ok(FileRead::UnknownFormat);
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let source = String::from_utf8_lossy(&bytes);
-    if matches!(source, std::borrow::Cow::Owned(_)) {
+    let format = Format::detect_bytes(file, &bytes);
+    let ex = if format.is_binary() {
+        match sextant_text::extract_bytes(format, &bytes) {
+            Ok(ex) => ex,
+            Err(e) => {
+                eprintln!("warning: skipping {}: {}", file.display(), error_chain(&e));
+                return Ok(FileRead::Unreadable);
+            }
+        }
+    } else {
+        let source = String::from_utf8_lossy(&bytes);
+        if matches!(source, std::borrow::Cow::Owned(_)) {
+            eprintln!(
+                "warning: {} is not valid UTF-8; invalid bytes read as U+FFFD",
+                file.display()
+            );
+        }
+        sextant_text::extract(format, &source)
+    };
+    if !ex.unreadable_pages.is_empty() {
+        let pages: Vec<String> = ex.unreadable_pages.iter().map(usize::to_string).collect();
         eprintln!(
-            "warning: {} is not valid UTF-8; invalid bytes read as U+FFFD",
-            file.display()
+            "warning: {}: the PDF parser could not read page(s) {}; the other pages are ingested",
+            file.display(),
+            pages.join(", ")
         );
     }
     let meta = std::fs::metadata(file)?;
@@ -361,8 +398,6 @@ fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
         .to_string_lossy()
         .into_owned()
     };
-    let format = Format::detect(file, &source);
-    let ex = sextant_text::extract(format, &source);
     let title = ex.title.clone().unwrap_or_else(|| {
         file.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -370,7 +405,7 @@ fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
     });
     let mut fields = Map::new();
     fields.insert("format".into(), json!(format.name()));
-    Ok(Some(Document {
+    Ok(FileRead::Document(Box::new(Document {
         id,
         title,
         text: ex.text,
@@ -378,7 +413,20 @@ fn read_file(root: &Path, file: &Path) -> Result<Option<Document>> {
         modified,
         fields,
         source_map: (!ex.map.is_identity()).then_some(ex.map),
-    }))
+        pages: ex.pages,
+    })))
+}
+
+/// An error and its sources, `: `-separated (a warning has one line to say why).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
 }
 
 /// A JSONL record as a document.
@@ -411,6 +459,7 @@ fn record(line: &str, a: &IngestArgs) -> Result<Document> {
         modified: None,
         fields,
         source_map: None,
+        pages: None,
     })
 }
 

@@ -9,8 +9,9 @@
 //! - [`chunk`]: fixed-size (tokens, with overlap), sentence, Markdown paragraph/heading,
 //!   semantic (embedding distance between sentences) and hierarchical (parent/child) chunking
 //!   with byte offsets;
-//! - [`extract`](mod@extract): plain text, Markdown and HTML documents → the text to chunk, a title, and a
-//!   map from text offsets back to source offsets (HTML reduced to its visible content);
+//! - [`extract`](mod@extract): plain text, Markdown, HTML and PDF documents → the text to chunk, a
+//!   title, and a map from text offsets back to source offsets (HTML reduced to its visible
+//!   content; PDF, with the `pdf` feature, page by page with each page's start);
 //! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
 //!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
 //!
@@ -31,5 +32,5 @@ pub mod pii;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
-pub use extract::{extract, Extracted, Format, OffsetMap};
+pub use extract::{extract, extract_bytes, ExtractError, Extracted, Format, OffsetMap};
 pub use pii::{PiiKind, Redacted, RedactionMode, Redactor};

@@ -364,3 +364,175 @@ fn files_and_directories_are_ingested_and_ask_cites_them() {
     let out = run(&data, &["ingest", "kb", "/no/such/dir"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/dir"));
 }
+
+/// A PDF fixture of sextant-text (`scripts/make-pdf-fixtures.py` describes them).
+#[cfg(feature = "pdf")]
+fn pdf_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-text/tests/fixtures/pdf")
+        .join(name)
+}
+
+#[cfg(feature = "pdf")]
+#[test]
+fn pdfs_are_ingested_by_page_bad_ones_skipped_and_ask_cites_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("bad")).unwrap();
+    std::fs::copy(pdf_fixture("three-pages.pdf"), docs.join("guide.pdf")).unwrap();
+    for bad in ["corrupt.pdf", "encrypted.pdf", "no-text.pdf"] {
+        std::fs::copy(pdf_fixture(bad), docs.join("bad").join(bad)).unwrap();
+    }
+    std::fs::write(docs.join("notes.md"), "# Notes\n\nOwls hunt at night.\n").unwrap();
+    let model = tiny_model();
+    let d = docs.to_str().unwrap();
+    let out = run(
+        &data,
+        &[
+            "--json",
+            "ingest",
+            "kb",
+            d,
+            "--model",
+            &model,
+            "--no-splade",
+            "--chunk-tokens",
+            "16",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["documents"].clone(), r["unreadable_files"].clone()),
+        (2.into(), 3.into()),
+        "{r}"
+    );
+    // One warning per bad file, naming it and saying why.
+    for (file, why) in [
+        ("corrupt.pdf", "cannot parse the PDF"),
+        ("encrypted.pdf", "encrypted"),
+        ("no-text.pdf", "no text"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("warning: skipping") && l.contains(file) && l.contains(why)),
+            "{file}: {err}"
+        );
+    }
+
+    // Extraction is deterministic: ingesting again changes nothing.
+    let again = run(&data, &["--json", "ingest", "kb", d]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (again["unchanged"].clone(), again["documents"].clone()),
+        (2.into(), 0.into()),
+        "{again}"
+    );
+
+    let out = ok(
+        &data,
+        &["--json", "scroll", "kb", "--with-payload", "--limit", "100"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let guide: Vec<&serde_json::Value> = v["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["payload"])
+        .filter(|p| p["doc_id"] == "docs/guide.pdf")
+        .collect();
+    assert!(guide.len() >= 3, "{out}");
+    // The extracted text (sextant-text's tests check it against the PDF): chunk offsets are
+    // into it, and each chunk's page is the one its start falls in.
+    let pages = [
+        "Birds of Prey\n\nThe falcon is a bird of prey that hunts small birds in flight.\n\
+         Falcons nest on cliffs and on tall buildings.",
+        "Freshwater Fish\n\nTrout are freshwater fish of cold rivers and lakes.\n\
+         Anglers eat them in a café by the river.",
+        "Trees\n\nThe oak is a tree; its fruit is the acorn.\nWood from oak makes strong barrels.",
+    ];
+    let full = pages.join("\n\n");
+    let page_2 = pages[0].len() + 2;
+    let page_3 = page_2 + pages[1].len() + 2;
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &guide {
+        assert_eq!(p["format"], "pdf");
+        assert_eq!(p["title"], "Field Guide — Birds, Fish and Trees");
+        let (a, b) = (
+            p["start"].as_u64().unwrap() as usize,
+            p["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&full[a..b], p["text"].as_str().unwrap(), "{p}");
+        let page = 1 + usize::from(a >= page_2) + usize::from(a >= page_3);
+        assert_eq!(p["page"], page, "{p}");
+        seen.insert(page);
+    }
+    assert_eq!(seen.len(), 3, "chunks on every page");
+    assert!(v["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["payload"]["doc_id"] == "docs/notes.md" && p["payload"].get("page").is_none()));
+
+    // The answer's context cites the page of the PDF.
+    let a = ok(
+        &data,
+        &[
+            "--json",
+            "ask",
+            "kb",
+            "which fish lives in cold rivers",
+            "--mode",
+            "bm25",
+        ],
+    );
+    let a: serde_json::Value = serde_json::from_str(&a).unwrap();
+    let first = &a["context"]["passages"][0];
+    assert_eq!(
+        (first["doc_id"].clone(), first["page"].clone()),
+        ("docs/guide.pdf".into(), 2.into()),
+        "{a}"
+    );
+    let text = ok(
+        &data,
+        &[
+            "ask",
+            "kb",
+            "which fish lives in cold rivers",
+            "--mode",
+            "bm25",
+        ],
+    );
+    assert!(
+        text.contains("[1] Field Guide — Birds, Fish and Trees")
+            && text.contains("guide.pdf, p. 2)"),
+        "{text}"
+    );
+
+    // A PDF given explicitly is read too; a bad one given explicitly is skipped, not fatal.
+    let bad = pdf_fixture("corrupt.pdf");
+    let out = run(
+        &data,
+        &[
+            "--json",
+            "ingest",
+            "kb",
+            pdf_fixture("ligatures.pdf").to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["documents"].clone(), r["unreadable_files"].clone()),
+        (1.into(), 1.into()),
+        "{r}"
+    );
+}

@@ -29,6 +29,10 @@ pub struct Passage {
     /// Section heading, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub section: Option<String>,
+    /// Page (from 1) the passage starts on, for paged sources (PDF); `start`/`end` are then
+    /// offsets into the extracted text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<usize>,
     /// Byte offsets into the source.
     pub start: usize,
     /// End offset.
@@ -61,6 +65,7 @@ struct Candidate {
     source: Option<String>,
     title: String,
     section: Option<String>,
+    page: Option<usize>,
     start: usize,
     end: usize,
     score: f32,
@@ -72,16 +77,19 @@ struct Candidate {
 fn candidate(doc_id: &str, score: f32, p: &Value) -> Candidate {
     let s = |k: &str| p[k].as_str().map(str::to_string);
     let u = |v: &Value| v.as_u64().unwrap_or(0) as usize;
-    let (start, end, text, exact) = match p.get("parent").filter(|v| v.is_object()) {
+    let page = |v: &Value| v.as_u64().map(|n| n as usize);
+    let (start, end, text, exact, page) = match p.get("parent").filter(|v| v.is_object()) {
         Some(par) => {
             let text = par["text"].as_str().unwrap_or("").to_string();
             let (a, b) = (u(&par["start"]), u(&par["end"]));
-            (a, b, text.clone(), b.saturating_sub(a) == text.len())
+            let exact = b.saturating_sub(a) == text.len();
+            (a, b, text, exact, page(&par["page"]).or(page(&p["page"])))
         }
         None => {
             let text = s("text").unwrap_or_default();
             let (a, b) = (u(&p["start"]), u(&p["end"]));
-            (a, b, text.clone(), b.saturating_sub(a) == text.len())
+            let exact = b.saturating_sub(a) == text.len();
+            (a, b, text, exact, page(&p["page"]))
         }
     };
     Candidate {
@@ -89,6 +97,7 @@ fn candidate(doc_id: &str, score: f32, p: &Value) -> Candidate {
         source: s("source"),
         title: s("title").unwrap_or_default(),
         section: s("section"),
+        page,
         start,
         end,
         score,
@@ -146,6 +155,7 @@ pub fn assemble(hits: &[DocumentHit], budget: usize, count: &dyn Fn(&str) -> usi
             source: c.source,
             title: c.title,
             section: c.section,
+            page: c.page,
             start: c.start,
             end: c.end,
             score: c.score,
@@ -161,6 +171,10 @@ pub fn assemble(hits: &[DocumentHit], budget: usize, count: &dyn Fn(&str) -> usi
 fn merge(o: &mut Candidate, c: Candidate) {
     if c.start >= o.start && c.end <= o.end {
         return;
+    }
+    if c.start < o.start {
+        // The passage now starts where `c` does, on its page.
+        o.page = c.page.or(o.page);
     }
     if c.start <= o.start && c.end >= o.end {
         o.text = c.text;
@@ -215,7 +229,8 @@ pub fn render(ctx: &Context) -> String {
     s
 }
 
-/// `title › section (source, bytes a–b)` for a passage.
+/// `title › section (source, bytes a–b)` for a passage; `(source, p. N)` for a passage of a
+/// paged source (PDF), whose offsets are into the extracted text, not the file.
 pub fn citation_line(p: &Passage) -> String {
     let mut s = if p.title.is_empty() {
         p.doc_id.clone()
@@ -227,6 +242,9 @@ pub fn citation_line(p: &Passage) -> String {
         s.push_str(sec);
     }
     let src = p.source.as_deref().unwrap_or(&p.doc_id);
-    s.push_str(&format!(" ({src}, bytes {}–{})", p.start, p.end));
+    match p.page {
+        Some(page) => s.push_str(&format!(" ({src}, p. {page})")),
+        None => s.push_str(&format!(" ({src}, bytes {}–{})", p.start, p.end)),
+    }
     s
 }

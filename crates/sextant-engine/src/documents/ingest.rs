@@ -43,6 +43,11 @@ pub struct Document {
     /// Maps byte offsets of `text` back to the source file when `text` was extracted from it
     /// (HTML); `None`: `text` is the source.
     pub source_map: Option<OffsetMap>,
+    /// Paged sources (PDF): where each page starts in `text`, ascending (page `i + 1` starts
+    /// at `pages[i]`). Each chunk then records the `page` (from 1) it starts on, and its
+    /// `start`/`end` stay offsets into `text` (byte offsets into a PDF file mean nothing), so
+    /// such a document has no `source_map`.
+    pub pages: Option<Vec<usize>>,
 }
 
 /// What [`Ingester::add`] did with a document.
@@ -151,6 +156,14 @@ impl<'a> Ingester<'a> {
         if doc.id.is_empty() {
             return Err(EngineError::InvalidRequest("document id is empty".into()));
         }
+        if let Some(pages) = &doc.pages {
+            if pages.windows(2).any(|w| w[0] > w[1]) || pages.iter().any(|&p| p > doc.text.len()) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "document {:?}: page starts must ascend within its text",
+                    doc.id
+                )));
+            }
+        }
         if self.pending_docs.contains(&doc.id) {
             // The same id twice in one batch: write the first before looking at the second.
             self.flush()?;
@@ -172,15 +185,24 @@ impl<'a> Ingester<'a> {
             }
             None => (doc.text.clone(), None),
         };
-        let to_source = |r: Range<usize>| -> Range<usize> {
-            let r = match &red_map {
+        let to_text = |r: Range<usize>| -> Range<usize> {
+            match &red_map {
                 Some(m) => m.range_to_source(r),
                 None => r,
-            };
+            }
+        };
+        let to_source = |r: Range<usize>| -> Range<usize> {
+            let r = to_text(r);
             match &doc.source_map {
                 Some(m) => m.range_to_source(r),
                 None => r,
             }
+        };
+        // The page a range of the (redacted) text starts on, for paged documents.
+        let page_of = |r: Range<usize>| {
+            doc.pages
+                .as_deref()
+                .and_then(|p| sextant_text::extract::page_at(p, to_text(r).start))
         };
         let title = match &self.redactor {
             Some(r) => r.redact(&doc.title).text,
@@ -225,6 +247,9 @@ impl<'a> Ingester<'a> {
             payload.insert("end".into(), json!(src.end));
             payload.insert("title".into(), json!(title));
             payload.insert("section".into(), json!(ch.section));
+            if let Some(page) = page_of(ch.start..ch.end) {
+                payload.insert("page".into(), json!(page));
+            }
             payload.insert("text".into(), json!(body));
             payload.insert("content_hash".into(), json!(hash));
             if let Some(s) = &doc.source {
@@ -235,10 +260,12 @@ impl<'a> Ingester<'a> {
             }
             if let Some(p) = parent {
                 let ps = to_source(p.clone());
-                payload.insert(
-                    "parent".into(),
-                    json!({"start": ps.start, "end": ps.end, "text": &text[p]}),
-                );
+                let mut parent =
+                    json!({"start": ps.start, "end": ps.end, "text": &text[p.clone()]});
+                if let Some(page) = page_of(p) {
+                    parent["page"] = json!(page);
+                }
+                payload.insert("parent".into(), parent);
             }
             if let Some(r) = &self.redactor {
                 let mut pii = redaction_counts(r, body);

@@ -556,3 +556,128 @@ fn redaction_hierarchical_and_semantic_chunking() {
         assert_eq!(&text[a..b], p["text"].as_str().unwrap());
     }
 }
+
+/// A paged document (a PDF's text): every chunk records the page it starts on, also through
+/// redaction and for hierarchical parents; offsets stay in the text; citations give the page.
+#[test]
+fn paged_documents_record_the_page_of_every_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let db = open(dir.path());
+    let pages = [
+        "Falcons hunt small birds. They nest on cliffs.",
+        "",
+        "Trout live in rivers. Write to jane.doe@example.com about trout.",
+        "Oaks grow acorns. Their wood makes barrels.",
+    ];
+    let mut text = String::new();
+    let mut starts = Vec::new();
+    for p in pages {
+        if !p.is_empty() && !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        starts.push(text.len());
+        text.push_str(p);
+    }
+    // The empty page 2 starts where page 3 does.
+    starts[1] = starts[2];
+    let paged = |id: &str| Document {
+        id: id.into(),
+        title: "Field guide".into(),
+        text: text.clone(),
+        source: Some(format!("/docs/{id}.pdf")),
+        pages: Some(starts.clone()),
+        ..Default::default()
+    };
+    // No word is on two pages, so a chunk's first word names its page.
+    let expected_page = |body: &str| {
+        let (_, first) = words(body).next().unwrap();
+        1 + pages
+            .iter()
+            .position(|p| words(p).any(|(_, w)| w == first))
+            .unwrap()
+    };
+
+    let mut redacting = settings("sentences", 6);
+    redacting.redaction = Some(sextant_engine::documents::RedactionSpec {
+        mode: "mask".into(),
+        salt: String::new(),
+        kinds: None,
+    });
+    let mut hierarchical = settings("hierarchical", 4);
+    hierarchical.chunking.parent_max_tokens = Some(8);
+    hierarchical.chunking.overlap = Some(0);
+    for (name, s) in [
+        ("plain", settings("sentences", 6)),
+        ("redacted", redacting),
+        ("hierarchical", hierarchical),
+    ] {
+        let c = db
+            .create_collection(name, schema(&model, None, &s).unwrap())
+            .unwrap();
+        let mut ing = Ingester::new(&c, &model, None).unwrap();
+        ing.add(paged("guide")).unwrap();
+        ing.add(doc("plain", "Plain", "Falcons are fast.")).unwrap();
+        ing.finish().unwrap();
+        let all = c.scroll(None, 100, None, None, true).unwrap();
+        let mut seen_pages = std::collections::BTreeSet::new();
+        for p in &all.points {
+            let p = p.payload.as_ref().unwrap();
+            if p["doc_id"] == "plain" {
+                assert!(p.get("page").is_none(), "{p}");
+                continue;
+            }
+            let (a, b) = (
+                p["start"].as_u64().unwrap() as usize,
+                p["end"].as_u64().unwrap() as usize,
+            );
+            let page = p["page"].as_u64().unwrap() as usize;
+            assert_eq!(page, expected_page(&text[a..b]), "{name}: {p}");
+            if name != "redacted" {
+                assert_eq!(&text[a..b], p["text"].as_str().unwrap(), "{name}");
+            }
+            if let Some(parent) = p.get("parent").filter(|v| v.is_object()) {
+                let pa = parent["start"].as_u64().unwrap() as usize;
+                assert_eq!(
+                    parent["page"].as_u64().unwrap() as usize,
+                    sextant_text::extract::page_at(&starts, pa).unwrap(),
+                    "{name}: {parent}"
+                );
+            }
+            seen_pages.insert(page);
+        }
+        assert_eq!(
+            seen_pages.into_iter().collect::<Vec<_>>(),
+            [1, 3, 4],
+            "{name}"
+        );
+
+        // The context cites the page, not bytes, for the paged document only.
+        let mut q = TextQuery::new("trout rivers falcons", &[SourceKind::Bm25], 10);
+        q.group_size = None;
+        let hits = search_text(&c, Models::default(), &q).unwrap();
+        let ctx = assemble(&hits, 1000, &|s: &str| s.split_whitespace().count());
+        let out = render(&ctx);
+        let trout = ctx
+            .passages
+            .iter()
+            .find(|p| p.doc_id == "guide" && p.text.contains("rivers"))
+            .unwrap_or_else(|| panic!("{name}: {out}"));
+        assert_eq!(trout.page, Some(3), "{name}");
+        assert!(out.contains("(/docs/guide.pdf, p. 3)"), "{name}: {out}");
+        assert!(
+            out.contains("(/docs/plain.txt, bytes 0–17)"),
+            "{name}: {out}"
+        );
+    }
+
+    // Page starts that do not ascend within the text are refused.
+    let c = db.collection("plain").unwrap();
+    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut bad = paged("bad");
+    bad.pages = Some(vec![0, 30, 10]);
+    assert!(ing.add(bad).is_err());
+    let mut bad = paged("bad");
+    bad.pages = Some(vec![0, text.len() + 1]);
+    assert!(ing.add(bad).is_err());
+}

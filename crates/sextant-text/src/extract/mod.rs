@@ -1,5 +1,7 @@
-//! Document text extraction: a source file (plain text, Markdown or HTML) → the text to chunk,
-//! its title, and an [`OffsetMap`] from offsets in that text back to offsets in the source.
+//! Document text extraction: a source file (plain text, Markdown, HTML or PDF) → the text to
+//! chunk, its title, and an [`OffsetMap`] from offsets in that text back to offsets in the source
+//! (PDF: the page each part of the text came from instead, since offsets into a PDF file mean
+//! nothing to a reader).
 //!
 //! The extracted text is what the chunkers in [`crate::chunk`] read: for HTML it is
 //! Markdown-shaped (headings become `#` lines, blocks are separated by blank lines, list items
@@ -12,6 +14,7 @@
 //! | [`Format::Text`] | the source | none (a first line is too often not a title; use the file name) | identity |
 //! | [`Format::Markdown`] | the source (front matter included) | front matter `title:`, else the first `#`/`##` heading (ATX or setext) outside code fences | identity |
 //! | [`Format::Html`] | visible content only (see below) | `<title>`, else the first `<h1>` | runs of copied text |
+//! | [`Format::Pdf`] | page texts separated by blank lines, page starts in [`Extracted::pages`] (see [`pdf`](mod@pdf)) | the Info dictionary's `/Title` | identity (offsets stay in the text) |
 //!
 //! HTML: `script`, `style`, `noscript`, `template`, `head`, `svg`, `iframe`, buttons, form
 //! controls, media and dialogs are never text, and neither are elements hidden by `hidden`,
@@ -26,14 +29,17 @@
 //! else its only `<article>` if it has exactly one. Character references are decoded,
 //! whitespace is collapsed except inside `<pre>`.
 //!
-//! Extraction never fails: malformed markup, empty input and text that was decoded lossily all
-//! give some text. A line of page text that would read as a Markdown heading (`# comment` in a
-//! code block) is escaped as `\# comment`, so only the page's headings become sections. Known
-//! limit: HTML named references outside the common set stay as written (see `entities.rs`).
+//! Extraction of the text formats never fails: malformed markup, empty input and text that was
+//! decoded lossily all give some text. A PDF can fail (damaged, encrypted, no text layer):
+//! [`extract_bytes`] says why. A line of page text that would read as a Markdown heading
+//! (`# comment` in a code block) is escaped as `\# comment`, so only the page's headings become
+//! sections. Known limit: HTML named references outside the common set stay as written (see
+//! `entities.rs`).
 
 mod entities;
 mod html;
 mod map;
+pub mod pdf;
 mod tokenizer;
 
 use std::fmt;
@@ -43,6 +49,7 @@ use std::str::FromStr;
 /// HTML elements nested deeper than this are read as if they sat at this depth.
 pub use html::MAX_DEPTH;
 pub use map::{OffsetMap, Run};
+pub use pdf::ExtractError;
 
 /// How many leading bytes [`Format::sniff`] looks at.
 pub const SNIFF_BYTES: usize = 1024;
@@ -57,29 +64,39 @@ pub enum Format {
     Markdown,
     /// HTML, reduced to its visible content.
     Html,
+    /// PDF, the text of its pages (binary: read it with [`extract_bytes`]; needs the `pdf`
+    /// feature).
+    Pdf,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: &'static [Format] = &[Format::Text, Format::Markdown, Format::Html];
+    pub const ALL: &'static [Format] = &[Format::Text, Format::Markdown, Format::Html, Format::Pdf];
 
-    /// The format's name: `text`, `markdown` or `html`.
+    /// The format's name: `text`, `markdown`, `html` or `pdf`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Text => "text",
             Format::Markdown => "markdown",
             Format::Html => "html",
+            Format::Pdf => "pdf",
         }
     }
 
-    /// The format of a file extension (`txt`, `md`/`markdown`, `html`/`htm`/`xhtml`; any case,
-    /// with or without the dot), or `None` for an extension we do not know.
+    /// Whether files of this format are binary (read them with [`extract_bytes`], not as text).
+    pub fn is_binary(self) -> bool {
+        self == Format::Pdf
+    }
+
+    /// The format of a file extension (`txt`, `md`/`markdown`, `html`/`htm`/`xhtml`, `pdf`; any
+    /// case, with or without the dot), or `None` for an extension we do not know.
     pub fn from_extension(ext: &str) -> Option<Format> {
         let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
         match ext.as_str() {
             "txt" | "text" => Some(Format::Text),
             "md" | "markdown" | "mdown" | "mkd" => Some(Format::Markdown),
             "html" | "htm" | "xhtml" => Some(Format::Html),
+            "pdf" => Some(Format::Pdf),
             _ => None,
         }
     }
@@ -89,12 +106,16 @@ impl Format {
         Format::from_extension(path.extension()?.to_str()?)
     }
 
-    /// HTML when the source starts (after a byte-order mark and whitespace) with markup and its
-    /// first [`SNIFF_BYTES`] bytes hold a doctype or an `<html>`, `<head>` or `<body>` tag;
-    /// otherwise text (Markdown cannot be told from text reliably, and reading it as text loses
-    /// nothing but the title).
+    /// PDF when the source starts (after whitespace) with the `%PDF-` header; HTML when it
+    /// starts (after a byte-order mark and whitespace) with markup and its first
+    /// [`SNIFF_BYTES`] bytes hold a doctype or an `<html>`, `<head>` or `<body>` tag; otherwise
+    /// text (Markdown cannot be told from text reliably, and reading it as text loses nothing
+    /// but the title).
     pub fn sniff(source: &str) -> Format {
         let s = source.trim_start_matches('\u{feff}').trim_start();
+        if s.starts_with(pdf::HEADER) {
+            return Format::Pdf;
+        }
         if !s.starts_with('<') {
             return Format::Text;
         }
@@ -119,9 +140,22 @@ impl Format {
         }
     }
 
+    /// [`Format::sniff`] on raw bytes (a PDF is not text): only the first [`SNIFF_BYTES`] are
+    /// decoded.
+    pub fn sniff_bytes(bytes: &[u8]) -> Format {
+        let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
+        Format::sniff(&String::from_utf8_lossy(head))
+    }
+
     /// The format of a file: by extension when it is known, else by [`Format::sniff`].
     pub fn detect(path: &Path, source: &str) -> Format {
         Format::from_path(path).unwrap_or_else(|| Format::sniff(source))
+    }
+
+    /// The format of a file read as bytes: by extension when it is known, else by
+    /// [`Format::sniff_bytes`].
+    pub fn detect_bytes(path: &Path, bytes: &[u8]) -> Format {
+        Format::from_path(path).unwrap_or_else(|| Format::sniff_bytes(bytes))
     }
 }
 
@@ -133,13 +167,14 @@ impl fmt::Display for Format {
 
 /// An unknown format name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown document format {0:?}: expected text, markdown or html")]
+#[error("unknown document format {0:?}: expected text, markdown, html or pdf")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
     type Err = UnknownFormat;
 
-    /// A format name (`text`, `markdown`, `html`) or one of its extensions (`txt`, `md`, `htm`).
+    /// A format name (`text`, `markdown`, `html`, `pdf`) or one of its extensions (`txt`, `md`,
+    /// `htm`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase();
         Format::ALL
@@ -160,9 +195,53 @@ pub struct Extracted {
     pub title: Option<String>,
     /// Offsets in `text` → offsets in the source.
     pub map: OffsetMap,
+    /// Paged formats (PDF): where each page starts in `text`, ascending (page `i + 1` starts at
+    /// `pages[i]`; a page without text starts where the next one does). `None` for the others.
+    pub pages: Option<Vec<usize>>,
+    /// Pages (from 1) the parser could not read: their text is missing, the rest is there.
+    pub unreadable_pages: Vec<usize>,
+}
+
+impl Extracted {
+    /// A text that is its own source.
+    fn identity(text: String, title: Option<String>) -> Extracted {
+        let map = OffsetMap::identity(text.len());
+        Extracted {
+            text,
+            title,
+            map,
+            pages: None,
+            unreadable_pages: Vec::new(),
+        }
+    }
+
+    /// The page (from 1) that the text at byte `offset` is on, for paged formats.
+    pub fn page_at(&self, offset: usize) -> Option<usize> {
+        page_at(self.pages.as_deref()?, offset)
+    }
+}
+
+/// The page (from 1) holding byte `offset` of a text whose pages start at `starts` (ascending):
+/// the last page starting at or before it. `None` when there are no pages.
+///
+/// ```
+/// use sextant_text::extract::page_at;
+///
+/// // Page 2 has no text, so it starts where page 3 does.
+/// let starts = [0, 10, 10, 25];
+/// assert_eq!(page_at(&starts, 0), Some(1));
+/// assert_eq!(page_at(&starts, 10), Some(3));
+/// assert_eq!(page_at(&starts, 99), Some(4));
+/// assert_eq!(page_at(&[], 3), None);
+/// ```
+pub fn page_at(starts: &[usize], offset: usize) -> Option<usize> {
+    (!starts.is_empty()).then(|| starts.partition_point(|&s| s <= offset).max(1))
 }
 
 /// Extracts the text, title and offset map of `source` read as `format`.
+///
+/// A PDF is binary and a `&str` has usually lost its bytes to UTF-8 decoding: read PDFs with
+/// [`extract_bytes`], which also says why one gave no text; here such a PDF gives an empty text.
 ///
 /// ```
 /// use sextant_text::extract::{extract, Format};
@@ -176,20 +255,38 @@ pub struct Extracted {
 /// ```
 pub fn extract(format: Format, source: &str) -> Extracted {
     match format {
-        Format::Text => Extracted {
-            text: source.to_string(),
-            title: None,
-            map: OffsetMap::identity(source.len()),
-        },
-        Format::Markdown => Extracted {
-            text: source.to_string(),
-            title: markdown_title(source),
-            map: OffsetMap::identity(source.len()),
-        },
+        Format::Text => Extracted::identity(source.to_string(), None),
+        Format::Markdown => Extracted::identity(source.to_string(), markdown_title(source)),
         Format::Html => {
             let (text, title, map) = html::extract(source);
-            Extracted { text, title, map }
+            Extracted {
+                text,
+                title,
+                map,
+                pages: None,
+                unreadable_pages: Vec::new(),
+            }
         }
+        Format::Pdf => pdf::extract(source.as_bytes())
+            .unwrap_or_else(|_| Extracted::identity(String::new(), None)),
+    }
+}
+
+/// Extracts the text, title and offset map of a file's bytes read as `format`: text formats
+/// are decoded as UTF-8 (invalid bytes become U+FFFD) and never fail; a PDF fails when it cannot
+/// be parsed, is encrypted, has no text layer, or the crate was built without the `pdf` feature.
+///
+/// ```
+/// use sextant_text::extract::{extract_bytes, ExtractError, Format};
+///
+/// let out = extract_bytes(Format::Markdown, b"# Notes\n\nSome text.").unwrap();
+/// assert_eq!(out.title.as_deref(), Some("Notes"));
+/// assert!(extract_bytes(Format::Pdf, b"%PDF-1.4 and then nothing").is_err());
+/// ```
+pub fn extract_bytes(format: Format, bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    match format {
+        Format::Pdf => pdf::extract(bytes),
+        _ => Ok(extract(format, &String::from_utf8_lossy(bytes))),
     }
 }
 
@@ -278,7 +375,8 @@ mod tests {
     fn formats_from_extensions_names_and_content() {
         assert_eq!(Format::from_extension(".MD"), Some(Format::Markdown));
         assert_eq!(Format::from_extension("htm"), Some(Format::Html));
-        assert_eq!(Format::from_extension("pdf"), None);
+        assert_eq!(Format::from_extension("pdf"), Some(Format::Pdf));
+        assert_eq!(Format::from_extension("docx"), None);
         assert_eq!(
             Format::from_path(Path::new("docs/Guide.markdown")),
             Some(Format::Markdown)
@@ -309,6 +407,18 @@ mod tests {
             Format::Html
         );
         assert_eq!(Format::detect(Path::new("a.txt"), "<html>"), Format::Text);
+        assert_eq!(Format::sniff("%PDF-1.7\n%âãÏÓ"), Format::Pdf);
+        assert_eq!(
+            Format::sniff_bytes(b"\n%PDF-1.4\n%\xe2\xe3\xcf\xd3"),
+            Format::Pdf
+        );
+        assert_eq!(Format::sniff_bytes(b"<html><body>x"), Format::Html);
+        assert_eq!(Format::sniff_bytes(b"a %PDF- in text"), Format::Text);
+        assert_eq!(
+            Format::detect_bytes(Path::new("scan"), b"%PDF-1.5"),
+            Format::Pdf
+        );
+        assert!(Format::Pdf.is_binary() && !Format::Html.is_binary());
     }
 
     #[test]
