@@ -206,6 +206,11 @@ impl Extracted {
     /// A text that is its own source.
     fn identity(text: String, title: Option<String>) -> Extracted {
         let map = OffsetMap::identity(text.len());
+        Extracted::unpaged(text, title, map)
+    }
+
+    /// A text without pages.
+    fn unpaged(text: String, title: Option<String>, map: OffsetMap) -> Extracted {
         Extracted {
             text,
             title,
@@ -259,13 +264,7 @@ pub fn extract(format: Format, source: &str) -> Extracted {
         Format::Markdown => Extracted::identity(source.to_string(), markdown_title(source)),
         Format::Html => {
             let (text, title, map) = html::extract(source);
-            Extracted {
-                text,
-                title,
-                map,
-                pages: None,
-                unreadable_pages: Vec::new(),
-            }
+            Extracted::unpaged(text, title, map)
         }
         Format::Pdf => pdf::extract(source.as_bytes())
             .unwrap_or_else(|_| Extracted::identity(String::new(), None)),
