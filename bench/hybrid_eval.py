@@ -8,7 +8,7 @@ Recall@100, MRR@10, MAP; trec_eval conventions). Writes a JSON and a Markdown ta
 
 Usage:
   python3 bench/hybrid_eval.py --data-dir data/text/gcide-5k [--db /tmp/sx-eval] \
-      [--collection g5k] [--splade models/splade-mini] [--out bench/out/hybrid-g5k]
+      [--collection g5k] [--splade models/splade-mini | none] [--out bench/out/hybrid-g5k]
 """
 
 from __future__ import annotations

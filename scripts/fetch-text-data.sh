@@ -4,6 +4,10 @@
 #            corpus.jsonl (one document per GCIDE headword, ~103k),
 #            queries.jsonl (a seeded sample of WordNet 3.0 glosses),
 #            qrels/test.tsv, meta.json (how it was built, statistics)
+#   gcide-5k/, gcide-5k-q500/   5,000-document subset (every relevant document plus
+#            seeded others) and its first 500 queries, for the end-to-end document runs
+#   gcide-s7/, gcide-s7-5k/     a second judged set (1,000 glosses, seed 7) and its
+#            5,000-document subset, for re-checking the default fusion
 # Sources are Debian packages, installed with apt-get when missing:
 #   dict-gcide (/usr/share/dictd/gcide.{index,dict.dz}), wordnet-base
 #   (/usr/share/wordnet/data.*), and python3.11-doc (reST sources of the Python
