@@ -3,3 +3,4 @@ mod documents;
 mod engine;
 mod soak;
 mod sparse;
+mod tenancy;
