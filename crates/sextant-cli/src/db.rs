@@ -19,21 +19,21 @@ pub const DATA_ENV: &str = "SEXTANT_DATA";
 /// Points per WAL batch when importing a file.
 pub const DEFAULT_IMPORT_BATCH: usize = 1_000;
 
-/// Options every database command shares; they go anywhere on the command line
-/// (`sextant --data DIR search … --json`).
+/// Options every database command shares; they may go anywhere on the command line
+/// (`sextant --data DIR search … --json`; see `hoist_global_options` in main.rs).
 #[derive(Debug, Args)]
 pub struct DbArgs {
     /// Data directory [default: $SEXTANT_DATA, else $XDG_DATA_HOME/sextant, else
     /// ~/.local/share/sextant].
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// When writes reach stable storage: `always` (fsync before a write is acknowledged; the
     /// default) or an interval such as `100ms` (faster imports; a crash may lose the last
     /// interval's batches, never part of one).
-    #[arg(long, default_value = "always", value_name = "POLICY", global = true)]
+    #[arg(long, default_value = "always", value_name = "POLICY")]
     pub durability: String,
     /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -125,12 +125,65 @@ fn exit_quietly_on_broken_pipe() {
     }));
 }
 
+/// Subcommands with flags of their own named like the global options (`bench … --json PATH`,
+/// `bench open --data DIR`): their arguments are left as they are.
+const OWN_OPTIONS: &[&str] = &["bench", "embed", "rerank"];
+
+/// The global options (`--data DIR`, `--durability POLICY`, `--json`) may come anywhere on the
+/// command line; clap reads them before the subcommand only, so those given after it are moved
+/// there (not past a `--`, and not for [`OWN_OPTIONS`]).
+fn hoist_global_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let takes_value = |a: &str| a == "--data" || a == "--durability";
+    let is_global = |a: &str| {
+        a == "--json"
+            || takes_value(a)
+            || a.starts_with("--data=")
+            || a.starts_with("--durability=")
+    };
+    // The subcommand: the first argument that is neither an option nor an option's value.
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if takes_value(&a) {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if i >= args.len() || OWN_OPTIONS.contains(&args[i].to_string_lossy().as_ref()) {
+        return args;
+    }
+    let (mut front, mut rest) = (args[..i].to_vec(), Vec::new());
+    let mut j = i;
+    while j < args.len() {
+        let a = args[j].to_string_lossy().into_owned();
+        if a == "--" {
+            rest.extend_from_slice(&args[j..]);
+            break;
+        }
+        if is_global(&a) {
+            front.push(args[j].clone());
+            if takes_value(&a) && j + 1 < args.len() {
+                front.push(args[j + 1].clone());
+                j += 1;
+            }
+        } else {
+            rest.push(args[j].clone());
+        }
+        j += 1;
+    }
+    front.extend(rest);
+    front
+}
+
 fn main() -> std::process::ExitCode {
     exit_quietly_on_broken_pipe();
     // Model forward passes free and re-allocate large buffers every batch (see the function).
     #[cfg(feature = "embed")]
     sextant_embed::keep_inference_buffers();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(hoist_global_options(std::env::args_os().collect()));
     let a = &cli.db;
     let result = match cli.command {
         Command::Collection(cmd) => db::run_collection(a, cmd),

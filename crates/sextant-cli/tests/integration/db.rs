@@ -72,11 +72,20 @@ fn collection_lifecycle_through_the_cli() {
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     ok(
         &data,
-        &["upsert", "docs", "--file", jsonl.to_str().unwrap()],
+        &[
+            "upsert",
+            "docs",
+            "--file",
+            jsonl.to_str().unwrap(),
+            "--all-tenants",
+        ],
     );
-    assert_eq!(ok(&data, &["count", "docs"]).trim(), "50");
+    assert_eq!(ok(&data, &["count", "docs", "--all-tenants"]).trim(), "50");
     let f = r#"{"must":[{"key":"tag","match":{"value":"t1"}}]}"#;
-    assert_eq!(ok(&data, &["count", "docs", "--filter", f]).trim(), "17");
+    assert_eq!(
+        ok(&data, &["count", "docs", "--filter", f, "--all-tenants"]).trim(),
+        "17"
+    );
 
     let r = json(&ok(
         &data,
@@ -116,6 +125,7 @@ fn collection_lifecycle_through_the_cli() {
             "--limit",
             "2",
             "--with-payload",
+            "--all-tenants",
         ],
     ));
     assert_eq!(page["points"][0]["id"], 49);
@@ -151,7 +161,16 @@ fn collection_lifecycle_through_the_cli() {
         ("not json", "not valid JSON"),
     ] {
         std::fs::write(&bad, format!("{}\n{line}\n", lines[0])).unwrap();
-        let err = fails(&data, &["upsert", "docs", "--file", bad.to_str().unwrap()]);
+        let err = fails(
+            &data,
+            &[
+                "upsert",
+                "docs",
+                "--file",
+                bad.to_str().unwrap(),
+                "--all-tenants",
+            ],
+        );
         assert!(err.contains(needle), "{line}: {err}");
     }
     let err = fails(
@@ -163,25 +182,32 @@ fn collection_lifecycle_through_the_cli() {
             "[1, 2, 3]",
             "--filter",
             "{\"must\": 3}",
+            "--all-tenants",
         ],
     );
     assert!(err.contains("invalid filter at $.must"), "{err}");
     let err = fails(&data, &["search", "nope", "--vector", "[1, 2, 3]"]);
     assert!(err.contains("\"nope\" does not exist"), "{err}");
-    let err = fails(&data, &["search", "docs", "--vector", "[1, 2]"]);
+    let err = fails(
+        &data,
+        &["search", "docs", "--vector", "[1, 2]", "--all-tenants"],
+    );
     assert!(err.contains("dimension"), "{err}");
-    assert_eq!(ok(&data, &["count", "docs"]).trim(), "50");
+    assert_eq!(ok(&data, &["count", "docs", "--all-tenants"]).trim(), "50");
 
     // Aliases, get, delete, info.
     ok(&data, &["alias", "set", "live", "docs"]);
-    let got = json(&ok(&data, &["--json", "get", "live", "3", "4"]));
+    let got = json(&ok(
+        &data,
+        &["--json", "get", "live", "3", "4", "--all-tenants"],
+    ));
     assert_eq!(got.as_array().unwrap().len(), 2);
     assert_eq!(
-        ok(&data, &["delete", "live", "3", "4", "777"]).trim(),
+        ok(&data, &["delete", "live", "3", "4", "777", "--all-tenants"]).trim(),
         "deleted 2 points"
     );
     assert_eq!(
-        ok(&data, &["delete", "docs", "--filter", f]).trim(),
+        ok(&data, &["delete", "docs", "--filter", f, "--all-tenants"]).trim(),
         "deleted 16 points"
     );
     ok(&data, &["collection", "optimize", "docs"]);

@@ -253,3 +253,4 @@ fn help_documents_the_bench_interface() {
 
 mod db;
 mod docs;
+mod guarantees;
