@@ -20,6 +20,8 @@ pub mod fusion;
 mod maintenance;
 pub mod ops;
 pub mod query;
+mod recovery;
+mod sync_timer;
 
 pub use collection::{
     Collection, CollectionConfig, PointInput, RecoveryReport, SparseInput, Vectors,
