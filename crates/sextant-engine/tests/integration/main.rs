@@ -1,5 +1,7 @@
 mod crash;
 mod documents;
+mod durability;
 mod engine;
+mod power_loss;
 mod soak;
 mod sparse;
