@@ -98,14 +98,12 @@ impl Database {
     /// collection creations and deletions and of alias writes.
     pub fn open_with(dir: &Path, config: CollectionConfig, fs: Arc<dyn Fs>) -> Result<Database> {
         let collections = dir.join("collections");
-        if !fs.is_dir(&collections) {
-            fs.create_dir_all(&collections)
-                .map_err(|e| io_err(dir, e))?;
-            // Make the new directories durable: the data directory's entry in its parent, and
-            // `collections` in it.
-            envelope::sync_dir(&*fs, envelope::parent(dir))?;
-            envelope::sync_dir(&*fs, dir)?;
-        }
+        fs.create_dir_all(&collections)
+            .map_err(|e| io_err(dir, e))?;
+        // Make the directories durable (the data directory's entry in its parent, `collections`
+        // in it) every time: an earlier open may have created them and failed before this.
+        envelope::sync_dir(&*fs, envelope::parent(dir))?;
+        envelope::sync_dir(&*fs, dir)?;
         let lock = if fs.is_os() {
             Some(Arc::new(lock_dir(dir)?))
         } else {

@@ -45,13 +45,17 @@ pub(crate) fn create_files(fs: &Arc<dyn Fs>, dir: &Path, schema: &Schema) -> Res
 }
 
 /// Removes temporary files in the collection directory and segment directories the manifest
-/// does not name; records what it removed.
+/// does not name; records what it removed. Then fsyncs the collection directory and its
+/// parent: a creation (or an earlier write) whose last directory fsync failed may have left
+/// them volatile, and writes acknowledged from now on must not depend on that.
 pub(crate) fn remove_leftovers(
     fs: &dyn Fs,
     dir: &Path,
     manifest: &Manifest,
     recovery: &mut RecoveryReport,
 ) -> Result<()> {
+    envelope::sync_dir(fs, envelope::parent(dir))?;
+    envelope::sync_dir(fs, dir)?;
     for name in fs.read_dir(dir).map_err(|e| io_err(dir, e))? {
         if envelope::is_leftover(&name) {
             remove_any(fs, &dir.join(&name))?;
