@@ -102,14 +102,22 @@ impl Database {
             .map_err(|e| io_err(dir, e))?;
         // Make the directories durable (the data directory's entry in its parent, `collections`
         // in it) every time: an earlier open may have created them and failed before this.
-        envelope::sync_dir(&*fs, envelope::parent(dir))?;
+        // (The parent may not be ours to read: then its owner answers for it.)
+        if let Err(e) = fs.sync_dir(envelope::parent(dir)) {
+            if e.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(io_err(envelope::parent(dir), e).into());
+            }
+        }
         envelope::sync_dir(&*fs, dir)?;
         let lock = if fs.is_os() {
             Some(Arc::new(lock_dir(dir)?))
         } else {
             None
         };
-        for name in fs.read_dir(&collections).map_err(|e| io_err(&collections, e))? {
+        for name in fs
+            .read_dir(&collections)
+            .map_err(|e| io_err(&collections, e))?
+        {
             if envelope::is_leftover(&name) {
                 let p = collections.join(&name);
                 fs.remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
@@ -230,9 +238,9 @@ impl Database {
             .join(format!(".deleting-{name}-{}", std::process::id()));
         self.fs.rename(&dir, &trash).map_err(|e| io_err(&dir, e))?;
         envelope::sync_dir(&*self.fs, &self.dir.join("collections"))?;
-        self.fs
-            .remove_dir_all(&trash)
-            .map_err(|e| io_err(&trash, e))?;
+        // The deletion is done (and durable) once the rename is: a failure to remove the
+        // renamed directory leaves a leftover the next open removes, not an error.
+        let _ = self.fs.remove_dir_all(&trash);
         Ok(())
     }
 

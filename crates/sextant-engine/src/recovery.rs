@@ -69,7 +69,9 @@ pub(crate) fn remove_leftovers(
     for name in fs.read_dir(&segs_dir).map_err(|e| io_err(&segs_dir, e))? {
         if !named.contains(&name) {
             remove_any(fs, &segs_dir.join(&name))?;
-            recovery.removed_leftovers.push(format!("{SEGMENTS}/{name}"));
+            recovery
+                .removed_leftovers
+                .push(format!("{SEGMENTS}/{name}"));
         }
     }
     Ok(())

@@ -44,8 +44,10 @@ impl SyncTimer {
                     let mut w = writer.lock();
                     if w.wal.has_unsynced() || w.wal.is_poisoned() {
                         if let Err(e) = w.wal.sync() {
-                            *thread_errors.lock() =
-                                Some(format!("timed WAL sync failed: {}", crate::error::chain(&e)));
+                            *thread_errors.lock() = Some(format!(
+                                "timed WAL sync failed: {}",
+                                crate::error::chain(&e)
+                            ));
                         }
                     }
                 }

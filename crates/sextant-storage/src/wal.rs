@@ -353,10 +353,10 @@ impl Wal {
             Durability::Always => true,
             Durability::Interval(every) => self.last_sync.elapsed() >= every,
         };
-        let written = self
-            .file
-            .write_all(&bytes)
-            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        let written =
+            self.file
+                .write_all(&bytes)
+                .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
         if let Err(source) = written {
             return Err(self.fail(StorageError::Io {
                 path: self.path.clone(),
@@ -391,10 +391,13 @@ impl Wal {
     fn heal(&mut self) -> Result<(), StorageError> {
         match self.poisoned.clone() {
             None => Ok(()),
-            Some(cause) => self.rewrite(0).map(|_| ()).map_err(|_| StorageError::WalPoisoned {
-                path: self.path.clone(),
-                source: cause,
-            }),
+            Some(cause) => self
+                .rewrite(0)
+                .map(|_| ())
+                .map_err(|_| StorageError::WalPoisoned {
+                    path: self.path.clone(),
+                    source: cause,
+                }),
         }
     }
 
@@ -469,7 +472,10 @@ impl Wal {
         self.fs.rename(&tmp, &self.path).map_err(io(&self.path))?;
         let dir = parent(&self.path);
         self.fs.sync_dir(dir).map_err(io(dir))?;
-        self.file = self.fs.open_log(&self.path, false).map_err(io(&self.path))?;
+        self.file = self
+            .fs
+            .open_log(&self.path, false)
+            .map_err(io(&self.path))?;
         self.len = out.len() as u64;
         self.unsynced = false;
         self.last_sync = Instant::now();
@@ -485,5 +491,103 @@ impl Drop for Wal {
         if self.unsynced && self.poisoned.is_none() {
             let _ = self.file.sync_data();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::sim::{Fault, OpKind, SimFs};
+
+    fn payloads(fs: &SimFs, path: &Path) -> Vec<(u64, Vec<u8>)> {
+        let (_, rec) = Wal::open_in(fs.handle(), path, Durability::Always).unwrap();
+        rec.records
+            .into_iter()
+            .map(|r| (r.seq, r.payload))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_fsync_removes_the_record_and_keeps_numbering() {
+        let fs = SimFs::new();
+        let path = Path::new("/wal");
+        let mut wal = Wal::create_in(fs.handle(), path, Durability::Always).unwrap();
+        wal.append(1, b"one").unwrap();
+        let mut armed = true;
+        fs.fail_when(move |op| {
+            let hit = armed && op.kind == OpKind::SyncFile;
+            armed &= !hit;
+            hit.then_some(Fault::Eio)
+        });
+        let err = wal.append(2, b"two").unwrap_err();
+        assert!(
+            matches!(err, StorageError::WalWrite { cut_back: true, .. }),
+            "{err}"
+        );
+        assert!(!wal.is_poisoned());
+        assert!(
+            wal.append(2, b"again").is_err(),
+            "sequence numbers are not reused"
+        );
+        wal.append(3, b"three").unwrap();
+        let want = vec![(1, b"one".to_vec()), (3, b"three".to_vec())];
+        assert_eq!(payloads(&fs.restart(), path), want);
+        assert_eq!(payloads(&fs.power_loss(0), path), want);
+    }
+
+    #[test]
+    fn a_poisoned_log_refuses_appends_until_the_disk_recovers() {
+        let fs = SimFs::new();
+        let path = Path::new("/wal");
+        let mut wal = Wal::create_in(fs.handle(), path, Durability::Always).unwrap();
+        wal.append(1, b"one").unwrap();
+        fs.fail_when(|_| Some(Fault::Enospc));
+        let err = wal.append(2, b"two").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::WalWrite {
+                    cut_back: false,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(wal.is_poisoned());
+        let err = wal.append(3, b"three").unwrap_err();
+        assert!(matches!(err, StorageError::WalPoisoned { .. }), "{err}");
+        assert!(err.to_string().contains("refuses writes"), "{err}");
+        fs.heal();
+        wal.append(4, b"four").unwrap();
+        assert!(!wal.is_poisoned());
+        let want = vec![(1, b"one".to_vec()), (4, b"four".to_vec())];
+        assert_eq!(payloads(&fs.power_loss(0), path), want);
+    }
+
+    #[test]
+    fn a_missing_log_is_an_error_not_a_new_file() {
+        let fs = SimFs::new();
+        let err = Wal::open_in(fs.handle(), Path::new("/wal"), Durability::Always).unwrap_err();
+        assert!(matches!(err, StorageError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("/wal"), "{err}");
+        assert!(!fs.exists(Path::new("/wal")));
+    }
+
+    #[test]
+    fn interval_records_are_synced_on_drop() {
+        let fs = SimFs::new();
+        let path = Path::new("/wal");
+        {
+            let mut wal = Wal::create_in(
+                fs.handle(),
+                path,
+                Durability::Interval(Duration::from_secs(3600)),
+            )
+            .unwrap();
+            wal.append(1, b"one").unwrap();
+            assert!(wal.has_unsynced());
+            assert!(payloads(&fs.power_loss(0), path).is_empty());
+        }
+        assert_eq!(payloads(&fs.power_loss(0), path), [(1, b"one".to_vec())]);
     }
 }

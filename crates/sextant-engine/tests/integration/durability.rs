@@ -78,10 +78,7 @@ fn wal_poisoned_after_failed_fdatasync_refuses_writes_until_repaired() {
     fs.fail_when(|op| (op.kind != OpKind::OpenLog).then_some(Fault::Eio));
     assert!(c.upsert(vec![point(2, 1)]).is_err());
     let refused = c.upsert(vec![point(3, 1)]).unwrap_err();
-    assert!(
-        refused.to_string().contains("refuses writes"),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains("refuses writes"), "{refused}");
     fs.heal();
     c.upsert(vec![point(4, 1)]).unwrap();
     for (what, disk) in [("restart", fs.restart()), ("power cut", fs.power_loss(0))] {
@@ -111,7 +108,10 @@ fn flush_failure_after_a_committed_write_is_a_background_error() {
         .expect("the write is durable in the WAL; a failed flush is not its error");
     let info = c.info();
     assert!(
-        info.background_error.as_deref().unwrap_or("").contains("flush"),
+        info.background_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("flush"),
         "{:?}",
         info.background_error
     );
@@ -151,8 +151,7 @@ fn leftover_temp_files_are_removed_on_open() {
     for f in &leftovers {
         let top = if f.starts_with(coll.join("c/segments")) {
             f.parent().unwrap().to_path_buf()
-        } else if f.starts_with(coll.join("c")) || f.starts_with(dir.path().join(".aliases.tmp"))
-        {
+        } else if f.starts_with(coll.join("c")) || f.starts_with(dir.path().join(".aliases.tmp")) {
             f.clone()
         } else {
             f.parent().unwrap().to_path_buf()
@@ -201,7 +200,10 @@ fn interval_durability_syncs_on_a_timer() {
         if versions(&open(&cut, config()), 1..2) == [Some(1)] {
             break;
         }
-        assert!(Instant::now() < deadline, "the batch never reached the disk");
+        assert!(
+            Instant::now() < deadline,
+            "the batch never reached the disk"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

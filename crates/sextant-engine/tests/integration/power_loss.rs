@@ -67,7 +67,9 @@ pub enum Step {
 }
 
 pub fn point(id: u64, version: u64) -> PointInput {
-    let v = (0..DIM).map(|d| (id * 31 + version * 7 + d as u64) as f32 % 13.0).collect();
+    let v = (0..DIM)
+        .map(|d| (id * 31 + version * 7 + d as u64) as f32 % 13.0)
+        .collect();
     PointInput {
         id: PointId::Num(id),
         vectors: Vectors::Single(v),
@@ -180,7 +182,10 @@ fn open_collection(fs: &SimFs, failures: &mut usize) -> Option<(Database, Arc<Co
             continue;
         };
         for _ in 0..4 {
-            match db.collection("c").or_else(|_| db.create_collection("c", schema())) {
+            match db
+                .collection("c")
+                .or_else(|_| db.create_collection("c", schema()))
+            {
                 Ok(c) => return Some((db, c)),
                 Err(_) if fs.crashed() => return None,
                 Err(_) => *failures += 1,
@@ -267,7 +272,11 @@ fn every_write_step_failed_in_turn() {
             assert!(r.failures <= 1, "{what}: {} steps failed", r.failures);
             check_reopened(&fs.restart(), &r, &format!("{what}, restart"));
             check_reopened(&fs.power_loss(0), &r, &format!("{what}, power cut"));
-            check_reopened(&fs.power_loss(at + 1), &r, &format!("{what}, torn power cut"));
+            check_reopened(
+                &fs.power_loss(at + 1),
+                &r,
+                &format!("{what}, torn power cut"),
+            );
         }
     }
     assert!(syncs > 50, "{syncs} fsyncs");

@@ -638,7 +638,10 @@ mod tests {
         fs.write_synced(&d.join("a"), b"synced").unwrap();
         fs.write(&d.join("b"), b"not synced").unwrap();
         let cut = fs.power_loss(0);
-        assert!(!cut.exists(&d.join("a")), "entry not durable without a dir sync");
+        assert!(
+            !cut.exists(&d.join("a")),
+            "entry not durable without a dir sync"
+        );
         fs.sync_dir(d).unwrap();
         let cut = fs.power_loss(0);
         assert_eq!(cut.read(&d.join("a")).unwrap(), b"synced");
