@@ -279,6 +279,10 @@ fn every_write_step_failed_in_turn() {
             );
         }
     }
+    eprintln!(
+        "every_write_step_failed_in_turn: {} operations, {syncs} fsyncs",
+        journal.len()
+    );
     assert!(syncs > 50, "{syncs} fsyncs");
 }
 
@@ -288,8 +292,8 @@ fn every_write_step_failed_in_turn() {
 #[test]
 fn power_loss_at_many_points() {
     let mut points = 0;
-    for seed in 0..4u64 {
-        let steps = workload(100 + seed, 60);
+    for seed in 0..6u64 {
+        let steps = workload(100 + seed, 80);
         let probe = SimFs::new();
         run(&probe, &steps);
         let total = probe.ops();
@@ -315,5 +319,6 @@ fn power_loss_at_many_points() {
             points += 1;
         }
     }
+    eprintln!("power_loss_at_many_points: {points} crash points");
     assert!(points >= 1000, "{points} crash points");
 }

@@ -5,8 +5,8 @@
 //! file's bytes durable, `sync_dir` a directory's entries (creations, renames, removals) —
 //! nothing else does, which is the weakest guarantee POSIX gives and the one Sextant must be
 //! correct under. [`SimFs::power_loss`] returns a new disk holding only what was durable,
-//! reached through durable entries from the root; optionally a file whose durable bytes are a
-//! prefix of its written bytes keeps a random part of the unsynced tail (a torn append).
+//! reached through durable entries from the root; with a seed, the cut is less kind: torn
+//! appends, and directories whose unsynced entries reached the disk anyway.
 //! [`SimFs::restart`] keeps everything (a process crash: the page cache survives).
 //!
 //! Every mutating operation and every fsync is numbered ([`Op::index`]); reads are not. A test
@@ -243,32 +243,38 @@ impl State {
         }
     }
 
-    /// The nodes as a power cut leaves them: durable entries from the root, durable bytes
-    /// (plus, with a non-zero seed, a random part of an unsynced appended tail).
+    /// The nodes as a power cut leaves them: durable entries from the root, durable bytes.
+    /// With a non-zero seed the cut is less kind, as real disks are: a file whose durable bytes
+    /// are a prefix of its written bytes keeps a random part of the unsynced tail (a torn
+    /// append), and a directory may keep all its current entries even though it was not
+    /// fsynced (its metadata reached the disk on its own; all or nothing per directory, as a
+    /// rename inside one directory is one journal transaction).
     fn durable_image(&self, seed: u64) -> Vec<Node> {
         let mut rng = seed;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
         let mut out = self.nodes.clone();
-        let mut reach = vec![false; self.nodes.len()];
         let mut stack = vec![0usize];
         while let Some(n) = stack.pop() {
-            reach[n] = true;
-            if let Node::Dir { durable, .. } = &self.nodes[n] {
-                stack.extend(durable.values().copied());
-            }
-        }
-        for (i, node) in out.iter_mut().enumerate() {
-            if !reach[i] {
-                continue;
-            }
-            match node {
-                Node::Dir { cur, durable } => *cur = durable.clone(),
+            match &mut out[n] {
+                Node::Dir { cur, durable } => {
+                    let kept = if seed != 0 && next() % 4 == 0 {
+                        cur.clone()
+                    } else {
+                        durable.clone()
+                    };
+                    stack.extend(kept.values().copied());
+                    *cur = kept.clone();
+                    *durable = kept;
+                }
                 Node::File { cur, durable } => {
                     let mut keep = durable.clone();
                     if seed != 0 && cur.len() > durable.len() && cur.starts_with(durable) {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        let extra = (rng % (cur.len() - durable.len() + 1) as u64) as usize;
+                        let extra = (next() % (cur.len() - durable.len() + 1) as u64) as usize;
                         keep.extend_from_slice(&cur[durable.len()..durable.len() + extra]);
                     }
                     *cur = keep.clone();
