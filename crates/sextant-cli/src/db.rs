@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sextant_core::{Filter, Metric, PointId};
 use sextant_engine::{
     Collection, CollectionConfig, Database, Durability, FieldType, IndexSpec, OrderBy,
-    PayloadIndexSpec, PointInput, Schema, SearchRequest, SpaceSpec, Vectors,
+    PayloadIndexSpec, PointInput, Schema, Scope, SearchRequest, SpaceSpec, TenantId, Vectors,
 };
 
 /// Environment variable naming the data directory (overridden by `--data`).
@@ -19,21 +19,21 @@ pub const DATA_ENV: &str = "SEXTANT_DATA";
 /// Points per WAL batch when importing a file.
 pub const DEFAULT_IMPORT_BATCH: usize = 1_000;
 
-/// Options every database command shares; they go before the subcommand
-/// (`sextant --data DIR --json search …`).
+/// Options every database command shares; they go anywhere on the command line
+/// (`sextant --data DIR search … --json`).
 #[derive(Debug, Args)]
 pub struct DbArgs {
     /// Data directory [default: $SEXTANT_DATA, else $XDG_DATA_HOME/sextant, else
     /// ~/.local/share/sextant].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
     /// When writes reach stable storage: `always` (fsync before a write is acknowledged; the
     /// default) or an interval such as `100ms` (faster imports; a crash may lose the last
     /// interval's batches, never part of one).
-    #[arg(long, default_value = "always", value_name = "POLICY")]
+    #[arg(long, default_value = "always", value_name = "POLICY", global = true)]
     pub durability: String,
     /// Print machine-readable JSON instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 
@@ -87,9 +87,125 @@ pub struct CreateArgs {
     /// A payload index `KEY:TYPE`, TYPE one of keyword, integer, float, bool, datetime (repeat).
     #[arg(long = "payload-index", value_name = "KEY:TYPE")]
     pub payload_index: Vec<String>,
-    /// Payload key holding each point's tenant (gets a keyword index unless declared).
-    #[arg(long)]
+    /// Payload key holding each point's tenant, `KEY` or `KEY:keyword|integer` (string
+    /// tenants by default); every point command then needs `--tenant` or `--all-tenants`.
+    #[arg(long, value_name = "KEY[:TYPE]")]
     pub tenant_key: Option<String>,
+}
+
+/// The tenant scope of a command on points.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TenantArgs {
+    /// Only this tenant's points (multi-tenant collections; typed by the tenant key: a string
+    /// for a keyword key, an integer for an integer key).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Every tenant's points: the administrator's path in a multi-tenant collection.
+    #[arg(long, conflicts_with = "tenant")]
+    pub all_tenants: bool,
+}
+
+impl TenantArgs {
+    /// The engine scope these flags give for collection `c`.
+    pub fn scope(&self, c: &Collection) -> Result<Scope> {
+        let schema = c.schema();
+        match (&self.tenant, self.all_tenants, &schema.tenant_key) {
+            (None, false, Some(key)) => bail!(
+                "collection {:?} is multi-tenant (tenant key {key:?}): give --tenant TENANT, or --all-tenants for the administrator's path",
+                c.name()
+            ),
+            (Some(_), _, None) => bail!(
+                "--tenant: collection {:?} is not multi-tenant (it has no tenant key)",
+                c.name()
+            ),
+            (Some(t), _, Some(_)) => Ok(Scope::Tenant(
+                TenantId::parse_for(schema, t).context("--tenant")?,
+            )),
+            (None, true, _) => Ok(Scope::AllTenants),
+            (None, false, None) => Ok(Scope::Unscoped),
+        }
+    }
+}
+
+/// Parses `--tenant-key KEY[:keyword|integer]` into the key and its payload index.
+pub fn parse_tenant_key(spec: &str) -> Result<(String, FieldType)> {
+    let (key, ty) = match spec.rsplit_once(':') {
+        Some((k, t)) => (k, t),
+        None => (spec, "keyword"),
+    };
+    let ty = match ty {
+        "keyword" => FieldType::Keyword,
+        "integer" => FieldType::Integer,
+        other => bail!("--tenant-key {spec:?}: tenant ids are keyword or integer, not {other:?}"),
+    };
+    if key.is_empty() {
+        bail!("--tenant-key: the key is empty");
+    }
+    Ok((key.to_string(), ty))
+}
+
+/// Sets a schema's tenant key (and its payload index, unless one is declared).
+pub fn set_tenant_key(schema: &mut Schema, spec: &str) -> Result<()> {
+    let (key, ty) = parse_tenant_key(spec)?;
+    if !schema.payload_indexes.iter().any(|p| p.key == key) {
+        schema.payload_indexes.push(PayloadIndexSpec {
+            key: key.clone(),
+            field_type: ty,
+        });
+    }
+    schema.tenant_key = Some(key);
+    Ok(())
+}
+
+/// `tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// List the tenants of a collection with their point counts.
+    List {
+        /// Collection or alias.
+        name: String,
+    },
+    /// Delete every point of one tenant (one durable write).
+    Drop {
+        /// Collection or alias.
+        name: String,
+        /// The tenant (typed by the tenant key, as `--tenant`).
+        tenant: String,
+    },
+}
+
+/// Runs `tenant …`.
+pub fn run_tenant(args: &DbArgs, cmd: TenantCommand) -> Result<()> {
+    let db = open(args)?;
+    match cmd {
+        TenantCommand::List { name } => {
+            let c = collection(&db, &name)?;
+            let tenants = c.tenants()?;
+            if args.json {
+                let v: Vec<Value> = tenants
+                    .iter()
+                    .map(|(t, n)| json!({"tenant": t.to_json(), "points": n}))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                for (t, n) in tenants {
+                    println!("{}\t{n}", t.to_json());
+                }
+            }
+        }
+        TenantCommand::Drop { name, tenant } => {
+            let c = collection(&db, &name)?;
+            let t = TenantId::parse_for(c.schema(), &tenant).context("tenant drop")?;
+            let n = c.drop_tenant(&t)?;
+            c.sync()?;
+            if args.json {
+                print_json(&json!({"tenant": t.to_json(), "deleted": n}))?;
+            } else {
+                println!("deleted {n} points of tenant {t}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Aliases.
@@ -129,24 +245,37 @@ pub struct UpsertArgs {
     /// Points per write batch (each batch is one WAL record, all-or-nothing).
     #[arg(long, default_value_t = DEFAULT_IMPORT_BATCH)]
     pub batch: usize,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
-/// Retrieval options shared by `search --text/--queries` and `ask`.
-#[derive(Debug, Clone, Args)]
+/// Default text search mode.
+pub const DEFAULT_MODE: &str = "hybrid";
+/// Default sources of hybrid mode.
+pub const DEFAULT_SOURCES: &str = "dense,bm25";
+/// Default hybrid fusion.
+pub const DEFAULT_FUSION: &str = "weighted";
+/// Default number of fused chunks a reranker scores.
+pub const DEFAULT_RERANK_TOP: usize = 50;
+
+/// Retrieval options shared by `search --text/--queries` and `ask`. Options that only some
+/// modes use are refused where they would do nothing (never silently ignored).
+#[derive(Debug, Clone, Default, Args)]
 pub struct RetrievalArgs {
-    /// Text search mode: dense, bm25, splade or hybrid.
-    #[arg(long, default_value = "hybrid")]
-    pub mode: String,
-    /// Sources of hybrid mode, comma-separated (dense, bm25, splade).
-    #[arg(long, default_value = "dense,bm25")]
-    pub sources: String,
-    /// Fusion weights, one per hybrid source [default: all 1].
+    /// Text search mode: dense, bm25, splade or hybrid [default: hybrid].
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Sources of hybrid mode, comma-separated (dense, bm25, splade) [default: dense,bm25].
+    #[arg(long)]
+    pub sources: Option<String>,
+    /// Fusion weights, one finite non-negative number per hybrid source [default: all 1].
     #[arg(long)]
     pub weights: Option<String>,
     /// Hybrid fusion: weighted (min-max normalised scores, summed with the weights), weighted-z
-    /// (z-score normalised), rrf (reciprocal rank, k = 60) or dbsf (3-sigma normalised).
-    #[arg(long, default_value = "weighted")]
-    pub fusion: String,
+    /// (z-score normalised), rrf (reciprocal rank, k = 60) or dbsf (3-sigma normalised)
+    /// [default: weighted].
+    #[arg(long)]
+    pub fusion: Option<String>,
     /// Chunks each source contributes [default: max(3 k, 100)].
     #[arg(long)]
     pub source_k: Option<usize>,
@@ -154,19 +283,45 @@ pub struct RetrievalArgs {
     /// collection's own model's token states).
     #[arg(long)]
     pub rerank: Option<String>,
-    /// Chunks to rerank.
-    #[arg(long, default_value_t = 50)]
-    pub rerank_top: usize,
+    /// Chunks to rerank (with --rerank) [default: 50].
+    #[arg(long, requires = "rerank")]
+    pub rerank_top: Option<usize>,
     /// MMR diversity: lambda in [0, 1] (1 = relevance only).
     #[arg(long)]
     pub mmr: Option<f32>,
-    /// Numeric precision of the query-side embedding model: f32 or bf16.
+    /// Numeric precision of the query-side embedding model: f32 or bf16 [default: f32].
     #[cfg(feature = "embed")]
-    #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
-    pub precision: sextant_embed::Precision,
-    /// Chunks per document (results are grouped by document).
-    #[arg(long, default_value_t = 1)]
-    pub group_size: usize,
+    #[arg(long, value_parser = crate::embed::parse_precision)]
+    pub precision: Option<sextant_embed::Precision>,
+    /// Chunks per document: results are grouped by document [search default: 1; ask default:
+    /// no grouping, chunks in rank order].
+    #[arg(long)]
+    pub group_size: Option<usize>,
+}
+
+impl RetrievalArgs {
+    /// The flags given on the command line, by name (for refusing them where they do nothing).
+    pub fn given(&self) -> Vec<&'static str> {
+        #[cfg(feature = "embed")]
+        let precision = self.precision.is_some();
+        #[cfg(not(feature = "embed"))]
+        let precision = false;
+        [
+            ("--mode", self.mode.is_some()),
+            ("--sources", self.sources.is_some()),
+            ("--weights", self.weights.is_some()),
+            ("--fusion", self.fusion.is_some()),
+            ("--source-k", self.source_k.is_some()),
+            ("--rerank", self.rerank.is_some()),
+            ("--rerank-top", self.rerank_top.is_some()),
+            ("--mmr", self.mmr.is_some()),
+            ("--precision", precision),
+            ("--group-size", self.group_size.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, g)| g.then_some(f))
+        .collect()
+    }
 }
 
 /// `search`.
@@ -202,9 +357,8 @@ pub struct SearchArgs {
     /// Payload filter (JSON, e.g. `{"must":[{"key":"tag","match":{"value":"a"}}]}`).
     #[arg(long)]
     pub filter: Option<String>,
-    /// Only this tenant's points (multi-tenant collections).
-    #[arg(long)]
-    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
     /// Number of results.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
@@ -245,6 +399,8 @@ pub struct ScrollArgs {
     /// Include payloads.
     #[arg(long)]
     pub with_payload: bool,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
 }
 
 /// The data directory: `--data`, else `$SEXTANT_DATA`, else the XDG data directory.
@@ -372,13 +528,16 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     })
                 })
                 .collect::<Result<_>>()?;
-            let schema = Schema {
+            let mut schema = Schema {
                 spaces,
                 payload_indexes,
-                tenant_key: c.tenant_key,
+                tenant_key: None,
                 documents: None,
                 sparse_spaces: Vec::new(),
             };
+            if let Some(spec) = &c.tenant_key {
+                set_tenant_key(&mut schema, spec)?;
+            }
             let col = db.create_collection(&c.name, schema)?;
             if args.json {
                 print_json(&col.info())?;
@@ -564,10 +723,22 @@ fn read_points(args: &UpsertArgs) -> Result<Vec<PointInput>> {
             }
             None => vec![Value::Null; m.rows],
         };
+        let last = (m.rows as u64)
+            .checked_sub(1)
+            .and_then(|n| args.start_id.checked_add(n));
+        if m.rows > 0 && last.is_none() {
+            bail!(
+                "--start-id {}: {} rows would need ids past the largest id ({})",
+                args.start_id,
+                m.rows,
+                u64::MAX
+            );
+        }
         return Ok(payloads
             .into_iter()
             .enumerate()
             .map(|(i, payload)| PointInput {
+                // Checked above: start_id + rows - 1 fits in u64.
                 id: PointId::Num(args.start_id + i as u64),
                 vectors: Vectors::Single(m.row(i).to_vec()),
                 payload,
@@ -630,10 +801,11 @@ pub fn run_upsert(args: &DbArgs, up: UpsertArgs) -> Result<()> {
     }
     let db = open(args)?;
     let c = collection(&db, &up.name)?;
+    let scope = up.tenant.scope(&c)?;
     let t = Instant::now();
     let points = read_points(&up)?;
     // Check everything before writing anything, so a bad line leaves the collection unchanged.
-    c.check(&points).map_err(|e| match e {
+    c.check(&scope, &points).map_err(|e| match e {
         sextant_engine::EngineError::InvalidPoint { index, id, reason } => anyhow::anyhow!(
             "point {} of {} (id {id}): {reason}; nothing was written",
             index + 1,
@@ -648,13 +820,25 @@ pub fn run_upsert(args: &DbArgs, up: UpsertArgs) -> Result<()> {
     );
     let write_start = Instant::now();
     let mut it = points.into_iter().peekable();
+    let mut landed = 0usize;
     while it.peek().is_some() {
         let batch: Vec<PointInput> = it.by_ref().take(up.batch).collect();
-        let k = batch.len() as u64;
-        c.upsert(batch)?;
-        bar.inc(k);
+        let k = batch.len();
+        if let Err(e) = c.upsert(&scope, batch) {
+            bar.finish_and_clear();
+            return Err(anyhow::Error::new(e).context(format!(
+                "import of {} stopped: {landed} of {n} points landed (the first {} batches of {}); the failed batch and the rest were not written",
+                up.file.display(),
+                landed / up.batch,
+                up.batch
+            )));
+        }
+        landed += k;
+        bar.inc(k as u64);
     }
-    c.sync()?;
+    c.sync().with_context(|| {
+        format!("all {n} points were written, but forcing them to stable storage failed")
+    })?;
     bar.finish_and_clear();
     let write_s = write_start.elapsed().as_secs_f64();
     while c.merge()? {}
@@ -674,11 +858,18 @@ pub fn run_upsert(args: &DbArgs, up: UpsertArgs) -> Result<()> {
 }
 
 /// Runs `get`.
-pub fn run_get(args: &DbArgs, name: &str, ids: &[String], with_vector: bool) -> Result<()> {
+pub fn run_get(
+    args: &DbArgs,
+    name: &str,
+    ids: &[String],
+    with_vector: bool,
+    tenant: &TenantArgs,
+) -> Result<()> {
     let db = open(args)?;
     let c = collection(&db, name)?;
+    let scope = tenant.scope(&c)?;
     let ids: Vec<PointId> = ids.iter().map(|s| parse_id(s)).collect();
-    let points = c.get(&ids, true, with_vector);
+    let points = c.get(&scope, &ids, true, with_vector)?;
     if args.json {
         print_json(&points)?;
     } else {
@@ -697,12 +888,19 @@ pub fn run_get(args: &DbArgs, name: &str, ids: &[String], with_vector: bool) -> 
 }
 
 /// Runs `delete`.
-pub fn run_delete(args: &DbArgs, name: &str, ids: &[String], filter: Option<&str>) -> Result<()> {
+pub fn run_delete(
+    args: &DbArgs,
+    name: &str,
+    ids: &[String],
+    filter: Option<&str>,
+    tenant: &TenantArgs,
+) -> Result<()> {
     let db = open(args)?;
     let c = collection(&db, name)?;
+    let scope = tenant.scope(&c)?;
     let n = match (ids.is_empty(), parse_filter(filter)?) {
-        (false, None) => c.delete(ids.iter().map(|s| parse_id(s)).collect())?,
-        (true, Some(f)) => c.delete_by_filter(&f)?,
+        (false, None) => c.delete(&scope, ids.iter().map(|s| parse_id(s)).collect())?,
+        (true, Some(f)) => c.delete_by_filter(&scope, &f)?,
         (false, Some(_)) => bail!("give ids or --filter, not both"),
         (true, None) => bail!("give the ids to delete, or --filter"),
     };
@@ -715,10 +913,16 @@ pub fn run_delete(args: &DbArgs, name: &str, ids: &[String], filter: Option<&str
 }
 
 /// Runs `count`.
-pub fn run_count(args: &DbArgs, name: &str, filter: Option<&str>) -> Result<()> {
+pub fn run_count(
+    args: &DbArgs,
+    name: &str,
+    filter: Option<&str>,
+    tenant: &TenantArgs,
+) -> Result<()> {
     let db = open(args)?;
     let c = collection(&db, name)?;
-    let n = c.count(parse_filter(filter)?.as_ref());
+    let scope = tenant.scope(&c)?;
+    let n = c.count(&scope, parse_filter(filter)?.as_ref())?;
     if args.json {
         print_json(&json!({"count": n}))?;
     } else {
@@ -736,6 +940,7 @@ pub fn run_scroll(args: &DbArgs, s: ScrollArgs) -> Result<()> {
         descending: s.desc,
     });
     let page = c.scroll(
+        &s.tenant.scope(&c)?,
         parse_filter(s.filter.as_deref())?.as_ref(),
         s.limit,
         s.offset.as_deref(),
@@ -779,18 +984,26 @@ fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
     }
 }
 
-/// A tenant id as given on the command line: a number when it parses as one.
-pub fn tenant_value(t: Option<&str>) -> Option<Value> {
-    t.map(|t| match t.parse::<u64>() {
-        Ok(n) => Value::from(n),
-        Err(_) => Value::String(t.to_string()),
-    })
-}
-
 /// Runs `search`.
 pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
     let db = open(args)?;
     if s.text.is_some() || s.queries.is_some() {
+        let vector_only: Vec<&str> = [
+            ("--ef", s.ef.is_some()),
+            ("--space", s.space.is_some()),
+            ("--with-vector", s.with_vector),
+            ("--with-payload", s.with_payload),
+            ("--explain", s.explain),
+        ]
+        .into_iter()
+        .filter_map(|(f, g)| g.then_some(f))
+        .collect();
+        if !vector_only.is_empty() {
+            bail!(
+                "{} apply to vector search only: text search uses the document collection's own spaces (pick them with --mode/--sources), always returns chunk payloads, and has no per-segment plan to print",
+                vector_only.join(", ")
+            );
+        }
         #[cfg(feature = "embed")]
         {
             let queries = match (&s.text, &s.queries) {
@@ -806,7 +1019,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                     retrieval: &s.retrieval,
                     k: s.k,
                     filter: parse_filter(s.filter.as_deref())?,
-                    tenant: tenant_value(s.tenant.as_deref()),
+                    tenant: &s.tenant,
                     run_out: s.run_out.as_deref(),
                     json_out: args.json,
                 },
@@ -814,6 +1027,17 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
         }
         #[cfg(not(feature = "embed"))]
         bail!("text search needs the `embed` feature (this build has none)");
+    }
+    let retrieval = s.retrieval.given();
+    if !retrieval.is_empty() || s.run_out.is_some() {
+        let mut flags = retrieval;
+        if s.run_out.is_some() {
+            flags.push("--run-out");
+        }
+        bail!(
+            "{} apply to text search (--text or --queries) only; a vector search has no text to rank",
+            flags.join(", ")
+        );
     }
     let c = collection(&db, &s.name)?;
     let queries = match (&s.vector, &s.vector_file) {
@@ -825,7 +1049,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
         (None, None) => bail!("give --vector or --vector-file"),
     };
     let filter = parse_filter(s.filter.as_deref())?;
-    let tenant = tenant_value(s.tenant.as_deref());
+    let scope = s.tenant.scope(&c)?;
     let mut out = Vec::new();
     let stdout = std::io::stdout();
     for q in queries {
@@ -835,7 +1059,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
             k: s.k,
             ef: s.ef,
             filter: filter.clone(),
-            tenant: tenant.clone(),
+            scope: scope.clone(),
             with_payload: s.with_payload,
             with_vector: s.with_vector,
             exact_threshold: None,

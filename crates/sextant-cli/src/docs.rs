@@ -22,7 +22,8 @@ use sextant_engine::documents::search::{
     search_text, DocumentHit, Models, Source, SourceKind, TextQuery,
 };
 use sextant_engine::documents::{
-    self as documents, ChunkingSpec, DenseModel, DocumentSettings, RedactionSpec, SPLADE,
+    self as documents, ChunkingSpec, DenseModel, DocumentSettings, RedactionKey, RedactionSpec,
+    SPLADE,
 };
 use sextant_engine::fusion::{Fusion, Normalization, DEFAULT_RRF_K};
 use sextant_engine::{Collection, Database};
@@ -90,6 +91,11 @@ pub struct IngestArgs {
     /// [default: all].
     #[arg(long, requires = "redact")]
     pub redact_kinds: Option<String>,
+    /// Key file of hash-mode redaction (at least 16 bytes, mode 0600; never stored with the
+    /// data) [default: the key in $SEXTANT_REDACTION_KEY]. Needed for every ingest into a
+    /// collection that hashes.
+    #[arg(long, value_name = "FILE")]
+    pub redaction_key: Option<PathBuf>,
     /// Numeric precision of the embedding model: f32, or bf16 (about 1.7× faster on CPUs with
     /// AVX512-BF16; vectors within cosine 0.9999 of f32, so both mix in one collection).
     #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
@@ -97,6 +103,13 @@ pub struct IngestArgs {
     /// Chunks embedded per batch (one WAL record each).
     #[arg(long, default_value_t = documents::ingest::DEFAULT_BATCH_CHUNKS)]
     pub batch: usize,
+    /// Make the new collection multi-tenant: payload key `KEY` (string tenants) or
+    /// `KEY:integer`. A JSONL record's field of that name gives its tenant (with
+    /// `--all-tenants`), or `--tenant` gives every document's.
+    #[arg(long, value_name = "KEY[:TYPE]")]
+    pub tenant_key: Option<String>,
+    #[command(flatten)]
+    pub tenant: crate::db::TenantArgs,
 }
 
 /// Loads the embedding model a document collection was built with.
@@ -134,27 +147,14 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
         bail!("give files or directories to ingest, or --jsonl FILE");
     }
     let db = crate::db::open(db_args)?;
+    let key = match &a.redaction_key {
+        Some(path) => Some(RedactionKey::from_file(path).context("--redaction-key")?),
+        None => RedactionKey::from_env()
+            .with_context(|| format!("${}", documents::REDACTION_KEY_ENV))?,
+    };
     let (c, models) = match db.collection(&a.name) {
         Ok(c) => {
-            let given: Vec<&str> = [
-                ("--chunking", a.chunking.is_some()),
-                ("--chunk-tokens", a.chunk_tokens.is_some()),
-                ("--chunk-overlap", a.chunk_overlap.is_some()),
-                ("--parent-tokens", a.parent_tokens.is_some()),
-                ("--redact", a.redact.is_some()),
-                ("--splade", a.splade.is_some()),
-                ("--no-splade", a.no_splade),
-            ]
-            .into_iter()
-            .filter_map(|(f, set)| set.then_some(f))
-            .collect();
-            if !given.is_empty() {
-                eprintln!(
-                    "warning: collection {:?} exists, so its stored settings apply; ignoring creation-time option(s) {}",
-                    a.name,
-                    given.join(", ")
-                );
-            }
+            refuse_changed_settings(&c, &a)?;
             let splade = documents::stored_model(&c, SPLADE)
                 .is_some()
                 .then(|| splade_model(&c))
@@ -179,23 +179,46 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
                 overlap: a.chunk_overlap,
                 parent_max_tokens: a.parent_tokens,
             };
-            settings.redaction = a.redact.as_ref().map(|mode| RedactionSpec {
-                mode: mode.clone(),
-                salt: random_salt(),
-                kinds: a.redact_kinds.clone(),
-            });
+            settings.redaction = match a.redact.as_deref() {
+                Some("hash") => Some(RedactionSpec {
+                    mode: "hash".into(),
+                    key_id: Some(
+                        key.as_ref()
+                            .with_context(|| {
+                                format!(
+                                    "--redact hash needs a secret key kept outside the data: --redaction-key FILE or ${} (make one with `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)",
+                                    documents::REDACTION_KEY_ENV
+                                )
+                            })?
+                            .id(),
+                    ),
+                    kinds: a.redact_kinds.clone(),
+                }),
+                Some(mode) => Some(RedactionSpec {
+                    mode: mode.to_string(),
+                    key_id: None,
+                    kinds: a.redact_kinds.clone(),
+                }),
+                None => None,
+            };
             let schema = documents::schema(
                 &dense,
                 splade.as_ref().map(|s| s as &dyn documents::SparseModel),
                 &settings,
             )?;
+            let mut schema = schema;
+            if let Some(spec) = &a.tenant_key {
+                crate::db::set_tenant_key(&mut schema, spec)?;
+            }
             let c = db.create_collection(&a.name, schema)?;
             (c, CollectionModels { dense, splade })
         }
         Err(e) => return Err(e.into()),
     };
+    let scope = a.tenant.scope(&c)?;
     let mut ing = Ingester::new(
         &c,
+        scope,
         &models.dense,
         models
             .splade
@@ -203,6 +226,23 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             .map(|s| s as &dyn documents::SparseModel),
     )?
     .with_batch_chunks(a.batch);
+    let hashes = matches!(
+        DocumentSettings::of(&c)?.redaction,
+        Some(RedactionSpec { ref mode, .. }) if mode == "hash"
+    );
+    match (&key, hashes) {
+        (Some(k), true) => ing = ing.with_redaction_key(k)?,
+        (None, true) => bail!(
+            "collection {:?} redacts in hash mode: give its key with --redaction-key FILE or ${}",
+            c.name(),
+            documents::REDACTION_KEY_ENV
+        ),
+        (Some(_), false) if a.redaction_key.is_some() => bail!(
+            "--redaction-key: collection {:?} does not redact in hash mode",
+            c.name()
+        ),
+        _ => {}
+    }
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     let t0 = Instant::now();
@@ -281,19 +321,79 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
     Ok(())
 }
 
-/// A salt for hash-mode redaction, from the clock and the process (unpredictable enough for a
-/// per-collection salt; it is stored with the collection).
-fn random_salt() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(std::process::id());
-    for b in t.to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// Refuses creation-time options that differ from an existing collection's stored settings
+/// (they cannot change after creation; silently ignoring them would leave, say, text
+/// unredacted that the user asked to redact).
+fn refuse_changed_settings(c: &Collection, a: &IngestArgs) -> Result<()> {
+    let stored = DocumentSettings::of(c)?;
+    let ch = &stored.chunking;
+    let red = stored.redaction.as_ref();
+    let has_splade = documents::stored_model(c, SPLADE).is_some();
+    let differs: Vec<String> = [
+        (
+            "--chunking",
+            a.chunking.as_ref().is_some_and(|v| *v != ch.strategy),
+            ch.strategy.clone(),
+        ),
+        (
+            "--chunk-tokens",
+            a.chunk_tokens.is_some_and(|v| v != ch.max_tokens),
+            ch.max_tokens.to_string(),
+        ),
+        (
+            "--chunk-overlap",
+            a.chunk_overlap.is_some() && a.chunk_overlap != ch.overlap,
+            format!("{:?}", ch.overlap),
+        ),
+        (
+            "--parent-tokens",
+            a.parent_tokens.is_some() && a.parent_tokens != ch.parent_max_tokens,
+            format!("{:?}", ch.parent_max_tokens),
+        ),
+        (
+            "--redact",
+            a.redact
+                .as_ref()
+                .is_some_and(|m| Some(m) != red.map(|r| &r.mode)),
+            red.map_or("none".into(), |r| r.mode.clone()),
+        ),
+        (
+            "--redact-kinds",
+            a.redact_kinds.is_some()
+                && a.redact_kinds.as_ref() != red.and_then(|r| r.kinds.as_ref()),
+            red.and_then(|r| r.kinds.clone())
+                .unwrap_or_else(|| "all".into()),
+        ),
+        (
+            "--splade",
+            a.splade.is_some() && !has_splade,
+            "no SPLADE space".into(),
+        ),
+        (
+            "--no-splade",
+            a.no_splade && has_splade,
+            "a SPLADE space".into(),
+        ),
+        (
+            "--tenant-key",
+            a.tenant_key.is_some()
+                && a.tenant_key.as_deref().map(|t| t.split(':').next())
+                    != Some(c.schema().tenant_key.as_deref()),
+            format!("{:?}", c.schema().tenant_key),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, d, _)| *d)
+    .map(|(flag, _, was)| format!("{flag} (the collection has {was})"))
+    .collect();
+    if !differs.is_empty() {
+        bail!(
+            "collection {:?} exists and its creation-time settings cannot change: {}; ingest into a new collection to use other settings",
+            c.name(),
+            differs.join(", ")
+        );
     }
-    format!("{h:016x}")
+    Ok(())
 }
 
 /// Files under `root` (itself when it is a file), sorted, with a known extension.
@@ -414,6 +514,7 @@ fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
         fields,
         source_map: (!ex.map.is_identity()).then_some(ex.map),
         pages: ex.pages,
+        tenant: None,
     })))
 }
 
@@ -460,6 +561,7 @@ fn record(line: &str, a: &IngestArgs) -> Result<Document> {
         fields,
         source_map: None,
         pages: None,
+        tenant: None,
     })
 }
 
@@ -500,17 +602,41 @@ fn plan(
     k: usize,
     filter: Option<Filter>,
 ) -> Result<(TextQuery, QueryModels)> {
-    let kinds: Vec<SourceKind> = match r.mode.as_str() {
+    let mode = r.mode.as_deref().unwrap_or(crate::db::DEFAULT_MODE);
+    let kinds: Vec<SourceKind> = match mode {
         "dense" => vec![SourceKind::Dense],
         "bm25" => vec![SourceKind::Bm25],
         "splade" => vec![SourceKind::Splade],
         "hybrid" => r
             .sources
+            .as_deref()
+            .unwrap_or(crate::db::DEFAULT_SOURCES)
             .split(',')
             .map(|s| s.trim().parse::<SourceKind>())
             .collect::<Result<_, _>>()?,
         other => bail!("unknown mode {other:?}: expected dense, bm25, splade or hybrid"),
     };
+    if mode != "hybrid" {
+        let hybrid_only: Vec<&str> = [
+            ("--sources", r.sources.is_some()),
+            ("--weights", r.weights.is_some()),
+            ("--fusion", r.fusion.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, g)| g.then_some(f))
+        .collect();
+        if !hybrid_only.is_empty() {
+            bail!(
+                "{} apply to --mode hybrid only; --mode {mode} has one source, ranked by its own scores",
+                hybrid_only.join(", ")
+            );
+        }
+    }
+    if let Some(l) = r.mmr {
+        if !(0.0..=1.0).contains(&l) {
+            bail!("--mmr {l}: lambda must be in [0, 1]");
+        }
+    }
     let mut q = TextQuery::new("", &kinds, k);
     if let Some(d) = r.source_k {
         for s in &mut q.sources {
@@ -523,6 +649,9 @@ fn plan(
             .map(|x| x.trim().parse::<f32>())
             .collect::<Result<_, _>>()
             .with_context(|| format!("--weights {w:?}: expected numbers"))?;
+        if let Some(x) = w.iter().find(|x| !x.is_finite() || **x < 0.0) {
+            bail!("--weights {w:?}: {x} is not a finite non-negative weight");
+        }
         if w.len() != q.sources.len() {
             bail!(
                 "--weights has {} values for {} sources",
@@ -534,14 +663,17 @@ fn plan(
             *s = Source { weight: w, ..*s };
         }
     }
-    q.fusion = parse_fusion(&r.fusion)?;
+    q.fusion = parse_fusion(r.fusion.as_deref().unwrap_or(crate::db::DEFAULT_FUSION))?;
     q.filter = filter;
     q.mmr_lambda = r.mmr;
-    q.group_size = Some(r.group_size);
+    if r.group_size == Some(0) {
+        bail!("--group-size must be at least 1");
+    }
+    q.group_size = Some(r.group_size.unwrap_or(1));
     let need_dense = kinds.contains(&SourceKind::Dense) || r.mmr.is_some();
     let need_splade = kinds.contains(&SourceKind::Splade);
     let dense = need_dense
-        .then(|| dense_model(c, r.precision))
+        .then(|| dense_model(c, r.precision.unwrap_or_default()))
         .transpose()?;
     let splade = need_splade.then(|| splade_model(c)).transpose()?;
     let reranker: Option<Box<dyn documents::PairScorer>> = match r.rerank.as_deref() {
@@ -554,7 +686,7 @@ fn plan(
         None => None,
     };
     if reranker.is_some() {
-        q.rerank_top = r.rerank_top;
+        q.rerank_top = r.rerank_top.unwrap_or(crate::db::DEFAULT_RERANK_TOP);
     }
     Ok((
         q,
@@ -579,8 +711,8 @@ pub struct TextSearch<'a> {
     pub k: usize,
     /// Payload filter applied to every source.
     pub filter: Option<Filter>,
-    /// Tenant scope applied to every source.
-    pub tenant: Option<Value>,
+    /// Tenant flags, giving the scope applied to every source.
+    pub tenant: &'a crate::db::TenantArgs,
     /// TREC run output.
     pub run_out: Option<&'a Path>,
     /// JSON output.
@@ -592,7 +724,7 @@ pub struct TextSearch<'a> {
 pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
     let c = crate::db::collection(db, t.name)?;
     let (mut template, models) = plan(&c, t.retrieval, t.k, t.filter.clone())?;
-    template.tenant = t.tenant.clone();
+    template.scope = t.tenant.scope(&c)?;
     let mut run: Vec<(String, Vec<DocumentHit>)> = Vec::new();
     let bar = ProgressBar::new(t.queries.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} queries ({per_sec})")
@@ -605,7 +737,13 @@ pub fn run_text_search(db: &Database, t: TextSearch<'_>) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let tag = format!("sextant-{}", t.retrieval.mode);
+    let tag = format!(
+        "sextant-{}",
+        t.retrieval
+            .mode
+            .as_deref()
+            .unwrap_or(crate::db::DEFAULT_MODE)
+    );
     if let Some(path) = t.run_out {
         let f = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -679,6 +817,8 @@ pub struct AskArgs {
     #[arg(long)]
     pub filter: Option<String>,
     #[command(flatten)]
+    pub tenant: crate::db::TenantArgs,
+    #[command(flatten)]
     pub retrieval: RetrievalArgs,
     /// OpenAI-compatible endpoint (`http://host:port`, `…/v1` or `…/v1/chat/completions`;
     /// Ollama serves one at http://localhost:11434). Without it the answer is the cited
@@ -699,14 +839,16 @@ pub fn run_ask(db_args: &crate::db::DbArgs, a: AskArgs) -> Result<()> {
     let c = crate::db::collection(&db, &a.name)?;
     let filter = crate::db::parse_filter(a.filter.as_deref())?;
     let (mut q, mut models) = plan(&c, &a.retrieval, a.k, filter)?;
+    q.scope = a.tenant.scope(&c)?;
     q.text = a.question.clone();
-    // Chunks, not documents: several chunks of one document are welcome in a context.
-    q.group_size = None;
+    // Chunks, not documents, unless --group-size asks for grouping: several chunks of one
+    // document are welcome in a context.
+    q.group_size = a.retrieval.group_size;
     let hits = search_text(&c, models.models(), &q)?;
     // The budget is counted in the collection's model tokens.
     let counter = match models.dense.take() {
         Some(d) => d,
-        None => dense_model(&c, a.retrieval.precision)?,
+        None => dense_model(&c, a.retrieval.precision.unwrap_or_default())?,
     };
     let count = |s: &str| counter.token_spans(s).len();
     let ctx = context::assemble(&hits, a.budget, &count);

@@ -48,6 +48,8 @@ enum Command {
         /// Include stored vectors.
         #[arg(long)]
         with_vector: bool,
+        #[command(flatten)]
+        tenant: db::TenantArgs,
     },
     /// Delete points by id or by filter.
     Delete {
@@ -58,6 +60,8 @@ enum Command {
         /// Delete every point matching this filter (JSON) instead.
         #[arg(long)]
         filter: Option<String>,
+        #[command(flatten)]
+        tenant: db::TenantArgs,
     },
     /// Count points (matching a filter).
     Count {
@@ -66,7 +70,13 @@ enum Command {
         /// Payload filter (JSON).
         #[arg(long)]
         filter: Option<String>,
+        #[command(flatten)]
+        tenant: db::TenantArgs,
     },
+    /// Multi-tenant collections: list tenants with their point counts, or drop one tenant's
+    /// points.
+    #[command(subcommand)]
+    Tenant(db::TenantCommand),
     /// Page through points, by id or by a payload key.
     Scroll(db::ScrollArgs),
     /// Search: by vector (`--vector`, `--vector-file`), or by text (`--text`, `--queries`) in a
@@ -130,9 +140,20 @@ fn main() -> std::process::ExitCode {
             name,
             ids,
             with_vector,
-        } => db::run_get(a, &name, &ids, with_vector),
-        Command::Delete { name, ids, filter } => db::run_delete(a, &name, &ids, filter.as_deref()),
-        Command::Count { name, filter } => db::run_count(a, &name, filter.as_deref()),
+            tenant,
+        } => db::run_get(a, &name, &ids, with_vector, &tenant),
+        Command::Delete {
+            name,
+            ids,
+            filter,
+            tenant,
+        } => db::run_delete(a, &name, &ids, filter.as_deref(), &tenant),
+        Command::Count {
+            name,
+            filter,
+            tenant,
+        } => db::run_count(a, &name, filter.as_deref(), &tenant),
+        Command::Tenant(cmd) => db::run_tenant(a, cmd),
         Command::Scroll(s) => db::run_scroll(a, s),
         Command::Search(s) => db::run_search(a, s),
         #[cfg(feature = "embed")]

@@ -10,10 +10,13 @@
 //! Keys are dotted paths; an array met on the way contributes all its elements, and a condition
 //! holds when *any* value found at the key satisfies it (so `tags` matches `"a"` when it is
 //! `["a", "b"]`). `except` holds when the key has at least one value and none is in the list.
-//! Ranges compare numbers, or RFC 3339 datetimes (compared as instants). An empty filter matches
+//! Ranges compare numbers (exactly: integers as integers, see [`Num`]), or RFC 3339 datetimes
+//! (compared as instants). Values match by type: the string `"7"` is not the number `7`. An empty filter matches
 //! everything; an empty `should` places no constraint.
 
 use serde_json::{Map, Value};
+
+pub use crate::number::Num;
 
 /// A point's external id, as the filter language sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,8 +111,8 @@ pub enum MatchValue {
 /// A bound of a range: a number, or an instant in microseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Bound {
-    /// A numeric bound.
-    Number(f64),
+    /// A numeric bound (integers stay exact; see [`Num`]).
+    Number(Num),
     /// A datetime bound (microseconds since 1970-01-01T00:00:00Z).
     Instant(i64),
 }
@@ -333,9 +336,7 @@ impl Condition {
                 let bp = format!("{p}.{name}");
                 match r.get(name) {
                     None => Ok(None),
-                    Some(Value::Number(n)) => {
-                        Ok(Some(Bound::Number(n.as_f64().unwrap_or(f64::NAN))))
-                    }
+                    Some(Value::Number(n)) => Ok(Some(Bound::Number(Num::of(n)))),
                     Some(Value::String(s)) => parse_rfc3339(s)
                         .map(|t| Some(Bound::Instant(t)))
                         .map_or_else(
@@ -391,7 +392,7 @@ impl Range {
         let check = |b: Option<Bound>, ok: fn(std::cmp::Ordering) -> bool| -> bool {
             let Some(b) = b else { return true };
             let ord = match (b, v) {
-                (Bound::Number(b), Value::Number(n)) => n.as_f64().and_then(|x| x.partial_cmp(&b)),
+                (Bound::Number(b), Value::Number(n)) => Some(Num::of(n).cmp(&b)),
                 (Bound::Instant(b), Value::String(s)) => parse_rfc3339(s).map(|t| t.cmp(&b)),
                 _ => None,
             };
@@ -409,10 +410,11 @@ fn is_scalar(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
-/// Numbers compare by value (`1` equals `1.0`); everything else structurally.
-fn json_eq(a: &Value, b: &Value) -> bool {
+/// Numbers compare by exact value (`1` equals `1.0`, integers above 2^53 stay distinct);
+/// everything else structurally (so `"7"` is not `7`).
+pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Number(x), Value::Number(y)) => Num::of(x) == Num::of(y),
         _ => a == b,
     }
 }
@@ -598,6 +600,25 @@ mod tests {
         assert!(at("gt", "2024-02-29").matches(&id, &p));
         // A number bound never matches a string value, and vice versa.
         assert!(!f(json!({"must": [{"key": "city", "range": {"gt": 0}}]})).matches(&id, &p));
+    }
+
+    #[test]
+    fn integers_compare_exactly_and_types_do_not_mix() {
+        // Regression: numbers compared as f64, so 2^53 + 1 matched 2^53.
+        let id = PointId::Num(1);
+        let p = json!({"t": 9_007_199_254_740_993_u64, "s": "007", "n": 7});
+        let m = |v: Value| f(json!({"must": [{"key": "t", "match": {"value": v}}]}));
+        assert!(m(json!(9_007_199_254_740_993_u64)).matches(&id, &p));
+        assert!(!m(json!(9_007_199_254_740_992_u64)).matches(&id, &p));
+        let r = |op: &str, v: Value| f(json!({"must": [{"key": "t", "range": {op: v}}]}));
+        assert!(!r("gt", json!(9_007_199_254_740_993_u64)).matches(&id, &p));
+        assert!(r("gt", json!(9_007_199_254_740_992_u64)).matches(&id, &p));
+        assert!(r("lte", json!(9_007_199_254_740_993_u64)).matches(&id, &p));
+        assert!(!r("lt", json!(9_007_199_254_740_993_u64)).matches(&id, &p));
+        let key = |k: &str, v: Value| f(json!({"must": [{"key": k, "match": {"value": v}}]}));
+        assert!(!key("s", json!(7)).matches(&id, &p), "\"007\" is not 7");
+        assert!(!key("n", json!("7")).matches(&id, &p), "7 is not \"7\"");
+        assert!(key("n", json!(7.0)).matches(&id, &p), "7 equals 7.0");
     }
 
     #[test]

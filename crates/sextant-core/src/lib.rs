@@ -9,12 +9,14 @@
 mod error;
 pub mod filter;
 mod metric;
+mod number;
 mod sparse;
 mod vector;
 
 pub use error::VectorError;
 pub use filter::{format_rfc3339, parse_rfc3339, Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
+pub use number::Num;
 pub use sparse::SparseVector;
 pub use vector::{l2_normalize_in_place, validate_vector};
 

@@ -25,6 +25,8 @@ use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params};
 
 use crate::error::{EngineError, Result};
 use crate::ops::{Op, PointWrite};
+use crate::scope::{tenant_of, Resolved, Scope, TenantId};
+use sextant_storage::payload_index::FieldType;
 
 /// Default number of points the mutable segment holds before it is flushed.
 pub const DEFAULT_FLUSH_POINTS: usize = 20_000;
@@ -169,6 +171,14 @@ impl State {
                 .filter(|&o| !s.deleted.contains(o))
                 .map(|o| Loc::Segment(i, o))
         })
+    }
+
+    /// The payload of the live point at `loc`.
+    pub(crate) fn payload_at(&self, loc: Loc) -> Value {
+        match loc {
+            Loc::Mutable(o) => self.mutable.payload(o),
+            Loc::Segment(i, o) => self.segments[i].seg.payload(o),
+        }
     }
 
     fn seq_at(&self, loc: Loc) -> u64 {
@@ -424,8 +434,9 @@ impl Collection {
         &self.recovery
     }
 
-    /// Checks a batch against the schema without changing anything.
-    fn validate(&self, points: Vec<PointInput>) -> Result<Vec<PointWrite>> {
+    /// Checks a batch against the schema and the scope without changing anything (the scope's
+    /// tenant is filled in where a point leaves a top-level tenant key out).
+    fn validate(&self, points: Vec<PointInput>, scope: &Resolved) -> Result<Vec<PointWrite>> {
         let mut out = Vec::with_capacity(points.len());
         for (index, p) in points.into_iter().enumerate() {
             let invalid = |reason: String| EngineError::InvalidPoint {
@@ -443,13 +454,10 @@ impl Collection {
                     )))
                 }
             };
-            if let Some(t) = &self.schema.tenant_key {
-                let vals = sextant_core::filter::payload_values(&payload, t);
-                if !matches!(vals.as_slice(), [Value::String(_)] | [Value::Number(_)]) {
-                    return Err(invalid(format!(
-                        "the collection is multi-tenant: payload key {t:?} must hold one string or integer tenant id"
-                    )));
-                }
+            let mut payload = payload;
+            if let Some(key) = &self.schema.tenant_key {
+                self.check_tenant_value(&mut payload, key, scope)
+                    .map_err(invalid)?;
             }
             let spaces = &self.schema.spaces;
             let mut vectors: Vec<Option<Vec<f32>>> = vec![None; spaces.len()];
@@ -535,10 +543,11 @@ impl Collection {
 
     /// Checks a batch as [`Collection::upsert`] would (schema, values, id kinds) without
     /// writing anything: lets an importer refuse a whole file before its first batch lands.
-    pub fn check(&self, points: &[PointInput]) -> Result<()> {
+    pub fn check(&self, scope: &Scope, points: &[PointInput]) -> Result<()> {
         const CHUNK: usize = 4096;
+        let scope = self.resolve(scope)?;
         for (i, chunk) in points.chunks(CHUNK).enumerate() {
-            self.validate(chunk.to_vec()).map_err(|e| match e {
+            self.validate(chunk.to_vec(), &scope).map_err(|e| match e {
                 EngineError::InvalidPoint { index, id, reason } => EngineError::InvalidPoint {
                     index: i * CHUNK + index,
                     id,
@@ -547,21 +556,33 @@ impl Collection {
                 e => e,
             })?;
         }
-        let kind = self.state.read().id_kind;
-        check_id_kinds(kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        let st = self.state.read();
+        check_id_kinds(st.id_kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        if let Some(key) = &self.schema.tenant_key {
+            let owners = points.iter().enumerate().map(|(i, p)| {
+                let mut payload = p.payload.clone();
+                if let Resolved::Tenant { tenant, .. } = &scope {
+                    fill_tenant(&mut payload, key, tenant);
+                }
+                (i, &p.id, tenant_of(&payload, key))
+            });
+            check_owners(&st, key, owners)?;
+        }
         Ok(())
     }
 
     /// Inserts or replaces points. Returns once the batch is in the WAL (fsynced under the
-    /// default durability) and visible to queries. The batch is all-or-nothing.
-    pub fn upsert(&self, points: Vec<PointInput>) -> Result<u64> {
-        let points = self.validate(points)?;
+    /// default durability) and visible to queries. The batch is all-or-nothing. In a
+    /// multi-tenant collection every point must belong to the scope's tenant (a point that
+    /// leaves a top-level tenant key out gets it), and an id held by another tenant is refused.
+    pub fn upsert(&self, scope: &Scope, points: Vec<PointInput>) -> Result<u64> {
+        let scope = self.resolve(scope)?;
+        let points = self.validate(points, &scope)?;
         if points.is_empty() {
             return Ok(self.state.read().applied_seq);
         }
         let mut w = self.writer.lock();
-        let kind = self.state.read().id_kind;
-        check_id_kinds(kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        self.check_batch(&points)?;
         let seq = self.log(&mut w, &Op::Upsert(points))?;
         if self.state.read().mutable.len() as usize >= self.config.flush_points {
             self.flush_after_write(w);
@@ -569,16 +590,12 @@ impl Collection {
         Ok(seq)
     }
 
-    /// Deletes points by id (ids that do not exist are ignored); returns how many existed.
-    pub fn delete(&self, ids: Vec<PointId>) -> Result<usize> {
+    /// Deletes points by id (ids that do not exist in the scope are ignored); returns how many
+    /// existed.
+    pub fn delete(&self, scope: &Scope, ids: Vec<PointId>) -> Result<usize> {
+        let scope = self.resolve(scope)?;
         let mut w = self.writer.lock();
-        let ids: Vec<PointId> = {
-            let st = self.state.read();
-            let mut seen = HashSet::new();
-            ids.into_iter()
-                .filter(|id| st.find(id).is_some() && seen.insert(id.clone()))
-                .collect()
-        };
+        let ids = self.existing_in_scope(&scope, ids);
         if ids.is_empty() {
             return Ok(0);
         }
@@ -590,22 +607,22 @@ impl Collection {
     /// Deletes `delete` and upserts `points` as one WAL record: after a crash either both
     /// happened or neither did, and readers never see the state in between. Used to replace a
     /// document's chunks. Validation is that of [`Collection::upsert`].
-    pub fn replace(&self, delete: Vec<PointId>, points: Vec<PointInput>) -> Result<u64> {
-        let points = self.validate(points)?;
+    pub fn replace(
+        &self,
+        scope: &Scope,
+        delete: Vec<PointId>,
+        points: Vec<PointInput>,
+    ) -> Result<u64> {
+        let scope = self.resolve(scope)?;
+        let points = self.validate(points, &scope)?;
         let mut w = self.writer.lock();
-        let delete: Vec<PointId> = {
-            let st = self.state.read();
-            let mut seen = HashSet::new();
-            delete
-                .into_iter()
-                .filter(|id| st.find(id).is_some() && seen.insert(id.clone()))
-                .collect()
-        };
+        let delete = self.existing_in_scope(&scope, delete);
         if points.is_empty() && delete.is_empty() {
             return Ok(self.state.read().applied_seq);
         }
-        let kind = self.state.read().id_kind;
-        check_id_kinds(kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        // Deleted ids are free to be written again by this record, by any tenant the scope
+        // allows: check owners as if the deletes had happened.
+        self.check_batch_after(&points, &delete)?;
         let seq = self.log(
             &mut w,
             &Op::Replace {
@@ -617,6 +634,86 @@ impl Collection {
             self.flush_after_write(w);
         }
         Ok(seq)
+    }
+
+    /// Checks a scope against the schema.
+    pub(crate) fn resolve(&self, scope: &Scope) -> Result<Resolved> {
+        Resolved::new(self.name(), &self.schema, scope)
+    }
+
+    /// Ids (deduplicated, in order) of live points inside the scope.
+    fn existing_in_scope(&self, scope: &Resolved, ids: Vec<PointId>) -> Vec<PointId> {
+        let st = self.state.read();
+        let mut seen = HashSet::new();
+        ids.into_iter()
+            .filter(|id| match st.find(id) {
+                Some(loc) => matches!(scope, Resolved::All) || scope.admits(&st.payload_at(loc)),
+                None => false,
+            })
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
+    }
+
+    /// Checks id kinds and, in a multi-tenant collection, that no point changes tenant. Called
+    /// with the writer lock held, so nothing changes between the check and the append.
+    fn check_batch(&self, points: &[PointWrite]) -> Result<()> {
+        self.check_batch_after(points, &[])
+    }
+
+    /// As [`Collection::check_batch`], for a batch that first deletes `deleted`.
+    fn check_batch_after(&self, points: &[PointWrite], deleted: &[PointId]) -> Result<()> {
+        let st = self.state.read();
+        check_id_kinds(st.id_kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
+        let Some(key) = &self.schema.tenant_key else {
+            return Ok(());
+        };
+        let deleted: HashSet<&PointId> = deleted.iter().collect();
+        let owners = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, &p.id, tenant_of(&p.payload, key)));
+        check_owners_except(&st, key, owners, &deleted)
+    }
+
+    /// Checks (and completes) the tenant key of a payload: one tenant id of the key's type,
+    /// the scope's tenant when the scope names one.
+    fn check_tenant_value(
+        &self,
+        payload: &mut Value,
+        key: &str,
+        scope: &Resolved,
+    ) -> std::result::Result<(), String> {
+        if let Resolved::Tenant { tenant, .. } = scope {
+            fill_tenant(payload, key, tenant);
+        }
+        let vals = sextant_core::filter::payload_values(payload, key);
+        let [v] = vals.as_slice() else {
+            return Err(format!(
+                "the collection is multi-tenant: payload key {key:?} must hold one string or integer tenant id"
+            ));
+        };
+        let t = TenantId::from_json(v).map_err(|e| e.to_string())?;
+        match (crate::scope::tenant_type(&self.schema, key), &t) {
+            (FieldType::Integer, TenantId::Str(s)) => {
+                return Err(format!(
+                    "tenant key {key:?} holds integers, got the string {s:?}"
+                ))
+            }
+            (FieldType::Keyword, TenantId::Int(i)) => {
+                return Err(format!(
+                    "tenant key {key:?} holds strings, got the integer {i}"
+                ))
+            }
+            _ => {}
+        }
+        if let Resolved::Tenant { tenant, .. } = scope {
+            if *tenant != t {
+                return Err(format!(
+                    "the point belongs to tenant {t}, outside the scope of tenant {tenant}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Appends an op to the WAL and applies it.
@@ -686,4 +783,51 @@ pub(crate) fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// Sets a missing top-level tenant key to the scope's tenant (a dotted key is left for the
+/// check to refuse: the point must carry it).
+fn fill_tenant(payload: &mut Value, key: &str, tenant: &TenantId) {
+    if key.contains('.') {
+        return;
+    }
+    if let Value::Object(m) = payload {
+        m.entry(key.to_string()).or_insert_with(|| tenant.to_json());
+    }
+}
+
+/// Refuses a batch in which an id changes tenant: against the stored points (ids in
+/// `deleted` excepted) and within the batch.
+fn check_owners_except<'a>(
+    st: &State,
+    key: &str,
+    owners: impl Iterator<Item = (usize, &'a PointId, Option<TenantId>)>,
+    deleted: &HashSet<&PointId>,
+) -> Result<()> {
+    let mut in_batch: std::collections::HashMap<&PointId, Option<TenantId>> =
+        std::collections::HashMap::new();
+    for (index, id, tenant) in owners {
+        let before = match in_batch.get(id) {
+            Some(t) => Some(t.clone()),
+            None if deleted.contains(id) => None,
+            None => st.find(id).map(|loc| tenant_of(&st.payload_at(loc), key)),
+        };
+        if let Some(before) = before {
+            if before != tenant {
+                return Err(EngineError::TenantConflict(format!(
+                    "point {index} (id {id}): the id belongs to another tenant, and a point never moves between tenants (delete it first)"
+                )));
+            }
+        }
+        in_batch.insert(id, tenant);
+    }
+    Ok(())
+}
+
+fn check_owners<'a>(
+    st: &State,
+    key: &str,
+    owners: impl Iterator<Item = (usize, &'a PointId, Option<TenantId>)>,
+) -> Result<()> {
+    check_owners_except(st, key, owners, &HashSet::new())
 }

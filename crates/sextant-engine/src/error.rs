@@ -37,6 +37,12 @@ pub enum EngineError {
     /// Ids of different kinds in one collection.
     #[error("batch refused, nothing of it was written")]
     MixedIds(#[source] StorageError),
+    /// A multi-tenant collection was used without a tenant scope.
+    #[error("collection {0:?} is multi-tenant: name a tenant, or ask for all tenants (the administrator's path)")]
+    TenantRequired(String),
+    /// A write would change a point of another tenant or move a point between tenants.
+    #[error("{0}; nothing of this batch was written")]
+    TenantConflict(String),
     /// A malformed filter.
     #[error(transparent)]
     Filter(#[from] FilterError),

@@ -3,6 +3,7 @@
 //! - [`collection`]: the write path (validate → WAL → mutable segment), flush, merge/vacuum and
 //!   recovery (manifest + WAL replay);
 //! - [`query`]: search with the filter planner, get, count, scroll, info;
+//! - [`scope`]: the tenant scope every read and write takes;
 //! - [`database`]: the data directory, its lock, collections and aliases;
 //! - [`ops`]: the batches the WAL records carry;
 //! - [`documents`]: the document layer (ingestion, the hybrid plan, RAG context) over models
@@ -21,6 +22,7 @@ mod maintenance;
 pub mod ops;
 pub mod query;
 mod recovery;
+pub mod scope;
 mod sync_timer;
 
 pub use collection::{
@@ -32,6 +34,7 @@ pub use query::{
     CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,
 };
+pub use scope::{Scope, TenantId};
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
     IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,

@@ -6,21 +6,23 @@
 //! the points the indexed part left (or of every live point when nothing is indexed). The
 //! bitmap's size is the exact cardinality, and it picks the plan: at most
 //! [`DEFAULT_EXACT_THRESHOLD`] matches → exact scan of just those points (recall 1); more →
-//! a filtered HNSW walk that only returns allowed points. A tenant scope is one more `must`
-//! condition on the (always indexed) tenant key, so it is a pre-filter like any other.
+//! a filtered HNSW walk that only returns allowed points. A tenant scope ([`Scope`]) is one more
+//! `must` condition on the (always indexed) tenant key, so it is a pre-filter like any other;
+//! every read here (search, sparse search, get, count, scroll, ids) takes one.
 
 use std::cmp::Ordering;
 
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use serde_json::Value;
-use sextant_core::filter::{payload_values, Condition, MatchValue};
-use sextant_core::{Filter, PointId};
+use sextant_core::filter::payload_values;
+use sextant_core::{Filter, Num, PointId};
 use sextant_index::{IdFilter, Neighbor, SearchParams, VectorIndex};
 use sextant_storage::segment::Segment;
 
-use crate::collection::{json_kind, Collection, Loc, SparseInput, State};
+use crate::collection::{Collection, Loc, SparseInput, State};
 use crate::error::{EngineError, Result};
+use crate::scope::{Resolved, Scope, TenantId};
 use sextant_index::{SparseHit, SparseScoring};
 use sextant_storage::schema::SparseKind;
 use sextant_text::CorpusStats;
@@ -45,8 +47,8 @@ pub struct SearchRequest {
     pub ef: Option<usize>,
     /// Payload filter.
     pub filter: Option<Filter>,
-    /// Restrict to one tenant (multi-tenant collections only).
-    pub tenant: Option<Value>,
+    /// Which tenant's points to search (required in a multi-tenant collection).
+    pub scope: Scope,
     /// Return payloads.
     pub with_payload: bool,
     /// Return the stored vectors (cosine spaces store them normalised).
@@ -101,8 +103,8 @@ pub struct SparseSearchRequest {
     pub k: usize,
     /// Payload filter.
     pub filter: Option<Filter>,
-    /// Restrict to one tenant.
-    pub tenant: Option<Value>,
+    /// Which tenant's points to search (required in a multi-tenant collection).
+    pub scope: Scope,
     /// Return payloads.
     pub with_payload: bool,
 }
@@ -260,25 +262,18 @@ impl State {
 }
 
 impl Collection {
-    fn full_filter(&self, filter: Option<Filter>, tenant: Option<Value>) -> Result<Option<Filter>> {
-        let Some(t) = tenant else { return Ok(filter) };
-        let key = self.schema().tenant_key.clone().ok_or_else(|| {
-            EngineError::InvalidRequest(format!(
-                "collection {:?} is not multi-tenant (it has no tenant key)",
-                self.name()
-            ))
-        })?;
-        if !matches!(t, Value::String(_) | Value::Number(_)) {
-            return Err(EngineError::InvalidRequest(format!(
-                "a tenant id is a string or an integer, got {}",
-                json_kind(&t)
-            )));
-        }
+    /// The filter with the scope's tenant condition added (refuses a scope the collection
+    /// does not accept).
+    pub(crate) fn full_filter(
+        &self,
+        filter: Option<Filter>,
+        scope: &Scope,
+    ) -> Result<Option<Filter>> {
+        let Some(cond) = self.resolve(scope)?.condition() else {
+            return Ok(filter);
+        };
         let mut f = filter.unwrap_or_default();
-        f.must.push(Condition::Match {
-            key,
-            value: MatchValue::Value(t),
-        });
+        f.must.push(cond);
         Ok(Some(f))
     }
 
@@ -327,7 +322,7 @@ impl Collection {
         if req.ef == Some(0) {
             return Err(EngineError::InvalidRequest("ef must be at least 1".into()));
         }
-        let filter = self.full_filter(req.filter, req.tenant)?;
+        let filter = self.full_filter(req.filter, &req.scope)?;
         let threshold = req.exact_threshold.unwrap_or(DEFAULT_EXACT_THRESHOLD);
         let st = self.state.read();
         let unindexed_keys = filter
@@ -410,7 +405,7 @@ impl Collection {
                 req.k
             )));
         }
-        let filter = self.full_filter(req.filter, req.tenant)?;
+        let filter = self.full_filter(req.filter, &req.scope)?;
         let st = self.state.read();
         let segments: Vec<(Loc, &Segment, &RoaringBitmap)> = st.each_segment().collect();
         let (query, scoring) = match (&schema.sparse_spaces[i].kind, req.query) {
@@ -513,46 +508,90 @@ impl Collection {
         })
     }
 
-    /// The points with these ids (missing ids are skipped), in the order asked.
-    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Vec<PointOut> {
+    /// The points with these ids (ids missing or outside the scope are skipped), in the
+    /// order asked.
+    pub fn get(
+        &self,
+        scope: &Scope,
+        ids: &[PointId],
+        with_payload: bool,
+        with_vector: bool,
+    ) -> Result<Vec<PointOut>> {
+        let scope = self.resolve(scope)?;
         let st = self.state.read();
-        ids.iter()
+        Ok(ids
+            .iter()
             .filter_map(|id| {
-                st.find(id).map(|loc| match loc {
+                let loc = st.find(id)?;
+                if !matches!(scope, Resolved::All) && !scope.admits(&st.payload_at(loc)) {
+                    return None;
+                }
+                Some(match loc {
                     Loc::Mutable(o) => self.point_out(&st.mutable, o, with_payload, with_vector),
                     Loc::Segment(i, o) => {
                         self.point_out(&st.segments[i].seg, o, with_payload, with_vector)
                     }
                 })
             })
-            .collect()
+            .collect())
     }
 
-    /// Number of live points matching `filter` (all when `None`).
-    pub fn count(&self, filter: Option<&Filter>) -> u64 {
+    /// Number of live points in the scope matching `filter` (all when `None`).
+    pub fn count(&self, scope: &Scope, filter: Option<&Filter>) -> Result<u64> {
+        let filter = self.full_filter(filter.cloned(), scope)?;
         let st = self.state.read();
-        st.each_segment()
-            .map(|(_, seg, deleted)| match matching(seg, deleted, filter) {
-                Some(b) => b.len(),
-                None => u64::from(seg.len()) - deleted.len(),
-            })
-            .sum()
+        Ok(st
+            .each_segment()
+            .map(
+                |(_, seg, deleted)| match matching(seg, deleted, filter.as_ref()) {
+                    Some(b) => b.len(),
+                    None => u64::from(seg.len()) - deleted.len(),
+                },
+            )
+            .sum())
     }
 
-    /// The ids of the live points matching `filter`.
-    pub fn ids_matching(&self, filter: &Filter) -> Vec<PointId> {
+    /// The ids of the live points in the scope matching `filter`.
+    pub fn ids_matching(&self, scope: &Scope, filter: &Filter) -> Result<Vec<PointId>> {
+        let filter = self.full_filter(Some(filter.clone()), scope)?;
         let st = self.state.read();
         let mut out = Vec::new();
         for (_, seg, deleted) in st.each_segment() {
-            let b = matching(seg, deleted, Some(filter)).unwrap_or_else(|| live(seg, deleted));
+            let b = matching(seg, deleted, filter.as_ref()).unwrap_or_else(|| live(seg, deleted));
             out.extend(b.iter().filter_map(|o| seg.id(o).cloned()));
         }
-        out
+        Ok(out)
     }
 
-    /// Deletes every point matching `filter`; returns how many.
-    pub fn delete_by_filter(&self, filter: &Filter) -> Result<usize> {
-        self.delete(self.ids_matching(filter))
+    /// Deletes every point in the scope matching `filter`; returns how many.
+    pub fn delete_by_filter(&self, scope: &Scope, filter: &Filter) -> Result<usize> {
+        self.delete(scope, self.ids_matching(scope, filter)?)
+    }
+
+    /// Every tenant with its number of live points (the administrator's view of a
+    /// multi-tenant collection), by tenant id.
+    pub fn tenants(&self) -> Result<Vec<(TenantId, u64)>> {
+        let key = self.schema().tenant_key.clone().ok_or_else(|| {
+            EngineError::InvalidRequest(format!(
+                "collection {:?} is not multi-tenant (it has no tenant key)",
+                self.name()
+            ))
+        })?;
+        let st = self.state.read();
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, seg, deleted) in st.each_segment() {
+            for o in &live(seg, deleted) {
+                if let Some(t) = crate::scope::tenant_of(&seg.payload(o), &key) {
+                    *counts.entry(t).or_insert(0u64) += 1;
+                }
+            }
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Deletes every point of one tenant (one WAL record); returns how many.
+    pub fn drop_tenant(&self, tenant: &TenantId) -> Result<usize> {
+        self.delete_by_filter(&Scope::Tenant(tenant.clone()), &Filter::default())
     }
 
     /// A page of points matching `filter`, ordered by id, or by a payload key (points without
@@ -560,6 +599,7 @@ impl Collection {
     /// previous page.
     pub fn scroll(
         &self,
+        scope: &Scope,
         filter: Option<&Filter>,
         limit: usize,
         offset: Option<&str>,
@@ -579,10 +619,11 @@ impl Collection {
                 ))
             })?,
         };
+        let filter = self.full_filter(filter.cloned(), scope)?;
         let st = self.state.read();
         let mut rows: Vec<(Option<SortKey>, SortId, &Segment, u32)> = Vec::new();
         for (_, seg, deleted) in st.each_segment() {
-            let b = matching(seg, deleted, filter).unwrap_or_else(|| live(seg, deleted));
+            let b = matching(seg, deleted, filter.as_ref()).unwrap_or_else(|| live(seg, deleted));
             for o in &b {
                 let id = seg.id(o).expect("live");
                 let key = order_by.and_then(|ob| sort_key(&seg.payload(o), &ob.key));
@@ -705,10 +746,10 @@ fn collect_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<S
     }
 }
 
-/// A payload value to order by: numbers before strings.
+/// A payload value to order by: numbers (exactly) before strings.
 #[derive(Debug, Clone, PartialEq)]
 enum SortKey {
-    Num(f64),
+    Num(Num),
     Str(String),
 }
 
@@ -721,7 +762,7 @@ impl PartialOrd for SortKey {
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
-            (SortKey::Num(a), SortKey::Num(b)) => a.total_cmp(b),
+            (SortKey::Num(a), SortKey::Num(b)) => a.cmp(b),
             (SortKey::Str(a), SortKey::Str(b)) => a.cmp(b),
             (SortKey::Num(_), SortKey::Str(_)) => Ordering::Less,
             (SortKey::Str(_), SortKey::Num(_)) => Ordering::Greater,
@@ -733,7 +774,7 @@ fn sort_key(payload: &Value, key: &str) -> Option<SortKey> {
     payload_values(payload, key)
         .into_iter()
         .find_map(|v| match v {
-            Value::Number(n) => n.as_f64().map(SortKey::Num),
+            Value::Number(n) => Some(SortKey::Num(Num::of(n))),
             Value::String(s) => Some(SortKey::Str(s.clone())),
             _ => None,
         })

@@ -128,7 +128,8 @@ pub fn import(
                         sparse: Vec::new(),
                     })
                     .collect();
-                c.upsert(batch).map_err(engine)?;
+                c.upsert(&sextant_engine::Scope::Unscoped, batch)
+                    .map_err(engine)?;
                 progress(end);
             }
             c.sync().map_err(engine)

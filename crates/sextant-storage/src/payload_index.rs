@@ -4,7 +4,7 @@
 //! which is what the query planner needs to choose between an exact scan of the matching points
 //! and a filtered graph walk. An index answers only what it can answer *exactly* as
 //! [`Filter::matches`] would — values are extracted with the same
-//! [`sextant_core::filter::payload_values`], numbers compare as f64, datetimes as instants — and
+//! [`sextant_core::filter::payload_values`], numbers compare exactly (integers as integers, [`Num`]), datetimes as instants — and
 //! returns `None` otherwise, so the caller falls back to scanning payloads.
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +14,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 use sextant_core::filter::{parse_rfc3339, payload_values, Bound, Condition, MatchValue, Range};
 use sextant_core::Filter;
+use sextant_core::Num;
 
 /// The type of values a field index covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,28 +49,13 @@ impl FromStr for FieldType {
     }
 }
 
-/// An ordered f64 key (total order; the index never stores NaN: JSON has none).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Num(f64);
-impl Eq for Num {}
-impl PartialOrd for Num {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Num {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 /// The index of one payload key.
 #[derive(Debug, Clone)]
 pub struct FieldIndex {
     key: String,
     field_type: FieldType,
     keywords: HashMap<String, RoaringBitmap>,
-    /// Numbers (integer/float) or instants (datetime, as f64 microseconds: exact below 2^53).
+    /// Numbers (integer/float, exact) or instants (datetime, integer microseconds).
     ordered: BTreeMap<Num, RoaringBitmap>,
     bools: [RoaringBitmap; 2],
     /// Points with at least one value of any kind at the key.
@@ -131,13 +117,11 @@ impl FieldIndex {
                     set(self.keywords.entry(s.clone()).or_default())
                 }
                 (FieldType::Integer | FieldType::Float, Value::Number(n)) => {
-                    if let Some(x) = n.as_f64() {
-                        set(self.ordered.entry(Num(x)).or_default());
-                    }
+                    set(self.ordered.entry(Num::of(n)).or_default());
                 }
                 (FieldType::Datetime, Value::String(s)) => {
                     if let Some(t) = parse_rfc3339(s) {
-                        set(self.ordered.entry(Num(t as f64)).or_default());
+                        set(self.ordered.entry(Num::Int(i128::from(t))).or_default());
                     }
                 }
                 (FieldType::Bool, Value::Bool(b)) => set(&mut self.bools[usize::from(*b)]),
@@ -153,12 +137,9 @@ impl FieldIndex {
             (FieldType::Keyword, Value::String(s)) => {
                 Some(self.keywords.get(s).unwrap_or(&empty).clone())
             }
-            (FieldType::Integer | FieldType::Float, Value::Number(n)) => Some(
-                self.ordered
-                    .get(&Num(n.as_f64()?))
-                    .unwrap_or(&empty)
-                    .clone(),
-            ),
+            (FieldType::Integer | FieldType::Float, Value::Number(n)) => {
+                Some(self.ordered.get(&Num::of(n)).unwrap_or(&empty).clone())
+            }
             (FieldType::Bool, Value::Bool(b)) => Some(self.bools[usize::from(*b)].clone()),
             _ => None,
         }
@@ -168,9 +149,9 @@ impl FieldIndex {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let numeric = matches!(self.field_type, FieldType::Integer | FieldType::Float);
         let key = |b: Bound| match (b, numeric) {
-            (Bound::Number(x), true) => Some(Num(x)),
+            (Bound::Number(x), true) => Some(x),
             (Bound::Instant(t), false) if self.field_type == FieldType::Datetime => {
-                Some(Num(t as f64))
+                Some(Num::Int(i128::from(t)))
             }
             _ => None,
         };

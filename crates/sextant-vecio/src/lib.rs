@@ -240,6 +240,17 @@ fn parse_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<Npy<'a>, EvalError> {
             format!("array is empty (shape {shape:?})"),
         ));
     }
+    // A crafted shape must not overflow the size arithmetic (8 bytes: the widest dtype).
+    let body = bytes.len().saturating_sub(header_start + header_len);
+    match rows.checked_mul(dim).and_then(|n| n.checked_mul(8)) {
+        Some(_) => {}
+        None => {
+            return Err(format_err(
+                path,
+                format!("shape {shape:?} is too large (the file has {body} data bytes)"),
+            ))
+        }
+    }
     Ok(Npy {
         rows,
         dim,
@@ -256,6 +267,7 @@ impl Npy<'_> {
         width: usize,
         decode: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<Matrix<T>, EvalError> {
+        // Cannot overflow: `parse_npy` checked rows × dim × 8.
         let need = self.rows * self.dim * width;
         if self.body.len() < need {
             let got = self.body.len();
@@ -403,6 +415,17 @@ mod tests {
             ("x.csv", vec![1], "unknown vector format"),
             ("bad.npy", b"hello world".to_vec(), "bad magic"),
             ("int.npy", npy("<i4", "(1, 1)", &[0; 4]), "expected <f4"),
+            // Regression: a crafted shape overflowed rows × dim × width ("capacity overflow").
+            (
+                "huge.npy",
+                npy("<f4", "(4611686018427387904, 4)", &[0; 16]),
+                "too large",
+            ),
+            (
+                "big.npy",
+                npy("<f4", "(1000000, 1000000)", &[0; 16]),
+                "truncated",
+            ),
         ];
         for (name, bytes, needle) in cases {
             let p = dir.path().join(name);

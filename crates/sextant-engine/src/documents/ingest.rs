@@ -16,9 +16,9 @@ use sextant_text::chunk::{
 };
 use sextant_text::{OffsetMap, PiiKind, RedactionMode, Redactor};
 
-use super::{model_err, DenseModel, DocumentSettings, SparseModel, BM25, SPLADE};
+use super::{model_err, DenseModel, DocumentSettings, RedactionKey, SparseModel, BM25, SPLADE};
 use crate::error::{EngineError, Result};
-use crate::{Collection, PointInput, SparseInput, Vectors};
+use crate::{Collection, PointInput, Scope, SparseInput, TenantId, Vectors};
 
 /// Chunks embedded and written per batch.
 pub const DEFAULT_BATCH_CHUNKS: usize = 256;
@@ -48,6 +48,9 @@ pub struct Document {
     /// `start`/`end` stay offsets into `text` (byte offsets into a PDF file mean nothing), so
     /// such a document has no `source_map`.
     pub pages: Option<Vec<usize>>,
+    /// The tenant the document belongs to (multi-tenant collections): when `None`, the
+    /// record's field at the tenant key, else the ingester's scope tenant.
+    pub tenant: Option<TenantId>,
 }
 
 /// What [`Ingester::add`] did with a document.
@@ -84,6 +87,7 @@ struct Pending {
 /// Writes documents into a document collection.
 pub struct Ingester<'a> {
     c: &'a Collection,
+    scope: Scope,
     dense: &'a dyn DenseModel,
     splade: Option<&'a dyn SparseModel>,
     settings: DocumentSettings,
@@ -109,11 +113,18 @@ impl std::fmt::Debug for Ingester<'_> {
 impl<'a> Ingester<'a> {
     /// An ingester for a document collection, checking that the models are the collection's.
     /// `splade` is required when the collection has a SPLADE space.
+    ///
+    /// In a multi-tenant collection `scope` names the tenant the documents belong to, or is
+    /// [`Scope::AllTenants`] when each document names its own ([`Document::tenant`] or the
+    /// record's field at the tenant key). Chunk ids then start with the tenant (as JSON), so two
+    /// tenants may use the same document id.
     pub fn new(
         c: &'a Collection,
+        scope: Scope,
         dense: &'a dyn DenseModel,
         splade: Option<&'a dyn SparseModel>,
     ) -> Result<Self> {
+        c.resolve(&scope)?;
         let settings = DocumentSettings::of(c)?;
         settings.validate(dense.max_tokens())?;
         super::check_models(c, Some(dense), splade)?;
@@ -124,9 +135,14 @@ impl<'a> Ingester<'a> {
                 c.name()
             )));
         }
-        let redactor = settings.redaction.as_ref().map(redactor).transpose()?;
+        // Hash mode needs the key, given by `with_redaction_key`; until then no redactor.
+        let redactor = match &settings.redaction {
+            Some(spec) if spec.mode == "mask" => Some(redactor(spec, None)?),
+            _ => None,
+        };
         Ok(Ingester {
             c,
+            scope,
             dense,
             splade: if has_splade { splade } else { None },
             settings,
@@ -137,6 +153,30 @@ impl<'a> Ingester<'a> {
             batch_chunks: DEFAULT_BATCH_CHUNKS,
             stats: IngestStats::default(),
         })
+    }
+
+    /// The key of a hash-mode redacting collection (required before the first document; an
+    /// error for a collection that does not hash). A key whose fingerprint is not the stored
+    /// one is refused: its tokens would not match the ones already stored.
+    pub fn with_redaction_key(mut self, key: &RedactionKey) -> Result<Self> {
+        let spec = match &self.settings.redaction {
+            Some(spec) if spec.mode == "hash" => spec,
+            _ => {
+                return Err(EngineError::InvalidRequest(format!(
+                    "collection {:?} does not redact in hash mode: a redaction key is not used",
+                    self.c.name()
+                )))
+            }
+        };
+        if spec.key_id.as_deref() != Some(key.id().as_str()) {
+            return Err(EngineError::InvalidRequest(format!(
+                "the redaction key is not the one collection {:?} was made with (fingerprint {} expected)",
+                self.c.name(),
+                spec.key_id.as_deref().unwrap_or("none")
+            )));
+        }
+        self.redactor = Some(redactor(spec, Some(key))?);
+        Ok(self)
     }
 
     /// Chunks embedded per batch (and per WAL record).
@@ -164,17 +204,34 @@ impl<'a> Ingester<'a> {
                 )));
             }
         }
-        if self.pending_docs.contains(&doc.id) {
+        let redacting = self.settings.redaction.is_some();
+        if redacting && self.redactor.is_none() {
+            return Err(EngineError::InvalidRequest(format!(
+                "collection {:?} redacts in hash mode: give its redaction key",
+                self.c.name()
+            )));
+        }
+        let tenant = self.tenant_of(&doc)?;
+        let mut doc = doc;
+        if let Some(r) = &self.redactor {
+            refuse_pii(r, &doc.id, "id", &doc.id)?;
+            if let Some(s) = &doc.source {
+                refuse_pii(r, &doc.id, "source", s)?;
+            }
+            if let Some(m) = &doc.modified {
+                refuse_pii(r, &doc.id, "modification time", m)?;
+            }
+            if let Some(t) = &tenant {
+                refuse_pii(r, &doc.id, "tenant", &t.to_json().to_string())?;
+            }
+            let tenant_key = self.c.schema().tenant_key.clone();
+            let fields = std::mem::take(&mut doc.fields);
+            doc.fields = redact_fields(r, &doc.id, fields, tenant_key.as_deref())?;
+        }
+        let key = chunk_prefix(tenant.as_ref(), &doc.id);
+        if self.pending_docs.contains(&key) {
             // The same id twice in one batch: write the first before looking at the second.
             self.flush()?;
-        }
-        let hash = content_hash(&doc.title, &doc.text);
-        let old = self.stored_chunks(&doc.id, true)?;
-        if let Some(p) = old.first() {
-            if p.payload.as_ref().and_then(|v| v.get("content_hash")) == Some(&json!(hash)) {
-                self.stats.unchanged += 1;
-                return Ok(Outcome::Unchanged);
-            }
         }
         // Redact the whole text first (a value is never cut in two by a chunk boundary), then
         // chunk the redacted text; offsets map back through the redaction and the extraction.
@@ -185,6 +242,20 @@ impl<'a> Ingester<'a> {
             }
             None => (doc.text.clone(), None),
         };
+        let title = match &self.redactor {
+            Some(r) => r.redact(&doc.title).text,
+            None => doc.title.clone(),
+        };
+        // Over what is stored: a hash of the original text would let a masked value be
+        // recovered by hashing guesses.
+        let hash = content_hash(&title, &text);
+        let old = self.stored_chunks(tenant.as_ref(), &doc.id, true)?;
+        if let Some(p) = old.first() {
+            if p.payload.as_ref().and_then(|v| v.get("content_hash")) == Some(&json!(hash)) {
+                self.stats.unchanged += 1;
+                return Ok(Outcome::Unchanged);
+            }
+        }
         let to_text = |r: Range<usize>| -> Range<usize> {
             match &red_map {
                 Some(m) => m.range_to_source(r),
@@ -203,10 +274,6 @@ impl<'a> Ingester<'a> {
             doc.pages
                 .as_deref()
                 .and_then(|p| sextant_text::extract::page_at(p, to_text(r).start))
-        };
-        let title = match &self.redactor {
-            Some(r) => r.redact(&doc.title).text,
-            None => doc.title.clone(),
         };
         // A chunk that is only a heading (the section it opens did not fit with it) carries
         // nothing to retrieve: its heading is already every following chunk's `section`.
@@ -237,10 +304,13 @@ impl<'a> Ingester<'a> {
             } else {
                 format!("{prefix}\n{body}")
             };
-            let id = PointId::Str(format!("{}#{i}", doc.id));
+            let id = PointId::Str(format!("{key}#{i}"));
             new_ids.insert(id.clone());
             let src = to_source(ch.start..ch.end);
             let mut payload = doc.fields.clone();
+            if let (Some(t), Some(k)) = (&tenant, &self.c.schema().tenant_key) {
+                payload.insert(k.clone(), t.to_json());
+            }
             payload.insert("doc_id".into(), json!(doc.id));
             payload.insert("chunk_index".into(), json!(i));
             payload.insert("start".into(), json!(src.start));
@@ -300,7 +370,7 @@ impl<'a> Ingester<'a> {
                 .map(|p| p.id)
                 .filter(|id| !new_ids.contains(id)),
         );
-        self.pending_docs.insert(doc.id);
+        self.pending_docs.insert(key);
         self.stats.documents += 1;
         self.stats.chunks += n_chunks;
         if self.pending.len() >= self.batch_chunks {
@@ -350,7 +420,8 @@ impl<'a> Ingester<'a> {
                 point
             })
             .collect();
-        self.c.replace(std::mem::take(&mut self.deletes), points)?;
+        self.c
+            .replace(&self.scope, std::mem::take(&mut self.deletes), points)?;
         self.pending_docs.clear();
         Ok(())
     }
@@ -362,28 +433,91 @@ impl<'a> Ingester<'a> {
         Ok(self.stats)
     }
 
-    /// Removes a document (all its chunks) in one record; returns how many chunks it had.
+    /// Removes a document (all its chunks, in the scope: the scope's tenant, or every
+    /// tenant's document of that id on the all-tenants path) in one record; returns how many
+    /// chunks it had.
     pub fn remove(&mut self, doc_id: &str) -> Result<usize> {
         self.flush()?;
+        let tenant = match &self.scope {
+            Scope::Tenant(t) => Some(t.clone()),
+            _ => None,
+        };
         let ids: Vec<PointId> = self
-            .stored_chunks(doc_id, false)?
+            .stored_chunks(tenant.as_ref(), doc_id, false)?
             .into_iter()
             .map(|p| p.id)
             .collect();
         let n = ids.len();
-        self.c.replace(ids, Vec::new())?;
+        self.c.replace(&self.scope, ids, Vec::new())?;
         Ok(n)
     }
 
-    /// Every stored chunk of a document, page by page.
-    fn stored_chunks(&self, doc_id: &str, with_payload: bool) -> Result<Vec<crate::PointOut>> {
+    /// The tenant a document belongs to (`None` in a collection without tenants).
+    fn tenant_of(&self, doc: &Document) -> Result<Option<TenantId>> {
+        let Some(key) = &self.c.schema().tenant_key else {
+            return match doc.tenant {
+                Some(_) => Err(EngineError::InvalidRequest(format!(
+                    "document {:?} names a tenant, but collection {:?} is not multi-tenant",
+                    doc.id,
+                    self.c.name()
+                ))),
+                None => Ok(None),
+            };
+        };
+        let from_field = match doc.fields.get(key) {
+            Some(v) => Some(TenantId::from_json(v).map_err(|e| {
+                EngineError::InvalidRequest(format!(
+                    "document {:?}: field {key:?} (the tenant key): {e}",
+                    doc.id
+                ))
+            })?),
+            None => None,
+        };
+        let scoped = match &self.scope {
+            Scope::Tenant(t) => Some(t.clone()),
+            _ => None,
+        };
+        let tenant = doc
+            .tenant
+            .clone()
+            .or(from_field.clone())
+            .or(scoped.clone())
+            .ok_or_else(|| {
+                EngineError::InvalidRequest(format!(
+                    "document {:?} has no tenant: give it field {key:?} or ingest into one tenant",
+                    doc.id
+                ))
+            })?;
+        for other in [from_field, scoped].into_iter().flatten() {
+            if other != tenant {
+                return Err(EngineError::TenantConflict(format!(
+                    "document {:?} belongs to tenant {tenant}, not to tenant {other}",
+                    doc.id
+                )));
+            }
+        }
+        Ok(Some(tenant))
+    }
+
+    /// Every stored chunk of a document (of `tenant`, when given), page by page.
+    fn stored_chunks(
+        &self,
+        tenant: Option<&TenantId>,
+        doc_id: &str,
+        with_payload: bool,
+    ) -> Result<Vec<crate::PointOut>> {
         let filter =
             Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": doc_id}}]}))
                 .map_err(EngineError::from)?;
+        let scope = match tenant {
+            Some(t) => Scope::Tenant(t.clone()),
+            None => self.scope.clone(),
+        };
         let mut out = Vec::new();
         let mut offset: Option<String> = None;
         loop {
             let page = self.c.scroll(
+                &scope,
                 Some(&filter),
                 CHUNK_PAGE,
                 offset.as_deref(),
@@ -477,6 +611,15 @@ impl<'a> Ingester<'a> {
     }
 }
 
+/// What chunk ids of a document start with: the document id, after the tenant (as JSON, so
+/// the boundary is unambiguous) in a multi-tenant collection.
+fn chunk_prefix(tenant: Option<&TenantId>, doc_id: &str) -> String {
+    match tenant {
+        Some(t) => format!("{}/{doc_id}", t.to_json()),
+        None => doc_id.to_string(),
+    }
+}
+
 /// Whether every non-blank line of a chunk is a Markdown ATX heading.
 fn heading_only(body: &str) -> bool {
     body.lines()
@@ -490,18 +633,97 @@ fn heading_only(body: &str) -> bool {
         })
 }
 
-/// The PII redactor of a collection's settings.
-fn redactor(spec: &super::RedactionSpec) -> Result<Redactor> {
+/// The PII redactor of a collection's settings (hash mode: with its key).
+fn redactor(spec: &super::RedactionSpec, key: Option<&RedactionKey>) -> Result<Redactor> {
     let kinds = match &spec.kinds {
         Some(k) => PiiKind::parse_list(k)
             .map_err(|e| EngineError::InvalidRequest(format!("redaction kinds: {e}")))?,
         None => PiiKind::ALL.to_vec(),
     };
-    let mode = match spec.mode.as_str() {
-        "hash" => RedactionMode::hash(spec.salt.as_bytes()),
+    let mode = match (spec.mode.as_str(), key) {
+        ("hash", Some(k)) => RedactionMode::hash(k.bytes()),
+        ("hash", None) => {
+            return Err(EngineError::InvalidRequest(
+                "hash-mode redaction needs its key".into(),
+            ))
+        }
         _ => RedactionMode::Mask,
     };
     Ok(Redactor::new(&kinds, mode))
+}
+
+/// Refuses a document whose `what` (a value stored as given) holds personal data.
+fn refuse_pii(r: &Redactor, doc_id: &str, what: &str, value: &str) -> Result<()> {
+    let found = r.redact(value);
+    if found.total == 0 {
+        return Ok(());
+    }
+    let kinds: Vec<String> = found
+        .counts
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    // The id itself is not repeated when it is what holds the data.
+    let doc = if what == "id" {
+        "a document".to_string()
+    } else {
+        format!("document {doc_id:?}")
+    };
+    Err(EngineError::InvalidRequest(format!(
+        "{doc}: its {what} holds personal data ({}); a document's id, source, modification time and tenant are stored as given and cannot be redacted",
+        kinds.join(", ")
+    )))
+}
+
+/// Redacts every string of a record's other fields (keys included); a number that holds
+/// personal data (a card or phone number written as a JSON number) cannot be masked in place
+/// and is refused, naming the field. The tenant key is checked by the caller, not redacted.
+fn redact_fields(
+    r: &Redactor,
+    doc_id: &str,
+    fields: Map<String, Value>,
+    tenant_key: Option<&str>,
+) -> Result<Map<String, Value>> {
+    fn walk(r: &Redactor, doc_id: &str, path: &str, v: Value) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) => Value::String(r.redact(&s).text),
+            Value::Number(n) => {
+                if r.redact(&n.to_string()).total > 0 {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "document {doc_id:?}: field {path:?} is a number that holds personal data; give it as a string so it can be redacted"
+                    )));
+                }
+                Value::Number(n)
+            }
+            Value::Array(a) => Value::Array(
+                a.into_iter()
+                    .enumerate()
+                    .map(|(i, x)| walk(r, doc_id, &format!("{path}[{i}]"), x))
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .map(|(k, x)| {
+                        let p = format!("{path}.{k}");
+                        let x = walk(r, doc_id, &p, x)?;
+                        Ok((r.redact(&k).text, x))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            other => other,
+        })
+    }
+    fields
+        .into_iter()
+        .map(|(k, v)| {
+            if Some(k.as_str()) == tenant_key {
+                return Ok((k, v));
+            }
+            let v = walk(r, doc_id, &k, v)?;
+            Ok((r.redact(&k).text, v))
+        })
+        .collect()
 }
 
 /// Redaction counts by kind in an already redacted text (its `[LABEL` tokens).

@@ -96,13 +96,21 @@ pub struct ChunkingSpec {
 }
 
 /// PII redaction at ingest.
+///
+/// What is redacted: the text, the title, every string (and refused: every number) of a
+/// record's other fields, and so every derived field (chunk text, section, parent text); the
+/// content hash is taken over the redacted text. What cannot be redacted is refused: a document
+/// id, source path, modification time or tenant that holds personal data is an error, because
+/// those are stored as given (they identify the document).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RedactionSpec {
-    /// `mask` (`[EMAIL]`) or `hash` (`[EMAIL:1a2b3c4d]`, equal values give equal tokens).
+    /// `mask` (`[EMAIL]`) or `hash` (`[EMAIL:1a2b3c4d5e6f7a8b]`, HMAC-SHA256 under a secret key
+    /// kept outside the data; equal values give equal tokens).
     pub mode: String,
-    /// Salt of the hash mode, kept with the collection.
-    #[serde(default)]
-    pub salt: String,
+    /// Hash mode: the public fingerprint of the key ([`sextant_text::pii::key_id`]), so a
+    /// different key is refused. The key itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// Kinds to redact, comma-separated (`email,phone,card,iban,ip,national_id`); all when
     /// absent.
     #[serde(default)]
@@ -171,6 +179,18 @@ impl DocumentSettings {
         if c.max_tokens == 0 || c.max_tokens > limit {
             return bad(format!(
                 "chunk size must be 1..={limit} tokens for this model (it reads {model_max_tokens} tokens, special tokens included)"
+            ));
+        }
+        if c.overlap.is_some() && !matches!(c.strategy.as_str(), "fixed" | "hierarchical") {
+            return bad(format!(
+                "chunk overlap applies to fixed and hierarchical chunking only; {:?} chunking cuts at sentence or paragraph boundaries without overlap",
+                c.strategy
+            ));
+        }
+        if c.parent_max_tokens.is_some() && c.strategy != "hierarchical" {
+            return bad(format!(
+                "a parent chunk size applies to hierarchical chunking only, not {:?}",
+                c.strategy
             ));
         }
         if let Some(o) = c.overlap {
@@ -310,6 +330,88 @@ pub fn stored_model(c: &Collection, space: &str) -> Option<Value> {
                 .find(|x| x.name == space)
                 .and_then(|x| x.model.clone())
         })
+}
+
+/// The secret key of hash-mode redaction: at least [`RedactionKey::MIN_BYTES`] bytes, from a
+/// key file readable by its owner only or from [`REDACTION_KEY_ENV`]. Never stored with the
+/// data and never printed.
+#[derive(Clone)]
+pub struct RedactionKey(Vec<u8>);
+
+/// Environment variable holding the hash-mode redaction key.
+pub const REDACTION_KEY_ENV: &str = "SEXTANT_REDACTION_KEY";
+
+impl RedactionKey {
+    /// Shortest accepted key.
+    pub const MIN_BYTES: usize = 16;
+
+    /// A key from bytes (at least [`RedactionKey::MIN_BYTES`]).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
+        let bytes = bytes.into();
+        if bytes.len() < Self::MIN_BYTES {
+            return Err(EngineError::InvalidRequest(format!(
+                "a redaction key needs at least {} bytes, got {} (make one with `head -c 32 /dev/urandom > KEYFILE && chmod 600 KEYFILE`)",
+                Self::MIN_BYTES,
+                bytes.len()
+            )));
+        }
+        Ok(RedactionKey(bytes))
+    }
+
+    /// Reads a key file (one trailing newline is dropped). On Unix the file must not be
+    /// readable or writable by group or others (mode 0600 or stricter).
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(path).map_err(|e| {
+                EngineError::InvalidRequest(format!(
+                    "cannot read redaction key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(EngineError::InvalidRequest(format!(
+                    "redaction key file {} has mode {mode:o}: it must be readable by its owner only (chmod 600)",
+                    path.display()
+                )));
+            }
+        }
+        let mut bytes = std::fs::read(path).map_err(|e| {
+            EngineError::InvalidRequest(format!(
+                "cannot read redaction key file {}: {e}",
+                path.display()
+            ))
+        })?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        Self::new(bytes)
+    }
+
+    /// The key in [`REDACTION_KEY_ENV`], if set.
+    pub fn from_env() -> Result<Option<Self>> {
+        match std::env::var_os(REDACTION_KEY_ENV) {
+            Some(v) if !v.is_empty() => Self::new(v.into_encoded_bytes()).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The key's public fingerprint, stored with the collection.
+    pub fn id(&self) -> String {
+        sextant_text::pii::key_id(&self.0)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedactionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedactionKey(<secret>)")
+    }
 }
 
 fn model_err(what: &str, e: String) -> EngineError {

@@ -22,7 +22,7 @@ use super::{model_err, DenseModel, PairScorer, SparseModel, BM25, DENSE, SPLADE}
 use crate::error::{EngineError, Result};
 use crate::fusion::{fuse, Fusion};
 use crate::query::MAX_K;
-use crate::{Collection, SearchRequest, SparseInput, SparseSearchRequest};
+use crate::{Collection, Scope, SearchRequest, SparseInput, SparseSearchRequest};
 
 /// A retrieval source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -95,8 +95,8 @@ pub struct TextQuery {
     pub k: usize,
     /// Payload filter for every source.
     pub filter: Option<Filter>,
-    /// Tenant scope for every source.
-    pub tenant: Option<Value>,
+    /// Tenant scope for every source (required in a multi-tenant collection).
+    pub scope: Scope,
     /// Rerank the top this-many fused chunks with the reranker (0: no rerank).
     pub rerank_top: usize,
     /// MMR trade-off (1: relevance only, 0: diversity only); `None`: no MMR.
@@ -124,7 +124,7 @@ impl TextQuery {
             fusion: Fusion::Weighted(crate::fusion::Normalization::MinMax),
             k,
             filter: None,
-            tenant: None,
+            scope: Scope::Unscoped,
             rerank_top: 0,
             mmr_lambda: None,
             group_size: Some(1),
@@ -211,7 +211,7 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
                     vector: v,
                     k: s.k,
                     filter: q.filter.clone(),
-                    tenant: q.tenant.clone(),
+                    scope: q.scope.clone(),
                     with_payload: true,
                     ..Default::default()
                 })?
@@ -221,7 +221,7 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
                 query: SparseInput::Text(q.text.clone()),
                 k: s.k,
                 filter: q.filter.clone(),
-                tenant: q.tenant.clone(),
+                scope: q.scope.clone(),
                 with_payload: true,
             })?,
             SourceKind::Splade => {
@@ -238,7 +238,7 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
                     query: SparseInput::Vector(v),
                     k: s.k,
                     filter: q.filter.clone(),
-                    tenant: q.tenant.clone(),
+                    scope: q.scope.clone(),
                     with_payload: true,
                 })?
             }
@@ -287,7 +287,7 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
     }
     if let Some(lambda) = q.mmr_lambda {
         let pool = (q.k * q.group_size.unwrap_or(1) * 4).max(50);
-        ranked = mmr(c, ranked, lambda, pool)?;
+        ranked = mmr(c, &q.scope, ranked, lambda, pool)?;
     }
     Ok(group(ranked, q.k, q.group_size))
 }
@@ -332,6 +332,7 @@ fn passage_text(h: &ChunkHit) -> String {
 /// Greedy MMR over the first `pool` chunks; the rest follow unchanged.
 fn mmr(
     c: &Collection,
+    scope: &Scope,
     mut ranked: Vec<ChunkHit>,
     lambda: f32,
     pool: usize,
@@ -342,7 +343,7 @@ fn mmr(
     }
     let rest = ranked.split_off(n);
     let ids: Vec<PointId> = ranked.iter().map(|h| h.id.clone()).collect();
-    let points = c.get(&ids, false, true);
+    let points = c.get(scope, &ids, false, true)?;
     let by_id: HashMap<&PointId, Vec<f32>> = points
         .iter()
         .filter_map(|p| {

@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sextant_core::{Filter, Metric, PointId};
+use sextant_engine::Scope;
 use sextant_engine::{
     CollectionConfig, Database, FieldType, IndexSpec, PayloadIndexSpec, PointInput, Schema,
     SearchRequest, SpaceSpec, Vectors,
@@ -108,9 +109,9 @@ fn child_writer() {
                     .collect();
                 // Odd batches go through the replace record (document re-ingestion's).
                 if b % 2 == 1 {
-                    c.replace(Vec::new(), pts).unwrap();
+                    c.replace(&Scope::Unscoped, Vec::new(), pts).unwrap();
                 } else {
-                    c.upsert(pts).unwrap();
+                    c.upsert(&Scope::Unscoped, pts).unwrap();
                 }
             }
             Step::Delete(b) => {
@@ -120,9 +121,9 @@ fn child_writer() {
                         .map(PointId::Num)
                         .collect();
                     if b % 2 == 1 {
-                        c.replace(ids, Vec::new()).unwrap();
+                        c.replace(&Scope::Unscoped, ids, Vec::new()).unwrap();
                     } else {
-                        c.delete(ids).unwrap();
+                        c.delete(&Scope::Unscoped, ids).unwrap();
                     }
                 }
             }
@@ -162,7 +163,7 @@ fn verify(dir: &Path, acked: Option<u64>, rng: &mut StdRng) -> usize {
     let mut offset = None;
     loop {
         let page = c
-            .scroll(None, 1000, offset.as_deref(), None, false)
+            .scroll(&Scope::Unscoped, None, 1000, offset.as_deref(), None, false)
             .unwrap();
         ids.extend(page.points.iter().map(|p| p.id.clone()));
         match page.next_offset {
@@ -172,8 +173,8 @@ fn verify(dir: &Path, acked: Option<u64>, rng: &mut StdRng) -> usize {
     }
     let unique: HashSet<&PointId> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "an id is duplicated");
-    assert_eq!(c.count(None), ids.len() as u64);
-    let points = c.get(&ids, true, true);
+    assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), ids.len() as u64);
+    let points = c.get(&Scope::Unscoped, &ids, true, true).unwrap();
     let mut by_batch: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for p in &points {
         let PointId::Num(id) = p.id else { panic!() };
@@ -197,7 +198,7 @@ fn verify(dir: &Path, acked: Option<u64>, rng: &mut StdRng) -> usize {
         ))
         .unwrap();
         assert_eq!(
-            c.count(Some(&f)),
+            c.count(&Scope::Unscoped, Some(&f)).unwrap(),
             have.len() as u64,
             "index count of batch {b}"
         );

@@ -14,6 +14,7 @@ use sextant_engine::documents::search::{search_text, Models, SourceKind, TextQue
 use sextant_engine::documents::{
     schema, ChunkingSpec, DenseModel, DocumentSettings, PairScorer, SparseModel,
 };
+use sextant_engine::Scope;
 use sextant_engine::{CollectionConfig, Database};
 
 /// Bag of hashed lower-case words, L2-normalised: texts sharing words are similar.
@@ -166,7 +167,7 @@ fn open(dir: &std::path::Path) -> Database {
 fn doc_count(c: &sextant_engine::Collection, id: &str) -> u64 {
     let f =
         Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": id}}]})).unwrap();
-    c.count(Some(&f))
+    c.count(&Scope::Unscoped, Some(&f)).unwrap()
 }
 
 #[test]
@@ -181,7 +182,7 @@ fn ingest_skips_unchanged_replaces_changed_and_survives_reopen() {
                 schema(&model, None, &settings("sentences", 8)).unwrap(),
             )
             .unwrap();
-        let mut ing = Ingester::new(&c, &model, None)
+        let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None)
             .unwrap()
             .with_batch_chunks(3);
         for (id, t, x) in CORPUS {
@@ -189,12 +190,12 @@ fn ingest_skips_unchanged_replaces_changed_and_survives_reopen() {
         }
         let st = ing.finish().unwrap();
         assert_eq!(st.documents, 5);
-        assert_eq!(c.count(None) as usize, st.chunks);
+        assert_eq!(c.count(&Scope::Unscoped, None).unwrap() as usize, st.chunks);
         let fox_before = doc_count(&c, "fox");
         assert!(fox_before >= 2, "{fox_before}");
 
         let calls = model.calls.load(Ordering::Relaxed);
-        let mut ing = Ingester::new(&c, &model, None).unwrap();
+        let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
         for (id, t, x) in CORPUS {
             assert_eq!(ing.add(doc(id, t, x)).unwrap(), Outcome::Unchanged);
         }
@@ -206,17 +207,30 @@ fn ingest_skips_unchanged_replaces_changed_and_survives_reopen() {
         );
 
         // A shorter fox: one chunk; the old ones must all be gone, in the same record.
-        let mut ing = Ingester::new(&c, &model, None).unwrap();
+        let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
         assert_eq!(
             ing.add(doc("fox", "Foxes", "Foxes are clever.")).unwrap(),
             Outcome::Replaced(1)
         );
         ing.finish().unwrap();
         assert_eq!(doc_count(&c, "fox"), 1);
-        let p = c.get(&[PointId::Str("fox#0".into())], true, false);
+        let p = c
+            .get(
+                &Scope::Unscoped,
+                &[PointId::Str("fox#0".into())],
+                true,
+                false,
+            )
+            .unwrap();
         assert_eq!(p[0].payload.as_ref().unwrap()["text"], "Foxes are clever.");
         assert!(c
-            .get(&[PointId::Str("fox#1".into())], true, false)
+            .get(
+                &Scope::Unscoped,
+                &[PointId::Str("fox#1".into())],
+                true,
+                false
+            )
+            .unwrap()
             .is_empty());
         // Not flushed: the state must come back from the WAL alone.
     }
@@ -224,12 +238,19 @@ fn ingest_skips_unchanged_replaces_changed_and_survives_reopen() {
     let c = db.collection("d").unwrap();
     assert_eq!(doc_count(&c, "fox"), 1);
     assert!(doc_count(&c, "cat") >= 2);
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     assert!(ing.remove("cat").unwrap() >= 2);
     ing.finish().unwrap();
     assert_eq!(doc_count(&c, "cat"), 0);
     // Payload fields of a chunk.
-    let p = c.get(&[PointId::Str("moon#0".into())], true, false);
+    let p = c
+        .get(
+            &Scope::Unscoped,
+            &[PointId::Str("moon#0".into())],
+            true,
+            false,
+        )
+        .unwrap();
     let p = p[0].payload.as_ref().unwrap();
     assert_eq!(p["doc_id"], "moon");
     assert_eq!(p["source"], "/docs/moon.txt");
@@ -252,7 +273,9 @@ fn another_model_is_refused() {
     let c = db
         .create_collection("d", schema(&a, None, &settings("sentences", 8)).unwrap())
         .unwrap();
-    let e = Ingester::new(&c, &b, None).unwrap_err().to_string();
+    let e = Ingester::new(&c, Scope::Unscoped, &b, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not the one"), "{e}");
     let q = TextQuery::new("fox", &[SourceKind::Dense], 3);
     let models = Models {
@@ -277,7 +300,7 @@ fn corpus_collection(
             schema(model, splade, &settings("sentences", 8)).unwrap(),
         )
         .unwrap();
-    let mut ing = Ingester::new(&c, model, splade).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, model, splade).unwrap();
     for (id, t, x) in CORPUS {
         ing.add(doc(id, t, x)).unwrap();
     }
@@ -370,7 +393,7 @@ fn rerank_reorders_and_mmr_diversifies() {
             schema(&model, None, &settings("sentences", 30)).unwrap(),
         )
         .unwrap();
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     ing.add(doc("a1", "", "apple banana cherry")).unwrap();
     ing.add(doc("a2", "", "apple banana cherry")).unwrap();
     ing.add(doc("b", "", "apple kiwi mango")).unwrap();
@@ -400,7 +423,7 @@ fn context_merges_overlaps_respects_the_budget_and_cites() {
         .create_collection("d", schema(&model, None, &s).unwrap())
         .unwrap();
     let text = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi";
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     ing.add(doc("greek", "Letters", text)).unwrap();
     ing.add(doc("other", "Other", "zeta functions in number theory"))
         .unwrap();
@@ -445,19 +468,21 @@ fn redaction_hierarchical_and_semantic_chunking() {
     let mut s = settings("sentences", 12);
     s.redaction = Some(sextant_engine::documents::RedactionSpec {
         mode: "mask".into(),
-        salt: String::new(),
+        key_id: None,
         kinds: None,
     });
     let c = db
         .create_collection("pii", schema(&model, None, &s).unwrap())
         .unwrap();
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     let text = "Write to jane.doe@example.com today. Card 4111 1111 1111 1111 was charged.";
     ing.add(doc("p", "Contact", text)).unwrap();
     let st = ing.finish().unwrap();
     assert_eq!(st.redactions.get("email"), Some(&1), "{st:?}");
     assert_eq!(st.redactions.get("card"), Some(&1), "{st:?}");
-    let all = c.scroll(None, 100, None, None, true).unwrap();
+    let all = c
+        .scroll(&Scope::Unscoped, None, 100, None, None, true)
+        .unwrap();
     let dump = serde_json::to_string(&all.points).unwrap();
     assert!(
         !dump.contains("jane.doe") && !dump.contains("4111"),
@@ -494,7 +519,7 @@ fn redaction_hierarchical_and_semantic_chunking() {
         .unwrap();
     let text = "one two three four five six seven eight nine ten eleven twelve \
                 thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty";
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     ing.add(doc("n", "", text)).unwrap();
     let st = ing.finish().unwrap();
     assert!(st.chunks >= 5, "{st:?}");
@@ -530,11 +555,14 @@ fn redaction_hierarchical_and_semantic_chunking() {
         .unwrap();
     let text =
         "Cats purr. Cats sleep. Cats hunt mice. Stocks fell today. Markets slid. Bonds rose.";
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     ing.add(doc("s", "", text)).unwrap();
     let st = ing.finish().unwrap();
     assert!(st.chunks >= 2, "{st:?}");
-    let pts = c.scroll(None, 100, None, None, true).unwrap().points;
+    let pts = c
+        .scroll(&Scope::Unscoped, None, 100, None, None, true)
+        .unwrap()
+        .points;
     let mut ranges: Vec<(usize, usize)> = pts
         .iter()
         .map(|p| {
@@ -601,7 +629,7 @@ fn paged_documents_record_the_page_of_every_chunk() {
     let mut redacting = settings("sentences", 6);
     redacting.redaction = Some(sextant_engine::documents::RedactionSpec {
         mode: "mask".into(),
-        salt: String::new(),
+        key_id: None,
         kinds: None,
     });
     let mut hierarchical = settings("hierarchical", 4);
@@ -615,11 +643,13 @@ fn paged_documents_record_the_page_of_every_chunk() {
         let c = db
             .create_collection(name, schema(&model, None, &s).unwrap())
             .unwrap();
-        let mut ing = Ingester::new(&c, &model, None).unwrap();
+        let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
         ing.add(paged("guide")).unwrap();
         ing.add(doc("plain", "Plain", "Falcons are fast.")).unwrap();
         ing.finish().unwrap();
-        let all = c.scroll(None, 100, None, None, true).unwrap();
+        let all = c
+            .scroll(&Scope::Unscoped, None, 100, None, None, true)
+            .unwrap();
         let mut seen_pages = std::collections::BTreeSet::new();
         for p in &all.points {
             let p = p.payload.as_ref().unwrap();
@@ -673,7 +703,7 @@ fn paged_documents_record_the_page_of_every_chunk() {
 
     // Page starts that do not ascend within the text are refused.
     let c = db.collection("plain").unwrap();
-    let mut ing = Ingester::new(&c, &model, None).unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
     let mut bad = paged("bad");
     bad.pages = Some(vec![0, 30, 10]);
     assert!(ing.add(bad).is_err());

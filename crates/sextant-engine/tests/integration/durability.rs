@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sextant_core::PointId;
-use sextant_engine::{CollectionConfig, Database, Durability};
+use sextant_engine::{CollectionConfig, Database, Durability, Scope};
 use sextant_storage::fs::sim::{Fault, OpKind, SimFs};
 
 use crate::power_loss::{config, point, schema};
@@ -20,7 +20,8 @@ fn open(fs: &SimFs, config: CollectionConfig) -> Database {
 fn versions(db: &Database, ids: std::ops::Range<u64>) -> Vec<Option<u64>> {
     let c = db.collection("c").unwrap();
     ids.map(|i| {
-        c.get(&[PointId::Num(i)], true, false)
+        c.get(&Scope::Unscoped, &[PointId::Num(i)], true, false)
+            .unwrap()
             .first()
             .map(|p| p.payload.as_ref().unwrap()["v"].as_u64().unwrap())
     })
@@ -32,9 +33,11 @@ fn tombstone_files_are_durable_before_the_manifest_names_them() {
     let fs = SimFs::new();
     let db = open(&fs, config());
     let c = db.create_collection("c", schema()).unwrap();
-    c.upsert((0..6).map(|i| point(i, 1)).collect()).unwrap();
+    c.upsert(&Scope::Unscoped, (0..6).map(|i| point(i, 1)).collect())
+        .unwrap();
     c.flush().unwrap();
-    c.delete(vec![PointId::Num(1), PointId::Num(2)]).unwrap();
+    c.delete(&Scope::Unscoped, vec![PointId::Num(1), PointId::Num(2)])
+        .unwrap();
     c.flush().unwrap(); // writes segments/1/deleted-2.bin and a manifest naming it
     let cut = fs.power_loss(0);
     let db = open(&cut, config());
@@ -50,18 +53,18 @@ fn failed_wal_fsync_is_not_replayed_after_restart() {
     let fs = SimFs::new();
     let db = open(&fs, config());
     let c = db.create_collection("c", schema()).unwrap();
-    c.upsert(vec![point(1, 1)]).unwrap();
+    c.upsert(&Scope::Unscoped, vec![point(1, 1)]).unwrap();
     let mut armed = true;
     fs.fail_when(move |op| {
         let hit = armed && op.kind == OpKind::SyncFile && op.path.ends_with("wal");
         armed &= !hit;
         hit.then_some(Fault::Eio)
     });
-    let err = c.upsert(vec![point(2, 1)]).unwrap_err();
+    let err = c.upsert(&Scope::Unscoped, vec![point(2, 1)]).unwrap_err();
     assert!(err.to_string().contains("was not written"), "{err}");
     assert_eq!(versions(&db, 1..3), [Some(1), None]);
     // The disk works again: the process goes on without a restart.
-    c.upsert(vec![point(3, 1)]).unwrap();
+    c.upsert(&Scope::Unscoped, vec![point(3, 1)]).unwrap();
     for (what, disk) in [("restart", fs.restart()), ("power cut", fs.power_loss(0))] {
         let db = open(&disk, config());
         assert_eq!(versions(&db, 1..4), [Some(1), None, Some(1)], "{what}");
@@ -73,14 +76,14 @@ fn wal_poisoned_after_failed_fdatasync_refuses_writes_until_repaired() {
     let fs = SimFs::new();
     let db = open(&fs, config());
     let c = db.create_collection("c", schema()).unwrap();
-    c.upsert(vec![point(1, 1)]).unwrap();
+    c.upsert(&Scope::Unscoped, vec![point(1, 1)]).unwrap();
     // The disk fails every fsync and write from now on.
     fs.fail_when(|op| (op.kind != OpKind::OpenLog).then_some(Fault::Eio));
-    assert!(c.upsert(vec![point(2, 1)]).is_err());
-    let refused = c.upsert(vec![point(3, 1)]).unwrap_err();
+    assert!(c.upsert(&Scope::Unscoped, vec![point(2, 1)]).is_err());
+    let refused = c.upsert(&Scope::Unscoped, vec![point(3, 1)]).unwrap_err();
     assert!(refused.to_string().contains("refuses writes"), "{refused}");
     fs.heal();
-    c.upsert(vec![point(4, 1)]).unwrap();
+    c.upsert(&Scope::Unscoped, vec![point(4, 1)]).unwrap();
     for (what, disk) in [("restart", fs.restart()), ("power cut", fs.power_loss(0))] {
         let db = open(&disk, config());
         assert_eq!(
@@ -96,7 +99,8 @@ fn flush_failure_after_a_committed_write_is_a_background_error() {
     let fs = SimFs::new();
     let db = open(&fs, config()); // flushes at 8 points
     let c = db.create_collection("c", schema()).unwrap();
-    c.upsert((0..7).map(|i| point(i, 1)).collect()).unwrap();
+    c.upsert(&Scope::Unscoped, (0..7).map(|i| point(i, 1)).collect())
+        .unwrap();
     // The manifest's rename fails once: the segment directory is already written.
     let mut armed = true;
     fs.fail_when(move |op| {
@@ -104,7 +108,7 @@ fn flush_failure_after_a_committed_write_is_a_background_error() {
         armed &= !hit;
         hit.then_some(Fault::Enospc)
     });
-    c.upsert(vec![point(7, 1)])
+    c.upsert(&Scope::Unscoped, vec![point(7, 1)])
         .expect("the write is durable in the WAL; a failed flush is not its error");
     let info = c.info();
     assert!(
@@ -128,7 +132,7 @@ fn leftover_temp_files_are_removed_on_open() {
     {
         let db = Database::open(dir.path(), config()).unwrap();
         let c = db.create_collection("c", schema()).unwrap();
-        c.upsert(vec![point(1, 1)]).unwrap();
+        c.upsert(&Scope::Unscoped, vec![point(1, 1)]).unwrap();
     }
     let coll = dir.path().join("collections");
     let leftovers = [
@@ -168,7 +172,7 @@ fn missing_wal_is_an_error_naming_the_file() {
         let db = Database::open(dir.path(), config()).unwrap();
         db.create_collection("fresh", schema()).unwrap();
         let c = db.create_collection("c", schema()).unwrap();
-        c.upsert(vec![point(1, 1)]).unwrap();
+        c.upsert(&Scope::Unscoped, vec![point(1, 1)]).unwrap();
     }
     let wal = dir.path().join("collections/c/wal");
     std::fs::remove_file(&wal).unwrap();
@@ -193,7 +197,7 @@ fn interval_durability_syncs_on_a_timer() {
     let fs = SimFs::new();
     let db = open(&fs, interval(Duration::from_millis(50)));
     let c = db.create_collection("c", schema()).unwrap();
-    c.upsert(vec![point(1, 1)]).unwrap();
+    c.upsert(&Scope::Unscoped, vec![point(1, 1)]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let cut = fs.power_loss(0);
@@ -215,7 +219,7 @@ fn interval_durability_syncs_on_close() {
         let db = open(&fs, interval(Duration::from_secs(3600)));
         let c = db.create_collection("c", schema()).unwrap();
         // The first append after opening is within the interval: not synced by itself.
-        c.upsert(vec![point(1, 1)]).unwrap();
+        c.upsert(&Scope::Unscoped, vec![point(1, 1)]).unwrap();
     }
     let db = open(&fs.power_loss(0), config());
     assert_eq!(versions(&db, 1..2), [Some(1)]);

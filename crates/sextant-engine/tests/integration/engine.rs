@@ -11,6 +11,7 @@ use sextant_engine::{
     Collection, CollectionConfig, Database, EngineError, FieldType, IndexSpec, OrderBy,
     PayloadIndexSpec, PointInput, Schema, SearchRequest, SpaceSpec, Strategy, Vectors,
 };
+use sextant_engine::{Scope, TenantId};
 
 pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
     Schema {
@@ -88,31 +89,40 @@ fn crud_survives_flush_merge_and_reopen() {
                     )
                 })
                 .collect();
-            c.upsert(batch).unwrap();
+            c.upsert(&Scope::Unscoped, batch).unwrap();
         }
-        assert_eq!(c.count(None), 300);
+        assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 300);
         assert!(c.info().segments.len() >= 2, "auto-flush made segments");
         // Replace one point in a flushed segment, delete others across segments and mutable.
-        c.upsert(vec![point(5, vecs[6].clone(), json!({"bucket": 99}))])
-            .unwrap();
+        c.upsert(
+            &Scope::Unscoped,
+            vec![point(5, vecs[6].clone(), json!({"bucket": 99}))],
+        )
+        .unwrap();
         assert_eq!(
-            c.delete(vec![
-                PointId::Num(7),
-                PointId::Num(299),
-                PointId::Num(12345)
-            ])
+            c.delete(
+                &Scope::Unscoped,
+                vec![PointId::Num(7), PointId::Num(299), PointId::Num(12345)]
+            )
             .unwrap(),
             2
         );
-        assert_eq!(c.count(None), 298);
+        assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 298);
         let f = Filter::from_json_str(r#"{"must":[{"key":"bucket","range":{"gte":99}}]}"#).unwrap();
-        assert_eq!(c.count(Some(&f)), 1);
+        assert_eq!(c.count(&Scope::Unscoped, Some(&f)).unwrap(), 1);
     }
     // Reopen: WAL replay of the unflushed part.
     let db = Database::open(dir.path(), config(100)).unwrap();
     let c = db.collection("c").unwrap();
-    assert_eq!(c.count(None), 298);
-    let got = c.get(&[PointId::Num(5), PointId::Num(7)], true, true);
+    assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 298);
+    let got = c
+        .get(
+            &Scope::Unscoped,
+            &[PointId::Num(5), PointId::Num(7)],
+            true,
+            true,
+        )
+        .unwrap();
     assert_eq!(ids(&got), vec![5]);
     assert_eq!(got[0].payload, Some(json!({"bucket": 99})));
     c.flush().unwrap();
@@ -126,7 +136,7 @@ fn crud_survives_flush_merge_and_reopen() {
     drop(db);
     let db = Database::open(dir.path(), config(100)).unwrap();
     let c = db.collection("c").unwrap();
-    assert_eq!(c.count(None), 298);
+    assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 298);
     // The nearest neighbour of a stored vector is itself.
     let r = c
         .search(SearchRequest {
@@ -149,11 +159,13 @@ fn scroll_pages_in_order() {
     let pts = (0..25u64)
         .map(|i| point(100 - i, vec![1.0, 0.0], json!({"rank": (i * 7) % 25})))
         .collect();
-    c.upsert(pts).unwrap();
+    c.upsert(&Scope::Unscoped, pts).unwrap();
     let mut seen = Vec::new();
     let mut offset = None;
     loop {
-        let page = c.scroll(None, 10, offset.as_deref(), None, false).unwrap();
+        let page = c
+            .scroll(&Scope::Unscoped, None, 10, offset.as_deref(), None, false)
+            .unwrap();
         seen.extend(ids(&page.points));
         match page.next_offset {
             Some(o) => offset = Some(o),
@@ -165,14 +177,18 @@ fn scroll_pages_in_order() {
         key: "rank".into(),
         descending: true,
     };
-    let page = c.scroll(None, 3, None, Some(&ob), true).unwrap();
+    let page = c
+        .scroll(&Scope::Unscoped, None, 3, None, Some(&ob), true)
+        .unwrap();
     let ranks: Vec<Value> = page
         .points
         .iter()
         .map(|p| p.payload.clone().unwrap()["rank"].clone())
         .collect();
     assert_eq!(ranks, vec![json!(24), json!(23), json!(22)]);
-    assert!(c.scroll(None, 3, Some("x"), None, false).is_err());
+    assert!(c
+        .scroll(&Scope::Unscoped, None, 3, Some("x"), None, false)
+        .is_err());
 }
 
 #[test]
@@ -182,12 +198,15 @@ fn bad_input_is_refused_and_changes_nothing() {
     let c = db
         .create_collection("b", schema(3, Metric::Cosine, IndexSpec::default()))
         .unwrap();
-    c.upsert(vec![point(1, vec![1.0, 0.0, 0.0], json!({}))])
-        .unwrap();
-    let before = c.count(None);
+    c.upsert(
+        &Scope::Unscoped,
+        vec![point(1, vec![1.0, 0.0, 0.0], json!({}))],
+    )
+    .unwrap();
+    let before = c.count(&Scope::Unscoped, None).unwrap();
     // The message with its source chain, as a front end shows it.
     let err = |batch: Vec<PointInput>| {
-        let e = c.upsert(batch).unwrap_err();
+        let e = c.upsert(&Scope::Unscoped, batch).unwrap_err();
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
@@ -229,8 +248,15 @@ fn bad_input_is_refused_and_changes_nothing() {
         sparse: Vec::new(),
     };
     assert!(err(vec![named]).contains("unknown vector space \"nope\""));
-    assert_eq!(c.count(None), before, "refused batches changed nothing");
-    assert!(c.get(&[PointId::Num(2)], false, false).is_empty());
+    assert_eq!(
+        c.count(&Scope::Unscoped, None).unwrap(),
+        before,
+        "refused batches changed nothing"
+    );
+    assert!(c
+        .get(&Scope::Unscoped, &[PointId::Num(2)], false, false)
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         db.collection("missing"),
         Err(EngineError::CollectionNotFound(_))
@@ -256,7 +282,13 @@ fn bad_input_is_refused_and_changes_nothing() {
     drop(c);
     drop(db);
     let db = Database::open(dir.path(), config(1000)).unwrap();
-    assert_eq!(db.collection("b").unwrap().count(None), 1);
+    assert_eq!(
+        db.collection("b")
+            .unwrap()
+            .count(&Scope::Unscoped, None)
+            .unwrap(),
+        1
+    );
 }
 
 #[test]
@@ -273,12 +305,18 @@ fn second_process_is_locked_out_and_aliases_switch() {
         .unwrap();
     db.collection("v2")
         .unwrap()
-        .upsert(vec![point(1, vec![0.0, 0.0], json!({}))])
+        .upsert(&Scope::Unscoped, vec![point(1, vec![0.0, 0.0], json!({}))])
         .unwrap();
     db.set_alias("live", "v1").unwrap();
     assert_eq!(db.collection("live").unwrap().name(), "v1");
     db.set_alias("live", "v2").unwrap();
-    assert_eq!(db.collection("live").unwrap().count(None), 1);
+    assert_eq!(
+        db.collection("live")
+            .unwrap()
+            .count(&Scope::Unscoped, None)
+            .unwrap(),
+        1
+    );
     assert!(matches!(
         db.set_alias("v1", "v2"),
         Err(EngineError::NameTaken(_))
@@ -336,7 +374,7 @@ fn filtered_search_plans_and_recall() {
             )
         })
         .collect();
-    c.upsert(pts).unwrap();
+    c.upsert(&Scope::Unscoped, pts).unwrap();
     c.optimize().unwrap();
     for (sel, want) in [
         (1u64, Strategy::Exact),
@@ -389,7 +427,7 @@ fn filtered_search_plans_and_recall() {
     let expected = (0..n)
         .filter(|&i| buckets[i] % 2 == 1 && buckets[i] < 20)
         .count() as u64;
-    assert_eq!(c.count(Some(&f)), expected);
+    assert_eq!(c.count(&Scope::Unscoped, Some(&f)).unwrap(), expected);
     assert!(c
         .info()
         .unindexed_payload_keys
@@ -413,9 +451,12 @@ fn tenant_scope_never_leaks() {
             )
         })
         .collect();
-    c.upsert(pts).unwrap();
+    c.upsert(&Scope::AllTenants, pts).unwrap();
     let e = c
-        .upsert(vec![point(9999, random_vec(&mut rng, 8), json!({"x": 1}))])
+        .upsert(
+            &Scope::AllTenants,
+            vec![point(9999, random_vec(&mut rng, 8), json!({"x": 1}))],
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("multi-tenant"), "{e}");
@@ -424,7 +465,7 @@ fn tenant_scope_never_leaks() {
             .search(SearchRequest {
                 vector: random_vec(&mut rng, 8),
                 k: 50,
-                tenant: Some(json!(format!("org{t}"))),
+                scope: Scope::Tenant(TenantId::Str(format!("org{t}"))),
                 with_payload: true,
                 ..Default::default()
             })
@@ -455,6 +496,7 @@ fn merge_runs_while_queries_go_on() {
     let vecs: Vec<Vec<f32>> = (0..3000).map(|_| random_vec(&mut rng, 8)).collect();
     for chunk in (0..3000u64).collect::<Vec<_>>().chunks(500) {
         c.upsert(
+            &Scope::Unscoped,
             chunk
                 .iter()
                 .map(|&i| point(i, vecs[i as usize].clone(), json!({})))
@@ -462,8 +504,11 @@ fn merge_runs_while_queries_go_on() {
         )
         .unwrap();
     }
-    c.delete((0..3000u64).step_by(3).map(PointId::Num).collect())
-        .unwrap();
+    c.delete(
+        &Scope::Unscoped,
+        (0..3000u64).step_by(3).map(PointId::Num).collect(),
+    )
+    .unwrap();
     let reader = {
         let c = c.clone();
         let vecs = vecs.clone();
@@ -481,7 +526,9 @@ fn merge_runs_while_queries_go_on() {
                     })
                     .unwrap();
                 if ids(&r.hits) != vec![id as u64] {
-                    let got = c.get(&[PointId::Num(id as u64)], false, true);
+                    let got = c
+                        .get(&Scope::Unscoped, &[PointId::Num(id as u64)], false, true)
+                        .unwrap();
                     let exact = c
                         .search(SearchRequest {
                             vector: vecs[id].clone(),
@@ -501,7 +548,7 @@ fn merge_runs_while_queries_go_on() {
     while c.merge().unwrap() {}
     reader.join().unwrap();
     assert!(c.info().segments.len() <= 2);
-    assert_eq!(c.count(None), 2000);
+    assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 2000);
 }
 
 #[test]
@@ -522,6 +569,7 @@ fn background_merges_keep_segment_count_bounded() {
     let mut rng = StdRng::seed_from_u64(5);
     for chunk in (0..2000u64).collect::<Vec<_>>().chunks(100) {
         c.upsert(
+            &Scope::Unscoped,
             chunk
                 .iter()
                 .map(|&i| point(i, random_vec(&mut rng, 4), json!({})))
@@ -538,7 +586,13 @@ fn background_merges_keep_segment_count_bounded() {
     drop(c);
     drop(db);
     let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
-    assert_eq!(db.collection("bg").unwrap().count(None), 2000);
+    assert_eq!(
+        db.collection("bg")
+            .unwrap()
+            .count(&Scope::Unscoped, None)
+            .unwrap(),
+        2000
+    );
 }
 
 #[test]
@@ -550,6 +604,7 @@ fn corruption_is_reported_with_the_file_and_a_torn_wal_tail_is_cut() {
             .create_collection("x", schema(2, Metric::L2, IndexSpec::Flat))
             .unwrap();
         c.upsert(
+            &Scope::Unscoped,
             (0..10)
                 .map(|i| point(i, vec![i as f32, 0.0], json!({})))
                 .collect(),
@@ -558,7 +613,7 @@ fn corruption_is_reported_with_the_file_and_a_torn_wal_tail_is_cut() {
         if flush {
             c.flush().unwrap();
         }
-        c.upsert(vec![point(10, vec![1.0, 1.0], json!({}))])
+        c.upsert(&Scope::Unscoped, vec![point(10, vec![1.0, 1.0], json!({}))])
             .unwrap();
     };
     setup(true);
@@ -576,7 +631,7 @@ fn corruption_is_reported_with_the_file_and_a_torn_wal_tail_is_cut() {
         let db = Database::open(dir.path(), config(1000)).unwrap();
         let c = db.collection("x").unwrap();
         assert_eq!(
-            c.count(None),
+            c.count(&Scope::Unscoped, None).unwrap(),
             10,
             "the torn batch is gone, the flushed ones stay"
         );

@@ -19,8 +19,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sextant_core::{Metric, PointId};
 use sextant_engine::{
-    Collection, CollectionConfig, Database, Durability, IndexSpec, PointInput, Schema, SpaceSpec,
-    Vectors,
+    Collection, CollectionConfig, Database, Durability, IndexSpec, PointInput, Schema, Scope,
+    SpaceSpec, Vectors,
 };
 use sextant_storage::fs::sim::{Fault, SimFs};
 
@@ -98,9 +98,9 @@ fn run_step(c: &Collection, step: &Step) -> sextant_engine::Result<()> {
     let points = |ps: &[(u64, u64)]| ps.iter().map(|&(i, v)| point(i, v)).collect::<Vec<_>>();
     let ids = |ids: &[u64]| ids.iter().map(|&i| PointId::Num(i)).collect::<Vec<_>>();
     match step {
-        Step::Upsert(ps) => c.upsert(points(ps)).map(drop),
-        Step::Delete(d) => c.delete(ids(d)).map(drop),
-        Step::Replace(d, ps) => c.replace(ids(d), points(ps)).map(drop),
+        Step::Upsert(ps) => c.upsert(&Scope::Unscoped, points(ps)).map(drop),
+        Step::Delete(d) => c.delete(&Scope::Unscoped, ids(d)).map(drop),
+        Step::Replace(d, ps) => c.replace(&Scope::Unscoped, ids(d), points(ps)).map(drop),
         Step::Flush => c.flush(),
         Step::Merge => c.merge().map(drop),
         Step::Optimize => c.optimize(),
@@ -143,7 +143,8 @@ pub fn workload(seed: u64, steps: usize) -> Vec<Step> {
 /// What the collection holds, as a model.
 pub fn snapshot(c: &Collection) -> Model {
     let ids: Vec<PointId> = (0..UNIVERSE).map(PointId::Num).collect();
-    c.get(&ids, true, false)
+    c.get(&Scope::Unscoped, &ids, true, false)
+        .unwrap()
         .into_iter()
         .map(|p| {
             let PointId::Num(id) = p.id else {
@@ -244,7 +245,7 @@ pub fn check_reopened(fs: &SimFs, run: &Run, what: &str) {
         run.model,
         run.unknown
     );
-    c.upsert(vec![point(0, 999_999)])
+    c.upsert(&Scope::Unscoped, vec![point(0, 999_999)])
         .unwrap_or_else(|e| panic!("{what}: no write after reopening: {e}"));
 }
 

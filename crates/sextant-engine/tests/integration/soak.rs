@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sextant_core::{Filter, Metric, PointId};
+use sextant_engine::Scope;
 use sextant_engine::{
     CollectionConfig, Database, FieldType, IndexSpec, PayloadIndexSpec, PointInput, Schema,
     SearchRequest, SpaceSpec, Vectors,
@@ -49,9 +50,13 @@ fn schema() -> Schema {
 
 fn check(db: &Database, model: &Model, rng: &mut StdRng, step: usize) {
     let c = db.collection("soak").unwrap();
-    assert_eq!(c.count(None), model.len() as u64, "step {step}: count");
+    assert_eq!(
+        c.count(&Scope::Unscoped, None).unwrap(),
+        model.len() as u64,
+        "step {step}: count"
+    );
     let ids: Vec<PointId> = model.keys().map(|&i| PointId::Num(i)).collect();
-    let got = c.get(&ids, true, true);
+    let got = c.get(&Scope::Unscoped, &ids, true, true).unwrap();
     assert_eq!(got.len(), model.len(), "step {step}: get");
     for p in &got {
         let PointId::Num(i) = p.id else { panic!() };
@@ -71,7 +76,11 @@ fn check(db: &Database, model: &Model, rng: &mut StdRng, step: usize) {
     ))
     .unwrap();
     let want = model.values().filter(|m| m.2["g"] == json!(g)).count() as u64;
-    assert_eq!(c.count(Some(&f)), want, "step {step}: filtered count");
+    assert_eq!(
+        c.count(&Scope::Unscoped, Some(&f)).unwrap(),
+        want,
+        "step {step}: filtered count"
+    );
     // Space "a" is flat, hence exact: compare with brute force.
     let q = random_vec(rng, 4);
     let r = c
@@ -152,7 +161,7 @@ fn random_operations_match_a_model() {
                         sparse: Vec::new(),
                     });
                 }
-                c.upsert(batch).unwrap();
+                c.upsert(&Scope::Unscoped, batch).unwrap();
             }
             55..=74 => {
                 let ids: Vec<u64> = (0..rng.gen_range(1..15))
@@ -165,7 +174,10 @@ fn random_operations_match_a_model() {
                     .filter(|i| model.remove(i).is_some())
                     .count();
                 let n = c
-                    .delete(ids.into_iter().map(PointId::Num).collect())
+                    .delete(
+                        &Scope::Unscoped,
+                        ids.into_iter().map(PointId::Num).collect(),
+                    )
                     .unwrap();
                 assert_eq!(n, existed, "step {step}: delete count");
             }
@@ -180,7 +192,10 @@ fn random_operations_match_a_model() {
                 model.retain(|_, m| {
                     !(m.2["g"] == json!(g) && m.2["step"].as_u64().unwrap() < step as u64 / 2)
                 });
-                assert_eq!(c.delete_by_filter(&f).unwrap(), before - model.len());
+                assert_eq!(
+                    c.delete_by_filter(&Scope::Unscoped, &f).unwrap(),
+                    before - model.len()
+                );
             }
             80..=86 => c.flush().unwrap(),
             87..=92 => {

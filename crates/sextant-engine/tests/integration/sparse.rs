@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use sextant_core::{Filter, Metric, PointId, SparseVector};
+use sextant_engine::Scope;
 use sextant_engine::{
     CollectionConfig, Database, IndexSpec, PointInput, Schema, SpaceSpec, SparseInput, SparseKind,
     SparseSearchRequest, SparseSpaceSpec, Vectors,
@@ -77,7 +78,7 @@ fn bm25(c: &sextant_engine::Collection, q: &str, filter: Option<Filter>) -> Vec<
         query: SparseInput::Text(q.into()),
         k: 5,
         filter,
-        tenant: None,
+        scope: Scope::Unscoped,
         with_payload: false,
     })
     .unwrap()
@@ -101,11 +102,12 @@ fn bm25_scores_do_not_depend_on_segments_and_survive_reopen() {
     };
     let db1 = Database::open(one.path(), cfg(1000)).unwrap();
     let c1 = db1.create_collection("c", schema()).unwrap();
-    c1.upsert((0..DOCS.len()).map(point).collect()).unwrap();
+    c1.upsert(&Scope::Unscoped, (0..DOCS.len()).map(point).collect())
+        .unwrap();
     let db2 = Database::open(many.path(), cfg(3)).unwrap();
     let c2 = db2.create_collection("c", schema()).unwrap();
     for i in 0..DOCS.len() {
-        c2.upsert(vec![point(i)]).unwrap();
+        c2.upsert(&Scope::Unscoped, vec![point(i)]).unwrap();
     }
     assert!(c2.info().segments.len() >= 3);
     for q in [
@@ -143,7 +145,7 @@ fn bm25_scores_do_not_depend_on_segments_and_survive_reopen() {
             query: SparseInput::Vector(SparseVector::from_pairs(vec![(2, 1.0)]).unwrap()),
             k: 2,
             filter: None,
-            tenant: None,
+            scope: Scope::Unscoped,
             with_payload: false,
         })
         .unwrap();
@@ -154,7 +156,7 @@ fn bm25_scores_do_not_depend_on_segments_and_survive_reopen() {
         "weights 9 and 6 on term 2"
     );
     // Deleting and merging keeps results consistent; reopening keeps them.
-    c2.delete(vec![PointId::Num(4)]).unwrap();
+    c2.delete(&Scope::Unscoped, vec![PointId::Num(4)]).unwrap();
     c2.optimize().unwrap();
     let before = bm25(&c2, "lazy dog", None);
     assert!(before.iter().all(|h| h.0 != 4));
@@ -172,12 +174,12 @@ fn sparse_input_errors_are_clear() {
     let c = db.create_collection("c", schema()).unwrap();
     let mut p = point(0);
     p.sparse = vec![("w".into(), SparseInput::Text("words".into()))];
-    let e = c.upsert(vec![p]).unwrap_err().to_string();
+    let e = c.upsert(&Scope::Unscoped, vec![p]).unwrap_err().to_string();
     assert!(e.contains("not text"), "{e}");
     let mut p = point(0);
     p.sparse = vec![("nope".into(), SparseInput::Text("x".into()))];
     assert!(c
-        .upsert(vec![p])
+        .upsert(&Scope::Unscoped, vec![p])
         .unwrap_err()
         .to_string()
         .contains("unknown sparse space"));
@@ -190,7 +192,7 @@ fn sparse_input_errors_are_clear() {
         }),
     )];
     assert!(c
-        .upsert(vec![p])
+        .upsert(&Scope::Unscoped, vec![p])
         .unwrap_err()
         .to_string()
         .contains("non-negative"));
@@ -201,5 +203,5 @@ fn sparse_input_errors_are_clear() {
         analyzer: json!(null),
     };
     assert!(db.create_collection("d", bad).is_err());
-    assert_eq!(c.count(None), 0);
+    assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 0);
 }

@@ -29,16 +29,33 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::extract::OffsetMap;
 
 pub use detect::{iban_valid, luhn_valid};
 
-/// Hex digits of the keyed hash kept in a [`RedactionMode::Hash`] token (32 bits: enough to
-/// tell values of one document apart, too few to serve as a lookup key for the value).
-pub const HASH_HEX_LEN: usize = 8;
+/// Hex digits of the keyed hash kept in a [`RedactionMode::Hash`] token: 64 bits of
+/// HMAC-SHA256, so equal values get equal tokens and distinct values practically never share
+/// one; without the key a token cannot be confirmed by hashing guesses (a 32-bit token of an
+/// unkeyed or leaked-salt hash let a phone number be recovered in under a thousand guesses).
+pub const HASH_HEX_LEN: usize = 16;
+
+/// A public fingerprint of a hash-mode key (16 hex digits of HMAC-SHA256 keyed with it over a
+/// fixed label): stored with a collection so a different key is refused, while revealing
+/// nothing about the key or any redacted value.
+pub fn key_id(key: &[u8]) -> String {
+    let mut h = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    h.update(b"sextant redaction key id v1");
+    h.finalize()
+        .into_bytes()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A kind of personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -152,21 +169,22 @@ impl FromStr for PiiKind {
 pub enum RedactionMode {
     /// The kind's label: `[EMAIL]`, `[PHONE]`, `[CARD]`, `[IBAN]`, `[IP]`, `[NATIONAL_ID]`.
     Mask,
-    /// The label and the first [`HASH_HEX_LEN`] hex digits of SHA-256 over the salt, the kind and
-    /// the value: `[EMAIL:3f2a9c1b]`. Equal values in one collection get equal tokens (so a
-    /// person can still be followed across chunks); without the salt a token cannot be
-    /// confirmed by hashing guesses. Keep the salt secret and stable per collection.
+    /// The label and the first [`HASH_HEX_LEN`] hex digits of HMAC-SHA256, keyed with a
+    /// secret, over the kind and the value: `[EMAIL:3f2a9c1b04d7e6a5]`. Equal values under one
+    /// key get equal tokens (so a person can still be followed across chunks); without the key
+    /// a token cannot be confirmed by hashing guesses. Keep the key secret, outside the data,
+    /// and stable per collection.
     Hash {
-        /// Secret key mixed into every hash.
-        salt: Vec<u8>,
+        /// The HMAC key.
+        key: Vec<u8>,
     },
 }
 
 impl RedactionMode {
-    /// [`RedactionMode::Hash`] with `salt` (a collection's secret, as text or bytes).
-    pub fn hash(salt: impl AsRef<[u8]>) -> Self {
+    /// [`RedactionMode::Hash`] keyed with `key` (a collection's secret, as text or bytes).
+    pub fn hash(key: impl AsRef<[u8]>) -> Self {
         RedactionMode::Hash {
-            salt: salt.as_ref().to_vec(),
+            key: key.as_ref().to_vec(),
         }
     }
 }
@@ -175,8 +193,8 @@ impl fmt::Debug for RedactionMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedactionMode::Mask => f.write_str("Mask"),
-            // Never print the salt: it is a secret.
-            RedactionMode::Hash { .. } => f.write_str("Hash { salt: <redacted> }"),
+            // Never print the key: it is a secret.
+            RedactionMode::Hash { .. } => f.write_str("Hash { key: <redacted> }"),
         }
     }
 }
@@ -298,15 +316,13 @@ impl Redactor {
     pub fn replacement(&self, kind: PiiKind, value: &str) -> String {
         match &self.mode {
             RedactionMode::Mask => format!("[{}]", kind.label()),
-            RedactionMode::Hash { salt } => {
-                let mut h = Sha256::new();
-                // Length-prefix the salt so (salt, value) pairs cannot collide by shifting bytes.
-                h.update((salt.len() as u64).to_le_bytes());
-                h.update(salt);
+            RedactionMode::Hash { key } => {
+                let mut h = <Hmac<Sha256> as Mac>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length");
                 h.update(kind.name().as_bytes());
-                h.update([0u8]);
+                h.update(&[0u8]);
                 h.update(value.as_bytes());
-                let digest = h.finalize();
+                let digest = h.finalize().into_bytes();
                 let hex: String = digest
                     .iter()
                     .take(HASH_HEX_LEN / 2)
@@ -497,20 +513,16 @@ mod tests {
 
     #[test]
     fn hash_mode_is_stable_keyed_and_hides_the_value() {
-        let salted = |salt: &[u8]| {
-            Redactor::new(
-                PiiKind::ALL,
-                RedactionMode::Hash {
-                    salt: salt.to_vec(),
-                },
-            )
-        };
+        let salted =
+            |key: &[u8]| Redactor::new(PiiKind::ALL, RedactionMode::Hash { key: key.to_vec() });
         let r = salted(b"pepper");
         let out = r.redact("a@example.org, b@example.org, a@example.org");
         let tokens: Vec<&str> = out.text.split(", ").collect();
         assert_eq!(tokens[0], tokens[2]);
         assert_ne!(tokens[0], tokens[1]);
-        assert!(tokens[0].starts_with("[EMAIL:") && tokens[0].len() == "[EMAIL:]".len() + 8);
+        assert!(
+            tokens[0].starts_with("[EMAIL:") && tokens[0].len() == "[EMAIL:]".len() + HASH_HEX_LEN
+        );
         assert!(!out.text.contains("example"));
         assert_eq!(r.redact("a@example.org").text, tokens[0]);
         assert_ne!(salted(b"salt").redact("a@example.org").text, tokens[0]);
