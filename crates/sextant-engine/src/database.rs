@@ -130,7 +130,7 @@ impl Database {
             }
         }
         let aliases_path = dir.join("aliases");
-        let aliases = if fs.exists(&aliases_path) {
+        let mut aliases: BTreeMap<String, String> = if fs.exists(&aliases_path) {
             let body = envelope::read(&*fs, &aliases_path, ALIASES_MAGIC, ALIASES_VERSION)?;
             serde_json::from_slice(&body).map_err(|e| StorageError::Corrupt {
                 path: aliases_path.clone(),
@@ -140,14 +140,21 @@ impl Database {
         } else {
             BTreeMap::new()
         };
-        Ok(Database {
+        // Aliases of a collection whose deletion ended after its point of no return.
+        let loaded = aliases.clone();
+        aliases.retain(|_, target| fs.is_dir(&collections.join(target.as_str())));
+        let db = Database {
             dir: dir.to_path_buf(),
             fs,
             lock,
             config,
             open: Mutex::new(HashMap::new()),
-            aliases: Mutex::new(aliases),
-        })
+            aliases: Mutex::new(aliases.clone()),
+        };
+        if aliases != loaded {
+            db.write_aliases(&aliases, &loaded)?;
+        }
+        Ok(db)
     }
 
     /// The data directory.
@@ -223,23 +230,29 @@ impl Database {
         if let Some(c) = self.open.lock().remove(name) {
             c.wait_for_merge();
         }
+        let collections = self.dir.join("collections");
+        let trash = collections.join(format!(".deleting-{name}-{}", std::process::id()));
+        self.fs.rename(&dir, &trash).map_err(|e| io_err(&dir, e))?;
+        if let Err(e) = envelope::sync_dir(&*self.fs, &collections) {
+            // Undo, so that a delete reported failed does not happen after a power cut.
+            let _ = self
+                .fs
+                .rename(&trash, &dir)
+                .and_then(|()| self.fs.sync_dir(&collections));
+            return Err(e.into());
+        }
+        // The deletion is done (and durable) once the rename is. Aliases to the collection
+        // that stay in the file because writing it fails here are dropped by the next open; a
+        // failure to remove the renamed directory leaves a leftover the next open removes.
         {
             let mut aliases = self.aliases.lock();
             let mut next = aliases.clone();
             next.retain(|_, target| target != name);
             if next != *aliases {
-                self.write_aliases(&next)?;
+                let _ = self.write_aliases(&next, &aliases);
                 *aliases = next;
             }
         }
-        let trash = self
-            .dir
-            .join("collections")
-            .join(format!(".deleting-{name}-{}", std::process::id()));
-        self.fs.rename(&dir, &trash).map_err(|e| io_err(&dir, e))?;
-        envelope::sync_dir(&*self.fs, &self.dir.join("collections"))?;
-        // The deletion is done (and durable) once the rename is: a failure to remove the
-        // renamed directory leaves a leftover the next open removes, not an error.
         let _ = self.fs.remove_dir_all(&trash);
         Ok(())
     }
@@ -261,7 +274,7 @@ impl Database {
         let mut aliases = self.aliases.lock();
         let mut next = aliases.clone();
         next.insert(alias.to_string(), collection.to_string());
-        self.write_aliases(&next)?;
+        self.write_aliases(&next, &aliases)?;
         *aliases = next;
         Ok(())
     }
@@ -273,18 +286,30 @@ impl Database {
         if next.remove(alias).is_none() {
             return Err(EngineError::AliasNotFound(alias.to_string()));
         }
-        self.write_aliases(&next)?;
+        self.write_aliases(&next, &aliases)?;
         *aliases = next;
         Ok(())
     }
 
-    fn write_aliases(&self, aliases: &BTreeMap<String, String>) -> Result<()> {
-        let body = serde_json::to_vec_pretty(aliases).expect("aliases serialise");
-        envelope::write_atomic(
-            &*self.fs,
-            &self.dir.join("aliases"),
-            &envelope::seal(ALIASES_MAGIC, ALIASES_VERSION, &body),
-        )?;
-        Ok(())
+    /// Replaces the aliases file with `next`. On failure the file is put back to `current`
+    /// (best effort): the rename may have happened before the directory fsync failed, and a
+    /// change reported failed must not appear after a power cut.
+    fn write_aliases(
+        &self,
+        next: &BTreeMap<String, String>,
+        current: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let write = |aliases: &BTreeMap<String, String>| {
+            let body = serde_json::to_vec_pretty(aliases).expect("aliases serialise");
+            envelope::write_atomic(
+                &*self.fs,
+                &self.dir.join("aliases"),
+                &envelope::seal(ALIASES_MAGIC, ALIASES_VERSION, &body),
+            )
+        };
+        write(next).map_err(|e| {
+            let _ = write(current);
+            e.into()
+        })
     }
 }

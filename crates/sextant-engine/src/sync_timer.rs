@@ -28,6 +28,8 @@ impl SyncTimer {
         writer: Arc<Mutex<Writer>>,
         errors: Arc<Mutex<Option<String>>>,
     ) -> SyncTimer {
+        // An interval of zero syncs every append inline; the timer must not spin then.
+        let every = every.max(Duration::from_millis(1));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = stop.clone();
         let thread_errors = errors.clone();

@@ -37,8 +37,10 @@ pub enum Durability {
     /// loss. The default.
     #[default]
     Always,
-    /// fsync at most once per interval: faster bulk writes, but a crash can lose the batches of
-    /// the last interval (never a partial batch). Opt-in.
+    /// fsync at most once per interval: faster bulk writes, but a power cut can lose the
+    /// batches of the last interval (never a partial batch). An append syncs when the interval
+    /// has passed since the last sync; a collection also syncs on a timer every interval (so
+    /// the window is bounded when writes stop), and the log syncs when it is dropped. Opt-in.
     Interval(Duration),
 }
 

@@ -323,3 +323,73 @@ fn power_loss_at_many_points() {
     eprintln!("power_loss_at_many_points: {points} crash points");
     assert!(points >= 1000, "{points} crash points");
 }
+
+/// Collection creation and deletion and alias changes, every operation failed in turn: the
+/// database always opens again (after a restart and after a power cut), and what was
+/// acknowledged holds.
+#[test]
+fn collection_and_alias_changes_under_faults() {
+    struct Outcome {
+        alias_set: bool,
+        deleted: bool,
+    }
+    let script = |fs: &SimFs| -> Outcome {
+        let mut out = Outcome {
+            alias_set: false,
+            deleted: false,
+        };
+        let Ok(db) = open_db(fs).or_else(|_| open_db(fs)) else {
+            return out;
+        };
+        let Ok(x) = db
+            .create_collection("x", schema())
+            .or_else(|_| db.collection("x"))
+        else {
+            return out;
+        };
+        let _ = x.upsert(&Scope::Unscoped, vec![point(1, 1)]);
+        drop(x);
+        out.alias_set = db.set_alias("a", "x").is_ok();
+        if db.delete_alias("a").is_ok() {
+            out.alias_set = false;
+        }
+        if db.set_alias("a", "x").is_ok() {
+            out.alias_set = true;
+        }
+        out.deleted = db.delete_collection("x").is_ok();
+        out
+    };
+    let probe = SimFs::new();
+    let clean = script(&probe);
+    assert!(clean.deleted);
+    for op in probe.journal() {
+        for fault in [Fault::Eio, Fault::Enospc] {
+            let fs = SimFs::new();
+            let at = op.index;
+            fs.fail_when(move |o| (o.index == at).then_some(fault));
+            let out = script(&fs);
+            for (what, disk) in [("restart", fs.restart()), ("power cut", fs.power_loss(0))] {
+                let what = format!(
+                    "{fault:?} at op {at} ({:?} {}), {what}",
+                    op.kind,
+                    op.path.display()
+                );
+                let db = open_db(&disk).unwrap_or_else(|e| panic!("{what}: no open: {e}"));
+                let exists = db.list_collections().unwrap().contains(&"x".to_string());
+                if out.deleted {
+                    assert!(!exists, "{what}: a deleted collection came back");
+                    assert!(
+                        db.aliases().is_empty(),
+                        "{what}: alias of a deleted collection"
+                    );
+                } else if exists {
+                    db.collection("x")
+                        .unwrap_or_else(|e| panic!("{what}: x does not open: {e}"));
+                    if out.alias_set {
+                        assert_eq!(db.resolve("a"), "x", "{what}: acknowledged alias lost");
+                    }
+                }
+            }
+        }
+    }
+}
