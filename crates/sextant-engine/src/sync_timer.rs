@@ -37,11 +37,16 @@ impl SyncTimer {
             .name("sextant-wal-sync".into())
             .spawn(move || {
                 let (flag, cv) = &*signal;
-                let mut stopped = flag.lock();
-                while !*stopped {
-                    cv.wait_for(&mut stopped, every);
-                    if *stopped {
-                        break;
+                loop {
+                    {
+                        // Not held while syncing, so a drop never waits for the disk here.
+                        let mut stopped = flag.lock();
+                        if !*stopped {
+                            cv.wait_for(&mut stopped, every);
+                        }
+                        if *stopped {
+                            break;
+                        }
                     }
                     let mut w = writer.lock();
                     if w.wal.has_unsynced() || w.wal.is_poisoned() {
