@@ -711,3 +711,147 @@ fn paged_documents_record_the_page_of_every_chunk() {
     bad.pages = Some(vec![0, text.len() + 1]);
     assert!(ing.add(bad).is_err());
 }
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn redaction_leaves_no_planted_value_or_hash_of_it_on_disk() {
+    use sextant_engine::documents::{RedactionKey, RedactionSpec};
+    use sha2::{Digest, Sha256};
+    let planted = [
+        "jane.roe@example.org",
+        "+44 20 7946 0958",
+        "4111 1111 1111 1111",
+        "GB82 WEST 1234 5698 7654 32",
+        "078-05-1120",
+    ];
+    let all = planted.join(" and ");
+    // What an attacker would look for: the values, their digits, unkeyed hashes of them.
+    let mut needles: Vec<String> = Vec::new();
+    for v in planted {
+        needles.push(v.to_string());
+        let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+        needles.push(compact.clone());
+        for form in [v, compact.as_str()] {
+            let h = hex(&Sha256::digest(form.as_bytes()));
+            needles.push(h[..16].to_string());
+            needles.push(h[..8].to_string());
+        }
+    }
+    needles.push("jane.roe".into());
+    needles.push("7946 0958".into());
+    let key = RedactionKey::new(b"0123456789abcdef-secret".to_vec()).unwrap();
+    for mode in ["mask", "hash"] {
+        for strategy in ["paragraphs", "hierarchical"] {
+            let dir = tempfile::tempdir().unwrap();
+            let model = FakeDense::default();
+            let db = open(dir.path());
+            let mut s = settings(strategy, 12);
+            if strategy == "hierarchical" {
+                s.chunking.parent_max_tokens = Some(40);
+                s.chunking.overlap = Some(2);
+            }
+            s.redaction = Some(RedactionSpec {
+                mode: mode.into(),
+                key_id: (mode == "hash").then(|| key.id()),
+                kinds: None,
+            });
+            let c = db
+                .create_collection("pii", schema(&model, None, &s).unwrap())
+                .unwrap();
+            let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+            if mode == "hash" {
+                // Without its key a hashing collection takes no document.
+                assert!(ing.add(doc("early", "t", "x")).is_err());
+                ing = ing.with_redaction_key(&key).unwrap();
+                let other = RedactionKey::new(b"another key, 16+ bytes".to_vec()).unwrap();
+                let ing2 = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+                assert!(ing2.with_redaction_key(&other).is_err(), "a different key");
+            }
+            // The value in every field: title, text (a heading → section, a parent), other
+            // fields (strings, nested, arrays, keys).
+            let mut d = doc(
+                "record",
+                &format!("About {all}"),
+                &format!(
+                    "# Contact {all}\n\nReach us: {all}.\n\nMore text here about {all} again."
+                ),
+            );
+            d.fields.insert("note".into(), json!(format!("call {all}")));
+            d.fields.insert(
+                "nested".into(),
+                json!({"deep": [planted[0], {"x": planted[2]}], planted[0]: 1}),
+            );
+            let original_hash = sextant_engine::documents::ingest::content_hash(&d.title, &d.text);
+            ing.add(d).unwrap();
+            // What cannot be redacted is refused.
+            let refused = [
+                doc(planted[0], "t", "x"),
+                Document {
+                    source: Some(format!("/home/{}/a.txt", planted[0])),
+                    ..doc("s", "t", "x")
+                },
+                {
+                    let mut n = doc("n", "t", "x");
+                    n.fields
+                        .insert("card".into(), json!(4_111_111_111_111_111_u64));
+                    n
+                },
+            ];
+            for r in refused {
+                let e = ing.add(r).unwrap_err().to_string();
+                assert!(e.contains("personal data"), "{e}");
+                assert!(!e.contains(planted[0]) || e.contains("source"), "{e}");
+            }
+            ing.finish().unwrap();
+            // Some in segments, some only in the WAL.
+            c.flush().unwrap();
+            let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+            if mode == "hash" {
+                ing = ing.with_redaction_key(&key).unwrap();
+            }
+            ing.add(doc(
+                "second",
+                &format!("Also {all}"),
+                &format!("Text {all}."),
+            ))
+            .unwrap();
+            ing.finish().unwrap();
+            let stored = c
+                .scroll(&Scope::Unscoped, None, 1000, None, None, true)
+                .unwrap();
+            let dump = serde_json::to_string(&stored.points).unwrap();
+            assert!(dump.contains("[EMAIL"), "{dump}");
+            drop(c);
+            drop(db);
+            let files = files_under(dir.path());
+            assert!(files.len() >= 4, "{files:?}");
+            for (path, bytes) in &files {
+                let text = String::from_utf8_lossy(bytes);
+                for n in needles.iter().chain([&original_hash]) {
+                    assert!(
+                        !text.contains(n.as_str()),
+                        "{mode}/{strategy}: {n:?} found in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -5,3 +5,4 @@ mod engine;
 mod power_loss;
 mod soak;
 mod sparse;
+mod tenancy;
