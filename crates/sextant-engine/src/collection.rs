@@ -6,7 +6,7 @@
 //! index holds at most `writer` while it works and takes `state`'s write lock only to swap.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -15,6 +15,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 use sextant_core::{validate_vector, PointId, SparseVector};
 use sextant_storage::envelope::io_err;
+use sextant_storage::fs::Fs;
 use sextant_storage::id_map::{check_id_kinds, IdKind};
 use sextant_storage::schema::{Manifest, Schema, SparseKind};
 use sextant_storage::segment::{read_tombstones, NewPoint, Segment};
@@ -275,15 +276,21 @@ pub struct Collection {
     pub(crate) schema: Schema,
     pub(crate) config: CollectionConfig,
     pub(crate) state: RwLock<State>,
-    pub(crate) writer: Mutex<Writer>,
+    /// Shared with the sync timer of [`Durability::Interval`].
+    pub(crate) writer: Arc<Mutex<Writer>>,
     pub(crate) merging: Mutex<()>,
     recovery: RecoveryReport,
     /// Weak self-reference, so a flush can hand a background merge an owning handle.
     pub(crate) this: Weak<Collection>,
     /// Keeps the data directory's lock held while any handle (or background merge) lives.
-    _lock: Arc<File>,
-    /// The last error of a background merge, reported by `info`.
-    pub(crate) background_error: Mutex<Option<String>>,
+    _lock: Option<Arc<File>>,
+    /// The file system every file operation goes through.
+    pub(crate) fs: Arc<dyn Fs>,
+    /// The last error of background work (a merge, a flush after a write, a timed WAL sync),
+    /// reported by `info`.
+    pub(crate) background_error: Arc<Mutex<Option<String>>>,
+    /// Syncs the WAL every interval under [`Durability::Interval`]; stopped on drop.
+    _sync_timer: Option<crate::sync_timer::SyncTimer>,
     /// The BM25 encoder of each sparse space (`None` for dot-product spaces).
     pub(crate) encoders: Vec<Option<Bm25Encoder>>,
     /// The background merge thread, when one was started.
@@ -291,8 +298,8 @@ pub struct Collection {
 }
 
 pub(crate) const MANIFEST: &str = "manifest";
-const WAL_FILE: &str = "wal";
-const SEGMENTS: &str = "segments";
+pub(crate) const WAL_FILE: &str = "wal";
+pub(crate) const SEGMENTS: &str = "segments";
 
 pub(crate) fn seg_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SEGMENTS).join(id.to_string())
@@ -300,18 +307,8 @@ pub(crate) fn seg_dir(dir: &Path, id: u64) -> PathBuf {
 
 impl Collection {
     /// Creates the files of a new collection in `dir` (which must not exist).
-    pub(crate) fn create(dir: &Path, schema: &Schema) -> Result<()> {
-        let tmp = dir.with_extension("creating");
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        }
-        fs::create_dir_all(tmp.join(SEGMENTS)).map_err(|e| io_err(&tmp, e))?;
-        Manifest::new(schema.clone()).write(&tmp.join(MANIFEST))?;
-        Wal::open(&tmp.join(WAL_FILE), Durability::Always)?;
-        sextant_storage::envelope::sync_dir(&tmp)?;
-        fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
-        sextant_storage::envelope::sync_dir(dir.parent().unwrap_or(Path::new(".")))?;
-        Ok(())
+    pub(crate) fn create(fs: &Arc<dyn Fs>, dir: &Path, schema: &Schema) -> Result<()> {
+        crate::recovery::create_files(fs, dir, schema)
     }
 
     /// Opens the collection in `dir`: reads the manifest, loads its segments, removes leftovers
@@ -320,28 +317,18 @@ impl Collection {
         name: &str,
         dir: &Path,
         config: CollectionConfig,
-        lock: Arc<File>,
+        lock: Option<Arc<File>>,
+        fs: Arc<dyn Fs>,
     ) -> Result<Arc<Collection>> {
-        let manifest = Manifest::read(&dir.join(MANIFEST))?;
+        let manifest = Manifest::read(&*fs, &dir.join(MANIFEST))?;
         let schema = manifest.schema.clone();
         let mut recovery = RecoveryReport::default();
-
-        let named: HashSet<String> = manifest.segments.iter().map(|s| s.id.to_string()).collect();
-        let segs_dir = dir.join(SEGMENTS);
-        fs::create_dir_all(&segs_dir).map_err(|e| io_err(&segs_dir, e))?;
-        for entry in fs::read_dir(&segs_dir).map_err(|e| io_err(&segs_dir, e))? {
-            let entry = entry.map_err(|e| io_err(&segs_dir, e))?;
-            let fname = entry.file_name().to_string_lossy().into_owned();
-            if !named.contains(&fname) {
-                fs::remove_dir_all(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
-                recovery.removed_leftovers.push(format!("segments/{fname}"));
-            }
-        }
+        crate::recovery::remove_leftovers(&*fs, dir, &manifest, &mut recovery)?;
 
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for entry in &manifest.segments {
             let sdir = seg_dir(dir, entry.id);
-            let seg = Segment::open(entry.id, &sdir, &schema)?;
+            let seg = Segment::open(&*fs, entry.id, &sdir, &schema)?;
             if u64::from(seg.len()) != entry.points {
                 return Err(StorageError::Corrupt {
                     path: sdir.join("points.bin"),
@@ -355,14 +342,13 @@ impl Collection {
                 .into());
             }
             let deleted = match &entry.tombstones {
-                Some(f) => read_tombstones(&sdir.join(f))?,
+                Some(f) => read_tombstones(&*fs, &sdir.join(f))?,
                 None => RoaringBitmap::new(),
             };
-            for file in fs::read_dir(&sdir).map_err(|e| io_err(&sdir, e))? {
-                let file = file.map_err(|e| io_err(&sdir, e))?;
-                let fname = file.file_name().to_string_lossy().into_owned();
+            for fname in fs.read_dir(&sdir).map_err(|e| io_err(&sdir, e))? {
                 if fname.starts_with("deleted-") && Some(&fname) != entry.tombstones.as_ref() {
-                    fs::remove_file(file.path()).map_err(|e| io_err(&file.path(), e))?;
+                    let file = sdir.join(&fname);
+                    fs.remove_file(&file).map_err(|e| io_err(&file, e))?;
                 }
             }
             segments.push(Slot {
@@ -384,7 +370,7 @@ impl Collection {
 
         let encoders = sparse_encoders(&schema)?;
         let wal_path = dir.join(WAL_FILE);
-        let (wal, rec) = Wal::open(&wal_path, config.durability)?;
+        let (wal, rec) = Wal::open_in(fs.clone(), &wal_path, config.durability)?;
         recovery.torn_tail_bytes = rec.torn_tail_bytes;
         for r in &rec.records {
             if r.seq <= manifest.flushed_seq {
@@ -394,18 +380,30 @@ impl Collection {
             state.apply(r.seq, &op);
             recovery.replayed_records += 1;
         }
+        let writer = Arc::new(Mutex::new(Writer { wal, manifest }));
+        let background_error = Arc::new(Mutex::new(None));
+        let sync_timer = match config.durability {
+            Durability::Interval(every) => Some(crate::sync_timer::SyncTimer::start(
+                every,
+                writer.clone(),
+                background_error.clone(),
+            )),
+            Durability::Always => None,
+        };
         Ok(Arc::new_cyclic(|this| Collection {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             schema,
             config,
             state: RwLock::new(state),
-            writer: Mutex::new(Writer { wal, manifest }),
+            writer,
             merging: Mutex::new(()),
             recovery,
             this: this.clone(),
             _lock: lock,
-            background_error: Mutex::new(None),
+            fs,
+            background_error,
+            _sync_timer: sync_timer,
             merge_thread: Mutex::new(None),
             encoders,
         }))
@@ -587,9 +585,7 @@ impl Collection {
         self.check_batch(&points)?;
         let seq = self.log(&mut w, &Op::Upsert(points))?;
         if self.state.read().mutable.len() as usize >= self.config.flush_points {
-            self.flush_locked(&mut w)?;
-            drop(w);
-            self.spawn_merge_if_needed();
+            self.flush_after_write(w);
         }
         Ok(seq)
     }
@@ -635,9 +631,7 @@ impl Collection {
             },
         )?;
         if self.state.read().mutable.len() as usize >= self.config.flush_points {
-            self.flush_locked(&mut w)?;
-            drop(w);
-            self.spawn_merge_if_needed();
+            self.flush_after_write(w);
         }
         Ok(seq)
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use sextant_storage::envelope::{self, io_err};
+use sextant_storage::fs::Fs;
 use sextant_storage::schema::Schema;
 use sextant_storage::StorageError;
 
@@ -32,7 +33,9 @@ const ALIASES_VERSION: u32 = 1;
 #[derive(Debug)]
 pub struct Database {
     dir: PathBuf,
-    lock: Arc<File>,
+    fs: Arc<dyn Fs>,
+    /// The `flock`ed `LOCK` file (none on a simulated file system).
+    lock: Option<Arc<File>>,
     config: CollectionConfig,
     open: Mutex<HashMap<String, Arc<Collection>>>,
     aliases: Mutex<BTreeMap<String, String>>,
@@ -60,33 +63,75 @@ impl Drop for Database {
     }
 }
 
+/// Takes the data directory's `LOCK` (`flock`), waiting briefly for a previous holder.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let lock_path = dir.join("LOCK");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io_err(&lock_path, e))?;
+    // Retry briefly: a lock can linger for a moment after its owner closed it (a child
+    // process forked at that instant shares the open file until it execs).
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Err(EngineError::Locked(dir.into())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e).into()),
+        }
+    }
+}
+
 impl Database {
     /// Opens (creating if needed) the data directory `dir`; collections open with `config`.
     pub fn open(dir: &Path, config: CollectionConfig) -> Result<Database> {
-        fs::create_dir_all(dir.join("collections")).map_err(|e| io_err(dir, e))?;
-        let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io_err(&lock_path, e))?;
-        // Retry briefly: a lock can linger for a moment after its owner closed it (a child
-        // process forked at that instant shares the open file until it execs).
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(fs::TryLockError::WouldBlock) => return Err(EngineError::Locked(dir.into())),
-                Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e).into()),
+        Database::open_with(dir, config, sextant_storage::fs::real())
+    }
+
+    /// [`Database::open`] on the file system `fs` (tests run the engine on a simulated disk
+    /// with faults and power loss; see `sextant_storage::fs`). Removes leftovers of interrupted
+    /// collection creations and deletions and of alias writes.
+    pub fn open_with(dir: &Path, config: CollectionConfig, fs: Arc<dyn Fs>) -> Result<Database> {
+        let collections = dir.join("collections");
+        fs.create_dir_all(&collections)
+            .map_err(|e| io_err(dir, e))?;
+        // Make the directories durable (the data directory's entry in its parent, `collections`
+        // in it) every time: an earlier open may have created them and failed before this.
+        // (The parent may not be ours to read: then its owner answers for it.)
+        if let Err(e) = fs.sync_dir(envelope::parent(dir)) {
+            if e.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(io_err(envelope::parent(dir), e).into());
+            }
+        }
+        envelope::sync_dir(&*fs, dir)?;
+        let lock = if fs.is_os() {
+            Some(Arc::new(lock_dir(dir)?))
+        } else {
+            None
+        };
+        for name in fs
+            .read_dir(&collections)
+            .map_err(|e| io_err(&collections, e))?
+        {
+            if envelope::is_leftover(&name) {
+                let p = collections.join(&name);
+                fs.remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
+            }
+        }
+        for name in fs.read_dir(dir).map_err(|e| io_err(dir, e))? {
+            if envelope::is_leftover(&name) && name.starts_with(".aliases") {
+                let p = dir.join(&name);
+                fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
             }
         }
         let aliases_path = dir.join("aliases");
-        let aliases = if aliases_path.exists() {
-            let body = envelope::read(&aliases_path, ALIASES_MAGIC, ALIASES_VERSION)?;
+        let mut aliases: BTreeMap<String, String> = if fs.exists(&aliases_path) {
+            let body = envelope::read(&*fs, &aliases_path, ALIASES_MAGIC, ALIASES_VERSION)?;
             serde_json::from_slice(&body).map_err(|e| StorageError::Corrupt {
                 path: aliases_path.clone(),
                 offset: 24,
@@ -95,13 +140,21 @@ impl Database {
         } else {
             BTreeMap::new()
         };
-        Ok(Database {
+        // Aliases of a collection whose deletion ended after its point of no return.
+        let loaded = aliases.clone();
+        aliases.retain(|_, target| fs.is_dir(&collections.join(target.as_str())));
+        let db = Database {
             dir: dir.to_path_buf(),
-            lock: Arc::new(lock),
+            fs,
+            lock,
             config,
             open: Mutex::new(HashMap::new()),
-            aliases: Mutex::new(aliases),
-        })
+            aliases: Mutex::new(aliases.clone()),
+        };
+        if aliases != loaded {
+            db.write_aliases(&aliases, &loaded)?;
+        }
+        Ok(db)
     }
 
     /// The data directory.
@@ -117,10 +170,10 @@ impl Database {
     pub fn create_collection(&self, name: &str, schema: Schema) -> Result<Arc<Collection>> {
         check_name(name)?;
         let schema = schema.validated()?;
-        if self.collection_dir(name).exists() || self.aliases.lock().contains_key(name) {
+        if self.fs.exists(&self.collection_dir(name)) || self.aliases.lock().contains_key(name) {
             return Err(EngineError::NameTaken(name.to_string()));
         }
-        Collection::create(&self.collection_dir(name), &schema)?;
+        Collection::create(&self.fs, &self.collection_dir(name), &schema)?;
         self.collection(name)
     }
 
@@ -128,10 +181,8 @@ impl Database {
     pub fn list_collections(&self) -> Result<Vec<String>> {
         let dir = self.dir.join("collections");
         let mut names = Vec::new();
-        for e in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
-            let e = e.map_err(|e| io_err(&dir, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if e.path().is_dir() && check_name(&name).is_ok() {
+        for name in self.fs.read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            if self.fs.is_dir(&dir.join(&name)) && check_name(&name).is_ok() {
                 names.push(name);
             }
         }
@@ -151,7 +202,7 @@ impl Database {
     /// Opens a collection by name or alias.
     pub fn collection(&self, name_or_alias: &str) -> Result<Arc<Collection>> {
         let name = self.resolve(name_or_alias);
-        if check_name(&name).is_err() || !self.collection_dir(&name).is_dir() {
+        if check_name(&name).is_err() || !self.fs.is_dir(&self.collection_dir(&name)) {
             return Err(EngineError::CollectionNotFound(name_or_alias.to_string()));
         }
         let mut open = self.open.lock();
@@ -163,6 +214,7 @@ impl Database {
             &self.collection_dir(&name),
             self.config,
             self.lock.clone(),
+            self.fs.clone(),
         )?;
         open.insert(name, c.clone());
         Ok(c)
@@ -172,28 +224,36 @@ impl Database {
     pub fn delete_collection(&self, name: &str) -> Result<()> {
         check_name(name).map_err(|_| EngineError::CollectionNotFound(name.to_string()))?;
         let dir = self.collection_dir(name);
-        if !dir.is_dir() {
+        if !self.fs.is_dir(&dir) {
             return Err(EngineError::CollectionNotFound(name.to_string()));
         }
         if let Some(c) = self.open.lock().remove(name) {
             c.wait_for_merge();
         }
+        let collections = self.dir.join("collections");
+        let trash = collections.join(format!(".deleting-{name}-{}", std::process::id()));
+        self.fs.rename(&dir, &trash).map_err(|e| io_err(&dir, e))?;
+        if let Err(e) = envelope::sync_dir(&*self.fs, &collections) {
+            // Undo, so that a delete reported failed does not happen after a power cut.
+            let _ = self
+                .fs
+                .rename(&trash, &dir)
+                .and_then(|()| self.fs.sync_dir(&collections));
+            return Err(e.into());
+        }
+        // The deletion is done (and durable) once the rename is. Aliases to the collection
+        // that stay in the file because writing it fails here are dropped by the next open; a
+        // failure to remove the renamed directory leaves a leftover the next open removes.
         {
             let mut aliases = self.aliases.lock();
             let mut next = aliases.clone();
             next.retain(|_, target| target != name);
             if next != *aliases {
-                self.write_aliases(&next)?;
+                let _ = self.write_aliases(&next, &aliases);
                 *aliases = next;
             }
         }
-        let trash = self
-            .dir
-            .join("collections")
-            .join(format!(".deleting-{name}-{}", std::process::id()));
-        fs::rename(&dir, &trash).map_err(|e| io_err(&dir, e))?;
-        envelope::sync_dir(&self.dir.join("collections"))?;
-        fs::remove_dir_all(&trash).map_err(|e| io_err(&trash, e))?;
+        let _ = self.fs.remove_dir_all(&trash);
         Ok(())
     }
 
@@ -205,16 +265,16 @@ impl Database {
     /// Points `alias` at `collection`, creating or switching it atomically.
     pub fn set_alias(&self, alias: &str, collection: &str) -> Result<()> {
         check_name(alias)?;
-        if self.collection_dir(alias).exists() {
+        if self.fs.exists(&self.collection_dir(alias)) {
             return Err(EngineError::NameTaken(alias.to_string()));
         }
-        if check_name(collection).is_err() || !self.collection_dir(collection).is_dir() {
+        if check_name(collection).is_err() || !self.fs.is_dir(&self.collection_dir(collection)) {
             return Err(EngineError::CollectionNotFound(collection.to_string()));
         }
         let mut aliases = self.aliases.lock();
         let mut next = aliases.clone();
         next.insert(alias.to_string(), collection.to_string());
-        self.write_aliases(&next)?;
+        self.write_aliases(&next, &aliases)?;
         *aliases = next;
         Ok(())
     }
@@ -226,17 +286,30 @@ impl Database {
         if next.remove(alias).is_none() {
             return Err(EngineError::AliasNotFound(alias.to_string()));
         }
-        self.write_aliases(&next)?;
+        self.write_aliases(&next, &aliases)?;
         *aliases = next;
         Ok(())
     }
 
-    fn write_aliases(&self, aliases: &BTreeMap<String, String>) -> Result<()> {
-        let body = serde_json::to_vec_pretty(aliases).expect("aliases serialise");
-        envelope::write_atomic(
-            &self.dir.join("aliases"),
-            &envelope::seal(ALIASES_MAGIC, ALIASES_VERSION, &body),
-        )?;
-        Ok(())
+    /// Replaces the aliases file with `next`. On failure the file is put back to `current`
+    /// (best effort): the rename may have happened before the directory fsync failed, and a
+    /// change reported failed must not appear after a power cut.
+    fn write_aliases(
+        &self,
+        next: &BTreeMap<String, String>,
+        current: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let write = |aliases: &BTreeMap<String, String>| {
+            let body = serde_json::to_vec_pretty(aliases).expect("aliases serialise");
+            envelope::write_atomic(
+                &*self.fs,
+                &self.dir.join("aliases"),
+                &envelope::seal(ALIASES_MAGIC, ALIASES_VERSION, &body),
+            )
+        };
+        write(next).map_err(|e| {
+            let _ = write(current);
+            e.into()
+        })
     }
 }

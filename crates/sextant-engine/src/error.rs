@@ -69,3 +69,16 @@ impl EngineError {
 
 /// Shorthand result type.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// An error and its sources as one line (`a: b: c`), for the places that keep errors as text
+/// (`CollectionInfo::background_error`).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

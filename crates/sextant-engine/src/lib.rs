@@ -21,7 +21,9 @@ pub mod fusion;
 mod maintenance;
 pub mod ops;
 pub mod query;
+mod recovery;
 pub mod scope;
+mod sync_timer;
 
 pub use collection::{
     Collection, CollectionConfig, PointInput, RecoveryReport, SparseInput, Vectors,

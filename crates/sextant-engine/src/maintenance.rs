@@ -2,9 +2,9 @@
 //! truncation), merge/vacuum (rewrite segments without their deleted points, off the query
 //! path), optimize, background merges, and resolving duplicate ids on open.
 
-use std::fs;
 use std::sync::Arc;
 
+use parking_lot::MutexGuard;
 use roaring::RoaringBitmap;
 use sextant_storage::schema::SegmentEntry;
 use sextant_storage::segment::{write_tombstones, Segment};
@@ -12,7 +12,7 @@ use sextant_storage::segment::{write_tombstones, Segment};
 use crate::collection::{
     seg_dir, Collection, Slot, State, Writer, MANIFEST, VACUUM_DELETED_FRACTION,
 };
-use crate::error::Result;
+use crate::error::{chain, Result};
 
 impl Collection {
     /// Blocks until a running merge (background or not) has finished.
@@ -43,7 +43,7 @@ impl Collection {
                     Ok(true) => continue,
                     Ok(false) => break,
                     Err(e) => {
-                        *me.background_error.lock() = Some(e.to_string());
+                        *me.background_error.lock() = Some(chain(&e));
                         break;
                     }
                 }
@@ -63,24 +63,49 @@ impl Collection {
         self.flush_locked(&mut w)
     }
 
+    /// Flushes after a write pushed the mutable segment over its threshold. The write is
+    /// already durable in the WAL, so a failed flush is not the write's error: it is kept as
+    /// the collection's background error (see `info`), and the next write over the threshold
+    /// (or an explicit flush) tries again with a fresh segment id and generation.
+    pub(crate) fn flush_after_write(&self, mut w: MutexGuard<'_, Writer>) {
+        if let Err(e) = self.flush_locked(&mut w) {
+            *self.background_error.lock() = Some(format!(
+                "flush after a write failed (the write itself is durable; the flush is retried): {}",
+                chain(&e)
+            ));
+            return;
+        }
+        drop(w);
+        self.spawn_merge_if_needed();
+    }
+
     pub(crate) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
-        let gen = w.manifest.generation + 1;
-        let (new_slot, applied, tomb_writes) = {
+        {
             let st = self.state.read();
             let dirty = st.segments.iter().any(|s| s.dirty);
             if st.applied_seq == w.manifest.flushed_seq && !dirty && st.mutable.is_empty() {
                 return Ok(());
             }
+        }
+        // The generation and the segment id are used up even if this flush fails, so a retry
+        // never writes over files a half-finished attempt may have left (or that a manifest
+        // whose rename landed without its directory sync may name).
+        let gen = w.manifest.generation + 1;
+        w.manifest.generation = gen;
+        let fs = &*self.fs;
+        let (new_slot, applied, tomb_writes) = {
+            let st = self.state.read();
             let live = u64::from(st.mutable.len()) - st.mutable_deleted.len();
             let new_slot = if live > 0 {
                 let id = w.manifest.next_segment;
+                w.manifest.next_segment += 1;
                 let (seg, _) = Segment::build(
                     id,
                     &self.schema,
                     &[(&st.mutable, &st.mutable_deleted)],
                     None,
                 )?;
-                seg.write(&seg_dir(&self.dir, id))?;
+                seg.write(fs, &seg_dir(&self.dir, id))?;
                 Some(seg)
             } else {
                 None
@@ -88,7 +113,7 @@ impl Collection {
             let mut tomb_writes = Vec::new();
             for s in st.segments.iter().filter(|s| s.dirty) {
                 let name = format!("deleted-{gen}.bin");
-                write_tombstones(&seg_dir(&self.dir, s.seg.id).join(&name), &s.deleted)?;
+                write_tombstones(fs, &seg_dir(&self.dir, s.seg.id).join(&name), &s.deleted)?;
                 tomb_writes.push((s.seg.id, name));
             }
             (new_slot, st.applied_seq, tomb_writes)
@@ -108,9 +133,8 @@ impl Collection {
                 points: u64::from(seg.len()),
                 tombstones: None,
             });
-            m.next_segment += 1;
         }
-        m.write(&self.dir.join(MANIFEST))?;
+        m.write(fs, &self.dir.join(MANIFEST))?;
         let old_files: Vec<(u64, Option<String>)> = {
             let mut st = self.state.write();
             let mut old = Vec::new();
@@ -136,7 +160,7 @@ impl Collection {
         w.wal.truncate_through(applied)?;
         for (id, file) in old_files {
             if let Some(f) = file {
-                let _ = fs::remove_file(seg_dir(&self.dir, id).join(f));
+                let _ = fs.remove_file(&seg_dir(&self.dir, id).join(f));
             }
         }
         Ok(())
@@ -216,7 +240,8 @@ impl Collection {
             snapshot.iter().map(|(s, d)| (s.as_ref(), d)).collect();
         let (seg, maps) = Segment::build(id, &self.schema, &sources, None)?;
         let dir = seg_dir(&self.dir, id);
-        seg.write(&dir)?;
+        let fs = &*self.fs;
+        seg.write(fs, &dir)?;
 
         let mut w = self.writer.lock();
         let mut deleted = RoaringBitmap::new();
@@ -237,12 +262,14 @@ impl Collection {
                 }
             }
         }
+        // Used up even if this merge fails (see `flush_locked`).
         let gen = w.manifest.generation + 1;
+        w.manifest.generation = gen;
         let tomb = if deleted.is_empty() {
             None
         } else {
             let name = format!("deleted-{gen}.bin");
-            write_tombstones(&dir.join(&name), &deleted)?;
+            write_tombstones(fs, &dir.join(&name), &deleted)?;
             Some(name)
         };
         let mut m = w.manifest.clone();
@@ -265,7 +292,7 @@ impl Collection {
                 },
             );
         }
-        m.write(&self.dir.join(MANIFEST))?;
+        m.write(fs, &self.dir.join(MANIFEST))?;
         {
             let mut st = self.state.write();
             st.segments.retain(|s| !pick.contains(&s.seg.id));
@@ -284,10 +311,10 @@ impl Collection {
         w.manifest = m;
         drop(w);
         for old in pick {
-            let _ = fs::remove_dir_all(seg_dir(&self.dir, old));
+            let _ = fs.remove_dir_all(&seg_dir(&self.dir, old));
         }
         if empty {
-            let _ = fs::remove_dir_all(&dir);
+            let _ = fs.remove_dir_all(&dir);
         }
         Ok(true)
     }

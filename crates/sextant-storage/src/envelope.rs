@@ -10,10 +10,9 @@
 //! temporary file in the same directory, fsync it, rename it over the target, fsync the directory
 //! (without the last step a power cut can forget the rename).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::fs::Fs;
 use crate::StorageError;
 
 const HEADER_LEN: usize = 24;
@@ -83,42 +82,58 @@ pub fn open<'a>(
 }
 
 /// Reads `path` and checks its envelope; returns the body.
-pub fn read(path: &Path, magic: &[u8; 8], version: u32) -> Result<Vec<u8>, StorageError> {
-    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+pub fn read(
+    fs: &dyn Fs,
+    path: &Path,
+    magic: &[u8; 8],
+    version: u32,
+) -> Result<Vec<u8>, StorageError> {
+    let bytes = fs.read(path).map_err(|e| io_err(path, e))?;
     let body = open(path, magic, version, &bytes)?;
     Ok(body.to_vec())
 }
 
-/// Writes `bytes` to `path` durably and atomically (temp file, fsync, rename, fsync directory).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// The temporary file [`write_atomic`] writes `path` through (in the same directory).
+pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    sync_dir(dir)
+    path.with_file_name(format!(".{name}.tmp"))
 }
 
-/// Creates (or truncates) `path` with `bytes` and fsyncs it.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| io_err(path, e))?;
-    f.write_all(bytes).map_err(|e| io_err(path, e))?;
-    f.sync_all().map_err(|e| io_err(path, e))
+/// Whether a directory entry is a temporary file or directory an interrupted write left
+/// behind (`*.tmp`, `.*.tmp-<pid>` of older versions, `*.creating`, `.deleting-*`).
+pub fn is_leftover(name: &str) -> bool {
+    name.ends_with(".tmp")
+        || (name.starts_with('.') && name.contains(".tmp-"))
+        || name.ends_with(".creating")
+        || name.starts_with(".deleting-")
+}
+
+/// Writes `bytes` to `path` durably and atomically (temp file, fsync, rename, fsync directory).
+pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = temp_path(path);
+    write_synced(fs, &tmp, bytes)?;
+    fs.rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    sync_dir(fs, parent(path))
+}
+
+/// Creates (or truncates) `path` with `bytes` and fsyncs it (not its directory entry).
+pub fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    fs.write_synced(path, bytes).map_err(|e| io_err(path, e))
 }
 
 /// fsyncs a directory, so renames and creations inside it are durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+pub fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+    fs.sync_dir(dir).map_err(|e| io_err(dir, e))
+}
+
+/// The directory holding `path`.
+pub fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Wraps an I/O error with its path.
@@ -159,9 +174,14 @@ mod tests {
     fn atomic_write_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        write_atomic(&p, &seal(M, 1, b"a")).unwrap();
-        write_atomic(&p, &seal(M, 1, b"bb")).unwrap();
-        assert_eq!(read(&p, M, 1).unwrap(), b"bb");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
+        let fs = crate::fs::RealFs;
+        write_atomic(&fs, &p, &seal(M, 1, b"a")).unwrap();
+        write_atomic(&fs, &p, &seal(M, 1, b"bb")).unwrap();
+        assert_eq!(read(&fs, &p, M, 1).unwrap(), b"bb");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp left"
+        );
     }
 }

@@ -6,13 +6,16 @@
 //! - [`schema`]: a collection's schema and its manifest (the segments that make up its state);
 //! - [`payload_index`]: payload indexes that answer filters exactly as bitmaps;
 //! - [`id_map`]: external ids ↔ offsets, one id kind per collection;
-//! - [`envelope`]: the checked, atomically replaced file wrapper the small files use.
+//! - [`envelope`]: the checked, atomically replaced file wrapper the small files use;
+//! - [`fs`]: the file-system layer every file operation goes through (real, or simulated with
+//!   faults and power loss for tests).
 //!
 //! Every file starts with a magic number and a format version and carries checksums;
 //! corruption is reported with the file name and offset, never silently skipped.
 #![forbid(unsafe_code)]
 
 pub mod envelope;
+pub mod fs;
 pub mod id_map;
 pub mod payload_index;
 pub mod schema;
@@ -20,6 +23,7 @@ pub mod segment;
 pub mod wal;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,35 @@ pub enum StorageError {
         found: &'static str,
         /// The collection's kind.
         expected: &'static str,
+    },
+    /// A file that must exist is missing.
+    #[error("{what} {path} is missing; it is never recreated silently, because that would lose the writes it held (restore it from a backup, or move the collection aside)")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// A write or fsync of the write-ahead log failed: the batch was not written.
+    #[error("writing to the write-ahead log {path} failed, so this batch was not written{}", if *cut_back { " (the log was cut back to its last acknowledged batch)" } else { "; the log refuses writes until it can be cut back to its last acknowledged batch (tried again at every write)" })]
+    WalWrite {
+        /// The log.
+        path: PathBuf,
+        /// Whether the log was repaired at once.
+        cut_back: bool,
+        /// What failed.
+        #[source]
+        source: Arc<StorageError>,
+    },
+    /// The write-ahead log refuses writes since an earlier write or fsync failed and it could
+    /// not yet be repaired.
+    #[error("the write-ahead log {path} refuses writes since an earlier write or fsync failed and it could not yet be cut back to its last acknowledged batch; nothing was written (tried again at every write; reopening the collection also repairs it)")]
+    WalPoisoned {
+        /// The log.
+        path: PathBuf,
+        /// The first failure.
+        #[source]
+        source: Arc<StorageError>,
     },
     /// A caller broke the log's contract (e.g. a sequence number that does not increase).
     #[error("invalid WAL use: {0}")]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sextant_core::Metric;
 
 use crate::envelope;
+use crate::fs::Fs;
 use crate::id_map::IdKind;
 use crate::payload_index::FieldType;
 use crate::StorageError;
@@ -315,8 +316,8 @@ impl Manifest {
     }
 
     /// Reads and checks `path`.
-    pub fn read(path: &Path) -> Result<Manifest, StorageError> {
-        let body = envelope::read(path, MANIFEST_MAGIC, MANIFEST_VERSION)?;
+    pub fn read(fs: &dyn Fs, path: &Path) -> Result<Manifest, StorageError> {
+        let body = envelope::read(fs, path, MANIFEST_MAGIC, MANIFEST_VERSION)?;
         serde_json::from_slice(&body).map_err(|e| StorageError::Corrupt {
             path: path.to_path_buf(),
             offset: 24,
@@ -325,9 +326,10 @@ impl Manifest {
     }
 
     /// Writes `self` to `path` atomically and durably.
-    pub fn write(&self, path: &Path) -> Result<(), StorageError> {
+    pub fn write(&self, fs: &dyn Fs, path: &Path) -> Result<(), StorageError> {
         let body = serde_json::to_vec_pretty(self).expect("manifest serialises");
         envelope::write_atomic(
+            fs,
             path,
             &envelope::seal(MANIFEST_MAGIC, MANIFEST_VERSION, &body),
         )
@@ -407,7 +409,7 @@ mod tests {
             points: 10,
             tombstones: Some("deleted-3.bin".into()),
         });
-        m.write(&p).unwrap();
-        assert_eq!(Manifest::read(&p).unwrap(), m);
+        m.write(&crate::fs::RealFs, &p).unwrap();
+        assert_eq!(Manifest::read(&crate::fs::RealFs, &p).unwrap(), m);
     }
 }

@@ -20,7 +20,6 @@
 //! (one JSON parse per point), which keeps one source of truth on disk. Deletes are not this
 //! type's business: the engine keeps a tombstone bitmap beside each segment.
 
-use std::fs;
 use std::path::Path;
 
 use roaring::RoaringBitmap;
@@ -32,6 +31,7 @@ use sextant_index::{
 };
 
 use crate::envelope::{self, io_err};
+use crate::fs::Fs;
 use crate::id_map::IdMap;
 use crate::payload_index::{FieldIndex, PayloadIndexes};
 use crate::schema::{IndexSpec, Schema};
@@ -324,13 +324,15 @@ impl Segment {
         Ok((seg, maps))
     }
 
-    /// Writes this segment as directory `dir` (via `dir.tmp`, fsynced, renamed).
-    pub fn write(&self, dir: &Path) -> Result<(), StorageError> {
+    /// Writes this segment as directory `dir` (via `dir.tmp`: files fsynced, the temporary
+    /// directory fsynced, renamed, the parent directory fsynced), so the directory and every
+    /// file in it are durable before a manifest can name it.
+    pub fn write(&self, fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
         let tmp = dir.with_extension("tmp");
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        if fs.exists(&tmp) {
+            fs.remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
         }
-        fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        fs.create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
         let mut points = Vec::with_capacity(4 + self.seqs.len() * 17);
         points.extend_from_slice(&self.len().to_le_bytes());
         for off in 0..self.len() {
@@ -340,7 +342,7 @@ impl Segment {
                 &mut points,
             );
         }
-        let put = |name: &str, bytes: &[u8]| envelope::write_synced(&tmp.join(name), bytes);
+        let put = |name: &str, bytes: &[u8]| envelope::write_synced(fs, &tmp.join(name), bytes);
         put(
             "points.bin",
             &envelope::seal(POINTS_MAGIC, FORMAT_VERSION, &points),
@@ -370,15 +372,20 @@ impl Segment {
                 &envelope::seal(SPARSE_MAGIC, FORMAT_VERSION, &b),
             )?;
         }
-        envelope::sync_dir(&tmp)?;
-        fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
-        envelope::sync_dir(dir.parent().unwrap_or(Path::new(".")))
+        envelope::sync_dir(fs, &tmp)?;
+        fs.rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
+        envelope::sync_dir(fs, envelope::parent(dir))
     }
 
     /// Opens segment directory `dir` written by [`Segment::write`].
-    pub fn open(id: u64, dir: &Path, schema: &Schema) -> Result<Segment, StorageError> {
+    pub fn open(
+        fs: &dyn Fs,
+        id: u64,
+        dir: &Path,
+        schema: &Schema,
+    ) -> Result<Segment, StorageError> {
         let path = dir.join("points.bin");
-        let body = envelope::read(&path, POINTS_MAGIC, FORMAT_VERSION)?;
+        let body = envelope::read(fs, &path, POINTS_MAGIC, FORMAT_VERSION)?;
         let mut r = Cursor {
             bytes: &body,
             at: 0,
@@ -396,7 +403,7 @@ impl Segment {
             }
         }
         let path = dir.join("payloads.bin");
-        let body = envelope::read(&path, PAYLOADS_MAGIC, FORMAT_VERSION)?;
+        let body = envelope::read(fs, &path, PAYLOADS_MAGIC, FORMAT_VERSION)?;
         let mut r = Cursor {
             bytes: &body,
             at: 0,
@@ -425,7 +432,7 @@ impl Segment {
         let mut vectors = Vec::with_capacity(schema.spaces.len());
         for (i, spec) in schema.spaces.iter().enumerate() {
             let path = dir.join(format!("vectors-{i}.idx"));
-            let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+            let bytes = fs.read(&path).map_err(|e| io_err(&path, e))?;
             let index =
                 AnyIndex::from_bytes(&bytes).map_err(|e| corrupt(&path, 0, e.to_string()))?;
             if index.len() != n as usize || index.dim() != spec.dim || index.metric() != spec.metric
@@ -449,7 +456,7 @@ impl Segment {
         let mut sparse = Vec::with_capacity(schema.sparse_spaces.len());
         for i in 0..schema.sparse_spaces.len() {
             let path = dir.join(format!("sparse-{i}.bin"));
-            let body = envelope::read(&path, SPARSE_MAGIC, FORMAT_VERSION)?;
+            let body = envelope::read(fs, &path, SPARSE_MAGIC, FORMAT_VERSION)?;
             let mut r = Cursor {
                 bytes: &body,
                 at: 0,
@@ -481,21 +488,28 @@ impl Segment {
     }
 }
 
-/// Writes a tombstone file; returns nothing but errors.
-pub fn write_tombstones(path: &Path, deleted: &RoaringBitmap) -> Result<(), StorageError> {
+/// Writes a tombstone file, durably: the file is fsynced and so is its directory, so that a
+/// manifest written afterwards never names a file a power cut can take away.
+pub fn write_tombstones(
+    fs: &dyn Fs,
+    path: &Path,
+    deleted: &RoaringBitmap,
+) -> Result<(), StorageError> {
     let mut body = Vec::with_capacity(deleted.serialized_size());
     deleted
         .serialize_into(&mut body)
         .expect("writing to a Vec cannot fail");
     envelope::write_synced(
+        fs,
         path,
         &envelope::seal(TOMBSTONES_MAGIC, FORMAT_VERSION, &body),
-    )
+    )?;
+    envelope::sync_dir(fs, envelope::parent(path))
 }
 
 /// Reads a tombstone file.
-pub fn read_tombstones(path: &Path) -> Result<RoaringBitmap, StorageError> {
-    let body = envelope::read(path, TOMBSTONES_MAGIC, FORMAT_VERSION)?;
+pub fn read_tombstones(fs: &dyn Fs, path: &Path) -> Result<RoaringBitmap, StorageError> {
+    let body = envelope::read(fs, path, TOMBSTONES_MAGIC, FORMAT_VERSION)?;
     RoaringBitmap::deserialize_from(&body[..])
         .map_err(|e| corrupt(path, 24, format!("tombstone bitmap does not decode: {e}")))
 }

@@ -12,12 +12,12 @@
 //! and reported in [`Recovery::torn_tail_bytes`]; damage anywhere else cannot come from a crash
 //! and is an error naming the file and offset. The payload's meaning belongs to the layer above.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fs::{Fs, LogFile};
 use crate::StorageError;
 
 /// Magic number at the start of every WAL file.
@@ -37,8 +37,10 @@ pub enum Durability {
     /// loss. The default.
     #[default]
     Always,
-    /// fsync at most once per interval: faster bulk writes, but a crash can lose the batches of
-    /// the last interval (never a partial batch). Opt-in.
+    /// fsync at most once per interval: faster bulk writes, but a power cut can lose the
+    /// batches of the last interval (never a partial batch). An append syncs when the interval
+    /// has passed since the last sync; a collection also syncs on a timer every interval (so
+    /// the window is bounded when writes stop), and the log syncs when it is dropped. Opt-in.
     Interval(Duration),
 }
 
@@ -85,14 +87,32 @@ pub struct Recovery {
 }
 
 /// An open write-ahead log.
+///
+/// **After a failed write or fsync the log is poisoned**: after a failed fsync the record may
+/// or may not be on disk (and Linux may already have dropped the dirty pages and reported the
+/// next fsync clean), so the log is rewritten at once — records up to the last acknowledged one
+/// are read back and written to a new file that is fsynced and renamed over the log — which
+/// removes the failed record for good before the failure is reported. Until such a rewrite has
+/// succeeded every append is refused ([`StorageError::WalPoisoned`]); each later append or sync
+/// tries it again, so a process whose disk recovers goes on without a restart. Sequence
+/// numbers of failed appends are never reused.
 #[derive(Debug)]
 pub struct Wal {
+    fs: Arc<dyn Fs>,
     path: PathBuf,
-    file: File,
+    file: Box<dyn LogFile>,
+    /// Bytes of the header and the acknowledged records.
     len: u64,
+    /// The highest sequence number used, by an acknowledged or a failed append.
     last_seq: Option<u64>,
+    /// The highest acknowledged sequence number.
+    acked_seq: Option<u64>,
     durability: Durability,
     last_sync: Instant,
+    /// Acknowledged records not yet fsynced (only under [`Durability::Interval`]).
+    unsynced: bool,
+    /// Why the log refuses appends, until a rewrite succeeds.
+    poisoned: Option<Arc<StorageError>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -122,13 +142,15 @@ fn record_bytes(seq: u64, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// fsyncs the directory holding `path`, so that a created or renamed file's name is durable.
-fn sync_parent(path: &Path) -> Result<(), StorageError> {
-    let dir = path
-        .parent()
+fn parent(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+        .unwrap_or(Path::new("."))
+}
+
+/// The temporary file a rewrite of the log at `path` goes through.
+pub fn temp_path(path: &Path) -> PathBuf {
+    path.with_extension("wal.tmp")
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -209,48 +231,88 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), StorageError>
 }
 
 impl Wal {
-    /// Opens the log at `path`, creating it if missing, and returns every intact record. A torn
-    /// last record is cut off (and counted in the [`Recovery`]); other damage is an error.
+    /// Opens the log at `path` on the real file system, creating it if missing, and returns
+    /// every intact record. A torn last record is cut off (and counted in the [`Recovery`]);
+    /// other damage is an error. (A collection opens its log with [`Wal::open_in`], which
+    /// refuses a missing file.)
     pub fn open(path: &Path, durability: Durability) -> Result<(Wal, Recovery), StorageError> {
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io(path))?;
-        let mut recovery = Recovery::default();
-        let len = if existed {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(io(path))?;
-            let (records, valid) = scan(path, &bytes)?;
-            if valid < bytes.len() {
-                recovery.torn_tail_bytes = (bytes.len() - valid) as u64;
-                file.set_len(valid as u64).map_err(io(path))?;
-                file.sync_all().map_err(io(path))?;
-            }
-            recovery.records = records;
-            valid as u64
+        let fs = crate::fs::real();
+        if fs.exists(path) {
+            Wal::open_in(fs, path, durability)
         } else {
-            file.write_all(&header_bytes()).map_err(io(path))?;
-            file.sync_all().map_err(io(path))?;
-            sync_parent(path)?;
-            HEADER_LEN as u64
-        };
-        file.seek(SeekFrom::Start(len)).map_err(io(path))?;
-        let wal = Wal {
+            Ok((Wal::create_in(fs, path, durability)?, Recovery::default()))
+        }
+    }
+
+    /// Creates a new, empty log at `path` (replacing any file there), durably: the file and
+    /// its directory entry are fsynced.
+    pub fn create_in(
+        fs: Arc<dyn Fs>,
+        path: &Path,
+        durability: Durability,
+    ) -> Result<Wal, StorageError> {
+        fs.write_synced(path, &header_bytes()).map_err(io(path))?;
+        fs.sync_dir(parent(path)).map_err(io(parent(path)))?;
+        let file = fs.open_log(path, false).map_err(io(path))?;
+        Ok(Wal {
+            fs,
             path: path.to_path_buf(),
             file,
-            len,
-            last_seq: recovery.records.last().map(|r| r.seq),
+            len: HEADER_LEN as u64,
+            last_seq: None,
+            acked_seq: None,
             durability,
             last_sync: Instant::now(),
+            unsynced: false,
+            poisoned: None,
+        })
+    }
+
+    /// Opens the existing log at `path` and returns every intact record. A missing file is an
+    /// error naming it ([`StorageError::Missing`]): a log is never silently recreated, which
+    /// would lose its acknowledged records. A torn last record is cut off (and counted in the
+    /// [`Recovery`]); other damage is an error.
+    pub fn open_in(
+        fs: Arc<dyn Fs>,
+        path: &Path,
+        durability: Durability,
+    ) -> Result<(Wal, Recovery), StorageError> {
+        let bytes = match fs.read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::Missing {
+                    path: path.to_path_buf(),
+                    what: "write-ahead log",
+                })
+            }
+            Err(e) => return Err(io(path)(e)),
+        };
+        let (records, valid) = scan(path, &bytes)?;
+        let mut file = fs.open_log(path, false).map_err(io(path))?;
+        let mut recovery = Recovery::default();
+        if valid < bytes.len() {
+            recovery.torn_tail_bytes = (bytes.len() - valid) as u64;
+            file.set_len(valid as u64).map_err(io(path))?;
+            file.sync_data().map_err(io(path))?;
+        }
+        let last = records.last().map(|r| r.seq);
+        recovery.records = records;
+        let wal = Wal {
+            fs,
+            path: path.to_path_buf(),
+            file,
+            len: valid as u64,
+            last_seq: last,
+            acked_seq: last,
+            durability,
+            last_sync: Instant::now(),
+            unsynced: false,
+            poisoned: None,
         };
         Ok((wal, recovery))
     }
 
-    /// The highest sequence number in the log.
+    /// The highest sequence number used (failed appends included: numbers are never reused).
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
     }
@@ -260,8 +322,20 @@ impl Wal {
         &self.path
     }
 
+    /// Whether the log refuses appends after a failure it could not yet repair.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Whether acknowledged records wait for an fsync (under [`Durability::Interval`]).
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced
+    }
+
     /// Appends one batch. With [`Durability::Always`] it is on stable storage when this returns.
-    /// On a failed write the file is cut back, so the log never keeps a partial record.
+    /// When the write or its fsync fails, the record is removed from the log (see [`Wal`])
+    /// before the error is returned; if that is impossible now, the log refuses appends until
+    /// it has succeeded.
     pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<(), StorageError> {
         if let Some(last) = self.last_seq.filter(|&last| seq <= last) {
             return Err(StorageError::InvalidSequence(format!(
@@ -274,63 +348,248 @@ impl Wal {
                 payload.len()
             )));
         }
+        self.heal()?;
         let bytes = record_bytes(seq, payload);
-        if let Err(source) = self.file.write_all(&bytes) {
-            let _ = self.file.set_len(self.len);
-            let _ = self.file.seek(SeekFrom::Start(self.len));
-            return Err(StorageError::Io {
+        self.last_seq = Some(seq);
+        let sync = match self.durability {
+            Durability::Always => true,
+            Durability::Interval(every) => self.last_sync.elapsed() >= every,
+        };
+        let written =
+            self.file
+                .write_all(&bytes)
+                .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        if let Err(source) = written {
+            return Err(self.fail(StorageError::Io {
                 path: self.path.clone(),
                 source,
-            });
+            }));
         }
         self.len += bytes.len() as u64;
-        self.last_seq = Some(seq);
-        match self.durability {
-            Durability::Always => self.sync(),
-            Durability::Interval(every) if self.last_sync.elapsed() >= every => self.sync(),
-            Durability::Interval(_) => Ok(()),
+        self.acked_seq = Some(seq);
+        if sync {
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+        } else {
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Poisons the log after `cause`, tries to repair it at once, and returns the error to
+    /// report for the failed operation.
+    fn fail(&mut self, cause: StorageError) -> StorageError {
+        let cause = Arc::new(cause);
+        self.poisoned = Some(cause.clone());
+        let cut_back = self.rewrite(0).is_ok();
+        StorageError::WalWrite {
+            path: self.path.clone(),
+            cut_back,
+            source: cause,
         }
     }
 
-    /// Forces appended records to stable storage.
+    /// Repairs a poisoned log (a rewrite); an error when that fails again.
+    fn heal(&mut self) -> Result<(), StorageError> {
+        match self.poisoned.clone() {
+            None => Ok(()),
+            Some(cause) => self
+                .rewrite(0)
+                .map(|_| ())
+                .map_err(|_| StorageError::WalPoisoned {
+                    path: self.path.clone(),
+                    source: cause,
+                }),
+        }
+    }
+
+    /// Forces appended records to stable storage. A failed fsync is repaired by rewriting the
+    /// log (see [`Wal`]); the error is returned only when that fails too.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(io(&self.path))?;
-        self.last_sync = Instant::now();
-        Ok(())
+        self.heal()?;
+        if !self.unsynced {
+            return Ok(());
+        }
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.last_sync = Instant::now();
+                self.unsynced = false;
+                Ok(())
+            }
+            Err(source) => {
+                let e = self.fail(StorageError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+                if self.poisoned.is_none() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     /// Drops every record with a sequence number up to `seq` (their effects are in flushed
     /// segments). The kept records are written to a temporary file that atomically replaces the
     /// log (write, fsync, rename, fsync directory). Returns how many records were kept.
     pub fn truncate_through(&mut self, seq: u64) -> Result<usize, StorageError> {
-        self.sync()?;
-        let mut bytes = Vec::new();
-        let mut f = File::open(&self.path).map_err(io(&self.path))?;
-        f.read_to_end(&mut bytes).map_err(io(&self.path))?;
+        self.rewrite(seq)
+    }
+
+    /// Rewrites the log with the acknowledged records above `floor`, read back from the file:
+    /// a new file, fsynced, renamed over the log, directory fsynced, then reopened. Any failure
+    /// leaves the log poisoned (the handle may point at a replaced file).
+    fn rewrite(&mut self, floor: u64) -> Result<usize, StorageError> {
+        match self.try_rewrite(floor) {
+            Ok(kept) => {
+                self.poisoned = None;
+                Ok(kept)
+            }
+            Err(e) if self.poisoned.is_some() => Err(e),
+            Err(e) => {
+                let cause = Arc::new(e);
+                self.poisoned = Some(cause.clone());
+                Err(StorageError::WalWrite {
+                    path: self.path.clone(),
+                    cut_back: false,
+                    source: cause,
+                })
+            }
+        }
+    }
+
+    fn try_rewrite(&mut self, floor: u64) -> Result<usize, StorageError> {
+        let bytes = self.fs.read(&self.path).map_err(io(&self.path))?;
         let (records, _) = scan(&self.path, &bytes)?;
-        let kept: Vec<&Record> = records.iter().filter(|r| r.seq > seq).collect();
+        let acked = self.acked_seq.unwrap_or(0);
         let mut out = header_bytes();
-        for r in &kept {
+        let mut kept = 0;
+        for r in records.iter().filter(|r| r.seq > floor && r.seq <= acked) {
             out.extend_from_slice(&record_bytes(r.seq, &r.payload));
+            kept += 1;
         }
-        let tmp = self.path.with_extension("wal.tmp");
-        {
-            let mut t = File::create(&tmp).map_err(io(&tmp))?;
-            t.write_all(&out).map_err(io(&tmp))?;
-            t.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        sync_parent(&self.path)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
+        let tmp = temp_path(&self.path);
+        self.fs.write_synced(&tmp, &out).map_err(io(&tmp))?;
+        self.fs.rename(&tmp, &self.path).map_err(io(&self.path))?;
+        let dir = parent(&self.path);
+        self.fs.sync_dir(dir).map_err(io(dir))?;
+        self.file = self
+            .fs
+            .open_log(&self.path, false)
             .map_err(io(&self.path))?;
-        file.seek(SeekFrom::End(0)).map_err(io(&self.path))?;
-        self.file = file;
         self.len = out.len() as u64;
+        self.unsynced = false;
+        self.last_sync = Instant::now();
         // The last sequence number is kept even when every record was dropped, so that numbers
         // never go back.
-        Ok(kept.len())
+        Ok(kept)
+    }
+}
+
+impl Drop for Wal {
+    /// Syncs acknowledged records on close (they matter under [`Durability::Interval`]).
+    fn drop(&mut self) {
+        if self.unsynced && self.poisoned.is_none() {
+            let _ = self.file.sync_data();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::sim::{Fault, OpKind, SimFs};
+
+    fn payloads(fs: &SimFs, path: &Path) -> Vec<(u64, Vec<u8>)> {
+        let (_, rec) = Wal::open_in(fs.handle(), path, Durability::Always).unwrap();
+        rec.records
+            .into_iter()
+            .map(|r| (r.seq, r.payload))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_fsync_removes_the_record_and_keeps_numbering() {
+        let fs = SimFs::new();
+        let path = Path::new("/wal");
+        let mut wal = Wal::create_in(fs.handle(), path, Durability::Always).unwrap();
+        wal.append(1, b"one").unwrap();
+        let mut armed = true;
+        fs.fail_when(move |op| {
+            let hit = armed && op.kind == OpKind::SyncFile;
+            armed &= !hit;
+            hit.then_some(Fault::Eio)
+        });
+        let err = wal.append(2, b"two").unwrap_err();
+        assert!(
+            matches!(err, StorageError::WalWrite { cut_back: true, .. }),
+            "{err}"
+        );
+        assert!(!wal.is_poisoned());
+        assert!(
+            wal.append(2, b"again").is_err(),
+            "sequence numbers are not reused"
+        );
+        wal.append(3, b"three").unwrap();
+        let want = vec![(1, b"one".to_vec()), (3, b"three".to_vec())];
+        assert_eq!(payloads(&fs.restart(), path), want);
+        assert_eq!(payloads(&fs.power_loss(0), path), want);
+    }
+
+    #[test]
+    fn a_poisoned_log_refuses_appends_until_the_disk_recovers() {
+        let fs = SimFs::new();
+        let path = Path::new("/wal");
+        let mut wal = Wal::create_in(fs.handle(), path, Durability::Always).unwrap();
+        wal.append(1, b"one").unwrap();
+        fs.fail_when(|_| Some(Fault::Enospc));
+        let err = wal.append(2, b"two").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::WalWrite {
+                    cut_back: false,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(wal.is_poisoned());
+        let err = wal.append(3, b"three").unwrap_err();
+        assert!(matches!(err, StorageError::WalPoisoned { .. }), "{err}");
+        assert!(err.to_string().contains("refuses writes"), "{err}");
+        fs.heal();
+        wal.append(4, b"four").unwrap();
+        assert!(!wal.is_poisoned());
+        let want = vec![(1, b"one".to_vec()), (4, b"four".to_vec())];
+        assert_eq!(payloads(&fs.power_loss(0), path), want);
+    }
+
+    #[test]
+    fn a_missing_log_is_an_error_not_a_new_file() {
+        let fs = SimFs::new();
+        let err = Wal::open_in(fs.handle(), Path::new("/wal"), Durability::Always).unwrap_err();
+        assert!(matches!(err, StorageError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("/wal"), "{err}");
+        assert!(!fs.exists(Path::new("/wal")));
+    }
+
+    #[test]
+    fn interval_records_are_synced_on_drop() {
+        let fs = SimFs::new();
+        let path = Path::new("/wal");
+        {
+            let mut wal = Wal::create_in(
+                fs.handle(),
+                path,
+                Durability::Interval(Duration::from_secs(3600)),
+            )
+            .unwrap();
+            wal.append(1, b"one").unwrap();
+            assert!(wal.has_unsynced());
+            assert!(payloads(&fs.power_loss(0), path).is_empty());
+        }
+        assert_eq!(payloads(&fs.power_loss(0), path), [(1, b"one".to_vec())]);
     }
 }
