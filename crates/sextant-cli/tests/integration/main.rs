@@ -253,3 +253,5 @@ fn help_documents_the_bench_interface() {
 
 mod db;
 mod docs;
+#[cfg(feature = "embed")]
+mod models;
