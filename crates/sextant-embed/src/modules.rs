@@ -409,7 +409,7 @@ mod tests {
     fn a_pooling_width_that_is_not_the_encoders_is_refused() {
         let dir = model(None, Some(MEAN));
         let err = Pipeline::read(dir.path(), 16).unwrap_err();
-        assert!(err.to_string().contains("word_embedding_dimension 8"), "{err}");
+        assert!(err.to_string().contains("embedding_dimension 8"), "{err}");
     }
 
     #[test]
