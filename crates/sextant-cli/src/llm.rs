@@ -243,11 +243,15 @@ mod tests {
     fn the_refusal_names_the_reason_and_the_way_out_but_not_the_key() {
         let err = check_endpoint("http://llm.example.com:8000/v1", &with_key(false)).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("clear text") && msg.contains("llm.example.com"), "{msg}");
+        assert!(
+            msg.contains("clear text") && msg.contains("llm.example.com"),
+            "{msg}"
+        );
         assert!(msg.contains(ALLOW_INSECURE_KEY_ENV), "{msg}");
         assert!(!msg.contains(KEY), "{msg}");
         // A password in the URL is not repeated either.
-        let err = check_endpoint("http://u:hunter2@llm.example.com/", &with_key(false)).unwrap_err();
+        let err =
+            check_endpoint("http://u:hunter2@llm.example.com/", &with_key(false)).unwrap_err();
         assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");
     }
 
@@ -259,7 +263,12 @@ mod tests {
 
     #[test]
     fn other_schemes_and_hostless_urls_are_errors() {
-        for url in ["ftp://localhost/", "localhost:11434/v1", "not a url", "file:///tmp/x"] {
+        for url in [
+            "ftp://localhost/",
+            "localhost:11434/v1",
+            "not a url",
+            "file:///tmp/x",
+        ] {
             assert!(check_endpoint(url, &KeyPolicy::default()).is_err(), "{url}");
         }
     }

@@ -29,10 +29,12 @@ pub fn stored_location(spec: &str) -> Result<String> {
     }
     let canonical = std::fs::canonicalize(path)
         .with_context(|| format!("cannot resolve the model directory {spec}"))?;
-    canonical
-        .to_str()
-        .map(str::to_string)
-        .with_context(|| format!("the model directory {} is not valid UTF-8", canonical.display()))
+    canonical.to_str().map(str::to_string).with_context(|| {
+        format!(
+            "the model directory {} is not valid UTF-8",
+            canonical.display()
+        )
+    })
 }
 
 fn identity(path: &str, fp: &ModelFingerprint) -> Value {

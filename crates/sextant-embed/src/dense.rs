@@ -267,7 +267,10 @@ mod tests {
         let d = DenseLayer::load(dir.path(), 3).unwrap();
         assert_eq!(d.activation(), DenseActivation::Identity);
         let x = Tensor::new(&[[1f32, 2., 3.]], &Device::Cpu).unwrap();
-        assert_eq!(d.forward(&x).unwrap().to_vec2::<f32>().unwrap(), [[-2., 3.]]);
+        assert_eq!(
+            d.forward(&x).unwrap().to_vec2::<f32>().unwrap(),
+            [[-2., 3.]]
+        );
     }
 
     #[test]

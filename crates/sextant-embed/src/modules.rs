@@ -27,14 +27,32 @@ const MODULES_TEXT: &str = "sentence_transformers.models.Transformer (at the mod
 /// its Python module (`sentence_transformers.models.Pooling`), later releases by the full class
 /// path.
 const MODULE_TYPES: [(&str, ModuleKind); 8] = [
-    ("sentence_transformers.models.Transformer", ModuleKind::Transformer),
-    ("sentence_transformers.base.modules.transformer.Transformer", ModuleKind::Transformer),
+    (
+        "sentence_transformers.models.Transformer",
+        ModuleKind::Transformer,
+    ),
+    (
+        "sentence_transformers.base.modules.transformer.Transformer",
+        ModuleKind::Transformer,
+    ),
     ("sentence_transformers.models.Pooling", ModuleKind::Pooling),
-    ("sentence_transformers.sentence_transformer.modules.pooling.Pooling", ModuleKind::Pooling),
+    (
+        "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+        ModuleKind::Pooling,
+    ),
     ("sentence_transformers.models.Dense", ModuleKind::Dense),
-    ("sentence_transformers.base.modules.dense.Dense", ModuleKind::Dense),
-    ("sentence_transformers.models.Normalize", ModuleKind::Normalize),
-    ("sentence_transformers.base.modules.normalize.Normalize", ModuleKind::Normalize),
+    (
+        "sentence_transformers.base.modules.dense.Dense",
+        ModuleKind::Dense,
+    ),
+    (
+        "sentence_transformers.models.Normalize",
+        ModuleKind::Normalize,
+    ),
+    (
+        "sentence_transformers.base.modules.normalize.Normalize",
+        ModuleKind::Normalize,
+    ),
 ];
 
 /// The modules of a sentence-transformers model, as far as this crate runs them.
@@ -99,7 +117,9 @@ impl Pipeline {
     pub fn read(root: &Path, hidden: usize) -> Result<Self, EmbedError> {
         let modules = root.join(MODULES_FILE);
         if !modules.is_file() {
-            let pooling = root.join(DEFAULT_POOLING_DIR).join(crate::config::CONFIG_FILE);
+            let pooling = root
+                .join(DEFAULT_POOLING_DIR)
+                .join(crate::config::CONFIG_FILE);
             let pooling = if pooling.is_file() {
                 Some(read_pooling(&pooling, hidden)?)
             } else {
@@ -172,7 +192,10 @@ impl Pipeline {
 
 /// The kind of a `modules.json` type such as `sentence_transformers.models.Pooling`.
 fn module_kind(path: &Path, kind: &str) -> Result<ModuleKind, EmbedError> {
-    let found = MODULE_TYPES.iter().find(|(t, _)| *t == kind).map(|(_, k)| *k);
+    let found = MODULE_TYPES
+        .iter()
+        .find(|(t, _)| *t == kind)
+        .map(|(_, k)| *k);
     found.ok_or_else(|| EmbedError::UnsupportedModule {
         path: path.to_path_buf(),
         module: format!("{kind:?}"),
@@ -325,7 +348,10 @@ mod tests {
         let p = Pipeline::read(dir.path(), 8).unwrap();
         assert_eq!(p.pooling.unwrap().pooling, Pooling::Mean);
         assert!(p.pooling.unwrap().include_prompt);
-        assert_eq!(p.dense, vec![dir.path().join("2_Dense"), dir.path().join("3_Dense")]);
+        assert_eq!(
+            p.dense,
+            vec![dir.path().join("2_Dense"), dir.path().join("3_Dense")]
+        );
         assert!(p.normalize);
     }
 
@@ -333,7 +359,10 @@ mod tests {
     fn every_pooling_flag_and_name_selects_its_mode() {
         for want in ALL_POOLINGS {
             let legacy = format!(r#"{{"{}": true, "include_prompt": false}}"#, want.st_flag());
-            let named = format!(r#"{{"embedding_dimension": 8, "pooling_mode": "{}"}}"#, want.st_name());
+            let named = format!(
+                r#"{{"embedding_dimension": 8, "pooling_mode": "{}"}}"#,
+                want.st_name()
+            );
             let listed = format!(r#"{{"pooling_mode": ["{}"]}}"#, want.st_name());
             for (cfg, include) in [(legacy, false), (named, true), (listed, true)] {
                 let dir = model(None, Some(&cfg));
@@ -363,7 +392,11 @@ mod tests {
         let dir = model(Some(&m), Some(MEAN));
         let err = Pipeline::read(dir.path(), 8).unwrap_err();
         assert!(matches!(err, EmbedError::UnsupportedModule { .. }), "{err}");
-        assert!(err.to_string().contains("sentence_transformers.models.LSTM"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("sentence_transformers.models.LSTM"),
+            "{err}"
+        );
         let m = r#"[{"path": "", "type": "sentence_transformers.models.StaticEmbedding"}]"#;
         let err = Pipeline::read(model(Some(m), None).path(), 8).unwrap_err();
         assert!(err.to_string().contains("StaticEmbedding"), "{err}");
@@ -372,14 +405,26 @@ mod tests {
     #[test]
     fn modules_out_of_order_are_refused() {
         for bad in [
-            modules(&[("", "Transformer"), ("1_Pooling", "Pooling"), ("2", "Normalize"), ("3", "Dense")]),
-            modules(&[("", "Transformer"), ("2", "Dense"), ("1_Pooling", "Pooling")]),
+            modules(&[
+                ("", "Transformer"),
+                ("1_Pooling", "Pooling"),
+                ("2", "Normalize"),
+                ("3", "Dense"),
+            ]),
+            modules(&[
+                ("", "Transformer"),
+                ("2", "Dense"),
+                ("1_Pooling", "Pooling"),
+            ]),
             modules(&[("", "Transformer")]),
             modules(&[("0_Transformer", "Transformer"), ("1_Pooling", "Pooling")]),
         ] {
             let dir = model(Some(&bad), Some(MEAN));
             let err = Pipeline::read(dir.path(), 8).unwrap_err();
-            assert!(matches!(err, EmbedError::UnsupportedModule { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, EmbedError::UnsupportedModule { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -388,11 +433,20 @@ mod tests {
         let both = r#"{"pooling_mode_cls_token": true, "pooling_mode_lasttoken": true}"#;
         let err = Pipeline::read(model(None, Some(both)).path(), 8).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, EmbedError::UnsupportedPooling { .. }), "{msg}");
-        assert!(msg.contains("pooling_mode_cls_token + pooling_mode_lasttoken"), "{msg}");
+        assert!(
+            matches!(err, EmbedError::UnsupportedPooling { .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("pooling_mode_cls_token + pooling_mode_lasttoken"),
+            "{msg}"
+        );
         let odd = r#"{"pooling_mode_median_tokens": true}"#;
         let err = Pipeline::read(model(None, Some(odd)).path(), 8).unwrap_err();
-        assert!(err.to_string().contains("pooling_mode_median_tokens"), "{err}");
+        assert!(
+            err.to_string().contains("pooling_mode_median_tokens"),
+            "{err}"
+        );
         let named = r#"{"pooling_mode": ["cls", "max"]}"#;
         let err = Pipeline::read(model(None, Some(named)).path(), 8).unwrap_err();
         assert!(err.to_string().contains("cls + max"), "{err}");

@@ -254,4 +254,6 @@ fn help_documents_the_bench_interface() {
 mod db;
 mod docs;
 #[cfg(feature = "embed")]
+mod llm;
+#[cfg(feature = "embed")]
 mod models;

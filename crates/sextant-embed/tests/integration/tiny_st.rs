@@ -75,7 +75,10 @@ fn every_pooling_mode_and_dense_module_matches_sentence_transformers() {
         let dir = model_for(case);
         let m = load(dir.path(), prompt);
         assert_eq!(m.dim(), case["dim"].as_u64().unwrap() as usize, "{name}");
-        assert_eq!(m.max_seq_length(), j["max_seq_length"].as_u64().unwrap() as usize);
+        assert_eq!(
+            m.max_seq_length(),
+            j["max_seq_length"].as_u64().unwrap() as usize
+        );
         for (t, want) in texts.iter().zip(j["input_ids"].as_array().unwrap()) {
             assert_eq!(m.tokenizer().encode(t).unwrap().ids, ints(want), "{t:?}");
         }
@@ -158,10 +161,18 @@ fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
 fn other_architectures_are_refused_by_name() {
     for (key, value, named) in [
         ("model_type", serde_json::json!("roberta"), "roberta"),
-        ("model_type", serde_json::json!("xlm-roberta"), "xlm-roberta"),
+        (
+            "model_type",
+            serde_json::json!("xlm-roberta"),
+            "xlm-roberta",
+        ),
         ("model_type", serde_json::json!("distilbert"), "distilbert"),
         ("model_type", serde_json::json!("gpt2"), "gpt2"),
-        ("architectures", serde_json::json!(["GPT2LMHeadModel"]), "GPT2LMHeadModel"),
+        (
+            "architectures",
+            serde_json::json!(["GPT2LMHeadModel"]),
+            "GPT2LMHeadModel",
+        ),
         ("is_decoder", serde_json::json!(true), "is_decoder"),
     ] {
         let dir = tiny_copy();
@@ -186,8 +197,8 @@ fn unknown_modules_and_concatenated_pooling_are_refused() {
     edit_json(&dir.path().join("modules.json"), |v| {
         v[2]["type"] = "sentence_transformers.models.LSTM".into();
     });
-    let err = BertEmbedder::load(dir.path().to_str().unwrap(), EmbedderOptions::default())
-        .unwrap_err();
+    let err =
+        BertEmbedder::load(dir.path().to_str().unwrap(), EmbedderOptions::default()).unwrap_err();
     assert!(matches!(err, EmbedError::UnsupportedModule { .. }), "{err}");
     assert!(err.to_string().contains("LSTM"), "{err}");
 
@@ -198,9 +209,12 @@ fn unknown_modules_and_concatenated_pooling_are_refused() {
             "pooling_mode_mean_tokens": true}"#,
     )
     .unwrap();
-    let err = BertEmbedder::load(dir.path().to_str().unwrap(), EmbedderOptions::default())
-        .unwrap_err();
-    assert!(matches!(err, EmbedError::UnsupportedPooling { .. }), "{err}");
+    let err =
+        BertEmbedder::load(dir.path().to_str().unwrap(), EmbedderOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, EmbedError::UnsupportedPooling { .. }),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains("pooling_mode_cls_token + pooling_mode_mean_tokens"),
@@ -214,8 +228,11 @@ fn dense_weights_only_as_a_pickle_are_refused() {
     let dense = dir.path().join("2_Dense");
     std::fs::remove_file(dense.join("model.safetensors")).unwrap();
     std::fs::write(dense.join("pytorch_model.bin"), b"PK\x03\x04").unwrap();
-    let err = BertEmbedder::load(dir.path().to_str().unwrap(), EmbedderOptions::default())
-        .unwrap_err();
+    let err =
+        BertEmbedder::load(dir.path().to_str().unwrap(), EmbedderOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("pytorch_model.bin") && msg.contains("safetensors"), "{msg}");
+    assert!(
+        msg.contains("pytorch_model.bin") && msg.contains("safetensors"),
+        "{msg}"
+    );
 }
