@@ -254,7 +254,7 @@ mod tests {
         let y = d.forward(&x).unwrap().to_vec2::<f32>().unwrap();
         let want = [(-2f32 + 0.25).tanh(), (3f32 - 0.25).tanh()];
         assert!((y[0][0] - want[0]).abs() < 1e-6 && (y[0][1] - want[1]).abs() < 1e-6);
-        assert_ne!(combined_sha256("abc", &[d.clone()]), "abc");
+        assert_ne!(combined_sha256("abc", std::slice::from_ref(&d)), "abc");
         assert_eq!(combined_sha256("abc", &[]), "abc");
     }
 

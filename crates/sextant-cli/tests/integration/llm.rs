@@ -15,7 +15,11 @@ fn ask_refuses_to_send_the_key_over_plain_http_to_another_host() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let corpus = dir.path().join("c.jsonl");
-    std::fs::write(&corpus, r#"{"_id": "d1", "text": "A falcon is a bird of prey."}"#).unwrap();
+    std::fs::write(
+        &corpus,
+        r#"{"_id": "d1", "text": "A falcon is a bird of prey."}"#,
+    )
+    .unwrap();
     let model = tiny_model();
     let c = corpus.to_str().unwrap();
     ok(&data, &["ingest", "kb", "--jsonl", c, "--model", &model]);
@@ -36,7 +40,10 @@ fn ask_refuses_to_send_the_key_over_plain_http_to_another_host() {
     let out = ask("http://192.0.2.1:9/v1", false);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("refusing") && err.contains("SEXTANT_LLM_ALLOW_INSECURE_KEY"), "{err}");
+    assert!(
+        err.contains("refusing") && err.contains("SEXTANT_LLM_ALLOW_INSECURE_KEY"),
+        "{err}"
+    );
     assert!(!err.contains(KEY) && !String::from_utf8_lossy(&out.stdout).contains(KEY));
     // With the opt-in the request is attempted (and fails to connect), still without the key
     // in any message.
