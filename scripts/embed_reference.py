@@ -12,11 +12,19 @@ Writes small JSON fixtures under crates/sextant-embed/tests/fixtures/:
   tiny-cross-encoder/          a BertForSequenceClassification with random weights (hidden 32,
                                2 layers, 2 heads) and a reduced WordPiece vocabulary taken from
                                MiniLM's; built once, rebuilt with --rebuild-tiny
+  tiny-st/                     a sentence-transformers model with random weights: a BertModel
+                               like the one above (smaller vocabulary), mean pooling, Dense
+                               32→16 (Tanh), Dense 16→8 (Identity, no bias), Normalize; built
+                               once, rebuilt with --rebuild-tiny
+  tiny_st_reference.json       sentence-transformers embeddings of the tiny model's encoder under
+                               every pooling mode, with and without its Dense modules, with a
+                               prompt left out of pooling; each case carries the modules.json and
+                               pooling config.json sentence-transformers saved for it
 
 Run scripts/setup-models.sh first. The script creates its own virtual environment (.venv-ref,
 gitignored; torch from PyPI is large) and re-runs itself inside it.
 
-Usage: scripts/embed_reference.py [--rebuild-tiny]
+Usage: scripts/embed_reference.py [--rebuild-tiny] [--only-tiny-st]
 """
 
 from __future__ import annotations
@@ -34,11 +42,15 @@ MODELS = ROOT / "models"
 MINILM = MODELS / "all-MiniLM-L6-v2"
 SPLADE = MODELS / "splade-mini"
 TINY = FIXTURES / "tiny-cross-encoder"
+TINY_ST = FIXTURES / "tiny-st"
 REQUIREMENTS = ["torch", "transformers", "sentence-transformers", "safetensors", "numpy"]
 
 SPLADE_TOP = 64  # weights kept per text in the SPLADE fixture
 TINY_VOCAB_WORDS = 2500  # most frequent whole words kept from MiniLM's vocabulary
 TINY_MAX_POSITIONS = 128
+TINY_ST_VOCAB_WORDS = 400  # the sentence-transformers fixture keeps a smaller vocabulary
+TINY_ST_MAX_SEQ = 48  # below the position table, so that truncation is exercised
+TINY_ST_PROMPT = "query: "
 SEED = 20240601
 
 
@@ -184,11 +196,8 @@ def splade_reference() -> None:
     )
 
 
-def build_tiny_cross_encoder() -> None:
-    """A random BertForSequenceClassification over a reduced MiniLM vocabulary."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
+def write_tiny_tokenizer(out: Path, words: int, subwords: int) -> int:
+    """A WordPiece tokenizer over a reduced MiniLM vocabulary; returns the vocabulary size."""
     mini = json.loads((MINILM / "tokenizer.json").read_text())
     vocab = mini["model"]["vocab"]  # token -> id, ids in frequency order after the specials
     by_id = sorted(vocab.items(), key=lambda kv: kv[1])
@@ -196,10 +205,10 @@ def build_tiny_cross_encoder() -> None:
     keep = list(specials)
     chars = [t for t, _ in by_id if len(t) == 1 and t not in keep]
     cont = [t for t, _ in by_id if t.startswith("##") and len(t) == 3]
-    words = [t for t, i in by_id if i >= 1996 and not t.startswith("##") and len(t) > 1]
-    words = words[:TINY_VOCAB_WORDS]
-    sub = [t for t, i in by_id if i >= 1996 and t.startswith("##") and len(t) > 3][:500]
-    for t in chars + cont + words + sub:
+    kept_words = [t for t, i in by_id if i >= 1996 and not t.startswith("##") and len(t) > 1]
+    kept_words = kept_words[:words]
+    sub = [t for t, i in by_id if i >= 1996 and t.startswith("##") and len(t) > 3][:subwords]
+    for t in chars + cont + kept_words + sub:
         if t not in keep:
             keep.append(t)
     new_vocab = {t: i for i, t in enumerate(keep)}
@@ -213,31 +222,50 @@ def build_tiny_cross_encoder() -> None:
     tj["added_tokens"] = [at for at in tj["added_tokens"] if at["content"] in new_vocab]
     for name, st in tj["post_processor"]["special_tokens"].items():
         st["ids"] = [new_vocab[name]]
-    TINY.mkdir(parents=True, exist_ok=True)
-    (TINY / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False, separators=(",", ":")))
-    (TINY / "tokenizer_config.json").write_text(
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False, separators=(",", ":")))
+    (out / "tokenizer_config.json").write_text(
         json.dumps({"model_max_length": TINY_MAX_POSITIONS, "do_lower_case": True}, indent=2)
     )
+    return len(new_vocab)
 
-    torch.manual_seed(SEED)
-    cfg = BertConfig(
-        vocab_size=len(new_vocab),
+
+def tiny_bert_config(vocab_size: int, **extra):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=TINY_MAX_POSITIONS,
         type_vocab_size=2,
-        num_labels=1,
         initializer_range=0.2,
         pad_token_id=0,
+        **extra,
     )
-    model = BertForSequenceClassification(cfg)
+
+
+def randomise_norms_and_biases(model) -> None:
+    """Random layer norms and biases too, so that a mix-up of any two tensors shows."""
+    import torch
+
     with torch.no_grad():
-        # Random layer norms and biases too, so that a mix-up of any two tensors shows.
         for name, p in model.named_parameters():
             if "LayerNorm" in name or name.endswith("bias"):
                 p.copy_(torch.randn_like(p) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
+
+
+def build_tiny_cross_encoder() -> None:
+    """A random BertForSequenceClassification over a reduced MiniLM vocabulary."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    vocab_size = write_tiny_tokenizer(TINY, TINY_VOCAB_WORDS, 500)
+    torch.manual_seed(SEED)
+    model = BertForSequenceClassification(tiny_bert_config(vocab_size, num_labels=1))
+    randomise_norms_and_biases(model)
     model.save_pretrained(str(TINY), safe_serialization=True)
 
 
@@ -273,6 +301,127 @@ def cross_encoder_reference() -> None:
     )
 
 
+def st_modules():
+    """sentence-transformers' module classes (release 6 paths first, then the older ones)."""
+    try:
+        from sentence_transformers.base.modules import Dense, Normalize, Transformer
+        from sentence_transformers.sentence_transformer.modules import Pooling
+    except ImportError:
+        from sentence_transformers.models import Dense, Normalize, Pooling, Transformer
+    return Transformer, Pooling, Dense, Normalize
+
+
+def pooling_module(mode: str, include_prompt: bool = True):
+    _, Pooling, _, _ = st_modules()
+    try:
+        return Pooling(32, pooling_mode=mode, include_prompt=include_prompt)
+    except TypeError:  # releases before 6 name the first argument word_embedding_dimension
+        return Pooling(word_embedding_dimension=32, pooling_mode=mode, include_prompt=include_prompt)
+
+
+def build_tiny_st() -> None:
+    """A random BertModel with sentence-transformers modules: Pooling, two Dense, Normalize."""
+    import shutil
+    import tempfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertModel
+
+    Transformer, _, Dense, Normalize = st_modules()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        vocab_size = write_tiny_tokenizer(base, TINY_ST_VOCAB_WORDS, 100)
+        torch.manual_seed(SEED + 1)
+        bert = BertModel(tiny_bert_config(vocab_size), add_pooling_layer=False)
+        randomise_norms_and_biases(bert)
+        bert.save_pretrained(str(base), safe_serialization=True)
+        transformer = Transformer(str(base), max_seq_length=TINY_ST_MAX_SEQ)
+        dense1 = Dense(32, 16, bias=True, activation_function=torch.nn.Tanh())
+        dense2 = Dense(16, 8, bias=False, activation_function=torch.nn.Identity())
+        with torch.no_grad():
+            for p in list(dense1.parameters()) + list(dense2.parameters()):
+                p.copy_(torch.randn_like(p) * 0.3)
+        model = SentenceTransformer(
+            modules=[transformer, pooling_module("mean"), dense1, dense2, Normalize()], device="cpu"
+        )
+        if TINY_ST.exists():
+            shutil.rmtree(TINY_ST)
+        model.save(str(TINY_ST), safe_serialization=True, create_model_card=False)
+    for junk in ("README.md",):
+        (TINY_ST / junk).unlink(missing_ok=True)
+
+
+ST_TEXTS = [
+    "",
+    "hello",
+    "Hello, world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "What is the capital of France?",
+    "Café naïve résumé — déjà vu à la carte.",
+    "北京是中华人民共和国的首都。",
+    "🚀🔥 launch day! 🎉👍🏽",
+    "the the the the the the the the the the",
+    LONG_PARAGRAPH * 2,
+]
+
+
+def tiny_st_reference() -> None:
+    import tempfile
+
+    from sentence_transformers import SentenceTransformer
+
+    full = SentenceTransformer(str(TINY_ST), device="cpu")
+    transformer, dense1, dense2, normalize = full[0], full[2], full[3], full[4]
+    modes = ["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
+    cases = [(m, [transformer, pooling_module(m)], None) for m in modes]
+    cases += [
+        (f"{m}_without_prompt", [transformer, pooling_module(m, include_prompt=False)], TINY_ST_PROMPT)
+        for m in ("mean", "cls", "lasttoken")
+    ]
+    cases += [
+        ("mean_with_prompt", [transformer, pooling_module("mean")], TINY_ST_PROMPT),
+        ("dense_tanh", [transformer, pooling_module("mean"), dense1], None),
+        ("dense_dense_normalize", [transformer, pooling_module("mean"), dense1, dense2, normalize], None),
+        ("lasttoken_dense", [transformer, pooling_module("lasttoken"), dense1], None),
+    ]
+    tok = full.tokenizer
+    ids = [tok(t, truncation=True, max_length=TINY_ST_MAX_SEQ)["input_ids"] for t in ST_TEXTS]
+    out_cases = []
+    for name, modules, prompt in cases:
+        model = SentenceTransformer(modules=modules, device="cpu")
+        emb = model.encode(ST_TEXTS, prompt=prompt, batch_size=4, convert_to_numpy=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(tmp, create_model_card=False)
+            saved = json.loads((Path(tmp) / "modules.json").read_text())
+            pooling_path = next(m["path"] for m in saved if m["type"].endswith("Pooling"))
+            pooling = json.loads((Path(tmp) / pooling_path / "config.json").read_text())
+        out_cases.append(
+            {
+                "name": name,
+                "prompt": prompt,
+                "modules": saved,
+                "pooling_path": pooling_path,
+                "pooling_config": pooling,
+                "dim": int(emb.shape[1]),
+                "embeddings": [rounded(e) for e in emb],
+            }
+        )
+    write(
+        FIXTURES / "tiny_st_reference.json",
+        {
+            "model": "tiny-st (random weights)",
+            "produced_by": "scripts/embed_reference.py (sentence-transformers "
+            + __import__("sentence_transformers").__version__
+            + ")",
+            "max_seq_length": TINY_ST_MAX_SEQ,
+            "texts": ST_TEXTS,
+            "input_ids": ids,
+            "cases": out_cases,
+        },
+    )
+
+
 def write(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -286,9 +435,15 @@ def main() -> None:
             sys.exit(f"{d} is missing: run scripts/setup-models.sh first")
     if "--rebuild-tiny" in sys.argv or not (TINY / "model.safetensors").exists():
         build_tiny_cross_encoder()
+    if "--rebuild-tiny" in sys.argv or not (TINY_ST / "model.safetensors").exists():
+        build_tiny_st()
+    if "--only-tiny-st" in sys.argv:
+        tiny_st_reference()
+        return
     minilm_reference()
     splade_reference()
     cross_encoder_reference()
+    tiny_st_reference()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 //! ([`Splade`]), the cross-encoder ([`Cross`]) and late interaction over a bi-encoder's token
 //! states ([`MaxSim`]). A model's identity, stored with the collection
 //! space it fills, is `{"path": …, "fingerprint": …}`; a model matches a stored identity when
-//! its fingerprint does (the path is only where to load it from next time).
+//! its fingerprint does (the path is only where to load it from next time). The stored path is
+//! [`stored_location`]: a local directory as its absolute, canonical path (a relative path
+//! would break every later command run from another directory), a Hugging Face id as the id
+//! (it resolves through the local cache on any machine, and a cache snapshot directory changes
+//! with every revision).
 
 use std::ops::Range;
 
@@ -15,6 +19,23 @@ use sextant_embed::{
     SpladeOptions, TokenOptions,
 };
 use sextant_engine::documents::{DenseModel, PairScorer, SparseModel};
+
+/// Where a model given as `spec` is to be loaded from later: the canonical absolute path of a
+/// local directory, else `spec` itself (a Hugging Face id).
+pub fn stored_location(spec: &str) -> Result<String> {
+    let path = std::path::Path::new(spec);
+    if !path.is_dir() {
+        return Ok(spec.to_string());
+    }
+    let canonical = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve the model directory {spec}"))?;
+    canonical.to_str().map(str::to_string).with_context(|| {
+        format!(
+            "the model directory {} is not valid UTF-8",
+            canonical.display()
+        )
+    })
+}
 
 fn identity(path: &str, fp: &ModelFingerprint) -> Value {
     json!({"path": path, "fingerprint": fp})
@@ -56,7 +77,7 @@ impl Dense {
         .with_context(|| format!("loading the embedding model from {path}"))?;
         Ok(Dense {
             model,
-            path: path.to_string(),
+            path: stored_location(path)?,
         })
     }
 }
@@ -102,7 +123,7 @@ impl Splade {
             .with_context(|| format!("loading the SPLADE model from {path}"))?;
         Ok(Splade {
             model,
-            path: path.to_string(),
+            path: stored_location(path)?,
         })
     }
 }
@@ -189,5 +210,40 @@ impl PairScorer for MaxSim {
         docs.iter()
             .map(|d| maxsim(&q, d).map_err(|e| e.to_string()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_model_directory_is_stored_absolute_and_canonical() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m");
+        std::fs::create_dir(&model).unwrap();
+        let canonical = std::fs::canonicalize(&model).unwrap();
+        // `dir/m/../m` and the canonical path are the same directory.
+        let dotted = model.join("..").join("m");
+        let stored = stored_location(dotted.to_str().unwrap()).unwrap();
+        assert_eq!(std::path::Path::new(&stored), canonical);
+        assert!(std::path::Path::new(&stored).is_absolute());
+        // A relative path, from the process's working directory.
+        let cwd = std::env::current_dir().unwrap();
+        if let Ok(rel) = canonical.strip_prefix(std::fs::canonicalize(&cwd).unwrap()) {
+            let stored = stored_location(rel.to_str().unwrap()).unwrap();
+            assert_eq!(std::path::Path::new(&stored), canonical);
+        }
+        let rel = std::path::Path::new(".");
+        assert_eq!(
+            std::path::Path::new(&stored_location(rel.to_str().unwrap()).unwrap()),
+            std::fs::canonicalize(cwd).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_hub_id_is_stored_as_given() {
+        let id = "sentence-transformers/not-a-local-directory-xyz";
+        assert_eq!(stored_location(id).unwrap(), id);
     }
 }

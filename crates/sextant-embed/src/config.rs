@@ -7,6 +7,12 @@
 //! settings are ignored on purpose (all-MiniLM-L6-v2 ships truncation 128 and fixed padding 128
 //! in `tokenizer.json`, while the model is meant to read 256 tokens).
 //!
+//! Only what is implemented loads: `config.json` must describe a BERT encoder
+//! ([`SUPPORTED_MODEL_TYPES`], [`SUPPORTED_ARCHITECTURES`]), and `modules.json` may list only
+//! `Transformer`, `Pooling`, `Dense` and `Normalize`, in the order sentence-transformers runs
+//! them. Anything else is refused by name instead of loading into the BERT forward and
+//! embedding garbage in silence.
+//!
 //! A model can also be named by a Hugging Face id (`org/name`): it is then looked up in the
 //! standard Hugging Face cache. This build never downloads; a missing model is an error that
 //! points at `scripts/setup-models.sh`.
@@ -25,6 +31,20 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// File name of the weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// `model_type` values of `config.json` whose checkpoints the BERT forward runs.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
+/// `architectures` of `config.json` that this crate loads: the bare encoder and the heads of
+/// the cross-encoder (`BertForSequenceClassification`) and SPLADE (`BertForMaskedLM`);
+/// `BertForPreTraining` checkpoints hold the same encoder and masked-LM head.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "BertModel",
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForSequenceClassification",
+];
+const ARCHITECTURES_TEXT: &str = "BERT encoders (model_type \"bert\"; architectures BertModel, \
+    BertForMaskedLM, BertForPreTraining, BertForSequenceClassification)";
+
 /// Upper bound on a sequence length read from `tokenizer_config.json`; transformers writes a huge
 /// sentinel (`1e30`) there when it does not know the limit.
 const SANE_MAX_LENGTH: usize = 1 << 20;
@@ -45,6 +65,13 @@ pub struct BertConfig {
     /// Activation of the feed-forward layer (`gelu`, `gelu_new`, `relu`, ...).
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// The model family (`bert`); absent in some old checkpoints.
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Whether the checkpoint is a causal decoder (a BERT with `is_decoder` attends only to the
+    /// past, which the bidirectional forward does not do).
+    #[serde(default)]
+    pub is_decoder: bool,
     /// Number of learned positions.
     pub max_position_embeddings: usize,
     /// Number of token types (segments).
@@ -87,6 +114,7 @@ impl BertConfig {
     /// Reads and validates `config.json`.
     pub fn load(path: &Path) -> Result<Self, EmbedError> {
         let cfg: BertConfig = read_json(path)?;
+        cfg.check_architecture(path)?;
         let bad = |r: String| Err(EmbedError::bad_config(path, r));
         if cfg.hidden_size == 0 || cfg.num_attention_heads == 0 {
             return bad("hidden_size and num_attention_heads must be positive".into());
@@ -109,6 +137,35 @@ impl BertConfig {
         Ok(cfg)
     }
 
+    /// Refuses a `model_type`, an architecture or a decoder flag the BERT forward does not
+    /// implement.
+    fn check_architecture(&self, path: &Path) -> Result<(), EmbedError> {
+        let refuse = |what: String| {
+            Err(EmbedError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                what,
+                supported: ARCHITECTURES_TEXT,
+            })
+        };
+        if let Some(t) = &self.model_type {
+            if !SUPPORTED_MODEL_TYPES.contains(&t.as_str()) {
+                return refuse(format!("model_type {t:?}"));
+            }
+        }
+        let unknown: Vec<&String> = self
+            .architectures
+            .iter()
+            .filter(|a| !SUPPORTED_ARCHITECTURES.contains(&a.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return refuse(format!("architectures {unknown:?}"));
+        }
+        if self.is_decoder {
+            return refuse("is_decoder true (a causal BERT decoder)".into());
+        }
+        Ok(())
+    }
+
     /// Number of outputs of a sequence-classification head.
     pub fn labels(&self) -> usize {
         self.num_labels
@@ -123,30 +180,15 @@ impl BertConfig {
 pub struct SentenceConfig {
     /// Pooling of token states into one vector.
     pub pooling: Pooling,
+    /// Whether the tokens of an instruction prefix take part in pooling (`include_prompt`,
+    /// true unless the pooling module says otherwise).
+    pub include_prompt: bool,
+    /// The directories of the `Dense` modules that follow pooling, in order.
+    pub dense: Vec<PathBuf>,
     /// Whether the pipeline ends with an L2 normalisation.
     pub normalize: bool,
     /// Maximum number of tokens, special tokens included.
     pub max_seq_length: usize,
-}
-
-#[derive(Deserialize)]
-struct ModuleEntry {
-    #[serde(default)]
-    path: String,
-    #[serde(rename = "type", default)]
-    kind: String,
-}
-
-#[derive(Deserialize, Default)]
-struct PoolingFile {
-    #[serde(default)]
-    pooling_mode_cls_token: bool,
-    #[serde(default)]
-    pooling_mode_mean_tokens: bool,
-    #[serde(default)]
-    pooling_mode_max_tokens: bool,
-    #[serde(default)]
-    pooling_mode_mean_sqrt_len_tokens: bool,
 }
 
 #[derive(Deserialize)]
@@ -232,56 +274,26 @@ impl ModelDir {
         BertConfig::load(&self.require(CONFIG_FILE)?)
     }
 
-    /// Pooling, normalisation and sequence length from the sentence-transformers files, with
-    /// `default_pooling` when the model has no pooling module.
+    /// Pooling, dense layers, normalisation and sequence length from the sentence-transformers
+    /// files, with `default_pooling` when the model has neither `modules.json` nor a pooling
+    /// configuration. Refuses modules, module orders and pooling modes that are not
+    /// implemented (see [`crate::modules`]).
     pub fn sentence_config(
         &self,
         bert: &BertConfig,
         default_pooling: Pooling,
     ) -> Result<SentenceConfig, EmbedError> {
-        let mut pooling_dir = None;
-        let mut normalize = false;
-        let modules = self.root.join("modules.json");
-        if modules.is_file() {
-            let entries: Vec<ModuleEntry> = read_json(&modules)?;
-            for m in &entries {
-                if m.kind.ends_with("Pooling") {
-                    pooling_dir = Some(m.path.clone());
-                } else if m.kind.ends_with("Normalize") {
-                    normalize = true;
-                }
-            }
-        }
-        let pooling_path = self
-            .root
-            .join(pooling_dir.as_deref().unwrap_or("1_Pooling"))
-            .join("config.json");
-        let pooling =
-            if pooling_path.is_file() {
-                let f: PoolingFile = read_json(&pooling_path)?;
-                let modes = [
-                    (f.pooling_mode_cls_token, Pooling::Cls),
-                    (f.pooling_mode_mean_tokens, Pooling::Mean),
-                    (f.pooling_mode_max_tokens, Pooling::Max),
-                    (f.pooling_mode_mean_sqrt_len_tokens, Pooling::MeanSqrtLen),
-                ];
-                let chosen: Vec<Pooling> = modes.iter().filter(|m| m.0).map(|m| m.1).collect();
-                match chosen.as_slice() {
-                    [one] => *one,
-                    [] => default_pooling,
-                    _ => return Err(EmbedError::bad_config(
-                        &pooling_path,
-                        "several pooling modes at once (concatenated pooling) are not supported",
-                    )),
-                }
-            } else {
-                default_pooling
-            };
-        let max_seq_length = self.max_seq_length(bert)?;
+        let pipeline = crate::modules::Pipeline::read(&self.root, bert.hidden_size)?;
+        let (pooling, include_prompt) = match pipeline.pooling {
+            Some(p) => (p.pooling, p.include_prompt),
+            None => (default_pooling, true),
+        };
         Ok(SentenceConfig {
             pooling,
-            normalize,
-            max_seq_length,
+            include_prompt,
+            dense: pipeline.dense,
+            normalize: pipeline.normalize,
+            max_seq_length: self.max_seq_length(bert)?,
         })
     }
 

@@ -3,8 +3,9 @@
 //! A batch is tokenized whole, then sorted by token count so that each forward pass pads only
 //! to the longest of similar-length inputs (a batch mixing a 5-token and a 256-token text would
 //! otherwise spend most of its work on padding); outputs are written back in input order.
-//! Instruction prefixes are applied before tokenization, Matryoshka truncation and
-//! normalisation after pooling. Forward passes run inside the embedder's own rayon pool when a
+//! Instruction prefixes are applied before tokenization (and left out of pooling when the
+//! pooling module says `include_prompt: false`); pooling, the `Dense` modules, Matryoshka
+//! truncation and normalisation follow, in sentence-transformers' order. Forward passes run inside the embedder's own rayon pool when a
 //! thread count is configured, so an embedding job cannot take every core of a busy server.
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use crate::bert::BertModel;
 use crate::config::{read_json, ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::dense::{combined_sha256, DenseLayer};
 use crate::fingerprint::ModelFingerprint;
 use crate::pooling::{truncate_and_normalize, Pooling};
 use crate::precision::Precision;
@@ -169,11 +171,17 @@ pub struct BertEmbedder {
     pub(crate) model: BertModel,
     pub(crate) tokenizer: TextTokenizer,
     pooling: Pooling,
+    /// The `Dense` modules after pooling, in order.
+    dense: Vec<DenseLayer>,
     normalize: bool,
     dim: Option<usize>,
     out_dim: usize,
     query_prefix: String,
     passage_prefix: String,
+    /// Leading positions left out of pooling for queries and passages: `[CLS]` and the prefix's
+    /// tokens when the pooling module excludes the prompt, else 0.
+    query_skip: usize,
+    passage_skip: usize,
     pub(crate) batch_size: usize,
     parallelism: BatchParallelism,
     pool: Option<rayon::ThreadPool>,
@@ -227,12 +235,26 @@ impl BertEmbedder {
             .unwrap_or_default();
         let pooling = opts.pooling.unwrap_or(sentence.pooling);
         let normalize = opts.normalize.unwrap_or(sentence.normalize);
-        let out_dim = opts
-            .dim
-            .map_or(bert.hidden_size, |d| d.min(bert.hidden_size));
+        let mut width = bert.hidden_size;
+        let mut dense = Vec::with_capacity(sentence.dense.len());
+        for d in &sentence.dense {
+            let layer = DenseLayer::load(d, width)?;
+            width = layer.out_features();
+            dense.push(layer);
+        }
+        let out_dim = opts.dim.map_or(width, |d| d.min(width));
+        // sentence-transformers masks `[CLS]` and the prompt's tokens: the prompt tokenized
+        // alone, minus its final `[SEP]`.
+        let skip = |prefix: &str| -> Result<usize, EmbedError> {
+            if sentence.include_prompt || prefix.is_empty() {
+                return Ok(0);
+            }
+            Ok(tokenizer.encode(prefix)?.ids.len().saturating_sub(1))
+        };
+        let (query_skip, passage_skip) = (skip(&query_prefix)?, skip(&passage_prefix)?);
         let fingerprint = ModelFingerprint {
             model_id: dir.model_id(),
-            weights_sha256: weights.sha256().to_owned(),
+            weights_sha256: combined_sha256(weights.sha256(), &dense),
             dim: out_dim,
             pooling: Some(pooling),
             normalize,
@@ -243,11 +265,14 @@ impl BertEmbedder {
             model,
             tokenizer,
             pooling,
+            dense,
             normalize,
             dim: opts.dim,
             out_dim,
             query_prefix,
             passage_prefix,
+            query_skip,
+            passage_skip,
             batch_size,
             parallelism: opts.parallelism.unwrap_or_default(),
             pool,
@@ -258,6 +283,11 @@ impl BertEmbedder {
     /// The pooling in use.
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// The `Dense` modules after pooling, in order.
+    pub fn dense_layers(&self) -> &[DenseLayer] {
+        &self.dense
     }
 
     /// The precision of the layer projections.
@@ -358,6 +388,11 @@ impl BertEmbedder {
     ) -> Result<Embeddings, EmbedError> {
         let (enc, order) = timed(&mut prof.tokenize_s, || self.tokenize_sorted(texts, kind))?;
         let truncated = enc.iter().filter(|e| e.truncated).count();
+        let skip = match kind {
+            InputKind::Query => self.query_skip,
+            InputKind::Passage => self.passage_skip,
+            InputKind::Plain => 0,
+        };
         let d = self.out_dim;
         let mut out = vec![0f32; texts.len() * d];
         let chunks: Vec<&[usize]> = order.chunks(self.batch_size).collect();
@@ -376,7 +411,7 @@ impl BertEmbedder {
                 .par_iter()
                 .map(|chunk| {
                     let mut p = EmbedProfile::default();
-                    let rows = self.embed_batch(&enc, chunk, &mut p)?;
+                    let rows = self.embed_batch(&enc, chunk, skip, &mut p)?;
                     Ok((rows, p))
                 })
                 .collect::<Result<Vec<_>, EmbedError>>()?;
@@ -386,18 +421,20 @@ impl BertEmbedder {
             }
         } else {
             for chunk in chunks {
-                let rows = self.embed_batch(&enc, chunk, prof)?;
+                let rows = self.embed_batch(&enc, chunk, skip, prof)?;
                 write(chunk, rows);
             }
         }
         Ok(Embeddings::new(d, out, truncated))
     }
 
-    /// Pads, encodes and pools the inputs `chunk` of `enc`: their vectors, in `chunk` order.
+    /// Pads, encodes and pools the inputs `chunk` of `enc` (leaving their first `skip`
+    /// positions out of pooling): their vectors, in `chunk` order.
     fn embed_batch(
         &self,
         enc: &[Encoded],
         chunk: &[usize],
+        skip: usize,
         prof: &mut EmbedProfile,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let items: Vec<&Encoded> = chunk.iter().map(|&i| &enc[i]).collect();
@@ -424,7 +461,18 @@ impl BertEmbedder {
             )
         })?;
         timed(&mut prof.pool_s, || {
-            let pooled = self.pooling.apply(&hidden, &batch.mask)?;
+            let mask = if skip == 0 {
+                batch.mask.clone()
+            } else {
+                let skip = skip.min(seq);
+                let head = batch.mask.narrow(1, 0, skip)?.zeros_like()?;
+                let tail = batch.mask.narrow(1, skip, seq - skip)?;
+                candle_core::Tensor::cat(&[&head, &tail], 1)?
+            };
+            let mut pooled = self.pooling.apply(&hidden, &mask)?;
+            for d in &self.dense {
+                pooled = d.forward(&pooled)?;
+            }
             let mut rows = pooled.to_vec2::<f32>()?;
             for v in &mut rows {
                 truncate_and_normalize(v, self.dim, self.normalize);

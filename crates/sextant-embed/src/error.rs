@@ -49,6 +49,41 @@ pub enum EmbedError {
         reason: String,
     },
 
+    /// The checkpoint is of an architecture this crate does not implement (a RoBERTa or GPT-2
+    /// `config.json` would otherwise load into the BERT forward and embed garbage).
+    #[error("{path}: {what} is not supported; Sextant runs {supported}")]
+    UnsupportedArchitecture {
+        /// The `config.json`.
+        path: PathBuf,
+        /// What the file asks for (`model_type "roberta"`, `architectures ["GPT2Model"]`, ...).
+        what: String,
+        /// What is implemented.
+        supported: &'static str,
+    },
+
+    /// `modules.json` names a sentence-transformers module this crate does not implement, or
+    /// lists the modules in an order it does not run.
+    #[error("{path}: module {module} is not supported; Sextant runs {supported}")]
+    UnsupportedModule {
+        /// The `modules.json` (or the module's own configuration).
+        path: PathBuf,
+        /// The module, as the file names it.
+        module: String,
+        /// What is implemented.
+        supported: &'static str,
+    },
+
+    /// A pooling configuration asks for something this crate does not implement.
+    #[error("{path}: pooling {what} is not supported ({reason})")]
+    UnsupportedPooling {
+        /// The pooling module's `config.json`.
+        path: PathBuf,
+        /// The flags or values in question.
+        what: String,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
+
     /// A configuration file is not valid JSON of the expected shape.
     #[error("cannot parse {path}")]
     Json {

@@ -4,7 +4,9 @@
 //!
 //! Only the files a BERT-family model needs are fetched: `config.json`, `tokenizer.json` and
 //! `model.safetensors` (required), and the sentence-transformers and tokenizer side files when
-//! the repository has them. `HF_ENDPOINT` overrides the hub's address (mirrors, tests);
+//! the repository has them, and the files of the modules its `modules.json` lists (a pooling
+//! module's `config.json` where it is not `1_Pooling`, a `Dense` module's `config.json` and
+//! `model.safetensors`). `HF_ENDPOINT` overrides the hub's address (mirrors, tests);
 //! `HF_HUB_OFFLINE=1` (or `SEXTANT_OFFLINE=1`) forbids any download. HTTPS needs the crate's
 //! `tls` feature; plain-HTTP endpoints (a local mirror) work without it.
 
@@ -87,11 +89,14 @@ pub(crate) fn download(id: &str, opts: &HubOptions) -> Result<PathBuf, String> {
         .join(format!("models--{}", id.replace('/', "--")));
     let mut revision: Option<String> = None;
     let mut fetched: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, required) in REQUIRED
+    let mut wanted: Vec<(String, bool)> = REQUIRED
         .iter()
-        .map(|n| (n, true))
-        .chain(OPTIONAL.iter().map(|n| (n, false)))
-    {
+        .map(|n| (n.to_string(), true))
+        .chain(OPTIONAL.iter().map(|n| (n.to_string(), false)))
+        .collect();
+    let mut next = 0;
+    while let Some((name, required)) = wanted.get(next).cloned() {
+        next += 1;
         let url = format!("{base}/{id}/resolve/main/{name}");
         match agent.get(&url).call() {
             Ok(resp) => {
@@ -105,7 +110,10 @@ pub(crate) fn download(id: &str, opts: &HubOptions) -> Result<PathBuf, String> {
                 resp.into_reader()
                     .read_to_end(&mut body)
                     .map_err(|e| format!("{url}: {e}"))?;
-                fetched.push((name.to_string(), body));
+                if name == crate::modules::MODULES_FILE {
+                    wanted.extend(module_files(&body));
+                }
+                fetched.push((name, body));
             }
             Err(ureq::Error::Status(404, _)) if !required => {}
             Err(ureq::Error::Status(code, _)) => {
@@ -122,6 +130,33 @@ pub(crate) fn download(id: &str, opts: &HubOptions) -> Result<PathBuf, String> {
     write_atomic(&repo.join("refs").join("main"), revision.as_bytes())
         .map_err(|e| format!("writing refs/main: {e}"))?;
     Ok(dir)
+}
+
+/// The files of the modules `modules.json` lists that [`OPTIONAL`] does not name: a pooling
+/// module's configuration, a `Dense` module's configuration and weights (required). Paths
+/// that could leave the snapshot directory are skipped.
+fn module_files(modules_json: &[u8]) -> Vec<(String, bool)> {
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(modules_json).unwrap_or_default();
+    let mut out = Vec::new();
+    for e in &entries {
+        let (Some(path), Some(kind)) = (e["path"].as_str(), e["type"].as_str()) else {
+            continue;
+        };
+        let safe = !path.is_empty()
+            && path
+                .split('/')
+                .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains('\\'));
+        if !safe {
+            continue;
+        }
+        if kind.ends_with("Pooling") && path != "1_Pooling" {
+            out.push((format!("{path}/config.json"), true));
+        } else if kind.ends_with("Dense") {
+            out.push((format!("{path}/config.json"), true));
+            out.push((format!("{path}/model.safetensors"), true));
+        }
+    }
+    out
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -186,6 +221,22 @@ mod tests {
             seen
         });
         (url, h)
+    }
+
+    #[test]
+    fn dense_and_moved_pooling_modules_are_fetched_too() {
+        let m = br#"[{"path": "", "type": "sentence_transformers.models.Transformer"},
+            {"path": "1_Pool", "type": "sentence_transformers.models.Pooling"},
+            {"path": "2_Dense", "type": "sentence_transformers.base.modules.dense.Dense"},
+            {"path": "../x", "type": "sentence_transformers.models.Dense"}]"#;
+        assert_eq!(
+            module_files(m),
+            vec![
+                ("1_Pool/config.json".to_owned(), true),
+                ("2_Dense/config.json".to_owned(), true),
+                ("2_Dense/model.safetensors".to_owned(), true),
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Sextant's local transformer models: texts in, vectors out.
 //!
 //! - [`Embedder`] / [`BertEmbedder`]: BERT-family bi-encoders (all-MiniLM-L6-v2 by default) with
-//!   mean/CLS/max pooling, L2 normalisation, instruction prefixes and Matryoshka truncation.
+//!   every sentence-transformers pooling mode, `Dense` modules, L2 normalisation, instruction
+//!   prefixes and Matryoshka truncation; architectures and modules that are not implemented
+//!   are refused by name.
 //! - [`Reranker`] / [`CrossEncoder`]: `BertForSequenceClassification` cross-encoders.
 //! - [`SparseEncoder`] / [`SpladeEncoder`]: SPLADE sparse vectors from a masked-LM head.
 //! - Late interaction: [`BertEmbedder::embed_tokens`] and [`maxsim`].
@@ -22,6 +24,7 @@ mod bert;
 mod bf16;
 mod cache;
 mod config;
+mod dense;
 mod embedder;
 mod error;
 mod fingerprint;
@@ -30,6 +33,7 @@ mod input;
 mod kernels;
 mod late;
 mod load;
+mod modules;
 mod pooling;
 mod precision;
 mod profile;
@@ -43,7 +47,11 @@ pub use bert::{Activation, BertModel, MASK_BIAS};
 pub use cache::{
     CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,
 };
-pub use config::{BertConfig, ModelDir, SentenceConfig, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+pub use config::{
+    BertConfig, ModelDir, SentenceConfig, CONFIG_FILE, SUPPORTED_ARCHITECTURES,
+    SUPPORTED_MODEL_TYPES, TOKENIZER_FILE, WEIGHTS_FILE,
+};
+pub use dense::{DenseActivation, DenseLayer};
 pub use embedder::{
     BatchParallelism, BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind,
     DEFAULT_BATCH_SIZE, DEFAULT_POOLING,
@@ -53,7 +61,8 @@ pub use fingerprint::ModelFingerprint;
 pub use hub::{HubOptions, DEFAULT_ENDPOINT};
 pub use input::{lines_from_bytes, TextLines};
 pub use late::{maxsim, Projection, TokenEmbeddings, TokenOptions};
-pub use pooling::{truncate_and_normalize, Pooling};
+pub use modules::{Pipeline, PoolingConfig, MODULES_FILE};
+pub use pooling::{truncate_and_normalize, Pooling, ALL_POOLINGS};
 pub use precision::{Precision, DEFAULT_PRECISION};
 pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};

@@ -254,3 +254,7 @@ fn help_documents_the_bench_interface() {
 mod db;
 mod docs;
 mod guarantees;
+#[cfg(feature = "embed")]
+mod llm;
+#[cfg(feature = "embed")]
+mod models;

@@ -7,15 +7,20 @@
 //!   thread invariance in bf16.
 //! - `splade`: SPLADE top weights equal transformers' within 1e-4 (gamma/beta + `bert.` names).
 //! - `rerank`: the tiny random cross-encoder's scores equal transformers' within 1e-4.
+//! - `tiny_st`: the tiny random sentence-transformers model equals sentence-transformers
+//!   (cosine ≥ 0.9999, max abs difference ≤ 1e-4) under every pooling mode, with prompts left
+//!   out of pooling and with Dense modules; unsupported architectures, modules and pooling
+//!   combinations are refused by name.
 //!
 //! The real models come from `scripts/setup-models.sh` (into `models/`); a test that needs one
-//! fails with a message saying so. The tiny cross-encoder is committed under `tests/fixtures/`.
-//! Reference JSON files are produced by `scripts/embed_reference.py`.
+//! fails with a message saying so. The tiny cross-encoder and the tiny sentence-transformers
+//! model are committed under `tests/fixtures/`. Reference JSON files are produced by `scripts/embed_reference.py`.
 
 mod minilm;
 mod precision;
 mod rerank;
 mod splade;
+mod tiny_st;
 
 use std::path::PathBuf;
 
