@@ -277,8 +277,9 @@ fn bm25_numbers_that_shared_a_hash_do_not_find_each_other() {
     assert_eq!(search_all(&c1, "1023898").len(), 2);
 }
 
-/// Scores after any sequence of upserts, replacements, deletes, flushes and merges equal
-/// those of a fresh collection holding the same live documents, bit for bit.
+/// Scores after any sequence of upserts, replacements, deletes, flushes, merges and reopens
+/// (WAL replay, segment files) equal those of a fresh collection holding the same live
+/// documents, bit for bit.
 #[test]
 fn bm25_scores_after_updates_and_deletes_equal_a_fresh_collection() {
     const WORDS: &[&str] = &[
@@ -300,12 +301,12 @@ fn bm25_scores_after_updates_and_deletes_equal_a_fresh_collection() {
     };
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path(), cfg).unwrap();
-        let c = db.create_collection("c", schema()).unwrap();
+        let mut db = Database::open(dir.path(), cfg).unwrap();
+        let mut c = db.create_collection("c", schema()).unwrap();
         let mut live: std::collections::BTreeMap<u64, String> = Default::default();
         for step in 0..70 {
-            match next(10) {
-                0..=4 => {
+            match next(12) {
+                0..=3 => {
                     let batch: Vec<(u64, String)> = (0..1 + next(3))
                         .map(|_| {
                             let words: Vec<&str> = (0..1 + next(8))
@@ -319,6 +320,21 @@ fn bm25_scores_after_updates_and_deletes_equal_a_fresh_collection() {
                         .unwrap();
                     live.extend(batch);
                 }
+                4 => {
+                    // A document replaced by new chunks: one atomic delete + upsert.
+                    let gone = next(24);
+                    let (id, text) = (next(24), WORDS[next(WORDS.len() as u64) as usize]);
+                    c.replace(vec![PointId::Num(gone)], vec![text_point(id, text)])
+                        .unwrap();
+                    live.remove(&gone);
+                    live.insert(id, text.to_string());
+                }
+                10 => {
+                    drop(c);
+                    drop(db);
+                    db = Database::open(dir.path(), cfg).unwrap();
+                    c = db.collection("c").unwrap();
+                }
                 5 | 6 => {
                     let ids: Vec<u64> = (0..1 + next(3)).map(|_| next(24)).collect();
                     c.delete(ids.iter().map(|&i| PointId::Num(i)).collect())
@@ -331,7 +347,13 @@ fn bm25_scores_after_updates_and_deletes_equal_a_fresh_collection() {
                 8 => {
                     c.merge().unwrap();
                 }
-                _ => c.optimize().unwrap(),
+                9 => c.optimize().unwrap(),
+                _ => {
+                    // A point with no terms still counts as a document of length 0.
+                    let id = next(24);
+                    c.upsert(vec![text_point(id, "")]).unwrap();
+                    live.insert(id, String::new());
+                }
             }
             if step % 10 != 9 {
                 continue;

@@ -80,8 +80,8 @@ mod tests {
         assert_eq!(d.get("c"), None);
         assert_eq!(d.term(1), Some("a"));
         assert_eq!(d.terms().collect::<Vec<_>>(), ["b", "a"]);
-        // The 1,000,000 numbers 1000000..2000000 (107 pairs of which shared a 32-bit FNV-1a id) and 100,000
-        // other words get as many ordinals, each naming its own term.
+        // The 1,000,000 numbers 1000000..2000000 (107 pairs of which shared a 32-bit FNV-1a id)
+        // and 100,000 other words get as many ordinals, each naming its own term.
         let mut d = TermDict::new();
         for n in 1_000_000u32..2_000_000 {
             d.insert(&n.to_string());
