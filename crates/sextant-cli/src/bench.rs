@@ -67,6 +67,9 @@ pub struct Bm25Args {
     /// Snowball English stemming.
     #[arg(long)]
     stem: bool,
+    /// Analyzer version: 2 (NFKC, CJK bigrams, exact terms) or 1 (hashed terms, as before).
+    #[arg(long, default_value_t = sextant_text::ANALYZER_VERSION)]
+    analyzer_version: u32,
     /// Query passes to time (median reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -255,12 +258,23 @@ fn bench_bm25(args: Bm25Args) -> anyhow::Result<()> {
         "alphanumeric" => Split::Alphanumeric,
         other => anyhow::bail!("--split {other:?}: expected unicode or alphanumeric"),
     };
+    if !(sextant_text::LEGACY_ANALYZER_VERSION..=sextant_text::ANALYZER_VERSION)
+        .contains(&args.analyzer_version)
+    {
+        anyhow::bail!(
+            "--analyzer-version {}: expected {}..={}",
+            args.analyzer_version,
+            sextant_text::LEGACY_ANALYZER_VERSION,
+            sextant_text::ANALYZER_VERSION
+        );
+    }
     let cfg = sextant_eval::bm25::Bm25Config {
         corpus: args.corpus,
         queries: args.queries,
         qrels: args.qrels,
         k: args.k,
         analyzer: AnalyzerConfig {
+            version: args.analyzer_version,
             split,
             min_chars: args.min_chars,
             stop_words: args.stop_words.then_some(Language::English),

@@ -841,7 +841,9 @@ pub fn run_upsert(args: &DbArgs, up: UpsertArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let write_s = write_start.elapsed().as_secs_f64();
-    while c.merge()? {}
+    while c.merge().with_context(|| {
+        format!("all {n} points were written and are durable; the merge after the import failed")
+    })? {}
     if args.json {
         print_json(
             &json!({"points": n, "seconds": t.elapsed().as_secs_f64(), "write_seconds": write_s, "points_per_s": n as f64 / write_s.max(1e-9)}),

@@ -822,7 +822,8 @@ pub struct AskArgs {
     pub retrieval: RetrievalArgs,
     /// OpenAI-compatible endpoint (`http://host:port`, `…/v1` or `…/v1/chat/completions`;
     /// Ollama serves one at http://localhost:11434). Without it the answer is the cited
-    /// context itself. The API key, if any, comes from `SEXTANT_LLM_API_KEY`.
+    /// context itself. The API key, if any, comes from `SEXTANT_LLM_API_KEY`; it is sent only over
+    /// HTTPS or to a loopback host unless `SEXTANT_LLM_ALLOW_INSECURE_KEY=1`.
     #[arg(long)]
     pub llm: Option<String>,
     /// Model name sent to the endpoint.

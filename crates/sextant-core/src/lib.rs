@@ -17,7 +17,7 @@ pub use error::VectorError;
 pub use filter::{format_rfc3339, parse_rfc3339, Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
 pub use number::Num;
-pub use sparse::SparseVector;
+pub use sparse::{legacy_term, SparseDoc, SparseVector, TermCounts};
 pub use vector::{l2_normalize_in_place, validate_vector};
 
 /// Offset of a point inside one index or segment (0-based, dense). External ids (u64, UUID,

@@ -1,4 +1,9 @@
-//! Sparse vectors: (dimension, weight) pairs, as BM25 and SPLADE produce them.
+//! Sparse vectors: (dimension, weight) pairs, as SPLADE produces them, and term counts, as
+//! BM25 produces them.
+//!
+//! A BM25 space's terms travel as text ([`TermCounts`]) through the write-ahead log and into a
+//! segment, which numbers them in its own term dictionary: term identity is the term itself,
+//! so two distinct terms never share postings (a hash of the term would merge colliding terms).
 
 use crate::VectorError;
 
@@ -60,6 +65,42 @@ impl SparseVector {
         }
         sum
     }
+}
+
+/// A text's term counts for BM25: distinct terms in increasing byte order, each with its
+/// frequency (finite, positive), and the text's length in terms.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TermCounts {
+    /// (term, frequency), terms strictly increasing.
+    pub terms: Vec<(String, f32)>,
+    /// Number of terms in the text (repeats counted).
+    pub len: f32,
+}
+
+/// One point's entry in one sparse space.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SparseDoc {
+    /// Non-negative weights by vocabulary index, scored by dot product (learned sparse
+    /// encoders). Also how data written before term dictionaries carries BM25 terms: as their
+    /// 32-bit hashes (see [`legacy_term`]).
+    Weights(SparseVector),
+    /// Term counts of a text (BM25 spaces).
+    Terms(TermCounts),
+}
+
+impl Default for SparseDoc {
+    /// Nothing (an empty weight vector).
+    fn default() -> Self {
+        SparseDoc::Weights(SparseVector::default())
+    }
+}
+
+/// The term that stands for a BM25 term id of format version 1 (a 32-bit FNV-1a hash, the term
+/// text unknown): `U+0001` and eight hex digits. No analyzer emits a control character, so
+/// these never meet a real term; collections written before term dictionaries keep their
+/// hashed identity (and its collisions) through them.
+pub fn legacy_term(id: u32) -> String {
+    format!("\u{1}{id:08x}")
 }
 
 #[cfg(test)]

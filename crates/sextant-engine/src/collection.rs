@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use sextant_core::{validate_vector, PointId, SparseVector};
+use sextant_core::{validate_vector, PointId, SparseDoc, SparseVector};
 use sextant_storage::envelope::io_err;
 use sextant_storage::fs::Fs;
 use sextant_storage::id_map::{check_id_kinds, IdKind};
@@ -492,15 +492,14 @@ impl Collection {
                     .map_err(|e| invalid(format!("space {:?}: {e}", spec.name)))?;
                 vs.push(v);
             }
-            let mut sparse: Vec<Option<(SparseVector, f32)>> =
-                vec![None; self.schema.sparse_spaces.len()];
+            let mut sparse: Vec<Option<SparseDoc>> = vec![None; self.schema.sparse_spaces.len()];
             for (name, input) in p.sparse {
                 let i = self
                     .schema
                     .sparse_index(&name)
                     .ok_or_else(|| invalid(format!("unknown sparse space {name:?}")))?;
                 let encoded = match (&self.encoders[i], input) {
-                    (Some(enc), SparseInput::Text(t)) => enc.encode_document(&t),
+                    (Some(enc), SparseInput::Text(t)) => SparseDoc::Terms(enc.encode_document(&t)),
                     (None, SparseInput::Vector(v)) => {
                         if v.indices.len() != v.values.len()
                             || v.indices.windows(2).any(|w| w[0] >= w[1])
@@ -514,7 +513,7 @@ impl Collection {
                                 "sparse space {name:?}: weights must be finite and non-negative, got {x}"
                             )));
                         }
-                        (v, 0.0)
+                        SparseDoc::Weights(v)
                     }
                     (Some(_), SparseInput::Vector(_)) => {
                         return Err(invalid(format!(
@@ -738,6 +737,38 @@ impl Collection {
     }
 }
 
+/// The schema a new collection stores: each BM25 space's analyzer configuration written out
+/// in full, with the current analyzer version where none is given (a stored configuration
+/// without a version is one written before versions existed, and means version 1).
+pub(crate) fn with_current_analyzers(mut schema: Schema) -> Result<Schema> {
+    for s in &mut schema.sparse_spaces {
+        if let SparseKind::Bm25 { analyzer, .. } = &mut s.kind {
+            let mut given = analyzer.take();
+            if given.is_null() {
+                given = serde_json::json!({});
+            }
+            if let Value::Object(m) = &mut given {
+                m.entry("version")
+                    .or_insert(sextant_text::ANALYZER_VERSION.into());
+            }
+            let defaults = serde_json::to_value(AnalyzerConfig::default()).expect("serialises");
+            if let (Value::Object(full), Value::Object(m)) = (defaults, &given) {
+                let mut full = full;
+                full.extend(m.clone());
+                given = Value::Object(full);
+            }
+            let config: AnalyzerConfig = serde_json::from_value(given).map_err(|e| {
+                EngineError::InvalidRequest(format!(
+                    "sparse space {:?}: analyzer configuration does not parse: {e}",
+                    s.name
+                ))
+            })?;
+            *analyzer = serde_json::to_value(config).expect("serialises");
+        }
+    }
+    Ok(schema)
+}
+
 /// Builds the BM25 encoder of each sparse space from the schema.
 pub(crate) fn sparse_encoders(schema: &Schema) -> Result<Vec<Option<Bm25Encoder>>> {
     schema
@@ -746,7 +777,11 @@ pub(crate) fn sparse_encoders(schema: &Schema) -> Result<Vec<Option<Bm25Encoder>
         .map(|s| match &s.kind {
             SparseKind::Bm25 { k1, b, analyzer } => {
                 let config: AnalyzerConfig = if analyzer.is_null() {
-                    AnalyzerConfig::default()
+                    // Stored before analyzer versions: the version-1 defaults.
+                    AnalyzerConfig {
+                        version: sextant_text::LEGACY_ANALYZER_VERSION,
+                        ..AnalyzerConfig::default()
+                    }
                 } else {
                     serde_json::from_value(analyzer.clone()).map_err(|e| {
                         EngineError::InvalidRequest(format!(

@@ -169,7 +169,7 @@ impl Database {
     /// Creates a collection.
     pub fn create_collection(&self, name: &str, schema: Schema) -> Result<Arc<Collection>> {
         check_name(name)?;
-        let schema = schema.validated()?;
+        let schema = crate::collection::with_current_analyzers(schema.validated()?)?;
         if self.fs.exists(&self.collection_dir(name)) || self.aliases.lock().contains_key(name) {
             return Err(EngineError::NameTaken(name.to_string()));
         }

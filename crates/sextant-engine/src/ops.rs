@@ -1,23 +1,30 @@
 //! The operations a WAL record carries, and their byte encoding.
 //!
 //! ```text
-//! op     = 3 u8 | count u32 | upsert*     (upsert batch)
-//!        | 1 u8 | count u32 | upsert₁*    (upsert batch before sparse spaces: read, never written)
+//! op     = 5 u8 | count u32 | upsert*     (upsert batch)
 //!        | 2 u8 | count u32 | id*         (delete batch)
-//!        | 4 u8 | count u32 | id* | count u32 | upsert*   (replace: delete, then upsert)
+//!        | 6 u8 | count u32 | id* | count u32 | upsert*   (replace: delete, then upsert)
+//!        | 3 u8 | count u32 | upsert₂*    (upsert batch before term dictionaries: read only)
+//!        | 4 u8 | count u32 | id* | count u32 | upsert₂*  (replace, idem: read only)
+//!        | 1 u8 | count u32 | upsert₁*    (upsert batch before sparse spaces: read only)
 //! upsert₁ = id | spaces u16 | (dim u32 | f32 × dim)* | payload_len u32 | payload JSON
-//! upsert = upsert₁ | sparse u16 | (len f32 | nnz u32 | (index u32 | value f32) × nnz)*
+//! upsert₂ = upsert₁ | sparse u16 | (len f32 | nnz u32 | (index u32 | value f32) × nnz)*
+//! upsert = upsert₁ | sparse u16 | entry*   (entry: `sparse_store::put_sparse_doc`, a BM25
+//!          space's terms as text, a dot-product space's weights by index)
 //! id     = as in segment files (tag u8 + value)
 //! ```
 //!
 //! A delete by filter is resolved to ids before it is logged, so replaying the log never
-//! depends on the state a filter was evaluated against.
+//! depends on the state a filter was evaluated against. Records of tags 3 and 4 hold a BM25
+//! space's terms as 32-bit hashes; they replay as weights, which the segment's store turns
+//! into legacy terms (the collection's analyzer is then version 1, which emits those too).
 
 use std::path::Path;
 
 use serde_json::Value;
-use sextant_core::{PointId, SparseVector};
-use sextant_storage::segment::{decode_id, put_id, put_sparse, read_sparse, Cursor};
+use sextant_core::{PointId, SparseDoc};
+use sextant_storage::segment::{decode_id, put_id, read_sparse, Cursor};
+use sextant_storage::sparse_store::{put_sparse_doc, read_sparse_doc};
 use sextant_storage::StorageError;
 
 /// A validated point to write.
@@ -29,9 +36,9 @@ pub struct PointWrite {
     pub vectors: Vec<Vec<f32>>,
     /// JSON object payload.
     pub payload: Value,
-    /// One sparse vector and its length per sparse space, in schema order (empty when the
-    /// point has nothing for a space).
-    pub sparse: Vec<(SparseVector, f32)>,
+    /// One entry per sparse space, in schema order (empty weights when the point has nothing
+    /// for a space).
+    pub sparse: Vec<SparseDoc>,
 }
 
 /// One logged batch.
@@ -67,8 +74,8 @@ fn put_upserts(points: &[PointWrite], out: &mut Vec<u8>) {
         out.extend_from_slice(&(json.len() as u32).to_le_bytes());
         out.extend_from_slice(&json);
         out.extend_from_slice(&(p.sparse.len() as u16).to_le_bytes());
-        for (v, len) in &p.sparse {
-            put_sparse(v, *len, out);
+        for doc in &p.sparse {
+            put_sparse_doc(doc, out);
         }
     }
 }
@@ -86,7 +93,7 @@ impl Op {
         let mut out = Vec::new();
         match self {
             Op::Upsert(points) => {
-                out.push(3);
+                out.push(5);
                 put_upserts(points, &mut out);
             }
             Op::Delete(ids) => {
@@ -94,7 +101,7 @@ impl Op {
                 put_ids(ids, &mut out);
             }
             Op::Replace { delete, upsert } => {
-                out.push(4);
+                out.push(6);
                 put_ids(delete, &mut out);
                 put_upserts(upsert, &mut out);
             }
@@ -108,13 +115,20 @@ impl Op {
         let mut r = Cursor { bytes, at: 0, path };
         let tag = r.u8()?;
         let op = match tag {
-            1 | 3 => Op::Upsert(read_upserts(&mut r, tag == 3)?),
+            1 => Op::Upsert(read_upserts(&mut r, Sparse::None)?),
+            3 => Op::Upsert(read_upserts(&mut r, Sparse::Hashed)?),
+            5 => Op::Upsert(read_upserts(&mut r, Sparse::Docs)?),
             2 => Op::Delete(read_ids(&mut r)?),
-            4 => {
+            4 | 6 => {
                 let delete = read_ids(&mut r)?;
+                let sparse = if tag == 4 {
+                    Sparse::Hashed
+                } else {
+                    Sparse::Docs
+                };
                 Op::Replace {
                     delete,
-                    upsert: read_upserts(&mut r, true)?,
+                    upsert: read_upserts(&mut r, sparse)?,
                 }
             }
             t => return Err(bad(path, &format!("unknown operation {t}"))),
@@ -143,8 +157,19 @@ fn read_ids(r: &mut Cursor<'_>) -> Result<Vec<PointId>, StorageError> {
     Ok(ids)
 }
 
-/// Reads an upsert list; `with_sparse` is false for the legacy tag 1.
-fn read_upserts(r: &mut Cursor<'_>, with_sparse: bool) -> Result<Vec<PointWrite>, StorageError> {
+/// How an upsert list's sparse entries are written.
+#[derive(Clone, Copy, PartialEq)]
+enum Sparse {
+    /// Not at all (tag 1).
+    None,
+    /// As (index, value) vectors, BM25 terms hashed (tags 3 and 4).
+    Hashed,
+    /// As `put_sparse_doc` entries (tags 5 and 6).
+    Docs,
+}
+
+/// Reads an upsert list.
+fn read_upserts(r: &mut Cursor<'_>, sparse_kind: Sparse) -> Result<Vec<PointWrite>, StorageError> {
     let path = r.path;
     let n = r.u32()? as usize;
     let mut points = Vec::with_capacity(n.min(1 << 16));
@@ -165,10 +190,13 @@ fn read_upserts(r: &mut Cursor<'_>, with_sparse: bool) -> Result<Vec<PointWrite>
         let payload =
             serde_json::from_slice(r.take(len)?).map_err(|_| bad(path, "payload JSON"))?;
         let mut sparse = Vec::new();
-        if with_sparse {
+        if sparse_kind != Sparse::None {
             let n = u16::from_le_bytes(r.take(2)?.try_into().expect("2"));
             for _ in 0..n {
-                sparse.push(read_sparse(r)?);
+                sparse.push(match sparse_kind {
+                    Sparse::Hashed => SparseDoc::Weights(read_sparse(r)?.0),
+                    _ => read_sparse_doc(r)?,
+                });
             }
         }
         points.push(PointWrite {
@@ -184,6 +212,8 @@ fn read_upserts(r: &mut Cursor<'_>, with_sparse: bool) -> Result<Vec<PointWrite>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sextant_core::{SparseVector, TermCounts};
+    use sextant_storage::segment::put_sparse;
 
     #[test]
     fn round_trip() {
@@ -193,10 +223,15 @@ mod tests {
                     id: PointId::Str("a".into()),
                     vectors: vec![vec![1.0, -2.5], vec![0.25]],
                     payload: serde_json::json!({"k": [1, "x"], "n": null}),
-                    sparse: vec![(
-                        SparseVector::from_pairs(vec![(9, 1.5), (2, 1.0)]).unwrap(),
-                        3.0,
-                    )],
+                    sparse: vec![
+                        SparseDoc::Weights(
+                            SparseVector::from_pairs(vec![(9, 1.5), (2, 1.0)]).unwrap(),
+                        ),
+                        SparseDoc::Terms(TermCounts {
+                            terms: vec![("1023898".into(), 1.0), ("東京".into(), 2.0)],
+                            len: 3.0,
+                        }),
+                    ],
                 },
                 PointWrite {
                     id: PointId::Uuid(7),
@@ -221,5 +256,22 @@ mod tests {
             assert_eq!(Op::decode(Path::new("wal"), &bytes).unwrap(), op);
             assert!(Op::decode(Path::new("wal"), &bytes[..bytes.len() - 1]).is_err());
         }
+    }
+
+    #[test]
+    fn records_before_term_dictionaries_replay_as_weights() {
+        let mut b = vec![3u8];
+        b.extend_from_slice(&1u32.to_le_bytes());
+        put_id(&PointId::Num(1), &mut b);
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(b"{}");
+        b.extend_from_slice(&1u16.to_le_bytes());
+        let v = SparseVector::from_pairs(vec![(7, 2.0)]).unwrap();
+        put_sparse(&v, 2.0, &mut b);
+        let Op::Upsert(points) = Op::decode(Path::new("wal"), &b).unwrap() else {
+            panic!("an upsert");
+        };
+        assert_eq!(points[0].sparse, [SparseDoc::Weights(v)]);
     }
 }

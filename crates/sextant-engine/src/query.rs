@@ -25,7 +25,8 @@ use crate::error::{EngineError, Result};
 use crate::scope::{Resolved, Scope, TenantId};
 use sextant_index::{SparseHit, SparseScoring};
 use sextant_storage::schema::SparseKind;
-use sextant_text::CorpusStats;
+use sextant_storage::sparse_store::SparseQuery;
+use sextant_text::{Bm25Encoder, CorpusStats};
 
 /// At most this many matching points in a segment → exact scan instead of a graph walk.
 pub const DEFAULT_EXACT_THRESHOLD: u64 = 2_000;
@@ -410,31 +411,16 @@ impl Collection {
         let segments: Vec<(Loc, &Segment, &RoaringBitmap)> = st.each_segment().collect();
         let (query, scoring) = match (&schema.sparse_spaces[i].kind, req.query) {
             (SparseKind::Bm25 { k1, b, .. }, SparseInput::Text(text)) => {
-                let stats = CorpusStats {
-                    docs: segments
-                        .iter()
-                        .map(|(_, s, _)| s.sparse(i).index().len() as u64)
-                        .sum(),
-                    total_len: segments
-                        .iter()
-                        .map(|(_, s, _)| s.sparse(i).index().total_len())
-                        .sum(),
-                };
                 let encoder = self.encoders[i]
                     .as_ref()
                     .expect("BM25 spaces have encoders");
-                let q = encoder.encode_query(&text, stats, |t| {
-                    segments
-                        .iter()
-                        .map(|(_, s, _)| s.sparse(i).index().doc_freq(t) as u64)
-                        .sum()
-                });
+                let (q, stats) = bm25_query(encoder, &text, i, &segments);
                 let scoring = SparseScoring::Bm25 {
                     k1: *k1,
                     b: *b,
                     avg_len: stats.avg_len(),
                 };
-                (q, scoring)
+                (SparseQuery::Terms(q), scoring)
             }
             (SparseKind::Dot, SparseInput::Vector(v)) => {
                 if v.values.iter().any(|x| !x.is_finite()) {
@@ -448,7 +434,7 @@ impl Collection {
                     .copied()
                     .zip(v.values.iter().copied())
                     .collect();
-                (q, SparseScoring::Dot)
+                (SparseQuery::Ids(q), SparseScoring::Dot)
             }
             (SparseKind::Bm25 { .. }, SparseInput::Vector(_)) => {
                 return Err(EngineError::InvalidRequest(format!(
@@ -479,7 +465,6 @@ impl Collection {
             });
             let hits = seg
                 .sparse(i)
-                .index()
                 .search(&query, req.k, scoring, allowed.as_ref());
             found.extend(hits.into_iter().map(|h| (h, loc)));
         }
@@ -701,7 +686,7 @@ impl Collection {
             segments,
             memory_bytes,
             disk_bytes: dir_bytes(self.dir()),
-            wal_bytes: std::fs::metadata(self.dir().join("wal")).map_or(0, |m| m.len()),
+            wal_bytes: self.fs.file_len(&self.dir().join("wal")).unwrap_or(0),
             unindexed_payload_keys,
             background_error: self.background_error.lock().clone(),
         }
@@ -796,4 +781,25 @@ impl SortId {
             PointId::Str(s) => SortId::Str(s.clone()),
         }
     }
+}
+
+/// A BM25 query's (term, IDF) pairs and the collection's statistics, both over live points
+/// only (tombstoned ones subtracted per segment), so scores depend on the live documents and
+/// never on update history or on how the collection is split into segments.
+fn bm25_query(
+    encoder: &Bm25Encoder,
+    text: &str,
+    space: usize,
+    segments: &[(Loc, &Segment, &RoaringBitmap)],
+) -> (Vec<(String, f32)>, CorpusStats) {
+    let live: Vec<_> = segments
+        .iter()
+        .map(|(_, s, deleted)| s.sparse(space).live_stats(deleted))
+        .collect();
+    let stats = CorpusStats {
+        docs: live.iter().map(|l| l.docs()).sum(),
+        total_len: live.iter().map(|l| l.total_len()).sum(),
+    };
+    let q = encoder.encode_query(text, stats, |t| live.iter().map(|l| l.doc_freq(t)).sum());
+    (q, stats)
 }

@@ -1,5 +1,5 @@
 //! The BM25 benchmark: index a BEIR corpus with `sextant-text`'s encoder and `sextant-index`'s
-//! sparse index, run every query (top-k by MaxScore, one thread), score the run against qrels,
+//! sparse index (terms numbered by a `TermDict`, as a segment does), run every query (top-k by MaxScore, one thread), score the run against qrels,
 //! and time both phases. The peers (`bench/peers/bm25.py`: bm25s, tantivy) write the same
 //! TREC runs and metrics.
 
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
-use sextant_index::{SparseIndex, SparseScoring};
+use sextant_index::{SparseIndex, SparseScoring, TermDict};
 use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params, CorpusStats};
 
 use crate::ir::{evaluate, read_beir, read_qrels, write_trec, Metrics, Run};
@@ -78,13 +78,14 @@ pub fn run(cfg: &Bm25Config) -> Result<Bm25Report, EvalError> {
     let encoder = Bm25Encoder::new(cfg.analyzer.clone(), cfg.params);
     let (c0, t0) = (process_cpu_seconds(), Instant::now());
     let mut index = SparseIndex::new();
+    let mut dict = TermDict::new();
     for d in &corpus {
         let text = if d.title.is_empty() {
             d.text.clone()
         } else {
             format!("{} {}", d.title, d.text)
         };
-        let (v, len) = encoder.encode_document(&text);
+        let (v, len) = encoder.encode_document_with(&text, |t| dict.insert(t));
         index
             .push(&v, len)
             .map_err(|e| EvalError::Invalid(e.to_string()))?;
@@ -111,7 +112,13 @@ pub fn run(cfg: &Bm25Config) -> Result<Bm25Report, EvalError> {
         let (c0, t0) = (process_cpu_seconds(), Instant::now());
         let mut this: Run = Run::new();
         for q in &queries {
-            let terms = encoder.encode_query(&q.text, stats, |t| index.doc_freq(t) as u64);
+            let terms: Vec<(u32, f32)> = encoder
+                .encode_query(&q.text, stats, |t| {
+                    dict.get(t).map_or(0, |id| index.doc_freq(id) as u64)
+                })
+                .into_iter()
+                .filter_map(|(t, w)| dict.get(&t).map(|id| (id, w)))
+                .collect();
             let hits = index.search(&terms, cfg.k, scoring, None);
             this.insert(
                 q.id.clone(),
@@ -153,7 +160,7 @@ pub fn run(cfg: &Bm25Config) -> Result<Bm25Report, EvalError> {
             cpu_s,
             per_s: med,
         },
-        memory_bytes: index.memory_bytes(),
+        memory_bytes: index.memory_bytes() + dict.memory_bytes(),
         metrics,
     })
 }

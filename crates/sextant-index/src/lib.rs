@@ -33,7 +33,7 @@ pub mod hnsw_defaults {
         DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, DEFAULT_SEED, SQ8_MIN_FIT,
     };
 }
-pub use sparse::{SparseHit, SparseIndex, SparseScoring};
+pub use sparse::{SparseHit, SparseIndex, SparseScoring, TermDict};
 pub use storage::{DenseVectors, Sq8Vectors, VectorStorage};
 pub use topk::Neighbor;
 

@@ -93,6 +93,24 @@ pub fn read(
     Ok(body.to_vec())
 }
 
+/// Reads `path`, a file of any format version in `versions`; returns the version and the body.
+/// Another version is refused naming the file and the newest version this build reads.
+pub fn read_versions(
+    fs: &dyn Fs,
+    path: &Path,
+    magic: &[u8; 8],
+    versions: std::ops::RangeInclusive<u32>,
+) -> Result<(u32, Vec<u8>), StorageError> {
+    let bytes = fs.read(path).map_err(|e| io_err(path, e))?;
+    let found = bytes
+        .get(8..12)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .filter(|v| versions.contains(v))
+        .unwrap_or(*versions.end());
+    let body = open(path, magic, found, &bytes)?;
+    Ok((found, body.to_vec()))
+}
+
 /// The temporary file [`write_atomic`] writes `path` through (in the same directory).
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path

@@ -3,6 +3,8 @@
 //! - [`wal`]: the write-ahead log (checksummed, sequence-numbered batch records, torn-tail cut);
 //! - [`segment`]: segments (ids, per-point sequence numbers, payloads, payload indexes, one vector
 //!   index per space), built in memory and written once as an immutable directory;
+//! - [`sparse_store`]: a sparse space's points in a segment (forward vectors, inverted index,
+//!   a BM25 space's term dictionary, statistics of the live points);
 //! - [`schema`]: a collection's schema and its manifest (the segments that make up its state);
 //! - [`payload_index`]: payload indexes that answer filters exactly as bitmaps;
 //! - [`id_map`]: external ids ↔ offsets, one id kind per collection;
@@ -20,6 +22,7 @@ pub mod id_map;
 pub mod payload_index;
 pub mod schema;
 pub mod segment;
+pub mod sparse_store;
 pub mod wal;
 
 use std::path::PathBuf;

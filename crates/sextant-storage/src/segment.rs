@@ -10,8 +10,9 @@
 //! segments/<id>/points.bin      envelope SXTPNTS: count u32, then per point seq u64 | id
 //! segments/<id>/payloads.bin    envelope SXTPAYL: count u32, end offsets u64[count], JSON bytes
 //! segments/<id>/vectors-<i>.idx the index of space i (its own magic, version and CRC)
-//! segments/<id>/sparse-<i>.bin  envelope SXTSPRS: count u32, then per point
-//!                               len f32 | nnz u32 | (index u32 | value f32) × nnz
+//! segments/<id>/sparse-<i>.bin  envelope SXTSPRS v2: count u32, the term dictionary, then per
+//!                               point len f32 | nnz u32 | (index u32 | value f32) × nnz
+//!                               (see `sparse_store`)
 //! segments/<id>/deleted-<gen>.bin  envelope SXTTOMB: roaring bitmap of deleted offsets
 //! ```
 //! id = tag u8 (0 integer u64, 1 UUID u128, 2 string u32 length + UTF-8 bytes).
@@ -24,23 +25,22 @@ use std::path::Path;
 
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use sextant_core::{PointId, SparseVector};
+use sextant_core::{PointId, SparseDoc, SparseVector};
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, SparseIndex, VectorIndex,
-    VectorIndexMut,
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, VectorIndex, VectorIndexMut,
 };
 
 use crate::envelope::{self, io_err};
 use crate::fs::Fs;
 use crate::id_map::IdMap;
 use crate::payload_index::{FieldIndex, PayloadIndexes};
-use crate::schema::{IndexSpec, Schema};
+use crate::schema::{IndexSpec, Schema, SparseKind};
+pub use crate::sparse_store::SparseStore;
 use crate::StorageError;
 
 const POINTS_MAGIC: &[u8; 8] = b"SXTPNTS\0";
 const PAYLOADS_MAGIC: &[u8; 8] = b"SXTPAYL\0";
 const TOMBSTONES_MAGIC: &[u8; 8] = b"SXTTOMB\0";
-const SPARSE_MAGIC: &[u8; 8] = b"SXTSPRS\0";
 const FORMAT_VERSION: u32 = 1;
 
 /// Payloads as serialised JSON, one after another.
@@ -86,35 +86,17 @@ pub struct NewPoint<'a> {
     pub vectors: &'a [Vec<f32>],
     /// The payload (a JSON object).
     pub payload: &'a Value,
-    /// One sparse vector and its length per sparse space (may be shorter: missing = empty).
-    pub sparse: &'a [(SparseVector, f32)],
+    /// One entry per sparse space (may be shorter: missing = empty).
+    pub sparse: &'a [SparseDoc],
 }
 
-/// A sparse space's points: the vectors themselves (to rebuild and to return them) and the
-/// inverted index over them.
-#[derive(Debug, Clone, Default)]
-pub struct SparseStore {
-    forward: Vec<(SparseVector, f32)>,
-    index: SparseIndex,
-}
-
-impl SparseStore {
-    fn push(&mut self, v: &SparseVector, len: f32) {
-        self.index
-            .push(v, len)
-            .expect("sparse vectors are validated before they reach a segment");
-        self.forward.push((v.clone(), len));
-    }
-
-    /// The inverted index.
-    pub fn index(&self) -> &SparseIndex {
-        &self.index
-    }
-
-    /// The vector and length stored at `offset`.
-    pub fn get(&self, offset: u32) -> Option<&(SparseVector, f32)> {
-        self.forward.get(offset as usize)
-    }
+/// One empty sparse store per sparse space of `schema`.
+fn sparse_stores(schema: &Schema) -> Vec<SparseStore> {
+    schema
+        .sparse_spaces
+        .iter()
+        .map(|s| SparseStore::new(matches!(s.kind, SparseKind::Bm25 { .. })))
+        .collect()
 }
 
 /// A segment's points.
@@ -160,7 +142,7 @@ impl Segment {
                 .iter()
                 .map(|s| AnyIndex::Flat(FlatIndex::new(s.metric, s.dim).expect("validated schema")))
                 .collect(),
-            sparse: vec![SparseStore::default(); schema.sparse_spaces.len()],
+            sparse: sparse_stores(schema),
         }
     }
 
@@ -184,10 +166,9 @@ impl Segment {
                 .insert(v)
                 .expect("vectors are validated before they reach a segment");
         }
-        let empty = (SparseVector::default(), 0.0);
+        let empty = SparseDoc::default();
         for (i, store) in self.sparse.iter_mut().enumerate() {
-            let (v, len) = p.sparse.get(i).unwrap_or(&empty);
-            store.push(v, *len);
+            store.push(p.sparse.get(i).unwrap_or(&empty));
         }
         self.seqs.push(p.seq);
         self.payloads.push(p.payload);
@@ -245,7 +226,7 @@ impl Segment {
             + self
                 .sparse
                 .iter()
-                .map(|s| s.index.memory_bytes() * 2)
+                .map(SparseStore::memory_bytes)
                 .sum::<usize>()
     }
 
@@ -264,7 +245,7 @@ impl Segment {
         let mut payloads = PayloadStore::default();
         let mut indexes = payload_indexes(schema);
         let mut rows: Vec<Vec<f32>> = vec![Vec::new(); schema.spaces.len()];
-        let mut sparse = vec![SparseStore::default(); schema.sparse_spaces.len()];
+        let mut sparse = sparse_stores(schema);
         let mut maps = Vec::with_capacity(sources.len());
         for (seg, deleted) in sources {
             let mut map = vec![u32::MAX; seg.len() as usize];
@@ -285,9 +266,8 @@ impl Segment {
                 for (space, r) in rows.iter_mut().enumerate() {
                     r.extend_from_slice(seg.vectors[space].vector(old).expect("offset in range"));
                 }
-                for (space, store) in sparse.iter_mut().enumerate() {
-                    let (v, len) = &seg.sparse[space].forward[old as usize];
-                    store.push(v, *len);
+                for (store, from) in sparse.iter_mut().zip(&seg.sparse) {
+                    store.push_from(from, old);
                 }
             }
             maps.push(map);
@@ -362,15 +342,7 @@ impl Segment {
             put(&format!("vectors-{i}.idx"), &v.to_bytes())?;
         }
         for (i, store) in self.sparse.iter().enumerate() {
-            let mut b = Vec::new();
-            b.extend_from_slice(&self.len().to_le_bytes());
-            for (v, len) in &store.forward {
-                put_sparse(v, *len, &mut b);
-            }
-            put(
-                &format!("sparse-{i}.bin"),
-                &envelope::seal(SPARSE_MAGIC, FORMAT_VERSION, &b),
-            )?;
+            put(&format!("sparse-{i}.bin"), &store.to_bytes(self.len()))?;
         }
         envelope::sync_dir(fs, &tmp)?;
         fs.rename(&tmp, dir).map_err(|e| io_err(dir, e))?;
@@ -454,27 +426,10 @@ impl Segment {
             vectors.push(index);
         }
         let mut sparse = Vec::with_capacity(schema.sparse_spaces.len());
-        for i in 0..schema.sparse_spaces.len() {
+        for (i, spec) in schema.sparse_spaces.iter().enumerate() {
             let path = dir.join(format!("sparse-{i}.bin"));
-            let body = envelope::read(fs, &path, SPARSE_MAGIC, FORMAT_VERSION)?;
-            let mut r = Cursor {
-                bytes: &body,
-                at: 0,
-                path: &path,
-            };
-            if r.u32()? != n {
-                return Err(corrupt(
-                    &path,
-                    24,
-                    "sparse vector count differs from point count",
-                ));
-            }
-            let mut store = SparseStore::default();
-            for _ in 0..n {
-                let (v, len) = read_sparse(&mut r)?;
-                store.push(&v, len);
-            }
-            sparse.push(store);
+            let bm25 = matches!(spec.kind, SparseKind::Bm25 { .. });
+            sparse.push(SparseStore::read(fs, &path, n, bm25)?);
         }
         Ok(Segment {
             id,

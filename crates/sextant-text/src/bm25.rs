@@ -10,14 +10,18 @@
 //! idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))          (Lucene's, never negative)
 //! ```
 //!
-//! Terms are identified by a stable 32-bit hash ([`term_id`]), so no shared vocabulary has to
-//! be kept in step across segments; two distinct terms collide with probability 2⁻³² per pair
-//! (about one pair per 10⁵ terms of a 10⁵-term vocabulary), which merges their statistics.
+//! **Term identity is the term itself.** A document is encoded as [`TermCounts`] (term text →
+//! frequency) and a query as (term text, IDF) pairs; the storage layer numbers terms in a term
+//! dictionary per segment, so two distinct terms never share postings or statistics. Analyzer
+//! version 1 (collections made before this) identified terms by a 32-bit FNV-1a hash
+//! ([`term_id`]), which merged colliding terms (`1023898` and `1027041`, and 106 more pairs among
+//! the numbers 1000000..2000000); with a version-1 analyzer the encoder still emits each term as
+//! [`legacy_term`]`(term_id(term))`, so such collections keep scoring as they did.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sextant_core::SparseVector;
+use sextant_core::{legacy_term, SparseVector, TermCounts};
 
 use crate::analyzer::{Analyzer, AnalyzerConfig};
 
@@ -71,7 +75,8 @@ impl CorpusStats {
     }
 }
 
-/// The stable id of a term: FNV-1a over its UTF-8 bytes, folded to 32 bits.
+/// The 32-bit id analyzer version 1 gave a term: FNV-1a over its UTF-8 bytes, folded to 32
+/// bits. Not collision-free; kept for collections written with it.
 pub fn term_id(term: &str) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in term.as_bytes() {
@@ -107,39 +112,81 @@ impl Bm25Encoder {
         &self.analyzer
     }
 
-    fn counts(&self, text: &str) -> (HashMap<u32, f32>, usize) {
-        let mut counts: HashMap<u32, f32> = HashMap::new();
-        let mut len = 0;
-        self.analyzer.for_each_term_str(text, |t| {
-            *counts.entry(term_id(t)).or_default() += 1.0;
-            len += 1;
-        });
-        (counts, len)
+    /// Calls `f` with each term of `text` as the index identifies it: the term itself, or its
+    /// legacy hashed form under analyzer version 1.
+    fn for_each_term(&self, text: &str, mut f: impl FnMut(&str)) {
+        if self.analyzer.config().version < 2 {
+            self.analyzer
+                .for_each_term_str(text, |t| f(&legacy_term(term_id(t))));
+        } else {
+            self.analyzer.for_each_term_str(text, f);
+        }
     }
 
-    /// A document: term frequencies and its length in terms.
-    pub fn encode_document(&self, text: &str) -> (SparseVector, f32) {
-        let (counts, len) = self.counts(text);
+    /// A document: each distinct term with its frequency (in increasing term order), and its
+    /// length in terms.
+    pub fn encode_document(&self, text: &str) -> TermCounts {
+        let mut counts: HashMap<String, f32> = HashMap::new();
+        let mut len = 0usize;
+        self.for_each_term(text, |t| {
+            len += 1;
+            match counts.get_mut(t) {
+                Some(c) => *c += 1.0,
+                None => {
+                    counts.insert(t.to_owned(), 1.0);
+                }
+            }
+        });
+        let mut terms: Vec<(String, f32)> = counts.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        TermCounts {
+            terms,
+            len: len as f32,
+        }
+    }
+
+    /// A document as a sparse vector, where `id` numbers terms (a caller's own term
+    /// dictionary), and its length in terms.
+    pub fn encode_document_with(
+        &self,
+        text: &str,
+        mut id: impl FnMut(&str) -> u32,
+    ) -> (SparseVector, f32) {
+        let mut counts: HashMap<u32, f32> = HashMap::new();
+        let mut len = 0usize;
+        self.for_each_term(text, |t| {
+            *counts.entry(id(t)).or_default() += 1.0;
+            len += 1;
+        });
         let v = SparseVector::from_pairs(counts.into_iter().collect()).expect("counts are finite");
         (v, len as f32)
     }
 
-    /// A query: each distinct term once, weighted by its IDF (a repeated query word does not
-    /// count twice, as in bm25s and a disjunction of term queries in Lucene/tantivy), where
-    /// `doc_freq` gives the number of documents holding a term across the whole collection.
+    /// The distinct terms of a query, in increasing order.
+    pub fn query_terms(&self, text: &str) -> Vec<String> {
+        let mut terms: Vec<String> = Vec::new();
+        self.for_each_term(text, |t| terms.push(t.to_owned()));
+        terms.sort_unstable();
+        terms.dedup();
+        terms
+    }
+
+    /// A query: each distinct term once (in increasing term order), weighted by its IDF (a
+    /// repeated query word does not count twice, as in bm25s and a disjunction of term queries
+    /// in Lucene/tantivy), where `doc_freq` gives the number of live documents holding a term
+    /// across the whole collection.
     pub fn encode_query(
         &self,
         text: &str,
         stats: CorpusStats,
-        doc_freq: impl Fn(u32) -> u64,
-    ) -> Vec<(u32, f32)> {
-        let mut ids: Vec<u32> = Vec::new();
-        self.analyzer
-            .for_each_term_str(text, |t| ids.push(term_id(t)));
-        ids.sort_unstable();
-        ids.dedup();
-        ids.into_iter()
-            .map(|t| (t, stats.idf(doc_freq(t))))
+        doc_freq: impl Fn(&str) -> u64,
+    ) -> Vec<(String, f32)> {
+        self.query_terms(text)
+            .into_iter()
+            .map(|t| {
+                let idf = stats.idf(doc_freq(&t));
+                (t, idf)
+            })
             .collect()
     }
 }
@@ -166,20 +213,91 @@ mod tests {
         assert!(empty.idf(0).is_finite());
 
         let e = Bm25Encoder::new(AnalyzerConfig::default(), Bm25Params::default());
-        let (v, len) = e.encode_document("the cat and the hat");
-        assert_eq!(len, 5.0);
-        let the = v.indices.iter().position(|&i| i == term_id("the")).unwrap();
-        assert_eq!(v.values[the], 2.0);
-        let q = e.encode_query(
-            "cat cat dog",
-            s,
-            |t| if t == term_id("cat") { 1 } else { 0 },
+        let d = e.encode_document("the cat and the hat");
+        assert_eq!(d.len, 5.0);
+        assert_eq!(
+            d.terms,
+            [
+                ("and".to_string(), 1.0),
+                ("cat".into(), 1.0),
+                ("hat".into(), 1.0),
+                ("the".into(), 2.0)
+            ]
         );
-        let cat = q.iter().find(|p| p.0 == term_id("cat")).unwrap().1;
+        let q = e.encode_query("cat cat dog", s, |t| if t == "cat" { 1 } else { 0 });
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0].0, "cat");
         assert!(
-            (cat - s.idf(1)).abs() < 1e-6,
+            (q[0].1 - s.idf(1)).abs() < 1e-6,
             "a repeated query term counts once"
         );
-        assert_ne!(term_id("cat"), term_id("hat"));
+    }
+
+    /// Regression (issue 14, item 3): analyzer version 1's hashed ids merged colliding terms.
+    #[test]
+    fn colliding_numbers_stay_distinct_terms() {
+        assert_eq!(
+            term_id("1023898"),
+            term_id("1027041"),
+            "the known FNV-1a collision"
+        );
+        let e = Bm25Encoder::new(AnalyzerConfig::default(), Bm25Params::default());
+        let d = e.encode_document("1023898 1027041");
+        assert_eq!(d.terms.len(), 2);
+        let legacy = Bm25Encoder::new(
+            AnalyzerConfig {
+                version: 1,
+                ..AnalyzerConfig::default()
+            },
+            Bm25Params::default(),
+        );
+        let d = legacy.encode_document("1023898 1027041");
+        assert_eq!(d.terms, [(legacy_term(term_id("1023898")), 2.0)]);
+    }
+
+    /// A million distinct numeric tokens and 100,000 random words are a million and a hundred
+    /// thousand distinct terms: nothing is merged between analysis and the index's terms.
+    #[test]
+    fn a_million_numbers_and_random_words_are_distinct_terms() {
+        let e = Bm25Encoder::new(AnalyzerConfig::default(), Bm25Params::default());
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut text = String::new();
+        let mut added = 0usize;
+        let flush = |text: &mut String, seen: &mut std::collections::HashSet<String>| {
+            for (t, c) in e.encode_document(text).terms {
+                assert_eq!(c, 1.0, "{t} counted twice");
+                assert!(seen.insert(t.clone()), "{t} emitted twice");
+            }
+            text.clear();
+        };
+        for n in 1_000_000u32..2_000_000 {
+            text.push_str(&n.to_string());
+            text.push(' ');
+            added += 1;
+            if added.is_multiple_of(10_000) {
+                flush(&mut text, &mut seen);
+            }
+        }
+        // Random lower-case words of 3..=12 letters (xorshift, fixed seed), distinct.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut words = std::collections::HashSet::new();
+        while words.len() < 100_000 {
+            let mut w = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for i in 0..3 + (x % 10) {
+                w.push((b'a' + ((x >> (5 + i * 5)) % 26) as u8) as char);
+            }
+            if words.insert(w.clone()) {
+                text.push_str(&w);
+                text.push(' ');
+                if words.len().is_multiple_of(10_000) {
+                    flush(&mut text, &mut seen);
+                }
+            }
+        }
+        flush(&mut text, &mut seen);
+        assert_eq!(seen.len(), 1_100_000);
     }
 }

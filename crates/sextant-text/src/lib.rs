@@ -1,8 +1,8 @@
 //! Sextant's text processing.
 //!
-//! - [`analyzer`]: text → terms (Unicode word segmentation or alphanumeric runs, lower-casing,
-//!   length limits, stop words, Snowball stemming);
-//! - [`bm25`]: BM25 as a sparse encoder: documents become term-frequency sparse vectors with a
+//! - [`analyzer`]: text → terms (NFKC and case folding, CJK bigrams, Unicode word segmentation
+//!   or alphanumeric runs, lower-casing, length limits, stop words, Snowball stemming; versioned);
+//! - [`bm25`]: BM25 as a sparse encoder: documents become term counts (terms as text) with a
 //!   length, queries become IDF-weighted term lists, computed from collection-wide statistics so
 //!   scores never depend on how the collection is split into segments.
 //!
@@ -30,7 +30,9 @@ pub mod chunk;
 pub mod extract;
 pub mod pii;
 
-pub use analyzer::{Analyzer, AnalyzerConfig, Language, Split};
+pub use analyzer::{
+    is_cjk, Analyzer, AnalyzerConfig, Language, Split, ANALYZER_VERSION, LEGACY_ANALYZER_VERSION,
+};
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
 pub use extract::{extract, extract_bytes, ExtractError, Extracted, Format, OffsetMap};
 pub use pii::{PiiKind, Redacted, RedactionMode, Redactor};

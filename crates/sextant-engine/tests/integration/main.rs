@@ -2,6 +2,7 @@ mod crash;
 mod documents;
 mod durability;
 mod engine;
+mod format_fixtures;
 mod power_loss;
 mod soak;
 mod sparse;

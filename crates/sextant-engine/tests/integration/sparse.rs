@@ -205,3 +205,236 @@ fn sparse_input_errors_are_clear() {
     assert!(db.create_collection("d", bad).is_err());
     assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 0);
 }
+
+fn text_point(id: u64, text: &str) -> PointInput {
+    PointInput {
+        id: PointId::Num(id),
+        vectors: Vectors::Single(vec![id as f32, 0.0]),
+        payload: json!({}),
+        sparse: vec![("text".into(), SparseInput::Text(text.into()))],
+    }
+}
+
+fn search_all(c: &sextant_engine::Collection, q: &str) -> Vec<(u64, u32)> {
+    let mut hits: Vec<(u64, u32)> = c
+        .search_sparse(SparseSearchRequest {
+            space: "text".into(),
+            query: SparseInput::Text(q.into()),
+            k: 1000,
+            filter: None,
+            scope: Scope::Unscoped,
+            with_payload: false,
+        })
+        .unwrap()
+        .hits
+        .iter()
+        .map(|h| match h.id {
+            PointId::Num(n) => (n, h.score.unwrap().to_bits()),
+            _ => unreachable!(),
+        })
+        .collect();
+    hits.sort_unstable();
+    hits
+}
+
+/// Pairs of numbers whose 32-bit FNV-1a term ids were equal (analyzer version 1).
+const COLLIDING: &[(u64, u64)] = &[
+    (1023898, 1027041),
+    (1142173, 1150199),
+    (1127784, 1150852),
+    (1019468, 1167144),
+    (1021378, 1175439),
+    (1022383, 1198436),
+    (1155428, 1239130),
+    (1176263, 1265534),
+];
+
+/// Regression (issue 14, item 3): `1023898` found `1027041` at the same score.
+#[test]
+fn bm25_numbers_that_shared_a_hash_do_not_find_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    let c = db.create_collection("c", schema()).unwrap();
+    let points = COLLIDING
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .map(|n| text_point(n, &format!("order {n}")))
+        .collect();
+    c.upsert(&Scope::Unscoped, points).unwrap();
+    for &(a, b) in COLLIDING {
+        for n in [a, b] {
+            let hits = search_all(&c, &n.to_string());
+            assert_eq!(hits.len(), 1, "{n}: {hits:?}");
+            assert_eq!(hits[0].0, n);
+        }
+    }
+    // A collection made with analyzer version 1 keeps its hashed terms, collisions included.
+    let mut old = schema();
+    if let SparseKind::Bm25 { analyzer, .. } = &mut old.sparse_spaces[0].kind {
+        analyzer["version"] = json!(1);
+    }
+    let c1 = db.create_collection("old", old).unwrap();
+    c1.upsert(
+        &Scope::Unscoped,
+        vec![text_point(1, "1023898"), text_point(2, "1027041")],
+    )
+    .unwrap();
+    assert_eq!(search_all(&c1, "1023898").len(), 2);
+}
+
+/// Scores after any sequence of upserts, replacements, deletes, flushes, merges and reopens
+/// (WAL replay, segment files) equal those of a fresh collection holding the same live
+/// documents, bit for bit.
+#[test]
+fn bm25_scores_after_updates_and_deletes_equal_a_fresh_collection() {
+    const WORDS: &[&str] = &[
+        "alpha", "beta", "gamma", "delta", "fox", "dog", "cat", "lazy", "quick", "brown", "river",
+        "stone", "東京", "学习", "1023898", "1027041",
+    ];
+    let cfg = CollectionConfig {
+        flush_points: 5,
+        background_merge: false,
+        durability: sextant_engine::Durability::Interval(std::time::Duration::from_secs(60)),
+        ..CollectionConfig::default()
+    };
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(dir.path(), cfg).unwrap();
+        let mut c = db.create_collection("c", schema()).unwrap();
+        let mut live: std::collections::BTreeMap<u64, String> = Default::default();
+        for step in 0..70 {
+            match next(12) {
+                0..=3 => {
+                    let batch: Vec<(u64, String)> = (0..1 + next(3))
+                        .map(|_| {
+                            let words: Vec<&str> = (0..1 + next(8))
+                                .map(|_| WORDS[next(WORDS.len() as u64) as usize])
+                                .collect();
+                            (next(24), words.join(" "))
+                        })
+                        .collect();
+                    // The last write of an id in a batch wins.
+                    c.upsert(
+                        &Scope::Unscoped,
+                        batch.iter().map(|(id, t)| text_point(*id, t)).collect(),
+                    )
+                    .unwrap();
+                    live.extend(batch);
+                }
+                4 => {
+                    // A document replaced by new chunks: one atomic delete + upsert.
+                    let gone = next(24);
+                    let (id, text) = (next(24), WORDS[next(WORDS.len() as u64) as usize]);
+                    c.replace(
+                        &Scope::Unscoped,
+                        vec![PointId::Num(gone)],
+                        vec![text_point(id, text)],
+                    )
+                    .unwrap();
+                    live.remove(&gone);
+                    live.insert(id, text.to_string());
+                }
+                10 => {
+                    drop(c);
+                    drop(db);
+                    db = Database::open(dir.path(), cfg).unwrap();
+                    c = db.collection("c").unwrap();
+                }
+                5 | 6 => {
+                    let ids: Vec<u64> = (0..1 + next(3)).map(|_| next(24)).collect();
+                    c.delete(
+                        &Scope::Unscoped,
+                        ids.iter().map(|&i| PointId::Num(i)).collect(),
+                    )
+                    .unwrap();
+                    for i in ids {
+                        live.remove(&i);
+                    }
+                }
+                7 => c.flush().unwrap(),
+                8 => {
+                    c.merge().unwrap();
+                }
+                9 => c.optimize().unwrap(),
+                _ => {
+                    // A point with no terms still counts as a document of length 0.
+                    let id = next(24);
+                    c.upsert(&Scope::Unscoped, vec![text_point(id, "")])
+                        .unwrap();
+                    live.insert(id, String::new());
+                }
+            }
+            if step % 10 != 9 {
+                continue;
+            }
+            let fresh_dir = tempfile::tempdir().unwrap();
+            let fresh_db = Database::open(fresh_dir.path(), cfg).unwrap();
+            let fresh = fresh_db.create_collection("c", schema()).unwrap();
+            if !live.is_empty() {
+                fresh
+                    .upsert(
+                        &Scope::Unscoped,
+                        live.iter().map(|(id, t)| text_point(*id, t)).collect(),
+                    )
+                    .unwrap();
+            }
+            for q in [
+                "fox",
+                "lazy brown dog",
+                "alpha beta gamma delta",
+                "東京で学习",
+                "1023898",
+                "river stone quick cat",
+            ] {
+                assert_eq!(
+                    search_all(&c, q),
+                    search_all(&fresh, q),
+                    "round {round} step {step} query {q:?} ({} segments)",
+                    c.info().segments.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bm25_cjk_queries_find_cjk_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    let c = db.create_collection("c", schema()).unwrap();
+    let docs = [
+        (1, "我们在北京大学学习中文和历史。"),
+        (2, "上海是一个国际化的大城市，有很多高楼。"),
+        (3, "東京タワーは東京の観光名所です。"),
+        (4, "きょうは とても いい てんき ですね"),
+        (5, "서울은 대한민국의 수도입니다."),
+        (6, "저는 학교에서 한국어를 공부합니다."),
+        (7, "The quick brown fox jumps over the lazy dog"),
+    ];
+    c.upsert(
+        &Scope::Unscoped,
+        docs.iter().map(|(id, t)| text_point(*id, t)).collect(),
+    )
+    .unwrap();
+    for (q, want) in [
+        ("北京大学", 1),
+        ("中文历史", 1),
+        ("上海城市", 2),
+        ("東京タワー", 3),
+        ("てんき", 4),
+        ("ＴＯＫＹＯタワー 観光", 3),
+        ("대한민국 수도", 5),
+        ("한국어 공부", 6),
+        ("학교", 6),
+    ] {
+        let hits = bm25(&c, q, None);
+        assert_eq!(hits.first().map(|h| h.0), Some(want), "{q}: {hits:?}");
+    }
+}

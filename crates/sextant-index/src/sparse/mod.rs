@@ -26,6 +26,9 @@ use sextant_core::{PointOffset, SparseVector};
 use crate::IndexError;
 
 pub mod search;
+mod terms;
+
+pub use terms::TermDict;
 
 /// How postings are scored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,7 +170,7 @@ impl Postings {
     }
 }
 
-/// Term ids are hashes already (BM25) or small vocabulary indexes (SPLADE): one multiply
+/// Term ids are dictionary ordinals (BM25) or small vocabulary indexes (SPLADE): one multiply
 /// spreads either over a hash table, far cheaper than SipHash on the query path.
 #[derive(Debug, Clone, Copy, Default)]
 struct TermHasher(u64);
@@ -193,6 +196,8 @@ type TermMap<V> = HashMap<u32, V, BuildHasherDefault<TermHasher>>;
 pub struct SparseIndex {
     terms: TermMap<Postings>,
     lens: Vec<f32>,
+    /// Sum of `lens`, kept as points are added (exact for whole-number lengths below 2⁵³).
+    total_len: f64,
 }
 
 /// The best `k` hits seen, worst on top of a min-heap; pushes must come in increasing point
@@ -276,7 +281,7 @@ impl SparseIndex {
 
     /// Sum of point lengths (for collection-wide averages).
     pub fn total_len(&self) -> f64 {
-        self.lens.iter().map(|&l| f64::from(l)).sum()
+        self.total_len
     }
 
     /// Length of point `id`.
@@ -304,6 +309,7 @@ impl SparseIndex {
             self.terms.entry(t).or_default().push(id, v, len);
         }
         self.lens.push(len);
+        self.total_len += f64::from(len);
         Ok(id)
     }
 
