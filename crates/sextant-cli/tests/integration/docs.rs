@@ -116,10 +116,14 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
     let queries = dir.path().join("queries.jsonl");
     std::fs::write(&queries, "{\"_id\": \"q1\", \"text\": \"acorn tree\"}\n{\"_id\": \"q2\", \"text\": \"trout river\"}\n").unwrap();
     for mode in ["dense", "bm25", "hybrid", "rerank"] {
-        let (mode_arg, extra): (&str, Vec<&str>) = if mode == "rerank" {
-            ("hybrid", vec!["--rerank", &model, "--rerank-top", "10"])
-        } else {
-            (mode, vec![])
+        let (mode_arg, extra): (&str, Vec<&str>) = match mode {
+            "rerank" => (
+                "hybrid",
+                vec!["--rerank", &model, "--rerank-top", "10", "--fusion", "rrf"],
+            ),
+            // Fusion applies to hybrid mode only (a single source is refused it).
+            "hybrid" => (mode, vec!["--fusion", "rrf"]),
+            _ => (mode, vec![]),
         };
         let trec = dir.path().join(format!("{mode}.trec"));
         let mut args = vec![
@@ -129,8 +133,6 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
             queries.to_str().unwrap(),
             "--mode",
             mode_arg,
-            "--fusion",
-            "rrf",
             "--k",
             "3",
             "--run-out",
@@ -161,6 +163,38 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
     let out = run(&data, &["search", "kb", "--text", "x", "--mode", "nope"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode"));
+    // Options a query would ignore, or values it cannot use, are refused by name.
+    for (args, needle) in [
+        (vec!["--weights", "nan,1"], "--weights"),
+        (vec!["--weights=-1,1"], "--weights"),
+        (vec!["--mode", "dense", "--fusion", "rrf"], "--fusion"),
+        (vec!["--mode", "bm25", "--weights", "1"], "--weights"),
+        (vec!["--mode", "bm25", "--sources", "dense"], "--sources"),
+        (vec!["--mmr", "1.5"], "--mmr"),
+        (vec!["--group-size", "0"], "--group-size"),
+        (vec!["--rerank-top", "5"], "--rerank"),
+    ] {
+        let mut a = vec!["search", "kb", "--text", "x"];
+        a.extend(args.iter().copied());
+        let out = run(&data, &a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    // `ask --group-size` is honoured: grouped retrieval, then the context (0 is refused).
+    let out = run(&data, &["ask", "kb", "x", "--group-size", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--group-size"));
+    ok(&data, &["ask", "kb", "foxes", "--group-size", "2"]);
+    // Creation-time options that differ from the stored settings are refused, not ignored.
+    let out = run(
+        &data,
+        &["ingest", "kb", "--jsonl", "/dev/null", "--redact", "mask"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--redact"), "{err}");
 }
 
 /// A tiny HTTP server answering one chat completion; returns its URL and the request it saw.
