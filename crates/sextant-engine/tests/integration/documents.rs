@@ -855,3 +855,68 @@ fn redaction_leaves_no_planted_value_or_hash_of_it_on_disk() {
         }
     }
 }
+
+/// The document layer in a multi-tenant collection: two tenants may ingest the same document
+/// id; text search (every source, MMR) and removal see one tenant only; an unscoped ingester is
+/// refused; a record's tenant field outside the scope is refused.
+#[test]
+fn documents_are_scoped_by_tenant() {
+    use sextant_engine::{EngineError, FieldType, PayloadIndexSpec, TenantId};
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let db = open(dir.path());
+    let mut s = schema(&model, Some(&FakeSparse), &settings("sentences", 8)).unwrap();
+    s.tenant_key = Some("org".into());
+    s.payload_indexes.push(PayloadIndexSpec {
+        key: "org".into(),
+        field_type: FieldType::Keyword,
+    });
+    let c = db.create_collection("mt", s).unwrap();
+    let err = Ingester::new(&c, Scope::Unscoped, &model, Some(&FakeSparse)).unwrap_err();
+    assert!(matches!(err, EngineError::TenantRequired(_)), "{err}");
+    let (a, b) = (TenantId::Str("a".into()), TenantId::Str("b".into()));
+    for (t, text) in [
+        (&a, "Foxes hunt rodents at night."),
+        (&b, "Foxes sleep in dens all day."),
+    ] {
+        let mut ing =
+            Ingester::new(&c, Scope::Tenant(t.clone()), &model, Some(&FakeSparse)).unwrap();
+        ing.add(doc("fox", "Foxes", text)).unwrap();
+        // A record naming another tenant is refused inside this tenant's scope.
+        let mut other = doc("x", "t", "y");
+        other.fields.insert("org".into(), json!("zzz"));
+        assert!(ing.add(other).is_err());
+        ing.finish().unwrap();
+    }
+    for (t, word) in [(&a, "rodents"), (&b, "dens")] {
+        for kinds in [
+            vec![SourceKind::Dense],
+            vec![SourceKind::Bm25],
+            vec![SourceKind::Splade],
+            vec![SourceKind::Dense, SourceKind::Bm25, SourceKind::Splade],
+        ] {
+            let mut q = TextQuery::new(&format!("foxes {word}"), &kinds, 10);
+            q.scope = Scope::Tenant(t.clone());
+            q.mmr_lambda = Some(0.5);
+            let models = Models {
+                dense: Some(&model),
+                splade: Some(&FakeSparse),
+                reranker: None,
+            };
+            let hits = search_text(&c, models, &q).unwrap();
+            assert_eq!(hits.len(), 1, "{kinds:?}");
+            for ch in &hits[0].chunks {
+                assert_eq!(ch.payload["org"], t.to_json(), "{kinds:?}");
+                assert!(ch.payload["text"].as_str().unwrap().contains(word));
+            }
+        }
+    }
+    // Unscoped search is refused; removing A's document leaves B's.
+    let q = TextQuery::new("foxes", &[SourceKind::Bm25], 10);
+    assert!(search_text(&c, Models::default(), &q).is_err());
+    let mut ing = Ingester::new(&c, Scope::Tenant(a.clone()), &model, Some(&FakeSparse)).unwrap();
+    assert!(ing.remove("fox").unwrap() >= 1);
+    ing.finish().unwrap();
+    assert_eq!(c.count(&Scope::Tenant(a), None).unwrap(), 0);
+    assert!(c.count(&Scope::Tenant(b), None).unwrap() >= 1);
+}
