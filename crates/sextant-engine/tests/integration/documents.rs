@@ -920,3 +920,23 @@ fn documents_are_scoped_by_tenant() {
     assert_eq!(c.count(&Scope::Tenant(a), None).unwrap(), 0);
     assert!(c.count(&Scope::Tenant(b), None).unwrap() >= 1);
 }
+
+/// Regression: `--chunk-overlap` (and a parent size) did nothing for the strategies that do
+/// not use them; now they are refused by name.
+#[test]
+fn overlap_and_parent_size_are_refused_where_unused() {
+    for strategy in ["sentences", "paragraphs", "semantic"] {
+        let mut s = settings(strategy, 20);
+        s.chunking.overlap = Some(3);
+        let e = s.validate(128).unwrap_err().to_string();
+        assert!(e.contains("overlap"), "{strategy}: {e}");
+        let mut s = settings(strategy, 20);
+        s.chunking.parent_max_tokens = Some(80);
+        assert!(s.validate(128).is_err(), "{strategy}");
+    }
+    for strategy in ["fixed", "hierarchical"] {
+        let mut s = settings(strategy, 20);
+        s.chunking.overlap = Some(3);
+        s.validate(128).unwrap();
+    }
+}
