@@ -329,6 +329,16 @@ fn refuse_changed_settings(c: &Collection, a: &IngestArgs) -> Result<()> {
     let ch = &stored.chunking;
     let red = stored.redaction.as_ref();
     let has_splade = documents::stored_model(c, SPLADE).is_some();
+    // The stored tenant key and its index type, against `--tenant-key KEY[:TYPE]`.
+    let schema = c.schema();
+    let stored = schema.tenant_key.as_deref().and_then(|k| {
+        let index = schema.payload_indexes.iter().find(|p| p.key == k);
+        index.map(|p| (k.to_string(), p.field_type))
+    });
+    let tenant_key_differs = a
+        .tenant_key
+        .as_deref()
+        .is_some_and(|spec| crate::db::parse_tenant_key(spec).ok() != stored);
     let differs: Vec<String> = [
         (
             "--chunking",
@@ -376,10 +386,8 @@ fn refuse_changed_settings(c: &Collection, a: &IngestArgs) -> Result<()> {
         ),
         (
             "--tenant-key",
-            a.tenant_key.is_some()
-                && a.tenant_key.as_deref().map(|t| t.split(':').next())
-                    != Some(c.schema().tenant_key.as_deref()),
-            format!("{:?}", c.schema().tenant_key),
+            tenant_key_differs,
+            format!("{:?}", stored.as_ref().map(|(k, _)| k)),
         ),
     ]
     .into_iter()

@@ -26,7 +26,6 @@ use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params};
 use crate::error::{EngineError, Result};
 use crate::ops::{Op, PointWrite};
 use crate::scope::{tenant_of, Resolved, Scope, TenantId};
-use sextant_storage::payload_index::FieldType;
 
 /// Default number of points the mutable segment holds before it is flushed.
 pub const DEFAULT_FLUSH_POINTS: usize = 20_000;
@@ -444,7 +443,7 @@ impl Collection {
                 id: p.id.to_string(),
                 reason,
             };
-            let payload = match p.payload {
+            let mut payload = match p.payload {
                 Value::Null => Value::Object(Default::default()),
                 Value::Object(m) => Value::Object(m),
                 other => {
@@ -454,7 +453,6 @@ impl Collection {
                     )))
                 }
             };
-            let mut payload = payload;
             if let Some(key) = &self.schema.tenant_key {
                 self.check_tenant_value(&mut payload, key, scope)
                     .map_err(invalid)?;
@@ -545,8 +543,11 @@ impl Collection {
     pub fn check(&self, scope: &Scope, points: &[PointInput]) -> Result<()> {
         const CHUNK: usize = 4096;
         let scope = self.resolve(scope)?;
+        let key = self.schema.tenant_key.as_deref();
+        // (position, id, tenant) of every point, as validation completed its payload.
+        let mut owners = Vec::new();
         for (i, chunk) in points.chunks(CHUNK).enumerate() {
-            self.validate(chunk.to_vec(), &scope).map_err(|e| match e {
+            let valid = self.validate(chunk.to_vec(), &scope).map_err(|e| match e {
                 EngineError::InvalidPoint { index, id, reason } => EngineError::InvalidPoint {
                     index: i * CHUNK + index,
                     id,
@@ -554,18 +555,18 @@ impl Collection {
                 },
                 e => e,
             })?;
+            if let Some(key) = key {
+                owners.extend(valid.into_iter().enumerate().map(|(j, p)| {
+                    let t = tenant_of(&p.payload, key);
+                    (i * CHUNK + j, p.id, t)
+                }));
+            }
         }
         let st = self.state.read();
         check_id_kinds(st.id_kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
-        if let Some(key) = &self.schema.tenant_key {
-            let owners = points.iter().enumerate().map(|(i, p)| {
-                let mut payload = p.payload.clone();
-                if let Resolved::Tenant { tenant, .. } = &scope {
-                    fill_tenant(&mut payload, key, tenant);
-                }
-                (i, &p.id, tenant_of(&payload, key))
-            });
-            check_owners(&st, key, owners)?;
+        if let Some(key) = key {
+            let owners = owners.iter().map(|(i, id, t)| (*i, id, t.clone()));
+            check_owners(&st, key, owners, &HashSet::new())?;
         }
         Ok(())
     }
@@ -581,7 +582,7 @@ impl Collection {
             return Ok(self.state.read().applied_seq);
         }
         let mut w = self.writer.lock();
-        self.check_batch(&points)?;
+        self.check_batch(&points, &[])?;
         let seq = self.log(&mut w, &Op::Upsert(points))?;
         if self.state.read().mutable.len() as usize >= self.config.flush_points {
             self.flush_after_write(w);
@@ -621,7 +622,7 @@ impl Collection {
         }
         // Deleted ids are free to be written again by this record, by any tenant the scope
         // allows: check owners as if the deletes had happened.
-        self.check_batch_after(&points, &delete)?;
+        self.check_batch(&points, &delete)?;
         let seq = self.log(
             &mut w,
             &Op::Replace {
@@ -646,21 +647,17 @@ impl Collection {
         let mut seen = HashSet::new();
         ids.into_iter()
             .filter(|id| match st.find(id) {
-                Some(loc) => matches!(scope, Resolved::All) || scope.admits(&st.payload_at(loc)),
+                Some(loc) => scope.admits_at(&st, loc),
                 None => false,
             })
             .filter(|id| seen.insert(id.clone()))
             .collect()
     }
 
-    /// Checks id kinds and, in a multi-tenant collection, that no point changes tenant. Called
-    /// with the writer lock held, so nothing changes between the check and the append.
-    fn check_batch(&self, points: &[PointWrite]) -> Result<()> {
-        self.check_batch_after(points, &[])
-    }
-
-    /// As [`Collection::check_batch`], for a batch that first deletes `deleted`.
-    fn check_batch_after(&self, points: &[PointWrite], deleted: &[PointId]) -> Result<()> {
+    /// Checks id kinds and, in a multi-tenant collection, that no point changes tenant, for a
+    /// batch that first deletes `deleted`. Called with the writer lock held, so nothing changes
+    /// between the check and the append.
+    fn check_batch(&self, points: &[PointWrite], deleted: &[PointId]) -> Result<()> {
         let st = self.state.read();
         check_id_kinds(st.id_kind, points.iter().map(|p| &p.id)).map_err(EngineError::MixedIds)?;
         let Some(key) = &self.schema.tenant_key else {
@@ -671,7 +668,7 @@ impl Collection {
             .iter()
             .enumerate()
             .map(|(i, p)| (i, &p.id, tenant_of(&p.payload, key)));
-        check_owners_except(&st, key, owners, &deleted)
+        check_owners(&st, key, owners, &deleted)
     }
 
     /// Checks (and completes) the tenant key of a payload: one tenant id of the key's type,
@@ -692,19 +689,7 @@ impl Collection {
             ));
         };
         let t = TenantId::from_json(v).map_err(|e| e.to_string())?;
-        match (crate::scope::tenant_type(&self.schema, key), &t) {
-            (FieldType::Integer, TenantId::Str(s)) => {
-                return Err(format!(
-                    "tenant key {key:?} holds integers, got the string {s:?}"
-                ))
-            }
-            (FieldType::Keyword, TenantId::Int(i)) => {
-                return Err(format!(
-                    "tenant key {key:?} holds strings, got the integer {i}"
-                ))
-            }
-            _ => {}
-        }
+        crate::scope::check_type(&self.schema, key, &t)?;
         if let Resolved::Tenant { tenant, .. } = scope {
             if *tenant != t {
                 return Err(format!(
@@ -833,7 +818,7 @@ fn fill_tenant(payload: &mut Value, key: &str, tenant: &TenantId) {
 
 /// Refuses a batch in which an id changes tenant: against the stored points (ids in
 /// `deleted` excepted) and within the batch.
-fn check_owners_except<'a>(
+fn check_owners<'a>(
     st: &State,
     key: &str,
     owners: impl Iterator<Item = (usize, &'a PointId, Option<TenantId>)>,
@@ -857,12 +842,4 @@ fn check_owners_except<'a>(
         in_batch.insert(id, tenant);
     }
     Ok(())
-}
-
-fn check_owners<'a>(
-    st: &State,
-    key: &str,
-    owners: impl Iterator<Item = (usize, &'a PointId, Option<TenantId>)>,
-) -> Result<()> {
-    check_owners_except(st, key, owners, &HashSet::new())
 }

@@ -22,7 +22,7 @@ use sextant_storage::segment::Segment;
 
 use crate::collection::{Collection, Loc, SparseInput, State};
 use crate::error::{EngineError, Result};
-use crate::scope::{Resolved, Scope, TenantId};
+use crate::scope::{Scope, TenantId};
 use sextant_index::{SparseHit, SparseScoring};
 use sextant_storage::schema::SparseKind;
 use sextant_storage::sparse_store::SparseQuery;
@@ -508,7 +508,7 @@ impl Collection {
             .iter()
             .filter_map(|id| {
                 let loc = st.find(id)?;
-                if !matches!(scope, Resolved::All) && !scope.admits(&st.payload_at(loc)) {
+                if !scope.admits_at(&st, loc) {
                     return None;
                 }
                 Some(match loc {

@@ -19,6 +19,7 @@ use sextant_core::Num;
 use sextant_storage::payload_index::FieldType;
 use sextant_storage::schema::Schema;
 
+use crate::collection::{Loc, State};
 use crate::error::{EngineError, Result};
 
 /// A tenant id: a string or an integer.
@@ -126,6 +127,23 @@ pub(crate) fn tenant_type(schema: &Schema, key: &str) -> FieldType {
         .map_or(FieldType::Keyword, |p| p.field_type)
 }
 
+/// Whether `t` has the type of the collection's tenant ids; otherwise why not.
+pub(crate) fn check_type(
+    schema: &Schema,
+    key: &str,
+    t: &TenantId,
+) -> std::result::Result<(), String> {
+    match (tenant_type(schema, key), t) {
+        (FieldType::Integer, TenantId::Str(s)) => Err(format!(
+            "tenant key {key:?} holds integers, got the string {s:?}"
+        )),
+        (FieldType::Keyword, TenantId::Int(i)) => Err(format!(
+            "tenant key {key:?} holds strings, got the integer {i}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A scope checked against a collection's schema.
 #[derive(Debug, Clone)]
 pub(crate) enum Resolved {
@@ -151,22 +169,9 @@ impl Resolved {
             (Some(_), Scope::Unscoped) => Err(EngineError::TenantRequired(name.to_string())),
             (Some(_), Scope::AllTenants) => Ok(Resolved::All),
             (Some(key), Scope::Tenant(t)) => {
-                let ty = tenant_type(schema, key);
-                match (ty, t) {
-                    (FieldType::Integer, TenantId::Int(_))
-                    | (FieldType::Keyword, TenantId::Str(_)) => {}
-                    (FieldType::Integer, TenantId::Str(s)) => {
-                        return Err(EngineError::InvalidRequest(format!(
-                            "tenant key {key:?} of collection {name:?} holds integers, got the string {s:?}"
-                        )))
-                    }
-                    (_, TenantId::Int(i)) => {
-                        return Err(EngineError::InvalidRequest(format!(
-                            "tenant key {key:?} of collection {name:?} holds strings, got the integer {i}"
-                        )))
-                    }
-                    (_, TenantId::Str(_)) => {}
-                }
+                check_type(schema, key, t).map_err(|e| {
+                    EngineError::InvalidRequest(format!("collection {name:?}: {e}"))
+                })?;
                 Ok(Resolved::Tenant {
                     key: key.clone(),
                     tenant: t.clone(),
@@ -183,6 +188,15 @@ impl Resolved {
                 key: key.clone(),
                 value: MatchValue::Value(tenant.to_json()),
             }),
+        }
+    }
+
+    /// Whether the live point at `loc` is inside the scope (its payload is read only for a
+    /// tenant scope).
+    pub(crate) fn admits_at(&self, st: &State, loc: Loc) -> bool {
+        match self {
+            Resolved::All => true,
+            Resolved::Tenant { .. } => self.admits(&st.payload_at(loc)),
         }
     }
 
