@@ -13,7 +13,7 @@ mod number;
 mod sparse;
 mod vector;
 
-pub use error::VectorError;
+pub use error::{ErrorKind, VectorError};
 pub use filter::{format_rfc3339, parse_rfc3339, Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
 pub use number::Num;

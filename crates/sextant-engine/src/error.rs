@@ -2,7 +2,7 @@
 //! ones (I/O, corruption) so a front end can map them to exit codes or HTTP statuses without
 //! parsing messages.
 
-use sextant_core::FilterError;
+use sextant_core::{ErrorKind, FilterError};
 use sextant_storage::schema::SchemaError;
 use sextant_storage::StorageError;
 
@@ -63,7 +63,28 @@ pub enum EngineError {
 impl EngineError {
     /// Whether the caller's input caused the error (as opposed to the system).
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, EngineError::Storage(_) | EngineError::Locked(_))
+        self.kind() != ErrorKind::Internal
+    }
+
+    /// The kind of failure, for front ends to map to exit codes and HTTP statuses.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::CollectionNotFound(_) | EngineError::AliasNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            EngineError::NameTaken(_) => ErrorKind::AlreadyExists,
+            EngineError::InvalidName(_)
+            | EngineError::Schema(_)
+            | EngineError::InvalidPoint { .. }
+            | EngineError::MixedIds(_)
+            | EngineError::TenantRequired(_)
+            | EngineError::Filter(_)
+            | EngineError::InvalidRequest(_)
+            | EngineError::Model(_) => ErrorKind::InvalidInput,
+            EngineError::TenantConflict(_) => ErrorKind::Conflict,
+            EngineError::Locked(_) => ErrorKind::Conflict,
+            EngineError::Storage(_) => ErrorKind::Internal,
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub use collection::{
 };
 pub use database::Database;
 pub use error::{EngineError, Result};
+pub use sextant_core::ErrorKind;
 pub use query::{
     CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,
