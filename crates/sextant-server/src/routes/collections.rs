@@ -1,0 +1,457 @@
+//! Collections, aliases and tenants.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sextant_core::Metric;
+use sextant_engine::{
+    FieldType, IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, TenantId, DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M, DEFAULT_SPACE,
+};
+use utoipa::ToSchema;
+
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, Auth, RequestId};
+use crate::limits::Work;
+use crate::routes::ErrorBody;
+use crate::AppState;
+
+/// Collections and aliases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionList {
+    /// Collection names.
+    pub collections: Vec<String>,
+    /// Alias → collection.
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// Lists the collections (and aliases) this key may use.
+#[utoipa::path(get, path = "/collections", tag = "collections",
+    responses((status = 200, body = CollectionList), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<CollectionList>> {
+    s.allow(&p, Role::Read, None)?;
+    let allowed = |n: &str| s.allow(&p, Role::Read, Some(n)).is_ok();
+    let collections = s
+        .db()
+        .list_collections()?
+        .into_iter()
+        .filter(|n| allowed(n))
+        .collect();
+    let aliases = s
+        .db()
+        .aliases()
+        .into_iter()
+        .filter(|(a, _)| allowed(a))
+        .collect();
+    Ok(Json(CollectionList {
+        collections,
+        aliases,
+    }))
+}
+
+/// A vector space of a new collection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceBody {
+    /// Name.
+    pub name: String,
+    /// Dimension.
+    pub dim: usize,
+    /// `cosine`, `dot`, `l2` or `l1`.
+    pub metric: String,
+    /// `hnsw` (default) or `flat`.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// HNSW links per node.
+    #[serde(default)]
+    pub m: Option<usize>,
+    /// HNSW build candidate list size.
+    #[serde(default)]
+    pub ef_construction: Option<usize>,
+}
+
+/// A new collection: one unnamed space (`dim`, `metric`, `index`) or named `spaces`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// Name (1-64 letters, digits, `_`, `-`).
+    pub name: String,
+    /// Dimension of the single space.
+    #[serde(default)]
+    pub dim: Option<usize>,
+    /// Metric of the single space (default cosine).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Index of the single space: `hnsw` (default) or `flat`.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// HNSW links per node (default 16).
+    #[serde(default)]
+    pub m: Option<usize>,
+    /// HNSW build candidate list size (default 200).
+    #[serde(default)]
+    pub ef_construction: Option<usize>,
+    /// Named spaces instead of the single one.
+    #[serde(default)]
+    pub spaces: Option<Vec<SpaceBody>>,
+    /// Payload indexes: key → `keyword`, `integer`, `float`, `bool` or `datetime`.
+    #[serde(default)]
+    pub payload_indexes: BTreeMap<String, String>,
+    /// Payload key holding each point's tenant, `KEY` or `KEY:integer`: the collection is then
+    /// multi-tenant and every point request names a tenant.
+    #[serde(default)]
+    pub tenant_key: Option<String>,
+}
+
+fn index(
+    kind: Option<&str>,
+    m: Option<usize>,
+    efc: Option<usize>,
+    field: &str,
+) -> ApiResult<IndexSpec> {
+    match kind.unwrap_or("hnsw") {
+        "hnsw" => Ok(IndexSpec::Hnsw {
+            m: m.unwrap_or(DEFAULT_M),
+            ef_construction: efc.unwrap_or(DEFAULT_EF_CONSTRUCTION),
+        }),
+        "flat" if m.is_none() && efc.is_none() => Ok(IndexSpec::Flat),
+        "flat" => Err(ApiError::invalid(
+            field,
+            "m and ef_construction apply to hnsw only",
+        )),
+        other => Err(ApiError::invalid(
+            field,
+            format!("unknown index {other:?}: expected hnsw or flat"),
+        )),
+    }
+}
+
+fn metric(s: Option<&str>, field: &str) -> ApiResult<Metric> {
+    s.unwrap_or("cosine")
+        .parse::<Metric>()
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// The schema a create request asks for.
+pub(crate) fn schema_of(b: &CreateCollection) -> ApiResult<Schema> {
+    let spaces = match &b.spaces {
+        Some(spaces) => {
+            let single = [
+                ("dim", b.dim.is_some()),
+                ("metric", b.metric.is_some()),
+                ("index", b.index.is_some()),
+                ("m", b.m.is_some()),
+                ("ef_construction", b.ef_construction.is_some()),
+            ];
+            if let Some((f, _)) = single.iter().find(|(_, given)| *given) {
+                return Err(ApiError::invalid(
+                    f,
+                    "give the single space's settings or spaces, not both",
+                ));
+            }
+            spaces
+                .iter()
+                .enumerate()
+                .map(|(i, sp)| {
+                    let field = format!("spaces[{i}]");
+                    Ok(SpaceSpec {
+                        name: sp.name.clone(),
+                        dim: sp.dim,
+                        metric: metric(Some(&sp.metric), &field)?,
+                        index: index(sp.index.as_deref(), sp.m, sp.ef_construction, &field)?,
+                        model: None,
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?
+        }
+        None => vec![SpaceSpec {
+            name: DEFAULT_SPACE.into(),
+            dim: b
+                .dim
+                .ok_or_else(|| ApiError::invalid("dim", "give dim (or spaces)"))?,
+            metric: metric(b.metric.as_deref(), "metric")?,
+            index: index(b.index.as_deref(), b.m, b.ef_construction, "index")?,
+            model: None,
+        }],
+    };
+    let mut payload_indexes = b
+        .payload_indexes
+        .iter()
+        .map(|(k, t)| {
+            Ok(PayloadIndexSpec {
+                key: k.clone(),
+                field_type: t
+                    .parse::<FieldType>()
+                    .map_err(|e| ApiError::invalid("payload_indexes", e.to_string()))?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let tenant_key = match &b.tenant_key {
+        None => None,
+        Some(spec) => {
+            let (key, ty) = spec.rsplit_once(':').unwrap_or((spec, "keyword"));
+            let ty = match ty {
+                "keyword" => FieldType::Keyword,
+                "integer" => FieldType::Integer,
+                other => {
+                    return Err(ApiError::invalid(
+                        "tenant_key",
+                        format!("tenant type {other:?}: expected keyword or integer"),
+                    ))
+                }
+            };
+            if key.is_empty() {
+                return Err(ApiError::invalid("tenant_key", "the key is empty"));
+            }
+            if !payload_indexes.iter().any(|p| p.key == key) {
+                payload_indexes.push(PayloadIndexSpec {
+                    key: key.to_string(),
+                    field_type: ty,
+                });
+            }
+            Some(key.to_string())
+        }
+    };
+    Ok(Schema {
+        spaces,
+        payload_indexes,
+        tenant_key,
+        documents: None,
+        sparse_spaces: Vec::new(),
+    })
+}
+
+/// Creates a collection (admin).
+#[utoipa::path(post, path = "/collections", tag = "collections", request_body = CreateCollection,
+    responses((status = 201, description = "Created; the collection's info", body = Object),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiJson(b): ApiJson<CreateCollection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    s.allow(&p, Role::Admin, Some(&b.name))?;
+    let schema = schema_of(&b)?;
+    let st = s.clone();
+    let name = b.name.clone();
+    let r = s
+        .run(Work::Write, move || {
+            let c = st.db().create_collection(&name, schema)?;
+            st.cache.invalidate(c.name());
+            Ok(serde_json::to_value(c.info()).map_err(ApiError::internal)?)
+        })
+        .await;
+    s.audit(&p, "collection.create", Some(&b.name), None, &rid, &r);
+    Ok((StatusCode::CREATED, Json(r?)))
+}
+
+/// Collection statistics: counts, segments, memory, disk. A tenant-limited key sees its
+/// tenant's point count only.
+#[utoipa::path(get, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection or alias")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn info(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let c = s.collection(&p, Role::Read, &name)?;
+    let st = s.clone();
+    s.run(s.read_work(), move || {
+        if p.tenant.is_some() {
+            let scope = st.scope(&p, &c, None, false)?;
+            return Ok(Json(json!({
+                "name": c.name(),
+                "schema": c.schema(),
+                "points": c.count(&scope, None)?,
+            })));
+        }
+        Ok(Json(
+            serde_json::to_value(c.info()).map_err(ApiError::internal)?,
+        ))
+    })
+    .await
+}
+
+/// Deletes a collection and its files (admin).
+#[utoipa::path(delete, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection (not an alias)")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    s.allow(&p, Role::Admin, Some(&name))?;
+    let st = s.clone();
+    let n = name.clone();
+    let r = s
+        .run(Work::Write, move || {
+            st.db().delete_collection(&n)?;
+            st.cache.invalidate(&n);
+            Ok(json!({"deleted": n}))
+        })
+        .await;
+    s.audit(&p, "collection.delete", Some(&name), None, &rid, &r);
+    Ok(Json(r?))
+}
+
+/// Flushes and merges a collection into one segment, dropping deleted points (admin).
+#[utoipa::path(post, path = "/collections/{name}/optimize", tag = "collections",
+    params(("name" = String, Path, description = "Collection or alias")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn optimize(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let c = s.collection(&p, Role::Admin, &name)?;
+    let r = s
+        .run(Work::Write, move || {
+            c.optimize()?;
+            Ok(serde_json::to_value(c.info()).map_err(ApiError::internal)?)
+        })
+        .await;
+    s.audit(&p, "collection.optimize", Some(&name), None, &rid, &r);
+    Ok(Json(r?))
+}
+
+/// Aliases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasList {
+    /// Alias → collection.
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// Lists aliases.
+#[utoipa::path(get, path = "/aliases", tag = "collections",
+    responses((status = 200, body = AliasList)), security(("api_key" = [])))]
+pub async fn aliases(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<AliasList>> {
+    s.allow(&p, Role::Read, None)?;
+    let aliases = s
+        .db()
+        .aliases()
+        .into_iter()
+        .filter(|(a, _)| s.allow(&p, Role::Read, Some(a)).is_ok())
+        .collect();
+    Ok(Json(AliasList { aliases }))
+}
+
+/// Where an alias points.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAlias {
+    /// The collection.
+    pub collection: String,
+}
+
+/// Creates or atomically switches an alias (admin).
+#[utoipa::path(put, path = "/aliases/{alias}", tag = "collections", request_body = SetAlias,
+    params(("alias" = String, Path, description = "Alias name")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn set_alias(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(alias): ApiPath<String>,
+    ApiJson(b): ApiJson<SetAlias>,
+) -> ApiResult<Json<Value>> {
+    s.allow(&p, Role::Admin, None)?;
+    let st = s.clone();
+    let a = alias.clone();
+    let r = s
+        .run(Work::Write, move || {
+            st.db().set_alias(&a, &b.collection)?;
+            Ok(json!({"alias": a, "collection": b.collection}))
+        })
+        .await;
+    s.audit(&p, "alias.set", Some(&alias), None, &rid, &r);
+    Ok(Json(r?))
+}
+
+/// Deletes an alias (admin).
+#[utoipa::path(delete, path = "/aliases/{alias}", tag = "collections",
+    params(("alias" = String, Path, description = "Alias name")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete_alias(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(alias): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    s.allow(&p, Role::Admin, None)?;
+    let st = s.clone();
+    let a = alias.clone();
+    let r = s
+        .run(Work::Write, move || {
+            st.db().delete_alias(&a)?;
+            Ok(json!({"deleted": a}))
+        })
+        .await;
+    s.audit(&p, "alias.delete", Some(&alias), None, &rid, &r);
+    Ok(Json(r?))
+}
+
+/// Tenants and their point counts (admin).
+#[utoipa::path(get, path = "/collections/{name}/tenants", tag = "collections",
+    params(("name" = String, Path, description = "Collection or alias")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn tenants(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let c = s.collection(&p, Role::Admin, &name)?;
+    s.run(s.read_work(), move || {
+        let list: Vec<Value> = c
+            .tenants()?
+            .into_iter()
+            .map(|(t, n)| json!({"tenant": t.to_json(), "points": n}))
+            .collect();
+        Ok(Json(json!({"tenants": list})))
+    })
+    .await
+}
+
+/// Deletes every point of one tenant (admin).
+#[utoipa::path(delete, path = "/collections/{name}/tenants/{tenant}", tag = "collections",
+    params(("name" = String, Path, description = "Collection or alias"),
+           ("tenant" = String, Path, description = "Tenant id (an integer for an integer tenant key)")),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn drop_tenant(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath((name, tenant)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let c = s.collection(&p, Role::Admin, &name)?;
+    let st = s.clone();
+    let r = s
+        .run(Work::Write, move || {
+            let t = TenantId::parse_for(c.schema(), &tenant)
+                .map_err(|e| ApiError::from(e).with_field("tenant"))?;
+            let n = c.drop_tenant(&t)?;
+            st.cache.invalidate(c.name());
+            Ok(json!({"tenant": t.to_json(), "deleted": n}))
+        })
+        .await;
+    s.audit(&p, "tenant.drop", Some(&name), None, &rid, &r);
+    Ok(Json(r?))
+}

@@ -1,0 +1,100 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::AppState;
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// The process is up (no key needed).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+    /// Collections open (WAL replayed).
+    pub collections: usize,
+}
+
+/// Collections are open and their WALs replayed; 503 while starting or shutting down (no key
+/// needed).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Ready),
+              (status = 503, description = "Not ready", body = crate::routes::ErrorBody)))]
+pub async fn readyz(State(s): State<AppState>) -> ApiResult<axum::Json<Ready>> {
+    if !s.is_ready() {
+        return Err(ApiError::overloaded(
+            "not ready: starting or shutting down",
+            1,
+        ));
+    }
+    let n = s.db().list_collections()?.len();
+    Ok(axum::Json(Ready {
+        status: "ready".into(),
+        collections: n,
+    }))
+}
+
+/// Prometheus metrics (any key).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, description = "No key", body = crate::routes::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    s.allow(&p, Role::Read, None)?;
+    let st = s.clone();
+    s.run(s.read_work(), move || {
+        for name in st.db().list_collections()? {
+            if p.collections.as_ref().is_some_and(|c| !c.contains(&name)) || p.tenant.is_some() {
+                continue;
+            }
+            if let Ok(c) = st.db().collection(&name) {
+                let info = c.info();
+                let l = [("collection", name.clone())];
+                metrics::gauge!("sextant_collection_points", &l).set(info.points as f64);
+                metrics::gauge!("sextant_collection_segments", &l).set(info.segments.len() as f64);
+                metrics::gauge!("sextant_collection_wal_bytes", &l).set(info.wal_bytes as f64);
+                metrics::gauge!("sextant_collection_disk_bytes", &l).set(info.disk_bytes as f64);
+                metrics::gauge!("sextant_collection_memory_bytes", &l)
+                    .set(info.memory_bytes as f64);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    metrics::gauge!("sextant_queue_depth").set(s.gate.queue_depth() as f64);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    ))
+}
+
+/// The OpenAPI 3.1 description of this server (no key needed).
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::routes::OPENAPI.get().cloned().unwrap_or_default(),
+    )
+}

@@ -1,0 +1,413 @@
+//! Each route's success path and its main error paths.
+
+use serde_json::{json, Value};
+
+use crate::common::{assert_error, start};
+
+fn vec(i: usize) -> Vec<f32> {
+    (0..4)
+        .map(|j| ((i * 7 + j * 3) % 11) as f32 + 0.5)
+        .collect()
+}
+
+fn points(range: std::ops::Range<usize>) -> Value {
+    Value::Array(
+        range
+            .map(|i| json!({"id": i, "vector": vec(i), "payload": {"i": i, "even": i % 2 == 0}}))
+            .collect(),
+    )
+}
+
+#[test]
+fn collections_points_search_scroll_aliases() {
+    let t = start(false);
+    assert_eq!(t.ok("GET", "/healthz", None, None)["status"], "ok");
+    assert_eq!(t.ok("GET", "/readyz", None, None)["status"], "ready");
+    let info = t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(
+            json!({"name": "c", "dim": 4, "metric": "cosine", "payload_indexes": {"i": "integer"}}),
+        ),
+    );
+    assert_eq!(info["name"], "c");
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections",
+            None,
+            Some(json!({"name": "c", "dim": 4})),
+        ),
+        409,
+        "already_exists",
+        "c",
+    );
+    assert_eq!(
+        t.ok("GET", "/collections", None, None)["collections"],
+        json!(["c"])
+    );
+    let up = t.ok(
+        "PUT",
+        "/collections/c/points",
+        None,
+        Some(json!({"points": points(0..50)})),
+    );
+    assert_eq!(up["upserted"], 50);
+    assert_eq!(
+        t.ok("POST", "/collections/c/points/count", None, Some(json!({})))["count"],
+        50
+    );
+    let n = t.ok(
+        "POST",
+        "/collections/c/points/count",
+        None,
+        Some(json!({"filter": {"must": [{"key": "even", "match": {"value": true}}]}})),
+    );
+    assert_eq!(n["count"], 25);
+    let got = t.ok(
+        "POST",
+        "/collections/c/points/get",
+        None,
+        Some(json!({"ids": [3, 99, 4]})),
+    );
+    let ids: Vec<&Value> = got["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["id"])
+        .collect();
+    assert_eq!(ids, vec![&json!(3), &json!(4)]);
+    assert_eq!(got["points"][0]["payload"]["i"], 3);
+    assert_eq!(
+        t.ok("GET", "/collections/c/points/7", None, None)["payload"]["i"],
+        7
+    );
+    assert_error(
+        &t.call("GET", "/collections/c/points/700", None, None),
+        404,
+        "not_found",
+        "700",
+    );
+
+    // Search: the exact nearest neighbour of a stored vector is itself.
+    let hits = t.ok(
+        "POST",
+        "/collections/c/search",
+        None,
+        Some(json!({"vector": vec(9), "k": 3, "with_payload": true})),
+    );
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 3);
+    assert!(hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["id"] == 9));
+    let filtered = t.ok(
+        "POST",
+        "/collections/c/search",
+        None,
+        Some(json!({"vector": vec(9), "k": 5, "filter": {"must": [{"key": "i", "range": {"lt": 10}}]}, "explain": true})),
+    );
+    assert!(filtered["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["id"].as_u64().unwrap() < 10));
+    assert!(filtered["plan"]["segments"].is_array());
+
+    // Cache: a repeated search gives the same answer; a write is visible at once.
+    let q = json!({"vector": vec(1), "k": 50});
+    let a = t.ok("POST", "/collections/c/search", None, Some(q.clone()));
+    assert_eq!(
+        a,
+        t.ok("POST", "/collections/c/search", None, Some(q.clone()))
+    );
+    t.ok(
+        "POST",
+        "/collections/c/points/delete",
+        None,
+        Some(json!({"ids": [1]})),
+    );
+    let b = t.ok("POST", "/collections/c/search", None, Some(q.clone()));
+    assert!(
+        b["hits"].as_array().unwrap().iter().all(|h| h["id"] != 1),
+        "stale cached answer after a delete"
+    );
+    assert_eq!(b["hits"].as_array().unwrap().len(), 49);
+
+    // Scroll in payload order, two pages.
+    let p1 = t.ok(
+        "POST",
+        "/collections/c/points/scroll",
+        None,
+        Some(json!({"limit": 30, "order_by": {"key": "i", "direction": "desc"}})),
+    );
+    assert_eq!(p1["points"][0]["id"], 49);
+    let off = p1["next_offset"].as_str().unwrap().to_string();
+    let p2 = t.ok(
+        "POST",
+        "/collections/c/points/scroll",
+        None,
+        Some(json!({"limit": 30, "offset": off, "order_by": {"key": "i", "direction": "desc"}})),
+    );
+    assert_eq!(
+        p1["points"].as_array().unwrap().len() + p2["points"].as_array().unwrap().len(),
+        49
+    );
+    assert!(p2["next_offset"].is_null());
+
+    // Delete by filter, then optimize.
+    let d = t.ok(
+        "POST",
+        "/collections/c/points/delete",
+        None,
+        Some(json!({"filter": {"must": [{"key": "even", "match": {"value": true}}]}})),
+    );
+    assert_eq!(d["deleted"], 25);
+    let info = t.ok("POST", "/collections/c/optimize", None, None);
+    assert_eq!(info["points"], 24);
+    assert_eq!(t.ok("GET", "/collections/c", None, None)["points"], 24);
+
+    // Aliases.
+    t.ok(
+        "PUT",
+        "/aliases/live",
+        None,
+        Some(json!({"collection": "c"})),
+    );
+    assert_eq!(t.ok("GET", "/aliases", None, None)["aliases"]["live"], "c");
+    assert_eq!(
+        t.ok(
+            "POST",
+            "/collections/live/points/count",
+            None,
+            Some(json!({}))
+        )["count"],
+        24
+    );
+    assert_error(
+        &t.call(
+            "PUT",
+            "/aliases/x",
+            None,
+            Some(json!({"collection": "nope"})),
+        ),
+        404,
+        "not_found",
+        "nope",
+    );
+    t.ok("DELETE", "/aliases/live", None, None);
+    assert_error(
+        &t.call("DELETE", "/aliases/live", None, None),
+        404,
+        "not_found",
+        "live",
+    );
+
+    // Delete the collection.
+    t.ok("DELETE", "/collections/c", None, None);
+    assert_error(
+        &t.call("GET", "/collections/c", None, None),
+        404,
+        "not_found",
+        "c",
+    );
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/c/search",
+            None,
+            Some(json!({"vector": vec(1)})),
+        ),
+        404,
+        "not_found",
+        "c",
+    );
+}
+
+#[test]
+fn tenants_over_http() {
+    let t = start(false);
+    t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(json!({"name": "m", "dim": 4, "tenant_key": "org"})),
+    );
+    // Unscoped writes and reads in a multi-tenant collection are refused.
+    assert_error(
+        &t.call(
+            "PUT",
+            "/collections/m/points",
+            None,
+            Some(json!({"points": points(0..2)})),
+        ),
+        400,
+        "invalid_input",
+        "multi-tenant",
+    );
+    t.ok(
+        "PUT",
+        "/collections/m/points",
+        None,
+        Some(json!({"points": points(0..10), "tenant": "a"})),
+    );
+    t.ok(
+        "PUT",
+        "/collections/m/points",
+        None,
+        Some(json!({"points": points(10..15), "tenant": "b"})),
+    );
+    // Moving a point to another tenant is a conflict.
+    assert_error(
+        &t.call(
+            "PUT",
+            "/collections/m/points",
+            None,
+            Some(json!({"points": points(0..1), "tenant": "b"})),
+        ),
+        409,
+        "conflict",
+        "",
+    );
+    let count = |tenant: Value| {
+        t.ok(
+            "POST",
+            "/collections/m/points/count",
+            None,
+            Some(json!({"tenant": tenant})),
+        )["count"]
+            .clone()
+    };
+    assert_eq!(count(json!("a")), 10);
+    assert_eq!(count(json!("b")), 5);
+    assert_eq!(
+        t.ok(
+            "POST",
+            "/collections/m/points/count",
+            None,
+            Some(json!({"all_tenants": true}))
+        )["count"],
+        15
+    );
+    assert_error(
+        &t.call("GET", "/collections/m/points/1?tenant=b", None, None),
+        404,
+        "not_found",
+        "",
+    );
+    assert_eq!(
+        t.ok("GET", "/collections/m/points/1?tenant=a", None, None)["id"],
+        1
+    );
+    let ts = t.ok("GET", "/collections/m/tenants", None, None);
+    assert_eq!(ts["tenants"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        t.ok("DELETE", "/collections/m/tenants/b", None, None)["deleted"],
+        5
+    );
+    assert_eq!(count(json!("b")), 0);
+}
+
+#[test]
+fn keys_admin_routes_and_audit_log() {
+    let t = start(true);
+    let admin = t.key("admin", None, None);
+    let made = t.ok(
+        "POST",
+        "/admin/keys",
+        Some(&admin),
+        Some(json!({"role": "read", "collections": ["c"]})),
+    );
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["record"]["id"].as_str().unwrap().to_string();
+    assert!(
+        made["record"].get("hash").is_none(),
+        "the hash is never shown"
+    );
+    let list = t.ok("GET", "/admin/keys", Some(&admin), None);
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains(key.rsplit('_').next().unwrap()));
+    assert_eq!(
+        t.ok("GET", "/collections", Some(&key), None)["collections"],
+        json!([])
+    );
+    assert_error(
+        &t.call("GET", "/admin/keys", Some(&key), None),
+        403,
+        "forbidden",
+        "admin",
+    );
+    t.ok("DELETE", &format!("/admin/keys/{id}"), Some(&admin), None);
+    assert_error(
+        &t.call("GET", "/collections", Some(&key), None),
+        401,
+        "unauthorized",
+        "",
+    );
+    assert_error(
+        &t.call(
+            "POST",
+            "/admin/keys",
+            Some(&admin),
+            Some(json!({"role": "admin", "tenant": "x"})),
+        ),
+        400,
+        "invalid_input",
+        "tenant",
+    );
+    t.ok(
+        "POST",
+        "/collections",
+        Some(&admin),
+        Some(json!({"name": "c", "dim": 4})),
+    );
+    t.ok(
+        "PUT",
+        "/collections/c/points",
+        Some(&admin),
+        Some(json!({"points": points(0..3)})),
+    );
+    // The metrics page needs a key and shows the request counters.
+    assert_error(
+        &t.call("GET", "/metrics", None, None),
+        401,
+        "unauthorized",
+        "",
+    );
+    let resp = ureq::get(&t.url("/metrics"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .unwrap();
+    let text = resp.into_string().unwrap();
+    assert!(text.contains("sextant_http_requests_total"), "{text}");
+    assert!(text.contains("sextant_collection_points"), "{text}");
+    // The audit log has the writes and admin actions, with who and the outcome.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = std::fs::read_to_string(t.dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "key.create",
+        "key.delete",
+        "collection.create",
+        "points.upsert",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let failed = lines
+        .iter()
+        .find(|l| l["action"] == "key.create" && l["outcome"] != "ok")
+        .unwrap();
+    assert!(failed["outcome"].as_str().unwrap().contains("400"));
+    assert!(lines
+        .iter()
+        .all(|l| l["key_id"].is_string() && l["time"].is_string()));
+}

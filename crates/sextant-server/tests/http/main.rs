@@ -1,0 +1,9 @@
+//! The real server over loopback HTTP: every route's success and error paths, the auth matrix,
+//! bad input, limits and the OpenAPI document.
+
+mod common;
+
+mod api;
+mod auth_matrix;
+mod bad_input;
+mod openapi;
