@@ -15,6 +15,7 @@ mod embed;
 mod llm;
 #[cfg(feature = "embed")]
 mod models;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -101,6 +102,12 @@ enum Command {
     /// Rank passages (one per line) against a query with a cross-encoder.
     #[cfg(feature = "embed")]
     Rerank(embed::RerankArgs),
+    /// Serve the data directory over HTTP: REST + JSON, OpenAPI at /openapi.json, the
+    /// OpenAI-compatible /v1/embeddings, API keys, metrics, a web console at /.
+    Serve(serve::ServeArgs),
+    /// Make, list and revoke the server's API keys.
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
 }
 
 /// Exit status of a command whose reader went away (`sextant … | head`): 128 + SIGPIPE, as
@@ -219,6 +226,8 @@ fn main() -> std::process::ExitCode {
         Command::Embed(args) => embed::run_embed(args),
         #[cfg(feature = "embed")]
         Command::Rerank(args) => embed::run_rerank(args),
+        Command::Serve(args) => serve::run_serve(a, args),
+        Command::Keys(cmd) => serve::run_keys(a, cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

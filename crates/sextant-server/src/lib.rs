@@ -201,9 +201,13 @@ impl AppState {
                     "this API key is limited to tenant {mine}; all_tenants is not allowed"
                 )));
             }
-            let own = TenantId::from_json(mine)?;
+            // A key's tenant is typed by each collection's tenant key (the CLI stores it as
+            // text), and so is the tenant a request names when compared with it.
+            let own = TenantId::parse_for(c.schema(), &tenant_text(mine))?;
             if let Some(t) = tenant {
-                if TenantId::from_json(t)? != own {
+                let asked = TenantId::parse_for(c.schema(), &tenant_text(t))
+                    .map_err(|e| ApiError::from(e).with_field("tenant"))?;
+                if asked != own {
                     return Err(forbidden(format!(
                         "this API key is limited to tenant {mine}, not {t}"
                     )));
@@ -258,6 +262,14 @@ impl AppState {
             &outcome,
             request_id,
         );
+    }
+}
+
+/// A tenant id as text (a JSON string's contents, or a number's digits).
+fn tenant_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
