@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// `SEXTANT_SERVER_LIMITS__QUEUE_DEPTH` (`__` separates a section from its key).
 pub const ENV_PREFIX: &str = "SEXTANT_SERVER_";
 
+/// Where the project's setup script puts the default embedding model.
+pub const DEFAULT_MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6480";
 
@@ -34,8 +37,13 @@ pub struct ServerConfig {
     pub cache: CacheConfig,
     /// Logging.
     pub log: LogConfig,
-    /// Model names served by `/v1/embeddings`, `/embed` and `/rerank`: name → directory.
+    /// Model names served by `/v1/embeddings`, `/embed` and `/rerank` and usable by ingest and
+    /// rerank requests: name → directory. Remote callers only ever name models; they never
+    /// give paths.
     pub models: BTreeMap<String, String>,
+    /// The model used when a request names none (ingest, `/embed`) [default:
+    /// `all-MiniLM-L6-v2` when `models/all-MiniLM-L6-v2` exists, else the only configured one].
+    pub default_model: String,
     /// The language model `ask` may call for an answer.
     pub llm: LlmConfig,
 }
@@ -51,6 +59,7 @@ impl Default for ServerConfig {
             cache: CacheConfig::default(),
             log: LogConfig::default(),
             models: BTreeMap::new(),
+            default_model: String::new(),
             llm: LlmConfig::default(),
         }
     }
@@ -318,10 +327,46 @@ impl ServerConfig {
                 )));
             }
         }
+        if !self.default_model.is_empty()
+            && !self.effective_models().contains_key(&self.default_model)
+        {
+            return Err(ConfigError(format!(
+                "default_model {:?} is not one of the models (models.NAME)",
+                self.default_model
+            )));
+        }
         if !self.llm.endpoint.is_empty() && self.llm.timeout_s == 0 {
             return Err(ConfigError("llm.timeout_s must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// The served models: the configured ones, and the project's default model
+    /// (`models/all-MiniLM-L6-v2`, fetched by `scripts/setup-models.sh`) when it is present, as
+    /// `all-MiniLM-L6-v2` and `sentence-transformers/all-MiniLM-L6-v2`.
+    pub fn effective_models(&self) -> BTreeMap<String, String> {
+        let mut m = self.models.clone();
+        let dir = Path::new(DEFAULT_MODEL_DIR);
+        if dir.join("config.json").is_file() {
+            let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            for name in ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"] {
+                m.entry(name.to_string())
+                    .or_insert_with(|| abs.display().to_string());
+            }
+        }
+        m
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> Option<String> {
+        if !self.default_model.is_empty() {
+            return Some(self.default_model.clone());
+        }
+        let m = self.effective_models();
+        if m.contains_key("all-MiniLM-L6-v2") {
+            return Some("all-MiniLM-L6-v2".into());
+        }
+        (m.len() == 1).then(|| m.keys().next().cloned()).flatten()
     }
 
     /// The audit log's path, if on.

@@ -64,18 +64,27 @@ pub fn serve(db: Database, config: ServerConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!(address = %local, auth, data = %state.data_dir().display(), "sextant serve listening");
+        let scheme = if state.config().tls.cert.is_empty() { "http" } else { "https" };
         eprintln!(
-            "sextant serve: listening on http://{local} (auth {})",
+            "sextant serve: listening on {scheme}://{local} (auth {})",
             if auth { "on: API keys required" } else { "off: loopback only" }
         );
         let app = crate::app(state.clone());
         let st = state.clone();
+        let stop = async move {
+            shutdown_signal().await;
+            st.set_ready(false);
+            tracing::info!("shutting down: finishing requests in flight");
+        };
+        #[cfg(feature = "tls")]
+        if !state.config().tls.cert.is_empty() {
+            let acceptor = tls::acceptor(&state.config().tls)?;
+            tls::serve(listener, app, acceptor, stop).await;
+            tracing::info!("stopped");
+            return Ok(());
+        }
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                st.set_ready(false);
-                tracing::info!("shutting down: finishing requests in flight");
-            })
+            .with_graceful_shutdown(stop)
             .await
             .context("server failed")?;
         tracing::info!("stopped");
@@ -122,11 +131,19 @@ impl RunningServer {
                     };
                     let local = listener.local_addr()?;
                     let _ = ready_tx.send(Ok((local, state.clone())));
+                    let st = state.clone();
+                    let stop = async move {
+                        let _ = stop_rx.await;
+                        st.set_ready(false);
+                    };
+                    #[cfg(feature = "tls")]
+                    if !state.config().tls.cert.is_empty() {
+                        let acceptor = tls::acceptor(&state.config().tls)?;
+                        tls::serve(listener, crate::app(state.clone()), acceptor, stop).await;
+                        return Ok(());
+                    }
                     axum::serve(listener, crate::app(state.clone()))
-                        .with_graceful_shutdown(async move {
-                            let _ = stop_rx.await;
-                            state.set_ready(false);
-                        })
+                        .with_graceful_shutdown(stop)
                         .await?;
                     Ok(())
                 })
@@ -173,5 +190,85 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// HTTPS: rustls in front of the same router (the `tls` feature).
+#[cfg(feature = "tls")]
+pub(crate) mod tls {
+    use std::io::BufReader;
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tokio_rustls::rustls;
+    use tokio_rustls::TlsAcceptor;
+
+    use crate::config::TlsConfig;
+
+    /// The acceptor for the configured certificate chain and key.
+    pub fn acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
+        let open = |p: &str| {
+            std::fs::File::open(p)
+                .map(BufReader::new)
+                .with_context(|| format!("cannot open {p}"))
+        };
+        let certs = rustls_pemfile::certs(&mut open(&cfg.cert)?)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("tls.cert {}: not a PEM certificate chain", cfg.cert))?;
+        if certs.is_empty() {
+            anyhow::bail!("tls.cert {}: no certificate in it", cfg.cert);
+        }
+        let key = rustls_pemfile::private_key(&mut open(&cfg.key)?)
+            .with_context(|| format!("tls.key {}: not a PEM private key", cfg.key))?
+            .with_context(|| format!("tls.key {}: no private key in it", cfg.key))?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("tls.cert and tls.key do not make a usable certificate")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+
+    /// Accepts TLS connections until `stop`, then lets the open ones finish.
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        app: axum::Router,
+        acceptor: TlsAcceptor,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            continue;
+                        }
+                    };
+                    let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
+                    tokio::spawn(async move {
+                        let stream = match acceptor.accept(tcp).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        };
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                _ = &mut stop => break,
+            }
+        }
+        graceful.shutdown().await;
     }
 }

@@ -6,4 +6,7 @@ mod common;
 mod api;
 mod auth_matrix;
 mod bad_input;
+mod concurrency;
 mod openapi;
+#[cfg(feature = "tls")]
+mod tls;
