@@ -30,12 +30,12 @@ pub use collection::{
 };
 pub use database::Database;
 pub use error::{EngineError, Result};
-pub use sextant_core::ErrorKind;
 pub use query::{
     CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,
 };
 pub use scope::{Scope, TenantId};
+pub use sextant_core::ErrorKind;
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
     IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,
