@@ -1,7 +1,7 @@
 //! The database subcommands: collections, aliases, points and search over a data directory.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};

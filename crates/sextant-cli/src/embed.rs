@@ -182,7 +182,7 @@ pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if n == 0 {
         let m = registry.dense(&args.model, args.precision)?;
-        dim = args.dim.unwrap_or(m.model.dim());
+        dim = args.dim.unwrap_or(sextant_embed::Embedder::dim(&m.model));
         max_tokens = m.model.max_seq_length();
     }
     write_npy_f32(&args.output, n, dim, &data)

@@ -274,7 +274,10 @@ fn classify(err: &anyhow::Error) -> (ErrorKind, Option<&str>) {
             return (ErrorKind::InvalidInput, Some("filter"));
         }
     }
-    if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some()) {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some())
+    {
         return (ErrorKind::Internal, None);
     }
     // Refusals written by the CLI itself (`bail!`) are about the flags given.
@@ -285,11 +288,38 @@ fn classify(err: &anyhow::Error) -> (ErrorKind, Option<&str>) {
 /// are flags.
 fn flag_of(field: &str) -> Option<String> {
     const FLAGS: &[&str] = &[
-        "mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr",
-        "group_size", "precision", "filter", "k", "ef", "space", "tenant", "tenant_key", "limit",
-        "offset", "chunking", "chunk_tokens", "chunk_overlap", "parent_tokens", "redact",
-        "redact_kinds", "redaction_key", "splade", "no_splade", "model", "batch", "start_id",
-        "payloads", "llm",
+        "mode",
+        "sources",
+        "weights",
+        "fusion",
+        "rerank",
+        "rerank_top",
+        "source_k",
+        "mmr",
+        "group_size",
+        "precision",
+        "filter",
+        "k",
+        "ef",
+        "space",
+        "tenant",
+        "tenant_key",
+        "limit",
+        "offset",
+        "chunking",
+        "chunk_tokens",
+        "chunk_overlap",
+        "parent_tokens",
+        "redact",
+        "redact_kinds",
+        "redaction_key",
+        "splade",
+        "no_splade",
+        "model",
+        "batch",
+        "start_id",
+        "payloads",
+        "llm",
     ];
     FLAGS
         .contains(&field)
