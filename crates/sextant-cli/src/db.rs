@@ -1,7 +1,7 @@
 //! The database subcommands: collections, aliases, points and search over a data directory.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -11,13 +11,12 @@ use serde_json::{json, Value};
 use sextant_core::{Filter, Metric, PointId};
 use sextant_engine::{
     Collection, CollectionConfig, Database, Durability, FieldType, IndexSpec, OrderBy,
-    PayloadIndexSpec, PointInput, Schema, Scope, SearchRequest, SpaceSpec, TenantId, Vectors,
+    PayloadIndexSpec, Schema, Scope, SearchRequest, SpaceSpec, TenantId,
 };
+use sextant_service::import::{ImportOptions, PointBatches};
 
 /// Environment variable naming the data directory (overridden by `--data`).
 pub const DATA_ENV: &str = "SEXTANT_DATA";
-/// Points per WAL batch when importing a file.
-pub const DEFAULT_IMPORT_BATCH: usize = 1_000;
 
 /// Options every database command shares; they may go anywhere on the command line
 /// (`sextant --data DIR search … --json`; see `hoist_global_options` in main.rs).
@@ -106,17 +105,14 @@ pub struct TenantArgs {
 }
 
 impl TenantArgs {
-    /// The engine scope these flags give for collection `c`.
-    pub fn scope(&self, c: &Collection) -> Result<Scope> {
-        let schema = c.schema();
+    /// The engine scope these flags give for collection `name` with `schema`.
+    pub fn scope(&self, name: &str, schema: &Schema) -> Result<Scope> {
         match (&self.tenant, self.all_tenants, &schema.tenant_key) {
             (None, false, Some(key)) => bail!(
-                "collection {:?} is multi-tenant (tenant key {key:?}): give --tenant TENANT, or --all-tenants for the administrator's path",
-                c.name()
+                "collection {name:?} is multi-tenant (tenant key {key:?}): give --tenant TENANT, or --all-tenants for the administrator's path"
             ),
             (Some(_), _, None) => bail!(
-                "--tenant: collection {:?} is not multi-tenant (it has no tenant key)",
-                c.name()
+                "--tenant: collection {name:?} is not multi-tenant (it has no tenant key)"
             ),
             (Some(t), _, Some(_)) => Ok(Scope::Tenant(
                 TenantId::parse_for(schema, t).context("--tenant")?,
@@ -127,35 +123,7 @@ impl TenantArgs {
     }
 }
 
-/// Parses `--tenant-key KEY[:keyword|integer]` into the key and its payload index.
-pub fn parse_tenant_key(spec: &str) -> Result<(String, FieldType)> {
-    let (key, ty) = match spec.rsplit_once(':') {
-        Some((k, t)) => (k, t),
-        None => (spec, "keyword"),
-    };
-    let ty = match ty {
-        "keyword" => FieldType::Keyword,
-        "integer" => FieldType::Integer,
-        other => bail!("--tenant-key {spec:?}: tenant ids are keyword or integer, not {other:?}"),
-    };
-    if key.is_empty() {
-        bail!("--tenant-key: the key is empty");
-    }
-    Ok((key.to_string(), ty))
-}
-
-/// Sets a schema's tenant key (and its payload index, unless one is declared).
-pub fn set_tenant_key(schema: &mut Schema, spec: &str) -> Result<()> {
-    let (key, ty) = parse_tenant_key(spec)?;
-    if !schema.payload_indexes.iter().any(|p| p.key == key) {
-        schema.payload_indexes.push(PayloadIndexSpec {
-            key: key.clone(),
-            field_type: ty,
-        });
-    }
-    schema.tenant_key = Some(key);
-    Ok(())
-}
+pub use sextant_service::ingest::set_tenant_key;
 
 /// `tenant …`.
 #[derive(Debug, Subcommand)]
@@ -243,20 +211,11 @@ pub struct UpsertArgs {
     #[arg(long)]
     pub payloads: Option<PathBuf>,
     /// Points per write batch (each batch is one WAL record, all-or-nothing).
-    #[arg(long, default_value_t = DEFAULT_IMPORT_BATCH)]
+    #[arg(long, default_value_t = sextant_service::import::DEFAULT_IMPORT_BATCH)]
     pub batch: usize,
     #[command(flatten)]
     pub tenant: TenantArgs,
 }
-
-/// Default text search mode.
-pub const DEFAULT_MODE: &str = "hybrid";
-/// Default sources of hybrid mode.
-pub const DEFAULT_SOURCES: &str = "dense,bm25";
-/// Default hybrid fusion.
-pub const DEFAULT_FUSION: &str = "weighted";
-/// Default number of fused chunks a reranker scores.
-pub const DEFAULT_RERANK_TOP: usize = 50;
 
 /// Retrieval options shared by `search --text/--queries` and `ask`. Options that only some
 /// modes use are refused where they would do nothing (never silently ignored).
@@ -421,10 +380,7 @@ pub fn data_dir(args: &DbArgs) -> Result<PathBuf> {
 
 /// Opens the database the arguments name.
 pub fn open(args: &DbArgs) -> Result<Database> {
-    let durability: Durability = args
-        .durability
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let durability = durability(args)?;
     let dir = data_dir(args)?;
     let db = Database::open(
         &dir,
@@ -435,6 +391,20 @@ pub fn open(args: &DbArgs) -> Result<Database> {
     )
     .with_context(|| format!("cannot open data directory {}", dir.display()))?;
     Ok(db)
+}
+
+/// Opens the data directory the arguments name as a service (documents, models).
+pub fn service(args: &DbArgs) -> Result<sextant_service::Service> {
+    Ok(sextant_service::Service::from_database(
+        open(args)?,
+        sextant_service::ServiceConfig::with_durability(durability(args)?),
+    ))
+}
+
+fn durability(args: &DbArgs) -> Result<Durability> {
+    args.durability
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))
 }
 
 /// Opens a collection and prints its recovery warnings.
@@ -458,6 +428,15 @@ pub fn parse_id(s: &str) -> PointId {
         Ok(n) => PointId::Num(n),
         Err(_) => PointId::from_json(&Value::String(s.to_string())).expect("strings are ids"),
     }
+}
+
+/// A `--filter` as JSON for the service (checked here, so errors name the JSON path).
+pub fn parse_filter_json(s: Option<&str>) -> Result<Option<Value>> {
+    s.map(|s| -> Result<Value> {
+        Filter::from_json_str(s)?;
+        Ok(serde_json::from_str(s)?)
+    })
+    .transpose()
 }
 
 pub fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
@@ -671,179 +650,37 @@ pub fn run_alias(args: &DbArgs, cmd: AliasCommand) -> Result<()> {
     Ok(())
 }
 
-fn json_vector(v: &Value, what: &str) -> Result<Vec<f32>> {
-    let arr = v
-        .as_array()
-        .with_context(|| format!("{what}: expected an array of numbers"))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, x)| {
-            x.as_f64()
-                .map(|f| f as f32)
-                .with_context(|| format!("{what}: element {i} is not a number"))
-        })
-        .collect()
-}
-
-/// Reads the points of an import file.
-fn read_points(args: &UpsertArgs) -> Result<Vec<PointInput>> {
-    let ext = args
-        .file
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ext == "npy" || ext == "fvecs" {
-        let m = sextant_vecio::read_vectors(&args.file)?;
-        let payloads = match &args.payloads {
-            Some(p) => {
-                let f = std::fs::File::open(p)
-                    .with_context(|| format!("cannot open {}", p.display()))?;
-                let mut out = Vec::with_capacity(m.rows);
-                for (i, line) in BufReader::new(f).lines().enumerate() {
-                    let line = line.with_context(|| format!("{}: line {}", p.display(), i + 1))?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    out.push(
-                        serde_json::from_str::<Value>(&line).with_context(|| {
-                            format!("{}: line {} is not JSON", p.display(), i + 1)
-                        })?,
-                    );
-                }
-                if out.len() != m.rows {
-                    bail!(
-                        "{} has {} payloads for {} vectors",
-                        p.display(),
-                        out.len(),
-                        m.rows
-                    );
-                }
-                out
-            }
-            None => vec![Value::Null; m.rows],
-        };
-        let last = (m.rows as u64)
-            .checked_sub(1)
-            .and_then(|n| args.start_id.checked_add(n));
-        if m.rows > 0 && last.is_none() {
-            bail!(
-                "--start-id {}: {} rows would need ids past the largest id ({})",
-                args.start_id,
-                m.rows,
-                u64::MAX
-            );
-        }
-        return Ok(payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, payload)| PointInput {
-                // Checked above: start_id + rows - 1 fits in u64.
-                id: PointId::Num(args.start_id + i as u64),
-                vectors: Vectors::Single(m.row(i).to_vec()),
-                payload,
-                sparse: Vec::new(),
-            })
-            .collect());
-    }
-    if args.payloads.is_some() {
-        bail!("--payloads is for .npy/.fvecs files; JSONL lines carry their own payload");
-    }
-    let f = std::fs::File::open(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let at = || format!("{} line {}", args.file.display(), i + 1);
-        let line = line.with_context(at)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value =
-            serde_json::from_str(&line).with_context(|| format!("{}: not valid JSON", at()))?;
-        let id = PointId::from_json(
-            v.get("id")
-                .with_context(|| format!("{}: missing \"id\"", at()))?,
-        )
-        .with_context(|| {
-            format!(
-                "{}: \"id\" must be a non-negative integer or a string",
-                at()
-            )
-        })?;
-        let vectors = match v.get("vector") {
-            Some(Value::Object(m)) => Vectors::Named(
-                m.iter()
-                    .map(|(k, x)| {
-                        Ok((
-                            k.clone(),
-                            json_vector(x, &format!("{}: vector {k:?}", at()))?,
-                        ))
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            Some(x) => Vectors::Single(json_vector(x, &format!("{}: \"vector\"", at()))?),
-            None => bail!("{}: missing \"vector\"", at()),
-        };
-        out.push(PointInput {
-            id,
-            vectors,
-            payload: v.get("payload").cloned().unwrap_or(Value::Null),
-            sparse: Vec::new(),
-        });
-    }
-    Ok(out)
-}
-
 /// Runs `upsert`.
 pub fn run_upsert(args: &DbArgs, up: UpsertArgs) -> Result<()> {
-    if up.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    let db = open(args)?;
-    let c = collection(&db, &up.name)?;
-    let scope = up.tenant.scope(&c)?;
+    let svc = service(args)?;
+    let c = collection(svc.database(), &up.name)?;
+    let scope = up.tenant.scope(c.name(), c.schema())?;
     let t = Instant::now();
-    let points = read_points(&up)?;
-    // Check everything before writing anything, so a bad line leaves the collection unchanged.
-    c.check(&scope, &points).map_err(|e| match e {
-        sextant_engine::EngineError::InvalidPoint { index, id, reason } => anyhow::anyhow!(
-            "point {} of {} (id {id}): {reason}; nothing was written",
-            index + 1,
-            up.file.display()
-        ),
-        e => e.into(),
-    })?;
-    let n = points.len();
-    let bar = ProgressBar::new(n as u64).with_style(
+    let mut batches = PointBatches::open(
+        &up.file,
+        &ImportOptions {
+            start_id: up.start_id,
+            payloads: up.payloads.clone(),
+            batch: up.batch,
+        },
+    )?;
+    let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} points, {per_sec}, eta {eta}")
             .expect("valid template"),
     );
-    let write_start = Instant::now();
-    let mut it = points.into_iter().peekable();
-    let mut landed = 0usize;
-    while it.peek().is_some() {
-        let batch: Vec<PointInput> = it.by_ref().take(up.batch).collect();
-        let k = batch.len();
-        if let Err(e) = c.upsert(&scope, batch) {
-            bar.finish_and_clear();
-            return Err(anyhow::Error::new(e).context(format!(
-                "import of {} stopped: {landed} of {n} points landed (the first {} batches of {}); the failed batch and the rest were not written",
-                up.file.display(),
-                landed / up.batch,
-                up.batch
-            )));
-        }
-        landed += k;
-        bar.inc(k as u64);
-    }
-    c.sync().with_context(|| {
-        format!("all {n} points were written, but forcing them to stable storage failed")
-    })?;
+    let report = svc.import_points(
+        &up.name,
+        &scope,
+        &mut batches,
+        &up.file.display().to_string(),
+        &mut |landed, n| {
+            bar.set_length(n as u64);
+            bar.set_position(landed as u64);
+        },
+    );
     bar.finish_and_clear();
-    let write_s = write_start.elapsed().as_secs_f64();
-    while c.merge().with_context(|| {
-        format!("all {n} points were written and are durable; the merge after the import failed")
-    })? {}
+    let report = report?;
+    let (n, write_s) = (report.points, report.write_seconds);
     if args.json {
         print_json(
             &json!({"points": n, "seconds": t.elapsed().as_secs_f64(), "write_seconds": write_s, "points_per_s": n as f64 / write_s.max(1e-9)}),
@@ -869,7 +706,7 @@ pub fn run_get(
 ) -> Result<()> {
     let db = open(args)?;
     let c = collection(&db, name)?;
-    let scope = tenant.scope(&c)?;
+    let scope = tenant.scope(c.name(), c.schema())?;
     let ids: Vec<PointId> = ids.iter().map(|s| parse_id(s)).collect();
     let points = c.get(&scope, &ids, true, with_vector)?;
     if args.json {
@@ -899,7 +736,7 @@ pub fn run_delete(
 ) -> Result<()> {
     let db = open(args)?;
     let c = collection(&db, name)?;
-    let scope = tenant.scope(&c)?;
+    let scope = tenant.scope(c.name(), c.schema())?;
     let n = match (ids.is_empty(), parse_filter(filter)?) {
         (false, None) => c.delete(&scope, ids.iter().map(|s| parse_id(s)).collect())?,
         (true, Some(f)) => c.delete_by_filter(&scope, &f)?,
@@ -923,7 +760,7 @@ pub fn run_count(
 ) -> Result<()> {
     let db = open(args)?;
     let c = collection(&db, name)?;
-    let scope = tenant.scope(&c)?;
+    let scope = tenant.scope(c.name(), c.schema())?;
     let n = c.count(&scope, parse_filter(filter)?.as_ref())?;
     if args.json {
         print_json(&json!({"count": n}))?;
@@ -942,7 +779,7 @@ pub fn run_scroll(args: &DbArgs, s: ScrollArgs) -> Result<()> {
         descending: s.desc,
     });
     let page = c.scroll(
-        &s.tenant.scope(&c)?,
+        &s.tenant.scope(c.name(), c.schema())?,
         parse_filter(s.filter.as_deref())?.as_ref(),
         s.limit,
         s.offset.as_deref(),
@@ -962,33 +799,8 @@ pub fn run_scroll(args: &DbArgs, s: ScrollArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_queries(path: &Path) -> Result<Vec<Vec<f32>>> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ext == "npy" || ext == "fvecs" {
-        let m = sextant_vecio::read_vectors(path)?;
-        return Ok((0..m.rows).map(|i| m.row(i).to_vec()).collect());
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    match v.as_array() {
-        Some(a) if a.iter().all(Value::is_array) && !a.is_empty() => a
-            .iter()
-            .enumerate()
-            .map(|(i, q)| json_vector(q, &format!("{} query {}", path.display(), i + 1)))
-            .collect(),
-        _ => Ok(vec![json_vector(&v, &path.display().to_string())?]),
-    }
-}
-
 /// Runs `search`.
 pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
-    let db = open(args)?;
     if s.text.is_some() || s.queries.is_some() {
         let vector_only: Vec<&str> = [
             ("--ef", s.ef.is_some()),
@@ -1014,13 +826,13 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                 (None, None) => unreachable!(),
             };
             return crate::docs::run_text_search(
-                &db,
+                &service(args)?,
                 crate::docs::TextSearch {
                     name: &s.name,
                     queries,
                     retrieval: &s.retrieval,
                     k: s.k,
-                    filter: parse_filter(s.filter.as_deref())?,
+                    filter: parse_filter_json(s.filter.as_deref())?,
                     tenant: &s.tenant,
                     run_out: s.run_out.as_deref(),
                     json_out: args.json,
@@ -1041,17 +853,18 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
             flags.join(", ")
         );
     }
+    let db = open(args)?;
     let c = collection(&db, &s.name)?;
     let queries = match (&s.vector, &s.vector_file) {
         (Some(v), _) => {
             let v: Value = serde_json::from_str(v).context("--vector is not JSON")?;
-            vec![json_vector(&v, "--vector")?]
+            vec![sextant_service::import::vector_from_json(&v, "--vector")?]
         }
-        (None, Some(f)) => read_queries(f)?,
+        (None, Some(f)) => sextant_service::import::read_query_vectors(f)?,
         (None, None) => bail!("give --vector or --vector-file"),
     };
     let filter = parse_filter(s.filter.as_deref())?;
-    let scope = s.tenant.scope(&c)?;
+    let scope = s.tenant.scope(c.name(), c.schema())?;
     let mut out = Vec::new();
     let stdout = std::io::stdout();
     for q in queries {

@@ -11,10 +11,9 @@ use anyhow::Context;
 use clap::builder::TypedValueParser;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sextant_embed::{
-    lines_from_bytes, BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions,
-    InputKind, Precision, Reranker, RerankerOptions, TextLines, DEFAULT_BATCH_SIZE,
-};
+use sextant_embed::{lines_from_bytes, BatchParallelism, Precision, TextLines, DEFAULT_BATCH_SIZE};
+use sextant_service::{EmbedKind, EmbedOptions};
+use sextant_service::{ModelRegistry, RegistryConfig};
 
 /// Texts handed to the model per call (progress granularity; batching happens inside).
 const CHUNK: usize = 1024;
@@ -143,66 +142,71 @@ pub(crate) fn set_product_threads(threads: Option<usize>, parallelism: BatchPara
 pub fn run_embed(args: EmbedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let threads = set_product_threads(args.threads, args.parallelism);
-    let model = BertEmbedder::load(
-        &args.model,
-        EmbedderOptions {
-            batch_size: Some(args.batch),
-            threads: Some(threads),
-            parallelism: Some(args.parallelism),
-            precision: Some(args.precision),
-            dim: args.dim,
-            ..Default::default()
+    let registry = ModelRegistry::new(RegistryConfig {
+        batch_size: Some(args.batch),
+        threads: Some(threads),
+        parallelism: Some(args.parallelism),
+        ..Default::default()
+    });
+    let opts = EmbedOptions {
+        kind: if args.query {
+            EmbedKind::Query
+        } else if args.passage {
+            EmbedKind::Passage
+        } else {
+            EmbedKind::Plain
         },
-    )
-    .with_context(|| format!("cannot load model {}", args.model))?;
-    let kind = if args.query {
-        InputKind::Query
-    } else if args.passage {
-        InputKind::Passage
-    } else {
-        InputKind::Plain
+        dimensions: args.dim,
+        precision: Some(args.precision.to_string()),
     };
+    // Load before reading the input, so a missing model is reported first.
+    registry
+        .dense(&args.model, args.precision)
+        .with_context(|| format!("cannot load model {}", args.model))?;
     let lines = read_lines(&args.input)?;
     let n = lines.lines.len();
-    let dim = model.dim();
     let bar = ProgressBar::new(n as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} texts, {per_sec}, eta {eta}")
             .expect("valid template"),
     );
-    let mut data = Vec::with_capacity(n * dim);
-    let mut truncated = 0;
+    let mut data = Vec::new();
+    let (mut truncated, mut dim, mut max_tokens) = (0, args.dim.unwrap_or(0), 0);
     for chunk in lines.lines.chunks(CHUNK) {
-        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let out = model.embed(&texts, kind)?;
+        let out = registry.embed(&args.model, chunk, &opts)?;
         truncated += out.truncated;
-        data.extend_from_slice(out.as_slice());
+        dim = out.dim;
+        max_tokens = out.max_tokens;
+        data.extend_from_slice(&out.data);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    if n == 0 {
+        let m = registry.dense(&args.model, args.precision)?;
+        dim = args.dim.unwrap_or(sextant_embed::Embedder::dim(&m.model));
+        max_tokens = m.model.max_seq_length();
+    }
     write_npy_f32(&args.output, n, dim, &data)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     eprintln!(
-        "embedded {n} texts into {} ([{n}, {dim}] float32) in {:.1}s; {truncated} truncated to {} tokens",
+        "embedded {n} texts into {} ([{n}, {dim}] float32) in {:.1}s; {truncated} truncated to {max_tokens} tokens",
         args.output.display(),
         started.elapsed().as_secs_f64(),
-        model.max_seq_length()
     );
     Ok(())
 }
 
 pub fn run_rerank(args: RerankArgs) -> anyhow::Result<()> {
-    let model = CrossEncoder::load(
-        &args.model,
-        RerankerOptions {
-            batch_size: Some(args.batch),
-            threads: args.threads,
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("cannot load model {}", args.model))?;
+    let registry = ModelRegistry::new(RegistryConfig {
+        batch_size: Some(args.batch),
+        threads: args.threads,
+        ..Default::default()
+    });
+    registry
+        .cross(&args.model)
+        .with_context(|| format!("cannot load model {}", args.model))?;
     let lines = read_lines(&args.input)?;
+    let scores = registry.rerank(&args.model, &args.query, &lines.lines)?;
     let passages: Vec<&str> = lines.lines.iter().map(String::as_str).collect();
-    let scores = model.score(&args.query, &passages)?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     order.truncate(args.top.unwrap_or(order.len()));

@@ -1,5 +1,5 @@
 //! `sextant`: the command-line front end. Argument parsing, progress display and exit codes live
-//! here; everything else is in the library crates.
+//! here; everything else is in the library crates (`sextant-service` for the product logic).
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "bench")]
@@ -11,17 +11,27 @@ mod db;
 mod docs;
 #[cfg(feature = "embed")]
 mod embed;
-#[cfg(feature = "embed")]
-mod llm;
-#[cfg(feature = "embed")]
-mod models;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use sextant_core::ErrorKind;
+
+/// What `--help` says about exit codes (kept next to [`exit_code`], which they document).
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success
+  1    internal error (I/O, corruption, a bug)
+  2    invalid input (bad flag value, malformed file, refused option)
+  3    not found (collection, alias, file, model)
+  4    already exists
+  5    conflict (settings fixed at creation, another model, data directory in use)
+  6    unauthorized or forbidden
+  7    overloaded: try again later
+  141  the reader of the output went away (`sextant ... | head`)";
 
 /// Sextant: an embedding database.
 #[derive(Debug, Parser)]
-#[command(name = "sextant", version, about, long_about = None)]
+#[command(name = "sextant", version, about, long_about = None, after_help = EXIT_CODES_HELP)]
 struct Cli {
     #[command(flatten)]
     db: db::DbArgs,
@@ -232,8 +242,95 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            let (kind, field) = classify(&err);
+            match field.and_then(flag_of) {
+                Some(flag) if !err.to_string().contains(&flag) => {
+                    eprintln!("error: {flag}: {err:#}")
+                }
+                _ => eprintln!("error: {err:#}"),
+            }
+            std::process::ExitCode::from(exit_code(kind))
         }
     }
+}
+
+/// The exit status of each kind of failure (documented in [`EXIT_CODES_HELP`] and the README).
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Internal => 1,
+        ErrorKind::InvalidInput => 2,
+        ErrorKind::NotFound => 3,
+        ErrorKind::AlreadyExists => 4,
+        ErrorKind::Conflict => 5,
+        ErrorKind::Unauthorized | ErrorKind::Forbidden => 6,
+        ErrorKind::Overloaded => 7,
+    }
+}
+
+/// The kind of an error and the request field it names: from the first service or engine error
+/// in its chain; an error of the CLI's own (a flag it refused) is invalid input, and anything
+/// else (I/O) internal.
+fn classify(err: &anyhow::Error) -> (ErrorKind, Option<&str>) {
+    for e in err.chain() {
+        if let Some(s) = e.downcast_ref::<sextant_service::Error>() {
+            return (s.kind(), s.field());
+        }
+        if let Some(s) = e.downcast_ref::<sextant_engine::EngineError>() {
+            return (s.kind(), s.field());
+        }
+        if let Some(s) = e.downcast_ref::<sextant_core::FilterError>() {
+            let _ = s;
+            return (ErrorKind::InvalidInput, Some("filter"));
+        }
+    }
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some())
+    {
+        return (ErrorKind::Internal, None);
+    }
+    // Refusals written by the CLI itself (`bail!`) are about the flags given.
+    (ErrorKind::InvalidInput, None)
+}
+
+/// The command-line flag of a request field (`group_size` → `--group-size`), for fields that
+/// are flags.
+fn flag_of(field: &str) -> Option<String> {
+    const FLAGS: &[&str] = &[
+        "mode",
+        "sources",
+        "weights",
+        "fusion",
+        "rerank",
+        "rerank_top",
+        "source_k",
+        "mmr",
+        "group_size",
+        "precision",
+        "filter",
+        "k",
+        "ef",
+        "space",
+        "tenant",
+        "tenant_key",
+        "limit",
+        "offset",
+        "chunking",
+        "chunk_tokens",
+        "chunk_overlap",
+        "parent_tokens",
+        "redact",
+        "redact_kinds",
+        "redaction_key",
+        "splade",
+        "no_splade",
+        "model",
+        "batch",
+        "start_id",
+        "payloads",
+        "llm",
+    ];
+    FLAGS
+        .contains(&field)
+        .then(|| format!("--{}", field.replace('_', "-")))
 }

@@ -743,10 +743,13 @@ pub(crate) fn with_current_analyzers(mut schema: Schema) -> Result<Schema> {
                 given = Value::Object(full);
             }
             let config: AnalyzerConfig = serde_json::from_value(given).map_err(|e| {
-                EngineError::InvalidRequest(format!(
-                    "sparse space {:?}: analyzer configuration does not parse: {e}",
-                    s.name
-                ))
+                EngineError::invalid(
+                    "analyzer",
+                    format!(
+                        "sparse space {:?}: analyzer configuration does not parse: {e}",
+                        s.name
+                    ),
+                )
             })?;
             *analyzer = serde_json::to_value(config).expect("serialises");
         }
@@ -769,10 +772,13 @@ pub(crate) fn sparse_encoders(schema: &Schema) -> Result<Vec<Option<Bm25Encoder>
                     }
                 } else {
                     serde_json::from_value(analyzer.clone()).map_err(|e| {
-                        EngineError::InvalidRequest(format!(
-                            "sparse space {:?}: analyzer configuration does not parse: {e}",
-                            s.name
-                        ))
+                        EngineError::invalid(
+                            "analyzer",
+                            format!(
+                                "sparse space {:?}: analyzer configuration does not parse: {e}",
+                                s.name
+                            ),
+                        )
                     })?
                 };
                 Ok(Some(Bm25Encoder::new(

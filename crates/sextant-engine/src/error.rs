@@ -46,9 +46,20 @@ pub enum EngineError {
     /// A malformed filter.
     #[error(transparent)]
     Filter(#[from] FilterError),
-    /// Any other invalid request (bad parameter, bad query vector).
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    /// A parameter or input field is invalid (out of range, unknown name, wrong type); `field`
+    /// names it as the engine's request types spell it (`k`, `space`, `tenant`,
+    /// `chunking.max_tokens`, …).
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The parameter or field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request is well-formed but conflicts with what the collection fixed at creation (a
+    /// different model than the one a space was built with, another redaction key).
+    #[error("{0}")]
+    Conflict(String),
     /// Another process holds the data directory.
     #[error("data directory {0} is in use by another Sextant process")]
     Locked(std::path::PathBuf),
@@ -61,6 +72,22 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// An [`EngineError::Invalid`] naming `field`.
+    pub fn invalid(field: &str, reason: String) -> Self {
+        EngineError::Invalid {
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    /// The request field this error is about, when it names one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            EngineError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     /// Whether the caller's input caused the error (as opposed to the system).
     pub fn is_user_error(&self) -> bool {
         self.kind() != ErrorKind::Internal
@@ -79,9 +106,9 @@ impl EngineError {
             | EngineError::MixedIds(_)
             | EngineError::TenantRequired(_)
             | EngineError::Filter(_)
-            | EngineError::InvalidRequest(_)
+            | EngineError::Invalid { .. }
             | EngineError::Model(_) => ErrorKind::InvalidInput,
-            EngineError::TenantConflict(_) => ErrorKind::Conflict,
+            EngineError::TenantConflict(_) | EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::Locked(_) => ErrorKind::Conflict,
             EngineError::Storage(_) => ErrorKind::Internal,
         }

@@ -210,6 +210,18 @@ impl Collection {
         self.merge_segments(false)
     }
 
+    /// The merge policy after a bulk write (an import, an ingest): merges until the policy asks
+    /// for no more, so the many small segments the write flushed become few before the next
+    /// query. Front ends call this once the bulk write is durable; a failure here loses nothing
+    /// written. Returns how many merges ran.
+    pub fn settle(&self) -> Result<usize> {
+        let mut merges = 0;
+        while self.merge()? {
+            merges += 1;
+        }
+        Ok(merges)
+    }
+
     /// Flushes and rewrites all segments into one, dropping deleted points.
     pub fn optimize(&self) -> Result<()> {
         self.flush()?;

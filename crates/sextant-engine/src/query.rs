@@ -302,26 +302,27 @@ impl Collection {
         let schema = self.schema();
         let space = match &req.space {
             Some(name) => schema.space_index(name).ok_or_else(|| {
-                EngineError::InvalidRequest(format!("unknown vector space {name:?}"))
+                EngineError::invalid("space", format!("unknown vector space {name:?}"))
             })?,
             None if schema.spaces.len() == 1 => 0,
             None => {
-                return Err(EngineError::InvalidRequest(
+                return Err(EngineError::invalid(
+                    "space",
                     "the collection has several vector spaces; name the one to search".into(),
                 ))
             }
         };
         let spec = &schema.spaces[space];
         sextant_core::validate_vector(&req.vector, spec.dim)
-            .map_err(|e| EngineError::InvalidRequest(format!("query vector: {e}")))?;
+            .map_err(|e| EngineError::invalid("vector", format!("query vector: {e}")))?;
         if req.k == 0 || req.k > MAX_K {
-            return Err(EngineError::InvalidRequest(format!(
-                "k must be 1..={MAX_K}, got {}",
-                req.k
-            )));
+            return Err(EngineError::invalid(
+                "k",
+                format!("must be 1..={MAX_K}, got {}", req.k),
+            ));
         }
         if req.ef == Some(0) {
-            return Err(EngineError::InvalidRequest("ef must be at least 1".into()));
+            return Err(EngineError::invalid("ef", "must be at least 1".into()));
         }
         let filter = self.full_filter(req.filter, &req.scope)?;
         let threshold = req.exact_threshold.unwrap_or(DEFAULT_EXACT_THRESHOLD);
@@ -364,7 +365,7 @@ impl Collection {
                 (_, Some(b)) => index.search(&req.vector, &params, Some(&IdFilter::Bitmap(b))),
                 (_, None) => index.search(&req.vector, &params, None),
             }
-            .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+            .map_err(|e| EngineError::invalid("vector", e.to_string()))?;
             found.extend(hits.into_iter().map(|n| (n, loc)));
         }
         found.sort_by(|a, b| {
@@ -398,13 +399,13 @@ impl Collection {
     pub fn search_sparse(&self, req: SparseSearchRequest) -> Result<SearchResponse> {
         let schema = self.schema();
         let i = schema.sparse_index(&req.space).ok_or_else(|| {
-            EngineError::InvalidRequest(format!("unknown sparse space {:?}", req.space))
+            EngineError::invalid("space", format!("unknown sparse space {:?}", req.space))
         })?;
         if req.k == 0 || req.k > MAX_K {
-            return Err(EngineError::InvalidRequest(format!(
-                "k must be 1..={MAX_K}, got {}",
-                req.k
-            )));
+            return Err(EngineError::invalid(
+                "k",
+                format!("must be 1..={MAX_K}, got {}", req.k),
+            ));
         }
         let filter = self.full_filter(req.filter, &req.scope)?;
         let st = self.state.read();
@@ -424,7 +425,8 @@ impl Collection {
             }
             (SparseKind::Dot, SparseInput::Vector(v)) => {
                 if v.values.iter().any(|x| !x.is_finite()) {
-                    return Err(EngineError::InvalidRequest(
+                    return Err(EngineError::invalid(
+                        "vector",
                         "sparse query weights must be finite".into(),
                     ));
                 }
@@ -437,16 +439,19 @@ impl Collection {
                 (SparseQuery::Ids(q), SparseScoring::Dot)
             }
             (SparseKind::Bm25 { .. }, SparseInput::Vector(_)) => {
-                return Err(EngineError::InvalidRequest(format!(
-                    "sparse space {:?} is BM25: query it with text",
-                    req.space
-                )))
+                return Err(EngineError::invalid(
+                    "query",
+                    format!("sparse space {:?} is BM25: query it with text", req.space),
+                ))
             }
             (SparseKind::Dot, SparseInput::Text(_)) => {
-                return Err(EngineError::InvalidRequest(format!(
-                    "sparse space {:?} takes a weight vector as query, not text",
-                    req.space
-                )))
+                return Err(EngineError::invalid(
+                    "query",
+                    format!(
+                        "sparse space {:?} takes a weight vector as query, not text",
+                        req.space
+                    ),
+                ))
             }
         };
         let mut plan = Vec::new();
@@ -557,10 +562,13 @@ impl Collection {
     /// multi-tenant collection), by tenant id.
     pub fn tenants(&self) -> Result<Vec<(TenantId, u64)>> {
         let key = self.schema().tenant_key.clone().ok_or_else(|| {
-            EngineError::InvalidRequest(format!(
-                "collection {:?} is not multi-tenant (it has no tenant key)",
-                self.name()
-            ))
+            EngineError::invalid(
+                "tenant",
+                format!(
+                    "collection {:?} is not multi-tenant (it has no tenant key)",
+                    self.name()
+                ),
+            )
         })?;
         let st = self.state.read();
         let mut counts = std::collections::BTreeMap::new();
@@ -592,16 +600,15 @@ impl Collection {
         with_payload: bool,
     ) -> Result<ScrollPage> {
         if limit == 0 {
-            return Err(EngineError::InvalidRequest(
-                "limit must be at least 1".into(),
-            ));
+            return Err(EngineError::invalid("limit", "must be at least 1".into()));
         }
         let skip: usize = match offset {
             None => 0,
             Some(s) => s.parse().map_err(|_| {
-                EngineError::InvalidRequest(format!(
-                    "offset {s:?} is not a next_offset returned by scroll"
-                ))
+                EngineError::invalid(
+                    "offset",
+                    format!("offset {s:?} is not a next_offset returned by scroll"),
+                )
             })?,
         };
         let filter = self.full_filter(filter.cloned(), scope)?;

@@ -38,14 +38,18 @@ impl TenantId {
             Value::String(s) => Ok(TenantId::Str(s.clone())),
             Value::Number(n) => match Num::of(n) {
                 Num::Int(i) => Ok(TenantId::Int(i)),
-                Num::Float(_) => Err(EngineError::InvalidRequest(format!(
-                    "a tenant id is a string or an integer, got {n}"
-                ))),
+                Num::Float(_) => Err(EngineError::invalid(
+                    "tenant",
+                    format!("a tenant id is a string or an integer, got {n}"),
+                )),
             },
-            other => Err(EngineError::InvalidRequest(format!(
-                "a tenant id is a string or an integer, got {}",
-                crate::collection::json_kind(other)
-            ))),
+            other => Err(EngineError::invalid(
+                "tenant",
+                format!(
+                    "a tenant id is a string or an integer, got {}",
+                    crate::collection::json_kind(other)
+                ),
+            )),
         }
     }
 
@@ -53,15 +57,17 @@ impl TenantId {
     /// says: the text itself for a `keyword` key, an integer for an `integer` key.
     pub fn parse_for(schema: &Schema, text: &str) -> Result<TenantId> {
         let key = schema.tenant_key.as_deref().ok_or_else(|| {
-            EngineError::InvalidRequest(
+            EngineError::invalid(
+                "tenant",
                 "the collection is not multi-tenant (it has no tenant key)".into(),
             )
         })?;
         match tenant_type(schema, key) {
             FieldType::Integer => text.trim().parse::<i128>().map(TenantId::Int).map_err(|_| {
-                EngineError::InvalidRequest(format!(
-                    "tenant key {key:?} holds integers; {text:?} is not an integer"
-                ))
+                EngineError::invalid(
+                    "tenant",
+                    format!("tenant key {key:?} holds integers; {text:?} is not an integer"),
+                )
             }),
             _ => Ok(TenantId::Str(text.to_string())),
         }
@@ -108,7 +114,8 @@ impl Scope {
     /// A scope from an optional tenant id and an all-tenants switch, as front ends take them.
     pub fn from_parts(tenant: Option<TenantId>, all_tenants: bool) -> Result<Scope> {
         match (tenant, all_tenants) {
-            (Some(_), true) => Err(EngineError::InvalidRequest(
+            (Some(_), true) => Err(EngineError::invalid(
+                "scope",
                 "give a tenant or ask for all tenants, not both".into(),
             )),
             (Some(t), false) => Ok(Scope::Tenant(t)),
@@ -163,14 +170,15 @@ impl Resolved {
     pub(crate) fn new(name: &str, schema: &Schema, scope: &Scope) -> Result<Resolved> {
         match (&schema.tenant_key, scope) {
             (None, Scope::Unscoped | Scope::AllTenants) => Ok(Resolved::All),
-            (None, Scope::Tenant(_)) => Err(EngineError::InvalidRequest(format!(
-                "collection {name:?} is not multi-tenant (it has no tenant key)"
-            ))),
+            (None, Scope::Tenant(_)) => Err(EngineError::invalid(
+                "tenant",
+                format!("collection {name:?} is not multi-tenant (it has no tenant key)"),
+            )),
             (Some(_), Scope::Unscoped) => Err(EngineError::TenantRequired(name.to_string())),
             (Some(_), Scope::AllTenants) => Ok(Resolved::All),
             (Some(key), Scope::Tenant(t)) => {
                 check_type(schema, key, t).map_err(|e| {
-                    EngineError::InvalidRequest(format!("collection {name:?}: {e}"))
+                    EngineError::invalid("tenant", format!("collection {name:?}: {e}"))
                 })?;
                 Ok(Resolved::Tenant {
                     key: key.clone(),

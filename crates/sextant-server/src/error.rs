@@ -105,7 +105,28 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e.kind() {
             ErrorKind::Internal => ApiError::internal(chain(&e)),
-            kind => ApiError::new(kind, chain(&e)),
+            kind => {
+                let a = ApiError::new(kind, chain(&e));
+                match e.field() {
+                    Some(f) => a.with_field(f),
+                    None => a,
+                }
+            }
+        }
+    }
+}
+
+impl From<sextant_service::Error> for ApiError {
+    fn from(e: sextant_service::Error) -> Self {
+        match e.kind() {
+            ErrorKind::Internal => ApiError::internal(chain(&e)),
+            kind => {
+                let a = ApiError::new(kind, chain(&e));
+                match e.field() {
+                    Some(f) => a.with_field(f),
+                    None => a,
+                }
+            }
         }
     }
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use axum::Router;
 use sextant_engine::{Collection, Database, Scope, TenantId};
+use sextant_service::{RegistryConfig, Service, ServiceConfig};
 
 use crate::audit::AuditLog;
 use crate::auth::{KeyStore, Principal, Role};
@@ -46,7 +47,7 @@ pub struct AppState(Arc<Inner>);
 /// The shared state.
 #[derive(Debug)]
 pub struct Inner {
-    db: Arc<Database>,
+    service: Arc<Service>,
     data_dir: PathBuf,
     keys: KeyStore,
     config: ServerConfig,
@@ -86,7 +87,18 @@ impl AppState {
             ),
             rate: RateLimiter::new(l.rate_limit_per_s, l.rate_limit_burst),
             cache: QueryCache::new(config.cache.query_entries),
-            db: Arc::new(db),
+            service: Arc::new(Service::from_database(
+                db,
+                ServiceConfig {
+                    models: RegistryConfig {
+                        names: config.effective_models(),
+                        embedding_cache_entries: config.cache.embedding_entries,
+                        ..RegistryConfig::default()
+                    },
+                    redaction_key: sextant_engine::documents::RedactionKey::from_env()?,
+                    ..ServiceConfig::default()
+                },
+            )),
             data_dir,
             keys,
             audit,
@@ -96,8 +108,13 @@ impl AppState {
     }
 
     /// The database.
-    pub fn db(&self) -> &Arc<Database> {
-        &self.db
+    pub fn db(&self) -> &Database {
+        self.service.database()
+    }
+
+    /// The front door: text search, ask, ingest, models.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
     }
 
     /// The key store.
@@ -155,7 +172,7 @@ impl AppState {
             ));
         }
         if let (Some(allowed), Some(name)) = (&p.collections, collection) {
-            let resolved = self.db.resolve(name);
+            let resolved = self.db().resolve(name);
             if !allowed.iter().any(|a| a == name || *a == resolved) {
                 return Err(ApiError::new(
                     sextant_core::ErrorKind::Forbidden,
@@ -174,7 +191,7 @@ impl AppState {
         name: &str,
     ) -> ApiResult<Arc<Collection>> {
         self.allow(p, need, Some(name))?;
-        Ok(self.db.collection(name)?)
+        Ok(self.db().collection(name)?)
     }
 
     /// The tenant scope of a request: a tenant-limited key always gets its own tenant (asking for

@@ -130,10 +130,13 @@ impl<'a> Ingester<'a> {
         super::check_models(c, Some(dense), splade)?;
         let has_splade = c.schema().sparse_spaces.iter().any(|s| s.name == SPLADE);
         if has_splade && splade.is_none() {
-            return Err(EngineError::InvalidRequest(format!(
-                "collection {:?} has a SPLADE space: give its SPLADE model to ingest into it",
-                c.name()
-            )));
+            return Err(EngineError::invalid(
+                "splade",
+                format!(
+                    "collection {:?} has a SPLADE space: give its SPLADE model to ingest into it",
+                    c.name()
+                ),
+            ));
         }
         // Hash mode needs the key, given by `with_redaction_key`; until then no redactor.
         let redactor = match &settings.redaction {
@@ -162,14 +165,17 @@ impl<'a> Ingester<'a> {
         let spec = match &self.settings.redaction {
             Some(spec) if spec.mode == "hash" => spec,
             _ => {
-                return Err(EngineError::InvalidRequest(format!(
-                    "collection {:?} does not redact in hash mode: a redaction key is not used",
-                    self.c.name()
-                )))
+                return Err(EngineError::invalid(
+                    "redaction_key",
+                    format!(
+                        "collection {:?} does not redact in hash mode: a redaction key is not used",
+                        self.c.name()
+                    ),
+                ))
             }
         };
         if spec.key_id.as_deref() != Some(key.id().as_str()) {
-            return Err(EngineError::InvalidRequest(format!(
+            return Err(EngineError::Conflict(format!(
                 "the redaction key is not the one collection {:?} was made with (fingerprint {} expected)",
                 self.c.name(),
                 spec.key_id.as_deref().unwrap_or("none")
@@ -194,22 +200,28 @@ impl<'a> Ingester<'a> {
     /// at the end).
     pub fn add(&mut self, doc: Document) -> Result<Outcome> {
         if doc.id.is_empty() {
-            return Err(EngineError::InvalidRequest("document id is empty".into()));
+            return Err(EngineError::invalid("id", "document id is empty".into()));
         }
         if let Some(pages) = &doc.pages {
             if pages.windows(2).any(|w| w[0] > w[1]) || pages.iter().any(|&p| p > doc.text.len()) {
-                return Err(EngineError::InvalidRequest(format!(
-                    "document {:?}: page starts must ascend within its text",
-                    doc.id
-                )));
+                return Err(EngineError::invalid(
+                    "pages",
+                    format!(
+                        "document {:?}: page starts must ascend within its text",
+                        doc.id
+                    ),
+                ));
             }
         }
         let redacting = self.settings.redaction.is_some();
         if redacting && self.redactor.is_none() {
-            return Err(EngineError::InvalidRequest(format!(
-                "collection {:?} redacts in hash mode: give its redaction key",
-                self.c.name()
-            )));
+            return Err(EngineError::invalid(
+                "redaction_key",
+                format!(
+                    "collection {:?} redacts in hash mode: give its redaction key",
+                    self.c.name()
+                ),
+            ));
         }
         let tenant = self.tenant_of(&doc)?;
         let mut doc = doc;
@@ -456,20 +468,23 @@ impl<'a> Ingester<'a> {
     fn tenant_of(&self, doc: &Document) -> Result<Option<TenantId>> {
         let Some(key) = &self.c.schema().tenant_key else {
             return match doc.tenant {
-                Some(_) => Err(EngineError::InvalidRequest(format!(
-                    "document {:?} names a tenant, but collection {:?} is not multi-tenant",
-                    doc.id,
-                    self.c.name()
-                ))),
+                Some(_) => Err(EngineError::invalid(
+                    "tenant",
+                    format!(
+                        "document {:?} names a tenant, but collection {:?} is not multi-tenant",
+                        doc.id,
+                        self.c.name()
+                    ),
+                )),
                 None => Ok(None),
             };
         };
         let from_field = match doc.fields.get(key) {
             Some(v) => Some(TenantId::from_json(v).map_err(|e| {
-                EngineError::InvalidRequest(format!(
-                    "document {:?}: field {key:?} (the tenant key): {e}",
-                    doc.id
-                ))
+                EngineError::invalid(
+                    "tenant",
+                    format!("document {:?}: field {key:?} (the tenant key): {e}", doc.id),
+                )
             })?),
             None => None,
         };
@@ -483,10 +498,13 @@ impl<'a> Ingester<'a> {
             .or(from_field.clone())
             .or(scoped.clone())
             .ok_or_else(|| {
-                EngineError::InvalidRequest(format!(
+                EngineError::invalid(
+                    "tenant",
+                    format!(
                     "document {:?} has no tenant: give it field {key:?} or ingest into one tenant",
                     doc.id
-                ))
+                ),
+                )
             })?;
         for other in [from_field, scoped].into_iter().flatten() {
             if other != tenant {
@@ -603,9 +621,10 @@ impl<'a> Ingester<'a> {
                     .collect()
             }
             other => {
-                return Err(EngineError::InvalidRequest(format!(
-                    "unknown chunking {other:?}"
-                )))
+                return Err(EngineError::invalid(
+                    "chunking",
+                    format!("unknown chunking {other:?}"),
+                ))
             }
         })
     }
@@ -636,14 +655,16 @@ fn heading_only(body: &str) -> bool {
 /// The PII redactor of a collection's settings (hash mode: with its key).
 fn redactor(spec: &super::RedactionSpec, key: Option<&RedactionKey>) -> Result<Redactor> {
     let kinds = match &spec.kinds {
-        Some(k) => PiiKind::parse_list(k)
-            .map_err(|e| EngineError::InvalidRequest(format!("redaction kinds: {e}")))?,
+        Some(k) => PiiKind::parse_list(k).map_err(|e| {
+            EngineError::invalid("redaction.kinds", format!("redaction kinds: {e}"))
+        })?,
         None => PiiKind::ALL.to_vec(),
     };
     let mode = match (spec.mode.as_str(), key) {
         ("hash", Some(k)) => RedactionMode::hash(k.bytes()),
         ("hash", None) => {
-            return Err(EngineError::InvalidRequest(
+            return Err(EngineError::invalid(
+                "redaction_key",
                 "hash-mode redaction needs its key".into(),
             ))
         }
@@ -670,7 +691,7 @@ fn refuse_pii(r: &Redactor, doc_id: &str, what: &str, value: &str) -> Result<()>
     } else {
         format!("document {doc_id:?}")
     };
-    Err(EngineError::InvalidRequest(format!(
+    Err(EngineError::invalid("document", format!(
         "{doc}: its {what} holds personal data ({}); a document's id, source, modification time and tenant are stored as given and cannot be redacted",
         kinds.join(", ")
     )))
@@ -690,7 +711,7 @@ fn redact_fields(
             Value::String(s) => Value::String(r.redact(&s).text),
             Value::Number(n) => {
                 if r.redact(&n.to_string()).total > 0 {
-                    return Err(EngineError::InvalidRequest(format!(
+                    return Err(EngineError::invalid("fields", format!(
                         "document {doc_id:?}: field {path:?} is a number that holds personal data; give it as a string so it can be redacted"
                     )));
                 }

@@ -144,23 +144,29 @@ impl DocumentSettings {
     /// The settings stored in a collection's schema.
     pub fn of(c: &Collection) -> Result<Self> {
         let v = c.schema().documents.clone().ok_or_else(|| {
-            EngineError::InvalidRequest(format!(
-                "collection {:?} is not a document collection (make one with `sextant ingest`)",
-                c.name()
-            ))
+            EngineError::invalid(
+                "collection",
+                format!(
+                    "collection {:?} is not a document collection (make one with `sextant ingest`)",
+                    c.name()
+                ),
+            )
         })?;
         serde_json::from_value(v).map_err(|e| {
-            EngineError::InvalidRequest(format!(
-                "collection {:?}: stored document settings do not parse: {e}",
-                c.name()
-            ))
+            EngineError::invalid(
+                "documents",
+                format!(
+                    "collection {:?}: stored document settings do not parse: {e}",
+                    c.name()
+                ),
+            )
         })
     }
 
     /// Checks the settings against the model's token limit.
     pub fn validate(&self, model_max_tokens: usize) -> Result<()> {
         let limit = model_max_tokens.saturating_sub(2).max(1);
-        let bad = |m: String| Err(EngineError::InvalidRequest(m));
+        let bad = |field: &str, m: String| Err(EngineError::invalid(field, m));
         let c = &self.chunking;
         if ![
             "sentences",
@@ -171,54 +177,63 @@ impl DocumentSettings {
         ]
         .contains(&c.strategy.as_str())
         {
-            return bad(format!(
+            return bad("chunking.strategy", format!(
                 "unknown chunking {:?}: expected sentences, paragraphs, fixed, semantic or hierarchical",
                 c.strategy
             ));
         }
         if c.max_tokens == 0 || c.max_tokens > limit {
-            return bad(format!(
+            return bad("chunking.max_tokens", format!(
                 "chunk size must be 1..={limit} tokens for this model (it reads {model_max_tokens} tokens, special tokens included)"
             ));
         }
         if c.overlap.is_some() && !matches!(c.strategy.as_str(), "fixed" | "hierarchical") {
-            return bad(format!(
+            return bad("chunking.overlap", format!(
                 "chunk overlap applies to fixed and hierarchical chunking only; {:?} chunking cuts at sentence or paragraph boundaries without overlap",
                 c.strategy
             ));
         }
         if c.parent_max_tokens.is_some() && c.strategy != "hierarchical" {
-            return bad(format!(
-                "a parent chunk size applies to hierarchical chunking only, not {:?}",
-                c.strategy
-            ));
+            return bad(
+                "chunking.parent_max_tokens",
+                format!(
+                    "a parent chunk size applies to hierarchical chunking only, not {:?}",
+                    c.strategy
+                ),
+            );
         }
         if let Some(o) = c.overlap {
             if o >= c.max_tokens {
-                return bad(format!(
-                    "chunk overlap ({o}) must be smaller than the chunk size ({})",
-                    c.max_tokens
-                ));
+                return bad(
+                    "chunking.overlap",
+                    format!(
+                        "chunk overlap ({o}) must be smaller than the chunk size ({})",
+                        c.max_tokens
+                    ),
+                );
             }
         }
         if let Some(p) = c.parent_max_tokens {
             if p < c.max_tokens {
-                return bad(format!(
-                    "parent chunk size ({p}) must be at least the chunk size ({})",
-                    c.max_tokens
-                ));
+                return bad(
+                    "chunking.parent_max_tokens",
+                    format!(
+                        "parent chunk size ({p}) must be at least the chunk size ({})",
+                        c.max_tokens
+                    ),
+                );
             }
         }
         if let Some(r) = &self.redaction {
             if r.mode != "mask" && r.mode != "hash" {
-                return bad(format!(
-                    "unknown redaction mode {:?}: expected mask or hash",
-                    r.mode
-                ));
+                return bad(
+                    "redaction.mode",
+                    format!("unknown redaction mode {:?}: expected mask or hash", r.mode),
+                );
             }
             if let Some(k) = &r.kinds {
                 if let Err(e) = sextant_text::PiiKind::parse_list(k) {
-                    return bad(format!("redaction kinds: {e}"));
+                    return bad("redaction.kinds", format!("redaction kinds: {e}"));
                 }
             }
         }
@@ -282,13 +297,16 @@ pub fn check_models(
             .find(|s| s.name == DENSE)
             .and_then(|s| s.model.as_ref())
             .ok_or_else(|| {
-                EngineError::InvalidRequest(format!(
-                    "collection {:?} has no model-backed space {DENSE:?}",
-                    c.name()
-                ))
+                EngineError::invalid(
+                    "collection",
+                    format!(
+                        "collection {:?} has no model-backed space {DENSE:?}",
+                        c.name()
+                    ),
+                )
             })?;
         m.check_identity(stored).map_err(|e| {
-            EngineError::InvalidRequest(format!(
+            EngineError::Conflict(format!(
                 "the embedding model is not the one collection {:?} was built with: {e}",
                 c.name()
             ))
@@ -300,14 +318,14 @@ pub fn check_models(
             .iter()
             .find(|s| s.name == SPLADE)
             .ok_or_else(|| {
-                EngineError::InvalidRequest(format!(
+                EngineError::invalid("splade", format!(
                     "collection {:?} has no SPLADE space (give a SPLADE model when it is first ingested)",
                     c.name()
                 ))
             })?;
         if let Some(stored) = &stored.model {
             m.check_identity(stored).map_err(|e| {
-                EngineError::InvalidRequest(format!(
+                EngineError::Conflict(format!(
                     "the SPLADE model is not the one collection {:?} was built with: {e}",
                     c.name()
                 ))
@@ -349,7 +367,7 @@ impl RedactionKey {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
         let bytes = bytes.into();
         if bytes.len() < Self::MIN_BYTES {
-            return Err(EngineError::InvalidRequest(format!(
+            return Err(EngineError::invalid("redaction_key", format!(
                 "a redaction key needs at least {} bytes, got {} (make one with `head -c 32 /dev/urandom > KEYFILE && chmod 600 KEYFILE`)",
                 Self::MIN_BYTES,
                 bytes.len()
@@ -365,24 +383,24 @@ impl RedactionKey {
         {
             use std::os::unix::fs::PermissionsExt;
             let meta = std::fs::metadata(path).map_err(|e| {
-                EngineError::InvalidRequest(format!(
-                    "cannot read redaction key file {}: {e}",
-                    path.display()
-                ))
+                EngineError::invalid(
+                    "redaction_key",
+                    format!("cannot read redaction key file {}: {e}", path.display()),
+                )
             })?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(EngineError::InvalidRequest(format!(
+                return Err(EngineError::invalid("redaction_key", format!(
                     "redaction key file {} has mode {mode:o}: it must be readable by its owner only (chmod 600)",
                     path.display()
                 )));
             }
         }
         let mut bytes = std::fs::read(path).map_err(|e| {
-            EngineError::InvalidRequest(format!(
-                "cannot read redaction key file {}: {e}",
-                path.display()
-            ))
+            EngineError::invalid(
+                "redaction_key",
+                format!("cannot read redaction key file {}: {e}", path.display()),
+            )
         })?;
         if bytes.last() == Some(&b'\n') {
             bytes.pop();

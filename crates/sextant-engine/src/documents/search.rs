@@ -43,9 +43,10 @@ impl std::str::FromStr for SourceKind {
             "dense" => Ok(SourceKind::Dense),
             "bm25" => Ok(SourceKind::Bm25),
             "splade" => Ok(SourceKind::Splade),
-            _ => Err(EngineError::InvalidRequest(format!(
-                "unknown source {s:?}: expected dense, bm25 or splade"
-            ))),
+            _ => Err(EngineError::invalid(
+                "sources",
+                format!("unknown source {s:?}: expected dense, bm25 or splade"),
+            )),
         }
     }
 }
@@ -169,26 +170,29 @@ pub struct DocumentHit {
 /// Runs a text query. With grouping, one [`DocumentHit`] per document; without, one per chunk.
 pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<Vec<DocumentHit>> {
     if q.sources.is_empty() {
-        return Err(EngineError::InvalidRequest(
+        return Err(EngineError::invalid(
+            "sources",
             "a text query needs at least one source".into(),
         ));
     }
     if q.k == 0 || q.k > MAX_K {
-        return Err(EngineError::InvalidRequest(format!(
-            "k must be 1..={MAX_K}, got {}",
-            q.k
-        )));
+        return Err(EngineError::invalid(
+            "k",
+            format!("must be 1..={MAX_K}, got {}", q.k),
+        ));
     }
     if let Some(l) = q.mmr_lambda {
         if !(0.0..=1.0).contains(&l) {
-            return Err(EngineError::InvalidRequest(format!(
-                "MMR lambda must be in [0, 1], got {l}"
-            )));
+            return Err(EngineError::invalid(
+                "mmr",
+                format!("MMR lambda must be in [0, 1], got {l}"),
+            ));
         }
     }
     if q.group_size == Some(0) {
-        return Err(EngineError::InvalidRequest(
-            "group size must be at least 1".into(),
+        return Err(EngineError::invalid(
+            "group_size",
+            "must be at least 1".into(),
         ));
     }
     super::check_models(c, models.dense, models.splade)?;
@@ -199,7 +203,10 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
         let resp = match s.kind {
             SourceKind::Dense => {
                 let m = models.dense.ok_or_else(|| {
-                    EngineError::InvalidRequest("a dense source needs the embedding model".into())
+                    EngineError::invalid(
+                        "models.dense",
+                        "a dense source needs the embedding model".into(),
+                    )
                 })?;
                 let v = m
                     .embed(&[q.text.as_str()], true)
@@ -226,7 +233,10 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
             })?,
             SourceKind::Splade => {
                 let m = models.splade.ok_or_else(|| {
-                    EngineError::InvalidRequest("a SPLADE source needs the SPLADE model".into())
+                    EngineError::invalid(
+                        "models.splade",
+                        "a SPLADE source needs the SPLADE model".into(),
+                    )
                 })?;
                 let v = m
                     .encode(&[q.text.as_str()], true)
@@ -280,9 +290,9 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
         })
         .collect();
     if q.rerank_top > 0 {
-        let scorer = models
-            .reranker
-            .ok_or_else(|| EngineError::InvalidRequest("rerank needs a reranker model".into()))?;
+        let scorer = models.reranker.ok_or_else(|| {
+            EngineError::invalid("models.reranker", "rerank needs a reranker model".into())
+        })?;
         rerank(scorer, &q.text, &mut ranked, q.rerank_top)?;
     }
     if let Some(lambda) = q.mmr_lambda {

@@ -22,8 +22,10 @@ use crate::AppState;
 
 pub mod admin;
 pub mod collections;
+pub mod models;
 pub mod ops;
 pub mod points;
+pub mod text;
 
 /// The OpenAPI document, rendered once.
 pub(crate) static OPENAPI: OnceLock<String> = OnceLock::new();
@@ -91,6 +93,14 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(points::count))
         .routes(routes!(points::scroll))
         .routes(routes!(points::search))
+        .routes(routes!(text::query))
+        .routes(routes!(text::ask))
+        .routes(routes!(text::ingest))
+        .routes(routes!(text::delete_document))
+        .routes(routes!(models::embed))
+        .routes(routes!(models::rerank))
+        .routes(routes!(models::openai_embeddings))
+        .routes(routes!(models::openai_models))
         .routes(routes!(admin::create_key, admin::list_keys))
         .routes(routes!(admin::delete_key))
         .split_for_parts()

@@ -83,6 +83,12 @@ pub async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl
     })
     .await?;
     metrics::gauge!("sextant_queue_depth").set(s.gate.queue_depth() as f64);
+    let e = s.service().models().embedding_cache_stats();
+    metrics::counter!("sextant_cache_requests_total", "cache" => "embedding", "outcome" => "hit")
+        .absolute(e.hits);
+    metrics::counter!("sextant_cache_requests_total", "cache" => "embedding", "outcome" => "miss")
+        .absolute(e.misses);
+    metrics::gauge!("sextant_cache_entries", "cache" => "embedding").set(e.len as f64);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::handle().render(),

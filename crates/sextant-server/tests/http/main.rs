@@ -8,5 +8,6 @@ mod auth_matrix;
 mod bad_input;
 mod concurrency;
 mod openapi;
+mod text;
 #[cfg(feature = "tls")]
 mod tls;

@@ -28,6 +28,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/collections/{name}/points/count"),
     ("post", "/collections/{name}/points/scroll"),
     ("post", "/collections/{name}/search"),
+    ("post", "/collections/{name}/query"),
+    ("post", "/collections/{name}/ask"),
+    ("post", "/collections/{name}/documents"),
+    ("delete", "/collections/{name}/documents/{doc_id}"),
+    ("post", "/embed"),
+    ("post", "/rerank"),
+    ("post", "/v1/embeddings"),
+    ("get", "/v1/models"),
     ("post", "/admin/keys"),
     ("get", "/admin/keys"),
     ("delete", "/admin/keys/{id}"),
@@ -63,7 +71,8 @@ fn every_route_is_documented_and_served() {
             .replace("{name}", "c")
             .replace("{alias}", "a")
             .replace("{tenant}", "t")
-            .replace("{id}", "1");
+            .replace("{id}", "1")
+            .replace("{doc_id}", "d");
         let (st, v) = t.call(
             &m.to_uppercase(),
             &path,

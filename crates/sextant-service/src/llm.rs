@@ -1,4 +1,4 @@
-//! `ask --llm`: one chat completion from an OpenAI-compatible endpoint (OpenAI, vLLM,
+//! The LLM client of `ask`: one chat completion from an OpenAI-compatible endpoint (OpenAI, vLLM,
 //! llama.cpp's server, Ollama), with a prompt that demands citations of the numbered passages.
 //!
 //! The API key (`SEXTANT_LLM_API_KEY`) goes out as a bearer token only over HTTPS, or over
@@ -11,10 +11,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use sextant_core::ErrorKind;
 use sextant_engine::documents::context::{render, Context as RagContext};
 use url::{Host, Url};
+
+use crate::error::{Error, Result};
 
 /// Environment variable holding the API key sent as `Authorization: Bearer …`.
 pub const API_KEY_ENV: &str = "SEXTANT_LLM_API_KEY";
@@ -108,28 +110,43 @@ fn shown(url: &Url) -> String {
 /// Parses the endpoint and refuses to send the key where it would travel in clear text to
 /// another machine. Returns the parsed URL.
 pub fn check_endpoint(url: &str, policy: &KeyPolicy) -> Result<Url> {
-    let parsed = Url::parse(url).with_context(|| {
-        format!("--llm {url:?} is not a URL (expected http://host:port or https://…)")
+    let parsed = Url::parse(url).map_err(|e| {
+        Error::invalid(
+            "llm",
+            format!("--llm {url:?} is not a URL (expected http://host:port or https://…)"),
+        )
+        .with_source(e)
     })?;
-    let host = parsed
-        .host()
-        .with_context(|| format!("--llm {}: the URL names no host", shown(&parsed)))?;
+    let host = parsed.host().ok_or_else(|| {
+        Error::invalid(
+            "llm",
+            format!("--llm {}: the URL names no host", shown(&parsed)),
+        )
+    })?;
     match parsed.scheme() {
         "https" => {}
         "http" => {
             if policy.key.is_some() && !policy.allow_insecure && !is_loopback(&host) {
-                bail!(
-                    "refusing to send {API_KEY_ENV} in clear text to {host}: {} is plain HTTP \
-                     and {host} is not a loopback address. Use an https:// endpoint, unset \
-                     {API_KEY_ENV}, or set {ALLOW_INSECURE_KEY_ENV}=1 to send it anyway",
-                    shown(&parsed)
-                );
+                return Err(Error::invalid(
+                    "llm",
+                    format!(
+                        "refusing to send {API_KEY_ENV} in clear text to {host}: {} is plain HTTP \
+                         and {host} is not a loopback address. Use an https:// endpoint, unset \
+                         {API_KEY_ENV}, or set {ALLOW_INSECURE_KEY_ENV}=1 to send it anyway",
+                        shown(&parsed)
+                    ),
+                ));
             }
         }
-        other => bail!(
-            "--llm {}: unsupported scheme {other:?} (expected http or https)",
-            shown(&parsed)
-        ),
+        other => {
+            return Err(Error::invalid(
+                "llm",
+                format!(
+                    "--llm {}: unsupported scheme {other:?} (expected http or https)",
+                    shown(&parsed)
+                ),
+            ))
+        }
     }
     Ok(parsed)
 }
@@ -151,7 +168,10 @@ pub fn complete_with(
     let parsed = check_endpoint(&endpoint(url), policy)?;
     let url = shown(&parsed);
     if parsed.scheme() == "https" && !cfg!(feature = "tls") {
-        bail!("{url}: this build speaks plain HTTP only; rebuild with `--features tls` for HTTPS endpoints");
+        return Err(Error::invalid(
+            "llm",
+            format!("{url}: this build speaks plain HTTP only; rebuild with `--features tls` for HTTPS endpoints"),
+        ));
     }
     let agent = ureq::AgentBuilder::new().timeout(timeout).build();
     let mut req = agent.request_url("POST", &parsed);
@@ -163,25 +183,34 @@ pub fn complete_with(
         Ok(r) => r,
         Err(ureq::Error::Status(code, r)) => {
             let text = policy.redact(&r.into_string().unwrap_or_default());
-            bail!(
-                "{url} answered HTTP {code}: {}",
-                text.chars().take(500).collect::<String>()
-            )
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "{url} answered HTTP {code}: {}",
+                    text.chars().take(500).collect::<String>()
+                ),
+            ));
         }
         // A transport error names the URL and the cause, never the request's headers.
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot reach the language model at {url}"))
+            return Err(Error::internal(
+                format!("cannot reach the language model at {url}"),
+                Box::new(e),
+            ))
         }
     };
     let v: Value = resp
         .into_json()
-        .with_context(|| format!("{url} did not answer JSON"))?;
+        .map_err(|e| Error::internal(format!("{url} did not answer JSON"), e))?;
     v["choices"][0]["message"]["content"]
         .as_str()
         .map(str::to_string)
-        .with_context(|| {
+        .ok_or_else(|| {
             let answer = policy.redact(&v.to_string());
-            format!("{url}: no choices[0].message.content in the answer: {answer}")
+            Error::new(
+                ErrorKind::Internal,
+                format!("{url}: no choices[0].message.content in the answer: {answer}"),
+            )
         })
 }
 

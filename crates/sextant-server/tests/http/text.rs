@@ -1,0 +1,374 @@
+//! Documents, text query, ask, embed and the OpenAI-compatible routes, with the real
+//! all-MiniLM-L6-v2 model (`scripts/setup-models.sh` fetches it).
+
+use serde_json::{json, Value};
+
+use crate::common::{assert_error, config, raw, start_with, TestServer};
+
+fn model_dir() -> String {
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
+    assert!(
+        d.join("config.json").is_file(),
+        "run scripts/setup-models.sh first"
+    );
+    d.canonicalize().unwrap().display().to_string()
+}
+
+fn server() -> TestServer {
+    let mut c = config(false);
+    c.models.insert("minilm".into(), model_dir());
+    c.default_model = "minilm".into();
+    c.limits.max_upload_bytes = 256 * 1024;
+    start_with(c)
+}
+
+const DOCS: &str = concat!(
+    r#"{"id": "cats", "title": "Cats", "text": "Cats are small carnivorous mammals. Domestic cats purr and chase mice.", "lang": "en"}"#,
+    "\n",
+    r#"{"id": "rust", "title": "Rust", "text": "Rust is a systems programming language focused on memory safety without a garbage collector.", "lang": "en"}"#,
+    "\n",
+    r#"{"id": "bread", "title": "Bread", "text": "Bread is baked from flour, water and yeast; sourdough uses a fermented starter.", "lang": "en"}"#,
+    "\n",
+);
+
+fn jsonl(t: &TestServer, path: &str, body: &str) -> (u16, Value, String) {
+    raw(
+        "POST",
+        &t.url(path),
+        None,
+        "application/x-ndjson",
+        body.as_bytes(),
+    )
+}
+
+fn top_doc(v: &Value) -> String {
+    v["documents"][0]["doc_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn ingest_query_ask_delete() {
+    let t = server();
+    let (st, r, text) = jsonl(&t, "/collections/docs/documents?no_splade=true", DOCS);
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(r["documents"], 3);
+    let (_, again, _) = jsonl(&t, "/collections/docs/documents", DOCS);
+    assert_eq!(again["unchanged"], 3, "{again}");
+
+    for mode in ["bm25", "dense", "hybrid"] {
+        let q = t.ok(
+            "POST",
+            "/collections/docs/query",
+            None,
+            Some(json!({"text": "garbage collector memory safety", "mode": mode, "k": 3})),
+        );
+        assert_eq!(top_doc(&q), "rust", "{mode}: {q}");
+        let chunk = &q["documents"][0]["chunks"][0];
+        assert!(chunk["payload"]["text"].as_str().unwrap().contains("Rust"));
+        assert!(chunk["payload"]["start"].is_number() && chunk["payload"]["end"].is_number());
+    }
+    let q = t.ok(
+        "POST",
+        "/collections/docs/query",
+        None,
+        Some(
+            json!({"text": "purring pets", "mode": "hybrid", "fusion": "rrf", "mmr": 0.5, "k": 2}),
+        ),
+    );
+    assert_eq!(top_doc(&q), "cats", "{q}");
+    let filtered = t.ok("POST", "/collections/docs/query", None, Some(json!({"text": "language", "mode": "bm25", "filter": {"must": [{"key": "doc_id", "match": {"value": "bread"}}]}})));
+    assert!(
+        filtered["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["doc_id"] == "bread"),
+        "{filtered}"
+    );
+    // Refusals name the field.
+    for (body, field) in [
+        (json!({"text": "x", "mode": "telepathy"}), "mode"),
+        (
+            json!({"text": "x", "mode": "bm25", "fusion": "rrf"}),
+            "fusion",
+        ),
+        (json!({"text": "x", "mmr": 2.0}), "mmr"),
+        (json!({"text": "x", "rerank": "/etc"}), "rerank"),
+        (json!({"text": "x", "k": 0}), "k"),
+        (json!({"text": "x", "group_size": 0}), "group_size"),
+    ] {
+        let (st, v) = t.call("POST", "/collections/docs/query", None, Some(body.clone()));
+        assert_eq!(st, 400, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    // Ask: cited context, numbered passages.
+    let a = t.ok(
+        "POST",
+        "/collections/docs/ask",
+        None,
+        Some(json!({"question": "How is sourdough bread made?", "k": 3})),
+    );
+    let passages = a["context"]["passages"].as_array().unwrap();
+    assert!(!passages.is_empty());
+    assert_eq!(passages[0]["citation"], 1);
+    assert_eq!(passages[0]["doc_id"], "bread", "{a}");
+    assert!(a["answer"].is_null());
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/docs/ask",
+            None,
+            Some(json!({"question": "q", "answer": true})),
+        ),
+        400,
+        "invalid_input",
+        "llm.endpoint",
+    );
+    // Delete a document: gone from queries; deleting again is 404.
+    let d = t.ok("DELETE", "/collections/docs/documents/rust", None, None);
+    assert!(d["deleted_chunks"].as_u64().unwrap() >= 1);
+    let q = t.ok(
+        "POST",
+        "/collections/docs/query",
+        None,
+        Some(json!({"text": "garbage collector memory safety", "mode": "bm25"})),
+    );
+    assert!(
+        q["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["doc_id"] != "rust"),
+        "{q}"
+    );
+    assert_error(
+        &t.call("DELETE", "/collections/docs/documents/rust", None, None),
+        404,
+        "not_found",
+        "rust",
+    );
+    // Text routes on a vector collection, bad documents.
+    t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(json!({"name": "vec", "dim": 3})),
+    );
+    let (st, v) = t.call(
+        "POST",
+        "/collections/vec/query",
+        None,
+        Some(json!({"text": "x"})),
+    );
+    assert!((400..500).contains(&st), "{v}");
+    let (st, v, _) = jsonl(
+        &t,
+        "/collections/docs/documents",
+        "{\"id\": \"x\"}\nnot json\n",
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v, _) = jsonl(&t, "/collections/docs/documents?model=/etc", DOCS);
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (400, json!("model")),
+        "{v}"
+    );
+    let (st, v, _) = raw(
+        "POST",
+        &t.url("/collections/docs/documents"),
+        None,
+        "text/csv",
+        b"a,b",
+    );
+    assert_eq!(st, 415, "{v}");
+}
+
+#[test]
+fn streamed_and_uploaded_documents_and_upload_limit() {
+    let t = server();
+    // A JSONL body far larger than the JSON body limit streams through when under the upload
+    // limit.
+    let mut body = String::new();
+    for i in 0..300 {
+        body.push_str(&json!({"id": format!("d{i}"), "text": format!("Document number {i} talks about topic {} at some length so that it has a few words.", i % 7)}).to_string());
+        body.push('\n');
+    }
+    assert!(body.len() > 30_000);
+    let (st, r, text) = jsonl(
+        &t,
+        "/collections/many/documents?no_splade=true&chunking=sentences",
+        &body,
+    );
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(r["documents"], 300);
+    // Over the upload limit: refused, nothing half-acknowledged is reported as done.
+    let big = body.repeat(10);
+    let (st, v, _) = jsonl(&t, "/collections/big/documents?no_splade=true", &big);
+    assert!(st == 413 || st == 400, "{st} {v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("limit"),
+        "{v}"
+    );
+    // Files as multipart/form-data.
+    let boundary = "sxtboundary42";
+    let mut mp = Vec::new();
+    for (name, content) in [
+        (
+            "guide.md",
+            "# Guide\n\nHow to brew coffee with a French press.",
+        ),
+        ("notes.txt", "Tea leaves steep for three minutes."),
+    ] {
+        mp.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{content}\r\n").as_bytes());
+    }
+    mp.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let (st, r, text) = raw(
+        "POST",
+        &t.url("/collections/files/documents?no_splade=true"),
+        None,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &mp,
+    );
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(r["documents"], 2);
+    let q = t.ok(
+        "POST",
+        "/collections/files/query",
+        None,
+        Some(json!({"text": "coffee", "mode": "bm25"})),
+    );
+    assert_eq!(top_doc(&q), "guide.md", "{q}");
+}
+
+#[test]
+fn embed_and_openai_compatible_routes() {
+    let t = server();
+    let e = t.ok(
+        "POST",
+        "/embed",
+        None,
+        Some(json!({"texts": ["hello world", "good night"], "model": "minilm"})),
+    );
+    assert_eq!(e["dim"], 384);
+    let v0: Vec<f64> = e["embeddings"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!((v0.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-3);
+    let m = t.ok("GET", "/v1/models", None, None);
+    assert!(
+        m["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == "minilm"),
+        "{m}"
+    );
+    let f = t.ok(
+        "POST",
+        "/v1/embeddings",
+        None,
+        Some(json!({"input": "hello world", "model": "minilm"})),
+    );
+    assert_eq!(f["object"], "list");
+    assert_eq!(f["data"][0]["index"], 0);
+    let floats: Vec<f64> = f["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(floats.len(), 384);
+    for (a, b) in floats.iter().zip(&v0) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    assert!(f["usage"]["prompt_tokens"].as_u64().unwrap() >= 2);
+    let short = t.ok(
+        "POST",
+        "/v1/embeddings",
+        None,
+        Some(json!({"input": ["hello world", "b"], "model": "minilm", "dimensions": 64})),
+    );
+    let s0: Vec<f64> = short["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(s0.len(), 64);
+    assert!(
+        (s0.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-3,
+        "Matryoshka truncation re-normalises"
+    );
+    let b64 = t.ok(
+        "POST",
+        "/v1/embeddings",
+        None,
+        Some(json!({"input": ["hello world"], "model": "minilm", "encoding_format": "base64"})),
+    );
+    assert!(b64["data"][0]["embedding"].is_string());
+    let decoded = decode_base64(b64["data"][0]["embedding"].as_str().unwrap());
+    let back: Vec<f32> = decoded
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(back.len(), 384);
+    for (a, b) in back.iter().zip(&v0) {
+        assert!((f64::from(*a) - b).abs() < 1e-5);
+    }
+    for (body, status, field) in [
+        (json!({"input": "x", "model": "gpt-9"}), 404, "model"),
+        (json!({"input": [], "model": "minilm"}), 400, "input"),
+        (
+            json!({"input": [[1, 2, 3]], "model": "minilm"}),
+            400,
+            "input",
+        ),
+        (
+            json!({"input": "x", "model": "minilm", "encoding_format": "hex"}),
+            400,
+            "encoding_format",
+        ),
+        (
+            json!({"input": "x", "model": "minilm", "dimensions": 0}),
+            400,
+            "dimensions",
+        ),
+        (
+            json!({"input": "x", "model": "minilm", "dimensions": 10000}),
+            400,
+            "dimensions",
+        ),
+    ] {
+        let (st, v) = t.call("POST", "/v1/embeddings", None, Some(body.clone()));
+        assert_eq!(st, status, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let mut out = Vec::new();
+    for chunk in s.as_bytes().chunks(4) {
+        let pad = chunk.iter().filter(|&&c| c == b'=').count();
+        let n = chunk
+            .iter()
+            .filter(|&&c| c != b'=')
+            .fold(0u32, |n, &c| (n << 6) | u32::from(val(c)))
+            << (6 * pad);
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    out
+}

@@ -1,0 +1,42 @@
+//! Sextant's product logic, shared by every front end: the CLI, the HTTP server and the Python
+//! package call this crate instead of each holding their own copy.
+//!
+//! - [`Service`]: one per data directory; text search (the hybrid plan), ask (RAG context and
+//!   an optional LLM answer), ingest (collection creation from [`IngestOptions`], the merge
+//!   policy afterwards), point import, document deletion, embed and rerank;
+//! - [`ModelRegistry`] ([`models`]): models loaded once and shared, checked against a
+//!   collection's stored model identity;
+//! - [`plan`]: [`TextSearchRequest`] → the engine's query, refusing options that would do
+//!   nothing;
+//! - [`sources`]: documents from files, directories and JSONL streams;
+//! - [`import`]: points from JSONL, `.npy` and `.fvecs`, in batches;
+//! - [`llm`]: chat completions with the API key policy;
+//! - [`Error`]: a kind each front end maps exhaustively, the field, the message.
+//!
+//! Request and response types derive `serde` (requests with `deny_unknown_fields`) and
+//! `utoipa::ToSchema`, so the server uses them as its DTOs. Nothing here prints or reads
+//! process-wide state beyond the documented environment variables.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod import;
+pub mod ingest;
+pub mod llm;
+pub mod models;
+pub mod plan;
+mod service;
+pub mod sources;
+
+pub use error::{Error, Result};
+pub use ingest::{IngestOptions, IngestReport};
+pub use models::{ModelRegistry, RegistryConfig};
+pub use plan::{
+    TextSearchRequest, DEFAULT_FUSION, DEFAULT_MODE, DEFAULT_RERANK_TOP, DEFAULT_SOURCES,
+};
+pub use service::{
+    AskRequest, AskResponse, EmbedKind, EmbedOptions, Embedded, ImportReport, LlmRequest, Service,
+    ServiceConfig, DEFAULT_ASK_BUDGET, DEFAULT_ASK_K, DEFAULT_LLM_MODEL, DEFAULT_LLM_TIMEOUT_S,
+};
+pub use sextant_engine::documents::ingest::{Document, IngestStats};
+pub use sextant_engine::documents::search::DocumentHit;
+pub use sextant_engine::{Database, Scope};

@@ -1,0 +1,475 @@
+//! The hybrid plan from a text search request: [`TextSearchRequest`] (what a user asks for, as
+//! the CLI's flags and the server's JSON body spell it) → the engine's [`TextQuery`] and the
+//! models it needs ([`ModelNeeds`]).
+//!
+//! Options a request's mode would not use are refused, never silently ignored: `sources`,
+//! `weights` and `fusion` outside hybrid mode, an MMR lambda outside [0, 1], a group size of 0,
+//! `rerank_top` without `rerank`, weights that are not finite and non-negative. Each refusal is
+//! [`ErrorKind::InvalidInput`](sextant_core::ErrorKind::InvalidInput) naming the field.
+
+use serde::{Deserialize, Serialize};
+use sextant_core::Filter;
+use sextant_embed::Precision;
+use sextant_engine::documents::search::{Source, SourceKind, TextQuery};
+use sextant_engine::fusion::{Fusion, Normalization, DEFAULT_RRF_K};
+
+use crate::error::{Error, Result};
+
+/// Default text search mode.
+pub const DEFAULT_MODE: &str = "hybrid";
+/// Default sources of hybrid mode.
+pub const DEFAULT_SOURCES: &[&str] = &["dense", "bm25"];
+/// Default hybrid fusion.
+pub const DEFAULT_FUSION: &str = "weighted";
+/// Default number of fused chunks a reranker scores.
+pub const DEFAULT_RERANK_TOP: usize = 50;
+/// Default number of results of a text search.
+pub const DEFAULT_K: usize = 10;
+/// Default chunks per document of a text search (results are documents).
+pub const DEFAULT_GROUP_SIZE: usize = 1;
+/// The `rerank` value that reranks by late interaction over the collection's own model.
+pub const MAXSIM: &str = "maxsim";
+
+/// A text search over a document collection. Every field but `text` is optional; the defaults
+/// are the constants of this module.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextSearchRequest {
+    /// The query text.
+    pub text: String,
+    /// Results: documents when grouping (the default), else chunks [default: 10].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
+    /// dense, bm25, splade or hybrid [default: hybrid].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Sources of hybrid mode: dense, bm25, splade [default: dense, bm25].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
+    /// Fusion weights, one finite non-negative number per hybrid source [default: all 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<f32>>,
+    /// Hybrid fusion: weighted (min-max), weighted-z (z-score), rrf (k = 60) or dbsf
+    /// [default: weighted].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<String>,
+    /// Rerank: a cross-encoder model (directory or configured name), or `maxsim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<String>,
+    /// Chunks to rerank (with `rerank`) [default: 50].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank_top: Option<usize>,
+    /// Chunks each source contributes [default: max(3 k, 100)].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_k: Option<usize>,
+    /// MMR diversity: lambda in [0, 1] (1 = relevance only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmr: Option<f32>,
+    /// Chunks per document (results grouped by document) [search: 1; ask: no grouping].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_size: Option<usize>,
+    /// Payload filter (the filter JSON of `sextant search --filter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// Numeric precision of the query-side embedding model: f32 or bf16 [default: f32].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+}
+
+/// The reranker a plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reranker {
+    /// A cross-encoder (directory, hub id or configured name).
+    Cross(String),
+    /// MaxSim over the collection's own embedding model.
+    MaxSim,
+}
+
+/// The models a plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelNeeds {
+    /// The collection's embedding model (dense source or MMR).
+    pub dense: bool,
+    /// The collection's SPLADE model.
+    pub splade: bool,
+    /// A reranker.
+    pub reranker: Option<Reranker>,
+    /// Precision of the query-side embedding model.
+    pub precision: Precision,
+}
+
+/// A request made into the engine's query (its `scope` is left to the caller) and its needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The query.
+    pub query: TextQuery,
+    /// The models it needs.
+    pub needs: ModelNeeds,
+    /// The mode it runs (for run tags).
+    pub mode: String,
+}
+
+/// Parses a fusion name.
+pub fn parse_fusion(s: &str) -> Result<Fusion> {
+    Ok(match s {
+        "rrf" => Fusion::Rrf { k: DEFAULT_RRF_K },
+        "weighted" => Fusion::Weighted(Normalization::MinMax),
+        "weighted-z" => Fusion::Weighted(Normalization::ZScore),
+        "dbsf" => Fusion::Dbsf,
+        _ => {
+            return Err(Error::invalid(
+                "fusion",
+                format!("unknown fusion {s:?}: expected rrf, weighted, weighted-z or dbsf"),
+            ))
+        }
+    })
+}
+
+/// Parses a precision name.
+pub fn parse_precision(s: &str) -> Result<Precision> {
+    s.parse()
+        .map_err(|e: sextant_embed::EmbedError| Error::invalid("precision", e.to_string()))
+}
+
+/// Parses a request's filter.
+pub fn parse_filter(filter: Option<&serde_json::Value>) -> Result<Option<Filter>> {
+    filter
+        .map(|f| Filter::from_json(f).map_err(Error::from))
+        .transpose()
+}
+
+/// Plans a request: checks every option against the mode and fills the defaults.
+pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
+    let mode = r.mode.as_deref().unwrap_or(DEFAULT_MODE);
+    let kinds: Vec<SourceKind> = match mode {
+        "dense" => vec![SourceKind::Dense],
+        "bm25" => vec![SourceKind::Bm25],
+        "splade" => vec![SourceKind::Splade],
+        "hybrid" => {
+            let given: Vec<&str> = match &r.sources {
+                Some(s) => s.iter().map(|s| s.trim()).collect(),
+                None => DEFAULT_SOURCES.to_vec(),
+            };
+            given
+                .iter()
+                .map(|s| s.parse::<SourceKind>().map_err(Error::from))
+                .collect::<Result<_>>()
+                .map_err(|e| e.with_field("sources"))?
+        }
+        other => {
+            return Err(Error::invalid(
+                "mode",
+                format!("unknown mode {other:?}: expected dense, bm25, splade or hybrid"),
+            ))
+        }
+    };
+    if mode != "hybrid" {
+        let hybrid_only: Vec<&str> = [
+            ("sources", r.sources.is_some()),
+            ("weights", r.weights.is_some()),
+            ("fusion", r.fusion.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, g)| g.then_some(f))
+        .collect();
+        if let Some(first) = hybrid_only.first() {
+            return Err(Error::invalid(
+                *first,
+                format!(
+                    "{} apply to mode hybrid only; mode {mode} has one source, ranked by its own scores",
+                    hybrid_only.join(", ")
+                ),
+            ));
+        }
+    }
+    if kinds.is_empty() {
+        return Err(Error::invalid("sources", "give at least one source"));
+    }
+    if let Some(l) = r.mmr {
+        if !(0.0..=1.0).contains(&l) {
+            return Err(Error::invalid(
+                "mmr",
+                format!("mmr {l}: lambda must be in [0, 1]"),
+            ));
+        }
+    }
+    if r.group_size == Some(0) {
+        return Err(Error::invalid(
+            "group_size",
+            "group_size must be at least 1",
+        ));
+    }
+    if r.rerank_top.is_some() && r.rerank.is_none() {
+        return Err(Error::invalid(
+            "rerank_top",
+            "rerank_top applies with rerank only (name a reranker)",
+        ));
+    }
+    if r.k == Some(0) {
+        return Err(Error::invalid("k", "k must be at least 1"));
+    }
+    if r.source_k == Some(0) {
+        return Err(Error::invalid("source_k", "source_k must be at least 1"));
+    }
+    let mut q = TextQuery::new(&r.text, &kinds, r.k.unwrap_or(DEFAULT_K));
+    if let Some(d) = r.source_k {
+        for s in &mut q.sources {
+            s.k = d;
+        }
+    }
+    if let Some(w) = &r.weights {
+        if let Some(x) = w.iter().find(|x| !x.is_finite() || **x < 0.0) {
+            return Err(Error::invalid(
+                "weights",
+                format!("weights {w:?}: {x} is not a finite non-negative weight"),
+            ));
+        }
+        if w.len() != q.sources.len() {
+            return Err(Error::invalid(
+                "weights",
+                format!(
+                    "weights has {} values for {} sources",
+                    w.len(),
+                    q.sources.len()
+                ),
+            ));
+        }
+        for (s, &w) in q.sources.iter_mut().zip(w) {
+            *s = Source { weight: w, ..*s };
+        }
+    }
+    q.fusion = parse_fusion(r.fusion.as_deref().unwrap_or(DEFAULT_FUSION))?;
+    q.filter = parse_filter(r.filter.as_ref())?;
+    q.mmr_lambda = r.mmr;
+    q.group_size = Some(r.group_size.unwrap_or(DEFAULT_GROUP_SIZE));
+    let reranker = match r.rerank.as_deref() {
+        Some(MAXSIM) => Some(Reranker::MaxSim),
+        Some(m) => Some(Reranker::Cross(m.to_string())),
+        None => None,
+    };
+    if reranker.is_some() {
+        q.rerank_top = r.rerank_top.unwrap_or(DEFAULT_RERANK_TOP);
+    }
+    let precision = r
+        .precision
+        .as_deref()
+        .map(parse_precision)
+        .transpose()?
+        .unwrap_or_default();
+    Ok(Plan {
+        needs: ModelNeeds {
+            dense: kinds.contains(&SourceKind::Dense) || r.mmr.is_some(),
+            splade: kinds.contains(&SourceKind::Splade),
+            reranker,
+            precision,
+        },
+        query: q,
+        mode: mode.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_core::ErrorKind;
+
+    fn req() -> TextSearchRequest {
+        TextSearchRequest {
+            text: "foxes".into(),
+            ..Default::default()
+        }
+    }
+
+    fn refused(r: TextSearchRequest) -> Error {
+        plan(&r).expect_err("refused")
+    }
+
+    #[test]
+    fn the_defaults_are_hybrid_dense_and_bm25_weighted_grouped() {
+        let p = plan(&req()).unwrap();
+        assert_eq!(p.mode, "hybrid");
+        let kinds: Vec<_> = p.query.sources.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, vec![SourceKind::Dense, SourceKind::Bm25]);
+        assert_eq!(p.query.k, DEFAULT_K);
+        assert_eq!(p.query.group_size, Some(1));
+        assert_eq!(p.query.rerank_top, 0);
+        assert_eq!(p.query.fusion, Fusion::Weighted(Normalization::MinMax));
+        assert!(p.needs.dense && !p.needs.splade && p.needs.reranker.is_none());
+    }
+
+    #[test]
+    fn each_refusal_names_its_field() {
+        let cases: Vec<(TextSearchRequest, &str)> = vec![
+            (
+                TextSearchRequest {
+                    mode: Some("nope".into()),
+                    ..req()
+                },
+                "mode",
+            ),
+            (
+                TextSearchRequest {
+                    sources: Some(vec!["x".into()]),
+                    ..req()
+                },
+                "sources",
+            ),
+            (
+                TextSearchRequest {
+                    sources: Some(vec![]),
+                    ..req()
+                },
+                "sources",
+            ),
+            (
+                TextSearchRequest {
+                    mode: Some("bm25".into()),
+                    sources: Some(vec!["dense".into()]),
+                    ..req()
+                },
+                "sources",
+            ),
+            (
+                TextSearchRequest {
+                    mode: Some("dense".into()),
+                    fusion: Some("rrf".into()),
+                    ..req()
+                },
+                "fusion",
+            ),
+            (
+                TextSearchRequest {
+                    mode: Some("bm25".into()),
+                    weights: Some(vec![1.0]),
+                    ..req()
+                },
+                "weights",
+            ),
+            (
+                TextSearchRequest {
+                    weights: Some(vec![f32::NAN, 1.0]),
+                    ..req()
+                },
+                "weights",
+            ),
+            (
+                TextSearchRequest {
+                    weights: Some(vec![-1.0, 1.0]),
+                    ..req()
+                },
+                "weights",
+            ),
+            (
+                TextSearchRequest {
+                    weights: Some(vec![1.0]),
+                    ..req()
+                },
+                "weights",
+            ),
+            (
+                TextSearchRequest {
+                    fusion: Some("max".into()),
+                    ..req()
+                },
+                "fusion",
+            ),
+            (
+                TextSearchRequest {
+                    mmr: Some(1.5),
+                    ..req()
+                },
+                "mmr",
+            ),
+            (
+                TextSearchRequest {
+                    mmr: Some(-0.1),
+                    ..req()
+                },
+                "mmr",
+            ),
+            (
+                TextSearchRequest {
+                    group_size: Some(0),
+                    ..req()
+                },
+                "group_size",
+            ),
+            (
+                TextSearchRequest {
+                    rerank_top: Some(5),
+                    ..req()
+                },
+                "rerank_top",
+            ),
+            (
+                TextSearchRequest {
+                    k: Some(0),
+                    ..req()
+                },
+                "k",
+            ),
+            (
+                TextSearchRequest {
+                    source_k: Some(0),
+                    ..req()
+                },
+                "source_k",
+            ),
+            (
+                TextSearchRequest {
+                    precision: Some("f16".into()),
+                    ..req()
+                },
+                "precision",
+            ),
+            (
+                TextSearchRequest {
+                    filter: Some(serde_json::json!({"must": 3})),
+                    ..req()
+                },
+                "filter",
+            ),
+        ];
+        for (r, field) in cases {
+            let e = refused(r.clone());
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{r:?}: {e}");
+            assert_eq!(e.field(), Some(field), "{r:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn options_fill_the_query() {
+        let p = plan(&TextSearchRequest {
+            sources: Some(vec!["bm25".into(), "splade".into()]),
+            weights: Some(vec![0.3, 0.7]),
+            fusion: Some("rrf".into()),
+            source_k: Some(7),
+            rerank: Some("maxsim".into()),
+            mmr: Some(0.5),
+            group_size: Some(2),
+            k: Some(3),
+            precision: Some("bf16".into()),
+            ..req()
+        })
+        .unwrap();
+        assert_eq!(p.query.sources[1].weight, 0.7);
+        assert!(p.query.sources.iter().all(|s| s.k == 7));
+        assert_eq!(p.query.fusion, Fusion::Rrf { k: DEFAULT_RRF_K });
+        assert_eq!(p.query.rerank_top, DEFAULT_RERANK_TOP);
+        assert_eq!(p.query.group_size, Some(2));
+        assert_eq!(p.needs.reranker, Some(Reranker::MaxSim));
+        // MMR needs the dense model even without a dense source.
+        assert!(p.needs.dense && p.needs.splade);
+        assert_eq!(p.needs.precision, Precision::Bf16);
+    }
+
+    #[test]
+    fn unknown_json_fields_are_refused() {
+        let e = serde_json::from_str::<TextSearchRequest>(r#"{"text":"x","modes":"dense"}"#);
+        assert!(e.is_err());
+        let r: TextSearchRequest =
+            serde_json::from_str(r#"{"text":"x","mode":"bm25","k":3}"#).unwrap();
+        assert_eq!(r.k, Some(3));
+    }
+}
