@@ -1,9 +1,10 @@
 //! The real server over loopback HTTP: every route's success and error paths, the auth matrix,
-//! bad input, limits and the OpenAPI document.
+//! bad input, limits, the OpenAPI document and the web console's pages.
 
 mod common;
 
 mod api;
 mod auth_matrix;
 mod bad_input;
+mod console;
 mod openapi;
