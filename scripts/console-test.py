@@ -38,6 +38,7 @@ DOCS = {
     "dough. Bakers fold the dough and bake the loaf in a hot oven.\n",
     "tides.txt": "Tides\n\nThe moon pulls the oceans and makes the tides. Sailors read tide "
     "tables before taking ships into a shallow harbour.\n",
+    "markup.txt": f"Markup\n\nA note about a lamp that quotes markup: {XSS} stays text.\n",
 }
 
 
@@ -148,6 +149,12 @@ class Page:
         self.page.wait_for_timeout(50)
         check(not self.error_text(), f"{what}: error shown: {self.error_text()}")
 
+    def results(self, sel, what):
+        """Waits for `sel` to appear or for the error line; fails with the page's error message."""
+        self.page.wait_for_selector(f"{sel}, #error:not([hidden])", timeout=15_000)
+        check(not self.error_text(), f"{what}: the page shows an error: {self.error_text()}")
+        return self.q(sel)
+
     def open_collection(self, name):
         self.q(f'[data-testid=collection][data-name="{name}"]').click()
         expect(self.q("#collection-name")).to_have_text(name)
@@ -237,21 +244,18 @@ def check_text(p):
         p.q("#query-text").fill("lighthouse lamp")
         p.q("#query-mode").select_option(mode)
         p.q("#query-run").click()
-        top = p.q("[data-testid=chunk]").first
-        expect(top).to_be_visible()
-        p.no_error(f"text query ({mode})")
+        top = p.results("[data-testid=chunk]", f"text query ({mode})").first
         marks = [m.lower() for m in top.locator("mark").all_text_contents()]
         check(any(m.startswith("lamp") or m.startswith("lighthouse") for m in marks),
               f"{mode}: no <mark> of a query term in the top chunk (marks: {marks})")
+        check(p.q("img").count() == 0, f"{mode}: chunk text became an <img> element")
         cite = top.locator("[data-testid=citation]").text_content()
         check("lighthouses" in cite.lower() and "bytes" in cite,
               f"{mode}: citation line {cite!r} lacks the title/source or byte range")
     p.tab("ask")
     p.q("#ask-question").fill("Who trimmed the lamp wick?")
     p.q("#ask-run").click()
-    passages = p.q("[data-testid=passage]")
-    expect(passages.first).to_be_visible()
-    p.no_error("ask")
+    passages = p.results("[data-testid=passage]", "ask")
     nums = passages.evaluate_all("ps => ps.map(p => p.dataset.citation)")
     check(nums == [str(i + 1) for i in range(len(nums))], f"passages not numbered 1..n: {nums}")
     expect(passages.first.locator(".cnum")).to_have_text("[1]")
@@ -319,8 +323,9 @@ def run(args, tmp, pw, browser, artifacts):
             check_text(p)
             print("ok: text query (bm25, hybrid) highlights + citations; ask passages")
         check(not p.dialogs, f"a dialog opened: {p.dialogs}")
-        check(not [e for e in p.console_errors if "401" not in e and "400" not in e],
-              f"script errors: {p.console_errors}")
+        # Uncaught exceptions and CSP refusals; answers with error statuses are expected above.
+        errors = [e for e in p.console_errors if not e.startswith("Failed to load resource")]
+        check(not errors, f"script errors: {errors}")
     except Exception:
         keep(p, "noauth")
         raise
@@ -333,7 +338,7 @@ def run(args, tmp, pw, browser, artifacts):
     r = subprocess.run([args.sextant, "--data", data, "keys", "create", "--role", "admin"],
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 0, f"sextant keys create failed: {r.stderr}")
-    key = next((w for w in r.stdout.split() if w.startswith("sx")), None) or r.stdout.strip().split()[-1]
+    key = r.stdout.strip().splitlines()[-1]  # the key is the only line on stdout
     server = Server(args.sextant, data, auth=True)
     p = None
     try:

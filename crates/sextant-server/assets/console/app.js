@@ -148,10 +148,11 @@ const isDocuments = (info) => Boolean(info && info.schema && info.schema.documen
 
 function describeSpaces(schema) {
   const dense = (schema.spaces || []).map((s) => {
-    const idx = typeof s.index === 'string' ? s.index : Object.keys(s.index || {})[0] || '';
-    return `${s.name}: ${s.dim}-d ${s.metric}${idx ? ` ${idx.toLowerCase()}` : ''}`;
+    const i = s.index || {};
+    const idx = i.type === 'hnsw' ? ` hnsw (m ${i.m}, ef_construction ${i.ef_construction})` : i.type ? ` ${i.type}` : '';
+    return `${s.name}: ${s.dim}-d ${s.metric}${idx}${s.model ? ', model-backed' : ''}`;
   });
-  const sparse = (schema.sparse_spaces || []).map((s) => `${s.name} (sparse)`);
+  const sparse = (schema.sparse_spaces || []).map((s) => `${s.name}: sparse ${(s.kind && s.kind.type) || ''}`.trim());
   return [...dense, ...sparse].join('; ');
 }
 
@@ -238,9 +239,14 @@ async function browse(offset, pageNo) {
 
 // --- Highlighting ------------------------------------------------------------------------------
 
+// Words not worth a highlight (display only: retrieval does its own analysis).
+const STOP = new Set(('a an and are as at be by do does for from how in is it of on or that the this '
+  + 'to was were what when where which who why with').split(' '));
+
 /** Query terms as regex sources; a word matches when it starts with a term's (crudely stemmed) root. */
 function terms(query) {
-  const words = (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) || []).filter((w) => w.length > 1);
+  const words = (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) || [])
+    .filter((w) => w.length > 1 && !STOP.has(w));
   const roots = new Set(words.map((w) => (w.length > 4 ? w.replace(/(ing|ed|es|s|ly)$/u, '') : w)));
   return [...roots].sort((a, b) => b.length - a.length)
     .map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
@@ -286,8 +292,8 @@ async function textQuery() {
   const group = num('query-group');
   if (group !== undefined) body.group_size = group;
   if ($('query-rerank').checked) body.rerank = true;
-  const data = await api('POST', coll('/query'), body);
   const out = clear($('results'));
+  const data = await api('POST', coll('/query'), body);
   if (!data.documents.length) out.append(el('li', { class: 'empty' }, 'No matches.'));
   for (const d of data.documents) {
     const chunks = el('ol', { class: 'chunks' });
@@ -312,8 +318,8 @@ async function vectorQuery() {
   const body = { ...scope(), vector, k: num('vector-k') || 10, with_payload: true };
   const ef = num('vector-ef');
   if (ef !== undefined) body.ef = ef;
-  const data = await api('POST', coll('/search'), body);
   const out = clear($('results'));
+  const data = await api('POST', coll('/search'), body);
   if (!data.hits.length) out.append(el('li', { class: 'empty' }, 'No matches.'));
   for (const h of data.hits) {
     out.append(el('li', { 'data-testid': 'hit', 'data-id': JSON.stringify(h.id) },
@@ -329,16 +335,17 @@ async function ask() {
   const body = { ...scope(), question, mode: $('ask-mode').value, k: num('ask-k') };
   const budget = num('ask-budget');
   if (budget !== undefined) body.budget = budget;
+  const answer = clear($('ask-answer'));
+  const out = clear($('ask-passages'));
+  answer.hidden = true;
+  $('ask-summary').textContent = '';
   const data = await api('POST', coll('/ask'), body);
-  const answer = $('ask-answer');
-  clear(answer);
   answer.append(data.answer
     ? el('p', {}, data.answer)
     : el('p', { class: 'muted' }, 'No answer generated (no generator configured); the cited context a model would receive is below.'));
   answer.hidden = false;
   const ctx = data.context || { passages: [] };
   $('ask-summary').textContent = `${ctx.passages.length} passage(s), ${ctx.tokens ?? '?'} of ${ctx.budget ?? '?'} tokens${ctx.omitted ? `, ${ctx.omitted} omitted` : ''}`;
-  const out = clear($('ask-passages'));
   for (const p of ctx.passages) {
     out.append(el('li', { 'data-testid': 'passage', 'data-citation': String(p.citation) },
       el('div', { class: 'meta' }, el('strong', { class: 'cnum' }, `[${p.citation}]`),

@@ -18,13 +18,21 @@ fn get(url: &str, etag: Option<&str>) -> ureq::Response {
 fn console_pages_load_without_a_key_and_carry_a_strict_csp() {
     let t = start(true);
     for (path, ctype, needle) in [
-        ("/", "text/html", "<script type=\"module\" src=\"/console/app.js\">"),
+        (
+            "/",
+            "text/html",
+            "<script type=\"module\" src=\"/console/app.js\">",
+        ),
         ("/console/app.js", "text/javascript", "sessionStorage"),
         ("/console/app.css", "text/css", "mark"),
     ] {
         let r = get(&t.url(path), None);
         assert_eq!(r.status(), 200, "{path}");
-        assert!(r.content_type().starts_with(ctype), "{path}: {}", r.content_type());
+        assert!(
+            r.content_type().starts_with(ctype),
+            "{path}: {}",
+            r.content_type()
+        );
         let csp = r.header("content-security-policy").unwrap().to_string();
         assert!(csp.starts_with("default-src 'self'"), "{csp}");
         assert!(!csp.contains("unsafe"), "{csp}");
