@@ -11,3 +11,16 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# The web console in a real headless browser: Debian's Chromium driven by Playwright (pinned, in
+# .venv-test; Playwright's own browser download is not used), against the debug CLI binary.
+if ! command -v chromium >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+if ! .venv-test/bin/python -c 'import playwright' 2>/dev/null; then
+  python3 -m venv .venv-test
+  .venv-test/bin/pip install -q playwright==1.65.2
+fi
+cargo build -p sextant-cli --locked
+.venv-test/bin/python scripts/console-test.py target/debug/sextant ${CONSOLE_TEST_ARGS:-}

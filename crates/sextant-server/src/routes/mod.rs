@@ -22,6 +22,7 @@ use crate::AppState;
 
 pub mod admin;
 pub mod collections;
+pub mod console;
 pub mod models;
 pub mod ops;
 pub mod points;
@@ -79,6 +80,8 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(console::index))
+        .routes(routes!(console::file))
         .routes(routes!(collections::list, collections::create))
         .routes(routes!(collections::info, collections::delete))
         .routes(routes!(collections::optimize))

@@ -1,5 +1,5 @@
 //! The real server over loopback HTTP: every route's success and error paths, the auth matrix,
-//! bad input, limits and the OpenAPI document.
+//! bad input, limits, the OpenAPI document and the web console's pages.
 
 mod common;
 
@@ -7,6 +7,7 @@ mod api;
 mod auth_matrix;
 mod bad_input;
 mod concurrency;
+mod console;
 mod openapi;
 mod text;
 #[cfg(feature = "tls")]

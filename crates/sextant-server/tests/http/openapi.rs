@@ -11,6 +11,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/"),
+    ("get", "/console/{file}"),
     ("get", "/collections"),
     ("post", "/collections"),
     ("get", "/collections/{name}"),
@@ -73,6 +75,7 @@ fn every_route_is_documented_and_served() {
             .replace("{tenant}", "t")
             .replace("{id}", "1")
             .replace("{doc_id}", "d");
+            .replace("{file}", "app.js");
         let (st, v) = t.call(
             &m.to_uppercase(),
             &path,
@@ -179,6 +182,9 @@ fn answers_validate_against_the_document() {
     };
     run("get", "/healthz", "/healthz", None);
     run("get", "/readyz", "/readyz", None);
+    run("get", "/", "/", None);
+    run("get", "/console/{file}", "/console/app.css", None);
+    run("get", "/console/{file}", "/console/nope.js", None);
     run(
         "post",
         "/collections",
