@@ -40,7 +40,8 @@ reaches --target (default 0.95). The headline per system is that first ef.
             (--sextant-bin; may be several words, e.g. the test stub
             '.venv-peers/bin/python bench/http_stub.py'), plain HTTP/JSON with
             keep-alive (httpx), REST contract in bench/http_common.py
-            (SextantHTTP). --sextant-url attaches to a running server instead
+            (SextantHTTP); --sextant-client stdlib swaps httpx for http.client
+            (less client CPU on a 2-core machine). --sextant-url attaches to a running server instead
             (then --sextant-pid gives the pid whose CPU is counted).
 
 Run (after bash scripts/fetch-ann-data.sh glove and bash bench/peers/setup.sh):
@@ -103,6 +104,9 @@ def parse_args(argv=None):
                     help="the collection exists and is loaded: skip create/upsert/optimize")
     ap.add_argument("--sextant-arg", action="append", default=[],
                     help="extra argument appended to the serve command (repeatable)")
+    ap.add_argument("--sextant-client", choices=["httpx", "stdlib"], default="httpx",
+                    help="HTTP client of the Sextant query workers: httpx (default) or the standard "
+                         "library's http.client (keep-alive, less client CPU)")
     ap.add_argument("--chroma-no-restart", action="store_true",
                     help="do not restart the Chroma server after changing ef_search")
     a = ap.parse_args(argv)
@@ -185,7 +189,7 @@ class PgClient:
 
 class SextantClient:
     def __init__(self, spec):
-        self.s = hc.SextantHTTP(spec["url"], COLLECTION)
+        self.s = hc.SextantHTTP(spec["url"], COLLECTION, transport=spec.get("transport", "httpx"))
         self.k = spec["k"]
         self.ef = None
 
@@ -578,7 +582,7 @@ class Sextant:
             self._pid = self.proc.pid
         self.s = hc.SextantHTTP(url, COLLECTION, timeout=3600)
         self.s.wait_healthy(120, self.proc)
-        return {"system": "sextant", "url": url, "k": a.k}
+        return {"system": "sextant", "url": url, "k": a.k, "transport": a.sextant_client}
 
     def pid(self):
         return self._pid

