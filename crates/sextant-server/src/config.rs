@@ -453,7 +453,8 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let cases: [(&str, &[(&str, &str)], &str); 6] = [
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case<'_>; 6] = [
             ("[limits]\nqueue_dept = 3\n", &[], "queue_dept"),
             ("listen = \"nowhere\"\n", &[], "listen"),
             ("[limits]\nqueue_depth = \"many\"\n", &[], "queue_depth"),

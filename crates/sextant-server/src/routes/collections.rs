@@ -246,7 +246,7 @@ pub async fn create(
         .run(Work::Write, move || {
             let c = st.db().create_collection(&name, schema)?;
             st.cache.invalidate(c.name());
-            Ok(serde_json::to_value(c.info()).map_err(ApiError::internal)?)
+            serde_json::to_value(c.info()).map_err(ApiError::internal)
         })
         .await;
     s.audit(&p, "collection.create", Some(&b.name), None, &rid, &r);
@@ -322,7 +322,7 @@ pub async fn optimize(
     let r = s
         .run(Work::Write, move || {
             c.optimize()?;
-            Ok(serde_json::to_value(c.info()).map_err(ApiError::internal)?)
+            serde_json::to_value(c.info()).map_err(ApiError::internal)
         })
         .await;
     s.audit(&p, "collection.optimize", Some(&name), None, &rid, &r);

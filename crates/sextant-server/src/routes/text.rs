@@ -517,7 +517,6 @@ pub async fn ingest(
         id_field: q.id_field.clone().unwrap_or_else(|| "id".into()),
         text_field: q.text_field.clone().unwrap_or_else(|| "text".into()),
         title_field: q.title_field.clone().unwrap_or_else(|| "title".into()),
-        ..RecordFields::default()
     };
     let limit = s.config().limits.max_upload_bytes;
     let st = s.clone();

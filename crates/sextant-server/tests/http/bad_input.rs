@@ -63,7 +63,10 @@ fn every_route_refuses_bad_bodies_with_a_json_4xx() {
                 too_large += usize::from(st == 413);
                 continue;
             }
-            assert!(is_clean_4xx(st, &v, &text), "{m} {path} {what}: {st} {text}");
+            assert!(
+                is_clean_4xx(st, &v, &text),
+                "{m} {path} {what}: {st} {text}"
+            );
         }
     }
     assert!(too_large > 0, "no huge body got its 413");

@@ -74,7 +74,7 @@ fn every_route_is_documented_and_served() {
             .replace("{alias}", "a")
             .replace("{tenant}", "t")
             .replace("{id}", "1")
-            .replace("{doc_id}", "d");
+            .replace("{doc_id}", "d")
             .replace("{file}", "app.js");
         let (st, v) = t.call(
             &m.to_uppercase(),
