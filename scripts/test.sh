@@ -18,9 +18,12 @@ if ! command -v chromium >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
-if ! .venv-test/bin/python -c 'import playwright' 2>/dev/null; then
+if ! .venv-test/bin/python -c 'import playwright, openai' 2>/dev/null; then
   python3 -m venv .venv-test
-  .venv-test/bin/pip install -q playwright==1.65.2
+  .venv-test/bin/pip install -q playwright==1.65.2 openai==3.60.0
 fi
 cargo build -p sextant-cli --locked
-.venv-test/bin/python scripts/console-test.py target/debug/sextant ${CONSOLE_TEST_ARGS:-}
+SEXTANT_BIN="${CARGO_TARGET_DIR:-target}/debug/sextant"
+.venv-test/bin/python scripts/console-test.py "$SEXTANT_BIN" ${CONSOLE_TEST_ARGS:-}
+# The OpenAI-compatible routes driven by the official `openai` client, unchanged.
+.venv-test/bin/python scripts/openai-client-test.py "$SEXTANT_BIN"

@@ -80,7 +80,8 @@ pub struct SpaceBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCollection {
-    /// Name (1-64 letters, digits, `_`, `-`).
+    /// Name (1-64 letters, digits, `_`, `-`); with `PUT /collections/{name}` it may be left out.
+    #[serde(default)]
     pub name: String,
     /// Dimension of the single space.
     #[serde(default)]
@@ -237,6 +238,42 @@ pub async fn create(
     Auth(p): Auth,
     RequestId(rid): RequestId,
     ApiJson(b): ApiJson<CreateCollection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if b.name.is_empty() {
+        return Err(ApiError::invalid("name", "give the collection's name"));
+    }
+    create_collection(s, p, rid, b).await
+}
+
+/// Creates the collection named in the path (admin); the body is that of `POST /collections`
+/// without (or with the same) `name`.
+#[utoipa::path(put, path = "/collections/{name}", tag = "collections", request_body = CreateCollection,
+    params(("name" = String, Path, description = "New collection's name")),
+    responses((status = 201, description = "Created; the collection's info", body = Object),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create_named(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(mut b): ApiJson<CreateCollection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !b.name.is_empty() && b.name != name {
+        return Err(ApiError::invalid(
+            "name",
+            format!("the body names {:?} but the path {name:?}", b.name),
+        ));
+    }
+    b.name = name;
+    create_collection(s, p, rid, b).await
+}
+
+async fn create_collection(
+    s: AppState,
+    p: crate::auth::Principal,
+    rid: String,
+    b: CreateCollection,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     s.allow(&p, Role::Admin, Some(&b.name))?;
     let schema = schema_of(&b)?;

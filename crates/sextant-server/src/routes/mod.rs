@@ -83,7 +83,11 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(console::index))
         .routes(routes!(console::file))
         .routes(routes!(collections::list, collections::create))
-        .routes(routes!(collections::info, collections::delete))
+        .routes(routes!(
+            collections::info,
+            collections::create_named,
+            collections::delete
+        ))
         .routes(routes!(collections::optimize))
         .routes(routes!(collections::aliases))
         .routes(routes!(collections::set_alias, collections::delete_alias))
@@ -176,7 +180,7 @@ pub(crate) fn router(state: AppState) -> Router {
                 })
                 .on_response(
                     |resp: &axum::response::Response, latency: Duration, _: &tracing::Span| {
-                        tracing::info!(status = resp.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "response");
+                        tracing::debug!(status = resp.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "response");
                     },
                 ),
         )

@@ -570,6 +570,10 @@ pub async fn ingest(
         )
         .with_status(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE))
     };
+    if let Ok(rep) = &r {
+        metrics::counter!("sextant_ingested_documents_total").increment(rep.documents as u64);
+        metrics::counter!("sextant_ingested_chunks_total").increment(rep.chunks as u64);
+    }
     s.audit(&p, "documents.ingest", Some(&name), None, &rid, &r);
     Ok(Json(r?))
 }

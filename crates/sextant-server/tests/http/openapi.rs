@@ -16,6 +16,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/collections"),
     ("post", "/collections"),
     ("get", "/collections/{name}"),
+    ("put", "/collections/{name}"),
     ("delete", "/collections/{name}"),
     ("post", "/collections/{name}/optimize"),
     ("get", "/aliases"),

@@ -372,3 +372,134 @@ fn decode_base64(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn document_routes_keep_tenants_apart() {
+    let mut c = config(true);
+    c.models.insert("minilm".into(), model_dir());
+    c.default_model = "minilm".into();
+    let t = start_with(c);
+    let admin = t.key("admin", None, None);
+    let post = |key: &str, path: &str, body: &str| {
+        let resp = ureq::post(&t.url(path))
+            .set("Authorization", &format!("Bearer {key}"))
+            .set("Content-Type", "application/x-ndjson")
+            .send_bytes(body.as_bytes());
+        match resp {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let doc = |id: &str, text: &str| format!("{}\n", json!({"id": id, "text": text}));
+    let (st, body) = post(
+        &admin,
+        "/collections/mt/documents?tenant_key=org&tenant=a&no_splade=true",
+        &doc(
+            "shared",
+            "Alpha tenant secret: the vault code is lighthouse.",
+        ),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = post(
+        &admin,
+        "/collections/mt/documents?tenant=b",
+        &doc("shared", "Beta tenant secret: the vault code is submarine."),
+    );
+    assert_eq!(st, 200, "{body}");
+    let ka = t.key("write", None, Some(json!("a")));
+    // Query and ask see only tenant a, whatever the request says.
+    for mode in ["bm25", "dense", "hybrid"] {
+        let q = t.ok(
+            "POST",
+            "/collections/mt/query",
+            Some(&ka),
+            Some(json!({"text": "vault code submarine", "mode": mode})),
+        );
+        let text = q.to_string();
+        assert!(
+            !text.contains("submarine") || text.matches("submarine").count() == 0,
+            "{mode} leaked tenant b: {q}"
+        );
+        assert!(text.contains("lighthouse"), "{mode}: {q}");
+    }
+    let a = t.ok(
+        "POST",
+        "/collections/mt/ask",
+        Some(&ka),
+        Some(json!({"question": "What is the vault code?"})),
+    );
+    assert!(!a.to_string().contains("submarine"), "{a}");
+    for body in [
+        json!({"text": "vault", "tenant": "b"}),
+        json!({"text": "vault", "all_tenants": true}),
+    ] {
+        assert_eq!(
+            t.call("POST", "/collections/mt/query", Some(&ka), Some(body))
+                .0,
+            403
+        );
+    }
+    assert_eq!(
+        t.call(
+            "POST",
+            "/collections/mt/ask",
+            Some(&ka),
+            Some(json!({"question": "q", "tenant": "b"}))
+        )
+        .0,
+        403
+    );
+    // Ingest with the tenant key lands in tenant a; naming tenant b is refused.
+    let (st, body) = post(
+        &ka,
+        "/collections/mt/documents",
+        &doc("new", "Alpha adds a note about lighthouses."),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        post(&ka, "/collections/mt/documents?tenant=b", &doc("x", "y")).0,
+        403
+    );
+    let count_b = t.ok(
+        "POST",
+        "/collections/mt/points/count",
+        Some(&admin),
+        Some(json!({"tenant": "b"})),
+    )["count"]
+        .clone();
+    assert_eq!(count_b, 1);
+    // Deleting "shared" with tenant a's key removes only tenant a's document.
+    t.ok(
+        "DELETE",
+        "/collections/mt/documents/shared",
+        Some(&ka),
+        None,
+    );
+    assert_eq!(
+        t.ok(
+            "POST",
+            "/collections/mt/points/count",
+            Some(&admin),
+            Some(json!({"tenant": "b"}))
+        )["count"],
+        1
+    );
+    let qb = t.ok(
+        "POST",
+        "/collections/mt/query",
+        Some(&admin),
+        Some(json!({"text": "vault code", "mode": "bm25", "tenant": "b"})),
+    );
+    assert!(qb.to_string().contains("submarine"));
+    // A read key cannot ingest; a tenant key cannot create a collection.
+    let kr = t.key("read", None, Some(json!("a")));
+    assert_eq!(
+        post(&kr, "/collections/mt/documents", &doc("z", "z")).0,
+        403
+    );
+    assert_eq!(
+        post(&ka, "/collections/fresh/documents", &doc("z", "z")).0,
+        403
+    );
+}
