@@ -42,6 +42,12 @@ fn every_route_refuses_bad_bodies_with_a_json_4xx() {
         ("POST", "/collections/c/search"),
         ("PUT", "/aliases/a"),
         ("POST", "/admin/keys"),
+        ("PUT", "/collections/new"),
+        ("POST", "/collections/c/query"),
+        ("POST", "/collections/c/ask"),
+        ("POST", "/embed"),
+        ("POST", "/rerank"),
+        ("POST", "/v1/embeddings"),
     ];
     let huge = vec![b' '; 80 * 1024];
     let bodies: Vec<(&str, Vec<u8>, &str)> = vec![
