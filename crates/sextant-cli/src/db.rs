@@ -8,10 +8,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
-use sextant_core::{Filter, Metric, PointId};
+use sextant_core::{Filter, PointId};
 use sextant_engine::{
-    Collection, CollectionConfig, Database, Durability, FieldType, IndexSpec, OrderBy,
-    PayloadIndexSpec, Schema, Scope, SearchRequest, SpaceSpec, TenantId,
+    Collection, CollectionConfig, Database, Durability, OrderBy, Schema, Scope, SearchRequest,
+    TenantId,
 };
 use sextant_service::import::{ImportOptions, PointBatches};
 
@@ -122,8 +122,6 @@ impl TenantArgs {
         }
     }
 }
-
-pub use sextant_service::ingest::set_tenant_key;
 
 /// `tenant …`.
 #[derive(Debug, Subcommand)]
@@ -444,34 +442,24 @@ pub fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
         .transpose()
 }
 
-fn parse_space(spec: &str) -> Result<SpaceSpec> {
+/// `--space NAME:DIM:METRIC[:hnsw|flat]`.
+fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (name, dim, metric, index) = match parts.as_slice() {
         [n, d, m] => (n, d, m, "hnsw"),
         [n, d, m, i] => (n, d, m, *i),
         _ => bail!("--space {spec:?}: expected NAME:DIM:METRIC[:hnsw|flat]"),
     };
-    Ok(SpaceSpec {
+    Ok(sextant_service::SpaceBody {
         name: name.to_string(),
         dim: dim
             .parse()
             .with_context(|| format!("--space {spec:?}: dimension {dim:?} is not a number"))?,
-        metric: metric.parse::<Metric>()?,
-        index: parse_index(
-            index,
-            sextant_engine::DEFAULT_M,
-            sextant_engine::DEFAULT_EF_CONSTRUCTION,
-        )?,
-        model: None,
+        metric: metric.to_string(),
+        index: Some(index.to_string()),
+        m: None,
+        ef_construction: None,
     })
-}
-
-fn parse_index(s: &str, m: usize, ef_construction: usize) -> Result<IndexSpec> {
-    match s {
-        "hnsw" => Ok(IndexSpec::Hnsw { m, ef_construction }),
-        "flat" => Ok(IndexSpec::Flat),
-        _ => bail!("unknown index {s:?}: expected hnsw or flat"),
-    }
 }
 
 /// Runs `collection …`.
@@ -479,21 +467,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
     let db = open(args)?;
     match cmd {
         CollectionCommand::Create(c) => {
-            let spaces = if c.space.is_empty() {
-                let dim = c.dim.context("give --dim (or --space NAME:DIM:METRIC)")?;
-                vec![SpaceSpec {
-                    name: sextant_engine::DEFAULT_SPACE.to_string(),
-                    dim,
-                    metric: c.metric.parse::<Metric>()?,
-                    index: parse_index(&c.index, c.m, c.ef_construction)?,
-                    model: None,
-                }]
-            } else {
-                c.space
-                    .iter()
-                    .map(|s| parse_space(s))
-                    .collect::<Result<_>>()?
-            };
+            let hnsw = c.index == "hnsw";
             let payload_indexes = c
                 .payload_index
                 .iter()
@@ -501,23 +475,37 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     let (key, ty) = p
                         .rsplit_once(':')
                         .with_context(|| format!("--payload-index {p:?}: expected KEY:TYPE"))?;
-                    Ok(PayloadIndexSpec {
-                        key: key.to_string(),
-                        field_type: ty.parse::<FieldType>().map_err(anyhow::Error::msg)?,
-                    })
+                    Ok((key.to_string(), ty.to_string()))
                 })
                 .collect::<Result<_>>()?;
-            let mut schema = Schema {
-                spaces,
-                payload_indexes,
-                tenant_key: None,
-                documents: None,
-                sparse_spaces: Vec::new(),
+            let spec = if c.space.is_empty() {
+                sextant_service::CollectionSpec {
+                    name: c.name.clone(),
+                    dim: Some(c.dim.context("give --dim (or --space NAME:DIM:METRIC)")?),
+                    metric: Some(c.metric.clone()),
+                    index: Some(c.index.clone()),
+                    m: hnsw.then_some(c.m),
+                    ef_construction: hnsw.then_some(c.ef_construction),
+                    spaces: None,
+                    payload_indexes,
+                    tenant_key: c.tenant_key.clone(),
+                }
+            } else {
+                sextant_service::CollectionSpec {
+                    name: c.name.clone(),
+                    spaces: Some(
+                        c.space
+                            .iter()
+                            .map(|s| parse_space(s))
+                            .collect::<Result<_>>()?,
+                    ),
+                    payload_indexes,
+                    tenant_key: c.tenant_key.clone(),
+                    ..Default::default()
+                }
             };
-            if let Some(spec) = &c.tenant_key {
-                set_tenant_key(&mut schema, spec)?;
-            }
-            let col = db.create_collection(&c.name, schema)?;
+            let col = sextant_service::Service::from_database(db, Default::default())
+                .create_collection(&spec)?;
             if args.json {
                 print_json(&col.info())?;
             } else {

@@ -18,6 +18,7 @@
 //! process-wide state beyond the documented environment variables.
 #![forbid(unsafe_code)]
 
+pub mod collections;
 pub mod error;
 pub mod import;
 pub mod ingest;
@@ -27,6 +28,7 @@ pub mod plan;
 mod service;
 pub mod sources;
 
+pub use collections::{CollectionSpec, SpaceBody};
 pub use error::{Error, Result};
 pub use ingest::{IngestOptions, IngestReport};
 pub use models::{ModelRegistry, RegistryConfig};

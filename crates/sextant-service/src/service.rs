@@ -419,6 +419,15 @@ impl Service {
         })
     }
 
+    /// Creates a vector collection as `spec` describes.
+    pub fn create_collection(&self, spec: &crate::CollectionSpec) -> Result<Arc<Collection>> {
+        if spec.name.is_empty() {
+            return Err(Error::invalid("name", "give the collection's name"));
+        }
+        let schema = spec.schema()?;
+        Ok(self.db.create_collection(&spec.name, schema)?)
+    }
+
     /// Removes a document (all its chunks, in the scope) in one durable write; returns how
     /// many chunks it had (0: no such document).
     pub fn delete_document(&self, collection: &str, scope: &Scope, doc_id: &str) -> Result<usize> {

@@ -7,11 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sextant_core::Metric;
-use sextant_engine::{
-    FieldType, IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, TenantId, DEFAULT_EF_CONSTRUCTION,
-    DEFAULT_M, DEFAULT_SPACE,
-};
+use sextant_engine::TenantId;
 use utoipa::ToSchema;
 
 use crate::auth::Role;
@@ -55,178 +51,7 @@ pub async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Co
     }))
 }
 
-/// A vector space of a new collection.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SpaceBody {
-    /// Name.
-    pub name: String,
-    /// Dimension.
-    pub dim: usize,
-    /// `cosine`, `dot`, `l2` or `l1`.
-    pub metric: String,
-    /// `hnsw` (default) or `flat`.
-    #[serde(default)]
-    pub index: Option<String>,
-    /// HNSW links per node.
-    #[serde(default)]
-    pub m: Option<usize>,
-    /// HNSW build candidate list size.
-    #[serde(default)]
-    pub ef_construction: Option<usize>,
-}
-
-/// A new collection: one unnamed space (`dim`, `metric`, `index`) or named `spaces`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateCollection {
-    /// Name (1-64 letters, digits, `_`, `-`); with `PUT /collections/{name}` it may be left out.
-    #[serde(default)]
-    pub name: String,
-    /// Dimension of the single space.
-    #[serde(default)]
-    pub dim: Option<usize>,
-    /// Metric of the single space (default cosine).
-    #[serde(default)]
-    pub metric: Option<String>,
-    /// Index of the single space: `hnsw` (default) or `flat`.
-    #[serde(default)]
-    pub index: Option<String>,
-    /// HNSW links per node (default 16).
-    #[serde(default)]
-    pub m: Option<usize>,
-    /// HNSW build candidate list size (default 200).
-    #[serde(default)]
-    pub ef_construction: Option<usize>,
-    /// Named spaces instead of the single one.
-    #[serde(default)]
-    pub spaces: Option<Vec<SpaceBody>>,
-    /// Payload indexes: key → `keyword`, `integer`, `float`, `bool` or `datetime`.
-    #[serde(default)]
-    pub payload_indexes: BTreeMap<String, String>,
-    /// Payload key holding each point's tenant, `KEY` or `KEY:integer`: the collection is then
-    /// multi-tenant and every point request names a tenant.
-    #[serde(default)]
-    pub tenant_key: Option<String>,
-}
-
-fn index(
-    kind: Option<&str>,
-    m: Option<usize>,
-    efc: Option<usize>,
-    field: &str,
-) -> ApiResult<IndexSpec> {
-    match kind.unwrap_or("hnsw") {
-        "hnsw" => Ok(IndexSpec::Hnsw {
-            m: m.unwrap_or(DEFAULT_M),
-            ef_construction: efc.unwrap_or(DEFAULT_EF_CONSTRUCTION),
-        }),
-        "flat" if m.is_none() && efc.is_none() => Ok(IndexSpec::Flat),
-        "flat" => Err(ApiError::invalid(
-            field,
-            "m and ef_construction apply to hnsw only",
-        )),
-        other => Err(ApiError::invalid(
-            field,
-            format!("unknown index {other:?}: expected hnsw or flat"),
-        )),
-    }
-}
-
-fn metric(s: Option<&str>, field: &str) -> ApiResult<Metric> {
-    s.unwrap_or("cosine")
-        .parse::<Metric>()
-        .map_err(|e| ApiError::invalid(field, e.to_string()))
-}
-
-/// The schema a create request asks for.
-pub(crate) fn schema_of(b: &CreateCollection) -> ApiResult<Schema> {
-    let spaces = match &b.spaces {
-        Some(spaces) => {
-            let single = [
-                ("dim", b.dim.is_some()),
-                ("metric", b.metric.is_some()),
-                ("index", b.index.is_some()),
-                ("m", b.m.is_some()),
-                ("ef_construction", b.ef_construction.is_some()),
-            ];
-            if let Some((f, _)) = single.iter().find(|(_, given)| *given) {
-                return Err(ApiError::invalid(
-                    f,
-                    "give the single space's settings or spaces, not both",
-                ));
-            }
-            spaces
-                .iter()
-                .enumerate()
-                .map(|(i, sp)| {
-                    let field = format!("spaces[{i}]");
-                    Ok(SpaceSpec {
-                        name: sp.name.clone(),
-                        dim: sp.dim,
-                        metric: metric(Some(&sp.metric), &field)?,
-                        index: index(sp.index.as_deref(), sp.m, sp.ef_construction, &field)?,
-                        model: None,
-                    })
-                })
-                .collect::<ApiResult<Vec<_>>>()?
-        }
-        None => vec![SpaceSpec {
-            name: DEFAULT_SPACE.into(),
-            dim: b
-                .dim
-                .ok_or_else(|| ApiError::invalid("dim", "give dim (or spaces)"))?,
-            metric: metric(b.metric.as_deref(), "metric")?,
-            index: index(b.index.as_deref(), b.m, b.ef_construction, "index")?,
-            model: None,
-        }],
-    };
-    let mut payload_indexes = b
-        .payload_indexes
-        .iter()
-        .map(|(k, t)| {
-            Ok(PayloadIndexSpec {
-                key: k.clone(),
-                field_type: t
-                    .parse::<FieldType>()
-                    .map_err(|e| ApiError::invalid("payload_indexes", e.to_string()))?,
-            })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let tenant_key = match &b.tenant_key {
-        None => None,
-        Some(spec) => {
-            let (key, ty) = spec.rsplit_once(':').unwrap_or((spec, "keyword"));
-            let ty = match ty {
-                "keyword" => FieldType::Keyword,
-                "integer" => FieldType::Integer,
-                other => {
-                    return Err(ApiError::invalid(
-                        "tenant_key",
-                        format!("tenant type {other:?}: expected keyword or integer"),
-                    ))
-                }
-            };
-            if key.is_empty() {
-                return Err(ApiError::invalid("tenant_key", "the key is empty"));
-            }
-            if !payload_indexes.iter().any(|p| p.key == key) {
-                payload_indexes.push(PayloadIndexSpec {
-                    key: key.to_string(),
-                    field_type: ty,
-                });
-            }
-            Some(key.to_string())
-        }
-    };
-    Ok(Schema {
-        spaces,
-        payload_indexes,
-        tenant_key,
-        documents: None,
-        sparse_spaces: Vec::new(),
-    })
-}
+pub use sextant_service::CollectionSpec as CreateCollection;
 
 /// Creates a collection (admin).
 #[utoipa::path(post, path = "/collections", tag = "collections", request_body = CreateCollection,
@@ -276,12 +101,12 @@ async fn create_collection(
     b: CreateCollection,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     s.allow(&p, Role::Admin, Some(&b.name))?;
-    let schema = schema_of(&b)?;
+    b.schema()?;
     let st = s.clone();
-    let name = b.name.clone();
+    let spec = b.clone();
     let r = s
         .run(Work::Write, move || {
-            let c = st.db().create_collection(&name, schema)?;
+            let c = st.service().create_collection(&spec)?;
             st.cache.invalidate(c.name());
             serde_json::to_value(c.info()).map_err(ApiError::internal)
         })

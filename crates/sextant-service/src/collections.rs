@@ -1,0 +1,227 @@
+//! A new vector collection as every front end asks for it: one unnamed space (`dim`, `metric`,
+//! `index`, HNSW parameters) or named spaces, payload indexes, and a tenant key. The CLI builds
+//! it from flags, the server reads it as a JSON body; both make the schema here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sextant_core::Metric;
+use sextant_engine::{
+    FieldType, IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
+    DEFAULT_SPACE,
+};
+
+use crate::error::{Error, Result};
+
+/// A named vector space of a new collection.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceBody {
+    /// Name.
+    pub name: String,
+    /// Dimension.
+    pub dim: usize,
+    /// `cosine`, `dot`, `l2` or `l1`.
+    pub metric: String,
+    /// `hnsw` (default) or `flat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// HNSW links per node [default: 16].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<usize>,
+    /// HNSW build candidate list size [default: 200].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef_construction: Option<usize>,
+}
+
+/// A new collection: one unnamed space (`dim`, `metric`, `index`) or named `spaces`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSpec {
+    /// Name (1-64 letters, digits, `_`, `-`).
+    #[serde(default)]
+    pub name: String,
+    /// Dimension of the single space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<usize>,
+    /// Metric of the single space [default: cosine].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Index of the single space: `hnsw` or `flat` [default: hnsw].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// HNSW links per node [default: 16].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<usize>,
+    /// HNSW build candidate list size [default: 200].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef_construction: Option<usize>,
+    /// Named spaces instead of the single one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spaces: Option<Vec<SpaceBody>>,
+    /// Payload indexes: key → `keyword`, `integer`, `float`, `bool` or `datetime`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub payload_indexes: BTreeMap<String, String>,
+    /// Payload key holding each point's tenant, `KEY` (string tenants) or `KEY:integer`: every
+    /// point operation then names a tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_key: Option<String>,
+}
+
+fn index(
+    kind: Option<&str>,
+    m: Option<usize>,
+    efc: Option<usize>,
+    field: &str,
+) -> Result<IndexSpec> {
+    match kind.unwrap_or("hnsw") {
+        "hnsw" => Ok(IndexSpec::Hnsw {
+            m: m.unwrap_or(DEFAULT_M),
+            ef_construction: efc.unwrap_or(DEFAULT_EF_CONSTRUCTION),
+        }),
+        "flat" if m.is_none() && efc.is_none() => Ok(IndexSpec::Flat),
+        "flat" => Err(Error::invalid(
+            field,
+            "m and ef_construction apply to hnsw only",
+        )),
+        other => Err(Error::invalid(
+            field,
+            format!("unknown index {other:?}: expected hnsw or flat"),
+        )),
+    }
+}
+
+fn metric(s: Option<&str>, field: &str) -> Result<Metric> {
+    s.unwrap_or("cosine")
+        .parse::<Metric>()
+        .map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+impl CollectionSpec {
+    /// The schema this asks for (the engine then checks names, dimensions and keys).
+    pub fn schema(&self) -> Result<Schema> {
+        let spaces = match &self.spaces {
+            Some(spaces) => {
+                let single = [
+                    ("dim", self.dim.is_some()),
+                    ("metric", self.metric.is_some()),
+                    ("index", self.index.is_some()),
+                    ("m", self.m.is_some()),
+                    ("ef_construction", self.ef_construction.is_some()),
+                ];
+                if let Some((f, _)) = single.iter().find(|(_, given)| *given) {
+                    return Err(Error::invalid(
+                        *f,
+                        "give the single space's settings or spaces, not both",
+                    ));
+                }
+                spaces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sp)| {
+                        let field = format!("spaces[{i}]");
+                        Ok(SpaceSpec {
+                            name: sp.name.clone(),
+                            dim: sp.dim,
+                            metric: metric(Some(&sp.metric), &field)?,
+                            index: index(sp.index.as_deref(), sp.m, sp.ef_construction, &field)?,
+                            model: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => vec![SpaceSpec {
+                name: DEFAULT_SPACE.into(),
+                dim: self
+                    .dim
+                    .ok_or_else(|| Error::invalid("dim", "give dim (or spaces)"))?,
+                metric: metric(self.metric.as_deref(), "metric")?,
+                index: index(self.index.as_deref(), self.m, self.ef_construction, "index")?,
+                model: None,
+            }],
+        };
+        let payload_indexes = self
+            .payload_indexes
+            .iter()
+            .map(|(k, t)| {
+                Ok(PayloadIndexSpec {
+                    key: k.clone(),
+                    field_type: t
+                        .parse::<FieldType>()
+                        .map_err(|e| Error::invalid("payload_indexes", format!("{k:?}: {e}")))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut schema = Schema {
+            spaces,
+            payload_indexes,
+            tenant_key: None,
+            documents: None,
+            sparse_spaces: Vec::new(),
+        };
+        if let Some(spec) = &self.tenant_key {
+            crate::ingest::set_tenant_key(&mut schema, spec)
+                .map_err(|e| e.with_field("tenant_key"))?;
+        }
+        Ok(schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_become_schemas_and_refusals_name_the_field() {
+        let s = CollectionSpec {
+            name: "c".into(),
+            dim: Some(4),
+            payload_indexes: [("lang".to_string(), "keyword".to_string())].into(),
+            tenant_key: Some("org:integer".into()),
+            ..Default::default()
+        }
+        .schema()
+        .unwrap();
+        assert_eq!(s.spaces[0].dim, 4);
+        assert_eq!(s.tenant_key.as_deref(), Some("org"));
+        assert_eq!(s.payload_indexes.len(), 2);
+        let field = |spec: CollectionSpec| spec.schema().unwrap_err().field().map(String::from);
+        assert_eq!(field(CollectionSpec::default()).as_deref(), Some("dim"));
+        let bad = |f: fn(&mut CollectionSpec)| {
+            let mut s = CollectionSpec {
+                dim: Some(3),
+                ..Default::default()
+            };
+            f(&mut s);
+            field(s)
+        };
+        assert_eq!(
+            bad(|s| s.metric = Some("manhattan-ish".into())).as_deref(),
+            Some("metric")
+        );
+        assert_eq!(
+            bad(|s| s.index = Some("lsh".into())).as_deref(),
+            Some("index")
+        );
+        assert_eq!(
+            bad(|s| {
+                s.index = Some("flat".into());
+                s.m = Some(8)
+            })
+            .as_deref(),
+            Some("index")
+        );
+        assert_eq!(
+            bad(|s| {
+                s.payload_indexes.insert("x".into(), "colour".into());
+            })
+            .as_deref(),
+            Some("payload_indexes")
+        );
+        assert_eq!(
+            bad(|s| s.tenant_key = Some("org:float".into())).as_deref(),
+            Some("tenant_key")
+        );
+        assert_eq!(bad(|s| s.spaces = Some(vec![])).as_deref(), Some("dim"));
+    }
+}
