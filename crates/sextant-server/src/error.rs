@@ -101,33 +101,29 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+impl ApiError {
+    /// A library error of `kind`: internal ones keep their detail in the log only.
+    fn from_library(kind: ErrorKind, e: &dyn std::error::Error, field: Option<&str>) -> Self {
+        if kind == ErrorKind::Internal {
+            return ApiError::internal(chain(e));
+        }
+        let a = ApiError::new(kind, chain(e));
+        match field {
+            Some(f) => a.with_field(f),
+            None => a,
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        match e.kind() {
-            ErrorKind::Internal => ApiError::internal(chain(&e)),
-            kind => {
-                let a = ApiError::new(kind, chain(&e));
-                match e.field() {
-                    Some(f) => a.with_field(f),
-                    None => a,
-                }
-            }
-        }
+        ApiError::from_library(e.kind(), &e, e.field())
     }
 }
 
 impl From<sextant_service::Error> for ApiError {
     fn from(e: sextant_service::Error) -> Self {
-        match e.kind() {
-            ErrorKind::Internal => ApiError::internal(chain(&e)),
-            kind => {
-                let a = ApiError::new(kind, chain(&e));
-                match e.field() {
-                    Some(f) => a.with_field(f),
-                    None => a,
-                }
-            }
-        }
+        ApiError::from_library(e.kind(), &e, e.field())
     }
 }
 
