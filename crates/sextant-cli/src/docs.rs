@@ -21,7 +21,7 @@ use sextant_engine::documents::search::DocumentHit;
 use sextant_service::sources::{FileDocuments, JsonlDocuments, RecordFields};
 use sextant_service::{AskRequest, IngestOptions, LlmRequest, Service, TextSearchRequest};
 
-use crate::db::RetrievalArgs;
+use crate::search::RetrievalArgs;
 
 /// `ingest`.
 #[derive(Debug, Args)]

@@ -6,11 +6,14 @@
 mod bench;
 #[cfg(all(feature = "bench", feature = "embed"))]
 mod bench_embed;
+mod collection;
 mod db;
 #[cfg(feature = "embed")]
 mod docs;
 #[cfg(feature = "embed")]
 mod embed;
+mod points;
+mod search;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -43,12 +46,12 @@ struct Cli {
 enum Command {
     /// Create, list, inspect, optimize and delete collections.
     #[command(subcommand)]
-    Collection(db::CollectionCommand),
+    Collection(collection::CollectionCommand),
     /// Create, switch, list and delete aliases.
     #[command(subcommand)]
-    Alias(db::AliasCommand),
+    Alias(collection::AliasCommand),
     /// Insert or replace points from a file; exits 0 only once they are durable.
-    Upsert(db::UpsertArgs),
+    Upsert(points::UpsertArgs),
     /// Fetch points by id.
     Get {
         /// Collection or alias.
@@ -87,12 +90,12 @@ enum Command {
     /// Multi-tenant collections: list tenants with their point counts, or drop one tenant's
     /// points.
     #[command(subcommand)]
-    Tenant(db::TenantCommand),
+    Tenant(points::TenantCommand),
     /// Page through points, by id or by a payload key.
-    Scroll(db::ScrollArgs),
+    Scroll(points::ScrollArgs),
     /// Search: by vector (`--vector`, `--vector-file`), or by text (`--text`, `--queries`) in a
     /// collection made by `ingest`, dense, BM25 or hybrid.
-    Search(db::SearchArgs),
+    Search(search::SearchArgs),
     /// Ingest documents (text, Markdown and HTML files, directories, JSONL records): chunk,
     /// embed, index for BM25 (and SPLADE); an unchanged document is a no-op, a changed one
     /// replaces its old chunks atomically.
@@ -203,29 +206,29 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(hoist_global_options(std::env::args_os().collect()));
     let a = &cli.db;
     let result = match cli.command {
-        Command::Collection(cmd) => db::run_collection(a, cmd),
-        Command::Alias(cmd) => db::run_alias(a, cmd),
-        Command::Upsert(up) => db::run_upsert(a, up),
+        Command::Collection(cmd) => collection::run_collection(a, cmd),
+        Command::Alias(cmd) => collection::run_alias(a, cmd),
+        Command::Upsert(up) => points::run_upsert(a, up),
         Command::Get {
             name,
             ids,
             with_vector,
             tenant,
-        } => db::run_get(a, &name, &ids, with_vector, &tenant),
+        } => points::run_get(a, &name, &ids, with_vector, &tenant),
         Command::Delete {
             name,
             ids,
             filter,
             tenant,
-        } => db::run_delete(a, &name, &ids, filter.as_deref(), &tenant),
+        } => points::run_delete(a, &name, &ids, filter.as_deref(), &tenant),
         Command::Count {
             name,
             filter,
             tenant,
-        } => db::run_count(a, &name, filter.as_deref(), &tenant),
-        Command::Tenant(cmd) => db::run_tenant(a, cmd),
-        Command::Scroll(s) => db::run_scroll(a, s),
-        Command::Search(s) => db::run_search(a, s),
+        } => points::run_count(a, &name, filter.as_deref(), &tenant),
+        Command::Tenant(cmd) => points::run_tenant(a, cmd),
+        Command::Scroll(s) => points::run_scroll(a, s),
+        Command::Search(s) => search::run_search(a, s),
         #[cfg(feature = "embed")]
         Command::Ingest(i) => docs::run_ingest(a, i),
         #[cfg(feature = "embed")]

@@ -1,0 +1,281 @@
+//! `collection …` and `alias …`: create, list, inspect, optimize and delete collections; set,
+//! list and delete aliases.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::db::{collection, open, print_json, DbArgs};
+
+/// Collection management.
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create a collection.
+    Create(CreateArgs),
+    /// List collections and aliases.
+    List,
+    /// Show counts, segments, memory, disk and unindexed payload keys.
+    Info {
+        /// Collection or alias.
+        name: String,
+    },
+    /// Delete a collection (and the aliases pointing at it).
+    Delete {
+        /// Collection name.
+        name: String,
+    },
+    /// Flush and merge all segments into one, dropping deleted points.
+    Optimize {
+        /// Collection or alias.
+        name: String,
+    },
+}
+
+/// `collection create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Collection name (letters, digits, `_`, `-`).
+    pub name: String,
+    /// Dimension of the single vector space (named `default`).
+    #[arg(long, conflicts_with = "space")]
+    pub dim: Option<usize>,
+    /// Metric of the single vector space: cosine, dot, l2, l1.
+    #[arg(long, default_value = "cosine")]
+    pub metric: String,
+    /// Index of the single vector space: hnsw or flat.
+    #[arg(long, default_value = "hnsw")]
+    pub index: String,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = sextant_engine::DEFAULT_M)]
+    pub m: usize,
+    /// HNSW build candidate list size.
+    #[arg(long, default_value_t = sextant_engine::DEFAULT_EF_CONSTRUCTION)]
+    pub ef_construction: usize,
+    /// A named vector space `NAME:DIM:METRIC[:hnsw|flat]` (repeat for several).
+    #[arg(long, value_name = "SPEC")]
+    pub space: Vec<String>,
+    /// A payload index `KEY:TYPE`, TYPE one of keyword, integer, float, bool, datetime (repeat).
+    #[arg(long = "payload-index", value_name = "KEY:TYPE")]
+    pub payload_index: Vec<String>,
+    /// Payload key holding each point's tenant, `KEY` or `KEY:keyword|integer` (string
+    /// tenants by default); every point command then needs `--tenant` or `--all-tenants`.
+    #[arg(long, value_name = "KEY[:TYPE]")]
+    pub tenant_key: Option<String>,
+}
+
+/// Aliases.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias or switch it to another collection (atomically).
+    Set {
+        /// Alias name.
+        alias: String,
+        /// Target collection.
+        collection: String,
+    },
+    /// Delete an alias.
+    Delete {
+        /// Alias name.
+        alias: String,
+    },
+    /// List aliases.
+    List,
+}
+
+/// `--space NAME:DIM:METRIC[:hnsw|flat]`.
+fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (name, dim, metric, index) = match parts.as_slice() {
+        [n, d, m] => (n, d, m, "hnsw"),
+        [n, d, m, i] => (n, d, m, *i),
+        _ => bail!("--space {spec:?}: expected NAME:DIM:METRIC[:hnsw|flat]"),
+    };
+    Ok(sextant_service::SpaceBody {
+        name: name.to_string(),
+        dim: dim
+            .parse()
+            .with_context(|| format!("--space {spec:?}: dimension {dim:?} is not a number"))?,
+        metric: metric.to_string(),
+        index: Some(index.to_string()),
+        m: None,
+        ef_construction: None,
+    })
+}
+
+/// Runs `collection …`.
+pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
+    let db = open(args)?;
+    match cmd {
+        CollectionCommand::Create(c) => {
+            let hnsw = c.index == "hnsw";
+            let payload_indexes = c
+                .payload_index
+                .iter()
+                .map(|p| {
+                    let (key, ty) = p
+                        .rsplit_once(':')
+                        .with_context(|| format!("--payload-index {p:?}: expected KEY:TYPE"))?;
+                    Ok((key.to_string(), ty.to_string()))
+                })
+                .collect::<Result<_>>()?;
+            let spec = if c.space.is_empty() {
+                sextant_service::CollectionSpec {
+                    name: c.name.clone(),
+                    dim: Some(c.dim.context("give --dim (or --space NAME:DIM:METRIC)")?),
+                    metric: Some(c.metric.clone()),
+                    index: Some(c.index.clone()),
+                    m: hnsw.then_some(c.m),
+                    ef_construction: hnsw.then_some(c.ef_construction),
+                    spaces: None,
+                    payload_indexes,
+                    tenant_key: c.tenant_key.clone(),
+                }
+            } else {
+                sextant_service::CollectionSpec {
+                    name: c.name.clone(),
+                    spaces: Some(
+                        c.space
+                            .iter()
+                            .map(|s| parse_space(s))
+                            .collect::<Result<_>>()?,
+                    ),
+                    payload_indexes,
+                    tenant_key: c.tenant_key.clone(),
+                    ..Default::default()
+                }
+            };
+            let col = sextant_service::Service::from_database(db, Default::default())
+                .create_collection(&spec)?;
+            if args.json {
+                print_json(&col.info())?;
+            } else {
+                println!("created collection {:?}", c.name);
+            }
+        }
+        CollectionCommand::List => {
+            let names = db.list_collections()?;
+            let aliases = db.aliases();
+            if args.json {
+                print_json(&json!({"collections": names, "aliases": aliases}))?;
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
+                for (a, c) in aliases {
+                    println!("{a} -> {c} (alias)");
+                }
+            }
+        }
+        CollectionCommand::Info { name } => {
+            let info = collection(&db, &name)?.info();
+            if args.json {
+                print_json(&info)?;
+            } else {
+                println!("collection {}", info.name);
+                for s in &info.schema.spaces {
+                    println!(
+                        "  space {}: {}-d {}, index {:?}",
+                        s.name, s.dim, s.metric, s.index
+                    );
+                }
+                for p in &info.schema.payload_indexes {
+                    println!(
+                        "  payload index {}: {}",
+                        p.key,
+                        serde_json::to_value(p.field_type)?.as_str().unwrap_or("?")
+                    );
+                }
+                if let Some(t) = &info.schema.tenant_key {
+                    println!("  tenant key: {t}");
+                }
+                println!(
+                    "  points: {} live, {} deleted, {} not yet flushed",
+                    info.points, info.deleted, info.unflushed_points
+                );
+                println!("  segments: {}", info.segments.len());
+                for s in &info.segments {
+                    println!(
+                        "    #{}: {} points, {} deleted, {:.1} MiB in memory",
+                        s.id,
+                        s.points,
+                        s.deleted,
+                        s.memory_bytes as f64 / 1048576.0
+                    );
+                }
+                println!(
+                    "  memory: {:.1} MiB; disk: {:.1} MiB (WAL {:.1} MiB)",
+                    info.memory_bytes as f64 / 1048576.0,
+                    info.disk_bytes as f64 / 1048576.0,
+                    info.wal_bytes as f64 / 1048576.0
+                );
+                if info.unindexed_payload_keys.is_empty() {
+                    println!("  every payload key seen has an index");
+                } else {
+                    println!(
+                        "  payload keys without an index (filters on them scan payloads): {}",
+                        info.unindexed_payload_keys.join(", ")
+                    );
+                }
+            }
+        }
+        CollectionCommand::Delete { name } => {
+            db.delete_collection(&name)?;
+            if !args.json {
+                println!("deleted collection {name:?}");
+            } else {
+                print_json(&json!({"deleted": name}))?;
+            }
+        }
+        CollectionCommand::Optimize { name } => {
+            let c = collection(&db, &name)?;
+            let t = Instant::now();
+            c.optimize()?;
+            let info = c.info();
+            if args.json {
+                print_json(
+                    &json!({"seconds": t.elapsed().as_secs_f64(), "segments": info.segments.len(), "points": info.points}),
+                )?;
+            } else {
+                println!(
+                    "optimized {name:?} in {:.1} s: {} segment(s), {} points",
+                    t.elapsed().as_secs_f64(),
+                    info.segments.len(),
+                    info.points
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `alias …`.
+pub fn run_alias(args: &DbArgs, cmd: AliasCommand) -> Result<()> {
+    let db = open(args)?;
+    match cmd {
+        AliasCommand::Set { alias, collection } => {
+            db.set_alias(&alias, &collection)?;
+            if !args.json {
+                println!("alias {alias:?} -> {collection:?}");
+            }
+        }
+        AliasCommand::Delete { alias } => {
+            db.delete_alias(&alias)?;
+            if !args.json {
+                println!("deleted alias {alias:?}");
+            }
+        }
+        AliasCommand::List => {
+            let aliases = db.aliases();
+            if args.json {
+                print_json(&aliases)?;
+            } else {
+                for (a, c) in aliases {
+                    println!("{a} -> {c}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
