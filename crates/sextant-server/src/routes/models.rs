@@ -234,14 +234,7 @@ pub async fn openai_embeddings(
             dimensions: b.dimensions,
             precision: None,
         };
-        let e = st
-            .service()
-            .models()
-            .embed(&model, &texts, &opts)
-            .map_err(|e| match e.field() {
-                Some(_) => e,
-                None => e,
-            })?;
+        let e = st.service().models().embed(&model, &texts, &opts)?;
         let tokens = st.service().models().count_tokens(&model, &texts)?;
         metrics::counter!("sextant_embedded_texts_total", "model" => model.clone())
             .increment(texts.len() as u64);

@@ -55,19 +55,24 @@ pub async fn readyz(State(s): State<AppState>) -> ApiResult<axum::Json<Ready>> {
     }))
 }
 
-/// Prometheus metrics (any key).
+/// Prometheus metrics (any key not limited to collections or a tenant: the metrics name every
+/// collection).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
-              (status = 401, description = "No key", body = crate::routes::ErrorBody)),
+              (status = 401, description = "No key", body = crate::routes::ErrorBody),
+              (status = 403, description = "A key limited to collections or a tenant", body = crate::routes::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     s.allow(&p, Role::Read, None)?;
+    if p.collections.is_some() || p.tenant.is_some() {
+        return Err(ApiError::new(
+            sextant_core::ErrorKind::Forbidden,
+            "the metrics cover every collection: they need a key not limited to collections or a tenant",
+        ));
+    }
     let st = s.clone();
     s.run(s.read_work(), move || {
         for name in st.db().list_collections()? {
-            if p.collections.as_ref().is_some_and(|c| !c.contains(&name)) || p.tenant.is_some() {
-                continue;
-            }
             if let Ok(c) = st.db().collection(&name) {
                 let info = c.info();
                 let l = [("collection", name.clone())];

@@ -105,23 +105,19 @@ pub struct QueryOut {
 /// Only configured model names may be named by remote callers (never paths: a request must not
 /// make the server read arbitrary directories or download models).
 fn check_model_name(s: &AppState, field: &str, spec: Option<&str>) -> ApiResult<()> {
+    let models = s.config().effective_models();
     match spec {
         None => Ok(()),
         Some("maxsim") if field == "rerank" => Ok(()),
-        Some(name) if s.config().models.contains_key(name) => Ok(()),
+        Some(name) if models.contains_key(name) => Ok(()),
         Some(name) => Err(ApiError::invalid(
             field,
             format!(
                 "unknown model {name:?}: the server offers {} (setting models.NAME)",
-                if s.config().models.is_empty() {
+                if models.is_empty() {
                     "none".to_string()
                 } else {
-                    s.config()
-                        .models
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    models.keys().cloned().collect::<Vec<_>>().join(", ")
                 }
             ),
         )),
