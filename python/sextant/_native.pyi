@@ -1,0 +1,96 @@
+"""Type stubs of the extension module. ``Database`` here is also the *backend protocol*: the
+HTTP backend (``sextant._http.HttpBackend``) takes the same calls and answers with the same
+shapes, which are the HTTP server's JSON (``docs/server.md``)."""
+
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+Json = Any
+Tenant = Union[int, str, None]
+
+class Database:
+    def __init__(self, path: str, models: Optional[Dict[str, str]] = None, embedding_cache: int = 0, threads: Optional[int] = None) -> None: ...
+    @property
+    def path(self) -> str: ...
+    def list_collections(self) -> List[str]: ...
+    def aliases(self) -> Dict[str, str]: ...
+    def set_alias(self, alias: str, collection: str) -> None: ...
+    def delete_alias(self, alias: str) -> None: ...
+    def create_collection(self, spec: Dict[str, Json]) -> None:
+        """``spec``: the body of ``PUT /collections/{name}`` plus ``name``."""
+    def delete_collection(self, name: str) -> None: ...
+    def has_collection(self, name: str) -> bool: ...
+    def info(self, name: str) -> Dict[str, Json]: ...
+    def upsert(
+        self,
+        name: str,
+        ids: List[Union[int, str]],
+        vectors: Union[npt.NDArray[np.float32], Dict[str, npt.NDArray[np.float32]]],
+        payloads: Optional[List[Optional[Dict[str, Json]]]] = None,
+        tenant: Tenant = None,
+        all_tenants: bool = False,
+    ) -> int:
+        """Returns the WAL sequence."""
+    def search(
+        self,
+        name: str,
+        vector: npt.NDArray[np.float32],
+        k: int = 10,
+        ef: Optional[int] = None,
+        filter: Optional[Json] = None,
+        space: Optional[str] = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+        tenant: Tenant = None,
+        all_tenants: bool = False,
+        exact: bool = False,
+    ) -> List[Dict[str, Json]]:
+        """Hits ``{"id", "score", "payload"?, "vectors"?: {space: [floats]}}``."""
+    def get(self, name: str, ids: List[Union[int, str]], with_payload: bool = True, with_vector: bool = False, tenant: Tenant = None, all_tenants: bool = False) -> List[Dict[str, Json]]: ...
+    def delete(self, name: str, ids: Optional[List[Union[int, str]]] = None, filter: Optional[Json] = None, tenant: Tenant = None, all_tenants: bool = False) -> int: ...
+    def count(self, name: str, filter: Optional[Json] = None, tenant: Tenant = None, all_tenants: bool = False) -> int: ...
+    def scroll(
+        self,
+        name: str,
+        filter: Optional[Json] = None,
+        limit: int = 100,
+        offset: Optional[str] = None,
+        order_by: Optional[str] = None,
+        descending: bool = False,
+        with_payload: bool = True,
+        tenant: Tenant = None,
+        all_tenants: bool = False,
+    ) -> Tuple[List[Dict[str, Json]], Optional[str]]: ...
+    def tenants(self, name: str) -> List[Dict[str, Json]]:
+        """``[{"tenant": t, "points": n}]``."""
+    def drop_tenant(self, name: str, tenant: Union[int, str]) -> int: ...
+    def optimize(self, name: str) -> None: ...
+    def query(self, name: str, request: Dict[str, Json], tenant: Tenant = None, all_tenants: bool = False) -> List[Dict[str, Json]]:
+        """``request``: ``TextSearchRequest`` (the body of ``POST /collections/{name}/query``
+        without the tenant); answers ``[{"doc_id", "score", "chunks": [{"id", "doc_id",
+        "score", "sources", "rerank_score"?, "payload"}]}]``."""
+    def ask(self, name: str, request: Dict[str, Json], tenant: Tenant = None, all_tenants: bool = False) -> Dict[str, Json]:
+        """``request``: the service's ``AskRequest`` (``question``, ``k``, ``budget``,
+        ``retrieval``, ``llm``); answers ``{"question", "answer", "context"}``."""
+    def add_documents(self, name: str, documents: List[Dict[str, Json]], options: Optional[Dict[str, Json]] = None, tenant: Tenant = None, all_tenants: bool = False) -> Dict[str, Json]:
+        """``documents``: ``{"id", "text", "title"?, "fields"?}``; ``options``: ingest options;
+        answers the ingest report."""
+    def ingest_paths(
+        self,
+        name: str,
+        paths: List[str],
+        options: Optional[Dict[str, Json]] = None,
+        tenant: Tenant = None,
+        all_tenants: bool = False,
+        progress: Optional[Callable[[int], None]] = None,
+    ) -> Dict[str, Json]: ...
+    def delete_document(self, name: str, doc_id: str, tenant: Tenant = None, all_tenants: bool = False) -> int: ...
+    def embed(self, texts: List[str], model: str, kind: str = "plain", dimensions: Optional[int] = None) -> npt.NDArray[np.float32]: ...
+    def rerank(self, query: str, documents: List[str], model: str) -> List[float]: ...
+    def close(self) -> None: ...
+
+def evaluate(run: Dict[str, Dict[str, float]], qrels: Dict[str, Dict[str, int]]) -> Dict[str, Json]: ...
