@@ -27,3 +27,13 @@ SEXTANT_BIN="${CARGO_TARGET_DIR:-target}/debug/sextant"
 .venv-test/bin/python scripts/console-test.py "$SEXTANT_BIN" ${CONSOLE_TEST_ARGS:-}
 # The OpenAI-compatible routes driven by the official `openai` client, unchanged.
 .venv-test/bin/python scripts/openai-client-test.py "$SEXTANT_BIN"
+
+# The Python package: the wheel built by pip (maturin, isolated build) in a clean virtual
+# environment, with the `pywheel` profile (optimised, no LTO: a short cold build), then its tests
+# (python/tests: the embedded engine, the same API module against the debug server, LangChain's
+# standard vector-store suite and the LlamaIndex store). Pinned test dependencies.
+python3 -m venv --clear .venv-pytest
+.venv-pytest/bin/pip install -q -r python/tests/requirements.txt
+MATURIN_PEP517_ARGS="--profile pywheel --locked" .venv-pytest/bin/pip install -q ./python
+# -P: the tests import the installed wheel, never the source tree.
+SEXTANT_BIN="$SEXTANT_BIN" .venv-pytest/bin/python -P -m pytest -q -p no:cacheprovider python/tests

@@ -209,15 +209,30 @@ class Collection:
         *,
         tenant: Any = None,
         all_tenants: bool = False,
-        progress: Optional[Callable[[int], None]] = None,
+        progress: Union[bool, Callable[[int], None], None] = None,
     ) -> Dict[str, Any]:
         """Ingests files and folders (text, Markdown, HTML, PDF) as ``sextant ingest`` does;
-        ``progress`` is called with the number of documents written so far."""
+        returns the ingest report. ``progress``: a callable given the number of documents
+        written so far (about once a second and at the end), or ``True`` for a line on
+        stderr."""
         if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
             paths = [paths]
-        return self._b.ingest_paths(
+        to_stderr = progress is True
+        if to_stderr:
+            import sys
+
+            def progress(n: int) -> None:
+                sys.stderr.write(f"\ringested {n} documents")
+                sys.stderr.flush()
+
+        elif progress is False:
+            progress = None
+        report = self._b.ingest_paths(
             self.name, [str(p) for p in paths], self._options or None, tenant=tenant, all_tenants=all_tenants, progress=progress
         )
+        if to_stderr:
+            sys.stderr.write("\n")
+        return report
 
     def delete(
         self,

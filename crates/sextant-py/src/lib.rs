@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -166,12 +168,22 @@ fn rows_of(a: &PyReadonlyArray2<'_, f32>, field: &str) -> PyResult<Vec<Vec<f32>>
 /// engine locks the directory).
 #[pyclass(module = "sextant._native", frozen)]
 struct Database {
-    svc: Arc<Service>,
+    /// `None` once closed.
+    svc: RwLock<Option<Arc<Service>>>,
 }
 
 impl Database {
+    fn svc(&self) -> PyResult<Arc<Service>> {
+        self.svc.read().clone().ok_or_else(|| {
+            py_err(Error::invalid(
+                "database",
+                "the database is closed; open it again with sextant.open",
+            ))
+        })
+    }
+
     fn coll(&self, name: &str) -> PyResult<Arc<Collection>> {
-        self.svc.collection(name).or_py()
+        self.svc()?.collection(name).or_py()
     }
 }
 
@@ -197,52 +209,52 @@ impl Database {
             ..Default::default()
         };
         let svc = py.detach(|| Service::open(&path, config)).or_py()?;
-        Ok(Database { svc: Arc::new(svc) })
+        Ok(Database {
+            svc: RwLock::new(Some(Arc::new(svc))),
+        })
     }
 
     /// The data directory.
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.svc.database().dir().to_path_buf()
+    fn path(&self) -> PyResult<PathBuf> {
+        Ok(self.svc()?.database().dir().to_path_buf())
     }
 
     fn list_collections(&self) -> PyResult<Vec<String>> {
-        self.svc.database().list_collections().or_py()
+        self.svc()?.database().list_collections().or_py()
     }
 
-    fn aliases(&self) -> BTreeMap<String, String> {
-        self.svc.database().aliases()
+    fn aliases(&self) -> PyResult<BTreeMap<String, String>> {
+        Ok(self.svc()?.database().aliases())
     }
 
     fn set_alias(&self, alias: &str, collection: &str) -> PyResult<()> {
-        self.svc.database().set_alias(alias, collection).or_py()
+        self.svc()?.database().set_alias(alias, collection).or_py()
     }
 
     fn delete_alias(&self, alias: &str) -> PyResult<()> {
-        self.svc.database().delete_alias(alias).or_py()
+        self.svc()?.database().delete_alias(alias).or_py()
     }
 
     /// Creates a vector collection from the body of `PUT /collections/{name}` (with `name`).
     fn create_collection(&self, py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<()> {
         let spec: CollectionSpec = request(spec, "collection")?;
-        py.detach(|| self.svc.create_collection(&spec).map(|_| ()))
+        let svc = self.svc()?;
+        py.detach(|| svc.create_collection(&spec).map(|_| ()))
             .or_py()
     }
 
     fn delete_collection(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        py.detach(|| self.svc.database().delete_collection(name))
+        let svc = self.svc()?;
+        py.detach(|| svc.database().delete_collection(name))
             .or_py()
     }
 
     /// Whether a collection (or alias) exists.
     fn has_collection(&self, name: &str) -> PyResult<bool> {
-        let real = self.svc.database().resolve(name);
-        Ok(self
-            .svc
-            .database()
-            .list_collections()
-            .or_py()?
-            .contains(&real))
+        let svc = self.svc()?;
+        let real = svc.database().resolve(name);
+        Ok(svc.database().list_collections().or_py()?.contains(&real))
     }
 
     /// `collection info` as a dict.
@@ -541,8 +553,9 @@ impl Database {
         let req: TextSearchRequest = self::request(request, "query")?;
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
+        let svc = self.svc()?;
         let hits = py
-            .detach(|| self.svc.text_search(name, &scope, &req))
+            .detach(|| svc.text_search(name, &scope, &req))
             .or_py()?;
         to_py(py, &hits)
     }
@@ -560,7 +573,8 @@ impl Database {
         let req: AskRequest = self::request(request, "ask")?;
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
-        let out = py.detach(|| self.svc.ask(name, &scope, &req)).or_py()?;
+        let svc = self.svc()?;
+        let out = py.detach(|| svc.ask(name, &scope, &req)).or_py()?;
         to_py(py, &out)
     }
 
@@ -586,9 +600,10 @@ impl Database {
             .map(|(i, d)| document(&d, i))
             .collect::<PyResult<Vec<_>>>()?;
         let scope = self.ingest_scope(name, tenant, all_tenants)?;
+        let svc = self.svc()?;
         let report = py
             .detach(|| {
-                self.svc.ingest(
+                svc.ingest(
                     name,
                     &scope,
                     &opts,
@@ -629,6 +644,7 @@ impl Database {
             }
         }
         let scope = self.ingest_scope(name, tenant, all_tenants)?;
+        let svc = self.svc()?;
         let report = py
             .detach(|| {
                 let mut docs = FileDocuments::new(paths);
@@ -643,7 +659,7 @@ impl Database {
                         }
                     }
                 };
-                self.svc.ingest(name, &scope, &opts, &mut docs, &mut tick)
+                svc.ingest(name, &scope, &opts, &mut docs, &mut tick)
             })
             .or_py()?;
         if let Some(cb) = &progress {
@@ -664,7 +680,8 @@ impl Database {
     ) -> PyResult<usize> {
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
-        py.detach(|| self.svc.delete_document(name, &scope, doc_id))
+        let svc = self.svc()?;
+        py.detach(|| svc.delete_document(name, &scope, doc_id))
             .or_py()
     }
 
@@ -695,8 +712,9 @@ impl Database {
             precision: None,
         };
         let n = texts.len();
+        let svc = self.svc()?;
         let e = py
-            .detach(|| self.svc.models().embed(model, &texts, &opts))
+            .detach(|| svc.models().embed(model, &texts, &opts))
             .or_py()?;
         let dim = e.data.len().checked_div(n).unwrap_or(e.dim);
         let flat = numpy::PyArray1::from_vec(py, e.data);
@@ -711,22 +729,35 @@ impl Database {
         documents: Vec<String>,
         model: &str,
     ) -> PyResult<Vec<f32>> {
-        py.detach(|| self.svc.rerank(model, query, &documents))
+        let svc = self.svc()?;
+        py.detach(|| svc.rerank(model, query, &documents))
             .or_py()
     }
 
-    /// Closes every collection (flushing nothing that is not already durable).
+    /// Syncs every open collection's WAL, then lets the database go: background merges
+    /// finish and the directory's lock is released once calls still running on other threads
+    /// return. Later calls raise; closing twice is a no-op.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let names = self.svc.database().list_collections().or_py()?;
-        py.detach(|| {
-            for n in names {
-                if let Ok(c) = self.svc.database().collection(&n) {
+        let Some(svc) = self.svc.write().take() else {
+            return Ok(());
+        };
+        py.detach(move || {
+            let db = svc.database();
+            for n in db.list_collections()? {
+                if let Ok(c) = db.collection(&n) {
                     c.sync()?;
                 }
             }
+            drop(svc);
             Ok::<_, sextant_engine::EngineError>(())
         })
         .or_py()
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.svc.read().is_none()
     }
 }
 
@@ -737,7 +768,7 @@ impl Database {
         tenant: Option<&Bound<'_, PyAny>>,
         all_tenants: bool,
     ) -> PyResult<Scope> {
-        match self.svc.database().collection(name) {
+        match self.svc()?.database().collection(name) {
             Ok(c) => scope_of(&c, tenant, all_tenants),
             // A collection made by this ingest: a tenant is taken as given (its type follows
             // the tenant key the options name).
