@@ -40,25 +40,53 @@ _TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top",
 _VECTOR_OPTIONS = ("ef", "exact", "space", "with_vector")
 
 
-@dataclass(frozen=True)
 class Hit:
-    """A search result: a point (vector search) or a chunk of a document (text search)."""
+    """A search result: a point (vector search) or a chunk of a document (text search).
 
-    id: PointId
-    score: float
-    payload: Optional[Dict[str, Any]] = None
-    vector: Optional[np.ndarray] = None
-    #: Text search: the document the chunk belongs to.
-    doc_id: Optional[str] = None
-    #: Text search: the score from each source that found it (dense, bm25, splade).
-    sources: Optional[Dict[str, float]] = None
-    #: Text search with ``rerank``: the cross-encoder's score.
-    rerank_score: Optional[float] = None
+    ``id``, ``score`` (similarity for cosine/dot, distance for l2/l1, the fused or reranked
+    score for text search), ``payload``, ``vector`` (when asked for: an array, or a dict of
+    arrays by space), and for text search ``doc_id``, ``sources`` (the score from each source
+    that found it) and ``rerank_score``. A plain slotted class: results are made on every
+    search, so they must be cheap."""
+
+    __slots__ = ("id", "score", "payload", "vector", "doc_id", "sources", "rerank_score")
+
+    def __init__(
+        self,
+        id: PointId,
+        score: float,
+        payload: Optional[Dict[str, Any]] = None,
+        vector: Any = None,
+        doc_id: Optional[str] = None,
+        sources: Optional[Dict[str, float]] = None,
+        rerank_score: Optional[float] = None,
+    ):
+        self.id = id
+        self.score = score
+        self.payload = payload
+        self.vector = vector
+        self.doc_id = doc_id
+        self.sources = sources
+        self.rerank_score = rerank_score
 
     @property
     def text(self) -> Optional[str]:
         """The chunk's text (document collections), else a payload's ``text`` field."""
         return None if self.payload is None else self.payload.get("text")
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {n}={getattr(self, n)!r}" for n in ("doc_id", "rerank_score") if getattr(self, n) is not None)
+        return f"Hit(id={self.id!r}, score={self.score!r}{extra}, payload={self.payload!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hit):
+            return NotImplemented
+        same_vec = (self.vector is None) == (other.vector is None) and (
+            self.vector is None or np.array_equal(np.asarray(self.vector), np.asarray(other.vector))
+        )
+        return same_vec and all(getattr(self, n) == getattr(other, n) for n in self.__slots__ if n != "vector")
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -89,7 +117,8 @@ def _vector_of(v: Any) -> Any:
 
 
 def _hit(h: Mapping[str, Any]) -> Hit:
-    return Hit(id=h["id"], score=h.get("score", 0.0), payload=h.get("payload"), vector=_vector_of(h.get("vectors")))
+    v = h.get("vectors")
+    return Hit(h["id"], h.get("score", 0.0), h.get("payload"), None if v is None else _vector_of(v))
 
 
 def _chunk(c: Mapping[str, Any]) -> Hit:
@@ -345,11 +374,61 @@ class Collection:
         candidate list, ``exact`` searches every point exactly; the answer is :class:`Hit`\\ s.
         Options of the other kind of search are refused, never ignored.
         """
+        if not isinstance(query, str):
+            # The hot path: a vector query. Text-search options are refused, never ignored.
+            if (
+                mode is not None
+                or sources is not None
+                or weights is not None
+                or fusion is not None
+                or rerank is not None
+                or rerank_top is not None
+                or source_k is not None
+                or mmr is not None
+                or group_size is not None
+                or precision is not None
+            ):
+                _refuse(
+                    dict(
+                        mode=mode,
+                        sources=sources,
+                        weights=weights,
+                        fusion=fusion,
+                        rerank=rerank,
+                        rerank_top=rerank_top,
+                        source_k=source_k,
+                        mmr=mmr,
+                        group_size=group_size,
+                        precision=precision,
+                    ),
+                    _TEXT_OPTIONS,
+                    "a text-search option; this is a vector query",
+                )
+            v = query if type(query) is np.ndarray and query.dtype == np.float32 else np.asarray(query, dtype=np.float32)
+            if v.ndim != 1:
+                raise InvalidInput(f"query: a vector is 1-D, got shape {v.shape}", "query")
+            hits = self._b.search(
+                self.name,
+                v,
+                k=k,
+                ef=ef,
+                filter=filter,
+                space=space,
+                with_payload=with_payload,
+                with_vector=with_vector,
+                tenant=tenant,
+                all_tenants=all_tenants,
+                exact=exact,
+            )
+            return [_hit(h) for h in hits]
+        _refuse(
+            dict(ef=ef, exact=exact, space=space, with_vector=with_vector),
+            _VECTOR_OPTIONS,
+            "a vector-search option; this is a text query",
+        )
+        if not with_payload:
+            raise InvalidInput("with_payload: text search always returns the chunks' payloads", "with_payload")
         opts = dict(
-            ef=ef,
-            exact=exact,
-            space=space,
-            with_vector=with_vector,
             mode=mode,
             sources=sources,
             weights=weights,
@@ -361,43 +440,21 @@ class Collection:
             group_size=group_size,
             precision=precision,
         )
-        if isinstance(query, str):
-            _refuse(opts, _VECTOR_OPTIONS, "a vector-search option; this is a text query")
-            if not with_payload:
-                raise InvalidInput("with_payload: text search always returns the chunks' payloads", "with_payload")
-            req: Dict[str, Any] = {"text": query, "k": k}
-            for n in _TEXT_OPTIONS:
-                if opts[n] is not None:
-                    req[n] = list(opts[n]) if n in ("sources", "weights") else opts[n]
-            if filter is not None:
-                req["filter"] = filter
-            docs = self._b.query(self.name, req, tenant=tenant, all_tenants=all_tenants)
-            if group_size is not None and group_size > 1:
-                return [DocumentHit(d["doc_id"], d["score"], [_chunk(c) for c in d["chunks"]]) for d in docs]
-            out = []
-            for d in docs:
-                for c in d["chunks"]:
-                    h = _chunk(c)
-                    out.append(Hit(h.id, d["score"] if len(d["chunks"]) == 1 else h.score, h.payload, None, h.doc_id, h.sources, h.rerank_score))
-            return out
-        _refuse(opts, _TEXT_OPTIONS, "a text-search option; this is a vector query")
-        v = np.ascontiguousarray(query, dtype=np.float32)
-        if v.ndim != 1:
-            raise InvalidInput(f"query: a vector is 1-D, got shape {v.shape}", "query")
-        hits = self._b.search(
-            self.name,
-            v,
-            k=k,
-            ef=ef,
-            filter=filter,
-            space=space,
-            with_payload=with_payload,
-            with_vector=with_vector,
-            tenant=tenant,
-            all_tenants=all_tenants,
-            exact=exact,
-        )
-        return [_hit(h) for h in hits]
+        req: Dict[str, Any] = {"text": query, "k": k}
+        for n in _TEXT_OPTIONS:
+            if opts[n] is not None:
+                req[n] = list(opts[n]) if n in ("sources", "weights") else opts[n]
+        if filter is not None:
+            req["filter"] = filter
+        docs = self._b.query(self.name, req, tenant=tenant, all_tenants=all_tenants)
+        if group_size is not None and group_size > 1:
+            return [DocumentHit(d["doc_id"], d["score"], [_chunk(c) for c in d["chunks"]]) for d in docs]
+        out = []
+        for d in docs:
+            for c in d["chunks"]:
+                h = _chunk(c)
+                out.append(Hit(h.id, d["score"] if len(d["chunks"]) == 1 else h.score, h.payload, None, h.doc_id, h.sources, h.rerank_score))
+        return out
 
     def ask(
         self,
