@@ -246,8 +246,7 @@ impl Database {
 
     fn delete_collection(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         let svc = self.svc()?;
-        py.detach(|| svc.database().delete_collection(name))
-            .or_py()
+        py.detach(|| svc.database().delete_collection(name)).or_py()
     }
 
     /// Whether a collection (or alias) exists.
@@ -554,9 +553,7 @@ impl Database {
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
         let svc = self.svc()?;
-        let hits = py
-            .detach(|| svc.text_search(name, &scope, &req))
-            .or_py()?;
+        let hits = py.detach(|| svc.text_search(name, &scope, &req)).or_py()?;
         to_py(py, &hits)
     }
 
@@ -730,8 +727,7 @@ impl Database {
         model: &str,
     ) -> PyResult<Vec<f32>> {
         let svc = self.svc()?;
-        py.detach(|| svc.rerank(model, query, &documents))
-            .or_py()
+        py.detach(|| svc.rerank(model, query, &documents)).or_py()
     }
 
     /// Syncs every open collection's WAL, then lets the database go: background merges

@@ -487,6 +487,10 @@ pub struct SearchBody {
     /// HNSW candidate list size.
     #[serde(default)]
     pub ef: Option<usize>,
+    /// Search every point exactly, no HNSW (ground truth for recall checks; slower on large
+    /// collections) [default: false].
+    #[serde(default)]
+    pub exact: bool,
     /// Payload filter.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -575,7 +579,7 @@ pub async fn search(
             scope,
             with_payload: b.with_payload,
             with_vector: b.with_vector,
-            exact_threshold: None,
+            exact_threshold: b.exact.then_some(u64::MAX),
         })?;
         let plan = if b.filter.is_some() {
             "filtered"

@@ -103,6 +103,27 @@ fn collections_points_search_scroll_aliases() {
         .unwrap()
         .iter()
         .any(|h| h["id"] == 9));
+    // `exact` searches every point: the four stored copies of vec(9) (ids 9, 20, 31, 42) are
+    // the top 4, each at cosine 1.
+    let exact = t.ok(
+        "POST",
+        "/collections/c/search",
+        None,
+        Some(json!({"vector": vec(9), "k": 4, "exact": true})),
+    );
+    let mut ids: Vec<u64> = exact["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![9, 20, 31, 42]);
+    assert!(exact["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| (h["score"].as_f64().unwrap() - 1.0).abs() < 1e-5));
     let filtered = t.ok(
         "POST",
         "/collections/c/search",
