@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import numpy as np
 
+from . import _native
 from .errors import InvalidInput, NotFound
 
 PointId = Union[int, str]
@@ -40,53 +41,9 @@ _TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top",
 _VECTOR_OPTIONS = ("ef", "exact", "space", "with_vector")
 
 
-class Hit:
-    """A search result: a point (vector search) or a chunk of a document (text search).
-
-    ``id``, ``score`` (similarity for cosine/dot, distance for l2/l1, the fused or reranked
-    score for text search), ``payload``, ``vector`` (when asked for: an array, or a dict of
-    arrays by space), and for text search ``doc_id``, ``sources`` (the score from each source
-    that found it) and ``rerank_score``. A plain slotted class: results are made on every
-    search, so they must be cheap."""
-
-    __slots__ = ("id", "score", "payload", "vector", "doc_id", "sources", "rerank_score")
-
-    def __init__(
-        self,
-        id: PointId,
-        score: float,
-        payload: Optional[Dict[str, Any]] = None,
-        vector: Any = None,
-        doc_id: Optional[str] = None,
-        sources: Optional[Dict[str, float]] = None,
-        rerank_score: Optional[float] = None,
-    ):
-        self.id = id
-        self.score = score
-        self.payload = payload
-        self.vector = vector
-        self.doc_id = doc_id
-        self.sources = sources
-        self.rerank_score = rerank_score
-
-    @property
-    def text(self) -> Optional[str]:
-        """The chunk's text (document collections), else a payload's ``text`` field."""
-        return None if self.payload is None else self.payload.get("text")
-
-    def __repr__(self) -> str:
-        extra = "".join(f", {n}={getattr(self, n)!r}" for n in ("doc_id", "rerank_score") if getattr(self, n) is not None)
-        return f"Hit(id={self.id!r}, score={self.score!r}{extra}, payload={self.payload!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Hit):
-            return NotImplemented
-        same_vec = (self.vector is None) == (other.vector is None) and (
-            self.vector is None or np.array_equal(np.asarray(self.vector), np.asarray(other.vector))
-        )
-        return same_vec and all(getattr(self, n) == getattr(other, n) for n in self.__slots__ if n != "vector")
-
-    __hash__ = None  # type: ignore[assignment]
+# A search result: a point (vector search) or a chunk of a document (text search). Built in the
+# extension (``crates/sextant-py/src/hit.rs``): a search makes k of them on every call.
+Hit = _native.Hit
 
 
 @dataclass(frozen=True)
@@ -420,7 +377,7 @@ class Collection:
                 all_tenants=all_tenants,
                 exact=exact,
             )
-            return [_hit(h) for h in hits]
+            return hits
         _refuse(
             dict(ef=ef, exact=exact, space=space, with_vector=with_vector),
             _VECTOR_OPTIONS,

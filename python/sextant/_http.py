@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import numpy as np
 
 from . import __version__
+from ._api import Hit, _hit
 from .errors import BY_KIND, Conflict, InternalError, InvalidInput, NotFound, Overloaded, SextantError
 
 #: The environment variable an API key is read from when none is given.
@@ -424,7 +425,7 @@ class HttpBackend:
         tenant: Any = None,
         all_tenants: bool = False,
         exact: bool = False,
-    ) -> List[Dict[str, Any]]:
+    ) -> List[Hit]:
         v = np.asarray(vector, dtype=np.float32)
         if not np.isfinite(v).all():
             raise InvalidInput("vector: the query holds NaN or an infinity", "vector")
@@ -434,7 +435,8 @@ class HttpBackend:
                 body[key] = val
         if exact:
             body["exact"] = True
-        return self._request("POST", f"/collections/{_seg(name)}/search", _scope(body, tenant, all_tenants))["hits"]
+        hits = self._request("POST", f"/collections/{_seg(name)}/search", _scope(body, tenant, all_tenants))["hits"]
+        return [_hit(h) for h in hits]
 
     def get(
         self,

@@ -1,6 +1,7 @@
 """Type stubs of the extension module. ``Database`` here is also the *backend protocol*: the
 HTTP backend (``sextant._http.HttpBackend``) takes the same calls and answers with the same
-shapes, which are the HTTP server's JSON (``docs/server.md``)."""
+shapes, which are the HTTP server's JSON (``docs/server.md``), except ``search``, which answers
+with :class:`Hit` objects on both backends."""
 
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -11,6 +12,35 @@ __version__: str
 
 Json = Any
 Tenant = Union[int, str, None]
+
+class Hit:
+    """A search result: a point (vector search) or a chunk of a document (text search).
+
+    ``score`` is a similarity for cosine/dot, a distance for l2/l1, the fused or reranked score
+    for text search; ``vector`` (when asked for) is an array, or a dict of arrays by space;
+    ``doc_id``, ``sources`` (score by source) and ``rerank_score`` are set by text search.
+    Immutable; equal when every field is equal; not hashable; picklable."""
+
+    id: Union[int, str]
+    score: float
+    payload: Optional[Dict[str, Json]]
+    vector: Union[npt.NDArray[np.float32], Dict[str, npt.NDArray[np.float32]], None]
+    doc_id: Optional[str]
+    sources: Optional[Dict[str, float]]
+    rerank_score: Optional[float]
+    def __init__(
+        self,
+        id: Union[int, str],
+        score: float,
+        payload: Optional[Dict[str, Json]] = None,
+        vector: Any = None,
+        doc_id: Optional[str] = None,
+        sources: Optional[Dict[str, float]] = None,
+        rerank_score: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def text(self) -> Optional[str]:
+        """The chunk's text (document collections), else a payload's ``text`` field."""
 
 class Database:
     def __init__(self, path: str, models: Optional[Dict[str, str]] = None, embedding_cache: int = 0, threads: Optional[int] = None) -> None: ...
@@ -48,8 +78,8 @@ class Database:
         tenant: Tenant = None,
         all_tenants: bool = False,
         exact: bool = False,
-    ) -> List[Dict[str, Json]]:
-        """Hits ``{"id", "score", "payload"?, "vectors"?: {space: [floats]}}``."""
+    ) -> List[Hit]:
+        """Nearest neighbours, best first."""
     def get(self, name: str, ids: List[Union[int, str]], with_payload: bool = True, with_vector: bool = False, tenant: Tenant = None, all_tenants: bool = False) -> List[Dict[str, Json]]: ...
     def delete(self, name: str, ids: Optional[List[Union[int, str]]] = None, filter: Optional[Json] = None, tenant: Tenant = None, all_tenants: bool = False) -> int: ...
     def count(self, name: str, filter: Optional[Json] = None, tenant: Tenant = None, all_tenants: bool = False) -> int: ...

@@ -7,6 +7,7 @@ URL quoting, reconnecting, closing)."""
 from __future__ import annotations
 
 import json
+import pickle
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -192,6 +193,29 @@ def test_search_finds_the_query_point_itself(db: sextant.Database, name: str) ->
         assert hits[0].id == f"p{i}"
         assert hits[0].score == pytest.approx(1.0, abs=1e-5)
         assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_hits_are_values(db: sextant.Database, name: str) -> None:
+    """Search results are immutable values: equal by fields, picklable, not hashable."""
+    c = db.create_collection(name, 3, metric="cosine")
+    c.upsert([1, 2], np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32), [{"text": "a"}, {"k": 1}])
+    hits = c.search(np.array([1, 0.1, 0], dtype=np.float32), k=2, with_vector=True)
+    assert [type(h) for h in hits] == [Hit, Hit] and [h.id for h in hits] == [1, 2]
+    assert hits[0].text == "a" and hits[1].text is None and hits[1].payload == {"k": 1}
+    assert hits[0].vector.dtype == np.float32 and np.allclose(hits[0].vector, [1, 0, 0])
+    assert hits[0].doc_id is None and hits[0].sources is None and hits[0].rerank_score is None
+    assert pickle.loads(pickle.dumps(hits)) == hits and hits[0] != hits[1]
+    assert repr(hits[1]).startswith("Hit(id=2, score=") and repr(hits[1]).endswith("payload={'k': 1})")
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(hits[0])
+    with pytest.raises(AttributeError):
+        hits[0].score = 2.0  # type: ignore[misc]
+    # Vectors compare by value, by space when there are several.
+    assert Hit(1, 0.5, vector={"a": np.ones(2)}) == Hit(1, 0.5, vector={"a": np.ones(2, dtype=np.float32)})
+    assert Hit(1, 0.5, vector={"a": np.ones(2)}) != Hit(1, 0.5, vector={"b": np.ones(2)})
+    assert Hit(1, 0.5, vector=np.ones(2)) != Hit(1, 0.5, vector=np.zeros(2))
+    assert Hit(1, 0.5, vector=np.ones(2)) != Hit(1, 0.5)
+    assert Hit("x", 1.0, doc_id="d", rerank_score=0.25).__eq__("x") is NotImplemented
 
 
 # ---- tenants ---------------------------------------------------------------------------------

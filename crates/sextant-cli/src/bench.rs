@@ -13,6 +13,11 @@ use sextant_index::hnsw_defaults::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use sextant_index::{HnswParams, Quantization};
 use tempfile::TempDir;
 
+// A sibling file (not bench/search.rs) so the subcommand's code stays beside the other bench
+// files; it is a child of this module because only `bench` knows the subcommands.
+#[path = "bench_search.rs"]
+mod search;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Build an HNSW index and sweep `ef`: recall@k and queries/s, queries issued one at a time.
@@ -26,6 +31,9 @@ pub enum BenchCommand {
     Import(ImportArgs),
     /// Time and memory to reopen an existing collection.
     Open(OpenArgs),
+    /// Vector search over an existing collection through the Rust API, one query at a time
+    /// from one thread: QPS, wall and CPU time per query, recall@k.
+    Search(search::SearchBenchArgs),
     /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
     /// qrels, write a TREC run.
     Bm25(Bm25Args),
@@ -245,6 +253,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Filtered(args) => bench_filtered(args),
         BenchCommand::Import(args) => bench_import(args),
         BenchCommand::Open(args) => bench_open(args),
+        BenchCommand::Search(args) => search::bench_search(args),
         BenchCommand::Bm25(args) => bench_bm25(args),
         #[cfg(feature = "embed")]
         BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),

@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 use sextant_core::{ErrorKind, Filter, PointId};
 use sextant_engine::{Collection, OrderBy, PointInput, Scope, SearchRequest, TenantId, Vectors};
 use sextant_service::sources::FileDocuments;
+
+mod hit;
 use sextant_service::{
     AskRequest, CollectionSpec, Document, EmbedKind, EmbedOptions, Error, IngestOptions,
     RegistryConfig, Service, ServiceConfig, TextSearchRequest,
@@ -87,7 +89,10 @@ fn to_json(v: &Bound<'_, PyAny>, field: &str) -> PyResult<Value> {
     })
 }
 
-fn to_py<'py>(py: Python<'py>, v: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_py<'py>(
+    py: Python<'py>,
+    v: &impl serde::Serialize,
+) -> PyResult<Bound<'py, PyAny>> {
     pythonize::pythonize(py, v).map_err(|e| {
         py_err(Error::new(
             ErrorKind::Internal,
@@ -357,7 +362,7 @@ impl Database {
         py.detach(|| c.upsert(&scope, points)).or_py()
     }
 
-    /// Nearest neighbours of a vector: hits as `{"id", "score", "payload"?, "vector"?}`.
+    /// Nearest neighbours of a vector, as `sextant.Hit`s, best first.
     #[pyo3(signature = (name, vector, k=10, ef=None, filter=None, space=None, with_payload=true,
                         with_vector=false, tenant=None, all_tenants=false, exact=false))]
     #[allow(clippy::too_many_arguments)]
@@ -375,7 +380,7 @@ impl Database {
         tenant: Option<&Bound<'py, PyAny>>,
         all_tenants: bool,
         exact: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Vec<Bound<'py, hit::Hit>>> {
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
         let filter = filter_of(filter)?;
@@ -395,7 +400,7 @@ impl Database {
             exact_threshold: exact.then_some(u64::MAX),
         };
         let resp = py.detach(|| c.search(req)).or_py()?;
-        hits_to_py(py, &resp.hits)
+        hit::hits_to_py(py, &resp.hits)
     }
 
     /// Points by id (missing ids are skipped), in the order asked.
@@ -422,7 +427,7 @@ impl Database {
         let pts = py
             .detach(|| c.get(&scope, &ids, with_payload, with_vector))
             .or_py()?;
-        hits_to_py(py, &pts)
+        points_to_py(py, &pts)
     }
 
     /// Deletes points by id, or every point matching a filter; returns how many.
@@ -504,7 +509,7 @@ impl Database {
                 )
             })
             .or_py()?;
-        Ok((hits_to_py(py, &page.points)?, page.next_offset))
+        Ok((points_to_py(py, &page.points)?, page.next_offset))
     }
 
     /// Tenants of a multi-tenant collection with their point counts.
@@ -844,7 +849,7 @@ fn document(d: &Bound<'_, PyAny>, i: usize) -> PyResult<Document> {
     })
 }
 
-fn hits_to_py<'py>(
+fn points_to_py<'py>(
     py: Python<'py>,
     hits: &[sextant_engine::PointOut],
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -874,6 +879,7 @@ fn evaluate<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Database>()?;
+    m.add_class::<hit::Hit>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
