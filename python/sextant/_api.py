@@ -364,20 +364,8 @@ class Collection:
             v = query if type(query) is np.ndarray and query.dtype == np.float32 else np.asarray(query, dtype=np.float32)
             if v.ndim != 1:
                 raise InvalidInput(f"query: a vector is 1-D, got shape {v.shape}", "query")
-            hits = self._b.search(
-                self.name,
-                v,
-                k=k,
-                ef=ef,
-                filter=filter,
-                space=space,
-                with_payload=with_payload,
-                with_vector=with_vector,
-                tenant=tenant,
-                all_tenants=all_tenants,
-                exact=exact,
-            )
-            return hits
+            # Positional: keyword parsing is a measurable share of a fast search.
+            return self._b.search(self.name, v, k, ef, filter, space, with_payload, with_vector, tenant, all_tenants, exact)
         _refuse(
             dict(ef=ef, exact=exact, space=space, with_vector=with_vector),
             _VECTOR_OPTIONS,

@@ -202,12 +202,14 @@ impl Database {
     /// Opens a collection by name or alias.
     pub fn collection(&self, name_or_alias: &str) -> Result<Arc<Collection>> {
         let name = self.resolve(name_or_alias);
-        if check_name(&name).is_err() || !self.fs.is_dir(&self.collection_dir(&name)) {
-            return Err(EngineError::CollectionNotFound(name_or_alias.to_string()));
-        }
         let mut open = self.open.lock();
+        // An open collection exists (deleting one removes it from `open` first): no file
+        // system call on this path, which every search and write takes.
         if let Some(c) = open.get(&name) {
             return Ok(c.clone());
+        }
+        if check_name(&name).is_err() || !self.fs.is_dir(&self.collection_dir(&name)) {
+            return Err(EngineError::CollectionNotFound(name_or_alias.to_string()));
         }
         let c = Collection::open(
             &name,
