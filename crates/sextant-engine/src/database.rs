@@ -4,6 +4,7 @@
 //! <data>/LOCK                   held (flock) by the process that has the database open
 //! <data>/aliases                envelope SXTALIAS: JSON {"alias": "collection", …}
 //! <data>/collections/<name>/    manifest, wal, segments/
+//! <data>/snapshots/<name>/      snapshots of a collection by default (see `snapshot.rs`)
 //! ```
 //!
 //! One process opens a data directory at a time; a second gets [`EngineError::Locked`] at once
@@ -32,16 +33,16 @@ const ALIASES_VERSION: u32 = 1;
 /// An open data directory.
 #[derive(Debug)]
 pub struct Database {
-    dir: PathBuf,
-    fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn Fs>,
     /// The `flock`ed `LOCK` file (none on a simulated file system).
-    lock: Option<Arc<File>>,
-    config: CollectionConfig,
-    open: Mutex<HashMap<String, Arc<Collection>>>,
-    aliases: Mutex<BTreeMap<String, String>>,
+    pub(crate) lock: Option<Arc<File>>,
+    pub(crate) config: CollectionConfig,
+    pub(crate) open: Mutex<HashMap<String, Arc<Collection>>>,
+    pub(crate) aliases: Mutex<BTreeMap<String, String>>,
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -114,6 +115,7 @@ impl Database {
         } else {
             None
         };
+        crate::snapshot::finish_interrupted_replace(&*fs, &collections)?;
         for name in fs
             .read_dir(&collections)
             .map_err(|e| io_err(&collections, e))?
@@ -162,7 +164,7 @@ impl Database {
         &self.dir
     }
 
-    fn collection_dir(&self, name: &str) -> PathBuf {
+    pub(crate) fn collection_dir(&self, name: &str) -> PathBuf {
         self.dir.join("collections").join(name)
     }
 

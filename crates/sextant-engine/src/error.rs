@@ -66,6 +66,18 @@ pub enum EngineError {
     /// A model (embedding, sparse encoder, reranker) failed on its input.
     #[error("model error: {0}")]
     Model(String),
+    /// No snapshot at this path, nor by this file name under the data directory's
+    /// `snapshots/`.
+    #[error("snapshot {0:?} does not exist (give its path, or the file name of a snapshot under <data>/snapshots/)")]
+    SnapshotNotFound(String),
+    /// A snapshot would be written over an existing file.
+    #[error("{0} already exists; snapshots are never written over (delete it first, or choose another path)")]
+    SnapshotExists(std::path::PathBuf),
+    /// A snapshot given to restore or verify fails its checks
+    /// ([`StorageError::SnapshotDamaged`]: names the snapshot and the bad part, e.g. one file
+    /// inside it).
+    #[error(transparent)]
+    SnapshotDamaged(StorageError),
     /// Storage failure: I/O error or corruption (names the file).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -96,10 +108,10 @@ impl EngineError {
     /// The kind of failure, for front ends to map to exit codes and HTTP statuses.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::CollectionNotFound(_) | EngineError::AliasNotFound(_) => {
-                ErrorKind::NotFound
-            }
-            EngineError::NameTaken(_) => ErrorKind::AlreadyExists,
+            EngineError::CollectionNotFound(_)
+            | EngineError::AliasNotFound(_)
+            | EngineError::SnapshotNotFound(_) => ErrorKind::NotFound,
+            EngineError::NameTaken(_) | EngineError::SnapshotExists(_) => ErrorKind::AlreadyExists,
             EngineError::InvalidName(_)
             | EngineError::Schema(_)
             | EngineError::InvalidPoint { .. }
@@ -107,7 +119,8 @@ impl EngineError {
             | EngineError::TenantRequired(_)
             | EngineError::Filter(_)
             | EngineError::Invalid { .. }
-            | EngineError::Model(_) => ErrorKind::InvalidInput,
+            | EngineError::Model(_)
+            | EngineError::SnapshotDamaged(_) => ErrorKind::InvalidInput,
             EngineError::TenantConflict(_) | EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::Locked(_) => ErrorKind::Conflict,
             EngineError::Storage(_) => ErrorKind::Internal,

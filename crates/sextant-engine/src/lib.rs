@@ -5,6 +5,7 @@
 //! - [`query`]: search with the filter planner, get, count, scroll, info;
 //! - [`scope`]: the tenant scope every read and write takes;
 //! - [`database`]: the data directory, its lock, collections and aliases;
+//! - [`snapshot`]: consistent snapshots of a collection as one file, and restoring them;
 //! - [`ops`]: the batches the WAL records carry;
 //! - [`documents`]: the document layer (ingestion, the hybrid plan, RAG context) over models
 //!   given through small traits.
@@ -23,6 +24,7 @@ pub mod ops;
 pub mod query;
 mod recovery;
 pub mod scope;
+pub mod snapshot;
 mod sync_timer;
 
 pub use collection::{
@@ -42,3 +44,4 @@ pub use sextant_storage::schema::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE,
 };
 pub use sextant_storage::wal::Durability;
+pub use snapshot::{PendingSnapshot, SnapshotInfo, SnapshotListing};

@@ -16,7 +16,7 @@
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,6 +56,11 @@ pub trait Fs: Send + Sync + Debug {
     /// Whether paths are real operating-system paths (so the data directory can be `flock`ed).
     fn is_os(&self) -> bool {
         false
+    }
+    /// Opens a file for reading from its start, for files read in pieces (snapshots, which can
+    /// be larger than memory). The default reads the whole file at once.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
     }
 }
 
@@ -141,6 +146,9 @@ impl Fs for RealFs {
     }
     fn is_os(&self) -> bool {
         true
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(File::open(path)?))
     }
 }
 

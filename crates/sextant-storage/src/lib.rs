@@ -8,6 +8,7 @@
 //! - [`schema`]: a collection's schema and its manifest (the segments that make up its state);
 //! - [`payload_index`]: payload indexes that answer filters exactly as bitmaps;
 //! - [`id_map`]: external ids ↔ offsets, one id kind per collection;
+//! - [`snapshot`]: the snapshot archive (one file: header, manifest, checksummed file bodies);
 //! - [`envelope`]: the checked, atomically replaced file wrapper the small files use;
 //! - [`fs`]: the file-system layer every file operation goes through (real, or simulated with
 //!   faults and power loss for tests).
@@ -22,6 +23,7 @@ pub mod id_map;
 pub mod payload_index;
 pub mod schema;
 pub mod segment;
+pub mod snapshot;
 pub mod sparse_store;
 pub mod wal;
 
@@ -98,6 +100,17 @@ pub enum StorageError {
         /// The first failure.
         #[source]
         source: Arc<StorageError>,
+    },
+    /// A snapshot archive fails its checks: `part` names what is bad (the header, the
+    /// manifest, or one file of the snapshot by its name inside it).
+    #[error("snapshot {path} is damaged: {part}: {reason}")]
+    SnapshotDamaged {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The bad part: `header`, `manifest`, or `file <name>`.
+        part: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A caller broke the log's contract (e.g. a sequence number that does not increase).
     #[error("invalid WAL use: {0}")]

@@ -317,22 +317,29 @@ impl Manifest {
 
     /// Reads and checks `path`.
     pub fn read(fs: &dyn Fs, path: &Path) -> Result<Manifest, StorageError> {
-        let body = envelope::read(fs, path, MANIFEST_MAGIC, MANIFEST_VERSION)?;
-        serde_json::from_slice(&body).map_err(|e| StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 24,
-            reason: format!("manifest JSON does not parse: {e}"),
-        })
+        let bytes = fs.read(path).map_err(|e| envelope::io_err(path, e))?;
+        Manifest::decode(path, &bytes)
     }
 
     /// Writes `self` to `path` atomically and durably.
     pub fn write(&self, fs: &dyn Fs, path: &Path) -> Result<(), StorageError> {
+        envelope::write_atomic(fs, path, &self.encode())
+    }
+
+    /// The bytes of a manifest file holding `self`.
+    pub fn encode(&self) -> Vec<u8> {
         let body = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        envelope::write_atomic(
-            fs,
-            path,
-            &envelope::seal(MANIFEST_MAGIC, MANIFEST_VERSION, &body),
-        )
+        envelope::seal(MANIFEST_MAGIC, MANIFEST_VERSION, &body)
+    }
+
+    /// Parses the bytes of a manifest file (`path` names it in errors).
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Manifest, StorageError> {
+        let body = envelope::open(path, MANIFEST_MAGIC, MANIFEST_VERSION, bytes)?;
+        serde_json::from_slice(body).map_err(|e| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 24,
+            reason: format!("manifest JSON does not parse: {e}"),
+        })
     }
 }
 

@@ -230,6 +230,20 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<(Vec<Record>, usize), StorageError>
     Ok((records, at))
 }
 
+/// Reads a whole log held in memory (a log inside a snapshot): every record, in order. Unlike
+/// opening a log, a torn last record is an error here, since such a log was written whole.
+pub fn read_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, StorageError> {
+    let (records, end) = scan(path, bytes)?;
+    if end != bytes.len() {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: end as u64,
+            reason: "the log ends in an incomplete record".into(),
+        });
+    }
+    Ok(records)
+}
+
 impl Wal {
     /// Opens the log at `path` on the real file system, creating it if missing, and returns
     /// every intact record. A torn last record is cut off (and counted in the [`Recovery`]);
@@ -459,7 +473,11 @@ impl Wal {
         }
     }
 
-    fn try_rewrite(&mut self, floor: u64) -> Result<usize, StorageError> {
+    /// A whole log file holding the acknowledged records above `floor`, read back from the
+    /// file, and how many records it holds. A snapshot takes the log this way under the
+    /// collection's writer lock: never a torn or failed record, and nothing above the last
+    /// acknowledged sequence number.
+    pub fn acknowledged_bytes(&self, floor: u64) -> Result<(Vec<u8>, usize), StorageError> {
         let bytes = self.fs.read(&self.path).map_err(io(&self.path))?;
         let (records, _) = scan(&self.path, &bytes)?;
         let acked = self.acked_seq.unwrap_or(0);
@@ -469,6 +487,11 @@ impl Wal {
             out.extend_from_slice(&record_bytes(r.seq, &r.payload));
             kept += 1;
         }
+        Ok((out, kept))
+    }
+
+    fn try_rewrite(&mut self, floor: u64) -> Result<usize, StorageError> {
+        let (out, kept) = self.acknowledged_bytes(floor)?;
         let tmp = temp_path(&self.path);
         self.fs.write_synced(&tmp, &out).map_err(io(&tmp))?;
         self.fs.rename(&tmp, &self.path).map_err(io(&self.path))?;

@@ -4,6 +4,7 @@ mod durability;
 mod engine;
 mod format_fixtures;
 mod power_loss;
+mod snapshot;
 mod soak;
 mod sparse;
 mod tenancy;
