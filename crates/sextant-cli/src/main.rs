@@ -15,6 +15,7 @@ mod embed;
 mod points;
 mod search;
 mod serve;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 use sextant_core::ErrorKind;
@@ -87,6 +88,10 @@ enum Command {
         #[command(flatten)]
         tenant: db::TenantArgs,
     },
+    /// Snapshots of collections: create (while writes go on), list, verify, restore (into a
+    /// new collection, or replacing one atomically) and delete.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Multi-tenant collections: list tenants with their point counts, or drop one tenant's
     /// points.
     #[command(subcommand)]
@@ -227,6 +232,7 @@ fn main() -> std::process::ExitCode {
             tenant,
         } => points::run_count(a, &name, filter.as_deref(), &tenant),
         Command::Tenant(cmd) => points::run_tenant(a, cmd),
+        Command::Snapshot(cmd) => snapshot::run_snapshot(a, cmd),
         Command::Scroll(s) => points::run_scroll(a, s),
         Command::Search(s) => search::run_search(a, s),
         #[cfg(feature = "embed")]

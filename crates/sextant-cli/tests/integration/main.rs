@@ -258,3 +258,4 @@ mod guarantees;
 mod llm;
 #[cfg(feature = "embed")]
 mod models;
+mod snapshot;
