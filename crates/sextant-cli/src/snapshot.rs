@@ -193,8 +193,7 @@ fn restore(
     };
     let replacing = replace && db.list_collections()?.contains(&name);
     let bar = bar(args, "restore");
-    let c = db
-        .restore_snapshot(&path, &name, replace, &mut progress(&bar))
+    db.restore_snapshot(&path, &name, replace, &mut progress(&bar))
         .map_err(|e| match e {
             EngineError::NameTaken(_) if !replace => anyhow::Error::new(e).context(format!(
                 "nothing restored; give another name, or --replace to replace collection {name:?}"
@@ -202,7 +201,7 @@ fn restore(
             e => e.into(),
         })?;
     bar.finish_and_clear();
-    let points = c.info().points;
+    let points = crate::db::collection(db, &name)?.info().points;
     if args.json {
         print_json(&json!({
             "restored": name,

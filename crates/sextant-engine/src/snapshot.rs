@@ -35,7 +35,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 use serde::Serialize;
@@ -145,7 +144,18 @@ impl PendingSnapshot<'_> {
             return Err(EngineError::SnapshotExists(path.to_path_buf()));
         }
         let dir = envelope::parent(path);
+        // Directories made here are synced into their parents, so the snapshot's path
+        // survives a power cut as the file itself does.
+        let mut made = Vec::new();
+        let mut d = dir;
+        while !fs.exists(d) {
+            made.push(d);
+            d = envelope::parent(d);
+        }
         fs.create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        for d in made.iter().rev() {
+            envelope::sync_dir(fs, envelope::parent(d))?;
+        }
         let m = archive::write(fs, path, self.manifest, &self.entries, progress)?;
         let bytes = fs.file_len(path).map_err(|e| io_err(path, e))?;
         Ok(SnapshotInfo::new(path, bytes, &m))
@@ -446,7 +456,10 @@ impl Database {
     pub fn list_snapshots(&self, collection: Option<&str>) -> Result<Vec<SnapshotListing>> {
         let root = self.snapshots_dir();
         let dirs = match collection {
-            Some(c) => vec![root.join(c)],
+            Some(c) => {
+                check_name(c)?;
+                vec![root.join(c)]
+            }
             None if self.fs.is_dir(&root) => self
                 .fs
                 .read_dir(&root)
@@ -501,12 +514,19 @@ impl Database {
         let given = Path::new(reference);
         let bare = given.components().count() == 1 && !given.is_absolute();
         if bare {
+            let root = self.snapshots_dir();
             let mut found = Vec::new();
-            for l in self.list_snapshots(None)? {
-                let name = l.path.file_name().map(|n| n.to_string_lossy().into_owned());
-                let name = name.unwrap_or_default();
-                if name == reference || name == format!("{reference}.{}", archive::EXTENSION) {
-                    found.push(l.path);
+            if self.fs.is_dir(&root) {
+                for d in self.fs.read_dir(&root).map_err(|e| io_err(&root, e))? {
+                    for f in [
+                        reference.to_string(),
+                        format!("{reference}.{}", archive::EXTENSION),
+                    ] {
+                        let p = root.join(&d).join(f);
+                        if self.fs.exists(&p) && !self.fs.is_dir(&p) {
+                            found.push(p);
+                        }
+                    }
                 }
             }
             match found.len() {
@@ -586,13 +606,17 @@ impl Database {
     /// checked before anything becomes visible; on any failure nothing of the restore remains.
     /// Open handles to a replaced collection see it as deleted (as after
     /// [`Database::delete_collection`]). `progress(done, total)` counts bytes unpacked.
+    ///
+    /// Returns once the collection is durably in place, with what the snapshot says of itself;
+    /// open it with [`Database::collection`]. (An error means the restore did not happen: the
+    /// opening is left out of it, since it can fail after the point of no return.)
     pub fn restore_snapshot(
         &self,
         path: &Path,
         name: &str,
         replace: bool,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Arc<Collection>> {
+    ) -> Result<SnapshotInfo> {
         check_name(name)?;
         self.check_restore_target(name, replace)?;
         let collections = self.dir.join("collections");
@@ -602,14 +626,11 @@ impl Database {
             RESTORES.fetch_add(1, Ordering::Relaxed)
         ));
         let built = self.unpack(path, &tmp, name, progress);
-        let landed = built.and_then(|()| self.swap_in(&tmp, name, replace));
-        if let Err(e) = landed {
-            if self.fs.exists(&tmp) {
-                let _ = self.fs.remove_dir_all(&tmp);
-            }
-            return Err(e);
+        let landed = built.and_then(|info| self.swap_in(&tmp, name, replace).map(|()| info));
+        if landed.is_err() && self.fs.exists(&tmp) {
+            let _ = self.fs.remove_dir_all(&tmp);
         }
-        self.collection(name)
+        landed
     }
 
     fn check_restore_target(&self, name: &str, replace: bool) -> Result<()> {
@@ -627,14 +648,14 @@ impl Database {
         tmp: &Path,
         name: &str,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<()> {
+    ) -> Result<SnapshotInfo> {
         let fs = &*self.fs;
         fs.create_dir_all(&tmp.join(SEGMENTS))
             .map_err(|e| io_err(tmp, e))?;
         let mut dirs = std::collections::BTreeSet::new();
         dirs.insert(tmp.join(SEGMENTS));
         let mut open: Option<(String, Box<dyn sextant_storage::fs::LogFile>)> = None;
-        read_checked(
+        let info = read_checked(
             fs,
             path,
             &mut |file, bytes| {
@@ -669,16 +690,18 @@ impl Database {
         // (format versions, WAL replay), before the collection can be seen.
         Collection::open(name, tmp, self.config, self.lock.clone(), self.fs.clone())
             .map(drop)
-            .map_err(|e| {
-                damaged(
+            .map_err(|e| match e {
+                e @ EngineError::Storage(StorageError::Io { .. }) => e,
+                e => damaged(
                     path,
                     "contents",
                     format!(
                         "the restored files do not open as a collection: {}",
                         chain(&e)
                     ),
-                )
-            })
+                ),
+            })?;
+        Ok(info)
     }
 
     /// Renames the restored collection in `tmp` into place (replacing `name` when asked).

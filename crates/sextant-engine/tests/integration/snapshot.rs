@@ -261,9 +261,9 @@ fn snapshots_taken_during_writes_restore_the_collection_at_their_sequence_number
             "writes after snapshot {k}"
         );
         let name = format!("copy{k}");
-        let restored = db
-            .restore_snapshot(&info.path, &name, false, &mut |_, _| {})
+        db.restore_snapshot(&info.path, &name, false, &mut |_, _| {})
             .unwrap();
+        let restored = db.collection(&name).unwrap();
         assert_holds(&restored, &model, &mut rng);
         // The restored collection is a whole collection: it takes writes and survives reopen.
         restored
@@ -289,9 +289,9 @@ fn snapshots_taken_during_writes_restore_the_collection_at_their_sequence_number
         last.path
     );
     assert_eq!(last.seq, log.last().unwrap().0);
-    let copy = db
-        .restore_snapshot(&last.path, "final", false, &mut |_, _| {})
+    db.restore_snapshot(&last.path, "final", false, &mut |_, _| {})
         .unwrap();
+    let copy = db.collection("final").unwrap();
     assert_holds(&copy, &model_at(&log, u64::MAX), &mut rng);
     assert_same_search(&src, &copy, &mut rng);
 
@@ -439,9 +439,11 @@ fn damaged_and_truncated_snapshots_are_refused_naming_the_bad_file_and_leave_not
     assert_eq!(collection_dirs(&data), before);
 
     // The name is still free, and the good snapshot restores into it.
-    let copy = db
+    let restored = db
         .restore_snapshot(&good.path, "copy", false, &mut |_, _| {})
         .unwrap();
+    assert_eq!(restored, good);
+    let copy = db.collection("copy").unwrap();
     assert_eq!(copy.count(&Scope::Unscoped, None).unwrap(), good.points);
     assert!(matches!(
         db.restore_snapshot(
@@ -489,9 +491,9 @@ fn restore_onto_an_existing_name_needs_replace_and_replaces_atomically() {
         "an alias is never replaced: {err}"
     );
 
-    let restored = db
-        .restore_snapshot(&snap.path, "live", true, &mut |_, _| {})
+    db.restore_snapshot(&snap.path, "live", true, &mut |_, _| {})
         .unwrap();
+    let restored = db.collection("live").unwrap();
     assert_eq!(restored.count(&Scope::Unscoped, None).unwrap(), snap.points);
     assert!(restored
         .get(&Scope::Unscoped, &[PointId::Num(8_000)], false, false)
@@ -607,4 +609,128 @@ fn snapshots_are_listed_found_by_name_and_deleted() {
         db.create_snapshot("a", Some(&a2.path), &mut |_, _| {}),
         Err(EngineError::SnapshotExists(_))
     ));
+}
+
+/// The contents of collection `name` as (id, payload `src`) pairs, or `None` when it does not
+/// exist.
+fn contents(db: &Database, name: &str) -> Option<Vec<(u64, String)>> {
+    let c = match db.collection(name) {
+        Ok(c) => c,
+        Err(EngineError::CollectionNotFound(_)) => return None,
+        Err(e) => panic!("{name}: {e}"),
+    };
+    let page = c
+        .scroll(&Scope::Unscoped, None, 10_000, None, None, true)
+        .unwrap();
+    Some(
+        page.points
+            .iter()
+            .map(|p| {
+                let src = p.payload.as_ref().unwrap()["src"].as_str().unwrap();
+                (num(&p.id), src.to_string())
+            })
+            .collect(),
+    )
+}
+
+/// On the simulated disk: collection `a` (20 points), collection `b` (30 points, a flushed
+/// segment with tombstones and WAL records), a snapshot of `b`.
+fn sim_setup(fs: &sextant_storage::fs::sim::SimFs) -> Database {
+    let db = Database::open_with(Path::new("/data"), config(), fs.handle()).unwrap();
+    for (name, n) in [("a", 20), ("b", 30)] {
+        let c = db
+            .create_collection(name, schema(DIM, Metric::L2, IndexSpec::Flat))
+            .unwrap();
+        let points = (0..n)
+            .map(|i| point(i, vec![i as f32; DIM], json!({"src": name, "bucket": 1})))
+            .collect();
+        c.upsert(&Scope::Unscoped, points).unwrap();
+        if name == "b" {
+            c.flush().unwrap();
+            c.delete(&Scope::Unscoped, vec![PointId::Num(0)]).unwrap();
+            c.upsert(
+                &Scope::Unscoped,
+                vec![point(40, vec![0.0; DIM], json!({"src": "b", "bucket": 1}))],
+            )
+            .unwrap();
+        }
+    }
+    db.create_snapshot("b", Some(Path::new("/b.snapshot")), &mut |_, _| {})
+        .unwrap();
+    db
+}
+
+/// A restore cut by a power loss before any one of its file operations, or failing at any one
+/// of them: collection `a` is afterwards either what it was or the snapshot, whole; a restore
+/// into a new name either made the whole collection or nothing; the database always opens.
+#[test]
+fn restores_cut_by_power_loss_or_failing_io_are_whole_or_absent() {
+    use sextant_storage::fs::sim::{Fault, SimFs};
+    let probe = SimFs::new();
+    let (old, new) = {
+        let db = sim_setup(&probe);
+        let old = contents(&db, "a").unwrap();
+        let new = contents(&db, "b").unwrap();
+        assert_eq!(new.len(), 30, "b: 29 old + 1 new");
+        (old, new)
+    };
+    for replace in [true, false] {
+        let target = if replace { "a" } else { "c" };
+        let run = |fs: &SimFs| {
+            let db = sim_setup(fs);
+            let start = fs.ops();
+            let r = db.restore_snapshot(Path::new("/b.snapshot"), target, replace, &mut |_, _| {});
+            (db, start, r.map(drop))
+        };
+        let probe = SimFs::new();
+        let (_, start, r) = run(&probe);
+        r.unwrap();
+        let end = probe.ops();
+        assert!(end - start > 20, "a restore is many file operations");
+        let before = if replace { Some(old.clone()) } else { None };
+        let after = Some(new.clone());
+        let mut outcomes = [0; 2];
+        // (k = end: the power goes after the restore returned.)
+        for k in start..=end {
+            // Power cut before operation k.
+            let fs = SimFs::new();
+            fs.crash_at(k, k + 1);
+            let (db, _, _) = run(&fs);
+            drop(db);
+            let db = Database::open_with(Path::new("/data"), config(), fs.after_crash().handle())
+                .unwrap_or_else(|e| panic!("power cut at restore op {}: {e}", k - start));
+            let got = contents(&db, target);
+            assert!(
+                got == before || got == after,
+                "power cut at restore op {}: {target} is neither before nor after",
+                k - start
+            );
+            outcomes[usize::from(got == after)] += 1;
+            assert_eq!(contents(&db, "b").as_ref(), Some(&new));
+
+            // Operation k fails (EIO); the process goes on.
+            if k == end {
+                continue;
+            }
+            let fs = SimFs::new();
+            let at = k;
+            fs.fail_when(move |o| (o.index == at).then_some(Fault::Eio));
+            let (db, _, r) = run(&fs);
+            let got = contents(&db, target);
+            match r {
+                Ok(()) => assert_eq!(got, after, "restore reported done, op {} failed", k - start),
+                Err(_) => assert_eq!(got, before, "restore reported failed at op {}", k - start),
+            }
+            drop(db);
+            let db =
+                Database::open_with(Path::new("/data"), config(), fs.restart().handle()).unwrap();
+            assert_eq!(
+                contents(&db, target),
+                got,
+                "after a restart, op {}",
+                k - start
+            );
+        }
+        assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+    }
 }
