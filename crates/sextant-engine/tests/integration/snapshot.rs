@@ -202,6 +202,14 @@ fn snapshots_taken_during_writes_restore_the_collection_at_their_sequence_number
         write(&src, &log, random_upsert(&mut rng, 50, 1500, round));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the writer when the test ends, also when it fails.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let writes = Arc::new(AtomicUsize::new(0));
     let writer = {
         let (src, log, stop, writes) = (src.clone(), log.clone(), stop.clone(), writes.clone());
@@ -228,6 +236,7 @@ fn snapshots_taken_during_writes_restore_the_collection_at_their_sequence_number
         // Let the writer get ahead (past flushes and merges) before each snapshot.
         let start = writes.load(Ordering::Relaxed);
         while writes.load(Ordering::Relaxed) < start + 40 {
+            assert!(!writer.is_finished(), "the writer stopped");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let before = writes.load(Ordering::Relaxed);
