@@ -407,8 +407,7 @@ def machine():
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
-            "loadavg_start": os.getloadavg()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()}
 
 
 def git_state():
@@ -454,6 +453,7 @@ def main():
     sweeps = {s: [int(x) for x in (getattr(a, f"{s.replace('-', '_')}_sweep") or ",".join(map(str, SWEEPS[s]))).split(",")]
               for s in SYSTEMS}
     started = datetime.now(timezone.utc)
+    load_start = os.getloadavg()
     t_start = time.time()
 
     def log(msg):
@@ -514,7 +514,7 @@ def main():
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([os.path.relpath(sys.executable, ROOT), os.path.relpath(os.path.abspath(__file__), ROOT), *sys.argv[1:]]),
-        "machine": dict(machine(), loadavg_end=os.getloadavg()),
+        "machine": dict(machine(), loadavg_start=load_start, loadavg_end=os.getloadavg()),
         "git": git_state(),
         "versions": {s: (search[s][0]["version"] if search.get(s) else None) for s in search},
         "data": {"set": "glove-50-angular", "n": int(base.shape[0]), "dim": int(base.shape[1]),
