@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import numpy as np
 
 from . import __version__
-from ._api import Hit, _hit
+from ._api import INGEST_OPTIONS, Hit, _hit
 from .errors import BY_KIND, Conflict, InternalError, InvalidInput, NotFound, Overloaded, SextantError
 
 #: The environment variable an API key is read from when none is given.
@@ -42,19 +42,9 @@ UPLOAD_BATCH_FILES = 64
 #: nears the server's ``limits.max_upload_bytes``.
 UPLOAD_BATCH_BYTES = 32 << 20
 
-#: Ingest options a server takes as query parameters (``IngestQuery``).
-_SERVER_INGEST_OPTIONS = (
-    "model",
-    "splade",
-    "no_splade",
-    "chunking",
-    "chunk_tokens",
-    "chunk_overlap",
-    "parent_tokens",
-    "redact",
-    "redact_kinds",
-    "tenant_key",
-)
+#: Ingest options a server takes as query parameters (``IngestQuery``): all but the two that
+#: tune the server's own embedding (its configuration sets them).
+_SERVER_INGEST_OPTIONS = tuple(o for o in INGEST_OPTIONS if o not in ("precision", "batch"))
 
 #: Retrieval options of a server's ``ask`` (``AskBody``'s flat fields).
 _ASK_RETRIEVAL = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "filter")

@@ -804,26 +804,17 @@ fn document(d: &Bound<'_, PyAny>, i: usize) -> PyResult<Document> {
             )))
         }
     };
-    let text = match m.remove("text") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => String::new(),
-        Some(_) => {
-            return Err(py_err(Error::invalid(
-                format!("documents[{i}].text"),
-                "text must be a string",
-            )))
-        }
+    // A string field of a document; absent or None is empty.
+    let mut string = |key: &str| match m.remove(key) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(_) => Err(py_err(Error::invalid(
+            format!("documents[{i}].{key}"),
+            format!("{key} must be a string"),
+        ))),
     };
-    let title = match m.remove("title") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => String::new(),
-        Some(_) => {
-            return Err(py_err(Error::invalid(
-                format!("documents[{i}].title"),
-                "title must be a string",
-            )))
-        }
-    };
+    let text = string("text")?;
+    let title = string("title")?;
     let fields = match m.remove("fields") {
         Some(Value::Object(f)) => f,
         None | Some(Value::Null) => Map::new(),
