@@ -96,7 +96,7 @@ impl Database {
 
     /// [`Database::open`] on the file system `fs` (tests run the engine on a simulated disk
     /// with faults and power loss; see `sextant_storage::fs`). Removes leftovers of interrupted
-    /// collection creations and deletions and of alias writes.
+    /// collection creations and deletions, of alias writes and of snapshot writes.
     pub fn open_with(dir: &Path, config: CollectionConfig, fs: Arc<dyn Fs>) -> Result<Database> {
         let collections = dir.join("collections");
         fs.create_dir_all(&collections)
@@ -116,6 +116,10 @@ impl Database {
             None
         };
         crate::snapshot::finish_interrupted_replace(&*fs, &collections)?;
+        crate::snapshot::remove_leftover_temp_files(
+            &*fs,
+            &dir.join(crate::snapshot::SNAPSHOTS_DIR),
+        )?;
         for name in fs
             .read_dir(&collections)
             .map_err(|e| io_err(&collections, e))?

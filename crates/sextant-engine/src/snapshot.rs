@@ -32,6 +32,13 @@
 //! directory and removes the old: after a crash, [`finish_interrupted_replace`] (run by every
 //! open of the database) puts the old one back if the new one had not landed yet, so a replace
 //! happens entirely or not at all.
+//!
+//! **Whole-database backups** (a snapshot of every collection plus the aliases) are in
+//! `backup.rs`.
+
+mod backup;
+
+pub use backup::{BackupCollection, BackupInfo, BackupManifest, BACKUP_MANIFEST};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -405,6 +412,37 @@ pub(crate) fn finish_interrupted_replace(fs: &dyn Fs, collections: &Path) -> Res
     }
     if changed {
         envelope::sync_dir(fs, collections)?;
+    }
+    Ok(())
+}
+
+/// Removes the temporary files that interrupted snapshot writes left under `root` (the
+/// `.<name>.tmp` that [`archive::write`] renames into place once it is whole), in `root` and in
+/// its subdirectories. Run by every open of the database, when no snapshot can be being written
+/// (the directory lock is held); a running create cleans up after its own failures.
+pub(crate) fn remove_leftover_temp_files(fs: &dyn Fs, root: &Path) -> Result<()> {
+    if !fs.is_dir(root) {
+        return Ok(());
+    }
+    let mut dirs = vec![root.to_path_buf()];
+    for d in fs.read_dir(root).map_err(|e| io_err(root, e))? {
+        let p = root.join(&d);
+        if fs.is_dir(&p) {
+            dirs.push(p);
+        }
+    }
+    for dir in dirs {
+        let mut removed = false;
+        for f in fs.read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let p = dir.join(&f);
+            if f.starts_with('.') && f.ends_with(".tmp") && !fs.is_dir(&p) {
+                fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            envelope::sync_dir(fs, &dir)?;
+        }
     }
     Ok(())
 }
