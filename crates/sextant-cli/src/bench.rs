@@ -18,6 +18,9 @@ use tempfile::TempDir;
 #[path = "bench_search.rs"]
 mod search;
 
+#[path = "bench_reclaim.rs"]
+mod reclaim;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Build an HNSW index and sweep `ef`: recall@k and queries/s, queries issued one at a time.
@@ -34,6 +37,10 @@ pub enum BenchCommand {
     /// Vector search over an existing collection through the Rust API, one query at a time
     /// from one thread: QPS, wall and CPU time per query, recall@k.
     Search(search::SearchBenchArgs),
+    /// Disk and memory after a mass deletion: build a collection, delete a fraction of it,
+    /// then run the merge policy and optimize, recording disk bytes, reclaimable bytes and RSS
+    /// after each stage.
+    Reclaim(reclaim::ReclaimBenchArgs),
     /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
     /// qrels, write a TREC run.
     Bm25(Bm25Args),
@@ -254,6 +261,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Import(args) => bench_import(args),
         BenchCommand::Open(args) => bench_open(args),
         BenchCommand::Search(args) => search::bench_search(args),
+        BenchCommand::Reclaim(args) => reclaim::bench_reclaim(args),
         BenchCommand::Bm25(args) => bench_bm25(args),
         #[cfg(feature = "embed")]
         BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),

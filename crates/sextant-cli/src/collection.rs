@@ -197,18 +197,27 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 println!("  segments: {}", info.segments.len());
                 for s in &info.segments {
                     println!(
-                        "    #{}: {} points, {} deleted, {:.1} MiB in memory",
+                        "    #{}: {} points, {} deleted ({:.1}%), {:.1} MiB in memory, {:.1} MiB on disk, ~{:.1} MiB reclaimable",
                         s.id,
                         s.points,
                         s.deleted,
-                        s.memory_bytes as f64 / 1048576.0
+                        s.deleted_fraction * 100.0,
+                        mib(s.memory_bytes),
+                        mib(s.disk_bytes),
+                        mib(s.reclaimable_bytes)
                     );
                 }
                 println!(
                     "  memory: {:.1} MiB; disk: {:.1} MiB (WAL {:.1} MiB)",
-                    info.memory_bytes as f64 / 1048576.0,
-                    info.disk_bytes as f64 / 1048576.0,
-                    info.wal_bytes as f64 / 1048576.0
+                    mib(info.memory_bytes),
+                    mib(info.disk_bytes),
+                    mib(info.wal_bytes)
+                );
+                println!(
+                    "  reclaimable (held by deleted points, {:.1}% of those stored; a merge or optimize gives it back): ~{:.1} MiB on disk, ~{:.1} MiB in memory",
+                    info.deleted_fraction * 100.0,
+                    mib(info.reclaimable_bytes),
+                    mib(info.reclaimable_memory_bytes)
                 );
                 if info.unindexed_payload_keys.is_empty() {
                     println!("  every payload key seen has an index");
@@ -230,19 +239,27 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
         }
         CollectionCommand::Optimize { name } => {
             let c = collection(&db, &name)?;
+            let disk_before = c.info().disk_bytes;
             let t = Instant::now();
             c.optimize()?;
             let info = c.info();
             if args.json {
-                print_json(
-                    &json!({"seconds": t.elapsed().as_secs_f64(), "segments": info.segments.len(), "points": info.points}),
-                )?;
+                print_json(&json!({
+                    "seconds": t.elapsed().as_secs_f64(),
+                    "segments": info.segments.len(),
+                    "points": info.points,
+                    "disk_bytes_before": disk_before,
+                    "disk_bytes": info.disk_bytes,
+                    "reclaimable_bytes": info.reclaimable_bytes,
+                }))?;
             } else {
                 println!(
-                    "optimized {name:?} in {:.1} s: {} segment(s), {} points",
+                    "optimized {name:?} in {:.1} s: {} segment(s), {} points; disk {:.1} MiB -> {:.1} MiB",
                     t.elapsed().as_secs_f64(),
                     info.segments.len(),
-                    info.points
+                    info.points,
+                    mib(disk_before),
+                    mib(info.disk_bytes)
                 );
             }
         }
@@ -278,4 +295,8 @@ pub fn run_alias(args: &DbArgs, cmd: AliasCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
 }

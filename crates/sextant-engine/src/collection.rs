@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use roaring::RoaringBitmap;
 use serde_json::Value;
 use sextant_core::{validate_vector, PointId, SparseDoc, SparseVector};
@@ -31,8 +31,9 @@ use crate::scope::{tenant_of, Resolved, Scope, TenantId};
 pub const DEFAULT_FLUSH_POINTS: usize = 20_000;
 /// Default number of immutable segments above which a merge combines the smallest.
 pub const DEFAULT_MAX_SEGMENTS: usize = 8;
-/// A segment with at least this fraction of deleted points is rewritten by the next merge.
-pub const VACUUM_DELETED_FRACTION: f64 = 0.2;
+/// Default [`CollectionConfig::vacuum_deleted_fraction`]: a segment with at least this
+/// fraction of deleted points is rewritten without them by the next merge.
+pub const DEFAULT_VACUUM_DELETED_FRACTION: f64 = 0.2;
 
 /// Tunables of an open collection (not part of the schema: they may change between opens).
 #[derive(Debug, Clone, Copy)]
@@ -43,8 +44,14 @@ pub struct CollectionConfig {
     pub flush_points: usize,
     /// Merge segments once there are more than this many.
     pub max_segments: usize,
-    /// Start a background merge after a flush when the merge policy asks for one (otherwise
-    /// merges run only when [`Collection::merge`] or [`Collection::optimize`] is called).
+    /// Rewrite a segment without its deleted points once at least this fraction of its points
+    /// are deleted (deletes, and updates that replaced them). Lower reclaims disk and memory
+    /// sooner at the cost of rewriting (and re-indexing) segments more often; above 1 no
+    /// segment is rewritten for its deletes alone ([`Collection::optimize`] still is).
+    pub vacuum_deleted_fraction: f64,
+    /// Start a background merge after a flush, a delete or an update when the merge policy
+    /// asks for one (otherwise merges run only when [`Collection::merge`],
+    /// [`Collection::settle`] or [`Collection::optimize`] is called).
     pub background_merge: bool,
 }
 
@@ -54,6 +61,7 @@ impl Default for CollectionConfig {
             durability: Durability::Always,
             flush_points: DEFAULT_FLUSH_POINTS,
             max_segments: DEFAULT_MAX_SEGMENTS,
+            vacuum_deleted_fraction: DEFAULT_VACUUM_DELETED_FRACTION,
             background_merge: true,
         }
     }
@@ -584,23 +592,32 @@ impl Collection {
         let mut w = self.writer.lock();
         self.check_batch(&points, &[])?;
         let seq = self.log(&mut w, &Op::Upsert(points))?;
-        if self.state.read().mutable.len() as usize >= self.config.flush_points {
-            self.flush_after_write(w);
-        }
+        self.after_write(w);
         Ok(seq)
     }
 
     /// Deletes points by id (ids that do not exist in the scope are ignored); returns how many
     /// existed.
     pub fn delete(&self, scope: &Scope, ids: Vec<PointId>) -> Result<usize> {
+        self.delete_with(scope, || Ok(ids))
+    }
+
+    /// Deletes the ids `ids` gives, calling it with the writer lock held (so that nothing is
+    /// written between choosing the ids and logging their deletion).
+    pub(crate) fn delete_with(
+        &self,
+        scope: &Scope,
+        ids: impl FnOnce() -> Result<Vec<PointId>>,
+    ) -> Result<usize> {
         let scope = self.resolve(scope)?;
         let mut w = self.writer.lock();
-        let ids = self.existing_in_scope(&scope, ids);
+        let ids = self.existing_in_scope(&scope, ids()?);
         if ids.is_empty() {
             return Ok(0);
         }
         let n = ids.len();
         self.log(&mut w, &Op::Delete(ids))?;
+        self.after_write(w);
         Ok(n)
     }
 
@@ -630,10 +647,21 @@ impl Collection {
                 upsert: points,
             },
         )?;
+        self.after_write(w);
+        Ok(seq)
+    }
+
+    /// After a logged write: flush once the mutable segment is over its threshold, and start a
+    /// background merge when the policy asks for one — deletes and updates tombstone points in
+    /// immutable segments, so a write that adds no point can still push a segment over
+    /// [`CollectionConfig::vacuum_deleted_fraction`].
+    fn after_write(&self, w: MutexGuard<'_, Writer>) {
         if self.state.read().mutable.len() as usize >= self.config.flush_points {
             self.flush_after_write(w);
+        } else {
+            drop(w);
+            self.spawn_merge_if_needed();
         }
-        Ok(seq)
     }
 
     /// Checks a scope against the schema.

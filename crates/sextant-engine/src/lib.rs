@@ -25,10 +25,12 @@ pub mod query;
 mod recovery;
 pub mod scope;
 pub mod snapshot;
+mod space;
 mod sync_timer;
 
 pub use collection::{
     Collection, CollectionConfig, PointInput, RecoveryReport, SparseInput, Vectors,
+    DEFAULT_FLUSH_POINTS, DEFAULT_MAX_SEGMENTS, DEFAULT_VACUUM_DELETED_FRACTION,
 };
 pub use database::Database;
 pub use error::{EngineError, Result};

@@ -9,9 +9,7 @@ use roaring::RoaringBitmap;
 use sextant_storage::schema::SegmentEntry;
 use sextant_storage::segment::{write_tombstones, Segment};
 
-use crate::collection::{
-    seg_dir, Collection, Slot, State, Writer, MANIFEST, VACUUM_DELETED_FRACTION,
-};
+use crate::collection::{seg_dir, Collection, Slot, State, Writer, MANIFEST};
 use crate::error::{chain, Result};
 
 impl Collection {
@@ -166,8 +164,9 @@ impl Collection {
         Ok(())
     }
 
-    /// Which segments a merge would rewrite now: segments with many deleted points, plus the
-    /// smallest ones while there are more than the configured maximum. `all` picks every
+    /// Which segments a merge would rewrite now: segments whose deleted fraction reached
+    /// [`crate::CollectionConfig::vacuum_deleted_fraction`], plus the smallest ones while there
+    /// are more than the configured maximum. `all` picks every
     /// segment (an optimize).
     fn merge_plan(&self, all: bool) -> Vec<u64> {
         let st = self.state.read();
@@ -180,12 +179,12 @@ impl Collection {
                 Vec::new()
             };
         }
+        let fraction = self.config.vacuum_deleted_fraction;
         let mut pick: Vec<u64> = st
             .segments
             .iter()
             .filter(|s| {
-                s.deleted.len() as f64 >= VACUUM_DELETED_FRACTION * f64::from(s.seg.len())
-                    && !s.deleted.is_empty()
+                !s.deleted.is_empty() && s.deleted.len() as f64 >= fraction * f64::from(s.seg.len())
             })
             .map(|s| s.seg.id)
             .collect();

@@ -143,8 +143,15 @@ pub struct CollectionInfo {
     pub schema: sextant_storage::schema::Schema,
     /// Live points.
     pub points: u64,
-    /// Deleted points not yet vacuumed.
+    /// Deleted (or overwritten) points not yet vacuumed, in segments and the mutable segment.
     pub deleted: u64,
+    /// `deleted / (points + deleted)`: the share of stored points that are dead.
+    pub deleted_fraction: f64,
+    /// Estimated bytes on disk that deleted points hold in segments (what a merge of every
+    /// segment would give back; see [`SegmentInfo::reclaimable_bytes`]).
+    pub reclaimable_bytes: u64,
+    /// Estimated heap bytes that deleted points hold (segments and the mutable segment).
+    pub reclaimable_memory_bytes: u64,
     /// Points in the mutable (unflushed) segment.
     pub unflushed_points: u64,
     /// Immutable segments.
@@ -171,8 +178,18 @@ pub struct SegmentInfo {
     pub points: u64,
     /// Of which deleted.
     pub deleted: u64,
+    /// `deleted / points`; the merge policy rewrites the segment once this reaches
+    /// [`crate::CollectionConfig::vacuum_deleted_fraction`].
+    pub deleted_fraction: f64,
     /// Heap bytes.
     pub memory_bytes: u64,
+    /// Bytes of its files.
+    pub disk_bytes: u64,
+    /// Estimated bytes of its files that deleted points hold: their payload bytes, their share
+    /// by count of the rest (vectors, graph, ids, postings), and the tombstone file.
+    pub reclaimable_bytes: u64,
+    /// Estimated heap bytes that deleted points hold, by the same rule.
+    pub reclaimable_memory_bytes: u64,
 }
 
 /// A page of [`Collection::scroll`].
@@ -553,9 +570,12 @@ impl Collection {
         Ok(out)
     }
 
-    /// Deletes every point in the scope matching `filter`; returns how many.
+    /// Deletes every point in the scope matching `filter`; returns how many. The matching
+    /// points are found under the writer lock, so the one WAL record deletes exactly the points
+    /// that matched when it was appended: a write racing with it is either before (and deleted)
+    /// or after (and kept), never lost in between.
     pub fn delete_by_filter(&self, scope: &Scope, filter: &Filter) -> Result<usize> {
-        self.delete(scope, self.ids_matching(scope, filter)?)
+        self.delete_with(scope, || self.ids_matching(scope, filter))
     }
 
     /// Every tenant with its number of live points (the administrator's view of a
@@ -582,7 +602,12 @@ impl Collection {
         Ok(counts.into_iter().collect())
     }
 
-    /// Deletes every point of one tenant (one WAL record); returns how many.
+    /// Deletes every point of one tenant as one WAL record (after a crash all of them are gone
+    /// or none is), found under the writer lock (see [`Collection::delete_by_filter`]); returns
+    /// how many. Their space — vectors, payloads, payload index entries, postings — stays in
+    /// their segments, masked by tombstones, until a merge rewrites them: the merge policy
+    /// starts one once a segment's deleted fraction reaches
+    /// [`crate::CollectionConfig::vacuum_deleted_fraction`], and `optimize` forces it.
     pub fn drop_tenant(&self, tenant: &TenantId) -> Result<usize> {
         self.delete_by_filter(&Scope::Tenant(tenant.clone()), &Filter::default())
     }
@@ -675,20 +700,39 @@ impl Collection {
         let segments: Vec<SegmentInfo> = st
             .segments
             .iter()
-            .map(|s| SegmentInfo {
-                id: s.seg.id,
-                points: u64::from(s.seg.len()),
-                deleted: s.deleted.len(),
-                memory_bytes: s.seg.memory_bytes() as u64,
+            .map(|s| {
+                let dir = crate::collection::seg_dir(self.dir(), s.seg.id);
+                let held = crate::space::held(Some(&dir), &s.seg, &s.deleted);
+                let points = u64::from(s.seg.len());
+                SegmentInfo {
+                    id: s.seg.id,
+                    points,
+                    deleted: s.deleted.len(),
+                    deleted_fraction: crate::space::fraction(s.deleted.len(), points),
+                    memory_bytes: s.seg.memory_bytes() as u64,
+                    disk_bytes: held.disk_bytes,
+                    reclaimable_bytes: held.reclaimable_bytes,
+                    reclaimable_memory_bytes: held.reclaimable_memory_bytes,
+                }
             })
             .collect();
         let memory_bytes =
             segments.iter().map(|s| s.memory_bytes).sum::<u64>() + st.mutable.memory_bytes() as u64;
+        let mutable_held = crate::space::held(None, &st.mutable, &st.mutable_deleted);
+        let points = st.live_count();
+        let deleted = segments.iter().map(|s| s.deleted).sum::<u64>() + st.mutable_deleted.len();
         CollectionInfo {
             name: self.name().to_string(),
             schema: self.schema().clone(),
-            points: st.live_count(),
-            deleted: segments.iter().map(|s| s.deleted).sum::<u64>() + st.mutable_deleted.len(),
+            points,
+            deleted,
+            deleted_fraction: crate::space::fraction(deleted, points + deleted),
+            reclaimable_bytes: segments.iter().map(|s| s.reclaimable_bytes).sum(),
+            reclaimable_memory_bytes: segments
+                .iter()
+                .map(|s| s.reclaimable_memory_bytes)
+                .sum::<u64>()
+                + mutable_held.reclaimable_memory_bytes,
             unflushed_points: u64::from(st.mutable.len()) - st.mutable_deleted.len(),
             segments,
             memory_bytes,

@@ -210,8 +210,24 @@ fn collection_lifecycle_through_the_cli() {
         ok(&data, &["delete", "docs", "--filter", f, "--all-tenants"]).trim(),
         "deleted 16 points"
     );
-    ok(&data, &["collection", "optimize", "docs"]);
     let info = json(&ok(&data, &["--json", "collection", "info", "live"]));
+    assert_eq!(info["deleted"], 18);
+    assert!(info["deleted_fraction"].as_f64().unwrap() > 0.3, "{info}");
+    // Unflushed: the deleted points hold memory, no segment bytes.
+    assert_eq!(info["reclaimable_bytes"], 0);
+    assert!(
+        info["reclaimable_memory_bytes"].as_u64().unwrap() > 0,
+        "{info}"
+    );
+    let text = ok(&data, &["collection", "info", "live"]);
+    assert!(text.contains("reclaimable"), "{text}");
+    let opt = json(&ok(&data, &["--json", "collection", "optimize", "docs"]));
+    assert_eq!(opt["reclaimable_bytes"], 0, "{opt}");
+    let info = json(&ok(&data, &["--json", "collection", "info", "live"]));
+    assert_eq!(info["deleted"], 0);
+    assert_eq!(info["deleted_fraction"], 0.0);
+    assert_eq!(info["reclaimable_bytes"], 0);
+    assert_eq!(info["reclaimable_memory_bytes"], 0);
     assert_eq!(info["points"], 32);
     assert_eq!(info["segments"].as_array().unwrap().len(), 1);
     assert_eq!(info["unindexed_payload_keys"], serde_json::json!(["n"]));
@@ -329,4 +345,64 @@ fn closed_stdout_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+/// `sextant bench reclaim` at a small size: the policy's merge runs after the deletes, disk
+/// shrinks, nothing is left reclaimable and every live point is still there.
+#[test]
+fn bench_reclaim_reports_disk_and_memory_per_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let report = dir.path().join("reclaim.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "bench",
+            "reclaim",
+            "--points",
+            "3000",
+            "--dim",
+            "8",
+            "--segments",
+            "2",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--json")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| next merge (policy) |"));
+    let r = json(&std::fs::read_to_string(&report).unwrap());
+    assert_eq!(r["merge_ran"], true);
+    assert_eq!(r["deleted_points"], 2700);
+    let stages = r["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "built (reopened)",
+            "deleted",
+            "next merge (policy)",
+            "optimize"
+        ]
+    );
+    let n = |i: usize, k: &str| stages[i][k].as_u64().unwrap();
+    assert_eq!(n(0, "segments"), 2);
+    assert_eq!(n(0, "points"), 3000);
+    assert_eq!(n(1, "points"), 300);
+    assert!(n(1, "reclaimable_bytes") > 0);
+    assert_eq!(n(2, "segments"), 1);
+    assert_eq!(n(2, "deleted"), 0);
+    assert_eq!(n(2, "reclaimable_bytes"), 0);
+    assert!(n(2, "disk_bytes") < n(1, "disk_bytes") / 2);
+    assert!(n(3, "disk_bytes") <= n(2, "disk_bytes"));
+    assert!(n(3, "fresh_rss_bytes") > 0);
 }

@@ -5,6 +5,7 @@ mod durability;
 mod engine;
 mod format_fixtures;
 mod power_loss;
+mod reclaim;
 mod snapshot;
 mod soak;
 mod sparse;

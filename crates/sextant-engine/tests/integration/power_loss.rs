@@ -50,6 +50,7 @@ pub fn config() -> CollectionConfig {
         flush_points: 8,
         max_segments: 2,
         background_merge: false,
+        ..CollectionConfig::default()
     }
 }
 
