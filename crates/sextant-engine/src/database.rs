@@ -42,7 +42,9 @@ pub struct Database {
     pub(crate) aliases: Mutex<BTreeMap<String, String>>,
 }
 
-pub(crate) fn check_name(name: &str) -> Result<()> {
+/// Refuses a collection or alias name other than 1 to 64 ASCII letters, digits, `_` and `-`
+/// ([`EngineError::InvalidName`]).
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

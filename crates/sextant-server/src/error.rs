@@ -71,6 +71,14 @@ impl ApiError {
         )
     }
 
+    /// Replaces `from` by `to` in the message (a server path by the name a client knows).
+    pub fn replace_in_message(mut self, from: &str, to: &str) -> Self {
+        if !from.is_empty() {
+            self.message = self.message.replace(from, to);
+        }
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -26,6 +26,7 @@ pub mod console;
 pub mod models;
 pub mod ops;
 pub mod points;
+pub mod snapshots;
 pub mod text;
 
 /// The OpenAPI document, rendered once.
@@ -69,7 +70,8 @@ impl Modify for Security {
     modifiers(&Security),
     components(schemas(ErrorBody, ErrorDetail)),
     tags((name = "collections"), (name = "points"), (name = "search"), (name = "documents"),
-         (name = "models"), (name = "openai"), (name = "admin"), (name = "operations"))
+         (name = "models"), (name = "openai"), (name = "snapshots"), (name = "admin"),
+         (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -93,6 +95,10 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(collections::set_alias, collections::delete_alias))
         .routes(routes!(collections::tenants))
         .routes(routes!(collections::drop_tenant))
+        .routes(routes!(snapshots::list, snapshots::create))
+        .routes(routes!(snapshots::download, snapshots::delete))
+        .routes(routes!(snapshots::verify))
+        .routes(routes!(snapshots::restore))
         .routes(routes!(points::upsert))
         .routes(routes!(points::get))
         .routes(routes!(points::get_one))

@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod console;
 mod openapi;
+mod snapshots;
 mod text;
 #[cfg(feature = "tls")]
 mod tls;

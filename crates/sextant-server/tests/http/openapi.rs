@@ -24,6 +24,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/aliases/{alias}"),
     ("get", "/collections/{name}/tenants"),
     ("delete", "/collections/{name}/tenants/{tenant}"),
+    ("post", "/collections/{name}/snapshots"),
+    ("get", "/collections/{name}/snapshots"),
+    ("get", "/collections/{name}/snapshots/{snapshot}"),
+    ("delete", "/collections/{name}/snapshots/{snapshot}"),
+    ("post", "/collections/{name}/snapshots/{snapshot}/verify"),
+    ("post", "/collections/{name}/snapshots/{snapshot}/restore"),
     ("put", "/collections/{name}/points"),
     ("post", "/collections/{name}/points/get"),
     ("get", "/collections/{name}/points/{id}"),
@@ -76,7 +82,8 @@ fn every_route_is_documented_and_served() {
             .replace("{tenant}", "t")
             .replace("{id}", "1")
             .replace("{doc_id}", "d")
-            .replace("{file}", "app.js");
+            .replace("{file}", "app.js")
+            .replace("{snapshot}", "s.snapshot");
         let (st, v) = t.call(
             &m.to_uppercase(),
             &path,
@@ -289,5 +296,51 @@ fn answers_validate_against_the_document() {
     );
     run("get", "/admin/keys", "/admin/keys", None);
     run("delete", "/admin/keys/{id}", "/admin/keys/nope", None);
+    let (_, snap) = t.call("POST", "/collections/c/snapshots", None, None);
+    check(&doc, "post", "/collections/{name}/snapshots", 201, &snap);
+    let file = snap["snapshot"].as_str().unwrap();
+    let one = format!("/collections/c/snapshots/{file}");
+    run(
+        "get",
+        "/collections/{name}/snapshots",
+        "/collections/c/snapshots",
+        None,
+    );
+    run(
+        "post",
+        "/collections/{name}/snapshots",
+        "/collections/nope/snapshots",
+        None,
+    );
+    run(
+        "post",
+        "/collections/{name}/snapshots/{snapshot}/verify",
+        &format!("{one}/verify"),
+        None,
+    );
+    run(
+        "post",
+        "/collections/{name}/snapshots/{snapshot}/restore",
+        &format!("{one}/restore"),
+        Some(json!({"name": "c_restored"})),
+    );
+    run(
+        "post",
+        "/collections/{name}/snapshots/{snapshot}/restore",
+        &format!("{one}/restore"),
+        Some(json!({"name": "c_restored"})),
+    );
+    run(
+        "delete",
+        "/collections/{name}/snapshots/{snapshot}",
+        &one,
+        None,
+    );
+    run(
+        "delete",
+        "/collections/{name}/snapshots/{snapshot}",
+        &one,
+        None,
+    );
     run("delete", "/collections/{name}", "/collections/c", None);
 }
