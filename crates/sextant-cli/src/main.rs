@@ -92,6 +92,10 @@ enum Command {
     /// new collection, or replacing one atomically) and delete.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
+    /// Whole-database backups: every collection (a snapshot each) and the aliases, into one
+    /// directory; restore one into an empty data directory.
+    #[command(subcommand)]
+    Backup(snapshot::BackupCommand),
     /// Multi-tenant collections: list tenants with their point counts, or drop one tenant's
     /// points.
     #[command(subcommand)]
@@ -233,6 +237,7 @@ fn main() -> std::process::ExitCode {
         } => points::run_count(a, &name, filter.as_deref(), &tenant),
         Command::Tenant(cmd) => points::run_tenant(a, cmd),
         Command::Snapshot(cmd) => snapshot::run_snapshot(a, cmd),
+        Command::Backup(cmd) => snapshot::run_backup(a, cmd),
         Command::Scroll(s) => points::run_scroll(a, s),
         Command::Search(s) => search::run_search(a, s),
         #[cfg(feature = "embed")]

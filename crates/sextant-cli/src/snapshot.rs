@@ -1,6 +1,6 @@
-//! `snapshot …`: create, list, verify, restore and delete collection snapshots. Flags and
-//! printing only; what a snapshot is and how it is made consistent and restored atomically is
-//! in `sextant_engine::snapshot`.
+//! `snapshot …`: create, list, verify, restore and delete collection snapshots; `backup …`:
+//! every collection and the aliases at once. Flags and printing only; what a snapshot is and how
+//! it is made consistent and restored atomically is in `sextant_engine::snapshot`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use sextant_engine::snapshot::BackupInfo;
 use sextant_engine::{Database, EngineError, SnapshotInfo};
 
 use crate::db::{open, print_json, DbArgs};
@@ -220,6 +221,81 @@ fn restore(
                 ""
             },
             t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Whole-database backup commands.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up every collection (a snapshot each, at its own sequence number, taken while
+    /// writes go on) and the aliases into a new directory.
+    Create {
+        /// The backup directory to make (new or empty) [default:
+        /// <data>/backups/backup-<time>].
+        dir: Option<PathBuf>,
+    },
+    /// Restore a backup: every collection and alias. Their names must be free (restore into an
+    /// empty data directory); a damaged snapshot restores nothing.
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+    },
+}
+
+/// Runs `backup …`.
+pub fn run_backup(args: &DbArgs, cmd: BackupCommand) -> Result<()> {
+    let db = open(args)?;
+    let t = Instant::now();
+    let bar = bar(args, "{msg}");
+    let mut progress = |c: &str, done: u64, total: u64| {
+        bar.set_message(c.to_string());
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let (verb, info) = match cmd {
+        BackupCommand::Create { dir } => {
+            let dir = dir.unwrap_or_else(|| default_backup_dir(&db));
+            ("backed up", db.backup(&dir, &mut progress)?)
+        }
+        BackupCommand::Restore { dir } => ("restored", db.restore_backup(&dir, &mut progress)?),
+    };
+    bar.finish_and_clear();
+    print_backup(args, verb, &info, t.elapsed().as_secs_f64())
+}
+
+/// `<data>/backups/backup-<YYYYMMDDTHHMMSSZ>`.
+fn default_backup_dir(db: &Database) -> PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let stamp: String = sextant_core::format_rfc3339(now)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    db.dir().join("backups").join(format!("backup-{stamp}"))
+}
+
+fn print_backup(args: &DbArgs, verb: &str, info: &BackupInfo, seconds: f64) -> Result<()> {
+    if args.json {
+        return print_json(&json!({"backup": info, "seconds": seconds}));
+    }
+    let m = &info.manifest;
+    println!(
+        "{verb} {} collections and {} aliases ({}) in {seconds:.1} s",
+        m.collections.len(),
+        m.aliases.len(),
+        info.dir.display(),
+    );
+    for c in &m.collections {
+        println!(
+            "  {}: {} points at sequence number {}, {:.1} MiB",
+            c.name,
+            c.points,
+            c.seq,
+            c.bytes as f64 / 1048576.0
         );
     }
     Ok(())

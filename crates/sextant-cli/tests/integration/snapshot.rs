@@ -194,3 +194,47 @@ fn snapshot_subcommands_end_to_end() {
         assert!(help.contains(sub), "{help}");
     }
 }
+
+#[test]
+fn backup_create_and_restore_into_an_empty_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for c in ["a", "b"] {
+        ok(
+            &data,
+            &["collection", "create", c, "--dim", "3", "--metric", "l2"],
+        );
+    }
+    upsert(&data, dir.path(), "a", 0..40);
+    ok(&data, &["collection", "optimize", "a"]);
+    upsert(&data, dir.path(), "a", 40..50);
+    upsert(&data, dir.path(), "b", 0..25);
+    ok(&data, &["alias", "set", "live", "a"]);
+    let backup = dir.path().join("bk");
+    let made = json(&ok(
+        &data,
+        &["--json", "backup", "create", backup.to_str().unwrap()],
+    ));
+    assert_eq!(made["backup"]["collections"].as_array().unwrap().len(), 2);
+    assert_eq!(made["backup"]["aliases"]["live"], "a");
+    let err = fails_with(&data, &["backup", "create", backup.to_str().unwrap()], 2);
+    assert!(err.contains("not an empty directory"), "{err}");
+
+    let fresh = dir.path().join("fresh");
+    let out = ok(&fresh, &["backup", "restore", backup.to_str().unwrap()]);
+    assert!(
+        out.contains("restored 2 collections and 1 aliases"),
+        "{out}"
+    );
+    assert_eq!(count(&fresh, "a"), 50);
+    assert_eq!(count(&fresh, "live"), 50);
+    assert_eq!(count(&fresh, "b"), 25);
+    for c in ["a", "b"] {
+        let q = |d: &Path| ok(d, &["--json", "scroll", c, "--limit", "100"]);
+        assert_eq!(q(&data), q(&fresh), "{c}");
+    }
+    // The names are taken now: refused, nothing changed.
+    let err = fails_with(&fresh, &["backup", "restore", backup.to_str().unwrap()], 4);
+    assert!(err.contains("\"a\""), "{err}");
+    assert_eq!(count(&fresh, "a"), 50);
+}
