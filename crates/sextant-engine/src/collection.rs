@@ -291,8 +291,11 @@ pub struct Collection {
     pub(crate) this: Weak<Collection>,
     /// Keeps the data directory's lock held while any handle (or background merge) lives.
     _lock: Option<Arc<File>>,
-    /// The file system every file operation goes through.
+    /// The file system every file operation goes through (an encrypting one for an
+    /// encrypted collection).
     pub(crate) fs: Arc<dyn Fs>,
+    /// The keys of an encrypted collection.
+    pub(crate) encryption: Option<crate::encryption::Encryption>,
     /// The last error of background work (a merge, a flush after a write, a timed WAL sync),
     /// reported by `info`.
     pub(crate) background_error: Arc<Mutex<Option<String>>>,
@@ -313,11 +316,6 @@ pub(crate) fn seg_dir(dir: &Path, id: u64) -> PathBuf {
 }
 
 impl Collection {
-    /// Creates the files of a new collection in `dir` (which must not exist).
-    pub(crate) fn create(fs: &Arc<dyn Fs>, dir: &Path, schema: &Schema) -> Result<()> {
-        crate::recovery::create_files(fs, dir, schema)
-    }
-
     /// Opens the collection in `dir`: reads the manifest, loads its segments, removes leftovers
     /// of interrupted flushes and merges, and replays the WAL.
     pub(crate) fn open(
@@ -326,6 +324,7 @@ impl Collection {
         config: CollectionConfig,
         lock: Option<Arc<File>>,
         fs: Arc<dyn Fs>,
+        encryption: Option<crate::encryption::Encryption>,
     ) -> Result<Arc<Collection>> {
         let manifest = Manifest::read(&*fs, &dir.join(MANIFEST))?;
         let schema = manifest.schema.clone();
@@ -409,6 +408,7 @@ impl Collection {
             this: this.clone(),
             _lock: lock,
             fs,
+            encryption,
             background_error,
             _sync_timer: sync_timer,
             merge_thread: Mutex::new(None),

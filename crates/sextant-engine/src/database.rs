@@ -40,6 +40,8 @@ pub struct Database {
     pub(crate) config: CollectionConfig,
     pub(crate) open: Mutex<HashMap<String, Arc<Collection>>>,
     pub(crate) aliases: Mutex<BTreeMap<String, String>>,
+    /// The master key of encrypted collections ([`Database::set_master_key`]).
+    pub(crate) master: Mutex<Option<sextant_storage::crypt::MasterKey>>,
 }
 
 /// Refuses a collection or alias name other than 1 to 64 ASCII letters, digits, `_` and `-`
@@ -158,6 +160,7 @@ impl Database {
             config,
             open: Mutex::new(HashMap::new()),
             aliases: Mutex::new(aliases.clone()),
+            master: Mutex::new(None),
         };
         if aliases != loaded {
             db.write_aliases(&aliases, &loaded)?;
@@ -176,12 +179,31 @@ impl Database {
 
     /// Creates a collection.
     pub fn create_collection(&self, name: &str, schema: Schema) -> Result<Arc<Collection>> {
+        self.create_collection_with(name, schema, false)
+    }
+
+    /// Creates a collection, encrypted at rest when `encrypted` (which needs the master key:
+    /// [`Database::set_master_key`]; see [`crate::encryption`]).
+    pub fn create_collection_with(
+        &self,
+        name: &str,
+        schema: Schema,
+        encrypted: bool,
+    ) -> Result<Arc<Collection>> {
         check_name(name)?;
         let schema = crate::collection::with_current_analyzers(schema.validated()?)?;
         if self.fs.exists(&self.collection_dir(name)) || self.aliases.lock().contains_key(name) {
             return Err(EngineError::NameTaken(name.to_string()));
         }
-        Collection::create(&self.fs, &self.collection_dir(name), &schema)?;
+        let keys = if encrypted {
+            Some(crate::encryption::new_keys(
+                name,
+                self.master.lock().as_ref(),
+            )?)
+        } else {
+            None
+        };
+        crate::recovery::create_files(&self.fs, &self.collection_dir(name), &schema, keys)?;
         self.collection(name)
     }
 
@@ -219,13 +241,10 @@ impl Database {
         if check_name(&name).is_err() || !self.fs.is_dir(&self.collection_dir(&name)) {
             return Err(EngineError::CollectionNotFound(name_or_alias.to_string()));
         }
-        let c = Collection::open(
-            &name,
-            &self.collection_dir(&name),
-            self.config,
-            self.lock.clone(),
-            self.fs.clone(),
-        )?;
+        let dir = self.collection_dir(&name);
+        let (fs, encryption) =
+            crate::encryption::open_fs(&self.fs, &name, &dir, self.master.lock().as_ref())?;
+        let c = Collection::open(&name, &dir, self.config, self.lock.clone(), fs, encryption)?;
         open.insert(name, c.clone());
         Ok(c)
     }

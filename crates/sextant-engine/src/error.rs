@@ -78,6 +78,10 @@ pub enum EngineError {
     /// inside it).
     #[error(transparent)]
     SnapshotDamaged(StorageError),
+    /// An encrypted collection or snapshot cannot be opened with the master key given (none
+    /// given, or another one), or a key operation is refused.
+    #[error("encryption key: {0}")]
+    EncryptionKey(String),
     /// Storage failure: I/O error or corruption (names the file).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -123,6 +127,7 @@ impl EngineError {
             | EngineError::SnapshotDamaged(_) => ErrorKind::InvalidInput,
             EngineError::TenantConflict(_) | EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::Locked(_) => ErrorKind::Conflict,
+            EngineError::EncryptionKey(_) => ErrorKind::Forbidden,
             EngineError::Storage(_) => ErrorKind::Internal,
         }
     }

@@ -5,6 +5,7 @@
 //! - [`query`]: search with the filter planner, get, count, scroll, info;
 //! - [`scope`]: the tenant scope every read and write takes;
 //! - [`database`]: the data directory, its lock, collections and aliases;
+//! - [`encryption`]: encryption at rest per collection (keys, rotation);
 //! - [`snapshot`]: consistent snapshots of a collection as one file, and restoring them;
 //! - [`ops`]: the batches the WAL records carry;
 //! - [`documents`]: the document layer (ingestion, the hybrid plan, RAG context) over models
@@ -17,6 +18,7 @@
 pub mod collection;
 pub mod database;
 pub mod documents;
+pub mod encryption;
 mod error;
 pub mod fusion;
 mod maintenance;
@@ -33,6 +35,7 @@ pub use collection::{
     DEFAULT_FLUSH_POINTS, DEFAULT_MAX_SEGMENTS, DEFAULT_VACUUM_DELETED_FRACTION,
 };
 pub use database::Database;
+pub use encryption::EncryptionStatus;
 pub use error::{EngineError, Result};
 pub use query::{
     CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
@@ -40,6 +43,7 @@ pub use query::{
 };
 pub use scope::{Scope, TenantId};
 pub use sextant_core::ErrorKind;
+pub use sextant_storage::crypt::MasterKey;
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
     IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,

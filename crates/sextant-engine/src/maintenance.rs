@@ -28,7 +28,7 @@ impl Collection {
         if !self.config.background_merge || slot.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
-        if self.merge_plan(false).is_empty() {
+        if self.merge_plan(false, false).is_empty() {
             return;
         }
         let Some(me) = self.this.upgrade() else {
@@ -167,13 +167,13 @@ impl Collection {
     /// Which segments a merge would rewrite now: segments whose deleted fraction reached
     /// [`crate::CollectionConfig::vacuum_deleted_fraction`], plus the smallest ones while there
     /// are more than the configured maximum. `all` picks every
-    /// segment (an optimize).
-    fn merge_plan(&self, all: bool) -> Vec<u64> {
+    /// segment (an optimize); `force` picks a lone clean one too.
+    fn merge_plan(&self, all: bool, force: bool) -> Vec<u64> {
         let st = self.state.read();
         if all {
             let ids: Vec<u64> = st.segments.iter().map(|s| s.seg.id).collect();
             let dirty = st.segments.iter().any(|s| !s.deleted.is_empty());
-            return if ids.len() > 1 || dirty {
+            return if ids.len() > 1 || dirty || force {
                 ids
             } else {
                 Vec::new()
@@ -227,9 +227,19 @@ impl Collection {
         self.merge_segments(true).map(|_| ())
     }
 
+    /// Rewrites every segment into one even when nothing would be dropped (a data-key rotation
+    /// rewrites every file); returns whether there was a segment to rewrite.
+    pub(crate) fn merge_all_segments(&self) -> Result<bool> {
+        self.merge_segments_with(true, true)
+    }
+
     fn merge_segments(&self, all: bool) -> Result<bool> {
+        self.merge_segments_with(all, false)
+    }
+
+    fn merge_segments_with(&self, all: bool, force: bool) -> Result<bool> {
         let _one_at_a_time = self.merging.lock();
-        let pick = self.merge_plan(all);
+        let pick = self.merge_plan(all, force);
         if pick.is_empty() {
             return Ok(false);
         }

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use sextant_storage::crypt::{DataKeys, KeyFile, MasterKey, KEYS_FILE};
 use sextant_storage::envelope::{self, io_err};
 use sextant_storage::fs::Fs;
 use sextant_storage::schema::{Manifest, Schema};
@@ -22,9 +23,16 @@ use crate::error::Result;
 /// Creates the files of a new collection in `dir` (which must not exist): built in
 /// `<dir>.creating`, every file and directory fsynced, then renamed into place and the parent
 /// fsynced, so a crash leaves either no collection or a whole one.
-pub(crate) fn create_files(fs: &Arc<dyn Fs>, dir: &Path, schema: &Schema) -> Result<()> {
-    let handle = fs.clone();
-    let fs = &**fs;
+///
+/// With `keys` (an encrypted collection), the key file is written first, and the manifest and
+/// WAL through the collection's encrypting file system.
+pub(crate) fn create_files(
+    plain: &Arc<dyn Fs>,
+    dir: &Path,
+    schema: &Schema,
+    keys: Option<(KeyFile, DataKeys, MasterKey)>,
+) -> Result<()> {
+    let fs = &**plain;
     let tmp = dir.with_extension("creating");
     if fs.exists(&tmp) {
         fs.remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
@@ -32,7 +40,14 @@ pub(crate) fn create_files(fs: &Arc<dyn Fs>, dir: &Path, schema: &Schema) -> Res
     fs.create_dir_all(&tmp.join(SEGMENTS))
         .map_err(|e| io_err(&tmp, e))?;
     envelope::sync_dir(fs, &tmp.join(SEGMENTS))?;
-    Manifest::new(schema.clone()).write(fs, &tmp.join(MANIFEST))?;
+    let handle = match keys {
+        Some((file, data, master)) => {
+            file.write(fs, &tmp.join(KEYS_FILE))?;
+            crate::encryption::with_keys(plain, dir, master, data).0
+        }
+        None => plain.clone(),
+    };
+    Manifest::new(schema.clone()).write(&*handle, &tmp.join(MANIFEST))?;
     // `create_in` fsyncs the log and the temporary directory.
     drop(Wal::create_in(
         handle,

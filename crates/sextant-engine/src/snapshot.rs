@@ -42,10 +42,13 @@ pub use backup::{BackupCollection, BackupInfo, BackupManifest, BACKUP_MANIFEST};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 use serde::Serialize;
+use sextant_storage::crypt::{DataKeys, KeyFile, MasterKey, KEYS_FILE};
 use sextant_storage::envelope::{self, io_err};
+use sextant_storage::fs::encrypted::EncryptedFs;
 use sextant_storage::fs::Fs;
 use sextant_storage::schema::Manifest;
 use sextant_storage::snapshot::{self as archive, Entry, SnapshotManifest, SnapshotReader, Source};
@@ -447,10 +450,25 @@ pub(crate) fn remove_leftover_temp_files(fs: &dyn Fs, root: &Path) -> Result<()>
     Ok(())
 }
 
+/// The master key and the data key an encrypted snapshot carries.
+type SnapshotKeys = (MasterKey, DataKeys);
+
 /// Distinguishes the temporary directories of restores running at once in one process.
 static RESTORES: AtomicU64 = AtomicU64::new(0);
 
 impl Database {
+    /// The file system to read the snapshot at `path` with (decrypting it with the key it
+    /// carries, when it is encrypted), and that key.
+    fn snapshot_reader(&self, path: &Path) -> Result<(Arc<dyn Fs>, Option<SnapshotKeys>)> {
+        match crate::encryption::snapshot_keys(&*self.fs, path, self.master.lock().as_ref())? {
+            Some((master, data)) => Ok((
+                Arc::new(EncryptedFs::reader(self.fs.clone(), master.clone())),
+                Some((master, data)),
+            )),
+            None => Ok((self.fs.clone(), None)),
+        }
+    }
+
     /// Where snapshots are kept by default: `<data>/snapshots`.
     pub fn snapshots_dir(&self) -> PathBuf {
         self.dir.join(SNAPSHOTS_DIR)
@@ -532,9 +550,12 @@ impl Database {
                 continue;
             }
             let bytes = self.fs.file_len(&path).map_err(|e| io_err(&path, e))?;
-            let (snapshot, problem) = match SnapshotReader::open(&*self.fs, &path) {
+            let read = self
+                .snapshot_reader(&path)
+                .and_then(|(fs, _)| SnapshotReader::open(&*fs, &path).map_err(snap_err));
+            let (snapshot, problem) = match read {
                 Ok(r) => (Some(SnapshotInfo::new(&path, bytes, r.manifest())), None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, Some(chain(&e))),
             };
             out.push(SnapshotListing {
                 path,
@@ -600,7 +621,8 @@ impl Database {
             }
             Err(e) => return Err(io_err(path, e).into()),
         };
-        let r = SnapshotReader::open(&*self.fs, path).map_err(snap_err)?;
+        let (fs, _) = self.snapshot_reader(path)?;
+        let r = SnapshotReader::open(&*fs, path).map_err(snap_err)?;
         Ok(SnapshotInfo::new(path, bytes, r.manifest()))
     }
 
@@ -612,7 +634,11 @@ impl Database {
         path: &Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<SnapshotInfo> {
-        read_checked(&*self.fs, path, &mut |_, _| Ok(()), progress)
+        if !self.fs.exists(path) {
+            return Err(EngineError::SnapshotNotFound(path.display().to_string()));
+        }
+        let (fs, _) = self.snapshot_reader(path)?;
+        read_checked(&*fs, path, &mut |_, _| Ok(()), progress)
     }
 
     /// Deletes the snapshot file at `path` (refused unless it starts like a snapshot).
@@ -623,8 +649,8 @@ impl Database {
         }
         let mut magic = [0u8; 8];
         let mut r = fs.open_read(path).map_err(|e| io_err(path, e))?;
-        let is_snapshot =
-            std::io::Read::read_exact(&mut r, &mut magic).is_ok() && &magic == archive::MAGIC;
+        let is_snapshot = std::io::Read::read_exact(&mut r, &mut magic).is_ok()
+            && (&magic == archive::MAGIC || &magic == sextant_storage::crypt::MAGIC);
         if !is_snapshot {
             return Err(EngineError::invalid(
                 "snapshot",
@@ -687,14 +713,30 @@ impl Database {
         name: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<SnapshotInfo> {
-        let fs = &*self.fs;
-        fs.create_dir_all(&tmp.join(SEGMENTS))
+        if !self.fs.exists(path) {
+            return Err(EngineError::SnapshotNotFound(path.display().to_string()));
+        }
+        let (reader, keys) = self.snapshot_reader(path)?;
+        self.fs
+            .create_dir_all(&tmp.join(SEGMENTS))
             .map_err(|e| io_err(tmp, e))?;
+        // An encrypted snapshot restores as an encrypted collection with the snapshot's data
+        // key, wrapped by this database's master key.
+        let (target, encryption) = match keys {
+            Some((master, data)) => {
+                let file = KeyFile::wrap(&data, &master)
+                    .map_err(|e| EngineError::EncryptionKey(e.to_string()))?;
+                file.write(&*self.fs, &tmp.join(KEYS_FILE))?;
+                crate::encryption::with_keys(&self.fs, tmp, master, data)
+            }
+            None => (self.fs.clone(), None),
+        };
+        let fs = &*target;
         let mut dirs = std::collections::BTreeSet::new();
         dirs.insert(tmp.join(SEGMENTS));
         let mut open: Option<(String, Box<dyn sextant_storage::fs::LogFile>)> = None;
         let info = read_checked(
-            fs,
+            &*reader,
             path,
             &mut |file, bytes| {
                 let target = tmp.join(file);
@@ -726,19 +768,26 @@ impl Database {
         envelope::sync_dir(fs, tmp)?;
         // Checksums say the bytes are those snapshotted; opening says this build reads them
         // (format versions, WAL replay), before the collection can be seen.
-        Collection::open(name, tmp, self.config, self.lock.clone(), self.fs.clone())
-            .map(drop)
-            .map_err(|e| match e {
-                e @ EngineError::Storage(StorageError::Io { .. }) => e,
-                e => damaged(
-                    path,
-                    "contents",
-                    format!(
-                        "the restored files do not open as a collection: {}",
-                        chain(&e)
-                    ),
+        Collection::open(
+            name,
+            tmp,
+            self.config,
+            self.lock.clone(),
+            target.clone(),
+            encryption,
+        )
+        .map(drop)
+        .map_err(|e| match e {
+            e @ EngineError::Storage(StorageError::Io { .. }) => e,
+            e => damaged(
+                path,
+                "contents",
+                format!(
+                    "the restored files do not open as a collection: {}",
+                    chain(&e)
                 ),
-            })?;
+            ),
+        })?;
         Ok(info)
     }
 

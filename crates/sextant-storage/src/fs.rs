@@ -170,5 +170,7 @@ impl LogFile for RealLog {
     }
 }
 
+pub mod encrypted;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod sim;

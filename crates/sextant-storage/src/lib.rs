@@ -9,6 +9,8 @@
 //! - [`payload_index`]: payload indexes that answer filters exactly as bitmaps;
 //! - [`id_map`]: external ids ↔ offsets, one id kind per collection;
 //! - [`snapshot`]: the snapshot archive (one file: header, manifest, checksummed file bodies);
+//! - [`crypt`]: encryption at rest (keys, key wrapping, the encrypted file format), applied to
+//!   every file of an encrypted collection by [`fs::encrypted`];
 //! - [`envelope`]: the checked, atomically replaced file wrapper the small files use;
 //! - [`fs`]: the file-system layer every file operation goes through (real, or simulated with
 //!   faults and power loss for tests).
@@ -17,6 +19,7 @@
 //! corruption is reported with the file name and offset, never silently skipped.
 #![forbid(unsafe_code)]
 
+pub mod crypt;
 pub mod envelope;
 pub mod fs;
 pub mod id_map;
@@ -111,6 +114,16 @@ pub enum StorageError {
         part: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A file's data key cannot be had: the key it carries is wrapped by another master key,
+    /// or fails authentication.
+    #[error("cannot decrypt {path}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::crypt::KeyError,
     },
     /// A caller broke the log's contract (e.g. a sequence number that does not increase).
     #[error("invalid WAL use: {0}")]

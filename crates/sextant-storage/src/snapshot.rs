@@ -304,8 +304,17 @@ impl SnapshotReader {
             part: part.to_string(),
             reason,
         };
+        // An encrypted snapshot's reader fails with `InvalidData` where its bytes fail
+        // authentication: damage, in the part being read.
+        let read_err = |part: &str, e: io::Error| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                damaged(part, format!("cannot be decrypted: {e}"))
+            } else {
+                io_err(path, e)
+            }
+        };
         let mut header = [0u8; HEADER_LEN];
-        let got = read_full(&mut *r, &mut header).map_err(|e| io_err(path, e))?;
+        let got = read_full(&mut *r, &mut header).map_err(|e| read_err("header", e))?;
         if got < HEADER_LEN {
             return Err(damaged(
                 "header",
@@ -335,7 +344,7 @@ impl SnapshotReader {
             ));
         }
         let mut body = vec![0u8; len as usize];
-        let got = read_full(&mut *r, &mut body).map_err(|e| io_err(path, e))?;
+        let got = read_full(&mut *r, &mut body).map_err(|e| read_err("manifest", e))?;
         if got < body.len() {
             return Err(damaged(
                 "manifest",
@@ -395,8 +404,13 @@ impl SnapshotReader {
         let mut buf = vec![0u8; CHUNK.min(f.len as usize).max(1)];
         while h.len < f.len {
             let want = buf.len().min((f.len - h.len) as usize);
-            let got =
-                read_full(&mut *self.r, &mut buf[..want]).map_err(|e| io_err(&self.path, e))?;
+            let got = read_full(&mut *self.r, &mut buf[..want]).map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    damaged(format!("cannot be decrypted: {e}"))
+                } else {
+                    io_err(&self.path, e)
+                }
+            })?;
             h.update(&buf[..got]);
             if got < want {
                 return Err(damaged(format!(

@@ -2,6 +2,7 @@ mod backup;
 mod crash;
 mod documents;
 mod durability;
+mod encryption;
 mod engine;
 mod format_fixtures;
 mod power_loss;
