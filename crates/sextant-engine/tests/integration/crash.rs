@@ -78,6 +78,15 @@ fn schema() -> Schema {
 
 /// Runs in the child: executes ops from `SEXTANT_CRASH_START` on, printing `ACK <op>` after
 /// each one returns, until killed.
+/// Opens the data directory, with the test's master key when the collection is encrypted.
+fn open(dir: &Path, encrypted: bool) -> Database {
+    let db = Database::open(dir, config()).unwrap();
+    if encrypted {
+        db.set_master_key(Some(sextant_engine::MasterKey::from_bytes([7; 32])));
+    }
+    db
+}
+
 #[test]
 #[ignore = "run by crash_test_kill_9 as a child process"]
 fn child_writer() {
@@ -86,10 +95,13 @@ fn child_writer() {
         .unwrap()
         .parse()
         .unwrap();
-    let db = Database::open(Path::new(&dir), config()).unwrap();
+    let encrypted = std::env::var_os("SEXTANT_CRASH_ENCRYPTED").is_some();
+    let db = open(Path::new(&dir), encrypted);
     let c = match db.collection("crash") {
         Ok(c) => c,
-        Err(_) => db.create_collection("crash", schema()).unwrap(),
+        Err(_) => db
+            .create_collection_with("crash", schema(), encrypted)
+            .unwrap(),
     };
     let merger = Arc::clone(&c);
     std::thread::spawn(move || loop {
@@ -152,8 +164,8 @@ fn allowed_states(b: u64, acked: Option<u64>) -> Vec<Vec<u64>> {
     s
 }
 
-fn verify(dir: &Path, acked: Option<u64>, rng: &mut StdRng) -> usize {
-    let db = Database::open(dir, config()).unwrap();
+fn verify(dir: &Path, encrypted: bool, acked: Option<u64>, rng: &mut StdRng) -> usize {
+    let db = open(dir, encrypted);
     let Ok(c) = db.collection("crash") else {
         assert!(acked.is_none(), "acknowledged writes but no collection");
         return 0;
@@ -239,14 +251,28 @@ fn verify(dir: &Path, acked: Option<u64>, rng: &mut StdRng) -> usize {
 
 #[test]
 fn crash_test_kill_9() {
+    kill_9_rounds(false, KILLS);
+}
+
+/// The crash test on an encrypted collection (a SIGKILL tears encrypted WAL frames).
+#[test]
+fn crash_test_kill_9_encrypted() {
+    kill_9_rounds(true, KILLS / 2);
+}
+
+fn kill_9_rounds(encrypted: bool, kills: usize) {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = StdRng::seed_from_u64(0xdead);
     let mut acked: Option<u64> = None;
     let mut torn = 0;
-    for round in 0..KILLS {
+    for round in 0..kills {
         let start = acked.map_or(0, |a| a + 1);
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if encrypted {
+            command.env("SEXTANT_CRASH_ENCRYPTED", "1");
+        }
+        let mut child = command
             .args([
                 "--exact",
                 "crash::child_writer",
@@ -278,8 +304,8 @@ fn crash_test_kill_9() {
         if let Some(a) = reader.join().unwrap() {
             acked = Some(a);
         }
-        let n = verify(dir.path(), acked, &mut rng);
-        let db = Database::open(dir.path(), config()).unwrap();
+        let n = verify(dir.path(), encrypted, acked, &mut rng);
+        let db = open(dir.path(), encrypted);
         if let Ok(c) = db.collection("crash") {
             torn += usize::from(c.recovery().torn_tail_bytes > 0);
         }
