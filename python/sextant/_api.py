@@ -35,6 +35,7 @@ INGEST_OPTIONS = (
     "tenant_key",
     "precision",
     "batch",
+    "encrypt",
 )
 
 _TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision")
@@ -534,13 +535,17 @@ class Database:
         spaces: Optional[Sequence[Dict[str, Any]]] = None,
         payload_indexes: Optional[Dict[str, str]] = None,
         tenant_key: Optional[str] = None,
+        encrypted: bool = False,
         exist_ok: bool = False,
     ) -> Collection:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
         ``index`` hnsw/flat, ``m``, ``ef_construction``) or named ``spaces``;
         ``payload_indexes`` maps payload keys to keyword/integer/float/datetime/text;
-        ``tenant_key`` (``KEY`` or ``KEY:integer``) makes it multi-tenant."""
+        ``tenant_key`` (``KEY`` or ``KEY:integer``) makes it multi-tenant; ``encrypted``
+        encrypts it at rest (the database needs its master key)."""
         spec: Dict[str, Any] = {"name": name}
+        if encrypted:
+            spec["encrypted"] = True
         for k, v in (
             ("dim", dim),
             ("metric", metric),

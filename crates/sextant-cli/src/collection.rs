@@ -63,6 +63,10 @@ pub struct CreateArgs {
     /// tenants by default); every point command then needs `--tenant` or `--all-tenants`.
     #[arg(long, value_name = "KEY[:TYPE]")]
     pub tenant_key: Option<String>,
+    /// Encrypt the collection at rest (every file and every snapshot of it), under the master
+    /// key (`--master-key-file` or $SEXTANT_MASTER_KEY); fixed at creation.
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 /// Aliases.
@@ -131,6 +135,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     spaces: None,
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
+                    encrypted: c.encrypt,
                 }
             } else {
                 sextant_service::CollectionSpec {
@@ -143,6 +148,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     ),
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
+                    encrypted: c.encrypt,
                     ..Default::default()
                 }
             };

@@ -29,6 +29,11 @@ pub struct DbArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// File holding the master key of encrypted collections (64 hex digits; make one with
+    /// `sextant encryption keygen`) [default: $SEXTANT_MASTER_KEY_FILE, else the key itself in
+    /// $SEXTANT_MASTER_KEY]. Never under the data directory.
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// The tenant scope of a command on points.
@@ -90,6 +95,10 @@ pub fn open(args: &DbArgs) -> Result<Database> {
         },
     )
     .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+    db.set_master_key(sextant_service::master_key::load(
+        args.master_key_file.as_deref(),
+        &dir,
+    )?);
     Ok(db)
 }
 

@@ -55,6 +55,11 @@ pub struct IngestArgs {
     /// `--mode splade`).
     #[arg(long)]
     pub no_splade: bool,
+    /// Encrypt the collection at rest when this ingest creates it (needs the master key:
+    /// `--master-key-file` or $SEXTANT_MASTER_KEY); refused for an existing collection that is
+    /// not encrypted.
+    #[arg(long)]
+    pub encrypt: bool,
     /// Chunking at creation: sentences, paragraphs (heading-aware), fixed (token windows with
     /// overlap), semantic or hierarchical [default: sentences].
     #[arg(long)]
@@ -113,6 +118,7 @@ impl IngestArgs {
             tenant_key: self.tenant_key.clone(),
             precision: Some(self.precision.to_string()),
             batch: Some(self.batch),
+            encrypt: self.encrypt,
             redaction_key_file: self.redaction_key.clone(),
         }
     }

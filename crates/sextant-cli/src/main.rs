@@ -16,6 +16,7 @@ mod points;
 mod search;
 mod serve;
 mod snapshot;
+mod encryption;
 
 use clap::{Parser, Subcommand};
 use sextant_core::ErrorKind;
@@ -96,6 +97,10 @@ enum Command {
     /// directory; restore one into an empty data directory.
     #[command(subcommand)]
     Backup(snapshot::BackupCommand),
+    /// Encryption at rest: make a master key, show what is encrypted, rotate the master key
+    /// or a collection's data key.
+    #[command(subcommand)]
+    Encryption(encryption::EncryptionCommand),
     /// Multi-tenant collections: list tenants with their point counts, or drop one tenant's
     /// points.
     #[command(subcommand)]
@@ -162,12 +167,13 @@ const OWN_OPTIONS: &[&str] = &["bench", "embed", "rerank"];
 /// command line; clap reads them before the subcommand only, so those given after it are moved
 /// there (not past a `--`, and not for [`OWN_OPTIONS`]).
 fn hoist_global_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let takes_value = |a: &str| a == "--data" || a == "--durability";
+    let takes_value = |a: &str| a == "--data" || a == "--durability" || a == "--master-key-file";
     let is_global = |a: &str| {
         a == "--json"
             || takes_value(a)
             || a.starts_with("--data=")
             || a.starts_with("--durability=")
+            || a.starts_with("--master-key-file=")
     };
     // The subcommand: the first argument that is neither an option nor an option's value.
     let mut i = 1;
@@ -238,6 +244,7 @@ fn main() -> std::process::ExitCode {
         Command::Tenant(cmd) => points::run_tenant(a, cmd),
         Command::Snapshot(cmd) => snapshot::run_snapshot(a, cmd),
         Command::Backup(cmd) => snapshot::run_backup(a, cmd),
+        Command::Encryption(cmd) => encryption::run_encryption(a, cmd),
         Command::Scroll(s) => points::run_scroll(a, s),
         Command::Search(s) => search::run_search(a, s),
         #[cfg(feature = "embed")]
@@ -343,6 +350,10 @@ fn flag_of(field: &str) -> Option<String> {
         "start_id",
         "payloads",
         "llm",
+        "encrypt",
+        "new_key_file",
+        "master_key_file",
+        "out",
     ];
     FLAGS
         .contains(&field)

@@ -66,6 +66,10 @@ pub struct CollectionSpec {
     /// point operation then names a tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_key: Option<String>,
+    /// Encrypt the collection at rest (every file, and its snapshots) under a data key wrapped
+    /// by the master key the database was opened with; refused without one [default: false].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 fn index(

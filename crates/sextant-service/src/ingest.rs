@@ -63,6 +63,10 @@ pub struct IngestOptions {
     /// Chunks embedded per batch (one WAL record each) [default: 256].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
+    /// Encrypt the collection at rest when this ingest creates it (needs the master key); for
+    /// an existing collection, refused unless it is encrypted already.
+    #[serde(default)]
+    pub encrypt: bool,
     /// Key file of hash-mode redaction (local callers only: never part of a request body).
     #[serde(skip)]
     pub redaction_key_file: Option<PathBuf>,
@@ -205,6 +209,15 @@ pub fn splade_spec(opts: &IngestOptions) -> Option<String> {
 /// unredacted that the user asked to redact). A [`Conflict`](sextant_core::ErrorKind::Conflict)
 /// naming the first differing field; the message lists them all.
 pub fn refuse_changed_settings(c: &Collection, a: &IngestOptions) -> Result<()> {
+    if a.encrypt && c.encryption_status().is_none() {
+        return Err(Error::invalid(
+            "encrypt",
+            format!(
+                "collection {:?} exists and is not encrypted; encryption is chosen when a collection is created (snapshot it and restore into an encrypted one instead)",
+                c.name()
+            ),
+        ));
+    }
     let stored = DocumentSettings::of(c)?;
     let ch = &stored.chunking;
     let red = stored.redaction.as_ref();

@@ -11,6 +11,7 @@
 //! - [`sources`]: documents from files, directories and JSONL streams;
 //! - [`import`]: points from JSONL, `.npy` and `.fvecs`, in batches;
 //! - [`llm`]: chat completions with the API key policy;
+//! - [`master_key`]: where the master key of encrypted collections comes from;
 //! - [`Error`]: a kind each front end maps exhaustively, the field, the message.
 //!
 //! Request and response types derive `serde` (requests with `deny_unknown_fields`) and
@@ -23,6 +24,7 @@ pub mod error;
 pub mod import;
 pub mod ingest;
 pub mod llm;
+pub mod master_key;
 pub mod models;
 pub mod plan;
 mod service;

@@ -348,7 +348,9 @@ impl Service {
                 if let Some(spec) = &opts.tenant_key {
                     ingest::set_tenant_key(&mut schema, spec)?;
                 }
-                let c = self.db.create_collection(collection, schema)?;
+                let c = self
+                    .db
+                    .create_collection_with(collection, schema, opts.encrypt)?;
                 (c, dense, splade)
             }
             Err(e) => return Err(e.into()),
@@ -425,7 +427,9 @@ impl Service {
             return Err(Error::invalid("name", "give the collection's name"));
         }
         let schema = spec.schema()?;
-        Ok(self.db.create_collection(&spec.name, schema)?)
+        Ok(self
+            .db
+            .create_collection_with(&spec.name, schema, spec.encrypted)?)
     }
 
     /// Removes a document (all its chunks, in the scope) in one durable write; returns how

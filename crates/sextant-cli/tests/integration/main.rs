@@ -253,6 +253,7 @@ fn help_documents_the_bench_interface() {
 
 mod db;
 mod docs;
+mod encryption;
 mod guarantees;
 #[cfg(feature = "embed")]
 mod llm;

@@ -342,6 +342,10 @@ pub struct IngestQuery {
     /// No SPLADE space.
     #[serde(default)]
     pub no_splade: Option<bool>,
+    /// Encrypt the collection at rest when this ingest creates it (the server's master key);
+    /// refused for an existing collection that is not encrypted.
+    #[serde(default)]
+    pub encrypt: Option<bool>,
     /// sentences, paragraphs, fixed, semantic or hierarchical.
     #[serde(default)]
     pub chunking: Option<String>,
@@ -507,6 +511,7 @@ pub async fn ingest(
         tenant_key: q.tenant_key.clone(),
         precision: None,
         batch: None,
+        encrypt: q.encrypt.unwrap_or(false),
         redaction_key_file: None,
     };
     let fields = RecordFields {
