@@ -39,16 +39,20 @@ def open(  # noqa: A001 - the package's verb, like sqlite3.connect / lancedb.con
     models: Optional[Dict[str, str]] = None,
     embedding_cache: int = 0,
     threads: Optional[int] = None,
+    master_key_file: Optional[str] = None,
 ) -> Database:
     """Opens (creating when missing) a data directory with the engine in this process.
 
     ``models`` maps names to model directories (``{"minilm": "/models/all-MiniLM-L6-v2"}``) so
     that calls can name them; ``embedding_cache`` keeps that many embeddings per model;
-    ``threads`` caps the threads a model uses (default: every core). One process may hold a
-    data directory at a time."""
+    ``threads`` caps the threads a model uses (default: every core); ``master_key_file``
+    (default ``$SEXTANT_MASTER_KEY_FILE``, else the key in ``$SEXTANT_MASTER_KEY``) opens
+    encrypted collections and is needed to create one. One process may hold a data directory
+    at a time."""
     from ._embedded import EmbeddedBackend
 
-    return Database(EmbeddedBackend(path, models=models, embedding_cache=embedding_cache, threads=threads), f"path={str(path)!r}")
+    backend = EmbeddedBackend(path, models=models, embedding_cache=embedding_cache, threads=threads, master_key_file=master_key_file)
+    return Database(backend, f"path={str(path)!r}")
 
 
 def connect(url: str, *, api_key: Optional[str] = None, timeout: float = 60.0) -> Database:

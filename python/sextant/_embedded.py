@@ -16,8 +16,17 @@ class EmbeddedBackend:
     """Adapts ``_native.Database`` to the backend calls of ``sextant._api``. The hot calls are
     the native methods themselves (bound once here), so they cost no extra Python frame."""
 
-    def __init__(self, path: str, models: Optional[Dict[str, str]] = None, embedding_cache: int = 0, threads: Optional[int] = None):
-        self._db = _native.Database(str(path), models=models, embedding_cache=embedding_cache, threads=threads)
+    def __init__(
+        self,
+        path: str,
+        models: Optional[Dict[str, str]] = None,
+        embedding_cache: int = 0,
+        threads: Optional[int] = None,
+        master_key_file: Optional[str] = None,
+    ):
+        self._db = _native.Database(
+            str(path), models=models, embedding_cache=embedding_cache, threads=threads, master_key_file=master_key_file
+        )
         db = self._db
         for name in (
             "list_collections",

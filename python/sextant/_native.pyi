@@ -43,7 +43,14 @@ class Hit:
         """The chunk's text (document collections), else a payload's ``text`` field."""
 
 class Database:
-    def __init__(self, path: str, models: Optional[Dict[str, str]] = None, embedding_cache: int = 0, threads: Optional[int] = None) -> None: ...
+    def __init__(
+        self,
+        path: str,
+        models: Optional[Dict[str, str]] = None,
+        embedding_cache: int = 0,
+        threads: Optional[int] = None,
+        master_key_file: Optional[str] = None,
+    ) -> None: ...
     @property
     def path(self) -> str: ...
     def list_collections(self) -> List[str]: ...

@@ -158,3 +158,30 @@ def test_readme_quick_start_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "falcon"
+
+
+def test_encrypted_collection_needs_its_master_key(tmp_path):
+    key = tmp_path / "master.key"
+    key.write_text("ab" * 32 + "\n")
+    other = tmp_path / "other.key"
+    other.write_text("cd" * 32 + "\n")
+    data = tmp_path / "d"
+    with sextant.open(data, master_key_file=str(key)) as db:
+        c = db.create_collection("v", dim=2, metric="l2", encrypted=True)
+        c.upsert([1], np.array([[1.0, 2.0]]), payloads=[{"s": "PY-PLANTED-SECRET"}])
+        with pytest.raises(sextant.Forbidden, match="master key"):
+            sextant.open(tmp_path / "e").create_collection("w", dim=2, encrypted=True)
+    for f in data.rglob("*"):
+        if f.is_file():
+            assert b"PY-PLANTED-SECRET" not in f.read_bytes(), f
+    with sextant.open(data) as db:
+        with pytest.raises(sextant.Forbidden, match="encrypted"):
+            db.get_collection("v").count()
+    with sextant.open(data, master_key_file=str(other)) as db:
+        with pytest.raises(sextant.Forbidden, match="wrapped by master key"):
+            db.get_collection("v").count()
+    with sextant.open(data, master_key_file=str(key)) as db:
+        assert db.get_collection("v").get([1])[0].payload == {"s": "PY-PLANTED-SECRET"}
+    with pytest.raises(sextant.InvalidInput, match="inside the data directory"):
+        (data / "k").write_text("ab" * 32)
+        sextant.open(data, master_key_file=str(data / "k"))

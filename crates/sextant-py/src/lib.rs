@@ -196,13 +196,14 @@ impl Database {
 impl Database {
     /// Opens (creating when missing) a data directory.
     #[new]
-    #[pyo3(signature = (path, models=None, embedding_cache=0, threads=None))]
+    #[pyo3(signature = (path, models=None, embedding_cache=0, threads=None, master_key_file=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         models: Option<BTreeMap<String, String>>,
         embedding_cache: usize,
         threads: Option<usize>,
+        master_key_file: Option<PathBuf>,
     ) -> PyResult<Self> {
         let config = ServiceConfig {
             models: RegistryConfig {
@@ -213,7 +214,9 @@ impl Database {
             },
             ..Default::default()
         };
+        let key = sextant_service::master_key::load(master_key_file.as_deref(), &path).or_py()?;
         let svc = py.detach(|| Service::open(&path, config)).or_py()?;
+        svc.database().set_master_key(key);
         Ok(Database {
             svc: RwLock::new(Some(Arc::new(svc))),
         })
