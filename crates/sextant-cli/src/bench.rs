@@ -21,6 +21,9 @@ mod search;
 #[path = "bench_reclaim.rs"]
 mod reclaim;
 
+#[path = "bench_encryption.rs"]
+mod encryption;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Build an HNSW index and sweep `ef`: recall@k and queries/s, queries issued one at a time.
@@ -41,6 +44,9 @@ pub enum BenchCommand {
     /// then run the merge policy and optimize, recording disk bytes, reclaimable bytes and RSS
     /// after each stage.
     Reclaim(reclaim::ReclaimBenchArgs),
+    /// What encryption at rest costs: ingest, optimize, reopen, search and one-point upserts on
+    /// a plain and an encrypted collection, alternating runs, medians and ratios.
+    Encryption(encryption::EncryptionBenchArgs),
     /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
     /// qrels, write a TREC run.
     Bm25(Bm25Args),
@@ -262,6 +268,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Open(args) => bench_open(args),
         BenchCommand::Search(args) => search::bench_search(args),
         BenchCommand::Reclaim(args) => reclaim::bench_reclaim(args),
+        BenchCommand::Encryption(args) => encryption::bench_encryption(args),
         BenchCommand::Bm25(args) => bench_bm25(args),
         #[cfg(feature = "embed")]
         BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),

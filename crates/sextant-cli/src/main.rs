@@ -12,11 +12,11 @@ mod db;
 mod docs;
 #[cfg(feature = "embed")]
 mod embed;
+mod encryption;
 mod points;
 mod search;
 mod serve;
 mod snapshot;
-mod encryption;
 
 use clap::{Parser, Subcommand};
 use sextant_core::ErrorKind;

@@ -40,8 +40,7 @@ pub fn read_key_file(path: &Path, data_dir: &Path, field: &str) -> Result<Master
             format!("cannot read the master key file {}: {e}", path.display()),
         )
     })?;
-    MasterKey::parse(&bytes)
-        .map_err(|e| Error::invalid(field, format!("{}: {e}", path.display())))
+    MasterKey::parse(&bytes).map_err(|e| Error::invalid(field, format!("{}: {e}", path.display())))
 }
 
 /// The master key the caller gives: `file` (a flag), else `$SEXTANT_MASTER_KEY_FILE`, else
@@ -60,7 +59,9 @@ pub fn load(file: Option<&Path>, data_dir: &Path) -> Result<Option<MasterKey>> {
     match (file, env_key) {
         (Some(_), Some(_)) => Err(Error::invalid(
             field,
-            format!("give the master key once: a key file ({field}) or ${MASTER_KEY_ENV}, not both"),
+            format!(
+                "give the master key once: a key file ({field}) or ${MASTER_KEY_ENV}, not both"
+            ),
         )),
         (Some(f), None) => read_key_file(&f, data_dir, field).map(Some),
         (None, Some(k)) => MasterKey::parse(k.as_bytes())
@@ -99,7 +100,12 @@ pub fn generate(path: &Path, data_dir: &Path) -> Result<MasterKey> {
     })?;
     std::io::Write::write_all(&mut f, format!("{}\n", key.to_hex()).as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| Error::new(sextant_engine::ErrorKind::Internal, format!("writing {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::new(
+                sextant_engine::ErrorKind::Internal,
+                format!("writing {}: {e}", path.display()),
+            )
+        })?;
     Ok(key)
 }
 

@@ -46,7 +46,10 @@ fn encrypted_collections_end_to_end() {
     let key2 = dir.path().join("new.key");
     let k = key.to_str().unwrap();
     ok(&data, &["encryption", "keygen", "--out", k]);
-    ok(&data, &["encryption", "keygen", "--out", key2.to_str().unwrap()]);
+    ok(
+        &data,
+        &["encryption", "keygen", "--out", key2.to_str().unwrap()],
+    );
     fails_with(&data, &["encryption", "keygen", "--out", k], 4);
     // A key under the data directory is refused, as a flag and as a new file.
     std::fs::create_dir_all(&data).unwrap();
@@ -54,7 +57,12 @@ fn encrypted_collections_end_to_end() {
     let inside = data.join("key");
     let err = fails_with(
         &data,
-        &["--master-key-file", inside.to_str().unwrap(), "collection", "list"],
+        &[
+            "--master-key-file",
+            inside.to_str().unwrap(),
+            "collection",
+            "list",
+        ],
         2,
     );
     assert!(err.contains("inside the data directory"), "{err}");
@@ -62,7 +70,16 @@ fn encrypted_collections_end_to_end() {
     // Without a key, --encrypt is refused by name and nothing is made.
     let err = fails_with(
         &data,
-        &["collection", "create", "c", "--dim", "3", "--metric", "l2", "--encrypt"],
+        &[
+            "collection",
+            "create",
+            "c",
+            "--dim",
+            "3",
+            "--metric",
+            "l2",
+            "--encrypt",
+        ],
         6,
     );
     assert!(err.contains("master key"), "{err}");
@@ -75,10 +92,23 @@ fn encrypted_collections_end_to_end() {
         let v = with_key(args);
         ok(&data, &v.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    ok_k(&["collection", "create", "c", "--dim", "3", "--metric", "l2", "--encrypt"]);
+    ok_k(&[
+        "collection",
+        "create",
+        "c",
+        "--dim",
+        "3",
+        "--metric",
+        "l2",
+        "--encrypt",
+    ]);
     let jsonl = dir.path().join("points.jsonl");
     let lines: Vec<String> = (0..60)
-        .map(|i| format!(r#"{{"id": {i}, "vector": [{i}.5, 2.0, 3.0], "payload": {{"s": "{SECRET}-{i}"}}}}"#))
+        .map(|i| {
+            format!(
+                r#"{{"id": {i}, "vector": [{i}.5, 2.0, 3.0], "payload": {{"s": "{SECRET}-{i}"}}}}"#
+            )
+        })
         .collect();
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     ok_k(&["upsert", "c", "--file", jsonl.to_str().unwrap()]);
@@ -87,9 +117,11 @@ fn encrypted_collections_end_to_end() {
     assert!(grep_dir(&data, SECRET.as_bytes()).is_empty());
     let got: Value = serde_json::from_str(&ok_k(&["--json", "get", "c", "7"])).unwrap();
     assert_eq!(got[0]["payload"]["s"], format!("{SECRET}-7"));
-    let status: Value =
-        serde_json::from_str(&ok_k(&["--json", "encryption", "status"])).unwrap();
-    assert_eq!(status["collections"][0]["encryption"]["current_generation"], 1);
+    let status: Value = serde_json::from_str(&ok_k(&["--json", "encryption", "status"])).unwrap();
+    assert_eq!(
+        status["collections"][0]["encryption"]["current_generation"],
+        1
+    );
     // No key, or another one: exit 6, naming the problem.
     let err = fails_with(&data, &["count", "c"], 6);
     assert!(err.contains("encrypted"), "{err}");
@@ -103,21 +135,49 @@ fn encrypted_collections_end_to_end() {
     ok_k(&["encryption", "rotate-data-key", "c"]);
     let status: Value =
         serde_json::from_str(&ok_k(&["--json", "encryption", "status", "c"])).unwrap();
-    assert_eq!(status["collections"][0]["encryption"]["generations"], serde_json::json!([2]));
-    ok_k(&["encryption", "rotate-master-key", "--new-key-file", key2.to_str().unwrap()]);
-    fails_with(&data, &with_key(&["count", "c"]).iter().map(String::as_str).collect::<Vec<_>>(), 6);
+    assert_eq!(
+        status["collections"][0]["encryption"]["generations"],
+        serde_json::json!([2])
+    );
+    ok_k(&[
+        "encryption",
+        "rotate-master-key",
+        "--new-key-file",
+        key2.to_str().unwrap(),
+    ]);
+    fails_with(
+        &data,
+        &with_key(&["count", "c"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        6,
+    );
     let k2 = key2.to_str().unwrap();
-    assert_eq!(ok(&data, &["--master-key-file", k2, "count", "c"]).trim(), "60");
+    assert_eq!(
+        ok(&data, &["--master-key-file", k2, "count", "c"]).trim(),
+        "60"
+    );
     // The snapshot taken under the first master key restores with it.
     let snaps: Value = serde_json::from_str(&ok_k(&["--json", "snapshot", "list"])).unwrap();
     let path = snaps["snapshots"][0]["path"].as_str().unwrap().to_string();
     ok_k(&["snapshot", "restore", &path, "back"]);
-    assert_eq!(ok(&data, &["--master-key-file", k, "count", "back"]).trim(), "60");
+    assert_eq!(
+        ok(&data, &["--master-key-file", k, "count", "back"]).trim(),
+        "60"
+    );
     // The environment variable gives the key too.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(["--data", data.to_str().unwrap(), "count", "c"])
-        .env("SEXTANT_MASTER_KEY", std::fs::read_to_string(&key2).unwrap().trim())
+        .env(
+            "SEXTANT_MASTER_KEY",
+            std::fs::read_to_string(&key2).unwrap().trim(),
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -8,6 +8,7 @@ mod auth_matrix;
 mod bad_input;
 mod concurrency;
 mod console;
+mod encryption;
 mod openapi;
 mod snapshots;
 mod text;

@@ -339,12 +339,14 @@ impl LogFile for EncryptedLog {
             match self.frames.iter().position(|f| f.0 == len) {
                 // Frames that add no bytes end at the same offset: keep them all.
                 Some(i) => self.frames.iter().rposition(|f| f.0 == len).unwrap_or(i) + 1,
-                None => return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
                         "an encrypted log is cut only at the end of an append; {len} is not one"
                     ),
-                )),
+                    ))
+                }
             }
         };
         self.frames.truncate(keep);
