@@ -282,6 +282,30 @@ fn an_encrypted_snapshot_restores_with_the_master_key_alone() {
     assert_eq!(search(&r, 100)[0], PointId::Num(100));
     assert!(r.encryption_status().is_some(), "restored encrypted");
     assert!(leaks(dst.path()).is_empty());
+    // A whole-database backup holding the encrypted collection and a plain one restores into
+    // a third directory with the master key (and the encrypted one stays encrypted).
+    db.create_collection("plain", schema()).unwrap();
+    let backup = src.path().join("backup");
+    db.backup(&backup, &mut |_, _, _| {}).unwrap();
+    assert!(leaks(&backup).is_empty(), "{:?}", leaks(&backup));
+    let third = tempfile::tempdir().unwrap();
+    let db3 = Database::open(third.path(), config()).unwrap();
+    let e = db3.restore_backup(&backup, &mut |_, _, _| {}).unwrap_err();
+    assert!(matches!(e, EngineError::EncryptionKey(_)), "{e}");
+    assert!(
+        db3.list_collections().unwrap().is_empty(),
+        "nothing restored"
+    );
+    db3.set_master_key(Some(key(3)));
+    db3.restore_backup(&backup, &mut |_, _, _| {}).unwrap();
+    let c3 = db3.collection("c").unwrap();
+    assert_eq!(all_ids(&c3), want);
+    assert!(c3.encryption_status().is_some());
+    assert!(db3
+        .collection("plain")
+        .unwrap()
+        .encryption_status()
+        .is_none());
     // A flipped bit anywhere after the header is refused, naming the damage; nothing is made.
     let good = std::fs::read(&snap).unwrap();
     for at in [200, good.len() / 2, good.len() - 5] {
