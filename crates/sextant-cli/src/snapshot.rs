@@ -256,26 +256,13 @@ pub fn run_backup(args: &DbArgs, cmd: BackupCommand) -> Result<()> {
     };
     let (verb, info) = match cmd {
         BackupCommand::Create { dir } => {
-            let dir = dir.unwrap_or_else(|| default_backup_dir(&db));
+            let dir = dir.unwrap_or_else(|| db.new_backup_dir());
             ("backed up", db.backup(&dir, &mut progress)?)
         }
         BackupCommand::Restore { dir } => ("restored", db.restore_backup(&dir, &mut progress)?),
     };
     bar.finish_and_clear();
     print_backup(args, verb, &info, t.elapsed().as_secs_f64())
-}
-
-/// `<data>/backups/backup-<YYYYMMDDTHHMMSSZ>`.
-fn default_backup_dir(db: &Database) -> PathBuf {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let stamp: String = sextant_core::format_rfc3339(now)
-        .chars()
-        .filter(|c| !matches!(c, '-' | ':'))
-        .collect();
-    db.dir().join("backups").join(format!("backup-{stamp}"))
 }
 
 fn print_backup(args: &DbArgs, verb: &str, info: &BackupInfo, seconds: f64) -> Result<()> {

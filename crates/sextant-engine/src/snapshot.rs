@@ -38,7 +38,9 @@
 
 mod backup;
 
-pub use backup::{BackupCollection, BackupInfo, BackupManifest, BACKUP_MANIFEST};
+pub use backup::{
+    BackupCollection, BackupInfo, BackupListing, BackupManifest, BACKUPS_DIR, BACKUP_MANIFEST,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -72,7 +72,103 @@ pub struct BackupInfo {
     pub manifest: BackupManifest,
 }
 
+/// The directory under the data directory where backups go by default.
+pub const BACKUPS_DIR: &str = "backups";
+
+/// A directory found by [`Database::list_backups`]: its manifest, or why it cannot be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupListing {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its manifest, when it reads (a complete backup).
+    pub backup: Option<BackupInfo>,
+    /// Why not (an interrupted or damaged backup).
+    pub problem: Option<String>,
+}
+
 impl Database {
+    /// Where backups go by default: `<data>/backups`.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.dir.join(BACKUPS_DIR)
+    }
+
+    /// A new backup directory under [`Database::backups_dir`]: `backup-<YYYYMMDDTHHMMSSZ>`
+    /// (with `-2`, `-3`… when taken in the same second).
+    pub fn new_backup_dir(&self) -> PathBuf {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let stamp: String = sextant_core::format_rfc3339(now)
+            .chars()
+            .filter(|c| !matches!(c, '-' | ':'))
+            .collect();
+        let base = self.backups_dir().join(format!("backup-{stamp}"));
+        let mut dir = base.clone();
+        let mut n = 2;
+        while self.fs.exists(&dir) {
+            dir = base.with_file_name(format!("backup-{stamp}-{n}"));
+            n += 1;
+        }
+        dir
+    }
+
+    /// The directories under [`Database::backups_dir`], by name, each with its manifest or why
+    /// it cannot be read.
+    pub fn list_backups(&self) -> Result<Vec<BackupListing>> {
+        let root = self.backups_dir();
+        if !self.fs.is_dir(&root) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for name in self.fs.read_dir(&root).map_err(|e| io_err(&root, e))? {
+            let dir = root.join(&name);
+            if name.starts_with('.') || !self.fs.is_dir(&dir) {
+                continue;
+            }
+            let (backup, problem) = match self.backup_info(&dir) {
+                Ok(i) => (Some(i), None),
+                Err(e) => (None, Some(crate::error::chain(&e))),
+            };
+            out.push(BackupListing {
+                dir,
+                backup,
+                problem,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes the backup directory `dir` (refused unless it holds a backup manifest or only
+    /// snapshot files: an interrupted backup).
+    pub fn delete_backup(&self, dir: &Path) -> Result<()> {
+        let fs = &*self.fs;
+        if !fs.is_dir(dir) {
+            return Err(EngineError::invalid(
+                "backup",
+                format!("{} is not a backup directory", dir.display()),
+            ));
+        }
+        let names = fs.read_dir(dir).map_err(|e| io_err(dir, e))?;
+        let ours = names.iter().all(|n| {
+            n == BACKUP_MANIFEST
+                || n.ends_with(&format!(".{}", archive::EXTENSION))
+                || envelope::is_leftover(n)
+        });
+        if !ours {
+            return Err(EngineError::invalid(
+                "backup",
+                format!(
+                    "{} holds files that are not part of a backup; it was not deleted",
+                    dir.display()
+                ),
+            ));
+        }
+        fs.remove_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        envelope::sync_dir(fs, envelope::parent(dir))?;
+        Ok(())
+    }
+
     /// Backs up every collection and the aliases into directory `dir` (created; it must not
     /// exist or be empty). See the module docs for what is consistent with what.
     /// `progress(collection, done, total)` counts the bytes of each collection's snapshot.

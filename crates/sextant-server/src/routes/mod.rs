@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub mod admin;
+pub mod backups;
 pub mod collections;
 pub mod console;
 pub mod models;
@@ -70,7 +71,7 @@ impl Modify for Security {
     modifiers(&Security),
     components(schemas(ErrorBody, ErrorDetail)),
     tags((name = "collections"), (name = "points"), (name = "search"), (name = "documents"),
-         (name = "models"), (name = "openai"), (name = "snapshots"), (name = "admin"),
+         (name = "models"), (name = "openai"), (name = "snapshots"), (name = "backups"), (name = "admin"),
          (name = "operations"))
 )]
 struct ApiDoc;
@@ -99,6 +100,9 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(snapshots::download, snapshots::delete))
         .routes(routes!(snapshots::verify))
         .routes(routes!(snapshots::restore))
+        .routes(routes!(backups::list, backups::create))
+        .routes(routes!(backups::restore))
+        .routes(routes!(backups::delete))
         .routes(routes!(points::upsert))
         .routes(routes!(points::get))
         .routes(routes!(points::get_one))

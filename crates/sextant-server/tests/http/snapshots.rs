@@ -319,3 +319,93 @@ fn snapshots_need_an_admin_key_that_covers_the_collection() {
     );
     assert_eq!(r["collection"]["points"], 30);
 }
+
+/// Whole-database backups over HTTP: create, list, restore (refused while the names are taken,
+/// then every collection and alias back), delete; names that are not backups, and keys that do
+/// not cover every collection.
+#[test]
+fn backups_are_created_listed_restored_and_deleted() {
+    let t = start(true);
+    let admin = t.key("admin", None, None);
+    let a = Some(admin.as_str());
+    setup(&t, a);
+    t.ok(
+        "POST",
+        "/collections",
+        a,
+        Some(json!({"name": "d", "dim": 4, "metric": "l2"})),
+    );
+    t.ok(
+        "PUT",
+        "/collections/d/points",
+        a,
+        Some(json!({"points": points(0..7)})),
+    );
+    let made = t.call("POST", "/backups", a, None);
+    assert_eq!(made.0, 201, "{}", made.1);
+    let name = made.1["backup"].as_str().unwrap().to_string();
+    assert!(name.starts_with("backup-"), "{name}");
+    let names: Vec<&str> = made.1["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c", "d"]);
+    assert_eq!(made.1["aliases"]["ca"], "c");
+    let listed = t.ok("GET", "/backups", a, None);
+    assert_eq!(listed["backups"][0]["backup"], name.as_str());
+    assert!(!listed
+        .to_string()
+        .contains(&t.dir.path().display().to_string()));
+    // The names are taken: 409, nothing written.
+    let r = t.call("POST", &format!("/backups/{name}/restore"), a, None);
+    assert_error(&r, 409, "already_exists", "");
+    t.ok("DELETE", "/collections/c", a, None);
+    t.ok("DELETE", "/collections/d", a, None);
+    let back = t.ok("POST", &format!("/backups/{name}/restore"), a, None);
+    assert_eq!(back["backup"], name.as_str());
+    assert_eq!(count(&t, "c", a), 30);
+    assert_eq!(count(&t, "d", a), 7);
+    assert_eq!(count(&t, "ca", a), 30);
+    // Keys: read and write keys, and an admin key limited to a collection, are 403.
+    for k in [
+        t.key("read", None, None),
+        t.key("write", None, None),
+        t.key("admin", Some(vec!["c"]), None),
+    ] {
+        for (m, path) in [
+            ("POST", "/backups".to_string()),
+            ("GET", "/backups".to_string()),
+            ("POST", format!("/backups/{name}/restore")),
+            ("DELETE", format!("/backups/{name}")),
+        ] {
+            assert_eq!(t.call(m, &path, Some(&k), None).0, 403, "{m} {path}");
+        }
+    }
+    assert_eq!(t.call("GET", "/backups", None, None).0, 401);
+    // Names that are not backups.
+    assert_error(
+        &t.call("POST", "/backups/..%2Fcollections/restore", a, None),
+        400,
+        "invalid_input",
+        "",
+    );
+    assert_error(
+        &t.call("DELETE", "/backups/nope", a, None),
+        404,
+        "not_found",
+        "nope",
+    );
+    t.ok("DELETE", &format!("/backups/{name}"), a, None);
+    assert_error(
+        &t.call("DELETE", &format!("/backups/{name}"), a, None),
+        404,
+        "not_found",
+        "",
+    );
+    assert!(t.ok("GET", "/backups", a, None)["backups"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
