@@ -349,6 +349,7 @@ impl Database {
                 vectors,
                 payload,
                 sparse: Vec::new(),
+                expires_at: None,
             });
         }
         if let Some(p) = payloads {

@@ -157,6 +157,7 @@ impl CollectionSpec {
             payload_indexes,
             tenant_key: None,
             documents: None,
+            ttl: None,
             sparse_spaces: Vec::new(),
         };
         if let Some(spec) = &self.tenant_key {

@@ -94,6 +94,7 @@ pub fn point_from_json(line: &str, at: &str) -> Result<PointInput> {
         vectors,
         payload: v.get("payload").cloned().unwrap_or(Value::Null),
         sparse: Vec::new(),
+        expires_at: None,
     })
 }
 
@@ -298,6 +299,7 @@ impl Iterator for PointBatches {
                         vectors: Vectors::Single(m.row(i).to_vec()),
                         payload: std::mem::take(&mut payloads[i]),
                         sparse: Vec::new(),
+                        expires_at: None,
                     })
                     .collect();
                 *next = end;

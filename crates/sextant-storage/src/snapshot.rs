@@ -452,6 +452,7 @@ mod tests {
                 payload_indexes: Vec::new(),
                 tenant_key: None,
                 documents: None,
+                ttl: None,
             },
             files: Vec::new(),
         }

@@ -77,6 +77,7 @@ fn bm25_collection_from_before_term_dictionaries_opens() {
             vectors: sextant_engine::Vectors::Single(vec![7.0, 0.0]),
             payload: serde_json::json!({}),
             sparse: vec![("text".into(), SparseInput::Text("brown fox".into()))],
+            expires_at: None,
         }],
     )
     .unwrap();

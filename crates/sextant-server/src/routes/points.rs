@@ -91,6 +91,7 @@ fn point_input(i: usize, p: PointBody) -> ApiResult<PointInput> {
         vectors,
         payload: p.payload,
         sparse: Vec::new(),
+        expires_at: None,
     })
 }
 
