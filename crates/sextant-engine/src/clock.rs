@@ -75,7 +75,11 @@ impl Clock for ManualClock {
 
 /// The expiry a point gets at upsert: its own when given, else the collection default's
 /// (the first RFC 3339 instant at the default's field, plus its duration), else none.
-pub(crate) fn effective_expiry(own: Option<i64>, ttl: Option<&TtlSpec>, payload: &Value) -> Option<i64> {
+pub(crate) fn effective_expiry(
+    own: Option<i64>,
+    ttl: Option<&TtlSpec>,
+    payload: &Value,
+) -> Option<i64> {
     if own.is_some() {
         return own;
     }
@@ -147,7 +151,10 @@ mod tests {
         assert_eq!(effective_expiry(None, Some(&ttl), &p), Some(70_000));
         assert_eq!(effective_expiry(Some(5), Some(&ttl), &p), Some(5));
         assert_eq!(effective_expiry(None, None, &p), None);
-        assert_eq!(effective_expiry(None, Some(&ttl), &json!({"created": 3})), None);
+        assert_eq!(
+            effective_expiry(None, Some(&ttl), &json!({"created": 3})),
+            None
+        );
         assert_eq!(effective_expiry(None, Some(&ttl), &json!({})), None);
     }
 
@@ -157,7 +164,18 @@ mod tests {
         assert_eq!(parse_duration_ms("90m"), Some(5_400_000));
         assert_eq!(parse_duration_ms("12h"), Some(43_200_000));
         assert_eq!(parse_duration_ms("30d"), Some(2_592_000_000));
-        for bad in ["", "d", "30", "-3d", "+3d", "1.5h", "0d", "3w", "3 d", "99999999999999999d"] {
+        for bad in [
+            "",
+            "d",
+            "30",
+            "-3d",
+            "+3d",
+            "1.5h",
+            "0d",
+            "3w",
+            "3 d",
+            "99999999999999999d",
+        ] {
             assert_eq!(parse_duration_ms(bad), None, "{bad}");
         }
     }

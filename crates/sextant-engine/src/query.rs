@@ -277,7 +277,11 @@ fn live(seg: &Segment, deleted: &RoaringBitmap) -> RoaringBitmap {
 }
 
 /// The offsets of `seg` that are dead at `now`: tombstoned (`deleted`) or expired.
-pub(crate) fn dead_at<'a>(seg: &Segment, deleted: &'a RoaringBitmap, now: i64) -> Cow<'a, RoaringBitmap> {
+pub(crate) fn dead_at<'a>(
+    seg: &Segment,
+    deleted: &'a RoaringBitmap,
+    now: i64,
+) -> Cow<'a, RoaringBitmap> {
     if seg.any_expired_at(now) {
         Cow::Owned(seg.expired_at(now) | deleted)
     } else {
@@ -459,8 +463,7 @@ impl Collection {
         let filter = self.full_filter(req.filter, &req.scope)?;
         let now = self.now_ms();
         let st = self.state.read();
-        let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> =
-            st.each_segment(now).collect();
+        let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> = st.each_segment(now).collect();
         let (query, scoring) = match (&schema.sparse_spaces[i].kind, req.query) {
             (SparseKind::Bm25 { k1, b, .. }, SparseInput::Text(text)) => {
                 let encoder = self.encoders[i]
@@ -601,8 +604,7 @@ impl Collection {
         let st = self.state.read();
         let mut out = Vec::new();
         for (_, seg, deleted) in st.each_segment(now) {
-            let b =
-                matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
+            let b = matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
             out.extend(b.iter().filter_map(|o| seg.id(o).cloned()));
         }
         Ok(out)
@@ -680,8 +682,7 @@ impl Collection {
         let st = self.state.read();
         let mut rows: Vec<(Option<SortKey>, SortId, &Segment, u32)> = Vec::new();
         for (_, seg, deleted) in st.each_segment(now) {
-            let b =
-                matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
+            let b = matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
             for o in &b {
                 let id = seg.id(o).expect("live");
                 let key = order_by.and_then(|ob| sort_key(&seg.payload(o), &ob.key));
@@ -731,7 +732,10 @@ impl Collection {
             .collect();
         let mut keys = std::collections::BTreeSet::new();
         for (_, seg, deleted) in st.each_segment(now) {
-            for o in live(seg, &deleted).iter().take(INFO_PAYLOAD_SAMPLE as usize) {
+            for o in live(seg, &deleted)
+                .iter()
+                .take(INFO_PAYLOAD_SAMPLE as usize)
+            {
                 collect_paths(&seg.payload(o), "", &mut keys);
             }
         }

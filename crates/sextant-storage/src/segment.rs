@@ -420,8 +420,7 @@ impl Segment {
         schema: &Schema,
     ) -> Result<Segment, StorageError> {
         let path = dir.join("points.bin");
-        let (version, body) =
-            envelope::read_versions(fs, &path, POINTS_MAGIC, 1..=POINTS_VERSION)?;
+        let (version, body) = envelope::read_versions(fs, &path, POINTS_MAGIC, 1..=POINTS_VERSION)?;
         let mut r = Cursor {
             bytes: &body,
             at: 0,

@@ -10,3 +10,4 @@ mod snapshot;
 mod soak;
 mod sparse;
 mod tenancy;
+mod ttl;
