@@ -46,7 +46,7 @@ pub use sextant_core::ErrorKind;
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
     IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec, TtlSpec,
-    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE, MAX_TTL_SECONDS,
 };
 pub use sextant_storage::wal::Durability;
 pub use snapshot::{PendingSnapshot, SnapshotInfo, SnapshotListing};
