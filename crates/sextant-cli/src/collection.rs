@@ -63,6 +63,11 @@ pub struct CreateArgs {
     /// tenants by default); every point command then needs `--tenant` or `--all-tenants`.
     #[arg(long, value_name = "KEY[:TYPE]")]
     pub tenant_key: Option<String>,
+    /// Default time to live `FIELD:DURATION` (`created_at:30d`; s, m, h or d): a point without
+    /// an expiry of its own (`expires_at` or `ttl` in the upsert file) expires DURATION after
+    /// the RFC 3339 instant in its payload's FIELD; a point without one never expires.
+    #[arg(long, value_name = "FIELD:DURATION")]
+    pub ttl: Option<String>,
 }
 
 /// Aliases.
@@ -109,6 +114,9 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
     let db = open(args)?;
     match cmd {
         CollectionCommand::Create(c) => {
+            if let Some(t) = &c.ttl {
+                sextant_service::collections::parse_ttl(t).context("--ttl")?;
+            }
             let hnsw = c.index == "hnsw";
             let payload_indexes = c
                 .payload_index
@@ -131,6 +139,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     spaces: None,
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
+                    ttl: c.ttl.clone(),
                 }
             } else {
                 sextant_service::CollectionSpec {
@@ -143,6 +152,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     ),
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
+                    ttl: c.ttl.clone(),
                     ..Default::default()
                 }
             };
@@ -190,9 +200,15 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 if let Some(t) = &info.schema.tenant_key {
                     println!("  tenant key: {t}");
                 }
+                if let Some(t) = &info.schema.ttl {
+                    println!(
+                        "  default ttl: {} s after payload field {}",
+                        t.seconds, t.field
+                    );
+                }
                 println!(
-                    "  points: {} live, {} deleted, {} not yet flushed",
-                    info.points, info.deleted, info.unflushed_points
+                    "  points: {} live, {} deleted (of which {} expired), {} not yet flushed",
+                    info.points, info.deleted, info.expired, info.unflushed_points
                 );
                 println!("  segments: {}", info.segments.len());
                 for s in &info.segments {

@@ -88,7 +88,10 @@ pub fn parse_ttl(spec: &str) -> Result<TtlSpec> {
         )
     })?;
     if field.is_empty() {
-        return Err(Error::invalid("ttl", format!("{spec:?}: the field is empty")));
+        return Err(Error::invalid(
+            "ttl",
+            format!("{spec:?}: the field is empty"),
+        ));
     }
     Ok(TtlSpec {
         field: field.to_string(),
@@ -229,7 +232,14 @@ mod tests {
                 seconds: 43_200
             })
         );
-        for bad in ["created", "created:", ":30d", "created:30", "created:1.5d", "created:0s"] {
+        for bad in [
+            "created",
+            "created:",
+            ":30d",
+            "created:30",
+            "created:1.5d",
+            "created:0s",
+        ] {
             let e = parse_ttl(bad).unwrap_err();
             assert_eq!(e.field(), Some("ttl"), "{bad}");
         }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sextant_core::PointId;
-use sextant_engine::{PointInput, Vectors};
 use sextant_engine::MAX_TTL_SECONDS;
+use sextant_engine::{PointInput, Vectors};
 
 use crate::error::{Error, Result};
 

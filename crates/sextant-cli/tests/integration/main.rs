@@ -259,3 +259,4 @@ mod llm;
 #[cfg(feature = "embed")]
 mod models;
 mod snapshot;
+mod ttl;
