@@ -13,3 +13,4 @@ mod snapshots;
 mod text;
 #[cfg(feature = "tls")]
 mod tls;
+mod ttl;
