@@ -41,6 +41,7 @@ class EmbeddedBackend:
             "add_documents",
             "ingest_paths",
             "delete_document",
+            "delete_older_than",
             "rerank",
             "close",
         ):
