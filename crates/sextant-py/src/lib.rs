@@ -360,11 +360,12 @@ impl Database {
             };
             let e = per_point(expires_at, "expires_at")?;
             let t = per_point(ttl, "ttl")?;
-            let expires_at = sextant_service::import::expiry(Some(&e), Some(&t), &format!("point {i}"))
-                .map_err(|err| {
-                    let field = format!("{}[{i}]", err.field().unwrap_or("expires_at"));
-                    py_err(err.with_field(field))
-                })?;
+            let expires_at =
+                sextant_service::import::expiry(Some(&e), Some(&t), &format!("point {i}"))
+                    .map_err(|err| {
+                        let field = format!("{}[{i}]", err.field().unwrap_or("expires_at"));
+                        py_err(err.with_field(field))
+                    })?;
             points.push(PointInput {
                 id: point_id(&id, &format!("ids[{i}]"))?,
                 vectors,

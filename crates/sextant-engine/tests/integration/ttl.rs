@@ -272,7 +272,7 @@ fn every_read_path_hides_expired_points_from_their_instant() {
         };
         // 0..10 flushed into an HNSW segment, 10..20 in the mutable segment; in each half,
         // point i expires at T0 + (i % 5) seconds when i % 5 != 0, else never.
-        let exp = |i: u64| (i % 5 != 0).then(|| T0 + (i % 5) as i64 * 1000);
+        let exp = |i: u64| (!i.is_multiple_of(5)).then(|| T0 + (i % 5) as i64 * 1000);
         c.upsert(&scope, (0..10).map(|i| point(i, exp(i))).collect())
             .unwrap();
         c.flush().unwrap();
