@@ -468,6 +468,20 @@ impl Collection {
         self.clock.read().now_ms()
     }
 
+    /// The next instant (milliseconds since the Unix epoch, by the collection's clock) at which
+    /// a stored point expires, if any: until then no read's answer changes by expiry alone, so
+    /// a cache of answers keyed by it (and by the writes) is never stale.
+    pub fn next_expiry(&self) -> Option<i64> {
+        let now = self.now_ms();
+        let st = self.state.read();
+        st.segments
+            .iter()
+            .map(|s| s.seg.as_ref())
+            .chain(std::iter::once(&st.mutable))
+            .filter_map(|seg| seg.next_expiry_after(now))
+            .min()
+    }
+
     /// What opening it found.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery

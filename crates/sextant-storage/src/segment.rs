@@ -243,6 +243,12 @@ impl Segment {
         self.expiring[..n].iter().map(|&(_, o)| o).collect()
     }
 
+    /// The earliest expiry after `now` of a point of this segment (deleted or not).
+    pub fn next_expiry_after(&self, now: i64) -> Option<i64> {
+        let n = self.expiring.partition_point(|&(e, _)| e <= now);
+        self.expiring.get(n).map(|&(e, _)| e)
+    }
+
     /// Whether any point has expired at `now` (cheaper than [`Segment::expired_at`]).
     pub fn any_expired_at(&self, now: i64) -> bool {
         self.expiring.first().is_some_and(|&(e, _)| e <= now)

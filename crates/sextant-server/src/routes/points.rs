@@ -579,7 +579,8 @@ pub async fn search(
         s.cache.key(
             c.name(),
             &format!("{scope:?}"),
-            "search",
+            // A cached answer lasts until the next expiry in the collection at most.
+            &format!("search\u{0}{:?}", c.next_expiry()),
             &serde_json::to_value(&b).unwrap_or_default(),
         )
     });

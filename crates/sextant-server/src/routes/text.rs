@@ -158,7 +158,8 @@ pub async fn query(
         s.cache.key(
             c.name(),
             &format!("{scope:?}"),
-            "query",
+            // A cached answer lasts until the next expiry in the collection at most.
+            &format!("query\u{0}{:?}", c.next_expiry()),
             &serde_json::to_value(&b).unwrap_or_default(),
         )
     });

@@ -95,3 +95,48 @@ fn expired_points_are_never_returned_and_bad_expiries_are_refused() {
     );
     assert_error(&r, 400, "invalid_input", "not a document collection");
 }
+
+/// The query cache never serves a point past its expiry: an answer is cached only until the
+/// collection's next expiry.
+#[test]
+fn the_query_cache_does_not_outlive_an_expiry() {
+    let t = start(false);
+    t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(json!({"name": "c", "dim": 2})),
+    );
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 1500;
+    let soon = sextant_engine::clock::format_expiry(soon);
+    t.ok(
+        "PUT",
+        "/collections/c/points",
+        None,
+        Some(json!({"points": [
+            {"id": 1, "vector": [1, 0], "expires_at": soon},
+            {"id": 2, "vector": [0, 1]},
+        ]})),
+    );
+    let search = || {
+        let r = t.ok(
+            "POST",
+            "/collections/c/search",
+            None,
+            Some(json!({"vector": [1, 0], "k": 10})),
+        );
+        r["hits"].as_array().unwrap().len()
+    };
+    assert_eq!(search(), 2);
+    assert_eq!(search(), 2, "served from the cache");
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    assert_eq!(
+        search(),
+        1,
+        "the expired point is not served from the cache"
+    );
+}
