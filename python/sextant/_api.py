@@ -181,14 +181,24 @@ class Collection:
         vectors: Any,
         payloads: Optional[Sequence[Optional[Dict[str, Any]]]] = None,
         *,
+        expires_at: Optional[Sequence[Optional[str]]] = None,
+        ttl: Optional[Sequence[Optional[int]]] = None,
         tenant: Any = None,
         all_tenants: bool = False,
     ) -> int:
-        """Writes points atomically (an existing id is replaced); returns the WAL sequence."""
+        """Writes points atomically (an existing id is replaced); returns the WAL sequence.
+        ``expires_at`` (RFC 3339 instants) or ``ttl`` (seconds from now), one per id (None:
+        no own expiry, the collection's default ``ttl`` applies): from that instant no read
+        returns the point."""
         ids = list(ids)
         if payloads is not None:
             payloads = list(payloads)
-        return self._b.upsert(self.name, ids, _matrix(vectors, len(ids)), payloads, tenant=tenant, all_tenants=all_tenants)
+        extra: Dict[str, Any] = {}
+        if expires_at is not None:
+            extra["expires_at"] = list(expires_at)
+        if ttl is not None:
+            extra["ttl"] = list(ttl)
+        return self._b.upsert(self.name, ids, _matrix(vectors, len(ids)), payloads, tenant=tenant, all_tenants=all_tenants, **extra)
 
     def ingest(
         self,
@@ -236,6 +246,12 @@ class Collection:
     def delete_document(self, doc_id: str, *, tenant: Any = None, all_tenants: bool = False) -> int:
         """Deletes a document's chunks; returns how many."""
         return self._b.delete_document(self.name, str(doc_id), tenant=tenant, all_tenants=all_tenants)
+
+    def delete_older_than(self, older_than: str, *, tenant: Any = None, all_tenants: bool = False) -> Dict[str, Any]:
+        """Deletes every document ingested longer ago than ``older_than`` (``"30d"``,
+        ``"12h"``, ``"90m"``, ``"45s"``), all chunks in one durable write; returns
+        ``{"deleted_documents", "deleted_chunks", "cutoff"}``."""
+        return self._b.delete_older_than(self.name, str(older_than), tenant=tenant, all_tenants=all_tenants)
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -536,13 +552,16 @@ class Database:
         payload_indexes: Optional[Dict[str, str]] = None,
         tenant_key: Optional[str] = None,
         encrypted: bool = False,
+        ttl: Optional[str] = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
         ``index`` hnsw/flat, ``m``, ``ef_construction``) or named ``spaces``;
         ``payload_indexes`` maps payload keys to keyword/integer/float/datetime/text;
         ``tenant_key`` (``KEY`` or ``KEY:integer``) makes it multi-tenant; ``encrypted``
-        encrypts it at rest (the database needs its master key)."""
+        encrypts it at rest (the database needs its master key); ``ttl``
+        (``FIELD:DURATION``, e.g. ``"created:30d"``) is the default expiry: DURATION after the
+        RFC 3339 instant in a point's payload FIELD."""
         spec: Dict[str, Any] = {"name": name}
         if encrypted:
             spec["encrypted"] = True
@@ -555,6 +574,7 @@ class Database:
             ("spaces", None if spaces is None else list(spaces)),
             ("payload_indexes", payload_indexes),
             ("tenant_key", tenant_key),
+            ("ttl", ttl),
         ):
             if v is not None:
                 spec[k] = v

@@ -50,6 +50,7 @@ class EmbeddedBackend:
             "add_documents",
             "ingest_paths",
             "delete_document",
+            "delete_older_than",
             "rerank",
             "close",
         ):

@@ -386,6 +386,8 @@ class HttpBackend:
         payloads: Optional[List[Optional[Dict[str, Any]]]] = None,
         tenant: Any = None,
         all_tenants: bool = False,
+        expires_at: Optional[List[Optional[str]]] = None,
+        ttl: Optional[List[Optional[int]]] = None,
     ) -> int:
         n = len(ids)
         if payloads is not None and len(payloads) != n:
@@ -399,6 +401,14 @@ class HttpBackend:
             {"id": pid, "vector": rows[i], "payload": (payloads[i] if payloads is not None and payloads[i] is not None else {})}
             for i, pid in enumerate(ids)
         ]
+        for field, values in (("expires_at", expires_at), ("ttl", ttl)):
+            if values is None:
+                continue
+            if len(values) != n:
+                raise InvalidInput(f"{field}: {len(values)} values for {n} ids", field)
+            for p, v in zip(points, values):
+                if v is not None:
+                    p[field] = v
         body = _scope({"points": points}, tenant, all_tenants)
         return self._request("PUT", f"/collections/{_seg(name)}/points", body)["sequence"]
 
@@ -639,6 +649,10 @@ class HttpBackend:
             if self.has_collection(name):
                 return 0
             raise
+
+    def delete_older_than(self, name: str, older_than: str, tenant: Any = None, all_tenants: bool = False) -> Dict[str, Any]:
+        path = f"/collections/{_seg(name)}/documents"
+        return self._request("DELETE", path, query=_scope_query({"older_than": older_than}, tenant, all_tenants))
 
     # ---- models --------------------------------------------------------------------------
 

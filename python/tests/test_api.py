@@ -404,6 +404,43 @@ def test_errors_are_typed_and_name_the_field(db: sextant.Database, name: str) ->
     assert c.count() == 2
 
 
+def test_expired_points_are_never_returned(db: sextant.Database, name: str) -> None:
+    c = db.create_collection(name, DIM, ttl="created:1h")
+    assert c.info()["schema"]["ttl"] == {"field": "created", "seconds": 3600}
+    x = _random(4)
+    old = {"created": "2000-01-01T00:00:00Z"}
+    c.upsert(
+        [1, 2, 3, 4],
+        x,
+        [None, None, old, old],
+        expires_at=["2000-01-01T00:00:00Z", None, None, "2999-01-01T00:00:00Z"],
+    )
+    c.upsert([5], x[:1], ttl=[3600])
+    # 1: own expiry past; 3: the default (created + 1 h) past; 4: own expiry wins.
+    assert c.count() == 3
+    assert sorted(p.id for p in c.get([1, 2, 3, 4, 5])) == [2, 4, 5]
+    assert sorted(h.id for h in c.search(x[0], 10)) == [2, 4, 5]
+    for bad in (dict(expires_at=["soon"]), dict(ttl=[-1]), dict(ttl=[1], expires_at=["2999-01-01T00:00:00Z"]), dict(ttl=[1, 2])):
+        with pytest.raises(InvalidInput):
+            c.upsert([9], x[:1], **bad)
+    with pytest.raises(InvalidInput):
+        db.create_collection(name + "bad", DIM, ttl="created:soon")
+    # Deleting by age is for document collections.
+    with pytest.raises(InvalidInput):
+        c.delete_older_than("1d")
+
+
+@pytest.mark.usefixtures("model_dir")
+def test_delete_documents_older_than(db: sextant.Database, name: str) -> None:
+    kb = _kb(db, name)
+    r = kb.delete_older_than("30d")
+    assert (r["deleted_documents"], r["deleted_chunks"]) == (0, 0)
+    assert r["cutoff"].endswith("Z")
+    with pytest.raises(InvalidInput) as e:
+        kb.delete_older_than("a month")
+    assert e.value.field == "older_than"
+
+
 # ---- the two backends agree ------------------------------------------------------------------
 
 

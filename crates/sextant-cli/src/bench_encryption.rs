@@ -128,12 +128,14 @@ pub fn bench_encryption(args: EncryptionBenchArgs) -> anyhow::Result<()> {
         tenant_key: None,
         documents: None,
         sparse_spaces: Vec::new(),
+        ttl: None,
     };
     let point = |i: usize| PointInput {
         id: PointId::Num(i as u64),
         vectors: Vectors::Single(base.row(i).to_vec()),
         payload: json!({"n": i, "title": format!("point number {i} of the benchmark")}),
         sparse: Vec::new(),
+        expires_at: None,
     };
     let mut runs = Vec::new();
     let mut cipher = String::new();

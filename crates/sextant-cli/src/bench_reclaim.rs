@@ -230,6 +230,7 @@ pub fn bench_reclaim(args: ReclaimBenchArgs) -> anyhow::Result<()> {
             payload_indexes: Vec::new(),
             tenant_key: None,
             documents: None,
+            ttl: None,
             sparse_spaces: Vec::new(),
         };
         let c = db.create_collection("bench", schema)?;
@@ -244,6 +245,7 @@ pub fn bench_reclaim(args: ReclaimBenchArgs) -> anyhow::Result<()> {
                     vectors: Vectors::Single((0..args.dim).map(|_| rng.unit()).collect()),
                     payload: json!({"n": i, "text": format!("point {i} of the reclaim benchmark")}),
                     sparse: Vec::new(),
+                    expires_at: None,
                 })
                 .collect();
             c.upsert(&Scope::Unscoped, batch)?;

@@ -67,6 +67,11 @@ pub struct CreateArgs {
     /// key (`--master-key-file` or $SEXTANT_MASTER_KEY); fixed at creation.
     #[arg(long)]
     pub encrypt: bool,
+    /// Default time to live `FIELD:DURATION` (`created_at:30d`; s, m, h or d): a point without
+    /// an expiry of its own (`expires_at` or `ttl` in the upsert file) expires DURATION after
+    /// the RFC 3339 instant in its payload's FIELD; a point without one never expires.
+    #[arg(long, value_name = "FIELD:DURATION")]
+    pub ttl: Option<String>,
 }
 
 /// Aliases.
@@ -113,6 +118,9 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
     let db = open(args)?;
     match cmd {
         CollectionCommand::Create(c) => {
+            if let Some(t) = &c.ttl {
+                sextant_service::collections::parse_ttl(t).context("--ttl")?;
+            }
             let hnsw = c.index == "hnsw";
             let payload_indexes = c
                 .payload_index
@@ -136,6 +144,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
                     encrypted: c.encrypt,
+                    ttl: c.ttl.clone(),
                 }
             } else {
                 sextant_service::CollectionSpec {
@@ -149,6 +158,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
                     encrypted: c.encrypt,
+                    ttl: c.ttl.clone(),
                     ..Default::default()
                 }
             };
@@ -196,9 +206,15 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 if let Some(t) = &info.schema.tenant_key {
                     println!("  tenant key: {t}");
                 }
+                if let Some(t) = &info.schema.ttl {
+                    println!(
+                        "  default ttl: {} s after payload field {}",
+                        t.seconds, t.field
+                    );
+                }
                 println!(
-                    "  points: {} live, {} deleted, {} not yet flushed",
-                    info.points, info.deleted, info.unflushed_points
+                    "  points: {} live, {} deleted (of which {} expired), {} not yet flushed",
+                    info.points, info.deleted, info.expired, info.unflushed_points
                 );
                 println!("  segments: {}", info.segments.len());
                 for s in &info.segments {

@@ -139,6 +139,7 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
                 payload_indexes: Vec::new(),
                 tenant_key: None,
                 documents: None,
+                ttl: None,
                 sparse_spaces: Vec::new(),
             };
             if let Some(spec) = &a.tenant_key {

@@ -67,7 +67,7 @@ enum Command {
         #[command(flatten)]
         tenant: db::TenantArgs,
     },
-    /// Delete points by id or by filter.
+    /// Delete points by id or by filter, or documents by age.
     Delete {
         /// Collection or alias.
         name: String,
@@ -76,6 +76,11 @@ enum Command {
         /// Delete every point matching this filter (JSON) instead.
         #[arg(long)]
         filter: Option<String>,
+        /// Delete every document (all its chunks) of a document collection whose current
+        /// version was ingested longer ago than this: a whole number and s, m, h or d (30d,
+        /// 12h, 90m, 45s). Chunks ingested before ingest recorded `ingested_at` are kept.
+        #[arg(long, value_name = "DURATION", conflicts_with_all = ["ids", "filter"])]
+        older_than: Option<String>,
         #[command(flatten)]
         tenant: db::TenantArgs,
     },
@@ -230,10 +235,18 @@ fn main() -> std::process::ExitCode {
             with_vector,
             tenant,
         } => points::run_get(a, &name, &ids, with_vector, &tenant),
+        // clap refuses --older-than together with ids or --filter.
+        Command::Delete {
+            name,
+            older_than: Some(age),
+            tenant,
+            ..
+        } => points::run_delete_older_than(a, &name, &age, &tenant),
         Command::Delete {
             name,
             ids,
             filter,
+            older_than: None,
             tenant,
         } => points::run_delete(a, &name, &ids, filter.as_deref(), &tenant),
         Command::Count {
@@ -354,6 +367,7 @@ fn flag_of(field: &str) -> Option<String> {
         "new_key_file",
         "master_key_file",
         "out",
+        "older_than",
     ];
     FLAGS
         .contains(&field)

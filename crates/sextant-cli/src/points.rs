@@ -216,6 +216,29 @@ pub fn run_delete(
     Ok(())
 }
 
+/// Runs `delete NAME --older-than DURATION`.
+pub fn run_delete_older_than(
+    args: &DbArgs,
+    name: &str,
+    older_than: &str,
+    tenant: &TenantArgs,
+) -> Result<()> {
+    let svc = crate::db::service(args)?;
+    let c = svc.collection(name)?;
+    let scope = tenant.scope(c.name(), c.schema())?;
+    let r = svc.delete_older_than(c.name(), &scope, older_than)?;
+    let cutoff = sextant_engine::clock::format_expiry(r.cutoff_ms);
+    if args.json {
+        print_json(&json!({"deleted": r.points, "documents": r.documents, "cutoff": cutoff}))?;
+    } else {
+        println!(
+            "deleted {} documents ({} points) ingested before {cutoff}",
+            r.documents, r.points
+        );
+    }
+    Ok(())
+}
+
 /// Runs `count`.
 pub fn run_count(
     args: &DbArgs,

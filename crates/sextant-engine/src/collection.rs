@@ -23,6 +23,7 @@ use sextant_storage::wal::{Durability, Wal};
 use sextant_storage::StorageError;
 use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params};
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, Result};
 use crate::ops::{Op, PointWrite};
 use crate::scope::{tenant_of, Resolved, Scope, TenantId};
@@ -78,6 +79,9 @@ pub struct PointInput {
     pub payload: Value,
     /// Its sparse vectors, by sparse space name (spaces left out get an empty vector).
     pub sparse: Vec<(String, SparseInput)>,
+    /// When it expires (milliseconds since the Unix epoch, UTC; see [`crate::clock`]). `None`:
+    /// the collection's default TTL applies, if it has one and the payload holds its field.
+    pub expires_at: Option<i64>,
 }
 
 /// What a point gives a sparse space.
@@ -166,6 +170,7 @@ pub(crate) enum Loc {
 }
 
 impl State {
+    /// Where the stored version of `id` is, expired or not (what the write path replaces).
     pub(crate) fn find(&self, id: &PointId) -> Option<Loc> {
         if let Some(o) = self.mutable.offset(id) {
             if !self.mutable_deleted.contains(o) {
@@ -178,6 +183,20 @@ impl State {
                 .filter(|&o| !s.deleted.contains(o))
                 .map(|o| Loc::Segment(i, o))
         })
+    }
+
+    /// Where `id` is when it is live at `now`: stored, not deleted, not expired.
+    pub(crate) fn find_live(&self, id: &PointId, now: i64) -> Option<Loc> {
+        self.find(id).filter(|&loc| !self.expired(loc, now))
+    }
+
+    /// Whether the point at `loc` has expired at `now`.
+    pub(crate) fn expired(&self, loc: Loc, now: i64) -> bool {
+        let e = match loc {
+            Loc::Mutable(o) => self.mutable.expires_at(o),
+            Loc::Segment(i, o) => self.segments[i].seg.expires_at(o),
+        };
+        e.is_some_and(|e| now >= e)
     }
 
     /// The payload of the live point at `loc`.
@@ -242,6 +261,7 @@ impl State {
                 vectors: &p.vectors,
                 payload: &p.payload,
                 sparse: &p.sparse,
+                expires_at: p.expires_at,
             });
             if let Some(prev) = previous {
                 self.mutable_deleted.insert(prev);
@@ -259,13 +279,11 @@ impl State {
         }
     }
 
-    pub(crate) fn live_count(&self) -> u64 {
-        let m = u64::from(self.mutable.len()) - self.mutable_deleted.len();
-        m + self
-            .segments
-            .iter()
-            .map(|s| u64::from(s.seg.len()) - s.deleted.len())
-            .sum::<u64>()
+    /// Points live at `now` (stored, neither deleted nor expired).
+    pub(crate) fn live_count(&self, now: i64) -> u64 {
+        self.each_segment(now)
+            .map(|(_, seg, dead)| u64::from(seg.len()) - dead.len())
+            .sum()
     }
 }
 
@@ -305,6 +323,8 @@ pub struct Collection {
     pub(crate) encoders: Vec<Option<Bm25Encoder>>,
     /// The background merge thread, when one was started.
     pub(crate) merge_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The clock expiries are judged by ([`SystemClock`] unless a test sets another).
+    clock: RwLock<Arc<dyn Clock>>,
 }
 
 pub(crate) const MANIFEST: &str = "manifest";
@@ -413,6 +433,7 @@ impl Collection {
             _sync_timer: sync_timer,
             merge_thread: Mutex::new(None),
             encoders,
+            clock: RwLock::new(Arc::new(SystemClock)),
         }))
     }
 
@@ -434,6 +455,31 @@ impl Collection {
     /// The tunables it was opened with.
     pub fn config(&self) -> CollectionConfig {
         self.config
+    }
+
+    /// Replaces the clock expiries are judged by (tests and simulations; production keeps
+    /// the system clock). Every read after this call uses it.
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *self.clock.write() = clock;
+    }
+
+    /// Now by the collection's clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.read().now_ms()
+    }
+
+    /// The next instant (milliseconds since the Unix epoch, by the collection's clock) at which
+    /// a stored point expires, if any: until then no read's answer changes by expiry alone, so
+    /// a cache of answers keyed by it (and by the writes) is never stale.
+    pub fn next_expiry(&self) -> Option<i64> {
+        let now = self.now_ms();
+        let st = self.state.read();
+        st.segments
+            .iter()
+            .map(|s| s.seg.as_ref())
+            .chain(std::iter::once(&st.mutable))
+            .filter_map(|seg| seg.next_expiry_after(now))
+            .min()
     }
 
     /// What opening it found.
@@ -536,11 +582,14 @@ impl Collection {
                     return Err(invalid(format!("sparse space {name:?} given twice")));
                 }
             }
+            let expires_at =
+                crate::clock::effective_expiry(p.expires_at, self.schema.ttl.as_ref(), &payload);
             out.push(PointWrite {
                 id: p.id,
                 vectors: vs,
                 payload,
                 sparse: sparse.into_iter().map(|s| s.unwrap_or_default()).collect(),
+                expires_at,
             });
         }
         Ok(out)
@@ -669,12 +718,13 @@ impl Collection {
         Resolved::new(self.name(), &self.schema, scope)
     }
 
-    /// Ids (deduplicated, in order) of live points inside the scope.
+    /// Ids (deduplicated, in order) of live (unexpired) points inside the scope.
     fn existing_in_scope(&self, scope: &Resolved, ids: Vec<PointId>) -> Vec<PointId> {
+        let now = self.now_ms();
         let st = self.state.read();
         let mut seen = HashSet::new();
         ids.into_iter()
-            .filter(|id| match st.find(id) {
+            .filter(|id| match st.find_live(id, now) {
                 Some(loc) => scope.admits_at(&st, loc),
                 None => false,
             })

@@ -4,6 +4,7 @@
 //!   recovery (manifest + WAL replay);
 //! - [`query`]: search with the filter planner, get, count, scroll, info;
 //! - [`scope`]: the tenant scope every read and write takes;
+//! - [`clock`]: the clock expiry (TTL) is judged by, and the expiry rules;
 //! - [`database`]: the data directory, its lock, collections and aliases;
 //! - [`encryption`]: encryption at rest per collection (keys, rotation);
 //! - [`snapshot`]: consistent snapshots of a collection as one file, and restoring them;
@@ -15,6 +16,7 @@
 //! for the durability contract this crate implements.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod collection;
 pub mod database;
 pub mod documents;
@@ -30,6 +32,7 @@ pub mod snapshot;
 mod space;
 mod sync_timer;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{
     Collection, CollectionConfig, PointInput, RecoveryReport, SparseInput, Vectors,
     DEFAULT_FLUSH_POINTS, DEFAULT_MAX_SEGMENTS, DEFAULT_VACUUM_DELETED_FRACTION,
@@ -46,8 +49,8 @@ pub use sextant_core::ErrorKind;
 pub use sextant_storage::crypt::MasterKey;
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
-    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,
-    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE,
+    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec, TtlSpec,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE, MAX_TTL_SECONDS,
 };
 pub use sextant_storage::wal::Durability;
 pub use snapshot::{PendingSnapshot, SnapshotInfo, SnapshotListing};

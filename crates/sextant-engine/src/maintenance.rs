@@ -1,6 +1,11 @@
 //! Keeping a collection in shape: flush (mutable segment → immutable segment + manifest + WAL
 //! truncation), merge/vacuum (rewrite segments without their deleted points, off the query
 //! path), optimize, background merges, and resolving duplicate ids on open.
+//!
+//! Expired points (see [`crate::clock`]) are dead like deleted ones: a flush leaves those of
+//! the mutable segment out of the segment it writes, the merge policy counts them in a
+//! segment's deleted fraction, and a merge drops them. Both judge expiry by the collection's
+//! clock once, when they take their snapshot of the state.
 
 use std::sync::Arc;
 
@@ -11,6 +16,7 @@ use sextant_storage::segment::{write_tombstones, Segment};
 
 use crate::collection::{seg_dir, Collection, Slot, State, Writer, MANIFEST};
 use crate::error::{chain, Result};
+use crate::query::dead_at;
 
 impl Collection {
     /// Blocks until a running merge (background or not) has finished.
@@ -91,18 +97,15 @@ impl Collection {
         let gen = w.manifest.generation + 1;
         w.manifest.generation = gen;
         let fs = &*self.fs;
+        let now = self.now_ms();
         let (new_slot, applied, tomb_writes) = {
             let st = self.state.read();
-            let live = u64::from(st.mutable.len()) - st.mutable_deleted.len();
+            let dead = dead_at(&st.mutable, &st.mutable_deleted, now);
+            let live = u64::from(st.mutable.len()) - dead.len();
             let new_slot = if live > 0 {
                 let id = w.manifest.next_segment;
                 w.manifest.next_segment += 1;
-                let (seg, _) = Segment::build(
-                    id,
-                    &self.schema,
-                    &[(&st.mutable, &st.mutable_deleted)],
-                    None,
-                )?;
+                let (seg, _) = Segment::build(id, &self.schema, &[(&st.mutable, &dead)], None)?;
                 seg.write(fs, &seg_dir(&self.dir, id))?;
                 Some(seg)
             } else {
@@ -169,10 +172,14 @@ impl Collection {
     /// are more than the configured maximum. `all` picks every
     /// segment (an optimize); `force` picks a lone clean one too.
     fn merge_plan(&self, all: bool, force: bool) -> Vec<u64> {
+        let now = self.now_ms();
         let st = self.state.read();
         if all {
             let ids: Vec<u64> = st.segments.iter().map(|s| s.seg.id).collect();
-            let dirty = st.segments.iter().any(|s| !s.deleted.is_empty());
+            let dirty = st
+                .segments
+                .iter()
+                .any(|s| !s.deleted.is_empty() || s.seg.any_expired_at(now));
             return if ids.len() > 1 || dirty || force {
                 ids
             } else {
@@ -184,7 +191,8 @@ impl Collection {
             .segments
             .iter()
             .filter(|s| {
-                !s.deleted.is_empty() && s.deleted.len() as f64 >= fraction * f64::from(s.seg.len())
+                let dead = dead_at(&s.seg, &s.deleted, now).len();
+                dead > 0 && dead as f64 >= fraction * f64::from(s.seg.len())
             })
             .map(|s| s.seg.id)
             .collect();
@@ -192,7 +200,10 @@ impl Collection {
             let mut by_size: Vec<(u64, u64)> = st
                 .segments
                 .iter()
-                .map(|s| (u64::from(s.seg.len()) - s.deleted.len(), s.seg.id))
+                .map(|s| {
+                    let dead = dead_at(&s.seg, &s.deleted, now).len();
+                    (u64::from(s.seg.len()) - dead, s.seg.id)
+                })
                 .collect();
             by_size.sort();
             let excess = st.segments.len() - self.config.max_segments + 1;
@@ -243,12 +254,14 @@ impl Collection {
         if pick.is_empty() {
             return Ok(false);
         }
+        // What the new segment leaves out: each segment's tombstones and expired points.
+        let now = self.now_ms();
         let snapshot: Vec<(Arc<Segment>, RoaringBitmap)> = {
             let st = self.state.read();
             st.segments
                 .iter()
                 .filter(|s| pick.contains(&s.seg.id))
-                .map(|s| (s.seg.clone(), s.deleted.clone()))
+                .map(|s| (s.seg.clone(), dead_at(&s.seg, &s.deleted, now).into_owned()))
                 .collect()
         };
         let id = {

@@ -1,7 +1,9 @@
 //! The operations a WAL record carries, and their byte encoding.
 //!
 //! ```text
-//! op     = 5 u8 | count u32 | upsert*     (upsert batch)
+//! op     = 7 u8 | count u32 | upsert₄*    (upsert batch with expiries)
+//!        | 8 u8 | count u32 | id* | count u32 | upsert₄*  (replace with expiries)
+//!        | 5 u8 | count u32 | upsert*     (upsert batch, no point expires)
 //!        | 2 u8 | count u32 | id*         (delete batch)
 //!        | 6 u8 | count u32 | id* | count u32 | upsert*   (replace: delete, then upsert)
 //!        | 3 u8 | count u32 | upsert₂*    (upsert batch before term dictionaries: read only)
@@ -11,7 +13,15 @@
 //! upsert₂ = upsert₁ | sparse u16 | (len f32 | nnz u32 | (index u32 | value f32) × nnz)*
 //! upsert = upsert₁ | sparse u16 | entry*   (entry: `sparse_store::put_sparse_doc`, a BM25
 //!          space's terms as text, a dot-product space's weights by index)
+//! upsert₄ = upsert | expires_at i64  (milliseconds since the Unix epoch; `i64::MAX`: never)
 //! id     = as in segment files (tag u8 + value)
+//! ```
+//!
+//! A batch in which no point expires is written with tags 5 and 6, as before expiries
+//! existed, so a log written without TTLs stays readable by older builds; tags 7 and 8 carry
+//! each point's expiry (the expiry as computed at upsert, the collection default applied).
+//!
+//! ```text
 //! ```
 //!
 //! A delete by filter is resolved to ids before it is logged, so replaying the log never
@@ -23,7 +33,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use sextant_core::{PointId, SparseDoc};
-use sextant_storage::segment::{decode_id, put_id, read_sparse, Cursor};
+use sextant_storage::segment::{decode_id, put_id, read_sparse, Cursor, NO_EXPIRY};
 use sextant_storage::sparse_store::{put_sparse_doc, read_sparse_doc};
 use sextant_storage::StorageError;
 
@@ -39,6 +49,8 @@ pub struct PointWrite {
     /// One entry per sparse space, in schema order (empty weights when the point has nothing
     /// for a space).
     pub sparse: Vec<SparseDoc>,
+    /// When it expires (milliseconds since the Unix epoch, UTC), if ever.
+    pub expires_at: Option<i64>,
 }
 
 /// One logged batch.
@@ -58,7 +70,7 @@ pub enum Op {
     },
 }
 
-fn put_upserts(points: &[PointWrite], out: &mut Vec<u8>) {
+fn put_upserts(points: &[PointWrite], expiries: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(&(points.len() as u32).to_le_bytes());
     for p in points {
         put_id(&p.id, out);
@@ -77,6 +89,10 @@ fn put_upserts(points: &[PointWrite], out: &mut Vec<u8>) {
         for doc in &p.sparse {
             put_sparse_doc(doc, out);
         }
+        if expiries {
+            let e = p.expires_at.unwrap_or(NO_EXPIRY);
+            out.extend_from_slice(&e.to_le_bytes());
+        }
     }
 }
 
@@ -93,17 +109,19 @@ impl Op {
         let mut out = Vec::new();
         match self {
             Op::Upsert(points) => {
-                out.push(5);
-                put_upserts(points, &mut out);
+                let exp = any_expiry(points);
+                out.push(if exp { 7 } else { 5 });
+                put_upserts(points, exp, &mut out);
             }
             Op::Delete(ids) => {
                 out.push(2);
                 put_ids(ids, &mut out);
             }
             Op::Replace { delete, upsert } => {
-                out.push(6);
+                let exp = any_expiry(upsert);
+                out.push(if exp { 8 } else { 6 });
                 put_ids(delete, &mut out);
-                put_upserts(upsert, &mut out);
+                put_upserts(upsert, exp, &mut out);
             }
         }
         out
@@ -118,13 +136,14 @@ impl Op {
             1 => Op::Upsert(read_upserts(&mut r, Sparse::None)?),
             3 => Op::Upsert(read_upserts(&mut r, Sparse::Hashed)?),
             5 => Op::Upsert(read_upserts(&mut r, Sparse::Docs)?),
+            7 => Op::Upsert(read_upserts(&mut r, Sparse::DocsExpiring)?),
             2 => Op::Delete(read_ids(&mut r)?),
-            4 | 6 => {
+            4 | 6 | 8 => {
                 let delete = read_ids(&mut r)?;
-                let sparse = if tag == 4 {
-                    Sparse::Hashed
-                } else {
-                    Sparse::Docs
+                let sparse = match tag {
+                    4 => Sparse::Hashed,
+                    6 => Sparse::Docs,
+                    _ => Sparse::DocsExpiring,
                 };
                 Op::Replace {
                     delete,
@@ -138,6 +157,10 @@ impl Op {
         }
         Ok(op)
     }
+}
+
+fn any_expiry(points: &[PointWrite]) -> bool {
+    points.iter().any(|p| p.expires_at.is_some())
 }
 
 fn bad(path: &Path, reason: &str) -> StorageError {
@@ -166,6 +189,8 @@ enum Sparse {
     Hashed,
     /// As `put_sparse_doc` entries (tags 5 and 6).
     Docs,
+    /// As `put_sparse_doc` entries, then the point's expiry (tags 7 and 8).
+    DocsExpiring,
 }
 
 /// Reads an upsert list.
@@ -199,11 +224,17 @@ fn read_upserts(r: &mut Cursor<'_>, sparse_kind: Sparse) -> Result<Vec<PointWrit
                 });
             }
         }
+        let expires_at = if sparse_kind == Sparse::DocsExpiring {
+            Some(r.u64()? as i64).filter(|&e| e != NO_EXPIRY)
+        } else {
+            None
+        };
         points.push(PointWrite {
             id,
             vectors,
             payload,
             sparse,
+            expires_at,
         });
     }
     Ok(points)
@@ -232,15 +263,27 @@ mod tests {
                             len: 3.0,
                         }),
                     ],
+                    expires_at: Some(1_700_000_000_000),
                 },
                 PointWrite {
                     id: PointId::Uuid(7),
                     vectors: vec![vec![], vec![3.0]],
                     payload: serde_json::json!({}),
                     sparse: vec![],
+                    expires_at: None,
                 },
             ]),
             Op::Delete(vec![PointId::Num(3), PointId::Num(u64::MAX)]),
+            Op::Replace {
+                delete: vec![],
+                upsert: vec![PointWrite {
+                    id: PointId::Num(1),
+                    vectors: vec![vec![0.5]],
+                    payload: serde_json::json!({}),
+                    sparse: vec![],
+                    expires_at: Some(-5),
+                }],
+            },
             Op::Replace {
                 delete: vec![PointId::Str("a#3".into())],
                 upsert: vec![PointWrite {
@@ -248,6 +291,7 @@ mod tests {
                     vectors: vec![vec![0.5]],
                     payload: serde_json::json!({"doc_id": "a"}),
                     sparse: vec![],
+                    expires_at: None,
                 }],
             },
         ];
@@ -256,6 +300,26 @@ mod tests {
             assert_eq!(Op::decode(Path::new("wal"), &bytes).unwrap(), op);
             assert!(Op::decode(Path::new("wal"), &bytes[..bytes.len() - 1]).is_err());
         }
+    }
+
+    #[test]
+    fn batches_without_expiries_keep_the_old_tags() {
+        let p = PointWrite {
+            id: PointId::Num(1),
+            vectors: vec![vec![0.5]],
+            payload: serde_json::json!({}),
+            sparse: vec![],
+            expires_at: None,
+        };
+        assert_eq!(Op::Upsert(vec![p.clone()]).encode()[0], 5);
+        let replace = Op::Replace {
+            delete: vec![],
+            upsert: vec![p.clone()],
+        };
+        assert_eq!(replace.encode()[0], 6);
+        let mut e = p;
+        e.expires_at = Some(9);
+        assert_eq!(Op::Upsert(vec![e]).encode()[0], 7);
     }
 
     #[test]

@@ -9,7 +9,14 @@
 //! a filtered HNSW walk that only returns allowed points. A tenant scope ([`Scope`]) is one more
 //! `must` condition on the (always indexed) tenant key, so it is a pre-filter like any other;
 //! every read here (search, sparse search, get, count, scroll, ids) takes one.
+//!
+//! **Expiry.** Every read takes the time once from the collection's clock and treats the
+//! points expired at that instant as deleted: [`State::each_segment`] hands each segment's
+//! tombstones together with its expired points, and that union is the one bitmap every
+//! candidate set (payload-index answers, payload scans, graph walks, sparse search, BM25
+//! statistics, counts) is built against; `get` looks ids up with `State::find_live`.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use roaring::RoaringBitmap;
@@ -143,11 +150,15 @@ pub struct CollectionInfo {
     pub schema: sextant_storage::schema::Schema,
     /// Live points.
     pub points: u64,
-    /// Deleted (or overwritten) points not yet vacuumed, in segments and the mutable segment.
+    /// Deleted, overwritten or expired points not yet vacuumed, in segments and the mutable
+    /// segment.
     pub deleted: u64,
+    /// Of `deleted`, the points that expired (by the collection's clock at the time of the
+    /// call) and were not deleted otherwise: a merge of their segments drops them.
+    pub expired: u64,
     /// `deleted / (points + deleted)`: the share of stored points that are dead.
     pub deleted_fraction: f64,
-    /// Estimated bytes on disk that deleted points hold in segments (what a merge of every
+    /// Estimated bytes on disk that deleted (and expired) points hold in segments (what a merge of every
     /// segment would give back; see [`SegmentInfo::reclaimable_bytes`]).
     pub reclaimable_bytes: u64,
     /// Estimated heap bytes that deleted points hold (segments and the mutable segment).
@@ -176,7 +187,7 @@ pub struct SegmentInfo {
     pub id: u64,
     /// Points stored.
     pub points: u64,
-    /// Of which deleted.
+    /// Of which deleted, overwritten or expired.
     pub deleted: u64,
     /// `deleted / points`; the merge policy rewrites the segment once this reaches
     /// [`crate::CollectionConfig::vacuum_deleted_fraction`].
@@ -265,16 +276,40 @@ fn live(seg: &Segment, deleted: &RoaringBitmap) -> RoaringBitmap {
     all - deleted
 }
 
+/// The offsets of `seg` that are dead at `now`: tombstoned (`deleted`) or expired.
+pub(crate) fn dead_at<'a>(
+    seg: &Segment,
+    deleted: &'a RoaringBitmap,
+    now: i64,
+) -> Cow<'a, RoaringBitmap> {
+    if seg.any_expired_at(now) {
+        Cow::Owned(seg.expired_at(now) | deleted)
+    } else {
+        Cow::Borrowed(deleted)
+    }
+}
+
 impl State {
-    fn each_segment(&self) -> impl Iterator<Item = (Loc, &Segment, &RoaringBitmap)> {
+    /// Every segment (the immutable ones, then the mutable one) with its points that are dead
+    /// at `now`: deleted or expired. Reads build every candidate set against this bitmap.
+    pub(crate) fn each_segment(
+        &self,
+        now: i64,
+    ) -> impl Iterator<Item = (Loc, &Segment, Cow<'_, RoaringBitmap>)> {
         self.segments
             .iter()
             .enumerate()
-            .map(|(i, s)| (Loc::Segment(i, 0), s.seg.as_ref(), &s.deleted))
+            .map(move |(i, s)| {
+                (
+                    Loc::Segment(i, 0),
+                    s.seg.as_ref(),
+                    dead_at(&s.seg, &s.deleted, now),
+                )
+            })
             .chain(std::iter::once((
                 Loc::Mutable(0),
                 &self.mutable,
-                &self.mutable_deleted,
+                dead_at(&self.mutable, &self.mutable_deleted, now),
             )))
     }
 }
@@ -343,6 +378,7 @@ impl Collection {
         }
         let filter = self.full_filter(req.filter, &req.scope)?;
         let threshold = req.exact_threshold.unwrap_or(DEFAULT_EXACT_THRESHOLD);
+        let now = self.now_ms();
         let st = self.state.read();
         let unindexed_keys = filter
             .as_ref()
@@ -350,12 +386,12 @@ impl Collection {
             .unwrap_or_default();
         let mut plan = Vec::new();
         let mut found: Vec<(Neighbor, Loc)> = Vec::new();
-        for (loc, seg, deleted) in st.each_segment() {
+        for (loc, seg, deleted) in st.each_segment(now) {
             let points = u64::from(seg.len()) - deleted.len();
             if points == 0 {
                 continue;
             }
-            let allowed = matching(seg, deleted, filter.as_ref());
+            let allowed = matching(seg, &deleted, filter.as_ref());
             let matching_n = allowed.as_ref().map_or(points, |b| b.len());
             let index = seg.vectors(space);
             let strategy = if matching_n == 0 {
@@ -425,8 +461,9 @@ impl Collection {
             ));
         }
         let filter = self.full_filter(req.filter, &req.scope)?;
+        let now = self.now_ms();
         let st = self.state.read();
-        let segments: Vec<(Loc, &Segment, &RoaringBitmap)> = st.each_segment().collect();
+        let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> = st.each_segment(now).collect();
         let (query, scoring) = match (&schema.sparse_spaces[i].kind, req.query) {
             (SparseKind::Bm25 { k1, b, .. }, SparseInput::Text(text)) => {
                 let encoder = self.encoders[i]
@@ -478,7 +515,7 @@ impl Collection {
             if points == 0 {
                 continue;
             }
-            let allowed = matching(seg, deleted, filter.as_ref());
+            let allowed = matching(seg, &deleted, filter.as_ref());
             plan.push(SegmentPlan {
                 segment: seg.id,
                 points,
@@ -525,11 +562,12 @@ impl Collection {
         with_vector: bool,
     ) -> Result<Vec<PointOut>> {
         let scope = self.resolve(scope)?;
+        let now = self.now_ms();
         let st = self.state.read();
         Ok(ids
             .iter()
             .filter_map(|id| {
-                let loc = st.find(id)?;
+                let loc = st.find_live(id, now)?;
                 if !scope.admits_at(&st, loc) {
                     return None;
                 }
@@ -546,11 +584,12 @@ impl Collection {
     /// Number of live points in the scope matching `filter` (all when `None`).
     pub fn count(&self, scope: &Scope, filter: Option<&Filter>) -> Result<u64> {
         let filter = self.full_filter(filter.cloned(), scope)?;
+        let now = self.now_ms();
         let st = self.state.read();
         Ok(st
-            .each_segment()
+            .each_segment(now)
             .map(
-                |(_, seg, deleted)| match matching(seg, deleted, filter.as_ref()) {
+                |(_, seg, deleted)| match matching(seg, &deleted, filter.as_ref()) {
                     Some(b) => b.len(),
                     None => u64::from(seg.len()) - deleted.len(),
                 },
@@ -561,10 +600,11 @@ impl Collection {
     /// The ids of the live points in the scope matching `filter`.
     pub fn ids_matching(&self, scope: &Scope, filter: &Filter) -> Result<Vec<PointId>> {
         let filter = self.full_filter(Some(filter.clone()), scope)?;
+        let now = self.now_ms();
         let st = self.state.read();
         let mut out = Vec::new();
-        for (_, seg, deleted) in st.each_segment() {
-            let b = matching(seg, deleted, filter.as_ref()).unwrap_or_else(|| live(seg, deleted));
+        for (_, seg, deleted) in st.each_segment(now) {
+            let b = matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
             out.extend(b.iter().filter_map(|o| seg.id(o).cloned()));
         }
         Ok(out)
@@ -590,10 +630,11 @@ impl Collection {
                 ),
             )
         })?;
+        let now = self.now_ms();
         let st = self.state.read();
         let mut counts = std::collections::BTreeMap::new();
-        for (_, seg, deleted) in st.each_segment() {
-            for o in &live(seg, deleted) {
+        for (_, seg, deleted) in st.each_segment(now) {
+            for o in &live(seg, &deleted) {
                 if let Some(t) = crate::scope::tenant_of(&seg.payload(o), &key) {
                     *counts.entry(t).or_insert(0u64) += 1;
                 }
@@ -637,10 +678,11 @@ impl Collection {
             })?,
         };
         let filter = self.full_filter(filter.cloned(), scope)?;
+        let now = self.now_ms();
         let st = self.state.read();
         let mut rows: Vec<(Option<SortKey>, SortId, &Segment, u32)> = Vec::new();
-        for (_, seg, deleted) in st.each_segment() {
-            let b = matching(seg, deleted, filter.as_ref()).unwrap_or_else(|| live(seg, deleted));
+        for (_, seg, deleted) in st.each_segment(now) {
+            let b = matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
             for o in &b {
                 let id = seg.id(o).expect("live");
                 let key = order_by.and_then(|ob| sort_key(&seg.payload(o), &ob.key));
@@ -680,6 +722,7 @@ impl Collection {
 
     /// Counts, segments, memory, disk and unindexed payload keys.
     pub fn info(&self) -> CollectionInfo {
+        let now = self.now_ms();
         let st = self.state.read();
         let indexed: Vec<&str> = self
             .schema()
@@ -688,8 +731,11 @@ impl Collection {
             .map(|p| p.key.as_str())
             .collect();
         let mut keys = std::collections::BTreeSet::new();
-        for (_, seg, deleted) in st.each_segment() {
-            for o in live(seg, deleted).iter().take(INFO_PAYLOAD_SAMPLE as usize) {
+        for (_, seg, deleted) in st.each_segment(now) {
+            for o in live(seg, &deleted)
+                .iter()
+                .take(INFO_PAYLOAD_SAMPLE as usize)
+            {
                 collect_paths(&seg.payload(o), "", &mut keys);
             }
         }
@@ -702,13 +748,14 @@ impl Collection {
             .iter()
             .map(|s| {
                 let dir = crate::collection::seg_dir(self.dir(), s.seg.id);
-                let held = crate::space::held(Some(&dir), &s.seg, &s.deleted);
+                let dead = dead_at(&s.seg, &s.deleted, now);
+                let held = crate::space::held(Some(&dir), &s.seg, &dead);
                 let points = u64::from(s.seg.len());
                 SegmentInfo {
                     id: s.seg.id,
                     points,
-                    deleted: s.deleted.len(),
-                    deleted_fraction: crate::space::fraction(s.deleted.len(), points),
+                    deleted: dead.len(),
+                    deleted_fraction: crate::space::fraction(dead.len(), points),
                     memory_bytes: s.seg.memory_bytes() as u64,
                     disk_bytes: held.disk_bytes,
                     reclaimable_bytes: held.reclaimable_bytes,
@@ -718,14 +765,23 @@ impl Collection {
             .collect();
         let memory_bytes =
             segments.iter().map(|s| s.memory_bytes).sum::<u64>() + st.mutable.memory_bytes() as u64;
-        let mutable_held = crate::space::held(None, &st.mutable, &st.mutable_deleted);
-        let points = st.live_count();
-        let deleted = segments.iter().map(|s| s.deleted).sum::<u64>() + st.mutable_deleted.len();
+        let mutable_dead = dead_at(&st.mutable, &st.mutable_deleted, now);
+        let mutable_held = crate::space::held(None, &st.mutable, &mutable_dead);
+        let points = st.live_count(now);
+        let deleted = segments.iter().map(|s| s.deleted).sum::<u64>() + mutable_dead.len();
+        let expired = st
+            .segments
+            .iter()
+            .map(|s| (s.seg.as_ref(), &s.deleted))
+            .chain(std::iter::once((&st.mutable, &st.mutable_deleted)))
+            .map(|(seg, deleted)| (seg.expired_at(now) - deleted).len())
+            .sum::<u64>();
         CollectionInfo {
             name: self.name().to_string(),
             schema: self.schema().clone(),
             points,
             deleted,
+            expired,
             deleted_fraction: crate::space::fraction(deleted, points + deleted),
             reclaimable_bytes: segments.iter().map(|s| s.reclaimable_bytes).sum(),
             reclaimable_memory_bytes: segments
@@ -733,7 +789,7 @@ impl Collection {
                 .map(|s| s.reclaimable_memory_bytes)
                 .sum::<u64>()
                 + mutable_held.reclaimable_memory_bytes,
-            unflushed_points: u64::from(st.mutable.len()) - st.mutable_deleted.len(),
+            unflushed_points: u64::from(st.mutable.len()) - mutable_dead.len(),
             segments,
             memory_bytes,
             disk_bytes: dir_bytes(self.dir()),
@@ -841,7 +897,7 @@ fn bm25_query(
     encoder: &Bm25Encoder,
     text: &str,
     space: usize,
-    segments: &[(Loc, &Segment, &RoaringBitmap)],
+    segments: &[(Loc, &Segment, Cow<'_, RoaringBitmap>)],
 ) -> (Vec<(String, f32)>, CorpusStats) {
     let live: Vec<_> = segments
         .iter()

@@ -183,9 +183,10 @@ impl Collection {
         let merging = self.merging.lock();
         let fs = &*self.fs;
         let w = self.writer.lock();
+        let now = self.now_ms();
         let (seq, points) = {
             let st = self.state.read();
-            (st.applied_seq, st.live_count())
+            (st.applied_seq, st.live_count(now))
         };
         let m = w.manifest.clone();
         let (wal, _) = w.wal.acknowledged_bytes(m.flushed_seq)?;

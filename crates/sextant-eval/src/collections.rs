@@ -111,6 +111,7 @@ pub fn import(
         payload_indexes,
         tenant_key: None,
         documents: None,
+        ttl: None,
         sparse_spaces: Vec::new(),
     };
     let c = db.create_collection(name, schema).map_err(engine)?;
@@ -126,6 +127,7 @@ pub fn import(
                         vectors: Vectors::Single(base.row(i).to_vec()),
                         payload: payloads.map_or(Value::Null, |p| p[i].clone()),
                         sparse: Vec::new(),
+                        expires_at: None,
                     })
                     .collect();
                 c.upsert(&sextant_engine::Scope::Unscoped, batch)

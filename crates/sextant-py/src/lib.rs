@@ -276,8 +276,10 @@ impl Database {
     }
 
     /// Writes points: `ids` (ints or strings), `vectors` (an `n × d` float32 array, or a dict
-    /// of them by space name), `payloads` (dicts or None). Atomic; returns the WAL sequence.
-    #[pyo3(signature = (name, ids, vectors, payloads=None, tenant=None, all_tenants=false))]
+    /// of them by space name), `payloads` (dicts or None), `expires_at` (RFC 3339 strings or
+    /// None) or `ttl` (seconds from now, or None), one per id. Atomic; returns the WAL
+    /// sequence.
+    #[pyo3(signature = (name, ids, vectors, payloads=None, tenant=None, all_tenants=false, expires_at=None, ttl=None))]
     #[allow(clippy::too_many_arguments)]
     fn upsert(
         &self,
@@ -288,6 +290,8 @@ impl Database {
         payloads: Option<&Bound<'_, PyList>>,
         tenant: Option<&Bound<'_, PyAny>>,
         all_tenants: bool,
+        expires_at: Option<&Bound<'_, PyList>>,
+        ttl: Option<&Bound<'_, PyList>>,
     ) -> PyResult<u64> {
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
@@ -347,11 +351,30 @@ impl Database {
                 }
                 None => Value::Object(Map::new()),
             };
+            let per_point = |list: Option<&Bound<'_, PyList>>, field: &str| -> PyResult<Value> {
+                match list {
+                    None => Ok(Value::Null),
+                    Some(l) if l.len() != n => Err(py_err(Error::invalid(
+                        field,
+                        format!("{} values for {n} ids", l.len()),
+                    ))),
+                    Some(l) => to_json(&l.get_item(i)?, &format!("{field}[{i}]")),
+                }
+            };
+            let e = per_point(expires_at, "expires_at")?;
+            let t = per_point(ttl, "ttl")?;
+            let expires_at =
+                sextant_service::import::expiry(Some(&e), Some(&t), &format!("point {i}"))
+                    .map_err(|err| {
+                        let field = format!("{}[{i}]", err.field().unwrap_or("expires_at"));
+                        py_err(err.with_field(field))
+                    })?;
             points.push(PointInput {
                 id: point_id(&id, &format!("ids[{i}]"))?,
                 vectors,
                 payload,
                 sparse: Vec::new(),
+                expires_at,
             });
         }
         if let Some(p) = payloads {
@@ -688,6 +711,33 @@ impl Database {
         let svc = self.svc()?;
         py.detach(|| svc.delete_document(name, &scope, doc_id))
             .or_py()
+    }
+
+    /// Deletes every document ingested longer ago than `older_than` (`30d`, `12h`, `90m`,
+    /// `45s`); returns `{deleted_documents, deleted_chunks, cutoff}`.
+    #[pyo3(signature = (name, older_than, tenant=None, all_tenants=false))]
+    fn delete_older_than<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        older_than: &str,
+        tenant: Option<&Bound<'_, PyAny>>,
+        all_tenants: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.coll(name)?;
+        let scope = scope_of(&c, tenant, all_tenants)?;
+        let svc = self.svc()?;
+        let r = py
+            .detach(|| svc.delete_older_than(name, &scope, older_than))
+            .or_py()?;
+        to_py(
+            py,
+            &serde_json::json!({
+                "deleted_documents": r.documents,
+                "deleted_chunks": r.points,
+                "cutoff": sextant_engine::clock::format_expiry(r.cutoff_ms),
+            }),
+        )
     }
 
     /// Embeds texts: an `n × d` float32 array.

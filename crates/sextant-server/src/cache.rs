@@ -1,6 +1,8 @@
 //! The query-result cache: bounded, keyed by the resolved collection, its write generation, the
 //! caller's tenant scope and the request's canonical JSON. Every write to a collection bumps its
-//! generation, so a cached answer is never served after a write it does not reflect.
+//! generation, so a cached answer is never served after a write it does not reflect; the routes
+//! add the collection's next expiry (`Collection::next_expiry`) to the kind, so an answer is
+//! never served after a point in it (or any point) expired.
 
 use bytes::Bytes;
 use parking_lot::Mutex;

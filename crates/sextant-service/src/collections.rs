@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sextant_core::Metric;
 use sextant_engine::{
-    FieldType, IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
-    DEFAULT_SPACE,
+    FieldType, IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, TtlSpec, DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M, DEFAULT_SPACE,
 };
 
 use crate::error::{Error, Result};
@@ -70,6 +70,37 @@ pub struct CollectionSpec {
     /// by the master key the database was opened with; refused without one [default: false].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,
+    /// Default time to live, `FIELD:DURATION` (`created_at:30d`; units `s`, `m`, `h`, `d`): a
+    /// point without an expiry of its own expires DURATION after the RFC 3339 instant in its
+    /// payload's FIELD (a point without one does not expire). A point's own expiry wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// Parses a default TTL written `FIELD:DURATION` (`created_at:30d`).
+pub fn parse_ttl(spec: &str) -> Result<TtlSpec> {
+    let (field, duration) = spec.rsplit_once(':').ok_or_else(|| {
+        Error::invalid(
+            "ttl",
+            format!("{spec:?}: expected FIELD:DURATION, e.g. created_at:30d"),
+        )
+    })?;
+    let ms = sextant_engine::clock::parse_duration_ms(duration).ok_or_else(|| {
+        Error::invalid(
+            "ttl",
+            format!("{spec:?}: {duration:?} is not a duration (a whole number and s, m, h or d, e.g. 30d)"),
+        )
+    })?;
+    if field.is_empty() {
+        return Err(Error::invalid(
+            "ttl",
+            format!("{spec:?}: the field is empty"),
+        ));
+    }
+    Ok(TtlSpec {
+        field: field.to_string(),
+        seconds: (ms / 1000) as u64,
+    })
 }
 
 fn index(
@@ -161,6 +192,7 @@ impl CollectionSpec {
             payload_indexes,
             tenant_key: None,
             documents: None,
+            ttl: self.ttl.as_deref().map(parse_ttl).transpose()?,
             sparse_spaces: Vec::new(),
         };
         if let Some(spec) = &self.tenant_key {
@@ -189,6 +221,32 @@ mod tests {
         assert_eq!(s.spaces[0].dim, 4);
         assert_eq!(s.tenant_key.as_deref(), Some("org"));
         assert_eq!(s.payload_indexes.len(), 2);
+        assert_eq!(s.ttl, None);
+        let t = CollectionSpec {
+            dim: Some(2),
+            ttl: Some("meta.created:12h".into()),
+            ..Default::default()
+        }
+        .schema()
+        .unwrap();
+        assert_eq!(
+            t.ttl,
+            Some(TtlSpec {
+                field: "meta.created".into(),
+                seconds: 43_200
+            })
+        );
+        for bad in [
+            "created",
+            "created:",
+            ":30d",
+            "created:30",
+            "created:1.5d",
+            "created:0s",
+        ] {
+            let e = parse_ttl(bad).unwrap_err();
+            assert_eq!(e.field(), Some("ttl"), "{bad}");
+        }
         let field = |spec: CollectionSpec| spec.schema().unwrap_err().field().map(String::from);
         assert_eq!(field(CollectionSpec::default()).as_deref(), Some("dim"));
         let bad = |f: fn(&mut CollectionSpec)| {

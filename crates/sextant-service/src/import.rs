@@ -1,5 +1,5 @@
 //! Point import: JSONL points (`{"id": …, "vector": […] or {"space": […]}, "payload": {…}}` per
-//! line), or `.npy` / `.fvecs` vectors with sequential integer ids from a start id and an
+//! line, optionally `"expires_at"`: an RFC 3339 instant, or `"ttl"`: seconds from now), or `.npy` / `.fvecs` vectors with sequential integer ids from a start id and an
 //! optional payload JSONL (one object per row), as batches of [`PointInput`]. JSONL is read
 //! from any [`BufRead`] as batches are asked for, so a server can stream a request body. Errors
 //! name the input, the line and the field.
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sextant_core::PointId;
+use sextant_engine::MAX_TTL_SECONDS;
 use sextant_engine::{PointInput, Vectors};
 
 use crate::error::{Error, Result};
@@ -94,7 +95,44 @@ pub fn point_from_json(line: &str, at: &str) -> Result<PointInput> {
         vectors,
         payload: v.get("payload").cloned().unwrap_or(Value::Null),
         sparse: Vec::new(),
+        expires_at: expiry(v.get("expires_at"), v.get("ttl"), at)?,
     })
+}
+
+/// A point's expiry as front ends take it: `expires_at`, an RFC 3339 instant, or `ttl`, whole
+/// seconds from now (the system clock), not both; `at` prefixes errors. Milliseconds since
+/// the Unix epoch (see `sextant_engine::clock`).
+pub fn expiry(expires_at: Option<&Value>, ttl: Option<&Value>, at: &str) -> Result<Option<i64>> {
+    let expires_at = expires_at.filter(|v| !v.is_null());
+    let ttl = ttl.filter(|v| !v.is_null());
+    match (expires_at, ttl) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "expires_at",
+            format!("{at}: give \"expires_at\" or \"ttl\", not both"),
+        )),
+        (Some(v), None) => v
+            .as_str()
+            .and_then(sextant_engine::clock::parse_expiry)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "expires_at",
+                    format!("{at}: \"expires_at\" must be an RFC 3339 date-time, got {v}"),
+                )
+            }),
+        (None, Some(v)) => {
+            let secs = v.as_u64().filter(|&s| (1..=MAX_TTL_SECONDS).contains(&s));
+            let secs = secs.ok_or_else(|| {
+                Error::invalid(
+                    "ttl",
+                    format!("{at}: \"ttl\" must be whole seconds, 1..={MAX_TTL_SECONDS}, got {v}"),
+                )
+            })?;
+            let now = sextant_engine::clock::system_now_ms();
+            Ok(Some(now.saturating_add(secs as i64 * 1000)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// JSONL points from a stream, one per line (blank lines skipped).
@@ -298,6 +336,7 @@ impl Iterator for PointBatches {
                         vectors: Vectors::Single(m.row(i).to_vec()),
                         payload: std::mem::take(&mut payloads[i]),
                         sparse: Vec::new(),
+                        expires_at: None,
                     })
                     .collect();
                 *next = end;
@@ -357,6 +396,18 @@ mod tests {
     }
 
     #[test]
+    fn jsonl_points_carry_an_expiry() {
+        let before = sextant_engine::clock::system_now_ms();
+        let body = "{\"id\":1,\"vector\":[1],\"expires_at\":\"2030-01-01T00:00:00.250Z\"}\n{\"id\":2,\"vector\":[1],\"ttl\":60}\n{\"id\":3,\"vector\":[1]}\n";
+        let b = all(PointBatches::jsonl(std::io::Cursor::new(body.to_string()), "p", 9).unwrap())
+            .unwrap();
+        assert_eq!(b[0][0].expires_at, Some(1_893_456_000_250));
+        let ttl = b[0][1].expires_at.unwrap();
+        assert!(ttl >= before + 60_000 && ttl <= sextant_engine::clock::system_now_ms() + 60_000);
+        assert_eq!(b[0][2].expires_at, None);
+    }
+
+    #[test]
     fn jsonl_errors_name_the_line_and_field() {
         for (line, field, needle) in [
             ("{\"vector\":[1]}", "id", "missing \"id\""),
@@ -377,6 +428,26 @@ mod tests {
                 "vector \"s\": expected an array",
             ),
             ("nope", "line", "not valid JSON"),
+            (
+                "{\"id\":1,\"vector\":[1],\"expires_at\":\"tomorrow\"}",
+                "expires_at",
+                "RFC 3339",
+            ),
+            (
+                "{\"id\":1,\"vector\":[1],\"ttl\":-5}",
+                "ttl",
+                "whole seconds",
+            ),
+            (
+                "{\"id\":1,\"vector\":[1],\"ttl\":1.5}",
+                "ttl",
+                "whole seconds",
+            ),
+            (
+                "{\"id\":1,\"vector\":[1],\"ttl\":5,\"expires_at\":\"2030-01-01T00:00:00Z\"}",
+                "expires_at",
+                "not both",
+            ),
         ] {
             let body = format!("{{\"id\":0,\"vector\":[1]}}\n{line}\n");
             let e = all(PointBatches::jsonl(std::io::Cursor::new(body), "in.jsonl", 10).unwrap())

@@ -10,6 +10,7 @@ use sextant_core::ErrorKind;
 use sextant_embed::{Embedder, InputKind, Precision, Reranker as _};
 use sextant_engine::documents::context::{self, Context as RagContext};
 use sextant_engine::documents::ingest::{Document, IngestStats, Ingester};
+use sextant_engine::documents::retention::AgeDeletion;
 use sextant_engine::documents::search::{search_text, DocumentHit, Models};
 use sextant_engine::documents::{
     self, DenseModel, DocumentSettings, PairScorer, RedactionKey, RedactionSpec, SparseModel,
@@ -430,6 +431,27 @@ impl Service {
         Ok(self
             .db
             .create_collection_with(&spec.name, schema, spec.encrypted)?)
+    }
+
+    /// Removes, in the scope, every document ingested longer ago than `older_than` (`30d`,
+    /// `12h`, `90m`, `45s`), all chunks in one durable write; see
+    /// [`documents::retention`](sextant_engine::documents::retention).
+    pub fn delete_older_than(
+        &self,
+        collection: &str,
+        scope: &Scope,
+        older_than: &str,
+    ) -> Result<AgeDeletion> {
+        let ms = sextant_engine::clock::parse_duration_ms(older_than).ok_or_else(|| {
+            Error::invalid(
+                "older_than",
+                format!("{older_than:?} is not a duration: a whole number and s, m, h or d (30d, 12h, 90m, 45s)"),
+            )
+        })?;
+        let c = self.collection(collection)?;
+        Ok(sextant_engine::documents::retention::delete_older_than(
+            &c, scope, ms,
+        )?)
     }
 
     /// Removes a document (all its chunks, in the scope) in one durable write; returns how

@@ -127,7 +127,27 @@ pub struct Schema {
     /// document ingestion; opaque to storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<serde_json::Value>,
+    /// The collection's default expiry (retention): a point without an expiry of its own
+    /// expires `seconds` after the instant in its payload's datetime `field`. Fixed at
+    /// creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<TtlSpec>,
 }
+
+/// A collection's default time to live: a point expires `seconds` after the RFC 3339 instant
+/// at payload key `field` (a point whose payload has no such instant does not expire by
+/// default). A point's own expiry, given at upsert, wins over this default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtlSpec {
+    /// Dotted payload key holding an RFC 3339 datetime.
+    pub field: String,
+    /// Seconds after that instant at which the point expires (at least 1).
+    pub seconds: u64,
+}
+
+/// Largest [`TtlSpec::seconds`] accepted (about 10,000 years, so that any expiry computed from
+/// it stays far inside `i64` milliseconds).
+pub const MAX_TTL_SECONDS: u64 = 10_000 * 366 * 86_400;
 
 /// A schema that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -204,6 +224,17 @@ impl Schema {
             }
             if !keys.insert(p.key.clone()) {
                 return bad(format!("payload index {:?} is declared twice", p.key));
+            }
+        }
+        if let Some(ttl) = &self.ttl {
+            if ttl.field.is_empty() || ttl.field.split('.').any(str::is_empty) {
+                return bad(format!("ttl field {:?} is not a dotted key", ttl.field));
+            }
+            if ttl.seconds == 0 || ttl.seconds > MAX_TTL_SECONDS {
+                return bad(format!(
+                    "ttl must be 1..={MAX_TTL_SECONDS} seconds, got {}",
+                    ttl.seconds
+                ));
             }
         }
         if let Some(t) = &self.tenant_key {
@@ -364,6 +395,7 @@ mod tests {
             payload_indexes: vec![],
             tenant_key: Some("org".into()),
             documents: None,
+            ttl: None,
             sparse_spaces: vec![],
         }
         .validated()
@@ -397,6 +429,7 @@ mod tests {
                 }],
                 tenant_key: None,
                 documents: None,
+                ttl: None,
                 sparse_spaces: vec![SparseSpaceSpec {
                     name: "text".into(),
                     kind: SparseKind::Bm25 {

@@ -7,7 +7,9 @@
 //! directory:
 //!
 //! ```text
-//! segments/<id>/points.bin      envelope SXTPNTS: count u32, then per point seq u64 | id
+//! segments/<id>/points.bin      envelope SXTPNTS v2: count u32, then per point
+//!                               seq u64 | expires_at i64 | id
+//!                               (v1, still read: seq u64 | id, no expiries)
 //! segments/<id>/payloads.bin    envelope SXTPAYL: count u32, end offsets u64[count], JSON bytes
 //! segments/<id>/vectors-<i>.idx the index of space i (its own magic, version and CRC)
 //! segments/<id>/sparse-<i>.bin  envelope SXTSPRS v2: count u32, the term dictionary, then per
@@ -16,6 +18,13 @@
 //! segments/<id>/deleted-<gen>.bin  envelope SXTTOMB: roaring bitmap of deleted offsets
 //! ```
 //! id = tag u8 (0 integer u64, 1 UUID u128, 2 string u32 length + UTF-8 bytes).
+//! expires_at = milliseconds since the Unix epoch (UTC) at which the point expires, or
+//! `i64::MAX` ([`NO_EXPIRY`]) for a point that never does.
+//!
+//! A segment knows each point's expiry but not the time: [`Segment::expired_at`] answers
+//! which points have expired at an instant the engine gives (its clock), from a list of the
+//! expiring points sorted by expiry, so a query pays for the points that have expired, not
+//! for the segment's size.
 //!
 //! Payload indexes are not stored: they are rebuilt from the payloads when a segment is opened
 //! (one JSON parse per point), which keeps one source of truth on disk. Deletes are not this
@@ -42,6 +51,10 @@ const POINTS_MAGIC: &[u8; 8] = b"SXTPNTS\0";
 const PAYLOADS_MAGIC: &[u8; 8] = b"SXTPAYL\0";
 const TOMBSTONES_MAGIC: &[u8; 8] = b"SXTTOMB\0";
 const FORMAT_VERSION: u32 = 1;
+/// Version of `points.bin` this build writes (v2 added per-point expiries).
+pub const POINTS_VERSION: u32 = 2;
+/// The stored expiry of a point that never expires.
+pub const NO_EXPIRY: i64 = i64::MAX;
 
 /// Payloads as serialised JSON, one after another.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +101,8 @@ pub struct NewPoint<'a> {
     pub payload: &'a Value,
     /// One entry per sparse space (may be shorter: missing = empty).
     pub sparse: &'a [SparseDoc],
+    /// When it expires (milliseconds since the Unix epoch, UTC), if ever.
+    pub expires_at: Option<i64>,
 }
 
 /// One empty sparse store per sparse space of `schema`.
@@ -106,10 +121,26 @@ pub struct Segment {
     pub id: u64,
     ids: IdMap,
     seqs: Vec<u64>,
+    /// Expiry per offset ([`NO_EXPIRY`] when none).
+    expiries: Vec<i64>,
+    /// (expiry, offset) of the points that expire, sorted.
+    expiring: Vec<(i64, u32)>,
     payloads: PayloadStore,
     indexes: PayloadIndexes,
     vectors: Vec<AnyIndex>,
     sparse: Vec<SparseStore>,
+}
+
+/// The (expiry, offset) pairs of the points that expire, sorted.
+fn expiring_of(expiries: &[i64]) -> Vec<(i64, u32)> {
+    let mut v: Vec<(i64, u32)> = expiries
+        .iter()
+        .enumerate()
+        .filter(|(_, &e)| e != NO_EXPIRY)
+        .map(|(o, &e)| (e, o as u32))
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 fn payload_indexes(schema: &Schema) -> PayloadIndexes {
@@ -135,6 +166,8 @@ impl Segment {
             id: 0,
             ids: IdMap::default(),
             seqs: Vec::new(),
+            expiries: Vec::new(),
+            expiring: Vec::new(),
             payloads: PayloadStore::default(),
             indexes: payload_indexes(schema),
             vectors: schema
@@ -171,6 +204,12 @@ impl Segment {
             store.push(p.sparse.get(i).unwrap_or(&empty));
         }
         self.seqs.push(p.seq);
+        let expiry = p.expires_at.unwrap_or(NO_EXPIRY);
+        self.expiries.push(expiry);
+        if expiry != NO_EXPIRY {
+            let at = self.expiring.partition_point(|&e| e < (expiry, offset));
+            self.expiring.insert(at, (expiry, offset));
+        }
         self.payloads.push(p.payload);
         self.indexes.insert(offset, p.payload);
         let previous = self.ids.assign(p.id.clone(), offset);
@@ -190,6 +229,29 @@ impl Segment {
     /// Sequence number of the write that stored `offset`.
     pub fn seq(&self, offset: u32) -> u64 {
         self.seqs[offset as usize]
+    }
+
+    /// When the point at `offset` expires (milliseconds since the Unix epoch), if ever.
+    pub fn expires_at(&self, offset: u32) -> Option<i64> {
+        Some(self.expiries[offset as usize]).filter(|&e| e != NO_EXPIRY)
+    }
+
+    /// The offsets whose expiry is at or before `now` (milliseconds since the Unix epoch):
+    /// the points expired at that instant, deleted or not.
+    pub fn expired_at(&self, now: i64) -> RoaringBitmap {
+        let n = self.expiring.partition_point(|&(e, _)| e <= now);
+        self.expiring[..n].iter().map(|&(_, o)| o).collect()
+    }
+
+    /// The earliest expiry after `now` of a point of this segment (deleted or not).
+    pub fn next_expiry_after(&self, now: i64) -> Option<i64> {
+        let n = self.expiring.partition_point(|&(e, _)| e <= now);
+        self.expiring.get(n).map(|&(e, _)| e)
+    }
+
+    /// Whether any point has expired at `now` (cheaper than [`Segment::expired_at`]).
+    pub fn any_expired_at(&self, now: i64) -> bool {
+        self.expiring.first().is_some_and(|&(e, _)| e <= now)
     }
 
     /// The payload at `offset`.
@@ -222,6 +284,8 @@ impl Segment {
         self.vectors.iter().map(|v| v.memory_bytes()).sum::<usize>()
             + self.payloads.memory_bytes()
             + self.seqs.capacity() * 8
+            + self.expiries.capacity() * 8
+            + self.expiring.capacity() * 16
             + self.ids.len() * 48
             + self
                 .sparse
@@ -242,6 +306,7 @@ impl Segment {
     ) -> Result<(Segment, Vec<Vec<u32>>), StorageError> {
         let mut ids = IdMap::default();
         let mut seqs = Vec::new();
+        let mut expiries = Vec::new();
         let mut payloads = PayloadStore::default();
         let mut indexes = payload_indexes(schema);
         let mut rows: Vec<Vec<f32>> = vec![Vec::new(); schema.spaces.len()];
@@ -258,6 +323,7 @@ impl Segment {
                 map[old as usize] = new;
                 ids.assign(pid.clone(), new);
                 seqs.push(seg.seq(old));
+                expiries.push(seg.expiries[old as usize]);
                 let raw = seg.payload_raw(old);
                 payloads.bytes.extend_from_slice(raw);
                 payloads.ends.push(payloads.bytes.len() as u64);
@@ -296,6 +362,8 @@ impl Segment {
             id,
             ids,
             seqs,
+            expiring: expiring_of(&expiries),
+            expiries,
             payloads,
             indexes,
             vectors,
@@ -313,10 +381,11 @@ impl Segment {
             fs.remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
         }
         fs.create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        let mut points = Vec::with_capacity(4 + self.seqs.len() * 17);
+        let mut points = Vec::with_capacity(4 + self.seqs.len() * 25);
         points.extend_from_slice(&self.len().to_le_bytes());
         for off in 0..self.len() {
             points.extend_from_slice(&self.seqs[off as usize].to_le_bytes());
+            points.extend_from_slice(&self.expiries[off as usize].to_le_bytes());
             encode_id(
                 self.ids.id(off).expect("built segments are dense"),
                 &mut points,
@@ -325,7 +394,7 @@ impl Segment {
         let put = |name: &str, bytes: &[u8]| envelope::write_synced(fs, &tmp.join(name), bytes);
         put(
             "points.bin",
-            &envelope::seal(POINTS_MAGIC, FORMAT_VERSION, &points),
+            &envelope::seal(POINTS_MAGIC, POINTS_VERSION, &points),
         )?;
         let mut pay =
             Vec::with_capacity(4 + self.payloads.ends.len() * 8 + self.payloads.bytes.len());
@@ -357,7 +426,7 @@ impl Segment {
         schema: &Schema,
     ) -> Result<Segment, StorageError> {
         let path = dir.join("points.bin");
-        let body = envelope::read(fs, &path, POINTS_MAGIC, FORMAT_VERSION)?;
+        let (version, body) = envelope::read_versions(fs, &path, POINTS_MAGIC, 1..=POINTS_VERSION)?;
         let mut r = Cursor {
             bytes: &body,
             at: 0,
@@ -366,8 +435,14 @@ impl Segment {
         let n = r.u32()?;
         let mut ids = IdMap::default();
         let mut seqs = Vec::with_capacity(n as usize);
+        let mut expiries = Vec::with_capacity(n as usize);
         for off in 0..n {
             seqs.push(r.u64()?);
+            expiries.push(if version >= 2 {
+                r.u64()? as i64
+            } else {
+                NO_EXPIRY
+            });
             let at = r.at;
             let id = decode_id(&mut r)?;
             if ids.assign(id, off).is_some() {
@@ -435,6 +510,8 @@ impl Segment {
             id,
             ids,
             seqs,
+            expiring: expiring_of(&expiries),
+            expiries,
             payloads,
             indexes,
             vectors,

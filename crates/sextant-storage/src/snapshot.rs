@@ -466,6 +466,7 @@ mod tests {
                 payload_indexes: Vec::new(),
                 tenant_key: None,
                 documents: None,
+                ttl: None,
             },
             files: Vec::new(),
         }

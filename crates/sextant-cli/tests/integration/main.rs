@@ -260,3 +260,4 @@ mod llm;
 #[cfg(feature = "embed")]
 mod models;
 mod snapshot;
+mod ttl;

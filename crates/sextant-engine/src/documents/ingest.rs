@@ -22,6 +22,10 @@ use crate::{Collection, PointInput, Scope, SparseInput, TenantId, Vectors};
 
 /// Chunks embedded and written per batch.
 pub const DEFAULT_BATCH_CHUNKS: usize = 256;
+/// The payload key where every chunk records when its document's current version was
+/// written (RFC 3339, UTC, by the collection's clock): the age `delete_older_than` judges.
+/// An unchanged document re-ingested keeps its time; a changed one gets a new one.
+pub const INGESTED_AT: &str = "ingested_at";
 /// Page size when looking up a document's stored chunks.
 const CHUNK_PAGE: usize = 10_000;
 
@@ -296,6 +300,7 @@ impl<'a> Ingester<'a> {
             .collect();
         let mut new_ids = HashSet::new();
         let prefix = self.title_prefix(&title);
+        let ingested_at = crate::clock::format_expiry(self.c.now_ms());
         let n_chunks = chunks.len().max(usize::from(!title.is_empty()));
         for i in 0..n_chunks {
             let (ch, parent) = match chunks.get(i) {
@@ -334,6 +339,7 @@ impl<'a> Ingester<'a> {
             }
             payload.insert("text".into(), json!(body));
             payload.insert("content_hash".into(), json!(hash));
+            payload.insert(INGESTED_AT.into(), json!(ingested_at));
             if let Some(s) = &doc.source {
                 payload.insert("source".into(), json!(s));
             }
@@ -367,6 +373,7 @@ impl<'a> Ingester<'a> {
                     vectors: Vectors::Single(Vec::new()),
                     payload: Value::Object(payload),
                     sparse: vec![(BM25.into(), SparseInput::Text(embed_text.clone()))],
+                    expires_at: None,
                 },
                 embed_text,
             });

@@ -5,6 +5,7 @@
 //!   in one atomic WAL record; unchanged documents are skipped by content hash.
 //! - [`search`]: the hybrid plan: sources (dense, BM25, SPLADE) → fusion → optional rerank →
 //!   optional MMR → grouping by document.
+//! - [`retention`]: deleting documents by age (`ingested_at`).
 //! - [`context`]: RAG context assembly: overlapping chunks merged, hierarchical chunks expanded
 //!   to their parents, passages packed into a token budget with citations.
 //!
@@ -16,8 +17,9 @@
 //! a SPLADE space [`SPLADE`], a keyword index on `doc_id`, and its [`DocumentSettings`] stored
 //! in the schema. Every chunk is a point with id `<doc id>#<n>` and a payload with `doc_id`,
 //! `chunk_index`, `start`/`end` (byte offsets into the source), `source`, `modified`, `title`,
-//! `section`, `text`, `content_hash`, `parent` (hierarchical chunking), `pii` (redaction
-//! counts), plus the record's other fields.
+//! `section`, `text`, `content_hash`, `ingested_at` (when this version of the document was
+//! written), `parent` (hierarchical chunking), `pii` (redaction counts), plus the record's
+//! other fields.
 
 use std::ops::Range;
 
@@ -34,6 +36,7 @@ use crate::Collection;
 
 pub mod context;
 pub mod ingest;
+pub mod retention;
 pub mod search;
 
 /// Name of the dense space of a document collection.
@@ -280,6 +283,7 @@ pub fn schema(
         tenant_key: None,
         sparse_spaces,
         documents: Some(serde_json::to_value(settings).expect("settings serialise")),
+        ttl: None,
     })
 }
 

@@ -72,6 +72,7 @@ fn schema() -> Schema {
         }],
         tenant_key: None,
         documents: None,
+        ttl: None,
         sparse_spaces: Vec::new(),
     }
 }
@@ -117,6 +118,7 @@ fn child_writer() {
                         vectors: Vectors::Single(vector(id)),
                         payload: json!({"batch": b}),
                         sparse: Vec::new(),
+                        expires_at: None,
                     })
                     .collect();
                 // Odd batches go through the replace record (document re-ingestion's).

@@ -940,3 +940,163 @@ fn overlap_and_parent_size_are_refused_where_unused() {
         s.validate(128).unwrap();
     }
 }
+
+/// TTL on a document collection (issue 16, item 3): a default TTL on `ingested_at` expires
+/// documents; every source of the hybrid plan, fusion, rerank, MMR, grouping and the `ask`
+/// context see only unexpired chunks.
+#[test]
+fn expired_chunks_never_reach_search_or_context() {
+    use sextant_engine::{ManualClock, TtlSpec};
+    const T0: i64 = 1_767_225_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let clock = ManualClock::new(T0);
+    let db = open(dir.path());
+    let mut s = schema(&model, Some(&FakeSparse), &settings("sentences", 8)).unwrap();
+    s.ttl = Some(TtlSpec {
+        field: "ingested_at".into(),
+        seconds: 60,
+    });
+    let c = db.create_collection("d", s).unwrap();
+    c.set_clock(std::sync::Arc::new(clock.clone()));
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, Some(&FakeSparse)).unwrap();
+    for (id, t, x) in CORPUS {
+        ing.add(doc(id, t, x)).unwrap();
+    }
+    ing.finish().unwrap();
+    clock.set(T0 + 30_000);
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, Some(&FakeSparse)).unwrap();
+    ing.add(doc(
+        "fox2",
+        "More foxes",
+        "The arctic fox is a small carnivore. Foxes hunt at night.",
+    ))
+    .unwrap();
+    ing.finish().unwrap();
+    let scorer = MagicScorer("fox");
+    let models = Models {
+        dense: Some(&model),
+        splade: Some(&FakeSparse),
+        reranker: Some(&scorer),
+    };
+    let all_sources = [SourceKind::Dense, SourceKind::Bm25, SourceKind::Splade];
+    let run = |q: &TextQuery| -> Vec<String> {
+        let mut ids: Vec<String> = search_text(&c, models, q)
+            .unwrap()
+            .iter()
+            .map(|d| d.doc_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let queries = |q: &str| {
+        let mut out = Vec::new();
+        for kinds in [
+            &all_sources[..1],
+            &all_sources[1..2],
+            &all_sources[2..],
+            &all_sources[..],
+        ] {
+            out.push(TextQuery::new(q, kinds, 10));
+        }
+        let mut reranked = TextQuery::new(q, &all_sources, 10);
+        reranked.rerank_top = 50;
+        out.push(reranked);
+        let mut mmr = TextQuery::new(q, &[SourceKind::Dense], 10);
+        mmr.group_size = None;
+        mmr.mmr_lambda = Some(0.5);
+        out.push(mmr);
+        let mut groups = TextQuery::new(q, &[SourceKind::Bm25], 10);
+        groups.group_size = Some(3);
+        out.push(groups);
+        out
+    };
+    for q in queries("small carnivore fox foxes night") {
+        let got = run(&q);
+        assert!(
+            got.contains(&"fox".to_string()) && got.contains(&"fox2".to_string()),
+            "{got:?}"
+        );
+    }
+    // 60 s after the first ingest: only fox2 (ingested at 30 s) is left.
+    clock.set(T0 + 60_000);
+    for q in queries("small carnivore fox foxes night moon bread rust cat") {
+        assert_eq!(run(&q), ["fox2"], "{:?}", q.sources);
+        let hits = search_text(&c, models, &q).unwrap();
+        let ctx = assemble(&hits, 1000, &|s: &str| s.split_whitespace().count());
+        assert!(ctx.passages.iter().all(|p| p.doc_id == "fox2"));
+        assert!(!render(&ctx).contains("red fox"));
+    }
+    assert_eq!(doc_count(&c, "fox"), 0);
+    assert_eq!(doc_count(&c, "fox2"), 2);
+}
+
+/// Deleting documents by age: `ingested_at` is when the current version was written (an
+/// unchanged re-ingest keeps it, a changed document gets a new one); every chunk of a document
+/// older than the age goes in one write, counted by document and by point; a vector collection
+/// and a non-positive age are refused.
+#[test]
+fn documents_older_than_an_age_are_deleted_whole() {
+    use sextant_engine::documents::retention::delete_older_than;
+    use sextant_engine::ManualClock;
+    const T0: i64 = 1_767_225_600_000;
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let clock = ManualClock::new(T0);
+    let db = open(dir.path());
+    let c = db
+        .create_collection(
+            "d",
+            schema(&model, None, &settings("sentences", 8)).unwrap(),
+        )
+        .unwrap();
+    c.set_clock(std::sync::Arc::new(clock.clone()));
+    let ingest = |docs: &[(&str, &str)]| {
+        let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+        for (id, text) in docs {
+            ing.add(doc(id, "", text)).unwrap();
+        }
+        ing.finish().unwrap();
+    };
+    ingest(&[
+        ("old", "One sentence here. Another sentence there."),
+        ("kept", "This one is re-ingested changed."),
+        ("same", "This one is re-ingested unchanged."),
+    ]);
+    let stored = c
+        .scroll(&Scope::Unscoped, None, 100, None, None, true)
+        .unwrap();
+    assert!(stored
+        .points
+        .iter()
+        .all(|p| { p.payload.as_ref().unwrap()["ingested_at"] == json!("2026-01-01T00:00:00Z") }));
+    clock.set(T0 + 20 * DAY);
+    ingest(&[
+        ("kept", "This one is re-ingested, and changed."),
+        ("same", "This one is re-ingested unchanged."),
+        ("new", "A new document."),
+    ]);
+    clock.set(T0 + 35 * DAY);
+    let old_chunks = doc_count(&c, "old") + doc_count(&c, "same");
+    assert!(old_chunks >= 2);
+    let r = delete_older_than(&c, &Scope::Unscoped, 30 * DAY).unwrap();
+    assert_eq!(r.documents, 2, "old and same (unchanged since day 0)");
+    assert_eq!(r.points as u64, old_chunks);
+    assert_eq!(r.cutoff_ms, T0 + 5 * DAY);
+    assert_eq!(doc_count(&c, "old"), 0);
+    assert_eq!(doc_count(&c, "same"), 0);
+    assert!(doc_count(&c, "kept") > 0 && doc_count(&c, "new") > 0);
+    let again = delete_older_than(&c, &Scope::Unscoped, 30 * DAY).unwrap();
+    assert_eq!((again.documents, again.points), (0, 0));
+    assert!(delete_older_than(&c, &Scope::Unscoped, 0).is_err());
+    let v = db
+        .create_collection(
+            "v",
+            super::engine::schema(2, sextant_core::Metric::L2, sextant_engine::IndexSpec::Flat),
+        )
+        .unwrap();
+    let e = delete_older_than(&v, &Scope::Unscoped, DAY).unwrap_err();
+    assert!(e.to_string().contains("not a document collection"), "{e}");
+}

@@ -65,6 +65,7 @@ fn point(i: u64) -> PointInput {
             "text".into(),
             SparseInput::Text(format!("the {TERM} of point {i}")),
         )],
+        expires_at: None,
     }
 }
 

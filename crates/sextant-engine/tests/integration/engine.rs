@@ -34,6 +34,7 @@ pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
         ],
         tenant_key: None,
         documents: None,
+        ttl: None,
         sparse_spaces: Vec::new(),
     }
 }
@@ -44,6 +45,7 @@ pub fn point(id: u64, v: Vec<f32>, payload: Value) -> PointInput {
         vectors: Vectors::Single(v),
         payload,
         sparse: Vec::new(),
+        expires_at: None,
     }
 }
 
@@ -238,6 +240,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         vectors: Vectors::Single(vec![1.0, 1.0, 1.0]),
         payload: json!({}),
         sparse: Vec::new(),
+        expires_at: None,
     };
     let e = err(vec![good.clone(), mixed]);
     assert!(e.contains("\"x\"") && e.contains("integer"), "{e}");
@@ -246,6 +249,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         vectors: Vectors::Named(vec![("nope".into(), vec![1.0, 1.0, 1.0])]),
         payload: json!({}),
         sparse: Vec::new(),
+        expires_at: None,
     };
     assert!(err(vec![named]).contains("unknown vector space \"nope\""));
     assert_eq!(

@@ -77,6 +77,7 @@ fn bm25_collection_from_before_term_dictionaries_opens() {
             vectors: sextant_engine::Vectors::Single(vec![7.0, 0.0]),
             payload: serde_json::json!({}),
             sparse: vec![("text".into(), SparseInput::Text("brown fox".into()))],
+            expires_at: None,
         }],
     )
     .unwrap();
@@ -122,6 +123,7 @@ fn generate_encrypted_v1_fixture() {
         vectors: Vectors::Single(vec![i as f32, 1.0, 2.0]),
         payload: json!({"n": i, "bucket": i % 3}),
         sparse: Vec::new(),
+        expires_at: None,
     };
     c.upsert(&Scope::Unscoped, (0..40).map(point).collect())
         .unwrap();
@@ -187,6 +189,7 @@ fn encrypted_collection_and_snapshot_of_format_1_open() {
             vectors: sextant_engine::Vectors::Single(vec![0.0, 0.0, 0.0]),
             payload: serde_json::json!({"n": 100}),
             sparse: Vec::new(),
+            expires_at: None,
         }],
     )
     .unwrap();

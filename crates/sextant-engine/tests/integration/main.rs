@@ -11,3 +11,4 @@ mod snapshot;
 mod soak;
 mod sparse;
 mod tenancy;
+mod ttl;

@@ -40,6 +40,7 @@ pub fn schema() -> Schema {
         payload_indexes: Vec::new(),
         tenant_key: None,
         documents: None,
+        ttl: None,
         sparse_spaces: Vec::new(),
     }
 }
@@ -76,6 +77,7 @@ pub fn point(id: u64, version: u64) -> PointInput {
         vectors: Vectors::Single(v),
         payload: json!({ "v": version }),
         sparse: Vec::new(),
+        expires_at: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn schema(tenant_key: Option<&str>) -> Schema {
             .collect(),
         tenant_key: tenant_key.map(Into::into),
         documents: None,
+        ttl: None,
         sparse_spaces: vec![SparseSpaceSpec {
             name: "text".into(),
             kind: SparseKind::Bm25 {
@@ -60,6 +61,7 @@ fn point(id: u64, vector: Vec<f32>, payload: Value) -> PointInput {
         vectors: Vectors::Single(vector),
         payload,
         sparse: vec![("text".into(), SparseInput::Text(text))],
+        expires_at: None,
     }
 }
 

@@ -774,6 +774,7 @@ fn fixture_collection(db: &Database) {
             model: None,
         }],
         documents: None,
+        ttl: None,
     };
     let c = db.create_collection("fixture", schema).unwrap();
     let texts = [
@@ -793,6 +794,7 @@ fn fixture_collection(db: &Database) {
             "text".into(),
             SparseInput::Text(texts[i as usize - 1].into()),
         )],
+        expires_at: None,
     };
     c.upsert(&Scope::Unscoped, (1..=6).map(p).collect())
         .unwrap();

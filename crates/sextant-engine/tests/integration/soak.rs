@@ -44,6 +44,7 @@ fn schema() -> Schema {
         }],
         tenant_key: None,
         documents: None,
+        ttl: None,
         sparse_spaces: Vec::new(),
     }
 }
@@ -159,6 +160,7 @@ fn random_operations_match_a_model() {
                         vectors: Vectors::Named(vec![("b".into(), b), ("a".into(), a)]),
                         payload,
                         sparse: Vec::new(),
+                        expires_at: None,
                     });
                 }
                 c.upsert(&Scope::Unscoped, batch).unwrap();

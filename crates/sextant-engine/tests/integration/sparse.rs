@@ -34,6 +34,7 @@ fn schema() -> Schema {
         payload_indexes: vec![],
         tenant_key: None,
         documents: None,
+        ttl: None,
         sparse_spaces: vec![
             SparseSpaceSpec {
                 name: "text".into(),
@@ -69,6 +70,7 @@ fn point(i: usize) -> PointInput {
                 ),
             ),
         ],
+        expires_at: None,
     }
 }
 
@@ -212,6 +214,7 @@ fn text_point(id: u64, text: &str) -> PointInput {
         vectors: Vectors::Single(vec![id as f32, 0.0]),
         payload: json!({}),
         sparse: vec![("text".into(), SparseInput::Text(text.into()))],
+        expires_at: None,
     }
 }
 

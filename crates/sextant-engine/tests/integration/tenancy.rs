@@ -35,6 +35,7 @@ fn schema(integer: bool) -> Schema {
         }],
         tenant_key: Some("org".into()),
         documents: None,
+        ttl: None,
         sparse_spaces: vec![
             SparseSpaceSpec {
                 name: "text".into(),
@@ -97,6 +98,7 @@ fn point(i: u64, t: &TenantId) -> PointInput {
                 SparseInput::Vector(SparseVector::from_pairs(vec![(1, 1.0), (2, 0.5)]).unwrap()),
             ),
         ],
+        expires_at: None,
     }
 }
 

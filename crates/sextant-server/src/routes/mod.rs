@@ -112,7 +112,7 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(points::search))
         .routes(routes!(text::query))
         .routes(routes!(text::ask))
-        .routes(routes!(text::ingest))
+        .routes(routes!(text::ingest, text::delete_older_than))
         .routes(routes!(text::delete_document))
         .routes(routes!(models::embed))
         .routes(routes!(models::rerank))

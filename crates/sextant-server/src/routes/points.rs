@@ -31,6 +31,15 @@ pub struct PointBody {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// When the point expires: an RFC 3339 instant (UTC, millisecond precision). From then on
+    /// no read returns it. Wins over the collection's default `ttl`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Value>,
+    /// Seconds from now after which the point expires (instead of `expires_at`).
+    #[serde(default)]
+    #[schema(value_type = Option<u64>)]
+    pub ttl: Option<Value>,
 }
 
 /// Points to write; one batch is atomic.
@@ -86,11 +95,21 @@ fn point_input(i: usize, p: PointBody) -> ApiResult<PointInput> {
         ),
         x => Vectors::Single(vector_of(x, &format!("points[{i}].vector"))?),
     };
+    let expires_at = sextant_service::import::expiry(
+        p.expires_at.as_ref(),
+        p.ttl.as_ref(),
+        &format!("points[{i}]"),
+    )
+    .map_err(|e| {
+        let field = format!("points[{i}].{}", e.field().unwrap_or("expires_at"));
+        ApiError::invalid(&field, e.to_string())
+    })?;
     Ok(PointInput {
         id,
         vectors,
         payload: p.payload,
         sparse: Vec::new(),
+        expires_at,
     })
 }
 
@@ -560,7 +579,8 @@ pub async fn search(
         s.cache.key(
             c.name(),
             &format!("{scope:?}"),
-            "search",
+            // A cached answer lasts until the next expiry in the collection at most.
+            &format!("search\u{0}{:?}", c.next_expiry()),
             &serde_json::to_value(&b).unwrap_or_default(),
         )
     });

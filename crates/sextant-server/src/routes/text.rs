@@ -158,7 +158,8 @@ pub async fn query(
         s.cache.key(
             c.name(),
             &format!("{scope:?}"),
-            "query",
+            // A cached answer lasts until the next expiry in the collection at most.
+            &format!("query\u{0}{:?}", c.next_expiry()),
             &serde_json::to_value(&b).unwrap_or_default(),
         )
     });
@@ -673,6 +674,65 @@ async fn save_uploads(
         ));
     }
     Ok((dir, files))
+}
+
+/// Which documents to delete by age.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OlderThanQuery {
+    /// Delete every document ingested longer ago than this: a whole number and s, m, h or d
+    /// (`30d`, `12h`, `90m`, `45s`).
+    pub older_than: String,
+    /// Tenant (an integer for an integer tenant key).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Every tenant (`true`).
+    #[serde(default)]
+    pub all_tenants: Option<bool>,
+}
+
+/// Deletes every document (all its chunks) ingested longer ago than `older_than`, in one
+/// durable write (write role); answers `{deleted_documents, deleted_chunks, cutoff}`.
+#[utoipa::path(delete, path = "/collections/{name}/documents", tag = "documents",
+    params(("name" = String, Path, description = "Document collection or alias"), OlderThanQuery),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete_older_than(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<OlderThanQuery>,
+) -> ApiResult<Json<Value>> {
+    let c = s.collection(&p, Role::Write, &name)?;
+    let tenant = q.tenant.clone().map(Value::String);
+    let scope = s.scope(&p, &c, tenant.as_ref(), q.all_tenants.unwrap_or(false))?;
+    let st = s.clone();
+    let sc = scope.clone();
+    let r = s
+        .run(Work::Write, move || {
+            let r = st
+                .service()
+                .delete_older_than(c.name(), &sc, &q.older_than)?;
+            st.cache.invalidate(c.name());
+            Ok(json!({
+                "deleted_documents": r.documents,
+                "deleted_chunks": r.points,
+                "cutoff": sextant_engine::clock::format_expiry(r.cutoff_ms),
+            }))
+        })
+        .await;
+    s.audit(
+        &p,
+        "documents.delete_older_than",
+        Some(&name),
+        Some(&scope),
+        &rid,
+        &r,
+    );
+    Ok(Json(r?))
 }
 
 /// Deletes a document (all its chunks) (write role).

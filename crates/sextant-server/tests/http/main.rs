@@ -14,3 +14,4 @@ mod snapshots;
 mod text;
 #[cfg(feature = "tls")]
 mod tls;
+mod ttl;

@@ -44,6 +44,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/collections/{name}/query"),
     ("post", "/collections/{name}/ask"),
     ("post", "/collections/{name}/documents"),
+    ("delete", "/collections/{name}/documents"),
     ("delete", "/collections/{name}/documents/{doc_id}"),
     ("post", "/embed"),
     ("post", "/rerank"),

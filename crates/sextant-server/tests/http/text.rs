@@ -126,6 +126,34 @@ fn ingest_query_ask_delete() {
         "invalid_input",
         "llm.endpoint",
     );
+    // Delete documents by age: none is a day old; a bad age names the field.
+    let d = t.ok(
+        "DELETE",
+        "/collections/docs/documents?older_than=1d",
+        None,
+        None,
+    );
+    assert_eq!(
+        (
+            d["deleted_documents"].as_u64(),
+            d["deleted_chunks"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{d}"
+    );
+    assert!(d["cutoff"].as_str().unwrap().ends_with('Z'), "{d}");
+    for bad in ["3w", "0d", "1.5h"] {
+        let r = t.call(
+            "DELETE",
+            &format!("/collections/docs/documents?older_than={bad}"),
+            None,
+            None,
+        );
+        assert_error(&r, 400, "invalid_input", "not a duration");
+        assert_eq!(r.1["error"]["field"], "older_than", "{}", r.1);
+    }
+    let r = t.call("DELETE", "/collections/docs/documents", None, None);
+    assert_eq!(r.0, 400, "{}", r.1);
     // Delete a document: gone from queries; deleting again is 404.
     let d = t.ok("DELETE", "/collections/docs/documents/rust", None, None);
     assert!(d["deleted_chunks"].as_u64().unwrap() >= 1);
