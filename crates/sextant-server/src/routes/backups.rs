@@ -113,13 +113,7 @@ fn allow(s: &AppState, p: &Principal) -> ApiResult<()> {
 
 /// The directory of backup `name` (it must exist).
 fn backup_dir(s: &AppState, name: &str) -> ApiResult<std::path::PathBuf> {
-    let plain = !name.is_empty()
-        && !name.starts_with('.')
-        && name.len() <= 255
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !plain {
+    if !crate::routes::is_plain_name(name) {
         return Err(ApiError::invalid(
             "backup",
             format!("{name:?} is not a backup name (a directory name, as listed)"),

@@ -20,6 +20,18 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::AppState;
 
+/// Whether `name` is a plain file or directory name a client may give for a server-side file
+/// (a snapshot, a backup): ASCII letters, digits, `_`, `-` and `.`, not starting with `.`, at
+/// most 255 bytes — never a path.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 pub mod admin;
 pub mod backups;
 pub mod collections;

@@ -126,13 +126,7 @@ fn snapshot_collection(s: &AppState, p: &Principal, name: &str) -> ApiResult<Str
 
 /// The path of snapshot `file` of collection `collection`; the file must exist.
 fn snapshot_path(s: &AppState, collection: &str, file: &str) -> ApiResult<PathBuf> {
-    let plain = !file.starts_with('.')
-        && file.len() <= 255
-        && file.ends_with(".snapshot")
-        && file
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !plain {
+    if !(crate::routes::is_plain_name(file) && file.ends_with(".snapshot")) {
         return Err(ApiError::invalid(
             "snapshot",
             format!("{file:?} is not a snapshot file name (<name>.snapshot, as listed)"),
