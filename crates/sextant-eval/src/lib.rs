@@ -8,6 +8,7 @@ pub mod ann;
 pub mod bm25;
 pub mod collections;
 pub mod ir;
+pub mod metrics;
 pub mod report;
 
 mod cpu;

@@ -1,0 +1,3 @@
+//! Integration tests of the evaluation crate.
+
+mod ranx_parity;
