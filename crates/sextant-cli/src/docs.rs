@@ -243,6 +243,8 @@ impl RetrievalArgs {
             group_size: self.group_size,
             filter: None,
             precision: self.precision.map(|p: Precision| p.to_string()),
+            ef: None,
+            exact: false,
         })
     }
 }

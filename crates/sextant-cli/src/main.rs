@@ -13,6 +13,8 @@ mod docs;
 #[cfg(feature = "embed")]
 mod embed;
 mod encryption;
+#[cfg(feature = "embed")]
+mod eval;
 mod points;
 mod search;
 mod serve;
@@ -124,6 +126,11 @@ enum Command {
     /// or an answer with citations from a language model (`--llm`).
     #[cfg(feature = "embed")]
     Ask(docs::AskArgs),
+    /// Evaluate retrieval on a document collection against judged queries: every
+    /// configuration (and the random, BM25 and exact dense baselines) at every metric and
+    /// cut-off, latency, paired significance, TREC runs.
+    #[cfg(feature = "embed")]
+    Eval(eval::EvalArgs),
     /// Benchmarks (JSON + Markdown output).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -264,6 +271,8 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(i) => docs::run_ingest(a, i),
         #[cfg(feature = "embed")]
         Command::Ask(q) => docs::run_ask(a, q),
+        #[cfg(feature = "embed")]
+        Command::Eval(e) => eval::run_eval(a, e),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
         #[cfg(feature = "embed")]
@@ -364,6 +373,9 @@ fn flag_of(field: &str) -> Option<String> {
         "payloads",
         "llm",
         "encrypt",
+        "config",
+        "metrics",
+        "compare_to",
         "new_key_file",
         "master_key_file",
         "out",

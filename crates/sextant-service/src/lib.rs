@@ -8,6 +8,8 @@
 //!   collection's stored model identity;
 //! - [`plan`]: [`TextSearchRequest`] → the engine's query, refusing options that would do
 //!   nothing;
+//! - [`eval`]: retrieval evaluation of configurations against qrels, with baselines and a
+//!   significance test;
 //! - [`sources`]: documents from files, directories and JSONL streams;
 //! - [`import`]: points from JSONL, `.npy` and `.fvecs`, in batches;
 //! - [`llm`]: chat completions with the API key policy;
@@ -21,6 +23,7 @@
 
 pub mod collections;
 pub mod error;
+pub mod eval;
 pub mod import;
 pub mod ingest;
 pub mod llm;

@@ -72,6 +72,14 @@ pub struct TextSearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// HNSW candidate list size of the dense source (default: the index's); dense sources
+    /// only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef: Option<usize>,
+    /// Exact (flat) search for the dense source instead of the HNSW walk (the baseline that
+    /// shows what the approximate index loses); dense sources only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
     /// Numeric precision of the query-side embedding model: f32 or bf16 [default: f32].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
@@ -241,6 +249,24 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
     }
     q.fusion = parse_fusion(r.fusion.as_deref().unwrap_or(DEFAULT_FUSION))?;
     q.filter = parse_filter(r.filter.as_ref())?;
+    if (r.ef.is_some() || r.exact) && !kinds.contains(&SourceKind::Dense) {
+        let field = if r.exact { "exact" } else { "ef" };
+        return Err(Error::invalid(
+            field,
+            format!("{field} applies to the dense source; mode {mode} has none"),
+        ));
+    }
+    if r.ef == Some(0) {
+        return Err(Error::invalid("ef", "ef must be at least 1"));
+    }
+    if r.ef.is_some() && r.exact {
+        return Err(Error::invalid(
+            "ef",
+            "ef sets the HNSW walk, which exact search does not take; give one of them",
+        ));
+    }
+    q.ef = r.ef;
+    q.exact = r.exact;
     q.mmr_lambda = r.mmr;
     q.group_size = Some(r.group_size.unwrap_or(DEFAULT_GROUP_SIZE));
     let reranker = match r.rerank.as_deref() {

@@ -254,6 +254,8 @@ fn help_documents_the_bench_interface() {
 mod db;
 mod docs;
 mod encryption;
+#[cfg(feature = "embed")]
+mod eval;
 mod guarantees;
 #[cfg(feature = "embed")]
 mod llm;

@@ -104,6 +104,10 @@ pub struct TextQuery {
     pub mmr_lambda: Option<f32>,
     /// Chunks per document when grouping by document; `None`: no grouping.
     pub group_size: Option<usize>,
+    /// HNSW candidate list size of the dense source (default: the index's).
+    pub ef: Option<usize>,
+    /// Exact (flat) search for the dense source instead of the HNSW walk.
+    pub exact: bool,
 }
 
 impl TextQuery {
@@ -129,6 +133,8 @@ impl TextQuery {
             rerank_top: 0,
             mmr_lambda: None,
             group_size: Some(1),
+            ef: None,
+            exact: false,
         }
     }
 }
@@ -217,9 +223,11 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
                     space: Some(DENSE.into()),
                     vector: v,
                     k: s.k,
+                    ef: q.ef,
                     filter: q.filter.clone(),
                     scope: q.scope.clone(),
                     with_payload: true,
+                    exact_threshold: q.exact.then_some(u64::MAX),
                     ..Default::default()
                 })?
             }

@@ -64,6 +64,12 @@ pub struct QueryBody {
     /// f32 or bf16.
     #[serde(default)]
     pub precision: Option<String>,
+    /// HNSW candidate list size of the dense source (default: the index's).
+    #[serde(default)]
+    pub ef: Option<usize>,
+    /// Exact search for the dense source instead of the HNSW walk.
+    #[serde(default)]
+    pub exact: bool,
     /// Tenant (multi-tenant collections).
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -89,6 +95,8 @@ impl QueryBody {
             group_size: self.group_size,
             filter: self.filter.clone(),
             precision: self.precision.clone(),
+            ef: self.ef,
+            exact: self.exact,
         }
     }
 }
@@ -311,6 +319,8 @@ pub async fn ask(
             group_size: b.group_size,
             filter: b.filter,
             precision: None,
+            ef: None,
+            exact: false,
         },
         llm,
     };

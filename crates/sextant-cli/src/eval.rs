@@ -1,0 +1,202 @@
+//! `sextant eval`: flags → `Service::evaluate` → the Markdown report on stdout (or JSON), and
+//! with `--out` the report, the per-query scores and a TREC run per configuration.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sextant_service::eval::{
+    ranked, read_qrels, EvalConfig, EvalRequest, MetricSpec as Metric, DEFAULT_DEPTH,
+    DEFAULT_METRICS, DEFAULT_PERMUTATIONS,
+};
+
+use crate::db::{DbArgs, TenantArgs};
+
+/// The baselines every report has unless `--no-baselines`.
+const BASELINES: [&str; 3] = ["random", "bm25", "dense-exact"];
+
+/// `eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Document collection (or alias) to evaluate, made by `sextant ingest` (from a BEIR
+    /// folder: `sextant ingest NAME --jsonl DIR/corpus.jsonl`).
+    pub name: String,
+    /// A BEIR folder: its `queries.jsonl` and `qrels/<SPLIT>.tsv`.
+    #[arg(long, conflicts_with_all = ["queries", "qrels"], required_unless_present = "queries")]
+    pub beir: Option<PathBuf>,
+    /// The qrels split of `--beir`.
+    #[arg(long, default_value = "test", requires = "beir")]
+    pub split: String,
+    /// BEIR `queries.jsonl` (`_id`, `text`).
+    #[arg(long, requires = "qrels")]
+    pub queries: Option<PathBuf>,
+    /// Qrels TSV (`query-id corpus-id score`, a header line allowed); grades ≥ 1 are relevant.
+    #[arg(long, requires = "queries")]
+    pub qrels: Option<PathBuf>,
+    /// A configuration (repeat): a built-in (`random`, `bm25`, `dense`, `dense-exact`, `splade`,
+    /// `hybrid`) or `NAME=KEY=VALUE;…` with the keys of a text query (`mode`, `sources` and
+    /// `weights` as `a|b`, `fusion`, `rerank`, `rerank_top`, `source_k`, `mmr`, `group_size`,
+    /// `ef`, `exact`, `precision`), e.g. `rrf=mode=hybrid;fusion=rrf`.
+    #[arg(long = "config", value_name = "SPEC")]
+    pub configs: Vec<String>,
+    /// Metrics, comma-separated: precision@k, recall@k, hit_rate@k, mrr@k, map[@k], ndcg@k.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_METRICS)]
+    pub metrics: Vec<String>,
+    /// Documents retrieved per query (raised to the largest cut-off).
+    #[arg(long, default_value_t = DEFAULT_DEPTH)]
+    pub depth: usize,
+    /// Leave out the baselines (random, bm25, dense-exact).
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// The configuration the others are compared with [default: the first given, else bm25].
+    #[arg(long)]
+    pub compare_to: Option<String>,
+    /// Random permutations of the paired randomisation test.
+    #[arg(long, default_value_t = DEFAULT_PERMUTATIONS)]
+    pub permutations: usize,
+    /// Seed of the random baseline and of the significance test.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write `report.md`, `report.json`, `per-query.json` and `runs/<config>.trec` here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+}
+
+/// Runs `eval`.
+pub fn run_eval(db_args: &DbArgs, a: EvalArgs) -> Result<()> {
+    let (queries_path, qrels_path) = match &a.beir {
+        Some(dir) => (
+            dir.join("queries.jsonl"),
+            dir.join("qrels").join(format!("{}.tsv", a.split)),
+        ),
+        None => (
+            a.queries
+                .clone()
+                .context("give --beir DIR, or --queries and --qrels")?,
+            a.qrels.clone().context("give --qrels with --queries")?,
+        ),
+    };
+    let metrics: Vec<Metric> = a
+        .metrics
+        .iter()
+        .map(|m| {
+            m.parse()
+                .map_err(|e: String| anyhow::anyhow!("--metrics: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let mut configs = Vec::new();
+    let user: Vec<EvalConfig> = a
+        .configs
+        .iter()
+        .map(|c| EvalConfig::parse(c))
+        .collect::<Result<_, _>>()?;
+    let named: BTreeSet<String> = user.iter().map(|c| c.name.clone()).collect();
+    if !a.no_baselines {
+        for b in BASELINES {
+            if !named.contains(b) {
+                configs.push(EvalConfig::builtin(b).expect("a built-in"));
+            }
+        }
+    }
+    let reference = a.compare_to.clone().or_else(|| {
+        user.first()
+            .map(|c| c.name.clone())
+            .or_else(|| (!a.no_baselines).then(|| "bm25".to_string()))
+    });
+    configs.extend(user);
+    if configs.is_empty() {
+        bail!("nothing to evaluate: give --config, or leave the baselines on");
+    }
+    let queries = crate::docs::read_queries(&queries_path)?;
+    let qrels = read_qrels(&qrels_path)
+        .with_context(|| format!("reading the qrels {}", qrels_path.display()))?;
+    let svc = crate::db::service(db_args)?;
+    let c = crate::db::collection(svc.database(), &a.name)?;
+    let scope = a.tenant.scope(c.name(), c.schema())?;
+    let request = EvalRequest {
+        collection: a.name.clone(),
+        scope,
+        queries,
+        qrels,
+        configs,
+        metrics,
+        depth: a.depth,
+        reference,
+        permutations: a.permutations,
+        seed: a.seed,
+    };
+    let bar = ProgressBar::new(request.queries.len() as u64).with_style(
+        ProgressStyle::with_template("{msg:>14} {bar:40} {pos}/{len} queries ({per_sec})")
+            .expect("valid template"),
+    );
+    let report = svc.evaluate(&request, &mut |config, done, _| {
+        bar.set_message(config.to_string());
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let md = report.markdown();
+    if let Some(out) = &a.out {
+        write_outputs(out, &report, &md)?;
+    }
+    if db_args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{md}");
+        if let Some(out) = &a.out {
+            println!("\nwrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn write_outputs(out: &Path, report: &sextant_service::eval::EvalReport, md: &str) -> Result<()> {
+    let runs = out.join("runs");
+    std::fs::create_dir_all(&runs).with_context(|| format!("cannot create {}", runs.display()))?;
+    let write = |p: PathBuf, bytes: &[u8]| {
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
+    };
+    write(out.join("report.md"), md.as_bytes())?;
+    write(
+        out.join("report.json"),
+        &serde_json::to_vec_pretty(&serde_json::json!({
+            "collection": report.collection,
+            "queries": report.queries,
+            "judged_queries": report.judged_queries,
+            "depth": report.depth,
+            "metrics": report.metrics,
+            "configs": report.configs.iter().map(|c| serde_json::json!({
+                "name": c.name, "request": c.request, "means": c.means,
+                "latency_ms": c.latency_ms, "missed": c.missed,
+            })).collect::<Vec<_>>(),
+            "comparisons": report.comparisons,
+        }))?,
+    )?;
+    let per_query: serde_json::Map<String, serde_json::Value> = report
+        .configs
+        .iter()
+        .map(|c| (c.name.clone(), serde_json::json!(c.per_query)))
+        .collect();
+    write(
+        out.join("per-query.json"),
+        &serde_json::to_vec_pretty(&per_query)?,
+    )?;
+    for c in &report.configs {
+        let path = runs.join(format!("{}.trec", c.name));
+        let f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(f);
+        for (q, docs) in &c.run {
+            for (rank, d) in ranked(docs).iter().enumerate() {
+                let score = docs.iter().find(|(x, _)| x == d).map_or(0.0, |x| x.1);
+                writeln!(w, "{q} Q0 {d} {} {score} {}", rank + 1, c.name)?;
+            }
+        }
+        w.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `sextant eval` end to end on the tiny fixture model: a BEIR folder, the baselines and a
+//! configuration of the user's, scores that follow from the data (BM25 finds each document by
+//! its one distinctive word), the files `--out` writes, and bad input refused by name.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::db::{ok, run};
+use crate::tiny_model;
+
+const DOCS: [(&str, &str); 6] = [
+    ("d1", "The falcon hunts small birds over the marsh."),
+    ("d2", "A trout swims in the cold mountain river."),
+    ("d3", "The oak drops acorns in the autumn wind."),
+    ("d4", "Copper conducts electricity through the wire."),
+    ("d5", "The violin plays a slow melody at dusk."),
+    ("d6", "Granite forms deep under the volcano."),
+];
+
+fn beir(dir: &Path) {
+    let corpus: Vec<String> = DOCS
+        .iter()
+        .map(|(id, t)| serde_json::json!({"_id": id, "title": "", "text": t}).to_string())
+        .collect();
+    std::fs::write(dir.join("corpus.jsonl"), corpus.join("\n")).unwrap();
+    let queries = [
+        ("q1", "falcon"),
+        ("q2", "trout river"),
+        ("q3", "violin melody"),
+    ];
+    let lines: Vec<String> = queries
+        .iter()
+        .map(|(id, t)| serde_json::json!({"_id": id, "text": t}).to_string())
+        .collect();
+    std::fs::write(dir.join("queries.jsonl"), lines.join("\n")).unwrap();
+    std::fs::create_dir_all(dir.join("qrels")).unwrap();
+    std::fs::write(
+        dir.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq3\td5\t1\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn eval_scores_every_configuration_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let b = dir.path().join("beir");
+    std::fs::create_dir_all(&b).unwrap();
+    beir(&b);
+    let model = tiny_model();
+    let corpus = b.join("corpus.jsonl");
+    ok(
+        &data,
+        &[
+            "ingest",
+            "kb",
+            "--jsonl",
+            corpus.to_str().unwrap(),
+            "--model",
+            &model,
+            "--no-splade",
+        ],
+    );
+    let out = dir.path().join("out");
+    let json = ok(
+        &data,
+        &[
+            "--json",
+            "eval",
+            "kb",
+            "--beir",
+            b.to_str().unwrap(),
+            "--config",
+            "rrf=mode=hybrid;fusion=rrf",
+            "--metrics",
+            "ndcg@10,mrr@10,recall@5,precision@1",
+            "--permutations",
+            "200",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let r: Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = r["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["random", "bm25", "dense-exact", "rrf"]);
+    let bm25 = &r["configs"][1]["means"];
+    // Each query's words are in its relevant document only: BM25 ranks it first.
+    for m in ["ndcg@10", "mrr@10", "recall@5", "precision@1"] {
+        assert_eq!(bm25[m], 1.0, "bm25 {m}: {bm25}");
+    }
+    assert_eq!(r["configs"][1]["missed"], serde_json::json!([]));
+    // Every other configuration is compared with the first one given, on every metric.
+    let cmp = r["comparisons"].as_array().unwrap();
+    assert_eq!(cmp.len(), 3 * 4);
+    for c in cmp {
+        assert_eq!(c["reference"], "rrf");
+        let p = c["significance"]["p_value"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{c}");
+        assert_eq!(c["significance"]["queries"], 3);
+    }
+    // The files.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| bm25 | 1.0000"), "{md}");
+    let per_query: Value =
+        serde_json::from_slice(&std::fs::read(out.join("per-query.json")).unwrap()).unwrap();
+    assert_eq!(per_query["bm25"].as_object().unwrap().len(), 3);
+    let trec = std::fs::read_to_string(out.join("runs/bm25.trec")).unwrap();
+    let first: Vec<&str> = trec.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(&first[..4], ["q1", "Q0", "d1", "1"]);
+    assert_eq!(first[5], "bm25");
+}
+
+#[test]
+fn eval_refuses_bad_input_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let b = dir.path().join("beir");
+    std::fs::create_dir_all(&b).unwrap();
+    beir(&b);
+    let model = tiny_model();
+    let corpus = b.join("corpus.jsonl");
+    ok(
+        &data,
+        &[
+            "ingest",
+            "kb",
+            "--jsonl",
+            corpus.to_str().unwrap(),
+            "--model",
+            &model,
+            "--no-splade",
+        ],
+    );
+    let bd = b.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["eval", "kb", "--beir", bd, "--config", "nope"],
+            "config",
+        ),
+        (
+            vec!["eval", "kb", "--beir", bd, "--config", "x=mode=bm25;ef=9"],
+            "ef",
+        ),
+        (
+            vec!["eval", "kb", "--beir", bd, "--metrics", "bleu@4"],
+            "metrics",
+        ),
+        (
+            vec!["eval", "kb", "--beir", bd, "--compare-to", "zzz"],
+            "zzz",
+        ),
+        (vec!["eval", "missing", "--beir", bd], "missing"),
+    ] {
+        let o = run(&data, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A judged query the queries file does not hold.
+    std::fs::write(b.join("qrels/test.tsv"), "q9\td1\t1\n").unwrap();
+    let o = run(&data, &["eval", "kb", "--beir", bd]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("q9"));
+}

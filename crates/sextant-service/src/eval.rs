@@ -1,0 +1,526 @@
+//! Retrieval evaluation over a document collection: every configuration (a text search
+//! request) runs every query, is scored against the qrels on every metric at every cut-off
+//! (`sextant_eval::metrics`), timed per query, and compared with a reference configuration by a
+//! paired randomisation test; baselines (random, BM25, dense exact) are added unless turned off.
+//! `sextant eval` is the front end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use serde::Serialize;
+use sextant_engine::Scope;
+use sextant_eval::ir::{Qrels, Run};
+use sextant_eval::metrics::{self, Metric, Significance};
+
+use crate::error::{Error, Result};
+
+use crate::plan::TextSearchRequest;
+use crate::Service;
+pub use sextant_eval::ir::{read_qrels, Qrels as Judgements};
+pub use sextant_eval::metrics::{ranked, Metric as MetricSpec};
+
+/// Documents each configuration retrieves per query unless a metric needs more.
+pub const DEFAULT_DEPTH: usize = 100;
+/// Random sign flips of the randomisation test.
+pub const DEFAULT_PERMUTATIONS: usize = 10_000;
+/// The metrics reported unless others are named.
+pub const DEFAULT_METRICS: &str =
+    "ndcg@10,recall@10,recall@100,mrr@10,map@100,precision@10,hit_rate@10";
+
+/// A configuration to evaluate: a name and the search request it makes (its `text` is each
+/// query's).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalConfig {
+    /// Its name in the report.
+    pub name: String,
+    /// The request (without the query text); `None` for the random baseline.
+    pub request: Option<TextSearchRequest>,
+}
+
+impl EvalConfig {
+    /// A built-in configuration: `bm25`, `dense`, `dense-exact`, `splade`, `hybrid` (the
+    /// default hybrid: dense + BM25, weighted min-max fusion), or `random`.
+    pub fn builtin(name: &str) -> Option<EvalConfig> {
+        let req = |mode: &str| TextSearchRequest {
+            mode: Some(mode.into()),
+            ..TextSearchRequest::default()
+        };
+        let request = match name {
+            "random" => None,
+            "bm25" | "dense" | "splade" | "hybrid" => Some(req(name)),
+            "dense-exact" => Some(TextSearchRequest {
+                exact: true,
+                ..req("dense")
+            }),
+            _ => return None,
+        };
+        Some(EvalConfig {
+            name: name.to_string(),
+            request,
+        })
+    }
+
+    /// A configuration as a user writes it: a built-in name, or `NAME=KEY=VALUE;KEY=VALUE…`
+    /// with the keys of a text query (`mode`, `sources` and `weights` as `a|b`, `fusion`,
+    /// `rerank`, `rerank_top`, `source_k`, `mmr`, `group_size`, `ef`, `exact`, `precision`).
+    pub fn parse(spec: &str) -> Result<EvalConfig> {
+        let Some((name, body)) = spec.split_once('=') else {
+            return EvalConfig::builtin(spec.trim()).ok_or_else(|| {
+                Error::invalid(
+                    "config",
+                    format!("{spec:?}: not a built-in configuration (random, bm25, dense, dense-exact, splade, hybrid); write NAME=KEY=VALUE;KEY=VALUE…"),
+                )
+            });
+        };
+        let name = name.trim();
+        if name.is_empty() || name.contains(['/', ' ']) {
+            return Err(Error::invalid(
+                "config",
+                format!("{spec:?}: the name must be a word without spaces or slashes"),
+            ));
+        }
+        let mut obj = serde_json::Map::new();
+        obj.insert("text".into(), serde_json::Value::String(String::new()));
+        for pair in body.split(';').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                Error::invalid("config", format!("{spec:?}: {pair:?} is not KEY=VALUE"))
+            })?;
+            let (k, v) = (k.trim(), v.trim());
+            let value = match k {
+                "sources" => serde_json::json!(v.split('|').map(str::trim).collect::<Vec<_>>()),
+                "weights" => serde_json::Value::Array(
+                    v.split('|')
+                        .map(|x| {
+                            x.trim()
+                                .parse::<f64>()
+                                .map(serde_json::Value::from)
+                                .map_err(|_| {
+                                    Error::invalid(
+                                        "config",
+                                        format!("{spec:?}: weight {x:?} is not a number"),
+                                    )
+                                })
+                        })
+                        .collect::<Result<_>>()?,
+                ),
+                "k" | "text" | "filter" => {
+                    return Err(Error::invalid(
+                        "config",
+                        format!("{spec:?}: {k} is set by the evaluation, not per configuration"),
+                    ))
+                }
+                _ => {
+                    serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()))
+                }
+            };
+            obj.insert(k.to_string(), value);
+        }
+        let request: TextSearchRequest = serde_json::from_value(serde_json::Value::Object(obj))
+            .map_err(|e| Error::invalid("config", format!("{spec:?}: {e}")))?;
+        crate::plan::plan(&request)
+            .map_err(|e| Error::invalid("config", format!("{spec:?}: {e}")))?;
+        Ok(EvalConfig {
+            name: name.to_string(),
+            request: Some(request),
+        })
+    }
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalRequest {
+    /// The document collection.
+    pub collection: String,
+    /// Its tenant scope.
+    pub scope: Scope,
+    /// (query id, text).
+    pub queries: Vec<(String, String)>,
+    /// Judgements.
+    pub qrels: Qrels,
+    /// Configurations, in report order (baselines first when added).
+    pub configs: Vec<EvalConfig>,
+    /// Metrics.
+    pub metrics: Vec<Metric>,
+    /// Documents retrieved per query (at least every metric's cut-off).
+    pub depth: usize,
+    /// The configuration every other is compared with (default: the first).
+    pub reference: Option<String>,
+    /// Random sign flips of the significance test.
+    pub permutations: usize,
+    /// Seed of the random baseline and of the significance test.
+    pub seed: u64,
+}
+
+/// Per-query latency of a configuration, milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// One configuration's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigResult {
+    /// Its name.
+    pub name: String,
+    /// Its request (absent for the random baseline).
+    pub request: Option<TextSearchRequest>,
+    /// Metric name → mean over the qrels' queries.
+    pub means: BTreeMap<String, f64>,
+    /// Per query latency.
+    pub latency_ms: Latency,
+    /// Query id → metric name → score.
+    pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Queries with a relevant document none of whose relevant documents it retrieved at all.
+    pub missed: Vec<String>,
+    /// The ranked documents per query.
+    #[serde(skip)]
+    pub run: Run,
+}
+
+/// A configuration compared with the reference on one metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The reference configuration.
+    pub reference: String,
+    /// The other configuration.
+    pub config: String,
+    /// The metric.
+    pub metric: String,
+    /// The test (difference = config − reference).
+    pub significance: Significance,
+}
+
+/// An evaluation's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// The collection.
+    pub collection: String,
+    /// Queries run.
+    pub queries: usize,
+    /// Queries of the qrels scored (every one; a query without a relevant document scores 0).
+    pub judged_queries: usize,
+    /// Documents retrieved per query.
+    pub depth: usize,
+    /// The metrics, in order.
+    pub metrics: Vec<String>,
+    /// Per configuration.
+    pub configs: Vec<ConfigResult>,
+    /// Every configuration against the reference, per metric.
+    pub comparisons: Vec<Comparison>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl Service {
+    /// Runs an evaluation; `progress(config, done, total)` after each query.
+    pub fn evaluate(
+        &self,
+        r: &EvalRequest,
+        progress: &mut dyn FnMut(&str, usize, usize),
+    ) -> Result<EvalReport> {
+        if r.queries.is_empty() {
+            return Err(Error::invalid("queries", "no queries to evaluate"));
+        }
+        if r.metrics.is_empty() {
+            return Err(Error::invalid("metrics", "no metrics"));
+        }
+        if r.configs.is_empty() {
+            return Err(Error::invalid("config", "no configurations"));
+        }
+        let asked: BTreeSet<&str> = r.queries.iter().map(|(q, _)| q.as_str()).collect();
+        if let Some(q) = r.qrels.keys().find(|q| !asked.contains(q.as_str())) {
+            return Err(Error::invalid(
+                "qrels",
+                format!("the qrels judge query {q:?}, which the queries file does not hold"),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for c in &r.configs {
+            if !names.insert(c.name.as_str()) {
+                return Err(Error::invalid(
+                    "config",
+                    format!("two configurations are named {:?}", c.name),
+                ));
+            }
+        }
+        let reference = r
+            .reference
+            .clone()
+            .unwrap_or_else(|| r.configs[0].name.clone());
+        if !names.contains(reference.as_str()) {
+            return Err(Error::invalid(
+                "compare_to",
+                format!("no configuration is named {reference:?}"),
+            ));
+        }
+        let depth = r
+            .metrics
+            .iter()
+            .filter_map(|m| m.k)
+            .max()
+            .unwrap_or(0)
+            .max(r.depth);
+        let mut results = Vec::new();
+        for c in &r.configs {
+            let mut run: Run = BTreeMap::new();
+            let mut lat = Vec::new();
+            match &c.request {
+                Some(template) => {
+                    for (i, (qid, text)) in r.queries.iter().enumerate() {
+                        let req = TextSearchRequest {
+                            text: text.clone(),
+                            k: Some(depth),
+                            ..template.clone()
+                        };
+                        let t = Instant::now();
+                        let hits = self.text_search(&r.collection, &r.scope, &req)?;
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        run.insert(
+                            qid.clone(),
+                            hits.into_iter().map(|h| (h.doc_id, h.score)).collect(),
+                        );
+                        progress(&c.name, i + 1, r.queries.len());
+                    }
+                }
+                None => {
+                    let docs = self.document_ids(&r.collection, &r.scope)?;
+                    let mut state = r.seed ^ 0x5eed;
+                    for (i, (qid, _)) in r.queries.iter().enumerate() {
+                        let mut picked: Vec<(String, f32)> = Vec::new();
+                        let mut pool: Vec<&String> = docs.iter().collect();
+                        for rank in 0..depth.min(pool.len()) {
+                            state = state
+                                .wrapping_mul(6_364_136_223_846_793_005)
+                                .wrapping_add(1_442_695_040_888_963_407);
+                            let j = rank + (state >> 33) as usize % (pool.len() - rank);
+                            pool.swap(rank, j);
+                            picked.push((pool[rank].clone(), (depth - rank) as f32));
+                        }
+                        run.insert(qid.clone(), picked);
+                        progress(&c.name, i + 1, r.queries.len());
+                    }
+                }
+            }
+            lat.sort_by(f64::total_cmp);
+            let latency_ms = Latency {
+                p50: percentile(&lat, 50.0),
+                p95: percentile(&lat, 95.0),
+                p99: percentile(&lat, 99.0),
+                mean: if lat.is_empty() {
+                    0.0
+                } else {
+                    lat.iter().sum::<f64>() / lat.len() as f64
+                },
+            };
+            let pq = metrics::per_query(&run, &r.qrels, &r.metrics);
+            let means = metrics::mean(&pq, r.metrics.len());
+            let missed = r
+                .qrels
+                .iter()
+                .filter(|(_, rel)| rel.values().any(|&g| g >= 1))
+                .filter(|(q, rel)| {
+                    !run.get(*q).is_some_and(|docs| {
+                        docs.iter()
+                            .any(|(d, _)| rel.get(d).is_some_and(|&g| g >= 1))
+                    })
+                })
+                .map(|(q, _)| q.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            results.push(ConfigResult {
+                name: c.name.clone(),
+                request: c.request.clone(),
+                means: r
+                    .metrics
+                    .iter()
+                    .zip(&means)
+                    .map(|(m, v)| (m.to_string(), *v))
+                    .collect(),
+                latency_ms,
+                per_query: pq
+                    .iter()
+                    .map(|(q, s)| {
+                        let row = r.metrics.iter().zip(s).map(|(m, v)| (m.to_string(), *v));
+                        (q.clone(), row.collect())
+                    })
+                    .collect(),
+                missed,
+                run,
+            });
+        }
+        let base = results
+            .iter()
+            .find(|c| c.name == reference)
+            .expect("the reference is a configuration");
+        let mut comparisons = Vec::new();
+        for c in results.iter().filter(|c| c.name != reference) {
+            for m in &r.metrics {
+                let key = m.to_string();
+                let a: Vec<f64> = base.per_query.values().map(|s| s[&key]).collect();
+                let b: Vec<f64> = c.per_query.values().map(|s| s[&key]).collect();
+                comparisons.push(Comparison {
+                    reference: reference.clone(),
+                    config: c.name.clone(),
+                    metric: key,
+                    significance: metrics::randomisation_test(&a, &b, r.permutations, r.seed),
+                });
+            }
+        }
+        Ok(EvalReport {
+            collection: r.collection.clone(),
+            queries: r.queries.len(),
+            judged_queries: r.qrels.len(),
+            depth,
+            metrics: r.metrics.iter().map(ToString::to_string).collect(),
+            configs: results,
+            comparisons,
+        })
+    }
+
+    /// The distinct document ids of a document collection (in the scope).
+    fn document_ids(&self, collection: &str, scope: &Scope) -> Result<Vec<String>> {
+        let c = self.collection(collection)?;
+        let mut ids = BTreeSet::new();
+        let mut offset = None;
+        loop {
+            let page = c.scroll(scope, None, 10_000, offset.as_deref(), None, true)?;
+            for p in &page.points {
+                if let Some(d) = p.payload.as_ref().and_then(|v| v["doc_id"].as_str()) {
+                    ids.insert(d.to_string());
+                }
+            }
+            match page.next_offset {
+                Some(o) => offset = Some(o),
+                None => break,
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+}
+
+impl EvalReport {
+    /// The report as Markdown: metrics per configuration (with the significance of each
+    /// difference from the reference), latency, and the queries each configuration missed.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# Evaluation of `{}`\n\n{} queries ({} judged), {} documents retrieved per query.\n\n",
+            self.collection, self.queries, self.judged_queries, self.depth
+        );
+        let reference = self
+            .comparisons
+            .first()
+            .map(|c| c.reference.clone())
+            .unwrap_or_default();
+        md.push_str("| configuration |");
+        for m in &self.metrics {
+            md.push_str(&format!(" {m} |"));
+        }
+        md.push_str(" p50 ms | p95 ms | p99 ms |\n|---|");
+        md.push_str(&"---:|".repeat(self.metrics.len() + 3));
+        md.push('\n');
+        for c in &self.configs {
+            md.push_str(&format!("| {} |", c.name));
+            for m in &self.metrics {
+                let v = c.means[m];
+                let mark = self
+                    .comparisons
+                    .iter()
+                    .find(|x| x.config == c.name && &x.metric == m)
+                    .map(|x| {
+                        let p = x.significance.p_value;
+                        if p < 0.01 {
+                            "**"
+                        } else if p < 0.05 {
+                            "*"
+                        } else {
+                            ""
+                        }
+                    })
+                    .unwrap_or("");
+                md.push_str(&format!(" {v:.4}{mark} |"));
+            }
+            md.push_str(&format!(
+                " {:.2} | {:.2} | {:.2} |\n",
+                c.latency_ms.p50, c.latency_ms.p95, c.latency_ms.p99
+            ));
+        }
+        if !reference.is_empty() {
+            let perms = self.comparisons[0].significance.permutations;
+            md.push_str(&format!(
+                "\n`*` p < 0.05, `**` p < 0.01: the difference from `{reference}` in a paired randomisation test over the {} queries ({perms} permutations, two-sided).\n",
+                self.judged_queries
+            ));
+            md.push_str("\n## Differences from the reference\n\n| configuration | metric | difference | p-value |\n|---|---|---:|---:|\n");
+            for x in &self.comparisons {
+                md.push_str(&format!(
+                    "| {} | {} | {:+.4} | {:.4} |\n",
+                    x.config, x.metric, x.significance.difference, x.significance.p_value
+                ));
+            }
+        }
+        md.push_str("\n## Queries with no relevant document retrieved\n\n");
+        for c in &self.configs {
+            md.push_str(&format!(
+                "- `{}`: {} of {}\n",
+                c.name,
+                c.missed.len(),
+                self.judged_queries
+            ));
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_parse_or_are_refused_by_name() {
+        assert!(EvalConfig::parse("bm25").unwrap().request.is_some());
+        assert!(EvalConfig::parse("random").unwrap().request.is_none());
+        assert!(
+            EvalConfig::parse("dense-exact")
+                .unwrap()
+                .request
+                .unwrap()
+                .exact
+        );
+        let c =
+            EvalConfig::parse("h=mode=hybrid;sources=dense|bm25;weights=1|0.5;fusion=rrf").unwrap();
+        let r = c.request.unwrap();
+        assert_eq!(c.name, "h");
+        assert_eq!(r.weights, Some(vec![1.0, 0.5]));
+        assert_eq!(r.fusion.as_deref(), Some("rrf"));
+        let d = EvalConfig::parse("d=mode=dense;ef=64")
+            .unwrap()
+            .request
+            .unwrap();
+        assert_eq!(d.ef, Some(64));
+        for bad in [
+            "nope",
+            "x=mode=bm25;ef=64",
+            "x=mode=dense;k=5",
+            "x=mode=bm25;colour=red",
+            "x=mode",
+            "x y=mode=bm25",
+        ] {
+            let e = EvalConfig::parse(bad).unwrap_err();
+            assert_eq!(e.field(), Some("config"), "{bad}: {e}");
+        }
+    }
+}
