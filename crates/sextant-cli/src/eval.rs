@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_service::eval::{
     ranked, read_qrels, EvalConfig, EvalRequest, MetricSpec as Metric, DEFAULT_DEPTH,
-    DEFAULT_METRICS, DEFAULT_PERMUTATIONS,
+    DEFAULT_FAIL_K, DEFAULT_METRICS, DEFAULT_PERMUTATIONS,
 };
 
 use crate::db::{DbArgs, TenantArgs};
@@ -60,6 +60,13 @@ pub struct EvalArgs {
     /// Seed of the random baseline and of the significance test.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Error analysis: a query fails a configuration when no relevant document is in its top
+    /// this-many.
+    #[arg(long, default_value_t = DEFAULT_FAIL_K)]
+    pub fail_k: usize,
+    /// Failed queries shown per configuration in the Markdown report (all are in the JSON).
+    #[arg(long, default_value_t = 10)]
+    pub examples: usize,
     /// Write `report.md`, `report.json`, `per-query.json` and `runs/<config>.trec` here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -129,6 +136,8 @@ pub fn run_eval(db_args: &DbArgs, a: EvalArgs) -> Result<()> {
         reference,
         permutations: a.permutations,
         seed: a.seed,
+        fail_k: a.fail_k,
+        examples: a.examples,
     };
     let bar = ProgressBar::new(request.queries.len() as u64).with_style(
         ProgressStyle::with_template("{msg:>14} {bar:40} {pos}/{len} queries ({per_sec})")
@@ -172,7 +181,9 @@ fn write_outputs(out: &Path, report: &sextant_service::eval::EvalReport, md: &st
             "configs": report.configs.iter().map(|c| serde_json::json!({
                 "name": c.name, "request": c.request, "means": c.means,
                 "latency_ms": c.latency_ms, "missed": c.missed,
+                "failure_causes": c.failure_causes, "failures": c.failures,
             })).collect::<Vec<_>>(),
+            "fail_k": report.fail_k,
             "comparisons": report.comparisons,
         }))?,
     )?;

@@ -149,6 +149,61 @@ pub struct EvalRequest {
     pub permutations: usize,
     /// Seed of the random baseline and of the significance test.
     pub seed: u64,
+    /// A query fails a configuration when no relevant document is in its top this-many (the
+    /// error analysis).
+    pub fail_k: usize,
+    /// Failed queries shown per configuration in the Markdown report (all are in the JSON).
+    pub examples: usize,
+}
+
+/// Cut-off of the error analysis unless another is given.
+pub const DEFAULT_FAIL_K: usize = 10;
+
+/// Why a configuration failed a query, where it can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// A relevant document was retrieved, but below the cut-off.
+    RankedTooLow,
+    /// BM25 finds a relevant document in its top k; exact dense search does not.
+    Lexical,
+    /// Exact dense search finds one in its top k; BM25 does not.
+    Semantic,
+    /// Both BM25 and exact dense search find one; this configuration does not (its fusion,
+    /// rerank or approximate index loses it).
+    LostByCombination,
+    /// Neither BM25 nor exact dense search finds one in its top k.
+    BothMiss,
+    /// No BM25 or dense baseline ran to tell.
+    Unknown,
+}
+
+/// A document shown in the error analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShownDocument {
+    /// Document id.
+    pub id: String,
+    /// The start of its text (its best chunk when it was retrieved).
+    pub text: String,
+}
+
+/// A query a configuration failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// Query id.
+    pub query: String,
+    /// Query text.
+    pub text: String,
+    /// Why.
+    pub cause: FailureCause,
+    /// Rank of the first relevant document in this configuration's run, when retrieved at all.
+    pub first_relevant_rank: Option<usize>,
+    /// The relevant documents.
+    pub relevant: Vec<ShownDocument>,
+    /// What this configuration ranked first (its top three).
+    pub retrieved: Vec<ShownDocument>,
+    /// Words the query shares with a relevant document (lower-cased, 3+ letters).
+    pub shared_terms: Vec<String>,
 }
 
 /// Per-query latency of a configuration, milliseconds.
@@ -179,6 +234,10 @@ pub struct ConfigResult {
     pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
     /// Queries with a relevant document none of whose relevant documents it retrieved at all.
     pub missed: Vec<String>,
+    /// Queries with no relevant document in the top `fail_k`, with their causes.
+    pub failures: Vec<Failure>,
+    /// Failures by cause.
+    pub failure_causes: BTreeMap<String, usize>,
     /// The ranked documents per query.
     #[serde(skip)]
     pub run: Run,
@@ -214,6 +273,31 @@ pub struct EvalReport {
     pub configs: Vec<ConfigResult>,
     /// Every configuration against the reference, per metric.
     pub comparisons: Vec<Comparison>,
+    /// Cut-off of the error analysis.
+    pub fail_k: usize,
+    /// Failed queries shown per configuration in the Markdown report.
+    #[serde(skip)]
+    pub examples: usize,
+}
+
+/// The first 200 characters of a text, on one line.
+fn clip(t: &str) -> String {
+    let one_line: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// Lower-cased words of three or more letters, without a few very common ones.
+fn terms(t: &str) -> BTreeSet<String> {
+    const STOP: [&str; 12] = [
+        "the", "and", "for", "with", "that", "from", "are", "was", "not", "but", "its", "into",
+    ];
+    t.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 3 && !STOP.contains(&w.as_str()))
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -274,6 +358,8 @@ impl Service {
             .unwrap_or(0)
             .max(r.depth);
         let mut results = Vec::new();
+        // The text of every document retrieved (its best chunk), for the error analysis.
+        let mut texts: BTreeMap<String, String> = BTreeMap::new();
         for c in &r.configs {
             let mut run: Run = BTreeMap::new();
             let mut lat = Vec::new();
@@ -288,6 +374,13 @@ impl Service {
                         let t = Instant::now();
                         let hits = self.text_search(&r.collection, &r.scope, &req)?;
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        for h in hits.iter().take(3) {
+                            if let Some(t) =
+                                h.chunks.first().and_then(|c| c.payload["text"].as_str())
+                            {
+                                texts.entry(h.doc_id.clone()).or_insert_with(|| clip(t));
+                            }
+                        }
                         run.insert(
                             qid.clone(),
                             hits.into_iter().map(|h| (h.doc_id, h.score)).collect(),
@@ -359,9 +452,12 @@ impl Service {
                     })
                     .collect(),
                 missed,
+                failures: Vec::new(),
+                failure_causes: BTreeMap::new(),
                 run,
             });
         }
+        self.analyse_failures(r, &mut results, &mut texts)?;
         let base = results
             .iter()
             .find(|c| c.name == reference)
@@ -388,7 +484,151 @@ impl Service {
             metrics: r.metrics.iter().map(ToString::to_string).collect(),
             configs: results,
             comparisons,
+            fail_k: r.fail_k,
+            examples: r.examples,
         })
+    }
+
+    /// Fills each configuration's failures: the queries with no relevant document in its top
+    /// `fail_k`, each with its cause (by the BM25 and exact dense baselines' runs when they ran)
+    /// and the texts side by side.
+    fn analyse_failures(
+        &self,
+        r: &EvalRequest,
+        results: &mut [ConfigResult],
+        texts: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        let k = r.fail_k.max(1);
+        let hit_at = |run: &Run, q: &str, rel: &std::collections::HashMap<String, u32>| {
+            run.get(q).and_then(|docs| {
+                metrics::ranked(docs)
+                    .iter()
+                    .position(|d| rel.get(*d).is_some_and(|&g| g >= 1))
+                    .map(|p| p + 1)
+            })
+        };
+        let run_of = |name: &str| {
+            results
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.run.clone())
+        };
+        let (bm25, dense) = (
+            run_of("bm25"),
+            run_of("dense-exact").or_else(|| run_of("dense")),
+        );
+        let query_text: BTreeMap<&str, &str> = r
+            .queries
+            .iter()
+            .map(|(q, t)| (q.as_str(), t.as_str()))
+            .collect();
+        for c in results.iter_mut() {
+            let mut failures = Vec::new();
+            for (q, rel) in &r.qrels {
+                if !rel.values().any(|&g| g >= 1) {
+                    continue;
+                }
+                let rank = hit_at(&c.run, q, rel);
+                if rank.is_some_and(|p| p <= k) {
+                    continue;
+                }
+                let found = |run: &Option<Run>| {
+                    run.as_ref()
+                        .map(|run| hit_at(run, q, rel).is_some_and(|p| p <= k))
+                };
+                let cause = match (rank, found(&bm25), found(&dense)) {
+                    (Some(_), _, _) => FailureCause::RankedTooLow,
+                    (None, Some(true), Some(false)) => FailureCause::Lexical,
+                    (None, Some(false), Some(true)) => FailureCause::Semantic,
+                    (None, Some(true), Some(true)) => FailureCause::LostByCombination,
+                    (None, Some(false), Some(false)) => FailureCause::BothMiss,
+                    _ => FailureCause::Unknown,
+                };
+                failures.push((q.clone(), cause, rank));
+            }
+            let mut shown = Vec::new();
+            for (q, cause, rank) in failures {
+                let rel = &r.qrels[&q];
+                let mut relevant = Vec::new();
+                let mut rel_ids: Vec<&String> = rel
+                    .iter()
+                    .filter(|(_, &g)| g >= 1)
+                    .map(|(d, _)| d)
+                    .collect();
+                rel_ids.sort();
+                for d in rel_ids {
+                    if !texts.contains_key(d) {
+                        let t = self.document_text(&r.collection, &r.scope, d)?;
+                        texts.insert(d.clone(), t);
+                    }
+                    relevant.push(ShownDocument {
+                        id: d.clone(),
+                        text: texts[d].clone(),
+                    });
+                }
+                let retrieved = c
+                    .run
+                    .get(&q)
+                    .map(|docs| {
+                        metrics::ranked(docs)
+                            .iter()
+                            .take(3)
+                            .map(|d| ShownDocument {
+                                id: d.to_string(),
+                                text: texts.get(*d).cloned().unwrap_or_default(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let text = query_text
+                    .get(q.as_str())
+                    .copied()
+                    .unwrap_or("")
+                    .to_string();
+                let query_terms = terms(&text);
+                let mut shared: BTreeSet<String> = BTreeSet::new();
+                for d in &relevant {
+                    shared.extend(terms(&d.text).intersection(&query_terms).cloned());
+                }
+                shown.push(Failure {
+                    query: q,
+                    text,
+                    cause,
+                    first_relevant_rank: rank,
+                    relevant,
+                    retrieved,
+                    shared_terms: shared.into_iter().collect(),
+                });
+            }
+            let mut causes = BTreeMap::new();
+            for f in &shown {
+                let key = serde_json::to_value(f.cause)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                *causes.entry(key).or_insert(0) += 1;
+            }
+            c.failures = shown;
+            c.failure_causes = causes;
+        }
+        Ok(())
+    }
+
+    /// The start of a document's text (its first chunk), or empty when it is not found.
+    fn document_text(&self, collection: &str, scope: &Scope, doc_id: &str) -> Result<String> {
+        let c = self.collection(collection)?;
+        let filter = sextant_core::Filter::from_json(
+            &serde_json::json!({"must": [{"key": "doc_id", "match": {"value": doc_id}}]}),
+        )
+        .map_err(|e| Error::invalid("qrels", e.to_string()))?;
+        let page = c.scroll(scope, Some(&filter), 1, None, None, true)?;
+        Ok(page
+            .points
+            .first()
+            .and_then(|p| p.payload.as_ref())
+            .and_then(|v| v["text"].as_str())
+            .map(clip)
+            .unwrap_or_default())
     }
 
     /// The distinct document ids of a document collection (in the scope).
@@ -480,6 +720,69 @@ impl EvalReport {
                 c.missed.len(),
                 self.judged_queries
             ));
+        }
+        md.push_str(&format!(
+            "\n## Error analysis: queries with no relevant document in the top {}\n\nCauses: `ranked_too_low` (retrieved, below the cut-off), `lexical` (BM25 finds it, exact dense search does not), `semantic` (the reverse), `lost_by_combination` (both find it, this configuration does not), `both_miss`.\n\n| configuration | failed |",
+            self.fail_k
+        ));
+        let causes = [
+            "ranked_too_low",
+            "lexical",
+            "semantic",
+            "lost_by_combination",
+            "both_miss",
+            "unknown",
+        ];
+        for cause in causes {
+            md.push_str(&format!(" {cause} |"));
+        }
+        md.push_str("\n|---|---:|");
+        md.push_str(&"---:|".repeat(causes.len()));
+        md.push('\n');
+        for c in &self.configs {
+            md.push_str(&format!("| {} | {} |", c.name, c.failures.len()));
+            for cause in causes {
+                md.push_str(&format!(" {} |", c.failure_causes.get(cause).unwrap_or(&0)));
+            }
+            md.push('\n');
+        }
+        let cell = |t: &str| t.replace('|', "\\|");
+        for c in self.configs.iter().filter(|c| c.name != "random") {
+            if c.failures.is_empty() || self.examples == 0 {
+                continue;
+            }
+            md.push_str(&format!(
+                "\n### `{}`: the first {} failures\n\n| query | cause | relevant | retrieved first | shared terms |\n|---|---|---|---|---|\n",
+                c.name,
+                self.examples.min(c.failures.len())
+            ));
+            for f in c.failures.iter().take(self.examples) {
+                let rel = f
+                    .relevant
+                    .iter()
+                    .map(|d| format!("`{}` {}", d.id, cell(&d.text)))
+                    .collect::<Vec<_>>()
+                    .join("<br>");
+                let got = f
+                    .retrieved
+                    .first()
+                    .map(|d| format!("`{}` {}", d.id, cell(&d.text)))
+                    .unwrap_or_default();
+                let cause = serde_json::to_value(f.cause)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let rank = f
+                    .first_relevant_rank
+                    .map(|r| format!(" (rank {r})"))
+                    .unwrap_or_default();
+                md.push_str(&format!(
+                    "| `{}` {} | {cause}{rank} | {rel} | {got} | {} |\n",
+                    f.query,
+                    cell(&f.text),
+                    f.shared_terms.join(", ")
+                ));
+            }
         }
         md
     }

@@ -78,6 +78,8 @@ fn eval_scores_every_configuration_and_writes_its_report() {
             "ndcg@10,mrr@10,recall@5,precision@1",
             "--permutations",
             "200",
+            "--fail-k",
+            "1",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -96,6 +98,29 @@ fn eval_scores_every_configuration_and_writes_its_report() {
         assert_eq!(bm25[m], 1.0, "bm25 {m}: {bm25}");
     }
     assert_eq!(r["configs"][1]["missed"], serde_json::json!([]));
+    // Error analysis: BM25 fails nothing; every failure of another configuration has a cause
+    // that follows from the runs (BM25 finds every query's document, so never `semantic` or
+    // `both_miss`), and shows the query's relevant document with its text.
+    assert_eq!(r["configs"][1]["failures"], serde_json::json!([]));
+    for c in r["configs"].as_array().unwrap() {
+        for f in c["failures"].as_array().unwrap() {
+            let cause = f["cause"].as_str().unwrap();
+            assert!(
+                ["ranked_too_low", "lexical", "lost_by_combination"].contains(&cause),
+                "{}: {f}",
+                c["name"]
+            );
+            assert!(
+                !f["relevant"][0]["text"].as_str().unwrap().is_empty(),
+                "{f}"
+            );
+        }
+    }
+    let random_failures = r["configs"][0]["failures"].as_array().unwrap().len();
+    assert!(
+        random_failures >= 1,
+        "a random ranking of 6 documents misses some query at k=1"
+    );
     // Every other configuration is compared with the first one given, on every metric.
     let cmp = r["comparisons"].as_array().unwrap();
     assert_eq!(cmp.len(), 3 * 4);
@@ -108,6 +133,7 @@ fn eval_scores_every_configuration_and_writes_its_report() {
     // The files.
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| bm25 | 1.0000"), "{md}");
+    assert!(md.contains("## Error analysis"), "{md}");
     let per_query: Value =
         serde_json::from_slice(&std::fs::read(out.join("per-query.json")).unwrap()).unwrap();
     assert_eq!(per_query["bm25"].as_object().unwrap().len(), 3);
