@@ -42,11 +42,10 @@ fn beir(dir: &Path) {
     .unwrap();
 }
 
-#[test]
-fn eval_scores_every_configuration_and_writes_its_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let b = dir.path().join("beir");
+/// A data directory with collection `kb` ingested from the BEIR folder `beir/` under `dir`.
+fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("data");
+    let b = dir.join("beir");
     std::fs::create_dir_all(&b).unwrap();
     beir(&b);
     let model = tiny_model();
@@ -63,6 +62,13 @@ fn eval_scores_every_configuration_and_writes_its_report() {
             "--no-splade",
         ],
     );
+    (data, b)
+}
+
+#[test]
+fn eval_scores_every_configuration_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, b) = setup(dir.path());
     let out = dir.path().join("out");
     let json = ok(
         &data,
@@ -146,24 +152,7 @@ fn eval_scores_every_configuration_and_writes_its_report() {
 #[test]
 fn eval_refuses_bad_input_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let b = dir.path().join("beir");
-    std::fs::create_dir_all(&b).unwrap();
-    beir(&b);
-    let model = tiny_model();
-    let corpus = b.join("corpus.jsonl");
-    ok(
-        &data,
-        &[
-            "ingest",
-            "kb",
-            "--jsonl",
-            corpus.to_str().unwrap(),
-            "--model",
-            &model,
-            "--no-splade",
-        ],
-    );
+    let (data, b) = setup(dir.path());
     let bd = b.to_str().unwrap();
     for (args, needle) in [
         (
