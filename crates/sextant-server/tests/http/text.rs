@@ -78,6 +78,15 @@ fn ingest_query_ask_delete() {
         ),
     );
     assert_eq!(top_doc(&q), "cats", "{q}");
+    // The dense source's HNSW walk and exact search, taken and answering alike here.
+    for extra in [json!({"ef": 16}), json!({"exact": true})] {
+        let mut body = json!({"text": "garbage collector memory safety", "mode": "dense", "k": 3});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let q = t.ok("POST", "/collections/docs/query", None, Some(body));
+        assert_eq!(top_doc(&q), "rust", "{extra}: {q}");
+    }
     let filtered = t.ok("POST", "/collections/docs/query", None, Some(json!({"text": "language", "mode": "bm25", "filter": {"must": [{"key": "doc_id", "match": {"value": "bread"}}]}})));
     assert!(
         filtered["documents"]
@@ -98,6 +107,13 @@ fn ingest_query_ask_delete() {
         (json!({"text": "x", "rerank": "/etc"}), "rerank"),
         (json!({"text": "x", "k": 0}), "k"),
         (json!({"text": "x", "group_size": 0}), "group_size"),
+        (json!({"text": "x", "mode": "bm25", "ef": 16}), "ef"),
+        (json!({"text": "x", "mode": "bm25", "exact": true}), "exact"),
+        (
+            json!({"text": "x", "mode": "dense", "ef": 16, "exact": true}),
+            "ef",
+        ),
+        (json!({"text": "x", "mode": "dense", "ef": 0}), "ef"),
     ] {
         let (st, v) = t.call("POST", "/collections/docs/query", None, Some(body.clone()));
         assert_eq!(st, 400, "{body}: {v}");
