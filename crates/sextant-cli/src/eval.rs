@@ -1,5 +1,6 @@
 //! `sextant eval`: flags → `Service::evaluate` → the Markdown report on stdout (or JSON), and
-//! with `--out` the report, the per-query scores and a TREC run per configuration.
+//! with `--out` the report, the per-query scores, a TREC run per configuration and the plots
+//! (`eval_plots.rs`).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -67,7 +68,8 @@ pub struct EvalArgs {
     /// Failed queries shown per configuration in the Markdown report (all are in the JSON).
     #[arg(long, default_value_t = 10)]
     pub examples: usize,
-    /// Write `report.md`, `report.json`, `per-query.json` and `runs/<config>.trec` here.
+    /// Write `report.md`, `report.json`, `per-query.json`, `runs/<config>.trec` and the plots
+    /// (`metrics.svg`, `recall-at-k.svg`, `latency.svg`) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -170,6 +172,7 @@ fn write_outputs(out: &Path, report: &sextant_service::eval::EvalReport, md: &st
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
     };
     write(out.join("report.md"), md.as_bytes())?;
+    crate::eval_plots::write_plots(out, report)?;
     write(
         out.join("report.json"),
         &serde_json::to_vec_pretty(&serde_json::json!({
@@ -180,7 +183,7 @@ fn write_outputs(out: &Path, report: &sextant_service::eval::EvalReport, md: &st
             "metrics": report.metrics,
             "configs": report.configs.iter().map(|c| serde_json::json!({
                 "name": c.name, "request": c.request, "means": c.means,
-                "latency_ms": c.latency_ms, "missed": c.missed,
+                "latency_ms": c.latency_ms, "recall_curve": c.recall_curve, "missed": c.missed,
                 "failure_causes": c.failure_causes, "failures": c.failures,
             })).collect::<Vec<_>>(),
             "fail_k": report.fail_k,

@@ -15,6 +15,8 @@ mod embed;
 mod encryption;
 #[cfg(feature = "embed")]
 mod eval;
+#[cfg(feature = "embed")]
+mod eval_plots;
 mod points;
 mod search;
 mod serve;

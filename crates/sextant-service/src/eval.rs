@@ -230,6 +230,9 @@ pub struct ConfigResult {
     pub means: BTreeMap<String, f64>,
     /// Per query latency.
     pub latency_ms: Latency,
+    /// Recall@k at k = 1, 2, 3, 5, 10, 20, 30, 50, 100, … up to the depth (mean over the
+    /// qrels' queries), for recall curves.
+    pub recall_curve: Vec<(usize, f64)>,
     /// Query id → metric name → score.
     pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
     /// Queries with a relevant document none of whose relevant documents it retrieved at all.
@@ -420,6 +423,22 @@ impl Service {
             };
             let pq = metrics::per_query(&run, &r.qrels, &r.metrics);
             let means = metrics::mean(&pq, r.metrics.len());
+            let cuts: Vec<usize> = [1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000]
+                .into_iter()
+                .filter(|&k| k <= depth)
+                .collect();
+            let curve_metrics: Vec<Metric> = cuts
+                .iter()
+                .map(|&k| Metric {
+                    measure: metrics::Measure::Recall,
+                    k: Some(k),
+                })
+                .collect();
+            let curve = metrics::mean(
+                &metrics::per_query(&run, &r.qrels, &curve_metrics),
+                curve_metrics.len(),
+            );
+            let recall_curve: Vec<(usize, f64)> = cuts.into_iter().zip(curve).collect();
             let missed = r
                 .qrels
                 .iter()
@@ -444,6 +463,7 @@ impl Service {
                     .map(|(m, v)| (m.to_string(), *v))
                     .collect(),
                 latency_ms,
+                recall_curve,
                 per_query: pq
                     .iter()
                     .map(|(q, s)| {

@@ -140,6 +140,15 @@ fn eval_scores_every_configuration_and_writes_its_report() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| bm25 | 1.0000"), "{md}");
     assert!(md.contains("## Error analysis"), "{md}");
+    for plot in ["metrics.svg", "recall-at-k.svg", "latency.svg"] {
+        let svg = std::fs::read_to_string(out.join(plot)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("bm25"), "{plot}");
+    }
+    // BM25's recall curve reaches 1 at k = 1 here (every relevant document ranked first).
+    assert_eq!(
+        r["configs"][1]["recall_curve"][0],
+        serde_json::json!([1, 1.0])
+    );
     let per_query: Value =
         serde_json::from_slice(&std::fs::read(out.join("per-query.json")).unwrap()).unwrap();
     assert_eq!(per_query["bm25"].as_object().unwrap().len(), 3);
