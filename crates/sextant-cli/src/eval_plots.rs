@@ -85,7 +85,7 @@ fn metrics_plot(path: &Path, r: &EvalReport) -> Result<()> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(err("metrics.svg"))?;
     root.present().map_err(err("metrics.svg"))?;
