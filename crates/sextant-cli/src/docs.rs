@@ -260,6 +260,8 @@ pub struct TextSearch<'a> {
     pub retrieval: &'a RetrievalArgs,
     /// Documents per query.
     pub k: usize,
+    /// HNSW candidate list size of the dense source.
+    pub ef: Option<usize>,
     /// Payload filter (JSON) applied to every source.
     pub filter: Option<Value>,
     /// Tenant flags, giving the scope applied to every source.
@@ -277,6 +279,7 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
     let scope = t.tenant.scope(c.name(), c.schema())?;
     let mut template = t.retrieval.request("", Some(t.k))?;
     template.filter = t.filter.clone();
+    template.ef = t.ef;
     // Refuse a bad request before the first query (and with no queries at all).
     sextant_service::plan::plan(&template)?;
     let mut run: Vec<(String, Vec<DocumentHit>)> = Vec::new();

@@ -116,7 +116,8 @@ pub struct SearchArgs {
     /// Number of results.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// HNSW candidate list size (higher: better recall, slower).
+    /// HNSW candidate list size (higher: better recall, slower); for a text query, of its
+    /// dense source.
     #[arg(long)]
     pub ef: Option<usize>,
     /// Include payloads.
@@ -134,7 +135,6 @@ pub struct SearchArgs {
 pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
     if s.text.is_some() || s.queries.is_some() {
         let vector_only: Vec<&str> = [
-            ("--ef", s.ef.is_some()),
             ("--space", s.space.is_some()),
             ("--with-vector", s.with_vector),
             ("--with-payload", s.with_payload),
@@ -163,6 +163,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                     queries,
                     retrieval: &s.retrieval,
                     k: s.k,
+                    ef: s.ef,
                     filter: parse_filter_json(s.filter.as_deref())?,
                     tenant: &s.tenant,
                     run_out: s.run_out.as_deref(),

@@ -188,6 +188,22 @@ fn eval_refuses_bad_input_by_name() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // Text search takes --ef for its dense source, and refuses it without one.
+    let hits = ok(
+        &data,
+        &[
+            "search", "kb", "--text", "falcon", "--mode", "dense", "--ef", "16",
+        ],
+    );
+    assert!(hits.contains("d1"), "{hits}");
+    let o = run(
+        &data,
+        &[
+            "search", "kb", "--text", "falcon", "--mode", "bm25", "--ef", "16",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--ef"));
     // A judged query the queries file does not hold.
     std::fs::write(b.join("qrels/test.tsv"), "q9\td1\t1\n").unwrap();
     let o = run(&data, &["eval", "kb", "--beir", bd]);

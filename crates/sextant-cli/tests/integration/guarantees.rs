@@ -157,7 +157,6 @@ fn flags_a_command_would_ignore_are_refused_by_name() {
     }
     assert!(!std::path::Path::new(run_out).exists());
     for (extra, flag) in [
-        (vec!["--ef", "10"], "--ef"),
         (vec!["--explain"], "--explain"),
         (vec!["--with-vector"], "--with-vector"),
         (vec!["--space", "default"], "--space"),
