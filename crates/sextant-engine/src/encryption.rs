@@ -118,18 +118,7 @@ pub(crate) fn snapshot_keys(
     path: &Path,
     master: Option<&MasterKey>,
 ) -> Result<Option<(MasterKey, DataKeys)>> {
-    let mut r = plain.open_read(path).map_err(|e| io_err(path, e))?;
-    let mut head = vec![0u8; 4096 + 64];
-    let mut got = 0;
-    while got < head.len() {
-        match std::io::Read::read(&mut r, &mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(path, e).into()),
-        }
-    }
-    head.truncate(got);
+    let head = crypt::read_header(plain, path).map_err(|e| io_err(path, e))?;
     if !crypt::is_encrypted(&head) {
         return Ok(None);
     }
@@ -266,10 +255,8 @@ impl Collection {
                 if name == KEYS_FILE || sextant_storage::envelope::is_leftover(&name) {
                     continue;
                 }
-                let mut r = fs.open_read(&p).map_err(|err| io_err(&p, err))?;
-                let mut head = vec![0u8; 4096 + 64];
-                let n = std::io::Read::read(&mut r, &mut head).map_err(|err| io_err(&p, err))?;
-                match crypt::FileHeader::decode(&head[..n]) {
+                let head = crypt::read_header(fs, &p).map_err(|err| io_err(&p, err))?;
+                match crypt::FileHeader::decode(&head) {
                     Ok(Some((h, _))) if h.generation == generation => {}
                     _ => out.push(p),
                 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 use crate::plan::TextSearchRequest;
 use crate::Service;
-pub use sextant_eval::ir::{read_qrels, Qrels as Judgements};
+pub use sextant_eval::ir::read_qrels;
 pub use sextant_eval::metrics::{ranked, Metric as MetricSpec};
 
 /// Documents each configuration retrieves per query unless a metric needs more.

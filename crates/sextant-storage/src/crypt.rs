@@ -69,6 +69,19 @@ const TAG_LEN: usize = 16;
 const FIXED_HEADER: usize = 8 + 4 + 4 + 16 + 4;
 /// Largest keyblock; a larger length field is damage.
 const MAX_KEYBLOCK: usize = 4096;
+/// Longest encrypted-file header: reading this many bytes from a file's start is enough for
+/// [`FileHeader::decode`].
+pub const MAX_HEADER_LEN: usize = FIXED_HEADER + MAX_KEYBLOCK + 4;
+
+/// The first bytes of the file at `path` on `fs`, as many as an encrypted-file header can
+/// take (fewer when the file is shorter).
+pub fn read_header(fs: &dyn Fs, path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut r = fs.open_read(path)?;
+    let mut head = vec![0u8; MAX_HEADER_LEN];
+    let got = crate::fs::read_full(&mut *r, &mut head)?;
+    head.truncate(got);
+    Ok(head)
+}
 
 /// Fills `buf` from the operating system's random source.
 fn random(buf: &mut [u8]) -> Result<(), KeyError> {

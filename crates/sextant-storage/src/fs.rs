@@ -64,6 +64,20 @@ pub trait Fs: Send + Sync + Debug {
     }
 }
 
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// A file written by appending: the WAL.
 pub trait LogFile: Send + Debug {
     /// Writes `bytes` at the current end.

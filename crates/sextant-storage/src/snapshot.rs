@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::envelope::{self, io_err};
-use crate::fs::Fs;
+use crate::fs::{read_full, Fs};
 use crate::schema::Schema;
 use crate::StorageError;
 
@@ -256,20 +256,6 @@ pub fn write(
         let _ = fs.remove_file(&tmp);
     }
     written.map(|()| manifest)
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Reads a snapshot front to back: the header and manifest on open, then each file in turn,

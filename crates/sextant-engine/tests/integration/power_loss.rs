@@ -357,7 +357,7 @@ fn power_loss_at_many_points_on(encrypted: bool, seeds: std::ops::Range<u64>) {
         }
     }
     eprintln!("power_loss_at_many_points (encrypted: {encrypted}): {points} crash points");
-    assert!(points >= 600, "{points} crash points");
+    assert!(points >= 1000, "{points} crash points");
 }
 
 /// Collection creation and deletion and alias changes, every operation failed in turn: the

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::crypt::{self, DataKeys, FileHeader, Key, MasterKey};
-use crate::fs::{Fs, LogFile};
+use crate::fs::{read_full, Fs, LogFile};
 use crate::StorageError;
 
 /// The keys an [`EncryptedFs`] uses: the master key (to wrap snapshot keys, and to unwrap the
@@ -287,19 +287,6 @@ impl Fs for EncryptedFs {
             }
         }
     }
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// An encrypted log: one frame per append.
