@@ -24,6 +24,9 @@ mod reclaim;
 #[path = "bench_encryption.rs"]
 mod encryption;
 
+#[path = "bench_probe.rs"]
+mod probe;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Build an HNSW index and sweep `ef`: recall@k and queries/s, queries issued one at a time.
@@ -47,6 +50,10 @@ pub enum BenchCommand {
     /// What encryption at rest costs: ingest, optimize, reopen, search and one-point upserts on
     /// a plain and an encrypted collection, alternating runs, medians and ratios.
     Encryption(encryption::EncryptionBenchArgs),
+    /// Whether the live ANN recall probe tells the truth: per `ef`, the probe's recall@k
+    /// estimate from a sample of searches against recall@k computed offline on all of them,
+    /// and the search time with the probe on and off.
+    RecallProbe(probe::ProbeBenchArgs),
     /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
     /// qrels, write a TREC run.
     Bm25(Bm25Args),
@@ -269,6 +276,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Search(args) => search::bench_search(args),
         BenchCommand::Reclaim(args) => reclaim::bench_reclaim(args),
         BenchCommand::Encryption(args) => encryption::bench_encryption(args),
+        BenchCommand::RecallProbe(args) => probe::bench_recall_probe(args),
         BenchCommand::Bm25(args) => bench_bm25(args),
         #[cfg(feature = "embed")]
         BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),

@@ -241,6 +241,23 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     mib(info.reclaimable_bytes),
                     mib(info.reclaimable_memory_bytes)
                 );
+                match &info.recall_probe {
+                    None => println!("  recall probe: off"),
+                    Some(p) => match (p.recall, p.k_range) {
+                        (Some(r), Some((lo, hi))) => println!(
+                            "  recall probe: recall@{} ≈ {r:.3} ± {:.3} over the last {} sampled searches (lowest {:.2}; {} dropped)",
+                            if lo == hi { lo.to_string() } else { format!("{lo}..{hi}") },
+                            p.recall_stderr.unwrap_or(0.0),
+                            p.samples,
+                            p.min_recall.unwrap_or(r),
+                            p.dropped
+                        ),
+                        _ => println!(
+                            "  recall probe: no samples yet (it samples {}% of this process's approximate searches; a server reports its own in GET /collections/NAME and /metrics)",
+                            p.rate * 100.0
+                        ),
+                    },
+                }
                 if info.unindexed_payload_keys.is_empty() {
                     println!("  every payload key seen has an index");
                 } else {

@@ -34,6 +34,11 @@ pub struct DbArgs {
     /// $SEXTANT_MASTER_KEY]. Never under the data directory.
     #[arg(long, value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Share of approximate vector searches the ANN recall probe re-runs exactly in the
+    /// background (0 turns it off); its recall@k estimate is live state of this process, shown
+    /// by `collection info` and the server's `/metrics`.
+    #[arg(long, default_value_t = sextant_engine::probe::DEFAULT_PROBE_RATE, value_name = "RATE")]
+    pub recall_probe_rate: f64,
 }
 
 /// The tenant scope of a command on points.
@@ -91,6 +96,10 @@ pub fn open(args: &DbArgs) -> Result<Database> {
         &dir,
         CollectionConfig {
             durability,
+            recall_probe: sextant_engine::ProbeConfig {
+                rate: args.recall_probe_rate,
+                ..sextant_engine::ProbeConfig::default()
+            },
             ..CollectionConfig::default()
         },
     )

@@ -16,6 +16,9 @@ use sextant_service::eval::{
 
 use crate::db::{DbArgs, TenantArgs};
 
+/// Name prefix of the configurations of a fusion-weight sweep (`sweep-w0.30`).
+pub const SWEEP_PREFIX: &str = "sweep-w";
+
 /// The baselines every report has unless `--no-baselines`.
 const BASELINES: [&str; 3] = ["random", "bm25", "dense-exact"];
 
@@ -68,8 +71,19 @@ pub struct EvalArgs {
     /// Failed queries shown per configuration in the Markdown report (all are in the JSON).
     #[arg(long, default_value_t = 10)]
     pub examples: usize,
+    /// Also run every configuration on this second collection (or alias), e.g. a copy
+    /// re-embedded with a new model by `sextant reindex`: each appears as `CONFIG@OTHER` and
+    /// is compared with `CONFIG` on the first collection in a paired randomisation test.
+    #[arg(long, value_name = "COLLECTION")]
+    pub compare: Option<String>,
+    /// A fusion-weight sweep: hybrid (dense + BM25) with the dense weight at STEPS + 1 evenly
+    /// spaced values from 0 to 1 and BM25 at 1 − w, as configurations `sweep-w0.00` … and, with
+    /// `--out`, the plot `fusion-sweep.svg`.
+    #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub sweep_weights: Option<u32>,
     /// Write `report.md`, `report.json`, `per-query.json`, `runs/<config>.trec` and the plots
-    /// (`metrics.svg`, `recall-at-k.svg`, `latency.svg`) here.
+    /// (`metrics.svg`, `recall-at-k.svg`, `latency.svg`, and `fusion-sweep.svg` with
+    /// `--sweep-weights`) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -118,6 +132,30 @@ pub fn run_eval(db_args: &DbArgs, a: EvalArgs) -> Result<()> {
             .or_else(|| (!a.no_baselines).then(|| "bm25".to_string()))
     });
     configs.extend(user);
+    if let Some(steps) = a.sweep_weights {
+        for i in 0..=steps {
+            let w = f64::from(i) / f64::from(steps);
+            configs.push(EvalConfig::parse(&format!(
+                "{SWEEP_PREFIX}{w:.2}=mode=hybrid;sources=dense|bm25;weights={w}|{}",
+                1.0 - w
+            ))?);
+        }
+    }
+    if let Some(other) = &a.compare {
+        if other == &a.name {
+            bail!("--compare: give a second collection, not {other:?} again");
+        }
+        let copies: Vec<EvalConfig> = configs
+            .iter()
+            .map(|c| EvalConfig {
+                name: format!("{}@{other}", c.name),
+                collection: Some(other.clone()),
+                paired_with: Some(c.name.clone()),
+                ..c.clone()
+            })
+            .collect();
+        configs.extend(copies);
+    }
     if configs.is_empty() {
         bail!("nothing to evaluate: give --config, or leave the baselines on");
     }
@@ -127,6 +165,15 @@ pub fn run_eval(db_args: &DbArgs, a: EvalArgs) -> Result<()> {
     let svc = crate::db::service(db_args)?;
     let c = crate::db::collection(svc.database(), &a.name)?;
     let scope = a.tenant.scope(c.name(), c.schema())?;
+    if let Some(other) = &a.compare {
+        let o = crate::db::collection(svc.database(), other).context("--compare")?;
+        if o.schema().tenant_key != c.schema().tenant_key {
+            bail!(
+                "--compare: {other:?} and {:?} differ in tenancy; compare collections made the same way",
+                a.name
+            );
+        }
+    }
     let request = EvalRequest {
         collection: a.name.clone(),
         scope,

@@ -27,11 +27,15 @@ fn err<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> anyhow::Error + '_ {
     move |e| anyhow!("drawing {what}: {e:?}")
 }
 
-/// Writes `metrics.svg`, `recall-at-k.svg` and `latency.svg` into `out`.
+/// Writes `metrics.svg`, `recall-at-k.svg` and `latency.svg` into `out`, and
+/// `fusion-sweep.svg` when the report has a fusion-weight sweep.
 pub fn write_plots(out: &Path, report: &EvalReport) -> Result<()> {
     metrics_plot(&out.join("metrics.svg"), report)?;
     recall_plot(&out.join("recall-at-k.svg"), report)?;
     latency_plot(&out.join("latency.svg"), report)?;
+    if !sweep_lines(report).is_empty() {
+        sweep_plot(&out.join("fusion-sweep.svg"), report)?;
+    }
     Ok(())
 }
 
@@ -93,6 +97,87 @@ fn metrics_plot(path: &Path, r: &EvalReport) -> Result<()> {
 }
 
 /// Recall@k against k (log scale), one line per configuration.
+/// The sweep's points per collection suffix (`""` for the first collection, `"@OTHER"`):
+/// (dense weight, configuration) in weight order.
+pub fn sweep_lines(r: &EvalReport) -> Vec<(String, Vec<(f64, usize)>)> {
+    let mut lines: Vec<(String, Vec<(f64, usize)>)> = Vec::new();
+    for (i, c) in r.configs.iter().enumerate() {
+        let Some(rest) = c.name.strip_prefix(crate::eval::SWEEP_PREFIX) else {
+            continue;
+        };
+        let (w, suffix) = match rest.split_once('@') {
+            Some((w, other)) => (w, format!("@{other}")),
+            None => (rest, String::new()),
+        };
+        let Ok(w) = w.parse::<f64>() else { continue };
+        match lines.iter_mut().find(|l| l.0 == suffix) {
+            Some(l) => l.1.push((w, i)),
+            None => lines.push((suffix, vec![(w, i)])),
+        }
+    }
+    for l in &mut lines {
+        l.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
+}
+
+/// Every metric (at every cut-off) against the dense weight of the hybrid fusion (BM25 gets
+/// 1 − w): one line per metric and collection.
+fn sweep_plot(path: &Path, r: &EvalReport) -> Result<()> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(err("fusion-sweep.svg"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: fusion-weight sweep (dense w, BM25 1 − w)",
+                r.collection
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(err("fusion-sweep.svg"))?;
+    chart
+        .configure_mesh()
+        .x_desc("dense weight w")
+        .y_desc("metric")
+        .draw()
+        .map_err(err("fusion-sweep.svg"))?;
+    let mut series = 0;
+    for (suffix, points) in sweep_lines(r) {
+        for m in &r.metrics {
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .map(|&(w, i)| (w, r.configs[i].means[m]))
+                .collect();
+            let ci = series;
+            series += 1;
+            chart
+                .draw_series(LineSeries::new(line.clone(), color(ci).stroke_width(2)))
+                .map_err(err("fusion-sweep.svg"))?
+                .label(format!("{m}{suffix}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color(ci)));
+            chart
+                .draw_series(
+                    line.into_iter()
+                        .map(|p| Circle::new(p, 3, color(ci).filled())),
+                )
+                .map_err(err("fusion-sweep.svg"))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err("fusion-sweep.svg"))?;
+    root.present().map_err(err("fusion-sweep.svg"))?;
+    Ok(())
+}
+
 fn recall_plot(path: &Path, r: &EvalReport) -> Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err("recall-at-k.svg"))?;

@@ -18,6 +18,8 @@ mod eval;
 #[cfg(feature = "embed")]
 mod eval_plots;
 mod points;
+#[cfg(feature = "embed")]
+mod reindex;
 mod search;
 mod serve;
 mod snapshot;
@@ -133,6 +135,11 @@ enum Command {
     /// cut-off, latency, paired significance, TREC runs.
     #[cfg(feature = "embed")]
     Eval(eval::EvalArgs),
+    /// Re-embed a document collection with a new model into a new collection (the source
+    /// keeps serving and stays for rollback), after an estimate of time and space; then
+    /// `eval --compare` the two and switch an alias.
+    #[cfg(feature = "embed")]
+    Reindex(reindex::ReindexArgs),
     /// Benchmarks (JSON + Markdown output).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -181,13 +188,19 @@ const OWN_OPTIONS: &[&str] = &["bench", "embed", "rerank"];
 /// command line; clap reads them before the subcommand only, so those given after it are moved
 /// there (not past a `--`, and not for [`OWN_OPTIONS`]).
 fn hoist_global_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let takes_value = |a: &str| a == "--data" || a == "--durability" || a == "--master-key-file";
+    let takes_value = |a: &str| {
+        a == "--data"
+            || a == "--durability"
+            || a == "--master-key-file"
+            || a == "--recall-probe-rate"
+    };
     let is_global = |a: &str| {
         a == "--json"
             || takes_value(a)
             || a.starts_with("--data=")
             || a.starts_with("--durability=")
             || a.starts_with("--master-key-file=")
+            || a.starts_with("--recall-probe-rate=")
     };
     // The subcommand: the first argument that is neither an option nor an option's value.
     let mut i = 1;
@@ -275,6 +288,8 @@ fn main() -> std::process::ExitCode {
         Command::Ask(q) => docs::run_ask(a, q),
         #[cfg(feature = "embed")]
         Command::Eval(e) => eval::run_eval(a, e),
+        #[cfg(feature = "embed")]
+        Command::Reindex(r) => reindex::run_reindex(a, r),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
         #[cfg(feature = "embed")]

@@ -54,6 +54,8 @@ pub struct CollectionConfig {
     /// asks for one (otherwise merges run only when [`Collection::merge`],
     /// [`Collection::settle`] or [`Collection::optimize`] is called).
     pub background_merge: bool,
+    /// The ANN recall probe's sampling rate and window ([`crate::probe`]).
+    pub recall_probe: crate::probe::ProbeConfig,
 }
 
 impl Default for CollectionConfig {
@@ -64,6 +66,7 @@ impl Default for CollectionConfig {
             max_segments: DEFAULT_MAX_SEGMENTS,
             vacuum_deleted_fraction: DEFAULT_VACUUM_DELETED_FRACTION,
             background_merge: true,
+            recall_probe: crate::probe::ProbeConfig::default(),
         }
     }
 }
@@ -325,11 +328,20 @@ pub struct Collection {
     pub(crate) merge_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The clock expiries are judged by ([`SystemClock`] unless a test sets another).
     clock: RwLock<Arc<dyn Clock>>,
+    /// Re-runs a sample of approximate searches exactly ([`crate::probe`]).
+    pub(crate) probe: crate::probe::RecallProbe,
 }
 
 pub(crate) const MANIFEST: &str = "manifest";
 pub(crate) const WAL_FILE: &str = "wal";
 pub(crate) const SEGMENTS: &str = "segments";
+
+/// A seed for the recall probe's sampling, from the collection's name.
+fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 pub(crate) fn seg_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SEGMENTS).join(id.to_string())
@@ -434,6 +446,7 @@ impl Collection {
             merge_thread: Mutex::new(None),
             encoders,
             clock: RwLock::new(Arc::new(SystemClock)),
+            probe: crate::probe::RecallProbe::new(config.recall_probe, name_seed(name)),
         }))
     }
 

@@ -60,10 +60,11 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 impl Drop for Database {
-    /// Lets background merges finish, so the directory is unlocked when the last handle goes.
+    /// Lets background merges finish and stops recall probes, so the directory is unlocked
+    /// when the last handle goes.
     fn drop(&mut self) {
         for c in self.open.lock().values() {
-            c.wait_for_merge();
+            c.stop_background();
         }
     }
 }
@@ -102,6 +103,10 @@ impl Database {
     /// with faults and power loss; see `sextant_storage::fs`). Removes leftovers of interrupted
     /// collection creations and deletions, of alias writes and of snapshot writes.
     pub fn open_with(dir: &Path, config: CollectionConfig, fs: Arc<dyn Fs>) -> Result<Database> {
+        config
+            .recall_probe
+            .validate()
+            .map_err(|m| EngineError::invalid("recall_probe", m))?;
         let collections = dir.join("collections");
         fs.create_dir_all(&collections)
             .map_err(|e| io_err(dir, e))?;
@@ -257,7 +262,7 @@ impl Database {
             return Err(EngineError::CollectionNotFound(name.to_string()));
         }
         if let Some(c) = self.open.lock().remove(name) {
-            c.wait_for_merge();
+            c.stop_background();
         }
         let collections = self.dir.join("collections");
         let trash = collections.join(format!(".deleting-{name}-{}", std::process::id()));

@@ -9,6 +9,7 @@
 //! - [`encryption`]: encryption at rest per collection (keys, rotation);
 //! - [`snapshot`]: consistent snapshots of a collection as one file, and restoring them;
 //! - [`ops`]: the batches the WAL records carry;
+//! - [`probe`]: the ANN recall probe (a sample of searches re-run exactly);
 //! - [`documents`]: the document layer (ingestion, the hybrid plan, RAG context) over models
 //!   given through small traits.
 //!
@@ -25,6 +26,7 @@ mod error;
 pub mod fusion;
 mod maintenance;
 pub mod ops;
+pub mod probe;
 pub mod query;
 mod recovery;
 pub mod scope;
@@ -40,6 +42,7 @@ pub use collection::{
 pub use database::Database;
 pub use encryption::EncryptionStatus;
 pub use error::{EngineError, Result};
+pub use probe::{ProbeConfig, RecallProbeInfo};
 pub use query::{
     CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,

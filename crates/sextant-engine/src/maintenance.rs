@@ -28,6 +28,13 @@ impl Collection {
         drop(self.merging.lock());
     }
 
+    /// Stops the recall probe and waits for a running merge: the collection is being closed,
+    /// deleted or replaced.
+    pub(crate) fn stop_background(&self) {
+        self.probe.stop();
+        self.wait_for_merge();
+    }
+
     /// Starts a merge on a background thread when the policy asks for one and none is running.
     pub(crate) fn spawn_merge_if_needed(&self) {
         let mut slot = self.merge_thread.lock();

@@ -100,6 +100,19 @@ pub enum Strategy {
     Sparse,
 }
 
+/// A vector search after validation: the space by index and the whole filter (tenant
+/// condition included).
+struct Planned<'a> {
+    space: usize,
+    vector: &'a [f32],
+    k: usize,
+    ef: Option<usize>,
+    filter: Option<&'a Filter>,
+    exact_threshold: Option<u64>,
+    with_payload: bool,
+    with_vector: bool,
+}
+
 /// A search in a sparse space (BM25 text or sparse weights).
 #[derive(Debug, Clone)]
 pub struct SparseSearchRequest {
@@ -178,6 +191,10 @@ pub struct CollectionInfo {
     /// The last error of a background merge, if one failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub background_error: Option<String>,
+    /// Recall@k of the approximate index as the recall probe measures it on live searches
+    /// (`None` when the probe is off; see [`crate::probe`]). Live state of this process: it
+    /// starts empty whenever the collection is opened.
+    pub recall_probe: Option<crate::probe::RecallProbeInfo>,
 }
 
 /// One segment in [`CollectionInfo`].
@@ -377,11 +394,74 @@ impl Collection {
             return Err(EngineError::invalid("ef", "must be at least 1".into()));
         }
         let filter = self.full_filter(req.filter, &req.scope)?;
+        let resp = self.search_planned(&Planned {
+            space,
+            vector: &req.vector,
+            k: req.k,
+            ef: req.ef,
+            filter: filter.as_ref(),
+            exact_threshold: req.exact_threshold,
+            with_payload: req.with_payload,
+            with_vector: req.with_vector,
+        })?;
+        if resp.plan.iter().any(|p| p.strategy == Strategy::Graph) && self.probe.draw() {
+            let sample = crate::probe::Sample {
+                space,
+                vector: req.vector,
+                k: req.k,
+                filter,
+                got: resp.hits.iter().map(|h| h.id.clone()).collect(),
+            };
+            self.probe.offer(sample, &self.this);
+        }
+        Ok(resp)
+    }
+
+    /// The exact answer to a sampled search (its ids, best first), for the recall probe.
+    pub(crate) fn exact_ids(&self, s: &crate::probe::Sample) -> Option<Vec<PointId>> {
+        let resp = self
+            .search_planned(&Planned {
+                space: s.space,
+                vector: &s.vector,
+                k: s.k,
+                ef: None,
+                filter: s.filter.as_ref(),
+                exact_threshold: Some(u64::MAX),
+                with_payload: false,
+                with_vector: false,
+            })
+            .ok()?;
+        Some(resp.hits.into_iter().map(|h| h.id).collect())
+    }
+
+    /// What the recall probe measured (`None` when it is off).
+    pub fn recall_probe(&self) -> Option<crate::probe::RecallProbeInfo> {
+        self.probe.info()
+    }
+
+    /// Empties the recall probe's window and counters, e.g. after changing `ef`, so the
+    /// estimate describes the new setting only.
+    pub fn reset_recall_probe(&self) {
+        self.probe.reset();
+    }
+
+    /// Blocks until every sample the recall probe queued has been re-run.
+    pub fn drain_recall_probe(&self) {
+        self.probe.drain();
+    }
+
+    /// A validated vector search: plans each segment and merges the hits.
+    fn search_planned(&self, req: &Planned<'_>) -> Result<SearchResponse> {
+        let space = req.space;
+        let spec = &self.schema().spaces[space];
+        let filter = req.filter;
+        // An explicit threshold applies with or without a filter (`u64::MAX`: exact search);
+        // the default one only picks between a filtered walk and a scan.
         let threshold = req.exact_threshold.unwrap_or(DEFAULT_EXACT_THRESHOLD);
+        let scan_allowed = filter.is_some() || req.exact_threshold.is_some();
         let now = self.now_ms();
         let st = self.state.read();
         let unindexed_keys = filter
-            .as_ref()
             .map(|f| st.mutable.indexes().unindexed_keys(f))
             .unwrap_or_default();
         let mut plan = Vec::new();
@@ -391,12 +471,12 @@ impl Collection {
             if points == 0 {
                 continue;
             }
-            let allowed = matching(seg, &deleted, filter.as_ref());
+            let allowed = matching(seg, &deleted, filter);
             let matching_n = allowed.as_ref().map_or(points, |b| b.len());
             let index = seg.vectors(space);
             let strategy = if matching_n == 0 {
                 Strategy::Empty
-            } else if filter.is_some() && matching_n <= threshold {
+            } else if scan_allowed && matching_n <= threshold {
                 Strategy::Exact
             } else {
                 Strategy::Graph
@@ -413,10 +493,15 @@ impl Collection {
                 Strategy::Exact => usize::MAX,
                 _ => 0,
             };
-            let hits = match (strategy, &allowed) {
+            let hits = match (strategy, allowed) {
                 (Strategy::Empty, _) => continue,
-                (_, Some(b)) => index.search(&req.vector, &params, Some(&IdFilter::Bitmap(b))),
-                (_, None) => index.search(&req.vector, &params, None),
+                (_, Some(b)) => index.search(req.vector, &params, Some(&IdFilter::Bitmap(&b))),
+                // An exact scan needs the candidates as a bitmap: every live point.
+                (Strategy::Exact, None) => {
+                    let all = live(seg, &deleted);
+                    index.search(req.vector, &params, Some(&IdFilter::Bitmap(&all)))
+                }
+                (_, None) => index.search(req.vector, &params, None),
             }
             .map_err(|e| EngineError::invalid("vector", e.to_string()))?;
             found.extend(hits.into_iter().map(|n| (n, loc)));
@@ -796,6 +881,7 @@ impl Collection {
             wal_bytes: self.fs.file_len(&self.dir().join("wal")).unwrap_or(0),
             unindexed_payload_keys,
             background_error: self.background_error.lock().clone(),
+            recall_probe: self.probe.info(),
         }
     }
 }

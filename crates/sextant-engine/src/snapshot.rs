@@ -813,7 +813,7 @@ impl Database {
             return Ok(());
         }
         if let Some(c) = open.remove(name) {
-            c.wait_for_merge();
+            c.stop_background();
         }
         let aside = collections.join(format!("{REPLACED_PREFIX}{name}"));
         if fs.exists(&aside) {

@@ -35,6 +35,14 @@ pub struct EvalConfig {
     pub name: String,
     /// The request (without the query text); `None` for the random baseline.
     pub request: Option<TextSearchRequest>,
+    /// The collection (or alias) it runs on [default: the request's collection]: the same
+    /// configuration on two collections compares, e.g., an old and a re-embedded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// Another configuration it is compared with as well as the reference (its counterpart
+    /// on the other collection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paired_with: Option<String>,
 }
 
 impl EvalConfig {
@@ -57,6 +65,8 @@ impl EvalConfig {
         Some(EvalConfig {
             name: name.to_string(),
             request,
+            collection: None,
+            paired_with: None,
         })
     }
 
@@ -122,6 +132,8 @@ impl EvalConfig {
         Ok(EvalConfig {
             name: name.to_string(),
             request: Some(request),
+            collection: None,
+            paired_with: None,
         })
     }
 }
@@ -366,6 +378,7 @@ impl Service {
         for c in &r.configs {
             let mut run: Run = BTreeMap::new();
             let mut lat = Vec::new();
+            let collection = c.collection.as_deref().unwrap_or(&r.collection);
             match &c.request {
                 Some(template) => {
                     for (i, (qid, text)) in r.queries.iter().enumerate() {
@@ -375,7 +388,7 @@ impl Service {
                             ..template.clone()
                         };
                         let t = Instant::now();
-                        let hits = self.text_search(&r.collection, &r.scope, &req)?;
+                        let hits = self.text_search(collection, &r.scope, &req)?;
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
                         for h in hits.iter().take(3) {
                             if let Some(t) =
@@ -392,7 +405,7 @@ impl Service {
                     }
                 }
                 None => {
-                    let docs = self.document_ids(&r.collection, &r.scope)?;
+                    let docs = self.document_ids(collection, &r.scope)?;
                     let mut state = r.seed ^ 0x5eed;
                     for (i, (qid, _)) in r.queries.iter().enumerate() {
                         let mut picked: Vec<(String, f32)> = Vec::new();
@@ -483,17 +496,39 @@ impl Service {
             .find(|c| c.name == reference)
             .expect("the reference is a configuration");
         let mut comparisons = Vec::new();
-        for c in results.iter().filter(|c| c.name != reference) {
+        let mut compare = |base: &ConfigResult, c: &ConfigResult| {
             for m in &r.metrics {
                 let key = m.to_string();
                 let a: Vec<f64> = base.per_query.values().map(|s| s[&key]).collect();
                 let b: Vec<f64> = c.per_query.values().map(|s| s[&key]).collect();
                 comparisons.push(Comparison {
-                    reference: reference.clone(),
+                    reference: base.name.clone(),
                     config: c.name.clone(),
                     metric: key,
                     significance: metrics::randomisation_test(&a, &b, r.permutations, r.seed),
                 });
+            }
+        };
+        for c in results.iter().filter(|c| c.name != reference) {
+            compare(base, c);
+        }
+        // Each configuration with a counterpart (the same one on another collection) against
+        // it, unless that is the reference already.
+        for c in &r.configs {
+            if let Some(p) = c.paired_with.as_deref().filter(|p| *p != reference) {
+                let find = |n: &str| results.iter().find(|x| x.name == n);
+                match (find(p), find(&c.name)) {
+                    (Some(a), Some(b)) => compare(a, b),
+                    _ => {
+                        return Err(Error::invalid(
+                            "config",
+                            format!(
+                                "{:?} is paired with {p:?}, which is not a configuration",
+                                c.name
+                            ),
+                        ))
+                    }
+                }
             }
         }
         Ok(EvalReport {
@@ -724,11 +759,15 @@ impl EvalReport {
                 "\n`*` p < 0.05, `**` p < 0.01: the difference from `{reference}` in a paired randomisation test over the {} queries ({perms} permutations, two-sided).\n",
                 self.judged_queries
             ));
-            md.push_str("\n## Differences from the reference\n\n| configuration | metric | difference | p-value |\n|---|---|---:|---:|\n");
+            md.push_str("\n## Differences from the reference (and between counterparts on two collections)\n\n| configuration | against | metric | difference | p-value |\n|---|---|---|---:|---:|\n");
             for x in &self.comparisons {
                 md.push_str(&format!(
-                    "| {} | {} | {:+.4} | {:.4} |\n",
-                    x.config, x.metric, x.significance.difference, x.significance.p_value
+                    "| {} | {} | {} | {:+.4} | {:.4} |\n",
+                    x.config,
+                    x.reference,
+                    x.metric,
+                    x.significance.difference,
+                    x.significance.p_value
                 ));
             }
         }

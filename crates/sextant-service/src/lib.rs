@@ -10,6 +10,7 @@
 //!   nothing;
 //! - [`eval`]: retrieval evaluation of configurations against qrels, with baselines and a
 //!   significance test;
+//! - [`reindex`]: re-embedding a document collection with a new model into a new one;
 //! - [`sources`]: documents from files, directories and JSONL streams;
 //! - [`import`]: points from JSONL, `.npy` and `.fvecs`, in batches;
 //! - [`llm`]: chat completions with the API key policy;
@@ -30,6 +31,7 @@ pub mod llm;
 pub mod master_key;
 pub mod models;
 pub mod plan;
+pub mod reindex;
 mod service;
 pub mod sources;
 
@@ -40,6 +42,7 @@ pub use models::{ModelRegistry, RegistryConfig};
 pub use plan::{
     TextSearchRequest, DEFAULT_FUSION, DEFAULT_MODE, DEFAULT_RERANK_TOP, DEFAULT_SOURCES,
 };
+pub use reindex::{ReindexOptions, ReindexPlan, ReindexReport};
 pub use service::{
     AskRequest, AskResponse, EmbedKind, EmbedOptions, Embedded, ImportReport, LlmRequest, Service,
     ServiceConfig, DEFAULT_ASK_BUDGET, DEFAULT_ASK_K, DEFAULT_LLM_MODEL, DEFAULT_LLM_TIMEOUT_S,

@@ -328,7 +328,20 @@ impl Service {
                     .is_some()
                     .then(|| self.models.collection_splade(&c))
                     .transpose()?;
-                let dense = self.models.collection_dense(&c, precision)?;
+                // A model named for an existing collection must be the one it was built
+                // with (refused naming both), never silently replaced by the stored one.
+                let dense = match &opts.model {
+                    Some(m) => {
+                        let d = self
+                            .models
+                            .dense(m, precision)
+                            .map_err(|e| e.with_field("model"))?;
+                        documents::check_models(&c, Some(d.as_ref()), None)
+                            .map_err(|e| Error::from(e).with_field("model"))?;
+                        d
+                    }
+                    None => self.models.collection_dense(&c, precision)?,
+                };
                 (c, dense, splade)
             }
             Err(EngineError::CollectionNotFound(_)) => {

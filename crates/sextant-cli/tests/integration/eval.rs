@@ -215,3 +215,172 @@ fn eval_refuses_bad_input_by_name() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("q9"));
 }
+
+fn tiny_st() -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-embed/tests/fixtures/tiny-st")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The model-upgrade workflow from the command line: estimate, reindex into a new collection
+/// with another model, evaluate both side by side (with a fusion-weight sweep), switch an
+/// alias.
+#[test]
+fn reindex_then_compare_then_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, b) = setup(dir.path());
+    // A model that reads fewer tokens than the collection's chunks hold is refused, by name.
+    let o = run(
+        &data,
+        &["reindex", "kb", "--model", &tiny_st(), "--into", "short"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--model") && err.contains("48 tokens"),
+        "{err}"
+    );
+    // From a collection built with the 8-d model to the 32-d one.
+    ok(
+        &data,
+        &[
+            "ingest",
+            "kb8",
+            "--jsonl",
+            b.join("corpus.jsonl").to_str().unwrap(),
+            "--model",
+            &tiny_st(),
+            "--no-splade",
+        ],
+    );
+    let model = tiny_model();
+    let plan: Value = serde_json::from_str(&ok(
+        &data,
+        &[
+            "--json",
+            "reindex",
+            "kb8",
+            "--model",
+            &model,
+            "--into",
+            "kb_v2",
+            "--dry-run",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(plan["estimate"]["chunks"], 6, "{plan}");
+    assert_eq!(plan["estimate"]["old_dim"], 8, "{plan}");
+    assert_eq!(plan["estimate"]["new_dim"], 32);
+    assert!(plan["estimated_seconds"].as_f64().unwrap() >= 0.0);
+    let o = run(&data, &["collection", "info", "kb_v2"]);
+    assert!(!o.status.success(), "a dry run creates nothing");
+    let text = ok(
+        &data,
+        &["reindex", "kb8", "--model", &model, "--into", "kb_v2"],
+    );
+    assert!(text.contains("re-embedded 6 chunks"), "{text}");
+    assert!(text.contains("alias set"), "{text}");
+    // Again: refused, the target exists; with --resume: nothing to do.
+    let o = run(
+        &data,
+        &["reindex", "kb8", "--model", &model, "--into", "kb_v2"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--resume")
+            || String::from_utf8_lossy(&o.stderr).contains("resume")
+    );
+    let text = ok(
+        &data,
+        &[
+            "reindex", "kb8", "--model", &model, "--into", "kb_v2", "--resume",
+        ],
+    );
+    assert!(text.contains("re-embedded 0 chunks"), "{text}");
+
+    let out = dir.path().join("cmp");
+    let r: Value = serde_json::from_str(&ok(
+        &data,
+        &[
+            "--json",
+            "eval",
+            "kb8",
+            "--compare",
+            "kb_v2",
+            "--beir",
+            b.to_str().unwrap(),
+            "--no-baselines",
+            "--config",
+            "bm25",
+            "--config",
+            "dense",
+            "--sweep-weights",
+            "2",
+            "--metrics",
+            "ndcg@10,recall@5",
+            "--permutations",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let names: Vec<&str> = r["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bm25",
+            "dense",
+            "sweep-w0.00",
+            "sweep-w0.50",
+            "sweep-w1.00",
+            "bm25@kb_v2",
+            "dense@kb_v2",
+            "sweep-w0.00@kb_v2",
+            "sweep-w0.50@kb_v2",
+            "sweep-w1.00@kb_v2"
+        ]
+    );
+    let means = |name: &str| {
+        r["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["means"]
+            .clone()
+    };
+    // BM25 reads the same stored text in both collections: the same scores.
+    assert_eq!(means("bm25"), means("bm25@kb_v2"));
+    // Each copy is compared with its counterpart on the first collection.
+    let cmp = r["comparisons"].as_array().unwrap();
+    assert!(cmp
+        .iter()
+        .any(|c| c["reference"] == "dense" && c["config"] == "dense@kb_v2"));
+    assert!(cmp
+        .iter()
+        .any(|c| c["reference"] == "sweep-w0.50" && c["config"] == "sweep-w0.50@kb_v2"));
+    let svg = std::fs::read_to_string(out.join("fusion-sweep.svg")).unwrap();
+    assert!(
+        svg.contains("ndcg@10@kb_v2") && svg.contains("recall@5"),
+        "{svg}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| dense@kb_v2 | dense | ndcg@10 |"), "{md}");
+
+    // Readers move in one step, and back.
+    ok(&data, &["alias", "set", "live", "kb_v2"]);
+    let hits = ok(
+        &data,
+        &["search", "live", "--text", "falcon", "--mode", "bm25"],
+    );
+    assert!(hits.contains("d1"), "{hits}");
+    let info = ok(&data, &["--json", "collection", "info", "live"]);
+    assert!(info.contains("\"dim\": 32"), "{info}");
+}

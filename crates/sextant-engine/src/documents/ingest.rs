@@ -316,11 +316,7 @@ impl<'a> Ingester<'a> {
                 ),
             };
             let body = &text[ch.start..ch.end];
-            let embed_text = if prefix.is_empty() {
-                body.to_string()
-            } else {
-                format!("{prefix}\n{body}")
-            };
+            let embed_text = embed_text(&prefix, body);
             let id = PointId::Str(format!("{key}#{i}"));
             new_ids.insert(id.clone());
             let src = to_source(ch.start..ch.end);
@@ -557,25 +553,8 @@ impl<'a> Ingester<'a> {
         }
     }
 
-    /// The title as prefixed to chunks: cut to the tokens the chunk budget leaves free, so no
-    /// embedded text exceeds the model's limit.
     fn title_prefix(&self, title: &str) -> String {
-        if title.is_empty() {
-            return String::new();
-        }
-        let free = self
-            .dense
-            .max_tokens()
-            .saturating_sub(2)
-            .saturating_sub(self.settings.chunking.max_tokens);
-        let spans = self.dense.token_spans(title);
-        if spans.len() <= free {
-            return title.to_string();
-        }
-        match free {
-            0 => String::new(),
-            n => title[..spans[n - 1].end].to_string(),
-        }
+        title_prefix(self.dense, self.settings.chunking.max_tokens, title)
     }
 
     /// Chunks a text by the collection's strategy: each chunk with its parent's range
@@ -763,6 +742,35 @@ fn redaction_counts(r: &Redactor, text: &str) -> BTreeMap<String, usize> {
             (n > 0).then(|| (k.name().to_string(), n))
         })
         .collect()
+}
+
+/// The title as prefixed to chunks: cut to the tokens the chunk budget (`chunk_tokens`)
+/// leaves free, so no embedded text exceeds the model's limit.
+pub(crate) fn title_prefix(dense: &dyn DenseModel, chunk_tokens: usize, title: &str) -> String {
+    if title.is_empty() {
+        return String::new();
+    }
+    let free = dense
+        .max_tokens()
+        .saturating_sub(2)
+        .saturating_sub(chunk_tokens);
+    let spans = dense.token_spans(title);
+    if spans.len() <= free {
+        return title.to_string();
+    }
+    match free {
+        0 => String::new(),
+        n => title[..spans[n - 1].end].to_string(),
+    }
+}
+
+/// The text embedded for a chunk: the (cut) title, a newline, the chunk's text.
+pub(crate) fn embed_text(prefix: &str, body: &str) -> String {
+    if prefix.is_empty() {
+        body.to_string()
+    } else {
+        format!("{prefix}\n{body}")
+    }
 }
 
 /// The change detector of a document (FNV-1a 64 over title and text; not a security boundary).

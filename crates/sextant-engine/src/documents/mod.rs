@@ -5,6 +5,7 @@
 //!   in one atomic WAL record; unchanged documents are skipped by content hash.
 //! - [`search`]: the hybrid plan: sources (dense, BM25, SPLADE) → fusion → optional rerank →
 //!   optional MMR → grouping by document.
+//! - [`reindex`]: re-embedding a collection with another model into a new collection.
 //! - [`retention`]: deleting documents by age (`ingested_at`).
 //! - [`context`]: RAG context assembly: overlapping chunks merged, hierarchical chunks expanded
 //!   to their parents, passages packed into a token budget with citations.
@@ -36,6 +37,7 @@ use crate::Collection;
 
 pub mod context;
 pub mod ingest;
+pub mod reindex;
 pub mod retention;
 pub mod search;
 

@@ -6,6 +6,7 @@ mod encryption;
 mod engine;
 mod format_fixtures;
 mod power_loss;
+mod probe;
 mod reclaim;
 mod snapshot;
 mod soak;

@@ -82,6 +82,14 @@ pub async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl
                 metrics::gauge!("sextant_collection_disk_bytes", &l).set(info.disk_bytes as f64);
                 metrics::gauge!("sextant_collection_memory_bytes", &l)
                     .set(info.memory_bytes as f64);
+                if let Some(p) = &info.recall_probe {
+                    if let Some(r) = p.recall {
+                        metrics::gauge!("sextant_ann_recall", &l).set(r);
+                    }
+                    metrics::gauge!("sextant_ann_recall_samples", &l).set(p.samples as f64);
+                    metrics::counter!("sextant_ann_recall_probes_total", &l).absolute(p.measured);
+                    metrics::counter!("sextant_ann_recall_dropped_total", &l).absolute(p.dropped);
+                }
             }
         }
         Ok(())

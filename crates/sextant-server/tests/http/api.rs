@@ -432,3 +432,70 @@ fn keys_admin_routes_and_audit_log() {
         .iter()
         .all(|l| l["key_id"].is_string() && l["time"].is_string()));
 }
+
+/// The ANN recall probe of a served collection: sampled searches are re-run exactly in the
+/// background, and the estimate shows in the collection's info and in `/metrics`.
+#[test]
+fn the_recall_probe_reports_in_info_and_metrics() {
+    let t = crate::common::start_with_collections(
+        crate::common::config(false),
+        sextant_engine::CollectionConfig {
+            recall_probe: sextant_engine::ProbeConfig {
+                rate: 1.0,
+                ..sextant_engine::ProbeConfig::default()
+            },
+            ..sextant_engine::CollectionConfig::default()
+        },
+    );
+    t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(json!({"name": "p", "dim": 4, "metric": "l2"})),
+    );
+    t.ok(
+        "PUT",
+        "/collections/p/points",
+        None,
+        Some(json!({"points": points(0..200)})),
+    );
+    let before = t.ok("GET", "/collections/p", None, None);
+    assert_eq!(before["recall_probe"]["measured"], 0, "{before}");
+    for i in 0..20 {
+        // Distinct queries: the query cache would answer a repeated one without a search.
+        let q: Vec<f32> = vec(i).iter().map(|x| x + i as f32 * 0.01).collect();
+        t.ok(
+            "POST",
+            "/collections/p/search",
+            None,
+            Some(json!({"vector": q, "k": 5})),
+        );
+    }
+    let mut info = Value::Null;
+    for _ in 0..500 {
+        info = t.ok("GET", "/collections/p", None, None);
+        if info["recall_probe"]["measured"] == 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let p = &info["recall_probe"];
+    assert_eq!(p["measured"], 20, "{info}");
+    assert_eq!(p["rate"], 1.0);
+    // 200 points in the mutable segment: the walk there is exact, so recall is 1.
+    assert_eq!(p["recall"], 1.0, "{info}");
+    let text = ureq::get(&t.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("sextant_ann_recall{collection=\"p\"} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains("sextant_ann_recall_probes_total{collection=\"p\"} 20"),
+        "{text}"
+    );
+}

@@ -26,8 +26,13 @@ pub fn start(auth: bool) -> TestServer {
 }
 
 pub fn start_with(c: ServerConfig) -> TestServer {
+    start_with_collections(c, CollectionConfig::default())
+}
+
+/// A server whose collections open with `cc`.
+pub fn start_with_collections(c: ServerConfig, cc: CollectionConfig) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    let db = Database::open(dir.path(), cc).unwrap();
     let server = RunningServer::start(db, c).unwrap();
     let base = format!("http://{}", server.addr());
     TestServer { server, base, dir }
