@@ -235,6 +235,8 @@ fn write_outputs(out: &Path, report: &sextant_service::eval::EvalReport, md: &st
             })).collect::<Vec<_>>(),
             "fail_k": report.fail_k,
             "comparisons": report.comparisons,
+            "missing_judged": report.missing_judged,
+            "missing_examples": report.missing_examples,
         }))?,
     )?;
     let per_query: serde_json::Map<String, serde_json::Value> = report

@@ -293,6 +293,12 @@ pub struct EvalReport {
     /// Failed queries shown per configuration in the Markdown report.
     #[serde(skip)]
     pub examples: usize,
+    /// Relevant documents of the qrels that the collection does not hold (in the scope): no
+    /// configuration can retrieve them, so every score is lower than the retrieval alone
+    /// explains (a wrong corpus or id field shows here).
+    pub missing_judged: usize,
+    /// Up to ten of them.
+    pub missing_examples: Vec<String>,
 }
 
 /// The first 200 characters of a text, on one line.
@@ -372,6 +378,16 @@ impl Service {
             .max()
             .unwrap_or(0)
             .max(r.depth);
+        let held: BTreeSet<String> = self
+            .document_ids(&r.collection, &r.scope)?
+            .into_iter()
+            .collect();
+        let missing: BTreeSet<&String> = r
+            .qrels
+            .values()
+            .flat_map(|rel| rel.iter().filter(|(_, &g)| g >= 1).map(|(d, _)| d))
+            .filter(|d| !held.contains(*d))
+            .collect();
         let mut results = Vec::new();
         // The text of every document retrieved (its best chunk), for the error analysis.
         let mut texts: BTreeMap<String, String> = BTreeMap::new();
@@ -381,6 +397,16 @@ impl Service {
             let collection = c.collection.as_deref().unwrap_or(&r.collection);
             match &c.request {
                 Some(template) => {
+                    // One query untimed first: loading the models is not a query's latency.
+                    self.text_search(
+                        collection,
+                        &r.scope,
+                        &TextSearchRequest {
+                            text: r.queries[0].1.clone(),
+                            k: Some(depth),
+                            ..template.clone()
+                        },
+                    )?;
                     for (i, (qid, text)) in r.queries.iter().enumerate() {
                         let req = TextSearchRequest {
                             text: text.clone(),
@@ -541,6 +567,8 @@ impl Service {
             comparisons,
             fail_k: r.fail_k,
             examples: r.examples,
+            missing_judged: missing.len(),
+            missing_examples: missing.into_iter().take(10).cloned().collect(),
         })
     }
 
@@ -715,6 +743,13 @@ impl EvalReport {
             "# Evaluation of `{}`\n\n{} queries ({} judged), {} documents retrieved per query.\n\n",
             self.collection, self.queries, self.judged_queries, self.depth
         );
+        if self.missing_judged > 0 {
+            md.push_str(&format!(
+                "**Warning:** {} relevant documents of the qrels are not in the collection (e.g. {}): no configuration can retrieve them. Check the corpus and its id field.\n\n",
+                self.missing_judged,
+                self.missing_examples.join(", ")
+            ));
+        }
         let reference = self
             .comparisons
             .first()

@@ -204,6 +204,13 @@ fn eval_refuses_bad_input_by_name() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ef"));
+    // Judged documents the collection does not hold: a warning naming them.
+    std::fs::write(b.join("qrels/test.tsv"), "q1\td1\t1\nq1\td99\t1\n").unwrap();
+    let md = ok(&data, &["eval", "kb", "--beir", bd, "--permutations", "10"]);
+    assert!(
+        md.contains("1 relevant documents of the qrels are not in the collection (e.g. d99)"),
+        "{md}"
+    );
     // A judged query the queries file does not hold.
     std::fs::write(b.join("qrels/test.tsv"), "q9\td1\t1\n").unwrap();
     let o = run(&data, &["eval", "kb", "--beir", bd]);
