@@ -258,6 +258,12 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                         ),
                     },
                 }
+                #[cfg(feature = "embed")]
+                if let Some(d) = &info.drift {
+                    for l in crate::drift::report_lines(d) {
+                        println!("  {l}");
+                    }
+                }
                 if info.unindexed_payload_keys.is_empty() {
                     println!("  every payload key seen has an index");
                 } else {

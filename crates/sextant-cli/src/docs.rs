@@ -43,10 +43,12 @@ pub struct IngestArgs {
     /// JSONL field holding the title (optional in records).
     #[arg(long, default_value = "title")]
     pub title_field: String,
-    /// Embedding model directory (used when the collection is created; later ingests and
-    /// queries use the collection's own model).
-    #[arg(long, default_value = sextant_service::ingest::DEFAULT_MODEL)]
-    pub model: String,
+    /// Embedding model directory, used when the collection is created [default:
+    /// models/all-MiniLM-L6-v2]; later ingests and queries use the collection's own model,
+    /// and a model given for an existing collection must be that one (refused otherwise,
+    /// naming both).
+    #[arg(long)]
+    pub model: Option<String>,
     /// SPLADE model for the collection's learned sparse space (at creation only) [default:
     /// models/splade-mini when it exists, as `scripts/setup-models.sh` installs it].
     #[arg(long, conflicts_with = "no_splade")]
@@ -106,7 +108,7 @@ impl IngestArgs {
     /// The service's options from the flags.
     fn options(&self) -> IngestOptions {
         IngestOptions {
-            model: Some(self.model.clone()),
+            model: self.model.clone(),
             splade: self.splade.clone(),
             no_splade: self.no_splade,
             chunking: self.chunking.clone(),

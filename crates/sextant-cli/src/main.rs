@@ -11,6 +11,8 @@ mod db;
 #[cfg(feature = "embed")]
 mod docs;
 #[cfg(feature = "embed")]
+mod drift;
+#[cfg(feature = "embed")]
 mod embed;
 mod encryption;
 #[cfg(feature = "embed")]
@@ -38,6 +40,7 @@ Exit codes:
   5    conflict (settings fixed at creation, another model, data directory in use)
   6    unauthorized or forbidden
   7    overloaded: try again later
+  8    `drift check --fail-on-alarm`: a drift alarm was raised
   141  the reader of the output went away (`sextant ... | head`)";
 
 /// Sextant: an embedding database.
@@ -140,6 +143,11 @@ enum Command {
     /// `eval --compare` the two and switch an alias.
     #[cfg(feature = "embed")]
     Reindex(reindex::ReindexArgs),
+    /// Drift monitoring: pin the distribution of a collection's vectors, add canary queries
+    /// with expected results, check them over time; alarms show in `collection info`.
+    #[cfg(feature = "embed")]
+    #[command(subcommand)]
+    Drift(drift::DriftCommand),
     /// Benchmarks (JSON + Markdown output).
     #[cfg(feature = "bench")]
     #[command(subcommand)]
@@ -290,6 +298,8 @@ fn main() -> std::process::ExitCode {
         Command::Eval(e) => eval::run_eval(a, e),
         #[cfg(feature = "embed")]
         Command::Reindex(r) => reindex::run_reindex(a, r),
+        #[cfg(feature = "embed")]
+        Command::Drift(d) => drift::run_drift(a, d),
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => bench::run(cmd),
         #[cfg(feature = "embed")]

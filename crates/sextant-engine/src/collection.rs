@@ -330,6 +330,10 @@ pub struct Collection {
     clock: RwLock<Arc<dyn Clock>>,
     /// Re-runs a sample of approximate searches exactly ([`crate::probe`]).
     pub(crate) probe: crate::probe::RecallProbe,
+    /// The drift reference, canaries and checks ([`crate::drift`]).
+    pub(crate) drift: Mutex<crate::drift::DriftState>,
+    /// Per-segment vector sums of the drift statistics.
+    pub(crate) drift_sums: Mutex<crate::drift::SumCache>,
 }
 
 pub(crate) const MANIFEST: &str = "manifest";
@@ -407,6 +411,7 @@ impl Collection {
         recovery.duplicates_resolved = crate::maintenance::resolve_duplicates(&mut state);
 
         let encoders = sparse_encoders(&schema)?;
+        let drift = crate::drift::load(&*fs, dir)?;
         let wal_path = dir.join(WAL_FILE);
         let (wal, rec) = Wal::open_in(fs.clone(), &wal_path, config.durability)?;
         recovery.torn_tail_bytes = rec.torn_tail_bytes;
@@ -447,6 +452,8 @@ impl Collection {
             encoders,
             clock: RwLock::new(Arc::new(SystemClock)),
             probe: crate::probe::RecallProbe::new(config.recall_probe, name_seed(name)),
+            drift: Mutex::new(drift),
+            drift_sums: Mutex::new(Default::default()),
         }))
     }
 

@@ -9,6 +9,8 @@
 //! - [`encryption`]: encryption at rest per collection (keys, rotation);
 //! - [`snapshot`]: consistent snapshots of a collection as one file, and restoring them;
 //! - [`ops`]: the batches the WAL records carry;
+//! - [`drift`]: drift monitoring (embedding distribution against a pinned reference, canary
+//!   queries);
 //! - [`probe`]: the ANN recall probe (a sample of searches re-run exactly);
 //! - [`documents`]: the document layer (ingestion, the hybrid plan, RAG context) over models
 //!   given through small traits.
@@ -21,6 +23,7 @@ pub mod clock;
 pub mod collection;
 pub mod database;
 pub mod documents;
+pub mod drift;
 pub mod encryption;
 mod error;
 pub mod fusion;

@@ -195,6 +195,10 @@ pub struct CollectionInfo {
     /// (`None` when the probe is off; see [`crate::probe`]). Live state of this process: it
     /// starts empty whenever the collection is opened.
     pub recall_probe: Option<crate::probe::RecallProbeInfo>,
+    /// The embedding distribution against its pinned reference, canary checks and alarms
+    /// (`None` until a reference is pinned or a canary added; see [`crate::drift`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::DriftInfo>,
 }
 
 /// One segment in [`CollectionInfo`].
@@ -807,6 +811,8 @@ impl Collection {
 
     /// Counts, segments, memory, disk and unindexed payload keys.
     pub fn info(&self) -> CollectionInfo {
+        // Before the state lock below: the drift statistics take it themselves.
+        let drift = self.drift_info();
         let now = self.now_ms();
         let st = self.state.read();
         let indexed: Vec<&str> = self
@@ -882,6 +888,7 @@ impl Collection {
             unindexed_payload_keys,
             background_error: self.background_error.lock().clone(),
             recall_probe: self.probe.info(),
+            drift,
         }
     }
 }

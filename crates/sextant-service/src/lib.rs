@@ -8,6 +8,7 @@
 //!   collection's stored model identity;
 //! - [`plan`]: [`TextSearchRequest`] → the engine's query, refusing options that would do
 //!   nothing;
+//! - [`drift`]: drift monitoring (pin, canaries, checks);
 //! - [`eval`]: retrieval evaluation of configurations against qrels, with baselines and a
 //!   significance test;
 //! - [`reindex`]: re-embedding a document collection with a new model into a new one;
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod collections;
+pub mod drift;
 pub mod error;
 pub mod eval;
 pub mod import;

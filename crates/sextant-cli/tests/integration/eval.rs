@@ -391,3 +391,112 @@ fn reindex_then_compare_then_switch() {
     let info = ok(&data, &["--json", "collection", "info", "live"]);
     assert!(info.contains("\"dim\": 32"), "{info}");
 }
+
+/// Drift monitoring from the command line: pin, a text canary, checks, the shift alarm with
+/// its exit status, and `collection info` showing it all.
+#[test]
+fn drift_pin_canaries_check_and_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, b) = setup(dir.path());
+    let o = run(&data, &["drift", "status", "kb"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not monitored"));
+    let info = ok(&data, &["collection", "info", "kb"]);
+    assert!(!info.contains("drift"), "{info}");
+
+    let pinned = ok(&data, &["drift", "pin", "kb", "--shift-alarm", "0.000001"]);
+    assert!(
+        pinned.contains("pinned space dense of \"kb\": 6 vectors"),
+        "{pinned}"
+    );
+    let added = ok(
+        &data,
+        &[
+            "drift",
+            "canary-add",
+            "kb",
+            "--canary",
+            "falcon",
+            "--text",
+            "falcon",
+            "--k",
+            "3",
+        ],
+    );
+    assert!(added.contains("top 3 expected to hold"), "{added}");
+    let checked = ok(&data, &["drift", "check", "kb", "--fail-on-alarm"]);
+    assert!(checked.contains("precision@k 1.000"), "{checked}");
+    assert!(checked.contains("no alarm"), "{checked}");
+
+    // New documents move the centroid past the (tiny) threshold: the alarm, exit status 8.
+    let more = b.join("more.jsonl");
+    std::fs::write(
+        &more,
+        "{\"_id\": \"n1\", \"title\": \"\", \"text\": \"Quantum chromodynamics binds quarks with gluons.\"}\n\
+         {\"_id\": \"n2\", \"title\": \"\", \"text\": \"The stock exchange closed lower on Friday.\"}\n",
+    )
+    .unwrap();
+    ok(&data, &["ingest", "kb", "--jsonl", more.to_str().unwrap()]);
+    let o = run(&data, &["drift", "check", "kb", "--fail-on-alarm"]);
+    assert_eq!(
+        o.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("ALARM: space \"dense\": the centroid moved"),
+        "{out}"
+    );
+    let info = ok(&data, &["collection", "info", "kb"]);
+    assert!(
+        info.contains("centroid shift") && info.contains("ALARM"),
+        "{info}"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&data, &["--json", "drift", "status", "kb"])).unwrap();
+    assert_eq!(json["spaces"][0]["now"]["count"], 8);
+    assert_eq!(json["canaries"], 1);
+    assert_eq!(json["precision_history"].as_array().unwrap().len(), 2);
+
+    // Canaries are listed and removed by name; bad input is refused.
+    assert!(ok(&data, &["drift", "canaries", "kb"]).contains("falcon: k 3"));
+    let o = run(
+        &data,
+        &[
+            "drift",
+            "canary-add",
+            "kb",
+            "--canary",
+            "falcon",
+            "--text",
+            "falcon",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(5), "a second canary of that name");
+    let o = run(
+        &data,
+        &[
+            "drift",
+            "canary-add",
+            "kb",
+            "--canary",
+            "v",
+            "--vector",
+            "[1, 2]",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("vector"));
+    ok(
+        &data,
+        &["drift", "canary-remove", "kb", "--canary", "falcon"],
+    );
+    assert!(ok(&data, &["drift", "canaries", "kb"]).contains("no canaries"));
+    let o = run(
+        &data,
+        &["drift", "canary-remove", "kb", "--canary", "falcon"],
+    );
+    assert_eq!(o.status.code(), Some(3));
+}

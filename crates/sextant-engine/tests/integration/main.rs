@@ -1,6 +1,7 @@
 mod backup;
 mod crash;
 mod documents;
+mod drift;
 mod durability;
 mod encryption;
 mod engine;

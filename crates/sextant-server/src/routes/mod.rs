@@ -36,6 +36,7 @@ pub mod admin;
 pub mod backups;
 pub mod collections;
 pub mod console;
+pub mod drift;
 pub mod models;
 pub mod ops;
 pub mod points;
@@ -108,6 +109,11 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(collections::set_alias, collections::delete_alias))
         .routes(routes!(collections::tenants))
         .routes(routes!(collections::drop_tenant))
+        .routes(routes!(drift::status))
+        .routes(routes!(drift::pin))
+        .routes(routes!(drift::canaries, drift::add_canary))
+        .routes(routes!(drift::remove_canary))
+        .routes(routes!(drift::check))
         .routes(routes!(snapshots::list, snapshots::create))
         .routes(routes!(snapshots::download, snapshots::delete))
         .routes(routes!(snapshots::verify))

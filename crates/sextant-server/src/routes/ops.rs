@@ -90,6 +90,21 @@ pub async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl
                     metrics::counter!("sextant_ann_recall_probes_total", &l).absolute(p.measured);
                     metrics::counter!("sextant_ann_recall_dropped_total", &l).absolute(p.dropped);
                 }
+                if let Some(d) = &info.drift {
+                    for sp in &d.spaces {
+                        if let Some(x) = sp.centroid_shift {
+                            let l = [
+                                ("collection", name.clone()),
+                                ("space", sp.now.space.clone()),
+                            ];
+                            metrics::gauge!("sextant_drift_centroid_shift", &l).set(x);
+                        }
+                    }
+                    if let Some(c) = &d.last_check {
+                        metrics::gauge!("sextant_drift_canary_precision", &l).set(c.mean);
+                    }
+                    metrics::gauge!("sextant_drift_alarms", &l).set(d.alarms.len() as f64);
+                }
             }
         }
         Ok(())

@@ -499,3 +499,117 @@ fn the_recall_probe_reports_in_info_and_metrics() {
         "{text}"
     );
 }
+
+/// Drift monitoring over HTTP: not monitored (404), pin, a canary (expected ids taken from the
+/// exact answer), a check, the report in the collection's info and in /metrics, the shift
+/// alarm after new data, and canary removal.
+#[test]
+fn drift_over_http() {
+    let t = start(false);
+    t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(json!({"name": "d", "dim": 4, "metric": "l2"})),
+    );
+    t.ok(
+        "PUT",
+        "/collections/d/points",
+        None,
+        Some(json!({"points": points(0..100)})),
+    );
+    assert_error(
+        &t.call("GET", "/collections/d/drift", None, None),
+        404,
+        "not_found",
+        "not monitored",
+    );
+    assert_error(
+        &t.call("POST", "/collections/d/drift/check", None, None),
+        400,
+        "invalid_input",
+        "canar",
+    );
+    let r = t.ok(
+        "POST",
+        "/collections/d/drift/pin",
+        None,
+        Some(json!({"shift_alarm": 0.05})),
+    );
+    assert_eq!(r["spaces"][0]["count"], 100, "{r}");
+    let c = t.ok(
+        "POST",
+        "/collections/d/drift/canaries",
+        None,
+        Some(json!({"name": "nine", "vector": vec(9), "k": 4})),
+    );
+    assert_eq!(c["expected"].as_array().unwrap().len(), 4, "{c}");
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/d/drift/canaries",
+            None,
+            Some(json!({"name": "nine", "vector": vec(9)})),
+        ),
+        409,
+        "conflict",
+        "nine",
+    );
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/d/drift/canaries",
+            None,
+            Some(json!({"name": "bad", "vector": [1.0], "k": 4})),
+        ),
+        400,
+        "invalid_input",
+        "vector",
+    );
+    let d = t.ok("POST", "/collections/d/drift/check", None, None);
+    assert_eq!(d["last_check"]["mean"], 1.0, "{d}");
+    assert_eq!(d["alarms"], json!([]));
+    // Far-away points: the centroid moves past 0.05 spreads.
+    let far: Value = (1000..1100)
+        .map(|i| json!({"id": i, "vector": [50.0, 50.0, 50.0, 50.0 + i as f32], "payload": {}}))
+        .collect();
+    t.ok(
+        "PUT",
+        "/collections/d/points",
+        None,
+        Some(json!({"points": far})),
+    );
+    let info = t.ok("GET", "/collections/d", None, None);
+    let drift = &info["drift"];
+    assert!(
+        drift["spaces"][0]["centroid_shift"].as_f64().unwrap() > 0.05,
+        "{drift}"
+    );
+    assert_eq!(drift["alarms"].as_array().unwrap().len(), 1, "{drift}");
+    let text = ureq::get(&t.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        text.contains("sextant_drift_centroid_shift{collection=\"d\",space=\"default\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sextant_drift_alarms{collection=\"d\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sextant_drift_canary_precision{collection=\"d\"} 1"),
+        "{text}"
+    );
+    let list = t.ok("GET", "/collections/d/drift/canaries", None, None);
+    assert_eq!(list["canaries"][0]["name"], "nine");
+    t.ok("DELETE", "/collections/d/drift/canaries/nine", None, None);
+    assert_error(
+        &t.call("DELETE", "/collections/d/drift/canaries/nine", None, None),
+        404,
+        "not_found",
+        "nine",
+    );
+}

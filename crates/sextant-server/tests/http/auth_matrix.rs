@@ -356,3 +356,62 @@ fn collection_limited_keys() {
     assert_eq!(t.call("GET", "/healthz", None, None).0, 200);
     assert_eq!(t.call("GET", "/openapi.json", None, None).0, 200);
 }
+
+/// The drift routes: reading the report and the canaries needs a read key, changing them or
+/// checking an admin key; a key limited to a tenant gets none of them (they cover every
+/// tenant), and a key limited to other collections none either.
+#[test]
+fn drift_routes_need_their_role_and_no_tenant_key() {
+    let t = start(true);
+    let admin = t.key("admin", None, None);
+    setup(&t, &admin);
+    let p = |s: &str| format!("/collections/mt/drift{s}");
+    // Monitored from the start, so the read routes answer 200.
+    t.ok("POST", &p("/pin"), Some(&admin), Some(json!({})));
+    t.ok(
+        "POST",
+        &p("/canaries"),
+        Some(&admin),
+        Some(json!({"name": "base", "vector": v(3), "k": 5})),
+    );
+    let routes: Vec<(&str, String, Option<Value>, &str)> = vec![
+        ("GET", p(""), None, "read"),
+        ("GET", p("/canaries"), None, "read"),
+        (
+            "POST",
+            p("/pin"),
+            Some(json!({"shift_alarm": 0.5})),
+            "admin",
+        ),
+        (
+            "POST",
+            p("/canaries"),
+            Some(json!({"name": "new", "vector": v(4), "k": 3})),
+            "admin",
+        ),
+        ("DELETE", p("/canaries/new"), None, "admin"),
+        ("POST", p("/check"), None, "admin"),
+    ];
+    for role in ["read", "write", "admin"] {
+        let key = t.key(role, None, None);
+        // An admin key cannot be limited to a tenant at all.
+        let tkey = (role != "admin").then(|| t.key(role, None, Some(json!("a"))));
+        let other = t.key(role, Some(vec!["plain"]), None);
+        for (m, path, body, need) in &routes {
+            let (st, resp) = t.call(m, path, Some(&key), body.clone());
+            if rank(role) < rank(need) {
+                assert_eq!(st, 403, "{role} {m} {path}: {resp}");
+            } else {
+                assert!((200..300).contains(&st), "{role} {m} {path}: {st} {resp}");
+            }
+            for (label, k) in [
+                ("tenant", tkey.as_ref()),
+                ("other collection", Some(&other)),
+            ] {
+                let Some(k) = k else { continue };
+                let (st, resp) = t.call(m, path, Some(k), body.clone());
+                assert_eq!(st, 403, "{label} key {role} {m} {path}: {resp}");
+            }
+        }
+    }
+}

@@ -24,6 +24,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/aliases/{alias}"),
     ("get", "/collections/{name}/tenants"),
     ("delete", "/collections/{name}/tenants/{tenant}"),
+    ("get", "/collections/{name}/drift"),
+    ("post", "/collections/{name}/drift/pin"),
+    ("get", "/collections/{name}/drift/canaries"),
+    ("post", "/collections/{name}/drift/canaries"),
+    ("delete", "/collections/{name}/drift/canaries/{canary}"),
+    ("post", "/collections/{name}/drift/check"),
     ("post", "/collections/{name}/snapshots"),
     ("get", "/collections/{name}/snapshots"),
     ("get", "/collections/{name}/snapshots/{snapshot}"),
@@ -85,6 +91,7 @@ fn every_route_is_documented_and_served() {
             .replace("{name}", "c")
             .replace("{alias}", "a")
             .replace("{tenant}", "t")
+            .replace("{canary}", "k")
             .replace("{id}", "1")
             .replace("{doc_id}", "d")
             .replace("{file}", "app.js")
