@@ -7,7 +7,9 @@
 #   eval-lee-bg/  the same plus the 300 background news documents as unjudged distractors (the
 #                 default metrics, depth 100, as the GCIDE report)
 # with the configurations of bench/eval/gcide_report.sh: the baselines (random, BM25, exact
-# dense), the approximate dense index, the default hybrid and hybrid with RRF, compared with BM25.
+# dense), the approximate dense index, the default hybrid, hybrid with RRF and the fusion-weight
+# sweep (hybrid with dense weight w = 0.0, 0.1, ..., 1.0 and BM25 weight 1 - w: sweep-w0.00 ...
+# sweep-w1.00), compared with BM25.
 #
 #   bash bench/eval/lee_report.sh [OUT_ROOT]      (default OUT_ROOT: bench/results)
 #
@@ -15,8 +17,9 @@
 # release binary when missing (SEXTANT=PATH uses that binary instead and builds nothing);
 # ingests each corpus into a fresh data directory under target/eval-lee (dense
 # all-MiniLM-L6-v2 + BM25, no SPLADE); writes report.md, report.json, per-query.json, the plots
-# and runs/*.trec into OUT_ROOT/eval-lee and OUT_ROOT/eval-lee-bg (runs/ is not committed:
-# bench/results/eval-*/runs/ is git-ignored).
+# (metrics.svg, recall-at-k.svg, latency.svg, fusion-sweep.svg) and runs/*.trec into
+# OUT_ROOT/eval-lee and OUT_ROOT/eval-lee-bg (runs/ is not committed: bench/results/eval-*/runs/
+# is git-ignored).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -30,7 +33,8 @@ else
     cargo build --release -p sextant-cli --locked
     S="$ROOT/target/release/sextant"
 fi
-CONFIGS=(--config dense --config hybrid --config 'rrf=mode=hybrid;fusion=rrf' --compare-to bm25)
+CONFIGS=(--config dense --config hybrid --config 'rrf=mode=hybrid;fusion=rrf' --compare-to bm25
+         --sweep-weights 10)
 rm -rf "$DATA"
 "$S" --data "$DATA" --durability 100ms ingest lee --jsonl data/text/lee/corpus.jsonl --no-splade
 "$S" --data "$DATA" eval lee --beir data/text/lee "${CONFIGS[@]}" --depth 50 \
