@@ -2,25 +2,20 @@
 //! with `--out` the report, the per-query scores, a TREC run per configuration and the plots
 //! (`eval_plots.rs`).
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_service::eval::{
-    ranked, read_qrels, EvalConfig, EvalRequest, MetricSpec as Metric, DEFAULT_DEPTH,
-    DEFAULT_FAIL_K, DEFAULT_METRICS, DEFAULT_PERMUTATIONS,
+    ranked, read_qrels, EvalOptions, EvalQuery, DEFAULT_DEPTH, DEFAULT_FAIL_K, DEFAULT_METRICS,
+    DEFAULT_PERMUTATIONS,
 };
 
 use crate::db::{DbArgs, TenantArgs};
 
-/// Name prefix of the configurations of a fusion-weight sweep (`sweep-w0.30`).
-pub const SWEEP_PREFIX: &str = "sweep-w";
-
-/// The baselines every report has unless `--no-baselines`.
-const BASELINES: [&str; 3] = ["random", "bm25", "dense-exact"];
+pub use sextant_service::eval::SWEEP_PREFIX;
 
 /// `eval`.
 #[derive(Debug, Args)]
@@ -104,95 +99,35 @@ pub fn run_eval(db_args: &DbArgs, a: EvalArgs) -> Result<()> {
             a.qrels.clone().context("give --qrels with --queries")?,
         ),
     };
-    let metrics: Vec<Metric> = a
-        .metrics
-        .iter()
-        .map(|m| {
-            m.parse()
-                .map_err(|e: String| anyhow::anyhow!("--metrics: {e}"))
-        })
-        .collect::<Result<_>>()?;
-    let mut configs = Vec::new();
-    let user: Vec<EvalConfig> = a
-        .configs
-        .iter()
-        .map(|c| EvalConfig::parse(c))
-        .collect::<Result<_, _>>()?;
-    let named: BTreeSet<String> = user.iter().map(|c| c.name.clone()).collect();
-    if !a.no_baselines {
-        for b in BASELINES {
-            if !named.contains(b) {
-                configs.push(EvalConfig::builtin(b).expect("a built-in"));
-            }
-        }
-    }
-    let reference = a.compare_to.clone().or_else(|| {
-        user.first()
-            .map(|c| c.name.clone())
-            .or_else(|| (!a.no_baselines).then(|| "bm25".to_string()))
-    });
-    configs.extend(user);
-    if let Some(steps) = a.sweep_weights {
-        for i in 0..=steps {
-            let w = f64::from(i) / f64::from(steps);
-            configs.push(EvalConfig::parse(&format!(
-                "{SWEEP_PREFIX}{w:.2}=mode=hybrid;sources=dense|bm25;weights={w}|{}",
-                1.0 - w
-            ))?);
-        }
-    }
-    if let Some(other) = &a.compare {
-        if other == &a.name {
-            bail!("--compare: give a second collection, not {other:?} again");
-        }
-        let copies: Vec<EvalConfig> = configs
-            .iter()
-            .map(|c| EvalConfig {
-                name: format!("{}@{other}", c.name),
-                collection: Some(other.clone()),
-                paired_with: Some(c.name.clone()),
-                ..c.clone()
-            })
-            .collect();
-        configs.extend(copies);
-    }
-    if configs.is_empty() {
-        bail!("nothing to evaluate: give --config, or leave the baselines on");
-    }
     let queries = crate::docs::read_queries(&queries_path)?;
     let qrels = read_qrels(&qrels_path)
         .with_context(|| format!("reading the qrels {}", qrels_path.display()))?;
     let svc = crate::db::service(db_args)?;
     let c = crate::db::collection(svc.database(), &a.name)?;
     let scope = a.tenant.scope(c.name(), c.schema())?;
-    if let Some(other) = &a.compare {
-        let o = crate::db::collection(svc.database(), other).context("--compare")?;
-        if o.schema().tenant_key != c.schema().tenant_key {
-            bail!(
-                "--compare: {other:?} and {:?} differ in tenancy; compare collections made the same way",
-                a.name
-            );
-        }
-    }
-    let request = EvalRequest {
-        collection: a.name.clone(),
-        scope,
-        queries,
+    let opts = EvalOptions {
+        queries: queries
+            .into_iter()
+            .map(|(id, text)| EvalQuery { id, text })
+            .collect(),
         qrels,
-        configs,
-        metrics,
-        depth: a.depth,
-        reference,
-        permutations: a.permutations,
-        seed: a.seed,
-        fail_k: a.fail_k,
-        examples: a.examples,
+        configs: a.configs.clone(),
+        no_baselines: a.no_baselines,
+        compare_to: a.compare_to.clone(),
+        compare: a.compare.clone(),
+        sweep_weights: a.sweep_weights,
+        metrics: Some(a.metrics.clone()),
+        depth: Some(a.depth),
+        permutations: Some(a.permutations),
+        seed: Some(a.seed),
+        fail_k: Some(a.fail_k),
+        examples: Some(a.examples),
     };
-    let bar = ProgressBar::new(request.queries.len() as u64).with_style(
+    let bar = ProgressBar::new(opts.queries.len() as u64).with_style(
         ProgressStyle::with_template("{msg:>14} {bar:40} {pos}/{len} queries ({per_sec})")
             .expect("valid template"),
     );
-    let report = svc.evaluate(&request, &mut |config, done, _| {
+    let report = svc.evaluate_options(&a.name, &scope, &opts, &mut |config, done, _| {
         bar.set_message(config.to_string());
         bar.set_position(done as u64);
     })?;

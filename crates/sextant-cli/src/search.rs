@@ -145,8 +145,9 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
         .collect();
         if !vector_only.is_empty() {
             bail!(
-                "{} apply to vector search only: text search uses the document collection's own spaces (pick them with --mode/--sources), always returns chunk payloads, and has no per-segment plan to print",
-                vector_only.join(", ")
+                "{} {} to vector search only: text search uses the document collection's own spaces (pick them with --mode/--sources), always returns chunk payloads, and has no per-segment plan to print",
+                vector_only.join(", "),
+                if vector_only.len() == 1 { "applies" } else { "apply" }
             );
         }
         #[cfg(feature = "embed")]
@@ -181,8 +182,9 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
             flags.push("--run-out");
         }
         bail!(
-            "{} apply to text search (--text or --queries) only; a vector search has no text to rank",
-            flags.join(", ")
+            "{} {} to text search (--text or --queries) only; a vector search has no text to rank",
+            flags.join(", "),
+            if flags.len() == 1 { "applies" } else { "apply" }
         );
     }
     let db = open(args)?;

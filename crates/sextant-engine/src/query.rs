@@ -478,9 +478,12 @@ impl Collection {
             let allowed = matching(seg, &deleted, filter);
             let matching_n = allowed.as_ref().map_or(points, |b| b.len());
             let index = seg.vectors(space);
+            // A flat index (the mutable segment's, or a flat collection's) is an exact scan
+            // whatever the threshold.
+            let flat = matches!(index, sextant_index::AnyIndex::Flat(_));
             let strategy = if matching_n == 0 {
                 Strategy::Empty
-            } else if scan_allowed && matching_n <= threshold {
+            } else if flat || (scan_allowed && matching_n <= threshold) {
                 Strategy::Exact
             } else {
                 Strategy::Graph

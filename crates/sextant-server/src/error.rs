@@ -21,6 +21,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The error as a response body carries it (for a job's outcome).
+    pub fn detail(&self) -> crate::routes::ErrorDetail {
+        crate::routes::ErrorDetail {
+            code: self.kind.code().to_string(),
+            message: self.message.clone(),
+            field: self.field.clone(),
+        }
+    }
+
     /// An error of `kind` with a message for the client.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError {

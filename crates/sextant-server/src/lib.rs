@@ -18,6 +18,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 mod extract;
+pub mod jobs;
 pub mod limits;
 mod metrics;
 mod routes;
@@ -56,6 +57,8 @@ pub struct Inner {
     cache: QueryCache,
     audit: AuditLog,
     ready: AtomicBool,
+    /// Background jobs (reindex).
+    pub(crate) jobs: crate::jobs::Jobs,
 }
 
 impl std::ops::Deref for AppState {
@@ -104,6 +107,7 @@ impl AppState {
             audit,
             config,
             ready: AtomicBool::new(true),
+            jobs: crate::jobs::Jobs::default(),
         })))
     }
 

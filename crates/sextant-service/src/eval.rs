@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sextant_engine::Scope;
 use sextant_eval::ir::{Qrels, Run};
 use sextant_eval::metrics::{self, Metric, Significance};
@@ -134,6 +134,178 @@ impl EvalConfig {
             request: Some(request),
             collection: None,
             paired_with: None,
+        })
+    }
+}
+
+/// Name prefix of the configurations of a fusion-weight sweep (`sweep-w0.30`).
+pub const SWEEP_PREFIX: &str = "sweep-w";
+
+/// The baselines every report has unless they are turned off.
+pub const BASELINES: [&str; 3] = ["random", "bm25", "dense-exact"];
+
+/// An evaluation as every front end takes it: judged queries, configurations as written, and
+/// the report's settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvalOptions {
+    /// The queries.
+    pub queries: Vec<EvalQuery>,
+    /// query id → document id → grade (≥ 1 is relevant).
+    #[schema(value_type = Object)]
+    pub qrels: Qrels,
+    /// Configurations: built-ins (`random`, `bm25`, `dense`, `dense-exact`, `splade`,
+    /// `hybrid`) or `NAME=KEY=VALUE;…` with the keys of a text query.
+    #[serde(default)]
+    pub configs: Vec<String>,
+    /// Leave out the baselines (random, bm25, dense-exact).
+    #[serde(default)]
+    pub no_baselines: bool,
+    /// The configuration the others are compared with [default: the first given, else bm25].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_to: Option<String>,
+    /// Also run every configuration on this second collection (each as `CONFIG@OTHER`,
+    /// compared with `CONFIG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<String>,
+    /// A fusion-weight sweep: hybrid dense + BM25 at STEPS + 1 dense weights from 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_weights: Option<u32>,
+    /// Metrics [default: [`DEFAULT_METRICS`]].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
+    /// Documents retrieved per query [default: 100].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// Permutations of the significance test [default: 10000].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutations: Option<usize>,
+    /// Seed of the random baseline and the test [default: 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Error analysis cut-off [default: 10].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_k: Option<usize>,
+    /// Failed queries shown per configuration in the Markdown report [default: 10].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples: Option<usize>,
+}
+
+/// A judged query.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvalQuery {
+    /// Its id in the qrels.
+    pub id: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// Most permutations an evaluation may ask for.
+pub const MAX_PERMUTATIONS: usize = 1_000_000;
+/// Most steps of a fusion-weight sweep.
+pub const MAX_SWEEP_STEPS: u32 = 100;
+
+impl EvalOptions {
+    /// The configurations in report order (baselines, the user's, the sweep, then the copies
+    /// on the second collection) and the reference.
+    pub fn configs(&self, collection: &str) -> Result<(Vec<EvalConfig>, Option<String>)> {
+        let user: Vec<EvalConfig> = self
+            .configs
+            .iter()
+            .map(|c| EvalConfig::parse(c))
+            .collect::<Result<_>>()?;
+        let named: BTreeSet<&str> = user.iter().map(|c| c.name.as_str()).collect();
+        let mut configs: Vec<EvalConfig> = Vec::new();
+        if !self.no_baselines {
+            for b in BASELINES {
+                if !named.contains(b) {
+                    configs.push(EvalConfig::builtin(b).expect("a built-in"));
+                }
+            }
+        }
+        let reference = self.compare_to.clone().or_else(|| {
+            user.first()
+                .map(|c| c.name.clone())
+                .or_else(|| (!self.no_baselines).then(|| "bm25".to_string()))
+        });
+        configs.extend(user);
+        if let Some(steps) = self.sweep_weights {
+            if steps == 0 || steps > MAX_SWEEP_STEPS {
+                return Err(Error::invalid(
+                    "sweep_weights",
+                    format!("must be 1..={MAX_SWEEP_STEPS}, got {steps}"),
+                ));
+            }
+            for i in 0..=steps {
+                let w = f64::from(i) / f64::from(steps);
+                configs.push(EvalConfig::parse(&format!(
+                    "{SWEEP_PREFIX}{w:.2}=mode=hybrid;sources=dense|bm25;weights={w}|{}",
+                    1.0 - w
+                ))?);
+            }
+        }
+        if let Some(other) = &self.compare {
+            if other == collection {
+                return Err(Error::invalid(
+                    "compare",
+                    format!("give a second collection, not {other:?} again"),
+                ));
+            }
+            let copies: Vec<EvalConfig> = configs
+                .iter()
+                .map(|c| EvalConfig {
+                    name: format!("{}@{other}", c.name),
+                    collection: Some(other.clone()),
+                    paired_with: Some(c.name.clone()),
+                    ..c.clone()
+                })
+                .collect();
+            configs.extend(copies);
+        }
+        if configs.is_empty() {
+            return Err(Error::invalid(
+                "configs",
+                "nothing to evaluate: give configurations, or leave the baselines on",
+            ));
+        }
+        Ok((configs, reference))
+    }
+
+    /// The engine request for `collection` in `scope`.
+    pub fn request(&self, collection: &str, scope: Scope) -> Result<EvalRequest> {
+        let metrics: Vec<Metric> = self
+            .metrics
+            .clone()
+            .unwrap_or_else(|| DEFAULT_METRICS.split(',').map(str::to_string).collect())
+            .iter()
+            .map(|m| m.parse().map_err(|e: String| Error::invalid("metrics", e)))
+            .collect::<Result<_>>()?;
+        let permutations = self.permutations.unwrap_or(DEFAULT_PERMUTATIONS);
+        if permutations > MAX_PERMUTATIONS {
+            return Err(Error::invalid(
+                "permutations",
+                format!("at most {MAX_PERMUTATIONS}, got {permutations}"),
+            ));
+        }
+        let (configs, reference) = self.configs(collection)?;
+        Ok(EvalRequest {
+            collection: collection.to_string(),
+            scope,
+            queries: self
+                .queries
+                .iter()
+                .map(|q| (q.id.clone(), q.text.clone()))
+                .collect(),
+            qrels: self.qrels.clone(),
+            configs,
+            metrics,
+            depth: self.depth.unwrap_or(DEFAULT_DEPTH),
+            reference,
+            permutations,
+            seed: self.seed.unwrap_or(1),
+            fail_k: self.fail_k.unwrap_or(DEFAULT_FAIL_K),
+            examples: self.examples.unwrap_or(10),
         })
     }
 }
@@ -330,7 +502,35 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl Service {
-    /// Runs an evaluation; `progress(config, done, total)` after each query.
+    /// Runs an evaluation as the front ends describe it ([`EvalOptions`]): checks the second
+    /// collection of `compare`, builds the configurations, evaluates;
+    /// `progress(config, done, total)` after each query.
+    pub fn evaluate_options(
+        &self,
+        collection: &str,
+        scope: &Scope,
+        opts: &EvalOptions,
+        progress: &mut dyn FnMut(&str, usize, usize),
+    ) -> Result<EvalReport> {
+        let c = self.collection(collection)?;
+        if let Some(other) = &opts.compare {
+            let o = self
+                .collection(other)
+                .map_err(|e| e.with_field("compare"))?;
+            if o.schema().tenant_key != c.schema().tenant_key {
+                return Err(Error::invalid(
+                    "compare",
+                    format!("{other:?} and {collection:?} differ in tenancy; compare collections made the same way"),
+                ));
+            }
+        }
+        let request = opts.request(collection, scope.clone())?;
+        self.evaluate(&request, progress)
+    }
+
+    /// Evaluates every configuration of `r`: runs its queries, scores them against the qrels,
+    /// the error analysis and the significance tests; `progress(config, done, total)` after
+    /// each query.
     pub fn evaluate(
         &self,
         r: &EvalRequest,
@@ -794,7 +994,15 @@ impl EvalReport {
                 "\n`*` p < 0.05, `**` p < 0.01: the difference from `{reference}` in a paired randomisation test over the {} queries ({perms} permutations, two-sided).\n",
                 self.judged_queries
             ));
-            md.push_str("\n## Differences from the reference (and between counterparts on two collections)\n\n| configuration | against | metric | difference | p-value |\n|---|---|---|---:|---:|\n");
+            let counterparts = self.comparisons.iter().any(|x| x.reference != reference);
+            md.push_str(&format!(
+                "\n## Differences from the reference{}\n\n| configuration | against | metric | difference | p-value |\n|---|---|---|---:|---:|\n",
+                if counterparts {
+                    " and between counterparts on the two collections"
+                } else {
+                    ""
+                }
+            ));
             for x in &self.comparisons {
                 md.push_str(&format!(
                     "| {} | {} | {} | {:+.4} | {:.4} |\n",
@@ -816,7 +1024,7 @@ impl EvalReport {
             ));
         }
         md.push_str(&format!(
-            "\n## Error analysis: queries with no relevant document in the top {}\n\nCauses: `ranked_too_low` (retrieved, below the cut-off), `lexical` (BM25 finds it, exact dense search does not), `semantic` (the reverse), `lost_by_combination` (both find it, this configuration does not), `both_miss`.\n\n| configuration | failed |",
+            "\n## Error analysis: queries with no relevant document in the top {}\n\nCauses, judged by the BM25 and exact dense baselines' runs: `ranked_too_low` (this configuration retrieved it, below the cut-off), `lexical` (BM25 finds it, exact dense search does not), `semantic` (the reverse), `lost_by_combination` (both find it, this configuration does not), `both_miss`. For `random` they describe the query, not the ranking.\n\n| configuration | failed |",
             self.fail_k
         ));
         let causes = [
@@ -841,22 +1049,38 @@ impl EvalReport {
             md.push('\n');
         }
         let cell = |t: &str| t.replace('|', "\\|");
-        for c in self.configs.iter().filter(|c| c.name != "random") {
+        // Examples for the configurations a user wrote or the baselines, not for each step of a
+        // weight sweep (their counts are in the table above, every failure in the JSON).
+        let shown = self
+            .configs
+            .iter()
+            .filter(|c| c.name != "random" && !c.name.starts_with(SWEEP_PREFIX));
+        for c in shown {
             if c.failures.is_empty() || self.examples == 0 {
                 continue;
             }
+            let n = self.examples.min(c.failures.len());
             md.push_str(&format!(
-                "\n### `{}`: the first {} failures\n\n| query | cause | relevant | retrieved first | shared terms |\n|---|---|---|---|---|\n",
+                "\n### `{}`: {}\n\n| query | cause | relevant | retrieved first | shared terms |\n|---|---|---|---|---|\n",
                 c.name,
-                self.examples.min(c.failures.len())
+                if n == c.failures.len() {
+                    format!("its {n} failure{}", if n == 1 { "" } else { "s" })
+                } else {
+                    format!("the first {n} of its {} failures", c.failures.len())
+                }
             ));
             for f in c.failures.iter().take(self.examples) {
-                let rel = f
+                // At most three relevant documents per cell; the JSON has them all.
+                let mut rel = f
                     .relevant
                     .iter()
+                    .take(3)
                     .map(|d| format!("`{}` {}", d.id, cell(&d.text)))
                     .collect::<Vec<_>>()
                     .join("<br>");
+                if f.relevant.len() > 3 {
+                    rel.push_str(&format!("<br>(and {} more)", f.relevant.len() - 3));
+                }
                 let got = f
                     .retrieved
                     .first()

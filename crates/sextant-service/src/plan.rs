@@ -246,14 +246,24 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
         for (s, &w) in q.sources.iter_mut().zip(w) {
             *s = Source { weight: w, ..*s };
         }
+        // A source weighted 0 contributes nothing: it is not searched at all (it would only
+        // pad the fused list with zero-scored chunks and cost its search).
+        q.sources.retain(|s| s.weight > 0.0);
+        if q.sources.is_empty() {
+            return Err(Error::invalid(
+                "weights",
+                format!("weights {w:?}: at least one source needs a positive weight"),
+            ));
+        }
     }
+    let kinds: Vec<SourceKind> = q.sources.iter().map(|s| s.kind).collect();
     q.fusion = parse_fusion(r.fusion.as_deref().unwrap_or(DEFAULT_FUSION))?;
     q.filter = parse_filter(r.filter.as_ref())?;
     if (r.ef.is_some() || r.exact) && !kinds.contains(&SourceKind::Dense) {
         let field = if r.exact { "exact" } else { "ef" };
         return Err(Error::invalid(
             field,
-            format!("{field} applies to the dense source; mode {mode} has none"),
+            format!("{field} applies to the dense source; this plan (mode {mode}, with its weights) searches none"),
         ));
     }
     if r.ef == Some(0) {
@@ -462,6 +472,33 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{r:?}: {e}");
             assert_eq!(e.field(), Some(field), "{r:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_source_weighted_zero_is_not_searched() {
+        let p = plan(&TextSearchRequest {
+            sources: Some(vec!["dense".into(), "bm25".into()]),
+            weights: Some(vec![0.0, 1.0]),
+            ..req()
+        })
+        .unwrap();
+        assert_eq!(p.query.sources.len(), 1);
+        assert_eq!(p.query.sources[0].kind, SourceKind::Bm25);
+        assert!(!p.needs.dense, "no dense model is loaded for it");
+        let e = refused(TextSearchRequest {
+            sources: Some(vec!["dense".into(), "bm25".into()]),
+            weights: Some(vec![0.0, 0.0]),
+            ..req()
+        });
+        assert_eq!(e.field(), Some("weights"), "{e}");
+        // ef for a dense source that is not searched would be ignored: refused.
+        let e = refused(TextSearchRequest {
+            sources: Some(vec!["dense".into(), "bm25".into()]),
+            weights: Some(vec![0.0, 1.0]),
+            ef: Some(50),
+            ..req()
+        });
+        assert_eq!(e.field(), Some("ef"), "{e}");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod backups;
 pub mod collections;
 pub mod console;
 pub mod drift;
+pub mod eval;
 pub mod models;
 pub mod ops;
 pub mod points;
@@ -54,7 +55,7 @@ pub struct ErrorBody {
 }
 
 /// An error.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// `not_found`, `already_exists`, `invalid_input`, `conflict`, `unauthorized`,
     /// `forbidden`, `overloaded` or `internal`.
@@ -114,6 +115,10 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(drift::canaries, drift::add_canary))
         .routes(routes!(drift::remove_canary))
         .routes(routes!(drift::check))
+        .routes(routes!(eval::eval))
+        .routes(routes!(eval::reindex))
+        .routes(routes!(eval::list_jobs))
+        .routes(routes!(eval::job))
         .routes(routes!(snapshots::list, snapshots::create))
         .routes(routes!(snapshots::download, snapshots::delete))
         .routes(routes!(snapshots::verify))

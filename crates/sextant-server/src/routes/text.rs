@@ -112,7 +112,7 @@ pub struct QueryOut {
 
 /// Only configured model names may be named by remote callers (never paths: a request must not
 /// make the server read arbitrary directories or download models).
-fn check_model_name(s: &AppState, field: &str, spec: Option<&str>) -> ApiResult<()> {
+pub(crate) fn check_model_name(s: &AppState, field: &str, spec: Option<&str>) -> ApiResult<()> {
     let models = s.config().effective_models();
     match spec {
         None => Ok(()),

@@ -459,6 +459,15 @@ fn the_recall_probe_reports_in_info_and_metrics() {
         None,
         Some(json!({"points": points(0..200)})),
     );
+    // The mutable segment is scanned exactly: its searches are not sampled.
+    t.ok(
+        "POST",
+        "/collections/p/search",
+        None,
+        Some(json!({"vector": vec(1), "k": 5})),
+    );
+    // One HNSW segment: searches walk its graph.
+    t.ok("POST", "/collections/p/optimize", None, None);
     let before = t.ok("GET", "/collections/p", None, None);
     assert_eq!(before["recall_probe"]["measured"], 0, "{before}");
     for i in 0..20 {
@@ -482,8 +491,8 @@ fn the_recall_probe_reports_in_info_and_metrics() {
     let p = &info["recall_probe"];
     assert_eq!(p["measured"], 20, "{info}");
     assert_eq!(p["rate"], 1.0);
-    // 200 points in the mutable segment: the walk there is exact, so recall is 1.
-    assert_eq!(p["recall"], 1.0, "{info}");
+    let recall = p["recall"].as_f64().unwrap();
+    assert!((0.8..=1.0).contains(&recall), "{info}");
     let text = ureq::get(&t.url("/metrics"))
         .call()
         .unwrap()
@@ -491,7 +500,7 @@ fn the_recall_probe_reports_in_info_and_metrics() {
         .unwrap();
     assert!(
         text.lines()
-            .any(|l| l.starts_with("sextant_ann_recall{collection=\"p\"} 1")),
+            .any(|l| l.starts_with("sextant_ann_recall{collection=\"p\"} ")),
         "{text}"
     );
     assert!(

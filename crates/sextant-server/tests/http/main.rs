@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod console;
 mod encryption;
+mod eval;
 mod openapi;
 mod snapshots;
 mod text;

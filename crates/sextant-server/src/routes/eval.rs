@@ -1,0 +1,219 @@
+//! Evaluation and model upgrades over HTTP: `POST /collections/{name}/eval` scores
+//! configurations against judged queries (`sextant_service::eval`), `POST
+//! /collections/{name}/reindex` re-embeds a document collection with another model into a new
+//! collection as a background job (`sextant_service::reindex`), `GET /jobs` and
+//! `GET /jobs/{id}` report on jobs.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sextant_core::ErrorKind;
+use sextant_service::eval::EvalOptions;
+use sextant_service::ReindexOptions;
+use utoipa::ToSchema;
+
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, Auth, RequestId};
+use crate::jobs::Job;
+use crate::limits::Work;
+use crate::routes::text::check_model_name;
+use crate::routes::ErrorBody;
+use crate::AppState;
+
+/// An evaluation request: the fields of `EvalOptions` plus the tenant scope. (It documents the
+/// body; the handler takes the tenant fields out of the JSON and reads the rest as
+/// `EvalOptions`, which refuses unknown fields.)
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EvalBody {
+    /// Judged queries, configurations and report settings.
+    #[serde(flatten)]
+    pub options: EvalOptions,
+    /// The tenant to evaluate in (multi-tenant collections).
+    #[schema(value_type = Option<Object>)]
+    pub tenant: Option<Value>,
+    /// Every tenant's documents (the administrator's path).
+    #[serde(default)]
+    pub all_tenants: bool,
+}
+
+/// Scores configurations of a document collection against judged queries: every metric at
+/// every cut-off, latency, paired significance against the reference (and between each
+/// configuration and its counterpart on `compare`), error analysis; the report as JSON with
+/// its Markdown (read). Long evaluations are not cut short by the read timeout.
+#[utoipa::path(post, path = "/collections/{name}/eval", tag = "search",
+    request_body = EvalBody,
+    params(("name" = String, Path, description = "Document collection or alias")),
+    responses((status = 200, description = "The report (`markdown` holds it as text)", body = Object),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn eval(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(mut body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::invalid("body", "expected a JSON object"))?;
+    let tenant = obj.remove("tenant");
+    let all_tenants = match obj.remove("all_tenants") {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "all_tenants",
+                format!("expected true or false, got {v}"),
+            ))
+        }
+    };
+    let opts: EvalOptions = serde_json::from_value(body).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .split('`')
+            .nth(1)
+            .filter(|f| !f.contains(' '))
+            .unwrap_or("body")
+            .to_string();
+        ApiError::invalid(&field, format!("evaluation request: {msg}"))
+    })?;
+    let c = s.collection(&p, Role::Read, &name)?;
+    if let Some(other) = &opts.compare {
+        s.allow(&p, Role::Read, Some(other))
+            .map_err(|e| e.with_field("compare"))?;
+    }
+    // Remote callers name configured models only, never paths.
+    let (configs, _) = opts.configs(&name)?;
+    for cfg in &configs {
+        if let Some(r) = cfg.request.as_ref() {
+            check_model_name(&s, "configs", r.rerank.as_deref())?;
+        }
+    }
+    let scope = s.scope(&p, &c, tenant.as_ref(), all_tenants)?;
+    let st = s.clone();
+    s.run(Work::Write, move || {
+        let report = st
+            .service()
+            .evaluate_options(&name, &scope, &opts, &mut |_, _, _| {})?;
+        let mut v = serde_json::to_value(&report).map_err(ApiError::internal)?;
+        v["markdown"] = Value::String(report.markdown());
+        Ok(Json(v))
+    })
+    .await
+}
+
+/// Starts re-embedding a document collection with another configured model into a new
+/// collection (admin): the source keeps serving and stays for rollback. Answers 202 with the
+/// job; follow it at `GET /jobs/{id}`. With `resume`, continues into an existing target.
+#[utoipa::path(post, path = "/collections/{name}/reindex", tag = "collections",
+    request_body = ReindexOptions,
+    params(("name" = String, Path, description = "Document collection or alias")),
+    responses((status = 202, description = "Started: the job, with the estimate in `result` once done", body = Job),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "The target exists (give resume) or is being written", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn reindex(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(opts): ApiJson<ReindexOptions>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    s.allow(&p, Role::Admin, Some(&name))?;
+    s.allow(&p, Role::Admin, Some(&opts.into))
+        .map_err(|e| e.with_field("into"))?;
+    if p.tenant.is_some() {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "a reindex copies every tenant's documents; this API key is limited to a tenant",
+        ));
+    }
+    check_model_name(&s, "model", Some(&opts.model))?;
+    if opts.batch == Some(0) {
+        return Err(ApiError::invalid("batch", "must be at least 1"));
+    }
+    let busy = s.jobs.list().into_iter().any(|j| {
+        j.state == crate::jobs::JobState::Running && j.target.as_deref() == Some(&opts.into)
+    });
+    if busy {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            format!("a reindex into {:?} is already running", opts.into),
+        )
+        .with_field("into"));
+    }
+    // Refuse what can be refused before starting: unknown source, a target that exists
+    // without resume, a model too short for the chunks (the plan checks them all).
+    let st = s.clone();
+    let (n, o) = (name.clone(), opts.clone());
+    s.run(Work::Write, move || {
+        let src = st.service().collection(&n)?;
+        sextant_engine::documents::DocumentSettings::of(&src)?;
+        if !o.resume && st.db().collection(&o.into).is_ok() {
+            return Err(ApiError::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "collection {:?} exists; give resume to continue a reindex into it",
+                    o.into
+                ),
+            )
+            .with_field("into"));
+        }
+        Ok(())
+    })
+    .await?;
+    let job = s.jobs.start("reindex", &name, Some(&opts.into));
+    let id = job.id;
+    let st = s.clone();
+    let (who, n) = (p.clone(), name.clone());
+    std::thread::Builder::new()
+        .name(format!("sextant-job-{id}"))
+        .spawn(move || {
+            let r = st
+                .service()
+                .reindex(&n, &opts, &mut |done, total| {
+                    st.jobs.progress(id, done, total)
+                })
+                .map_err(ApiError::from)
+                .and_then(|rep| serde_json::to_value(rep).map_err(ApiError::internal));
+            st.cache.invalidate(&opts.into);
+            st.audit(&who, "collection.reindex", Some(&n), None, &rid, &r);
+            st.jobs.finish(id, r.map_err(|e| e.detail()));
+        })
+        .map_err(|e| ApiError::internal(format!("cannot start the job: {e}")))?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Background jobs kept by this server (admin): running ones and the last finished ones.
+#[utoipa::path(get, path = "/jobs", tag = "admin",
+    responses((status = 200, description = "`{\"jobs\": [...]}`, oldest first", body = Object),
+              (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_jobs(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    s.allow(&p, Role::Admin, None)?;
+    Ok(Json(json!({ "jobs": s.jobs.list() })))
+}
+
+/// One background job: progress (`done` of `total`), and its report or error once finished
+/// (admin).
+#[utoipa::path(get, path = "/jobs/{id}", tag = "admin",
+    params(("id" = u64, Path, description = "Job id")),
+    responses((status = 200, body = Job), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<u64>,
+) -> ApiResult<Json<Job>> {
+    s.allow(&p, Role::Admin, None)?;
+    s.jobs
+        .get(id)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no job {id}")))
+}

@@ -1,0 +1,205 @@
+//! Evaluation and the model-upgrade job over HTTP, on the tiny fixture models: `eval` with a
+//! second collection and a sweep, a reindex job followed to its end, and refusals (paths for
+//! models, a target that exists, roles).
+
+use serde_json::{json, Value};
+
+use crate::common::{assert_error, config, raw, start_with, TestServer};
+
+fn fixture(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-embed/tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn server() -> TestServer {
+    let mut c = config(false);
+    c.models.insert("small".into(), fixture("tiny-st"));
+    c.models
+        .insert("wide".into(), fixture("tiny-cross-encoder"));
+    c.default_model = "small".into();
+    start_with(c)
+}
+
+const DOCS: &str = concat!(
+    r#"{"id": "d1", "title": "", "text": "The falcon hunts small birds over the marsh."}"#,
+    "\n",
+    r#"{"id": "d2", "title": "", "text": "A trout swims in the cold mountain river."}"#,
+    "\n",
+    r#"{"id": "d3", "title": "", "text": "The violin plays a slow melody at dusk."}"#,
+    "\n",
+);
+
+fn eval_body() -> Value {
+    json!({
+        "queries": [{"id": "q1", "text": "falcon"}, {"id": "q2", "text": "trout river"},
+                    {"id": "q3", "text": "violin melody"}],
+        "qrels": {"q1": {"d1": 1}, "q2": {"d2": 2}, "q3": {"d3": 1}},
+        "configs": ["dense"],
+        "metrics": ["ndcg@10", "recall@2"],
+        "permutations": 50
+    })
+}
+
+#[test]
+fn eval_and_a_reindex_job_over_http() {
+    let t = server();
+    let (st, v, _) = raw(
+        "POST",
+        &t.url("/collections/kb/documents"),
+        None,
+        "application/x-ndjson",
+        DOCS.as_bytes(),
+    );
+    assert_eq!(st, 200, "{v}");
+
+    // Evaluate: baselines plus `dense`; BM25 finds each query's document first.
+    let r = t.ok("POST", "/collections/kb/eval", None, Some(eval_body()));
+    let names: Vec<&str> = r["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["random", "bm25", "dense-exact", "dense"]);
+    assert_eq!(r["configs"][1]["means"]["ndcg@10"], 1.0, "{r}");
+    assert!(r["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("# Evaluation of `kb`"));
+
+    // A model path is refused: remote callers name configured models.
+    let mut body = eval_body();
+    body["configs"] = json!([format!(
+        "x=mode=dense;rerank={}",
+        fixture("tiny-cross-encoder")
+    )]);
+    assert_error(
+        &t.call("POST", "/collections/kb/eval", None, Some(body)),
+        400,
+        "invalid_input",
+        "unknown model",
+    );
+    let mut body = eval_body();
+    body["nonsense"] = json!(1);
+    assert_error(
+        &t.call("POST", "/collections/kb/eval", None, Some(body)),
+        400,
+        "invalid_input",
+        "nonsense",
+    );
+
+    // Reindex into kb_wide with the other model, as a job.
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/kb/reindex",
+            None,
+            Some(json!({"model": fixture("tiny-cross-encoder"), "into": "kb_wide"})),
+        ),
+        400,
+        "invalid_input",
+        "unknown model",
+    );
+    let (st, job) = t.call(
+        "POST",
+        "/collections/kb/reindex",
+        None,
+        Some(json!({"model": "wide", "into": "kb_wide"})),
+    );
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        done = t.ok("GET", &format!("/jobs/{id}"), None, None);
+        if done["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["done"], done["total"]);
+    assert_eq!(done["result"]["stats"]["embedded"], 3, "{done}");
+    assert_eq!(done["result"]["plan"]["estimate"]["new_dim"], 32);
+    assert!(t.ok("GET", "/jobs", None, None)["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["id"] == id));
+    assert_error(
+        &t.call("GET", "/jobs/999", None, None),
+        404,
+        "not_found",
+        "999",
+    );
+
+    // Again without resume: refused before a job starts; with resume: nothing to do.
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/kb/reindex",
+            None,
+            Some(json!({"model": "wide", "into": "kb_wide"})),
+        ),
+        409,
+        "already_exists",
+        "resume",
+    );
+    let (st, job) = t.call(
+        "POST",
+        "/collections/kb/reindex",
+        None,
+        Some(json!({"model": "wide", "into": "kb_wide", "resume": true})),
+    );
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    for _ in 0..600 {
+        done = t.ok("GET", &format!("/jobs/{id}"), None, None);
+        if done["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(done["result"]["stats"]["embedded"], 0, "{done}");
+
+    // Both side by side, with a fusion-weight sweep.
+    let mut body = eval_body();
+    body["compare"] = json!("kb_wide");
+    body["no_baselines"] = json!(true);
+    body["configs"] = json!(["bm25", "dense"]);
+    body["sweep_weights"] = json!(2);
+    let r = t.ok("POST", "/collections/kb/eval", None, Some(body));
+    let names: Vec<&str> = r["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(names.contains(&"dense@kb_wide") && names.contains(&"sweep-w0.50@kb_wide"));
+    assert_eq!(
+        r["configs"][0]["means"], r["configs"][5]["means"],
+        "BM25 reads the same text in both"
+    );
+    assert!(r["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["reference"] == "dense" && c["config"] == "dense@kb_wide"));
+    // The new collection answers queries; an alias switches readers to it.
+    t.ok(
+        "PUT",
+        "/aliases/live",
+        None,
+        Some(json!({"collection": "kb_wide"})),
+    );
+    let q = t.ok(
+        "POST",
+        "/collections/live/query",
+        None,
+        Some(json!({"text": "falcon", "mode": "bm25"})),
+    );
+    assert_eq!(q["documents"][0]["doc_id"], "d1", "{q}");
+}
