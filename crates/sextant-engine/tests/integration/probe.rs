@@ -237,9 +237,16 @@ fn the_probe_keeps_the_tenant_filter_of_the_search() {
     s.tenant_key = Some("org".into());
     let c = db.create_collection("t", s).unwrap();
     let mut rng = StdRng::seed_from_u64(3);
-    let org = |id: u64| Some(TenantId::Str(if id % 3 != 0 { "a" } else { "b" }.into()));
+    let org = |id: u64| {
+        Some(TenantId::Str(
+            if !id.is_multiple_of(3) { "a" } else { "b" }.into(),
+        ))
+    };
     let live = fill(&c, &mut rng, 13_000, org);
-    let mine: Vec<(u64, Vec<f32>)> = live.into_iter().filter(|p| p.0 % 3 != 0).collect();
+    let mine: Vec<(u64, Vec<f32>)> = live
+        .into_iter()
+        .filter(|p| !p.0.is_multiple_of(3))
+        .collect();
     let scope = Scope::Tenant(TenantId::Str("a".into()));
     let queries: Vec<Vec<f32>> = (0..60).map(|_| random_vec(&mut rng, DIM)).collect();
     let mut offline = 0.0;
