@@ -471,6 +471,102 @@ class Collection:
         """Flushes, merges and builds indexes now (otherwise done in the background)."""
         self._b.optimize(self.name)
 
+    def evaluate_configs(
+        self,
+        queries: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]],
+        *,
+        configs: Sequence[str] = (),
+        baselines: bool = True,
+        compare_to: Optional[str] = None,
+        compare: Optional[str] = None,
+        sweep_weights: Optional[int] = None,
+        metrics: Optional[Sequence[str]] = None,
+        depth: Optional[int] = None,
+        permutations: Optional[int] = None,
+        seed: Optional[int] = None,
+        fail_k: Optional[int] = None,
+        tenant: Any = None,
+        all_tenants: bool = False,
+    ) -> Dict[str, Any]:
+        """The engine's evaluation (``sextant eval``) of a document collection: ``queries`` (id
+        → text) against ``qrels`` (query id → {document id: grade}) for every configuration
+        (built-ins ``random``, ``bm25``, ``dense``, ``dense-exact``, ``splade``, ``hybrid`` or
+        ``NAME=KEY=VALUE;…``), with the baselines unless ``baselines=False``, every metric at
+        its cut-offs, latency, paired significance against the reference, error analysis;
+        ``compare`` runs every configuration on a second collection too, ``sweep_weights`` adds
+        a fusion-weight sweep. Returns the report (its Markdown in ``markdown``)."""
+        req: Dict[str, Any] = {
+            "queries": [{"id": str(q), "text": t} for q, t in queries.items()],
+            "qrels": {str(q): {str(d): int(g) for d, g in r.items()} for q, r in qrels.items()},
+            "configs": list(configs),
+            "no_baselines": not baselines,
+        }
+        for key, value in (
+            ("compare_to", compare_to),
+            ("compare", compare),
+            ("sweep_weights", sweep_weights),
+            ("metrics", list(metrics) if metrics is not None else None),
+            ("depth", depth),
+            ("permutations", permutations),
+            ("seed", seed),
+            ("fail_k", fail_k),
+        ):
+            if value is not None:
+                req[key] = value
+        return self._b.eval(self.name, req, tenant=tenant, all_tenants=all_tenants)
+
+    # ---- drift monitoring ------------------------------------------------------------------
+
+    def drift(self) -> Optional[Dict[str, Any]]:
+        """The drift report (the vectors' distribution against the pinned reference, canary
+        checks, alarms), or None when the collection is not monitored."""
+        return self._b.drift(self.name)
+
+    def pin_drift(self, *, shift_alarm: Optional[float] = None, precision_alarm: Optional[float] = None) -> Dict[str, Any]:
+        """Pins the distribution of the vectors now as the drift reference."""
+        req: Dict[str, Any] = {}
+        if shift_alarm is not None:
+            req["shift_alarm"] = shift_alarm
+        if precision_alarm is not None:
+            req["precision_alarm"] = precision_alarm
+        return self._b.drift_pin(self.name, req)
+
+    def add_canary(
+        self,
+        name: str,
+        text: Optional[str] = None,
+        *,
+        vector: Any = None,
+        k: int = 10,
+        expected: Optional[Sequence[PointId]] = None,
+        space: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Adds a canary query: a ``text`` (embedded with the collection's model) or a
+        ``vector``, with the ids ``expected`` in its top ``k`` (default: the exact top k now)."""
+        req: Dict[str, Any] = {"name": name, "k": k}
+        if text is not None:
+            req["text"] = text
+        if vector is not None:
+            req["vector"] = [float(x) for x in vector]
+        if expected is not None:
+            req["expected"] = list(expected)
+        if space is not None:
+            req["space"] = space
+        return self._b.drift_add_canary(self.name, req)
+
+    def canaries(self) -> List[Dict[str, Any]]:
+        """The canary queries."""
+        return self._b.drift_canaries(self.name)
+
+    def remove_canary(self, name: str) -> None:
+        """Removes a canary query (``NotFound`` when there is none of that name)."""
+        self._b.drift_remove_canary(self.name, name)
+
+    def check_drift(self) -> Dict[str, Any]:
+        """Runs every canary, records the check and returns the drift report."""
+        return self._b.drift_check(self.name)
+
     def evaluate(
         self,
         queries: Mapping[str, str],
@@ -603,6 +699,18 @@ class Database:
 
     def delete_alias(self, alias: str) -> None:
         self._backend.delete_alias(alias)
+
+    def reindex(self, source: str, *, model: str, into: str, batch: Optional[int] = None, resume: bool = False) -> Dict[str, Any]:
+        """Re-embeds the document collection ``source`` with ``model`` (a directory; on a
+        server, a configured model name) into the new collection ``into``, which keeps the
+        source's settings; ``resume`` continues into an existing target. Blocks until done
+        (on a server, by following its job) and returns the report. Then compare the two with
+        :meth:`Collection.evaluate_configs` (``compare=into``) and switch an alias with
+        :meth:`set_alias`."""
+        req: Dict[str, Any] = {"model": model, "into": into, "resume": resume}
+        if batch is not None:
+            req["batch"] = batch
+        return self._backend.reindex(source, req)
 
     def embed(
         self,

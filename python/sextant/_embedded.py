@@ -52,6 +52,14 @@ class EmbeddedBackend:
             "delete_document",
             "delete_older_than",
             "rerank",
+            "eval",
+            "reindex",
+            "drift",
+            "drift_pin",
+            "drift_add_canary",
+            "drift_canaries",
+            "drift_remove_canary",
+            "drift_check",
             "close",
         ):
             setattr(self, name, getattr(db, name))

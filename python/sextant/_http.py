@@ -493,6 +493,50 @@ class HttpBackend:
 
     # ---- text ----------------------------------------------------------------------------
 
+    # ---- evaluation, model upgrades, drift ---------------------------------------------------
+
+    def eval(self, name: str, request: Dict[str, Any], tenant: Any = None, all_tenants: bool = False) -> Dict[str, Any]:
+        body = _scope(dict(request), tenant, all_tenants)
+        return self._request("POST", f"/collections/{_seg(name)}/eval", body)
+
+    def reindex(self, name: str, request: Dict[str, Any], poll: float = 0.2) -> Dict[str, Any]:
+        """Starts the server's reindex job and waits for it; returns its report, or raises the
+        job's error."""
+        import time
+
+        job = self._request("POST", f"/collections/{_seg(name)}/reindex", dict(request))
+        while job["state"] == "running":
+            time.sleep(poll)
+            job = self._request("GET", f"/jobs/{job['id']}")
+        if job["state"] == "failed":
+            e = job.get("error") or {}
+            cls = BY_KIND.get(e.get("code", "internal"), InternalError)
+            raise cls(e.get("message", "the reindex failed"), e.get("field"))
+        return job["result"]
+
+    def drift(self, name: str) -> Optional[Dict[str, Any]]:
+        try:
+            return self._request("GET", f"/collections/{_seg(name)}/drift")
+        except NotFound as e:
+            if "not monitored" in str(e):
+                return None
+            raise
+
+    def drift_pin(self, name: str, request: Dict[str, Any]) -> Dict[str, Any]:
+        return self._request("POST", f"/collections/{_seg(name)}/drift/pin", dict(request))
+
+    def drift_add_canary(self, name: str, request: Dict[str, Any]) -> Dict[str, Any]:
+        return self._request("POST", f"/collections/{_seg(name)}/drift/canaries", dict(request))
+
+    def drift_canaries(self, name: str) -> List[Dict[str, Any]]:
+        return self._request("GET", f"/collections/{_seg(name)}/drift/canaries")["canaries"]
+
+    def drift_remove_canary(self, name: str, canary: str) -> None:
+        self._request("DELETE", f"/collections/{_seg(name)}/drift/canaries/{_seg(canary)}")
+
+    def drift_check(self, name: str) -> Dict[str, Any]:
+        return self._request("POST", f"/collections/{_seg(name)}/drift/check")
+
     def query(self, name: str, request: Dict[str, Any], tenant: Any = None, all_tenants: bool = False) -> List[Dict[str, Any]]:
         body = _scope(dict(request), tenant, all_tenants)
         return self._request("POST", f"/collections/{_seg(name)}/query", body)["documents"]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import sextant
-from sextant import AlreadyExists, DocumentHit, Hit, InvalidInput, NotFound, Overloaded, SextantError
+from sextant import AlreadyExists, Conflict, DocumentHit, Hit, InvalidInput, NotFound, Overloaded, SextantError
 
 from conftest import MODEL
 
@@ -314,6 +314,52 @@ def test_documents_text_search(db: sextant.Database, name: str) -> None:
     assert kb.count() == before - falcon_chunks
     assert kb.delete_document("falcon") == 0  # already gone: nothing deleted
     assert "falcon" not in {h.doc_id for h in kb.search("peregrine falcon birds", 4, mode="bm25")}
+
+
+@pytest.mark.usefixtures("model_dir")
+def test_evaluate_configs_scores_configurations_against_qrels(db: sextant.Database, name: str) -> None:
+    kb = _kb(db, name)
+    queries = {"q1": "espresso coffee beans", "q2": "a bird of prey hunting in the sky"}
+    qrels = {"q1": {"espresso": 2}, "q2": {"falcon": 1}}
+    r = kb.evaluate_configs(queries, qrels, configs=["dense"], metrics=["ndcg@10", "recall@3"], permutations=50)
+    assert [c["name"] for c in r["configs"]] == ["random", "bm25", "dense-exact", "dense"]
+    bm25 = r["configs"][1]
+    assert bm25["per_query"]["q1"]["ndcg@10"] == 1.0
+    assert r["markdown"].startswith(f"# Evaluation of `{name}`")
+    assert all(c["reference"] == "dense" for c in r["comparisons"])
+    swept = kb.evaluate_configs(queries, qrels, baselines=False, sweep_weights=2, permutations=10)
+    assert [c["name"] for c in swept["configs"]] == ["sweep-w0.00", "sweep-w0.50", "sweep-w1.00"]
+    with pytest.raises(InvalidInput) as e:
+        kb.evaluate_configs(queries, qrels, configs=["nope"])
+    assert e.value.field == "config"
+
+
+def test_drift_pin_canaries_and_checks(db: sextant.Database, name: str) -> None:
+    c = db.create_collection(name, 4, metric="l2")
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(300, 4)).astype(np.float32)
+    c.upsert(list(range(300)), vecs)
+    assert c.drift() is None
+    ref = c.pin_drift(shift_alarm=0.3)
+    assert ref["spaces"][0]["count"] == 300
+    canary = c.add_canary("first", vector=vecs[7], k=3)
+    assert len(canary["expected"]) == 3 and canary["expected"][0] == 7
+    report = c.check_drift()
+    assert report["last_check"]["mean"] == 1.0 and report["alarms"] == []
+    assert [x["name"] for x in c.canaries()] == ["first"]
+    # Far-away points move the centroid past the threshold.
+    c.upsert(list(range(1000, 1300)), vecs + 25.0)
+    d = c.drift()
+    assert d["spaces"][0]["centroid_shift"] > 0.3 and len(d["alarms"]) == 1
+    assert c.info()["drift"]["alarms"] == d["alarms"]
+    with pytest.raises(Conflict):
+        c.add_canary("first", vector=vecs[1])
+    with pytest.raises(InvalidInput) as e:
+        c.add_canary("bad", vector=[1.0, 2.0])
+    assert e.value.field == "vector"
+    c.remove_canary("first")
+    with pytest.raises(NotFound):
+        c.remove_canary("first")
 
 
 @pytest.mark.usefixtures("model_dir")

@@ -185,3 +185,34 @@ def test_encrypted_collection_needs_its_master_key(tmp_path):
     with pytest.raises(sextant.InvalidInput, match="inside the data directory"):
         (data / "k").write_text("ab" * 32)
         sextant.open(data, master_key_file=str(data / "k"))
+
+
+FIXTURES = REPO / "crates" / "sextant-embed" / "tests" / "fixtures"
+
+
+def test_reindex_then_compare_then_switch(tmp_path: Path) -> None:
+    """The model-upgrade workflow from Python, on the tiny fixture models (8-d → 32-d)."""
+    with sextant.open(str(tmp_path / "data")) as db:
+        kb = db.collection("kb", model=str(FIXTURES / "tiny-st"), no_splade=True)
+        texts = ["The falcon hunts birds.", "A trout swims upstream.", "The violin plays at dusk."]
+        kb.add(["d1", "d2", "d3"], texts)
+        report = db.reindex("kb", model=str(FIXTURES / "tiny-cross-encoder"), into="kb_v2")
+        assert report["stats"]["embedded"] == 3
+        assert report["plan"]["estimate"]["new_dim"] == 32
+        again = db.reindex("kb", model=str(FIXTURES / "tiny-cross-encoder"), into="kb_v2", resume=True)
+        assert again["stats"]["embedded"] == 0
+        with pytest.raises(sextant.AlreadyExists):
+            db.reindex("kb", model=str(FIXTURES / "tiny-cross-encoder"), into="kb_v2")
+        r = kb.evaluate_configs(
+            {"q1": "falcon", "q2": "trout"},
+            {"q1": {"d1": 1}, "q2": {"d2": 1}},
+            configs=["bm25", "dense"],
+            baselines=False,
+            compare="kb_v2",
+            permutations=20,
+        )
+        names = [c["name"] for c in r["configs"]]
+        assert names == ["bm25", "dense", "bm25@kb_v2", "dense@kb_v2"]
+        assert r["configs"][0]["means"] == r["configs"][2]["means"]
+        db.set_alias("live", "kb_v2")
+        assert db.get_collection("live").info()["schema"]["spaces"][0]["dim"] == 32

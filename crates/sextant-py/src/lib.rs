@@ -569,6 +569,98 @@ impl Database {
         py.detach(|| c.optimize()).or_py()
     }
 
+    /// An evaluation (the body of `POST /collections/{name}/eval`, without the tenant): the
+    /// report, with its Markdown in `markdown`.
+    #[pyo3(signature = (name, request, tenant=None, all_tenants=false))]
+    fn eval<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        request: &Bound<'py, PyAny>,
+        tenant: Option<&Bound<'py, PyAny>>,
+        all_tenants: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts: sextant_service::eval::EvalOptions = self::request(request, "eval")?;
+        let c = self.coll(name)?;
+        let scope = scope_of(&c, tenant, all_tenants)?;
+        let svc = self.svc()?;
+        let report = py
+            .detach(|| svc.evaluate_options(name, &scope, &opts, &mut |_, _, _| {}))
+            .or_py()?;
+        let mut v = serde_json::to_value(&report)
+            .map_err(|e| py_err(Error::new(ErrorKind::Internal, e.to_string())))?;
+        v["markdown"] = Value::String(report.markdown());
+        to_py(py, &v)
+    }
+
+    /// Re-embeds a document collection with another model into a new one (the body of
+    /// `POST /collections/{name}/reindex`); blocks until done and returns the report.
+    fn reindex<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts: sextant_service::ReindexOptions = self::request(request, "reindex")?;
+        let svc = self.svc()?;
+        let report = py
+            .detach(|| svc.reindex(name, &opts, &mut |_, _| {}))
+            .or_py()?;
+        to_py(py, &report)
+    }
+
+    /// The drift report, or None when the collection is not monitored.
+    fn drift<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let svc = self.svc()?;
+        let d = py.detach(|| svc.drift_status(name)).or_py()?;
+        to_py(py, &d)
+    }
+
+    /// Pins the drift reference (`{"shift_alarm"?, "precision_alarm"?}`).
+    fn drift_pin<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req: sextant_service::drift::PinRequest = self::request(request, "pin")?;
+        let svc = self.svc()?;
+        let r = py.detach(|| svc.drift_pin(name, &req)).or_py()?;
+        to_py(py, &r)
+    }
+
+    /// Adds a canary query (`{"name", "text" or "vector", "space"?, "k"?, "expected"?}`).
+    fn drift_add_canary<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req: sextant_service::drift::CanaryRequest = self::request(request, "canary")?;
+        let svc = self.svc()?;
+        let c = py.detach(|| svc.drift_add_canary(name, &req)).or_py()?;
+        to_py(py, &c)
+    }
+
+    /// The canary queries.
+    fn drift_canaries<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.coll(name)?;
+        to_py(py, &c.drift_canaries())
+    }
+
+    /// Removes a canary query (NotFound when there is none of that name).
+    fn drift_remove_canary(&self, py: Python<'_>, name: &str, canary: &str) -> PyResult<()> {
+        let svc = self.svc()?;
+        py.detach(|| svc.drift_remove_canary(name, canary)).or_py()
+    }
+
+    /// Runs the canaries, records the check, returns the report.
+    fn drift_check<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let svc = self.svc()?;
+        let d = py.detach(|| svc.drift_check(name)).or_py()?;
+        to_py(py, &d)
+    }
+
     /// A text query (the body of `POST /collections/{name}/query`, without the tenant):
     /// documents with their best chunks.
     #[pyo3(signature = (name, request, tenant=None, all_tenants=false))]

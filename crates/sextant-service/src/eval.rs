@@ -513,10 +513,13 @@ impl Service {
         progress: &mut dyn FnMut(&str, usize, usize),
     ) -> Result<EvalReport> {
         let c = self.collection(collection)?;
+        sextant_engine::documents::DocumentSettings::of(&c)?;
         if let Some(other) = &opts.compare {
             let o = self
                 .collection(other)
                 .map_err(|e| e.with_field("compare"))?;
+            sextant_engine::documents::DocumentSettings::of(&o)
+                .map_err(|e| Error::from(e).with_field("compare"))?;
             if o.schema().tenant_key != c.schema().tenant_key {
                 return Err(Error::invalid(
                     "compare",

@@ -258,6 +258,15 @@ impl Service {
         req: &TextSearchRequest,
     ) -> Result<Vec<DocumentHit>> {
         let c = self.collection(collection)?;
+        if c.schema().documents.is_none() {
+            return Err(Error::invalid(
+                "collection",
+                format!(
+                    "collection {:?} is not a document collection: text search needs one made by ingest (search a vector collection by vector)",
+                    c.name()
+                ),
+            ));
+        }
         let mut p = plan::plan(req)?;
         p.query.scope = scope.clone();
         let loaded = self.load(&c, &p)?;

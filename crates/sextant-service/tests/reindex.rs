@@ -330,3 +330,66 @@ fn bad_reindex_requests_are_refused_by_name() {
     );
     assert!(svc.collection("v2").is_err(), "nothing was created");
 }
+
+#[test]
+fn a_multi_tenant_collection_reindexes_every_tenant_into_its_own_scope() {
+    use sextant_engine::TenantId;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::open(dir.path(), ServiceConfig::default()).unwrap();
+    let opts = IngestOptions {
+        model: Some(fixture("tiny-st")),
+        no_splade: true,
+        tenant_key: Some("org".into()),
+        ..IngestOptions::default()
+    };
+    // The same document ids under two tenants.
+    for (org, n) in [("a", 7), ("b", 4)] {
+        let mut it = docs(n, 0).into_iter().map(|mut d| {
+            d.tenant = Some(TenantId::Str(org.into()));
+            Ok(d)
+        });
+        svc.ingest("mt", &Scope::AllTenants, &opts, &mut it, &mut |_| {})
+            .unwrap();
+    }
+    let report = svc
+        .reindex(
+            "mt",
+            &ReindexOptions {
+                model: fixture("tiny-cross-encoder"),
+                into: "mt2".into(),
+                ..ReindexOptions::default()
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert!(report.stats.embedded > 0);
+    let new = svc.collection("mt2").unwrap();
+    assert_eq!(new.schema().tenant_key.as_deref(), Some("org"));
+    let old = svc.collection("mt").unwrap();
+    for org in ["a", "b"] {
+        let scope = Scope::Tenant(TenantId::Str(org.into()));
+        assert_eq!(
+            new.count(&scope, None).unwrap(),
+            old.count(&scope, None).unwrap(),
+            "tenant {org}"
+        );
+        // A tenant's search in the new collection finds only its documents.
+        let hits = svc
+            .text_search(
+                "mt2",
+                &scope,
+                &TextSearchRequest {
+                    text: "river".into(),
+                    k: Some(20),
+                    ..TextSearchRequest::default()
+                },
+            )
+            .unwrap();
+        assert!(!hits.is_empty());
+        for h in hits {
+            for c in h.chunks {
+                assert_eq!(c.payload["org"], org, "{:?}", c.payload);
+            }
+        }
+    }
+}

@@ -189,18 +189,34 @@ pub async fn reindex(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-/// Background jobs kept by this server (admin): running ones and the last finished ones.
+/// Whether `p` may see a job: a key limited to collections sees the jobs of those only.
+fn may_see(s: &AppState, p: &crate::auth::Principal, j: &Job) -> bool {
+    s.allow(p, Role::Admin, Some(&j.collection)).is_ok()
+        && j.target
+            .as_deref()
+            .is_none_or(|t| s.allow(p, Role::Admin, Some(t)).is_ok())
+}
+
+/// Background jobs kept by this server (admin; a key limited to collections sees the jobs of
+/// those): running ones and the last finished ones.
 #[utoipa::path(get, path = "/jobs", tag = "admin",
     responses((status = 200, description = "`{\"jobs\": [...]}`, oldest first", body = Object),
               (status = 403, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_jobs(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     s.allow(&p, Role::Admin, None)?;
-    Ok(Json(json!({ "jobs": s.jobs.list() })))
+    let jobs: Vec<Job> = s
+        .jobs
+        .list()
+        .into_iter()
+        .filter(|j| may_see(&s, &p, j))
+        .collect();
+    Ok(Json(json!({ "jobs": jobs })))
 }
 
 /// One background job: progress (`done` of `total`), and its report or error once finished
-/// (admin).
+/// (admin; 404 for a job of a collection the key does not cover, as for one that does not
+/// exist).
 #[utoipa::path(get, path = "/jobs/{id}", tag = "admin",
     params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = Job), (status = 403, body = ErrorBody),
@@ -214,6 +230,7 @@ pub async fn job(
     s.allow(&p, Role::Admin, None)?;
     s.jobs
         .get(id)
+        .filter(|j| may_see(&s, &p, j))
         .map(Json)
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no job {id}")))
 }

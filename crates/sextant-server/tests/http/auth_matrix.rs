@@ -415,3 +415,85 @@ fn drift_routes_need_their_role_and_no_tenant_key() {
         }
     }
 }
+
+/// Evaluation, reindex and jobs: eval needs a read key covering the collection (and the
+/// `compare` one), reindex an admin key covering source and target and no tenant; a key limited
+/// to collections sees only their jobs.
+#[test]
+fn eval_reindex_and_jobs_need_their_role() {
+    let t = start(true);
+    let admin = t.key("admin", None, None);
+    setup(&t, &admin);
+    let eval = json!({"queries": [{"id": "q", "text": "x"}], "qrels": {"q": {"d": 1}},
+                      "permutations": 10});
+    for role in ["read", "write", "admin"] {
+        let key = t.key(role, None, None);
+        let (st, body) = t.call(
+            "POST",
+            "/collections/plain/eval",
+            Some(&key),
+            Some(eval.clone()),
+        );
+        // Allowed for every role; `plain` is not a document collection, so the evaluation
+        // itself is refused as bad input, not as forbidden.
+        assert_eq!(st, 400, "{role}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a document collection"),
+            "{body}"
+        );
+        let other = t.key(role, Some(vec!["mt"]), None);
+        let (st, _) = t.call(
+            "POST",
+            "/collections/plain/eval",
+            Some(&other),
+            Some(eval.clone()),
+        );
+        assert_eq!(st, 403, "{role} key for other collections");
+        let mut cmp = eval.clone();
+        cmp["compare"] = json!("plain");
+        let (st, body) = t.call("POST", "/collections/mt/eval", Some(&other), Some(cmp));
+        assert_eq!(
+            st, 403,
+            "{role}: compare names a collection the key does not cover: {body}"
+        );
+        let (st, body) = t.call(
+            "POST",
+            "/collections/plain/reindex",
+            Some(&key),
+            Some(json!({"model": "nope", "into": "plain2"})),
+        );
+        if role == "admin" {
+            // Past the role check: the model name is refused.
+            assert_eq!(st, 400, "{body}");
+        } else {
+            assert_eq!(st, 403, "{role}: {body}");
+        }
+        let (st, _) = t.call("GET", "/jobs", Some(&key), None);
+        assert_eq!(st, if role == "admin" { 200 } else { 403 });
+    }
+    // A tenant key cannot reindex (it would copy every tenant), even with a covering role.
+    let tkey = t.key("write", None, Some(json!("a")));
+    let (st, _) = t.call(
+        "POST",
+        "/collections/mt/reindex",
+        Some(&tkey),
+        Some(json!({"model": "nope", "into": "mt2"})),
+    );
+    assert_eq!(st, 403);
+    // An admin key limited to `plain` may not write the target `other`.
+    let limited = t.key("admin", Some(vec!["plain"]), None);
+    let (st, body) = t.call(
+        "POST",
+        "/collections/plain/reindex",
+        Some(&limited),
+        Some(json!({"model": "nope", "into": "other"})),
+    );
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(
+        t.ok("GET", "/jobs", Some(&limited), None)["jobs"],
+        json!([])
+    );
+}
