@@ -27,6 +27,49 @@ mod encryption;
 #[path = "bench_probe.rs"]
 mod probe;
 
+/// Base and query vectors of a collection benchmark: the first `points` and `max_queries`
+/// rows, refused when empty or of different dimensions.
+pub(crate) fn base_and_queries(
+    base: &std::path::Path,
+    queries: &std::path::Path,
+    points: Option<usize>,
+    max_queries: usize,
+) -> anyhow::Result<(
+    sextant_eval::io::Matrix<f32>,
+    sextant_eval::io::Matrix<f32>,
+    usize,
+    usize,
+)> {
+    let b = sextant_eval::io::read_vectors(base)?;
+    let q = sextant_eval::io::read_vectors(queries)?;
+    let n = points.unwrap_or(b.rows).min(b.rows);
+    let nq = max_queries.min(q.rows);
+    anyhow::ensure!(n > 0 && nq > 0, "no points or no queries");
+    anyhow::ensure!(b.dim == q.dim, "base and queries differ in dimension");
+    Ok((b, q, n, nq))
+}
+
+/// One cosine HNSW space of `dim` dimensions with `m` links, nothing else.
+pub(crate) fn cosine_hnsw_schema(dim: usize, m: usize) -> sextant_engine::Schema {
+    sextant_engine::Schema {
+        spaces: vec![sextant_engine::SpaceSpec {
+            name: "default".into(),
+            dim,
+            metric: sextant_core::Metric::Cosine,
+            index: sextant_engine::IndexSpec::Hnsw {
+                m,
+                ef_construction: sextant_engine::DEFAULT_EF_CONSTRUCTION,
+            },
+            model: None,
+        }],
+        payload_indexes: Vec::new(),
+        tenant_key: None,
+        documents: None,
+        sparse_spaces: Vec::new(),
+        ttl: None,
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Build an HNSW index and sweep `ef`: recall@k and queries/s, queries issued one at a time.

@@ -16,12 +16,11 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use sextant_core::{Metric, PointId};
+use sextant_core::PointId;
 use sextant_engine::{
-    CollectionConfig, Database, Durability, IndexSpec, MasterKey, PointInput, Schema, Scope,
-    SearchRequest, SpaceSpec, Vectors, DEFAULT_EF_CONSTRUCTION, DEFAULT_M,
+    CollectionConfig, Database, Durability, MasterKey, PointInput, Scope, SearchRequest, Vectors,
+    DEFAULT_M,
 };
-use sextant_eval::io::read_vectors;
 use sextant_eval::{process_cpu_seconds, report::median};
 
 #[derive(Debug, Args)]
@@ -97,15 +96,8 @@ fn config() -> CollectionConfig {
 }
 
 pub fn bench_encryption(args: EncryptionBenchArgs) -> anyhow::Result<()> {
-    let base = read_vectors(&args.base)?;
-    let queries = read_vectors(&args.queries)?;
-    let n = args.points.unwrap_or(base.rows).min(base.rows);
-    let nq = args.max_queries.min(queries.rows);
-    anyhow::ensure!(n > 0 && nq > 0, "no points or no queries");
-    anyhow::ensure!(
-        base.dim == queries.dim,
-        "base and queries differ in dimension"
-    );
+    let (base, queries, n, nq) =
+        super::base_and_queries(&args.base, &args.queries, args.points, args.max_queries)?;
     let tmp = tempfile::tempdir()?;
     let work = args
         .work
@@ -113,23 +105,7 @@ pub fn bench_encryption(args: EncryptionBenchArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&work)?;
     let master = MasterKey::generate().context("making a master key")?;
-    let schema = Schema {
-        spaces: vec![SpaceSpec {
-            name: "default".into(),
-            dim: base.dim,
-            metric: Metric::Cosine,
-            index: IndexSpec::Hnsw {
-                m: DEFAULT_M,
-                ef_construction: DEFAULT_EF_CONSTRUCTION,
-            },
-            model: None,
-        }],
-        payload_indexes: Vec::new(),
-        tenant_key: None,
-        documents: None,
-        sparse_spaces: Vec::new(),
-        ttl: None,
-    };
+    let schema = super::cosine_hnsw_schema(base.dim, DEFAULT_M);
     let point = |i: usize| PointInput {
         id: PointId::Num(i as u64),
         vectors: Vectors::Single(base.row(i).to_vec()),

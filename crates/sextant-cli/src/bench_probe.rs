@@ -11,12 +11,10 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use sextant_core::{Metric, PointId};
+use sextant_core::PointId;
 use sextant_engine::{
-    CollectionConfig, Database, IndexSpec, PointInput, ProbeConfig, Schema, Scope, SearchRequest,
-    SpaceSpec, Vectors, DEFAULT_EF_CONSTRUCTION,
+    CollectionConfig, Database, PointInput, ProbeConfig, Scope, SearchRequest, Vectors,
 };
-use sextant_eval::io::read_vectors;
 use sextant_eval::process_cpu_seconds;
 
 #[derive(Debug, Args)]
@@ -111,15 +109,8 @@ pub fn bench_recall_probe(args: ProbeBenchArgs) -> anyhow::Result<()> {
         !args.efs.is_empty() && !args.efs.contains(&0),
         "--efs needs values of at least 1"
     );
-    let base = read_vectors(&args.base)?;
-    let queries = read_vectors(&args.queries)?;
-    let n = args.points.unwrap_or(base.rows).min(base.rows);
-    let nq = args.max_queries.min(queries.rows);
-    anyhow::ensure!(n > 0 && nq > 0, "no points or no queries");
-    anyhow::ensure!(
-        base.dim == queries.dim,
-        "base and queries differ in dimension"
-    );
+    let (base, queries, n, nq) =
+        super::base_and_queries(&args.base, &args.queries, args.points, args.max_queries)?;
     let tmp = tempfile::tempdir()?;
     let data = args.work.clone().unwrap_or_else(|| tmp.path().join("db"));
     anyhow::ensure!(
@@ -127,23 +118,7 @@ pub fn bench_recall_probe(args: ProbeBenchArgs) -> anyhow::Result<()> {
         "{} exists; give a new --work",
         data.display()
     );
-    let schema = Schema {
-        spaces: vec![SpaceSpec {
-            name: "default".into(),
-            dim: base.dim,
-            metric: Metric::Cosine,
-            index: IndexSpec::Hnsw {
-                m: args.m,
-                ef_construction: DEFAULT_EF_CONSTRUCTION,
-            },
-            model: None,
-        }],
-        payload_indexes: Vec::new(),
-        tenant_key: None,
-        documents: None,
-        sparse_spaces: Vec::new(),
-        ttl: None,
-    };
+    let schema = super::cosine_hnsw_schema(base.dim, args.m);
     let t = Instant::now();
     {
         let db = Database::open(&data, config(0.0, 1, 1.0))?;
