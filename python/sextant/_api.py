@@ -33,6 +33,8 @@ INGEST_OPTIONS = (
     "redact",
     "redact_kinds",
     "tenant_key",
+    "dedup",
+    "dedup_threshold",
     "precision",
     "batch",
     "encrypt",
@@ -54,6 +56,8 @@ class DocumentHit:
     doc_id: str
     score: float
     chunks: List[Hit] = field(default_factory=list)
+    #: Documents collapsed into this one as its duplicates (``dedup="link"`` collections).
+    copies: List[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -410,7 +414,10 @@ class Collection:
             req["filter"] = filter
         docs = self._b.query(self.name, req, tenant=tenant, all_tenants=all_tenants)
         if group_size is not None and group_size > 1:
-            return [DocumentHit(d["doc_id"], d["score"], [_chunk(c) for c in d["chunks"]]) for d in docs]
+            return [
+                DocumentHit(d["doc_id"], d["score"], [_chunk(c) for c in d["chunks"]], list(d.get("copies", [])))
+                for d in docs
+            ]
         out = []
         for d in docs:
             for c in d["chunks"]:

@@ -100,6 +100,15 @@ pub struct IngestArgs {
     /// `--all-tenants`), or `--tenant` gives every document's.
     #[arg(long, value_name = "KEY[:TYPE]")]
     pub tenant_key: Option<String>,
+    /// Detect duplicates at creation (exact copies of the normalised text and near-duplicates
+    /// by MinHash, within a tenant): keep (record `duplicate_of` in the payload), link (record,
+    /// and collapse copies in search and ask) or skip (do not store a copy) [default: off].
+    #[arg(long, value_name = "POLICY")]
+    pub dedup: Option<String>,
+    /// Near-duplicate threshold: estimated Jaccard similarity of word 3-shingles, in (0, 1]
+    /// [default: 0.5].
+    #[arg(long, requires = "dedup", value_name = "SIMILARITY")]
+    pub dedup_threshold: Option<f64>,
     #[command(flatten)]
     pub tenant: crate::db::TenantArgs,
 }
@@ -118,6 +127,8 @@ impl IngestArgs {
             redact: self.redact.clone(),
             redact_kinds: self.redact_kinds.clone(),
             tenant_key: self.tenant_key.clone(),
+            dedup: self.dedup.clone(),
+            dedup_threshold: self.dedup_threshold,
             precision: Some(self.precision.to_string()),
             batch: Some(self.batch),
             encrypt: self.encrypt,
@@ -202,6 +213,12 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             report.documents, report.replaced, report.unchanged, report.chunks, a.name,
             report.documents_per_s, report.chunks_per_s
         );
+        if report.duplicates + report.near_duplicates > 0 {
+            println!(
+                "duplicates: {} exact copies, {} near-duplicates of other documents ({} skipped)",
+                report.duplicates, report.near_duplicates, report.skipped_duplicates
+            );
+        }
         if !report.redactions.is_empty() {
             println!("redacted: {}", serde_json::to_string(&report.redactions)?);
         }
@@ -327,8 +344,13 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
             for (rank, d) in docs.iter().enumerate() {
                 let p = &d.chunks[0].payload;
                 let snippet: String = p["text"].as_str().unwrap_or("").chars().take(100).collect();
+                let copies = if d.copies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [also: {}]", d.copies.join(", "))
+                };
                 println!(
-                    "{:>3}. {} ({:.4}) {}: {snippet}",
+                    "{:>3}. {}{copies} ({:.4}) {}: {snippet}",
                     rank + 1,
                     d.doc_id,
                     d.score,

@@ -57,6 +57,14 @@ pub struct IngestOptions {
     /// Multi-tenant collection: payload key `KEY` (string tenants) or `KEY:integer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_key: Option<String>,
+    /// Duplicate detection: keep (record `duplicate_of`), link (record, and collapse copies
+    /// in search and ask) or skip (do not store copies) [default: off].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<String>,
+    /// Estimated Jaccard similarity of word 3-shingles from which a document is a
+    /// near-duplicate, in (0, 1] [default: 0.5]; needs `dedup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_threshold: Option<f64>,
     /// Precision of the embedding model: f32 or bf16 [default: f32].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
@@ -85,6 +93,15 @@ pub struct IngestReport {
     pub chunks: usize,
     /// PII redactions by kind.
     pub redactions: std::collections::BTreeMap<String, usize>,
+    /// Documents that are exact copies of another (dedup on).
+    #[serde(default)]
+    pub duplicates: usize,
+    /// Documents that are near-duplicates of another (dedup on).
+    #[serde(default)]
+    pub near_duplicates: usize,
+    /// Of those, not written (the skip policy).
+    #[serde(default)]
+    pub skipped_duplicates: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Documents per second.
@@ -165,6 +182,18 @@ pub fn settings(
         overlap: opts.chunk_overlap,
         parent_max_tokens: opts.parent_tokens,
     };
+    if opts.dedup_threshold.is_some() && opts.dedup.is_none() {
+        return Err(Error::invalid(
+            "dedup_threshold",
+            "a near-duplicate threshold applies with dedup (keep, link or skip)",
+        ));
+    }
+    settings.dedup = opts.dedup.as_ref().map(|policy| documents::DedupSpec {
+        policy: policy.clone(),
+        threshold: opts
+            .dedup_threshold
+            .unwrap_or(sextant_text::dedup::DEFAULT_THRESHOLD),
+    });
     settings.redaction = match opts.redact.as_deref() {
         Some("hash") => Some(RedactionSpec {
             mode: "hash".into(),
@@ -276,6 +305,23 @@ pub fn refuse_changed_settings(c: &Collection, a: &IngestOptions) -> Result<()> 
             "no_splade",
             a.no_splade && has_splade,
             "a SPLADE space".into(),
+        ),
+        (
+            "dedup",
+            a.dedup.is_some() && a.dedup.as_ref() != stored.dedup.as_ref().map(|d| &d.policy),
+            stored
+                .dedup
+                .as_ref()
+                .map_or("no dedup".into(), |d| format!("dedup {}", d.policy)),
+        ),
+        (
+            "dedup_threshold",
+            a.dedup_threshold.is_some()
+                && a.dedup_threshold != stored.dedup.as_ref().map(|d| d.threshold),
+            stored
+                .dedup
+                .as_ref()
+                .map_or("no dedup".into(), |d| format!("threshold {}", d.threshold)),
         ),
         (
             "tenant_key",

@@ -12,6 +12,7 @@
 //! - [`extract`](mod@extract): plain text, Markdown, HTML and PDF documents → the text to chunk, a
 //!   title, and a map from text offsets back to source offsets (HTML reduced to its visible
 //!   content; PDF, with the `pdf` feature, page by page with each page's start);
+//! - [`dedup`]: exact-duplicate keys and MinHash/LSH signatures for near-duplicates;
 //! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
 //!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
 //!
@@ -27,6 +28,7 @@
 pub mod analyzer;
 pub mod bm25;
 pub mod chunk;
+pub mod dedup;
 pub mod extract;
 pub mod pii;
 

@@ -500,3 +500,55 @@ fn drift_pin_canaries_check_and_alarm() {
     );
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// Duplicate detection from the command line: `ingest --dedup link` records and collapses
+/// copies; the setting is fixed at creation; a threshold without a policy is refused.
+#[test]
+fn ingest_dedup_links_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs.jsonl");
+    std::fs::write(
+        &docs,
+        concat!(
+            "{\"_id\": \"a\", \"text\": \"The falcon hunts small birds over the marsh at dawn.\"}\n",
+            "{\"_id\": \"b\", \"text\": \"A trout swims in the cold mountain river.\"}\n",
+            "{\"_id\": \"a-copy\", \"text\": \"the FALCON hunts small birds, over the marsh at dawn!\"}\n",
+        ),
+    )
+    .unwrap();
+    let model = tiny_model();
+    let base = [
+        "ingest",
+        "kb",
+        "--jsonl",
+        docs.to_str().unwrap(),
+        "--model",
+        &model,
+        "--no-splade",
+    ];
+    let o = run(&data, &[&base[..], &["--dedup-threshold", "0.5"]].concat());
+    assert_eq!(o.status.code(), Some(2), "a threshold without --dedup");
+    let out = ok(&data, &[&base[..], &["--dedup", "link"]].concat());
+    assert!(
+        out.contains("duplicates: 1 exact copies, 0 near-duplicates"),
+        "{out}"
+    );
+    let hits = ok(
+        &data,
+        &["search", "kb", "--text", "falcon marsh", "--mode", "bm25"],
+    );
+    let first = hits.lines().next().unwrap();
+    assert!(first.contains("[also: "), "{hits}");
+    assert_eq!(
+        hits.matches("falcon").count(),
+        1,
+        "one line for both copies: {hits}"
+    );
+    // Fixed at creation.
+    let o = run(&data, &[&base[..], &["--dedup", "skip"]].concat());
+    assert_eq!(o.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("dedup"));
+    let o = run(&data, &[&base[..], &["--dedup", "merge"]].concat());
+    assert!(!o.status.success());
+}

@@ -5,7 +5,7 @@
 //! the deletion of its old chunks go into the same record ([`Collection::replace`]), so a crash
 //! or a concurrent reader never sees a document with both or neither.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use serde::Serialize;
@@ -28,6 +28,8 @@ pub const DEFAULT_BATCH_CHUNKS: usize = 256;
 pub const INGESTED_AT: &str = "ingested_at";
 /// Page size when looking up a document's stored chunks.
 const CHUNK_PAGE: usize = 10_000;
+/// Stored documents sharing a dedup key that are compared with a new one, at most.
+const CANDIDATES: usize = 256;
 
 /// A document to ingest.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +68,8 @@ pub enum Outcome {
     Replaced(usize),
     /// Same content hash as stored: nothing written.
     Unchanged,
+    /// A duplicate of another stored document, not written (the `skip` dedup policy).
+    Duplicate,
 }
 
 /// Counters of an ingestion run.
@@ -81,6 +85,54 @@ pub struct IngestStats {
     pub chunks: usize,
     /// PII redactions by kind.
     pub redactions: BTreeMap<String, usize>,
+    /// Documents that are exact copies (normalised text) of another document (dedup on).
+    pub duplicates: usize,
+    /// Documents that are near-duplicates of another document (dedup on).
+    pub near_duplicates: usize,
+    /// Of those, documents not written under the `skip` policy.
+    pub skipped_duplicates: usize,
+}
+
+/// A document found to duplicate another.
+#[derive(Debug, Clone)]
+struct Dup {
+    /// The first copy's document id (a copy of a copy points to the first).
+    of: String,
+    /// `exact` or `near`.
+    kind: &'static str,
+    /// Estimated Jaccard similarity (1 for exact copies).
+    similarity: f64,
+}
+
+/// The duplicate-detection keys of one document.
+struct DedupKeys {
+    exact: Option<String>,
+    bands: Vec<String>,
+    sig: Option<Vec<u32>>,
+}
+
+impl DedupKeys {
+    fn of(title: &str, text: &str) -> Self {
+        use sextant_text::dedup;
+        let full = format!("{title}\n{text}");
+        let sig = dedup::signature(&full);
+        DedupKeys {
+            exact: dedup::exact_key(&full).map(|k| format!("x:{k}")),
+            bands: sig
+                .as_deref()
+                .map(|s| {
+                    dedup::band_keys(s)
+                        .into_iter()
+                        .map(|b| format!("b{b}"))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            sig,
+        }
+    }
+    fn all(&self) -> Vec<String> {
+        self.exact.iter().chain(&self.bands).cloned().collect()
+    }
 }
 
 struct Pending {
@@ -101,6 +153,9 @@ pub struct Ingester<'a> {
     pending_docs: HashSet<String>,
     batch_chunks: usize,
     stats: IngestStats,
+    /// Dedup keys of the documents written by this ingester (tenant-qualified) → the first
+    /// copy's id and signature: duplicates within one run, before their batch is written.
+    seen: HashMap<String, (String, Option<Vec<u32>>)>,
 }
 
 impl std::fmt::Debug for Ingester<'_> {
@@ -159,6 +214,7 @@ impl<'a> Ingester<'a> {
             pending_docs: HashSet::new(),
             batch_chunks: DEFAULT_BATCH_CHUNKS,
             stats: IngestStats::default(),
+            seen: HashMap::new(),
         })
     }
 
@@ -272,6 +328,35 @@ impl<'a> Ingester<'a> {
                 return Ok(Outcome::Unchanged);
             }
         }
+        let dedup = match &self.settings.dedup {
+            Some(spec) => {
+                let keys = DedupKeys::of(&title, &text);
+                let found = self.find_duplicate(tenant.as_ref(), &doc.id, &keys, spec.threshold)?;
+                if let Some(d) = &found {
+                    if d.kind == "exact" {
+                        self.stats.duplicates += 1;
+                    } else {
+                        self.stats.near_duplicates += 1;
+                    }
+                    if spec.policy == "skip" && old.is_empty() {
+                        self.stats.skipped_duplicates += 1;
+                        return Ok(Outcome::Duplicate);
+                    }
+                }
+                let root = found.as_ref().map_or(doc.id.clone(), |d| d.of.clone());
+                let t = tenant
+                    .as_ref()
+                    .map(|t| t.to_json().to_string())
+                    .unwrap_or_default();
+                for k in keys.all() {
+                    self.seen
+                        .entry(format!("{t}\u{1}{k}"))
+                        .or_insert_with(|| (root.clone(), keys.sig.clone()));
+                }
+                Some((keys, found))
+            }
+            None => None,
+        };
         let to_text = |r: Range<usize>| -> Range<usize> {
             match &red_map {
                 Some(m) => m.range_to_source(r),
@@ -336,6 +421,19 @@ impl<'a> Ingester<'a> {
             payload.insert("text".into(), json!(body));
             payload.insert("content_hash".into(), json!(hash));
             payload.insert(INGESTED_AT.into(), json!(ingested_at));
+            if let Some((keys, found)) = &dedup {
+                if let Some(d) = found {
+                    payload.insert("duplicate_of".into(), json!(d.of));
+                    payload.insert("duplicate_kind".into(), json!(d.kind));
+                    payload.insert("duplicate_similarity".into(), json!(d.similarity));
+                }
+                if i == 0 {
+                    payload.insert(super::DEDUP_KEYS.into(), json!(keys.all()));
+                    if let Some(sig) = &keys.sig {
+                        payload.insert("dedup_sig".into(), json!(sextant_text::dedup::encode(sig)));
+                    }
+                }
+            }
             if let Some(s) = &doc.source {
                 payload.insert("source".into(), json!(s));
             }
@@ -551,6 +649,89 @@ impl<'a> Ingester<'a> {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// The first copy this document duplicates, if any: exact copies first (the same exact
+    /// key), then the most similar near-duplicate at or above `threshold` among the documents
+    /// sharing an LSH band, within the document's tenant, among the documents written by this
+    /// ingester and the stored ones (other document ids only).
+    fn find_duplicate(
+        &self,
+        tenant: Option<&TenantId>,
+        doc_id: &str,
+        keys: &DedupKeys,
+        threshold: f64,
+    ) -> Result<Option<Dup>> {
+        use sextant_text::dedup::{decode, similarity};
+        let mut best: Option<Dup> = None;
+        let mut consider = |of: &str, exact: bool, sig: Option<&[u32]>| {
+            if of == doc_id {
+                return;
+            }
+            let sim = if exact {
+                1.0
+            } else {
+                match (sig, keys.sig.as_deref()) {
+                    (Some(a), Some(b)) => similarity(a, b),
+                    _ => 0.0,
+                }
+            };
+            let kind = if exact { "exact" } else { "near" };
+            if !exact && sim < threshold {
+                return;
+            }
+            let better = match &best {
+                None => true,
+                Some(b) => (exact && b.kind != "exact") || (b.kind == kind && sim > b.similarity),
+            };
+            if better {
+                best = Some(Dup {
+                    of: of.to_string(),
+                    kind,
+                    similarity: sim,
+                });
+            }
+        };
+        let t = tenant.map(|t| t.to_json().to_string()).unwrap_or_default();
+        for k in keys.all() {
+            if let Some((of, sig)) = self.seen.get(&format!("{t}\u{1}{k}")) {
+                consider(of, Some(&k) == keys.exact.as_ref(), sig.as_deref());
+            }
+        }
+        let all = keys.all();
+        if !all.is_empty() {
+            let filter = Filter::from_json(&json!({
+                "must": [{"key": super::DEDUP_KEYS, "match": {"any": all}}],
+                "must_not": [{"key": "doc_id", "match": {"value": doc_id}}],
+            }))
+            .map_err(EngineError::from)?;
+            let scope = match tenant {
+                Some(t) => Scope::Tenant(t.clone()),
+                None => self.scope.clone(),
+            };
+            let page = self
+                .c
+                .scroll(&scope, Some(&filter), CANDIDATES, None, None, true)?;
+            for p in page.points {
+                let Some(pl) = p.payload.as_ref() else {
+                    continue;
+                };
+                let of = pl
+                    .get("duplicate_of")
+                    .or_else(|| pl.get("doc_id"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let exact = keys.exact.as_ref().is_some_and(|x| {
+                    pl[super::DEDUP_KEYS]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(x.as_str())))
+                });
+                let sig = pl["dedup_sig"].as_str().and_then(decode);
+                consider(&of, exact, sig.as_deref());
+            }
+        }
+        Ok(best)
     }
 
     fn title_prefix(&self, title: &str) -> String {

@@ -122,6 +122,27 @@ pub struct RedactionSpec {
     pub kinds: Option<String>,
 }
 
+/// Duplicate detection at ingest (see [`ingest`]): exact copies (the same normalised text
+/// under another document id) and near-duplicates (MinHash/LSH over word 3-shingles,
+/// [`sextant_text::dedup`]), within a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DedupSpec {
+    /// `keep` (record `duplicate_of` in the payload), `link` (record, and collapse copies in
+    /// search and `ask` so one hit stands for them) or `skip` (do not store a new document
+    /// that duplicates a stored one).
+    pub policy: String,
+    /// Estimated Jaccard similarity of word 3-shingles from which a document is a
+    /// near-duplicate, in (0, 1]; 1 finds exact copies only.
+    pub threshold: f64,
+}
+
+/// The dedup policies.
+pub const DEDUP_POLICIES: [&str; 3] = ["keep", "link", "skip"];
+
+/// Payload key holding a document's duplicate-detection keys (its first chunk): the exact key
+/// and the LSH band keys; indexed (keyword) when the collection detects duplicates.
+pub const DEDUP_KEYS: &str = "dedup_keys";
+
 /// Settings of a document collection, stored in its schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocumentSettings {
@@ -130,6 +151,9 @@ pub struct DocumentSettings {
     /// PII redaction (none when absent).
     #[serde(default)]
     pub redaction: Option<RedactionSpec>,
+    /// Duplicate detection (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupSpec>,
 }
 
 impl DocumentSettings {
@@ -143,6 +167,7 @@ impl DocumentSettings {
                 parent_max_tokens: None,
             },
             redaction: None,
+            dedup: None,
         }
     }
 
@@ -229,6 +254,26 @@ impl DocumentSettings {
                 );
             }
         }
+        if let Some(d) = &self.dedup {
+            if !DEDUP_POLICIES.contains(&d.policy.as_str()) {
+                return bad(
+                    "dedup.policy",
+                    format!(
+                        "unknown dedup policy {:?}: expected keep, link or skip",
+                        d.policy
+                    ),
+                );
+            }
+            if !(d.threshold > 0.0 && d.threshold <= 1.0) {
+                return bad(
+                    "dedup.threshold",
+                    format!(
+                        "the near-duplicate threshold must be in (0, 1], got {}",
+                        d.threshold
+                    ),
+                );
+            }
+        }
         if let Some(r) = &self.redaction {
             if r.mode != "mask" && r.mode != "hash" {
                 return bad(
@@ -278,10 +323,13 @@ pub fn schema(
             index: IndexSpec::default(),
             model: Some(dense.identity()),
         }],
-        payload_indexes: vec![PayloadIndexSpec {
-            key: "doc_id".into(),
-            field_type: FieldType::Keyword,
-        }],
+        payload_indexes: std::iter::once("doc_id")
+            .chain(settings.dedup.as_ref().map(|_| DEDUP_KEYS))
+            .map(|key| PayloadIndexSpec {
+                key: key.into(),
+                field_type: FieldType::Keyword,
+            })
+            .collect(),
         tenant_key: None,
         sparse_spaces,
         documents: Some(serde_json::to_value(settings).expect("settings serialise")),

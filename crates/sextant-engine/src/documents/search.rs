@@ -171,6 +171,10 @@ pub struct DocumentHit {
     pub score: f32,
     /// Its chunks, best first.
     pub chunks: Vec<ChunkHit>,
+    /// Documents collapsed into this hit as its duplicates (the `link` dedup policy): copies
+    /// of it, or the document it copies and the other copies, ranked below it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
 }
 
 /// Runs a text query. With grouping, one [`DocumentHit`] per document; without, one per chunk.
@@ -307,7 +311,52 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
         let pool = (q.k * q.group_size.unwrap_or(1) * 4).max(50);
         ranked = mmr(c, &q.scope, ranked, lambda, pool)?;
     }
+    let link = super::DocumentSettings::of(c)
+        .ok()
+        .and_then(|s| s.dedup)
+        .is_some_and(|d| d.policy == "link");
+    if link {
+        return Ok(collapse(group(ranked, usize::MAX, q.group_size), q.k));
+    }
     Ok(group(ranked, q.k, q.group_size))
+}
+
+/// Folds the hits of documents that duplicate each other (the same first copy: a chunk's
+/// `duplicate_of`, or the document itself) into the best-ranked one, listing the others in its
+/// `copies`; then the first `k`.
+fn collapse(hits: Vec<DocumentHit>, k: usize) -> Vec<DocumentHit> {
+    let root = |h: &DocumentHit| -> String {
+        h.chunks
+            .first()
+            .and_then(|c| c.payload.get("duplicate_of"))
+            .and_then(Value::as_str)
+            .unwrap_or(&h.doc_id)
+            .to_string()
+    };
+    let mut out: Vec<DocumentHit> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for h in hits {
+        let r = root(&h);
+        match at.get(&r).copied() {
+            // Another chunk of the same document (results not grouped): a hit of its own.
+            Some(i) if out[i].doc_id == h.doc_id => {
+                if out.len() < k {
+                    out.push(h);
+                }
+            }
+            Some(i) => {
+                if !out[i].copies.contains(&h.doc_id) {
+                    out[i].copies.push(h.doc_id);
+                }
+            }
+            None if out.len() < k => {
+                at.insert(r, out.len());
+                out.push(h);
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 /// Re-orders the first `top` chunks by cross-encoder score (ties keep their order); the rest
@@ -429,6 +478,7 @@ fn group(ranked: Vec<ChunkHit>, k: usize, group_size: Option<usize>) -> Vec<Docu
                 doc_id: h.doc_id.clone(),
                 score: h.score,
                 chunks: vec![h],
+                copies: Vec::new(),
             })
             .collect();
     };
@@ -444,6 +494,7 @@ fn group(ranked: Vec<ChunkHit>, k: usize, group_size: Option<usize>) -> Vec<Docu
                     doc_id: h.doc_id.clone(),
                     score: h.score,
                     chunks: vec![h],
+                    copies: Vec::new(),
                 });
             }
             None => {}

@@ -378,6 +378,12 @@ pub struct IngestQuery {
     /// Make the collection multi-tenant: `KEY` or `KEY:integer`.
     #[serde(default)]
     pub tenant_key: Option<String>,
+    /// Duplicate detection at creation: keep, link or skip [default: off].
+    #[serde(default)]
+    pub dedup: Option<String>,
+    /// Near-duplicate threshold (estimated Jaccard of word 3-shingles) [default: 0.5].
+    #[serde(default)]
+    pub dedup_threshold: Option<f64>,
     /// JSONL field holding the document id [default: id].
     #[serde(default)]
     pub id_field: Option<String>,
@@ -520,6 +526,8 @@ pub async fn ingest(
         redact: q.redact.clone(),
         redact_kinds: q.redact_kinds.clone(),
         tenant_key: q.tenant_key.clone(),
+        dedup: q.dedup.clone(),
+        dedup_threshold: q.dedup_threshold,
         precision: None,
         batch: None,
         encrypt: q.encrypt.unwrap_or(false),
