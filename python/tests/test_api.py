@@ -317,6 +317,25 @@ def test_documents_text_search(db: sextant.Database, name: str) -> None:
 
 
 @pytest.mark.usefixtures("model_dir")
+def test_dedup_link_collapses_copies(db: sextant.Database, name: str) -> None:
+    kb = db.collection(name, model=MODEL, no_splade=True, dedup="link")
+    falcon = DOCS["falcon"][0]
+    report = kb.add(
+        ["falcon", "falcon-copy", "espresso"],
+        [falcon, falcon.upper().replace(".", "!"), DOCS["espresso"][0]],
+    )
+    assert report["duplicates"] == 1, report
+    hits = kb.search("peregrine falcon", 3, group_size=2)
+    top = hits[0]
+    assert top.doc_id in ("falcon", "falcon-copy")
+    assert top.copies == ["falcon-copy" if top.doc_id == "falcon" else "falcon"]
+    assert sum(1 for h in hits if h.doc_id.startswith("falcon")) == 1
+    with pytest.raises(InvalidInput) as e:
+        db.collection(name + "x", model=MODEL, no_splade=True, dedup="merge").add(["a"], ["some text"])
+    assert e.value.field == "dedup.policy"
+
+
+@pytest.mark.usefixtures("model_dir")
 def test_evaluate_configs_scores_configurations_against_qrels(db: sextant.Database, name: str) -> None:
     kb = _kb(db, name)
     queries = {"q1": "espresso coffee beans", "q2": "a bird of prey hunting in the sky"}
