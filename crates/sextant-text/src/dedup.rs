@@ -112,7 +112,7 @@ pub fn encode(sig: &[u32]) -> String {
 
 /// The inverse of [`encode`]; `None` for text that is not one.
 pub fn decode(s: &str) -> Option<Vec<u32>> {
-    if s.len() % 8 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(8) || !s.is_ascii() {
         return None;
     }
     (0..s.len() / 8)

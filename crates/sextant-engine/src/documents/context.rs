@@ -45,6 +45,10 @@ pub struct Passage {
     pub tokens: usize,
     /// Cut to fit the budget.
     pub truncated: bool,
+    /// Documents with the same (or nearly the same) text that this passage stands for (the
+    /// `link` dedup policy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
 }
 
 /// An assembled context.
@@ -72,6 +76,8 @@ struct Candidate {
     text: String,
     /// Whether `text` is exactly the source bytes `start..end` (so ranges can be merged).
     exact: bool,
+    /// Documents collapsed into this one as duplicates.
+    copies: Vec<String>,
 }
 
 fn candidate(doc_id: &str, score: f32, p: &Value) -> Candidate {
@@ -103,6 +109,7 @@ fn candidate(doc_id: &str, score: f32, p: &Value) -> Candidate {
         score,
         text,
         exact,
+        copies: Vec::new(),
     }
 }
 
@@ -112,7 +119,8 @@ pub fn assemble(hits: &[DocumentHit], budget: usize, count: &dyn Fn(&str) -> usi
     let mut cands: Vec<Candidate> = Vec::new();
     for d in hits {
         for h in &d.chunks {
-            let c = candidate(&d.doc_id, h.score, &h.payload);
+            let mut c = candidate(&d.doc_id, h.score, &h.payload);
+            c.copies = d.copies.clone();
             if c.text.trim().is_empty() {
                 continue;
             }
@@ -162,6 +170,7 @@ pub fn assemble(hits: &[DocumentHit], budget: usize, count: &dyn Fn(&str) -> usi
             text,
             tokens,
             truncated,
+            copies: c.copies,
         });
     }
     out
@@ -245,6 +254,9 @@ pub fn citation_line(p: &Passage) -> String {
     match p.page {
         Some(page) => s.push_str(&format!(" ({src}, p. {page})")),
         None => s.push_str(&format!(" ({src}, bytes {}–{})", p.start, p.end)),
+    }
+    if !p.copies.is_empty() {
+        s.push_str(&format!(" [also: {}]", p.copies.join(", ")));
     }
     s
 }

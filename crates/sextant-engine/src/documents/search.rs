@@ -339,16 +339,10 @@ fn collapse(hits: Vec<DocumentHit>, k: usize) -> Vec<DocumentHit> {
         let r = root(&h);
         match at.get(&r).copied() {
             // Another chunk of the same document (results not grouped): a hit of its own.
-            Some(i) if out[i].doc_id == h.doc_id => {
-                if out.len() < k {
-                    out.push(h);
-                }
-            }
-            Some(i) => {
-                if !out[i].copies.contains(&h.doc_id) {
-                    out[i].copies.push(h.doc_id);
-                }
-            }
+            Some(i) if out[i].doc_id == h.doc_id && out.len() < k => out.push(h),
+            Some(i) if out[i].doc_id == h.doc_id => {}
+            Some(i) if !out[i].copies.contains(&h.doc_id) => out[i].copies.push(h.doc_id),
+            Some(_) => {}
             None if out.len() < k => {
                 at.insert(r, out.len());
                 out.push(h);

@@ -1330,6 +1330,26 @@ fn dedup_policies_skip_link_and_keep_within_a_tenant() {
                 let other = if h.doc_id == "fox" { "fox-copy" } else { "fox" };
                 assert_eq!(h.copies, vec![other.to_string()]);
                 assert_eq!(hits.len(), 3, "the list is filled up to k: {ids:?}");
+                // In RAG context, one citation stands for both copies.
+                let ctx = assemble(&hits, 1000, &|t: &str| t.split_whitespace().count());
+                let p = ctx
+                    .passages
+                    .iter()
+                    .find(|p| p.doc_id.starts_with("fox"))
+                    .unwrap();
+                assert_eq!(p.copies, vec![other.to_string()]);
+                assert!(
+                    render(&ctx).contains(&format!("[also: {other}]")),
+                    "{}",
+                    render(&ctx)
+                );
+                assert_eq!(
+                    ctx.passages
+                        .iter()
+                        .filter(|p| p.doc_id.starts_with("fox"))
+                        .count(),
+                    1
+                );
             }
             _ => {
                 assert!(ids.contains(&"fox") && ids.contains(&"fox-copy"), "{ids:?}");
