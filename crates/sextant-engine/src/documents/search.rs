@@ -270,7 +270,12 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
             let score = h.score.unwrap_or(0.0);
             list.push((h.id.clone(), score));
             let e = hits.entry(h.id.clone()).or_insert_with(|| {
-                let payload = h.payload.unwrap_or(Value::Null);
+                let mut payload = h.payload.unwrap_or(Value::Null);
+                // The dedup keys and signature are the engine's bookkeeping, not content.
+                if let Some(m) = payload.as_object_mut() {
+                    m.remove(super::DEDUP_KEYS);
+                    m.remove("dedup_sig");
+                }
                 ChunkHit {
                     doc_id: payload["doc_id"]
                         .as_str()

@@ -203,3 +203,54 @@ fn eval_and_a_reindex_job_over_http() {
     );
     assert_eq!(q["documents"][0]["doc_id"], "d1", "{q}");
 }
+
+/// Duplicate detection over HTTP: `?dedup=link` at creation, the report counts the copy, and a
+/// query answers one document standing for both.
+#[test]
+fn ingest_with_dedup_over_http() {
+    let t = server();
+    let body = concat!(
+        r#"{"id": "a", "title": "", "text": "The falcon hunts small birds over the marsh at dawn."}"#,
+        "\n",
+        r#"{"id": "b", "title": "", "text": "A trout swims in the cold mountain river."}"#,
+        "\n",
+        r#"{"id": "a2", "title": "", "text": "the FALCON hunts small birds, over the marsh at dawn!"}"#,
+        "\n",
+    );
+    let (st, v, _) = raw(
+        "POST",
+        &t.url("/collections/dd/documents?dedup=link"),
+        None,
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["duplicates"], 1, "{v}");
+    let q = t.ok(
+        "POST",
+        "/collections/dd/query",
+        None,
+        Some(json!({"text": "falcon marsh", "mode": "bm25", "k": 3})),
+    );
+    let docs = q["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 1, "b does not match; a and a2 are one hit: {q}");
+    assert_eq!(docs[0]["copies"].as_array().unwrap().len(), 1, "{q}");
+    let payload = &docs[0]["chunks"][0]["payload"];
+    assert!(
+        payload.get("dedup_sig").is_none() && payload.get("dedup_keys").is_none(),
+        "{payload}"
+    );
+    // Bad policies are refused by name.
+    let (st, v, _) = raw(
+        "POST",
+        &t.url("/collections/dd2/documents?dedup=merge"),
+        None,
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("dedup"),
+        "{v}"
+    );
+}
