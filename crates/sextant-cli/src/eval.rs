@@ -15,8 +15,6 @@ use sextant_service::eval::{
 
 use crate::db::{DbArgs, TenantArgs};
 
-pub use sextant_service::eval::SWEEP_PREFIX;
-
 /// `eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {

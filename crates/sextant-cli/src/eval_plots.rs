@@ -136,7 +136,7 @@ fn metrics_plot(path: &Path, r: &EvalReport) -> Result<()> {
 pub fn sweep_lines(r: &EvalReport) -> Vec<(String, Vec<(f64, usize)>)> {
     let mut lines: Vec<(String, Vec<(f64, usize)>)> = Vec::new();
     for (i, c) in r.configs.iter().enumerate() {
-        let Some(rest) = c.name.strip_prefix(crate::eval::SWEEP_PREFIX) else {
+        let Some(rest) = c.name.strip_prefix(sextant_service::eval::SWEEP_PREFIX) else {
             continue;
         };
         let (w, suffix) = match rest.split_once('@') {

@@ -78,6 +78,7 @@ pub fn run_reindex(db_args: &DbArgs, a: ReindexArgs) -> Result<()> {
         batch: Some(a.batch as usize),
         resume: a.resume,
     };
+    let t0 = std::time::Instant::now();
     let plan = svc.reindex_plan(&a.name, &opts)?;
     if a.dry_run {
         if db_args.json {
@@ -98,7 +99,7 @@ pub fn run_reindex(db_args: &DbArgs, a: ReindexArgs) -> Result<()> {
                 .expect("valid template"),
         )
     };
-    let report = svc.reindex(&a.name, &opts, &mut |done, total| {
+    let report = svc.reindex_planned(plan.clone(), &opts, t0, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

@@ -269,14 +269,6 @@ pub(crate) fn load(fs: &dyn sextant_storage::fs::Fs, dir: &std::path::Path) -> R
 }
 
 impl Collection {
-    fn every_scope(&self) -> Scope {
-        if self.schema().tenant_key.is_some() {
-            Scope::AllTenants
-        } else {
-            Scope::Unscoped
-        }
-    }
-
     fn save_drift(&self, st: &DriftState) -> Result<()> {
         let body = serde_json::to_vec(st).expect("drift state serialises");
         envelope::write_atomic(
@@ -409,7 +401,7 @@ impl Collection {
                         space: Some(space.name.clone()),
                         vector: c.vector.clone(),
                         k: c.k,
-                        scope: self.every_scope(),
+                        scope: Scope::AllTenants,
                         exact_threshold: Some(u64::MAX),
                         ..SearchRequest::default()
                     })?
@@ -483,7 +475,7 @@ impl Collection {
                 space: Some(c.space.clone()),
                 vector: c.vector.clone(),
                 k: c.k,
-                scope: self.every_scope(),
+                scope: Scope::AllTenants,
                 ..SearchRequest::default()
             })?;
             let ids: Vec<serde_json::Value> = got.hits.iter().map(|h| h.id.to_json()).collect();
@@ -505,7 +497,7 @@ impl Collection {
             self.save_drift(&st)?;
             *guard = st;
         }
-        Ok(self.drift_report(true))
+        Ok(self.drift_report())
     }
 
     /// The drift report (`None` when nothing is pinned and no canary is defined, so that
@@ -515,18 +507,14 @@ impl Collection {
             let st = self.drift.lock();
             st.reference.is_some() || !st.canaries.is_empty()
         };
-        monitored.then(|| self.drift_report(true))
+        monitored.then(|| self.drift_report())
     }
 
-    fn drift_report(&self, with_stats: bool) -> DriftInfo {
+    fn drift_report(&self) -> DriftInfo {
         let st = self.drift.lock().clone();
         let shift_alarm = st.shift_alarm.unwrap_or(DEFAULT_SHIFT_ALARM);
         let precision_alarm = st.precision_alarm.unwrap_or(DEFAULT_PRECISION_ALARM);
-        let now = if with_stats {
-            self.embedding_stats()
-        } else {
-            Vec::new()
-        };
+        let now = self.embedding_stats();
         let mut alarms = Vec::new();
         let spaces = now
             .iter()

@@ -146,7 +146,19 @@ impl Service {
     ) -> Result<ReindexReport> {
         let t0 = Instant::now();
         let plan = self.reindex_plan(source, opts)?;
-        let src = self.reindex_source(source, opts)?;
+        self.reindex_planned(plan, opts, t0, progress)
+    }
+
+    /// [`Service::reindex`] after its plan was made (and shown) by [`Service::reindex_plan`]
+    /// with the same options; `t0` is when the plan began, for the report's time.
+    pub fn reindex_planned(
+        &self,
+        plan: ReindexPlan,
+        opts: &ReindexOptions,
+        t0: Instant,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ReindexReport> {
+        let src = self.collection(&plan.source)?;
         let dense = self
             .models()
             .dense(&opts.model, Precision::F32)

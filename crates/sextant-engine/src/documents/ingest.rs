@@ -693,12 +693,12 @@ impl<'a> Ingester<'a> {
             }
         };
         let t = tenant.map(|t| t.to_json().to_string()).unwrap_or_default();
-        for k in keys.all() {
+        let all = keys.all();
+        for k in &all {
             if let Some((of, sig)) = self.seen.get(&format!("{t}\u{1}{k}")) {
-                consider(of, Some(&k) == keys.exact.as_ref(), sig.as_deref());
+                consider(of, Some(k) == keys.exact.as_ref(), sig.as_deref());
             }
         }
-        let all = keys.all();
         if !all.is_empty() {
             let filter = Filter::from_json(&json!({
                 "must": [{"key": super::DEDUP_KEYS, "match": {"any": all}}],

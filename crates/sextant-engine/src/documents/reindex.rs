@@ -63,15 +63,6 @@ pub struct ReindexStats {
     pub removed: u64,
 }
 
-/// The scope that reads and writes every point of `c`.
-fn every_point(c: &Collection) -> Scope {
-    if c.schema().tenant_key.is_some() {
-        Scope::AllTenants
-    } else {
-        Scope::Unscoped
-    }
-}
-
 /// The schema of the collection a reindex of `src` with `dense` writes into: the source's,
 /// with the dense space resized and carrying the new model's identity. Refuses a source that
 /// is not a document collection and a model too short for the source's chunks.
@@ -112,7 +103,8 @@ pub fn estimate(src: &Collection, dense: &dyn DenseModel) -> Result<ReindexEstim
         .iter()
         .find(|s| s.name == DENSE)
         .map_or(0, |s| s.dim);
-    let scope = every_point(src);
+    // Every tenant's points (the same as unscoped in a collection without tenants).
+    let scope = Scope::AllTenants;
     let ids = src.ids_matching(&scope, &Filter::default())?;
     let mut text_bytes = 0u64;
     for batch in ids.chunks(1024) {
@@ -141,7 +133,7 @@ pub fn estimate(src: &Collection, dense: &dyn DenseModel) -> Result<ReindexEstim
 /// Up to `n` chunk texts of `src` as they would be embedded, for timing the model.
 pub fn sample_texts(src: &Collection, dense: &dyn DenseModel, n: usize) -> Result<Vec<String>> {
     let settings = DocumentSettings::of(src)?;
-    let scope = every_point(src);
+    let scope = Scope::AllTenants;
     let ids = src.ids_matching(&scope, &Filter::default())?;
     let step = (ids.len() / n.max(1)).max(1);
     let picked: Vec<PointId> = ids.into_iter().step_by(step).take(n).collect();
@@ -215,7 +207,7 @@ pub fn reindex(
         check_models(src, None, Some(m))?;
     }
     let splade = if has_splade { splade } else { None };
-    let scope = every_point(src);
+    let scope = Scope::AllTenants;
     let ids = src.ids_matching(&scope, &Filter::default())?;
     let total = ids.len() as u64;
     let mut stats = ReindexStats::default();

@@ -316,10 +316,14 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
         let pool = (q.k * q.group_size.unwrap_or(1) * 4).max(50);
         ranked = mmr(c, &q.scope, ranked, lambda, pool)?;
     }
-    let link = super::DocumentSettings::of(c)
-        .ok()
-        .and_then(|s| s.dedup)
-        .is_some_and(|d| d.policy == "link");
+    // Read straight from the stored settings: parsing them whole on every query is not needed.
+    let link = c
+        .schema()
+        .documents
+        .as_ref()
+        .and_then(|d| d.pointer("/dedup/policy"))
+        .and_then(Value::as_str)
+        == Some("link");
     if link {
         return Ok(collapse(group(ranked, usize::MAX, q.group_size), q.k));
     }

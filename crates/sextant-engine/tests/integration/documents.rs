@@ -1305,7 +1305,6 @@ fn dedup_policies_skip_link_and_keep_within_a_tenant() {
         let outcome = ing.add(doc("fox-copy", "Foxes", copy)).unwrap();
         let st = ing.finish().unwrap();
         assert_eq!(st.duplicates, 1, "{policy}");
-        let _ = text;
         let q = TextQuery::new("red fox hunts rodents", &[SourceKind::Dense], 3);
         let models = Models {
             dense: Some(&model),

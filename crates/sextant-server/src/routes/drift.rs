@@ -30,6 +30,25 @@ fn to_json(v: impl serde::Serialize) -> ApiResult<Value> {
     serde_json::to_value(v).map_err(ApiError::internal)
 }
 
+/// An admin change to a collection's drift state: checks the key, runs `f` as a write on the
+/// CPU pool, audits it as `action`.
+async fn admin_change(
+    s: AppState,
+    p: Principal,
+    rid: String,
+    name: String,
+    action: &'static str,
+    f: impl FnOnce(&sextant_service::Service, &str) -> ApiResult<Value> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    untenanted(&p)?;
+    s.allow(&p, Role::Admin, Some(&name))?;
+    let st = s.clone();
+    let n = name.clone();
+    let r = s.run(Work::Write, move || f(st.service(), &n)).await;
+    s.audit(&p, action, Some(&name), None, &rid, &r);
+    Ok(Json(r?))
+}
+
 /// The drift report: the distribution of each dense space now against the pinned reference,
 /// the last canary check and its history, and the alarms raised (read). 404 when the
 /// collection is not monitored (nothing pinned, no canary).
@@ -75,17 +94,10 @@ pub async fn pin(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PinRequest>,
 ) -> ApiResult<Json<Value>> {
-    untenanted(&p)?;
-    s.allow(&p, Role::Admin, Some(&name))?;
-    let st = s.clone();
-    let n = name.clone();
-    let r = s
-        .run(Work::Write, move || {
-            to_json(st.service().drift_pin(&n, &body)?)
-        })
-        .await;
-    s.audit(&p, "drift.pin", Some(&name), None, &rid, &r);
-    Ok(Json(r?))
+    admin_change(s, p, rid, name, "drift.pin", move |svc, n| {
+        to_json(svc.drift_pin(n, &body)?)
+    })
+    .await
 }
 
 /// Lists the canary queries (read).
@@ -121,17 +133,10 @@ pub async fn add_canary(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<CanaryRequest>,
 ) -> ApiResult<Json<Value>> {
-    untenanted(&p)?;
-    s.allow(&p, Role::Admin, Some(&name))?;
-    let st = s.clone();
-    let n = name.clone();
-    let r = s
-        .run(Work::Write, move || {
-            to_json(st.service().drift_add_canary(&n, &body)?)
-        })
-        .await;
-    s.audit(&p, "drift.canary_add", Some(&name), None, &rid, &r);
-    Ok(Json(r?))
+    admin_change(s, p, rid, name, "drift.canary_add", move |svc, n| {
+        to_json(svc.drift_add_canary(n, &body)?)
+    })
+    .await
 }
 
 /// Removes a canary query (admin).
@@ -147,18 +152,11 @@ pub async fn remove_canary(
     RequestId(rid): RequestId,
     ApiPath((name, canary)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    untenanted(&p)?;
-    s.allow(&p, Role::Admin, Some(&name))?;
-    let st = s.clone();
-    let n = name.clone();
-    let r = s
-        .run(Work::Write, move || {
-            st.service().drift_remove_canary(&n, &canary)?;
-            Ok(json!({ "removed": canary }))
-        })
-        .await;
-    s.audit(&p, "drift.canary_remove", Some(&name), None, &rid, &r);
-    Ok(Json(r?))
+    admin_change(s, p, rid, name, "drift.canary_remove", move |svc, n| {
+        svc.drift_remove_canary(n, &canary)?;
+        Ok(json!({ "removed": canary }))
+    })
+    .await
 }
 
 /// Runs every canary through the normal search, records the check and returns the report
@@ -175,13 +173,8 @@ pub async fn check(
     RequestId(rid): RequestId,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    untenanted(&p)?;
-    s.allow(&p, Role::Admin, Some(&name))?;
-    let st = s.clone();
-    let n = name.clone();
-    let r = s
-        .run(Work::Write, move || to_json(st.service().drift_check(&n)?))
-        .await;
-    s.audit(&p, "drift.check", Some(&name), None, &rid, &r);
-    Ok(Json(r?))
+    admin_change(s, p, rid, name, "drift.check", |svc, n| {
+        to_json(svc.drift_check(n)?)
+    })
+    .await
 }
