@@ -35,12 +35,13 @@ INGEST_OPTIONS = (
     "tenant_key",
     "dedup",
     "dedup_threshold",
+    "language",
     "precision",
     "batch",
     "encrypt",
 )
 
-_TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision")
+_TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision", "query_language")
 _VECTOR_OPTIONS = ("ef", "exact", "space", "with_vector")
 
 

@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use sextant_embed::Precision;
 use sextant_engine::documents;
 use sextant_engine::documents::context::{self, Context as RagContext};
-use sextant_engine::documents::search::DocumentHit;
+use sextant_engine::documents::search::{DocumentHit, Explanation};
 use sextant_service::sources::{FileDocuments, JsonlDocuments, RecordFields};
 use sextant_service::{AskRequest, IngestOptions, LlmRequest, Service, TextSearchRequest};
+use sextant_text::LanguageSource;
 
 use crate::search::RetrievalArgs;
 
@@ -109,6 +110,12 @@ pub struct IngestArgs {
     /// [default: 0.5].
     #[arg(long, requires = "dedup", value_name = "SIMILARITY")]
     pub dedup_threshold: Option<f64>,
+    /// The language BM25 analyses text in, at creation: `auto` (each chunk's and query's own,
+    /// detected; English when unsure), a language with a stemmer (`french` or `fr`; see
+    /// docs/languages.md) or another detectable language's ISO 639-1 code (no stemming)
+    /// [default: english].
+    #[arg(long, value_name = "LANG")]
+    pub language: Option<String>,
     #[command(flatten)]
     pub tenant: crate::db::TenantArgs,
 }
@@ -129,6 +136,7 @@ impl IngestArgs {
             tenant_key: self.tenant_key.clone(),
             dedup: self.dedup.clone(),
             dedup_threshold: self.dedup_threshold,
+            language: self.language.clone(),
             precision: Some(self.precision.to_string()),
             batch: Some(self.batch),
             encrypt: self.encrypt,
@@ -264,6 +272,7 @@ impl RetrievalArgs {
             precision: self.precision.map(|p: Precision| p.to_string()),
             ef: None,
             exact: false,
+            query_language: self.query_language.clone(),
         })
     }
 }
@@ -289,6 +298,8 @@ pub struct TextSearch<'a> {
     pub run_out: Option<&'a Path>,
     /// JSON output.
     pub json_out: bool,
+    /// Print what each source did.
+    pub explain: bool,
 }
 
 /// Text queries: one (`--text`) or a BEIR `queries.jsonl` (`--queries`), ranked documents out
@@ -302,6 +313,7 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
     // Refuse a bad request before the first query (and with no queries at all).
     sextant_service::plan::plan(&template)?;
     let mut run: Vec<(String, Vec<DocumentHit>)> = Vec::new();
+    let mut explained: Vec<Explanation> = Vec::new();
     let bar = ProgressBar::new(t.queries.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} queries ({per_sec})")
             .expect("valid template"),
@@ -311,7 +323,9 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
             text: text.clone(),
             ..template.clone()
         };
-        run.push((qid.clone(), svc.text_search(t.name, &scope, &q)?));
+        let (hits, why) = svc.text_search_explained(t.name, &scope, &q)?;
+        run.push((qid.clone(), hits));
+        explained.push(why);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -333,14 +347,33 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
         }
         w.flush()?;
         eprintln!("wrote {} queries to {}", run.len(), path.display());
+        if t.explain {
+            for ((qid, _), why) in run.iter().zip(&explained) {
+                for line in explain_lines(why) {
+                    eprintln!("{qid}: {line}");
+                }
+            }
+        }
     } else if t.json_out {
         let out: Vec<Value> = run
             .iter()
-            .map(|(q, docs)| json!({"query": q, "documents": docs}))
+            .zip(&explained)
+            .map(|((q, docs), why)| {
+                let mut o = json!({"query": q, "documents": docs});
+                if t.explain {
+                    o["explain"] = json!(why);
+                }
+                o
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for (_, docs) in &run {
+        for ((_, docs), why) in run.iter().zip(&explained) {
+            if t.explain {
+                for line in explain_lines(why) {
+                    println!("# {line}");
+                }
+            }
             for (rank, d) in docs.iter().enumerate() {
                 let p = &d.chunks[0].payload;
                 let snippet: String = p["text"].as_str().unwrap_or("").chars().take(100).collect();
@@ -360,6 +393,45 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What each source of a text search did, one line each: its depth, weight and hits, and for
+/// BM25 the query's analysis language and its weighted terms (best first).
+fn explain_lines(why: &Explanation) -> Vec<String> {
+    why.sources
+        .iter()
+        .map(|s| {
+            let mut line = format!(
+                "{} (k {}, weight {}): {} hits",
+                serde_json::to_value(s.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                s.k,
+                s.weight,
+                s.hits
+            );
+            if let Some(l) = &s.language {
+                let lang = l
+                    .language
+                    .map_or("no language".to_string(), |l| l.to_string());
+                let how = match (l.source, l.detected) {
+                    (LanguageSource::Detected, Some(d)) => format!("detected {d}"),
+                    (LanguageSource::Detected, None) => "detected".into(),
+                    (LanguageSource::Given, _) => "given by --query-language".into(),
+                    (LanguageSource::Configured, _) => "the collection's".into(),
+                };
+                line.push_str(&format!("; query analysed in {lang} ({how})"));
+            }
+            if !s.terms.is_empty() {
+                let mut terms = s.terms.clone();
+                terms.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let list: Vec<String> = terms.iter().map(|(t, w)| format!("{t} {w:.3}")).collect();
+                line.push_str(&format!("; terms: {}", list.join(", ")));
+            }
+            line
+        })
+        .collect()
 }
 
 /// Reads BEIR `queries.jsonl` as (id, text).

@@ -51,6 +51,11 @@ pub struct RetrievalArgs {
     /// no grouping, chunks in rank order].
     #[arg(long)]
     pub group_size: Option<usize>,
+    /// The language BM25 analyses the query in: a name (`french`) or ISO 639-1 code (`fr`)
+    /// [default: the collection's language; with `--language auto` at ingest, the query's own
+    /// when detection is sure]. `--explain` shows the choice.
+    #[arg(long, value_name = "LANG")]
+    pub query_language: Option<String>,
 }
 
 impl RetrievalArgs {
@@ -71,6 +76,7 @@ impl RetrievalArgs {
             ("--mmr", self.mmr.is_some()),
             ("--precision", precision),
             ("--group-size", self.group_size.is_some()),
+            ("--query-language", self.query_language.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, g)| g.then_some(f))
@@ -126,7 +132,9 @@ pub struct SearchArgs {
     /// Include stored vectors.
     #[arg(long)]
     pub with_vector: bool,
-    /// Print the per-segment plan (matching points, exact scan or graph walk).
+    /// Explain the search: for a vector search, the per-segment plan (matching points, exact
+    /// scan or graph walk); for a text search, what each source did (hits, and for BM25 the
+    /// language the query was analysed in and each term's weight).
     #[arg(long)]
     pub explain: bool,
 }
@@ -138,14 +146,13 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
             ("--space", s.space.is_some()),
             ("--with-vector", s.with_vector),
             ("--with-payload", s.with_payload),
-            ("--explain", s.explain),
         ]
         .into_iter()
         .filter_map(|(f, g)| g.then_some(f))
         .collect();
         if !vector_only.is_empty() {
             bail!(
-                "{} {} to vector search only: text search uses the document collection's own spaces (pick them with --mode/--sources), always returns chunk payloads, and has no per-segment plan to print",
+                "{} {} to vector search only: text search uses the document collection's own spaces (pick them with --mode/--sources) and always returns chunk payloads",
                 vector_only.join(", "),
                 if vector_only.len() == 1 { "applies" } else { "apply" }
             );
@@ -169,6 +176,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                     tenant: &s.tenant,
                     run_out: s.run_out.as_deref(),
                     json_out: args.json,
+                    explain: s.explain,
                 },
             );
         }

@@ -94,6 +94,10 @@ pub enum SparseInput {
     Text(String),
     /// Weights, for a dot-product space (non-negative, finite).
     Vector(SparseVector),
+    /// Analysed terms with query weights, for a BM25 space's *queries* only: each term scores
+    /// its weight times its IDF (what [`Collection::analyse`] returns has weight 1 per term;
+    /// query expansion adds weighted terms). Terms are matched as they are, not analysed.
+    Terms(Vec<(String, f32)>),
 }
 
 /// The vectors of a point: one unnamed vector for a single-space collection, or one per space.
@@ -597,6 +601,11 @@ impl Collection {
                             "sparse space {name:?} takes weights (a sparse vector), not text"
                         )))
                     }
+                    (_, SparseInput::Terms(_)) => {
+                        return Err(invalid(format!(
+                            "sparse space {name:?}: weighted terms are a query form; a point gives a BM25 space its text"
+                        )))
+                    }
                 };
                 if sparse[i].replace(encoded).is_some() {
                     return Err(invalid(format!("sparse space {name:?} given twice")));
@@ -848,6 +857,9 @@ pub(crate) fn with_current_analyzers(mut schema: Schema) -> Result<Schema> {
                         s.name
                     ),
                 )
+            })?;
+            config.validate().map_err(|e| {
+                EngineError::invalid("analyzer", format!("sparse space {:?}: {e}", s.name))
             })?;
             *analyzer = serde_json::to_value(config).expect("serialises");
         }

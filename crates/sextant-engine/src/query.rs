@@ -152,6 +152,9 @@ pub struct SearchResponse {
     pub plan: Vec<SegmentPlan>,
     /// Filter keys that no payload index covers (they were checked by reading payloads).
     pub unindexed_keys: Vec<String>,
+    /// A BM25 search's query terms, each with the weight it scored with (query weight × IDF).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_terms: Vec<(String, f32)>,
 }
 
 /// Statistics of a collection.
@@ -535,7 +538,29 @@ impl Collection {
             hits,
             plan,
             unindexed_keys,
+            query_terms: Vec::new(),
         })
+    }
+
+    /// A text as a BM25 space analyses a query: its distinct terms (in increasing order) and
+    /// the language they were analysed in (`language`, or the space analyzer's own choice:
+    /// the configured language, or with detection the text's when the guess is reliable).
+    pub fn analyse(
+        &self,
+        space: &str,
+        text: &str,
+        language: Option<sextant_text::Language>,
+    ) -> Result<(Vec<String>, sextant_text::AnalysisLanguage)> {
+        let i = self.schema().sparse_index(space).ok_or_else(|| {
+            EngineError::invalid("space", format!("unknown sparse space {space:?}"))
+        })?;
+        let encoder = self.encoders[i].as_ref().ok_or_else(|| {
+            EngineError::invalid(
+                "space",
+                format!("sparse space {space:?} is not BM25: it has no analyzer"),
+            )
+        })?;
+        Ok(encoder.analyse_query(text, language))
     }
 
     /// The best points of a sparse space for a text (BM25) or weight (dot) query. BM25 uses
@@ -557,11 +582,33 @@ impl Collection {
         let st = self.state.read();
         let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> = st.each_segment(now).collect();
         let (query, scoring) = match (&schema.sparse_spaces[i].kind, req.query) {
-            (SparseKind::Bm25 { k1, b, .. }, SparseInput::Text(text)) => {
+            (
+                SparseKind::Bm25 { k1, b, .. },
+                input @ (SparseInput::Text(_) | SparseInput::Terms(_)),
+            ) => {
                 let encoder = self.encoders[i]
                     .as_ref()
                     .expect("BM25 spaces have encoders");
-                let (q, stats) = bm25_query(encoder, &text, i, &segments);
+                let terms = match input {
+                    SparseInput::Terms(t) => {
+                        if let Some((t, w)) = t.iter().find(|(_, w)| !w.is_finite() || *w < 0.0) {
+                            return Err(EngineError::invalid(
+                                "query",
+                                format!(
+                                    "query term {t:?}: weight {w} is not finite and non-negative"
+                                ),
+                            ));
+                        }
+                        t
+                    }
+                    SparseInput::Text(text) => encoder
+                        .query_terms(&text)
+                        .into_iter()
+                        .map(|t| (t, 1.0))
+                        .collect(),
+                    SparseInput::Vector(_) => unreachable!("matched above"),
+                };
+                let (q, stats) = bm25_query(encoder, &terms, i, &segments);
                 let scoring = SparseScoring::Bm25 {
                     k1: *k1,
                     b: *b,
@@ -590,7 +637,7 @@ impl Collection {
                     format!("sparse space {:?} is BM25: query it with text", req.space),
                 ))
             }
-            (SparseKind::Dot, SparseInput::Text(_)) => {
+            (SparseKind::Dot, SparseInput::Text(_) | SparseInput::Terms(_)) => {
                 return Err(EngineError::invalid(
                     "query",
                     format!(
@@ -599,6 +646,10 @@ impl Collection {
                     ),
                 ))
             }
+        };
+        let query_terms = match &query {
+            SparseQuery::Terms(q) => q.clone(),
+            SparseQuery::Ids(_) => Vec::new(),
         };
         let mut plan = Vec::new();
         let mut found: Vec<(SparseHit, Loc)> = Vec::new();
@@ -641,6 +692,7 @@ impl Collection {
             hits,
             plan,
             unindexed_keys,
+            query_terms,
         })
     }
 
@@ -991,7 +1043,7 @@ impl SortId {
 /// never on update history or on how the collection is split into segments.
 fn bm25_query(
     encoder: &Bm25Encoder,
-    text: &str,
+    terms: &[(String, f32)],
     space: usize,
     segments: &[(Loc, &Segment, Cow<'_, RoaringBitmap>)],
 ) -> (Vec<(String, f32)>, CorpusStats) {
@@ -1003,6 +1055,6 @@ fn bm25_query(
         docs: live.iter().map(|l| l.docs()).sum(),
         total_len: live.iter().map(|l| l.total_len()).sum(),
     };
-    let q = encoder.encode_query(text, stats, |t| live.iter().map(|l| l.doc_freq(t)).sum());
+    let q = encoder.weigh(terms, stats, |t| live.iter().map(|l| l.doc_freq(t)).sum());
     (q, stats)
 }

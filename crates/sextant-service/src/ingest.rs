@@ -65,6 +65,11 @@ pub struct IngestOptions {
     /// near-duplicate, in (0, 1] [default: 0.5]; needs `dedup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_threshold: Option<f64>,
+    /// The language BM25 analyses text in: `auto` (each chunk's and query's own, detected;
+    /// English when unsure), a language with a stemmer (`french` or `fr`) or another
+    /// detectable language's ISO 639-1 code (no stemming) [default: english].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// Precision of the embedding model: f32 or bf16 [default: f32].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
@@ -194,6 +199,7 @@ pub fn settings(
             .dedup_threshold
             .unwrap_or(sextant_text::dedup::DEFAULT_THRESHOLD),
     });
+    settings.language = opts.language.clone();
     settings.redaction = match opts.redact.as_deref() {
         Some("hash") => Some(RedactionSpec {
             mode: "hash".into(),
@@ -322,6 +328,13 @@ pub fn refuse_changed_settings(c: &Collection, a: &IngestOptions) -> Result<()> 
                 .dedup
                 .as_ref()
                 .map_or("no dedup".into(), |d| format!("threshold {}", d.threshold)),
+        ),
+        (
+            "language",
+            a.language.is_some()
+                && documents::Bm25Language::parse(a.language.as_deref()).ok()
+                    != documents::Bm25Language::parse(stored.language.as_deref()).ok(),
+            stored.language.clone().unwrap_or_else(|| "english".into()),
         ),
         (
             "tenant_key",

@@ -83,6 +83,11 @@ pub struct TextSearchRequest {
     /// Numeric precision of the query-side embedding model: f32 or bf16 [default: f32].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
+    /// The language BM25 analyses the query in (a name such as `french` or its ISO 639-1
+    /// code) [default: the collection's language; with `auto`, the query's own when detection
+    /// is sure]; BM25 sources only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_language: Option<String>,
 }
 
 /// The reranker a plan needs.
@@ -274,6 +279,18 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
             "ef",
             "ef sets the HNSW walk, which exact search does not take; give one of them",
         ));
+    }
+    if let Some(l) = &r.query_language {
+        if !kinds.contains(&SourceKind::Bm25) {
+            return Err(Error::invalid(
+                "query_language",
+                format!("query_language applies to the bm25 source; this plan (mode {mode}, with its weights) searches none"),
+            ));
+        }
+        q.language = Some(
+            l.parse::<sextant_text::Language>()
+                .map_err(|e| Error::invalid("query_language", e))?,
+        );
     }
     q.ef = r.ef;
     q.exact = r.exact;

@@ -11,7 +11,9 @@ use sextant_embed::{Embedder, InputKind, Precision, Reranker as _};
 use sextant_engine::documents::context::{self, Context as RagContext};
 use sextant_engine::documents::ingest::{Document, IngestStats, Ingester};
 use sextant_engine::documents::retention::AgeDeletion;
-use sextant_engine::documents::search::{search_text, DocumentHit, Models};
+use sextant_engine::documents::search::{
+    search_text, search_text_explained, DocumentHit, Explanation, Models,
+};
 use sextant_engine::documents::{
     self, DenseModel, DocumentSettings, PairScorer, RedactionKey, RedactionSpec, SparseModel,
     SPLADE,
@@ -257,6 +259,16 @@ impl Service {
         scope: &Scope,
         req: &TextSearchRequest,
     ) -> Result<Vec<DocumentHit>> {
+        Ok(self.text_search_explained(collection, scope, req)?.0)
+    }
+
+    /// [`text_search`](Self::text_search), with what each source did (`--explain`).
+    pub fn text_search_explained(
+        &self,
+        collection: &str,
+        scope: &Scope,
+        req: &TextSearchRequest,
+    ) -> Result<(Vec<DocumentHit>, Explanation)> {
         let c = self.collection(collection)?;
         if c.schema().documents.is_none() {
             return Err(Error::invalid(
@@ -270,7 +282,7 @@ impl Service {
         let mut p = plan::plan(req)?;
         p.query.scope = scope.clone();
         let loaded = self.load(&c, &p)?;
-        Ok(search_text(&c, loaded.models(), &p.query)?)
+        Ok(search_text_explained(&c, loaded.models(), &p.query)?)
     }
 
     /// Retrieval → cited context within a token budget (counted in the collection's model

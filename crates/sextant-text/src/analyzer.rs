@@ -20,8 +20,9 @@
 //!   configured. The BM25 encoder keeps terms as text (exact identity). ASCII text takes the
 //!   same fast path as in version 1 (NFKC leaves it unchanged).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -62,21 +63,219 @@ pub enum Split {
     Alphanumeric,
 }
 
-/// A language for stop words and stemming.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A language with its own analysis: a Snowball stemmer (every language `rust-stemmers` has)
+/// and, for all but Tamil, a stop-word list (English: Lucene's `EnglishAnalyzer` set; the
+/// others: the Snowball project's lists as NLTK ships them). Text in a language without one
+/// (Chinese, Japanese, Korean, Polish, …) is analysed without stemming; CJK runs become
+/// bigrams whatever the language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
+    /// Arabic.
+    Arabic,
+    /// Danish.
+    Danish,
+    /// Dutch.
+    Dutch,
     /// English.
     English,
+    /// Finnish.
+    Finnish,
+    /// French.
+    French,
+    /// German.
+    German,
+    /// Greek.
+    Greek,
+    /// Hungarian.
+    Hungarian,
+    /// Italian.
+    Italian,
+    /// Norwegian (Bokmål).
+    Norwegian,
+    /// Portuguese.
+    Portuguese,
+    /// Romanian.
+    Romanian,
+    /// Russian.
+    Russian,
+    /// Spanish.
+    Spanish,
+    /// Swedish.
+    Swedish,
+    /// Tamil (a stemmer, no stop-word list).
+    Tamil,
+    /// Turkish.
+    Turkish,
+}
+
+impl Language {
+    /// Every language, in name order.
+    pub const ALL: &'static [Language] = &[
+        Language::Arabic,
+        Language::Danish,
+        Language::Dutch,
+        Language::English,
+        Language::Finnish,
+        Language::French,
+        Language::German,
+        Language::Greek,
+        Language::Hungarian,
+        Language::Italian,
+        Language::Norwegian,
+        Language::Portuguese,
+        Language::Romanian,
+        Language::Russian,
+        Language::Spanish,
+        Language::Swedish,
+        Language::Tamil,
+        Language::Turkish,
+    ];
+
+    /// Its ISO 639-1 code (Norwegian: "nb", which is what detection returns).
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Arabic => "ar",
+            Language::Danish => "da",
+            Language::Dutch => "nl",
+            Language::English => "en",
+            Language::Finnish => "fi",
+            Language::French => "fr",
+            Language::German => "de",
+            Language::Greek => "el",
+            Language::Hungarian => "hu",
+            Language::Italian => "it",
+            Language::Norwegian => "nb",
+            Language::Portuguese => "pt",
+            Language::Romanian => "ro",
+            Language::Russian => "ru",
+            Language::Spanish => "es",
+            Language::Swedish => "sv",
+            Language::Tamil => "ta",
+            Language::Turkish => "tr",
+        }
+    }
+
+    /// Its name as configurations spell it ("english", "french", …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Arabic => "arabic",
+            Language::Danish => "danish",
+            Language::Dutch => "dutch",
+            Language::English => "english",
+            Language::Finnish => "finnish",
+            Language::French => "french",
+            Language::German => "german",
+            Language::Greek => "greek",
+            Language::Hungarian => "hungarian",
+            Language::Italian => "italian",
+            Language::Norwegian => "norwegian",
+            Language::Portuguese => "portuguese",
+            Language::Romanian => "romanian",
+            Language::Russian => "russian",
+            Language::Spanish => "spanish",
+            Language::Swedish => "swedish",
+            Language::Tamil => "tamil",
+            Language::Turkish => "turkish",
+        }
+    }
+
+    /// The language with this ISO 639-1 code ("no" and "nn" are taken as Norwegian), if it
+    /// has its own analysis.
+    pub fn from_code(code: &str) -> Option<Language> {
+        match code {
+            "no" | "nn" => Some(Language::Norwegian),
+            _ => Language::ALL.iter().copied().find(|l| l.code() == code),
+        }
+    }
+
+    /// Whether it has a stop-word list.
+    pub fn has_stop_words(self) -> bool {
+        self != Language::Tamil
+    }
+
+    fn algorithm(self) -> rust_stemmers::Algorithm {
+        use rust_stemmers::Algorithm as A;
+        match self {
+            Language::Arabic => A::Arabic,
+            Language::Danish => A::Danish,
+            Language::Dutch => A::Dutch,
+            Language::English => A::English,
+            Language::Finnish => A::Finnish,
+            Language::French => A::French,
+            Language::German => A::German,
+            Language::Greek => A::Greek,
+            Language::Hungarian => A::Hungarian,
+            Language::Italian => A::Italian,
+            Language::Norwegian => A::Norwegian,
+            Language::Portuguese => A::Portuguese,
+            Language::Romanian => A::Romanian,
+            Language::Russian => A::Russian,
+            Language::Spanish => A::Spanish,
+            Language::Swedish => A::Swedish,
+            Language::Tamil => A::Tamil,
+            Language::Turkish => A::Turkish,
+        }
+    }
+
+    /// Its stop words (lower-case), or `None` for Tamil.
+    pub fn stop_words(self) -> Option<&'static HashSet<String>> {
+        static LISTS: OnceLock<HashMap<Language, HashSet<String>>> = OnceLock::new();
+        LISTS
+            .get_or_init(|| {
+                Language::ALL
+                    .iter()
+                    .filter(|l| l.has_stop_words())
+                    .map(|&l| {
+                        let words: HashSet<String> = if l == Language::English {
+                            ENGLISH_STOP_WORDS.iter().map(|w| w.to_string()).collect()
+                        } else {
+                            // The crate names Norwegian "no".
+                            let code = if l == Language::Norwegian {
+                                "no"
+                            } else {
+                                l.code()
+                            };
+                            stop_words::get(code)
+                                .into_iter()
+                                .map(|w| w.trim().to_lowercase())
+                                .filter(|w| !w.is_empty())
+                                .collect()
+                        };
+                        (l, words)
+                    })
+                    .collect()
+            })
+            .get(&self)
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl FromStr for Language {
     type Err = String;
+    /// A name ("french") or an ISO 639-1 code ("fr"), in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "en" | "english" => Ok(Language::English),
-            _ => Err(format!("unsupported language {s:?}: expected english")),
-        }
+        let lower = s.to_ascii_lowercase();
+        Language::ALL
+            .iter()
+            .copied()
+            .find(|l| l.name() == lower)
+            .or_else(|| Language::from_code(&lower))
+            .ok_or_else(|| {
+                format!(
+                    "unsupported language {s:?}: expected one of {} (or their ISO 639-1 codes)",
+                    Language::ALL
+                        .iter()
+                        .map(|l| l.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
     }
 }
 
@@ -86,6 +285,31 @@ pub const ENGLISH_STOP_WORDS: &[&str] = &[
     "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
     "they", "this", "to", "was", "will", "with",
 ];
+
+/// The language an analysis used for stop words and stemming, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AnalysisLanguage {
+    /// The language whose stop words and stemmer applied (when the configuration turns them
+    /// on); `None`: no language-specific analysis.
+    pub language: Option<Language>,
+    /// The language detected in the text (ISO 639-1), when the configuration detects and the
+    /// guess was reliable.
+    pub detected: Option<&'static str>,
+    /// How `language` was chosen.
+    pub source: LanguageSource,
+}
+
+/// How an analysis chose its language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LanguageSource {
+    /// The configuration's language (no detection, or detection unreliable on this text).
+    Configured,
+    /// Detected in the text.
+    Detected,
+    /// Given by the caller.
+    Given,
+}
 
 /// What an analyzer does; serialisable so it can be stored with a collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +330,12 @@ pub struct AnalyzerConfig {
     pub stop_words: Option<Language>,
     /// Stem with this language's Snowball stemmer.
     pub stemmer: Option<Language>,
+    /// Detect each text's language and use that language's stop words and stemmer where the
+    /// two options above turn them on (the configured languages are the fallback when the
+    /// guess is unreliable; a detected language without a stemmer or a list is analysed
+    /// without). Needs version 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detect_language: bool,
 }
 
 impl Default for AnalyzerConfig {
@@ -120,14 +350,33 @@ impl Default for AnalyzerConfig {
             max_bytes: DEFAULT_MAX_TOKEN_LEN,
             stop_words: None,
             stemmer: None,
+            detect_language: false,
         }
+    }
+}
+
+impl AnalyzerConfig {
+    /// Checks the options against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.detect_language && self.version < 2 {
+            return Err(format!(
+                "detect_language needs analyzer version 2 or later, not {}",
+                self.version
+            ));
+        }
+        if let Some(l) = self.stop_words {
+            if !l.has_stop_words() {
+                return Err(format!("there is no stop-word list for {l}"));
+            }
+        }
+        Ok(())
     }
 }
 
 /// A ready analyzer.
 pub struct Analyzer {
     config: AnalyzerConfig,
-    stop: HashSet<&'static str>,
+    stop: Option<&'static HashSet<String>>,
     stemmer: Option<rust_stemmers::Stemmer>,
 }
 
@@ -139,20 +388,73 @@ impl std::fmt::Debug for Analyzer {
     }
 }
 
+/// Stop words and stemmer of one analysis.
+struct Resources<'a> {
+    stop: Option<&'static HashSet<String>>,
+    stemmer: Option<&'a rust_stemmers::Stemmer>,
+}
+
 impl Analyzer {
     /// Builds an analyzer.
     pub fn new(config: AnalyzerConfig) -> Analyzer {
-        let stop = match config.stop_words {
-            Some(Language::English) => ENGLISH_STOP_WORDS.iter().copied().collect(),
-            None => HashSet::new(),
-        };
-        let stemmer = config.stemmer.map(|l| match l {
-            Language::English => rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English),
-        });
+        let stop = config.stop_words.and_then(Language::stop_words);
+        let stemmer = config
+            .stemmer
+            .map(|l| rust_stemmers::Stemmer::create(l.algorithm()));
         Analyzer {
             config,
             stop,
             stemmer,
+        }
+    }
+
+    /// The language analysing `text` uses: the configured one, or with `detect_language` the
+    /// text's own when detection is reliable.
+    pub fn language_for(&self, text: &str) -> AnalysisLanguage {
+        let configured = AnalysisLanguage {
+            language: self.config.stemmer.or(self.config.stop_words),
+            detected: None,
+            source: LanguageSource::Configured,
+        };
+        if !self.config.detect_language || self.config.version < 2 {
+            return configured;
+        }
+        match crate::language::detect(text) {
+            Some(d) if d.reliable => AnalysisLanguage {
+                language: Language::from_code(d.code),
+                detected: Some(d.code),
+                source: LanguageSource::Detected,
+            },
+            _ => configured,
+        }
+    }
+
+    /// The stop words and stemmer for an analysis in `language`, as far as the configuration
+    /// turns them on. `None` means the configured ones.
+    fn with_language<R>(
+        &self,
+        language: Option<AnalysisLanguage>,
+        f: impl FnOnce(&Resources<'_>) -> R,
+    ) -> R {
+        match language {
+            Some(a) if a.source != LanguageSource::Configured => {
+                let stemmer = match (self.config.stemmer, a.language) {
+                    (Some(_), Some(l)) => Some(rust_stemmers::Stemmer::create(l.algorithm())),
+                    _ => None,
+                };
+                let stop = match (self.config.stop_words, a.language) {
+                    (Some(_), Some(l)) => l.stop_words(),
+                    _ => None,
+                };
+                f(&Resources {
+                    stop,
+                    stemmer: stemmer.as_ref(),
+                })
+            }
+            _ => f(&Resources {
+                stop: self.stop,
+                stemmer: self.stemmer.as_ref(),
+            }),
         }
     }
 
@@ -175,9 +477,26 @@ impl Analyzer {
 
     /// Calls `f` with each term of `text`, borrowed: no allocation per term (one buffer is
     /// reused; ASCII tokens are lower-cased in place).
-    pub fn for_each_term_str(&self, text: &str, mut f: impl FnMut(&str)) {
+    pub fn for_each_term_str(&self, text: &str, f: impl FnMut(&str)) {
+        let language = self.config.detect_language.then(|| self.language_for(text));
+        self.with_language(language, |r| self.analyse(text, r, f));
+    }
+
+    /// Like [`for_each_term_str`](Self::for_each_term_str) in the given language (`None`: no
+    /// language-specific analysis), whatever the text's own; stop words and stemming still
+    /// apply only where the configuration turns them on.
+    pub fn for_each_term_in(&self, text: &str, language: Option<Language>, f: impl FnMut(&str)) {
+        let given = AnalysisLanguage {
+            language,
+            detected: None,
+            source: LanguageSource::Given,
+        };
+        self.with_language(Some(given), |r| self.analyse(text, r, f));
+    }
+
+    fn analyse(&self, text: &str, r: &Resources<'_>, mut f: impl FnMut(&str)) {
         if self.config.version < 2 || text.is_ascii() {
-            self.split(text, &mut f);
+            self.split(text, r, &mut f);
             return;
         }
         let folded = self.normalise(text);
@@ -188,7 +507,7 @@ impl Analyzer {
         for (at, c) in folded.char_indices() {
             if is_cjk(c) {
                 if run.is_none() {
-                    self.split(&folded[rest..at], &mut f);
+                    self.split(&folded[rest..at], r, &mut f);
                     run = Some(at);
                     chars = 0;
                 }
@@ -208,7 +527,7 @@ impl Analyzer {
         match run {
             Some(start) if chars == 1 => f(&folded[start..]),
             Some(_) => {}
-            None => self.split(&folded[rest..], &mut f),
+            None => self.split(&folded[rest..], r, &mut f),
         }
     }
 
@@ -228,7 +547,7 @@ impl Analyzer {
 
     /// Splits text with no CJK run (or any text, in version 1) and emits its words through the
     /// rest of the pipeline.
-    fn split(&self, text: &str, f: &mut impl FnMut(&str)) {
+    fn split(&self, text: &str, r: &Resources<'_>, f: &mut impl FnMut(&str)) {
         let mut buf = String::new();
         let mut emit = |raw: &str| {
             let tok: &str = if !self.config.lowercase {
@@ -250,10 +569,10 @@ impl Analyzer {
             if tok.len() > self.config.max_bytes || chars < self.config.min_chars {
                 return;
             }
-            if self.stop.contains(tok) {
+            if r.stop.is_some_and(|s| s.contains(tok)) {
                 return;
             }
-            match &self.stemmer {
+            match r.stemmer {
                 Some(s) => f(&s.stem(tok)),
                 None => f(tok),
             }
@@ -396,5 +715,110 @@ mod tests {
         future["version"] = 3.into();
         let err = serde_json::from_value::<AnalyzerConfig>(future).unwrap_err();
         assert!(err.to_string().contains("analyzer version 3"), "{err}");
+    }
+
+    #[test]
+    fn every_language_stems_and_most_have_stop_words() {
+        for &l in Language::ALL {
+            assert_eq!(l.name().parse::<Language>(), Ok(l));
+            assert_eq!(l.code().parse::<Language>(), Ok(l));
+            assert_eq!(serde_json::to_value(l).unwrap(), l.name());
+            assert_eq!(l.stop_words().is_some(), l.has_stop_words(), "{l}");
+            if let Some(s) = l.stop_words() {
+                assert!(s.len() >= 30, "{l}: {} stop words", s.len());
+                assert!(s
+                    .iter()
+                    .all(|w| w.to_lowercase() == *w && !w.trim().is_empty()));
+            }
+        }
+        assert!("klingon"
+            .parse::<Language>()
+            .unwrap_err()
+            .contains("french"));
+        let cases = [
+            (
+                Language::French,
+                "Les chats mangeaient des souris",
+                vec!["chat", "mang", "sour"],
+            ),
+            (
+                Language::German,
+                "Die Kinder spielten in den Gärten",
+                vec!["kind", "spielt", "gart"],
+            ),
+            (
+                Language::Spanish,
+                "Los niños corrían por las calles",
+                vec!["niñ", "corr", "call"],
+            ),
+            (
+                Language::Russian,
+                "Кошки ловили мышей в домах",
+                vec!["кошк", "лов", "мыш", "дом"],
+            ),
+        ];
+        for (l, text, want) in cases {
+            let a = Analyzer::new(AnalyzerConfig {
+                stop_words: Some(l),
+                stemmer: Some(l),
+                ..AnalyzerConfig::default()
+            });
+            assert_eq!(a.terms(text), want, "{l}");
+        }
+        let bad = AnalyzerConfig {
+            stop_words: Some(Language::Tamil),
+            ..AnalyzerConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("tamil"));
+        let old_detect = AnalyzerConfig {
+            version: 1,
+            detect_language: true,
+            ..AnalyzerConfig::default()
+        };
+        assert!(old_detect.validate().unwrap_err().contains("version 2"));
+    }
+
+    #[test]
+    fn detection_picks_each_texts_language() {
+        let a = Analyzer::new(AnalyzerConfig {
+            stemmer: Some(Language::English),
+            detect_language: true,
+            ..AnalyzerConfig::default()
+        });
+        let fr = "Les enfants jouaient dans les jardins de la ville pendant que leurs parents travaillaient";
+        let l = a.language_for(fr);
+        assert_eq!(l.source, LanguageSource::Detected);
+        assert_eq!(
+            (l.language, l.detected),
+            (Some(Language::French), Some("fr"))
+        );
+        let french = Analyzer::new(AnalyzerConfig {
+            stemmer: Some(Language::French),
+            ..AnalyzerConfig::default()
+        });
+        assert_eq!(a.terms(fr), french.terms(fr));
+        // English text stems as English; too short a text falls back to the configuration.
+        let en = "The children were playing in the gardens of the city while their parents worked";
+        assert_eq!(a.language_for(en).language, Some(Language::English));
+        assert_eq!(a.language_for("jardins").source, LanguageSource::Configured);
+        assert_eq!(a.terms("jardins"), ["jardin"]);
+        // A detected language without a stemmer (Polish) is analysed without one.
+        let pl =
+            "Dzieci bawiły się w ogrodach miasta, podczas gdy ich rodzice pracowali w fabrykach";
+        let l = a.language_for(pl);
+        assert_eq!((l.language, l.detected), (None, Some("pl")));
+        let plain = Analyzer::new(AnalyzerConfig::default());
+        assert_eq!(a.terms(pl), plain.terms(pl));
+        // Stop words stay off when the configuration has none, whatever the language.
+        assert!(a.terms(fr).contains(&"le".to_string()));
+        // A given language wins over detection.
+        let mut given = Vec::new();
+        a.for_each_term_in(fr, Some(Language::English), |t| given.push(t.to_string()));
+        assert_ne!(given, a.terms(fr));
+        // The setting is stored only when on, so older configurations read back unchanged.
+        let json = serde_json::to_value(AnalyzerConfig::default()).unwrap();
+        assert!(json.get("detect_language").is_none());
+        let on = serde_json::to_value(a.config()).unwrap();
+        assert_eq!(on["detect_language"], true);
     }
 }

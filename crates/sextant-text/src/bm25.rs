@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sextant_core::{legacy_term, SparseVector, TermCounts};
 
-use crate::analyzer::{Analyzer, AnalyzerConfig};
+use crate::analyzer::{AnalysisLanguage, Analyzer, AnalyzerConfig, Language, LanguageSource};
 
 /// Default term-frequency saturation.
 pub const DEFAULT_K1: f32 = 1.2;
@@ -164,11 +164,57 @@ impl Bm25Encoder {
 
     /// The distinct terms of a query, in increasing order.
     pub fn query_terms(&self, text: &str) -> Vec<String> {
+        self.analyse_query(text, None).0
+    }
+
+    /// The distinct terms of a query (in increasing order) and the language they were analysed
+    /// in: `language`, or the analyzer's own choice (the configured language, or with
+    /// detection the query's when the guess is reliable).
+    pub fn analyse_query(
+        &self,
+        text: &str,
+        language: Option<Language>,
+    ) -> (Vec<String>, AnalysisLanguage) {
         let mut terms: Vec<String> = Vec::new();
-        self.for_each_term(text, |t| terms.push(t.to_owned()));
+        let legacy = self.analyzer.config().version < 2;
+        let mut push = |t: &str| {
+            terms.push(if legacy {
+                legacy_term(term_id(t))
+            } else {
+                t.to_owned()
+            })
+        };
+        let used = match language {
+            Some(l) => {
+                self.analyzer.for_each_term_in(text, Some(l), &mut push);
+                AnalysisLanguage {
+                    language: Some(l),
+                    detected: None,
+                    source: LanguageSource::Given,
+                }
+            }
+            None => {
+                self.analyzer.for_each_term_str(text, &mut push);
+                self.analyzer.language_for(text)
+            }
+        };
         terms.sort_unstable();
         terms.dedup();
+        (terms, used)
+    }
+
+    /// Weighted query terms (each its weight times its IDF, in the order given), where
+    /// `doc_freq` gives the number of live documents holding a term across the collection.
+    pub fn weigh(
+        &self,
+        terms: &[(String, f32)],
+        stats: CorpusStats,
+        doc_freq: impl Fn(&str) -> u64,
+    ) -> Vec<(String, f32)> {
         terms
+            .iter()
+            .map(|(t, w)| (t.clone(), w * stats.idf(doc_freq(t))))
+            .collect()
     }
 
     /// A query: each distinct term once (in increasing term order), weighted by its IDF (a
@@ -181,13 +227,12 @@ impl Bm25Encoder {
         stats: CorpusStats,
         doc_freq: impl Fn(&str) -> u64,
     ) -> Vec<(String, f32)> {
-        self.query_terms(text)
+        let terms: Vec<(String, f32)> = self
+            .query_terms(text)
             .into_iter()
-            .map(|t| {
-                let idf = stats.idf(doc_freq(&t));
-                (t, idf)
-            })
-            .collect()
+            .map(|t| (t, 1.0))
+            .collect();
+        self.weigh(&terms, stats, doc_freq)
     }
 }
 

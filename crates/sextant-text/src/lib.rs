@@ -1,7 +1,8 @@
 //! Sextant's text processing.
 //!
 //! - [`analyzer`]: text → terms (NFKC and case folding, CJK bigrams, Unicode word segmentation
-//!   or alphanumeric runs, lower-casing, length limits, stop words, Snowball stemming; versioned);
+//!   or alphanumeric runs, lower-casing, length limits, stop words and Snowball stemming in 18
+//!   languages, chosen per collection or detected per text; versioned);
 //! - [`bm25`]: BM25 as a sparse encoder: documents become term counts (terms as text) with a
 //!   length, queries become IDF-weighted term lists, computed from collection-wide statistics so
 //!   scores never depend on how the collection is split into segments.
@@ -13,6 +14,7 @@
 //!   title, and a map from text offsets back to source offsets (HTML reduced to its visible
 //!   content; PDF, with the `pdf` feature, page by page with each page's start);
 //! - [`dedup`]: exact-duplicate keys and MinHash/LSH signatures for near-duplicates;
+//! - [`language`]: language detection (ISO 639-1 codes, with a reliability flag);
 //! - [`pii`]: detection and redaction (mask or keyed hash) of e-mail addresses, phone numbers,
 //!   card numbers (Luhn), IBANs (mod 97), IP addresses and national identifiers.
 //!
@@ -30,10 +32,12 @@ pub mod bm25;
 pub mod chunk;
 pub mod dedup;
 pub mod extract;
+pub mod language;
 pub mod pii;
 
 pub use analyzer::{
-    is_cjk, Analyzer, AnalyzerConfig, Language, Split, ANALYZER_VERSION, LEGACY_ANALYZER_VERSION,
+    is_cjk, AnalysisLanguage, Analyzer, AnalyzerConfig, Language, LanguageSource, Split,
+    ANALYZER_VERSION, LEGACY_ANALYZER_VERSION,
 };
 pub use bm25::{term_id, Bm25Encoder, Bm25Params, CorpusStats};
 pub use extract::{extract, extract_bytes, ExtractError, Extracted, Format, OffsetMap};

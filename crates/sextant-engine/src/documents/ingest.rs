@@ -383,6 +383,7 @@ impl<'a> Ingester<'a> {
             .into_iter()
             .filter(|(c, _)| !heading_only(&text[c.start..c.end]))
             .collect();
+        let languages = chunk_languages(&doc, &text, &chunks);
         let mut new_ids = HashSet::new();
         let prefix = self.title_prefix(&title);
         let ingested_at = crate::clock::format_expiry(self.c.now_ms());
@@ -419,6 +420,18 @@ impl<'a> Ingester<'a> {
                 payload.insert("page".into(), json!(page));
             }
             payload.insert("text".into(), json!(body));
+            if let Some(l) = languages
+                .chunks
+                .get(i)
+                .copied()
+                .flatten()
+                .or(languages.doc.as_deref())
+            {
+                payload.insert(super::LANGUAGE.into(), json!(l));
+            }
+            if let Some(l) = &languages.doc {
+                payload.insert(super::DOC_LANGUAGE.into(), json!(l));
+            }
             payload.insert("content_hash".into(), json!(hash));
             payload.insert(INGESTED_AT.into(), json!(ingested_at));
             if let Some((keys, found)) = &dedup {
@@ -962,4 +975,55 @@ pub fn content_hash(title: &str, text: &str) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+/// The languages of a document and of each of its chunks.
+struct Languages<'a> {
+    /// The document's: the record's `language` field, else the language most of the reliably
+    /// detected chunk text is in, else the whole text's when reliably detected.
+    doc: Option<String>,
+    /// Each chunk's own: the record's field, or the chunk's reliable detection.
+    chunks: Vec<Option<&'a str>>,
+}
+
+/// Detects the language of each chunk and of the document (see [`Languages`]).
+fn chunk_languages<'a>(
+    doc: &'a Document,
+    text: &str,
+    chunks: &[(Chunk, Option<Range<usize>>)],
+) -> Languages<'a> {
+    if let Some(given) = doc.fields.get(super::LANGUAGE).and_then(Value::as_str) {
+        return Languages {
+            doc: Some(given.to_string()),
+            chunks: vec![Some(given); chunks.len()],
+        };
+    }
+    let found: Vec<Option<&'static str>> = chunks
+        .iter()
+        .map(|(c, _)| {
+            sextant_text::language::detect(&text[c.start..c.end])
+                .filter(|d| d.reliable)
+                .map(|d| d.code)
+        })
+        .collect();
+    let mut bytes: HashMap<&str, usize> = HashMap::new();
+    for ((c, _), l) in chunks.iter().zip(&found) {
+        if let Some(l) = l {
+            *bytes.entry(l).or_default() += c.end - c.start;
+        }
+    }
+    // The most text; ties to the smaller code, so the choice never depends on hash order.
+    let doc_language = bytes
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(l, _)| l.to_string())
+        .or_else(|| {
+            sextant_text::language::detect(text)
+                .filter(|d| d.reliable)
+                .map(|d| d.code.to_string())
+        });
+    Languages {
+        doc: doc_language,
+        chunks: found.into_iter().map(|l| l.map(|l| l as &'a str)).collect(),
+    }
 }

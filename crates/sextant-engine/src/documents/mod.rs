@@ -136,6 +136,14 @@ pub struct DedupSpec {
     pub threshold: f64,
 }
 
+/// Payload key of a chunk's language (ISO 639-1): the record's own `language` field when it
+/// has one, else the chunk's reliably detected language, else its document's; indexed.
+pub const LANGUAGE: &str = "language";
+
+/// Payload key of a chunk's document's language: the record's `language` field, else the
+/// language most of its reliably detected text is in.
+pub const DOC_LANGUAGE: &str = "doc_language";
+
 /// The dedup policies.
 pub const DEDUP_POLICIES: [&str; 3] = ["keep", "link", "skip"];
 
@@ -154,6 +162,68 @@ pub struct DocumentSettings {
     /// Duplicate detection (none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<DedupSpec>,
+    /// The language BM25 analyses text in (see [`Bm25Language`]): `auto`, a language with a
+    /// stemmer (`french` or `fr`), or another detectable language's ISO 639-1 code (`zh`,
+    /// `pl`: no stemming). Absent: English, as collections made before the setting existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// How a document collection's BM25 analyses text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bm25Language {
+    /// Every chunk and query in its own detected language (stemmer and, where the analyzer
+    /// uses them, stop words), English when detection is unsure.
+    Auto,
+    /// One language; `None`: a language without a stemmer (CJK text is cut into bigrams
+    /// whatever the language).
+    Fixed(Option<sextant_text::Language>),
+}
+
+impl Bm25Language {
+    /// Parses the `language` setting (absent: English).
+    pub fn parse(spec: Option<&str>) -> Result<Bm25Language> {
+        let Some(spec) = spec else {
+            return Ok(Bm25Language::Fixed(Some(sextant_text::Language::English)));
+        };
+        let lower = spec.trim().to_ascii_lowercase();
+        if lower == "auto" {
+            return Ok(Bm25Language::Auto);
+        }
+        if let Ok(l) = lower.parse::<sextant_text::Language>() {
+            return Ok(Bm25Language::Fixed(Some(l)));
+        }
+        if sextant_text::language::name_of(&lower).is_some() {
+            return Ok(Bm25Language::Fixed(None));
+        }
+        Err(EngineError::invalid(
+            "language",
+            format!(
+                "unknown language {spec:?}: expected auto, a language with a stemmer ({}), or the ISO 639-1 code of a detectable language ({})",
+                sextant_text::Language::ALL
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sextant_text::language::detectable().collect::<Vec<_>>().join(", ")
+            ),
+        ))
+    }
+
+    /// The BM25 analyzer configuration (alphanumeric runs, lower-cased, no stop words, the
+    /// language's stemmer).
+    pub fn analyzer(self) -> Value {
+        let (stemmer, detect) = match self {
+            Bm25Language::Auto => (Some(sextant_text::Language::English), true),
+            Bm25Language::Fixed(l) => (l, false),
+        };
+        let mut a = json!({"split": "alphanumeric", "lowercase": true, "min_chars": 1,
+                           "max_bytes": 40, "stop_words": null, "stemmer": stemmer});
+        if detect {
+            a["detect_language"] = json!(true);
+        }
+        a
+    }
 }
 
 impl DocumentSettings {
@@ -168,6 +238,7 @@ impl DocumentSettings {
             },
             redaction: None,
             dedup: None,
+            language: None,
         }
     }
 
@@ -254,6 +325,7 @@ impl DocumentSettings {
                 );
             }
         }
+        Bm25Language::parse(self.language.as_deref())?;
         if let Some(d) = &self.dedup {
             if !DEDUP_POLICIES.contains(&d.policy.as_str()) {
                 return bad(
@@ -303,8 +375,7 @@ pub fn schema(
         kind: SparseKind::Bm25 {
             k1: sextant_text::bm25::DEFAULT_K1,
             b: sextant_text::bm25::DEFAULT_B,
-            analyzer: json!({"split": "alphanumeric", "lowercase": true, "min_chars": 1,
-                             "max_bytes": 40, "stop_words": null, "stemmer": "english"}),
+            analyzer: Bm25Language::parse(settings.language.as_deref())?.analyzer(),
         },
         model: None,
     }];
@@ -323,7 +394,8 @@ pub fn schema(
             index: IndexSpec::default(),
             model: Some(dense.identity()),
         }],
-        payload_indexes: std::iter::once("doc_id")
+        payload_indexes: ["doc_id", LANGUAGE]
+            .into_iter()
             .chain(settings.dedup.as_ref().map(|_| DEDUP_KEYS))
             .map(|key| PayloadIndexSpec {
                 key: key.into(),

@@ -108,6 +108,9 @@ pub struct TextQuery {
     pub ef: Option<usize>,
     /// Exact (flat) search for the dense source instead of the HNSW walk.
     pub exact: bool,
+    /// The language BM25 analyses the query in; `None`: the collection's choice (its language,
+    /// or with `language: auto` the query's own when detection is sure).
+    pub language: Option<sextant_text::Language>,
 }
 
 impl TextQuery {
@@ -135,8 +138,35 @@ impl TextQuery {
             group_size: Some(1),
             ef: None,
             exact: false,
+            language: None,
         }
     }
+}
+
+/// What a text query did, source by source (`--explain`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Explanation {
+    /// Each source in plan order.
+    pub sources: Vec<SourceExplanation>,
+}
+
+/// What one source of a text query did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceExplanation {
+    /// Which source.
+    pub source: SourceKind,
+    /// Chunks it was asked for.
+    pub k: usize,
+    /// Its fusion weight.
+    pub weight: f32,
+    /// Chunks it returned.
+    pub hits: usize,
+    /// BM25: the language the query was analysed in, and how it was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<sextant_text::AnalysisLanguage>,
+    /// BM25: each query term with the weight it scored with (query weight × IDF).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<(String, f32)>,
 }
 
 /// A retrieved chunk.
@@ -179,6 +209,15 @@ pub struct DocumentHit {
 
 /// Runs a text query. With grouping, one [`DocumentHit`] per document; without, one per chunk.
 pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<Vec<DocumentHit>> {
+    Ok(search_text_explained(c, models, q)?.0)
+}
+
+/// [`search_text`], with what each source did.
+pub fn search_text_explained(
+    c: &Collection,
+    models: Models<'_>,
+    q: &TextQuery,
+) -> Result<(Vec<DocumentHit>, Explanation)> {
     if q.sources.is_empty() {
         return Err(EngineError::invalid(
             "sources",
@@ -209,7 +248,9 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
     let mut lists: Vec<Vec<(PointId, f32)>> = Vec::new();
     let mut weights = Vec::new();
     let mut hits: HashMap<PointId, ChunkHit> = HashMap::new();
+    let mut explanation = Explanation::default();
     for s in &q.sources {
+        let mut language = None;
         let resp = match s.kind {
             SourceKind::Dense => {
                 let m = models.dense.ok_or_else(|| {
@@ -235,14 +276,18 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
                     ..Default::default()
                 })?
             }
-            SourceKind::Bm25 => c.search_sparse(SparseSearchRequest {
-                space: BM25.into(),
-                query: SparseInput::Text(q.text.clone()),
-                k: s.k,
-                filter: q.filter.clone(),
-                scope: q.scope.clone(),
-                with_payload: true,
-            })?,
+            SourceKind::Bm25 => {
+                let (terms, used) = c.analyse(BM25, &q.text, q.language)?;
+                language = Some(used);
+                c.search_sparse(SparseSearchRequest {
+                    space: BM25.into(),
+                    query: SparseInput::Terms(terms.into_iter().map(|t| (t, 1.0)).collect()),
+                    k: s.k,
+                    filter: q.filter.clone(),
+                    scope: q.scope.clone(),
+                    with_payload: true,
+                })?
+            }
             SourceKind::Splade => {
                 let m = models.splade.ok_or_else(|| {
                     EngineError::invalid(
@@ -265,6 +310,14 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
                 })?
             }
         };
+        explanation.sources.push(SourceExplanation {
+            source: s.kind,
+            k: s.k,
+            weight: s.weight,
+            hits: resp.hits.len(),
+            language,
+            terms: resp.query_terms,
+        });
         let mut list = Vec::with_capacity(resp.hits.len());
         for h in resp.hits {
             let score = h.score.unwrap_or(0.0);
@@ -324,10 +377,12 @@ pub fn search_text(c: &Collection, models: Models<'_>, q: &TextQuery) -> Result<
         .and_then(|d| d.pointer("/dedup/policy"))
         .and_then(Value::as_str)
         == Some("link");
-    if link {
-        return Ok(collapse(group(ranked, usize::MAX, q.group_size), q.k));
-    }
-    Ok(group(ranked, q.k, q.group_size))
+    let hits = if link {
+        collapse(group(ranked, usize::MAX, q.group_size), q.k)
+    } else {
+        group(ranked, q.k, q.group_size)
+    };
+    Ok((hits, explanation))
 }
 
 /// Folds the hits of documents that duplicate each other (the same first copy: a chunk's

@@ -19,7 +19,7 @@ use sextant_engine::{CollectionConfig, Database};
 
 /// Bag of hashed lower-case words, L2-normalised: texts sharing words are similar.
 #[derive(Default)]
-struct FakeDense {
+pub(crate) struct FakeDense {
     seed: u64,
     calls: AtomicUsize,
 }
@@ -130,7 +130,7 @@ impl PairScorer for MagicScorer {
     }
 }
 
-fn settings(strategy: &str, max_tokens: usize) -> DocumentSettings {
+pub(crate) fn settings(strategy: &str, max_tokens: usize) -> DocumentSettings {
     DocumentSettings {
         chunking: ChunkingSpec {
             strategy: strategy.into(),
@@ -140,6 +140,7 @@ fn settings(strategy: &str, max_tokens: usize) -> DocumentSettings {
         },
         redaction: None,
         dedup: None,
+        language: None,
     }
 }
 

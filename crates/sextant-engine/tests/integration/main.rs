@@ -6,6 +6,7 @@ mod durability;
 mod encryption;
 mod engine;
 mod format_fixtures;
+mod languages;
 mod power_loss;
 mod probe;
 mod reclaim;

@@ -77,6 +77,14 @@ pub struct QueryBody {
     /// Every tenant (not for tenant keys).
     #[serde(default)]
     pub all_tenants: bool,
+    /// The language BM25 analyses the query in (`french` or `fr`) [default: the
+    /// collection's].
+    #[serde(default)]
+    pub query_language: Option<String>,
+    /// Add `explain`: what each source did (hits; for BM25 the query's analysis language and
+    /// weighted terms).
+    #[serde(default)]
+    pub explain: bool,
 }
 
 impl QueryBody {
@@ -97,6 +105,7 @@ impl QueryBody {
             precision: self.precision.clone(),
             ef: self.ef,
             exact: self.exact,
+            query_language: self.query_language.clone(),
         }
     }
 }
@@ -108,6 +117,11 @@ pub struct QueryOut {
     /// Best first.
     #[schema(value_type = Vec<Object>)]
     pub documents: Vec<Value>,
+    /// With `explain`: each source's depth, weight and hits, and for BM25 the query's
+    /// analysis language and weighted terms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub explain: Option<Value>,
 }
 
 /// Only configured model names may be named by remote callers (never paths: a request must not
@@ -178,7 +192,7 @@ pub async fn query(
     s.run(s.read_work(), move || {
         let t0 = std::time::Instant::now();
         let req = b.request();
-        let hits = st.service().text_search(c.name(), &scope, &req)?;
+        let (hits, why) = st.service().text_search_explained(c.name(), &scope, &req)?;
         let mode = b.mode.as_deref().unwrap_or(sextant_service::DEFAULT_MODE);
         let plan = if b.rerank.is_some() {
             format!("{mode}+rerank")
@@ -188,7 +202,12 @@ pub async fn query(
         metrics::histogram!("sextant_search_duration_seconds", "plan" => plan)
             .record(t0.elapsed().as_secs_f64());
         let out = bytes::Bytes::from(
-            serde_json::to_vec(&json!({"documents": hits})).map_err(ApiError::internal)?,
+            serde_json::to_vec(&if b.explain {
+                json!({"documents": hits, "explain": why})
+            } else {
+                json!({"documents": hits})
+            })
+            .map_err(ApiError::internal)?,
         );
         if let Some(k) = key {
             st.cache.put(k, out.clone());
@@ -245,6 +264,10 @@ pub struct AskBody {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub filter: Option<Value>,
+    /// The language BM25 analyses the question in (`french` or `fr`) [default: the
+    /// collection's].
+    #[serde(default)]
+    pub query_language: Option<String>,
     /// Tenant (multi-tenant collections).
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -321,6 +344,7 @@ pub async fn ask(
             precision: None,
             ef: None,
             exact: false,
+            query_language: b.query_language,
         },
         llm,
     };
@@ -384,6 +408,10 @@ pub struct IngestQuery {
     /// Near-duplicate threshold (estimated Jaccard of word 3-shingles) [default: 0.5].
     #[serde(default)]
     pub dedup_threshold: Option<f64>,
+    /// The language BM25 analyses text in, at creation: `auto`, a language with a stemmer
+    /// (`french` or `fr`) or a detectable language's ISO 639-1 code [default: english].
+    #[serde(default)]
+    pub language: Option<String>,
     /// JSONL field holding the document id [default: id].
     #[serde(default)]
     pub id_field: Option<String>,
@@ -528,6 +556,7 @@ pub async fn ingest(
         tenant_key: q.tenant_key.clone(),
         dedup: q.dedup.clone(),
         dedup_threshold: q.dedup_threshold,
+        language: q.language.clone(),
         precision: None,
         batch: None,
         encrypt: q.encrypt.unwrap_or(false),
