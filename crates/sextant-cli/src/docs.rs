@@ -273,6 +273,10 @@ impl RetrievalArgs {
             ef: None,
             exact: false,
             query_language: self.query_language.clone(),
+            expand: self.expand.clone(),
+            rm3_docs: self.rm3_docs,
+            rm3_terms: self.rm3_terms,
+            rm3_weight: self.rm3_weight,
         })
     }
 }
@@ -428,6 +432,14 @@ fn explain_lines(why: &Explanation) -> Vec<String> {
                 terms.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let list: Vec<String> = terms.iter().map(|(t, w)| format!("{t} {w:.3}")).collect();
                 line.push_str(&format!("; terms: {}", list.join(", ")));
+            }
+            if !s.expansion.is_empty() {
+                let list: Vec<String> = s
+                    .expansion
+                    .iter()
+                    .map(|(t, w)| format!("{t} {w:.3}"))
+                    .collect();
+                line.push_str(&format!("; rm3 query: {}", list.join(", ")));
             }
             line
         })

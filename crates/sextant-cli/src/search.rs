@@ -56,6 +56,19 @@ pub struct RetrievalArgs {
     /// when detection is sure]. `--explain` shows the choice.
     #[arg(long, value_name = "LANG")]
     pub query_language: Option<String>,
+    /// Query expansion of the BM25 source: `rm3` (pseudo-relevance feedback: terms of the
+    /// first BM25 results added to the query; docs/languages.md has the formula).
+    #[arg(long, value_name = "METHOD")]
+    pub expand: Option<String>,
+    /// RM3: feedback chunks [default: 10].
+    #[arg(long, requires = "expand")]
+    pub rm3_docs: Option<usize>,
+    /// RM3: expansion terms kept [default: 10].
+    #[arg(long, requires = "expand")]
+    pub rm3_terms: Option<usize>,
+    /// RM3: weight of the original query, in [0, 1] [default: 0.5].
+    #[arg(long, requires = "expand")]
+    pub rm3_weight: Option<f32>,
 }
 
 impl RetrievalArgs {
@@ -77,6 +90,10 @@ impl RetrievalArgs {
             ("--precision", precision),
             ("--group-size", self.group_size.is_some()),
             ("--query-language", self.query_language.is_some()),
+            ("--expand", self.expand.is_some()),
+            ("--rm3-docs", self.rm3_docs.is_some()),
+            ("--rm3-terms", self.rm3_terms.is_some()),
+            ("--rm3-weight", self.rm3_weight.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, g)| g.then_some(f))

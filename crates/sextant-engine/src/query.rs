@@ -563,6 +563,26 @@ impl Collection {
         Ok(encoder.analyse_query(text, language))
     }
 
+    /// A feedback text's term counts in a BM25 space's analysis, in `language` with its stop
+    /// words removed (query expansion, see [`sextant_text::Bm25Encoder::feedback_counts`]).
+    pub fn feedback_counts(
+        &self,
+        space: &str,
+        text: &str,
+        language: Option<sextant_text::Language>,
+    ) -> Result<sextant_core::TermCounts> {
+        let i = self.schema().sparse_index(space).ok_or_else(|| {
+            EngineError::invalid("space", format!("unknown sparse space {space:?}"))
+        })?;
+        let encoder = self.encoders[i].as_ref().ok_or_else(|| {
+            EngineError::invalid(
+                "space",
+                format!("sparse space {space:?} is not BM25: it has no analyzer"),
+            )
+        })?;
+        Ok(encoder.feedback_counts(text, language))
+    }
+
     /// The best points of a sparse space for a text (BM25) or weight (dot) query. BM25 uses
     /// collection-wide statistics (document count, average length, document frequencies
     /// summed over all segments), so a score does not depend on which segment holds a point.

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use sextant_core::Filter;
 use sextant_embed::Precision;
-use sextant_engine::documents::search::{Source, SourceKind, TextQuery};
+use sextant_engine::documents::search::{Rm3, Source, SourceKind, TextQuery};
 use sextant_engine::fusion::{Fusion, Normalization, DEFAULT_RRF_K};
 
 use crate::error::{Error, Result};
@@ -88,6 +88,19 @@ pub struct TextSearchRequest {
     /// is sure]; BM25 sources only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_language: Option<String>,
+    /// Query expansion of the BM25 source: `rm3` (pseudo-relevance feedback from the first
+    /// BM25 results) [default: none]; BM25 sources only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expand: Option<String>,
+    /// RM3: feedback chunks [default: 10]; with `expand: rm3` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rm3_docs: Option<usize>,
+    /// RM3: expansion terms kept [default: 10]; with `expand: rm3` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rm3_terms: Option<usize>,
+    /// RM3: weight of the original query in [0, 1] [default: 0.5]; with `expand: rm3` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rm3_weight: Option<f32>,
 }
 
 /// The reranker a plan needs.
@@ -292,6 +305,54 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
                 .map_err(|e| Error::invalid("query_language", e))?,
         );
     }
+    match r.expand.as_deref() {
+        Some("rm3") => {
+            if !kinds.contains(&SourceKind::Bm25) {
+                return Err(Error::invalid(
+                    "expand",
+                    format!("expand rm3 expands the bm25 source; this plan (mode {mode}, with its weights) searches none"),
+                ));
+            }
+            let d = Rm3::default();
+            let rm3 = Rm3 {
+                fb_docs: r.rm3_docs.unwrap_or(d.fb_docs),
+                fb_terms: r.rm3_terms.unwrap_or(d.fb_terms),
+                original_weight: r.rm3_weight.unwrap_or(d.original_weight),
+            };
+            if rm3.fb_docs == 0 {
+                return Err(Error::invalid("rm3_docs", "rm3_docs must be at least 1"));
+            }
+            if !(0.0..=1.0).contains(&rm3.original_weight) {
+                return Err(Error::invalid(
+                    "rm3_weight",
+                    format!("rm3_weight {}: must be in [0, 1]", rm3.original_weight),
+                ));
+            }
+            q.rm3 = Some(rm3);
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "expand",
+                format!("unknown query expansion {other:?}: expected rm3"),
+            ))
+        }
+        None => {
+            let given: Vec<&str> = [
+                ("rm3_docs", r.rm3_docs.is_some()),
+                ("rm3_terms", r.rm3_terms.is_some()),
+                ("rm3_weight", r.rm3_weight.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(f, g)| g.then_some(f))
+            .collect();
+            if let Some(first) = given.first() {
+                return Err(Error::invalid(
+                    *first,
+                    format!("{} apply with expand rm3 only", given.join(", ")),
+                ));
+            }
+        }
+    }
     q.ef = r.ef;
     q.exact = r.exact;
     q.mmr_lambda = r.mmr;
@@ -349,6 +410,80 @@ mod tests {
         assert_eq!(p.query.rerank_top, 0);
         assert_eq!(p.query.fusion, Fusion::Weighted(Normalization::MinMax));
         assert!(p.needs.dense && !p.needs.splade && p.needs.reranker.is_none());
+    }
+
+    #[test]
+    fn query_language_and_rm3_reach_the_bm25_source_or_are_refused() {
+        let p = plan(&TextSearchRequest {
+            query_language: Some("FR".into()),
+            expand: Some("rm3".into()),
+            rm3_terms: Some(20),
+            ..req()
+        })
+        .unwrap();
+        assert_eq!(p.query.language, Some(sextant_text::Language::French));
+        let rm3 = p.query.rm3.expect("rm3");
+        assert_eq!(
+            (rm3.fb_docs, rm3.fb_terms, rm3.original_weight),
+            (10, 20, 0.5)
+        );
+        assert!(plan(&req()).unwrap().query.rm3.is_none());
+        let dense = |f: fn(&mut TextSearchRequest)| {
+            let mut r = TextSearchRequest {
+                mode: Some("dense".into()),
+                ..req()
+            };
+            f(&mut r);
+            r
+        };
+        let cases: Vec<(TextSearchRequest, &str)> = vec![
+            (
+                dense(|r| r.query_language = Some("fr".into())),
+                "query_language",
+            ),
+            (dense(|r| r.expand = Some("rm3".into())), "expand"),
+            (
+                TextSearchRequest {
+                    query_language: Some("klingon".into()),
+                    ..req()
+                },
+                "query_language",
+            ),
+            (
+                TextSearchRequest {
+                    expand: Some("hyde".into()),
+                    ..req()
+                },
+                "expand",
+            ),
+            (
+                TextSearchRequest {
+                    rm3_docs: Some(5),
+                    ..req()
+                },
+                "rm3_docs",
+            ),
+            (
+                TextSearchRequest {
+                    expand: Some("rm3".into()),
+                    rm3_docs: Some(0),
+                    ..req()
+                },
+                "rm3_docs",
+            ),
+            (
+                TextSearchRequest {
+                    expand: Some("rm3".into()),
+                    rm3_weight: Some(1.5),
+                    ..req()
+                },
+                "rm3_weight",
+            ),
+        ];
+        for (r, field) in cases {
+            let e = refused(r.clone());
+            assert_eq!(e.field(), Some(field), "{r:?}: {e}");
+        }
     }
 
     #[test]

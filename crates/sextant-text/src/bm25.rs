@@ -203,6 +203,23 @@ impl Bm25Encoder {
         (terms, used)
     }
 
+    /// A feedback document's term counts for query expansion (RM3): analysed like the
+    /// collection's documents but in `language` (the query's analysis language), with that
+    /// language's stop words removed where it has a list, so expansion terms carry content.
+    pub fn feedback_counts(&self, text: &str, language: Option<Language>) -> TermCounts {
+        let config = self.analyzer.config();
+        let feedback = Bm25Encoder::new(
+            AnalyzerConfig {
+                stop_words: language.filter(|l| l.has_stop_words()),
+                stemmer: config.stemmer.and(language),
+                detect_language: false,
+                ..config.clone()
+            },
+            self.params,
+        );
+        feedback.encode_document(text)
+    }
+
     /// Weighted query terms (each its weight times its IDF, in the order given), where
     /// `doc_freq` gives the number of live documents holding a term across the collection.
     pub fn weigh(

@@ -552,3 +552,79 @@ fn ingest_dedup_links_copies() {
     let o = run(&data, &[&base[..], &["--dedup", "merge"]].concat());
     assert!(!o.status.success());
 }
+
+/// Languages from the command line: `ingest --language` fixes the BM25 analysis at creation,
+/// every chunk records its detected language (and filters on it), `search --explain` states
+/// the query's analysis language and terms, `--query-language` and `--expand rm3` reach BM25.
+#[test]
+fn ingest_language_explain_and_rm3() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs.jsonl");
+    std::fs::write(
+        &docs,
+        concat!(
+            "{\"_id\": \"fr\", \"text\": \"Les enfants jouaient dans les jardins publics de la ville pendant que leurs parents travaillaient dans les usines du quartier.\"}\n",
+            "{\"_id\": \"de\", \"text\": \"Die Kinder spielten in den öffentlichen Gärten der Stadt, während ihre Eltern in den Fabriken des Viertels arbeiteten.\"}\n",
+        ),
+    )
+    .unwrap();
+    let model = tiny_model();
+    let base = [
+        "ingest",
+        "kb",
+        "--jsonl",
+        docs.to_str().unwrap(),
+        "--model",
+        &model,
+        "--no-splade",
+    ];
+    let o = run(&data, &[&base[..], &["--language", "klingon"]].concat());
+    assert_eq!(o.status.code(), Some(2), "an unknown language");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("language"));
+    ok(&data, &[&base[..], &["--language", "auto"]].concat());
+    // Fixed at creation.
+    let o = run(&data, &[&base[..], &["--language", "german"]].concat());
+    assert_eq!(o.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("language"));
+    let search = |extra: &[&str]| {
+        ok(
+            &data,
+            &[&["search", "kb", "--mode", "bm25", "--explain"][..], extra].concat(),
+        )
+    };
+    let out = search(&["--text", "travailler", "--query-language", "fr"]);
+    assert!(
+        out.contains("query analysed in french (given by --query-language)"),
+        "{out}"
+    );
+    assert!(out.contains("terms: travaill "), "{out}");
+    assert!(out.lines().any(|l| l.contains(". fr ")), "{out}");
+    let out = search(&[
+        "--text",
+        "Die Kinder spielten in den Gärten der Stadt",
+        "--filter",
+        r#"{"must":[{"key":"language","match":{"value":"de"}}]}"#,
+    ]);
+    assert!(out.contains("(detected de)"), "{out}");
+    assert!(out.lines().any(|l| l.contains(". de ")), "{out}");
+    assert!(!out.lines().any(|l| l.contains(". fr ")), "{out}");
+    let out = search(&[
+        "--text",
+        "enfants jardins",
+        "--expand",
+        "rm3",
+        "--rm3-docs",
+        "1",
+    ]);
+    assert!(out.contains("rm3 query: "), "{out}");
+    // Options that need a BM25 source are refused without one.
+    let o = run(
+        &data,
+        &[
+            "search", "kb", "--mode", "dense", "--text", "x", "--expand", "rm3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expand"));
+}

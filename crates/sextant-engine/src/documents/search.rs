@@ -111,6 +111,36 @@ pub struct TextQuery {
     /// The language BM25 analyses the query in; `None`: the collection's choice (its language,
     /// or with `language: auto` the query's own when detection is sure).
     pub language: Option<sextant_text::Language>,
+    /// RM3 pseudo-relevance feedback for the BM25 source; `None`: none.
+    pub rm3: Option<Rm3>,
+}
+
+/// RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated with the
+/// query as in Anserini): BM25 retrieves `fb_docs` chunks; each term of them weighs
+/// Σ P(t|d)·P(q|d), with P(t|d) its share of the chunk's terms (stop words of the query's
+/// language removed) and P(q|d) the chunk's share of the feedback scores; the best `fb_terms`
+/// are normalised to sum 1 and mixed with the query's own terms (each 1/|q|) as
+/// `original_weight · query + (1 − original_weight) · feedback`; BM25 runs again with those
+/// weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rm3 {
+    /// Feedback chunks.
+    pub fb_docs: usize,
+    /// Expansion terms kept.
+    pub fb_terms: usize,
+    /// Weight of the original query, in [0, 1].
+    pub original_weight: f32,
+}
+
+impl Default for Rm3 {
+    /// Anserini's defaults: 10 chunks, 10 terms, 0.5.
+    fn default() -> Self {
+        Rm3 {
+            fb_docs: 10,
+            fb_terms: 10,
+            original_weight: 0.5,
+        }
+    }
 }
 
 impl TextQuery {
@@ -139,6 +169,7 @@ impl TextQuery {
             ef: None,
             exact: false,
             language: None,
+            rm3: None,
         }
     }
 }
@@ -167,6 +198,10 @@ pub struct SourceExplanation {
     /// BM25: each query term with the weight it scored with (query weight × IDF).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub terms: Vec<(String, f32)>,
+    /// BM25 with RM3: the expanded query's terms with their query weights (before IDF),
+    /// heaviest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expansion: Vec<(String, f32)>,
 }
 
 /// A retrieved chunk.
@@ -251,6 +286,7 @@ pub fn search_text_explained(
     let mut explanation = Explanation::default();
     for s in &q.sources {
         let mut language = None;
+        let mut expansion = Vec::new();
         let resp = match s.kind {
             SourceKind::Dense => {
                 let m = models.dense.ok_or_else(|| {
@@ -279,9 +315,15 @@ pub fn search_text_explained(
             SourceKind::Bm25 => {
                 let (terms, used) = c.analyse(BM25, &q.text, q.language)?;
                 language = Some(used);
+                let mut weighted: Vec<(String, f32)> =
+                    terms.into_iter().map(|t| (t, 1.0)).collect();
+                if let Some(rm3) = &q.rm3 {
+                    weighted = rm3_expand(c, q, rm3, &weighted, used.language)?;
+                    expansion = weighted.clone();
+                }
                 c.search_sparse(SparseSearchRequest {
                     space: BM25.into(),
-                    query: SparseInput::Terms(terms.into_iter().map(|t| (t, 1.0)).collect()),
+                    query: SparseInput::Terms(weighted),
                     k: s.k,
                     filter: q.filter.clone(),
                     scope: q.scope.clone(),
@@ -317,6 +359,7 @@ pub fn search_text_explained(
             hits: resp.hits.len(),
             language,
             terms: resp.query_terms,
+            expansion,
         });
         let mut list = Vec::with_capacity(resp.hits.len());
         for h in resp.hits {
@@ -383,6 +426,74 @@ pub fn search_text_explained(
         group(ranked, q.k, q.group_size)
     };
     Ok((hits, explanation))
+}
+
+/// The RM3-expanded query (see [`Rm3`]): terms with query weights, heaviest first.
+fn rm3_expand(
+    c: &Collection,
+    q: &TextQuery,
+    rm3: &Rm3,
+    query: &[(String, f32)],
+    language: Option<sextant_text::Language>,
+) -> Result<Vec<(String, f32)>> {
+    if rm3.fb_docs == 0 || rm3.fb_docs > MAX_K || !(0.0..=1.0).contains(&rm3.original_weight) {
+        return Err(EngineError::invalid(
+            "rm3",
+            format!(
+                "RM3 needs 1..={MAX_K} feedback chunks and an original-query weight in [0, 1], got {} and {}",
+                rm3.fb_docs, rm3.original_weight
+            ),
+        ));
+    }
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = c.search_sparse(SparseSearchRequest {
+        space: BM25.into(),
+        query: SparseInput::Terms(query.to_vec()),
+        k: rm3.fb_docs,
+        filter: q.filter.clone(),
+        scope: q.scope.clone(),
+        with_payload: true,
+    })?;
+    let total: f32 = first.hits.iter().filter_map(|h| h.score).sum();
+    let mut model: HashMap<String, f32> = HashMap::new();
+    if total > 0.0 {
+        for h in &first.hits {
+            let p = h.payload.as_ref().unwrap_or(&Value::Null);
+            let text = format!(
+                "{}\n{}",
+                p["title"].as_str().unwrap_or(""),
+                p["text"].as_str().unwrap_or("")
+            );
+            let counts = c.feedback_counts(BM25, &text, language)?;
+            if counts.len <= 0.0 {
+                continue;
+            }
+            let p_q = h.score.unwrap_or(0.0) / total;
+            for (t, n) in counts.terms {
+                *model.entry(t).or_default() += n / counts.len * p_q;
+            }
+        }
+    }
+    let mut feedback: Vec<(String, f32)> = model.into_iter().collect();
+    // Heaviest first; ties by term, so the expansion never depends on hash order.
+    feedback.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    feedback.truncate(rm3.fb_terms);
+    let norm: f32 = feedback.iter().map(|(_, w)| w).sum();
+    let lambda = rm3.original_weight;
+    let mut mixed: HashMap<String, f32> = query
+        .iter()
+        .map(|(t, _)| (t.clone(), lambda / query.len() as f32))
+        .collect();
+    if norm > 0.0 {
+        for (t, w) in feedback {
+            *mixed.entry(t).or_default() += (1.0 - lambda) * w / norm;
+        }
+    }
+    let mut out: Vec<(String, f32)> = mixed.into_iter().filter(|(_, w)| *w > 0.0).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
 }
 
 /// Folds the hits of documents that duplicate each other (the same first copy: a chunk's

@@ -5,7 +5,9 @@
 use serde_json::{json, Value};
 use sextant_core::{Filter, PointId};
 use sextant_engine::documents::ingest::{Document, Ingester};
-use sextant_engine::documents::search::{search_text_explained, Models, SourceKind, TextQuery};
+use sextant_engine::documents::search::{
+    search_text_explained, Models, Rm3, SourceKind, TextQuery,
+};
 use sextant_engine::documents::{schema, DocumentSettings};
 use std::sync::Arc;
 
@@ -214,4 +216,75 @@ fn bad_languages_are_refused_naming_the_field() {
         text.contains("\"stemmer\":\"english\"") && !text.contains("detect_language"),
         "{text}"
     );
+}
+
+#[test]
+fn rm3_adds_the_feedback_documents_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    let c = db
+        .create_collection("d", schema(&model, None, &with_language(None)).unwrap())
+        .unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+    let texts = [
+        (
+            "a",
+            "The red fox hunts voles in the meadow near the burrow.",
+        ),
+        ("b", "A fox digs a burrow and hunts voles at dusk."),
+        (
+            "c",
+            "Voles hide from every hunter in a burrow under the meadow.",
+        ),
+        ("d", "Bread is baked from flour, water and yeast."),
+        ("e", "The moon orbits the earth once a month."),
+    ];
+    for (id, text) in texts {
+        ing.add(doc(id, text)).unwrap();
+    }
+    ing.finish().unwrap();
+    let run = |rm3: Option<Rm3>| {
+        let mut q = TextQuery::new("fox", &[SourceKind::Bm25], 10);
+        q.rm3 = rm3;
+        let (hits, why) = search_text_explained(&c, Models::default(), &q).unwrap();
+        let docs: Vec<String> = hits.into_iter().map(|h| h.doc_id).collect();
+        (docs, why.sources[0].clone())
+    };
+    let (plain, why) = run(None);
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    assert!(why.expansion.is_empty());
+    let rm3 = Rm3 {
+        fb_docs: 2,
+        ..Rm3::default()
+    };
+    let (expanded, why) = run(Some(rm3));
+    // "c" shares the fox documents' "voles" and "burrow" but not "fox".
+    assert_eq!(&expanded[..2], &plain[..], "the fox documents stay first");
+    assert!(expanded.contains(&"c".to_string()), "{expanded:?}");
+    assert!(!expanded.contains(&"d".to_string()), "{expanded:?}");
+    let terms: Vec<&str> = why.expansion.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        terms[0], "fox",
+        "the query's own term weighs most: {terms:?}"
+    );
+    assert!(terms.contains(&"vole"), "{terms:?}");
+    // English stop words are not expansion terms.
+    assert!(
+        !terms.contains(&"the") && !terms.contains(&"a"),
+        "{terms:?}"
+    );
+    let sum: f32 = why.expansion.iter().map(|(_, w)| w).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+    // Only the original query with weight 1: the plain ranking.
+    let (same, _) = run(Some(Rm3 {
+        original_weight: 1.0,
+        ..rm3
+    }));
+    assert_eq!(same, plain);
+    // Bad settings are refused, naming the option.
+    let mut q = TextQuery::new("fox", &[SourceKind::Bm25], 10);
+    q.rm3 = Some(Rm3 { fb_docs: 0, ..rm3 });
+    let e = search_text_explained(&c, Models::default(), &q).unwrap_err();
+    assert!(e.to_string().contains("rm3"), "{e}");
 }

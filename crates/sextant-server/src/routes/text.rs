@@ -81,6 +81,18 @@ pub struct QueryBody {
     /// collection's].
     #[serde(default)]
     pub query_language: Option<String>,
+    /// Query expansion of the BM25 source: `rm3`.
+    #[serde(default)]
+    pub expand: Option<String>,
+    /// RM3: feedback chunks [default: 10].
+    #[serde(default)]
+    pub rm3_docs: Option<usize>,
+    /// RM3: expansion terms kept [default: 10].
+    #[serde(default)]
+    pub rm3_terms: Option<usize>,
+    /// RM3: weight of the original query in [0, 1] [default: 0.5].
+    #[serde(default)]
+    pub rm3_weight: Option<f32>,
     /// Add `explain`: what each source did (hits; for BM25 the query's analysis language and
     /// weighted terms).
     #[serde(default)]
@@ -106,6 +118,10 @@ impl QueryBody {
             ef: self.ef,
             exact: self.exact,
             query_language: self.query_language.clone(),
+            expand: self.expand.clone(),
+            rm3_docs: self.rm3_docs,
+            rm3_terms: self.rm3_terms,
+            rm3_weight: self.rm3_weight,
         }
     }
 }
@@ -268,6 +284,18 @@ pub struct AskBody {
     /// collection's].
     #[serde(default)]
     pub query_language: Option<String>,
+    /// Query expansion of the BM25 source: `rm3`.
+    #[serde(default)]
+    pub expand: Option<String>,
+    /// RM3: feedback chunks [default: 10].
+    #[serde(default)]
+    pub rm3_docs: Option<usize>,
+    /// RM3: expansion terms kept [default: 10].
+    #[serde(default)]
+    pub rm3_terms: Option<usize>,
+    /// RM3: weight of the original query in [0, 1] [default: 0.5].
+    #[serde(default)]
+    pub rm3_weight: Option<f32>,
     /// Tenant (multi-tenant collections).
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -345,6 +373,10 @@ pub async fn ask(
             ef: None,
             exact: false,
             query_language: b.query_language,
+            expand: b.expand,
+            rm3_docs: b.rm3_docs,
+            rm3_terms: b.rm3_terms,
+            rm3_weight: b.rm3_weight,
         },
         llm,
     };

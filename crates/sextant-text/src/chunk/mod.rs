@@ -25,6 +25,7 @@
 //! paragraphs are added up, so this holds exactly for tokenizers whose count of a concatenation
 //! is the sum of the parts' counts, and within a token or two per piece for subword ones).
 
+mod code;
 mod hierarchy;
 mod semantic;
 
@@ -34,6 +35,7 @@ use std::str::FromStr;
 
 use unicode_segmentation::UnicodeSegmentation;
 
+pub use code::{code, CodeLanguage};
 pub use hierarchy::{
     hierarchical, Hierarchy, HierarchyOptions, DEFAULT_CHILD_OVERLAP, DEFAULT_CHILD_TOKENS,
     DEFAULT_PARENT_TOKENS,

@@ -1,20 +1,31 @@
-//! Document text extraction: a source file (plain text, Markdown, HTML or PDF) → the text to
-//! chunk, its title, and an [`OffsetMap`] from offsets in that text back to offsets in the source
-//! (PDF: the page each part of the text came from instead, since offsets into a PDF file mean
-//! nothing to a reader).
+//! Document text extraction: a source file → the text to chunk, its title, format-specific
+//! fields for the chunks' payload, and an [`OffsetMap`] from offsets in that text back to the
+//! source ([`Format::source_offsets`] says what those count: bytes of the file for most
+//! formats, the extracted text itself for PDF, paragraphs for DOCX, the chapters laid end to
+//! end for EPUB).
 //!
-//! The extracted text is what the chunkers in [`crate::chunk`] read: for HTML it is
-//! Markdown-shaped (headings become `#` lines, blocks are separated by blank lines, list items
-//! are `- ` lines) so [`crate::chunk::Strategy::Paragraphs`] records every chunk's `section`.
-//! A chunk at `start..end` of the text came from `map.range_to_source(start..end)` of the source,
-//! which is what a citation should point at.
+//! The extracted text is what the chunkers in [`crate::chunk`] read: for HTML, DOCX and EPUB
+//! it is Markdown-shaped (headings become `#` lines, blocks are separated by blank lines, list
+//! items are `- ` lines) so [`crate::chunk::Strategy::Paragraphs`] records every chunk's
+//! `section`. A chunk at `start..end` of the text came from `map.range_to_source(start..end)`
+//! of the source, which is what a citation should point at.
 //!
-//! | format | text | title | map |
-//! |---|---|---|---|
-//! | [`Format::Text`] | the source | none (a first line is too often not a title; use the file name) | identity |
-//! | [`Format::Markdown`] | the source (front matter included) | front matter `title:`, else the first `#`/`##` heading (ATX or setext) outside code fences | identity |
-//! | [`Format::Html`] | visible content only (see below) | `<title>`, else the first `<h1>` | runs of copied text |
-//! | [`Format::Pdf`] | page texts separated by blank lines, page starts in [`Extracted::pages`] (see [`pdf`](mod@pdf)) | the Info dictionary's `/Title` | identity (offsets stay in the text) |
+//! | format | text | title | map | payload |
+//! |---|---|---|---|---|
+//! | [`Format::Text`] | the source | none (a first line is too often not a title; use the file name) | identity | — |
+//! | [`Format::Markdown`] | the source (front matter included) | front matter `title:`, else the first `#`/`##` heading (ATX or setext) outside code fences | identity | — |
+//! | [`Format::Html`] | visible content only (see below) | `<title>`, else the first `<h1>` | runs of copied text | — |
+//! | [`Format::Pdf`] | page texts separated by blank lines, page starts in [`Extracted::pages`] (see [`pdf`](mod@pdf)) | the Info dictionary's `/Title` | identity (offsets stay in the text) | — |
+//! | [`Format::Docx`] | the body's paragraphs separated by blank lines; `Title`/`Heading 1`–`9` paragraphs as `#` lines, list paragraphs as `- ` lines, table rows as lines of tab-separated cells | `docProps/core.xml`'s `dc:title`, else the first level-1 heading | each paragraph to its index ([`SourceOffsets::Paragraphs`]) | `author`, `created`, `modified` (RFC 3339, UTC), `subject`, `keywords`, `description`, `declared_language` |
+//! | [`Format::Epub`] | the spine's XHTML documents in reading order, each through the HTML extractor, separated by blank lines | the package's `dc:title`, else the first chapter's | bytes of the spine documents laid end to end, named by [`Extracted::parts`] | `author`, `declared_language`, `identifier`, `publisher`, `date` |
+//! | [`Format::Email`] | the `text/plain` body parts, else the HTML ones through the HTML extractor | `Subject` | bytes of the file (a transfer-encoded part maps as a whole) | `from`, `to`, `cc`, `date` (RFC 3339, UTC), `message_id`, `in_reply_to`, `attachments` (names) |
+//! | [`Format::Csv`] (records) | per row: `column: value` lines, or the text columns' values (see [`CsvOptions`]) | the title column's value | bytes of the file | the other columns, numbers as JSON numbers |
+//! | [`Format::Mbox`] (records) | each message as [`Format::Email`] | `Subject` | bytes of the mbox file | as [`Format::Email`] |
+//! | [`Format::Code`] | the source (chunk it with [`crate::chunk::code`]) | none | identity | — |
+//!
+//! CSV files and mailboxes hold many documents: [`records`] reads them one [`Record`] at a
+//! time (each with its key and its byte range in the file), so a 1 GB mbox is held once, as
+//! the caller's bytes.
 //!
 //! HTML: `script`, `style`, `noscript`, `template`, `head`, `svg`, `iframe`, buttons, form
 //! controls, media and dialogs are never text, and neither are elements hidden by `hidden`,
@@ -30,161 +41,42 @@
 //! whitespace is collapsed except inside `<pre>`.
 //!
 //! Extraction of the text formats never fails: malformed markup, empty input and text that was
-//! decoded lossily all give some text. A PDF can fail (damaged, encrypted, no text layer):
-//! [`extract_bytes`] says why. A line of page text that would read as a Markdown heading
-//! (`# comment` in a code block) is escaped as `\# comment`, so only the page's headings become
-//! sections. Known limit: HTML named references outside the common set stay as written (see
-//! `entities.rs`).
+//! decoded lossily all give some text. The binary formats can fail, and [`extract_bytes`] and
+//! [`records`] say why ([`ExtractError`]): a PDF that is damaged, encrypted or has no text
+//! layer; a DOCX or EPUB that is not a zip archive, lacks its main part, holds malformed XML or
+//! is encrypted; a CSV row that is ragged or not UTF-8 (the error names the line); bytes that
+//! do not start with e-mail header fields. A line of page text that would read as a Markdown
+//! heading (`# comment` in a code block) is escaped as `\# comment`, so only the page's
+//! headings become sections (DOCX paragraphs likewise). Known limit: HTML named references
+//! outside the common set stay as written (see `entities.rs`).
 
+mod code;
+mod delimited;
+mod docx;
+mod email;
 mod entities;
+mod epub;
+mod error;
+mod format;
 mod html;
 mod map;
+mod mapped;
 pub mod pdf;
+mod records;
 mod tokenizer;
+mod zipped;
 
-use std::fmt;
-use std::path::Path;
-use std::str::FromStr;
-
+pub use code::{CodeLanguage, UnknownLanguage};
+pub use delimited::{CsvOptions, DEFAULT_ROWS_PER_RECORD};
+pub use error::{BoxError, ExtractError};
+pub use format::{Format, SourceOffsets, UnknownFormat, SNIFF_BYTES};
 /// HTML elements nested deeper than this are read as if they sat at this depth.
 pub use html::MAX_DEPTH;
 pub use map::{OffsetMap, Run};
-pub use pdf::ExtractError;
+pub use records::{extract_records, records, Record, RecordOptions, Records};
+pub use zipped::MAX_PART_BYTES;
 
-/// How many leading bytes [`Format::sniff`] looks at.
-pub const SNIFF_BYTES: usize = 1024;
-
-/// A source document format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// Plain text, used as it is.
-    Text,
-    /// Markdown, used as it is (the Markdown chunker understands its headings).
-    Markdown,
-    /// HTML, reduced to its visible content.
-    Html,
-    /// PDF, the text of its pages (binary: read it with [`extract_bytes`]; needs the `pdf`
-    /// feature).
-    Pdf,
-}
-
-impl Format {
-    /// Every format.
-    pub const ALL: &'static [Format] = &[Format::Text, Format::Markdown, Format::Html, Format::Pdf];
-
-    /// The format's name: `text`, `markdown`, `html` or `pdf`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Text => "text",
-            Format::Markdown => "markdown",
-            Format::Html => "html",
-            Format::Pdf => "pdf",
-        }
-    }
-
-    /// Whether files of this format are binary (read them with [`extract_bytes`], not as text).
-    pub fn is_binary(self) -> bool {
-        self == Format::Pdf
-    }
-
-    /// The format of a file extension (`txt`, `md`/`markdown`, `html`/`htm`/`xhtml`, `pdf`; any
-    /// case, with or without the dot), or `None` for an extension we do not know.
-    pub fn from_extension(ext: &str) -> Option<Format> {
-        let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
-        match ext.as_str() {
-            "txt" | "text" => Some(Format::Text),
-            "md" | "markdown" | "mdown" | "mkd" => Some(Format::Markdown),
-            "html" | "htm" | "xhtml" => Some(Format::Html),
-            "pdf" => Some(Format::Pdf),
-            _ => None,
-        }
-    }
-
-    /// The format of a path, by its extension.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        Format::from_extension(path.extension()?.to_str()?)
-    }
-
-    /// PDF when the source starts (after whitespace) with the `%PDF-` header; HTML when it
-    /// starts (after a byte-order mark and whitespace) with markup and its first
-    /// [`SNIFF_BYTES`] bytes hold a doctype or an `<html>`, `<head>` or `<body>` tag; otherwise
-    /// text (Markdown cannot be told from text reliably, and reading it as text loses nothing
-    /// but the title).
-    pub fn sniff(source: &str) -> Format {
-        let s = source.trim_start_matches('\u{feff}').trim_start();
-        if s.starts_with(pdf::HEADER) {
-            return Format::Pdf;
-        }
-        if !s.starts_with('<') {
-            return Format::Text;
-        }
-        let mut end = s.len().min(SNIFF_BYTES);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        let head = s[..end].to_ascii_lowercase();
-        let html = head.starts_with("<!doctype html")
-            || ["<html", "<head", "<body"].iter().any(|t| {
-                head.match_indices(t).any(|(i, _)| {
-                    head[i + t.len()..]
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c == '>' || c.is_ascii_whitespace())
-                })
-            });
-        if html {
-            Format::Html
-        } else {
-            Format::Text
-        }
-    }
-
-    /// [`Format::sniff`] on raw bytes (a PDF is not text): only the first [`SNIFF_BYTES`] are
-    /// decoded.
-    pub fn sniff_bytes(bytes: &[u8]) -> Format {
-        let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
-        Format::sniff(&String::from_utf8_lossy(head))
-    }
-
-    /// The format of a file: by extension when it is known, else by [`Format::sniff`].
-    pub fn detect(path: &Path, source: &str) -> Format {
-        Format::from_path(path).unwrap_or_else(|| Format::sniff(source))
-    }
-
-    /// The format of a file read as bytes: by extension when it is known, else by
-    /// [`Format::sniff_bytes`].
-    pub fn detect_bytes(path: &Path, bytes: &[u8]) -> Format {
-        Format::from_path(path).unwrap_or_else(|| Format::sniff_bytes(bytes))
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown format name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown document format {0:?}: expected text, markdown, html or pdf")]
-pub struct UnknownFormat(pub String);
-
-impl FromStr for Format {
-    type Err = UnknownFormat;
-
-    /// A format name (`text`, `markdown`, `html`, `pdf`) or one of its extensions (`txt`, `md`,
-    /// `htm`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        Format::ALL
-            .iter()
-            .copied()
-            .find(|f| f.name() == t)
-            .or_else(|| Format::from_extension(&t))
-            .ok_or_else(|| UnknownFormat(s.to_string()))
-    }
-}
+use serde_json::{Map, Value};
 
 /// What [`extract`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,13 +85,35 @@ pub struct Extracted {
     pub text: String,
     /// The document's title, if it names one.
     pub title: Option<String>,
-    /// Offsets in `text` → offsets in the source.
+    /// Offsets in `text` → offsets in the source (what they count: [`Format::source_offsets`]).
     pub map: OffsetMap,
     /// Paged formats (PDF): where each page starts in `text`, ascending (page `i + 1` starts at
     /// `pages[i]`; a page without text starts where the next one does). `None` for the others.
     pub pages: Option<Vec<usize>>,
     /// Pages (from 1) the parser could not read: their text is missing, the rest is there.
+    /// EPUB: spine items (from 1) missing from the archive.
     pub unreadable_pages: Vec<usize>,
+    /// Fields of the document for its chunks' payload: e-mail headers, a CSV row's columns,
+    /// DOCX and EPUB metadata (the table in the [module docs](self) lists them). Empty for
+    /// text, Markdown, HTML, PDF and code.
+    pub payload: Map<String, Value>,
+    /// Documents made of several files (EPUB): each file, in reading order; the map's source
+    /// offsets count bytes of these files laid end to end. Empty for the other formats.
+    pub parts: Vec<Part>,
+}
+
+/// One file of a document made of several ([`SourceOffsets::Parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Its path in the archive (`OEBPS/chapter1.xhtml`).
+    pub name: String,
+    /// Where its bytes start among the parts laid end to end (the map's source offsets).
+    pub source_start: usize,
+    /// Its length in bytes.
+    pub source_len: usize,
+    /// Where its text starts in [`Extracted::text`] (a part without text starts where the next
+    /// one does).
+    pub text_start: usize,
 }
 
 impl Extracted {
@@ -217,12 +131,42 @@ impl Extracted {
             map,
             pages: None,
             unreadable_pages: Vec::new(),
+            payload: Map::new(),
+            parts: Vec::new(),
         }
     }
 
     /// The page (from 1) that the text at byte `offset` is on, for paged formats.
     pub fn page_at(&self, offset: usize) -> Option<usize> {
         page_at(self.pages.as_deref()?, offset)
+    }
+
+    /// For documents made of several files (EPUB): the part holding source offset `offset` (a
+    /// source offset from [`Extracted::map`]) and the offset inside that part. An offset at the
+    /// end of the last part belongs to it; `None` without parts or past the end.
+    ///
+    /// ```
+    /// use sextant_text::extract::{extract, Format, Part};
+    ///
+    /// // Two chapters of 40 and 25 bytes, laid end to end.
+    /// let mut out = extract(Format::Text, "");
+    /// out.parts = vec![
+    ///     Part { name: "ch1.xhtml".into(), source_start: 0, source_len: 40, text_start: 0 },
+    ///     Part { name: "ch2.xhtml".into(), source_start: 40, source_len: 25, text_start: 12 },
+    /// ];
+    /// let (part, offset) = out.part_at(52).unwrap();
+    /// assert_eq!((part.name.as_str(), offset), ("ch2.xhtml", 12));
+    /// assert_eq!(out.part_at(40).unwrap().0.name, "ch2.xhtml");
+    /// assert_eq!(out.part_at(65).unwrap().1, 25);
+    /// assert!(out.part_at(66).is_none());
+    /// ```
+    pub fn part_at(&self, offset: usize) -> Option<(&Part, usize)> {
+        let i = self
+            .parts
+            .partition_point(|p| p.source_start <= offset)
+            .checked_sub(1)?;
+        let part = &self.parts[i];
+        (offset <= part.source_start + part.source_len).then(|| (part, offset - part.source_start))
     }
 }
 
@@ -245,8 +189,9 @@ pub fn page_at(starts: &[usize], offset: usize) -> Option<usize> {
 
 /// Extracts the text, title and offset map of `source` read as `format`.
 ///
-/// A PDF is binary and a `&str` has usually lost its bytes to UTF-8 decoding: read PDFs with
-/// [`extract_bytes`], which also says why one gave no text; here such a PDF gives an empty text.
+/// The binary formats are best read with [`extract_bytes`] (a `&str` has usually lost their
+/// bytes to UTF-8 decoding, and it says why a file gave no text): here a file they cannot
+/// read, and a CSV file or mailbox (many documents: see [`records`]), gives an empty text.
 ///
 /// ```
 /// use sextant_text::extract::{extract, Format};
@@ -260,20 +205,24 @@ pub fn page_at(starts: &[usize], offset: usize) -> Option<usize> {
 /// ```
 pub fn extract(format: Format, source: &str) -> Extracted {
     match format {
-        Format::Text => Extracted::identity(source.to_string(), None),
+        Format::Text | Format::Code => Extracted::identity(source.to_string(), None),
         Format::Markdown => Extracted::identity(source.to_string(), markdown_title(source)),
         Format::Html => {
             let (text, title, map) = html::extract(source);
             Extracted::unpaged(text, title, map)
         }
-        Format::Pdf => pdf::extract(source.as_bytes())
-            .unwrap_or_else(|_| Extracted::identity(String::new(), None)),
+        Format::Pdf | Format::Docx | Format::Epub | Format::Csv | Format::Email | Format::Mbox => {
+            extract_bytes(format, source.as_bytes())
+                .unwrap_or_else(|_| Extracted::identity(String::new(), None))
+        }
     }
 }
 
-/// Extracts the text, title and offset map of a file's bytes read as `format`: text formats
-/// are decoded as UTF-8 (invalid bytes become U+FFFD) and never fail; a PDF fails when it cannot
-/// be parsed, is encrypted, has no text layer, or the crate was built without the `pdf` feature.
+/// Extracts the text, title, payload and offset map of a file's bytes read as `format`: text
+/// formats (text, Markdown, HTML, code) are decoded as UTF-8 (invalid bytes become U+FFFD) and
+/// never fail; the binary ones fail with an [`ExtractError`] that says why (a PDF also fails
+/// when the crate was built without the `pdf` feature). CSV files and mailboxes hold many
+/// documents: read them with [`records`] ([`ExtractError::ManyRecords`] here).
 ///
 /// ```
 /// use sextant_text::extract::{extract_bytes, ExtractError, Format};
@@ -281,11 +230,26 @@ pub fn extract(format: Format, source: &str) -> Extracted {
 /// let out = extract_bytes(Format::Markdown, b"# Notes\n\nSome text.").unwrap();
 /// assert_eq!(out.title.as_deref(), Some("Notes"));
 /// assert!(extract_bytes(Format::Pdf, b"%PDF-1.4 and then nothing").is_err());
+///
+/// let mail = b"From: Ann <ann@example.com>\r\nSubject: Lunch\r\nDate: Tue, 5 Mar 2024 12:30:00 +0100\r\n\r\nNoon?\r\n";
+/// let out = extract_bytes(Format::Email, mail).unwrap();
+/// assert_eq!((out.title.as_deref(), out.text.as_str()), (Some("Lunch"), "Noon?"));
+/// assert_eq!(out.payload["date"], "2024-03-05T11:30:00Z");
+/// assert!(matches!(
+///     extract_bytes(Format::Docx, b"not a zip"),
+///     Err(ExtractError::Archive { .. })
+/// ));
 /// ```
 pub fn extract_bytes(format: Format, bytes: &[u8]) -> Result<Extracted, ExtractError> {
     match format {
         Format::Pdf => pdf::extract(bytes),
-        _ => Ok(extract(format, &String::from_utf8_lossy(bytes))),
+        Format::Docx => docx::extract(bytes),
+        Format::Epub => epub::extract(bytes),
+        Format::Email => email::extract_message(bytes),
+        Format::Csv | Format::Mbox => Err(ExtractError::ManyRecords { format }),
+        Format::Text | Format::Markdown | Format::Html | Format::Code => {
+            Ok(extract(format, &String::from_utf8_lossy(bytes)))
+        }
     }
 }
 
@@ -369,56 +333,6 @@ pub fn markdown_title(source: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_from_extensions_names_and_content() {
-        assert_eq!(Format::from_extension(".MD"), Some(Format::Markdown));
-        assert_eq!(Format::from_extension("htm"), Some(Format::Html));
-        assert_eq!(Format::from_extension("pdf"), Some(Format::Pdf));
-        assert_eq!(Format::from_extension("docx"), None);
-        assert_eq!(
-            Format::from_path(Path::new("docs/Guide.markdown")),
-            Some(Format::Markdown)
-        );
-        assert_eq!(Format::from_path(Path::new("README")), None);
-        assert_eq!("HTML".parse::<Format>(), Ok(Format::Html));
-        assert_eq!("txt".parse::<Format>(), Ok(Format::Text));
-        let err = "docx".parse::<Format>().unwrap_err().to_string();
-        assert!(err.contains("docx") && err.contains("markdown"), "{err}");
-        for &f in Format::ALL {
-            assert_eq!(f.to_string().parse::<Format>(), Ok(f));
-            let json = serde_json::to_string(&f).unwrap();
-            assert_eq!(json, format!("\"{f}\""));
-            assert_eq!(serde_json::from_str::<Format>(&json).unwrap(), f);
-        }
-        assert_eq!(Format::sniff("\u{feff}  <!DOCTYPE html><p>x"), Format::Html);
-        assert_eq!(Format::sniff("<html lang=en>"), Format::Html);
-        assert_eq!(
-            Format::sniff("<!-- generated -->\n<HEAD><title>x"),
-            Format::Html
-        );
-        assert_eq!(Format::sniff("<div>a <bodyguard> tag</div>"), Format::Text);
-        assert_eq!(Format::sniff("# Title\n\nuse <body> tags"), Format::Text);
-        assert_eq!(Format::sniff("plain"), Format::Text);
-        assert_eq!(Format::sniff(&"é".repeat(SNIFF_BYTES)), Format::Text);
-        assert_eq!(
-            Format::detect(Path::new("page"), "<html><body>x</body></html>"),
-            Format::Html
-        );
-        assert_eq!(Format::detect(Path::new("a.txt"), "<html>"), Format::Text);
-        assert_eq!(Format::sniff("%PDF-1.7\n%âãÏÓ"), Format::Pdf);
-        assert_eq!(
-            Format::sniff_bytes(b"\n%PDF-1.4\n%\xe2\xe3\xcf\xd3"),
-            Format::Pdf
-        );
-        assert_eq!(Format::sniff_bytes(b"<html><body>x"), Format::Html);
-        assert_eq!(Format::sniff_bytes(b"a %PDF- in text"), Format::Text);
-        assert_eq!(
-            Format::detect_bytes(Path::new("scan"), b"%PDF-1.5"),
-            Format::Pdf
-        );
-        assert!(Format::Pdf.is_binary() && !Format::Html.is_binary());
-    }
 
     #[test]
     fn text_and_markdown_are_identity() {

@@ -51,7 +51,7 @@ mod read;
 #[cfg(feature = "pdf")]
 mod repair;
 
-use super::Extracted;
+use super::{ExtractError, Extracted};
 
 /// The header every PDF starts with.
 pub const HEADER: &str = "%PDF-";
@@ -60,35 +60,6 @@ pub const HEADER: &str = "%PDF-";
 /// glyph on its line starts a new word (a word space is about 0.25 em; kerning and tracking
 /// are a few hundredths).
 pub const WORD_GAP: f64 = 0.1;
-
-/// Why a file gave no text.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExtractError {
-    /// The crate was built without the `pdf` feature.
-    #[error("PDF support is not built in (the `pdf` feature of sextant-text)")]
-    PdfUnsupported,
-    /// Not a PDF the parser can read: damaged, truncated or not a PDF at all.
-    #[error("cannot parse the PDF")]
-    PdfUnreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Encrypted, and the empty user password does not open it.
-    #[error("the PDF is encrypted (a password is needed to read it)")]
-    PdfEncrypted,
-    /// The parser failed on every page.
-    #[error("the PDF parser could not read any of its {pages} page(s): {reason}")]
-    PdfParserFailed {
-        /// Pages in the document.
-        pages: usize,
-        /// Why the first page failed.
-        reason: String,
-    },
-    /// The pages hold no text: a scan, images only, or text drawn as outlines.
-    #[error("the PDF has no text on its {pages} page(s) (scanned or image-only?)")]
-    PdfNoText {
-        /// Pages in the document.
-        pages: usize,
-    },
-}
 
 /// Extracts a PDF's text, title and page starts.
 #[cfg(feature = "pdf")]

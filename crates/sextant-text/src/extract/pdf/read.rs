@@ -7,8 +7,7 @@ use super::clean::{clean_page, dehyphenate, vocabulary};
 use super::guard::{check_page, prepare, quietly};
 use super::layout::PageTexts;
 use super::repair::rebuild_xref;
-use super::ExtractError;
-use crate::extract::{Extracted, OffsetMap};
+use crate::extract::{ExtractError, Extracted, OffsetMap};
 
 /// What went wrong inside the parser (a panic's message), or with the document, as an error
 /// source.
@@ -51,6 +50,8 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted, ExtractError> {
         title,
         pages: Some(starts),
         unreadable_pages: unreadable.into_iter().map(|(page, _)| page).collect(),
+        payload: serde_json::Map::new(),
+        parts: Vec::new(),
     })
 }
 
