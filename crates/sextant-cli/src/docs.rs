@@ -29,8 +29,10 @@ use crate::search::RetrievalArgs;
 pub struct IngestArgs {
     /// Collection (created on first ingest).
     pub name: String,
-    /// Files or directories (recursed; .txt, .md, .markdown, .html, .htm, .pdf). A PDF that
-    /// gives no text (encrypted, damaged, scanned) is skipped with a warning.
+    /// Files or directories (recursed): text, Markdown, HTML, PDF, DOCX, EPUB, e-mail (.eml),
+    /// source code (chunked by function and class), and CSV/TSV and mbox files whose rows and
+    /// messages become documents `FILE#KEY`. A file that cannot be read (encrypted, damaged,
+    /// a scanned PDF, a ragged CSV) is skipped with a warning saying why.
     pub paths: Vec<PathBuf>,
     /// JSONL records, one document per line (BEIR corpus format by default).
     #[arg(long)]
@@ -231,7 +233,7 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             println!("redacted: {}", serde_json::to_string(&report.redactions)?);
         }
         if skipped_files > 0 {
-            println!("skipped {skipped_files} files that are not text, Markdown, HTML or PDF");
+            println!("skipped {skipped_files} files of no format ingest reads");
         }
         if unreadable_files > 0 {
             println!("skipped {unreadable_files} files that gave no text (see the warnings)");

@@ -1,5 +1,6 @@
-//! Where documents come from: files and directories (text, Markdown, HTML, PDF; document ids
-//! relative to the root given) and JSONL records (one document per line, BEIR corpus format
+//! Where documents come from: files and directories (text, Markdown, HTML, PDF, DOCX, EPUB,
+//! e-mail, source code: one document each; CSV/TSV rows and mbox messages: one document per
+//! record, id `FILE#KEY`; document ids relative to the root given) and JSONL records (one document per line, BEIR corpus format
 //! by default), each as an iterator of [`Document`]s for [`crate::Service::ingest`]. JSONL is
 //! read from any [`BufRead`], so a server can stream a request body line by line.
 //!
@@ -16,8 +17,43 @@ use sextant_text::Format;
 
 use crate::error::{Error, Result};
 
-/// File extensions read from directories.
-pub const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm", "pdf"];
+/// File extensions read from directories: every format's ([`Format::extensions`]).
+pub fn extensions() -> Vec<&'static str> {
+    Format::ALL
+        .iter()
+        .flat_map(|f| f.extensions().iter().copied())
+        .collect()
+}
+
+/// Payload keys the engine writes itself; a format's field of the same name (a CSV column
+/// called `text`, an e-mail's `source`) is stored as `field_<name>` instead.
+const RESERVED: &[&str] = &[
+    "doc_id",
+    "chunk_index",
+    "start",
+    "end",
+    "title",
+    "section",
+    "page",
+    "text",
+    "content_hash",
+    "source",
+    "modified",
+    "format",
+    "offsets",
+    "parent",
+    "pii",
+    "language",
+    "doc_language",
+    "duplicate_of",
+    "duplicate_kind",
+    "duplicate_similarity",
+    "dedup_keys",
+    "dedup_sig",
+    "ingested_at",
+    "code_language",
+    "parts",
+];
 /// Default JSONL field of the document id (BEIR).
 pub const DEFAULT_ID_FIELD: &str = "_id";
 /// Default JSONL field of the text.
@@ -57,18 +93,17 @@ pub fn walk(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Whether `p` has an extension of [`EXTENSIONS`].
+/// Whether `p` has an extension of a format ingestion reads.
 pub fn has_known_extension(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    Format::from_path(p).is_some()
 }
 
 /// What [`read_file`] made of a file.
 #[derive(Debug)]
 pub enum FileRead {
-    /// A document, and warnings about it (invalid UTF-8 repaired, PDF pages unread).
-    Document(Box<Document>, Vec<String>),
+    /// Its documents (one, or one per CSV row group or mbox message), and warnings about it
+    /// (invalid UTF-8 repaired, PDF pages unread).
+    Documents(Vec<Document>, Vec<String>),
     /// Not a format ingestion reads (a file given explicitly).
     UnknownFormat,
     /// A PDF that gave no text; why.
@@ -85,17 +120,55 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
     let bytes = std::fs::read(file)
         .map_err(|e| Error::internal(format!("cannot read {}", file.display()), e))?;
     let format = Format::detect_bytes(file, &bytes);
+    let unreadable = |e: &dyn std::error::Error| {
+        FileRead::Unreadable(format!("skipping {}: {}", file.display(), error_chain(e)))
+    };
     let mut warnings = Vec::new();
+    let meta = std::fs::metadata(file)
+        .map_err(|e| Error::internal(format!("cannot read {}", file.display()), e))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| sextant_core::format_rfc3339(d.as_secs() as i64));
+    let id = file_id(root, file);
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = Document {
+        id: id.clone(),
+        source: Some(file.display().to_string()),
+        modified,
+        ..Default::default()
+    };
+    if format.has_records() {
+        let records = match sextant_text::extract::extract_records(
+            format,
+            &bytes,
+            &sextant_text::extract::RecordOptions::default(),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Ok(unreadable(&e)),
+        };
+        let docs = records
+            .into_iter()
+            .map(|r| {
+                let mut doc = document(base.clone(), format, r.extracted, &stem);
+                doc.id = format!("{id}#{}", r.key);
+                doc.fields.insert(
+                    "record".into(),
+                    json!({"start": r.range.start, "end": r.range.end}),
+                );
+                doc
+            })
+            .collect();
+        return Ok(FileRead::Documents(docs, warnings));
+    }
     let ex = if format.is_binary() {
         match sextant_text::extract_bytes(format, &bytes) {
             Ok(ex) => ex,
-            Err(e) => {
-                return Ok(FileRead::Unreadable(format!(
-                    "skipping {}: {}",
-                    file.display(),
-                    error_chain(&e)
-                )))
-            }
+            Err(e) => return Ok(unreadable(&e)),
         }
     } else {
         let source = String::from_utf8_lossy(&bytes);
@@ -115,14 +188,29 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
             pages.join(", ")
         ));
     }
-    let meta = std::fs::metadata(file)
-        .map_err(|e| Error::internal(format!("cannot read {}", file.display()), e))?;
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| sextant_core::format_rfc3339(d.as_secs() as i64));
-    let id = if root.is_file() {
+    let mut doc = document(base, format, ex, &stem);
+    if format == Format::Code {
+        let text = String::from_utf8_lossy(&bytes);
+        match sextant_text::extract::CodeLanguage::detect(file, &text) {
+            Some(lang) => {
+                doc.fields.insert(
+                    sextant_engine::documents::ingest::CODE_LANGUAGE.into(),
+                    json!(lang.name()),
+                );
+            }
+            None => warnings.push(format!(
+                "{}: the programming language is not recognised; chunked as text",
+                file.display()
+            )),
+        }
+    }
+    Ok(FileRead::Documents(vec![doc], warnings))
+}
+
+/// A file's document id: the root directory's name and the path under it, or the file name
+/// for a file given directly.
+fn file_id(root: &Path, file: &Path) -> String {
+    if root.is_file() {
         file.file_name().map_or_else(
             || file.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -136,28 +224,47 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
         }
         .to_string_lossy()
         .into_owned()
+    }
+}
+
+/// A document from extracted text: title (else the file's stem), the format's fields (a
+/// reserved key renamed `field_<key>`), what its offsets count, and its map or pages.
+fn document(
+    mut doc: Document,
+    format: Format,
+    ex: sextant_text::Extracted,
+    stem: &str,
+) -> Document {
+    use sextant_text::extract::SourceOffsets;
+    doc.title = ex.title.clone().unwrap_or_else(|| stem.to_string());
+    for (k, v) in ex.payload {
+        let key = if RESERVED.contains(&k.as_str()) {
+            format!("field_{k}")
+        } else {
+            k
+        };
+        doc.fields.insert(key, v);
+    }
+    doc.fields.insert("format".into(), json!(format.name()));
+    let offsets = match format.source_offsets() {
+        SourceOffsets::File => "bytes",
+        SourceOffsets::Text => "text",
+        SourceOffsets::Paragraphs => "paragraphs",
+        SourceOffsets::Parts => "parts",
     };
-    let title = ex.title.clone().unwrap_or_else(|| {
-        file.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let mut fields = Map::new();
-    fields.insert("format".into(), json!(format.name()));
-    Ok(FileRead::Document(
-        Box::new(Document {
-            id,
-            title,
-            text: ex.text,
-            source: Some(file.display().to_string()),
-            modified,
-            fields,
-            source_map: (!ex.map.is_identity()).then_some(ex.map),
-            pages: ex.pages,
-            tenant: None,
-        }),
-        warnings,
-    ))
+    doc.fields.insert("offsets".into(), json!(offsets));
+    if !ex.parts.is_empty() {
+        let parts: Vec<Value> = ex
+            .parts
+            .iter()
+            .map(|p| json!({"name": p.name, "start": p.source_start, "len": p.source_len}))
+            .collect();
+        doc.fields.insert("parts".into(), Value::Array(parts));
+    }
+    doc.text = ex.text;
+    doc.source_map = (!ex.map.is_identity()).then_some(ex.map);
+    doc.pages = ex.pages;
+    doc
 }
 
 /// An error and its sources, `: `-separated (a warning has one line to say why).
@@ -179,6 +286,7 @@ pub struct FileDocuments<'w> {
     roots: std::vec::IntoIter<PathBuf>,
     root: Option<PathBuf>,
     files: std::vec::IntoIter<PathBuf>,
+    pending: std::vec::IntoIter<Document>,
     skipped: usize,
     unreadable: usize,
     warn: Box<dyn FnMut(&str) + 'w>,
@@ -201,6 +309,7 @@ impl<'w> FileDocuments<'w> {
             roots: roots.into_iter(),
             root: None,
             files: Vec::new().into_iter(),
+            pending: Vec::new().into_iter(),
             skipped: 0,
             unreadable: 0,
             warn: Box::new(|_| {}),
@@ -213,7 +322,7 @@ impl<'w> FileDocuments<'w> {
         self
     }
 
-    /// Files skipped as not text, Markdown, HTML or PDF (given explicitly).
+    /// Files skipped as no format ingestion reads (given explicitly).
     pub fn skipped(&self) -> usize {
         self.skipped
     }
@@ -229,14 +338,17 @@ impl Iterator for FileDocuments<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if let Some(doc) = self.pending.next() {
+                return Some(Ok(doc));
+            }
             if let Some(file) = self.files.next() {
                 let root = self.root.as_deref().expect("files come from a root");
                 match read_file(root, &file) {
-                    Ok(FileRead::Document(doc, warnings)) => {
+                    Ok(FileRead::Documents(docs, warnings)) => {
                         for w in &warnings {
                             (self.warn)(w);
                         }
-                        return Some(Ok(*doc));
+                        self.pending = docs.into_iter();
                     }
                     Ok(FileRead::UnknownFormat) => self.skipped += 1,
                     Ok(FileRead::Unreadable(why)) => {

@@ -2,7 +2,8 @@
 //! fixture model (no setup needed).
 
 use crate::db::{ok, run};
-use crate::tiny_model;
+use crate::{stderr, tiny_model};
+use serde_json::Value;
 
 #[test]
 fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
@@ -569,4 +570,132 @@ fn pdfs_are_ingested_by_page_bad_ones_skipped_and_ask_cites_the_page() {
         (1.into(), 1.into()),
         "{r}"
     );
+}
+
+/// Every file format from a directory: CSV rows and mbox messages as documents of their own
+/// (`FILE#KEY`, columns and headers in the payload, each record's byte range), DOCX, EPUB and
+/// e-mail with their metadata, source code chunked by function, and a file that cannot be read
+/// skipped with a warning naming the line.
+#[test]
+fn every_format_is_ingested_with_its_fields_and_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-text/tests/fixtures/formats");
+    for f in [
+        "people.csv",
+        "archive.mbox",
+        "message.eml",
+        "report.docx",
+        "book.epub",
+        "ragged.csv",
+    ] {
+        std::fs::copy(fixtures.join(f), docs.join(f)).unwrap();
+    }
+    std::fs::write(
+        docs.join("geometry.rs"),
+        "/// A point.\npub struct Point { x: f64, y: f64 }\n\nimpl Point {\n    /// Distance to the origin.\n    pub fn norm(&self) -> f64 {\n        (self.x * self.x + self.y * self.y).sqrt()\n    }\n}\n\n/// Parses \"x,y\".\npub fn parse(s: &str) -> Option<Point> {\n    let (a, b) = s.split_once(',')?;\n    Some(Point { x: a.parse().ok()?, y: b.parse().ok()? })\n}\n",
+    )
+    .unwrap();
+    let model = tiny_model();
+    let o = run(
+        &data,
+        &[
+            "ingest",
+            "kb",
+            docs.to_str().unwrap(),
+            "--model",
+            &model,
+            "--no-splade",
+            "--chunk-tokens",
+            "24",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("ragged.csv: CSV line 3"), "{err}");
+    let search = |text: &str| -> Vec<Value> {
+        let out = ok(
+            &data,
+            &[
+                "--json",
+                "search",
+                "kb",
+                "--text",
+                text,
+                "--mode",
+                "bm25",
+                "--k",
+                "20",
+                "--group-size",
+                "5",
+            ],
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v[0]["documents"].as_array().unwrap().clone()
+    };
+    let find = |hits: &[Value], id: &str| -> Value {
+        hits.iter()
+            .find(|d| d["doc_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {hits:?}"))["chunks"][0]["payload"]
+            .clone()
+    };
+    let hits = search("Ada Lovelace Analytical Engine");
+    let row = find(&hits, "docs/people.csv#1");
+    assert_eq!(
+        (row["name"].as_str(), row["born"].as_i64()),
+        (Some("Ada Lovelace"), Some(1815))
+    );
+    assert_eq!(row["format"], "csv");
+    let csv = std::fs::read(docs.join("people.csv")).unwrap();
+    let (s, e) = (
+        row["record"]["start"].as_u64().unwrap() as usize,
+        row["record"]["end"].as_u64().unwrap() as usize,
+    );
+    assert!(String::from_utf8_lossy(&csv[s..e]).starts_with("ada,Ada Lovelace,1815"));
+    let mail = find(&hits, "docs/message.eml");
+    assert_eq!(mail["from"], "Ada Lovelace <ada@example.com>");
+    assert_eq!(mail["format"], "email");
+    let docx = find(&hits, "docs/report.docx");
+    assert_eq!(
+        (docx["format"].as_str(), docx["offsets"].as_str()),
+        (Some("docx"), Some("paragraphs"))
+    );
+    // The document's own modification time does not overwrite the file's: it is renamed.
+    assert!(
+        docx["field_modified"].is_string() && docx["modified"].is_string(),
+        "{docx}"
+    );
+    let lunch = search("lunch");
+    let ids: Vec<&str> = lunch.iter().filter_map(|d| d["doc_id"].as_str()).collect();
+    assert!(
+        ids.contains(&"docs/archive.mbox#lunch-1@example.com"),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&"docs/archive.mbox#lunch-2@example.com"),
+        "{ids:?}"
+    );
+    let code = search("parse point norm");
+    let chunks = code
+        .iter()
+        .find(|d| d["doc_id"] == "docs/geometry.rs")
+        .expect("the code file")["chunks"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let sections: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["payload"]["section"].as_str())
+        .collect();
+    assert!(sections.contains(&"fn parse"), "{sections:?}");
+    assert!(
+        sections.iter().any(|s| s.ends_with("fn norm")),
+        "{sections:?}"
+    );
+    assert!(chunks
+        .iter()
+        .all(|c| c["payload"]["code_language"] == "rust"));
 }

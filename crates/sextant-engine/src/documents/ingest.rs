@@ -378,10 +378,12 @@ impl<'a> Ingester<'a> {
         };
         // A chunk that is only a heading (the section it opens did not fit with it) carries
         // nothing to retrieve: its heading is already every following chunk's `section`.
+        // (Source code has no headings: a `#` line there is a comment.)
+        let code = code_language(&doc)?;
         let chunks: Vec<_> = self
-            .chunk(&text)?
+            .chunk(&text, code)?
             .into_iter()
-            .filter(|(c, _)| !heading_only(&text[c.start..c.end]))
+            .filter(|(c, _)| code.is_some() || !heading_only(&text[c.start..c.end]))
             .collect();
         let languages = chunk_languages(&doc, &text, &chunks);
         let mut new_ids = HashSet::new();
@@ -753,10 +755,21 @@ impl<'a> Ingester<'a> {
 
     /// Chunks a text by the collection's strategy: each chunk with its parent's range
     /// (hierarchical chunking).
-    fn chunk(&self, text: &str) -> Result<Vec<(Chunk, Option<Range<usize>>)>> {
+    fn chunk(
+        &self,
+        text: &str,
+        code: Option<chunk::CodeLanguage>,
+    ) -> Result<Vec<(Chunk, Option<Range<usize>>)>> {
         let c = &self.settings.chunking;
         let tokens = |s: &str| self.dense.token_spans(s);
         let max = c.max_tokens;
+        if let Some(lang) = code {
+            // Source code: cut at functions, classes and impls, whatever the strategy.
+            return Ok(chunk::code(text, lang, max, &tokens)
+                .into_iter()
+                .map(|c| (c, None))
+                .collect());
+        }
         let overlap = c
             .overlap
             .unwrap_or((max as f32 * chunk::DEFAULT_OVERLAP_FRACTION) as usize);
@@ -1027,3 +1040,25 @@ fn chunk_languages<'a>(
         chunks: found.into_iter().map(|l| l.map(|l| l as &'a str)).collect(),
     }
 }
+
+/// The programming language of a document chunked as source code: its `code_language` field
+/// (`rust`, `python`, …), which file ingestion sets for source files and a record may give.
+fn code_language(doc: &Document) -> Result<Option<chunk::CodeLanguage>> {
+    match doc.fields.get(CODE_LANGUAGE) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|e| {
+            EngineError::invalid(CODE_LANGUAGE, format!("document {:?}: {e}", doc.id))
+        }),
+        Some(other) => Err(EngineError::invalid(
+            CODE_LANGUAGE,
+            format!(
+                "document {:?}: {CODE_LANGUAGE} must be a string, got {other}",
+                doc.id
+            ),
+        )),
+    }
+}
+
+/// The field that makes a document source code, chunked by functions and classes: a
+/// programming language name (`sextant_text::chunk::CodeLanguage`).
+pub const CODE_LANGUAGE: &str = "code_language";

@@ -521,7 +521,8 @@ fn stream_body(
 /// Ingests documents into a document collection, creating it on first use (admin to create,
 /// write otherwise): a JSONL body (`application/x-ndjson`: one `{"id", "text", "title"?, …}`
 /// per line, streamed, never held whole) or uploaded files (`multipart/form-data`: text,
-/// Markdown, HTML, PDF). An unchanged document is a no-op; a changed one replaces its chunks
+/// Markdown, HTML, PDF, DOCX, EPUB, e-mail, source code; CSV/TSV rows and mbox messages as one
+/// document each). An unchanged document is a no-op; a changed one replaces its chunks
 /// atomically.
 #[utoipa::path(post, path = "/collections/{name}/documents", tag = "documents",
     params(("name" = String, Path, description = "Document collection or alias"), IngestQuery),
