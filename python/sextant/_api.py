@@ -41,7 +41,7 @@ INGEST_OPTIONS = (
     "encrypt",
 )
 
-_TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision", "query_language", "expand", "rm3_docs", "rm3_terms", "rm3_weight")
+_TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision", "query_language", "expand", "rm3_docs", "rm3_terms", "rm3_weight", "rewrites", "llm")
 _VECTOR_OPTIONS = ("ef", "exact", "space", "with_vector")
 
 

@@ -27,6 +27,9 @@ mod encryption;
 #[path = "bench_probe.rs"]
 mod probe;
 
+#[path = "bench_langid.rs"]
+mod langid;
+
 /// Base and query vectors of a collection benchmark: the first `points` and `max_queries`
 /// rows, refused when empty or of different dimensions.
 pub(crate) fn base_and_queries(
@@ -97,6 +100,9 @@ pub enum BenchCommand {
     /// estimate from a sample of searches against recall@k computed offline on all of them,
     /// and the search time with the probe on and off.
     RecallProbe(probe::ProbeBenchArgs),
+    /// Language detection accuracy on labelled samples (per language and per kind: accuracy,
+    /// share called reliable, confusions) and its time per text.
+    Langid(langid::LangidBenchArgs),
     /// BM25 over a BEIR corpus: index, run every query (top-k, one thread), score against
     /// qrels, write a TREC run.
     Bm25(Bm25Args),
@@ -132,12 +138,16 @@ pub struct Bm25Args {
     /// Drop tokens with fewer characters.
     #[arg(long, default_value_t = 1)]
     min_chars: usize,
-    /// Drop English stop words (Lucene's list).
+    /// Drop the language's stop words (English: Lucene's list; others: Snowball's).
     #[arg(long)]
     stop_words: bool,
-    /// Snowball English stemming.
+    /// Snowball stemming in the language.
     #[arg(long)]
     stem: bool,
+    /// The language of --stem and --stop-words (`french` or `fr`, …), or `auto`: each
+    /// document's and query's detected language, English when detection is unsure.
+    #[arg(long, default_value = "english")]
+    language: String,
     /// Analyzer version: 2 (NFKC, CJK bigrams, exact terms) or 1 (hashed terms, as before).
     #[arg(long, default_value_t = sextant_text::ANALYZER_VERSION)]
     analyzer_version: u32,
@@ -320,6 +330,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Reclaim(args) => reclaim::bench_reclaim(args),
         BenchCommand::Encryption(args) => encryption::bench_encryption(args),
         BenchCommand::RecallProbe(args) => probe::bench_recall_probe(args),
+        BenchCommand::Langid(args) => langid::bench_langid(args),
         BenchCommand::Bm25(args) => bench_bm25(args),
         #[cfg(feature = "embed")]
         BenchCommand::Embed(args) => crate::bench_embed::bench_embed(args),
@@ -343,6 +354,19 @@ fn bench_bm25(args: Bm25Args) -> anyhow::Result<()> {
             sextant_text::ANALYZER_VERSION
         );
     }
+    let (language, detect_language) = if args.language.eq_ignore_ascii_case("auto") {
+        (Language::English, true)
+    } else {
+        (
+            args.language
+                .parse::<Language>()
+                .map_err(|e| anyhow::anyhow!("--language: {e}"))?,
+            false,
+        )
+    };
+    if !args.stem && !args.stop_words && args.language != "english" {
+        anyhow::bail!("--language applies to --stem and --stop-words; give one of them");
+    }
     let cfg = sextant_eval::bm25::Bm25Config {
         corpus: args.corpus,
         queries: args.queries,
@@ -352,8 +376,9 @@ fn bench_bm25(args: Bm25Args) -> anyhow::Result<()> {
             version: args.analyzer_version,
             split,
             min_chars: args.min_chars,
-            stop_words: args.stop_words.then_some(Language::English),
-            stemmer: args.stem.then_some(Language::English),
+            stop_words: args.stop_words.then_some(language),
+            stemmer: args.stem.then_some(language),
+            detect_language,
             ..AnalyzerConfig::default()
         },
         params: Bm25Params {

@@ -279,6 +279,12 @@ impl RetrievalArgs {
             rm3_docs: self.rm3_docs,
             rm3_terms: self.rm3_terms,
             rm3_weight: self.rm3_weight,
+            rewrites: self.rewrites,
+            llm: self.expand_llm.as_ref().map(|url| LlmRequest {
+                url: url.clone(),
+                model: Some(self.expand_llm_model.clone()),
+                timeout_s: None,
+            }),
         })
     }
 }
@@ -404,7 +410,18 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
 /// What each source of a text search did, one line each: its depth, weight and hits, and for
 /// BM25 the query's analysis language and its weighted terms (best first).
 fn explain_lines(why: &Explanation) -> Vec<String> {
-    why.sources
+    let mut lines: Vec<String> = Vec::new();
+    if !why.rewrites.is_empty() {
+        lines.push(format!(
+            "multi-query rewrites: {}",
+            why.rewrites.join(" | ")
+        ));
+    }
+    if let Some(p) = &why.hypothetical {
+        lines.push(format!("hyde passage: {p}"));
+    }
+    let sources = why
+        .sources
         .iter()
         .map(|s| {
             let mut line = format!(
@@ -445,7 +462,9 @@ fn explain_lines(why: &Explanation) -> Vec<String> {
             }
             line
         })
-        .collect()
+        .collect::<Vec<String>>();
+    lines.extend(sources);
+    lines
 }
 
 /// Reads BEIR `queries.jsonl` as (id, text).

@@ -56,10 +56,22 @@ pub struct RetrievalArgs {
     /// when detection is sure]. `--explain` shows the choice.
     #[arg(long, value_name = "LANG")]
     pub query_language: Option<String>,
-    /// Query expansion of the BM25 source: `rm3` (pseudo-relevance feedback: terms of the
-    /// first BM25 results added to the query; docs/languages.md has the formula).
+    /// Query expansion: `rm3` (pseudo-relevance feedback: terms of the first BM25 results
+    /// added to the BM25 query), `multi-query` (rewrites from --expand-llm, each searched, the
+    /// lists fused by reciprocal rank) or `hyde` (--expand-llm writes a passage answering the
+    /// query; the dense source embeds it instead). docs/languages.md has the details.
     #[arg(long, value_name = "METHOD")]
     pub expand: Option<String>,
+    /// The language model of `--expand multi-query` and `hyde`: an OpenAI-compatible endpoint
+    /// (`http://host:port`, `…/v1`); the key comes from SEXTANT_LLM_API_KEY.
+    #[arg(long, value_name = "URL")]
+    pub expand_llm: Option<String>,
+    /// Model name sent to --expand-llm.
+    #[arg(long, requires = "expand_llm", default_value = "gpt-4o-mini")]
+    pub expand_llm_model: String,
+    /// Multi-query: rewrites asked for [default: 3].
+    #[arg(long, requires = "expand")]
+    pub rewrites: Option<usize>,
     /// RM3: feedback chunks [default: 10].
     #[arg(long, requires = "expand")]
     pub rm3_docs: Option<usize>,
@@ -91,6 +103,8 @@ impl RetrievalArgs {
             ("--group-size", self.group_size.is_some()),
             ("--query-language", self.query_language.is_some()),
             ("--expand", self.expand.is_some()),
+            ("--expand-llm", self.expand_llm.is_some()),
+            ("--rewrites", self.rewrites.is_some()),
             ("--rm3-docs", self.rm3_docs.is_some()),
             ("--rm3-terms", self.rm3_terms.is_some()),
             ("--rm3-weight", self.rm3_weight.is_some()),

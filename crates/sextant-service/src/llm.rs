@@ -38,6 +38,52 @@ pub fn prompt(question: &str, ctx: &RagContext) -> Value {
     json!([{"role": "system", "content": system}, {"role": "user", "content": user}])
 }
 
+/// The messages asking for `n` rewrites of a search query (multi-query expansion).
+pub fn rewrite_prompt(query: &str, n: usize) -> Value {
+    let system = "You rewrite search queries for a document search engine. \
+        Write different phrasings that keep the meaning: synonyms, related terms, \
+        a more specific and a more general form.";
+    let user = format!(
+        "Write {n} different search queries for: {query}\n\nOne query per line, nothing else."
+    );
+    json!([{"role": "system", "content": system}, {"role": "user", "content": user}])
+}
+
+/// The rewrites in a model's answer: one per line, list markers and quotes removed, empty
+/// lines, repeats and the query itself left out, at most `n`.
+pub fn parse_rewrites(answer: &str, query: &str, n: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in answer.lines() {
+        let t = line
+            .trim()
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start_matches(['.', ')', '-', '*', '•'])
+            .trim()
+            .trim_matches(['"', '\'', '`'])
+            .trim();
+        if t.is_empty()
+            || t.eq_ignore_ascii_case(query.trim())
+            || out.iter().any(|o| o.eq_ignore_ascii_case(t))
+        {
+            continue;
+        }
+        out.push(t.to_string());
+        if out.len() == n {
+            break;
+        }
+    }
+    out
+}
+
+/// The messages asking for a passage that answers a query (HyDE).
+pub fn hyde_prompt(query: &str) -> Value {
+    let system = "You write short factual passages like those found in reference documents.";
+    let user = format!(
+        "Write a short passage (three to five sentences) that answers: {query}\n\nWrite only the passage."
+    );
+    json!([{"role": "system", "content": system}, {"role": "user", "content": user}])
+}
+
 /// The chat-completions URL of an endpoint given as `http://host:port`, `…/v1` or the full path.
 pub fn endpoint(url: &str) -> String {
     let u = url.trim_end_matches('/');
@@ -217,6 +263,16 @@ pub fn complete_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrites_are_parsed_from_lists_of_any_style() {
+        let answer = "1. red fox habitat\n2) \"where foxes live\"\n- Red Fox Habitat\n\n* fox\n* den of a fox\n";
+        assert_eq!(
+            parse_rewrites(answer, "fox", 3),
+            ["red fox habitat", "where foxes live", "den of a fox"]
+        );
+        assert!(parse_rewrites("", "fox", 3).is_empty());
+    }
 
     const KEY: &str = "sk-test-0123456789";
 

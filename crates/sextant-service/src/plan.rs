@@ -88,10 +88,19 @@ pub struct TextSearchRequest {
     /// is sure]; BM25 sources only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_language: Option<String>,
-    /// Query expansion of the BM25 source: `rm3` (pseudo-relevance feedback from the first
-    /// BM25 results) [default: none]; BM25 sources only.
+    /// Query expansion: `rm3` (pseudo-relevance feedback from the first BM25 results; BM25
+    /// sources only), `multi-query` (`rewrites` rewrites of the query from `llm`, each searched,
+    /// the lists fused by reciprocal rank) or `hyde` (`llm` writes a passage answering the
+    /// query, which the dense source embeds instead of it; dense sources only)
+    /// [default: none].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expand: Option<String>,
+    /// Multi-query: rewrites asked of the language model [default: 3].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrites: Option<usize>,
+    /// The language model of `multi-query` and `hyde` expansion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<crate::service::LlmRequest>,
     /// RM3: feedback chunks [default: 10]; with `expand: rm3` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rm3_docs: Option<usize>,
@@ -134,6 +143,20 @@ pub struct Plan {
     pub needs: ModelNeeds,
     /// The mode it runs (for run tags).
     pub mode: String,
+    /// Expansion through a language model, done by the service before and around the query.
+    pub llm_expansion: Option<LlmExpansion>,
+}
+
+/// Multi-query rewrites per query by default.
+pub const DEFAULT_REWRITES: usize = 3;
+
+/// Query expansion through a language model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmExpansion {
+    /// This many rewrites, each searched beside the query; lists fused by reciprocal rank.
+    MultiQuery(usize, crate::service::LlmRequest),
+    /// A hypothetical answer passage, embedded by the dense source instead of the query.
+    Hyde(crate::service::LlmRequest),
 }
 
 /// Parses a fusion name.
@@ -330,28 +353,69 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
             }
             q.rm3 = Some(rm3);
         }
-        Some(other) => {
-            return Err(Error::invalid(
-                "expand",
-                format!("unknown query expansion {other:?}: expected rm3"),
-            ))
-        }
-        None => {
-            let given: Vec<&str> = [
-                ("rm3_docs", r.rm3_docs.is_some()),
-                ("rm3_terms", r.rm3_terms.is_some()),
-                ("rm3_weight", r.rm3_weight.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(f, g)| g.then_some(f))
-            .collect();
-            if let Some(first) = given.first() {
+        Some(e @ ("multi-query" | "hyde")) => {
+            if r.llm.is_none() {
                 return Err(Error::invalid(
-                    *first,
-                    format!("{} apply with expand rm3 only", given.join(", ")),
+                    "llm",
+                    format!("expand {e} needs a language model (llm: its endpoint)"),
+                ));
+            }
+            if e == "hyde" && !kinds.contains(&SourceKind::Dense) {
+                return Err(Error::invalid(
+                    "expand",
+                    format!("expand hyde replaces the dense source's query; this plan (mode {mode}, with its weights) searches none"),
                 ));
             }
         }
+        Some(other) => {
+            return Err(Error::invalid(
+                "expand",
+                format!("unknown query expansion {other:?}: expected rm3, multi-query or hyde"),
+            ))
+        }
+        None => {}
+    }
+    if r.expand.as_deref() != Some("rm3") {
+        let given: Vec<&str> = [
+            ("rm3_docs", r.rm3_docs.is_some()),
+            ("rm3_terms", r.rm3_terms.is_some()),
+            ("rm3_weight", r.rm3_weight.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, g)| g.then_some(f))
+        .collect();
+        if let Some(first) = given.first() {
+            return Err(Error::invalid(
+                *first,
+                format!("{} apply with expand rm3 only", given.join(", ")),
+            ));
+        }
+    }
+    let llm_expansion = match (r.expand.as_deref(), &r.llm) {
+        (Some("multi-query"), Some(llm)) => {
+            let n = r.rewrites.unwrap_or(DEFAULT_REWRITES);
+            if !(1..=10).contains(&n) {
+                return Err(Error::invalid(
+                    "rewrites",
+                    format!("rewrites {n}: must be 1..=10"),
+                ));
+            }
+            Some(LlmExpansion::MultiQuery(n, llm.clone()))
+        }
+        (Some("hyde"), Some(llm)) => Some(LlmExpansion::Hyde(llm.clone())),
+        (_, Some(_)) => {
+            return Err(Error::invalid(
+                "llm",
+                "llm applies with expand multi-query or hyde only (ask takes its answering model separately)",
+            ))
+        }
+        (_, None) => None,
+    };
+    if r.rewrites.is_some() && r.expand.as_deref() != Some("multi-query") {
+        return Err(Error::invalid(
+            "rewrites",
+            "rewrites applies with expand multi-query only",
+        ));
     }
     q.ef = r.ef;
     q.exact = r.exact;
@@ -380,6 +444,7 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
         },
         query: q,
         mode: mode.to_string(),
+        llm_expansion,
     })
 }
 

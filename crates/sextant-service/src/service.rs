@@ -1,19 +1,19 @@
 //! [`Service`]: the operations every front end offers, over one [`Database`] and one
 //! [`ModelRegistry`].
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sextant_core::ErrorKind;
 use sextant_embed::{Embedder, InputKind, Precision, Reranker as _};
 use sextant_engine::documents::context::{self, Context as RagContext};
 use sextant_engine::documents::ingest::{Document, IngestStats, Ingester};
 use sextant_engine::documents::retention::AgeDeletion;
-use sextant_engine::documents::search::{
-    search_text, search_text_explained, DocumentHit, Explanation, Models,
-};
+use sextant_engine::documents::search::{search_text_explained, DocumentHit, Explanation, Models};
 use sextant_engine::documents::{
     self, DenseModel, DocumentSettings, PairScorer, RedactionKey, RedactionSpec, SparseModel,
     SPLADE,
@@ -282,7 +282,7 @@ impl Service {
         let mut p = plan::plan(req)?;
         p.query.scope = scope.clone();
         let loaded = self.load(&c, &p)?;
-        Ok(search_text_explained(&c, loaded.models(), &p.query)?)
+        retrieve(&c, &loaded, &p)
     }
 
     /// Retrieval → cited context within a token budget (counted in the collection's model
@@ -300,7 +300,7 @@ impl Service {
         // are welcome in a context.
         p.query.group_size = req.retrieval.group_size;
         let loaded = self.load(&c, &p)?;
-        let hits = search_text(&c, loaded.models(), &p.query)?;
+        let (hits, _) = retrieve(&c, &loaded, &p)?;
         let counter = match &loaded.dense {
             Some(d) => d.clone(),
             None => self.models.collection_dense(&c, p.needs.precision)?,
@@ -678,4 +678,89 @@ mod tests {
         let e: EmbedOptions = serde_json::from_str(r#"{"kind":"query","dimensions":8}"#).unwrap();
         assert_eq!(e.kind, EmbedKind::Query);
     }
+}
+
+/// Runs a plan: the engine's query, with the language-model expansion it asks for around it
+/// (multi-query: the query and its rewrites searched, the lists fused by reciprocal rank; HyDE:
+/// the dense source embeds a hypothetical answer passage).
+fn retrieve(
+    c: &Collection,
+    loaded: &Loaded,
+    p: &plan::Plan,
+) -> Result<(Vec<DocumentHit>, Explanation)> {
+    use plan::LlmExpansion;
+    let ask = |llm: &LlmRequest, messages: Value| {
+        crate::llm::complete(
+            &llm.url,
+            llm.model.as_deref().unwrap_or(DEFAULT_LLM_MODEL),
+            &messages,
+            Duration::from_secs(llm.timeout_s.unwrap_or(DEFAULT_LLM_TIMEOUT_S)),
+        )
+    };
+    match &p.llm_expansion {
+        None => Ok(search_text_explained(c, loaded.models(), &p.query)?),
+        Some(LlmExpansion::Hyde(llm)) => {
+            let passage = ask(llm, crate::llm::hyde_prompt(&p.query.text))?;
+            let passage = passage.trim().to_string();
+            let mut q = p.query.clone();
+            if !passage.is_empty() {
+                q.dense_text = Some(passage.clone());
+            }
+            let (hits, mut why) = search_text_explained(c, loaded.models(), &q)?;
+            why.hypothetical = Some(passage);
+            Ok((hits, why))
+        }
+        Some(LlmExpansion::MultiQuery(n, llm)) => {
+            let answer = ask(llm, crate::llm::rewrite_prompt(&p.query.text, *n))?;
+            let rewrites = crate::llm::parse_rewrites(&answer, &p.query.text, *n);
+            let (first, mut why) = search_text_explained(c, loaded.models(), &p.query)?;
+            let mut lists = vec![first];
+            for r in &rewrites {
+                let mut q = p.query.clone();
+                q.text = r.clone();
+                lists.push(search_text_explained(c, loaded.models(), &q)?.0);
+            }
+            why.rewrites = rewrites;
+            let grouped = p.query.group_size.is_some();
+            Ok((fuse_hits(lists, grouped, p.query.k), why))
+        }
+    }
+}
+
+/// Reciprocal-rank fusion (k = 60) of ranked hit lists: documents (grouped) or chunks
+/// (ungrouped) by identity, each kept as it appeared first, best fused score first, `k` of them.
+fn fuse_hits(lists: Vec<Vec<DocumentHit>>, grouped: bool, k: usize) -> Vec<DocumentHit> {
+    let key = |h: &DocumentHit| -> String {
+        if grouped {
+            h.doc_id.clone()
+        } else {
+            h.chunks
+                .first()
+                .map_or_else(|| h.doc_id.clone(), |c| c.id.to_string())
+        }
+    };
+    let mut fused: Vec<(f32, DocumentHit)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for list in lists {
+        for (rank, h) in list.into_iter().enumerate() {
+            let s = 1.0 / (sextant_engine::fusion::DEFAULT_RRF_K + rank as f32 + 1.0);
+            match at.get(&key(&h)) {
+                Some(&i) => fused[i].0 += s,
+                None => {
+                    at.insert(key(&h), fused.len());
+                    fused.push((s, h));
+                }
+            }
+        }
+    }
+    // Ties keep first-seen order (the query's own list first).
+    fused.sort_by(|a, b| b.0.total_cmp(&a.0));
+    fused
+        .into_iter()
+        .take(k)
+        .map(|(s, mut h)| {
+            h.score = s;
+            h
+        })
+        .collect()
 }

@@ -699,3 +699,126 @@ fn every_format_is_ingested_with_its_fields_and_offsets() {
         .iter()
         .all(|c| c["payload"]["code_language"] == "rust"));
 }
+
+/// Multi-query and HyDE expansion through a real HTTP language model (a stub): the rewrites
+/// are asked for, each searched, and fused (a document only a rewrite finds is returned); the
+/// HyDE passage is embedded by the dense source; both are shown by --explain.
+#[test]
+fn multi_query_and_hyde_ask_the_language_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs.jsonl");
+    std::fs::write(
+        &docs,
+        concat!(
+            "{\"_id\": \"fox\", \"text\": \"The red fox hunts voles in the meadow.\"}\n",
+            "{\"_id\": \"den\", \"text\": \"A burrow dug under roots shelters the cubs.\"}\n",
+            "{\"_id\": \"bread\", \"text\": \"Bread is baked from flour, water and yeast.\"}\n",
+        ),
+    )
+    .unwrap();
+    let model = tiny_model();
+    ok(
+        &data,
+        &[
+            "ingest",
+            "kb",
+            "--jsonl",
+            docs.to_str().unwrap(),
+            "--model",
+            &model,
+            "--no-splade",
+        ],
+    );
+    let (url, seen) = stub_llm("1. fox burrow\n2. \"where cubs shelter\"\n3. fox");
+    let out = ok(
+        &data,
+        &[
+            "search",
+            "kb",
+            "--text",
+            "fox",
+            "--mode",
+            "bm25",
+            "--expand",
+            "multi-query",
+            "--expand-llm",
+            &url,
+            "--rewrites",
+            "2",
+            "--explain",
+        ],
+    );
+    let request = seen.join().unwrap();
+    assert!(
+        request.contains("Write 2 different search queries for: fox"),
+        "{request}"
+    );
+    assert!(
+        out.contains("multi-query rewrites: fox burrow | where cubs shelter"),
+        "{out}"
+    );
+    let ranked: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        ranked[0].contains(". fox "),
+        "the query's own best stays first: {out}"
+    );
+    assert!(
+        ranked.iter().any(|l| l.contains(". den ")),
+        "found by a rewrite only: {out}"
+    );
+    assert!(!ranked.iter().any(|l| l.contains(". bread ")), "{out}");
+
+    let (url, seen) = stub_llm("Foxes raise their cubs in a burrow dug under roots.");
+    let out = ok(
+        &data,
+        &[
+            "search",
+            "kb",
+            "--text",
+            "where do foxes live",
+            "--mode",
+            "dense",
+            "--expand",
+            "hyde",
+            "--expand-llm",
+            &url,
+            "--explain",
+        ],
+    );
+    let request = seen.join().unwrap();
+    assert!(
+        request.contains("answers: where do foxes live"),
+        "{request}"
+    );
+    assert!(
+        out.contains("hyde passage: Foxes raise their cubs"),
+        "{out}"
+    );
+    // Refusals name the option.
+    for (args, what) in [
+        (
+            vec![
+                "--mode",
+                "bm25",
+                "--expand",
+                "hyde",
+                "--expand-llm",
+                "http://127.0.0.1:9",
+            ],
+            "expand",
+        ),
+        (vec!["--mode", "bm25", "--expand", "multi-query"], "llm"),
+        (
+            vec!["--mode", "bm25", "--expand", "rm3", "--rewrites", "2"],
+            "rewrites",
+        ),
+    ] {
+        let o = run(
+            &data,
+            &[&["search", "kb", "--text", "fox"][..], &args[..]].concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(what), "{args:?}: {}", stderr(&o));
+    }
+}

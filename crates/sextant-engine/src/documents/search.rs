@@ -113,6 +113,9 @@ pub struct TextQuery {
     pub language: Option<sextant_text::Language>,
     /// RM3 pseudo-relevance feedback for the BM25 source; `None`: none.
     pub rm3: Option<Rm3>,
+    /// HyDE: a passage the dense source embeds (as a document) instead of the query; BM25,
+    /// SPLADE and the reranker keep the query. `None`: the query.
+    pub dense_text: Option<String>,
 }
 
 /// RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated with the
@@ -170,6 +173,7 @@ impl TextQuery {
             exact: false,
             language: None,
             rm3: None,
+            dense_text: None,
         }
     }
 }
@@ -179,6 +183,13 @@ impl TextQuery {
 pub struct Explanation {
     /// Each source in plan order.
     pub sources: Vec<SourceExplanation>,
+    /// Multi-query expansion: the rewrites searched beside the query (their lists fused by
+    /// reciprocal rank).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rewrites: Vec<String>,
+    /// HyDE: the hypothetical passage the dense source embedded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypothetical: Option<String>,
 }
 
 /// What one source of a text query did.
@@ -295,8 +306,13 @@ pub fn search_text_explained(
                         "a dense source needs the embedding model".into(),
                     )
                 })?;
+                // A HyDE passage is embedded as a document: it stands for one.
+                let (text, as_query) = match &q.dense_text {
+                    Some(t) => (t.as_str(), false),
+                    None => (q.text.as_str(), true),
+                };
                 let v = m
-                    .embed(&[q.text.as_str()], true)
+                    .embed(&[text], as_query)
                     .map_err(|e| model_err("embedding the query", e))?
                     .pop()
                     .unwrap_or_default();

@@ -81,7 +81,8 @@ pub struct QueryBody {
     /// collection's].
     #[serde(default)]
     pub query_language: Option<String>,
-    /// Query expansion of the BM25 source: `rm3`.
+    /// Query expansion: `rm3`, `multi-query` or `hyde` (the last two through the server's
+    /// language model, setting llm.endpoint).
     #[serde(default)]
     pub expand: Option<String>,
     /// RM3: feedback chunks [default: 10].
@@ -93,6 +94,9 @@ pub struct QueryBody {
     /// RM3: weight of the original query in [0, 1] [default: 0.5].
     #[serde(default)]
     pub rm3_weight: Option<f32>,
+    /// Multi-query: rewrites asked of the server's language model [default: 3].
+    #[serde(default)]
+    pub rewrites: Option<usize>,
     /// Add `explain`: what each source did (hits; for BM25 the query's analysis language and
     /// weighted terms).
     #[serde(default)]
@@ -122,6 +126,8 @@ impl QueryBody {
             rm3_docs: self.rm3_docs,
             rm3_terms: self.rm3_terms,
             rm3_weight: self.rm3_weight,
+            rewrites: self.rewrites,
+            llm: None,
         }
     }
 }
@@ -138,6 +144,27 @@ pub struct QueryOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub explain: Option<Value>,
+}
+
+/// Gives a request that expands through a language model (`multi-query`, `hyde`) the server's
+/// configured one; remote callers never name an endpoint.
+fn expansion_llm(s: &AppState, req: &mut TextSearchRequest) -> ApiResult<()> {
+    if !matches!(req.expand.as_deref(), Some("multi-query" | "hyde")) {
+        return Ok(());
+    }
+    let llm = &s.config().llm;
+    if llm.endpoint.is_empty() {
+        return Err(ApiError::invalid(
+            "expand",
+            "this server has no language model configured (setting llm.endpoint) for multi-query or hyde expansion",
+        ));
+    }
+    req.llm = Some(LlmRequest {
+        url: llm.endpoint.clone(),
+        model: Some(llm.model.clone()),
+        timeout_s: Some(llm.timeout_s),
+    });
+    Ok(())
 }
 
 /// Only configured model names may be named by remote callers (never paths: a request must not
@@ -204,10 +231,11 @@ pub async fn query(
     if let Some(hit) = key.as_deref().and_then(|k| s.cache.get(k)) {
         return Ok(crate::routes::points::json_bytes(hit));
     }
+    let mut req = b.request();
+    expansion_llm(&s, &mut req)?;
     let st = s.clone();
     s.run(s.read_work(), move || {
         let t0 = std::time::Instant::now();
-        let req = b.request();
         let (hits, why) = st.service().text_search_explained(c.name(), &scope, &req)?;
         let mode = b.mode.as_deref().unwrap_or(sextant_service::DEFAULT_MODE);
         let plan = if b.rerank.is_some() {
@@ -284,7 +312,8 @@ pub struct AskBody {
     /// collection's].
     #[serde(default)]
     pub query_language: Option<String>,
-    /// Query expansion of the BM25 source: `rm3`.
+    /// Query expansion: `rm3`, `multi-query` or `hyde` (the last two through the server's
+    /// language model, setting llm.endpoint).
     #[serde(default)]
     pub expand: Option<String>,
     /// RM3: feedback chunks [default: 10].
@@ -296,6 +325,9 @@ pub struct AskBody {
     /// RM3: weight of the original query in [0, 1] [default: 0.5].
     #[serde(default)]
     pub rm3_weight: Option<f32>,
+    /// Multi-query: rewrites asked of the server's language model [default: 3].
+    #[serde(default)]
+    pub rewrites: Option<usize>,
     /// Tenant (multi-tenant collections).
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -352,7 +384,7 @@ pub async fn ask(
             timeout_s: Some(llm.timeout_s),
         }),
     };
-    let req = AskRequest {
+    let mut req = AskRequest {
         question: b.question,
         k: b.k,
         budget: b.budget,
@@ -377,9 +409,12 @@ pub async fn ask(
             rm3_docs: b.rm3_docs,
             rm3_terms: b.rm3_terms,
             rm3_weight: b.rm3_weight,
+            rewrites: b.rewrites,
+            llm: None,
         },
         llm,
     };
+    expansion_llm(&s, &mut req.retrieval)?;
     let st = s.clone();
     let work = if req.llm.is_some() {
         crate::limits::Work::Read(std::time::Duration::from_secs(
