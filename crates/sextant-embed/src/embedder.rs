@@ -1,25 +1,26 @@
 //! The bi-encoder: texts in, one vector per text out.
 //!
-//! A batch is tokenized whole, then sorted by token count so that each forward pass pads only
-//! to the longest of similar-length inputs (a batch mixing a 5-token and a 256-token text would
+//! [`BertEmbedder`] runs a BERT-family transformer (BERT, RoBERTa, XLM-RoBERTa): a batch is
+//! tokenized whole, then sorted by token count so that each forward pass pads only to the
+//! longest of similar-length inputs (a batch mixing a 5-token and a 256-token text would
 //! otherwise spend most of its work on padding); outputs are written back in input order.
-//! Instruction prefixes are applied before tokenization (and left out of pooling when the
-//! pooling module says `include_prompt: false`); pooling, the `Dense` modules, Matryoshka
-//! truncation and normalisation follow, in sentence-transformers' order. Forward passes run inside the embedder's own rayon pool when a
-//! thread count is configured, so an embedding job cannot take every core of a busy server.
-
-use std::path::Path;
+//! Instruction prefixes (see `prompts`) are applied before tokenization (and left out of
+//! pooling when the pooling module says `include_prompt: false`); pooling, the `Dense` modules,
+//! Matryoshka truncation and normalisation follow, in sentence-transformers' order. Forward
+//! passes run inside the embedder's own rayon pool when a thread count is configured, so an
+//! embedding job cannot take every core of a busy server. Static (Model2Vec) models have their
+//! own embedder ([`crate::StaticEmbedder`]); [`crate::TextEmbedder`] loads either.
 
 use candle_core::Device;
-use serde::Deserialize;
 
 use crate::bert::BertModel;
-use crate::config::{read_json, ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::config::{ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::dense::{combined_sha256, DenseLayer};
 use crate::fingerprint::ModelFingerprint;
 use crate::pooling::{truncate_and_normalize, Pooling};
 use crate::precision::Precision;
 use crate::profile::{timed, EmbedProfile};
+use crate::prompts::Prompts;
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::weights::Weights;
 use crate::EmbedError;
@@ -36,7 +37,8 @@ pub enum InputKind {
     Query,
     /// A document or passage (gets the passage prefix).
     Passage,
-    /// Used as given.
+    /// Used as given (or with the model's default prompt, when its
+    /// `config_sentence_transformers.json` names one).
     Plain,
 }
 
@@ -153,19 +155,36 @@ pub struct EmbedderOptions {
     pub dim: Option<usize>,
     /// Sequence limit override (never above the model's position table).
     pub max_seq_length: Option<usize>,
-    /// Query prefix override (default: the model's `prompts.query`, else empty).
+    /// Query prefix override (default: the model's `prompts.query`, else its default prompt,
+    /// else empty; see `prompts`).
     pub query_prefix: Option<String>,
-    /// Passage prefix override (default: the model's `prompts.passage`/`document`, else empty).
+    /// Passage prefix override (default: the model's first non-empty `prompts.passage`,
+    /// `document` or `corpus`, else its default prompt, else empty).
     pub passage_prefix: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-struct SentenceTransformersConfig {
-    #[serde(default)]
-    prompts: std::collections::HashMap<String, String>,
+impl EmbedderOptions {
+    /// Checks the options that do not depend on the model (before any file is read).
+    pub(crate) fn check(&self) -> Result<usize, EmbedError> {
+        if self.dim == Some(0) {
+            return Err(EmbedError::InvalidArgument("dim must be positive".into()));
+        }
+        if matches!(self.max_seq_length, Some(0 | 1)) {
+            return Err(EmbedError::InvalidArgument(
+                "max_seq_length must leave room for the special tokens".into(),
+            ));
+        }
+        let batch_size = self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 {
+            return Err(EmbedError::InvalidArgument(
+                "batch size must be positive".into(),
+            ));
+        }
+        Ok(batch_size)
+    }
 }
 
-/// A BERT-family bi-encoder on candle (CPU).
+/// A BERT-family (BERT, RoBERTa, XLM-RoBERTa) bi-encoder on candle (CPU).
 #[derive(Debug)]
 pub struct BertEmbedder {
     pub(crate) model: BertModel,
@@ -176,12 +195,13 @@ pub struct BertEmbedder {
     normalize: bool,
     dim: Option<usize>,
     out_dim: usize,
-    query_prefix: String,
-    passage_prefix: String,
-    /// Leading positions left out of pooling for queries and passages: `[CLS]` and the prefix's
-    /// tokens when the pooling module excludes the prompt, else 0.
+    prompts: Prompts,
+    /// Leading positions left out of pooling for queries, passages and plain inputs: the
+    /// leading special token (`[CLS]`, `<s>`) and the prefix's tokens when the pooling module
+    /// excludes the prompt, else 0.
     query_skip: usize,
     passage_skip: usize,
+    plain_skip: usize,
     pub(crate) batch_size: usize,
     parallelism: BatchParallelism,
     pool: Option<rayon::ThreadPool>,
@@ -189,20 +209,19 @@ pub struct BertEmbedder {
 }
 
 impl BertEmbedder {
-    /// Loads a model from a directory (or a Hugging Face id present in the local cache).
+    /// Loads a transformer model from a directory (or a Hugging Face id present in the local
+    /// cache). A Model2Vec directory is refused by name: [`crate::TextEmbedder`] loads both.
     pub fn load(spec: &str, opts: EmbedderOptions) -> Result<Self, EmbedError> {
         // Arguments first: a bad option fails before reading 100 MB of weights.
-        if opts.dim == Some(0) {
-            return Err(EmbedError::InvalidArgument("dim must be positive".into()));
-        }
-        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        if batch_size == 0 {
-            return Err(EmbedError::InvalidArgument(
-                "batch size must be positive".into(),
-            ));
-        }
-        let pool = build_pool(opts.threads)?;
+        opts.check()?;
         let dir = ModelDir::resolve(spec)?;
+        Self::load_dir(dir, opts)
+    }
+
+    /// [`BertEmbedder::load`] on a resolved directory.
+    pub(crate) fn load_dir(dir: ModelDir, opts: EmbedderOptions) -> Result<Self, EmbedError> {
+        let batch_size = opts.check()?;
+        let pool = build_pool(opts.threads)?;
         let device = Device::Cpu;
         let bert = dir.bert_config()?;
         let sentence = dir.sentence_config(&bert, DEFAULT_POOLING)?;
@@ -210,29 +229,11 @@ impl BertEmbedder {
         let model = BertModel::load(&bert, &weights, &device)?
             .with_precision(opts.precision.unwrap_or_default())?;
         let max_len = match opts.max_seq_length {
-            Some(0 | 1) => {
-                return Err(EmbedError::InvalidArgument(
-                    "max_seq_length must leave room for the special tokens".into(),
-                ))
-            }
-            Some(m) => m.min(bert.max_position_embeddings),
+            Some(m) => m.min(bert.max_tokens()),
             None => sentence.max_seq_length,
         };
         let tokenizer = TextTokenizer::load(&dir.require(TOKENIZER_FILE)?, max_len)?;
-        let prompts = load_prompts(dir.root())?;
-        let query_prefix = opts
-            .query_prefix
-            .or_else(|| prompts.get("query").cloned())
-            .unwrap_or_default();
-        let passage_prefix = opts
-            .passage_prefix
-            .or_else(|| {
-                prompts
-                    .get("passage")
-                    .or_else(|| prompts.get("document"))
-                    .cloned()
-            })
-            .unwrap_or_default();
+        let prompts = Prompts::resolve(dir.root(), opts.query_prefix, opts.passage_prefix)?;
         let pooling = opts.pooling.unwrap_or(sentence.pooling);
         let normalize = opts.normalize.unwrap_or(sentence.normalize);
         let mut width = bert.hidden_size;
@@ -243,23 +244,26 @@ impl BertEmbedder {
             dense.push(layer);
         }
         let out_dim = opts.dim.map_or(width, |d| d.min(width));
-        // sentence-transformers masks `[CLS]` and the prompt's tokens: the prompt tokenized
-        // alone, minus its final `[SEP]`.
+        // sentence-transformers masks the leading special token and the prompt's tokens: the
+        // prompt tokenized alone, minus its final special token (`[SEP]`, `</s>`).
         let skip = |prefix: &str| -> Result<usize, EmbedError> {
             if sentence.include_prompt || prefix.is_empty() {
                 return Ok(0);
             }
             Ok(tokenizer.encode(prefix)?.ids.len().saturating_sub(1))
         };
-        let (query_skip, passage_skip) = (skip(&query_prefix)?, skip(&passage_prefix)?);
+        let query_skip = skip(&prompts.query)?;
+        let passage_skip = skip(&prompts.passage)?;
+        let plain_skip = skip(&prompts.plain)?;
         let fingerprint = ModelFingerprint {
             model_id: dir.model_id(),
             weights_sha256: combined_sha256(weights.sha256(), &dense),
             dim: out_dim,
             pooling: Some(pooling),
             normalize,
-            query_prefix: query_prefix.clone(),
-            passage_prefix: passage_prefix.clone(),
+            query_prefix: prompts.query.clone(),
+            passage_prefix: prompts.passage.clone(),
+            plain_prefix: prompts.plain.clone(),
         };
         Ok(BertEmbedder {
             model,
@@ -269,10 +273,10 @@ impl BertEmbedder {
             normalize,
             dim: opts.dim,
             out_dim,
-            query_prefix,
-            passage_prefix,
+            prompts,
             query_skip,
             passage_skip,
+            plain_skip,
             batch_size,
             parallelism: opts.parallelism.unwrap_or_default(),
             pool,
@@ -317,12 +321,7 @@ impl BertEmbedder {
 
     /// The text actually tokenized for `text` of `kind` (prefix applied).
     pub fn prefixed(&self, text: &str, kind: InputKind) -> String {
-        let prefix = match kind {
-            InputKind::Query => &self.query_prefix,
-            InputKind::Passage => &self.passage_prefix,
-            InputKind::Plain => return text.to_owned(),
-        };
-        format!("{prefix}{text}")
+        self.prompts.apply(text, kind)
     }
 
     /// Runs `f` in the embedder's pool (or on the caller's).
@@ -391,7 +390,7 @@ impl BertEmbedder {
         let skip = match kind {
             InputKind::Query => self.query_skip,
             InputKind::Passage => self.passage_skip,
-            InputKind::Plain => 0,
+            InputKind::Plain => self.plain_skip,
         };
         let d = self.out_dim;
         let mut out = vec![0f32; texts.len() * d];
@@ -510,13 +509,4 @@ pub(crate) fn build_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadP
                 .build()?,
         )),
     }
-}
-
-fn load_prompts(root: &Path) -> Result<std::collections::HashMap<String, String>, EmbedError> {
-    let p = root.join("config_sentence_transformers.json");
-    if !p.is_file() {
-        return Ok(Default::default());
-    }
-    let cfg: SentenceTransformersConfig = read_json(&p)?;
-    Ok(cfg.prompts)
 }

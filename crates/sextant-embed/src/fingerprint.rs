@@ -27,6 +27,11 @@ pub struct ModelFingerprint {
     pub query_prefix: String,
     /// Prefix prepended to passages.
     pub passage_prefix: String,
+    /// Prefix prepended to plain inputs (the model's `default_prompt_name`; empty for almost
+    /// every model, and then left out of the serialised form so that fingerprints stored
+    /// before this field existed still compare equal).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub plain_prefix: String,
 }
 
 impl ModelFingerprint {
@@ -79,6 +84,13 @@ impl ModelFingerprint {
                 format!("{:?}", other.passage_prefix),
             );
         }
+        if self.plain_prefix != other.plain_prefix {
+            return mismatch(
+                "plain_prefix",
+                format!("{:?}", self.plain_prefix),
+                format!("{:?}", other.plain_prefix),
+            );
+        }
         Ok(())
     }
 
@@ -95,6 +107,13 @@ impl ModelFingerprint {
         ] {
             k.extend_from_slice(&(part.len() as u64).to_le_bytes());
             k.extend_from_slice(part.as_bytes());
+        }
+        // Only when set, so that the keys of every model without one stay as they were.
+        if !self.plain_prefix.is_empty() {
+            for part in ["plain", self.plain_prefix.as_str()] {
+                k.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                k.extend_from_slice(part.as_bytes());
+            }
         }
         k
     }
@@ -113,7 +132,30 @@ mod tests {
             normalize: true,
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            plain_prefix: String::new(),
         }
+    }
+
+    #[test]
+    fn fingerprints_stored_without_a_plain_prefix_still_match() {
+        let a = fp();
+        let json = serde_json::to_value(&a).unwrap();
+        assert!(json.get("plain_prefix").is_none(), "{json}");
+        let old: ModelFingerprint = serde_json::from_value(json).unwrap();
+        a.check(&old).unwrap();
+        let mut c = fp();
+        c.plain_prefix = "Represent: ".into();
+        assert!(matches!(
+            a.check(&c),
+            Err(EmbedError::FingerprintMismatch {
+                field: "plain_prefix",
+                ..
+            })
+        ));
+        assert_ne!(a.key_bytes(), c.key_bytes());
+        let back: ModelFingerprint =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

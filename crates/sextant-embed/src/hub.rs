@@ -2,7 +2,7 @@
 //! (`<cache>/models--<org>--<name>/snapshots/<revision>/…` and `refs/main`), so the next load
 //! finds it offline and other tools share it.
 //!
-//! Only the files a BERT-family model needs are fetched: `config.json`, `tokenizer.json` and
+//! Only the files a BERT-family or Model2Vec model needs are fetched: `config.json`, `tokenizer.json` and
 //! `model.safetensors` (required), and the sentence-transformers and tokenizer side files when
 //! the repository has them, and the files of the modules its `modules.json` lists (a pooling
 //! module's `config.json` where it is not `1_Pooling`, a `Dense` module's `config.json` and

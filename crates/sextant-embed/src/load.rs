@@ -1,4 +1,4 @@
-//! What every BERT model with a task head (cross-encoder, SPLADE) loads the same way: the
+//! What every BERT-family model with a task head (cross-encoder, SPLADE) loads the same way: the
 //! config, the weights, the encoder, a tokenizer cut at the model's limit, the batch size, and
 //! the fingerprint of a model that neither pools nor prefixes.
 
@@ -39,7 +39,7 @@ impl HeadedEncoder {
         let model = BertModel::load(&cfg, &weights, &device)?;
         let max_len = max_seq_length
             .unwrap_or(dir.max_seq_length(&cfg)?)
-            .min(cfg.max_position_embeddings);
+            .min(cfg.max_tokens());
         if max_len < min_len {
             return Err(EmbedError::InvalidArgument(too_short.into()));
         }
@@ -71,6 +71,7 @@ impl HeadedEncoder {
             normalize: false,
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            plain_prefix: String::new(),
         }
     }
 }

@@ -190,6 +190,32 @@ impl Pipeline {
     }
 }
 
+/// The `(path, type)` of every module `modules.json` under `root` lists, in order (`None`
+/// without a `modules.json`).
+pub(crate) fn module_types(root: &Path) -> Result<Option<Vec<(String, String)>>, EmbedError> {
+    let modules = root.join(MODULES_FILE);
+    if !modules.is_file() {
+        return Ok(None);
+    }
+    let entries: Vec<ModuleEntry> = read_json(&modules)?;
+    Ok(Some(
+        entries.into_iter().map(|m| (m.path, m.kind)).collect(),
+    ))
+}
+
+/// Whether a `modules.json` type is sentence-transformers' `StaticEmbedding` (under any of its
+/// class paths).
+pub(crate) fn is_static_embedding(kind: &str) -> bool {
+    kind.starts_with("sentence_transformers.") && kind.rsplit('.').next() == Some("StaticEmbedding")
+}
+
+/// Whether a `modules.json` type is sentence-transformers' `Normalize`.
+pub(crate) fn is_normalize(kind: &str) -> bool {
+    MODULE_TYPES
+        .iter()
+        .any(|(t, k)| *t == kind && *k == ModuleKind::Normalize)
+}
+
 /// The kind of a `modules.json` type such as `sentence_transformers.models.Pooling`.
 fn module_kind(path: &Path, kind: &str) -> Result<ModuleKind, EmbedError> {
     let found = MODULE_TYPES

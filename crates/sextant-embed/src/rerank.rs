@@ -1,14 +1,18 @@
 //! The cross-encoder reranker: reads a query and a passage together and scores their relevance.
 //!
-//! The architecture is `BertForSequenceClassification`: `[CLS] query [SEP] passage [SEP]` with
-//! segment ids 0 then 1, the pooler (dense + tanh on `[CLS]`) and a linear classifier. The score
+//! The architecture is `BertForSequenceClassification` (`[CLS] query [SEP] passage [SEP]` with
+//! segment ids 0 then 1, the pooler and a linear classifier) or
+//! `(XLM)RobertaForSequenceClassification` (`<s> query </s></s> passage </s>`, all segment ids
+//! 0, dense + tanh + `out_proj` on `<s>`; see `heads`). The special tokens come from the
+//! tokenizer's own post-processor, never from this code. The score
 //! is the raw logit (no sigmoid), so that it matches what transformers returns and keeps its
 //! full range for ranking; a caller that needs a probability applies the sigmoid itself.
 //! Pairs are batched, sorted by length like the bi-encoder's inputs.
 
-use crate::bert::{BertModel, ClassifierHead};
+use crate::bert::BertModel;
 use crate::embedder::build_pool;
 use crate::fingerprint::ModelFingerprint;
+use crate::heads::ClassifierHead;
 use crate::load::HeadedEncoder;
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::EmbedError;
@@ -29,7 +33,7 @@ pub trait Reranker: Send + Sync {
 /// Options of a [`CrossEncoder`].
 #[derive(Debug, Clone, Default)]
 pub struct RerankerOptions {
-    /// Pairs per forward pass ([`DEFAULT_BATCH_SIZE`] when `None`).
+    /// Pairs per forward pass ([`crate::DEFAULT_BATCH_SIZE`] when `None`).
     pub batch_size: Option<usize>,
     /// Threads of the reranker's own pool; `None` runs on the caller's rayon pool.
     pub threads: Option<usize>,
@@ -37,7 +41,7 @@ pub struct RerankerOptions {
     pub max_seq_length: Option<usize>,
 }
 
-/// A BERT cross-encoder on candle (CPU).
+/// A BERT-family cross-encoder on candle (CPU).
 #[derive(Debug)]
 pub struct CrossEncoder {
     model: BertModel,
@@ -50,7 +54,8 @@ pub struct CrossEncoder {
 }
 
 impl CrossEncoder {
-    /// Loads a `BertForSequenceClassification` directory.
+    /// Loads a `BertForSequenceClassification` or `(XLM)RobertaForSequenceClassification`
+    /// directory.
     pub fn load(spec: &str, opts: RerankerOptions) -> Result<Self, EmbedError> {
         let e = HeadedEncoder::load(
             spec,

@@ -9,9 +9,11 @@
 
 use candle_core::D;
 
-use crate::bert::{BertModel, MaskedLmHead};
+use crate::bert::BertModel;
+use crate::config::{EncoderFamily, CONFIG_FILE};
 use crate::embedder::build_pool;
 use crate::fingerprint::ModelFingerprint;
+use crate::heads::MaskedLmHead;
 use crate::load::HeadedEncoder;
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::EmbedError;
@@ -106,7 +108,7 @@ pub trait SparseEncoder: Send + Sync {
 pub struct SpladeOptions {
     /// Keep only the `top_k` largest weights per text (`None`: every positive weight).
     pub top_k: Option<usize>,
-    /// Inputs per forward pass ([`DEFAULT_BATCH_SIZE`] when `None`).
+    /// Inputs per forward pass ([`crate::DEFAULT_BATCH_SIZE`] when `None`).
     pub batch_size: Option<usize>,
     /// Threads of the encoder's own pool; `None` runs on the caller's rayon pool.
     pub threads: Option<usize>,
@@ -136,6 +138,18 @@ impl SpladeEncoder {
             2,
             "max_seq_length must leave room for the special tokens",
         )?;
+        if e.cfg.family() != EncoderFamily::Bert {
+            // RoBERTa's masked-LM head (`lm_head.*`) is another shape; not implemented.
+            return Err(EmbedError::UnsupportedArchitecture {
+                path: e.dir.root().join(CONFIG_FILE),
+                what: format!(
+                    "SPLADE on a {} encoder",
+                    e.cfg.model_type.as_deref().unwrap_or("RoBERTa-family")
+                ),
+                supported: "SPLADE on BERT masked-LM checkpoints (BertForMaskedLM, \
+                    BertForPreTraining)",
+            });
+        }
         let head = MaskedLmHead::load(&e.cfg, &e.weights, &e.model)?;
         let fingerprint = e.fingerprint(e.cfg.vocab_size);
         Ok(SpladeEncoder {

@@ -83,6 +83,24 @@ impl TextTokenizer {
         Ok(enc.get_offsets().iter().map(|&(a, b)| a..b).collect())
     }
 
+    /// Token ids of `text` without special tokens and without truncation (what a static
+    /// model averages).
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let enc = self
+            .untruncated
+            .encode(text, false)
+            .map_err(|source| EmbedError::Tokenizer {
+                context: "encoding an input".into(),
+                source,
+            })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Every token string of the vocabulary, added tokens included, with its id.
+    pub fn vocabulary(&self) -> std::collections::HashMap<String, u32> {
+        self.inner.get_vocab(true)
+    }
+
     /// The sequence limit, special tokens included.
     pub fn max_len(&self) -> usize {
         self.max_len

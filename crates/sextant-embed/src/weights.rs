@@ -1,7 +1,8 @@
 //! Loading `model.safetensors` and finding tensors under any of the names checkpoints use.
 //!
 //! The same BERT weight is stored under different names depending on who saved it: with or
-//! without a `bert.` prefix (heads such as `BertForMaskedLM` add it), and layer norms either as
+//! without a `bert.` or `roberta.` prefix (heads such as `BertForMaskedLM` or
+//! `XLMRobertaForSequenceClassification` add it), and layer norms either as
 //! `weight`/`bias` or as the legacy `gamma`/`beta`. Real users load arbitrary Hugging Face
 //! directories, so every lookup tries all the spellings instead of matching one checkpoint.
 //!
@@ -16,8 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::EmbedError;
 
-/// Prefixes under which a base encoder may be stored.
-const PREFIXES: [&str; 3] = ["", "bert.", "model."];
+/// Prefixes under which a base encoder may be stored (`roberta.` in the RoBERTa and XLM-R
+/// heads' checkpoints).
+const PREFIXES: [&str; 4] = ["", "bert.", "roberta.", "model."];
 
 /// All tensors of one checkpoint, by stored name.
 #[derive(Debug)]

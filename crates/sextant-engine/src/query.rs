@@ -560,7 +560,15 @@ impl Collection {
                 format!("sparse space {space:?} is not BM25: it has no analyzer"),
             )
         })?;
-        Ok(encoder.analyse_query(text, language))
+        let st = self.state.read();
+        let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> =
+            st.each_segment(self.now_ms()).collect();
+        let live: Vec<_> = segments
+            .iter()
+            .map(|(_, s, deleted)| s.sparse(i).live_stats(deleted))
+            .collect();
+        Ok(encoder
+            .analyse_query_by_index(text, language, |t| live.iter().map(|l| l.doc_freq(t)).sum()))
     }
 
     /// A feedback text's term counts in a BM25 space's analysis, in `language` with its stop

@@ -112,10 +112,12 @@ pub fn run(cfg: &Bm25Config) -> Result<Bm25Report, EvalError> {
         let (c0, t0) = (process_cpu_seconds(), Instant::now());
         let mut this: Run = Run::new();
         for q in &queries {
+            let df = |t: &str| dict.get(t).map_or(0, |id| index.doc_freq(id) as u64);
+            // As the engine analyses a query (by the index, for analyzers that detect).
+            let (analysed, _) = encoder.analyse_query_by_index(&q.text, None, df);
+            let ones: Vec<(String, f32)> = analysed.into_iter().map(|t| (t, 1.0)).collect();
             let terms: Vec<(u32, f32)> = encoder
-                .encode_query(&q.text, stats, |t| {
-                    dict.get(t).map_or(0, |id| index.doc_freq(id) as u64)
-                })
+                .weigh(&ones, stats, df)
                 .into_iter()
                 .filter_map(|(t, w)| dict.get(&t).map(|id| (id, w)))
                 .collect();

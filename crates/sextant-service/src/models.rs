@@ -22,7 +22,7 @@ use sextant_core::SparseVector;
 use sextant_embed::{
     maxsim, BatchParallelism, BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, InputKind,
     ModelFingerprint, Precision, Reranker, RerankerOptions, SparseEncoder, SpladeEncoder,
-    SpladeOptions, TokenOptions,
+    SpladeOptions, TextEmbedder, TokenOptions,
 };
 use sextant_engine::documents::{self, DenseModel, PairScorer, SparseModel, SPLADE};
 use sextant_engine::Collection;
@@ -77,7 +77,7 @@ fn load_error(what: &str, spec: &str, e: sextant_embed::EmbedError) -> Error {
 #[derive(Debug)]
 pub struct Dense {
     /// The model.
-    pub model: BertEmbedder,
+    pub model: TextEmbedder,
     path: String,
     /// Vectors already computed, by text and input kind (bounded; `None`: off).
     cache: Option<sextant_embed::EmbeddingCache>,
@@ -99,7 +99,7 @@ impl Dense {
     /// Loads a model directory with explicit options.
     pub fn load_with(path: &str, opts: EmbedderOptions) -> Result<Self> {
         let model =
-            BertEmbedder::load(path, opts).map_err(|e| load_error("embedding model", path, e))?;
+            TextEmbedder::load(path, opts).map_err(|e| load_error("embedding model", path, e))?;
         Ok(Dense {
             model,
             path: stored_location(path)?,

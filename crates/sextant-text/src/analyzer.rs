@@ -309,6 +309,9 @@ pub enum LanguageSource {
     Detected,
     /// Given by the caller.
     Given,
+    /// Chosen by the index: the analysis whose terms the collection holds most (queries of
+    /// collections that detect each text's language).
+    Index,
 }
 
 /// What an analyzer does; serialisable so it can be stored with a collection.

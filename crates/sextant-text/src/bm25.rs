@@ -203,6 +203,75 @@ impl Bm25Encoder {
         (terms, used)
     }
 
+    /// [`analyse_query`](Self::analyse_query), except that an analyzer which detects each
+    /// text's language chooses the query's by the index when no language is given: a query is
+    /// too short to detect reliably, and a wrong guess stems it unlike the documents it is
+    /// after. Every language's analysis (and none) is tried; the one whose terms the
+    /// collection holds most (`doc_freq` > 0) wins, ties going to the detected language, then
+    /// the configured one, then the larger summed document frequency.
+    pub fn analyse_query_by_index(
+        &self,
+        text: &str,
+        language: Option<Language>,
+        doc_freq: impl Fn(&str) -> u64,
+    ) -> (Vec<String>, AnalysisLanguage) {
+        if language.is_some() || !self.analyzer.config().detect_language {
+            return self.analyse_query(text, language);
+        }
+        let guess = self.analyzer.language_for(text);
+        let fallback = self
+            .analyzer
+            .config()
+            .stemmer
+            .or(self.analyzer.config().stop_words);
+        let mut best: Option<((usize, u64, u8), Vec<String>, Option<Language>)> = None;
+        let candidates = std::iter::once(None).chain(Language::ALL.iter().copied().map(Some));
+        for l in candidates {
+            let terms = match l {
+                Some(l) => self.analyse_query(text, Some(l)).0,
+                None => self.terms_without_language(text),
+            };
+            let found = terms.iter().filter(|t| doc_freq(t) > 0).count();
+            let preference = if l.is_some() && l == guess.language && guess.detected.is_some() {
+                2
+            } else if l == fallback {
+                1
+            } else {
+                0
+            };
+            let mass: u64 = terms.iter().map(|t| doc_freq(t)).sum();
+            let key = (found, mass, preference);
+            if best.as_ref().is_none_or(|(k, _, _)| key > *k) {
+                best = Some((key, terms, l));
+            }
+        }
+        let (_, terms, chosen) = best.expect("at least one candidate");
+        (
+            terms,
+            AnalysisLanguage {
+                language: chosen,
+                detected: guess.detected,
+                source: LanguageSource::Index,
+            },
+        )
+    }
+
+    /// A query's distinct terms with no stemming or stop words (whatever the configuration).
+    fn terms_without_language(&self, text: &str) -> Vec<String> {
+        let mut terms: Vec<String> = Vec::new();
+        let legacy = self.analyzer.config().version < 2;
+        self.analyzer.for_each_term_in(text, None, |t| {
+            terms.push(if legacy {
+                legacy_term(term_id(t))
+            } else {
+                t.to_owned()
+            })
+        });
+        terms.sort_unstable();
+        terms.dedup();
+        terms
+    }
+
     /// A feedback document's term counts for query expansion (RM3): analysed like the
     /// collection's documents but in `language` (the query's analysis language), with that
     /// language's stop words removed where it has a list, so expansion terms carry content.

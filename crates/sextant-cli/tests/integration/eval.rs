@@ -606,7 +606,10 @@ fn ingest_language_explain_and_rm3() {
         "--filter",
         r#"{"must":[{"key":"language","match":{"value":"de"}}]}"#,
     ]);
-    assert!(out.contains("(detected de)"), "{out}");
+    assert!(
+        out.contains("query analysed in german (chosen by the index; detection guessed de)"),
+        "{out}"
+    );
     assert!(out.lines().any(|l| l.contains(". de ")), "{out}");
     assert!(!out.lines().any(|l| l.contains(". fr ")), "{out}");
     let out = search(&[

@@ -11,15 +11,29 @@
 //!   (cosine ≥ 0.9999, max abs difference ≤ 1e-4) under every pooling mode, with prompts left
 //!   out of pooling and with Dense modules; unsupported architectures, modules and pooling
 //!   combinations are refused by name.
+//! - `multiarch`: the tiny random XLM-RoBERTa and RoBERTa models equal transformers and
+//!   sentence-transformers at the MiniLM bars (token ids, position ids, hidden states,
+//!   embeddings without a prompt and with query/passage prompts); bf16 within cosine 0.999;
+//!   padding and threads change nothing; prompts are part of the fingerprint; an XLM-R
+//!   classification head scores pairs.
+//! - `static_model`: Model2Vec static models equal model2vec 0.10.0 at the MiniLM bars (tiny
+//!   fixtures; the real `tokenlearn-static-model` when installed, skipped with a note
+//!   otherwise), and share prompts, fingerprints and batch invariance with the transformers.
+//! - `model_kinds`: which kind a directory holds, and errors (never panics) for directories
+//!   that are neither or are broken.
 //!
-//! The real models come from `scripts/setup-models.sh` (into `models/`); a test that needs one
-//! fails with a message saying so. The tiny cross-encoder and the tiny sentence-transformers
-//! model are committed under `tests/fixtures/`. Reference JSON files are produced by `scripts/embed_reference.py`.
+//! The real models come from `scripts/setup-models.sh` (into `models/`); a test that needs
+//! MiniLM or SPLADE fails with a message saying so. The tiny models are committed under
+//! `tests/fixtures/`. Reference JSON files are produced by `scripts/embed_reference.py` and
+//! `scripts/multiarch_reference.py`.
 
 mod minilm;
+mod model_kinds;
+mod multiarch;
 mod precision;
 mod rerank;
 mod splade;
+mod static_model;
 mod tiny_st;
 
 use std::path::PathBuf;

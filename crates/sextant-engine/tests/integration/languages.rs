@@ -166,14 +166,18 @@ fn auto_detects_each_chunk_and_query_and_a_given_language_wins() {
     let fr_query = "Les jardins publics de la ville où jouaient les enfants";
     let (docs, why) = bm25(&c, fr_query, None);
     assert_eq!(docs[0], "fr", "{docs:?}");
-    assert_eq!(why["language"]["source"], "detected");
+    // The query's analysis is chosen by the index: French stems are the ones it holds.
+    assert_eq!(why["language"]["source"], "index");
     assert_eq!(why["language"]["detected"], "fr");
     assert_eq!(why["language"]["language"], "french");
     let (docs, _) = bm25(&c, "Gärten", Some(Language::German));
     assert_eq!(docs, ["de"]);
-    // One word is too little to detect: the fallback (English) stems "gardens".
-    let (docs, why) = bm25(&c, "gardens", None);
-    assert_eq!(why["language"]["source"], "configured");
+    // One word is too little to detect, and the index still finds its language.
+    let (docs, why) = bm25(&c, "travailler", None);
+    assert_eq!(why["language"]["source"], "index");
+    assert_eq!(why["language"]["detected"], Value::Null);
+    assert_eq!(docs, ["fr", "mixed"], "{why}");
+    let (docs, _) = bm25(&c, "gardens", None);
     assert!(docs.contains(&"en".to_string()), "{docs:?}");
     // A given language is used, and said to be given.
     let (docs, why) = bm25(&c, "travailler", Some(Language::French));
