@@ -655,31 +655,6 @@ impl ModelRegistry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_service_is_send_and_sync() {
-        fn check<T: Send + Sync>() {}
-        check::<Service>();
-    }
-
-    #[test]
-    fn ask_requests_default_and_refuse_unknown_fields() {
-        let r: AskRequest = serde_json::from_str(r#"{"question":"why?"}"#).unwrap();
-        assert_eq!(r.k, None);
-        assert!(serde_json::from_str::<AskRequest>(r#"{"question":"q","budgt":3}"#).is_err());
-        let r: AskRequest = serde_json::from_str(
-            r#"{"question":"q","retrieval":{"text":"","mode":"bm25"},"llm":{"url":"http://localhost:1"}}"#,
-        )
-        .unwrap();
-        assert_eq!(r.retrieval.mode.as_deref(), Some("bm25"));
-        let e: EmbedOptions = serde_json::from_str(r#"{"kind":"query","dimensions":8}"#).unwrap();
-        assert_eq!(e.kind, EmbedKind::Query);
-    }
-}
-
 /// Runs a plan: the engine's query, with the language-model expansion it asks for around it
 /// (multi-query: the query and its rewrites searched, the lists fused by reciprocal rank; HyDE:
 /// the dense source embeds a hypothetical answer passage).
@@ -763,4 +738,29 @@ fn fuse_hits(lists: Vec<Vec<DocumentHit>>, grouped: bool, k: usize) -> Vec<Docum
             h
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Service>();
+    }
+
+    #[test]
+    fn ask_requests_default_and_refuse_unknown_fields() {
+        let r: AskRequest = serde_json::from_str(r#"{"question":"why?"}"#).unwrap();
+        assert_eq!(r.k, None);
+        assert!(serde_json::from_str::<AskRequest>(r#"{"question":"q","budgt":3}"#).is_err());
+        let r: AskRequest = serde_json::from_str(
+            r#"{"question":"q","retrieval":{"text":"","mode":"bm25"},"llm":{"url":"http://localhost:1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.retrieval.mode.as_deref(), Some("bm25"));
+        let e: EmbedOptions = serde_json::from_str(r#"{"kind":"query","dimensions":8}"#).unwrap();
+        assert_eq!(e.kind, EmbedKind::Query);
+    }
 }

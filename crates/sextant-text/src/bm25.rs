@@ -224,7 +224,9 @@ impl Bm25Encoder {
             .config()
             .stemmer
             .or(self.analyzer.config().stop_words);
-        let mut best: Option<((usize, u64, u8), Vec<String>, Option<Language>)> = None;
+        // (terms found, summed document frequency, preference), the terms, the language.
+        type Candidate = ((usize, u64, u8), Vec<String>, Option<Language>);
+        let mut best: Option<Candidate> = None;
         let candidates = std::iter::once(None).chain(Language::ALL.iter().copied().map(Some));
         for l in candidates {
             let terms = match l {
