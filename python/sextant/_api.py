@@ -341,13 +341,23 @@ class Collection:
         mmr: Optional[float] = None,
         group_size: Optional[int] = None,
         precision: Optional[str] = None,
+        query_language: Optional[str] = None,
+        expand: Optional[str] = None,
+        rm3_docs: Optional[int] = None,
+        rm3_terms: Optional[int] = None,
+        rm3_weight: Optional[float] = None,
+        rewrites: Optional[int] = None,
+        llm: Optional[Dict[str, Any]] = None,
     ) -> List[Any]:
         """Searches the collection.
 
         A string is a text query over a document collection: ``mode`` dense, bm25, splade or
         hybrid (default), with ``fusion``, ``weights``, ``rerank``, ``mmr``…; the answer is one
         :class:`Hit` per document (its best chunk), or :class:`DocumentHit` with up to
-        ``group_size`` chunks each when ``group_size`` > 1.
+        ``group_size`` chunks each when ``group_size`` > 1. ``query_language`` names the
+        language BM25 analyses the query in; ``expand`` is ``rm3`` (with ``rm3_docs``,
+        ``rm3_terms``, ``rm3_weight``), ``multi-query`` (``rewrites``) or ``hyde``, the last two
+        through ``llm`` (``{"url", "model", "timeout_s"}``).
 
         A vector (list or numpy array) is a nearest-neighbour search: ``ef`` sets the HNSW
         candidate list, ``exact`` searches every point exactly; the answer is :class:`Hit`\\ s.
@@ -366,6 +376,13 @@ class Collection:
                 or mmr is not None
                 or group_size is not None
                 or precision is not None
+                or query_language is not None
+                or expand is not None
+                or rm3_docs is not None
+                or rm3_terms is not None
+                or rm3_weight is not None
+                or rewrites is not None
+                or llm is not None
             ):
                 _refuse(
                     dict(
@@ -379,6 +396,13 @@ class Collection:
                         mmr=mmr,
                         group_size=group_size,
                         precision=precision,
+                        query_language=query_language,
+                        expand=expand,
+                        rm3_docs=rm3_docs,
+                        rm3_terms=rm3_terms,
+                        rm3_weight=rm3_weight,
+                        rewrites=rewrites,
+                        llm=llm,
                     ),
                     _TEXT_OPTIONS,
                     "a text-search option; this is a vector query",
@@ -406,6 +430,13 @@ class Collection:
             mmr=mmr,
             group_size=group_size,
             precision=precision,
+            query_language=query_language,
+            expand=expand,
+            rm3_docs=rm3_docs,
+            rm3_terms=rm3_terms,
+            rm3_weight=rm3_weight,
+            rewrites=rewrites,
+            llm=llm,
         )
         req: Dict[str, Any] = {"text": query, "k": k}
         for n in _TEXT_OPTIONS:

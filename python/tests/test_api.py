@@ -660,3 +660,32 @@ def test_json_shapes_pass_through(served_db: sextant.Database, name: str) -> Non
     c = served_db.create_collection(name, DIM)
     c.upsert([np.int64(1)], _random(1), [{"n": np.int32(3), "f": np.float32(0.5), "nested": {"l": [1, "x"]}}])
     assert json.dumps(c.get([1])[0].payload, sort_keys=True) == '{"f": 0.5, "n": 3, "nested": {"l": [1, "x"]}}'
+
+
+@pytest.mark.usefixtures("model_dir")
+def test_languages_query_language_and_rm3(db: sextant.Database, name: str) -> None:
+    kb = db.collection(name, model=MODEL, no_splade=True, language="fr")
+    kb.add(
+        ["fr", "de"],
+        [
+            "Les enfants jouaient dans les jardins publics de la ville pendant que leurs parents travaillaient dans les usines du quartier.",
+            "Die Kinder spielten in den öffentlichen Gärten der Stadt, während ihre Eltern in den Fabriken des Viertels arbeiteten.",
+        ],
+    )
+    hits = kb.search("travailler", 5, mode="bm25")
+    assert [h.doc_id for h in hits] == ["fr"]
+    assert hits[0].payload["language"] == "fr" and hits[0].payload["doc_language"] == "fr"
+    de = kb.search("Kinder", 5, mode="bm25", filter=_match("language", "de"))
+    assert [h.doc_id for h in de] == ["de"]
+    # A given query language and RM3 reach the BM25 source; refusals name the option.
+    assert [h.doc_id for h in kb.search("travailler", 5, mode="bm25", query_language="english")] == []
+    assert kb.search("enfants jardins", 5, mode="bm25", expand="rm3", rm3_docs=1)[0].doc_id == "fr"
+    with pytest.raises(InvalidInput) as e:
+        kb.search("enfants", 5, mode="dense", expand="rm3")
+    assert e.value.field == "expand"
+    with pytest.raises(InvalidInput) as e:
+        kb.search([0.0] * 8, 5, query_language="fr")
+    assert e.value.field == "query_language"
+    with pytest.raises(InvalidInput) as e:
+        db.collection(name + "x", model=MODEL, no_splade=True, language="klingon").add(["a"], ["x"])
+    assert e.value.field == "language"

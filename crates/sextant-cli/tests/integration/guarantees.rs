@@ -149,6 +149,8 @@ fn flags_a_command_would_ignore_are_refused_by_name() {
         (vec!["--weights", "1,1"], "--weights"),
         (vec!["--group-size", "2"], "--group-size"),
         (vec!["--run-out", run_out], "--run-out"),
+        (vec!["--query-language", "fr"], "--query-language"),
+        (vec!["--expand", "rm3"], "--expand"),
     ] {
         let mut args = vec!["search", "v", "--vector", "[1, 0]"];
         args.extend(extra);
@@ -156,8 +158,8 @@ fn flags_a_command_would_ignore_are_refused_by_name() {
         assert!(err.contains(flag), "{flag}: {err}");
     }
     assert!(!std::path::Path::new(run_out).exists());
+    // (--explain applies to both: a text search explains its sources.)
     for (extra, flag) in [
-        (vec!["--explain"], "--explain"),
         (vec!["--with-vector"], "--with-vector"),
         (vec!["--space", "default"], "--space"),
     ] {

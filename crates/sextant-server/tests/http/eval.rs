@@ -254,3 +254,59 @@ fn ingest_with_dedup_over_http() {
         "{v}"
     );
 }
+
+/// Languages over HTTP: `?language=auto` at creation, `query_language`, `expand: rm3` and
+/// `explain` in a query body; multi-query without a configured language model is refused.
+#[test]
+fn languages_explain_and_expansion_over_http() {
+    let t = server();
+    let body = concat!(
+        r#"{"id": "fr", "text": "Les enfants jouaient dans les jardins publics de la ville pendant que leurs parents travaillaient dans les usines du quartier."}"#,
+        "\n",
+        r#"{"id": "de", "text": "Die Kinder spielten in den öffentlichen Gärten der Stadt, während ihre Eltern in den Fabriken des Viertels arbeiteten."}"#,
+        "\n",
+    );
+    let (st, v, _) = raw(
+        "POST",
+        &t.url("/collections/ml/documents?language=auto"),
+        None,
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(st, 200, "{v}");
+    let q = t.ok(
+        "POST",
+        "/collections/ml/query",
+        None,
+        Some(json!({"text": "travailler", "mode": "bm25", "query_language": "fr",
+                    "expand": "rm3", "rm3_docs": 1, "explain": true})),
+    );
+    assert_eq!(q["documents"][0]["doc_id"], "fr", "{q}");
+    assert_eq!(q["documents"][0]["chunks"][0]["payload"]["language"], "fr", "{q}");
+    let bm25 = &q["explain"]["sources"][0];
+    assert_eq!(bm25["language"]["source"], "given", "{q}");
+    assert_eq!(bm25["language"]["language"], "french", "{q}");
+    assert!(!bm25["expansion"].as_array().unwrap().is_empty(), "{q}");
+    let plain = t.ok(
+        "POST",
+        "/collections/ml/query",
+        None,
+        Some(json!({"text": "Kinder", "mode": "bm25"})),
+    );
+    assert!(plain.get("explain").is_none(), "{plain}");
+    for (body, field) in [
+        (json!({"text": "x", "mode": "bm25", "expand": "multi-query"}), "expand"),
+        (json!({"text": "x", "mode": "bm25", "query_language": "klingon"}), "query_language"),
+        (json!({"text": "x", "mode": "bm25", "llm": {"url": "http://127.0.0.1:9"}}), "llm"),
+    ] {
+        let (st, v, _) = raw(
+            "POST",
+            &t.url("/collections/ml/query"),
+            None,
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(st, 400, "{body}: {v}");
+        assert!(v.to_string().contains(field), "{body}: {v}");
+    }
+}
