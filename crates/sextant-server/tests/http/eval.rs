@@ -278,11 +278,16 @@ fn languages_explain_and_expansion_over_http() {
         "POST",
         "/collections/ml/query",
         None,
-        Some(json!({"text": "travailler", "mode": "bm25", "query_language": "fr",
-                    "expand": "rm3", "rm3_docs": 1, "explain": true})),
+        Some(
+            json!({"text": "travailler", "mode": "bm25", "query_language": "fr",
+                    "expand": "rm3", "rm3_docs": 1, "explain": true}),
+        ),
     );
     assert_eq!(q["documents"][0]["doc_id"], "fr", "{q}");
-    assert_eq!(q["documents"][0]["chunks"][0]["payload"]["language"], "fr", "{q}");
+    assert_eq!(
+        q["documents"][0]["chunks"][0]["payload"]["language"], "fr",
+        "{q}"
+    );
     let bm25 = &q["explain"]["sources"][0];
     assert_eq!(bm25["language"]["source"], "given", "{q}");
     assert_eq!(bm25["language"]["language"], "french", "{q}");
@@ -295,9 +300,18 @@ fn languages_explain_and_expansion_over_http() {
     );
     assert!(plain.get("explain").is_none(), "{plain}");
     for (body, field) in [
-        (json!({"text": "x", "mode": "bm25", "expand": "multi-query"}), "expand"),
-        (json!({"text": "x", "mode": "bm25", "query_language": "klingon"}), "query_language"),
-        (json!({"text": "x", "mode": "bm25", "llm": {"url": "http://127.0.0.1:9"}}), "llm"),
+        (
+            json!({"text": "x", "mode": "bm25", "expand": "multi-query"}),
+            "expand",
+        ),
+        (
+            json!({"text": "x", "mode": "bm25", "query_language": "klingon"}),
+            "query_language",
+        ),
+        (
+            json!({"text": "x", "mode": "bm25", "llm": {"url": "http://127.0.0.1:9"}}),
+            "llm",
+        ),
     ] {
         let (st, v, _) = raw(
             "POST",
