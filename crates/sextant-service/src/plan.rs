@@ -516,10 +516,24 @@ mod tests {
             ),
             (
                 TextSearchRequest {
-                    expand: Some("hyde".into()),
+                    expand: Some("magic".into()),
                     ..req()
                 },
                 "expand",
+            ),
+            (
+                TextSearchRequest {
+                    expand: Some("hyde".into()),
+                    ..req()
+                },
+                "llm",
+            ),
+            (
+                TextSearchRequest {
+                    rewrites: Some(2),
+                    ..req()
+                },
+                "rewrites",
             ),
             (
                 TextSearchRequest {
