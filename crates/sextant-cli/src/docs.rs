@@ -112,8 +112,9 @@ pub struct IngestArgs {
     /// [default: 0.5].
     #[arg(long, requires = "dedup", value_name = "SIMILARITY")]
     pub dedup_threshold: Option<f64>,
-    /// The language BM25 analyses text in, at creation: `auto` (each chunk's and query's own,
-    /// detected; English when unsure), a language with a stemmer (`french` or `fr`; see
+    /// The language BM25 analyses text in, at creation: `auto` (each chunk its own detected
+    /// language, English when unsure; a query the language whose terms the index holds most), a
+    /// language with a stemmer (`french` or `fr`; see
     /// docs/languages.md) or another detectable language's ISO 639-1 code (no stemming)
     /// [default: english].
     #[arg(long, value_name = "LANG")]

@@ -52,8 +52,8 @@ pub struct RetrievalArgs {
     #[arg(long)]
     pub group_size: Option<usize>,
     /// The language BM25 analyses the query in: a name (`french`) or ISO 639-1 code (`fr`)
-    /// [default: the collection's language; with `--language auto` at ingest, the query's own
-    /// when detection is sure]. `--explain` shows the choice.
+    /// [default: the collection's language; with `--language auto` at ingest, the language
+    /// whose terms the index holds most]. `--explain` shows the choice.
     #[arg(long, value_name = "LANG")]
     pub query_language: Option<String>,
     /// Query expansion: `rm3` (pseudo-relevance feedback: terms of the first BM25 results

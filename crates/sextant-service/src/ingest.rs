@@ -65,8 +65,8 @@ pub struct IngestOptions {
     /// near-duplicate, in (0, 1] [default: 0.5]; needs `dedup`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_threshold: Option<f64>,
-    /// The language BM25 analyses text in: `auto` (each chunk's and query's own, detected;
-    /// English when unsure), a language with a stemmer (`french` or `fr`) or another
+    /// The language BM25 analyses text in: `auto` (each chunk its own detected language,
+    /// English when unsure; a query the language whose terms the index holds most), a language with a stemmer (`french` or `fr`) or another
     /// detectable language's ISO 639-1 code (no stemming) [default: english].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,

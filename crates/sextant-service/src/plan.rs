@@ -84,8 +84,8 @@ pub struct TextSearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
     /// The language BM25 analyses the query in (a name such as `french` or its ISO 639-1
-    /// code) [default: the collection's language; with `auto`, the query's own when detection
-    /// is sure]; BM25 sources only.
+    /// code) [default: the collection's language; with `auto`, the language whose terms the
+    /// index holds most]; BM25 sources only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_language: Option<String>,
     /// Query expansion: `rm3` (pseudo-relevance feedback from the first BM25 results; BM25

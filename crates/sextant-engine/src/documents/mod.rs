@@ -172,8 +172,9 @@ pub struct DocumentSettings {
 /// How a document collection's BM25 analyses text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bm25Language {
-    /// Every chunk and query in its own detected language (stemmer and, where the analyzer
-    /// uses them, stop words), English when detection is unsure.
+    /// Every chunk in its own detected language (stemmer and, where the analyzer uses them,
+    /// stop words), English when detection is unsure; a query in the language whose terms the
+    /// index holds most.
     Auto,
     /// One language; `None`: a language without a stemmer (CJK text is cut into bigrams
     /// whatever the language).

@@ -109,7 +109,7 @@ pub struct TextQuery {
     /// Exact (flat) search for the dense source instead of the HNSW walk.
     pub exact: bool,
     /// The language BM25 analyses the query in; `None`: the collection's choice (its language,
-    /// or with `language: auto` the query's own when detection is sure).
+    /// or with `language: auto` the one whose terms the index holds most).
     pub language: Option<sextant_text::Language>,
     /// RM3 pseudo-relevance feedback for the BM25 source; `None`: none.
     pub rm3: Option<Rm3>,
