@@ -551,6 +551,15 @@ impl Collection {
         text: &str,
         language: Option<sextant_text::Language>,
     ) -> Result<(Vec<String>, sextant_text::AnalysisLanguage)> {
+        let (i, encoder) = self.bm25_encoder(space)?;
+        let st = self.state.read();
+        let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> =
+            st.each_segment(self.now_ms()).collect();
+        Ok(analyse_bm25(encoder, text, language, i, &segments))
+    }
+
+    /// A BM25 space's index and encoder.
+    fn bm25_encoder(&self, space: &str) -> Result<(usize, &Bm25Encoder)> {
         let i = self.schema().sparse_index(space).ok_or_else(|| {
             EngineError::invalid("space", format!("unknown sparse space {space:?}"))
         })?;
@@ -560,15 +569,7 @@ impl Collection {
                 format!("sparse space {space:?} is not BM25: it has no analyzer"),
             )
         })?;
-        let st = self.state.read();
-        let segments: Vec<(Loc, &Segment, Cow<'_, RoaringBitmap>)> =
-            st.each_segment(self.now_ms()).collect();
-        let live: Vec<_> = segments
-            .iter()
-            .map(|(_, s, deleted)| s.sparse(i).live_stats(deleted))
-            .collect();
-        Ok(encoder
-            .analyse_query_by_index(text, language, |t| live.iter().map(|l| l.doc_freq(t)).sum()))
+        Ok((i, encoder))
     }
 
     /// A feedback text's term counts in a BM25 space's analysis, in `language` with its stop
@@ -579,15 +580,7 @@ impl Collection {
         text: &str,
         language: Option<sextant_text::Language>,
     ) -> Result<sextant_core::TermCounts> {
-        let i = self.schema().sparse_index(space).ok_or_else(|| {
-            EngineError::invalid("space", format!("unknown sparse space {space:?}"))
-        })?;
-        let encoder = self.encoders[i].as_ref().ok_or_else(|| {
-            EngineError::invalid(
-                "space",
-                format!("sparse space {space:?} is not BM25: it has no analyzer"),
-            )
-        })?;
+        let (_, encoder) = self.bm25_encoder(space)?;
         Ok(encoder.feedback_counts(text, language))
     }
 
@@ -629,8 +622,10 @@ impl Collection {
                         }
                         t
                     }
-                    SparseInput::Text(text) => encoder
-                        .query_terms(&text)
+                    // Analysed as text search analyses it (by the index, for an analyzer that
+                    // detects languages).
+                    SparseInput::Text(text) => analyse_bm25(encoder, &text, None, i, &segments)
+                        .0
                         .into_iter()
                         .map(|t| (t, 1.0))
                         .collect(),
@@ -1064,6 +1059,26 @@ impl SortId {
             PointId::Str(s) => SortId::Str(s.clone()),
         }
     }
+}
+
+/// A query text analysed by a BM25 space's encoder: in `language`, or by the encoder's own
+/// choice; an analyzer that detects languages chooses by the live document frequencies of
+/// `segments` ([`Bm25Encoder::analyse_query_by_index`]), the others need no statistics.
+fn analyse_bm25(
+    encoder: &Bm25Encoder,
+    text: &str,
+    language: Option<sextant_text::Language>,
+    space: usize,
+    segments: &[(Loc, &Segment, Cow<'_, RoaringBitmap>)],
+) -> (Vec<String>, sextant_text::AnalysisLanguage) {
+    if language.is_some() || !encoder.analyzer().config().detect_language {
+        return encoder.analyse_query(text, language);
+    }
+    let live: Vec<_> = segments
+        .iter()
+        .map(|(_, s, deleted)| s.sparse(space).live_stats(deleted))
+        .collect();
+    encoder.analyse_query_by_index(text, None, |t| live.iter().map(|l| l.doc_freq(t)).sum())
 }
 
 /// A BM25 query's (term, IDF) pairs and the collection's statistics, both over live points

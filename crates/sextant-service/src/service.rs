@@ -18,6 +18,7 @@ use sextant_engine::documents::{
     self, DenseModel, DocumentSettings, PairScorer, RedactionKey, RedactionSpec, SparseModel,
     SPLADE,
 };
+use sextant_engine::fusion::{fuse, Fusion};
 use sextant_engine::{
     Collection, CollectionConfig, Database, Durability, EngineError, PointInput, Scope,
 };
@@ -702,7 +703,7 @@ fn retrieve(
     }
 }
 
-/// Reciprocal-rank fusion (k = 60) of ranked hit lists: documents (grouped) or chunks
+/// Reciprocal-rank fusion (k = 60, [`fuse`]) of ranked hit lists: documents (grouped) or chunks
 /// (ungrouped) by identity, each kept as it appeared first, best fused score first, `k` of them.
 fn fuse_hits(lists: Vec<Vec<DocumentHit>>, grouped: bool, k: usize) -> Vec<DocumentHit> {
     let key = |h: &DocumentHit| -> String {
@@ -714,29 +715,26 @@ fn fuse_hits(lists: Vec<Vec<DocumentHit>>, grouped: bool, k: usize) -> Vec<Docum
                 .map_or_else(|| h.doc_id.clone(), |c| c.id.to_string())
         }
     };
-    let mut fused: Vec<(f32, DocumentHit)> = Vec::new();
-    let mut at: HashMap<String, usize> = HashMap::new();
-    for list in lists {
-        for (rank, h) in list.into_iter().enumerate() {
-            let s = 1.0 / (sextant_engine::fusion::DEFAULT_RRF_K + rank as f32 + 1.0);
-            match at.get(&key(&h)) {
-                Some(&i) => fused[i].0 += s,
-                None => {
-                    at.insert(key(&h), fused.len());
-                    fused.push((s, h));
-                }
-            }
-        }
+    let ranked: Vec<Vec<(String, f32)>> = lists
+        .iter()
+        .map(|l| l.iter().map(|h| (key(h), h.score)).collect())
+        .collect();
+    let mut first: HashMap<String, DocumentHit> = HashMap::new();
+    for h in lists.into_iter().flatten() {
+        first.entry(key(&h)).or_insert(h);
     }
-    // Ties keep first-seen order (the query's own list first).
-    fused.sort_by(|a, b| b.0.total_cmp(&a.0));
-    fused
+    let rrf = Fusion::Rrf {
+        k: sextant_engine::fusion::DEFAULT_RRF_K,
+    };
+    fuse(&ranked, &vec![1.0; ranked.len()], rrf)
         .into_iter()
-        .take(k)
-        .map(|(s, mut h)| {
-            h.score = s;
-            h
+        .filter_map(|(id, score)| {
+            first.remove(&id).map(|mut h| {
+                h.score = score;
+                h
+            })
         })
+        .take(k)
         .collect()
 }
 

@@ -25,34 +25,15 @@ pub fn extensions() -> Vec<&'static str> {
         .collect()
 }
 
-/// Payload keys the engine writes itself; a format's field of the same name (a CSV column
-/// called `text`, an e-mail's `source`) is stored as `field_<name>` instead.
-const RESERVED: &[&str] = &[
-    "doc_id",
-    "chunk_index",
-    "start",
-    "end",
-    "title",
-    "section",
-    "page",
-    "text",
-    "content_hash",
-    "source",
-    "modified",
+/// Payload keys file ingestion writes itself (beside the engine's
+/// [`CHUNK_KEYS`](sextant_engine::documents::ingest::CHUNK_KEYS)); a format's field of either
+/// name (a CSV column called `text`, an e-mail's `source`) is stored as `field_<name>` instead.
+const SOURCE_KEYS: &[&str] = &[
     "format",
     "offsets",
-    "parent",
-    "pii",
-    "language",
-    "doc_language",
-    "duplicate_of",
-    "duplicate_kind",
-    "duplicate_similarity",
-    "dedup_keys",
-    "dedup_sig",
-    "ingested_at",
-    "code_language",
     "parts",
+    "record",
+    sextant_engine::documents::ingest::CODE_LANGUAGE,
 ];
 /// Default JSONL field of the document id (BEIR).
 pub const DEFAULT_ID_FIELD: &str = "_id";
@@ -238,11 +219,9 @@ fn document(
     use sextant_text::extract::SourceOffsets;
     doc.title = ex.title.clone().unwrap_or_else(|| stem.to_string());
     for (k, v) in ex.payload {
-        let key = if RESERVED.contains(&k.as_str()) {
-            format!("field_{k}")
-        } else {
-            k
-        };
+        let reserved = sextant_engine::documents::ingest::CHUNK_KEYS.contains(&k.as_str())
+            || SOURCE_KEYS.contains(&k.as_str());
+        let key = if reserved { format!("field_{k}") } else { k };
         doc.fields.insert(key, v);
     }
     doc.fields.insert("format".into(), json!(format.name()));

@@ -26,6 +26,32 @@ pub const DEFAULT_BATCH_CHUNKS: usize = 256;
 /// written (RFC 3339, UTC, by the collection's clock): the age `delete_older_than` judges.
 /// An unchanged document re-ingested keeps its time; a changed one gets a new one.
 pub const INGESTED_AT: &str = "ingested_at";
+
+/// The payload keys ingestion writes on a chunk itself (beside a record's own fields, which
+/// these replace).
+pub const CHUNK_KEYS: &[&str] = &[
+    "doc_id",
+    "chunk_index",
+    "start",
+    "end",
+    "title",
+    "section",
+    "page",
+    "text",
+    "content_hash",
+    INGESTED_AT,
+    "duplicate_of",
+    "duplicate_kind",
+    "duplicate_similarity",
+    super::DEDUP_KEYS,
+    "dedup_sig",
+    "source",
+    "modified",
+    "parent",
+    "pii",
+    super::LANGUAGE,
+    super::DOC_LANGUAGE,
+];
 /// Page size when looking up a document's stored chunks.
 const CHUNK_PAGE: usize = 10_000;
 /// Stored documents sharing a dedup key that are compared with a new one, at most.
