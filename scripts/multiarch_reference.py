@@ -26,7 +26,8 @@ Writes under crates/sextant-embed/tests/fixtures/ (every model directory < 2 MB,
                                2 heads; 224 px images, 32 px patches; projection 16), CLIPProcessor:
                                CLIPImageProcessor defaults and a byte-level BPE CLIP tokenizer trained
                                here (vocab.json + merges.txt + tokenizer.json)
-  images/                      real pictures from Debian packages (README.md names package, version and
+  images/                      real public-domain/CC0/PSF pictures from PyPI wheels and Debian packages
+                               (README.md names source, version and
                                licence of each); built once, rebuilt with --rebuild-images
   tiny_clip_reference.json     per image: sha256 of the decoded RGB bytes, of the resized and of the
                                resized+center-cropped uint8 HxWx3 arrays, of the float32 pixel_values,
@@ -42,7 +43,8 @@ Debian packages are downloaded with `apt-get download` (run `apt-get update` onc
 
 The script creates/reuses the virtual environment .venv-ref (shared with embed_reference.py; torch
 from PyPI is large) and re-runs itself inside it. Debian packages are fetched with `apt-get download`
-(no install) when a tokenizer is trained or the images are rebuilt.
+(no install) when a tokenizer is trained or the images are rebuilt; pictures also come from wheels
+on PyPI (`pip download`, unzipped).
 
 Usage: scripts/multiarch_reference.py [--check] [--rebuild] [--rebuild-images]
                                        [--only xlmr,roberta,static,real,clip]
@@ -53,7 +55,8 @@ Usage: scripts/multiarch_reference.py [--check] [--rebuild] [--rebuild-images]
   --rebuild         rebuild the tiny models even if they exist (the tokenizers library's trainers
                     break ties differently from run to run, so a rebuild is not byte-identical:
                     the committed files are the reference, and the JSONs are rewritten to match)
-  --rebuild-images  fetch the Debian packages again and rebuild images/ and its README.md
+  --rebuild-images  fetch the picture sources (PyPI wheels, Debian packages) again and rebuild
+                    images/ and its README.md
 """
 
 from __future__ import annotations
@@ -128,11 +131,7 @@ REAL_STATIC_FILE_SHAS = {
 # if the mirror no longer has it, the current candidate is used and recorded.
 DEBIAN = {
     "apt": "2.6.2",
-    "mate-backgrounds": "1.26.0-1",
-    "gimp-data": "2.10.34-1+deb12u10",
-    "desktop-base": "12.0.6+nmu1~deb12u1",
     "python3.11-doc": "3.11.2-6+deb12u9",
-    "gnome-backgrounds": "43.1-1",
     "tango-icon-theme": "0.8.90-11",
 }
 
@@ -1104,200 +1103,152 @@ def _shrink(im, size, resample=None):
     return im.resize(size, resample if resample is not None else Image.LANCZOS)
 
 
-# (file name, package, path inside the package, licence, how it was made)
-# how: "copy" (byte-for-byte), or a tuple ("shrink"|"exif6"|"pat", (w, h), save options)
+# Where the pictures come from: wheels on PyPI (no install; the wheel is a zip) and Debian
+# packages (apt-get download, dpkg-deb -x). Every picture is public domain, CC0 or PSF-2.0, so the
+# files are committed. (An earlier set from Debian's GPL'd desktop backgrounds stayed out of the
+# repository; `CLIP_PIL_CORPUS` compares any directory of pictures, see images/README.md.)
+PYPI_WHEELS = {"scikit-image": "0.26.0", "matplotlib": "3.11.2"}
+SKIMAGE = "scikit-image"
+MPL = "matplotlib"
+SKD = "skimage/data/"
+
+# (file name, source, path inside it, licence, how it was made)
+# source: a key of PYPI_WHEELS or a Debian package. how: "copy" (byte-for-byte), or a tuple
+# (kind, (w, h) or None, save options); kind is "shrink" (LANCZOS), "exif6" (shrink, store the
+# pixels rotated and tag EXIF orientation 6), "rgba" (shrink, alpha = a diagonal gradient), "la"
+# (grey + that alpha), "palette_trns" (64-colour adaptive palette, colour 0 transparent),
+# "palette4" (16-colour palette, 4-bit), "gray16" (16-bit greyscale, I;16, values x 257),
+# "bilevel" (mode 1, threshold 128), "cmyk" (shrink, Pillow's RGB -> CMYK), "crop" (a box of the source, save options as given).
 IMAGE_SPECS = [
-    (
-        "freshflower_1600x1203.jpg",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/nature/FreshFlower.jpg",
-        "GPL-2+ (2005 Jens Ansorg)",
-        "copy",
-    ),
-    (
-        "greenmeadow_500x400.jpg",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/nature/GreenMeadow.jpg",
-        "GPL-2+ (2005 Timothy Schellhase, 2008 Lapo Calamandrei)",
-        ("shrink", (500, 400), {"quality": 88}),
-    ),
-    (
-        "ladybird_200x125.jpg",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/nature/LadyBird.jpg",
-        "GPL-2+ (2008 Charles Barbin)",
-        ("shrink", (200, 125), {"quality": 90}),
-    ),
-    (
-        "storm_360x240_q95_444_exif1.jpg",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/nature/Storm.jpg",
-        "GPL-2+ (2008 Sergey Nazarov)",
-        ("shrink", (360, 240), {"quality": 95, "subsampling": 0, "keep_exif": True}),
-    ),
-    (
-        "twowings_320x200_exif6.jpg",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/nature/TwoWings.jpg",
-        "GPL-2+ (2008 Charles Barbin, Hylke Bons)",
-        ("exif6", (320, 200), {"quality": 90}),
-    ),
-    (
-        "yellowflower_400x250_progressive.jpg",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/nature/YellowFlower.jpg",
-        "GPL-2+ (2008 Charles Barbin)",
-        ("shrink", (400, 250), {"quality": 85, "progressive": True}),
-    ),
-    (
-        "stripes_480x300_la.png",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/desktop/Stripes.png",
-        "GPL-2+ (mate-backgrounds)",
-        ("shrink", (480, 300), {"optimize": True}),
-    ),
-    (
-        "gulp_480x300_rgba.png",
-        "mate-backgrounds",
-        "usr/share/backgrounds/mate/abstract/Gulp.png",
-        "GPL-2+ (mate-backgrounds)",
-        ("shrink", (480, 300), {"optimize": True}),
-    ),  # every pixel translucent
-    (
-        "beavis_350_gray.jpg",
-        "gimp-data",
-        "usr/share/gimp/2.0/scripts/images/beavis.jpg",
-        "GPL-3+ (gimp-data, Files: *)",
-        "copy",
-    ),
-    (
-        "texture2_96.jpg",
-        "gimp-data",
-        "usr/share/gimp/2.0/scripts/images/texture2.jpg",
-        "GPL-3+ (gimp-data, Files: *)",
-        "copy",
-    ),
-    (
-        "wilber_256_rgba.png",
-        "gimp-data",
-        "usr/share/gimp/2.0/images/wilber.png",
-        "GPL-3+ (gimp-data, Files: *)",
-        "copy",
-    ),
-    (
-        "marble1_128_gray.png",
-        "gimp-data",
-        "usr/share/gimp/2.0/patterns/Stone/marble1.pat",
-        "GPL-3+ (gimp-data, Files: *)",
-        ("pat", None, {}),
-    ),
-    (
-        "toolbar_24x32_gray4bit.png",
-        "gimp-data",
-        "usr/share/gimp/2.0/themes/Gray/ui/toolbar.png",
-        "GPL-3+ (gimp-data, Files: *)",
-        "copy",
-    ),
-    (
-        "gimp_texture_64_rgba16.png",
-        "gimp-data",
-        "usr/share/gimp/2.0/icons/Symbolic-High-Contrast/64x64/apps/gimp-texture.png",
-        "GPL-3+ and CC-BY-SA-3.0 and CC-BY-SA-4.0 and CC0-1.0 (gimp-data icons)",
-        "copy",
-    ),
-    (
-        "transparent_1x1_mode1.png",
-        "gimp-data",
-        "usr/share/gimp/2.0/themes/Light/ui/transparent.png",
-        "GPL-3+ (gimp-data, Files: *)",
-        "copy",
-    ),
-    (
-        "logo_circle_380_palette_trns.png",
-        "desktop-base",
-        "usr/share/desktop-base/homeworld-theme/plymouth/logo_circle.png",
-        "GPL-2+ (desktop-base homeworld-theme)",
-        "copy",
-    ),
-    (
-        "logo_text_303x128_palette1bit.png",
-        "desktop-base",
-        "usr/share/desktop-base/debian-logos/logo-text-128.png",
-        "GPL-3+ or CC-BY-SA-3.0 (desktop-base debian-logos)",
-        "copy",
-    ),
-    (
-        "password_dot16_21_la.png",
-        "desktop-base",
-        "usr/share/desktop-base/joy-theme/plymouth/password_dot16.png",
-        "GPL-2+ (desktop-base joy-theme)",
-        "copy",
-    ),
-    (
-        "sddm_preview_900x506.jpg",
-        "desktop-base",
-        "usr/share/desktop-base/joy-theme/login/sddm-preview.jpg",
-        "GPL-2+ (desktop-base joy-theme)",
-        "copy",
-    ),
-    (
-        "logging_flow_955x758_palette.png",
-        "python3.11-doc",
-        "usr/share/doc/python3.11/html/_images/logging_flow.png",
-        "PSF-2.0 (Python documentation)",
-        "copy",
-    ),
-    (
-        "turtle_star_250_icc.png",
-        "python3.11-doc",
-        "usr/share/doc/python3.11/html/_images/turtle-star.png",
-        "PSF-2.0 (Python documentation)",
-        "copy",
-    ),
-    (
-        "tk_msg_978x175.png",
-        "python3.11-doc",
-        "usr/share/doc/python3.11/html/_images/tk_msg.png",
-        "PSF-2.0 (Python documentation)",
-        "copy",
-    ),
-    (
-        "pathlib_538x319_palette_trns.png",
-        "python3.11-doc",
-        "usr/share/doc/python3.11/html/_images/pathlib-inheritance.png",
-        "PSF-2.0 (Python documentation)",
-        "copy",
-    ),
-    (
-        "vnc_l_256.webp",
-        "gnome-backgrounds",
-        "usr/share/backgrounds/gnome/vnc-l.webp",
-        "GPL-2+ (gnome-backgrounds package licence)",
-        "copy",
-    ),
-    (
-        "wood_d_320_lossy.webp",
-        "gnome-backgrounds",
-        "usr/share/backgrounds/gnome/wood-d.webp",
-        "GPL-2+ (gnome-backgrounds package licence)",
-        ("shrink", (320, 320), {"quality": 80}),
-    ),
-    (
-        "truchet_l_256_lossless.webp",
-        "gnome-backgrounds",
-        "usr/share/backgrounds/gnome/truchet-l.webp",
-        "GPL-2+ (gnome-backgrounds package licence)",
-        ("shrink", (256, 256), {"lossless": True}),
-    ),
-    (
-        "user_trash_32_rgba.png",
-        "tango-icon-theme",
-        "usr/share/icons/Tango/32x32/places/user-trash.png",
-        "public domain (Tango Desktop Project)",
-        "copy",
-    ),
+    ("rocket_640x427_444.jpg", SKIMAGE, SKD + "rocket.jpg", "public domain (SpaceX)", "copy"),
+    ("grace_hopper_512x600_420.jpg", MPL, "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+     "public domain (US Navy photograph)", "copy"),
+    ("coins_384x303_gray.png", SKIMAGE, SKD + "coins.png", "no known copyright restrictions", "copy"),
+    ("text_448x172_gray.png", SKIMAGE, SKD + "text.png", "public domain", "copy"),
+    ("microaneurysms_102_gray.png", SKIMAGE, SKD + "microaneurysms.png", "CC0 (Andreas Maier)", "copy"),
+    ("horse_400x328_rgba.png", SKIMAGE, SKD + "horse.png", "CC0 (Andreas Preuss)", "copy"),
+    ("chelsea_300x200_q90.jpg", SKIMAGE, SKD + "chelsea.png", "CC0 (Stefan van der Walt)",
+     ("shrink", (300, 200), {"quality": 90})),
+    ("coffee_360x240_q95_444.jpg", SKIMAGE, SKD + "coffee.png", "CC0 (Rachel Michetti)",
+     ("shrink", (360, 240), {"quality": 95, "subsampling": 0})),
+    ("astronaut_256_progressive.jpg", SKIMAGE, SKD + "astronaut.png", "public domain (NASA)",
+     ("shrink", (256, 256), {"quality": 85, "progressive": True})),
+    ("camera_256_gray.jpg", SKIMAGE, SKD + "camera.png", "CC0 (Lav Varshney)",
+     ("shrink", (256, 256), {"quality": 90})),
+    ("hubble_300x262_422.jpg", SKIMAGE, SKD + "hubble_deep_field.jpg", "public domain (NASA)",
+     ("shrink", (300, 262), {"quality": 88, "subsampling": 1})),
+    ("retina_320_exif6.jpg", SKIMAGE, SKD + "retina.jpg", "CC0 (Mikael Häggström)",
+     ("exif6", (320, 320), {"quality": 90})),
+    ("coffee_240x160_cmyk.jpg", SKIMAGE, SKD + "coffee.png", "CC0 (Rachel Michetti)",
+     ("cmyk", (240, 160), {"quality": 90})),
+    ("brick_200_q70_optimized.jpg", SKIMAGE, SKD + "brick.png", "CC0 (CC0Textures)",
+     ("shrink", (200, 200), {"quality": 70, "optimize": True})),
+    ("ihc_257x255_q80.jpg", SKIMAGE, SKD + "ihc.png", "no known copyright restrictions",
+     ("shrink", (257, 255), {"quality": 80})),
+    ("grass_256_lossless.webp", SKIMAGE, SKD + "grass.png", "CC0 (CC0Textures)",
+     ("shrink", (256, 256), {"lossless": True})),
+    ("gravel_320_lossy.webp", SKIMAGE, SKD + "gravel.png", "CC0 (CC0Textures)",
+     ("shrink", (320, 320), {"quality": 80})),
+    ("coffee_300x200_rgba_lossy.webp", SKIMAGE, SKD + "coffee.png", "CC0 (Rachel Michetti)",
+     ("rgba", (300, 200), {"quality": 75})),
+    ("motorcycle_370x250_lossy.webp", SKIMAGE, SKD + "motorcycle_left.png",
+     "no known copyright restrictions (Middlebury stereo data set)", ("shrink", (370, 250), {"quality": 85})),
+    ("astronaut_200_rgba.png", SKIMAGE, SKD + "astronaut.png", "public domain (NASA)",
+     ("rgba", (200, 200), {"optimize": True})),
+    ("chelsea_240x160_la.png", SKIMAGE, SKD + "chelsea.png", "CC0 (Stefan van der Walt)",
+     ("la", (240, 160), {"optimize": True})),
+    ("coffee_240x160_palette_trns.png", SKIMAGE, SKD + "coffee.png", "CC0 (Rachel Michetti)",
+     ("palette_trns", (240, 160), {"transparency": 0})),
+    ("chelsea_180x120_palette4bit.png", SKIMAGE, SKD + "chelsea.png", "CC0 (Stefan van der Walt)",
+     ("palette4", (180, 120), {"bits": 4})),
+    ("camera_128_gray16.png", SKIMAGE, SKD + "camera.png", "CC0 (Lav Varshney)",
+     ("gray16", (128, 128), {})),
+    ("page_384x191_1bit.png", SKIMAGE, SKD + "page.png", "no known copyright restrictions",
+     ("bilevel", None, {})),
+    ("astronaut_1x1.png", SKIMAGE, SKD + "astronaut.png", "public domain (NASA)",
+     ("crop", (200, 120, 201, 121), {})),
+    ("coins_300x4_strip.png", SKIMAGE, SKD + "coins.png", "no known copyright restrictions",
+     ("crop", (40, 150, 340, 154), {})),
+    ("logging_flow_955x758_palette.png", "python3.11-doc",
+     "usr/share/doc/python3.11/html/_images/logging_flow.png", "PSF-2.0 (Python documentation)", "copy"),
+    ("turtle_star_250_icc.png", "python3.11-doc",
+     "usr/share/doc/python3.11/html/_images/turtle-star.png", "PSF-2.0 (Python documentation)", "copy"),
+    ("pathlib_538x319_palette_trns.png", "python3.11-doc",
+     "usr/share/doc/python3.11/html/_images/pathlib-inheritance.png", "PSF-2.0 (Python documentation)",
+     "copy"),
+    ("user_trash_32_rgba.png", "tango-icon-theme", "usr/share/icons/Tango/32x32/places/user-trash.png",
+     "public domain (Tango Desktop Project)", "copy"),
 ]
 IMAGES_BUDGET = 1_500_000
+
+
+def pypi_wheel(name: str, workdir: Path) -> tuple[Path, str]:
+    """Downloads a pinned wheel from PyPI (no install) and unzips it; returns (root, version)."""
+    import zipfile
+
+    version = PYPI_WHEELS[name]
+    dl = workdir / f"pypi-{name}"
+    subprocess.check_call(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+         f"{name}=={version}", "-d", str(dl)]
+    )
+    out = workdir / f"x-{name}"
+    with zipfile.ZipFile(next(dl.glob("*.whl"))) as z:
+        z.extractall(out)
+    return out, version
+
+
+def _alpha(size):
+    """A diagonal alpha gradient from 0 to 255 (every level of translucency occurs)."""
+    from PIL import Image
+
+    w, h = size
+    return Image.frombytes(
+        "L", size, bytes(round(255 * (x + y) / max(1, w + h - 2)) for y in range(h) for x in range(w))
+    )
+
+
+def _make(kind: str, im, size, opts: dict):
+    """The picture a spec's `how` makes from the source image `im`; returns (image, description)."""
+    from PIL import Image
+
+    src = f"{im.size[0]}x{im.size[1]}"
+    if kind == "crop":
+        return im.crop(size), f"the box {size} of the {src} picture, saved by Pillow"
+    if kind == "bilevel":
+        return im.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1"), (
+            f"{src} picture thresholded at 128 to mode 1 (1-bit), saved by Pillow"
+        )
+    small = _shrink(im, size)
+    made = f"shrunk from {src} to {size[0]}x{size[1]} with Pillow (LANCZOS)"
+    if kind == "shrink":
+        return small, made
+    if kind == "exif6":
+        # stored rotated so that a viewer applying orientation 6 (90 degrees clockwise) shows it
+        # upright; no source picture carries an orientation other than 1
+        return small.transpose(Image.Transpose.ROTATE_90), (
+            made + "; pixels stored rotated 90 degrees counter-clockwise and an EXIF Orientation=6 "
+            "tag added by this script"
+        )
+    if kind == "cmyk":
+        return small.convert("CMYK"), made + "; converted to CMYK by Pillow (Adobe-inverted JPEG)"
+    if kind == "rgba":
+        out = small.convert("RGB")
+        out.putalpha(_alpha(size))
+        return out, made + "; alpha channel added: a diagonal gradient from 0 to 255"
+    if kind == "la":
+        out = small.convert("L")
+        out.putalpha(_alpha(size))
+        return out.convert("LA"), made + "; greyscale with a diagonal alpha gradient (mode LA)"
+    if kind == "palette_trns":
+        return small.convert("RGB").quantize(64), made + "; quantised to a 64-colour palette, colour 0 transparent (tRNS)"
+    if kind == "palette4":
+        return small.convert("RGB").quantize(16), made + "; quantised to 16 colours, 4-bit palette"
+    if kind == "gray16":
+        g = small.convert("L")
+        out = Image.frombytes("I;16", size, bytes(b for v in g.tobytes() for b in (v * 257).to_bytes(2, "little")))
+        return out, made + "; 16-bit greyscale (I;16), each 8-bit value times 257"
+    raise ValueError(kind)
 
 
 def build_images() -> None:
@@ -1306,73 +1257,78 @@ def build_images() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         roots, vers = {}, {}
-        for pkg in sorted({s[1] for s in IMAGE_SPECS}):
-            roots[pkg], vers[pkg] = debian_package(pkg, work)
+        for src in sorted({s[1] for s in IMAGE_SPECS}):
+            fetch = pypi_wheel if src in PYPI_WHEELS else debian_package
+            roots[src], vers[src] = fetch(src, work)
         if IMAGES.exists():
             shutil.rmtree(IMAGES)
         IMAGES.mkdir(parents=True)
         rows = []
-        for name, pkg, path, licence, how in IMAGE_SPECS:
-            src = roots[pkg] / path
+        for name, src, path, licence, how in IMAGE_SPECS:
             dst = IMAGES / name
             if how == "copy":
-                shutil.copyfile(src, dst)
+                shutil.copyfile(roots[src] / path, dst)
                 made = "copied unchanged"
             else:
                 kind, size, opts = how
                 opts = dict(opts)
-                im = Image.open(src)
                 fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[name.rsplit(".", 1)[1]]
-                if kind == "pat":
-                    im.load()
-                    im.save(dst, "PNG")
-                    made = "GIMP pattern (.pat) decoded by Pillow and saved as PNG (lossless, same pixels)"
-                else:
-                    exif = im.getexif() if opts.pop("keep_exif", False) else None
-                    small = _shrink(
-                        im.convert("RGB") if fmt == "JPEG" and im.mode not in ("RGB", "L") else im, size
-                    )
-                    if kind == "exif6":
-                        # store the picture rotated so that a viewer applying orientation 6
-                        # (rotate 90 degrees clockwise) shows it upright
-                        small = small.transpose(Image.Transpose.ROTATE_90)
-                        exif = Image.Exif()
-                        exif[0x0112] = 6
-                    if exif is not None:
-                        opts["exif"] = exif.tobytes()
-                    small.save(dst, fmt, **opts)
-                    made = (
-                        f"shrunk from {im.size[0]}x{im.size[1]} to {size[0]}x{size[1]} with Pillow "
-                        f"(LANCZOS), saved as {fmt} {opts_str(opts)}"
-                    )
-                    if kind == "exif6":
-                        made += (
-                            "; pixels stored rotated 90 degrees counter-clockwise and an EXIF "
-                            "Orientation=6 tag added by this script (no package picture carries an "
-                            "orientation other than 1)"
-                        )
-            rows.append((name, pkg, vers[pkg], path, licence, made))
+                im = Image.open(roots[src] / path)
+                im.load()
+                out, made = _make(kind, im, size, opts)
+                if kind == "exif6":
+                    exif = Image.Exif()
+                    exif[0x0112] = 6
+                    opts["exif"] = exif.tobytes()
+                out.save(dst, fmt, **opts)
+                made += f", saved as {fmt} {opts_str(opts)}"
+            kind_of = "PyPI wheel" if src in PYPI_WHEELS else "Debian package"
+            rows.append((name, f"{src} ({kind_of})", vers[src], path, licence, made))
     total = sum((IMAGES / r[0]).stat().st_size for r in rows)
     if total > IMAGES_BUDGET:
         sys.exit(f"images total {total} bytes > {IMAGES_BUDGET}")
     lines = [
         "# Test images",
         "",
-        "Real pictures from Debian 12 packages (fetched with `apt-get download`, unpacked with",
-        "`dpkg-deb -x`, nothing installed), for the CLIP preprocessing parity test",
-        "(`tiny_clip_reference.json`). Made by `scripts/multiarch_reference.py --rebuild-images`.",
-        "WebP pictures exist in gnome-backgrounds, so none was converted from another format.",
-        "Licences as stated in each package's `/usr/share/doc/<package>/copyright`.",
+        "Real pictures, every one public domain, CC0 or PSF-2.0, for the CLIP preprocessing parity",
+        "test (`tiny_clip_reference.json`): photographs from the scikit-image and matplotlib wheels on",
+        "PyPI (unzipped, nothing installed; licences as their docstrings and sample-data notes state)",
+        "and pictures from Debian packages (`apt-get download`, `dpkg-deb -x`). Made by",
+        "`scripts/multiarch_reference.py --rebuild-images`. JPEG and WebP variants (subsampling,",
+        "progressive, EXIF orientation, alpha, palettes, 16-bit) were written by Pillow from those",
+        "pictures; the rows say how.",
         "",
-        "| file | bytes | package | version | path in package | licence | how |",
+        "| file | bytes | source | version | path in source | licence | how |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, pkg, ver, path, licence, made in rows:
+    for name, src, ver, path, licence, made in rows:
         size = (IMAGES / name).stat().st_size
-        lines.append(f"| {name} | {size} | {pkg} | {ver} | /{path} | {licence} | {made} |")
+        lines.append(f"| {name} | {size} | {src} | {ver} | /{path} | {licence} | {made} |")
     lines += ["", f"Total: {total} bytes.", ""]
+    lines += PILLOW_CORPUS_NOTE
     (IMAGES / "README.md").write_text("\n".join(lines))
     print(f"wrote {len(rows)} images ({total} bytes) to {IMAGES.relative_to(ROOT)}")
+
+
+PILLOW_CORPUS_NOTE = [
+    "## Comparing more images with Pillow",
+    "",
+    "`tests/integration/clip.rs` (`pillow_corpus`) compares our decoding with Pillow's on any",
+    "directory of images when `CLIP_PIL_CORPUS=DIR` is set; next to each image `X` it reads",
+    "Pillow's result, written by this snippet (in `.venv-ref`) as `X.rgb`:",
+    "",
+    "```python",
+    "import pathlib, sys",
+    "from PIL import Image",
+    "from transformers.image_transforms import convert_to_rgb",
+    "",
+    "for p in pathlib.Path(sys.argv[1]).iterdir():",
+    "    if p.suffix.lower() in {\".jpg\", \".jpeg\", \".png\", \".webp\"}:",
+    "        rgb = convert_to_rgb(Image.open(p), return_numpy=True)",
+    "        p.with_name(p.name + \".rgb\").write_bytes(rgb.tobytes())",
+    "```",
+    "",
+]
 
 
 def opts_str(opts: dict) -> str:

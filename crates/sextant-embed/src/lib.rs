@@ -21,6 +21,10 @@
 //!   `(XLM)RobertaForSequenceClassification` cross-encoders.
 //! - [`SparseEncoder`] / [`SpladeEncoder`]: SPLADE sparse vectors from a BERT masked-LM head.
 //! - Late interaction: [`BertEmbedder::embed_tokens`] and [`maxsim`].
+//! - [`ClipModel`]: CLIP dual encoders, images and texts into one space, with
+//!   [`ClipImageProcessor`] reproducing transformers' (Pillow's) preprocessing byte for byte
+//!   (PNG and WebP decoded by the `image` crate, JPEG by our port of libjpeg-turbo's
+//!   reconstruction, all pure Rust; see [`clip`]).
 //! - [`ModelFingerprint`]: what makes two vectors comparable; [`EmbeddingCache`].
 //!
 //! Models are read from a local directory in the Hugging Face layout (see [`ModelDir`]); the
@@ -40,6 +44,7 @@ mod auto;
 mod bert;
 mod bf16;
 mod cache;
+pub mod clip;
 mod config;
 mod dense;
 mod embedder;
@@ -68,6 +73,9 @@ pub use auto::TextEmbedder;
 pub use bert::{Activation, BertModel, MASK_BIAS};
 pub use cache::{
     CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,
+};
+pub use clip::{
+    ClipError, ClipImageProcessor, ClipModel, ClipOptions, PixelValues, ResampleFilter,
 };
 pub use config::{
     BertConfig, EncoderFamily, ModelDir, ModelKind, SentenceConfig, CONFIG_FILE,

@@ -27,6 +27,7 @@
 //! `tests/fixtures/`. Reference JSON files are produced by `scripts/embed_reference.py` and
 //! `scripts/multiarch_reference.py`.
 
+mod clip;
 mod minilm;
 mod model_kinds;
 mod multiarch;
