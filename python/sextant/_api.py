@@ -9,7 +9,9 @@ to served by changing the line that opens the database.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -318,7 +320,7 @@ class Collection:
 
     def search(
         self,
-        query: Union[str, Sequence[float], np.ndarray],
+        query: Union[str, Sequence[float], np.ndarray, bytes, "os.PathLike[str]"],
         k: int = 10,
         *,
         filter: Optional[Filter] = None,
@@ -359,10 +361,21 @@ class Collection:
         ``rm3_terms``, ``rm3_weight``), ``multi-query`` (``rewrites``) or ``hyde``, the last two
         through ``llm`` (``{"url", "model", "timeout_s"}``).
 
+        A picture (a :class:`pathlib.Path` to a PNG, JPEG or WebP file, or its ``bytes``) searches
+        a document collection made with a CLIP model by the picture's embedding (the dense
+        source); options that need query text are refused.
+
         A vector (list or numpy array) is a nearest-neighbour search: ``ef`` sets the HNSW
         candidate list, ``exact`` searches every point exactly; the answer is :class:`Hit`\\ s.
         Options of the other kind of search are refused, never ignored.
         """
+        image: Optional[str] = None
+        if isinstance(query, (bytes, bytearray, memoryview)) or isinstance(query, os.PathLike):
+            import base64
+
+            data = bytes(query) if not isinstance(query, os.PathLike) else Path(query).read_bytes()
+            image = base64.b64encode(data).decode("ascii")
+            query = ""
         if not isinstance(query, str):
             # The hot path: a vector query. Text-search options are refused, never ignored.
             if (
@@ -439,6 +452,8 @@ class Collection:
             llm=llm,
         )
         req: Dict[str, Any] = {"text": query, "k": k}
+        if image is not None:
+            req["image"] = image
         for n in _TEXT_OPTIONS:
             if opts[n] is not None:
                 req[n] = list(opts[n]) if n in ("sources", "weights") else opts[n]

@@ -27,14 +27,16 @@ from urllib.parse import quote, urlencode, urlsplit
 import numpy as np
 
 from . import __version__
+from . import _native
 from ._api import INGEST_OPTIONS, Hit, _hit
 from .errors import BY_KIND, Conflict, InternalError, InvalidInput, NotFound, Overloaded, SextantError
 
 #: The environment variable an API key is read from when none is given.
 API_KEY_ENV = "SEXTANT_API_KEY"
 
-#: File extensions sent when a directory is walked (the server's ``sources::EXTENSIONS``).
-EXTENSIONS = frozenset({"txt", "text", "md", "markdown", "html", "htm", "pdf"})
+#: File extensions sent when a directory is walked: the engine's own list (``sources::extensions``,
+#: every text format and the pictures), so the client never drifts from the server.
+EXTENSIONS = frozenset(_native.INGEST_EXTENSIONS)
 
 #: An ingest of files is sent in requests of at most this many files…
 UPLOAD_BATCH_FILES = 64
@@ -144,9 +146,11 @@ def _walk(root: str) -> List[str]:
 
 def _merge_reports(reports: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
     """The ingest reports of several requests as one."""
-    out: Dict[str, Any] = {"documents": 0, "replaced": 0, "unchanged": 0, "chunks": 0, "redactions": {}}
+    counts = ("documents", "replaced", "unchanged", "chunks", "duplicates", "near_duplicates", "skipped_duplicates", "skipped_images")
+    out: Dict[str, Any] = {k: 0 for k in counts}
+    out["redactions"] = {}
     for r in reports:
-        for k in ("documents", "replaced", "unchanged", "chunks"):
+        for k in counts:
             out[k] += r.get(k, 0)
         for kind, n in (r.get("redactions") or {}).items():
             out["redactions"][kind] = out["redactions"].get(kind, 0) + n

@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+#: File extensions a directory walk of ``ingest`` reads (text formats and pictures).
+INGEST_EXTENSIONS: List[str]
 
 Json = Any
 Tenant = Union[int, str, None]

@@ -29,6 +29,9 @@ import sextant
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "all-MiniLM-L6-v2"
 MODEL_DIR = REPO / "models" / MODEL
+#: The random-weight CLIP fixture of sextant-embed and its pictures.
+TINY_CLIP = REPO / "crates" / "sextant-embed" / "tests" / "fixtures" / "tiny-clip"
+PICTURES = REPO / "crates" / "sextant-embed" / "tests" / "fixtures" / "images"
 #: Seconds a server gets to answer /readyz.
 READY_TIMEOUT_S = 60.0
 
@@ -61,6 +64,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = data.parent / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_SERVER_")}
     env["SEXTANT_SERVER_LOG__LEVEL"] = "warn"
+    env["SEXTANT_SERVER_MODELS__TINY_CLIP"] = str(TINY_CLIP)
     for _ in range(3):  # a free port may be taken between the probe and the bind
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -108,7 +112,8 @@ def served_db(server_url: str) -> Iterator[sextant.Database]:
 
 @pytest.fixture(scope="session")
 def embedded_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sextant.Database]:
-    models = {MODEL: str(MODEL_DIR)} if MODEL_DIR.is_dir() else None
+    models = {MODEL: str(MODEL_DIR)} if MODEL_DIR.is_dir() else {}
+    models["tiny_clip"] = str(TINY_CLIP)
     db = sextant.open(str(tmp_path_factory.mktemp("embedded") / "data"), models=models)
     yield db
     db.close()

@@ -689,3 +689,35 @@ def test_languages_query_language_and_rm3(db: sextant.Database, name: str) -> No
     with pytest.raises(InvalidInput) as e:
         db.collection(name + "x", model=MODEL, no_splade=True, language="klingon").add(["a"], ["x"])
     assert e.value.field == "language"
+
+
+def test_pictures_searched_by_image_and_by_text(db: sextant.Database, name: str, tmp_path: Path) -> None:
+    from conftest import PICTURES
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    names = ["rocket_640x427_444.jpg", "chelsea_300x200_q90.jpg", "grass_256_lossless.webp"]
+    for n in names:
+        (pics / n).write_bytes((PICTURES / n).read_bytes())
+    # The HTTP client walks directories for what the engine reads, pictures included.
+    from sextant import _http
+
+    assert {"docx", "epub", "csv", "eml", "png", "jpg", "webp"} <= _http.EXTENSIONS
+    kb = db.collection(name, model="tiny_clip", no_splade=True)
+    report = kb.ingest(pics)
+    assert report["documents"] == 3
+    for n in names:
+        # A path and the bytes find the same picture first.
+        by_path = kb.search(PICTURES / n, 3)
+        by_bytes = kb.search((PICTURES / n).read_bytes(), 3)
+        assert by_path[0].payload["source"].endswith(n)
+        assert by_path[0].payload["media"] == "image"
+        assert [h.id for h in by_path] == [h.id for h in by_bytes]
+        assert abs(by_path[0].score - 1.0) < 1e-4
+    assert len(kb.search("a rocket", 3, mode="dense")) == 3
+    with pytest.raises(InvalidInput) as e:
+        kb.search(PICTURES / names[0], 3, mode="bm25")
+    assert e.value.field == "mode"
+    with pytest.raises(InvalidInput) as e:
+        kb.search(PICTURES / names[0], 3, ef=10)
+    assert e.value.field == "ef"

@@ -237,7 +237,13 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
             println!("skipped {skipped_files} files of no format ingest reads");
         }
         if unreadable_files > 0 {
-            println!("skipped {unreadable_files} files that gave no text (see the warnings)");
+            println!("skipped {unreadable_files} files that could not be read (see the warnings)");
+        }
+        if report.skipped_images > 0 {
+            println!(
+                "skipped {} images: the collection's embedding model embeds only text (ingest pictures into a collection made with a CLIP model)",
+                report.skipped_images
+            );
         }
     }
     Ok(())
@@ -258,6 +264,7 @@ impl RetrievalArgs {
             .transpose()?;
         Ok(TextSearchRequest {
             text: text.to_string(),
+            image: None,
             k,
             mode: self.mode.clone(),
             sources: self
@@ -313,6 +320,8 @@ pub struct TextSearch<'a> {
     pub json_out: bool,
     /// Print what each source did.
     pub explain: bool,
+    /// Search by this picture (base64) instead of text.
+    pub image: Option<String>,
 }
 
 /// Text queries: one (`--text`) or a BEIR `queries.jsonl` (`--queries`), ranked documents out
@@ -323,6 +332,7 @@ pub fn run_text_search(svc: &Service, t: TextSearch<'_>) -> Result<()> {
     let mut template = t.retrieval.request("", Some(t.k))?;
     template.filter = t.filter.clone();
     template.ef = t.ef;
+    template.image = t.image.clone();
     // Refuse a bad request before the first query (and with no queries at all).
     sextant_service::plan::plan(&template)?;
     let mut run: Vec<(String, Vec<DocumentHit>)> = Vec::new();

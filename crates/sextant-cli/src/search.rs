@@ -124,12 +124,16 @@ pub struct SearchArgs {
     #[arg(
         long,
         conflicts_with = "vector_file",
-        required_unless_present_any = ["vector_file", "text", "queries"]
+        required_unless_present_any = ["vector_file", "text", "queries", "image"]
     )]
     pub vector: Option<String>,
     /// A text query (collections made by `ingest`).
-    #[arg(long, conflicts_with_all = ["vector", "vector_file", "queries"])]
+    #[arg(long, conflicts_with_all = ["vector", "vector_file", "queries", "image"])]
     pub text: Option<String>,
+    /// Search by a picture (PNG, JPEG or WebP file) in a collection made by `ingest` with a
+    /// CLIP model: the dense source searches with the image's embedding (mode dense).
+    #[arg(long, conflicts_with_all = ["vector", "vector_file", "queries"])]
+    pub image: Option<PathBuf>,
     /// Text queries from a BEIR `queries.jsonl` (`_id`, `text`); one ranked list of documents
     /// per query.
     #[arg(long, conflicts_with_all = ["vector", "vector_file"])]
@@ -172,7 +176,7 @@ pub struct SearchArgs {
 
 /// Runs `search`.
 pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
-    if s.text.is_some() || s.queries.is_some() {
+    if s.text.is_some() || s.queries.is_some() || s.image.is_some() {
         let vector_only: Vec<&str> = [
             ("--space", s.space.is_some()),
             ("--with-vector", s.with_vector),
@@ -193,8 +197,17 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
             let queries = match (&s.text, &s.queries) {
                 (Some(t), _) => vec![("q".to_string(), t.clone())],
                 (None, Some(p)) => crate::docs::read_queries(p)?,
-                (None, None) => unreachable!(),
+                (None, None) => vec![("q".to_string(), String::new())],
             };
+            let image = s
+                .image
+                .as_deref()
+                .map(|p| {
+                    std::fs::read(p)
+                        .with_context(|| format!("--image: cannot read {}", p.display()))
+                        .map(|b| sextant_service::plan::image_base64(&b))
+                })
+                .transpose()?;
             return crate::docs::run_text_search(
                 &service(args)?,
                 crate::docs::TextSearch {
@@ -208,6 +221,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
                     run_out: s.run_out.as_deref(),
                     json_out: args.json,
                     explain: s.explain,
+                    image,
                 },
             );
         }

@@ -1,12 +1,14 @@
 //! One embedding model type for whatever a directory holds: a transformer
-//! ([`BertEmbedder`]: BERT, RoBERTa, XLM-RoBERTa) or a Model2Vec static model
-//! ([`StaticEmbedder`]).
+//! ([`BertEmbedder`]: BERT, RoBERTa, XLM-RoBERTa), a Model2Vec static model
+//! ([`StaticEmbedder`]) or a CLIP dual encoder ([`ClipModel`], whose text side embeds texts
+//! and whose image side is reached through [`TextEmbedder::as_clip`]).
 //!
 //! Front ends that take `--model DIR` load a [`TextEmbedder`] and never ask which kind it is:
 //! the closed set of implementations is an enum (no `Box<dyn>` on the embedding path), and each
 //! method dispatches with one `match`. What only one kind has (the encoder configuration, late
 //! interaction) stays on that kind's type, reachable through [`TextEmbedder::as_transformer`].
 
+use crate::clip::{ClipModel, ClipOptions};
 use crate::config::{ModelDir, ModelKind};
 use crate::embedder::{BertEmbedder, Embedder, EmbedderOptions, Embeddings, InputKind};
 use crate::fingerprint::ModelFingerprint;
@@ -27,6 +29,71 @@ pub enum TextEmbedder {
     Transformer(BertEmbedder),
     /// A Model2Vec static model.
     Static(StaticEmbedder),
+    /// A CLIP dual encoder (texts through its text tower).
+    Clip(ClipEmbedder),
+}
+
+/// A CLIP model with the thread pool its options asked for.
+#[derive(Debug)]
+pub struct ClipEmbedder {
+    model: ClipModel,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl ClipEmbedder {
+    /// The model (its image side: [`ClipModel::embed_image_bytes`] and friends).
+    pub fn model(&self) -> &ClipModel {
+        &self.model
+    }
+
+    /// Runs `f` on the embedder's own pool when it has one.
+    pub fn install<T: Send>(&self, f: impl FnOnce(&ClipModel) -> T + Send) -> T {
+        match &self.pool {
+            Some(p) => p.install(|| f(&self.model)),
+            None => f(&self.model),
+        }
+    }
+
+    /// Loads a CLIP directory with the [`EmbedderOptions`] that apply to CLIP; an option that
+    /// does not (pooling, Matryoshka `dim`, a sequence limit, prefixes, bf16) is refused by
+    /// name rather than ignored.
+    fn load_dir(dir: &ModelDir, opts: EmbedderOptions) -> Result<Self, EmbedError> {
+        let refuse = |what: &str| {
+            Err(EmbedError::InvalidArgument(format!(
+                "{what} does not apply to a CLIP model ({})",
+                dir.root().display()
+            )))
+        };
+        if opts.pooling.is_some() {
+            return refuse("a pooling override");
+        }
+        if opts.dim.is_some() {
+            return refuse("a Matryoshka dimension");
+        }
+        if opts.max_seq_length.is_some() {
+            return refuse("a sequence-length override");
+        }
+        if opts.query_prefix.is_some() || opts.passage_prefix.is_some() {
+            return refuse("a query or passage prefix");
+        }
+        if opts.precision.is_some_and(|p| p != Precision::F32) {
+            return refuse("precision other than f32");
+        }
+        let defaults = ClipOptions::default();
+        let options = ClipOptions {
+            normalize: opts.normalize.unwrap_or(defaults.normalize),
+            batch_size: opts.batch_size.unwrap_or(defaults.batch_size),
+        };
+        let model =
+            ClipModel::load_with(&dir.root().to_string_lossy(), options).map_err(|e| match e {
+                crate::ClipError::Model(m) => m,
+                other => EmbedError::InvalidArgument(other.to_string()),
+            })?;
+        Ok(ClipEmbedder {
+            model,
+            pool: crate::embedder::build_pool(opts.threads)?,
+        })
+    }
 }
 
 impl TextEmbedder {
@@ -38,6 +105,7 @@ impl TextEmbedder {
         Ok(match dir.kind()? {
             ModelKind::Transformer => TextEmbedder::Transformer(BertEmbedder::load_dir(dir, opts)?),
             ModelKind::Static => TextEmbedder::Static(StaticEmbedder::load_dir(dir, opts)?),
+            ModelKind::Clip => TextEmbedder::Clip(ClipEmbedder::load_dir(&dir, opts)?),
         })
     }
 
@@ -46,6 +114,15 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(_) => ModelKind::Transformer,
             TextEmbedder::Static(_) => ModelKind::Static,
+            TextEmbedder::Clip(_) => ModelKind::Clip,
+        }
+    }
+
+    /// The CLIP model, if this is one (the only kind that embeds images).
+    pub fn as_clip(&self) -> Option<&ClipEmbedder> {
+        match self {
+            TextEmbedder::Clip(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -53,15 +130,15 @@ impl TextEmbedder {
     pub fn as_transformer(&self) -> Option<&BertEmbedder> {
         match self {
             TextEmbedder::Transformer(m) => Some(m),
-            TextEmbedder::Static(_) => None,
+            _ => None,
         }
     }
 
     /// The static model, if this is one.
     pub fn as_static(&self) -> Option<&StaticEmbedder> {
         match self {
-            TextEmbedder::Transformer(_) => None,
             TextEmbedder::Static(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -70,6 +147,7 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.max_seq_length(),
             TextEmbedder::Static(m) => m.max_seq_length(),
+            TextEmbedder::Clip(m) => m.model.config().text.max_position_embeddings,
         }
     }
 
@@ -78,6 +156,7 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.normalize(),
             TextEmbedder::Static(m) => m.normalize(),
+            TextEmbedder::Clip(m) => m.model.options().normalize,
         }
     }
 
@@ -86,6 +165,8 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.pooling(),
             TextEmbedder::Static(_) => Pooling::Mean,
+            // The text tower's end-of-text token, then the projection.
+            TextEmbedder::Clip(_) => Pooling::LastToken,
         }
     }
 
@@ -93,7 +174,7 @@ impl TextEmbedder {
     pub fn precision(&self) -> Precision {
         match self {
             TextEmbedder::Transformer(m) => m.precision(),
-            TextEmbedder::Static(_) => Precision::F32,
+            TextEmbedder::Static(_) | TextEmbedder::Clip(_) => Precision::F32,
         }
     }
 
@@ -102,6 +183,7 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.tokenizer(),
             TextEmbedder::Static(m) => m.tokenizer(),
+            TextEmbedder::Clip(m) => m.model.tokenizer(),
         }
     }
 
@@ -110,6 +192,8 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.prefixed(text, kind),
             TextEmbedder::Static(m) => m.prefixed(text, kind),
+            // CLIP has no prefixes.
+            TextEmbedder::Clip(_) => text.to_owned(),
         }
     }
 
@@ -123,6 +207,7 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.embed_profiled(texts, kind, prof),
             TextEmbedder::Static(m) => m.embed_profiled(texts, kind, prof),
+            TextEmbedder::Clip(m) => m.install(|c| c.embed(texts, kind)),
         }
     }
 }
@@ -132,6 +217,7 @@ impl Embedder for TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.dim(),
             TextEmbedder::Static(m) => m.dim(),
+            TextEmbedder::Clip(m) => m.model.dim(),
         }
     }
 
@@ -139,6 +225,7 @@ impl Embedder for TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.fingerprint(),
             TextEmbedder::Static(m) => m.fingerprint(),
+            TextEmbedder::Clip(m) => m.model.fingerprint(),
         }
     }
 
@@ -146,6 +233,7 @@ impl Embedder for TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.embed(texts, kind),
             TextEmbedder::Static(m) => m.embed(texts, kind),
+            TextEmbedder::Clip(m) => m.install(|c| c.embed(texts, kind)),
         }
     }
 }

@@ -299,6 +299,8 @@ pub enum ModelKind {
     Transformer,
     /// A Model2Vec static model: one vector per token, averaged ([`crate::StaticEmbedder`]).
     Static,
+    /// A CLIP dual encoder: texts and images into one space ([`crate::ClipModel`]).
+    Clip,
 }
 
 /// The files of one local model directory.
@@ -407,6 +409,9 @@ impl ModelDir {
         }
         let cfg: serde_json::Value = read_json(&cfg_path)?;
         let model_type = cfg.get("model_type").and_then(|t| t.as_str());
+        if model_type == Some(crate::clip::CLIP_MODEL_TYPE) {
+            return Ok(ModelKind::Clip);
+        }
         let static_arch = cfg
             .get("architectures")
             .and_then(|a| a.as_array())

@@ -69,7 +69,7 @@ mod tokenize;
 mod weights;
 
 pub use alloc::keep_inference_buffers;
-pub use auto::TextEmbedder;
+pub use auto::{ClipEmbedder, TextEmbedder};
 pub use bert::{Activation, BertModel, MASK_BIAS};
 pub use cache::{
     CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,

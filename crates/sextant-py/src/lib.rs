@@ -1018,5 +1018,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hit::Hit>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // What a directory walk reads (text formats and pictures): the HTTP client sends these.
+    m.add("INGEST_EXTENSIONS", sextant_service::sources::extensions())?;
     Ok(())
 }

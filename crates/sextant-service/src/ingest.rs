@@ -107,6 +107,9 @@ pub struct IngestReport {
     /// Of those, not written (the skip policy).
     #[serde(default)]
     pub skipped_duplicates: usize,
+    /// Images not ingested because the collection's embedding model embeds only text.
+    #[serde(default)]
+    pub skipped_images: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Documents per second.

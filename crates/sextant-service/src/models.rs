@@ -184,6 +184,21 @@ impl DenseModel for Dense {
         let (rows, _) = self.embed_rows(texts, kind).map_err(|e| e.to_string())?;
         Ok(rows)
     }
+    fn embeds_images(&self) -> bool {
+        self.model.as_clip().is_some()
+    }
+    fn embed_images(&self, images: &[&[u8]]) -> std::result::Result<Vec<Vec<f32>>, String> {
+        let clip = self.model.as_clip().ok_or_else(|| {
+            format!(
+                "the embedding model {} embeds only text (images need a CLIP model)",
+                self.path
+            )
+        })?;
+        let e = clip
+            .install(|m| m.embed_image_bytes(images))
+            .map_err(|e| e.to_string())?;
+        Ok(e.rows().map(<[f32]>::to_vec).collect())
+    }
 }
 
 /// A SPLADE encoder.

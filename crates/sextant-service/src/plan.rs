@@ -35,8 +35,15 @@ pub const MAXSIM: &str = "maxsim";
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextSearchRequest {
-    /// The query text.
+    /// The query text (empty with `image`).
+    #[serde(default)]
     pub text: String,
+    /// Search by a picture instead of text, in a collection whose model embeds images (CLIP):
+    /// PNG, JPEG or WebP bytes, base64. The dense source searches with the image's embedding;
+    /// `mode` is dense (the default with an image), and `text`, `rerank`, `mmr`, `expand` and
+    /// `query_language` are refused with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Results: documents when grouping (the default), else chunks [default: 10].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<usize>,
@@ -110,6 +117,43 @@ pub struct TextSearchRequest {
     /// RM3: weight of the original query in [0, 1] [default: 0.5]; with `expand: rm3` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rm3_weight: Option<f32>,
+}
+
+/// The `image` of a [`TextSearchRequest`] from the picture's bytes (base64).
+pub fn image_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// An image query searches the dense source with the image's embedding and nothing else: what
+/// needs query text is refused by name.
+fn check_image_query(r: &TextSearchRequest) -> Result<()> {
+    if !r.text.trim().is_empty() {
+        return Err(Error::invalid(
+            "text",
+            "give a text or an image to search by, not both",
+        ));
+    }
+    if let Some(m) = r.mode.as_deref().filter(|m| *m != "dense") {
+        return Err(Error::invalid(
+            "mode",
+            format!("mode {m}: an image is searched by the dense source only (mode dense)"),
+        ));
+    }
+    for (field, given) in [
+        ("rerank", r.rerank.is_some()),
+        ("mmr", r.mmr.is_some()),
+        ("expand", r.expand.is_some()),
+        ("query_language", r.query_language.is_some()),
+    ] {
+        if given {
+            return Err(Error::invalid(
+                field,
+                format!("{field} needs a text query; an image query has none"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The reranker a plan needs.
@@ -190,7 +234,14 @@ pub fn parse_filter(filter: Option<&serde_json::Value>) -> Result<Option<Filter>
 
 /// Plans a request: checks every option against the mode and fills the defaults.
 pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
-    let mode = r.mode.as_deref().unwrap_or(DEFAULT_MODE);
+    if r.image.is_some() {
+        check_image_query(r)?;
+    }
+    let mode = r.mode.as_deref().unwrap_or(if r.image.is_some() {
+        "dense"
+    } else {
+        DEFAULT_MODE
+    });
     let kinds: Vec<SourceKind> = match mode {
         "dense" => vec![SourceKind::Dense],
         "bm25" => vec![SourceKind::Bm25],

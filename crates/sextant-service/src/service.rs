@@ -283,6 +283,9 @@ impl Service {
         let mut p = plan::plan(req)?;
         p.query.scope = scope.clone();
         let loaded = self.load(&c, &p)?;
+        if let Some(image) = &req.image {
+            p.query.dense_vector = Some(image_query_vector(&c, &loaded, image)?);
+        }
         retrieve(&c, &loaded, &p)
     }
 
@@ -428,8 +431,15 @@ impl Service {
             }
             _ => {}
         }
+        let mut skipped_images = 0;
         for doc in docs {
             let doc = doc?;
+            // Pictures in a directory of a text collection are left out and counted (a CLIP
+            // collection embeds them).
+            if doc.image.is_some() && !documents::DenseModel::embeds_images(dense.as_ref()) {
+                skipped_images += 1;
+                continue;
+            }
             let what = doc
                 .source
                 .clone()
@@ -454,6 +464,7 @@ impl Service {
             duplicates: stats.duplicates,
             near_duplicates: stats.near_duplicates,
             skipped_duplicates: stats.skipped_duplicates,
+            skipped_images,
             seconds: s,
             documents_per_s: stats.documents as f64 / s,
             chunks_per_s: stats.chunks as f64 / s,
@@ -654,6 +665,38 @@ impl ModelRegistry {
             .score(query, &refs)
             .map_err(|e| Error::new(ErrorKind::Internal, "reranking failed").with_source(e))
     }
+}
+
+/// The embedding of an image query (base64 PNG, JPEG or WebP) by the collection's model.
+fn image_query_vector(c: &Collection, loaded: &Loaded, image: &str) -> Result<Vec<f32>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(image.trim())
+        .map_err(|e| Error::invalid("image", format!("the image is not valid base64: {e}")))?;
+    let dense = loaded
+        .dense
+        .as_ref()
+        .ok_or_else(|| Error::invalid("image", "an image query needs the dense source"))?;
+    let clip = dense.model.as_clip().ok_or_else(|| {
+        Error::invalid(
+            "image",
+            format!(
+                "collection {:?} was embedded by a text-only model: search by image needs a collection made with a CLIP model",
+                c.name()
+            ),
+        )
+    })?;
+    let e = clip
+        .install(|m| m.embed_image_bytes(&[bytes.as_slice()]))
+        .map_err(|e| {
+            if e.is_input_error() {
+                Error::invalid("image", e.to_string())
+            } else {
+                Error::new(ErrorKind::Internal, "embedding the image failed").with_source(e)
+            }
+        })?;
+    let v = e.rows().next().map(<[f32]>::to_vec).unwrap_or_default();
+    Ok(v)
 }
 
 /// Runs a plan: the engine's query, with the language-model expansion it asks for around it

@@ -17,12 +17,24 @@ use sextant_text::Format;
 
 use crate::error::{Error, Result};
 
-/// File extensions read from directories: every format's ([`Format::extensions`]).
+/// File extensions read from directories: every text format's ([`Format::extensions`]) and
+/// the images' ([`IMAGE_EXTENSIONS`]).
 pub fn extensions() -> Vec<&'static str> {
     Format::ALL
         .iter()
         .flat_map(|f| f.extensions().iter().copied())
+        .chain(IMAGE_EXTENSIONS.iter().copied())
         .collect()
+}
+
+/// Extensions of the images ingestion reads (one document each, embedded by a CLIP model).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
+
+/// Whether `p` names an image ingestion reads.
+pub fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Payload keys file ingestion writes itself (beside the engine's
@@ -76,7 +88,7 @@ pub fn walk(root: &Path) -> Result<Vec<PathBuf>> {
 
 /// Whether `p` has an extension of a format ingestion reads.
 pub fn has_known_extension(p: &Path) -> bool {
-    Format::from_path(p).is_some()
+    Format::from_path(p).is_some() || is_image(p)
 }
 
 /// What [`read_file`] made of a file.
@@ -87,7 +99,7 @@ pub enum FileRead {
     Documents(Vec<Document>, Vec<String>),
     /// Not a format ingestion reads (a file given explicitly).
     UnknownFormat,
-    /// A PDF that gave no text; why.
+    /// A file that could not be read (a PDF without text, a picture that does not decode); why.
     Unreadable(String),
 }
 
@@ -100,7 +112,6 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
     }
     let bytes = std::fs::read(file)
         .map_err(|e| Error::internal(format!("cannot read {}", file.display()), e))?;
-    let format = Format::detect_bytes(file, &bytes);
     let unreadable = |e: &dyn std::error::Error| {
         FileRead::Unreadable(format!("skipping {}: {}", file.display(), error_chain(e)))
     };
@@ -123,6 +134,24 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
         modified,
         ..Default::default()
     };
+    if is_image(file) {
+        // Decoded once here: a file that is not a picture is a warning, not a failed ingest,
+        // and its size goes into the payload.
+        let rgb = match sextant_embed::clip::decode_rgb(&bytes) {
+            Ok(rgb) => rgb,
+            Err(e) => return Ok(unreadable(&e)),
+        };
+        let kind = image_format(&bytes);
+        let mut doc = base;
+        doc.title = stem;
+        doc.fields.insert("format".into(), json!(kind));
+        doc.fields.insert("width".into(), json!(rgb.width()));
+        doc.fields.insert("height".into(), json!(rgb.height()));
+        doc.fields.insert("offsets".into(), json!("none"));
+        doc.image = Some(bytes);
+        return Ok(FileRead::Documents(vec![doc], warnings));
+    }
+    let format = Format::detect_bytes(file, &bytes);
     if format.has_records() {
         let records = match sextant_text::extract::extract_records(
             format,
@@ -186,6 +215,17 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
         }
     }
     Ok(FileRead::Documents(vec![doc], warnings))
+}
+
+/// `png`, `jpeg` or `webp` by the file's signature (decoding has accepted it as one of them).
+fn image_format(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\x89PNG") {
+        "png"
+    } else if bytes.starts_with(&[0xFF, 0xD8]) {
+        "jpeg"
+    } else {
+        "webp"
+    }
 }
 
 /// A file's document id: the root directory's name and the path under it, or the file name
@@ -306,7 +346,7 @@ impl<'w> FileDocuments<'w> {
         self.skipped
     }
 
-    /// Files that gave no text.
+    /// Files that could not be read (see [`FileRead::Unreadable`]).
     pub fn unreadable(&self) -> usize {
         self.unreadable
     }

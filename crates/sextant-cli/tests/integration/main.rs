@@ -258,6 +258,8 @@ mod encryption;
 mod eval;
 mod guarantees;
 #[cfg(feature = "embed")]
+mod images;
+#[cfg(feature = "embed")]
 mod llm;
 #[cfg(feature = "embed")]
 mod models;

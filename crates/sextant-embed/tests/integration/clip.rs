@@ -14,7 +14,7 @@
 //! - Errors, never panics: corrupt and truncated images, unsupported formats, a missing
 //!   file, directories that are not CLIP or are broken.
 //!
-//! With `CLIP_PIL_CORPUS=DIR`, `pillow_corpus` also compares [`open_rgb`] with Pillow on every
+//! With `CLIP_PIL_CORPUS=DIR` (and `--ignored`), `pillow_corpus` also compares [`open_rgb`] with Pillow on every
 //! image `X` in `DIR` that has Pillow's decoded RGB next to it as `X.rgb` (see
 //! `fixtures/images/README.md` for the snippet that writes them).
 
@@ -425,12 +425,12 @@ fn directories_that_are_not_clip_are_refused() {
     ClipModel::load(dir.path().to_str().unwrap()).unwrap();
 }
 
-/// Opt-in: Pillow's decoding of a directory of images (see the module docs).
+/// Opt-in: Pillow's decoding of a directory of images (see the module docs). Run with
+/// `CLIP_PIL_CORPUS=DIR cargo test -p sextant-embed --test integration pillow_corpus -- --ignored`.
 #[test]
+#[ignore = "opt-in: needs CLIP_PIL_CORPUS=DIR with Pillow's decodings"]
 fn pillow_corpus() {
-    let Some(dir) = std::env::var_os("CLIP_PIL_CORPUS") else {
-        return;
-    };
+    let dir = std::env::var_os("CLIP_PIL_CORPUS").expect("set CLIP_PIL_CORPUS=DIR");
     let mut differ = Vec::new();
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -454,5 +454,78 @@ fn pillow_corpus() {
         }
     }
     eprintln!("{n} images compared with Pillow");
+    assert!(
+        n > 0,
+        "no image in {} has Pillow's X.rgb beside it",
+        dir.to_string_lossy()
+    );
     assert!(differ.is_empty(), "{differ:#?}");
+}
+
+/// A CLIP directory given to [`sextant_embed::TextEmbedder`] (what `--model DIR` loads) is a CLIP
+/// model: its text side embeds as [`ClipModel::embed_texts`] does, its image side is reachable,
+/// and options that do not apply to CLIP are refused by name.
+#[test]
+fn text_embedder_loads_a_clip_directory() {
+    use sextant_embed::{EmbedderOptions, ModelDir, ModelKind, Precision, TextEmbedder};
+    let dir = clip_dir();
+    assert_eq!(
+        ModelDir::resolve(&dir).unwrap().kind().unwrap(),
+        ModelKind::Clip
+    );
+    let te = TextEmbedder::load(&dir, EmbedderOptions::default()).unwrap();
+    assert_eq!(te.kind(), ModelKind::Clip);
+    let m = model(true);
+    let texts = ["a photo of a cat", "ein Hund im Schnee"];
+    let a = te.embed(&texts, InputKind::Query).unwrap();
+    let b = m.embed_texts(&texts).unwrap();
+    assert_eq!(a.as_slice(), b.as_slice());
+    assert_eq!(te.dim(), m.dim());
+    assert_eq!(te.fingerprint(), m.fingerprint());
+    let clip = te.as_clip().expect("the image side");
+    let png = std::fs::read(image_path("astronaut_200_rgba.png")).unwrap();
+    let via_te = clip.install(|c| c.embed_image_bytes(&[&png])).unwrap();
+    assert_eq!(
+        via_te.as_slice(),
+        m.embed_image_bytes(&[&png]).unwrap().as_slice()
+    );
+    for (opts, what) in [
+        (
+            EmbedderOptions {
+                dim: Some(8),
+                ..Default::default()
+            },
+            "Matryoshka",
+        ),
+        (
+            EmbedderOptions {
+                precision: Some(Precision::Bf16),
+                ..Default::default()
+            },
+            "precision",
+        ),
+        (
+            EmbedderOptions {
+                query_prefix: Some("query: ".into()),
+                ..Default::default()
+            },
+            "prefix",
+        ),
+    ] {
+        let e = TextEmbedder::load(&dir, opts).unwrap_err();
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
+    // Unnormalised output is transformers' raw features.
+    let raw = TextEmbedder::load(
+        &dir,
+        EmbedderOptions {
+            normalize: Some(false),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        raw.embed(&texts, InputKind::Query).unwrap().as_slice(),
+        model(false).embed_texts(&texts).unwrap().as_slice()
+    );
 }

@@ -61,7 +61,7 @@ fn load(f: &Fixture, precision: Precision, batch_size: usize) -> BertEmbedder {
     assert_eq!(m.kind(), ModelKind::Transformer);
     match m {
         TextEmbedder::Transformer(m) => m,
-        TextEmbedder::Static(_) => unreachable!(),
+        other => unreachable!("{:?}", other.kind()),
     }
 }
 

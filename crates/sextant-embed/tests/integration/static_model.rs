@@ -27,7 +27,7 @@ fn load(dir: &Path, opts: EmbedderOptions) -> StaticEmbedder {
     assert_eq!(m.pooling(), Pooling::Mean);
     match m {
         TextEmbedder::Static(m) => m,
-        TextEmbedder::Transformer(_) => unreachable!(),
+        other => unreachable!("{:?}", other.kind()),
     }
 }
 

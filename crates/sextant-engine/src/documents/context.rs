@@ -49,6 +49,9 @@ pub struct Passage {
     /// `link` dedup policy).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<String>,
+    /// `"image"` for an image (its `text` is the caption, `source` the picture's path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
 }
 
 /// An assembled context.
@@ -78,6 +81,7 @@ struct Candidate {
     exact: bool,
     /// Documents collapsed into this one as duplicates.
     copies: Vec<String>,
+    media: Option<String>,
 }
 
 fn candidate(doc_id: &str, score: f32, p: &Value) -> Candidate {
@@ -110,6 +114,7 @@ fn candidate(doc_id: &str, score: f32, p: &Value) -> Candidate {
         text,
         exact,
         copies: Vec::new(),
+        media: s(super::ingest::MEDIA),
     }
 }
 
@@ -121,7 +126,8 @@ pub fn assemble(hits: &[DocumentHit], budget: usize, count: &dyn Fn(&str) -> usi
         for h in &d.chunks {
             let mut c = candidate(&d.doc_id, h.score, &h.payload);
             c.copies = d.copies.clone();
-            if c.text.trim().is_empty() {
+            // An image stands for itself even without a caption.
+            if c.text.trim().is_empty() && c.media.is_none() {
                 continue;
             }
             let same = cands.iter_mut().find(|o| {
@@ -171,6 +177,7 @@ pub fn assemble(hits: &[DocumentHit], budget: usize, count: &dyn Fn(&str) -> usi
             tokens,
             truncated,
             copies: c.copies,
+            media: c.media,
         });
     }
     out
@@ -228,18 +235,23 @@ fn cut_to_tokens(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> St
 pub fn render(ctx: &Context) -> String {
     let mut s = String::new();
     for p in &ctx.passages {
+        let text = match (p.text.trim(), p.media.as_deref()) {
+            ("", Some(media)) => format!("[{media} without a caption]"),
+            (t, _) => t.to_owned(),
+        };
         s.push_str(&format!(
             "[{}] {}\n{}\n\n",
             p.citation,
             citation_line(p),
-            p.text.trim()
+            text
         ));
     }
     s
 }
 
 /// `title › section (source, bytes a–b)` for a passage; `(source, p. N)` for a passage of a
-/// paged source (PDF), whose offsets are into the extracted text, not the file.
+/// paged source (PDF), whose offsets are into the extracted text, not the file; `(image:
+/// source)` for an image.
 pub fn citation_line(p: &Passage) -> String {
     let mut s = if p.title.is_empty() {
         p.doc_id.clone()
@@ -251,9 +263,10 @@ pub fn citation_line(p: &Passage) -> String {
         s.push_str(sec);
     }
     let src = p.source.as_deref().unwrap_or(&p.doc_id);
-    match p.page {
-        Some(page) => s.push_str(&format!(" ({src}, p. {page})")),
-        None => s.push_str(&format!(" ({src}, bytes {}–{})", p.start, p.end)),
+    match (p.media.as_deref(), p.page) {
+        (Some(media), _) => s.push_str(&format!(" ({media}: {src})")),
+        (None, Some(page)) => s.push_str(&format!(" ({src}, p. {page})")),
+        (None, None) => s.push_str(&format!(" ({src}, bytes {}–{})", p.start, p.end)),
     }
     if !p.copies.is_empty() {
         s.push_str(&format!(" [also: {}]", p.copies.join(", ")));

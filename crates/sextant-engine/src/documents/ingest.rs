@@ -83,7 +83,16 @@ pub struct Document {
     /// The tenant the document belongs to (multi-tenant collections): when `None`, the
     /// record's field at the tenant key, else the ingester's scope tenant.
     pub tenant: Option<TenantId>,
+    /// An image (PNG, JPEG or WebP bytes). The document is then one chunk whose dense vector
+    /// is the image's embedding (the collection's model must embed images: a CLIP model),
+    /// with `title` and `text` as its caption for BM25, SPLADE and citations, and
+    /// [`MEDIA`] `"image"` in its payload.
+    pub image: Option<Vec<u8>>,
 }
+
+/// Payload key marking what a chunk's dense vector was computed from when it is not its text:
+/// `"image"`.
+pub const MEDIA: &str = "media";
 
 /// What [`Ingester::add`] did with a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +173,8 @@ impl DedupKeys {
 struct Pending {
     point: PointInput,
     embed_text: String,
+    /// The image whose embedding is the dense vector (image documents).
+    image: Option<Vec<u8>>,
 }
 
 /// Writes documents into a document collection.
@@ -309,6 +320,17 @@ impl<'a> Ingester<'a> {
                 ),
             ));
         }
+        if doc.image.is_some() && !self.dense.embeds_images() {
+            return Err(EngineError::invalid(
+                "image",
+                format!(
+                    "document {:?} is an image, and the embedding model of collection {:?} \
+                     embeds only text: ingest images into a collection made with a CLIP model",
+                    doc.id,
+                    self.c.name()
+                ),
+            ));
+        }
         let tenant = self.tenant_of(&doc)?;
         let mut doc = doc;
         if let Some(r) = &self.redactor {
@@ -346,7 +368,11 @@ impl<'a> Ingester<'a> {
         };
         // Over what is stored: a hash of the original text would let a masked value be
         // recovered by hashing guesses.
-        let hash = content_hash(&title, &text);
+        let hash = match &doc.image {
+            // The image's bytes take part: a changed picture with the same caption is new.
+            Some(img) => content_hash(&title, &format!("{text}\u{0}{:016x}", fnv64(img))),
+            None => content_hash(&title, &text),
+        };
         let old = self.stored_chunks(tenant.as_ref(), &doc.id, true)?;
         if let Some(p) = old.first() {
             if p.payload.as_ref().and_then(|v| v.get("content_hash")) == Some(&json!(hash)) {
@@ -406,11 +432,22 @@ impl<'a> Ingester<'a> {
         // nothing to retrieve: its heading is already every following chunk's `section`.
         // (Source code has no headings: a `#` line there is a comment.)
         let code = code_language(&doc)?;
-        let chunks: Vec<_> = self
-            .chunk(&text, code)?
-            .into_iter()
-            .filter(|(c, _)| code.is_some() || !heading_only(&text[c.start..c.end]))
-            .collect();
+        let chunks: Vec<_> = if doc.image.is_some() {
+            // An image is one chunk; its caption is not cut.
+            vec![(
+                Chunk {
+                    start: 0,
+                    end: text.len(),
+                    section: None,
+                },
+                None,
+            )]
+        } else {
+            self.chunk(&text, code)?
+                .into_iter()
+                .filter(|(c, _)| code.is_some() || !heading_only(&text[c.start..c.end]))
+                .collect()
+        };
         let languages = chunk_languages(&doc, &text, &chunks);
         let mut new_ids = HashSet::new();
         let prefix = self.title_prefix(&title);
@@ -462,6 +499,9 @@ impl<'a> Ingester<'a> {
             }
             payload.insert("content_hash".into(), json!(hash));
             payload.insert(INGESTED_AT.into(), json!(ingested_at));
+            if doc.image.is_some() {
+                payload.insert(MEDIA.into(), json!("image"));
+            }
             if let Some((keys, found)) = &dedup {
                 if let Some(d) = found {
                     payload.insert("duplicate_of".into(), json!(d.of));
@@ -511,6 +551,7 @@ impl<'a> Ingester<'a> {
                     expires_at: None,
                 },
                 embed_text,
+                image: doc.image.clone(),
             });
         }
         let outcome = if old.is_empty() {
@@ -539,13 +580,47 @@ impl<'a> Ingester<'a> {
             return Ok(());
         }
         let texts: Vec<&str> = self.pending.iter().map(|p| p.embed_text.as_str()).collect();
-        let vectors = if texts.is_empty() {
-            Vec::new()
-        } else {
-            self.dense
-                .embed(&texts, false)
-                .map_err(|e| model_err("embedding chunks", e))?
-        };
+        // Text chunks through the text side, images through the image side, back in order.
+        let (images, text_rows): (Vec<usize>, Vec<usize>) =
+            (0..self.pending.len()).partition(|&i| self.pending[i].image.is_some());
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        if !text_rows.is_empty() {
+            let batch: Vec<&str> = text_rows.iter().map(|&i| texts[i]).collect();
+            let rows = self
+                .dense
+                .embed(&batch, false)
+                .map_err(|e| model_err("embedding chunks", e))?;
+            if rows.len() != batch.len() {
+                return Err(EngineError::Model(format!(
+                    "the embedding model returned {} vectors for {} chunks",
+                    rows.len(),
+                    batch.len()
+                )));
+            }
+            for (&i, v) in text_rows.iter().zip(rows) {
+                vectors[i] = v;
+            }
+        }
+        if !images.is_empty() {
+            let batch: Vec<&[u8]> = images
+                .iter()
+                .map(|&i| self.pending[i].image.as_deref().unwrap_or_default())
+                .collect();
+            let rows = self
+                .dense
+                .embed_images(&batch)
+                .map_err(|e| model_err("embedding images", e))?;
+            if rows.len() != batch.len() {
+                return Err(EngineError::Model(format!(
+                    "the embedding model returned {} vectors for {} images",
+                    rows.len(),
+                    batch.len()
+                )));
+            }
+            for (&i, v) in images.iter().zip(rows) {
+                vectors[i] = v;
+            }
+        }
         let splade = match self.splade {
             Some(m) if !texts.is_empty() => Some(
                 m.encode(&texts, false)
@@ -553,13 +628,6 @@ impl<'a> Ingester<'a> {
             ),
             _ => None,
         };
-        if vectors.len() != texts.len() {
-            return Err(EngineError::Model(format!(
-                "the embedding model returned {} vectors for {} chunks",
-                vectors.len(),
-                texts.len()
-            )));
-        }
         let mut splade = splade.map(Vec::into_iter);
         let points: Vec<PointInput> = self
             .pending
@@ -1006,14 +1074,22 @@ pub(crate) fn embed_text(prefix: &str, body: &str) -> String {
     }
 }
 
-/// The change detector of a document (FNV-1a 64 over title and text; not a security boundary).
-pub fn content_hash(title: &str, text: &str) -> String {
+/// FNV-1a 64 of bytes.
+fn fnv64(bytes: impl IntoIterator<Item = impl std::borrow::Borrow<u8>>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in title.bytes().chain([0u8]).chain(text.bytes()) {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b.borrow());
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
+}
+
+/// The change detector of a document (FNV-1a 64 over title and text; not a security boundary).
+pub fn content_hash(title: &str, text: &str) -> String {
+    format!(
+        "{:016x}",
+        fnv64(title.bytes().chain([0u8]).chain(text.bytes()))
+    )
 }
 
 /// The languages of a document and of each of its chunks.

@@ -65,6 +65,16 @@ pub trait DenseModel: Send + Sync {
     fn token_spans(&self, text: &str) -> Vec<Range<usize>>;
     /// Embeds texts (as queries when `query`, else as passages), one vector each, in order.
     fn embed(&self, texts: &[&str], query: bool) -> std::result::Result<Vec<Vec<f32>>, String>;
+    /// Whether the model embeds images into its text space (CLIP).
+    fn embeds_images(&self) -> bool {
+        false
+    }
+    /// Embeds images (PNG, JPEG or WebP bytes), one vector each, in order, into the space of
+    /// [`DenseModel::embed`]. Text-only models refuse.
+    fn embed_images(&self, images: &[&[u8]]) -> std::result::Result<Vec<Vec<f32>>, String> {
+        let _ = images;
+        Err("the embedding model embeds only text".into())
+    }
 }
 
 /// A learned sparse encoder (SPLADE).

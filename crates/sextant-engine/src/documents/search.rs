@@ -116,6 +116,9 @@ pub struct TextQuery {
     /// HyDE: a passage the dense source embeds (as a document) instead of the query; BM25,
     /// SPLADE and the reranker keep the query. `None`: the query.
     pub dense_text: Option<String>,
+    /// A vector the dense source searches with instead of embedding any text: an image's
+    /// embedding, for image → image search in a CLIP collection. `None`: embed the query.
+    pub dense_vector: Option<Vec<f32>>,
 }
 
 /// RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated with the
@@ -174,6 +177,7 @@ impl TextQuery {
             language: None,
             rm3: None,
             dense_text: None,
+            dense_vector: None,
         }
     }
 }
@@ -311,11 +315,14 @@ pub fn search_text_explained(
                     Some(t) => (t.as_str(), false),
                     None => (q.text.as_str(), true),
                 };
-                let v = m
-                    .embed(&[text], as_query)
-                    .map_err(|e| model_err("embedding the query", e))?
-                    .pop()
-                    .unwrap_or_default();
+                let v = match &q.dense_vector {
+                    Some(v) => v.clone(),
+                    None => m
+                        .embed(&[text], as_query)
+                        .map_err(|e| model_err("embedding the query", e))?
+                        .pop()
+                        .unwrap_or_default(),
+                };
                 c.search(SearchRequest {
                     space: Some(DENSE.into()),
                     vector: v,

@@ -1413,3 +1413,149 @@ fn bad_dedup_settings_are_refused_by_name() {
         assert!(e.contains(field), "{e}");
     }
 }
+
+/// [`FakeDense`] with an image side: a picture's vector is the text vector of its bytes read
+/// as words, so two pictures with the same bytes meet and others do not.
+#[derive(Default)]
+struct FakeClip(FakeDense);
+
+impl DenseModel for FakeClip {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn identity(&self) -> Value {
+        json!({"fake_clip": 1})
+    }
+    fn check_identity(&self, stored: &Value) -> Result<(), String> {
+        (stored == &self.identity())
+            .then_some(())
+            .ok_or_else(|| "other model".to_string())
+    }
+    fn max_tokens(&self) -> usize {
+        self.0.max_tokens()
+    }
+    fn token_spans(&self, text: &str) -> Vec<Range<usize>> {
+        self.0.token_spans(text)
+    }
+    fn embed(&self, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>, String> {
+        self.0.embed(texts, query)
+    }
+    fn embeds_images(&self) -> bool {
+        true
+    }
+    fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>, String> {
+        let texts: Vec<String> = images
+            .iter()
+            .map(|b| format!("picture {}", String::from_utf8_lossy(b)))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.0.embed(&refs, false)
+    }
+}
+
+fn picture(id: &str, caption: &str, bytes: &str) -> Document {
+    Document {
+        image: Some(bytes.as_bytes().to_vec()),
+        ..doc(id, "", caption)
+    }
+}
+
+#[test]
+fn pictures_are_one_chunk_embedded_by_the_image_side_in_batch_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let model = FakeClip::default();
+    let c = db
+        .create_collection(
+            "p",
+            schema(&model, None, &settings("sentences", 8)).unwrap(),
+        )
+        .unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None)
+        .unwrap()
+        .with_batch_chunks(100);
+    // Texts and pictures interleaved in one batch; a long caption is not cut.
+    let long =
+        "A caption much longer than the eight tokens of a chunk, which a picture keeps whole.";
+    ing.add(doc("t1", "Foxes", "The red fox hunts rodents at night."))
+        .unwrap();
+    assert_eq!(
+        ing.add(picture("p1", long, "zebra stripes")).unwrap(),
+        Outcome::Added(1)
+    );
+    ing.add(doc("t2", "Bread", "Bread is baked from flour and yeast."))
+        .unwrap();
+    ing.add(picture("p2", "", "ocean waves")).unwrap();
+    ing.finish().unwrap();
+    assert_eq!(doc_count(&c, "p1"), 1);
+    let search = |v: Vec<f32>| {
+        let mut q = TextQuery::new("", &[SourceKind::Dense], 4);
+        q.dense_vector = Some(v);
+        let models = Models {
+            dense: Some(&model),
+            ..Default::default()
+        };
+        search_text(&c, models, &q).unwrap()
+    };
+    // Each picture's own embedding finds it first; a text's finds the text.
+    for (id, bytes) in [("p1", "zebra stripes"), ("p2", "ocean waves")] {
+        let v = model.embed_images(&[bytes.as_bytes()]).unwrap().remove(0);
+        let hits = search(v);
+        assert_eq!(hits[0].doc_id, id);
+        assert!((hits[0].score - 1.0).abs() < 1e-5, "{}", hits[0].score);
+        let p = &hits[0].chunks[0].payload;
+        assert_eq!(p["media"], "image");
+    }
+    let v = model
+        .embed(&["Bread is baked from flour and yeast."], false)
+        .unwrap();
+    let hits = search(v.into_iter().next().unwrap());
+    assert_eq!(hits[0].doc_id, "t2");
+    assert!(hits[0].chunks[0].payload.get("media").is_none());
+    // The picture's caption is searchable by BM25, whole.
+    let q = TextQuery::new("whole", &[SourceKind::Bm25], 2);
+    let hits = search_text(&c, Models::default(), &q).unwrap();
+    assert_eq!(hits[0].doc_id, "p1");
+    assert_eq!(hits[0].chunks[0].payload["text"], long);
+    // A caption-less picture is still a passage of the context, cited as a picture.
+    let v = model.embed_images(&[b"ocean waves"]).unwrap().remove(0);
+    let ctx = assemble(&search(v)[..1], 100, &|t: &str| {
+        t.split_whitespace().count()
+    });
+    assert_eq!(ctx.passages.len(), 1);
+    let text = render(&ctx);
+    assert!(text.contains("(image: /docs/p2.txt)"), "{text}");
+    assert!(text.contains("[image without a caption]"), "{text}");
+    // Same bytes and caption: unchanged; new bytes under the same caption: replaced.
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+    assert_eq!(
+        ing.add(picture("p2", "", "ocean waves")).unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        ing.add(picture("p2", "", "desert dunes")).unwrap(),
+        Outcome::Replaced(1)
+    );
+    ing.finish().unwrap();
+    let v = model.embed_images(&[b"desert dunes"]).unwrap().remove(0);
+    assert_eq!(search(v)[0].doc_id, "p2");
+}
+
+#[test]
+fn a_text_only_model_refuses_a_picture_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let model = FakeDense::default();
+    let c = db
+        .create_collection(
+            "t",
+            schema(&model, None, &settings("sentences", 8)).unwrap(),
+        )
+        .unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+    let e = ing.add(picture("p", "", "zebra")).unwrap_err();
+    assert!(e.field() == Some("image"), "{e:?}");
+    assert!(e.to_string().contains("CLIP"), "{e}");
+    assert_eq!(ing.finish().unwrap().documents, 0);
+    assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 0);
+}

@@ -25,8 +25,13 @@ use crate::AppState;
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryBody {
-    /// The query text.
+    /// The query text (empty or absent with `image`).
+    #[serde(default)]
     pub text: String,
+    /// Search by a picture instead (CLIP collections): PNG, JPEG or WebP bytes, base64; the
+    /// dense source searches with its embedding.
+    #[serde(default)]
+    pub image: Option<String>,
     /// Results: documents (grouped, the default) or chunks [default: 10].
     #[serde(default)]
     pub k: Option<usize>,
@@ -107,6 +112,7 @@ impl QueryBody {
     fn request(&self) -> TextSearchRequest {
         TextSearchRequest {
             text: self.text.clone(),
+            image: self.image.clone(),
             k: self.k,
             mode: self.mode.clone(),
             sources: self.sources.clone(),
@@ -390,6 +396,7 @@ pub async fn ask(
         budget: b.budget,
         retrieval: TextSearchRequest {
             text: String::new(),
+            image: None,
             k: None,
             mode: b.mode,
             sources: b.sources,

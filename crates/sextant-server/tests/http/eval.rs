@@ -17,6 +17,7 @@ fn fixture(name: &str) -> String {
 fn server() -> TestServer {
     let mut c = config(false);
     c.models.insert("small".into(), fixture("tiny-st"));
+    c.models.insert("clip".into(), fixture("tiny-clip"));
     c.models
         .insert("wide".into(), fixture("tiny-cross-encoder"));
     c.default_model = "small".into();
@@ -322,5 +323,91 @@ fn languages_explain_and_expansion_over_http() {
         );
         assert_eq!(st, 400, "{body}: {v}");
         assert!(v.to_string().contains(field), "{body}: {v}");
+    }
+}
+
+#[test]
+fn pictures_uploaded_and_searched_by_image_and_text_over_http() {
+    let t = server();
+    let boundary = "sxtpictures7";
+    let names = [
+        "rocket_640x427_444.jpg",
+        "chelsea_300x200_q90.jpg",
+        "grass_256_lossless.webp",
+    ];
+    let mut mp = Vec::new();
+    for name in names {
+        let bytes = std::fs::read(std::path::Path::new(&fixture("images")).join(name)).unwrap();
+        mp.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        mp.extend_from_slice(&bytes);
+        mp.extend_from_slice(b"\r\n");
+    }
+    mp.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let (st, r, text) = raw(
+        "POST",
+        &t.url("/collections/pics/documents?model=clip"),
+        None,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &mp,
+    );
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(r["documents"], 3, "{r}");
+    let b64 = |name: &str| {
+        let bytes = std::fs::read(std::path::Path::new(&fixture("images")).join(name)).unwrap();
+        sextant_service::plan::image_base64(&bytes)
+    };
+    for name in names {
+        let q = t.ok(
+            "POST",
+            "/collections/pics/query",
+            None,
+            Some(json!({"image": b64(name), "k": 3})),
+        );
+        assert_eq!(q["documents"][0]["doc_id"], name, "{q}");
+        assert_eq!(
+            q["documents"][0]["chunks"][0]["payload"]["media"], "image",
+            "{q}"
+        );
+    }
+    let q = t.ok(
+        "POST",
+        "/collections/pics/query",
+        None,
+        Some(json!({"text": "a rocket", "mode": "dense", "k": 3})),
+    );
+    assert_eq!(q["documents"].as_array().unwrap().len(), 3, "{q}");
+    // A text collection, bad base64, both text and image, a mode other than dense: 400s
+    // naming the field.
+    let (st, v, _) = raw(
+        "POST",
+        &t.url("/collections/kb/documents"),
+        None,
+        "application/x-ndjson",
+        DOCS.as_bytes(),
+    );
+    assert_eq!(st, 200, "{v}");
+    for (coll, body, field) in [
+        ("kb", json!({"image": b64(names[0])}), "image"),
+        ("pics", json!({"image": "not base64 !!"}), "image"),
+        (
+            "pics",
+            json!({"image": b64(names[0]), "text": "rocket"}),
+            "text",
+        ),
+        (
+            "pics",
+            json!({"image": b64(names[0]), "mode": "hybrid"}),
+            "mode",
+        ),
+    ] {
+        let (st, v, _) = raw(
+            "POST",
+            &t.url(&format!("/collections/{coll}/query")),
+            None,
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(st, 400, "{coll} {field}: {v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
     }
 }
