@@ -165,6 +165,20 @@ impl DedupKeys {
             sig,
         }
     }
+    /// A picture's keys: its bytes (SHA-256) make an exact copy; pictures have no
+    /// near-duplicate keys (a caption or file name says nothing about the pixels).
+    fn of_image(bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        DedupKeys {
+            exact: Some(format!("i:{digest}")),
+            bands: Vec::new(),
+            sig: None,
+        }
+    }
     fn all(&self) -> Vec<String> {
         self.exact.iter().chain(&self.bands).cloned().collect()
     }
@@ -382,7 +396,10 @@ impl<'a> Ingester<'a> {
         }
         let dedup = match &self.settings.dedup {
             Some(spec) => {
-                let keys = DedupKeys::of(&title, &text);
+                let keys = match &doc.image {
+                    Some(img) => DedupKeys::of_image(img),
+                    None => DedupKeys::of(&title, &text),
+                };
                 let found = self.find_duplicate(tenant.as_ref(), &doc.id, &keys, spec.threshold)?;
                 if let Some(d) = &found {
                     if d.kind == "exact" {

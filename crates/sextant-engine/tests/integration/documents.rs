@@ -1559,3 +1559,35 @@ fn a_text_only_model_refuses_a_picture_by_name() {
     assert_eq!(ing.finish().unwrap().documents, 0);
     assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 0);
 }
+
+#[test]
+fn pictures_are_duplicates_by_their_bytes_not_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let model = FakeClip::default();
+    let c = db
+        .create_collection("p", schema(&model, None, &dedup_settings("keep")).unwrap())
+        .unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, None).unwrap();
+    // Same (empty) caption and the same title, different pixels: not duplicates.
+    let named = |id: &str, bytes: &str| Document {
+        title: "photo".into(),
+        ..picture(id, "", bytes)
+    };
+    ing.add(named("a/photo.jpg", "zebra stripes")).unwrap();
+    ing.add(named("b/photo.jpg", "ocean waves")).unwrap();
+    // The same bytes under another name: an exact copy.
+    ing.add(named("c/copy.jpg", "zebra stripes")).unwrap();
+    let st = ing.finish().unwrap();
+    assert_eq!((st.duplicates, st.near_duplicates), (1, 0));
+    let f =
+        Filter::from_json(&json!({"must": [{"key": "doc_id", "match": {"value": "c/copy.jpg"}}]}))
+            .unwrap();
+    let p = c
+        .scroll(&Scope::Unscoped, Some(&f), 1, None, None, true)
+        .unwrap()
+        .points
+        .remove(0);
+    assert_eq!(p.payload.unwrap()["duplicate_of"], "a/photo.jpg");
+    assert_eq!(doc_count(&c, "b/photo.jpg"), 1);
+}
