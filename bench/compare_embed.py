@@ -5,14 +5,15 @@ on the same sentences, batch size and thread counts.
 
   python bench/compare_embed.py [--input data/text/sentences.txt] [--threads 1,2] [--runs 3]
       [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort]
-      [--precision f32,bf16] [--skip-existing] [--tag NAME]
+      [--precision f32,bf16,bf16:amx,bf16:avx512] [--skip-existing] [--tag NAME]
 
 For every thread count, runs each system in its own process (so peak RSS is per system), then
 writes bench/out/embed-<system>-t<N>.json and bench/out/embed-compare.{json,md}: sentences/s,
 tokens/s, wall and CPU seconds, GFLOP/s (useful: real tokens; FLOPs from config.json), peak RSS,
 and Sextant / peer throughput ratios. --precision takes a list: Sextant runs once per precision
 (JSON embed-sextant-<precision>-t<N>.json for other than f32) and every peer row gets one ratio
-per Sextant precision. The peers run with .venv-ref/bin/python
+per Sextant precision. `bf16:KERNEL` runs bf16 on one kernel (SEXTANT_BF16_KERNEL=amx, avx512 or
+emulated) instead of the fastest this CPU has. The peers run with .venv-ref/bin/python
 (scripts/embed_reference.py creates it; `pip install onnxruntime onnx` into it). Stdlib only.
 --skip-existing reuses a system's JSON when it is already there (to re-run one side only).
 """
@@ -75,10 +76,15 @@ def run_system(a, system, threads, path, precision="f32"):
                "--json", path]
         if a.limit:
             cmd += ["--limit", str(a.limit)]
-        if precision != "f32":
-            cmd += ["--precision", precision]
-        print("+ " + " ".join(cmd), file=sys.stderr)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        env = dict(os.environ)
+        env.pop("SEXTANT_BF16_KERNEL", None)
+        name, _, kernel = precision.partition(":")
+        if name != "f32":
+            cmd += ["--precision", name]
+        if kernel:
+            env["SEXTANT_BF16_KERNEL"] = kernel
+        print("+ " + (f"SEXTANT_BF16_KERNEL={kernel} " if kernel else "") + " ".join(cmd), file=sys.stderr)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     else:
         cmd = [PEER_PY, os.path.join(ROOT, "bench", "peers", "embed.py"), "--system", system,
                "--model", a.model, "--input", a.input, "--batch", str(a.batch),
@@ -116,7 +122,7 @@ def main():
         for s, p in runs:
             tag = ""
             if s == "sextant":
-                parts = [x for x in (a.tag, p if p != "f32" else "") if x]
+                parts = [x for x in (a.tag, p.replace(":", "-") if p != "f32" else "") if x]
                 tag = "".join(f"-{x}" for x in parts)
             path = os.path.join(a.out_dir, f"embed-{s}{tag}-t{t}.json")
             results[(s, p, t)] = run_system(a, s, t, path, p or "f32")
@@ -127,7 +133,9 @@ def main():
         for s, p in runs:
             r = results[(s, p, t)]
             row = {
-                "system": NAMES[s], "threads": t, "precision": r.get("precision", "f32"),
+                "system": NAMES[s], "threads": t,
+                "precision": r.get("precision", "f32")
+                + (f" ({r['kernel']})" if r.get("precision") == "bf16" and "kernel" in r else ""),
                 "sentences": r["sentences"], "sentences_per_s": r["sentences_per_s"],
                 "tokens_per_s": r["tokens_per_s"], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                 "gflop_per_s": r["gflop_per_s"], "peak_rss_mib": r["peak_rss_bytes"] / 2**20,

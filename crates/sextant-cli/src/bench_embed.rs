@@ -99,6 +99,8 @@ struct EmbedBenchReport {
     precision: &'static str,
     /// Whether the precision ran on its native kernel (`false`: bf16 emulated on f32).
     precision_native: bool,
+    /// The kernel of the projections: f32, or for bf16 amx, avx512 or emulated.
+    kernel: &'static str,
     parallelism: String,
     input: String,
     sentences: usize,
@@ -198,6 +200,7 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         precision: model.precision().as_str(),
         precision_native: model.precision().is_native(),
+        kernel: model.precision().kernel(),
         parallelism: format!("{:?}", args.parallelism),
         input: args.input.display().to_string(),
         sentences: texts.len(),
@@ -234,12 +237,13 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
 fn to_markdown(r: &EmbedBenchReport) -> String {
     let p = &r.profile;
     let mut s = format!(
-        "# Embedding speed: {} ({}), {} sentences, batch {}, {} thread(s), median of {} runs\n\n\
+        "# Embedding speed: {} ({}, kernel {}), {} sentences, batch {}, {} thread(s), median of {} runs\n\n\
          | sentences/s | tokens/s | wall s | CPU s | GFLOP/s (useful) | GFLOP/s (executed) | padding | peak RSS MiB |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|\n\
          | {:.1} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1}% | {:.0} |\n\n",
         r.model,
         r.precision,
+        r.kernel,
         r.sentences,
         r.batch,
         r.threads,

@@ -71,6 +71,7 @@ mod weights;
 pub use alloc::keep_inference_buffers;
 pub use auto::{ClipEmbedder, TextEmbedder};
 pub use bert::{Activation, BertModel, MASK_BIAS};
+pub use bf16::BF16_KERNEL_ENV;
 pub use cache::{
     CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,
 };

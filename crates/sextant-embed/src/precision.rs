@@ -21,10 +21,11 @@ pub enum Precision {
     #[default]
     F32,
     /// Weights rounded to bf16 once at load, activations rounded to bf16 per product, sums in
-    /// f32. On CPUs with AVX512-BF16 (`vdpbf16ps`) the projections run on our own kernel at
-    /// about 1.9× the f32 gemm's rate (the whole pass about 1.6× faster); elsewhere the same
-    /// rounding is emulated on the f32 product (the same vectors up to f32 summation order, no
-    /// faster).
+    /// f32. The projections run on AMX tiles where the CPU exposes them (Intel Sapphire Rapids
+    /// and later), else on our AVX512-BF16 (`vdpbf16ps`) kernel (about 1.9× the f32 gemm's
+    /// rate on AMD Zen 4, no faster than f32 on Intel cores, where it issues on one port);
+    /// elsewhere the same rounding is emulated on the f32 product (the same vectors up to f32
+    /// summation order, no faster). [`Precision::kernel`] says which.
     Bf16,
 }
 
@@ -41,7 +42,19 @@ impl Precision {
     pub fn is_native(self) -> bool {
         match self {
             Precision::F32 => true,
-            Precision::Bf16 => crate::bf16::hardware(),
+            Precision::Bf16 => {
+                crate::bf16::Kernel::detect().is_ok_and(|k| k != crate::bf16::Kernel::Emulated)
+            }
+        }
+    }
+
+    /// The kernel the projections run on here: `f32` (the gemm crate's), or for bf16 `amx`,
+    /// `avx512` or `emulated` (see [`crate::BF16_KERNEL_ENV`]); `unavailable` when the
+    /// environment names a bf16 kernel this CPU cannot run.
+    pub fn kernel(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => crate::bf16::Kernel::detect().map_or("unavailable", |k| k.name()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The AVX512-BF16 micro-kernel: the crate's only `unsafe` code.
+//! The AVX512-BF16 micro-kernel (and the f32 → bf16 row conversion the AMX kernel shares).
 //!
 //! Every function here is `#[target_feature]` code reached only through [`matmul`], which
 //! asserts [`super::hardware`] (AVX-512 F/BW and BF16 present) before calling any of it. Pointer
@@ -25,16 +25,17 @@ pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32
         "AVX512-BF16 kernel called on a CPU without it"
     );
     let m = c.len() / n;
-    let pairs = k.div_ceil(2);
+    let pairs = super::padded_pairs(k);
     assert_eq!(a.len(), m * k);
     assert_eq!(c.len(), m * n);
     assert!(panels.len() >= n.div_ceil(PANEL) * pairs * PANEL);
-    // Activations as bf16, rows padded to an even length: one u32 per (2q, 2q + 1) pair.
+    // Activations as bf16, rows padded with zero pairs to the packed layout's: one u32 per
+    // (2q, 2q + 1) pair.
     let mut abf = vec![0u32; m * pairs];
     for (src, dst) in a.chunks_exact(k).zip(abf.chunks_exact_mut(pairs)) {
-        // SAFETY: `hardware()` was asserted above; `dst` holds ⌈k/2⌉ pairs for the bf16 of
-        // `src`'s k values.
-        unsafe { convert_row(src, dst) };
+        // SAFETY: `hardware()` was asserted above; `dst[..⌈k/2⌉]` holds the pairs for the
+        // bf16 of `src`'s k values.
+        unsafe { convert_row(src, &mut dst[..k.div_ceil(2)]) };
     }
     for p in 0..n.div_ceil(PANEL) {
         let panel = &panels[p * pairs * PANEL..(p + 1) * pairs * PANEL];
@@ -63,8 +64,11 @@ pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32
 }
 
 /// Rounds `src` to bf16 (to nearest even) into pairs; an odd tail is paired with zero.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW and BF16 ([`super::hardware`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn convert_row(src: &[f32], dst: &mut [u32]) {
+pub(super) unsafe fn convert_row(src: &[f32], dst: &mut [u32]) {
     assert_eq!(dst.len(), src.len().div_ceil(2));
     let mut j = 0;
     while j < src.len() {

@@ -4,9 +4,13 @@
 //! every layer here. Weights are rounded to bf16 once at load and packed ([`PackedBf16`]); each
 //! product rounds its activations to bf16 row block by row block and accumulates in f32.
 //!
-//! Two implementations, chosen once per process (see [`hardware`]):
+//! Three implementations, chosen once per process ([`Kernel::detect`], overridable with
+//! `SEXTANT_BF16_KERNEL=amx|avx512|emulated` for measurements):
 //!
-//! - **AVX512-BF16** (`avx512`, the only `unsafe` code of the crate): `vdpbf16ps` does 32 bf16
+//! - **AMX** (`amx`): Intel's tile instructions, `tdpbf16ps` on 16 × 32 by 32 × 16 tiles, where
+//!   the CPU exposes them (Sapphire Rapids and later Xeons). On Intel cores `vdpbf16ps` issues on
+//!   one port and so only matches the f32 FMA rate; tiles are what makes bf16 faster there.
+//! - **AVX512-BF16** (`avx512`): `vdpbf16ps` does 32 bf16
 //!   multiply-adds per instruction against 16 for an f32 FMA. Weights are packed in panels of
 //!   [`PANEL`] columns, k-pairs interleaved the way the instruction reads them, so that the
 //!   register-blocked micro-kernel (up to [`MR`] rows × 4 registers of 16 columns) loads every
@@ -16,8 +20,10 @@
 //!   multiplication are the same bf16 values; only the summation order differs, so vectors stay
 //!   within f32 rounding of the hardware path (and tests pass on machines without the feature).
 //!
-//! [`reference`] is the scalar definition both are tested against.
+//! [`reference`] is the scalar definition all are tested against.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
@@ -30,6 +36,85 @@ use rayon::prelude::*;
 pub(crate) const PANEL: usize = 64;
 /// Rows per micro-kernel call (6 rows × 4 registers = 24 accumulators of 32).
 pub(crate) const MR: usize = 6;
+/// Pairs of k per AMX tile step: panels and activations are padded with zero pairs to a
+/// multiple of it (MiniLM's k of 384 and 1536 need none).
+pub(crate) const KB: usize = 16;
+
+/// Pairs of k in the packed layout: ⌈k/2⌉ padded to a multiple of [`KB`].
+pub(crate) fn padded_pairs(k: usize) -> usize {
+    k.div_ceil(2).div_ceil(KB) * KB
+}
+
+/// Which implementation runs the bf16 products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// AMX tiles.
+    Amx,
+    /// AVX512-BF16 `vdpbf16ps`.
+    Avx512,
+    /// bf16-rounded operands through the f32 `gemm`.
+    Emulated,
+}
+
+/// The environment variable that picks a bf16 kernel (for measurements): `amx`, `avx512` or
+/// `emulated`; one this CPU cannot run is refused at first use.
+pub const BF16_KERNEL_ENV: &str = "SEXTANT_BF16_KERNEL";
+
+impl Kernel {
+    /// The fastest this CPU runs, unless [`BF16_KERNEL_ENV`] names one.
+    pub(crate) fn detect() -> candle_core::Result<Self> {
+        static CHOSEN: LazyLock<Result<Kernel, String>> =
+            LazyLock::new(|| match std::env::var(BF16_KERNEL_ENV).ok().as_deref() {
+                None | Some("") => Ok(Kernel::fastest()),
+                Some(name) => {
+                    let k = match name {
+                        "amx" => Kernel::Amx,
+                        "avx512" => Kernel::Avx512,
+                        "emulated" => Kernel::Emulated,
+                        other => {
+                            return Err(format!(
+                                "{BF16_KERNEL_ENV}={other:?}: expected amx, avx512 or emulated"
+                            ))
+                        }
+                    };
+                    if k.runs_here() {
+                        Ok(k)
+                    } else {
+                        Err(format!("{BF16_KERNEL_ENV}={name}: this CPU cannot run it"))
+                    }
+                }
+            });
+        CHOSEN.clone().map_err(candle_core::Error::Msg)
+    }
+
+    fn fastest() -> Self {
+        [Kernel::Amx, Kernel::Avx512]
+            .into_iter()
+            .find(|k| k.runs_here())
+            .unwrap_or(Kernel::Emulated)
+    }
+
+    /// Whether this CPU (and OS) runs the kernel.
+    pub(crate) fn runs_here(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => amx::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Amx => false,
+            Kernel::Avx512 => hardware(),
+            Kernel::Emulated => true,
+        }
+    }
+
+    /// Its name, as [`BF16_KERNEL_ENV`] takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Amx => "amx",
+            Kernel::Avx512 => "avx512",
+            Kernel::Emulated => "emulated",
+        }
+    }
+}
 /// Rows per parallel task: its bf16 activations (≤ 96 × 1536 × 2 bytes) and one weight panel
 /// stay in L2 while every panel passes over them.
 const ROWS_PER_TASK: usize = 16 * MR;
@@ -82,32 +167,49 @@ pub(crate) struct PackedBf16 {
 #[derive(Debug, Clone)]
 enum Packed {
     /// Panels of [`PANEL`] columns (the last one zero-padded); inside a panel, for every pair of
-    /// rows `(2q, 2q + 1)` (a zero row pads odd `k`), one `u32` per column holding the bf16 of
-    /// row `2q` in its low half and of row `2q + 1` in its high half.
-    Panels(Vec<u32>),
+    /// rows `(2q, 2q + 1)` (a zero row pads odd `k`, zero pairs pad to [`padded_pairs`]), one
+    /// `u32` per column holding the bf16 of row `2q` in its low half and of row `2q + 1` in its
+    /// high half; run by the AMX kernel when `amx`, else by the AVX512-BF16 one.
+    Panels { data: Vec<u32>, amx: bool },
     /// The rounded weights as a contiguous f32 `[k, n]` tensor (emulation).
     Rounded(Tensor),
 }
 
 impl PackedBf16 {
-    /// Packs the row-major `[k, n]` f32 matrix `w` for this CPU.
+    /// Packs the row-major `[k, n]` f32 matrix `w` for this CPU's kernel ([`Kernel::detect`]).
     pub(crate) fn pack(w: &[f32], k: usize, n: usize) -> candle_core::Result<Self> {
-        Self::pack_as(w, k, n, hardware())
+        Self::pack_as(w, k, n, Kernel::detect()?)
     }
 
-    /// Packs in panels for the AVX512-BF16 kernel (`panels`, which needs [`hardware`]) or for
-    /// emulation.
-    fn pack_as(w: &[f32], k: usize, n: usize, panels: bool) -> candle_core::Result<Self> {
+    /// Packs for `kernel` (which must run here).
+    fn pack_as(w: &[f32], k: usize, n: usize, kernel: Kernel) -> candle_core::Result<Self> {
         if w.len() != k * n {
             candle_core::bail!("weights of {} elements are not {k} × {n}", w.len());
         }
-        let layout = if panels {
-            Packed::Panels(pack_panels(w, k, n))
-        } else {
-            let r: Vec<f32> = w.iter().map(|&x| round_bf16(x)).collect();
-            Packed::Rounded(Tensor::from_vec(r, (k, n), &candle_core::Device::Cpu)?)
+        if !kernel.runs_here() {
+            candle_core::bail!("the {} bf16 kernel does not run on this CPU", kernel.name());
+        }
+        let layout = match kernel {
+            Kernel::Amx | Kernel::Avx512 => Packed::Panels {
+                data: pack_panels(w, k, n),
+                amx: kernel == Kernel::Amx,
+            },
+            Kernel::Emulated => {
+                let r: Vec<f32> = w.iter().map(|&x| round_bf16(x)).collect();
+                Packed::Rounded(Tensor::from_vec(r, (k, n), &candle_core::Device::Cpu)?)
+            }
         };
         Ok(PackedBf16 { k, n, layout })
+    }
+
+    /// The kernel that runs this matrix's products.
+    #[cfg(test)]
+    pub(crate) fn kernel(&self) -> Kernel {
+        match &self.layout {
+            Packed::Panels { amx: true, .. } => Kernel::Amx,
+            Packed::Panels { amx: false, .. } => Kernel::Avx512,
+            Packed::Rounded(_) => Kernel::Emulated,
+        }
     }
 
     /// Packs a contiguous f32 `[k, n]` tensor.
@@ -123,7 +225,7 @@ impl PackedBf16 {
     /// `x · W` for `x` `[rows, k]` f32: a new `[rows, n]` f32 tensor.
     pub(crate) fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.layout {
-            Packed::Panels(_) => x.apply_op1_no_bwd(self),
+            Packed::Panels { .. } => x.apply_op1_no_bwd(self),
             Packed::Rounded(w) => {
                 let rounded = x.apply_op1_no_bwd(&RoundBf16)?;
                 rounded.matmul(w)
@@ -134,7 +236,7 @@ impl PackedBf16 {
 
 /// Builds the [`Packed::Panels`] layout.
 fn pack_panels(w: &[f32], k: usize, n: usize) -> Vec<u32> {
-    let pairs = k.div_ceil(2);
+    let pairs = padded_pairs(k);
     let panels = n.div_ceil(PANEL);
     let mut out = vec![0u32; panels * pairs * PANEL];
     for p in 0..panels {
@@ -143,6 +245,9 @@ fn pack_panels(w: &[f32], k: usize, n: usize) -> Vec<u32> {
             for (c, slot) in dst.iter_mut().enumerate() {
                 let col = p * PANEL + c;
                 if col >= n {
+                    break;
+                }
+                if 2 * q >= k {
                     break;
                 }
                 let lo = to_bf16(w[2 * q * n + col]);
@@ -198,7 +303,7 @@ impl CustomOp1 for PackedBf16 {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, self.name())?;
-        let Packed::Panels(panels) = &self.layout else {
+        let Packed::Panels { data: panels, amx } = &self.layout else {
             candle_core::bail!("{}: weights are not packed in panels", self.name());
         };
         let (k, n) = (self.k, self.n);
@@ -207,13 +312,21 @@ impl CustomOp1 for PackedBf16 {
         }
         let m = x.len() / k;
         let mut c = vec![0f32; m * n];
-        matmul_panels(x, panels, m, k, n, &mut c);
+        matmul_panels(x, panels, m, k, n, *amx, &mut c);
         Ok((CpuStorage::F32(c), Shape::from((m, n))))
     }
 }
 
-/// The AVX512-BF16 product into `c` (`[m, n]`), row blocks spread over the rayon pool.
-fn matmul_panels(a: &[f32], panels: &[u32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+/// The AMX or AVX512-BF16 product into `c` (`[m, n]`), row blocks spread over the rayon pool.
+fn matmul_panels(
+    a: &[f32],
+    panels: &[u32],
+    m: usize,
+    k: usize,
+    n: usize,
+    amx: bool,
+    c: &mut [f32],
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -221,11 +334,17 @@ fn matmul_panels(a: &[f32], panels: &[u32], m: usize, k: usize, n: usize, c: &mu
     {
         c.par_chunks_mut(ROWS_PER_TASK * n)
             .zip(a.par_chunks(ROWS_PER_TASK * k))
-            .for_each(|(c, a)| avx512::matmul(a, panels, k, n, c));
+            .for_each(|(c, a)| {
+                if amx {
+                    amx::matmul(a, panels, k, n, c)
+                } else {
+                    avx512::matmul(a, panels, k, n, c)
+                }
+            });
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (a, panels, k, c);
+        let _ = (a, panels, k, amx, c);
         unreachable!("packed bf16 panels exist only on x86_64");
     }
 }
@@ -254,15 +373,15 @@ mod tests {
             .collect()
     }
 
-    /// The layouts this CPU can run: emulation always, the AVX512-BF16 panels where present
-    /// (a CPU without them tests emulation only; `hardware()` says which).
-    fn implementations() -> Vec<bool> {
-        if hardware() {
-            vec![true, false]
-        } else {
-            eprintln!("no AVX512-BF16 on this CPU: testing the emulated bf16 product only");
-            vec![false]
-        }
+    /// The kernels this CPU can run: emulation always, AVX512-BF16 and AMX where present (a
+    /// CPU without them tests fewer; the output says which).
+    fn implementations() -> Vec<Kernel> {
+        let ks: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Emulated]
+            .into_iter()
+            .filter(|k| k.runs_here())
+            .collect();
+        eprintln!("bf16 kernels tested on this CPU: {ks:?}");
+        ks
     }
 
     #[test]
@@ -294,6 +413,10 @@ mod tests {
             (97, 385, 71),
             (200, 384, 1152),
             (37, 1536, 384),
+            // AMX blocks: a full 32 × 32 block, one row past it, k not a multiple of 32.
+            (32, 64, 32),
+            (33, 100, 65),
+            (96, 40, 96),
         ];
         for (seed, &(m, k, n)) in shapes.iter().enumerate() {
             let a = rand(m * k, seed as u64 + 10);
@@ -301,6 +424,7 @@ mod tests {
             let want = reference(&a, &w, m, k, n);
             for panels in implementations() {
                 let packed = PackedBf16::pack_as(&w, k, n, panels).unwrap();
+                assert_eq!(packed.kernel(), panels);
                 let x = Tensor::from_vec(a.clone(), (m, k), &candle_core::Device::Cpu).unwrap();
                 let got = packed
                     .matmul(&x)
@@ -319,9 +443,9 @@ mod tests {
                         let bound = k as f32 * abs / (1u32 << 24) as f32 + 1e-7;
                         let (g, r) = (got[i * n + j], want[i * n + j]);
                         assert!(
-                        (g - r).abs() <= bound,
-                        "{m}×{k}×{n} (panels: {panels}): [{i}, {j}]: {g} vs {r} (bound {bound})"
-                    );
+                            (g - r).abs() <= bound,
+                            "{m}×{k}×{n} ({panels:?}): [{i}, {j}]: {g} vs {r} (bound {bound})"
+                        );
                     }
                 }
                 // And bf16 is a real approximation of the f32 product.

@@ -1,0 +1,195 @@
+//! The AMX kernel: bf16 tile products (`tdpbf16ps`) for CPUs that expose Intel AMX.
+//!
+//! On Intel cores `vdpbf16ps` does 32 bf16 multiply-adds per instruction but issues on one port,
+//! where two ports issue 16-lane f32 FMAs: the AVX512-BF16 kernel then has the f32 kernel's peak
+//! and pays the conversions on top (issue 22: 0.65× our f32 on such a Xeon). AMX multiplies a
+//! 16 × 32 bf16 tile by a 32 × 16 one into 16 × 16 f32 accumulators in one instruction, many
+//! times the FMA rate, so on CPUs that have it this is the bf16 path.
+//!
+//! Layout: the weights are the same panels as the AVX512-BF16 kernel's (`super::pack_panels`):
+//! for every pair of rows `(2q, 2q + 1)` one `u32` per column, which is exactly the "VNNI" row
+//! layout AMX reads for its second operand, so a B tile is 16 pair-rows × 16 columns at a stride
+//! of one panel row ([`PANEL`] `u32`s). The activations are converted to bf16 pairs the same way
+//! and padded with zero rows to a multiple of 32 and zero pairs to [`KB`]. Each step multiplies
+//! a 32-row × 32-column block with four accumulator tiles (2 × 2), two A tiles and two B tiles:
+//! all eight tile registers.
+//!
+//! `unsafe` here is the inline assembly of the tile instructions (stable Rust has no AMX
+//! intrinsics), the Linux permission request, and the pointer arithmetic of tile loads and
+//! stores, each against bounds asserted at the top of [`matmul`].
+#![allow(unsafe_code)]
+
+use std::arch::asm;
+use std::sync::LazyLock;
+
+use super::{KB, PANEL};
+
+/// Rows and columns of one accumulator tile (f32).
+const T: usize = 16;
+/// Rows (and columns) of the block one step computes: 2 × 2 accumulator tiles.
+const BLOCK: usize = 2 * T;
+
+/// Whether this CPU and kernel run AMX bf16 tiles: CPUID says AMX-TILE and AMX-BF16, the
+/// conversion kernel's AVX512-BF16 is there, and Linux granted the process the tile data state
+/// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, asked once).
+pub(crate) fn available() -> bool {
+    static OK: LazyLock<bool> = LazyLock::new(|| {
+        if !super::hardware() {
+            return false;
+        }
+        // CPUID leaf 7 exists on every x86-64 CPU with AVX-512 (checked above).
+        let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+        let (bf16, tile) = ((leaf7.edx >> 22) & 1 == 1, (leaf7.edx >> 24) & 1 == 1);
+        bf16 && tile && request_tile_permission()
+    });
+    *OK
+}
+
+#[cfg(target_os = "linux")]
+fn request_tile_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: a plain system call with integer arguments; it changes only which register state
+    // the kernel lets this process use.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_tile_permission() -> bool {
+    false
+}
+
+/// The 64-byte tile configuration (palette 1): tiles 0–3 accumulators, 4–5 A, 6–7 B, each 16
+/// rows of 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig([u8; 64]);
+
+impl TileConfig {
+    fn full() -> Self {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        for t in 0..8 {
+            c[16 + 2 * t] = 64; // bytes per row
+            c[48 + t] = T as u8; // rows
+        }
+        TileConfig(c)
+    }
+}
+
+/// `c[m, n] = a[m, k] · W` for one row block, `W` packed by `super::pack_panels` (pairs padded
+/// to [`KB`]).
+pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32]) {
+    assert!(available(), "AMX kernel called on a CPU without it");
+    let m = c.len() / n;
+    let pairs = super::padded_pairs(k);
+    assert_eq!(a.len(), m * k);
+    assert_eq!(c.len(), m * n);
+    let panel_len = pairs * PANEL;
+    assert!(panels.len() >= n.div_ceil(PANEL) * panel_len);
+    let rows = m.div_ceil(BLOCK) * BLOCK;
+    // Activations as bf16 pairs; padding rows and pairs stay zero.
+    let mut abf = vec![0u32; rows * pairs];
+    for (src, dst) in a.chunks_exact(k).zip(abf.chunks_exact_mut(pairs)) {
+        // SAFETY: `available()` implies AVX512-BF16; `dst[..⌈k/2⌉]` receives the k values.
+        unsafe { super::avx512::convert_row(src, &mut dst[..k.div_ceil(2)]) };
+    }
+    let cfg = TileConfig::full();
+    let mut tmp = [0f32; BLOCK * BLOCK];
+    let a_stride = pairs * 4;
+    let b_stride = PANEL * 4;
+    // SAFETY: loads the configuration above (valid palette 1, every tile 16 × 64 bytes).
+    unsafe { asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+    for col0 in (0..n).step_by(BLOCK) {
+        let panel = &panels[(col0 / PANEL) * panel_len..][..panel_len];
+        let in_panel = col0 % PANEL;
+        for row0 in (0..rows).step_by(BLOCK) {
+            // SAFETY: zeroes the four accumulator tiles.
+            unsafe {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                )
+            };
+            for q0 in (0..pairs).step_by(KB) {
+                let a0 = abf[row0 * pairs + q0..].as_ptr();
+                let a1 = abf[(row0 + T) * pairs + q0..].as_ptr();
+                let b0 = panel[q0 * PANEL + in_panel..].as_ptr();
+                let b1 = panel[q0 * PANEL + in_panel + T..].as_ptr();
+                // SAFETY: A tiles read 16 rows of 16 pairs from rows row0 (+16) at column q0 of
+                // `abf` (rows ≤ `rows`, q0 + 16 ≤ pairs: inside `abf`); B tiles read 16
+                // pair-rows from q0 of 16 columns at in_panel (+16) ≤ PANEL - 16: inside
+                // `panel`.
+                unsafe {
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {sa}*1]",
+                        "tileloadd tmm5, [{a1} + {sa}*1]",
+                        "tileloadd tmm6, [{b0} + {sb}*1]",
+                        "tileloadd tmm7, [{b1} + {sb}*1]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tdpbf16ps tmm1, tmm4, tmm7",
+                        "tdpbf16ps tmm2, tmm5, tmm6",
+                        "tdpbf16ps tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0,
+                        a1 = in(reg) a1,
+                        b0 = in(reg) b0,
+                        b1 = in(reg) b1,
+                        sa = in(reg) a_stride,
+                        sb = in(reg) b_stride,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            let full = row0 + BLOCK <= m && col0 + BLOCK <= n;
+            if full {
+                let base = c[row0 * n + col0..].as_mut_ptr();
+                // SAFETY: the block's 32 rows and 32 columns are inside `c` (checked by `full`);
+                // each store writes 16 rows of 16 f32 at a stride of one row of `c`.
+                unsafe { store_block(base, n * 4) };
+            } else {
+                // SAFETY: `tmp` holds 32 rows of 32 f32.
+                unsafe { store_block(tmp.as_mut_ptr(), BLOCK * 4) };
+                for r in 0..BLOCK.min(m.saturating_sub(row0)) {
+                    let cols = BLOCK.min(n - col0);
+                    c[(row0 + r) * n + col0..][..cols].copy_from_slice(&tmp[r * BLOCK..][..cols]);
+                }
+            }
+        }
+    }
+    // SAFETY: releases the tile state of this thread.
+    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Stores the 2 × 2 accumulator tiles as a 32 × 32 block at `base` with row stride `stride`
+/// bytes.
+///
+/// # Safety
+/// `base` must have 32 rows of 32 writable f32 at that stride.
+unsafe fn store_block(base: *mut f32, stride: usize) {
+    // SAFETY: per the contract, each of the four 16 × 16 quarter blocks is writable.
+    unsafe {
+        let right = base.add(T);
+        let low = base.cast::<u8>().add(T * stride).cast::<f32>();
+        let low_right = low.add(T);
+        asm!(
+            "tilestored [{p0} + {s}*1], tmm0",
+            "tilestored [{p1} + {s}*1], tmm1",
+            "tilestored [{p2} + {s}*1], tmm2",
+            "tilestored [{p3} + {s}*1], tmm3",
+            p0 = in(reg) base,
+            p1 = in(reg) right,
+            p2 = in(reg) low,
+            p3 = in(reg) low_right,
+            s = in(reg) stride,
+            options(nostack),
+        );
+    }
+}
