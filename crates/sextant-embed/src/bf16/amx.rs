@@ -6,13 +6,13 @@
 //! 16 × 32 bf16 tile by a 32 × 16 one into 16 × 16 f32 accumulators in one instruction, many
 //! times the FMA rate, so on CPUs that have it this is the bf16 path.
 //!
-//! Layout: the weights are the same panels as the AVX512-BF16 kernel's (`super::pack_panels`):
-//! for every pair of rows `(2q, 2q + 1)` one `u32` per column, which is exactly the "VNNI" row
-//! layout AMX reads for its second operand, so a B tile is 16 pair-rows × 16 columns at a stride
-//! of one panel row ([`PANEL`] `u32`s). The activations are converted to bf16 pairs the same way
-//! and padded with zero rows to a multiple of 32 and zero pairs to [`KB`]. Each step multiplies
-//! a 32-row × 32-column block with four accumulator tiles (2 × 2), two A tiles and two B tiles:
-//! all eight tile registers.
+//! Layout: AMX reads its second operand in "VNNI" rows — for every pair of rows `(2q, 2q + 1)`
+//! one `u32` per column, as the AVX512-BF16 panels hold them — and we store the weights as whole
+//! tiles ([`pack_tiles`]): 16 pair-rows × 16 columns contiguous, so every tile load reads 1 KiB
+//! in a row (loads at a stride, straight from the panels, took half the time). The activations
+//! are converted to bf16 pairs and laid out as tiles the same way, padded with zero rows to a
+//! multiple of 32 and zero pairs to [`KB`]. Each step multiplies a 32-row × 32-column block with
+//! four accumulator tiles (2 × 2), two A tiles and two B tiles: all eight tile registers.
 //!
 //! `unsafe` here is the inline assembly of the tile instructions (stable Rust has no AMX
 //! intrinsics), the Linux permission request, and the pointer arithmetic of tile loads and
@@ -22,7 +22,7 @@
 use std::arch::asm;
 use std::sync::LazyLock;
 
-use super::{KB, PANEL};
+use super::KB;
 
 /// Rows and columns of one accumulator tile (f32).
 const T: usize = 16;
@@ -82,33 +82,76 @@ impl TileConfig {
     }
 }
 
-/// `c[m, n] = a[m, k] · W` for one row block, `W` packed by `super::pack_panels` (pairs padded
-/// to [`KB`]).
-pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32]) {
+/// Packs the row-major `[k, n]` f32 matrix `w` as AMX B tiles: for every block of 16 columns
+/// (the columns padded with zeros to a multiple of [`BLOCK`]) and every block of [`KB`] pairs of
+/// rows (zero pairs pad k), one contiguous 1 KiB tile — 16 pair-rows × 16 columns, each `u32`
+/// the bf16 of rows `2q` (low half) and `2q + 1` (high half) — so that a tile load reads 1 KiB
+/// in a row and the k-blocks of a column block follow one another.
+pub(super) fn pack_tiles(w: &[f32], k: usize, n: usize) -> Vec<u32> {
+    let kblocks = super::padded_pairs(k) / KB;
+    let cblocks = n.div_ceil(BLOCK) * (BLOCK / T);
+    let mut out = vec![0u32; cblocks * kblocks * KB * T];
+    for cb in 0..cblocks {
+        for qb in 0..kblocks {
+            let tile = &mut out[(cb * kblocks + qb) * KB * T..][..KB * T];
+            for q in 0..KB {
+                let row = 2 * (qb * KB + q);
+                if row >= k {
+                    break;
+                }
+                for c in 0..T {
+                    let col = cb * T + c;
+                    if col >= n {
+                        break;
+                    }
+                    let lo = super::to_bf16(w[row * n + col]);
+                    let hi = if row + 1 < k {
+                        super::to_bf16(w[(row + 1) * n + col])
+                    } else {
+                        0
+                    };
+                    tile[q * T + c] = u32::from(lo) | (u32::from(hi) << 16);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `c[m, n] = a[m, k] · W` for one row block, `W` packed by [`pack_tiles`].
+pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]) {
     assert!(available(), "AMX kernel called on a CPU without it");
     let m = c.len() / n;
     let pairs = super::padded_pairs(k);
+    let kblocks = pairs / KB;
     assert_eq!(a.len(), m * k);
     assert_eq!(c.len(), m * n);
-    let panel_len = pairs * PANEL;
-    assert!(panels.len() >= n.div_ceil(PANEL) * panel_len);
-    let rows = m.div_ceil(BLOCK) * BLOCK;
-    // Activations as bf16 pairs; padding rows and pairs stay zero.
-    let mut abf = vec![0u32; rows * pairs];
-    for (src, dst) in a.chunks_exact(k).zip(abf.chunks_exact_mut(pairs)) {
-        // SAFETY: `available()` implies AVX512-BF16; `dst[..⌈k/2⌉]` receives the k values.
-        unsafe { super::avx512::convert_row(src, &mut dst[..k.div_ceil(2)]) };
+    let cblocks = n.div_ceil(BLOCK) * (BLOCK / T);
+    assert!(tiles.len() >= cblocks * kblocks * KB * T);
+    // Activations as A tiles: for every block of 16 rows (zero rows pad m to a multiple of
+    // BLOCK) and every k-block, 16 rows × 16 pairs contiguous (1 KiB), zero pairs padding k.
+    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
+    let mut abf = vec![0u32; rblocks * kblocks * T * KB];
+    let mut row = vec![0u32; pairs];
+    for (r, src) in a.chunks_exact(k).enumerate() {
+        // SAFETY: `available()` implies AVX512-BF16; `row[..⌈k/2⌉]` receives the k values.
+        unsafe { super::avx512::convert_row(src, &mut row[..k.div_ceil(2)]) };
+        let (rb, rr) = (r / T, r % T);
+        for qb in 0..kblocks {
+            abf[((rb * kblocks + qb) * T + rr) * KB..][..KB]
+                .copy_from_slice(&row[qb * KB..(qb + 1) * KB]);
+        }
     }
     let cfg = TileConfig::full();
     let mut tmp = [0f32; BLOCK * BLOCK];
-    let a_stride = pairs * 4;
-    let b_stride = PANEL * 4;
+    let tile_stride = KB * 4; // bytes per tile row: 16 u32
+    let tile_len = T * KB;
     // SAFETY: loads the configuration above (valid palette 1, every tile 16 × 64 bytes).
     unsafe { asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
     for col0 in (0..n).step_by(BLOCK) {
-        let panel = &panels[(col0 / PANEL) * panel_len..][..panel_len];
-        let in_panel = col0 % PANEL;
-        for row0 in (0..rows).step_by(BLOCK) {
+        let cb = col0 / T;
+        for row0 in (0..m).step_by(BLOCK) {
+            let rb = row0 / T;
             // SAFETY: zeroes the four accumulator tiles.
             unsafe {
                 asm!(
@@ -119,31 +162,28 @@ pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32
                     options(nostack, nomem)
                 )
             };
-            for q0 in (0..pairs).step_by(KB) {
-                let a0 = abf[row0 * pairs + q0..].as_ptr();
-                let a1 = abf[(row0 + T) * pairs + q0..].as_ptr();
-                let b0 = panel[q0 * PANEL + in_panel..].as_ptr();
-                let b1 = panel[q0 * PANEL + in_panel + T..].as_ptr();
-                // SAFETY: A tiles read 16 rows of 16 pairs from rows row0 (+16) at column q0 of
-                // `abf` (rows ≤ `rows`, q0 + 16 ≤ pairs: inside `abf`); B tiles read 16
-                // pair-rows from q0 of 16 columns at in_panel (+16) ≤ PANEL - 16: inside
-                // `panel`.
+            for qb in 0..kblocks {
+                let a0 = abf[(rb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                let a1 = abf[((rb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                let b0 = tiles[(cb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                // SAFETY: each pointer starts a 1 KiB tile inside its slice (the slicing above
+                // checks it); a tile load reads 16 rows of 64 bytes at a 64-byte stride.
                 unsafe {
                     asm!(
-                        "tileloadd tmm4, [{a0} + {sa}*1]",
-                        "tileloadd tmm5, [{a1} + {sa}*1]",
-                        "tileloadd tmm6, [{b0} + {sb}*1]",
-                        "tileloadd tmm7, [{b1} + {sb}*1]",
+                        "tileloadd tmm4, [{a0} + {s}*1]",
+                        "tileloadd tmm6, [{b0} + {s}*1]",
                         "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tileloadd tmm7, [{b1} + {s}*1]",
                         "tdpbf16ps tmm1, tmm4, tmm7",
+                        "tileloadd tmm5, [{a1} + {s}*1]",
                         "tdpbf16ps tmm2, tmm5, tmm6",
                         "tdpbf16ps tmm3, tmm5, tmm7",
                         a0 = in(reg) a0,
                         a1 = in(reg) a1,
                         b0 = in(reg) b0,
                         b1 = in(reg) b1,
-                        sa = in(reg) a_stride,
-                        sb = in(reg) b_stride,
+                        s = in(reg) tile_stride,
                         options(nostack, readonly),
                     );
                 }
@@ -157,8 +197,8 @@ pub(super) fn matmul(a: &[f32], panels: &[u32], k: usize, n: usize, c: &mut [f32
             } else {
                 // SAFETY: `tmp` holds 32 rows of 32 f32.
                 unsafe { store_block(tmp.as_mut_ptr(), BLOCK * 4) };
-                for r in 0..BLOCK.min(m.saturating_sub(row0)) {
-                    let cols = BLOCK.min(n - col0);
+                let cols = BLOCK.min(n - col0);
+                for r in 0..BLOCK.min(m - row0) {
                     c[(row0 + r) * n + col0..][..cols].copy_from_slice(&tmp[r * BLOCK..][..cols]);
                 }
             }

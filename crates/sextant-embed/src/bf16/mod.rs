@@ -166,10 +166,11 @@ pub(crate) struct PackedBf16 {
 
 #[derive(Debug, Clone)]
 enum Packed {
-    /// Panels of [`PANEL`] columns (the last one zero-padded); inside a panel, for every pair of
-    /// rows `(2q, 2q + 1)` (a zero row pads odd `k`, zero pairs pad to [`padded_pairs`]), one
-    /// `u32` per column holding the bf16 of row `2q` in its low half and of row `2q + 1` in its
-    /// high half; run by the AMX kernel when `amx`, else by the AVX512-BF16 one.
+    /// For the AVX512-BF16 kernel, panels of [`PANEL`] columns (the last one zero-padded);
+    /// inside a panel, for every pair of rows `(2q, 2q + 1)` (a zero row pads odd `k`, zero
+    /// pairs pad to [`padded_pairs`]), one `u32` per column holding the bf16 of row `2q` in its
+    /// low half and of row `2q + 1` in its high half. With `amx`, the same pairs as AMX tiles
+    /// (`amx::pack_tiles`).
     Panels { data: Vec<u32>, amx: bool },
     /// The rounded weights as a contiguous f32 `[k, n]` tensor (emulation).
     Rounded(Tensor),
@@ -190,9 +191,16 @@ impl PackedBf16 {
             candle_core::bail!("the {} bf16 kernel does not run on this CPU", kernel.name());
         }
         let layout = match kernel {
-            Kernel::Amx | Kernel::Avx512 => Packed::Panels {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => Packed::Panels {
+                data: amx::pack_tiles(w, k, n),
+                amx: true,
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Amx => unreachable!("AMX runs only on x86_64"),
+            Kernel::Avx512 => Packed::Panels {
                 data: pack_panels(w, k, n),
-                amx: kernel == Kernel::Amx,
+                amx: false,
             },
             Kernel::Emulated => {
                 let r: Vec<f32> = w.iter().map(|&x| round_bf16(x)).collect();
