@@ -4,7 +4,7 @@ sentence-transformers on PyTorch, onnxruntime on the same model exported to ONNX
 on the same sentences, batch size and thread counts.
 
   python bench/compare_embed.py [--input data/text/sentences.txt] [--threads 1,2] [--runs 3]
-      [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort]
+      [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort,ort-int8]
       [--precision f32,bf16,bf16:amx,bf16:avx512] [--skip-existing] [--tag NAME]
 
 For every thread count, runs each system in its own process (so peak RSS is per system), then
@@ -27,7 +27,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_PY = os.environ.get("PEER_PYTHON", os.path.join(ROOT, ".venv-ref", "bin", "python"))
-NAMES = {"sextant": "sextant", "st": "sentence-transformers", "ort": "onnxruntime"}
+NAMES = {"sextant": "sextant", "st": "sentence-transformers", "ort": "onnxruntime",
+         "ort-int8": "onnxruntime int8"}
 
 
 def default_sextant():

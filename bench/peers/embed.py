@@ -8,6 +8,9 @@
                          intra_op_num_threads=N and all graph optimisations; tokenisation with the
                          model's fast tokenizer, batches sorted by token length, mean pooling and
                          L2 normalisation in NumPy
+  onnxruntime int8       the same export quantised by onnxruntime's own
+                         `quantization.quantize_dynamic` (int8 weights, activations quantised per
+                         batch at run time; cached next to the fp32 file), otherwise as above
 
 Every system gets the whole file in one call per run and includes tokenisation and pooling in
 its time. Tokens are counted with the model's tokenizer (special tokens included, truncation at
@@ -15,7 +18,7 @@ the model's max_seq_length, padding excluded); GFLOP/s uses the same FLOP model 
 `sextant bench embed` (derived from config.json). CPU seconds are process CPU time (all threads).
 
 Runs in .venv-ref (torch, transformers, sentence-transformers; onnxruntime and onnx added):
-  .venv-ref/bin/python bench/peers/embed.py --system st|ort --input data/text/sentences.txt \
+  .venv-ref/bin/python bench/peers/embed.py --system st|ort|ort-int8 --input data/text/sentences.txt \
       [--model models/all-MiniLM-L6-v2] [--batch 32] [--threads N] [--runs 3] [--json OUT]
 """
 
@@ -84,13 +87,16 @@ class SentenceTransformersPeer:
 class OnnxRuntimePeer:
     name = "onnxruntime"
 
-    def __init__(self, model_dir: Path, batch: int, threads: int, max_len: int):
+    def __init__(self, model_dir: Path, batch: int, threads: int, max_len: int, int8: bool = False):
         import numpy as np
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
         self.np = np
         self.path = export_onnx(model_dir)
+        if int8:
+            self.name = "onnxruntime int8"
+            self.path = quantize_onnx(self.path)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -130,6 +136,19 @@ class OnnxRuntimePeer:
                 out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
         return out
+
+
+def quantize_onnx(fp32: Path) -> Path:
+    """onnxruntime's dynamic int8 quantisation of the fp32 export (cached beside it)."""
+    dest = fp32.with_name("model-int8-dynamic.onnx")
+    if not dest.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = dest.with_suffix(".partial.onnx")
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        tmp.rename(dest)
+        print(f"quantised {dest}", file=sys.stderr)
+    return dest
 
 
 def export_onnx(model_dir: Path) -> Path:
@@ -179,7 +198,7 @@ def export_onnx(model_dir: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--system", required=True, choices=["st", "ort"])
+    ap.add_argument("--system", required=True, choices=["st", "ort", "ort-int8"])
     ap.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
     ap.add_argument("--input", required=True)
     ap.add_argument("--batch", type=int, default=32)
@@ -201,7 +220,7 @@ def main() -> None:
     if a.system == "st":
         peer = SentenceTransformersPeer(model_dir, a.batch, a.threads)
     else:
-        peer = OnnxRuntimePeer(model_dir, a.batch, a.threads, max_len)
+        peer = OnnxRuntimePeer(model_dir, a.batch, a.threads, max_len, int8=a.system == "ort-int8")
     load_s = time.perf_counter() - t0
 
     from transformers import AutoTokenizer
@@ -234,7 +253,7 @@ def main() -> None:
         "system": peer.name,
         "version": peer.version,
         "model": a.model,
-        "precision": "f32",
+        "precision": "int8" if a.system == "ort-int8" else "f32",
         "input": a.input,
         "sentences": len(texts),
         "batch": a.batch,
