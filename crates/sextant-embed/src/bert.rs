@@ -135,7 +135,7 @@ impl Linear {
     }
 
     /// A copy multiplying in `precision` (packs the weights for bf16).
-    fn with_precision(&self, precision: Precision) -> candle_core::Result<Self> {
+    pub(crate) fn with_precision(&self, precision: Precision) -> candle_core::Result<Self> {
         let packed = match precision {
             Precision::F32 => None,
             Precision::Bf16 => Some(PackedBf16::pack_tensor(&self.wt)?),
@@ -159,7 +159,7 @@ impl Linear {
         let dims = x.dims().to_vec();
         let inp = dims[dims.len() - 1];
         let rows = x.elem_count() / inp.max(1);
-        let y = x.reshape((rows, inp))?.matmul(&self.wt)?;
+        let y = self.product(&x.reshape((rows, inp))?.contiguous()?)?;
         let y = match &self.b {
             Some(b) => y.broadcast_add(b)?,
             None => y,

@@ -89,6 +89,15 @@ impl MaskedLmHead {
         })
     }
 
+    /// A copy whose transform and vocabulary projection multiply in `precision`.
+    pub(crate) fn with_precision(&self, precision: crate::Precision) -> candle_core::Result<Self> {
+        Ok(MaskedLmHead {
+            transform: self.transform.with_precision(precision)?,
+            decoder: self.decoder.with_precision(precision)?,
+            ..self.clone()
+        })
+    }
+
     /// Transformed token states `[.., hidden]` (before the vocabulary projection).
     pub(crate) fn transform(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         self.norm

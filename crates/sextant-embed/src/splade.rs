@@ -15,6 +15,7 @@ use crate::embedder::build_pool;
 use crate::fingerprint::ModelFingerprint;
 use crate::heads::MaskedLmHead;
 use crate::load::HeadedEncoder;
+use crate::precision::Precision;
 use crate::tokenize::{Batch, Encoded, TextTokenizer};
 use crate::EmbedError;
 
@@ -114,6 +115,10 @@ pub struct SpladeOptions {
     pub threads: Option<usize>,
     /// Sequence limit override (never above the model's position table).
     pub max_seq_length: Option<usize>,
+    /// Precision of the layer projections and of the masked-LM head, the vocabulary projection
+    /// included (f32 unless set; see [`Precision`]). Not part of the fingerprint: bf16 weights
+    /// stay within a small distance of f32's, as for dense models.
+    pub precision: Option<Precision>,
 }
 
 /// A SPLADE encoder (`BertForMaskedLM` checkpoint) on candle (CPU).
@@ -150,10 +155,15 @@ impl SpladeEncoder {
                     BertForPreTraining)",
             });
         }
-        let head = MaskedLmHead::load(&e.cfg, &e.weights, &e.model)?;
+        let precision = opts.precision.unwrap_or_default();
+        let head = MaskedLmHead::load(&e.cfg, &e.weights, &e.model)?.with_precision(precision)?;
         let fingerprint = e.fingerprint(e.cfg.vocab_size);
+        let model = match precision {
+            Precision::F32 => e.model,
+            p => e.model.with_precision(p)?,
+        };
         Ok(SpladeEncoder {
-            model: e.model,
+            model,
             head,
             tokenizer: e.tokenizer,
             top_k: opts.top_k,
@@ -166,6 +176,11 @@ impl SpladeEncoder {
     /// The tokenizer (with the model's truncation).
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
+    }
+
+    /// The precision of the layer projections and the head.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     fn encode_impl(&self, texts: &[&str]) -> Result<SparseEmbeddings, EmbedError> {

@@ -211,8 +211,13 @@ pub struct Splade {
 impl Splade {
     /// Loads a masked-LM directory.
     pub fn load(path: &str) -> Result<Self> {
-        let model = SpladeEncoder::load(path, SpladeOptions::default())
-            .map_err(|e| load_error("SPLADE model", path, e))?;
+        Splade::load_with(path, SpladeOptions::default())
+    }
+
+    /// Loads a masked-LM directory with explicit options.
+    pub fn load_with(path: &str, opts: SpladeOptions) -> Result<Self> {
+        let model =
+            SpladeEncoder::load(path, opts).map_err(|e| load_error("SPLADE model", path, e))?;
         Ok(Splade {
             model,
             path: stored_location(path)?,
@@ -416,10 +421,20 @@ impl ModelRegistry {
         Ok(m.count_tokens(&refs))
     }
 
-    /// A SPLADE encoder.
-    pub fn splade(&self, spec: &str) -> Result<Arc<Splade>> {
+    /// A SPLADE encoder at `precision` (with the registry's batch size and threads).
+    pub fn splade(&self, spec: &str, precision: Precision) -> Result<Arc<Splade>> {
         let (loc, target) = self.key(spec)?;
-        cached(&self.splade, loc, || Splade::load(&target))
+        cached(&self.splade, format!("{loc}\0{precision}"), || {
+            Splade::load_with(
+                &target,
+                SpladeOptions {
+                    batch_size: self.config.batch_size,
+                    threads: self.config.threads,
+                    precision: Some(precision),
+                    ..Default::default()
+                },
+            )
+        })
     }
 
     /// A cross-encoder.
@@ -453,7 +468,7 @@ impl ModelRegistry {
 
     /// The SPLADE model of a document collection's SPLADE space, checked against its stored
     /// fingerprint.
-    pub fn collection_splade(&self, c: &Collection) -> Result<Arc<Splade>> {
+    pub fn collection_splade(&self, c: &Collection, precision: Precision) -> Result<Arc<Splade>> {
         let stored = documents::stored_model(c, SPLADE).ok_or_else(|| {
             Error::invalid(
                 "mode",
@@ -463,7 +478,7 @@ impl ModelRegistry {
                 ),
             )
         })?;
-        let m = self.splade(&stored_path(&stored)?)?;
+        let m = self.splade(&stored_path(&stored)?, precision)?;
         documents::check_models(c, None, Some(m.as_ref()))?;
         Ok(m)
     }

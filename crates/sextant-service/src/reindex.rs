@@ -192,7 +192,10 @@ impl Service {
             };
         let splade = documents::stored_model(&src, SPLADE)
             .is_some()
-            .then(|| self.models().collection_splade(&src))
+            .then(|| {
+                self.models()
+                    .collection_splade(&src, sextant_embed::Precision::default())
+            })
             .transpose()?;
         let stats = engine::reindex(
             &src,

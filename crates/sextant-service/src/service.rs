@@ -236,7 +236,7 @@ impl Service {
         let splade = p
             .needs
             .splade
-            .then(|| self.models.collection_splade(c))
+            .then(|| self.models.collection_splade(c, p.needs.precision))
             .transpose()?;
         let reranker: Option<Arc<dyn PairScorer + Send + Sync>> = match &p.needs.reranker {
             Some(Reranker::MaxSim) => Some(self.models.collection_maxsim(c)?),
@@ -351,7 +351,7 @@ impl Service {
                 ingest::refuse_changed_settings(&c, opts)?;
                 let splade = documents::stored_model(&c, SPLADE)
                     .is_some()
-                    .then(|| self.models.collection_splade(&c))
+                    .then(|| self.models.collection_splade(&c, precision))
                     .transpose()?;
                 // A model named for an existing collection must be the one it was built
                 // with (refused naming both), never silently replaced by the stored one.
@@ -376,7 +376,11 @@ impl Service {
                     .dense(model, precision)
                     .map_err(|e| e.with_field("model"))?;
                 let splade = ingest::splade_spec(opts)
-                    .map(|s| self.models.splade(&s).map_err(|e| e.with_field("splade")))
+                    .map(|s| {
+                        self.models
+                            .splade(&s, precision)
+                            .map_err(|e| e.with_field("splade"))
+                    })
                     .transpose()?;
                 let settings = ingest::settings(opts, dense.as_ref(), key.as_ref())?;
                 let mut schema = documents::schema(
@@ -510,7 +514,7 @@ impl Service {
         let dense = self.models.collection_dense(&c, Precision::default())?;
         let splade = documents::stored_model(&c, SPLADE)
             .is_some()
-            .then(|| self.models.collection_splade(&c))
+            .then(|| self.models.collection_splade(&c, Precision::default()))
             .transpose()?;
         let key = ingest::resolve_redaction_key(
             &IngestOptions::default(),

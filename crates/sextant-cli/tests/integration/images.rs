@@ -34,6 +34,25 @@ fn fails(data: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `ingest NAME DIR --model MODEL --no-splade` with `--json`: the report and the warnings.
+fn ingest_json(data: &Path, name: &str, dir: &Path, model: &str) -> (Value, String) {
+    let out = run(
+        data,
+        &[
+            "--json",
+            "ingest",
+            name,
+            dir.to_str().unwrap(),
+            "--model",
+            model,
+            "--no-splade",
+        ],
+    );
+    let warnings = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{warnings}");
+    (serde_json::from_slice(&out.stdout).unwrap(), warnings)
+}
+
 fn hits(out: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(out).unwrap();
     v[0]["documents"].as_array().unwrap().clone()
@@ -57,29 +76,11 @@ fn pictures_are_ingested_searched_by_text_and_by_image_and_cited() {
     let clip = embed_fixture("tiny-clip");
     let clip = clip.to_str().unwrap();
     let p = pics.to_str().unwrap();
-    let out = run(
-        &data,
-        &[
-            "--json",
-            "ingest",
-            "pics",
-            p,
-            "--model",
-            clip,
-            "--no-splade",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (report, warn) = ingest_json(&data, "pics", &pics, clip);
     assert_eq!(report["documents"], 6, "{report}");
     assert_eq!(report["chunks"], 6, "one chunk per picture: {report}");
     assert_eq!(report["unreadable_files"], 1, "{report}");
     assert_eq!(report["skipped_images"], 0, "{report}");
-    let warn = String::from_utf8_lossy(&out.stderr);
     assert!(warn.contains("broken.png"), "{warn}");
 
     // Image → image: each picture finds itself first, at cosine 1.
@@ -237,25 +238,7 @@ fn a_text_collection_skips_pictures_and_refuses_image_queries() {
     std::fs::write(docs.join("a.txt"), "Falcons hunt small birds in flight.").unwrap();
     std::fs::copy(picture(PICTURES[0]), docs.join(PICTURES[0])).unwrap();
     std::fs::copy(picture(PICTURES[1]), docs.join(PICTURES[1])).unwrap();
-    let model = tiny_model();
-    let out = run(
-        &data,
-        &[
-            "--json",
-            "ingest",
-            "kb",
-            docs.to_str().unwrap(),
-            "--model",
-            &model,
-            "--no-splade",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (report, _) = ingest_json(&data, "kb", &docs, &tiny_model());
     assert_eq!(report["documents"], 1, "{report}");
     assert_eq!(report["skipped_images"], 2, "{report}");
     // The plain report says why.

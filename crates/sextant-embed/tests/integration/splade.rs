@@ -95,3 +95,36 @@ fn top_k_prunes_and_batch_equals_single() {
     assert_eq!(splade().vocab_size(), 30522);
     assert_eq!(splade().fingerprint().dim, 30522);
 }
+
+/// bf16 SPLADE (layers and the vocabulary projection on the bf16 kernel of this CPU) stays close
+/// to f32: the same space, as for dense models.
+#[test]
+fn bf16_splade_stays_close_to_f32() {
+    let bf16 = SpladeEncoder::load(
+        &model_dir("splade-mini"),
+        SpladeOptions {
+            batch_size: Some(8),
+            precision: Some(sextant_embed::Precision::Bf16),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(bf16.precision(), sextant_embed::Precision::Bf16);
+    assert_eq!(bf16.fingerprint(), splade().fingerprint());
+    let j = load_json("splade_reference.json");
+    let texts: Vec<&str> = j["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["text"].as_str().unwrap())
+        .collect();
+    let a = splade().encode(&texts).unwrap();
+    let b = bf16.encode(&texts).unwrap();
+    let mut worst = 1f32;
+    for (k, (x, y)) in a.vectors.iter().zip(&b.vectors).enumerate() {
+        let cos = x.dot(y) / (x.dot(x).sqrt() * y.dot(y).sqrt());
+        worst = worst.min(cos);
+        assert!(cos >= 0.999, "text {k}: cosine {cos}");
+    }
+    eprintln!("splade bf16 vs f32: min cosine {worst}");
+}
