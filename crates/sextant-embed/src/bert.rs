@@ -146,6 +146,20 @@ impl Linear {
         })
     }
 
+    /// `max over rows of x · Wᵀ` (no bias) per output, without the `[rows, out]` product, when
+    /// the layer's kernel fuses it (bf16 on AMX); `None` otherwise.
+    pub(crate) fn product_colmax(&self, x: &Tensor) -> candle_core::Result<Option<Vec<f32>>> {
+        match &self.packed {
+            Some(p) => p.matmul_colmax(x),
+            None => Ok(None),
+        }
+    }
+
+    /// The bias, if any.
+    pub(crate) fn bias(&self) -> Option<&Tensor> {
+        self.b.as_ref()
+    }
+
     /// `x · Wᵀ` (no bias) for contiguous f32 `x` `[rows, in]`, in the precision of the layer.
     fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.packed {

@@ -104,6 +104,24 @@ impl MaskedLmHead {
             .forward(&self.act.apply(&self.transform.forward(hidden)?)?)
     }
 
+    /// The maximum over tokens of each vocabulary logit of transformed states `[tokens,
+    /// hidden]`: fused on AMX (the `[tokens, vocab]` logits never exist), else the logits'
+    /// maximum.
+    pub(crate) fn max_logits(&self, transformed: &Tensor) -> candle_core::Result<Vec<f32>> {
+        if let Some(mut v) = self.decoder.product_colmax(transformed)? {
+            // The bias is per column: max(x + b) = max(x) + b.
+            if let Some(b) = self.decoder.bias() {
+                for (x, b) in v.iter_mut().zip(b.to_vec1::<f32>()?) {
+                    *x += b;
+                }
+            }
+            return Ok(v);
+        }
+        self.logits(transformed)?
+            .max(candle_core::D::Minus2)?
+            .to_vec1::<f32>()
+    }
+
     /// Vocabulary logits `[tokens, vocab]` of transformed states `[tokens, hidden]`.
     pub(crate) fn logits(&self, transformed: &Tensor) -> candle_core::Result<Tensor> {
         self.decoder.forward(transformed)

@@ -7,8 +7,6 @@
 //! tokens only, so a batch never materialises a `[batch, seq, vocab]` tensor (256 tokens × 30k
 //! entries × 32 inputs would be a gigabyte).
 
-use candle_core::D;
-
 use crate::bert::BertModel;
 use crate::config::{EncoderFamily, CONFIG_FILE};
 use crate::embedder::build_pool;
@@ -205,9 +203,9 @@ impl SpladeEncoder {
             let transformed = self.head.transform(&hidden)?;
             for (row, &i) in chunk.iter().enumerate() {
                 let tokens = transformed.get(row)?.narrow(0, 0, batch.lengths[row])?;
-                let max_logits = self.head.logits(&tokens)?.max(D::Minus2)?;
-                let dense: Vec<f32> = max_logits
-                    .to_vec1::<f32>()?
+                let dense: Vec<f32> = self
+                    .head
+                    .max_logits(&tokens)?
                     .into_iter()
                     .map(|x| x.max(0.0).ln_1p())
                     .collect();

@@ -128,20 +128,7 @@ pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]
     assert_eq!(c.len(), m * n);
     let cblocks = n.div_ceil(BLOCK) * (BLOCK / T);
     assert!(tiles.len() >= cblocks * kblocks * KB * T);
-    // Activations as A tiles: for every block of 16 rows (zero rows pad m to a multiple of
-    // BLOCK) and every k-block, 16 rows × 16 pairs contiguous (1 KiB), zero pairs padding k.
-    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
-    let mut abf = vec![0u32; rblocks * kblocks * T * KB];
-    let mut row = vec![0u32; pairs];
-    for (r, src) in a.chunks_exact(k).enumerate() {
-        // SAFETY: `available()` implies AVX512-BF16; `row[..⌈k/2⌉]` receives the k values.
-        unsafe { super::avx512::convert_row(src, &mut row[..k.div_ceil(2)]) };
-        let (rb, rr) = (r / T, r % T);
-        for qb in 0..kblocks {
-            abf[((rb * kblocks + qb) * T + rr) * KB..][..KB]
-                .copy_from_slice(&row[qb * KB..(qb + 1) * KB]);
-        }
-    }
+    let abf = a_tiles(a, k);
     let cfg = TileConfig::full();
     let mut tmp = [0f32; BLOCK * BLOCK];
     let tile_stride = KB * 4; // bytes per tile row: 16 u32
@@ -169,24 +156,7 @@ pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]
                 let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
                 // SAFETY: each pointer starts a 1 KiB tile inside its slice (the slicing above
                 // checks it); a tile load reads 16 rows of 64 bytes at a 64-byte stride.
-                unsafe {
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {s}*1]",
-                        "tileloadd tmm6, [{b0} + {s}*1]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tileloadd tmm7, [{b1} + {s}*1]",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tileloadd tmm5, [{a1} + {s}*1]",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0,
-                        a1 = in(reg) a1,
-                        b0 = in(reg) b0,
-                        b1 = in(reg) b1,
-                        s = in(reg) tile_stride,
-                        options(nostack, readonly),
-                    );
-                }
+                unsafe { step(a0, a1, b0, b1, tile_stride) };
             }
             let full = row0 + BLOCK <= m && col0 + BLOCK <= n;
             if full {
@@ -206,6 +176,122 @@ pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]
     }
     // SAFETY: releases the tile state of this thread.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Activations `a` (`[m, k]` f32) as A tiles: for every block of 16 rows (zero rows pad m to a
+/// multiple of [`BLOCK`]) and every k-block, 16 rows × 16 pairs contiguous (1 KiB), zero pairs
+/// padding k.
+pub(super) fn a_tiles(a: &[f32], k: usize) -> Vec<u32> {
+    let m = a.len() / k;
+    let pairs = super::padded_pairs(k);
+    let kblocks = pairs / KB;
+    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
+    let mut abf = vec![0u32; rblocks * kblocks * T * KB];
+    let mut row = vec![0u32; pairs];
+    for (r, src) in a.chunks_exact(k).enumerate() {
+        // SAFETY: callers assert `available()`, which implies AVX512-BF16; `row[..⌈k/2⌉]`
+        // receives the k values.
+        unsafe { super::avx512::convert_row(src, &mut row[..k.div_ceil(2)]) };
+        let (rb, rr) = (r / T, r % T);
+        for qb in 0..kblocks {
+            abf[((rb * kblocks + qb) * T + rr) * KB..][..KB]
+                .copy_from_slice(&row[qb * KB..(qb + 1) * KB]);
+        }
+    }
+    abf
+}
+
+/// The maximum over rows of `a · W` for the columns `cols` (a multiple of [`BLOCK`] long, or
+/// reaching `n`), into `out[..cols.len()]`, never holding more than one 32 × 32 block of the
+/// product: what SPLADE needs of its vocabulary-sized logits. `abf` comes from [`a_tiles`] of
+/// `m` rows.
+pub(super) fn colmax(
+    abf: &[u32],
+    m: usize,
+    tiles: &[u32],
+    k: usize,
+    n: usize,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    assert!(available(), "AMX kernel called on a CPU without it");
+    let kblocks = super::padded_pairs(k) / KB;
+    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
+    assert!(m > 0 && abf.len() >= rblocks * kblocks * T * KB);
+    assert!(cols.start.is_multiple_of(BLOCK) && cols.end <= n && out.len() >= cols.len());
+    assert!(tiles.len() >= n.div_ceil(BLOCK) * (BLOCK / T) * kblocks * KB * T);
+    out[..cols.len()].fill(f32::NEG_INFINITY);
+    let cfg = TileConfig::full();
+    let mut tmp = [0f32; BLOCK * BLOCK];
+    let tile_stride = KB * 4;
+    let tile_len = T * KB;
+    // SAFETY: loads the configuration above (valid palette 1, every tile 16 × 64 bytes).
+    unsafe { asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+    for col0 in cols.clone().step_by(BLOCK) {
+        let cb = col0 / T;
+        let width = BLOCK.min(cols.end - col0);
+        for row0 in (0..m).step_by(BLOCK) {
+            let rb = row0 / T;
+            // SAFETY: zeroes the four accumulator tiles.
+            unsafe {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                )
+            };
+            for qb in 0..kblocks {
+                let a0 = abf[(rb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                let a1 = abf[((rb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                let b0 = tiles[(cb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+                // SAFETY: as in `matmul`: each pointer starts a 1 KiB tile inside its slice.
+                unsafe { step(a0, a1, b0, b1, tile_stride) };
+            }
+            // SAFETY: `tmp` holds 32 rows of 32 f32.
+            unsafe { store_block(tmp.as_mut_ptr(), BLOCK * 4) };
+            for r in 0..BLOCK.min(m - row0) {
+                for (o, &v) in out[col0 - cols.start..][..width]
+                    .iter_mut()
+                    .zip(&tmp[r * BLOCK..][..width])
+                {
+                    *o = o.max(v);
+                }
+            }
+        }
+    }
+    // SAFETY: releases the tile state of this thread.
+    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// One k-step of a 32 × 32 block: two A and two B tiles into the four accumulators.
+///
+/// # Safety
+/// Each pointer must start 1 KiB of readable memory, the tile configuration of this module
+/// loaded.
+#[inline(always)]
+unsafe fn step(a0: *const u32, a1: *const u32, b0: *const u32, b1: *const u32, stride: usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        asm!(
+            "tileloadd tmm4, [{a0} + {s}*1]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a1} + {s}*1]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            a0 = in(reg) a0,
+            a1 = in(reg) a1,
+            b0 = in(reg) b0,
+            b1 = in(reg) b1,
+            s = in(reg) stride,
+            options(nostack, readonly),
+        );
+    }
 }
 
 /// Stores the 2 × 2 accumulator tiles as a 32 × 32 block at `base` with row stride `stride`

@@ -118,6 +118,8 @@ impl Kernel {
 /// Rows per parallel task: its bf16 activations (≤ 96 × 1536 × 2 bytes) and one weight panel
 /// stay in L2 while every panel passes over them.
 const ROWS_PER_TASK: usize = 16 * MR;
+/// Columns per parallel task of [`PackedBf16::matmul_colmax`] (a multiple of the AMX block).
+const COLS_PER_TASK: usize = 1024;
 
 /// Whether this CPU runs `vdpbf16ps` (detected once).
 pub(crate) fn hardware() -> bool {
@@ -208,6 +210,35 @@ impl PackedBf16 {
             }
         };
         Ok(PackedBf16 { k, n, layout })
+    }
+
+    /// `max over rows of x · W` per column, without holding the `[rows, n]` product (one 32 × 32
+    /// block at a time): `Some` on the AMX kernel, `None` elsewhere (the caller multiplies and
+    /// reduces). SPLADE's vocabulary logits are the use: 30,522 columns per token.
+    pub(crate) fn matmul_colmax(&self, x: &Tensor) -> candle_core::Result<Option<Vec<f32>>> {
+        #[cfg(target_arch = "x86_64")]
+        if let Packed::Panels { data, amx: true } = &self.layout {
+            let (m, k) = x.dims2()?;
+            if k != self.k {
+                candle_core::bail!("inputs of {k} columns for weights of {} rows", self.k);
+            }
+            let n = self.n;
+            if m == 0 {
+                return Ok(Some(vec![f32::NEG_INFINITY; n]));
+            }
+            let a = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let abf = amx::a_tiles(&a, k);
+            let mut out = vec![0f32; n];
+            out.par_chunks_mut(COLS_PER_TASK)
+                .enumerate()
+                .for_each(|(i, o)| {
+                    let c0 = i * COLS_PER_TASK;
+                    amx::colmax(&abf, m, data, k, n, c0..c0 + o.len(), o)
+                });
+            return Ok(Some(out));
+        }
+        let _ = x;
+        Ok(None)
     }
 
     /// The kernel that runs this matrix's products.
@@ -468,6 +499,34 @@ mod tests {
                     worst < 0.02 * (k as f32).sqrt() + 0.01,
                     "{m}×{k}×{n}: {worst}"
                 );
+            }
+        }
+    }
+
+    /// The fused column maximum equals the maximum over the rows of the full product, exactly
+    /// (the same block arithmetic), on the AMX kernel; elsewhere it declines.
+    #[test]
+    fn column_max_equals_the_max_of_the_product() {
+        for (seed, &(m, k, n)) in [(1, 7, 5), (5, 64, 33), (37, 100, 1000), (70, 384, 2100)]
+            .iter()
+            .enumerate()
+        {
+            let a = rand(m * k, seed as u64 + 40);
+            let w = rand(k * n, seed as u64 + 50);
+            for kernel in implementations() {
+                let packed = PackedBf16::pack_as(&w, k, n, kernel).unwrap();
+                let x = Tensor::from_vec(a.clone(), (m, k), &candle_core::Device::Cpu).unwrap();
+                let fused = packed.matmul_colmax(&x).unwrap();
+                if kernel != Kernel::Amx {
+                    assert!(fused.is_none(), "{kernel:?}");
+                    continue;
+                }
+                let fused = fused.expect("AMX fuses the column maximum");
+                let full = packed.matmul(&x).unwrap().to_vec2::<f32>().unwrap();
+                for j in 0..n {
+                    let want = (0..m).map(|i| full[i][j]).fold(f32::NEG_INFINITY, f32::max);
+                    assert_eq!(fused[j], want, "{m}×{k}×{n}: column {j}");
+                }
             }
         }
     }
