@@ -503,6 +503,48 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Every kernel this CPU runs, on random shapes and values: each element within the f32
+        /// summation bound of the scalar reference, and (AMX) the fused column maximum equal to
+        /// the maximum of the product.
+        #[test]
+        fn every_kernel_matches_the_reference_on_random_shapes(
+            m in 1usize..70,
+            k in 1usize..200,
+            n in 1usize..140,
+            seed in 0u64..1_000_000,
+        ) {
+            let a = rand(m * k, seed);
+            let w = rand(k * n, seed ^ 0xabcd);
+            let want = reference(&a, &w, m, k, n);
+            let x = Tensor::from_vec(a.clone(), (m, k), &candle_core::Device::Cpu).unwrap();
+            for kernel in implementations() {
+                let packed = PackedBf16::pack_as(&w, k, n, kernel).unwrap();
+                let got = packed.matmul(&x).unwrap().to_vec2::<f32>().unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let abs: f32 = (0..k)
+                            .map(|l| (round_bf16(a[i * k + l]) * round_bf16(w[l * n + j])).abs())
+                            .sum();
+                        let bound = k as f32 * abs / (1u32 << 24) as f32 + 1e-7;
+                        proptest::prop_assert!(
+                            (got[i][j] - want[i * n + j]).abs() <= bound,
+                            "{kernel:?} {m}×{k}×{n} [{i}, {j}]: {} vs {}", got[i][j], want[i * n + j]
+                        );
+                    }
+                }
+                if let Some(fused) = packed.matmul_colmax(&x).unwrap() {
+                    for j in 0..n {
+                        let max = (0..m).map(|i| got[i][j]).fold(f32::NEG_INFINITY, f32::max);
+                        proptest::prop_assert_eq!(fused[j], max);
+                    }
+                }
+            }
+        }
+    }
+
     /// The fused column maximum equals the maximum over the rows of the full product, exactly
     /// (the same block arithmetic), on the AMX kernel; elsewhere it declines.
     #[test]
