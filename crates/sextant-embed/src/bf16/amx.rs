@@ -131,33 +131,12 @@ pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]
     let abf = a_tiles(a, k);
     let cfg = TileConfig::full();
     let mut tmp = [0f32; BLOCK * BLOCK];
-    let tile_stride = KB * 4; // bytes per tile row: 16 u32
-    let tile_len = T * KB;
     // SAFETY: loads the configuration above (valid palette 1, every tile 16 × 64 bytes).
     unsafe { asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
     for col0 in (0..n).step_by(BLOCK) {
         let cb = col0 / T;
         for row0 in (0..m).step_by(BLOCK) {
-            let rb = row0 / T;
-            // SAFETY: zeroes the four accumulator tiles.
-            unsafe {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nostack, nomem)
-                )
-            };
-            for qb in 0..kblocks {
-                let a0 = abf[(rb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                let a1 = abf[((rb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                let b0 = tiles[(cb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                // SAFETY: each pointer starts a 1 KiB tile inside its slice (the slicing above
-                // checks it); a tile load reads 16 rows of 64 bytes at a 64-byte stride.
-                unsafe { step(a0, a1, b0, b1, tile_stride) };
-            }
+            accumulate_block(&abf, tiles, kblocks, row0 / T, cb);
             let full = row0 + BLOCK <= m && col0 + BLOCK <= n;
             if full {
                 let base = c[row0 * n + col0..].as_mut_ptr();
@@ -223,33 +202,13 @@ pub(super) fn colmax(
     out[..cols.len()].fill(f32::NEG_INFINITY);
     let cfg = TileConfig::full();
     let mut tmp = [0f32; BLOCK * BLOCK];
-    let tile_stride = KB * 4;
-    let tile_len = T * KB;
     // SAFETY: loads the configuration above (valid palette 1, every tile 16 × 64 bytes).
     unsafe { asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
     for col0 in cols.clone().step_by(BLOCK) {
         let cb = col0 / T;
         let width = BLOCK.min(cols.end - col0);
         for row0 in (0..m).step_by(BLOCK) {
-            let rb = row0 / T;
-            // SAFETY: zeroes the four accumulator tiles.
-            unsafe {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nostack, nomem)
-                )
-            };
-            for qb in 0..kblocks {
-                let a0 = abf[(rb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                let a1 = abf[((rb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                let b0 = tiles[(cb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
-                // SAFETY: as in `matmul`: each pointer starts a 1 KiB tile inside its slice.
-                unsafe { step(a0, a1, b0, b1, tile_stride) };
-            }
+            accumulate_block(abf, tiles, kblocks, row0 / T, cb);
             // SAFETY: `tmp` holds 32 rows of 32 f32.
             unsafe { store_block(tmp.as_mut_ptr(), BLOCK * 4) };
             for r in 0..BLOCK.min(m - row0) {
@@ -264,6 +223,32 @@ pub(super) fn colmax(
     }
     // SAFETY: releases the tile state of this thread.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Computes the 32 × 32 block of row tiles `rb`, `rb + 1` and column tiles `cb`, `cb + 1` into
+/// the four accumulator tiles (zeroed first), over all `kblocks` k-blocks. The tile
+/// configuration of this module must be loaded on this thread.
+fn accumulate_block(abf: &[u32], tiles: &[u32], kblocks: usize, rb: usize, cb: usize) {
+    let tile_len = T * KB;
+    // SAFETY: zeroes the four accumulator tiles.
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        )
+    };
+    for qb in 0..kblocks {
+        let a0 = abf[(rb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+        let a1 = abf[((rb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+        let b0 = tiles[(cb * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+        let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
+        // SAFETY: each pointer starts a 1 KiB tile inside its slice (the slicing above checks
+        // it); a tile load reads 16 rows of 64 bytes at a 64-byte stride.
+        unsafe { step(a0, a1, b0, b1, KB * 4) };
+    }
 }
 
 /// One k-step of a 32 × 32 block: two A and two B tiles into the four accumulators.
