@@ -219,12 +219,11 @@ pub fn read_file(root: &Path, file: &Path) -> Result<FileRead> {
 
 /// `png`, `jpeg` or `webp` by the file's signature (decoding has accepted it as one of them).
 fn image_format(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"\x89PNG") {
-        "png"
-    } else if bytes.starts_with(&[0xFF, 0xD8]) {
-        "jpeg"
-    } else {
-        "webp"
+    use sextant_embed::clip::image::{guess_format, ImageFormat};
+    match guess_format(bytes) {
+        Ok(ImageFormat::Png) => "png",
+        Ok(ImageFormat::Jpeg) => "jpeg",
+        _ => "webp",
     }
 }
 

@@ -53,6 +53,23 @@ fn ingest_json(data: &Path, name: &str, dir: &Path, model: &str) -> (Value, Stri
     (serde_json::from_slice(&out.stdout).unwrap(), warnings)
 }
 
+/// `--json search NAME --image FILE --k K`: the ranked documents.
+fn search_image(data: &Path, name: &str, file: &Path, k: usize) -> (Vec<Value>, String) {
+    let out = ok(
+        data,
+        &[
+            "--json",
+            "search",
+            name,
+            "--image",
+            file.to_str().unwrap(),
+            "--k",
+            &k.to_string(),
+        ],
+    );
+    (hits(&out), out)
+}
+
 fn hits(out: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(out).unwrap();
     v[0]["documents"].as_array().unwrap().clone()
@@ -85,20 +102,7 @@ fn pictures_are_ingested_searched_by_text_and_by_image_and_cited() {
 
     // Image → image: each picture finds itself first, at cosine 1.
     for name in PICTURES {
-        let q = pics.join(name);
-        let out = ok(
-            &data,
-            &[
-                "--json",
-                "search",
-                "pics",
-                "--image",
-                q.to_str().unwrap(),
-                "--k",
-                "10",
-            ],
-        );
-        let h = hits(&out);
+        let (h, out) = search_image(&data, "pics", &pics.join(name), 10);
         assert_eq!(h[0]["doc_id"], format!("pics/{name}"), "{name}: {out}");
         let score = h[0]["score"].as_f64().unwrap();
         assert!((score - 1.0).abs() < 1e-4, "{name}: {score}");
@@ -106,19 +110,8 @@ fn pictures_are_ingested_searched_by_text_and_by_image_and_cited() {
         assert_eq!(h.len(), 6, "{out}");
     }
     // The picture's payload: what it is, its size and format, where it is.
-    let out = ok(
-        &data,
-        &[
-            "--json",
-            "search",
-            "pics",
-            "--image",
-            pics.join("rocket_640x427_444.jpg").to_str().unwrap(),
-            "--k",
-            "1",
-        ],
-    );
-    let p0 = &hits(&out)[0]["chunks"][0]["payload"];
+    let (h, _) = search_image(&data, "pics", &pics.join("rocket_640x427_444.jpg"), 1);
+    let p0 = &h[0]["chunks"][0]["payload"];
     assert_eq!(p0["media"], "image", "{p0}");
     assert_eq!(p0["format"], "jpeg", "{p0}");
     assert_eq!(
@@ -183,19 +176,8 @@ fn pictures_are_ingested_searched_by_text_and_by_image_and_cited() {
         (changed["replaced"].clone(), changed["unchanged"].clone()),
         (1.into(), 5.into())
     );
-    let out = ok(
-        &data,
-        &[
-            "--json",
-            "search",
-            "pics",
-            "--image",
-            picture("hubble_300x262_422.jpg").to_str().unwrap(),
-            "--k",
-            "1",
-        ],
-    );
-    let top = &hits(&out)[0];
+    let (h, out) = search_image(&data, "pics", &picture("hubble_300x262_422.jpg"), 1);
+    let top = &h[0];
     assert_eq!(top["doc_id"], "pics/chelsea_300x200_q90.jpg", "{out}");
     assert_eq!(top["chunks"][0]["payload"]["height"], 262);
 

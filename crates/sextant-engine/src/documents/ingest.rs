@@ -426,6 +426,9 @@ impl<'a> Ingester<'a> {
             }
             None => None,
         };
+        // The picture's bytes go to the one chunk that embeds them (moved, not copied).
+        let mut image = doc.image.take();
+        let is_image = image.is_some();
         let to_text = |r: Range<usize>| -> Range<usize> {
             match &red_map {
                 Some(m) => m.range_to_source(r),
@@ -449,7 +452,7 @@ impl<'a> Ingester<'a> {
         // nothing to retrieve: its heading is already every following chunk's `section`.
         // (Source code has no headings: a `#` line there is a comment.)
         let code = code_language(&doc)?;
-        let chunks: Vec<_> = if doc.image.is_some() {
+        let chunks: Vec<_> = if is_image {
             // An image is one chunk; its caption is not cut.
             vec![(
                 Chunk {
@@ -516,7 +519,7 @@ impl<'a> Ingester<'a> {
             }
             payload.insert("content_hash".into(), json!(hash));
             payload.insert(INGESTED_AT.into(), json!(ingested_at));
-            if doc.image.is_some() {
+            if is_image {
                 payload.insert(MEDIA.into(), json!("image"));
             }
             if let Some((keys, found)) = &dedup {
@@ -568,7 +571,7 @@ impl<'a> Ingester<'a> {
                     expires_at: None,
                 },
                 embed_text,
-                image: doc.image.clone(),
+                image: image.take(),
             });
         }
         let outcome = if old.is_empty() {
