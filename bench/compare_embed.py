@@ -5,7 +5,7 @@ on the same sentences, batch size and thread counts.
 
   python bench/compare_embed.py [--input data/text/sentences.txt] [--threads 1,2] [--runs 3]
       [--batch 32] [--limit N] [--sextant PATH] [--systems sextant,st,ort,ort-int8]
-      [--precision f32,bf16,bf16:amx,bf16:avx512] [--skip-existing] [--tag NAME]
+      [--precision f32,bf16:amx,int8:amx,int8:vnni:noamx,auto] [--skip-existing] [--tag NAME]
 
 For every thread count, runs each system in its own process (so peak RSS is per system), then
 writes bench/out/embed-<system>-t<N>.json and bench/out/embed-compare.{json,md}: sentences/s,
@@ -13,7 +13,9 @@ tokens/s, wall and CPU seconds, GFLOP/s (useful: real tokens; FLOPs from config.
 and Sextant / peer throughput ratios. --precision takes a list: Sextant runs once per precision
 (JSON embed-sextant-<precision>-t<N>.json for other than f32) and every peer row gets one ratio
 per Sextant precision. `bf16:KERNEL` runs bf16 on one kernel (SEXTANT_BF16_KERNEL=amx, avx512 or
-emulated) instead of the fastest this CPU has. The peers run with .venv-ref/bin/python
+emulated) instead of the fastest this CPU has; `int8:KERNEL` likewise (SEXTANT_INT8_KERNEL=amx,
+vnni or emulated), and `int8:vnni:noamx` also keeps bf16 off AMX (SEXTANT_BF16_KERNEL=avx512), so
+int8's down projection runs in f32 as on a CPU without AMX; `auto` measures at load. The peers run with .venv-ref/bin/python
 (scripts/embed_reference.py creates it; `pip install onnxruntime onnx` into it). Stdlib only.
 --skip-existing reuses a system's JSON when it is already there (to re-run one side only).
 """
@@ -79,12 +81,19 @@ def run_system(a, system, threads, path, precision="f32"):
             cmd += ["--limit", str(a.limit)]
         env = dict(os.environ)
         env.pop("SEXTANT_BF16_KERNEL", None)
+        env.pop("SEXTANT_INT8_KERNEL", None)
         name, _, kernel = precision.partition(":")
+        kernel, _, flag = kernel.partition(":")
         if name != "f32":
             cmd += ["--precision", name]
+        sets = {}
         if kernel:
-            env["SEXTANT_BF16_KERNEL"] = kernel
-        print("+ " + (f"SEXTANT_BF16_KERNEL={kernel} " if kernel else "") + " ".join(cmd), file=sys.stderr)
+            sets["SEXTANT_INT8_KERNEL" if name == "int8" else "SEXTANT_BF16_KERNEL"] = kernel
+        if flag == "noamx":
+            # A CPU without AMX: bf16 products (int8's down projection) off the tiles.
+            sets["SEXTANT_BF16_KERNEL"] = "avx512"
+        env.update(sets)
+        print("+ " + "".join(f"{k}={v} " for k, v in sets.items()) + " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     else:
         cmd = [PEER_PY, os.path.join(ROOT, "bench", "peers", "embed.py"), "--system", system,
@@ -136,7 +145,7 @@ def main():
             row = {
                 "system": NAMES[s], "threads": t,
                 "precision": r.get("precision", "f32")
-                + (f" ({r['kernel']})" if r.get("precision") == "bf16" and "kernel" in r else ""),
+                + (f" ({r['kernel']})" if r.get("precision") in ("bf16", "int8") and "kernel" in r else ""),
                 "sentences": r["sentences"], "sentences_per_s": r["sentences_per_s"],
                 "tokens_per_s": r["tokens_per_s"], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                 "gflop_per_s": r["gflop_per_s"], "peak_rss_mib": r["peak_rss_bytes"] / 2**20,

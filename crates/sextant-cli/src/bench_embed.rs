@@ -43,7 +43,7 @@ pub struct EmbedBenchArgs {
     /// `within-batch` (every matrix product split over all threads).
     #[arg(long, default_value = "batches", value_parser = crate::embed::parse_parallelism)]
     parallelism: BatchParallelism,
-    /// Precision of the layer projections: `f32` or `bf16` (see `sextant embed --help`).
+    /// Precision of the layer projections: `f32`, `bf16`, `int8` or `auto` (the fastest within cosine 0.999 of f32, measured at load; see `sextant embed --help`).
     #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
     precision: Precision,
     /// Timed passes over the file (the median is reported).
@@ -99,8 +99,12 @@ struct EmbedBenchReport {
     precision: &'static str,
     /// Whether the precision ran on its native kernel (`false`: bf16 emulated on f32).
     precision_native: bool,
-    /// The kernel of the projections: f32, or for bf16 amx, avx512 or emulated.
+    /// The kernel of the projections: f32, for bf16 amx, avx512 or emulated, for int8 amx,
+    /// vnni or emulated.
     kernel: &'static str,
+    /// How the precision was decided: `auto`'s measurements (seconds and cosine to f32 per
+    /// candidate) and whether they came from the per-CPU cache.
+    precision_choice: sextant_embed::PrecisionChoice,
     parallelism: String,
     input: String,
     sentences: usize,
@@ -201,6 +205,7 @@ pub fn bench_embed(args: EmbedBenchArgs) -> anyhow::Result<()> {
         precision: model.precision().as_str(),
         precision_native: model.precision().is_native(),
         kernel: model.precision().kernel(),
+        precision_choice: model.precision_choice().clone(),
         parallelism: format!("{:?}", args.parallelism),
         input: args.input.display().to_string(),
         sentences: texts.len(),

@@ -76,7 +76,10 @@ impl ClipEmbedder {
         if opts.query_prefix.is_some() || opts.passage_prefix.is_some() {
             return refuse("a query or passage prefix");
         }
-        if opts.precision.is_some_and(|p| p != Precision::F32) {
+        if opts
+            .precision
+            .is_some_and(|p| !matches!(p, Precision::F32 | Precision::Auto))
+        {
             return refuse("precision other than f32");
         }
         let defaults = ClipOptions::default();
@@ -175,6 +178,16 @@ impl TextEmbedder {
         match self {
             TextEmbedder::Transformer(m) => m.precision(),
             TextEmbedder::Static(_) | TextEmbedder::Clip(_) => Precision::F32,
+        }
+    }
+
+    /// How the precision was decided (a static model and CLIP run f32, whatever was asked).
+    pub fn precision_choice(&self) -> crate::PrecisionChoice {
+        match self {
+            TextEmbedder::Transformer(m) => m.precision_choice().clone(),
+            TextEmbedder::Static(_) | TextEmbedder::Clip(_) => {
+                crate::PrecisionChoice::fixed(Precision::F32)
+            }
         }
     }
 

@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::bf16::PackedBf16;
 use crate::config::{BertConfig, EncoderFamily};
+use crate::int8::PackedInt8;
 use crate::kernels::{self, AddNormParams};
 use crate::precision::Precision;
 use crate::profile::{timed, ForwardProfile};
@@ -64,8 +65,22 @@ impl Activation {
 pub(crate) struct Linear {
     wt: Tensor,
     b: Option<Tensor>,
-    /// `wt` rounded to bf16 and packed, in [`Precision::Bf16`] mode.
-    packed: Option<PackedBf16>,
+    /// How the product runs (f32 `gemm`, or `wt` packed for a reduced precision).
+    packed: Packed,
+    /// Output widths of the projections side by side in `wt` (Q, K and V after
+    /// [`Linear::concat`]; one part otherwise): int8 smooths each separately.
+    parts: Vec<usize>,
+}
+
+/// A [`Linear`]'s weights as its product reads them beyond the f32 `wt`.
+#[derive(Debug, Clone)]
+enum Packed {
+    /// The f32 `gemm` on `wt`.
+    None,
+    /// Rounded to bf16 and packed ([`Precision::Bf16`]).
+    Bf16(PackedBf16),
+    /// Smoothed, quantised to int8 and packed ([`Precision::Int8`]).
+    Int8(PackedInt8),
 }
 
 impl Linear {
@@ -83,15 +98,17 @@ impl Linear {
         Ok(Linear {
             wt,
             b,
-            packed: None,
+            packed: Packed::None,
+            parts: vec![out],
         })
     }
 
     pub(crate) fn from_parts(weight: &Tensor, bias: Option<Tensor>) -> Result<Self, EmbedError> {
         Ok(Linear {
+            parts: vec![weight.dim(0)?],
             wt: weight.t()?.contiguous()?,
             b: bias,
-            packed: None,
+            packed: Packed::None,
         })
     }
 
@@ -114,7 +131,8 @@ impl Linear {
         Ok(Linear {
             wt: Tensor::cat(&wts, 1)?,
             b,
-            packed: None,
+            packed: Packed::None,
+            parts: parts.iter().flat_map(|p| p.parts.iter().copied()).collect(),
         })
     }
 
@@ -130,18 +148,37 @@ impl Linear {
         Ok(Linear {
             wt: self.wt.to_dtype(dtype)?,
             b: self.b.as_ref().map(|b| b.to_dtype(dtype)).transpose()?,
-            packed: None,
+            packed: Packed::None,
+            parts: self.parts.clone(),
         })
     }
 
-    /// A copy multiplying in `precision` (packs the weights for bf16).
+    /// A copy multiplying in `precision` (packs the weights for bf16). int8 needs the inputs'
+    /// channel maxima: [`Linear::with_int8`].
     pub(crate) fn with_precision(&self, precision: Precision) -> candle_core::Result<Self> {
         let packed = match precision {
-            Precision::F32 => None,
-            Precision::Bf16 => Some(PackedBf16::pack_tensor(&self.wt)?),
+            Precision::F32 => Packed::None,
+            Precision::Bf16 => Packed::Bf16(PackedBf16::pack_tensor(&self.wt)?),
+            Precision::Int8 | Precision::Auto => candle_core::bail!(
+                "precision {precision} is not a per-layer precision here (int8 needs calibration)"
+            ),
         };
         Ok(Linear {
             packed,
+            ..self.clone()
+        })
+    }
+
+    /// A copy multiplying in int8, smoothed for inputs whose channels reached `channel_max`
+    /// (absolute) on the calibration texts (see `int8`).
+    pub(crate) fn with_int8(&self, channel_max: &[f32]) -> candle_core::Result<Self> {
+        let (k, n) = self.wt.dims2()?;
+        if channel_max.len() != k {
+            candle_core::bail!("{} channel maxima for {k} inputs", channel_max.len());
+        }
+        let w = self.wt.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Linear {
+            packed: Packed::Int8(PackedInt8::pack(&w, k, n, &self.parts, channel_max)?),
             ..self.clone()
         })
     }
@@ -150,8 +187,8 @@ impl Linear {
     /// the layer's kernel fuses it (bf16 on AMX); `None` otherwise.
     pub(crate) fn product_colmax(&self, x: &Tensor) -> candle_core::Result<Option<Vec<f32>>> {
         match &self.packed {
-            Some(p) => p.matmul_colmax(x),
-            None => Ok(None),
+            Packed::Bf16(p) => p.matmul_colmax(x),
+            Packed::None | Packed::Int8(_) => Ok(None),
         }
     }
 
@@ -163,8 +200,9 @@ impl Linear {
     /// `x · Wᵀ` (no bias) for contiguous f32 `x` `[rows, in]`, in the precision of the layer.
     fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.packed {
-            Some(p) => p.matmul(x),
-            None => x.matmul(&self.wt),
+            Packed::Bf16(p) => p.matmul(x),
+            Packed::Int8(p) => p.matmul(x),
+            Packed::None => x.matmul(&self.wt),
         }
     }
 
@@ -224,6 +262,26 @@ impl LayerNorm {
             eps: self.eps,
         })
     }
+}
+
+/// One layer's calibration for int8: the largest absolute input per channel of three of its
+/// projections.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerInputs {
+    qkv: Vec<f32>,
+    attn_out: Vec<f32>,
+    up: Vec<f32>,
+}
+
+/// Raises `max[c]` to the largest `|x[r, c]|` of the `[rows, max.len()]` tensor `x`.
+fn channel_max(x: &Tensor, max: &mut [f32]) -> candle_core::Result<()> {
+    let v = x.flatten_all()?.to_vec1::<f32>()?;
+    for row in v.chunks_exact(max.len()) {
+        for (m, &a) in max.iter_mut().zip(row) {
+            *m = m.max(a.abs());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +430,11 @@ impl BertModel {
                 self.dtype()
             )));
         }
+        if matches!(precision, Precision::Int8 | Precision::Auto) {
+            return Err(EmbedError::InvalidArgument(format!(
+                "precision {precision} is chosen at load by the embedder (it calibrates on texts)"
+            )));
+        }
         let layers = self
             .layers
             .iter()
@@ -395,6 +458,77 @@ impl BertModel {
     /// The precision of the layer projections.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Per layer, the largest absolute input per channel of the three projections the int8
+    /// mode quantises (query/key/value, attention output, feed-forward up), over `batches`
+    /// run in f32: what [`BertModel::with_int8`] smooths by.
+    pub(crate) fn input_maxima(
+        &self,
+        batches: &[crate::tokenize::Batch],
+    ) -> Result<Vec<LayerInputs>, EmbedError> {
+        if self.dtype() != DType::F32 || self.precision != Precision::F32 {
+            return Err(EmbedError::InvalidArgument(
+                "int8 calibration runs on the f32 model".into(),
+            ));
+        }
+        let h = self.cfg.hidden_size;
+        let mut stats = vec![
+            LayerInputs {
+                qkv: vec![0.0; h],
+                attn_out: vec![0.0; h],
+                up: vec![0.0; h],
+            };
+            self.layers.len()
+        ];
+        let mut prof = ForwardProfile::default();
+        for batch in batches {
+            let (b, s) = batch.ids.dims2()?;
+            let mut x = self
+                .embed(&batch.ids, &batch.type_ids)?
+                .reshape((b, s, h))?;
+            x = self.emb_norm.forward(&x)?;
+            let bias = ((1.0 - batch.mask.to_dtype(DType::F32)?)? * MASK_BIAS)?.contiguous()?;
+            for (layer, st) in self.layers.iter().zip(&mut stats) {
+                x = self.layer_forward_f32(layer, &x, &bias, &mut prof, Some(st))?;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// A copy whose query/key/value, attention output and feed-forward up projections multiply
+    /// in int8, smoothed by `maxima` ([`BertModel::input_maxima`]); the feed-forward down
+    /// projection, whose input (the activation's output) carries the outlier channels int8
+    /// loses most on, runs in bf16 on AMX tiles and in f32 elsewhere (Intel's AVX512-BF16
+    /// without AMX is no faster than f32).
+    pub(crate) fn with_int8(&self, maxima: &[LayerInputs]) -> Result<Self, EmbedError> {
+        if self.dtype() != DType::F32 || maxima.len() != self.layers.len() {
+            return Err(EmbedError::InvalidArgument(format!(
+                "int8 needs an f32 model and one calibration per layer ({} for {})",
+                maxima.len(),
+                self.layers.len()
+            )));
+        }
+        let down = crate::bf16::down_projection_precision();
+        let layers = self
+            .layers
+            .iter()
+            .zip(maxima)
+            .map(|(l, st)| -> candle_core::Result<Layer> {
+                Ok(Layer {
+                    qkv: l.qkv.with_int8(&st.qkv)?,
+                    attn_out: l.attn_out.with_int8(&st.attn_out)?,
+                    intermediate: l.intermediate.with_int8(&st.up)?,
+                    output: l.output.with_precision(down)?,
+                    ..l.clone()
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(BertModel {
+            layers,
+            precision: Precision::Int8,
+            ..self.clone()
+        })
     }
 
     /// The computation dtype.
@@ -515,7 +649,7 @@ impl BertModel {
         let bias = ((1.0 - mask.to_dtype(DType::F32)?)? * MASK_BIAS)?.contiguous()?;
         if x.dtype() == DType::F32 {
             for layer in &self.layers {
-                x = self.layer_forward_f32(layer, &x, &bias, prof)?;
+                x = self.layer_forward_f32(layer, &x, &bias, prof, None)?;
             }
         } else {
             let bias = bias.to_dtype(x.dtype())?.reshape((b, 1, 1, s))?;
@@ -534,11 +668,15 @@ impl BertModel {
         x: &Tensor,
         mask_bias: &Tensor,
         p: &mut ForwardProfile,
+        mut observe: Option<&mut LayerInputs>,
     ) -> Result<Tensor, EmbedError> {
         let (b, s, h) = x.dims3()?;
         let heads = self.cfg.num_attention_heads;
         let hd = h / heads;
         let x2 = x.reshape((b * s, h))?;
+        if let Some(st) = observe.as_deref_mut() {
+            channel_max(&x2, &mut st.qkv)?;
+        }
         let qkv = timed(&mut p.qkv_s, || {
             let y = l.qkv.product(&x2)?;
             kernels::bias_act(&y, &l.qkv.bias_or_zeros()?, None)?;
@@ -561,10 +699,16 @@ impl BertModel {
         let ctx = timed(&mut p.heads_s, || {
             ctx.transpose(1, 2)?.contiguous()?.reshape((b * s, h))
         })?;
+        if let Some(st) = observe.as_deref_mut() {
+            channel_max(&ctx, &mut st.attn_out)?;
+        }
         let attn = timed(&mut p.attn_out_s, || l.attn_out.product(&ctx))?;
         timed(&mut p.residual_norm_s, || {
             kernels::add_norm(&attn, &x2, &l.attn_add_norm)
         })?;
+        if let Some(st) = observe {
+            channel_max(&attn, &mut st.up)?;
+        }
         let up = timed(&mut p.ffn_up_s, || l.intermediate.product(&attn))?;
         timed(&mut p.activation_s, || {
             kernels::bias_act(&up, &l.intermediate.bias_or_zeros()?, Some(self.act))

@@ -14,6 +14,7 @@
 use candle_core::Device;
 
 use crate::bert::BertModel;
+use crate::choice::PrecisionChoice;
 use crate::config::{ModelDir, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::dense::{combined_sha256, DenseLayer};
 use crate::fingerprint::ModelFingerprint;
@@ -206,6 +207,7 @@ pub struct BertEmbedder {
     parallelism: BatchParallelism,
     pool: Option<rayon::ThreadPool>,
     fingerprint: ModelFingerprint,
+    precision_choice: PrecisionChoice,
 }
 
 impl BertEmbedder {
@@ -226,8 +228,7 @@ impl BertEmbedder {
         let bert = dir.bert_config()?;
         let sentence = dir.sentence_config(&bert, DEFAULT_POOLING)?;
         let weights = Weights::load(&dir.require(WEIGHTS_FILE)?, &device)?;
-        let model = BertModel::load(&bert, &weights, &device)?
-            .with_precision(opts.precision.unwrap_or_default())?;
+        let model = BertModel::load(&bert, &weights, &device)?;
         let max_len = match opts.max_seq_length {
             Some(m) => m.min(bert.max_tokens()),
             None => sentence.max_seq_length,
@@ -265,7 +266,7 @@ impl BertEmbedder {
             passage_prefix: prompts.passage.clone(),
             plain_prefix: prompts.plain.clone(),
         };
-        Ok(BertEmbedder {
+        let mut e = BertEmbedder {
             model,
             tokenizer,
             pooling,
@@ -281,7 +282,66 @@ impl BertEmbedder {
             parallelism: opts.parallelism.unwrap_or_default(),
             pool,
             fingerprint,
-        })
+            precision_choice: PrecisionChoice::fixed(Precision::F32),
+        };
+        e.set_precision(opts.precision.unwrap_or_default())?;
+        Ok(e)
+    }
+
+    /// Switches the layer projections to `precision` (from the f32 model this was loaded as);
+    /// `auto` measures (see [`crate::choice`]).
+    fn set_precision(&mut self, precision: Precision) -> Result<(), EmbedError> {
+        let f32_model = self.model.clone();
+        let mut int8: Option<BertModel> = None;
+        let mut build = |p: Precision, e: &Self| -> Result<BertModel, EmbedError> {
+            Ok(match p {
+                Precision::F32 => f32_model.clone(),
+                Precision::Int8 => match &int8 {
+                    Some(m) => m.clone(),
+                    None => {
+                        let m = e.run(|| {
+                            crate::int8::calibration::int8_model(&f32_model, &e.tokenizer)
+                        })?;
+                        int8 = Some(m.clone());
+                        m
+                    }
+                },
+                p => f32_model.with_precision(p)?,
+            })
+        };
+        if precision != Precision::Auto {
+            self.model = build(precision, self)?;
+            self.precision_choice = PrecisionChoice::fixed(precision);
+            return Ok(());
+        }
+        let key = format!(
+            "{} | threads {} | batch {}",
+            self.fingerprint.weights_sha256,
+            self.run(rayon::current_num_threads),
+            self.batch_size
+        );
+        let texts = crate::int8::calibration::TEXTS;
+        let this = std::cell::RefCell::new(&mut *self);
+        let choice = crate::choice::choose(
+            &key,
+            |p| {
+                let m = build(p, &this.borrow())?;
+                this.borrow_mut().model = m;
+                Ok(())
+            },
+            || {
+                let e = this.borrow();
+                let v = e.embed(texts, InputKind::Passage)?;
+                Ok((0..texts.len()).map(|i| v.row(i).to_vec()).collect())
+            },
+        )?;
+        self.precision_choice = choice;
+        Ok(())
+    }
+
+    /// How the precision was decided (the `auto` measurements when asked for `auto`).
+    pub fn precision_choice(&self) -> &PrecisionChoice {
+        &self.precision_choice
     }
 
     /// The pooling in use.

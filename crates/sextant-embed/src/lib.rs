@@ -44,6 +44,7 @@ mod auto;
 mod bert;
 mod bf16;
 mod cache;
+mod choice;
 pub mod clip;
 mod config;
 mod dense;
@@ -53,6 +54,7 @@ mod fingerprint;
 mod heads;
 pub mod hub;
 mod input;
+mod int8;
 mod kernels;
 mod late;
 mod load;
@@ -75,6 +77,7 @@ pub use bf16::BF16_KERNEL_ENV;
 pub use cache::{
     CacheStats, CachedEmbedder, EmbeddingCache, CACHE_MAGIC, CACHE_VERSION, DEFAULT_CACHE_CAPACITY,
 };
+pub use choice::{PrecisionChoice, PrecisionTrial, AUTO_MIN_SPEEDUP, PRECISION_CACHE_ENV};
 pub use clip::{
     ClipError, ClipImageProcessor, ClipModel, ClipOptions, PixelValues, ResampleFilter,
 };
@@ -92,11 +95,12 @@ pub use error::{EmbedError, SETUP_SCRIPT};
 pub use fingerprint::ModelFingerprint;
 pub use hub::{HubOptions, DEFAULT_ENDPOINT};
 pub use input::{lines_from_bytes, TextLines};
+pub use int8::INT8_KERNEL_ENV;
 pub use late::{maxsim, Projection, TokenEmbeddings, TokenOptions};
 pub use model2vec::{StaticEmbedder, STATIC_DEFAULT_MAX_LENGTH};
 pub use modules::{Pipeline, PoolingConfig, MODULES_FILE};
 pub use pooling::{truncate_and_normalize, Pooling, ALL_POOLINGS};
-pub use precision::{Precision, DEFAULT_PRECISION};
+pub use precision::{Precision, AUTO_MIN_COSINE, DEFAULT_PRECISION};
 pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};

@@ -27,34 +27,56 @@ pub enum Precision {
     /// elsewhere the same rounding is emulated on the f32 product (the same vectors up to f32
     /// summation order, no faster). [`Precision::kernel`] says which.
     Bf16,
+    /// Three of the four projections of every layer in int8 (per-token activation scales,
+    /// per-channel weight scales, SmoothQuant factors calibrated on built-in texts at load), the
+    /// feed-forward down projection in bf16 where the CPU has a bf16 kernel and f32 elsewhere.
+    /// On AMX tiles (`tdpbusd`) or AVX-512 VNNI (`vpdpbusd`), else emulated on the f32 product.
+    Int8,
+    /// Chosen at load: the fastest of f32 and the reduced precisions this CPU runs natively
+    /// whose vectors stay within [`AUTO_MIN_COSINE`] of f32 on the calibration texts, measured
+    /// then (or taken from the per-CPU cache). A request, never the precision a model runs in.
+    Auto,
 }
 
+/// The accuracy bound [`Precision::Auto`] holds: every calibration vector within this cosine of
+/// its f32 vector.
+pub const AUTO_MIN_COSINE: f64 = 0.999;
+
 impl Precision {
-    /// The name used by the CLI and the configuration (`f32`, `bf16`).
+    /// The name used by the CLI and the configuration (`f32`, `bf16`, `int8`, `auto`).
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+            Precision::Auto => "auto",
         }
     }
 
-    /// Whether this mode runs on a native kernel on this CPU (`false` for bf16 emulated).
+    /// Whether this mode runs on a native kernel on this CPU (`false` for bf16 or int8
+    /// emulated; `auto` resolves to a native one or f32).
     pub fn is_native(self) -> bool {
         match self {
-            Precision::F32 => true,
+            Precision::F32 | Precision::Auto => true,
             Precision::Bf16 => {
                 crate::bf16::Kernel::detect().is_ok_and(|k| k != crate::bf16::Kernel::Emulated)
+            }
+            Precision::Int8 => {
+                crate::int8::Kernel::detect().is_ok_and(|k| k != crate::int8::Kernel::Emulated)
             }
         }
     }
 
-    /// The kernel the projections run on here: `f32` (the gemm crate's), or for bf16 `amx`,
-    /// `avx512` or `emulated` (see [`crate::BF16_KERNEL_ENV`]); `unavailable` when the
-    /// environment names a bf16 kernel this CPU cannot run.
+    /// The kernel the projections run on here: `f32` (the gemm crate's), for bf16 `amx`,
+    /// `avx512` or `emulated` (see [`crate::BF16_KERNEL_ENV`]), for int8 `amx`, `vnni` or
+    /// `emulated` (see [`crate::INT8_KERNEL_ENV`]); `unavailable` when the environment names a
+    /// kernel this CPU cannot run; `auto` before it is resolved.
     pub fn kernel(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => crate::bf16::Kernel::detect().map_or("unavailable", |k| k.name()),
+            Precision::Int8 => crate::int8::Kernel::detect().map_or("unavailable", |k| k.name()),
+            Precision::Auto => "auto",
         }
     }
 }
@@ -72,8 +94,10 @@ impl FromStr for Precision {
         match s {
             "f32" => Ok(Precision::F32),
             "bf16" => Ok(Precision::Bf16),
+            "int8" => Ok(Precision::Int8),
+            "auto" => Ok(Precision::Auto),
             other => Err(EmbedError::InvalidArgument(format!(
-                "unknown precision {other:?} (expected f32 or bf16)"
+                "unknown precision {other:?} (expected auto, f32, bf16 or int8)"
             ))),
         }
     }
@@ -85,7 +109,12 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for p in [Precision::F32, Precision::Bf16] {
+        for p in [
+            Precision::F32,
+            Precision::Bf16,
+            Precision::Int8,
+            Precision::Auto,
+        ] {
             assert_eq!(p.to_string().parse::<Precision>().unwrap(), p);
         }
         assert!("fp16".parse::<Precision>().is_err());

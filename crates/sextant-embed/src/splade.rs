@@ -8,6 +8,7 @@
 //! entries × 32 inputs would be a gigabyte).
 
 use crate::bert::BertModel;
+use crate::choice::PrecisionChoice;
 use crate::config::{EncoderFamily, CONFIG_FILE};
 use crate::embedder::build_pool;
 use crate::fingerprint::ModelFingerprint;
@@ -129,6 +130,7 @@ pub struct SpladeEncoder {
     batch_size: usize,
     pool: Option<rayon::ThreadPool>,
     fingerprint: ModelFingerprint,
+    precision_choice: PrecisionChoice,
 }
 
 impl SpladeEncoder {
@@ -153,22 +155,99 @@ impl SpladeEncoder {
                     BertForPreTraining)",
             });
         }
-        let precision = opts.precision.unwrap_or_default();
-        let head = MaskedLmHead::load(&e.cfg, &e.weights, &e.model)?.with_precision(precision)?;
+        let head = MaskedLmHead::load(&e.cfg, &e.weights, &e.model)?;
         let fingerprint = e.fingerprint(e.cfg.vocab_size);
-        let model = match precision {
-            Precision::F32 => e.model,
-            p => e.model.with_precision(p)?,
-        };
-        Ok(SpladeEncoder {
-            model,
+        let mut s = SpladeEncoder {
+            model: e.model,
             head,
             tokenizer: e.tokenizer,
             top_k: opts.top_k,
             batch_size: e.batch_size,
             pool: build_pool(opts.threads)?,
             fingerprint,
-        })
+            precision_choice: PrecisionChoice::fixed(Precision::F32),
+        };
+        s.set_precision(opts.precision.unwrap_or_default())?;
+        Ok(s)
+    }
+
+    /// Switches the encoder and head to `precision` (from the f32 model this was loaded as);
+    /// `auto` measures (see [`crate::choice`]). In int8 the head (two projections, the
+    /// vocabulary one included) runs in bf16 on AMX tiles, else f32.
+    fn set_precision(&mut self, precision: Precision) -> Result<(), EmbedError> {
+        let (f32_model, f32_head) = (self.model.clone(), self.head.clone());
+        let mut int8: Option<BertModel> = None;
+        let mut build = |p: Precision, s: &Self| -> Result<(BertModel, MaskedLmHead), EmbedError> {
+            Ok(match p {
+                Precision::F32 => (f32_model.clone(), f32_head.clone()),
+                Precision::Int8 => {
+                    let m = match &int8 {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = s.run(|| {
+                                crate::int8::calibration::int8_model(&f32_model, &s.tokenizer)
+                            })?;
+                            int8 = Some(m.clone());
+                            m
+                        }
+                    };
+                    let head_p = crate::bf16::down_projection_precision();
+                    (m, f32_head.with_precision(head_p)?)
+                }
+                p => (f32_model.with_precision(p)?, f32_head.with_precision(p)?),
+            })
+        };
+        if precision != Precision::Auto {
+            (self.model, self.head) = build(precision, self)?;
+            self.precision_choice = PrecisionChoice::fixed(precision);
+            return Ok(());
+        }
+        let key = format!(
+            "splade {} | threads {} | batch {}",
+            self.fingerprint.weights_sha256,
+            self.run(rayon::current_num_threads),
+            self.batch_size
+        );
+        let texts = crate::int8::calibration::TEXTS;
+        let vocab = self.model.config().vocab_size;
+        let this = std::cell::RefCell::new(&mut *self);
+        let choice = crate::choice::choose(
+            &key,
+            |p| {
+                let (m, h) = build(p, &this.borrow())?;
+                let mut e = this.borrow_mut();
+                (e.model, e.head) = (m, h);
+                Ok(())
+            },
+            || {
+                let v = this.borrow().encode(texts)?;
+                Ok(v.vectors
+                    .iter()
+                    .map(|s| {
+                        let mut d = vec![0f32; vocab];
+                        for (&i, &w) in s.indices.iter().zip(&s.values) {
+                            d[i as usize] = w;
+                        }
+                        d
+                    })
+                    .collect())
+            },
+        )?;
+        self.precision_choice = choice;
+        Ok(())
+    }
+
+    /// How the precision was decided (the `auto` measurements when asked for `auto`).
+    pub fn precision_choice(&self) -> &PrecisionChoice {
+        &self.precision_choice
+    }
+
+    /// Runs `f` in the encoder's pool (or on the caller's).
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
 
     /// The tokenizer (with the model's truncation).
@@ -229,10 +308,7 @@ impl SparseEncoder for SpladeEncoder {
     }
 
     fn encode(&self, texts: &[&str]) -> Result<SparseEmbeddings, EmbedError> {
-        match &self.pool {
-            Some(p) => p.install(|| self.encode_impl(texts)),
-            None => self.encode_impl(texts),
-        }
+        self.run(|| self.encode_impl(texts))
     }
 }
 

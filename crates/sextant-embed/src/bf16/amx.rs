@@ -1,4 +1,5 @@
-//! The AMX kernel: bf16 tile products (`tdpbf16ps`) for CPUs that expose Intel AMX.
+//! The AMX kernels: bf16 tile products (`tdpbf16ps`) for CPUs that expose Intel AMX, and the
+//! int8 ones (`tdpbusd`) that `crate::int8` drives.
 //!
 //! On Intel cores `vdpbf16ps` does 32 bf16 multiply-adds per instruction but issues on one port,
 //! where two ports issue 16-lane f32 FMAs: the AVX512-BF16 kernel then has the f32 kernel's peak
@@ -82,35 +83,49 @@ impl TileConfig {
     }
 }
 
-/// Packs the row-major `[k, n]` f32 matrix `w` as AMX B tiles: for every block of 16 columns
-/// (the columns padded with zeros to a multiple of [`BLOCK`]) and every block of [`KB`] pairs of
-/// rows (zero pairs pad k), one contiguous 1 KiB tile — 16 pair-rows × 16 columns, each `u32`
-/// the bf16 of rows `2q` (low half) and `2q + 1` (high half) — so that a tile load reads 1 KiB
-/// in a row and the k-blocks of a column block follow one another.
+/// Packs the row-major `[k, n]` f32 matrix `w` as AMX bf16 B tiles ([`pack_groups`] of pairs of
+/// rows, each `u32` the bf16 of rows `2q` (low half) and `2q + 1` (high half)).
 pub(super) fn pack_tiles(w: &[f32], k: usize, n: usize) -> Vec<u32> {
-    let kblocks = super::padded_pairs(k) / KB;
+    pack_groups(super::padded_pairs(k), n, |q, col| {
+        let row = 2 * q;
+        if row >= k {
+            return 0;
+        }
+        let lo = super::to_bf16(w[row * n + col]);
+        let hi = if row + 1 < k {
+            super::to_bf16(w[(row + 1) * n + col])
+        } else {
+            0
+        };
+        u32::from(lo) | (u32::from(hi) << 16)
+    })
+}
+
+/// Lays out a `[groups, n]` matrix of `u32` "groups" (a pair of bf16 or a quad of int8 taken
+/// from consecutive rows of one column, the VNNI order the tile product reads) as AMX B tiles:
+/// for every block of 16 columns (padded with zeros to a multiple of [`BLOCK`]) and every
+/// block of [`KB`] groups, one contiguous 1 KiB tile — 16 group-rows × 16 columns — so that a
+/// tile load reads 1 KiB in a row and the k-blocks of a column block follow one another.
+/// `groups` must be a multiple of [`KB`]; `group(q, col)` is called for `col < n` only.
+pub(crate) fn pack_groups(
+    groups: usize,
+    n: usize,
+    group: impl Fn(usize, usize) -> u32,
+) -> Vec<u32> {
+    assert!(groups.is_multiple_of(KB));
+    let kblocks = groups / KB;
     let cblocks = n.div_ceil(BLOCK) * (BLOCK / T);
     let mut out = vec![0u32; cblocks * kblocks * KB * T];
     for cb in 0..cblocks {
         for qb in 0..kblocks {
             let tile = &mut out[(cb * kblocks + qb) * KB * T..][..KB * T];
             for q in 0..KB {
-                let row = 2 * (qb * KB + q);
-                if row >= k {
-                    break;
-                }
                 for c in 0..T {
                     let col = cb * T + c;
                     if col >= n {
                         break;
                     }
-                    let lo = super::to_bf16(w[row * n + col]);
-                    let hi = if row + 1 < k {
-                        super::to_bf16(w[(row + 1) * n + col])
-                    } else {
-                        0
-                    };
-                    tile[q * T + c] = u32::from(lo) | (u32::from(hi) << 16);
+                    tile[q * T + c] = group(qb * KB + q, col);
                 }
             }
         }
@@ -136,7 +151,7 @@ pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]
     for col0 in (0..n).step_by(BLOCK) {
         let cb = col0 / T;
         for row0 in (0..m).step_by(BLOCK) {
-            accumulate_block(&abf, tiles, kblocks, row0 / T, cb);
+            accumulate_block(&abf, tiles, kblocks, row0 / T, cb, Op::Bf16);
             let full = row0 + BLOCK <= m && col0 + BLOCK <= n;
             if full {
                 let base = c[row0 * n + col0..].as_mut_ptr();
@@ -157,27 +172,39 @@ pub(super) fn matmul(a: &[f32], tiles: &[u32], k: usize, n: usize, c: &mut [f32]
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
 }
 
-/// Activations `a` (`[m, k]` f32) as A tiles: for every block of 16 rows (zero rows pad m to a
-/// multiple of [`BLOCK`]) and every k-block, 16 rows × 16 pairs contiguous (1 KiB), zero pairs
-/// padding k.
+/// Activations `a` (`[m, k]` f32) as bf16 A tiles ([`a_layout`] of the rows' bf16 pairs).
 pub(super) fn a_tiles(a: &[f32], k: usize) -> Vec<u32> {
     let m = a.len() / k;
-    let pairs = super::padded_pairs(k);
-    let kblocks = pairs / KB;
-    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
-    let mut abf = vec![0u32; rblocks * kblocks * T * KB];
-    let mut row = vec![0u32; pairs];
-    for (r, src) in a.chunks_exact(k).enumerate() {
+    a_layout(m, super::padded_pairs(k), |r, row| {
         // SAFETY: callers assert `available()`, which implies AVX512-BF16; `row[..⌈k/2⌉]`
         // receives the k values.
-        unsafe { super::avx512::convert_row(src, &mut row[..k.div_ceil(2)]) };
+        unsafe { super::avx512::convert_row(&a[r * k..(r + 1) * k], &mut row[..k.div_ceil(2)]) };
+    })
+}
+
+/// `m` rows of `groups` `u32` each (`fill(r, row)` writes row `r` into a zeroed buffer) as A
+/// tiles: for every block of 16 rows (zero rows pad m to a multiple of [`BLOCK`]) and every
+/// k-block, 16 rows × [`KB`] groups contiguous (1 KiB).
+pub(crate) fn a_layout(
+    m: usize,
+    groups: usize,
+    mut fill: impl FnMut(usize, &mut [u32]),
+) -> Vec<u32> {
+    assert!(groups.is_multiple_of(KB));
+    let kblocks = groups / KB;
+    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
+    let mut tiles = vec![0u32; rblocks * kblocks * T * KB];
+    let mut row = vec![0u32; groups];
+    for r in 0..m {
+        row.fill(0);
+        fill(r, &mut row);
         let (rb, rr) = (r / T, r % T);
         for qb in 0..kblocks {
-            abf[((rb * kblocks + qb) * T + rr) * KB..][..KB]
+            tiles[((rb * kblocks + qb) * T + rr) * KB..][..KB]
                 .copy_from_slice(&row[qb * KB..(qb + 1) * KB]);
         }
     }
-    abf
+    tiles
 }
 
 /// The maximum over rows of `a · W` for the columns `cols` (a multiple of [`BLOCK`] long, or
@@ -208,7 +235,7 @@ pub(super) fn colmax(
         let cb = col0 / T;
         let width = BLOCK.min(cols.end - col0);
         for row0 in (0..m).step_by(BLOCK) {
-            accumulate_block(abf, tiles, kblocks, row0 / T, cb);
+            accumulate_block(abf, tiles, kblocks, row0 / T, cb, Op::Bf16);
             // SAFETY: `tmp` holds 32 rows of 32 f32.
             unsafe { store_block(tmp.as_mut_ptr(), BLOCK * 4) };
             for r in 0..BLOCK.min(m - row0) {
@@ -225,10 +252,19 @@ pub(super) fn colmax(
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
 }
 
+/// The tile product of a step.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `tdpbf16ps`: pairs of bf16, f32 accumulators.
+    Bf16,
+    /// `tdpbusd`: quads of unsigned (A) by signed (B) bytes, i32 accumulators.
+    Int8,
+}
+
 /// Computes the 32 × 32 block of row tiles `rb`, `rb + 1` and column tiles `cb`, `cb + 1` into
 /// the four accumulator tiles (zeroed first), over all `kblocks` k-blocks. The tile
 /// configuration of this module must be loaded on this thread.
-fn accumulate_block(abf: &[u32], tiles: &[u32], kblocks: usize, rb: usize, cb: usize) {
+fn accumulate_block(abf: &[u32], tiles: &[u32], kblocks: usize, rb: usize, cb: usize, op: Op) {
     let tile_len = T * KB;
     // SAFETY: zeroes the four accumulator tiles.
     unsafe {
@@ -247,7 +283,12 @@ fn accumulate_block(abf: &[u32], tiles: &[u32], kblocks: usize, rb: usize, cb: u
         let b1 = tiles[((cb + 1) * kblocks + qb) * tile_len..][..tile_len].as_ptr();
         // SAFETY: each pointer starts a 1 KiB tile inside its slice (the slicing above checks
         // it); a tile load reads 16 rows of 64 bytes at a 64-byte stride.
-        unsafe { step(a0, a1, b0, b1, KB * 4) };
+        unsafe {
+            match op {
+                Op::Bf16 => step(a0, a1, b0, b1, KB * 4),
+                Op::Int8 => step_int8(a0, a1, b0, b1, KB * 4),
+            }
+        };
     }
 }
 
@@ -278,6 +319,89 @@ unsafe fn step(a0: *const u32, a1: *const u32, b0: *const u32, b1: *const u32, s
         );
     }
 }
+
+/// [`step`] with `tdpbusd` (unsigned bytes of A by signed bytes of B, i32 sums).
+///
+/// # Safety
+/// As [`step`].
+#[inline(always)]
+unsafe fn step_int8(a0: *const u32, a1: *const u32, b0: *const u32, b1: *const u32, stride: usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        asm!(
+            "tileloadd tmm4, [{a0} + {s}*1]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tdpbusd tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbusd tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a1} + {s}*1]",
+            "tdpbusd tmm2, tmm5, tmm6",
+            "tdpbusd tmm3, tmm5, tmm7",
+            a0 = in(reg) a0,
+            a1 = in(reg) a1,
+            b0 = in(reg) b0,
+            b1 = in(reg) b1,
+            s = in(reg) stride,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// Whether this CPU and kernel run AMX int8 tiles (CPUID AMX-TILE and AMX-INT8, AVX-512 F/BW
+/// for the quantisation around them, and the tile permission).
+pub(crate) fn int8_available() -> bool {
+    static OK: LazyLock<bool> = LazyLock::new(|| {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw"))
+        {
+            return false;
+        }
+        let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+        let (int8, tile) = ((leaf7.edx >> 25) & 1 == 1, (leaf7.edx >> 24) & 1 == 1);
+        int8 && tile && request_tile_permission()
+    });
+    *OK
+}
+
+/// The int8 product of `m` rows of A tiles ([`a_layout`] of quads of unsigned bytes) by B tiles
+/// ([`pack_groups`] of quads of signed bytes, `groups` quads deep, `n` columns): for every
+/// 32 × 32 block, `sink(row0, col0, block)` receives its exact i32 sums (rows past `m` and
+/// columns past `n` are zero padding).
+pub(crate) fn matmul_int8(
+    abf: &[u32],
+    m: usize,
+    tiles: &[u32],
+    groups: usize,
+    n: usize,
+    mut sink: impl FnMut(usize, usize, &[i32; BLOCK * BLOCK]),
+) {
+    assert!(
+        int8_available(),
+        "AMX int8 kernel called on a CPU without it"
+    );
+    assert!(groups.is_multiple_of(KB));
+    let kblocks = groups / KB;
+    let rblocks = m.div_ceil(BLOCK) * (BLOCK / T);
+    assert!(abf.len() >= rblocks * kblocks * T * KB);
+    assert!(tiles.len() >= n.div_ceil(BLOCK) * (BLOCK / T) * kblocks * KB * T);
+    let cfg = TileConfig::full();
+    let mut tmp = [0i32; BLOCK * BLOCK];
+    // SAFETY: loads the configuration above (valid palette 1, every tile 16 × 64 bytes).
+    unsafe { asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+    for col0 in (0..n).step_by(BLOCK) {
+        for row0 in (0..m).step_by(BLOCK) {
+            accumulate_block(abf, tiles, kblocks, row0 / T, col0 / T, Op::Int8);
+            // SAFETY: `tmp` holds 32 rows of 32 i32 (4 bytes, as f32).
+            unsafe { store_block(tmp.as_mut_ptr().cast::<f32>(), BLOCK * 4) };
+            sink(row0, col0, &tmp);
+        }
+    }
+    // SAFETY: releases the tile state of this thread.
+    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Rows and columns of the block [`matmul_int8`] hands to its sink.
+pub(crate) const INT8_BLOCK: usize = BLOCK;
 
 /// Stores the 2 × 2 accumulator tiles as a 32 × 32 block at `base` with row stride `stride`
 /// bytes.
