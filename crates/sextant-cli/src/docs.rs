@@ -91,10 +91,11 @@ pub struct IngestArgs {
     /// collection that hashes.
     #[arg(long, value_name = "FILE")]
     pub redaction_key: Option<PathBuf>,
-    /// Numeric precision of the embedding and SPLADE models: f32, or bf16 (2–2.5× faster on
-    /// CPUs with AMX, about 1.7× on AMD Zen 4; vectors within cosine 0.9999 of f32, so both mix
-    /// in one collection).
-    #[arg(long, default_value = "f32", value_parser = crate::embed::parse_precision)]
+    /// Numeric precision of the embedding and SPLADE models: f32; bf16 (2–2.5× faster on CPUs
+    /// with AMX, about 1.7× on AMD Zen 4); int8 (about 1.9× with AVX-512 VNNI); or auto (the
+    /// fastest within cosine 0.999 of f32, measured at load). Vectors of every precision mix in
+    /// one collection.
+    #[arg(long, default_value = "auto", value_parser = crate::embed::parse_precision)]
     pub precision: Precision,
     /// Chunks embedded per batch (one WAL record each).
     #[arg(long, default_value_t = documents::ingest::DEFAULT_BATCH_CHUNKS)]

@@ -43,7 +43,7 @@ pub struct RetrievalArgs {
     /// MMR diversity: lambda in [0, 1] (1 = relevance only).
     #[arg(long)]
     pub mmr: Option<f32>,
-    /// Numeric precision of the query-side embedding model: f32 or bf16 [default: f32].
+    /// Numeric precision of the query-side embedding model: f32, bf16, int8 or auto (measured at load) [default: auto].
     #[cfg(feature = "embed")]
     #[arg(long, value_parser = crate::embed::parse_precision)]
     pub precision: Option<sextant_embed::Precision>,

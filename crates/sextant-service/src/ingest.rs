@@ -70,7 +70,7 @@ pub struct IngestOptions {
     /// detectable language's ISO 639-1 code (no stemming) [default: english].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    /// Precision of the embedding and SPLADE models: f32 or bf16 [default: f32].
+    /// Precision of the embedding and SPLADE models: f32, bf16, int8 or auto (measured at load) [default: auto].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
     /// Chunks embedded per batch (one WAL record each) [default: 256].

@@ -142,7 +142,7 @@ pub struct EmbedOptions {
     /// Matryoshka dimension: keep the first D components, then re-normalise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimensions: Option<usize>,
-    /// f32 or bf16 [default: f32].
+    /// f32, bf16, int8 or auto (measured at load) [default: auto].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
 }
@@ -345,7 +345,7 @@ impl Service {
             .as_deref()
             .map(plan::parse_precision)
             .transpose()?
-            .unwrap_or_default();
+            .unwrap_or(plan::DEFAULT_PRECISION);
         let (c, dense, splade) = match self.db.collection(collection) {
             Ok(c) => {
                 ingest::refuse_changed_settings(&c, opts)?;
@@ -623,7 +623,7 @@ impl ModelRegistry {
             .as_deref()
             .map(plan::parse_precision)
             .transpose()?
-            .unwrap_or_default();
+            .unwrap_or(plan::DEFAULT_PRECISION);
         let m = self.dense(model, precision)?;
         let kind = match opts.kind {
             EmbedKind::Query => InputKind::Query,

@@ -66,7 +66,7 @@ pub struct QueryBody {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub filter: Option<Value>,
-    /// f32 or bf16.
+    /// f32, bf16, int8 or auto (measured at load).
     #[serde(default)]
     pub precision: Option<String>,
     /// HNSW candidate list size of the dense source (default: the index's).
