@@ -195,6 +195,13 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                         "  space {}: {}-d {}, index {:?}",
                         s.name, s.dim, s.metric, s.index
                     );
+                    if let Some(m) = &s.model {
+                        println!(
+                            "    model {} (precision at creation: {})",
+                            m["path"].as_str().unwrap_or("?"),
+                            m["precision"].as_str().unwrap_or("f32")
+                        );
+                    }
                 }
                 for p in &info.schema.payload_indexes {
                     println!(

@@ -98,6 +98,15 @@ impl MaskedLmHead {
         })
     }
 
+    /// A copy for the int8 mode: both projections as [`Linear::for_int8_mode`] runs them.
+    pub(crate) fn for_int8_mode(&self) -> candle_core::Result<Self> {
+        Ok(MaskedLmHead {
+            transform: self.transform.for_int8_mode()?,
+            decoder: self.decoder.for_int8_mode()?,
+            ..self.clone()
+        })
+    }
+
     /// Transformed token states `[.., hidden]` (before the vocabulary projection).
     pub(crate) fn transform(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         self.norm

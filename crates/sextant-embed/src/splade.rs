@@ -173,7 +173,7 @@ impl SpladeEncoder {
 
     /// Switches the encoder and head to `precision` (from the f32 model this was loaded as);
     /// `auto` measures (see [`crate::choice`]). In int8 the head (two projections, the
-    /// vocabulary one included) runs in bf16 on AMX tiles, else f32.
+    /// vocabulary one included) stays out of bytes: bf16 on AMX, 16-bit integers on VNNI.
     fn set_precision(&mut self, precision: Precision) -> Result<(), EmbedError> {
         let (f32_model, f32_head) = (self.model.clone(), self.head.clone());
         let mut int8: Option<BertModel> = None;
@@ -191,8 +191,7 @@ impl SpladeEncoder {
                             m
                         }
                     };
-                    let head_p = crate::bf16::down_projection_precision();
-                    (m, f32_head.with_precision(head_p)?)
+                    (m, f32_head.for_int8_mode()?)
                 }
                 p => (f32_model.with_precision(p)?, f32_head.with_precision(p)?),
             })

@@ -85,6 +85,27 @@ pub struct IngestOptions {
     pub redaction_key_file: Option<PathBuf>,
 }
 
+/// Seconds an ingest spent per stage (wall clock of the calling thread; the models use all
+/// their threads inside their stages).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct IngestStages {
+    /// Opening the collection and loading the models (`auto` precision measures here on a
+    /// machine's first load).
+    pub load_s: f64,
+    /// Reading and parsing the sources (files, JSONL records).
+    pub read_s: f64,
+    /// Chunking, redaction, language and duplicate detection.
+    pub prepare_s: f64,
+    /// The embedding model.
+    pub dense_s: f64,
+    /// The SPLADE model.
+    pub splade_s: f64,
+    /// Writing: WAL records, BM25 and index updates, the final sync.
+    pub write_s: f64,
+    /// The merge after the ingest.
+    pub settle_s: f64,
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
@@ -110,6 +131,19 @@ pub struct IngestReport {
     /// Images not ingested because the collection's embedding model embeds only text.
     #[serde(default)]
     pub skipped_images: usize,
+    /// Chunks whose text an earlier chunk of the run had: their vectors were copied, not
+    /// computed again.
+    #[serde(default)]
+    pub repeated_chunks: usize,
+    /// The precision the embedding model ran in (`auto` resolved: f32, bf16 or int8).
+    #[serde(default)]
+    pub precision: String,
+    /// The precision the SPLADE model ran in, when the collection has one.
+    #[serde(default)]
+    pub splade_precision: Option<String>,
+    /// Seconds per stage.
+    #[serde(default)]
+    pub stages: IngestStages,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Documents per second.

@@ -49,8 +49,11 @@ pub fn stored_location(spec: &str) -> Result<String> {
     })
 }
 
-fn identity(path: &str, fp: &ModelFingerprint) -> Value {
-    json!({"path": path, "fingerprint": fp})
+/// What a space stores about its model: where it lives, its fingerprint (what vectors must
+/// match), and the precision it ran in when the space was created (information only: every
+/// precision makes the same vector space).
+fn identity(path: &str, fp: &ModelFingerprint, precision: Precision) -> Value {
+    json!({"path": path, "fingerprint": fp, "precision": precision.as_str()})
 }
 
 fn check(mine: &ModelFingerprint, stored: &Value) -> std::result::Result<(), String> {
@@ -164,7 +167,7 @@ impl DenseModel for Dense {
         self.model.dim()
     }
     fn identity(&self) -> Value {
-        identity(&self.path, self.model.fingerprint())
+        identity(&self.path, self.model.fingerprint(), self.model.precision())
     }
     fn check_identity(&self, stored: &Value) -> std::result::Result<(), String> {
         check(self.model.fingerprint(), stored)
@@ -209,6 +212,11 @@ pub struct Splade {
 }
 
 impl Splade {
+    /// The precision the encoder runs in (`auto` resolved).
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
+    }
+
     /// Loads a masked-LM directory.
     pub fn load(path: &str) -> Result<Self> {
         Splade::load_with(path, SpladeOptions::default())
@@ -227,7 +235,7 @@ impl Splade {
 
 impl SparseModel for Splade {
     fn identity(&self) -> Value {
-        identity(&self.path, self.model.fingerprint())
+        identity(&self.path, self.model.fingerprint(), self.model.precision())
     }
     fn check_identity(&self, stored: &Value) -> std::result::Result<(), String> {
         check(self.model.fingerprint(), stored)

@@ -435,8 +435,14 @@ impl Service {
             }
             _ => {}
         }
+        let load_s = t0.elapsed().as_secs_f64();
+        let mut read_s = 0.0;
         let mut skipped_images = 0;
-        for doc in docs {
+        let docs = docs.into_iter();
+        loop {
+            let t = Instant::now();
+            let Some(doc) = docs.next() else { break };
+            read_s += t.elapsed().as_secs_f64();
             let doc = doc?;
             // Pictures in a directory of a text collection are left out and counted (a CLIP
             // collection embeds them).
@@ -452,12 +458,16 @@ impl Service {
                 .map_err(|e| Error::from(e).context(format!("ingesting {what}")))?;
             progress(ing.stats());
         }
-        let stats = ing.finish()?;
+        let t = Instant::now();
+        let mut stats = ing.finish()?;
+        stats.stages.write_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         c.settle().map_err(|e| {
             Error::from(e).context(
                 "every document was written and is durable; the merge after the ingest failed",
             )
         })?;
+        let settle_s = t.elapsed().as_secs_f64();
         let s = t0.elapsed().as_secs_f64().max(1e-9);
         Ok(IngestReport {
             documents: stats.documents,
@@ -469,6 +479,18 @@ impl Service {
             near_duplicates: stats.near_duplicates,
             skipped_duplicates: stats.skipped_duplicates,
             skipped_images,
+            repeated_chunks: stats.repeated_chunks,
+            precision: dense.model.precision().as_str().into(),
+            splade_precision: splade.as_ref().map(|m| m.precision().as_str().into()),
+            stages: ingest::IngestStages {
+                load_s,
+                read_s,
+                prepare_s: stats.stages.prepare_s,
+                dense_s: stats.stages.dense_s,
+                splade_s: stats.stages.splade_s,
+                write_s: stats.stages.write_s,
+                settle_s,
+            },
             seconds: s,
             documents_per_s: stats.documents as f64 / s,
             chunks_per_s: stats.chunks as f64 / s,

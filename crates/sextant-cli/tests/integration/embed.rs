@@ -124,21 +124,28 @@ fn embed_precision_bf16_stays_close_to_f32_and_unknown_precisions_are_refused() 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("texts.txt");
     std::fs::write(&input, "reduced precision\nthe same vector space\n").unwrap();
-    let full = embed_npy(&input, &dir.path().join("f32.npy"), &[]);
-    let half = embed_npy(
-        &input,
-        &dir.path().join("bf16.npy"),
-        &["--precision", "bf16"],
-    );
-    assert_eq!(full.len(), half.len());
+    let full = embed_npy(&input, &dir.path().join("f32.npy"), &["--precision", "f32"]);
     let dim = full.len() / 2;
-    for (a, b) in full.chunks_exact(dim).zip(half.chunks_exact(dim)) {
-        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!(dot / (na * nb) >= 0.999, "cosine {}", dot / (na * nb));
+    // Every precision, the default (auto) included, stays within cosine 0.999 of f32; bf16 and
+    // int8 really change the arithmetic.
+    for p in ["bf16", "int8", "auto", "default"] {
+        let extra: &[&str] = if p == "default" {
+            &[]
+        } else {
+            &["--precision", p]
+        };
+        let got = embed_npy(&input, &dir.path().join(format!("{p}.npy")), extra);
+        assert_eq!(full.len(), got.len());
+        for (a, b) in full.chunks_exact(dim).zip(got.chunks_exact(dim)) {
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!(dot / (na * nb) >= 0.999, "{p}: cosine {}", dot / (na * nb));
+        }
+        if p == "bf16" || p == "int8" {
+            assert_ne!(full, got, "{p} produced exactly the f32 vectors");
+        }
     }
-    assert_ne!(full, half, "bf16 produced exactly the f32 vectors");
     let out = sextant(&[
         "embed",
         "--model",
@@ -152,7 +159,7 @@ fn embed_precision_bf16_stays_close_to_f32_and_unknown_precisions_are_refused() 
     ]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("expected f32 or bf16"),
+        stderr(&out).contains("expected auto, f32, bf16 or int8"),
         "{}",
         stderr(&out)
     );

@@ -115,16 +115,6 @@ impl Kernel {
         }
     }
 }
-/// The precision int8 mode keeps its unquantised projections in (the feed-forward down
-/// projection, SPLADE's head): bf16 where it runs on AMX tiles, f32 elsewhere.
-pub(crate) fn down_projection_precision() -> crate::Precision {
-    if Kernel::detect().is_ok_and(|k| k == Kernel::Amx) {
-        crate::Precision::Bf16
-    } else {
-        crate::Precision::F32
-    }
-}
-
 /// Rows per parallel task: its bf16 activations (≤ 96 × 1536 × 2 bytes) and one weight panel
 /// stay in L2 while every panel passes over them.
 const ROWS_PER_TASK: usize = 16 * MR;

@@ -28,6 +28,8 @@
 pub(crate) mod calibration;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod words;
 
 use std::sync::LazyLock;
 
@@ -121,6 +123,30 @@ impl Kernel {
             Kernel::Emulated => "emulated",
         }
     }
+}
+
+/// How the int8 mode runs the projections it keeps out of bytes (the feed-forward down
+/// projection, SPLADE's head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unquantised {
+    /// bf16 on AMX tiles.
+    Bf16,
+    /// 16-bit integers on AVX-512 VNNI (`int8::words`), where bf16 has no tiles.
+    Words,
+    /// f32 elsewhere.
+    F32,
+}
+
+/// [`Unquantised`] for this CPU (and the kernel overrides).
+pub(crate) fn unquantised() -> Unquantised {
+    if crate::bf16::Kernel::detect().is_ok_and(|k| k == crate::bf16::Kernel::Amx) {
+        return Unquantised::Bf16;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if words::available() && Kernel::detect().is_ok_and(|k| k != Kernel::Emulated) {
+        return Unquantised::Words;
+    }
+    Unquantised::F32
 }
 
 /// SmoothQuant's factors for a `[k, n]` weight matrix whose inputs reached `channel_max[k]`

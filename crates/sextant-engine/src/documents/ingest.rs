@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use sextant_core::{Filter, PointId};
+use sextant_core::{Filter, PointId, SparseVector};
 use sextant_text::chunk::{
     self, hierarchical, semantic, Chunk, HierarchyOptions, SemanticOptions, Strategy,
 };
@@ -126,6 +126,95 @@ pub struct IngestStats {
     pub near_duplicates: usize,
     /// Of those, documents not written under the `skip` policy.
     pub skipped_duplicates: usize,
+    /// Chunks whose text another chunk of the run already had (within a batch, or among the
+    /// last [`REPEAT_MEMORY`] distinct chunk texts): their vectors were copied, not computed.
+    pub repeated_chunks: usize,
+    /// Seconds spent in each stage.
+    pub stages: IngestStages,
+}
+
+/// Seconds an ingestion run spent per stage (on the calling thread; the models use all their
+/// threads inside their stages).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestStages {
+    /// Chunking, redaction, language detection, duplicate detection, payloads.
+    pub prepare_s: f64,
+    /// The dense model (texts and images).
+    pub dense_s: f64,
+    /// The SPLADE model.
+    pub splade_s: f64,
+    /// Writing: WAL record, BM25 and index updates.
+    pub write_s: f64,
+}
+
+impl IngestStages {
+    /// The stages `flush` times.
+    fn flushed(&self) -> f64 {
+        self.dense_s + self.splade_s + self.write_s
+    }
+}
+
+/// Distinct chunk texts whose vectors an ingestion run remembers, so a chunk repeated across
+/// batches (boilerplate, a header on every page) is not embedded again.
+pub const REPEAT_MEMORY: usize = 4096;
+
+/// The vectors of recently ingested chunk texts (bounded: cleared when full).
+#[derive(Default)]
+struct Repeats {
+    dense: HashMap<String, Vec<f32>>,
+    splade: HashMap<String, SparseVector>,
+}
+
+impl Repeats {
+    fn remember<T>(map: &mut HashMap<String, T>, text: &str, v: &T)
+    where
+        T: Clone,
+    {
+        if map.len() >= REPEAT_MEMORY {
+            map.clear();
+        }
+        map.insert(text.to_owned(), v.clone());
+    }
+}
+
+/// Runs `compute` on the distinct texts of `texts` not in `memory`, and returns one result per
+/// text (copies for repeats) and how many were not computed.
+fn distinct<T: Clone>(
+    texts: &[&str],
+    memory: &mut HashMap<String, T>,
+    compute: impl FnOnce(&[&str]) -> Result<Vec<T>>,
+) -> Result<(Vec<T>, usize)> {
+    let mut todo: Vec<&str> = Vec::new();
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    for &t in texts {
+        if !memory.contains_key(t) && !slot.contains_key(t) {
+            slot.insert(t, todo.len());
+            todo.push(t);
+        }
+    }
+    let computed = if todo.is_empty() {
+        Vec::new()
+    } else {
+        compute(&todo)?
+    };
+    if computed.len() != todo.len() {
+        return Err(EngineError::Model(format!(
+            "the model returned {} results for {} texts",
+            computed.len(),
+            todo.len()
+        )));
+    }
+    let out = texts
+        .iter()
+        .map(|t| match slot.get(t) {
+            Some(&i) => computed[i].clone(),
+            None => memory[*t].clone(),
+        })
+        .collect();
+    for (t, v) in todo.iter().zip(&computed) {
+        Repeats::remember(memory, t, v);
+    }
+    Ok((out, texts.len() - todo.len()))
 }
 
 /// A document found to duplicate another.
@@ -207,6 +296,8 @@ pub struct Ingester<'a> {
     /// Dedup keys of the documents written by this ingester (tenant-qualified) → the first
     /// copy's id and signature: duplicates within one run, before their batch is written.
     seen: HashMap<String, (String, Option<Vec<u32>>)>,
+    /// Vectors of recent chunk texts.
+    repeats: Repeats,
 }
 
 impl std::fmt::Debug for Ingester<'_> {
@@ -266,6 +357,7 @@ impl<'a> Ingester<'a> {
             batch_chunks: DEFAULT_BATCH_CHUNKS,
             stats: IngestStats::default(),
             seen: HashMap::new(),
+            repeats: Repeats::default(),
         })
     }
 
@@ -310,6 +402,21 @@ impl<'a> Ingester<'a> {
     /// Adds a document; it is written with the batch it lands in (call [`Ingester::finish`]
     /// at the end).
     pub fn add(&mut self, doc: Document) -> Result<Outcome> {
+        let t0 = std::time::Instant::now();
+        let flushed = self.stats.stages.flushed();
+        let outcome = self.prepare(doc);
+        // Preparation is the time not spent in a flush `prepare` needed.
+        self.stats.stages.prepare_s +=
+            t0.elapsed().as_secs_f64() - (self.stats.stages.flushed() - flushed);
+        let outcome = outcome?;
+        if self.pending.len() >= self.batch_chunks {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Chunks, redacts and checks a document into the pending batch.
+    fn prepare(&mut self, doc: Document) -> Result<Outcome> {
         if doc.id.is_empty() {
             return Err(EngineError::invalid("id", "document id is empty".into()));
         }
@@ -588,9 +695,6 @@ impl<'a> Ingester<'a> {
         self.pending_docs.insert(key);
         self.stats.documents += 1;
         self.stats.chunks += n_chunks;
-        if self.pending.len() >= self.batch_chunks {
-            self.flush()?;
-        }
         Ok(outcome)
     }
 
@@ -604,19 +708,16 @@ impl<'a> Ingester<'a> {
         let (images, text_rows): (Vec<usize>, Vec<usize>) =
             (0..self.pending.len()).partition(|&i| self.pending[i].image.is_some());
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let t = std::time::Instant::now();
         if !text_rows.is_empty() {
             let batch: Vec<&str> = text_rows.iter().map(|&i| texts[i]).collect();
-            let rows = self
-                .dense
-                .embed(&batch, false)
-                .map_err(|e| model_err("embedding chunks", e))?;
-            if rows.len() != batch.len() {
-                return Err(EngineError::Model(format!(
-                    "the embedding model returned {} vectors for {} chunks",
-                    rows.len(),
-                    batch.len()
-                )));
-            }
+            let dense = self.dense;
+            let (rows, repeated) = distinct(&batch, &mut self.repeats.dense, |todo| {
+                dense
+                    .embed(todo, false)
+                    .map_err(|e| model_err("embedding chunks", e))
+            })?;
+            self.stats.repeated_chunks += repeated;
             for (&i, v) in text_rows.iter().zip(rows) {
                 vectors[i] = v;
             }
@@ -641,13 +742,19 @@ impl<'a> Ingester<'a> {
                 vectors[i] = v;
             }
         }
+        self.stats.stages.dense_s += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
         let splade = match self.splade {
             Some(m) if !texts.is_empty() => Some(
-                m.encode(&texts, false)
-                    .map_err(|e| model_err("SPLADE encoding chunks", e))?,
+                distinct(&texts, &mut self.repeats.splade, |todo| {
+                    m.encode(todo, false)
+                        .map_err(|e| model_err("SPLADE encoding chunks", e))
+                })?
+                .0,
             ),
             _ => None,
         };
+        self.stats.stages.splade_s += t.elapsed().as_secs_f64();
         let mut splade = splade.map(Vec::into_iter);
         let points: Vec<PointInput> = self
             .pending
@@ -662,8 +769,10 @@ impl<'a> Ingester<'a> {
                 point
             })
             .collect();
+        let t = std::time::Instant::now();
         self.c
             .replace(&self.scope, std::mem::take(&mut self.deletes), points)?;
+        self.stats.stages.write_s += t.elapsed().as_secs_f64();
         self.pending_docs.clear();
         Ok(())
     }
