@@ -81,10 +81,6 @@ enum Packed {
     Bf16(PackedBf16),
     /// Smoothed, quantised to int8 and packed ([`Precision::Int8`]).
     Int8(PackedInt8),
-    /// Quantised to 16-bit words (what [`Precision::Int8`] keeps out of bytes on CPUs with
-    /// VNNI and no AMX).
-    #[cfg(target_arch = "x86_64")]
-    Words(crate::int8::words::PackedWords),
 }
 
 impl Linear {
@@ -173,22 +169,10 @@ impl Linear {
         })
     }
 
-    /// A copy for a projection the int8 mode keeps out of bytes: bf16 on AMX, 16-bit words on
-    /// VNNI, f32 elsewhere (`int8::unquantised`).
+    /// A copy for a projection the int8 mode keeps out of bytes: bf16 on AMX, f32 elsewhere
+    /// (`int8::unquantised`).
     pub(crate) fn for_int8_mode(&self) -> candle_core::Result<Self> {
-        match crate::int8::unquantised() {
-            crate::int8::Unquantised::Bf16 => self.with_precision(Precision::Bf16),
-            #[cfg(target_arch = "x86_64")]
-            crate::int8::Unquantised::Words => {
-                let (k, n) = self.wt.dims2()?;
-                let w = self.wt.flatten_all()?.to_vec1::<f32>()?;
-                Ok(Linear {
-                    packed: Packed::Words(crate::int8::words::PackedWords::pack(&w, k, n)?),
-                    ..self.clone()
-                })
-            }
-            _ => self.with_precision(Precision::F32),
-        }
+        self.with_precision(crate::int8::unquantised())
     }
 
     /// A copy multiplying in int8, smoothed for inputs whose channels reached `channel_max`
@@ -224,8 +208,6 @@ impl Linear {
         match &self.packed {
             Packed::Bf16(p) => p.matmul(x),
             Packed::Int8(p) => p.matmul(x),
-            #[cfg(target_arch = "x86_64")]
-            Packed::Words(p) => p.matmul(x),
             Packed::None => x.matmul(&self.wt),
         }
     }
@@ -523,8 +505,8 @@ impl BertModel {
     /// A copy whose query/key/value, attention output and feed-forward up projections multiply
     /// in int8, smoothed by `maxima` ([`BertModel::input_maxima`]); the feed-forward down
     /// projection, whose input (the activation's output) carries the outlier channels int8
-    /// loses most on, runs in bf16 on AMX tiles, in 16-bit integers on AVX-512 VNNI without
-    /// AMX (Intel's AVX512-BF16 without AMX is no faster than f32) and in f32 elsewhere.
+    /// loses most on, runs in bf16 on AMX tiles and in f32 elsewhere (Intel's AVX512-BF16
+    /// without AMX is no faster than f32).
     pub(crate) fn with_int8(&self, maxima: &[LayerInputs]) -> Result<Self, EmbedError> {
         if self.dtype() != DType::F32 || maxima.len() != self.layers.len() {
             return Err(EmbedError::InvalidArgument(format!(

@@ -173,7 +173,7 @@ impl SpladeEncoder {
 
     /// Switches the encoder and head to `precision` (from the f32 model this was loaded as);
     /// `auto` measures (see [`crate::choice`]). In int8 the head (two projections, the
-    /// vocabulary one included) stays out of bytes: bf16 on AMX, 16-bit integers on VNNI.
+    /// vocabulary one included) stays out of bytes: bf16 on AMX, f32 elsewhere.
     fn set_precision(&mut self, precision: Precision) -> Result<(), EmbedError> {
         let (f32_model, f32_head) = (self.model.clone(), self.head.clone());
         let mut int8: Option<BertModel> = None;

@@ -28,8 +28,6 @@
 pub(crate) mod calibration;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod words;
 
 use std::sync::LazyLock;
 
@@ -126,27 +124,15 @@ impl Kernel {
 }
 
 /// How the int8 mode runs the projections it keeps out of bytes (the feed-forward down
-/// projection, SPLADE's head).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unquantised {
-    /// bf16 on AMX tiles.
-    Bf16,
-    /// 16-bit integers on AVX-512 VNNI (`int8::words`), where bf16 has no tiles.
-    Words,
-    /// f32 elsewhere.
-    F32,
-}
-
-/// [`Unquantised`] for this CPU (and the kernel overrides).
-pub(crate) fn unquantised() -> Unquantised {
+/// projection, SPLADE's head): bf16 on AMX tiles, else f32. (16-bit integers on VNNI,
+/// `vpdpwssd`, were tried for CPUs without AMX and measured slower than f32 on a Xeon:
+/// 234.8 against 262.2 sentences/s for the whole model, `BENCHMARKS.md`.)
+pub(crate) fn unquantised() -> crate::Precision {
     if crate::bf16::Kernel::detect().is_ok_and(|k| k == crate::bf16::Kernel::Amx) {
-        return Unquantised::Bf16;
+        crate::Precision::Bf16
+    } else {
+        crate::Precision::F32
     }
-    #[cfg(target_arch = "x86_64")]
-    if words::available() && Kernel::detect().is_ok_and(|k| k != Kernel::Emulated) {
-        return Unquantised::Words;
-    }
-    Unquantised::F32
 }
 
 /// SmoothQuant's factors for a `[k, n]` weight matrix whose inputs reached `channel_max[k]`

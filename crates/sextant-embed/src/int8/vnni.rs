@@ -8,11 +8,10 @@
 
 use std::arch::x86_64::{
     __m512i, _mm512_add_ps, _mm512_cvtepi32_ps, _mm512_cvttps_epi32, _mm512_dpbusd_epi32,
-    _mm512_dpwssd_epi32, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_cvtepi32_storeu_epi8,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_ps, _mm512_max_ps,
-    _mm512_min_ps, _mm512_mul_ps, _mm512_mullo_epi32, _mm512_reduce_max_ps, _mm512_reduce_min_ps,
-    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512, _mm512_storeu_ps,
-    _mm512_sub_epi32,
+    _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_cvtepi32_storeu_epi8, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps,
+    _mm512_mullo_epi32, _mm512_reduce_max_ps, _mm512_reduce_min_ps, _mm512_set1_epi32,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512, _mm512_storeu_ps, _mm512_sub_epi32,
 };
 use std::sync::LazyLock;
 
@@ -38,37 +37,6 @@ pub(super) fn available() -> bool {
 /// `params[i]` is row `i`'s quantisation, `scale` and `colsum` the weights' per column (`n`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
-    rows: &[u32],
-    quads: usize,
-    panels: &[u32],
-    params: &[RowQuant],
-    scale: &[f32],
-    colsum: &[i32],
-    c: &mut [f32],
-    ldc: usize,
-) {
-    matmul_groups::<false>(rows, quads, panels, params, scale, colsum, c, ldc);
-}
-
-/// [`matmul`] on pairs of signed 16-bit words (`vpdpwssd`) instead of quads of bytes: `rows`
-/// holds `pairs` pairs per row, `panels` the weights' pairs (`PackedWords`), `colsum` zeros
-/// (symmetric quantisation: every zero point is 0).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul_words(
-    rows: &[u32],
-    pairs: usize,
-    panels: &[u32],
-    params: &[RowQuant],
-    scale: &[f32],
-    colsum: &[i32],
-    c: &mut [f32],
-    ldc: usize,
-) {
-    matmul_groups::<true>(rows, pairs, panels, params, scale, colsum, c, ldc);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn matmul_groups<const WORDS: bool>(
     rows: &[u32],
     quads: usize,
     panels: &[u32],
@@ -105,12 +73,12 @@ fn matmul_groups<const WORDS: bool>(
             // least `(r - 1) · ldc + cols` elements, the furthest the kernel writes.
             unsafe {
                 match r {
-                    6 => kernel::<6, WORDS>(a, quads, panel, pr, &cols_of, c_rows, ldc),
-                    5 => kernel::<5, WORDS>(a, quads, panel, pr, &cols_of, c_rows, ldc),
-                    4 => kernel::<4, WORDS>(a, quads, panel, pr, &cols_of, c_rows, ldc),
-                    3 => kernel::<3, WORDS>(a, quads, panel, pr, &cols_of, c_rows, ldc),
-                    2 => kernel::<2, WORDS>(a, quads, panel, pr, &cols_of, c_rows, ldc),
-                    _ => kernel::<1, WORDS>(a, quads, panel, pr, &cols_of, c_rows, ldc),
+                    6 => kernel::<6>(a, quads, panel, pr, &cols_of, c_rows, ldc),
+                    5 => kernel::<5>(a, quads, panel, pr, &cols_of, c_rows, ldc),
+                    4 => kernel::<4>(a, quads, panel, pr, &cols_of, c_rows, ldc),
+                    3 => kernel::<3>(a, quads, panel, pr, &cols_of, c_rows, ldc),
+                    2 => kernel::<2>(a, quads, panel, pr, &cols_of, c_rows, ldc),
+                    _ => kernel::<1>(a, quads, panel, pr, &cols_of, c_rows, ldc),
                 }
             }
             i += r;
@@ -124,11 +92,10 @@ struct Columns<'a> {
     colsum: &'a [i32],
 }
 
-/// `R` rows × one panel (quads of bytes, or with `WORDS` pairs of words): i32 sums in 4 × R
-/// registers, then `(acc − zero · colsum) · a_scale ·
+/// `R` rows × one panel: i32 sums in 4 × R registers, then `(acc − zero · colsum) · a_scale ·
 /// scale` into `c[r, 0..cols]`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn kernel<const R: usize, const WORDS: bool>(
+unsafe fn kernel<const R: usize>(
     a: &[u32],
     quads: usize,
     panel: &[u32],
@@ -153,11 +120,7 @@ unsafe fn kernel<const R: usize, const WORDS: bool>(
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let x = _mm512_set1_epi32(*ap.add(r * quads + q) as i32);
                 for (acc_rj, &bj) in acc_r.iter_mut().zip(&b) {
-                    *acc_rj = if WORDS {
-                        _mm512_dpwssd_epi32(*acc_rj, x, bj)
-                    } else {
-                        _mm512_dpbusd_epi32(*acc_rj, x, bj)
-                    };
+                    *acc_rj = _mm512_dpbusd_epi32(*acc_rj, x, bj);
                 }
             }
         }
