@@ -320,7 +320,9 @@ impl BertEmbedder {
             self.run(rayon::current_num_threads),
             self.batch_size
         );
-        let texts = crate::int8::calibration::TEXTS;
+        // One thread: the rate of each thread when batches run in parallel (a single batch on
+        // the model's pool would time products split over threads instead).
+        let single = crate::choice::one_thread()?;
         let this = std::cell::RefCell::new(&mut *self);
         let choice = crate::choice::choose(
             &key,
@@ -329,9 +331,12 @@ impl BertEmbedder {
                 this.borrow_mut().model = m;
                 Ok(())
             },
-            || {
-                let e = this.borrow();
-                let v = e.embed(texts, InputKind::Passage)?;
+            |texts| {
+                let guard = this.borrow();
+                let e: &BertEmbedder = &guard;
+                let v = single.install(|| {
+                    e.embed_impl(texts, InputKind::Passage, &mut EmbedProfile::default())
+                })?;
                 Ok((0..texts.len()).map(|i| v.row(i).to_vec()).collect())
             },
         )?;

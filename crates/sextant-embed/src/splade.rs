@@ -207,8 +207,9 @@ impl SpladeEncoder {
             self.run(rayon::current_num_threads),
             self.batch_size
         );
-        let texts = crate::int8::calibration::TEXTS;
         let vocab = self.model.config().vocab_size;
+        // One thread: each thread's rate when batches run in parallel.
+        let single = crate::choice::one_thread()?;
         let this = std::cell::RefCell::new(&mut *self);
         let choice = crate::choice::choose(
             &key,
@@ -218,8 +219,10 @@ impl SpladeEncoder {
                 (e.model, e.head) = (m, h);
                 Ok(())
             },
-            || {
-                let v = this.borrow().encode(texts)?;
+            |texts| {
+                let guard = this.borrow();
+                let e: &SpladeEncoder = &guard;
+                let v = single.install(|| e.encode_impl(texts))?;
                 Ok(v.vectors
                     .iter()
                     .map(|s| {
