@@ -81,6 +81,34 @@ impl Precision {
     }
 }
 
+/// The kernel a product family runs on: the one `env` names (refused when unknown or when this
+/// CPU cannot run it), else the first of `kernels` (fastest first, each with its name) that
+/// runs here. For the `detect` of `bf16` and `int8`, which cache the answer.
+pub(crate) fn pick_kernel<K: Copy>(
+    env: &str,
+    kernels: &[(&str, K)],
+    runs_here: impl Fn(K) -> bool,
+) -> Result<K, String> {
+    match std::env::var(env).ok().as_deref() {
+        None | Some("") => kernels
+            .iter()
+            .map(|&(_, k)| k)
+            .find(|&k| runs_here(k))
+            .ok_or_else(|| format!("no kernel of {env} runs here")),
+        Some(name) => {
+            let Some(&(_, k)) = kernels.iter().find(|(n, _)| *n == name) else {
+                let names: Vec<&str> = kernels.iter().map(|(n, _)| *n).collect();
+                return Err(format!("{env}={name:?}: expected {}", names.join(", ")));
+            };
+            if runs_here(k) {
+                Ok(k)
+            } else {
+                Err(format!("{env}={name}: this CPU cannot run it"))
+            }
+        }
+    }
+}
+
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -106,6 +134,27 @@ impl FromStr for Precision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The environment names a kernel, or the fastest that runs is taken; an unknown name and
+    /// one that cannot run are refused naming the variable.
+    #[test]
+    fn pick_kernel_follows_the_environment() {
+        const ENV: &str = "SEXTANT_TEST_PICK_KERNEL";
+        let ks = [("fast", 1), ("slow", 2), ("always", 3)];
+        let runs = |k: i32| k != 1;
+        std::env::remove_var(ENV);
+        assert_eq!(pick_kernel(ENV, &ks, runs), Ok(2));
+        std::env::set_var(ENV, "always");
+        assert_eq!(pick_kernel(ENV, &ks, runs), Ok(3));
+        std::env::set_var(ENV, "fast");
+        assert!(pick_kernel(ENV, &ks, runs)
+            .unwrap_err()
+            .contains("cannot run"));
+        std::env::set_var(ENV, "turbo");
+        let e = pick_kernel(ENV, &ks, runs).unwrap_err();
+        assert!(e.contains(ENV) && e.contains("fast, slow, always"), "{e}");
+        std::env::remove_var(ENV);
+    }
 
     #[test]
     fn names_round_trip() {

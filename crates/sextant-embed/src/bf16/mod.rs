@@ -63,35 +63,18 @@ pub const BF16_KERNEL_ENV: &str = "SEXTANT_BF16_KERNEL";
 impl Kernel {
     /// The fastest this CPU runs, unless [`BF16_KERNEL_ENV`] names one.
     pub(crate) fn detect() -> candle_core::Result<Self> {
-        static CHOSEN: LazyLock<Result<Kernel, String>> =
-            LazyLock::new(|| match std::env::var(BF16_KERNEL_ENV).ok().as_deref() {
-                None | Some("") => Ok(Kernel::fastest()),
-                Some(name) => {
-                    let k = match name {
-                        "amx" => Kernel::Amx,
-                        "avx512" => Kernel::Avx512,
-                        "emulated" => Kernel::Emulated,
-                        other => {
-                            return Err(format!(
-                                "{BF16_KERNEL_ENV}={other:?}: expected amx, avx512 or emulated"
-                            ))
-                        }
-                    };
-                    if k.runs_here() {
-                        Ok(k)
-                    } else {
-                        Err(format!("{BF16_KERNEL_ENV}={name}: this CPU cannot run it"))
-                    }
-                }
-            });
+        static CHOSEN: LazyLock<Result<Kernel, String>> = LazyLock::new(|| {
+            crate::precision::pick_kernel(
+                BF16_KERNEL_ENV,
+                &[
+                    ("amx", Kernel::Amx),
+                    ("avx512", Kernel::Avx512),
+                    ("emulated", Kernel::Emulated),
+                ],
+                Kernel::runs_here,
+            )
+        });
         CHOSEN.clone().map_err(candle_core::Error::Msg)
-    }
-
-    fn fastest() -> Self {
-        [Kernel::Amx, Kernel::Avx512]
-            .into_iter()
-            .find(|k| k.runs_here())
-            .unwrap_or(Kernel::Emulated)
     }
 
     /// Whether this CPU (and OS) runs the kernel.
@@ -397,10 +380,11 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core:
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rand(len: usize, seed: u64) -> Vec<f32> {
+    /// `len` pseudo-random values in [−1, 1) (xorshift; the kernels' tests share it).
+    pub(crate) fn rand(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         (0..len)
             .map(|_| {

@@ -69,35 +69,18 @@ pub const INT8_KERNEL_ENV: &str = "SEXTANT_INT8_KERNEL";
 impl Kernel {
     /// The fastest this CPU runs, unless [`INT8_KERNEL_ENV`] names one.
     pub(crate) fn detect() -> candle_core::Result<Self> {
-        static CHOSEN: LazyLock<Result<Kernel, String>> =
-            LazyLock::new(|| match std::env::var(INT8_KERNEL_ENV).ok().as_deref() {
-                None | Some("") => Ok(Kernel::fastest()),
-                Some(name) => {
-                    let k = match name {
-                        "amx" => Kernel::Amx,
-                        "vnni" => Kernel::Vnni,
-                        "emulated" => Kernel::Emulated,
-                        other => {
-                            return Err(format!(
-                                "{INT8_KERNEL_ENV}={other:?}: expected amx, vnni or emulated"
-                            ))
-                        }
-                    };
-                    if k.runs_here() {
-                        Ok(k)
-                    } else {
-                        Err(format!("{INT8_KERNEL_ENV}={name}: this CPU cannot run it"))
-                    }
-                }
-            });
+        static CHOSEN: LazyLock<Result<Kernel, String>> = LazyLock::new(|| {
+            crate::precision::pick_kernel(
+                INT8_KERNEL_ENV,
+                &[
+                    ("amx", Kernel::Amx),
+                    ("vnni", Kernel::Vnni),
+                    ("emulated", Kernel::Emulated),
+                ],
+                Kernel::runs_here,
+            )
+        });
         CHOSEN.clone().map_err(candle_core::Error::Msg)
-    }
-
-    fn fastest() -> Self {
-        [Kernel::Amx, Kernel::Vnni]
-            .into_iter()
-            .find(|k| k.runs_here())
-            .unwrap_or(Kernel::Emulated)
     }
 
     /// Whether this CPU (and OS) runs the kernel.
@@ -555,18 +538,7 @@ pub(crate) fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rand(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::bf16::tests::rand;
 
     /// One part with the given smoothing, on `kernel`.
     fn single(w: &[f32], k: usize, n: usize, smooth: &[f32], kernel: Kernel) -> PackedInt8 {

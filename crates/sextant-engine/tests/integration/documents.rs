@@ -1591,3 +1591,60 @@ fn pictures_are_duplicates_by_their_bytes_not_their_names() {
     assert_eq!(p.payload.unwrap()["duplicate_of"], "a/photo.jpg");
     assert_eq!(doc_count(&c, "b/photo.jpg"), 1);
 }
+
+/// A chunk text seen earlier in the run (in its batch, or in an earlier batch) is not embedded
+/// again: the model sees each distinct text once, the repeats get the same dense and sparse
+/// vectors, the report counts them, and every stage is timed.
+#[test]
+fn repeated_chunk_texts_are_embedded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let db = open(dir.path());
+    let c = db
+        .create_collection(
+            "d",
+            schema(&model, Some(&FakeSparse), &settings("sentences", 30)).unwrap(),
+        )
+        .unwrap();
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &model, Some(&FakeSparse))
+        .unwrap()
+        .with_batch_chunks(2);
+    let footer = "Printed by the county office. All rights reserved.";
+    // a and b share a batch; c and d repeat it in later batches; u is unique.
+    for id in ["a", "b", "u", "c", "d"] {
+        let text = if id == "u" {
+            "A unique page about foxes."
+        } else {
+            footer
+        };
+        ing.add(doc(id, "Notice", text)).unwrap();
+    }
+    let st = ing.finish().unwrap();
+    assert_eq!(st.documents, 5);
+    assert_eq!(st.chunks, 5);
+    assert_eq!(st.repeated_chunks, 3, "{st:?}");
+    assert_eq!(
+        model.calls.load(Ordering::Relaxed),
+        2,
+        "two distinct texts embedded"
+    );
+    assert!(st.stages.prepare_s > 0.0 && st.stages.dense_s > 0.0 && st.stages.write_s > 0.0);
+    assert!(st.stages.splade_s > 0.0, "{:?}", st.stages);
+    let all = c
+        .scroll(&Scope::Unscoped, None, 100, None, None, true)
+        .unwrap();
+    let ids: Vec<_> = all.points.iter().map(|p| p.id.clone()).collect();
+    let got = c.get(&Scope::Unscoped, &ids, true, true).unwrap();
+    let vectors_of = |doc: &str| {
+        got.iter()
+            .find(|p| p.payload.as_ref().unwrap()["doc_id"] == doc)
+            .and_then(|p| p.vectors.clone())
+            .unwrap()
+    };
+    let a = vectors_of("a");
+    for d in ["b", "c", "d"] {
+        assert_eq!(vectors_of(d), a, "{d}'s vectors are a's");
+    }
+    assert_ne!(vectors_of("u"), a);
+    assert_eq!(got.len(), 5);
+}
