@@ -92,9 +92,9 @@ pub struct IngestArgs {
     #[arg(long, value_name = "FILE")]
     pub redaction_key: Option<PathBuf>,
     /// Numeric precision of the embedding and SPLADE models: f32; bf16 (2–2.5× faster on CPUs
-    /// with AMX, about 1.7× on AMD Zen 4); int8 (about 1.9× with AVX-512 VNNI); or auto (the
-    /// fastest within cosine 0.999 of f32, measured at load). Vectors of every precision mix in
-    /// one collection.
+    /// with AMX, about 1.7× on AMD Zen 4); int8 (about 2.1× on AMX, 1.3× with VNNI alone); or
+    /// auto (the fastest within cosine 0.999 of f32, measured at load). Vectors of every
+    /// precision mix in one collection.
     #[arg(long, default_value = "auto", value_parser = crate::embed::parse_precision)]
     pub precision: Precision,
     /// Chunks embedded per batch (one WAL record each).

@@ -41,10 +41,11 @@ pub struct EmbedArgs {
     parallelism: BatchParallelism,
     /// Precision of the layer projections: `f32` (reference); `bf16` (weights and activations
     /// rounded to bf16, f32 sums: 2–2.5× faster on CPUs with AMX, about 1.7× on AMD Zen 4,
-    /// no faster elsewhere); `int8` (three of four projections quantised, smoothed on built-in
-    /// calibration texts: about 1.9× f32 with AVX-512 VNNI); or `auto` (the fastest of these
-    /// whose vectors stay within cosine 0.999 of f32 on the calibration texts, measured at load
-    /// and cached per CPU in $SEXTANT_PRECISION_CACHE). Every precision keeps the fingerprint.
+    /// no faster elsewhere); `int8` (three of four projections quantised, smoothed on
+    /// built-in calibration texts: about 2.1× f32 on AMX, 1.3× with AVX-512 VNNI alone); or
+    /// `auto` (the fastest of these whose vectors stay within cosine 0.999 of f32 on the
+    /// calibration texts, measured at load and cached per CPU in $SEXTANT_PRECISION_CACHE).
+    /// Every precision keeps the fingerprint.
     #[arg(long, default_value = "auto", value_parser = parse_precision)]
     precision: Precision,
     /// The texts are queries (the model's query prefix is applied).
