@@ -11,8 +11,9 @@
 //! `auto` is never slower than f32 beyond the measurement's noise). Emulated kernels are never
 //! candidates: they are no faster than f32 by construction.
 //!
-//! The result is cached per CPU, kernel, model weights, threads and batch size in a JSON file
-//! ([`PRECISION_CACHE_ENV`]), so later loads on the same machine skip the measurement.
+//! The result is cached per CPU, kernel, model weights and batch size (not threads: the timing
+//! is per thread) in a JSON file ([`PRECISION_CACHE_ENV`]), so later loads on the same machine
+//! skip the measurement.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,12 +41,42 @@ pub(crate) fn passages(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The one-thread pool `auto` measures in.
-pub(crate) fn one_thread() -> Result<rayon::ThreadPool, EmbedError> {
-    rayon::ThreadPoolBuilder::new()
+/// Puts `target` (a model loaded in f32) in `precision`: `build(p, target)` makes its weights
+/// for `p` and `install` puts them in place; for `auto`, `embed(target, texts)` is what
+/// [`choose`] measures (run on a one-thread pool: each thread's rate when batches run in
+/// parallel; a single batch on the model's own pool would time products split over threads).
+/// `model_key` identifies the model's weights and batch size in the cache.
+pub(crate) fn apply<T: Sync, M>(
+    target: &mut T,
+    precision: Precision,
+    model_key: &str,
+    mut build: impl FnMut(Precision, &T) -> Result<M, EmbedError>,
+    install: impl Fn(&mut T, M),
+    embed: impl Fn(&T, &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> + Sync,
+) -> Result<PrecisionChoice, EmbedError> {
+    if precision != Precision::Auto {
+        let m = build(precision, target)?;
+        install(target, m);
+        return Ok(PrecisionChoice::fixed(precision));
+    }
+    let single = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
-        .map_err(|e| EmbedError::InvalidArgument(format!("cannot start a thread: {e}")))
+        .map_err(|e| EmbedError::InvalidArgument(format!("cannot start a thread: {e}")))?;
+    let this = std::cell::RefCell::new(target);
+    choose(
+        model_key,
+        |p| {
+            let m = build(p, &this.borrow())?;
+            install(&mut this.borrow_mut(), m);
+            Ok(())
+        },
+        |texts| {
+            let guard = this.borrow();
+            let t: &T = &guard;
+            single.install(|| embed(t, texts))
+        },
+    )
 }
 
 /// A reduced precision must be at least this much faster than f32 (time ratio) to be chosen.
@@ -155,7 +186,7 @@ fn choose_among(
         .collect();
     assert_eq!(cands.first(), Some(&Precision::F32));
     // The method's version: a cached choice measured another way is measured again.
-    const METHOD: u32 = 2;
+    const METHOD: u32 = 3;
     let key = format!(
         "{} | {} | {} m{METHOD} | {}",
         cpu_name(),

@@ -293,7 +293,7 @@ impl BertEmbedder {
     fn set_precision(&mut self, precision: Precision) -> Result<(), EmbedError> {
         let f32_model = self.model.clone();
         let mut int8: Option<BertModel> = None;
-        let mut build = |p: Precision, e: &Self| -> Result<BertModel, EmbedError> {
+        let build = |p: Precision, e: &Self| -> Result<BertModel, EmbedError> {
             Ok(match p {
                 Precision::F32 => f32_model.clone(),
                 Precision::Int8 => match &int8 {
@@ -309,38 +309,21 @@ impl BertEmbedder {
                 p => f32_model.with_precision(p)?,
             })
         };
-        if precision != Precision::Auto {
-            self.model = build(precision, self)?;
-            self.precision_choice = PrecisionChoice::fixed(precision);
-            return Ok(());
-        }
         let key = format!(
-            "{} | threads {} | batch {}",
-            self.fingerprint.weights_sha256,
-            self.run(rayon::current_num_threads),
-            self.batch_size
+            "{} | batch {}",
+            self.fingerprint.weights_sha256, self.batch_size
         );
-        // One thread: the rate of each thread when batches run in parallel (a single batch on
-        // the model's pool would time products split over threads instead).
-        let single = crate::choice::one_thread()?;
-        let this = std::cell::RefCell::new(&mut *self);
-        let choice = crate::choice::choose(
+        self.precision_choice = crate::choice::apply(
+            self,
+            precision,
             &key,
-            |p| {
-                let m = build(p, &this.borrow())?;
-                this.borrow_mut().model = m;
-                Ok(())
-            },
-            |texts| {
-                let guard = this.borrow();
-                let e: &BertEmbedder = &guard;
-                let v = single.install(|| {
-                    e.embed_impl(texts, InputKind::Passage, &mut EmbedProfile::default())
-                })?;
+            build,
+            |e, m| e.model = m,
+            |e, texts| {
+                let v = e.embed_impl(texts, InputKind::Passage, &mut EmbedProfile::default())?;
                 Ok((0..texts.len()).map(|i| v.row(i).to_vec()).collect())
             },
         )?;
-        self.precision_choice = choice;
         Ok(())
     }
 

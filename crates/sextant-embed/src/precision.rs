@@ -82,28 +82,29 @@ impl Precision {
 }
 
 /// The kernel a product family runs on: the one `env` names (refused when unknown or when this
-/// CPU cannot run it), else the first of `kernels` (fastest first, each with its name) that
-/// runs here. For the `detect` of `bf16` and `int8`, which cache the answer.
+/// CPU cannot run it), else the first of `kernels` (fastest first) that runs here. For the
+/// `detect` of `bf16` and `int8`, which cache the answer.
 pub(crate) fn pick_kernel<K: Copy>(
     env: &str,
-    kernels: &[(&str, K)],
+    kernels: &[K],
+    name: impl Fn(K) -> &'static str,
     runs_here: impl Fn(K) -> bool,
 ) -> Result<K, String> {
     match std::env::var(env).ok().as_deref() {
         None | Some("") => kernels
             .iter()
-            .map(|&(_, k)| k)
+            .copied()
             .find(|&k| runs_here(k))
             .ok_or_else(|| format!("no kernel of {env} runs here")),
-        Some(name) => {
-            let Some(&(_, k)) = kernels.iter().find(|(n, _)| *n == name) else {
-                let names: Vec<&str> = kernels.iter().map(|(n, _)| *n).collect();
-                return Err(format!("{env}={name:?}: expected {}", names.join(", ")));
+        Some(wanted) => {
+            let Some(&k) = kernels.iter().find(|&&k| name(k) == wanted) else {
+                let names: Vec<&str> = kernels.iter().map(|&k| name(k)).collect();
+                return Err(format!("{env}={wanted:?}: expected {}", names.join(", ")));
             };
             if runs_here(k) {
                 Ok(k)
             } else {
-                Err(format!("{env}={name}: this CPU cannot run it"))
+                Err(format!("{env}={wanted}: this CPU cannot run it"))
             }
         }
     }
@@ -140,18 +141,18 @@ mod tests {
     #[test]
     fn pick_kernel_follows_the_environment() {
         const ENV: &str = "SEXTANT_TEST_PICK_KERNEL";
-        let ks = [("fast", 1), ("slow", 2), ("always", 3)];
+        let ks = [1, 2, 3];
+        let name = |k: i32| ["fast", "slow", "always"][k as usize - 1];
         let runs = |k: i32| k != 1;
         std::env::remove_var(ENV);
-        assert_eq!(pick_kernel(ENV, &ks, runs), Ok(2));
+        assert_eq!(pick_kernel(ENV, &ks, name, runs), Ok(2));
         std::env::set_var(ENV, "always");
-        assert_eq!(pick_kernel(ENV, &ks, runs), Ok(3));
+        assert_eq!(pick_kernel(ENV, &ks, name, runs), Ok(3));
         std::env::set_var(ENV, "fast");
-        assert!(pick_kernel(ENV, &ks, runs)
-            .unwrap_err()
-            .contains("cannot run"));
+        let e = pick_kernel(ENV, &ks, name, runs).unwrap_err();
+        assert!(e.contains("cannot run"), "{e}");
         std::env::set_var(ENV, "turbo");
-        let e = pick_kernel(ENV, &ks, runs).unwrap_err();
+        let e = pick_kernel(ENV, &ks, name, runs).unwrap_err();
         assert!(e.contains(ENV) && e.contains("fast, slow, always"), "{e}");
         std::env::remove_var(ENV);
     }

@@ -177,7 +177,7 @@ impl SpladeEncoder {
     fn set_precision(&mut self, precision: Precision) -> Result<(), EmbedError> {
         let (f32_model, f32_head) = (self.model.clone(), self.head.clone());
         let mut int8: Option<BertModel> = None;
-        let mut build = |p: Precision, s: &Self| -> Result<(BertModel, MaskedLmHead), EmbedError> {
+        let build = |p: Precision, s: &Self| -> Result<(BertModel, MaskedLmHead), EmbedError> {
             Ok(match p {
                 Precision::F32 => (f32_model.clone(), f32_head.clone()),
                 Precision::Int8 => {
@@ -196,38 +196,24 @@ impl SpladeEncoder {
                 p => (f32_model.with_precision(p)?, f32_head.with_precision(p)?),
             })
         };
-        if precision != Precision::Auto {
-            (self.model, self.head) = build(precision, self)?;
-            self.precision_choice = PrecisionChoice::fixed(precision);
-            return Ok(());
-        }
         let key = format!(
-            "splade {} | threads {} | batch {}",
-            self.fingerprint.weights_sha256,
-            self.run(rayon::current_num_threads),
-            self.batch_size
+            "splade {} | batch {}",
+            self.fingerprint.weights_sha256, self.batch_size
         );
         let vocab = self.model.config().vocab_size;
-        // One thread: each thread's rate when batches run in parallel.
-        let single = crate::choice::one_thread()?;
-        let this = std::cell::RefCell::new(&mut *self);
-        let choice = crate::choice::choose(
+        self.precision_choice = crate::choice::apply(
+            self,
+            precision,
             &key,
-            |p| {
-                let (m, h) = build(p, &this.borrow())?;
-                let mut e = this.borrow_mut();
-                (e.model, e.head) = (m, h);
-                Ok(())
-            },
-            |texts| {
-                let guard = this.borrow();
-                let e: &SpladeEncoder = &guard;
-                let v = single.install(|| e.encode_impl(texts))?;
-                Ok(v.vectors
+            build,
+            |s, (m, h)| (s.model, s.head) = (m, h),
+            |s, texts| {
+                Ok(s.encode_impl(texts)?
+                    .vectors
                     .iter()
-                    .map(|s| {
+                    .map(|v| {
                         let mut d = vec![0f32; vocab];
-                        for (&i, &w) in s.indices.iter().zip(&s.values) {
+                        for (&i, &w) in v.indices.iter().zip(&v.values) {
                             d[i as usize] = w;
                         }
                         d
@@ -235,7 +221,6 @@ impl SpladeEncoder {
                     .collect())
             },
         )?;
-        self.precision_choice = choice;
         Ok(())
     }
 

@@ -458,9 +458,7 @@ impl Service {
                 .map_err(|e| Error::from(e).context(format!("ingesting {what}")))?;
             progress(ing.stats());
         }
-        let t = Instant::now();
-        let mut stats = ing.finish()?;
-        stats.stages.write_s += t.elapsed().as_secs_f64();
+        let stats = ing.finish()?;
         let t = Instant::now();
         c.settle().map_err(|e| {
             Error::from(e).context(

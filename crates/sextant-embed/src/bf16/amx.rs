@@ -292,60 +292,56 @@ fn accumulate_block(abf: &[u32], tiles: &[u32], kblocks: usize, rb: usize, cb: u
     }
 }
 
-/// One k-step of a 32 × 32 block: two A and two B tiles into the four accumulators.
-///
-/// # Safety
-/// Each pointer must start 1 KiB of readable memory, the tile configuration of this module
-/// loaded.
-#[inline(always)]
-unsafe fn step(a0: *const u32, a1: *const u32, b0: *const u32, b1: *const u32, stride: usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        asm!(
-            "tileloadd tmm4, [{a0} + {s}*1]",
-            "tileloadd tmm6, [{b0} + {s}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm7, [{b1} + {s}*1]",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tileloadd tmm5, [{a1} + {s}*1]",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            a0 = in(reg) a0,
-            a1 = in(reg) a1,
-            b0 = in(reg) b0,
-            b1 = in(reg) b1,
-            s = in(reg) stride,
-            options(nostack, readonly),
-        );
-    }
+/// Defines one k-step of a 32 × 32 block with the tile product `$op`: two A and two B tiles
+/// into the four accumulators.
+macro_rules! tile_step {
+    ($(#[$doc:meta])* $name:ident, $op:literal) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Each pointer must start 1 KiB of readable memory, the tile configuration of this
+        /// module loaded.
+        #[inline(always)]
+        unsafe fn $name(
+            a0: *const u32,
+            a1: *const u32,
+            b0: *const u32,
+            b1: *const u32,
+            stride: usize,
+        ) {
+            // SAFETY: per the contract.
+            unsafe {
+                asm!(
+                    "tileloadd tmm4, [{a0} + {s}*1]",
+                    "tileloadd tmm6, [{b0} + {s}*1]",
+                    concat!($op, " tmm0, tmm4, tmm6"),
+                    "tileloadd tmm7, [{b1} + {s}*1]",
+                    concat!($op, " tmm1, tmm4, tmm7"),
+                    "tileloadd tmm5, [{a1} + {s}*1]",
+                    concat!($op, " tmm2, tmm5, tmm6"),
+                    concat!($op, " tmm3, tmm5, tmm7"),
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a1,
+                    b0 = in(reg) b0,
+                    b1 = in(reg) b1,
+                    s = in(reg) stride,
+                    options(nostack, readonly),
+                );
+            }
+        }
+    };
 }
 
-/// [`step`] with `tdpbusd` (unsigned bytes of A by signed bytes of B, i32 sums).
-///
-/// # Safety
-/// As [`step`].
-#[inline(always)]
-unsafe fn step_int8(a0: *const u32, a1: *const u32, b0: *const u32, b1: *const u32, stride: usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        asm!(
-            "tileloadd tmm4, [{a0} + {s}*1]",
-            "tileloadd tmm6, [{b0} + {s}*1]",
-            "tdpbusd tmm0, tmm4, tmm6",
-            "tileloadd tmm7, [{b1} + {s}*1]",
-            "tdpbusd tmm1, tmm4, tmm7",
-            "tileloadd tmm5, [{a1} + {s}*1]",
-            "tdpbusd tmm2, tmm5, tmm6",
-            "tdpbusd tmm3, tmm5, tmm7",
-            a0 = in(reg) a0,
-            a1 = in(reg) a1,
-            b0 = in(reg) b0,
-            b1 = in(reg) b1,
-            s = in(reg) stride,
-            options(nostack, readonly),
-        );
-    }
-}
+tile_step!(
+    /// One k-step in bf16 (`tdpbf16ps`: pairs of bf16, f32 sums).
+    step,
+    "tdpbf16ps"
+);
+tile_step!(
+    /// One k-step in int8 (`tdpbusd`: unsigned bytes of A by signed bytes of B, i32 sums).
+    step_int8,
+    "tdpbusd"
+);
 
 /// Whether this CPU and kernel run AMX int8 tiles (CPUID AMX-TILE and AMX-INT8, AVX-512 F/BW
 /// for the quantisation around them, and the tile permission).

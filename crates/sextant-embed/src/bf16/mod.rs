@@ -61,16 +61,16 @@ pub(crate) enum Kernel {
 pub const BF16_KERNEL_ENV: &str = "SEXTANT_BF16_KERNEL";
 
 impl Kernel {
+    /// Every kernel, fastest first.
+    pub(crate) const ALL: [Kernel; 3] = [Kernel::Amx, Kernel::Avx512, Kernel::Emulated];
+
     /// The fastest this CPU runs, unless [`BF16_KERNEL_ENV`] names one.
     pub(crate) fn detect() -> candle_core::Result<Self> {
         static CHOSEN: LazyLock<Result<Kernel, String>> = LazyLock::new(|| {
             crate::precision::pick_kernel(
                 BF16_KERNEL_ENV,
-                &[
-                    ("amx", Kernel::Amx),
-                    ("avx512", Kernel::Avx512),
-                    ("emulated", Kernel::Emulated),
-                ],
+                &Kernel::ALL,
+                Kernel::name,
                 Kernel::runs_here,
             )
         });
@@ -396,13 +396,19 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// How far `[i, j]` of a kernel's product may be from [`reference`]: k exact products of
+    /// bf16 values summed in f32, |error| ≤ k · 2⁻²⁴ · Σ|a·w|.
+    fn summation_bound(a: &[f32], w: &[f32], (i, j): (usize, usize), k: usize, n: usize) -> f32 {
+        let abs: f32 = (0..k)
+            .map(|l| (round_bf16(a[i * k + l]) * round_bf16(w[l * n + j])).abs())
+            .sum();
+        k as f32 * abs / (1u32 << 24) as f32 + 1e-7
+    }
+
     /// The kernels this CPU can run: emulation always, AVX512-BF16 and AMX where present (a
     /// CPU without them tests fewer; the output says which).
     fn implementations() -> Vec<Kernel> {
-        let ks: Vec<Kernel> = [Kernel::Amx, Kernel::Avx512, Kernel::Emulated]
-            .into_iter()
-            .filter(|k| k.runs_here())
-            .collect();
+        let ks: Vec<Kernel> = Kernel::ALL.into_iter().filter(|k| k.runs_here()).collect();
         eprintln!("bf16 kernels tested on this CPU: {ks:?}");
         ks
     }
@@ -457,13 +463,9 @@ pub(crate) mod tests {
                     .to_vec1::<f32>()
                     .unwrap();
                 assert_eq!(got.len(), m * n);
-                // k exact products of bf16 values summed in f32: |error| ≤ k · 2⁻²⁴ · Σ|a·w|.
                 for i in 0..m {
                     for j in 0..n {
-                        let abs: f32 = (0..k)
-                            .map(|l| (round_bf16(a[i * k + l]) * round_bf16(w[l * n + j])).abs())
-                            .sum();
-                        let bound = k as f32 * abs / (1u32 << 24) as f32 + 1e-7;
+                        let bound = summation_bound(&a, &w, (i, j), k, n);
                         let (g, r) = (got[i * n + j], want[i * n + j]);
                         assert!(
                             (g - r).abs() <= bound,
@@ -509,10 +511,7 @@ pub(crate) mod tests {
                 let got = packed.matmul(&x).unwrap().to_vec2::<f32>().unwrap();
                 for i in 0..m {
                     for j in 0..n {
-                        let abs: f32 = (0..k)
-                            .map(|l| (round_bf16(a[i * k + l]) * round_bf16(w[l * n + j])).abs())
-                            .sum();
-                        let bound = k as f32 * abs / (1u32 << 24) as f32 + 1e-7;
+                        let bound = summation_bound(&a, &w, (i, j), k, n);
                         proptest::prop_assert!(
                             (got[i][j] - want[i * n + j]).abs() <= bound,
                             "{kernel:?} {m}×{k}×{n} [{i}, {j}]: {} vs {}", got[i][j], want[i * n + j]

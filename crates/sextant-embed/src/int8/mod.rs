@@ -67,16 +67,16 @@ pub(crate) enum Kernel {
 pub const INT8_KERNEL_ENV: &str = "SEXTANT_INT8_KERNEL";
 
 impl Kernel {
+    /// Every kernel, fastest first.
+    pub(crate) const ALL: [Kernel; 3] = [Kernel::Amx, Kernel::Vnni, Kernel::Emulated];
+
     /// The fastest this CPU runs, unless [`INT8_KERNEL_ENV`] names one.
     pub(crate) fn detect() -> candle_core::Result<Self> {
         static CHOSEN: LazyLock<Result<Kernel, String>> = LazyLock::new(|| {
             crate::precision::pick_kernel(
                 INT8_KERNEL_ENV,
-                &[
-                    ("amx", Kernel::Amx),
-                    ("vnni", Kernel::Vnni),
-                    ("emulated", Kernel::Emulated),
-                ],
+                &Kernel::ALL,
+                Kernel::name,
                 Kernel::runs_here,
             )
         });
@@ -579,10 +579,7 @@ mod tests {
 
     /// The kernels this CPU can run (emulation always).
     fn implementations() -> Vec<Kernel> {
-        let ks: Vec<Kernel> = [Kernel::Amx, Kernel::Vnni, Kernel::Emulated]
-            .into_iter()
-            .filter(|k| k.runs_here())
-            .collect();
+        let ks: Vec<Kernel> = Kernel::ALL.into_iter().filter(|k| k.runs_here()).collect();
         eprintln!("int8 kernels tested on this CPU: {ks:?}");
         ks
     }

@@ -143,7 +143,7 @@ pub struct IngestStages {
     pub dense_s: f64,
     /// The SPLADE model.
     pub splade_s: f64,
-    /// Writing: WAL record, BM25 and index updates.
+    /// Writing: WAL records, BM25 and index updates, the final sync.
     pub write_s: f64,
 }
 
@@ -780,7 +780,9 @@ impl<'a> Ingester<'a> {
     /// Writes what is pending and forces it to stable storage.
     pub fn finish(mut self) -> Result<IngestStats> {
         self.flush()?;
+        let t = std::time::Instant::now();
         self.c.sync()?;
+        self.stats.stages.write_s += t.elapsed().as_secs_f64();
         Ok(self.stats)
     }
 
