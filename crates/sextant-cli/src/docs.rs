@@ -229,11 +229,14 @@ pub fn run_ingest(db_args: &crate::db::DbArgs, a: IngestArgs) -> Result<()> {
         let st = &report.stages;
         let share = |x: f64| 100.0 * x / s.max(1e-9);
         println!(
-            "stages: load {:.1} s ({:.0}%), read {:.1} s ({:.0}%), chunk {:.1} s ({:.0}%), embed {:.1} s ({:.0}%, {}), SPLADE {:.1} s ({:.0}%{}), write {:.1} s ({:.0}%), merge {:.1} s ({:.0}%)",
+            "stages: load {:.1} s ({:.0}%), read {:.1} s ({:.0}%), chunk {:.1} s ({:.0}%), models {:.1} s ({:.0}%: embed {:.1} s, {}{}), write {:.1} s ({:.0}%), merge {:.1} s ({:.0}%)",
             st.load_s, share(st.load_s), st.read_s, share(st.read_s), st.prepare_s,
-            share(st.prepare_s), st.dense_s, share(st.dense_s), report.precision, st.splade_s,
-            share(st.splade_s),
-            report.splade_precision.as_deref().map(|p| format!(", {p}")).unwrap_or_default(),
+            share(st.prepare_s), st.models_s, share(st.models_s), st.dense_s, report.precision,
+            report
+                .splade_precision
+                .as_deref()
+                .map(|p| format!(", and side by side SPLADE {:.1} s, {p}", st.splade_s))
+                .unwrap_or_default(),
             st.write_s, share(st.write_s), st.settle_s, share(st.settle_s)
         );
         if report.repeated_chunks > 0 {

@@ -85,8 +85,8 @@ pub struct IngestOptions {
     pub redaction_key_file: Option<PathBuf>,
 }
 
-/// Seconds an ingest spent per stage (wall clock of the calling thread; the models use all
-/// their threads inside their stages).
+/// Seconds an ingest spent per stage (wall clock; the models use all their threads inside
+/// their stages, and the embedding model and SPLADE run side by side).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IngestStages {
     /// Opening the collection and loading the models (`auto` precision measures here on a
@@ -96,10 +96,13 @@ pub struct IngestStages {
     pub read_s: f64,
     /// Chunking, redaction, language and duplicate detection.
     pub prepare_s: f64,
-    /// The embedding model.
+    /// The embedding model, its own time.
     pub dense_s: f64,
-    /// The SPLADE model.
+    /// The SPLADE model, its own time.
     pub splade_s: f64,
+    /// The two models together: they run at the same time, so `dense_s` and `splade_s` may
+    /// add up to more than this.
+    pub models_s: f64,
     /// Writing: WAL records, BM25 and index updates, the final sync.
     pub write_s: f64,
     /// The merge after the ingest.

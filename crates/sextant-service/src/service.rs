@@ -486,6 +486,7 @@ impl Service {
                 prepare_s: stats.stages.prepare_s,
                 dense_s: stats.stages.dense_s,
                 splade_s: stats.stages.splade_s,
+                models_s: stats.stages.models_s,
                 write_s: stats.stages.write_s,
                 settle_s,
             },

@@ -1648,3 +1648,143 @@ fn repeated_chunk_texts_are_embedded_once() {
     assert_ne!(vectors_of("u"), a);
     assert_eq!(got.len(), 5);
 }
+
+/// Counts the models running at once: each call enters, waits (up to 10 s) for the other
+/// model to enter too, and records whether it met it.
+#[derive(Default)]
+struct Rendezvous {
+    inside: AtomicUsize,
+    met: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+impl Rendezvous {
+    fn visit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inside.fetch_add(1, Ordering::SeqCst);
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(10) {
+            if self.inside.load(Ordering::SeqCst) >= 2 {
+                self.met.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Stay until the other one has seen us too.
+        while self.met.load(Ordering::SeqCst) % 2 == 1
+            && t.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct MeetingDense<'a>(&'a FakeDense, &'a Rendezvous);
+struct MeetingSparse<'a>(&'a Rendezvous, bool);
+
+impl DenseModel for MeetingDense<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn identity(&self) -> Value {
+        self.0.identity()
+    }
+    fn check_identity(&self, stored: &Value) -> Result<(), String> {
+        self.0.check_identity(stored)
+    }
+    fn max_tokens(&self) -> usize {
+        self.0.max_tokens()
+    }
+    fn token_spans(&self, text: &str) -> Vec<Range<usize>> {
+        self.0.token_spans(text)
+    }
+    fn embed(&self, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>, String> {
+        self.1.visit();
+        self.0.embed(texts, query)
+    }
+}
+
+impl SparseModel for MeetingSparse<'_> {
+    fn identity(&self) -> Value {
+        FakeSparse.identity()
+    }
+    fn check_identity(&self, stored: &Value) -> Result<(), String> {
+        FakeSparse.check_identity(stored)
+    }
+    fn encode(&self, texts: &[&str], query: bool) -> Result<Vec<SparseVector>, String> {
+        self.0.visit();
+        if self.1 {
+            return Err("the sparse model broke".into());
+        }
+        FakeSparse.encode(texts, query)
+    }
+}
+
+/// The dense model and SPLADE embed a batch at the same time (each fills the cores the other
+/// leaves idle); the stages report each model's own time and their joint wall time. When one
+/// of them fails while the other runs, the batch is not written and the error names the model.
+#[test]
+fn dense_and_splade_run_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = FakeDense::default();
+    let db = open(dir.path());
+    let c = db
+        .create_collection(
+            "d",
+            schema(&base, Some(&FakeSparse), &settings("sentences", 30)).unwrap(),
+        )
+        .unwrap();
+    let meet = Rendezvous::default();
+    let (dense, sparse) = (MeetingDense(&base, &meet), MeetingSparse(&meet, false));
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &dense, Some(&sparse))
+        .unwrap()
+        .with_batch_chunks(2);
+    for (i, text) in [
+        "Foxes hunt at dusk.",
+        "Owls see in the dark.",
+        "Bees make honey.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ing.add(doc(&format!("d{i}"), "Animals", text)).unwrap();
+    }
+    let st = ing.finish().unwrap();
+    assert_eq!(st.chunks, 3);
+    // Two batches, two models each: every call met the other model's call.
+    assert_eq!(meet.calls.load(Ordering::SeqCst), 4);
+    assert_eq!(meet.met.load(Ordering::SeqCst), 4, "{st:?}");
+    let s = &st.stages;
+    assert!(
+        s.models_s > 0.0 && s.dense_s > 0.0 && s.splade_s > 0.0,
+        "{s:?}"
+    );
+    assert!(
+        s.dense_s <= s.models_s + 1e-3 && s.splade_s <= s.models_s + 1e-3,
+        "{s:?}"
+    );
+    assert!(
+        s.models_s < s.dense_s + s.splade_s,
+        "side by side, not one after the other: {s:?}"
+    );
+    assert_eq!(
+        doc_count(&c, "d0") + doc_count(&c, "d1") + doc_count(&c, "d2"),
+        3
+    );
+
+    // SPLADE fails while the dense model runs: an error naming SPLADE, nothing written.
+    let meet = Rendezvous::default();
+    let (dense, sparse) = (MeetingDense(&base, &meet), MeetingSparse(&meet, true));
+    let mut ing = Ingester::new(&c, Scope::Unscoped, &dense, Some(&sparse)).unwrap();
+    ing.add(doc("d9", "Animals", "Wolves howl at night."))
+        .unwrap();
+    let err = ing.finish().unwrap_err().to_string();
+    assert!(err.contains("SPLADE") && err.contains("broke"), "{err}");
+    assert_eq!(
+        meet.met.load(Ordering::SeqCst),
+        2,
+        "the two models ran side by side"
+    );
+    assert_eq!(doc_count(&c, "d9"), 0);
+}
