@@ -35,7 +35,11 @@ def parse_args():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1, help="build threads; search is one query at a time")
     ap.add_argument("--runs", type=int, default=3, help="timed passes per ef; the median is reported")
-    ap.add_argument("--systems", default="hnswlib,faiss,usearch")
+    ap.add_argument("--systems", default="hnswlib,faiss,usearch",
+                    help="hnswlib, faiss, usearch, faiss-ivfpq")
+    ap.add_argument("--nprobe", default="", help="faiss-ivfpq: lists scanned, comma-separated")
+    ap.add_argument("--nlist", type=int, default=0, help="faiss-ivfpq: lists (0: about sqrt(n), as sextant)")
+    ap.add_argument("--pq-m", type=int, default=0, help="faiss-ivfpq: 4-bit sub-quantisers (0: ceil(dim/4))")
     ap.add_argument("--json", help="write results here")
     return ap.parse_args()
 
@@ -147,7 +151,49 @@ class Usearch:
         return self.index.search(q[0], self.k, threads=1).keys
 
 
-ADAPTERS = {cls.name: cls for cls in (Hnswlib, Faiss, Usearch)}
+class FaissIvfPq:
+    """faiss IVF with 4-bit PQ fast-scan codes and exact refinement: the peer of
+    `sextant bench ann --index ivf-pq` (index_factory "IVF{nlist},PQ{m}x4fs,RFlat"). Sweeps
+    nprobe and ef, where ef is the number of candidates refined exactly (k_factor = ef / k)."""
+    name, package = "faiss-ivfpq", "faiss-cpu"
+    memory_method = "len(faiss.serialize_index(index)) (codes, ids, centroids and the f32 refine vectors)"
+    sweeps_nprobe = True
+
+    def __init__(self):
+        import faiss
+        self.faiss = faiss
+
+    def build(self, base, metric, a):
+        faiss = self.faiss
+        faiss.omp_set_num_threads(a.threads)
+        faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        n, d = base.shape
+        self.nlist = a.nlist or max(1, min(round(n ** 0.5), n // 64))
+        self.m = a.pq_m or -(-d // 4)
+        self.index = faiss.index_factory(d, f"IVF{self.nlist},PQ{self.m}x4fs,RFlat", faiss_metric)
+        self.index.train(base)
+        self.index.add(base)
+        faiss.omp_set_num_threads(1)
+        self.ivf = faiss.extract_index_ivf(self.index)
+        self.k = a.k
+
+    def memory(self):
+        return len(self.faiss.serialize_index(self.index))
+
+    def isa(self):
+        return "wheel; compile options: " + self.faiss.get_compile_options().strip()
+
+    def set_ef(self, ef):
+        self.index.k_factor = max(1.0, ef / self.k)
+
+    def set_nprobe(self, nprobe):
+        self.ivf.nprobe = nprobe
+
+    def query(self, q):
+        return self.index.search(q, self.k)[1][0]
+
+
+ADAPTERS = {cls.name: cls for cls in (Hnswlib, Faiss, Usearch, FaissIvfPq)}
 
 
 # ---------------------------------------------------------------- measuring
@@ -171,7 +217,7 @@ def recall_at_k(found, gt, k):
 
 def bench_system(adapter, base, queries, gt, a, efs):
     base_in, queries_in = base, queries
-    if adapter.name == "faiss" and a.metric == "cosine":
+    if adapter.name.startswith("faiss") and a.metric == "cosine":
         base_in = base / np.linalg.norm(base, axis=1, keepdims=True).clip(1e-30)
         queries_in = queries / np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-30)
     rows = [queries_in[i:i + 1] for i in range(len(queries_in))]
@@ -185,8 +231,13 @@ def bench_system(adapter, base, queries, gt, a, efs):
     for q in rows[:200]:  # warm-up, not measured
         adapter.query(q)
 
+    nprobes = [int(x) for x in a.nprobe.split(",") if x] if getattr(adapter, "sweeps_nprobe", False) else [None]
+    if nprobes == []:
+        sys.exit(f"{adapter.name} needs --nprobe")
     results = []
-    for ef in efs:
+    for nprobe, ef in [(n, e) for n in nprobes for e in efs]:
+        if nprobe is not None:
+            adapter.set_nprobe(nprobe)
         adapter.set_ef(ef)
         runs = []
         for _ in range(a.runs):
@@ -195,13 +246,14 @@ def bench_system(adapter, base, queries, gt, a, efs):
         recall = recall_at_k(found, gt, a.k)
         results.append({
             "ef": ef,
+            **({"nprobe": nprobe} if nprobe is not None else {}),
             "recall": recall,
             "qps": statistics.median(r[0] for r in runs),
             "qps_runs": [r[0] for r in runs],
             "wall_s": statistics.median(r[1] for r in runs),
             "cpu_s": statistics.median(r[2] for r in runs),
         })
-        print(f"  ef={ef}: recall@{a.k}={recall:.4f} qps={results[-1]['qps']:.0f}", file=sys.stderr)
+        print(f"  nprobe={nprobe} ef={ef}: recall@{a.k}={recall:.4f} qps={results[-1]['qps']:.0f}", file=sys.stderr)
 
     return {
         "system": adapter.name,
@@ -210,8 +262,10 @@ def bench_system(adapter, base, queries, gt, a, efs):
         "dataset": {"base": a.base, "queries": a.queries, "n_base": len(base),
                     "n_queries": len(queries), "dim": base.shape[1]},
         "metric": a.metric,
-        "params": {"m": a.m, "ef_construction": a.ef_construction, "k": a.k, "threads": a.threads,
-                   "runs": a.runs},
+        "params": ({"m": a.m, "ef_construction": a.ef_construction} if not hasattr(adapter, "nlist")
+                   else {"m": 0, "ef_construction": 0, "nlist": adapter.nlist,
+                         "pq": f"{adapter.m}x4-bit fast scan, refine flat"})
+                  | {"k": a.k, "threads": a.threads, "runs": a.runs},
         "build": {"wall_s": build_wall, "cpu_s": build_cpu},
         "memory_bytes": memory,
         "memory_method": adapter.memory_method,
@@ -222,9 +276,9 @@ def bench_system(adapter, base, queries, gt, a, efs):
 def markdown(run, k):
     lines = [f"### {run['system']} {run['version']}  (build {run['build']['wall_s']:.2f} s wall, "
              f"{run['build']['cpu_s']:.2f} s CPU; {run['memory_bytes'] / 2**20:.1f} MiB)",
-             "", f"| ef | recall@{k} | QPS | wall s | CPU s |", "|---:|---:|---:|---:|---:|"]
+             "", f"| nprobe | ef | recall@{k} | QPS | wall s | CPU s |", "|---:|---:|---:|---:|---:|---:|"]
     for r in run["results"]:
-        lines.append(f"| {r['ef']} | {r['recall']:.4f} | {r['qps']:.0f} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} |")
+        lines.append(f"| {r.get('nprobe', '')} | {r['ef']} | {r['recall']:.4f} | {r['qps']:.0f} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

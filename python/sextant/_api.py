@@ -698,6 +698,9 @@ class Database:
         index: Optional[str] = None,
         m: Optional[int] = None,
         ef_construction: Optional[int] = None,
+        nlist: Optional[int] = None,
+        pq_m: Optional[int] = None,
+        nprobe: Optional[int] = None,
         spaces: Optional[Sequence[Dict[str, Any]]] = None,
         payload_indexes: Optional[Dict[str, str]] = None,
         tenant_key: Optional[str] = None,
@@ -706,7 +709,8 @@ class Database:
         exist_ok: bool = False,
     ) -> Collection:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
-        ``index`` hnsw/flat, ``m``, ``ef_construction``) or named ``spaces``;
+        ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction`` for hnsw, ``nlist``, ``pq_m``,
+        ``nprobe`` for ivf_pq) or named ``spaces``;
         ``payload_indexes`` maps payload keys to keyword/integer/float/datetime/text;
         ``tenant_key`` (``KEY`` or ``KEY:integer``) makes it multi-tenant; ``encrypted``
         encrypts it at rest (the database needs its master key); ``ttl``
@@ -721,6 +725,9 @@ class Database:
             ("index", index),
             ("m", m),
             ("ef_construction", ef_construction),
+            ("nlist", nlist),
+            ("pq_m", pq_m),
+            ("nprobe", nprobe),
             ("spaces", None if spaces is None else list(spaces)),
             ("payload_indexes", payload_indexes),
             ("tenant_key", tenant_key),

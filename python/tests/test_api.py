@@ -54,6 +54,24 @@ def test_create_list_delete_collections(db: sextant.Database, name: str) -> None
         db.delete_collection(name)
 
 
+def test_ivf_pq_collections(db: sextant.Database, name: str) -> None:
+    """An ivf_pq collection through either backend: its settings stored, its segments trained
+    once they are big enough, every vector its own nearest neighbour with exact rescoring, and
+    settings of another index refused by name."""
+    c = db.create_collection(name, 16, metric="l2", index="ivf_pq", nlist=8, pq_m=8, nprobe=8)
+    assert c.info()["schema"]["spaces"][0]["index"] == {"type": "ivf_pq", "nlist": 8, "m": 8, "nprobe": 8}
+    vectors = _random(1500, 16, seed=3)
+    c.upsert(list(range(1500)), vectors)
+    c.optimize()
+    for i in (0, 700, 1499):
+        hits = c.search(vectors[i], k=3, ef=50)
+        assert hits[0].id == i and hits[0].score == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(InvalidInput, match="nprobe"):
+        db.create_collection(name + "x", 16, index="hnsw", nprobe=4)
+    with pytest.raises(InvalidInput, match="l1"):
+        db.create_collection(name + "y", 16, metric="l1", index="ivf_pq")
+
+
 def test_aliases_resolve_and_move(db: sextant.Database, name: str) -> None:
     a = db.create_collection(name + "a", DIM)
     b = db.create_collection(name + "b", DIM)

@@ -10,7 +10,7 @@ use sextant_eval::ann::{self, AnnConfig, AnnObserver};
 use sextant_eval::collections;
 use sextant_eval::io::{read_vectors, write_ivecs};
 use sextant_index::hnsw_defaults::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
-use sextant_index::{HnswParams, Quantization};
+use sextant_index::{HnswParams, IvfPqParams, Quantization};
 use tempfile::TempDir;
 
 // A sibling file (not bench/search.rs) so the subcommand's code stays beside the other bench
@@ -261,6 +261,20 @@ pub struct AnnArgs {
     /// Distance metric: cosine, dot, l2 or l1.
     #[arg(long)]
     metric: Metric,
+    /// The index to build: `hnsw` (a graph) or `ivf_pq` (inverted lists of 4-bit product
+    /// quantisation codes, candidates rescored exactly).
+    #[arg(long, default_value = "hnsw", value_parser = ["hnsw", "ivf_pq"])]
+    index: String,
+    /// IVF-PQ: inverted lists (0: about the square root of the number of vectors).
+    #[arg(long, default_value_t = 0)]
+    nlist: usize,
+    /// IVF-PQ: sub-quantisers of 4 bits each (0: a quarter of the dimension, rounded up).
+    #[arg(long, default_value_t = 0)]
+    pq_m: usize,
+    /// IVF-PQ: lists scanned per query to sweep, comma-separated (each with every `--ef`,
+    /// which is then the number of candidates rescored exactly).
+    #[arg(long, value_delimiter = ',')]
+    nprobe: Vec<usize>,
     /// HNSW links per node (level 0 gets twice as many).
     #[arg(long, default_value_t = DEFAULT_M)]
     m: usize,
@@ -530,6 +544,16 @@ impl AnnObserver for Progress {
 }
 
 fn bench_ann(args: AnnArgs) -> anyhow::Result<()> {
+    if args.index == "hnsw" && (args.nlist != 0 || args.pq_m != 0) {
+        anyhow::bail!("--nlist and --pq-m apply to --index ivf_pq only");
+    }
+    if args.index == "ivf_pq"
+        && (args.m != DEFAULT_M
+            || args.ef_construction != DEFAULT_EF_CONSTRUCTION
+            || args.quantization != Quantization::Auto)
+    {
+        anyhow::bail!("--m, --ef-construction and --quantization apply to --index hnsw only");
+    }
     let config = AnnConfig {
         base: args.base,
         queries: args.queries,
@@ -542,7 +566,13 @@ fn bench_ann(args: AnnArgs) -> anyhow::Result<()> {
             quantization: args.quantization,
             ..HnswParams::default()
         },
+        ivf: (args.index == "ivf_pq").then(|| IvfPqParams {
+            nlist: args.nlist,
+            m: args.pq_m,
+            ..IvfPqParams::default()
+        }),
         efs: args.ef,
+        nprobes: args.nprobe,
         k: args.k as usize,
         threads: args.threads as usize,
         runs: args.runs as usize,

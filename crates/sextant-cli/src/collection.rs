@@ -13,7 +13,7 @@ use crate::db::{collection, open, print_json, DbArgs};
 #[derive(Debug, Subcommand)]
 pub enum CollectionCommand {
     /// Create a collection.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List collections and aliases.
     List,
     /// Show counts, segments, memory, disk and unindexed payload keys.
@@ -44,16 +44,28 @@ pub struct CreateArgs {
     /// Metric of the single vector space: cosine, dot, l2, l1.
     #[arg(long, default_value = "cosine")]
     pub metric: String,
-    /// Index of the single vector space: hnsw or flat.
+    /// Index of the single vector space: hnsw, flat, or ivf_pq (inverted lists of 4-bit
+    /// product-quantisation codes, candidates rescored exactly; `--ef` at search time is the
+    /// number rescored).
     #[arg(long, default_value = "hnsw")]
     pub index: String,
+    /// ivf_pq: inverted lists per segment (0: about the square root of its points).
+    #[arg(long)]
+    pub nlist: Option<usize>,
+    /// ivf_pq: sub-quantisers of 4 bits each (0: a quarter of the dimension, rounded up).
+    #[arg(long)]
+    pub pq_m: Option<usize>,
+    /// ivf_pq: lists scanned per search [default: 16].
+    #[arg(long)]
+    pub nprobe: Option<usize>,
     /// HNSW links per node.
     #[arg(long, default_value_t = sextant_engine::DEFAULT_M)]
     pub m: usize,
     /// HNSW build candidate list size.
     #[arg(long, default_value_t = sextant_engine::DEFAULT_EF_CONSTRUCTION)]
     pub ef_construction: usize,
-    /// A named vector space `NAME:DIM:METRIC[:hnsw|flat]` (repeat for several).
+    /// A named vector space `NAME:DIM:METRIC[:hnsw|flat|ivf_pq]` (repeat for several; the
+    /// index settings above apply to the single space only).
     #[arg(long, value_name = "SPEC")]
     pub space: Vec<String>,
     /// A payload index `KEY:TYPE`, TYPE one of keyword, integer, float, bool, datetime (repeat).
@@ -93,13 +105,13 @@ pub enum AliasCommand {
     List,
 }
 
-/// `--space NAME:DIM:METRIC[:hnsw|flat]`.
+/// `--space NAME:DIM:METRIC[:hnsw|flat|ivf_pq]`.
 fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (name, dim, metric, index) = match parts.as_slice() {
         [n, d, m] => (n, d, m, "hnsw"),
         [n, d, m, i] => (n, d, m, *i),
-        _ => bail!("--space {spec:?}: expected NAME:DIM:METRIC[:hnsw|flat]"),
+        _ => bail!("--space {spec:?}: expected NAME:DIM:METRIC[:hnsw|flat|ivf_pq]"),
     };
     Ok(sextant_service::SpaceBody {
         name: name.to_string(),
@@ -110,6 +122,9 @@ fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
         index: Some(index.to_string()),
         m: None,
         ef_construction: None,
+        nlist: None,
+        pq_m: None,
+        nprobe: None,
     })
 }
 
@@ -140,6 +155,9 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     index: Some(c.index.clone()),
                     m: hnsw.then_some(c.m),
                     ef_construction: hnsw.then_some(c.ef_construction),
+                    nlist: c.nlist,
+                    pq_m: c.pq_m,
+                    nprobe: c.nprobe,
                     spaces: None,
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
@@ -147,6 +165,9 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     ttl: c.ttl.clone(),
                 }
             } else {
+                if c.nlist.is_some() || c.pq_m.is_some() || c.nprobe.is_some() {
+                    bail!("--nlist, --pq-m and --nprobe set the single space's index: with --space, create ivf_pq spaces through the API");
+                }
                 sextant_service::CollectionSpec {
                     name: c.name.clone(),
                     spaces: Some(

@@ -1,6 +1,6 @@
-//! The ANN benchmark: build an HNSW index, then sweep `ef` and measure recall@k against exact
-//! ground truth and queries per second with queries issued one at a time (as a service sees
-//! them) on a fixed number of threads.
+//! The ANN benchmark: build an HNSW (or IVF-PQ) index, then sweep `ef` (and `nprobe`) and
+//! measure recall@k against exact ground truth and queries per second with queries issued one
+//! at a time (as a service sees them) on a fixed number of threads.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use sextant_core::Metric;
 use sextant_index::{
-    DenseVectors, FlatIndex, HnswIndex, HnswParams, Quantization, SearchParams, VectorIndex,
-    VectorStorage,
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IvfPqIndex, IvfPqParams,
+    Quantization, SearchParams, VectorIndex, VectorStorage,
 };
 
 use crate::io::{read_ids, read_vectors, write_ivecs, Matrix};
@@ -31,8 +31,13 @@ pub struct AnnConfig {
     pub metric: Metric,
     /// HNSW parameters (`ef_search` unused: the sweep gives `ef`).
     pub hnsw: HnswParams,
-    /// The `ef` sweep.
+    /// Build an IVF-PQ index with these settings instead of HNSW (`nprobe` and `rescore`
+    /// unused: the sweeps give them).
+    pub ivf: Option<IvfPqParams>,
+    /// The `ef` sweep (graph beam widths; for IVF-PQ the candidates rescored exactly).
     pub efs: Vec<usize>,
+    /// The `nprobe` sweep (IVF-PQ only): every value is measured with every `ef`.
+    pub nprobes: Vec<usize>,
     /// Neighbours per query.
     pub k: usize,
     /// Threads for the build and for issuing queries.
@@ -71,6 +76,19 @@ impl AnnConfig {
         }
         if self.threads == 0 || self.runs == 0 {
             return Err(invalid("--threads and --runs must be at least 1"));
+        }
+        match (&self.ivf, self.nprobes.is_empty()) {
+            (None, false) => return Err(invalid("--nprobe applies to --index ivf_pq only")),
+            (Some(_), true) => {
+                return Err(invalid("--index ivf_pq needs one or more --nprobe values"))
+            }
+            _ => {}
+        }
+        if self.nprobes.contains(&0) {
+            return Err(invalid("--nprobe values must be at least 1"));
+        }
+        if self.ivf.is_some() && self.index_file.is_some() {
+            return Err(invalid("--index-file saves and loads HNSW indexes only"));
         }
         Ok(())
     }
@@ -154,7 +172,7 @@ pub fn recall_at_k(gt: &Matrix<i32>, found: &[Vec<u32>], k: usize) -> f64 {
 
 /// Issues every query once, one at a time per thread; returns the ids found and the timing.
 fn run_queries(
-    index: &HnswIndex,
+    index: &AnyIndex,
     queries: &Matrix<f32>,
     params: &SearchParams,
     threads: usize,
@@ -268,7 +286,7 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
             observer.phase("loading index");
             let index = load_index(path, config, &base)?;
             (
-                index,
+                AnyIndex::Hnsw(Box::new(index)),
                 Timing {
                     wall_s: f64::NAN,
                     cpu_s: f64::NAN,
@@ -278,11 +296,20 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
         None => {
             observer.phase("build");
             let (cpu0, t0) = (process_cpu_seconds(), Instant::now());
-            let index = pool.install(|| -> Result<HnswIndex, EvalError> {
+            let index = pool.install(|| -> Result<AnyIndex, EvalError> {
                 let vectors = DenseVectors::from_rows(config.metric, base.dim, &base.data)?;
                 let total = vectors.len();
                 let progress = |done: usize| observer.build_progress(done, total);
-                Ok(HnswIndex::build(vectors, config.hnsw, Some(&progress))?)
+                Ok(match config.ivf {
+                    Some(p) => {
+                        AnyIndex::IvfPq(Box::new(IvfPqIndex::build(vectors, p, Some(&progress))?))
+                    }
+                    None => AnyIndex::Hnsw(Box::new(HnswIndex::build(
+                        vectors,
+                        config.hnsw,
+                        Some(&progress),
+                    )?)),
+                })
             })?;
             let wall_s = t0.elapsed().as_secs_f64();
             let build = Timing {
@@ -300,10 +327,25 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
     };
     drop(base.data);
 
-    let mut results = Vec::with_capacity(config.efs.len());
-    for &ef in &config.efs {
-        observer.phase(&format!("search ef={ef}"));
-        let params = SearchParams::new(config.k).with_ef(ef);
+    let sweep: Vec<(Option<usize>, usize)> = if config.nprobes.is_empty() {
+        config.efs.iter().map(|&ef| (None, ef)).collect()
+    } else {
+        config
+            .nprobes
+            .iter()
+            .flat_map(|&n| config.efs.iter().map(move |&ef| (Some(n), ef)))
+            .collect()
+    };
+    let mut results = Vec::with_capacity(sweep.len());
+    for (nprobe, ef) in sweep {
+        let mut params = SearchParams::new(config.k).with_ef(ef);
+        match nprobe {
+            Some(n) => {
+                observer.phase(&format!("search nprobe={n} ef={ef}"));
+                params = params.with_nprobe(n);
+            }
+            None => observer.phase(&format!("search ef={ef}")),
+        }
         let mut timings = Vec::with_capacity(config.runs);
         let mut recall = f64::NAN;
         for run in 0..config.runs {
@@ -319,6 +361,7 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
             .collect();
         results.push(EfResult {
             ef,
+            nprobe,
             recall,
             qps: median(&qps_runs),
             qps_runs,
@@ -327,8 +370,11 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
         });
     }
     Ok(AnnReport {
-        system: match index.params().quantization {
-            Quantization::None => "sextant-f32".into(),
+        system: match &index {
+            AnyIndex::IvfPq(_) => "sextant-ivfpq".into(),
+            AnyIndex::Hnsw(h) if h.params().quantization == Quantization::None => {
+                "sextant-f32".into()
+            }
             _ => "sextant".into(),
         },
         version: env!("CARGO_PKG_VERSION").into(),
@@ -341,13 +387,38 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
             dim: queries.dim,
         },
         metric: config.metric.to_string(),
-        params: AnnParams {
-            m: config.hnsw.m,
-            ef_construction: config.hnsw.ef_construction,
-            k: config.k,
-            threads: config.threads,
-            runs: config.runs,
-            quantization: Some(index.params().quantization.name().into()),
+        params: match &index {
+            AnyIndex::IvfPq(i) => AnnParams {
+                m: 0,
+                ef_construction: 0,
+                k: config.k,
+                threads: config.threads,
+                runs: config.runs,
+                quantization: None,
+                nlist: Some(i.params().nlist),
+                pq: Some(format!(
+                    "{}×4-bit ({} bytes per vector)",
+                    i.params().m,
+                    i.code_bytes()
+                )),
+            },
+            _ => AnnParams {
+                m: config.hnsw.m,
+                ef_construction: config.hnsw.ef_construction,
+                k: config.k,
+                threads: config.threads,
+                runs: config.runs,
+                quantization: Some(
+                    config
+                        .hnsw
+                        .quantization
+                        .resolve(config.metric)
+                        .name()
+                        .into(),
+                ),
+                nlist: None,
+                pq: None,
+            },
         },
         build,
         memory_bytes: index.memory_bytes() as u64,
@@ -418,7 +489,9 @@ mod tests {
             gt_out: Some(dir.path().join("gt.ivecs")),
             metric: Metric::L2,
             hnsw: HnswParams::default(),
+            ivf: None,
             efs: vec![10, 100],
+            nprobes: vec![],
             k: 5,
             threads: 2,
             runs: 2,
@@ -456,7 +529,65 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("dimension mismatch"));
-        let zero_k = AnnConfig { k: 0, ..config };
+        let zero_k = AnnConfig {
+            k: 0,
+            ..config.clone()
+        };
         assert!(run(&zero_k, &Silent).is_err());
+
+        // IVF-PQ: every (nprobe, ef) pair measured; scanning every list with deep rescoring
+        // is exact on this data; flags that do not apply are refused by name.
+        let ivf = AnnConfig {
+            ivf: Some(IvfPqParams {
+                nlist: 4,
+                ..IvfPqParams::default()
+            }),
+            nprobes: vec![1, 4],
+            index_file: None,
+            ..config.clone()
+        };
+        let report = run(&ivf, &Silent).unwrap();
+        assert_eq!(report.system, "sextant-ivfpq");
+        assert_eq!(report.params.nlist, Some(4));
+        let pairs: Vec<_> = report.results.iter().map(|r| (r.nprobe, r.ef)).collect();
+        assert_eq!(
+            pairs,
+            [(Some(1), 10), (Some(1), 100), (Some(4), 10), (Some(4), 100)]
+        );
+        assert!(report.results[3].recall >= 0.99, "{:?}", report.results);
+        assert!(report.to_markdown().contains("| 4 | 100 |"));
+        for (bad, word) in [
+            (
+                AnnConfig {
+                    nprobes: vec![],
+                    ..ivf.clone()
+                },
+                "--nprobe",
+            ),
+            (
+                AnnConfig {
+                    nprobes: vec![0],
+                    ..ivf.clone()
+                },
+                "--nprobe",
+            ),
+            (
+                AnnConfig {
+                    index_file: config.index_file.clone(),
+                    ..ivf.clone()
+                },
+                "--index-file",
+            ),
+            (
+                AnnConfig {
+                    nprobes: vec![2],
+                    ..config.clone()
+                },
+                "--nprobe",
+            ),
+        ] {
+            let e = run(&bad, &Silent).unwrap_err().to_string();
+            assert!(e.contains(word), "{e}");
+        }
     }
 }

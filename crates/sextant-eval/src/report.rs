@@ -34,6 +34,12 @@ pub struct AnnParams {
     /// What the graph walk compares (`none` = f32, `sq8`); absent for peers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
+    /// Inverted lists of an IVF index (absent for graphs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlist: Option<usize>,
+    /// Product-quantisation sub-quantisers of an IVF-PQ index, and their bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq: Option<String>,
 }
 
 /// Wall and CPU seconds of a phase.
@@ -48,8 +54,11 @@ pub struct Timing {
 /// Recall and speed at one `ef`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EfResult {
-    /// Search beam width.
+    /// Search beam width (graphs), or candidates rescored exactly (IVF-PQ).
     pub ef: usize,
+    /// Inverted lists scanned (IVF indexes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nprobe: Option<usize>,
     /// Mean recall@k against the ground truth.
     pub recall: f64,
     /// Median queries per second over the runs.
@@ -90,11 +99,24 @@ impl AnnReport {
     /// A Markdown section: a summary line and one table row per `ef`.
     pub fn to_markdown(&self) -> String {
         let d = &self.dataset;
+        let ivf = self.params.nlist.is_some();
+        let index = match (&self.params.nlist, &self.params.pq) {
+            (Some(nlist), pq) => format!(
+                "nlist={nlist}{}",
+                pq.as_deref()
+                    .map(|p| format!(", PQ {p}"))
+                    .unwrap_or_default()
+            ),
+            _ => format!(
+                "M={}, efConstruction={}",
+                self.params.m, self.params.ef_construction
+            ),
+        };
         let mut s = format!(
             "### {} {} ({}) — {} base × {} queries, dim {}, {}\n\n\
-             M={}, efConstruction={}, k={}, threads={}, runs={} (median). \
+             {index}, k={}, threads={}, runs={} (median). \
              Build: {:.2} s wall, {:.2} s CPU. Index memory: {:.1} MiB.\n\n\
-             | ef | recall@{} | QPS | wall s | CPU s |\n|---:|---:|---:|---:|---:|\n",
+             | {}ef | recall@{} | QPS | wall s | CPU s |\n|---:|{}---:|---:|---:|---:|\n",
             self.system,
             self.version,
             self.isa,
@@ -102,19 +124,20 @@ impl AnnReport {
             d.n_queries,
             d.dim,
             self.metric,
-            self.params.m,
-            self.params.ef_construction,
             self.params.k,
             self.params.threads,
             self.params.runs,
             self.build.wall_s,
             self.build.cpu_s,
             self.memory_bytes as f64 / (1024.0 * 1024.0),
+            if ivf { "nprobe | " } else { "" },
             self.params.k,
+            if ivf { "---:|" } else { "" },
         );
         for r in &self.results {
+            let nprobe = r.nprobe.map(|n| format!("{n} | ")).unwrap_or_default();
             s.push_str(&format!(
-                "| {} | {:.4} | {:.0} | {:.3} | {:.3} |\n",
+                "| {nprobe}{} | {:.4} | {:.0} | {:.3} | {:.3} |\n",
                 r.ef, r.recall, r.qps, r.wall_s, r.cpu_s
             ));
         }

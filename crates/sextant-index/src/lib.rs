@@ -5,6 +5,8 @@
 //! - [`FlatIndex`]: exact search, batched and multi-threaded.
 //! - [`HnswIndex`]: hierarchical navigable small-world graph with tombstone deletes, filtered
 //!   search and a multi-threaded build.
+//! - [`IvfPqIndex`]: inverted lists over a k-means coarse quantiser holding 4-bit product
+//!   quantisation codes, scanned with the fast-scan kernels, candidates rescored exactly.
 //! - [`SparseIndex`]: inverted index over sparse vectors (BM25 frequencies or learned weights),
 //!   exact top-k by MaxScore.
 //!
@@ -20,12 +22,14 @@ mod bytes;
 mod error;
 mod flat;
 mod hnsw;
+mod ivf;
 mod tombstones;
 mod topk;
 
 pub use error::IndexError;
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams, Quantization};
+pub use ivf::{IvfPqIndex, IvfPqParams, DEFAULT_NPROBE, DEFAULT_RESCORE};
 
 /// Default HNSW parameters, as named constants the docs and CLI refer to.
 pub mod hnsw_defaults {
@@ -79,9 +83,12 @@ impl IdFilter<'_> {
 pub struct SearchParams {
     /// Number of neighbours to return (at least 1).
     pub k: usize,
-    /// HNSW beam width; raised to `k` when smaller. `None` uses the index's default. Ignored by
-    /// exact indexes.
+    /// HNSW beam width, or the candidates an IVF-PQ search rescores exactly; raised to `k`
+    /// when smaller. `None` uses the index's default. Ignored by exact indexes.
     pub ef: Option<usize>,
+    /// Inverted lists an IVF-PQ search scans. `None` uses the index's default. Ignored by
+    /// other indexes.
+    pub nprobe: Option<usize>,
     /// A filtered search whose bitmap allows at most this many points scans them exactly.
     pub exact_filter_threshold: usize,
 }
@@ -92,6 +99,7 @@ impl SearchParams {
         SearchParams {
             k,
             ef: None,
+            nprobe: None,
             exact_filter_threshold: DEFAULT_EXACT_FILTER_THRESHOLD,
         }
     }
@@ -102,12 +110,21 @@ impl SearchParams {
         self
     }
 
+    /// Sets the inverted lists an IVF-PQ search scans.
+    pub fn with_nprobe(mut self, nprobe: usize) -> Self {
+        self.nprobe = Some(nprobe);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), IndexError> {
         if self.k == 0 {
             return Err(IndexError::param("k", "must be at least 1"));
         }
         if self.ef == Some(0) {
             return Err(IndexError::param("ef", "must be at least 1"));
+        }
+        if self.nprobe == Some(0) {
+            return Err(IndexError::param("nprobe", "must be at least 1"));
         }
         Ok(())
     }
@@ -159,6 +176,8 @@ pub enum AnyIndex {
     Flat(FlatIndex),
     /// Approximate search over an HNSW graph.
     Hnsw(Box<HnswIndex>),
+    /// Approximate search over inverted lists of PQ codes.
+    IvfPq(Box<IvfPqIndex>),
 }
 
 impl AnyIndex {
@@ -168,6 +187,9 @@ impl AnyIndex {
             Some(m) if m == flat::MAGIC => FlatIndex::from_bytes(bytes).map(AnyIndex::Flat),
             Some(m) if m == hnsw::MAGIC => {
                 HnswIndex::from_bytes(bytes).map(|h| AnyIndex::Hnsw(Box::new(h)))
+            }
+            Some(m) if m == ivf::MAGIC => {
+                IvfPqIndex::from_bytes(bytes).map(|i| AnyIndex::IvfPq(Box::new(i)))
             }
             _ => Err(IndexError::Corrupt(
                 "not a Sextant index: unknown magic number".into(),
@@ -181,6 +203,7 @@ macro_rules! delegate {
         match $self {
             AnyIndex::Flat($i) => $e,
             AnyIndex::Hnsw($i) => $e,
+            AnyIndex::IvfPq($i) => $e,
         }
     };
 }

@@ -57,6 +57,17 @@ impl TopK {
         }
     }
 
+    /// The distance a newcomer must not exceed to be kept: the worst kept one once `k` are
+    /// kept, infinity before.
+    #[inline]
+    pub(crate) fn bound(&self) -> f32 {
+        if self.heap.len() < self.k {
+            f32::INFINITY
+        } else {
+            self.heap.peek().map_or(f32::INFINITY, |n| n.distance)
+        }
+    }
+
     /// The kept neighbours, closest first.
     pub(crate) fn into_sorted(self) -> Vec<Neighbor> {
         self.heap.into_sorted_vec()

@@ -23,7 +23,7 @@ pub struct SpaceBody {
     pub dim: usize,
     /// `cosine`, `dot`, `l2` or `l1`.
     pub metric: String,
-    /// `hnsw` (default) or `flat`.
+    /// `hnsw` (default), `flat` or `ivf_pq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
     /// HNSW links per node [default: 16].
@@ -32,6 +32,15 @@ pub struct SpaceBody {
     /// HNSW build candidate list size [default: 200].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef_construction: Option<usize>,
+    /// IVF-PQ inverted lists per segment [default: 0, about √n].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlist: Option<usize>,
+    /// IVF-PQ 4-bit sub-quantisers [default: 0, ⌈dim / 4⌉].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_m: Option<usize>,
+    /// IVF-PQ lists scanned per search [default: 16].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nprobe: Option<usize>,
 }
 
 /// A new collection: one unnamed space (`dim`, `metric`, `index`) or named `spaces`.
@@ -47,7 +56,7 @@ pub struct CollectionSpec {
     /// Metric of the single space [default: cosine].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
-    /// Index of the single space: `hnsw` or `flat` [default: hnsw].
+    /// Index of the single space: `hnsw`, `flat` or `ivf_pq` [default: hnsw].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
     /// HNSW links per node [default: 16].
@@ -56,6 +65,15 @@ pub struct CollectionSpec {
     /// HNSW build candidate list size [default: 200].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef_construction: Option<usize>,
+    /// IVF-PQ inverted lists per segment [default: 0, about √n].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlist: Option<usize>,
+    /// IVF-PQ 4-bit sub-quantisers [default: 0, ⌈dim / 4⌉].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_m: Option<usize>,
+    /// IVF-PQ lists scanned per search [default: 16].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nprobe: Option<usize>,
     /// Named spaces instead of the single one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spaces: Option<Vec<SpaceBody>>,
@@ -103,25 +121,59 @@ pub fn parse_ttl(spec: &str) -> Result<TtlSpec> {
     })
 }
 
-fn index(
-    kind: Option<&str>,
+/// The index settings a space body gives (`None`: not given).
+struct IndexArgs {
+    kind: Option<String>,
     m: Option<usize>,
-    efc: Option<usize>,
-    field: &str,
-) -> Result<IndexSpec> {
-    match kind.unwrap_or("hnsw") {
-        "hnsw" => Ok(IndexSpec::Hnsw {
-            m: m.unwrap_or(DEFAULT_M),
-            ef_construction: efc.unwrap_or(DEFAULT_EF_CONSTRUCTION),
-        }),
-        "flat" if m.is_none() && efc.is_none() => Ok(IndexSpec::Flat),
-        "flat" => Err(Error::invalid(
-            field,
-            "m and ef_construction apply to hnsw only",
-        )),
+    ef_construction: Option<usize>,
+    nlist: Option<usize>,
+    pq_m: Option<usize>,
+    nprobe: Option<usize>,
+}
+
+fn index(a: IndexArgs, field: &str) -> Result<IndexSpec> {
+    let graph = [
+        ("m", a.m.is_some()),
+        ("ef_construction", a.ef_construction.is_some()),
+    ];
+    let ivf = [
+        ("nlist", a.nlist.is_some()),
+        ("pq_m", a.pq_m.is_some()),
+        ("nprobe", a.nprobe.is_some()),
+    ];
+    let refuse = |given: &[(&str, bool)], kind: &str| -> Result<()> {
+        match given.iter().find(|(_, g)| *g) {
+            Some((name, _)) => Err(Error::invalid(
+                field,
+                format!("{name} does not apply to index {kind}"),
+            )),
+            None => Ok(()),
+        }
+    };
+    match a.kind.as_deref().unwrap_or("hnsw") {
+        "hnsw" => {
+            refuse(&ivf, "hnsw")?;
+            Ok(IndexSpec::Hnsw {
+                m: a.m.unwrap_or(DEFAULT_M),
+                ef_construction: a.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
+            })
+        }
+        "flat" => {
+            refuse(&graph, "flat")?;
+            refuse(&ivf, "flat")?;
+            Ok(IndexSpec::Flat)
+        }
+        "ivf_pq" => {
+            refuse(&graph, "ivf_pq")?;
+            Ok(IndexSpec::IvfPq {
+                nlist: a.nlist.unwrap_or(0),
+                m: a.pq_m.unwrap_or(0),
+                nprobe: a.nprobe.unwrap_or(sextant_engine::DEFAULT_NPROBE),
+            })
+        }
         other => Err(Error::invalid(
             field,
-            format!("unknown index {other:?}: expected hnsw or flat"),
+            format!("unknown index {other:?}: expected hnsw, flat or ivf_pq"),
         )),
     }
 }
@@ -143,6 +195,9 @@ impl CollectionSpec {
                     ("index", self.index.is_some()),
                     ("m", self.m.is_some()),
                     ("ef_construction", self.ef_construction.is_some()),
+                    ("nlist", self.nlist.is_some()),
+                    ("pq_m", self.pq_m.is_some()),
+                    ("nprobe", self.nprobe.is_some()),
                 ];
                 if let Some((f, _)) = single.iter().find(|(_, given)| *given) {
                     return Err(Error::invalid(
@@ -159,7 +214,17 @@ impl CollectionSpec {
                             name: sp.name.clone(),
                             dim: sp.dim,
                             metric: metric(Some(&sp.metric), &field)?,
-                            index: index(sp.index.as_deref(), sp.m, sp.ef_construction, &field)?,
+                            index: index(
+                                IndexArgs {
+                                    kind: sp.index.clone(),
+                                    m: sp.m,
+                                    ef_construction: sp.ef_construction,
+                                    nlist: sp.nlist,
+                                    pq_m: sp.pq_m,
+                                    nprobe: sp.nprobe,
+                                },
+                                &field,
+                            )?,
                             model: None,
                         })
                     })
@@ -171,7 +236,17 @@ impl CollectionSpec {
                     .dim
                     .ok_or_else(|| Error::invalid("dim", "give dim (or spaces)"))?,
                 metric: metric(self.metric.as_deref(), "metric")?,
-                index: index(self.index.as_deref(), self.m, self.ef_construction, "index")?,
+                index: index(
+                    IndexArgs {
+                        kind: self.index.clone(),
+                        m: self.m,
+                        ef_construction: self.ef_construction,
+                        nlist: self.nlist,
+                        pq_m: self.pq_m,
+                        nprobe: self.nprobe,
+                    },
+                    "index",
+                )?,
                 model: None,
             }],
         };
@@ -285,5 +360,48 @@ mod tests {
             Some("tenant_key")
         );
         assert_eq!(bad(|s| s.spaces = Some(vec![])).as_deref(), Some("dim"));
+        // IVF-PQ: its settings only with it, graph settings never with it.
+        let ivf = CollectionSpec {
+            dim: Some(64),
+            index: Some("ivf_pq".into()),
+            pq_m: Some(16),
+            ..Default::default()
+        }
+        .schema()
+        .unwrap();
+        assert_eq!(
+            ivf.spaces[0].index,
+            IndexSpec::IvfPq {
+                nlist: 0,
+                m: 16,
+                nprobe: sextant_engine::DEFAULT_NPROBE
+            }
+        );
+        let message = |spec: CollectionSpec| spec.schema().unwrap_err().to_string();
+        let with = |f: fn(&mut CollectionSpec)| {
+            let mut s = CollectionSpec {
+                dim: Some(3),
+                ..Default::default()
+            };
+            f(&mut s);
+            message(s)
+        };
+        assert!(with(|s| s.nprobe = Some(4)).contains("nprobe does not apply to index hnsw"));
+        assert!(with(|s| {
+            s.index = Some("flat".into());
+            s.nlist = Some(4)
+        })
+        .contains("nlist does not apply to index flat"));
+        assert!(with(|s| {
+            s.index = Some("ivf_pq".into());
+            s.ef_construction = Some(4)
+        })
+        .contains("ef_construction does not apply to index ivf_pq"));
+        assert!(with(|s| {
+            s.spaces = Some(vec![]);
+            s.dim = None;
+            s.pq_m = Some(2)
+        })
+        .contains("not both"));
     }
 }

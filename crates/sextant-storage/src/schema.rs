@@ -39,7 +39,29 @@ pub enum IndexSpec {
         /// Candidate list size while building.
         ef_construction: usize,
     },
+    /// Inverted lists of 4-bit product-quantisation codes, candidates rescored exactly (each
+    /// flushed or merged segment trains its own quantisers; segments under
+    /// [`IVF_MIN_POINTS`] points stay flat).
+    #[serde(rename = "ivf_pq")]
+    IvfPq {
+        /// Inverted lists per segment; 0 chooses about √n.
+        nlist: usize,
+        /// Sub-quantisers (half a byte each per vector); 0 chooses ⌈dim / 4⌉.
+        m: usize,
+        /// Lists scanned per search.
+        nprobe: usize,
+    },
 }
+
+/// Points below which a segment of an `ivf_pq` space keeps a flat (exact) index: too few to
+/// train lists and codebooks, and cheap to scan.
+pub const IVF_MIN_POINTS: usize = 1_024;
+/// Lists an `ivf_pq` search scans unless the space says otherwise.
+pub const DEFAULT_NPROBE: usize = sextant_index::DEFAULT_NPROBE;
+/// Most inverted lists an `ivf_pq` space may ask for.
+pub const MAX_NLIST: usize = 1 << 20;
+/// Most sub-quantisers (the fast-scan kernels' exact-sum limit).
+pub const MAX_SUBQUANTIZERS: usize = sextant_index::distance::MAX_SUBQUANTIZERS;
 
 impl Default for IndexSpec {
     fn default() -> Self {
@@ -186,16 +208,42 @@ impl Schema {
                     s.name, s.dim
                 ));
             }
-            if let IndexSpec::Hnsw { m, ef_construction } = s.index {
-                if !(2..=128).contains(&m) {
-                    return bad(format!("space {:?}: m must be 2..=128, got {m}", s.name));
+            match s.index {
+                IndexSpec::Hnsw { m, ef_construction } => {
+                    if !(2..=128).contains(&m) {
+                        return bad(format!("space {:?}: m must be 2..=128, got {m}", s.name));
+                    }
+                    if ef_construction < m {
+                        return bad(format!(
+                            "space {:?}: ef_construction ({ef_construction}) must be at least m ({m})",
+                            s.name
+                        ));
+                    }
                 }
-                if ef_construction < m {
-                    return bad(format!(
-                        "space {:?}: ef_construction ({ef_construction}) must be at least m ({m})",
-                        s.name
-                    ));
+                IndexSpec::IvfPq { nlist, m, nprobe } => {
+                    if s.metric == Metric::L1 {
+                        return bad(format!(
+                            "space {:?}: ivf_pq ranks by inner product or squared distance: metric l1 is not supported",
+                            s.name
+                        ));
+                    }
+                    if m > MAX_SUBQUANTIZERS || m > s.dim {
+                        return bad(format!(
+                            "space {:?}: pq_m must be at most {MAX_SUBQUANTIZERS} and at most the dimension {}, got {m}",
+                            s.name, s.dim
+                        ));
+                    }
+                    if nlist > MAX_NLIST {
+                        return bad(format!(
+                            "space {:?}: nlist must be at most {MAX_NLIST}, got {nlist}",
+                            s.name
+                        ));
+                    }
+                    if nprobe == 0 {
+                        return bad(format!("space {:?}: nprobe must be at least 1", s.name));
+                    }
                 }
+                IndexSpec::Flat => {}
             }
         }
         for s in &self.sparse_spaces {

@@ -36,14 +36,15 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 use sextant_core::{PointId, SparseDoc, SparseVector};
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, VectorIndex, VectorIndexMut,
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IvfPqIndex, IvfPqParams, VectorIndex,
+    VectorIndexMut, VectorStorage,
 };
 
 use crate::envelope::{self, io_err};
 use crate::fs::Fs;
 use crate::id_map::IdMap;
 use crate::payload_index::{FieldIndex, PayloadIndexes};
-use crate::schema::{IndexSpec, Schema, SparseKind};
+use crate::schema::{IndexSpec, Schema, SparseKind, IVF_MIN_POINTS};
 pub use crate::sparse_store::SparseStore;
 use crate::StorageError;
 
@@ -355,6 +356,22 @@ impl Segment {
                         StorageError::InvalidSequence(format!("HNSW build failed: {e}"))
                     })?;
                     AnyIndex::Hnsw(Box::new(h))
+                }
+                // Too few points to train lists and codebooks: an exact scan is cheap.
+                IndexSpec::IvfPq { .. } if dense.len() < IVF_MIN_POINTS => {
+                    AnyIndex::Flat(FlatIndex::from_vectors(dense))
+                }
+                IndexSpec::IvfPq { nlist, m, nprobe } => {
+                    let params = IvfPqParams {
+                        nlist: nlist.min(dense.len() / 8).max(usize::from(nlist > 0)),
+                        m,
+                        nprobe,
+                        ..IvfPqParams::default()
+                    };
+                    let i = IvfPqIndex::build(dense, params, progress).map_err(|e| {
+                        StorageError::InvalidSequence(format!("IVF-PQ build failed: {e}"))
+                    })?;
+                    AnyIndex::IvfPq(Box::new(i))
                 }
             });
         }

@@ -658,3 +658,100 @@ fn corruption_is_reported_with_the_file_and_a_torn_wal_tail_is_cut() {
     let e = open_err();
     assert!(e.contains("manifest") && e.contains("checksum"), "{e}");
 }
+
+/// An `ivf_pq` collection: a flushed segment big enough trains lists and codes (searched
+/// approximately, rescored exactly), a small one stays flat (exact); recall with and without a
+/// filter, deletes, and the same answers after reopening.
+#[test]
+fn ivf_pq_collections_search_filter_delete_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = IndexSpec::IvfPq {
+        nlist: 0,
+        m: 8,
+        nprobe: 32,
+    };
+    let mut rng = StdRng::seed_from_u64(11);
+    let n = 4000;
+    let vecs: Vec<Vec<f32>> = (0..n).map(|_| random_vec(&mut rng, 16)).collect();
+    let buckets: Vec<u64> = (0..n).map(|_| rng.gen_range(0..10)).collect();
+    let queries: Vec<Vec<f32>> = (0..30).map(|_| random_vec(&mut rng, 16)).collect();
+    let search = |c: &Collection, q: &[f32], filter: Option<Filter>| {
+        c.search(SearchRequest {
+            vector: q.to_vec(),
+            k: 10,
+            ef: Some(300),
+            filter,
+            with_payload: true,
+            exact_threshold: Some(0),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let before: Vec<Vec<u64>>;
+    {
+        let db = Database::open(dir.path(), config(100_000)).unwrap();
+        let c = db
+            .create_collection("ivf", schema(16, Metric::L2, spec))
+            .unwrap();
+        assert_eq!(c.schema().spaces[0].index, spec);
+        let pts = (0..n)
+            .map(|i| point(i as u64, vecs[i].clone(), json!({"bucket": buckets[i]})))
+            .collect();
+        c.upsert(&Scope::Unscoped, pts).unwrap();
+        c.optimize().unwrap();
+        let (mut hit, mut hit_f) = (0, 0);
+        let f = Filter::from_json_str(r#"{"must":[{"key":"bucket","range":{"lt":3}}]}"#).unwrap();
+        for q in &queries {
+            let r = search(&c, q, None);
+            assert_eq!(r.plan[0].strategy, Strategy::Graph, "an approximate index");
+            let truth = brute(&vecs, |_| true, q, 10);
+            hit += ids(&r.hits).iter().filter(|i| truth.contains(i)).count();
+            let r = search(&c, q, Some(f.clone()));
+            for h in &r.hits {
+                assert!(h.payload.as_ref().unwrap()["bucket"].as_u64().unwrap() < 3);
+            }
+            let truth = brute(&vecs, |i| buckets[i] < 3, q, 10);
+            hit_f += ids(&r.hits).iter().filter(|i| truth.contains(i)).count();
+        }
+        let (recall, recall_f) = (hit as f64 / 300.0, hit_f as f64 / 300.0);
+        assert!(
+            recall >= 0.9 && recall_f >= 0.9,
+            "recall {recall}, filtered {recall_f}"
+        );
+        // Deleted points never come back.
+        let gone = ids(&search(&c, &queries[0], None).hits);
+        let gone_ids: Vec<PointId> = gone.iter().map(|&i| PointId::Num(i)).collect();
+        c.delete(&Scope::Unscoped, gone_ids).unwrap();
+        let after = ids(&search(&c, &queries[0], None).hits);
+        assert!(after.iter().all(|i| !gone.contains(i)), "{after:?}");
+        before = queries
+            .iter()
+            .map(|q| ids(&search(&c, q, None).hits))
+            .collect();
+    }
+    let db = Database::open(dir.path(), config(100_000)).unwrap();
+    let c = db.collection("ivf").unwrap();
+    let again: Vec<Vec<u64>> = queries
+        .iter()
+        .map(|q| ids(&search(&c, q, None).hits))
+        .collect();
+    assert_eq!(again, before, "the same answers after reopening");
+    // A segment under IVF_MIN_POINTS stays flat: exact.
+    let small = db
+        .create_collection("small", schema(16, Metric::L2, spec))
+        .unwrap();
+    let pts = (0..500)
+        .map(|i| point(i as u64, vecs[i].clone(), json!({})))
+        .collect();
+    small.upsert(&Scope::Unscoped, pts).unwrap();
+    small.optimize().unwrap();
+    let r = search(&small, &queries[1], None);
+    assert_eq!(r.plan[0].strategy, Strategy::Exact);
+    assert_eq!(ids(&r.hits), brute(&vecs[..500], |_| true, &queries[1], 10));
+    // L1 is refused at creation, naming the index.
+    let err = db
+        .create_collection("l1", schema(16, Metric::L1, spec))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ivf_pq") && err.contains("l1"), "{err}");
+}

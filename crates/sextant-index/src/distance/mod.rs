@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod fastscan;
 mod scalar;
+
+pub use fastscan::{slot as fastscan_slot, FastScanKernel, MAX_SUBQUANTIZERS};
 
 /// An f32 distance kernel over two slices of equal length.
 pub type F32Kernel = fn(&[f32], &[f32]) -> f32;
@@ -78,6 +81,8 @@ pub struct Kernels {
     pub l2sq_i8: I8Kernel,
     /// Inner product of a u8 and an i8 vector (AVX-512 VNNI's native operation).
     pub dot_u8i8: U8I8Kernel,
+    /// 4-bit product-quantisation table sums of a block of 32 vectors.
+    pub fastscan: FastScanKernel,
 }
 
 const SCALAR: Kernels = Kernels {
@@ -88,6 +93,7 @@ const SCALAR: Kernels = Kernels {
     dot_i8: scalar::dot_i8,
     l2sq_i8: scalar::l2sq_i8,
     dot_u8i8: scalar::dot_u8i8,
+    fastscan: fastscan::scan_scalar,
 };
 
 /// Wraps an `unsafe` target-feature kernel in a safe function. The wrappers are only reachable
@@ -110,6 +116,17 @@ mod safe {
         dot_i8(i8, i8) -> i32, l2sq_i8(i8, i8) -> i32, dot_u8i8(u8, i8) -> i32);
     safe_wrappers!(avx512: dot(f32, f32) -> f32, l2sq(f32, f32) -> f32, l1(f32, f32) -> f32,
         dot_i8(i8, i8) -> i32, l2sq_i8(i8, i8) -> i32, dot_u8i8(u8, i8) -> i32);
+
+    pub(super) fn fastscan_avx2(codes: &[u8], lut: &[u8], out: &mut [u16]) {
+        // SAFETY: only installed by `Kernels::for_isa` after `Isa::Avx2.is_supported()`.
+        unsafe { crate::distance::fastscan::x86::scan_avx2(codes, lut, out) }
+    }
+
+    pub(super) fn fastscan_avx512(codes: &[u8], lut: &[u8], out: &mut [u16]) {
+        // SAFETY: only installed by `Kernels::for_isa` after `Isa::Avx512.is_supported()`
+        // (AVX-512 F/BW/VL) and a check for AVX2.
+        unsafe { crate::distance::fastscan::x86::scan_avx512(codes, lut, out) }
+    }
 
     /// VNNI is checked separately from the rest of AVX-512 (some AVX-512 CPUs lack it).
     pub(super) fn dot_u8i8_vnni(a: &[u8], b: &[i8]) -> i32 {
@@ -135,6 +152,7 @@ impl Kernels {
                 dot_i8: safe::avx2::dot_i8,
                 l2sq_i8: safe::avx2::l2sq_i8,
                 dot_u8i8: safe::avx2::dot_u8i8,
+                fastscan: safe::fastscan_avx2,
             }),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(Kernels {
@@ -148,6 +166,11 @@ impl Kernels {
                     safe::dot_u8i8_vnni
                 } else {
                     safe::avx512::dot_u8i8
+                },
+                fastscan: if is_x86_feature_detected!("avx2") {
+                    safe::fastscan_avx512
+                } else {
+                    fastscan::scan_scalar
                 },
             }),
             #[cfg(not(target_arch = "x86_64"))]
@@ -289,6 +312,52 @@ mod tests {
                 prop_assert_eq!((k.dot_u8i8)(&u, &b), dot_u8, "{:?}", k.isa);
             }
         }
+
+        /// Fast scan against a plain per-vector sum of table entries (not the scalar kernel's
+        /// loop), every pair count up to the u16 limit's 128 pairs, odd counts included, over
+        /// one to three blocks.
+        #[test]
+        fn fastscan_kernels_are_exact(
+            (codes, lut, blocks) in (0usize..=128, 1usize..=3).prop_flat_map(|(pairs, blocks)| (
+                proptest::collection::vec(any::<u8>(), blocks * pairs * 32),
+                proptest::collection::vec(any::<u8>(), pairs * 32),
+                Just(blocks),
+            ))
+        ) {
+            let pairs = lut.len() / 32;
+            let want: Vec<u16> = (0..blocks * 32)
+                .map(|i| {
+                    let (b, v) = (i / 32, i % 32);
+                    (0..pairs)
+                        .map(|p| {
+                            let c = codes[(b * pairs + p) * 32 + fastscan_slot(v)];
+                            u16::from(lut[32 * p + usize::from(c % 16)])
+                                + u16::from(lut[32 * p + 16 + usize::from(c / 16)])
+                        })
+                        .sum()
+                })
+                .collect();
+            for k in supported() {
+                let mut out = vec![7u16; blocks * 32];
+                (k.fastscan)(&codes, &lut, &mut out);
+                prop_assert_eq!(&out, &want, "{:?}", k.isa);
+            }
+        }
+    }
+
+    #[test]
+    fn fastscan_saturated_tables_do_not_overflow() {
+        let pairs = MAX_SUBQUANTIZERS / 2;
+        let (codes, lut) = (vec![0xffu8; pairs * 32], vec![255u8; pairs * 32]);
+        for k in supported() {
+            let mut out = [0u16; 32];
+            (k.fastscan)(&codes, &lut, &mut out);
+            assert_eq!(out, [255 * MAX_SUBQUANTIZERS as u16; 32], "{:?}", k.isa);
+        }
+        // The slots are a permutation of the 32 bytes.
+        let mut seen: Vec<usize> = (0..32).map(fastscan_slot).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..32).collect::<Vec<_>>());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod format_fixtures;
 mod hnsw_contracts;
+mod ivf_contracts;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

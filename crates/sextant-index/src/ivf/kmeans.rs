@@ -1,0 +1,187 @@
+//! Lloyd's k-means under squared Euclidean distance: the coarse quantiser of an IVF index and
+//! the codebooks of product quantisation. Seeded (the same data and seed give the same
+//! centroids), assignment in parallel on the current rayon pool, empty clusters re-seeded by
+//! splitting the largest one.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::distance::kernels;
+
+/// `k` centroids (`k × dim`, row-major) of the `data.len() / dim` rows of `data`, after `iters`
+/// Lloyd iterations started from k-means++ seeds. Needs at least `k` rows.
+pub(crate) fn train(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64) -> Vec<f32> {
+    let n = data.len() / dim;
+    assert!(
+        k >= 1 && n >= k,
+        "k-means needs at least k = {k} rows, got {n}"
+    );
+    let mut centroids = seeds(data, dim, k, seed);
+    let mut assign = vec![0u32; n];
+    for _ in 0..iters {
+        assign_all(data, dim, &centroids, &mut assign);
+        let mut sums = vec![0f64; k * dim];
+        let mut counts = vec![0usize; k];
+        for (row, &c) in data.chunks_exact(dim).zip(&assign) {
+            let c = c as usize;
+            counts[c] += 1;
+            for (s, &x) in sums[c * dim..(c + 1) * dim].iter_mut().zip(row) {
+                *s += f64::from(x);
+            }
+        }
+        for c in 0..k {
+            if counts[c] > 0 {
+                for (x, s) in centroids[c * dim..(c + 1) * dim]
+                    .iter_mut()
+                    .zip(&sums[c * dim..(c + 1) * dim])
+                {
+                    *x = (*s / counts[c] as f64) as f32;
+                }
+            }
+        }
+        split_empty(&mut centroids, dim, &mut counts);
+    }
+    centroids
+}
+
+/// k-means++ seeding: the first centroid a random row, each next one a row drawn with
+/// probability proportional to its squared distance to the nearest centroid so far.
+fn seeds(data: &[f32], dim: usize, k: usize, seed: u64) -> Vec<f32> {
+    let n = data.len() / dim;
+    let l2 = kernels().l2sq;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let first = rng.gen_range(0..n);
+    let mut centroids: Vec<f32> = data[first * dim..(first + 1) * dim].to_vec();
+    let mut nearest = vec![f32::INFINITY; n];
+    for c in 1..=k {
+        let last = &centroids[(c - 1) * dim..c * dim];
+        nearest
+            .par_iter_mut()
+            .zip(data.par_chunks_exact(dim))
+            .for_each(|(d, row)| *d = d.min(l2(row, last)));
+        if c == k {
+            break;
+        }
+        let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
+        let pick = if total > 0.0 {
+            let mut target = rng.gen_range(0.0..total);
+            nearest
+                .iter()
+                .position(|&d| {
+                    target -= f64::from(d);
+                    target < 0.0
+                })
+                .unwrap_or(n - 1)
+        } else {
+            // Every row sits on a centroid already (fewer distinct rows than k).
+            rng.gen_range(0..n)
+        };
+        centroids.extend_from_slice(&data[pick * dim..(pick + 1) * dim]);
+    }
+    centroids
+}
+
+/// Re-seeds each empty cluster from the largest one: the two centroids move apart by a small
+/// relative step, so the next assignment splits the large cluster between them.
+fn split_empty(centroids: &mut [f32], dim: usize, counts: &mut [usize]) {
+    const EPS: f32 = 1.0 / 1024.0;
+    for empty in 0..counts.len() {
+        if counts[empty] != 0 {
+            continue;
+        }
+        let big = (0..counts.len())
+            .max_by_key(|&c| counts[c])
+            .expect("k >= 1");
+        if counts[big] < 2 {
+            return;
+        }
+        for j in 0..dim {
+            let v = centroids[big * dim + j];
+            let (up, down) = if j % 2 == 0 {
+                (1.0 + EPS, 1.0 - EPS)
+            } else {
+                (1.0 - EPS, 1.0 + EPS)
+            };
+            centroids[empty * dim + j] = v * up + if v == 0.0 { EPS } else { 0.0 };
+            centroids[big * dim + j] = v * down;
+        }
+        counts[empty] = counts[big] / 2;
+        counts[big] -= counts[empty];
+    }
+}
+
+/// The nearest centroid of every row, in parallel.
+pub(crate) fn assign_all(data: &[f32], dim: usize, centroids: &[f32], out: &mut [u32]) {
+    data.par_chunks(dim * 256)
+        .zip(out.par_chunks_mut(256))
+        .for_each(|(rows, out)| {
+            for (row, o) in rows.chunks_exact(dim).zip(out) {
+                *o = nearest(centroids, dim, row).0 as u32;
+            }
+        });
+}
+
+/// The nearest centroid of `x` and its squared distance (ties: the lower index).
+pub(crate) fn nearest(centroids: &[f32], dim: usize, x: &[f32]) -> (usize, f32) {
+    // Sub-spaces of product quantisation are a few components wide: an inlined loop beats a
+    // call through the kernel pointer there.
+    if dim <= 8 {
+        let mut best = (0, f32::INFINITY);
+        for (c, row) in centroids.chunks_exact(dim).enumerate() {
+            let d: f32 = row.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum();
+            if d < best.1 {
+                best = (c, d);
+            }
+        }
+        return best;
+    }
+    let l2 = kernels().l2sq;
+    let mut best = (0, f32::INFINITY);
+    for (c, row) in centroids.chunks_exact(dim).enumerate() {
+        let d = l2(x, row);
+        if d < best.1 {
+            best = (c, d);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three well-separated blobs: k-means finds one centroid per blob, whatever the seed.
+    #[test]
+    fn finds_separated_clusters() {
+        let centres = [[0.0f32, 0.0], [10.0, 0.0], [0.0, 10.0]];
+        let mut data = Vec::new();
+        for i in 0..300 {
+            let c = centres[i % 3];
+            let jitter = ((i * 37 % 11) as f32 - 5.0) / 10.0;
+            data.extend([c[0] + jitter, c[1] - jitter]);
+        }
+        for seed in 0..5 {
+            let got = train(&data, 2, 3, 10, seed);
+            for c in centres {
+                let (_, d) = nearest(&got, 2, &c);
+                assert!(d < 0.1, "seed {seed}: no centroid near {c:?}: {got:?}");
+            }
+        }
+    }
+
+    /// More clusters asked than distinct blobs: no centroid is left empty-handed at a far
+    /// position (splitting keeps every centroid on the data).
+    #[test]
+    fn empty_clusters_are_split_from_the_largest() {
+        let mut data = Vec::new();
+        for i in 0..200 {
+            data.extend([(i % 2) as f32 * 100.0, (i as f32) / 1000.0]);
+        }
+        let got = train(&data, 2, 8, 15, 3);
+        for c in got.chunks_exact(2) {
+            let (_, d) = nearest(&data, 2, c);
+            assert!(d < 1.0, "centroid {c:?} far from every row");
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! IVF-PQ: an inverted file over a k-means coarse quantiser, each list holding its vectors'
+//! residuals (vector − list centroid) as 4-bit product-quantisation codes, scanned with the
+//! fast-scan kernels ([`crate::distance::FastScanKernel`]) and the best candidates rescored
+//! exactly from the f32 vectors.
+//!
+//! A search ranks the centroids by the metric's distance to the query, scans the `nprobe`
+//! nearest lists, estimates every allowed candidate's distance from one byte table per list
+//! (the query's sub-vector distances to the sub-centroids, quantised to bytes with one scale
+//! per list), keeps the `ef` best estimates (`rescore` when `ef` is not given), and returns the
+//! `k` best of those by exact distance. For inner products the table is the same for every list
+//! (`−⟨q, c⟩` is added per list); for squared distances it is built per list from `q − c`.
+//!
+//! Lists store codes in blocks of 32 vectors, laid out for the fast-scan kernel: per pair of
+//! sub-quantisers 32 bytes, vector `i`'s two codes in the low and high nibbles of byte `i`.
+//! Point offsets are the order vectors were given; deletes are tombstones.
+
+mod kmeans;
+mod pq;
+
+use sextant_core::{Metric, PointOffset};
+
+use crate::bytes::{Reader, Writer};
+use crate::distance::{fastscan_slot, kernels, MAX_SUBQUANTIZERS};
+use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
+use crate::storage::{DenseVectors, VectorStorage};
+use crate::tombstones::Tombstones;
+use crate::topk::TopK;
+use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
+use pq::{ProductQuantizer, KSUB};
+
+pub(crate) const MAGIC: &[u8; 8] = b"SXTIVFPQ";
+const VERSION: u32 = 1;
+
+/// Vectors per fast-scan block.
+const BLOCK: usize = 32;
+/// Rows the coarse quantiser trains on per list (at most [`MAX_COARSE_SAMPLE`] in all).
+const COARSE_SAMPLE_PER_LIST: usize = 64;
+const MAX_COARSE_SAMPLE: usize = 262_144;
+/// Rows the sub-quantisers train on.
+const PQ_SAMPLE: usize = 65_536;
+/// Lloyd iterations of the coarse quantiser.
+const COARSE_ITERS: usize = 12;
+
+/// Default lists probed per search.
+pub const DEFAULT_NPROBE: usize = 16;
+/// Default candidates rescored exactly per search.
+pub const DEFAULT_RESCORE: usize = 100;
+
+/// Settings of an [`IvfPqIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IvfPqParams {
+    /// Inverted lists (coarse centroids); 0 chooses about √n.
+    pub nlist: usize,
+    /// Sub-quantisers (4 bits each, so `m / 2` bytes per vector); 0 chooses ⌈dim / 4⌉.
+    pub m: usize,
+    /// Lists scanned per search unless the search asks otherwise.
+    pub nprobe: usize,
+    /// Candidates rescored exactly per search unless the search gives `ef`.
+    pub rescore: usize,
+    /// Seed of the k-means initialisations.
+    pub seed: u64,
+}
+
+impl Default for IvfPqParams {
+    fn default() -> Self {
+        IvfPqParams {
+            nlist: 0,
+            m: 0,
+            nprobe: DEFAULT_NPROBE,
+            rescore: DEFAULT_RESCORE,
+            seed: 0x5e7_a47,
+        }
+    }
+}
+
+impl IvfPqParams {
+    /// The list count and sub-quantiser count used for `n` vectors of `dim` components.
+    pub fn resolve(&self, n: usize, dim: usize) -> (usize, usize) {
+        let nlist = if self.nlist == 0 {
+            ((n as f64).sqrt().round() as usize).min(n / 64).max(1)
+        } else {
+            self.nlist
+        };
+        let m = if self.m == 0 {
+            dim.div_ceil(4).clamp(1, MAX_SUBQUANTIZERS)
+        } else {
+            self.m
+        };
+        (nlist, m)
+    }
+
+    fn validate(&self, metric: Metric, dim: usize) -> Result<(), IndexError> {
+        if metric == Metric::L1 {
+            return Err(IndexError::param(
+                "metric",
+                "ivf_pq ranks by inner product or squared distance: l1 is not supported",
+            ));
+        }
+        if self.m > MAX_SUBQUANTIZERS || self.m > dim {
+            return Err(IndexError::param(
+                "m",
+                format!(
+                    "{} sub-quantisers: at most {MAX_SUBQUANTIZERS} and at most the dimension {dim}",
+                    self.m
+                ),
+            ));
+        }
+        if self.nprobe == 0 {
+            return Err(IndexError::param("nprobe", "must be at least 1"));
+        }
+        if self.rescore == 0 {
+            return Err(IndexError::param("rescore", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One inverted list: its point offsets and their codes in fast-scan blocks.
+#[derive(Debug, Clone, Default)]
+struct List {
+    ids: Vec<u32>,
+    /// `ceil(ids.len() / 32)` blocks of `pairs × 32` bytes.
+    codes: Vec<u8>,
+}
+
+/// Approximate index: inverted lists of 4-bit PQ codes with exact rescoring.
+#[derive(Debug, Clone)]
+pub struct IvfPqIndex {
+    params: IvfPqParams,
+    /// `nlist × dim`, in the preprocessed space (normalised vectors for cosine).
+    centroids: Vec<f32>,
+    pq: ProductQuantizer,
+    /// Squared distances only: each list's part of the table (`nlist × m × 16`, derived from
+    /// the centroids and codebooks, not stored).
+    list_terms: Vec<f32>,
+    lists: Vec<List>,
+    vectors: DenseVectors,
+    deleted: Tombstones,
+}
+
+impl IvfPqIndex {
+    /// Trains the quantisers on `vectors` (a sample of them) and indexes them all, on the
+    /// current rayon pool. `progress` is called with the number of vectors encoded so far.
+    /// Needs at least 16 vectors, and at least `nlist` when `nlist` is given.
+    pub fn build(
+        vectors: DenseVectors,
+        params: IvfPqParams,
+        progress: Option<&(dyn Fn(usize) + Sync)>,
+    ) -> Result<Self, IndexError> {
+        let (n, dim, metric) = (vectors.len(), vectors.dim(), vectors.metric());
+        let (nlist, m) = params.resolve(n, dim);
+        let params = IvfPqParams { nlist, m, ..params };
+        params.validate(metric, dim)?;
+        if n < KSUB || n < nlist {
+            return Err(IndexError::param(
+                "vectors",
+                format!(
+                    "training ivf_pq with {nlist} lists needs at least {} vectors, got {n}",
+                    nlist.max(KSUB)
+                ),
+            ));
+        }
+        let rows = |ids: &[usize]| -> Vec<f32> {
+            ids.iter()
+                .flat_map(|&i| vectors.get(i as u32).expect("in range").iter().copied())
+                .collect()
+        };
+        let sample = |size: usize, salt: u64| -> Vec<usize> {
+            use rand::seq::index;
+            use rand::SeedableRng;
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(params.seed ^ salt);
+            let mut s = index::sample(&mut rng, n, size.min(n)).into_vec();
+            s.sort_unstable();
+            s
+        };
+        let coarse_rows = rows(&sample(
+            (nlist * COARSE_SAMPLE_PER_LIST).min(MAX_COARSE_SAMPLE),
+            1,
+        ));
+        let centroids = kmeans::train(&coarse_rows, dim, nlist, COARSE_ITERS, params.seed);
+        drop(coarse_rows);
+        // Residuals of a sample train the sub-quantisers.
+        let pq_ids = sample(PQ_SAMPLE, 2);
+        let mut residuals = rows(&pq_ids);
+        for r in residuals.chunks_exact_mut(dim) {
+            let (c, _) = kmeans::nearest(&centroids, dim, r);
+            for (x, y) in r.iter_mut().zip(&centroids[c * dim..(c + 1) * dim]) {
+                *x -= y;
+            }
+        }
+        let pq = ProductQuantizer::train(&residuals, dim, m, params.seed);
+        drop(residuals);
+        let mut index = IvfPqIndex {
+            params,
+            centroids,
+            pq,
+            list_terms: Vec::new(),
+            lists: vec![List::default(); nlist],
+            vectors: DenseVectors::new(metric, dim)?,
+            deleted: Tombstones::default(),
+        };
+        // Assign and encode in parallel, then append in offset order.
+        use rayon::prelude::*;
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let encoded: Vec<(u32, Vec<u8>)> = (0..n as u32)
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|id| {
+                let r = index.encode(vectors.get(id).expect("in range"));
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if let Some(p) = progress {
+                    if d.is_multiple_of(4096) || d == n {
+                        p(d);
+                    }
+                }
+                r
+            })
+            .collect();
+        index.vectors = vectors;
+        index.list_terms = index.compute_list_terms();
+        for (id, (list, codes)) in encoded.into_iter().enumerate() {
+            index.append(id as u32, list, &codes);
+        }
+        Ok(index)
+    }
+
+    fn compute_list_terms(&self) -> Vec<f32> {
+        if self.vectors.metric().kernel() != sextant_core::KernelKind::L2Squared {
+            return Vec::new();
+        }
+        self.centroids
+            .chunks_exact(self.dim())
+            .flat_map(|c| self.pq.l2_list_terms(c))
+            .collect()
+    }
+
+    /// The settings, with `nlist` and `m` resolved.
+    pub fn params(&self) -> IvfPqParams {
+        self.params
+    }
+
+    /// The stored vectors.
+    pub fn vectors(&self) -> &DenseVectors {
+        &self.vectors
+    }
+
+    /// Bytes of code per vector.
+    pub fn code_bytes(&self) -> usize {
+        self.pairs()
+    }
+
+    fn pairs(&self) -> usize {
+        self.pq.m.div_ceil(2)
+    }
+
+    fn dim(&self) -> usize {
+        self.vectors.dim()
+    }
+
+    /// The list of a preprocessed vector and the codes of its residual.
+    fn encode(&self, v: &[f32]) -> (u32, Vec<u8>) {
+        let dim = self.dim();
+        let (list, _) = kmeans::nearest(&self.centroids, dim, v);
+        let residual: Vec<f32> = v
+            .iter()
+            .zip(&self.centroids[list * dim..(list + 1) * dim])
+            .map(|(x, c)| x - c)
+            .collect();
+        let mut codes = vec![0u8; self.pq.m];
+        self.pq.encode(&residual, &mut codes);
+        (list as u32, codes)
+    }
+
+    /// Appends offset `id` with `codes` to `list`.
+    fn append(&mut self, id: u32, list: u32, codes: &[u8]) {
+        let pairs = self.pairs();
+        let l = &mut self.lists[list as usize];
+        let slot = l.ids.len() % BLOCK;
+        if slot == 0 {
+            l.codes.resize(l.codes.len() + pairs * BLOCK, 0);
+        }
+        let block = l.codes.len() - pairs * BLOCK;
+        let at = fastscan_slot(slot);
+        for (j, &c) in codes.iter().enumerate() {
+            let byte = &mut l.codes[block + (j / 2) * BLOCK + at];
+            *byte |= if j % 2 == 0 { c } else { c << 4 };
+        }
+        l.ids.push(id);
+    }
+
+    /// The `nprobe` lists nearest to `q` by the metric, nearest first.
+    fn probe(&self, q: &[f32], nprobe: usize) -> Vec<(f32, usize)> {
+        let dim = self.dim();
+        let kernel = kernels().distance(self.vectors.metric().kernel());
+        let mut d: Vec<(f32, usize)> = self
+            .centroids
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(l, c)| (kernel(q, c), l))
+            .collect();
+        let nprobe = nprobe.min(d.len());
+        if nprobe < d.len() {
+            d.select_nth_unstable_by(nprobe, |a, b| a.0.total_cmp(&b.0));
+            d.truncate(nprobe);
+        }
+        d.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        d
+    }
+
+    /// Quantises a float table (`m × 16`) into `bytes` in the fast-scan layout (zeros for
+    /// the padding sub-quantiser of an odd `m`); returns the constant to add to a byte sum
+    /// and its scale. Every sub-table shares the scale, so byte sums stay comparable.
+    fn quantize_table(t: &[f32], bytes: &mut [u8]) -> (f32, f32) {
+        let mut base = 0f32;
+        let mut range = 0f32;
+        for row in t.chunks_exact(KSUB) {
+            let (lo, hi) = row
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                });
+            base += lo;
+            range = range.max(hi - lo);
+        }
+        let scale = if range > 0.0 { range / 255.0 } else { 1.0 };
+        let inv = 1.0 / scale;
+        for (row, out) in t.chunks_exact(KSUB).zip(bytes.chunks_exact_mut(KSUB)) {
+            let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
+            // Round to nearest; `as` saturates to 0..=255.
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o = ((x - lo) * inv + 0.5) as u8;
+            }
+        }
+        (base, scale)
+    }
+
+    fn candidates(
+        &self,
+        q: &[f32],
+        nprobe: usize,
+        depth: usize,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        let scan = kernels().fastscan;
+        let neg_dot = self.vectors.metric().kernel() == sextant_core::KernelKind::NegDot;
+        // Inner products: one table for every list, the list's `−⟨q, c⟩` added to it.
+        let dot_table = self.pq.neg_dot_table(q);
+        let table_len = self.pairs() * 2 * KSUB;
+        let mut shared_bytes = vec![0u8; table_len];
+        let shared = neg_dot.then(|| Self::quantize_table(&dot_table, &mut shared_bytes));
+        let mut table_f = vec![0f32; dot_table.len()];
+        let mut own = vec![0u8; table_len];
+        let mut top = TopK::new(depth);
+        let mut bound = f32::INFINITY;
+        let mut sums: Vec<u16> = Vec::new();
+        let block_bytes = self.pairs() * BLOCK;
+        for (centroid_d, l) in self.probe(q, nprobe) {
+            let list = &self.lists[l];
+            if list.ids.is_empty() {
+                continue;
+            }
+            let (table, base, scale) = match shared {
+                Some((base, scale)) => (shared_bytes.as_slice(), base + centroid_d, scale),
+                None => {
+                    // ‖q − c‖² (the probe's distance) + the list's terms − 2⟨q_j, b_jk⟩.
+                    let n = table_f.len();
+                    let terms = &self.list_terms[l * n..(l + 1) * n];
+                    for ((t, &a), &d) in table_f.iter_mut().zip(terms).zip(&dot_table) {
+                        *t = a + 2.0 * d;
+                    }
+                    let (base, scale) = Self::quantize_table(&table_f, &mut own);
+                    (own.as_slice(), base + centroid_d, scale)
+                }
+            };
+            // The whole list in one call; slots past the last id are padding.
+            sums.resize(list.codes.len() / block_bytes * BLOCK, 0);
+            scan(&list.codes, table, &mut sums);
+            for (&id, &s) in list.ids.iter().zip(&sums) {
+                let estimate = base + scale * f32::from(s);
+                // The cheap test first: most candidates cannot enter the kept set.
+                if estimate > bound
+                    || self.deleted.contains(id)
+                    || filter.is_some_and(|f| !f.allows(id))
+                {
+                    continue;
+                }
+                top.offer(id, estimate);
+                bound = top.bound();
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// Loads an index written by [`VectorIndex::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        let corrupt = |what: String| IndexError::Corrupt(format!("ivf_pq index: {what}"));
+        let mut r = Reader::open(bytes, MAGIC, "ivf_pq index", VERSION)?;
+        let metric =
+            Metric::from_code(r.u8()?).ok_or_else(|| corrupt("unknown metric code".into()))?;
+        let dim = r.u32()? as usize;
+        let len = usize::try_from(r.u64()?).map_err(|_| corrupt("length overflows".into()))?;
+        let params = IvfPqParams {
+            nlist: r.u32()? as usize,
+            m: r.u32()? as usize,
+            nprobe: r.u32()? as usize,
+            rescore: r.u32()? as usize,
+            seed: r.u64()?,
+        };
+        if dim == 0 || params.nlist == 0 || params.m == 0 {
+            return Err(corrupt("zero dimension, lists or sub-quantisers".into()));
+        }
+        params
+            .validate(metric, dim)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let size = |a: usize, b: usize| a.checked_mul(b).ok_or_else(|| corrupt("size".into()));
+        let centroids: Vec<f32> = r.f32s(size(params.nlist, dim)?)?.collect();
+        let dsub = dim.div_ceil(params.m);
+        let pq = ProductQuantizer {
+            dim,
+            m: params.m,
+            dsub,
+            centroids: r.f32s(size(size(params.m, KSUB)?, dsub)?)?.collect(),
+        };
+        if centroids
+            .iter()
+            .chain(&pq.centroids)
+            .any(|x| !x.is_finite())
+        {
+            return Err(corrupt("non-finite centroid".into()));
+        }
+        let block_bytes = params.m.div_ceil(2) * BLOCK;
+        let mut lists = Vec::with_capacity(params.nlist.min(len + 1));
+        let mut listed = vec![false; len];
+        for l in 0..params.nlist {
+            let count = r.u64()? as usize;
+            if count > len {
+                return Err(corrupt(format!("list {l} holds {count} of {len} points")));
+            }
+            let ids: Vec<u32> = r.u32s(count)?.collect();
+            for &id in &ids {
+                match listed.get_mut(id as usize) {
+                    Some(seen) if !*seen => *seen = true,
+                    _ => return Err(corrupt(format!("offset {id} out of range or listed twice"))),
+                }
+            }
+            let codes = r.bytes(size(count.div_ceil(BLOCK), block_bytes)?)?.to_vec();
+            lists.push(List { ids, codes });
+        }
+        if listed.contains(&false) {
+            return Err(corrupt("a point is in no list".into()));
+        }
+        let vectors = DenseVectors::deserialize_from(&mut r, metric, dim, len)?;
+        let deleted = read_tombstones(&mut r, len)?;
+        r.finish()?;
+        let mut index = IvfPqIndex {
+            params,
+            centroids,
+            pq,
+            list_terms: Vec::new(),
+            lists,
+            vectors,
+            deleted,
+        };
+        index.list_terms = index.compute_list_terms();
+        Ok(index)
+    }
+}
+
+impl VectorIndex for IvfPqIndex {
+    fn metric(&self) -> Metric {
+        self.vectors.metric()
+    }
+
+    fn dim(&self) -> usize {
+        self.vectors.dim()
+    }
+
+    fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    fn deleted_count(&self) -> usize {
+        self.deleted.count()
+    }
+
+    fn is_deleted(&self, id: PointOffset) -> bool {
+        self.deleted.contains(id)
+    }
+
+    fn vector(&self, id: PointOffset) -> Option<&[f32]> {
+        self.vectors.get(id)
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        params.validate()?;
+        let q = self.vectors.query(query)?;
+        if let Some(IdFilter::Bitmap(b)) = filter {
+            if b.len() <= params.exact_filter_threshold as u64 {
+                let n = self.len() as u32;
+                return Ok(FlatIndex::scan(
+                    &self.vectors,
+                    &q,
+                    b.range(..n),
+                    params.k,
+                    &self.deleted,
+                ));
+            }
+        }
+        let nprobe = params.nprobe.unwrap_or(self.params.nprobe);
+        let depth = params.ef.unwrap_or(self.params.rescore).max(params.k);
+        let found = self.candidates(q.values(self.dim()), nprobe, depth, filter);
+        let mut top = TopK::new(params.k);
+        for n in found {
+            top.offer(n.id, self.vectors.distance(&q, n.id));
+        }
+        Ok(top.into_sorted())
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.centroids.capacity() * 4
+            + self.pq.centroids.capacity() * 4
+            + self.list_terms.capacity() * 4
+            + self
+                .lists
+                .iter()
+                .map(|l| l.ids.capacity() * 4 + l.codes.capacity())
+                .sum::<usize>()
+            + self.vectors.memory_bytes()
+            + self.deleted.memory_bytes()
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let n = self.len();
+        let codes: usize = self.lists.iter().map(|l| l.codes.len()).sum();
+        let mut w = Writer::new(MAGIC, VERSION, n * (self.dim() * 4 + 4) + codes);
+        w.u8(self.metric().code());
+        w.u32(self.dim() as u32);
+        w.u64(n as u64);
+        let p = &self.params;
+        for x in [p.nlist, p.m, p.nprobe, p.rescore] {
+            w.u32(x as u32);
+        }
+        w.u64(p.seed);
+        w.f32s(&self.centroids);
+        w.f32s(&self.pq.centroids);
+        for l in &self.lists {
+            w.u64(l.ids.len() as u64);
+            w.u32s(l.ids.iter().copied());
+            w.bytes(&l.codes);
+        }
+        self.vectors.serialize_into(&mut w);
+        write_tombstones(&mut w, &self.deleted);
+        w.finish()
+    }
+}
+
+impl VectorIndexMut for IvfPqIndex {
+    /// Encodes `vector` with the trained quantisers (they are not retrained).
+    fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
+        let id = self.vectors.push(vector)?;
+        let (list, codes) = self.encode(self.vectors.get(id).expect("just pushed"));
+        self.append(id, list, &codes);
+        Ok(id)
+    }
+
+    fn delete(&mut self, id: PointOffset) -> Result<bool, IndexError> {
+        if id as usize >= self.len() {
+            return Err(IndexError::UnknownPoint(id));
+        }
+        Ok(self.deleted.insert(id))
+    }
+}
