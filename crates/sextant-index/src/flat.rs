@@ -128,6 +128,24 @@ impl FlatIndex {
         top.into_sorted()
     }
 
+    /// The exact answer of an approximate index when `filter` is a bitmap allowing at most
+    /// the search's `exact_filter_threshold` points (`None` otherwise: search approximately).
+    pub(crate) fn scan_if_selective(
+        vectors: &DenseVectors,
+        query: &crate::storage::DenseQuery,
+        params: &SearchParams,
+        filter: Option<&IdFilter<'_>>,
+        deleted: &Tombstones,
+    ) -> Option<Vec<Neighbor>> {
+        match filter {
+            Some(IdFilter::Bitmap(b)) if b.len() <= params.exact_filter_threshold as u64 => {
+                let n = vectors.len() as u32;
+                Some(Self::scan(vectors, query, b.range(..n), params.k, deleted))
+            }
+            _ => None,
+        }
+    }
+
     /// Loads an index written by [`VectorIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
         let mut r = Reader::open(bytes, MAGIC, "flat index", VERSION)?;
@@ -163,29 +181,7 @@ pub(crate) fn read_tombstones(r: &mut Reader<'_>, len: usize) -> Result<Tombston
 }
 
 impl VectorIndex for FlatIndex {
-    fn metric(&self) -> Metric {
-        self.vectors.metric()
-    }
-
-    fn dim(&self) -> usize {
-        self.vectors.dim()
-    }
-
-    fn len(&self) -> usize {
-        self.vectors.len()
-    }
-
-    fn deleted_count(&self) -> usize {
-        self.deleted.count()
-    }
-
-    fn is_deleted(&self, id: PointOffset) -> bool {
-        self.deleted.contains(id)
-    }
-
-    fn vector(&self, id: PointOffset) -> Option<&[f32]> {
-        self.vectors.get(id)
-    }
+    stored_accessors!();
 
     fn search(
         &self,

@@ -14,6 +14,36 @@
 //! storage layer's job. Both indexes implement the read trait [`VectorIndex`] and the write trait
 //! [`VectorIndexMut`]; [`AnyIndex`] is the closed enum used on hot paths instead of `Box<dyn>`.
 
+/// The [`VectorIndex`] accessors of an index that keeps its vectors in `self.vectors` (a
+/// [`DenseVectors`]) and its deletes in `self.deleted`.
+macro_rules! stored_accessors {
+    () => {
+        fn metric(&self) -> Metric {
+            self.vectors.metric()
+        }
+
+        fn dim(&self) -> usize {
+            self.vectors.dim()
+        }
+
+        fn len(&self) -> usize {
+            self.vectors.len()
+        }
+
+        fn deleted_count(&self) -> usize {
+            self.deleted.count()
+        }
+
+        fn is_deleted(&self, id: PointOffset) -> bool {
+            self.deleted.contains(id)
+        }
+
+        fn vector(&self, id: PointOffset) -> Option<&[f32]> {
+            self.vectors.get(id)
+        }
+    };
+}
+
 pub mod distance;
 pub mod sparse;
 pub mod storage;

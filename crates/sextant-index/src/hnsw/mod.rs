@@ -533,29 +533,7 @@ fn random_level(rng: &mut SmallRng, m: usize) -> u8 {
 }
 
 impl VectorIndex for HnswIndex {
-    fn metric(&self) -> Metric {
-        self.vectors.metric()
-    }
-
-    fn dim(&self) -> usize {
-        self.vectors.dim()
-    }
-
-    fn len(&self) -> usize {
-        self.vectors.len()
-    }
-
-    fn deleted_count(&self) -> usize {
-        self.deleted.count()
-    }
-
-    fn is_deleted(&self, id: PointOffset) -> bool {
-        self.deleted.contains(id)
-    }
-
-    fn vector(&self, id: PointOffset) -> Option<&[f32]> {
-        self.vectors.get(id)
-    }
+    stored_accessors!();
 
     fn search(
         &self,
@@ -566,17 +544,10 @@ impl VectorIndex for HnswIndex {
         params.validate()?;
         let q = self.vectors.query(query)?;
         let ef = params.ef.unwrap_or(self.params.ef_search).max(params.k);
-        if let Some(IdFilter::Bitmap(b)) = filter {
-            if b.len() <= params.exact_filter_threshold as u64 {
-                let n = self.len() as u32;
-                return Ok(FlatIndex::scan(
-                    &self.vectors,
-                    &q,
-                    b.range(..n),
-                    params.k,
-                    &self.deleted,
-                ));
-            }
+        if let Some(exact) =
+            FlatIndex::scan_if_selective(&self.vectors, &q, params, filter, &self.deleted)
+        {
+            return Ok(exact);
         }
         let mut found = match &self.sq8 {
             None => self.walk(&self.vectors, &q, ef, filter),

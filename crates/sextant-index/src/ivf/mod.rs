@@ -311,21 +311,25 @@ impl IvfPqIndex {
     /// the padding sub-quantiser of an odd `m`); returns the constant to add to a byte sum
     /// and its scale. Every sub-table shares the scale, so byte sums stay comparable.
     fn quantize_table(t: &[f32], bytes: &mut [u8]) -> (f32, f32) {
-        let mut base = 0f32;
-        let mut range = 0f32;
-        for row in t.chunks_exact(KSUB) {
-            let (lo, hi) = row
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                });
+        // Fixed-width rows and compare-and-select minima let the compiler vectorise both
+        // passes (this runs once per scanned list for squared distances).
+        let (rows, _) = t.as_chunks::<KSUB>();
+        let mut lows = [0f32; MAX_SUBQUANTIZERS];
+        let (mut base, mut range) = (0f32, 0f32);
+        for (row, low) in rows.iter().zip(lows.iter_mut()) {
+            let (mut lo, mut hi) = (row[0], row[0]);
+            for &x in row {
+                lo = if x < lo { x } else { lo };
+                hi = if x > hi { x } else { hi };
+            }
+            *low = lo;
             base += lo;
             range = range.max(hi - lo);
         }
         let scale = if range > 0.0 { range / 255.0 } else { 1.0 };
         let inv = 1.0 / scale;
-        for (row, out) in t.chunks_exact(KSUB).zip(bytes.chunks_exact_mut(KSUB)) {
-            let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
+        let (outs, _) = bytes.as_chunks_mut::<KSUB>();
+        for ((row, out), &lo) in rows.iter().zip(outs.iter_mut()).zip(&lows) {
             // Round to nearest; `as` saturates to 0..=255.
             for (o, &x) in out.iter_mut().zip(row) {
                 *o = ((x - lo) * inv + 0.5) as u8;
@@ -467,29 +471,7 @@ impl IvfPqIndex {
 }
 
 impl VectorIndex for IvfPqIndex {
-    fn metric(&self) -> Metric {
-        self.vectors.metric()
-    }
-
-    fn dim(&self) -> usize {
-        self.vectors.dim()
-    }
-
-    fn len(&self) -> usize {
-        self.vectors.len()
-    }
-
-    fn deleted_count(&self) -> usize {
-        self.deleted.count()
-    }
-
-    fn is_deleted(&self, id: PointOffset) -> bool {
-        self.deleted.contains(id)
-    }
-
-    fn vector(&self, id: PointOffset) -> Option<&[f32]> {
-        self.vectors.get(id)
-    }
+    stored_accessors!();
 
     fn search(
         &self,
@@ -499,17 +481,10 @@ impl VectorIndex for IvfPqIndex {
     ) -> Result<Vec<Neighbor>, IndexError> {
         params.validate()?;
         let q = self.vectors.query(query)?;
-        if let Some(IdFilter::Bitmap(b)) = filter {
-            if b.len() <= params.exact_filter_threshold as u64 {
-                let n = self.len() as u32;
-                return Ok(FlatIndex::scan(
-                    &self.vectors,
-                    &q,
-                    b.range(..n),
-                    params.k,
-                    &self.deleted,
-                ));
-            }
+        if let Some(exact) =
+            FlatIndex::scan_if_selective(&self.vectors, &q, params, filter, &self.deleted)
+        {
+            return Ok(exact);
         }
         let nprobe = params.nprobe.unwrap_or(self.params.nprobe);
         let depth = params.ef.unwrap_or(self.params.rescore).max(params.k);

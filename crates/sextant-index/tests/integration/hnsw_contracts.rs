@@ -19,7 +19,7 @@ const DOT_EF: usize = 256;
 /// product space routes the same way).
 const DOT_RECALL: f64 = 0.93;
 
-fn recall(truth: &[Vec<u32>], got: &[Vec<u32>]) -> f64 {
+pub(crate) fn recall(truth: &[Vec<u32>], got: &[Vec<u32>]) -> f64 {
     let hits: usize = truth
         .iter()
         .zip(got)
@@ -28,7 +28,7 @@ fn recall(truth: &[Vec<u32>], got: &[Vec<u32>]) -> f64 {
     hits as f64 / (truth.len() * K) as f64
 }
 
-fn ids(res: Vec<sextant_index::Neighbor>) -> Vec<u32> {
+pub(crate) fn ids(res: Vec<sextant_index::Neighbor>) -> Vec<u32> {
     res.into_iter().map(|n| n.id).collect()
 }
 
@@ -45,7 +45,7 @@ fn build_with(metric: Metric, data: &[f32], quantization: Quantization) -> HnswI
     HnswIndex::build(vectors, params, None).unwrap()
 }
 
-fn exact(
+pub(crate) fn exact(
     metric: Metric,
     data: &[f32],
     queries: &[f32],
@@ -58,7 +58,7 @@ fn exact(
         .collect()
 }
 
-fn search_all(
+pub(crate) fn search_all(
     index: &impl VectorIndex,
     queries: &[f32],
     params: &SearchParams,

@@ -5,11 +5,12 @@
 use roaring::RoaringBitmap;
 use sextant_core::Metric;
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, IdFilter, IndexError, IvfPqIndex, IvfPqParams, SearchParams,
+    AnyIndex, DenseVectors, IdFilter, IndexError, IvfPqIndex, IvfPqParams, SearchParams,
     VectorIndex, VectorIndexMut,
 };
 
 use crate::clustered;
+use crate::hnsw_contracts::{exact, ids, recall, search_all as run};
 
 const N: usize = 6_000;
 const DIM: usize = 32;
@@ -17,44 +18,9 @@ const QUERIES: usize = 200;
 const K: usize = 10;
 const METRICS: [Metric; 3] = [Metric::Cosine, Metric::Dot, Metric::L2];
 
-fn ids(res: Vec<sextant_index::Neighbor>) -> Vec<u32> {
-    res.into_iter().map(|n| n.id).collect()
-}
-
-fn recall(truth: &[Vec<u32>], got: &[Vec<u32>]) -> f64 {
-    let hits: usize = truth
-        .iter()
-        .zip(got)
-        .map(|(t, g)| g.iter().filter(|id| t.contains(id)).count())
-        .sum();
-    hits as f64 / (truth.len() * K) as f64
-}
-
 fn build(metric: Metric, data: &[f32], params: IvfPqParams) -> IvfPqIndex {
     let vectors = DenseVectors::from_rows(metric, DIM, data).unwrap();
     IvfPqIndex::build(vectors, params, None).unwrap()
-}
-
-fn run(
-    index: &impl VectorIndex,
-    queries: &[f32],
-    params: &SearchParams,
-    filter: Option<&IdFilter<'_>>,
-) -> Vec<Vec<u32>> {
-    queries
-        .chunks(DIM)
-        .map(|q| ids(index.search(q, params, filter).unwrap()))
-        .collect()
-}
-
-fn exact(
-    metric: Metric,
-    data: &[f32],
-    queries: &[f32],
-    filter: Option<&IdFilter<'_>>,
-) -> Vec<Vec<u32>> {
-    let flat = FlatIndex::from_rows(metric, DIM, data).unwrap();
-    run(&flat, queries, &SearchParams::new(K), filter)
 }
 
 /// Defaults (about √n lists, 16 probed, 100 rescored): recall@10 ≥ 0.95 for cosine, inner
