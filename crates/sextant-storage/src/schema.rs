@@ -44,7 +44,8 @@ pub enum IndexSpec {
     /// [`IVF_MIN_POINTS`] points stay flat).
     #[serde(rename = "ivf_pq")]
     IvfPq {
-        /// Inverted lists per segment; 0 chooses about √n.
+        /// Inverted lists per segment; 0 chooses about √n (a segment gets at most one list
+        /// per 8 of its points).
         nlist: usize,
         /// Sub-quantisers (half a byte each per vector); 0 chooses ⌈dim / 4⌉.
         m: usize,
