@@ -701,6 +701,7 @@ class Database:
         nlist: Optional[int] = None,
         pq_m: Optional[int] = None,
         nprobe: Optional[int] = None,
+        on_disk: bool = False,
         spaces: Optional[Sequence[Dict[str, Any]]] = None,
         payload_indexes: Optional[Dict[str, str]] = None,
         tenant_key: Optional[str] = None,
@@ -710,7 +711,8 @@ class Database:
     ) -> Collection:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
         ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction`` for hnsw, ``nlist``, ``pq_m``,
-        ``nprobe`` for ivf_pq) or named ``spaces``;
+        ``nprobe`` for ivf_pq, ``on_disk`` to keep flushed vectors memory-mapped on disk
+        instead of in memory) or named ``spaces`` (each may say ``"on_disk": True``);
         ``payload_indexes`` maps payload keys to keyword/integer/float/datetime/text;
         ``tenant_key`` (``KEY`` or ``KEY:integer``) makes it multi-tenant; ``encrypted``
         encrypts it at rest (the database needs its master key); ``ttl``
@@ -719,6 +721,8 @@ class Database:
         spec: Dict[str, Any] = {"name": name}
         if encrypted:
             spec["encrypted"] = True
+        if on_disk:
+            spec["on_disk"] = True
         for k, v in (
             ("dim", dim),
             ("metric", metric),

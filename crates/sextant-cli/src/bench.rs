@@ -64,6 +64,7 @@ pub(crate) fn cosine_hnsw_schema(dim: usize, m: usize) -> sextant_engine::Schema
                 ef_construction: sextant_engine::DEFAULT_EF_CONSTRUCTION,
             },
             model: None,
+            on_disk: false,
         }],
         payload_indexes: Vec::new(),
         tenant_key: None,

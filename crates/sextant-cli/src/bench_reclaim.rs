@@ -226,6 +226,7 @@ pub fn bench_reclaim(args: ReclaimBenchArgs) -> anyhow::Result<()> {
                 metric: Metric::Cosine,
                 index,
                 model: None,
+                on_disk: false,
             }],
             payload_indexes: Vec::new(),
             tenant_key: None,

@@ -58,6 +58,12 @@ pub struct CreateArgs {
     /// ivf_pq: lists scanned per search [default: 16].
     #[arg(long)]
     pub nprobe: Option<usize>,
+    /// Keep the f32 vectors of flushed segments on disk, memory-mapped, instead of in memory
+    /// (with every --space too). The index stays in memory: an ivf_pq search reads from disk
+    /// only the candidates it rescores, an hnsw walk (SQ8 codes) likewise; flat scans read
+    /// everything. Not with --encrypt.
+    #[arg(long)]
+    pub on_disk: bool,
     /// HNSW links per node.
     #[arg(long, default_value_t = sextant_engine::DEFAULT_M)]
     pub m: usize,
@@ -125,6 +131,7 @@ fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
         nlist: None,
         pq_m: None,
         nprobe: None,
+        on_disk: false,
     })
 }
 
@@ -158,6 +165,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     nlist: c.nlist,
                     pq_m: c.pq_m,
                     nprobe: c.nprobe,
+                    on_disk: c.on_disk,
                     spaces: None,
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
@@ -168,14 +176,17 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 if c.nlist.is_some() || c.pq_m.is_some() || c.nprobe.is_some() {
                     bail!("--nlist, --pq-m and --nprobe set the single space's index: with --space, create ivf_pq spaces through the API");
                 }
+                let mut spaces = c
+                    .space
+                    .iter()
+                    .map(|s| parse_space(s))
+                    .collect::<Result<Vec<_>>>()?;
+                for s in &mut spaces {
+                    s.on_disk = c.on_disk;
+                }
                 sextant_service::CollectionSpec {
                     name: c.name.clone(),
-                    spaces: Some(
-                        c.space
-                            .iter()
-                            .map(|s| parse_space(s))
-                            .collect::<Result<_>>()?,
-                    ),
+                    spaces: Some(spaces),
                     payload_indexes,
                     tenant_key: c.tenant_key.clone(),
                     encrypted: c.encrypt,
@@ -213,8 +224,12 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 println!("collection {}", info.name);
                 for s in &info.schema.spaces {
                     println!(
-                        "  space {}: {}-d {}, index {:?}",
-                        s.name, s.dim, s.metric, s.index
+                        "  space {}: {}-d {}, index {:?}{}",
+                        s.name,
+                        s.dim,
+                        s.metric,
+                        s.index,
+                        if s.on_disk { ", vectors on disk" } else { "" }
                     );
                     if let Some(m) = &s.model {
                         println!(
@@ -262,6 +277,16 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     mib(info.memory_bytes),
                     mib(info.disk_bytes),
                     mib(info.wal_bytes)
+                );
+                let p = &info.memory_parts;
+                println!(
+                    "    in memory: vectors {:.1} MiB, index {:.1} MiB, payloads {:.1} MiB, points {:.1} MiB, sparse {:.1} MiB; vectors used from disk (memory-mapped): {:.1} MiB",
+                    mib(p.vectors),
+                    mib(p.index),
+                    mib(p.payloads),
+                    mib(p.points),
+                    mib(p.sparse),
+                    mib(p.vectors_on_disk)
                 );
                 println!(
                     "  reclaimable (held by deleted points, {:.1}% of those stored; a merge or optimize gives it back): ~{:.1} MiB on disk, ~{:.1} MiB in memory",

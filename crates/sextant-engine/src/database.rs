@@ -200,6 +200,15 @@ impl Database {
         if self.fs.exists(&self.collection_dir(name)) || self.aliases.lock().contains_key(name) {
             return Err(EngineError::NameTaken(name.to_string()));
         }
+        if let Some(space) = schema.spaces.iter().find(|s| encrypted && s.on_disk) {
+            return Err(EngineError::invalid(
+                "on_disk",
+                format!(
+                    "space {:?}: on-disk vectors are memory-mapped plain files, which an encrypted collection cannot have; keep its vectors in memory",
+                    space.name
+                ),
+            ));
+        }
         let keys = if encrypted {
             Some(crate::encryption::new_keys(
                 name,

@@ -112,7 +112,7 @@ impl Collection {
             let new_slot = if live > 0 {
                 let id = w.manifest.next_segment;
                 w.manifest.next_segment += 1;
-                let (seg, _) = Segment::build(id, &self.schema, &[(&st.mutable, &dead)], None)?;
+                let (mut seg, _) = Segment::build(id, &self.schema, &[(&st.mutable, &dead)], None)?;
                 seg.write(fs, &seg_dir(&self.dir, id))?;
                 Some(seg)
             } else {
@@ -279,7 +279,7 @@ impl Collection {
         };
         let sources: Vec<(&Segment, &RoaringBitmap)> =
             snapshot.iter().map(|(s, d)| (s.as_ref(), d)).collect();
-        let (seg, maps) = Segment::build(id, &self.schema, &sources, None)?;
+        let (mut seg, maps) = Segment::build(id, &self.schema, &sources, None)?;
         let dir = seg_dir(&self.dir, id);
         let fs = &*self.fs;
         seg.write(fs, &dir)?;

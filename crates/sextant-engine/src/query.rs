@@ -185,6 +185,9 @@ pub struct CollectionInfo {
     pub segments: Vec<SegmentInfo>,
     /// Heap bytes held by segments.
     pub memory_bytes: u64,
+    /// Memory by part (segments and the mutable segment): f32 vectors in memory and used from
+    /// disk, index structures, payloads, points, sparse spaces.
+    pub memory_parts: sextant_storage::segment::MemoryParts,
     /// Bytes on disk (segments, manifest, WAL).
     pub disk_bytes: u64,
     /// WAL bytes.
@@ -934,6 +937,10 @@ impl Collection {
             .collect();
         let memory_bytes =
             segments.iter().map(|s| s.memory_bytes).sum::<u64>() + st.mutable.memory_bytes() as u64;
+        let mut memory_parts = st.mutable.memory_parts();
+        for s in &st.segments {
+            memory_parts += s.seg.memory_parts();
+        }
         let mutable_dead = dead_at(&st.mutable, &st.mutable_deleted, now);
         let mutable_held = crate::space::held(None, &st.mutable, &mutable_dead);
         let points = st.live_count(now);
@@ -961,6 +968,7 @@ impl Collection {
             unflushed_points: u64::from(st.mutable.len()) - mutable_dead.len(),
             segments,
             memory_bytes,
+            memory_parts,
             disk_bytes: dir_bytes(self.dir()),
             wal_bytes: self.fs.file_len(&self.dir().join("wal")).unwrap_or(0),
             unindexed_payload_keys,

@@ -107,6 +107,7 @@ pub fn import(
             metric,
             index,
             model: None,
+            on_disk: false,
         }],
         payload_indexes,
         tenant_key: None,

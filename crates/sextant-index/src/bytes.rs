@@ -6,8 +6,14 @@
 
 use crate::IndexError;
 
+/// The bit of the version word that marks an index file whose f32 vectors are stored apart
+/// (in a vectors file, see [`crate::DenseVectors::to_file_bytes`]) instead of inline.
+pub(crate) const EXTERNAL_VECTORS: u32 = 1 << 31;
+
 pub(crate) struct Writer {
     buf: Vec<u8>,
+    /// Whether the f32 vectors are left out (the caller stores them in a vectors file).
+    pub(crate) external_vectors: bool,
 }
 
 impl Writer {
@@ -15,7 +21,22 @@ impl Writer {
         let mut buf = Vec::with_capacity(capacity + 16);
         buf.extend_from_slice(magic);
         buf.extend_from_slice(&version.to_le_bytes());
-        Writer { buf }
+        Writer {
+            buf,
+            external_vectors: false,
+        }
+    }
+
+    /// Leaves the f32 vectors out of the file and marks its version word so.
+    pub(crate) fn external(mut self, external: bool) -> Self {
+        if external {
+            self.external_vectors = true;
+            self.buf[8..12]
+                .iter_mut()
+                .zip(EXTERNAL_VECTORS.to_le_bytes())
+                .for_each(|(b, m)| *b |= m);
+        }
+        self
     }
 
     pub(crate) fn u8(&mut self, v: u8) {
@@ -56,6 +77,10 @@ impl Writer {
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Whether the file leaves its vectors out (they come from [`Reader::vectors`]).
+    pub(crate) external_vectors: bool,
+    /// The vectors of a file that stores them apart, handed over by the caller.
+    pub(crate) vectors: Option<crate::DenseVectors>,
 }
 
 impl<'a> Reader<'a> {
@@ -80,8 +105,17 @@ impl<'a> Reader<'a> {
         if crc32fast::hash(body) != stored {
             return Err(IndexError::Corrupt(format!("{what}: checksum mismatch")));
         }
-        let mut r = Reader { buf: body, pos: 8 };
-        let found = r.u32()?;
+        let mut r = Reader {
+            buf: body,
+            pos: 8,
+            external_vectors: false,
+            vectors: None,
+        };
+        let mut found = r.u32()?;
+        if found & EXTERNAL_VECTORS != 0 {
+            r.external_vectors = true;
+            found &= !EXTERNAL_VECTORS;
+        }
         if found != version {
             return Err(IndexError::UnsupportedVersion {
                 found,
@@ -89,6 +123,12 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(r)
+    }
+
+    /// Hands over the vectors of a file that stores them apart.
+    pub(crate) fn with_vectors(mut self, vectors: Option<crate::DenseVectors>) -> Self {
+        self.vectors = vectors;
+        self
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], IndexError> {

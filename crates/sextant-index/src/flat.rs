@@ -148,7 +148,13 @@ impl FlatIndex {
 
     /// Loads an index written by [`VectorIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
-        let mut r = Reader::open(bytes, MAGIC, "flat index", VERSION)?;
+        Self::from_parts(bytes, None)
+    }
+
+    /// Loads an index written by [`VectorIndex::to_bytes_with`]; `vectors` are the vectors of
+    /// one written with `external_vectors` (see [`DenseVectors::from_file`]).
+    pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
+        let mut r = Reader::open(bytes, MAGIC, "flat index", VERSION)?.with_vectors(vectors);
         let metric = Metric::from_code(r.u8()?)
             .ok_or_else(|| IndexError::Corrupt("flat index: unknown metric code".into()))?;
         let dim = r.u32()? as usize;
@@ -211,8 +217,9 @@ impl VectorIndex for FlatIndex {
         self.vectors.memory_bytes() + self.deleted.memory_bytes()
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new(MAGIC, VERSION, self.len() * self.dim() * 4);
+    fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {
+        let mut w =
+            Writer::new(MAGIC, VERSION, self.len() * self.dim() * 4).external(external_vectors);
         w.u8(self.metric().code());
         w.u32(self.dim() as u32);
         w.u64(self.len() as u64);

@@ -41,6 +41,10 @@ macro_rules! stored_accessors {
         fn vector(&self, id: PointOffset) -> Option<&[f32]> {
             self.vectors.get(id)
         }
+
+        fn dense_vectors(&self) -> &DenseVectors {
+            &self.vectors
+        }
     };
 }
 
@@ -68,7 +72,7 @@ pub mod hnsw_defaults {
     };
 }
 pub use sparse::{SparseHit, SparseIndex, SparseScoring, TermDict};
-pub use storage::{DenseVectors, Sq8Vectors, VectorStorage};
+pub use storage::{DenseVectors, SharedBytes, Sq8Vectors, VectorStorage, VECTORS_FILE_HEADER};
 pub use topk::Neighbor;
 
 use roaring::RoaringBitmap;
@@ -185,10 +189,20 @@ pub trait VectorIndex {
         params: &SearchParams,
         filter: Option<&IdFilter<'_>>,
     ) -> Result<Vec<Neighbor>, IndexError>;
-    /// Heap memory held by the index, in bytes.
+    /// The stored f32 vectors.
+    fn dense_vectors(&self) -> &DenseVectors;
+    /// Heap memory held by the index, in bytes (vectors that are a view of a memory-mapped
+    /// file count nothing: their pages belong to the page cache).
     fn memory_bytes(&self) -> usize;
     /// Serialises the index (magic, version, checksum included).
-    fn to_bytes(&self) -> Vec<u8>;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with(false)
+    }
+    /// Serialises the index; with `external_vectors` the f32 vectors are left out (the caller
+    /// writes them with [`DenseVectors::to_file_bytes`] and hands them back to `from_parts`)
+    /// and whatever the index derives from them to search (SQ8 codes) is stored instead, so
+    /// loading it never reads the vectors.
+    fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8>;
 }
 
 /// Write side of a vector index.
@@ -213,13 +227,21 @@ pub enum AnyIndex {
 impl AnyIndex {
     /// Loads an index serialised by [`VectorIndex::to_bytes`], whichever kind it is.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        Self::from_parts(bytes, None)
+    }
+
+    /// Loads an index serialised by [`VectorIndex::to_bytes_with`], whichever kind it is, with
+    /// the vectors of one written with `external_vectors`.
+    pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
         match bytes.get(..8) {
-            Some(m) if m == flat::MAGIC => FlatIndex::from_bytes(bytes).map(AnyIndex::Flat),
+            Some(m) if m == flat::MAGIC => {
+                FlatIndex::from_parts(bytes, vectors).map(AnyIndex::Flat)
+            }
             Some(m) if m == hnsw::MAGIC => {
-                HnswIndex::from_bytes(bytes).map(|h| AnyIndex::Hnsw(Box::new(h)))
+                HnswIndex::from_parts(bytes, vectors).map(|h| AnyIndex::Hnsw(Box::new(h)))
             }
             Some(m) if m == ivf::MAGIC => {
-                IvfPqIndex::from_bytes(bytes).map(|i| AnyIndex::IvfPq(Box::new(i)))
+                IvfPqIndex::from_parts(bytes, vectors).map(|i| AnyIndex::IvfPq(Box::new(i)))
             }
             _ => Err(IndexError::Corrupt(
                 "not a Sextant index: unknown magic number".into(),
@@ -268,8 +290,11 @@ impl VectorIndex for AnyIndex {
     fn memory_bytes(&self) -> usize {
         delegate!(self, i => i.memory_bytes())
     }
-    fn to_bytes(&self) -> Vec<u8> {
-        delegate!(self, i => i.to_bytes())
+    fn dense_vectors(&self) -> &DenseVectors {
+        delegate!(self, i => i.dense_vectors())
+    }
+    fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {
+        delegate!(self, i => i.to_bytes_with(external_vectors))
     }
 }
 

@@ -41,6 +41,11 @@ pub struct SpaceBody {
     /// IVF-PQ lists scanned per search [default: 16].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nprobe: Option<usize>,
+    /// Keep the f32 vectors of flushed segments on disk, memory-mapped, instead of in memory
+    /// (the index — graph, SQ8 or PQ codes — stays in memory; searches read the vectors they
+    /// rescore); not with `encrypted` [default: false].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_disk: bool,
 }
 
 /// A new collection: one unnamed space (`dim`, `metric`, `index`) or named `spaces`.
@@ -74,6 +79,11 @@ pub struct CollectionSpec {
     /// IVF-PQ lists scanned per search [default: 16].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nprobe: Option<usize>,
+    /// Keep the f32 vectors of flushed segments on disk, memory-mapped, instead of in memory
+    /// (the index — graph, SQ8 or PQ codes — stays in memory; searches read the vectors they
+    /// rescore); not with `encrypted` [default: false].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_disk: bool,
     /// Named spaces instead of the single one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spaces: Option<Vec<SpaceBody>>,
@@ -198,6 +208,7 @@ impl CollectionSpec {
                     ("nlist", self.nlist.is_some()),
                     ("pq_m", self.pq_m.is_some()),
                     ("nprobe", self.nprobe.is_some()),
+                    ("on_disk", self.on_disk),
                 ];
                 if let Some((f, _)) = single.iter().find(|(_, given)| *given) {
                     return Err(Error::invalid(
@@ -226,6 +237,7 @@ impl CollectionSpec {
                                 &field,
                             )?,
                             model: None,
+                            on_disk: sp.on_disk,
                         })
                     })
                     .collect::<Result<Vec<_>>>()?
@@ -248,6 +260,7 @@ impl CollectionSpec {
                     "index",
                 )?,
                 model: None,
+                on_disk: self.on_disk,
             }],
         };
         let payload_indexes = self

@@ -62,6 +62,13 @@ pub trait Fs: Send + Sync + Debug {
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(io::Cursor::new(self.read(path)?)))
     }
+    /// Maps a file into memory read-only, for files used in place (on-disk vectors); `None`
+    /// where the file system has no plain file to map (simulated or encrypted), and the caller
+    /// reads the file whole instead.
+    fn map(&self, path: &Path) -> io::Result<Option<sextant_index::SharedBytes>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -163,6 +170,18 @@ impl Fs for RealFs {
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(File::open(path)?))
+    }
+    #[allow(unsafe_code)]
+    fn map(&self, path: &Path) -> io::Result<Option<sextant_index::SharedBytes>> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(None);
+        }
+        // SAFETY: segment files are written once (temp directory, fsync, rename) and never
+        // modified in place, and removing a mapped file leaves the mapping valid. Another
+        // process truncating the file under us would fault, as with any mapped database file.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Some(std::sync::Arc::new(map)))
     }
 }
 

@@ -89,6 +89,18 @@ pub struct SpaceSpec {
     /// embedding layer and stored verbatim), when the space is model-backed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<serde_json::Value>,
+    /// Keep the f32 vectors of immutable segments on disk, memory-mapped, instead of in
+    /// memory: opening a segment reads its vectors file's header only, and searches read the
+    /// pages they touch (an `ivf_pq` search reads only the candidates it rescores, an HNSW
+    /// walk with SQ8 codes likewise; a flat scan or an f32 walk reads them all). The index
+    /// itself (graph, codes, lists) stays in memory. Not with encryption at rest (there is
+    /// no plain file to map).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub on_disk: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// How a sparse space scores.
@@ -434,6 +446,7 @@ mod tests {
             metric: Metric::Cosine,
             index: IndexSpec::default(),
             model: None,
+            on_disk: false,
         }
     }
 

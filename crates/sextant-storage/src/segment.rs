@@ -89,6 +89,43 @@ impl PayloadStore {
     }
 }
 
+/// A segment's (or a collection's) memory by part, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryParts {
+    /// f32 vectors held in memory.
+    pub vectors: u64,
+    /// f32 vectors used in place from memory-mapped files (`on_disk` spaces): on disk, read
+    /// into the page cache as searches touch them, not part of the process's heap.
+    pub vectors_on_disk: u64,
+    /// What the vector indexes hold besides the f32 vectors: graphs, SQ8 codes, IVF lists and
+    /// PQ codes, centroids, tombstones.
+    pub index: u64,
+    /// Payloads (serialised JSON).
+    pub payloads: u64,
+    /// Ids, per-point sequence numbers and expiries.
+    pub points: u64,
+    /// Sparse spaces (forward vectors and inverted indexes).
+    pub sparse: u64,
+}
+
+impl MemoryParts {
+    /// Heap bytes (every part but `vectors_on_disk`).
+    pub fn heap(&self) -> u64 {
+        self.vectors + self.index + self.payloads + self.points + self.sparse
+    }
+}
+
+impl std::ops::AddAssign for MemoryParts {
+    fn add_assign(&mut self, o: MemoryParts) {
+        self.vectors += o.vectors;
+        self.vectors_on_disk += o.vectors_on_disk;
+        self.index += o.index;
+        self.payloads += o.payloads;
+        self.points += o.points;
+        self.sparse += o.sparse;
+    }
+}
+
 /// One point to add to a segment.
 #[derive(Debug, Clone, Copy)]
 pub struct NewPoint<'a> {
@@ -129,6 +166,9 @@ pub struct Segment {
     payloads: PayloadStore,
     indexes: PayloadIndexes,
     vectors: Vec<AnyIndex>,
+    /// Per dense space: whether its vectors are written to a vectors file and used memory-mapped
+    /// (the schema's `on_disk`; always false for the mutable segment).
+    on_disk: Vec<bool>,
     sparse: Vec<SparseStore>,
 }
 
@@ -176,6 +216,7 @@ impl Segment {
                 .iter()
                 .map(|s| AnyIndex::Flat(FlatIndex::new(s.metric, s.dim).expect("validated schema")))
                 .collect(),
+            on_disk: vec![false; schema.spaces.len()],
             sparse: sparse_stores(schema),
         }
     }
@@ -278,6 +319,31 @@ impl Segment {
     /// The sparse store of sparse space `i`.
     pub fn sparse(&self, space: usize) -> &SparseStore {
         &self.sparse[space]
+    }
+
+    /// Where this segment's bytes are, part by part.
+    pub fn memory_parts(&self) -> MemoryParts {
+        let mut p = MemoryParts::default();
+        for v in &self.vectors {
+            let dense = v.dense_vectors();
+            let in_memory = dense.memory_bytes();
+            p.vectors += in_memory as u64;
+            if dense.is_mapped() {
+                p.vectors_on_disk += dense.data_bytes() as u64;
+            }
+            p.index += (v.memory_bytes() - in_memory) as u64;
+        }
+        p.payloads = self.payloads.memory_bytes() as u64;
+        p.points = (self.seqs.capacity() * 8
+            + self.expiries.capacity() * 8
+            + self.expiring.capacity() * 16
+            + self.ids.len() * 48) as u64;
+        p.sparse = self
+            .sparse
+            .iter()
+            .map(SparseStore::memory_bytes)
+            .sum::<usize>() as u64;
+        p
     }
 
     /// Heap bytes held (vectors, graphs, payloads, ids).
@@ -384,6 +450,7 @@ impl Segment {
             payloads,
             indexes,
             vectors,
+            on_disk: schema.spaces.iter().map(|s| s.on_disk).collect(),
             sparse,
         };
         Ok((seg, maps))
@@ -391,8 +458,22 @@ impl Segment {
 
     /// Writes this segment as directory `dir` (via `dir.tmp`: files fsynced, the temporary
     /// directory fsynced, renamed, the parent directory fsynced), so the directory and every
-    /// file in it are durable before a manifest can name it.
-    pub fn write(&self, fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+    /// file in it are durable before a manifest can name it. The vectors of an on-disk space
+    /// go to their own `vectors-<i>.f32` file and, once it is durable, this segment uses them
+    /// from there (memory-mapped where the file system allows) instead of from memory.
+    pub fn write(&mut self, fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+        self.write_files(fs, dir)?;
+        for i in 0..self.vectors.len() {
+            if self.on_disk[i] {
+                let index = load_index(fs, dir, i)?;
+                debug_assert_eq!(index.len(), self.vectors[i].len());
+                self.vectors[i] = index;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_files(&self, fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
         let tmp = dir.with_extension("tmp");
         if fs.exists(&tmp) {
             fs.remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
@@ -425,7 +506,16 @@ impl Segment {
             &envelope::seal(PAYLOADS_MAGIC, FORMAT_VERSION, &pay),
         )?;
         for (i, v) in self.vectors.iter().enumerate() {
-            put(&format!("vectors-{i}.idx"), &v.to_bytes())?;
+            if self.on_disk[i] {
+                put(
+                    &format!("vectors-{i}.f32"),
+                    &v.dense_vectors().to_file_bytes(),
+                )?;
+            }
+            put(
+                &format!("vectors-{i}.idx"),
+                &v.to_bytes_with(self.on_disk[i]),
+            )?;
         }
         for (i, store) in self.sparse.iter().enumerate() {
             put(&format!("sparse-{i}.bin"), &store.to_bytes(self.len()))?;
@@ -494,11 +584,13 @@ impl Segment {
             indexes.insert(off, &v);
         }
         let mut vectors = Vec::with_capacity(schema.spaces.len());
+        let mut on_disk = Vec::with_capacity(schema.spaces.len());
         for (i, spec) in schema.spaces.iter().enumerate() {
             let path = dir.join(format!("vectors-{i}.idx"));
-            let bytes = fs.read(&path).map_err(|e| io_err(&path, e))?;
-            let index =
-                AnyIndex::from_bytes(&bytes).map_err(|e| corrupt(&path, 0, e.to_string()))?;
+            let index = load_index(fs, dir, i)?;
+            // What the files hold decides, not the schema: a space keeps the layout each of
+            // its segments was written with.
+            on_disk.push(fs.exists(&vectors_file(dir, i)));
             if index.len() != n as usize || index.dim() != spec.dim || index.metric() != spec.metric
             {
                 return Err(corrupt(
@@ -532,9 +624,37 @@ impl Segment {
             payloads,
             indexes,
             vectors,
+            on_disk,
             sparse,
         })
     }
+}
+
+fn vectors_file(dir: &Path, space: usize) -> std::path::PathBuf {
+    dir.join(format!("vectors-{space}.f32"))
+}
+
+/// Loads the index of space `space` of segment directory `dir`, with its vectors file when it
+/// has one: memory-mapped where the file system can (only the header is read), otherwise read
+/// whole and checked.
+fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<AnyIndex, StorageError> {
+    let path = dir.join(format!("vectors-{space}.idx"));
+    let bytes = fs.read(&path).map_err(|e| io_err(&path, e))?;
+    let vpath = vectors_file(dir, space);
+    let vectors = if fs.exists(&vpath) {
+        let mapped = fs.map(&vpath).map_err(|e| io_err(&vpath, e))?;
+        let v = match mapped {
+            Some(map) => DenseVectors::from_file(map, false),
+            None => {
+                let whole = fs.read(&vpath).map_err(|e| io_err(&vpath, e))?;
+                DenseVectors::from_file(std::sync::Arc::new(whole), true)
+            }
+        };
+        Some(v.map_err(|e| corrupt(&vpath, 0, e.to_string()))?)
+    } else {
+        None
+    };
+    AnyIndex::from_parts(&bytes, vectors).map_err(|e| corrupt(&path, 0, e.to_string()))
 }
 
 /// Writes a tombstone file, durably: the file is fsynced and so is its directory, so that a

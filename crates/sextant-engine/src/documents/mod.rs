@@ -404,6 +404,7 @@ pub fn schema(
             metric: Metric::Cosine,
             index: IndexSpec::default(),
             model: Some(dense.identity()),
+            on_disk: false,
         }],
         payload_indexes: ["doc_id", LANGUAGE]
             .into_iter()

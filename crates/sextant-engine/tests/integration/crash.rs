@@ -65,6 +65,7 @@ fn schema() -> Schema {
             metric: Metric::L2,
             index: IndexSpec::default(),
             model: None,
+            on_disk: false,
         }],
         payload_indexes: vec![PayloadIndexSpec {
             key: "batch".into(),

@@ -21,6 +21,7 @@ pub fn schema(dim: usize, metric: Metric, index: IndexSpec) -> Schema {
             metric,
             index,
             model: None,
+            on_disk: false,
         }],
         payload_indexes: vec![
             PayloadIndexSpec {
@@ -60,7 +61,7 @@ fn config(flush_points: usize) -> CollectionConfig {
     }
 }
 
-fn ids(points: &[sextant_engine::PointOut]) -> Vec<u64> {
+pub fn ids(points: &[sextant_engine::PointOut]) -> Vec<u64> {
     points
         .iter()
         .map(|p| match p.id {
@@ -342,7 +343,7 @@ fn second_process_is_locked_out_and_aliases_switch() {
 }
 
 /// Exact filtered top-k by brute force.
-fn brute(vecs: &[Vec<f32>], allowed: impl Fn(usize) -> bool, q: &[f32], k: usize) -> Vec<u64> {
+pub fn brute(vecs: &[Vec<f32>], allowed: impl Fn(usize) -> bool, q: &[f32], k: usize) -> Vec<u64> {
     let mut d: Vec<(f32, u64)> = vecs
         .iter()
         .enumerate()

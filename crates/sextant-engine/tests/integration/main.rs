@@ -7,6 +7,7 @@ mod encryption;
 mod engine;
 mod format_fixtures;
 mod languages;
+mod on_disk;
 mod power_loss;
 mod probe;
 mod reclaim;

@@ -36,6 +36,7 @@ pub fn schema() -> Schema {
             metric: Metric::L2,
             index: IndexSpec::Flat,
             model: None,
+            on_disk: false,
         }],
         payload_indexes: Vec::new(),
         tenant_key: None,

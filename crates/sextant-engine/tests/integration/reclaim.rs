@@ -31,6 +31,7 @@ fn schema(tenant_key: Option<&str>) -> Schema {
                 ef_construction: 32,
             },
             model: None,
+            on_disk: false,
         }],
         payload_indexes: tenant_key
             .map(|k| PayloadIndexSpec {

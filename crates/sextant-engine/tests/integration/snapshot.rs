@@ -758,6 +758,7 @@ fn fixture_collection(db: &Database) {
             metric: Metric::L2,
             index: IndexSpec::default(),
             model: None,
+            on_disk: false,
         }],
         payload_indexes: vec![PayloadIndexSpec {
             key: "tag".into(),

@@ -26,6 +26,7 @@ fn schema() -> Schema {
                 metric: Metric::L2,
                 index: IndexSpec::Flat,
                 model: None,
+                on_disk: false,
             },
             SpaceSpec {
                 name: "b".into(),
@@ -36,6 +37,7 @@ fn schema() -> Schema {
                     ef_construction: 32,
                 },
                 model: None,
+                on_disk: false,
             },
         ],
         payload_indexes: vec![PayloadIndexSpec {

@@ -30,6 +30,7 @@ fn schema() -> Schema {
             metric: Metric::L2,
             index: IndexSpec::Flat,
             model: None,
+            on_disk: false,
         }],
         payload_indexes: vec![],
         tenant_key: None,

@@ -24,6 +24,7 @@ fn schema(integer: bool) -> Schema {
             metric: Metric::Cosine,
             index: IndexSpec::default(),
             model: None,
+            on_disk: false,
         }],
         payload_indexes: vec![PayloadIndexSpec {
             key: "org".into(),

@@ -39,6 +39,7 @@ fn schema(tenant: bool, ttl: Option<TtlSpec>) -> Schema {
                 ef_construction: 32,
             },
             model: None,
+            on_disk: false,
         }],
         payload_indexes: vec![
             PayloadIndexSpec {

@@ -190,7 +190,7 @@ impl HnswIndex {
     pub fn new(metric: Metric, dim: usize, params: HnswParams) -> Result<Self, IndexError> {
         params.validate()?;
         let graph = Graph::with_levels(params.m, 2 * params.m, Vec::new());
-        Self::assemble(params, DenseVectors::new(metric, dim)?, graph, None)
+        Self::assemble(params, DenseVectors::new(metric, dim)?, graph, None, None)
     }
 
     /// Puts an index together; SQ8 codes are encoded with `sq8_range` when given (a loaded
@@ -200,9 +200,11 @@ impl HnswIndex {
         vectors: DenseVectors,
         graph: Graph,
         sq8_range: Option<(f32, f32)>,
+        stored_codes: Option<Sq8Vectors>,
     ) -> Result<Self, IndexError> {
         params.quantization = params.quantization.resolve(vectors.metric());
         let sq8 = match (params.quantization, sq8_range) {
+            _ if stored_codes.is_some() => stored_codes,
             (Quantization::None | Quantization::Auto, _) => None,
             (Quantization::Sq8, _) if !Sq8Vectors::supports(vectors.metric()) => {
                 let metric = vectors.metric();
@@ -242,7 +244,7 @@ impl HnswIndex {
             .map(|_| random_level(&mut rng, params.m))
             .collect();
         let graph = Graph::with_levels(params.m, 2 * params.m, levels);
-        let index = Self::assemble(params, vectors, graph, None)?;
+        let index = Self::assemble(params, vectors, graph, None, None)?;
         let done = AtomicUsize::new(0);
         let n = index.vectors.len() as u32;
         (0..n).into_par_iter().with_min_len(256).for_each(|node| {
@@ -436,8 +438,14 @@ impl HnswIndex {
 
     /// Loads an index written by [`VectorIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        Self::from_parts(bytes, None)
+    }
+
+    /// Loads an index written by [`VectorIndex::to_bytes_with`]; `vectors` are the vectors of
+    /// one written with `external_vectors` (see [`DenseVectors::from_file`]).
+    pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("hnsw index: {what}"));
-        let mut r = Reader::open(bytes, MAGIC, "hnsw index", VERSION)?;
+        let mut r = Reader::open(bytes, MAGIC, "hnsw index", VERSION)?.with_vectors(vectors);
         let metric =
             Metric::from_code(r.u8()?).ok_or_else(|| corrupt("unknown metric code".into()))?;
         let dim = r.u32()? as usize;
@@ -475,6 +483,19 @@ impl HnswIndex {
         let upper = r.u32s(upper_len)?;
         let graph = Graph::from_raw(params.m, m0, levels, links0, upper).map_err(corrupt)?;
         let vectors = DenseVectors::deserialize_from(&mut r, metric, dim, len)?;
+        // An index whose vectors live apart stores its SQ8 codes, so that loading it reads
+        // no vector.
+        let stored_codes = match sq8_range {
+            Some((lo, hi)) if r.external_vectors => {
+                let n = r.u64()? as usize;
+                let bytes = r.bytes(n)?;
+                Some(
+                    Sq8Vectors::from_code_bytes(&vectors, lo, hi, bytes)
+                        .ok_or_else(|| corrupt("SQ8 codes do not match the vectors".into()))?,
+                )
+            }
+            _ => None,
+        };
         let deleted = read_tombstones(&mut r, len)?;
         r.finish()?;
         match unpack(entry) {
@@ -485,7 +506,7 @@ impl HnswIndex {
                     && graph.levels().iter().all(|&l| usize::from(l) <= top) => {}
             _ => return Err(corrupt("invalid entry point".into())),
         }
-        let mut index = Self::assemble(params, vectors, graph, sq8_range)
+        let mut index = Self::assemble(params, vectors, graph, sq8_range, stored_codes)
             .map_err(|e| corrupt(e.to_string()))?;
         index.entry = AtomicU64::new(entry);
         index.deleted = deleted;
@@ -572,11 +593,12 @@ impl VectorIndex for HnswIndex {
             + self.deleted.memory_bytes()
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {
         let (links0, upper) = self.graph.raw_links();
         let n = self.len();
         let capacity = n * (self.dim() * 4 + (self.graph.m0() + 1) * 4 + 1);
-        let mut w = Writer::new(MAGIC, VERSION, capacity + self.graph.upper_len() * 4);
+        let mut w = Writer::new(MAGIC, VERSION, capacity + self.graph.upper_len() * 4)
+            .external(external_vectors);
         w.u8(self.metric().code());
         w.u32(self.dim() as u32);
         w.u64(n as u64);
@@ -598,6 +620,11 @@ impl VectorIndex for HnswIndex {
         w.u32s(links0);
         w.u32s(upper);
         self.vectors.serialize_into(&mut w);
+        if let (true, Some(sq8)) = (external_vectors, &self.sq8) {
+            let codes = sq8.code_bytes();
+            w.u64(codes.len() as u64);
+            w.bytes(codes);
+        }
         write_tombstones(&mut w, &self.deleted);
         w.finish()
     }

@@ -397,8 +397,14 @@ impl IvfPqIndex {
 
     /// Loads an index written by [`VectorIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        Self::from_parts(bytes, None)
+    }
+
+    /// Loads an index written by [`VectorIndex::to_bytes_with`]; `vectors` are the vectors of
+    /// one written with `external_vectors` (see [`DenseVectors::from_file`]).
+    pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("ivf_pq index: {what}"));
-        let mut r = Reader::open(bytes, MAGIC, "ivf_pq index", VERSION)?;
+        let mut r = Reader::open(bytes, MAGIC, "ivf_pq index", VERSION)?.with_vectors(vectors);
         let metric =
             Metric::from_code(r.u8()?).ok_or_else(|| corrupt("unknown metric code".into()))?;
         let dim = r.u32()? as usize;
@@ -509,10 +515,11 @@ impl VectorIndex for IvfPqIndex {
             + self.deleted.memory_bytes()
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {
         let n = self.len();
         let codes: usize = self.lists.iter().map(|l| l.codes.len()).sum();
-        let mut w = Writer::new(MAGIC, VERSION, n * (self.dim() * 4 + 4) + codes);
+        let mut w = Writer::new(MAGIC, VERSION, n * (self.dim() * 4 + 4) + codes)
+            .external(external_vectors);
         w.u8(self.metric().code());
         w.u32(self.dim() as u32);
         w.u64(n as u64);

@@ -12,6 +12,8 @@ mod sq8;
 
 pub use sq8::{Sq8Query, Sq8Vectors};
 
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 use sextant_core::{l2_normalize_in_place, validate_vector, Metric};
 
@@ -57,13 +59,76 @@ struct Line([f32; LANES]);
 
 const LANES: usize = 16;
 
+/// Bytes shared with their owner: a memory-mapped file, or a buffer read whole.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Magic number of a vectors file ([`DenseVectors::to_file_bytes`]).
+const FILE_MAGIC: &[u8; 8] = b"SXTVECS\0";
+const FILE_VERSION: u32 = 1;
+/// The vectors of a vectors file start at this offset, so a page-aligned mapping puts every
+/// vector on a cache line.
+pub const VECTORS_FILE_HEADER: usize = 4096;
+/// Bytes of the header that are used (the rest is zeros): magic, version, metric code and three
+/// bytes of padding, dimension, lines per vector, count, body CRC, header CRC.
+const HEADER_USED: usize = 8 + 4 + 4 + 4 + 4 + 8 + 4 + 4;
+
+/// Where the lines of a [`DenseVectors`] live: an owned allocation that grows with inserts, or
+/// a read-only view of a vectors file (memory-mapped, so only the pages a search touches are
+/// read and the kernel can drop them again under memory pressure).
+#[derive(Clone)]
+enum Lines {
+    Owned(Vec<Line>),
+    Mapped(MappedLines),
+}
+
+#[derive(Clone)]
+struct MappedLines {
+    /// Keeps the bytes `ptr` points into alive.
+    _owner: SharedBytes,
+    ptr: *const Line,
+    len: usize,
+}
+
+// SAFETY: `ptr` points into `_owner`'s bytes, which are immutable and live as long as the
+// `Arc`; sharing a read-only view between threads is as safe as sharing `&[Line]`.
+unsafe impl Send for MappedLines {}
+// SAFETY: as above; the view is never written through.
+unsafe impl Sync for MappedLines {}
+
+impl Lines {
+    #[inline(always)]
+    fn as_slice(&self) -> &[Line] {
+        match self {
+            Lines::Owned(v) => v,
+            // SAFETY: `ptr`/`len` were taken from a 64-byte aligned, in-bounds range of the
+            // owner's bytes when the view was made (`DenseVectors::from_file`), and the owner is
+            // kept alive and unmodified by the `Arc` this value holds.
+            Lines::Mapped(m) => unsafe { std::slice::from_raw_parts(m.ptr, m.len) },
+        }
+    }
+
+    /// The owned lines, copying a mapped view into memory first (a mapped store that receives
+    /// an insert stops being a view).
+    fn owned(&mut self) -> &mut Vec<Line> {
+        if let Lines::Mapped(m) = self {
+            // SAFETY: as in `as_slice`.
+            let copy = unsafe { std::slice::from_raw_parts(m.ptr, m.len) }.to_vec();
+            *self = Lines::Owned(copy);
+        }
+        match self {
+            Lines::Owned(v) => v,
+            Lines::Mapped(_) => unreachable!("converted above"),
+        }
+    }
+}
+
 /// Contiguous f32 vectors of one dimension and metric, preprocessed for that metric.
 #[derive(Clone)]
 pub struct DenseVectors {
     metric: Metric,
     dim: usize,
     lines_per_vector: usize,
-    data: Vec<Line>,
+    data: Lines,
     len: usize,
     kernel: F32Kernel,
 }
@@ -101,7 +166,7 @@ impl DenseVectors {
             metric,
             dim,
             lines_per_vector: dim.div_ceil(LANES),
-            data: Vec::new(),
+            data: Lines::Owned(Vec::new()),
             len: 0,
             kernel: kernels().distance(metric.kernel()),
         })
@@ -119,7 +184,8 @@ impl DenseVectors {
 
     /// Reserves room for `additional` more vectors.
     pub fn reserve(&mut self, additional: usize) {
-        self.data.reserve(additional * self.lines_per_vector);
+        let lines = additional * self.lines_per_vector;
+        self.data.owned().reserve(lines);
     }
 
     /// Validates `v` (dimension, finite values), preprocesses it for the metric and returns the
@@ -154,7 +220,7 @@ impl DenseVectors {
             .ok_or(IndexError::CapacityExceeded {
                 max: u64::from(u32::MAX),
             })?;
-        self.data.extend(
+        self.data.owned().extend(
             padded
                 .chunks_exact(LANES)
                 .map(|c| Line(c.try_into().expect("16"))),
@@ -188,10 +254,165 @@ impl DenseVectors {
     #[inline(always)]
     fn padded(&self, id: usize) -> &[f32] {
         let start = id * self.lines_per_vector;
-        bytemuck::cast_slice(&self.data[start..start + self.lines_per_vector])
+        bytemuck::cast_slice(&self.data.as_slice()[start..start + self.lines_per_vector])
+    }
+
+    /// Whether the vectors are a view of a vectors file rather than held in memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.data, Lines::Mapped(_))
+    }
+
+    /// Bytes of the vectors themselves, in memory or in the file they are a view of.
+    pub fn data_bytes(&self) -> usize {
+        self.len * self.lines_per_vector * std::mem::size_of::<Line>()
+    }
+
+    /// The vectors as a vectors file: a [`VECTORS_FILE_HEADER`]-byte header (magic `SXTVECS\0`,
+    /// version, metric, dimension, lines per vector, count, CRC-32 of the body, CRC-32 of the
+    /// header) and then every vector preprocessed and zero-padded to whole 64-byte lines,
+    /// little-endian, exactly as searches read them — so the file can be memory-mapped and
+    /// used in place.
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        let body: &[u8] =
+            bytemuck::cast_slice(&self.data.as_slice()[..self.len * self.lines_per_vector]);
+        let mut out = Vec::with_capacity(VECTORS_FILE_HEADER + body.len());
+        out.extend_from_slice(FILE_MAGIC);
+        out.extend_from_slice(&FILE_VERSION.to_le_bytes());
+        out.extend_from_slice(&[self.metric.code(), 0, 0, 0]);
+        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        out.extend_from_slice(&(self.lines_per_vector as u32).to_le_bytes());
+        out.extend_from_slice(&(self.len as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(out.len(), HEADER_USED);
+        out.resize(VECTORS_FILE_HEADER, 0);
+        #[cfg(target_endian = "little")]
+        out.extend_from_slice(body);
+        #[cfg(not(target_endian = "little"))]
+        for x in bytemuck::cast_slice::<u8, f32>(body) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out
+    }
+
+    /// Opens a vectors file written by [`DenseVectors::to_file_bytes`].
+    ///
+    /// The header is checked (magic, version, its CRC, the sizes against the file's length).
+    /// With `verify` the body is checked too (its CRC, finite values) and then kept as a view
+    /// when the bytes are suitably aligned or copied otherwise; that reads every byte. Without
+    /// it, a 64-byte aligned buffer (a memory mapping) becomes a view at once and nothing past
+    /// the header is read: opening costs the header check, and a search reads the pages it
+    /// touches. The body's CRC is then left to [`DenseVectors::verify_file`].
+    pub fn from_file(bytes: SharedBytes, verify: bool) -> Result<Self, IndexError> {
+        let (metric, dim, lines_per_vector, len, body_crc) =
+            Self::file_header(bytes.as_ref().as_ref())?;
+        let all: &[u8] = bytes.as_ref().as_ref();
+        let body = &all[VECTORS_FILE_HEADER..];
+        let mut s = DenseVectors::new(metric, dim)?;
+        s.len = len;
+        if verify && crc32fast::hash(body) != body_crc {
+            return Err(IndexError::Corrupt(
+                "vectors file: body checksum mismatch".into(),
+            ));
+        }
+        // A verified buffer was read whole into memory: copy it, so memory accounting sees it.
+        let aligned = !verify
+            && cfg!(target_endian = "little")
+            && (body.as_ptr() as usize).is_multiple_of(std::mem::align_of::<Line>());
+        if aligned {
+            s.data = Lines::Mapped(MappedLines {
+                ptr: body.as_ptr().cast::<Line>(),
+                len: len * lines_per_vector,
+                _owner: bytes.clone(),
+            });
+        } else {
+            let mut lines = vec![Line([0.0; LANES]); len * lines_per_vector];
+            for (line, chunk) in lines.iter_mut().zip(body.chunks_exact(64)) {
+                for (x, c) in line.0.iter_mut().zip(chunk.chunks_exact(4)) {
+                    *x = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+                }
+            }
+            s.data = Lines::Owned(lines);
+        }
+        if verify {
+            s.check_finite()?;
+        }
+        Ok(s)
+    }
+
+    /// Checks a vectors file's body against its CRC and every value for finiteness (reads it
+    /// all).
+    pub fn verify_file(bytes: &[u8]) -> Result<(), IndexError> {
+        let (.., body_crc) = Self::file_header(bytes)?;
+        if crc32fast::hash(&bytes[VECTORS_FILE_HEADER..]) != body_crc {
+            return Err(IndexError::Corrupt(
+                "vectors file: body checksum mismatch".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_finite(&self) -> Result<(), IndexError> {
+        for id in 0..self.len {
+            if let Some(p) = self.padded(id).iter().position(|x| !x.is_finite()) {
+                return Err(IndexError::Corrupt(format!(
+                    "vectors file: vector {id} has a non-finite value at {p}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a vectors file's header and its length; returns metric, dimension, lines per
+    /// vector, count and the body CRC.
+    fn file_header(bytes: &[u8]) -> Result<(Metric, usize, usize, usize, u32), IndexError> {
+        let corrupt = |what: &str| IndexError::Corrupt(format!("vectors file: {what}"));
+        if bytes.len() < VECTORS_FILE_HEADER {
+            return Err(corrupt("shorter than its header"));
+        }
+        if &bytes[..8] != FILE_MAGIC {
+            return Err(corrupt("wrong magic number"));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let stored = u32_at(HEADER_USED - 4);
+        if crc32fast::hash(&bytes[..HEADER_USED - 4]) != stored {
+            return Err(corrupt("header checksum mismatch"));
+        }
+        let version = u32_at(8);
+        if version != FILE_VERSION {
+            return Err(IndexError::UnsupportedVersion {
+                found: version,
+                supported: FILE_VERSION,
+            });
+        }
+        let metric = Metric::from_code(bytes[12]).ok_or_else(|| corrupt("unknown metric code"))?;
+        let dim = u32_at(16) as usize;
+        let lines_per_vector = u32_at(20) as usize;
+        let len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes"));
+        if dim == 0 || lines_per_vector != dim.div_ceil(LANES) {
+            return Err(corrupt("dimension and line count disagree"));
+        }
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l < u32::MAX as usize)
+            .ok_or_else(|| corrupt("count out of range"))?;
+        let body = len
+            .checked_mul(lines_per_vector * std::mem::size_of::<Line>())
+            .ok_or_else(|| corrupt("size overflows"))?;
+        if bytes.len() - VECTORS_FILE_HEADER != body {
+            return Err(corrupt(&format!(
+                "{} bytes of vectors where the header announces {body}",
+                bytes.len() - VECTORS_FILE_HEADER
+            )));
+        }
+        Ok((metric, dim, lines_per_vector, len, u32_at(32)))
     }
 
     pub(crate) fn serialize_into(&self, w: &mut crate::bytes::Writer) {
+        if w.external_vectors {
+            return;
+        }
         for id in 0..self.len {
             w.f32s(&self.padded(id)[..self.dim]);
         }
@@ -203,6 +424,26 @@ impl DenseVectors {
         dim: usize,
         len: usize,
     ) -> Result<Self, IndexError> {
+        if r.external_vectors {
+            let s = r.vectors.take().ok_or_else(|| {
+                IndexError::Corrupt(
+                    "the index keeps its vectors in a separate vectors file, which was not given"
+                        .into(),
+                )
+            })?;
+            if s.metric != metric || s.dim != dim || s.len != len {
+                return Err(IndexError::Corrupt(format!(
+                    "the vectors file holds {} × {}-d {} vectors; the index expects {len} × {dim}-d {metric}",
+                    s.len, s.dim, s.metric
+                )));
+            }
+            return Ok(s);
+        }
+        if r.vectors.is_some() {
+            return Err(IndexError::Corrupt(
+                "the index holds its vectors inline, yet a vectors file was given".into(),
+            ));
+        }
         let mut s = DenseVectors::new(metric, dim)?;
         let values: Vec<f32> = r
             .f32s(len.checked_mul(dim).ok_or_else(|| {
@@ -266,6 +507,7 @@ impl VectorStorage for DenseVectors {
         // touched; asking for more than four costs more instructions than it saves.
         for line in self
             .data
+            .as_slice()
             .get(start..start + self.lines_per_vector.min(4))
             .into_iter()
             .flatten()
@@ -275,7 +517,11 @@ impl VectorStorage for DenseVectors {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.data.capacity() * std::mem::size_of::<Line>()
+        match &self.data {
+            Lines::Owned(v) => v.capacity() * std::mem::size_of::<Line>(),
+            // A view of a file: its pages are the kernel's page cache, not this process's heap.
+            Lines::Mapped(_) => 0,
+        }
     }
 }
 

@@ -110,6 +110,49 @@ impl Sq8Vectors {
         Some(s)
     }
 
+    /// The codes as bytes, for persisting beside the range (an index whose f32 vectors live
+    /// in a vectors file stores them so that opening it never reads the vectors).
+    pub(crate) fn code_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.codes)
+    }
+
+    /// Restores a store from its range and [`Sq8Vectors::code_bytes`] for `len` vectors of
+    /// `vectors`' metric and dimension; `None` when the sizes disagree or the metric or range
+    /// is unsupported.
+    pub(crate) fn from_code_bytes(
+        vectors: &DenseVectors,
+        lo: f32,
+        hi: f32,
+        bytes: &[u8],
+    ) -> Option<Self> {
+        let mut s = Self::with_range(
+            &DenseVectors::new(vectors.metric(), vectors.dim()).ok()?,
+            lo,
+            hi,
+        )?;
+        if bytes.len() != vectors.len() * s.lines_per_vector * CODE_LANES {
+            return None;
+        }
+        s.codes = bytes
+            .chunks_exact(CODE_LANES)
+            .map(|c| CodeLine(bytemuck::cast_slice::<u8, i8>(c).try_into().expect("64")))
+            .collect();
+        let (sums, squares) = (0..vectors.len())
+            .map(|id| {
+                let codes = s.codes_of(id);
+                (
+                    codes.iter().map(|&q| i32::from(q)).sum::<i32>(),
+                    codes
+                        .iter()
+                        .map(|&q| i32::from(q) * i32::from(q))
+                        .sum::<i32>(),
+                )
+            })
+            .unzip();
+        (s.sums, s.squares) = (sums, squares);
+        Some(s)
+    }
+
     /// The fitted range `[lo, hi]`, for persisting.
     pub fn range(&self) -> (f32, f32) {
         let lo = self.offset - 128.0 * self.step;
