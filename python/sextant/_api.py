@@ -44,7 +44,7 @@ INGEST_OPTIONS = (
 )
 
 _TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision", "query_language", "expand", "rm3_docs", "rm3_terms", "rm3_weight", "rewrites", "llm")
-_VECTOR_OPTIONS = ("ef", "exact", "space", "with_vector")
+_VECTOR_OPTIONS = ("ef", "nprobe", "exact", "space", "with_vector")
 
 
 # A search result: a point (vector search) or a chunk of a document (text search). Built in the
@@ -329,6 +329,7 @@ class Collection:
         with_payload: bool = True,
         # vector search
         ef: Optional[int] = None,
+        nprobe: Optional[int] = None,
         exact: bool = False,
         space: Optional[str] = None,
         with_vector: bool = False,
@@ -366,7 +367,9 @@ class Collection:
         source); options that need query text are refused.
 
         A vector (list or numpy array) is a nearest-neighbour search: ``ef`` sets the HNSW
-        candidate list, ``exact`` searches every point exactly; the answer is :class:`Hit`\\ s.
+        candidate list (for an ivf_pq space, the candidates rescored exactly), ``nprobe`` the
+        lists an ivf_pq space scans, ``exact`` searches every point exactly; the answer is
+        :class:`Hit`\\ s.
         Options of the other kind of search are refused, never ignored.
         """
         image: Optional[str] = None
@@ -424,9 +427,9 @@ class Collection:
             if v.ndim != 1:
                 raise InvalidInput(f"query: a vector is 1-D, got shape {v.shape}", "query")
             # Positional: keyword parsing is a measurable share of a fast search.
-            return self._b.search(self.name, v, k, ef, filter, space, with_payload, with_vector, tenant, all_tenants, exact)
+            return self._b.search(self.name, v, k, ef, filter, space, with_payload, with_vector, tenant, all_tenants, exact, nprobe)
         _refuse(
-            dict(ef=ef, exact=exact, space=space, with_vector=with_vector),
+            dict(ef=ef, nprobe=nprobe, exact=exact, space=space, with_vector=with_vector),
             _VECTOR_OPTIONS,
             "a vector-search option; this is a text query",
         )

@@ -429,12 +429,13 @@ class HttpBackend:
         tenant: Any = None,
         all_tenants: bool = False,
         exact: bool = False,
+        nprobe: Optional[int] = None,
     ) -> List[Hit]:
         v = np.asarray(vector, dtype=np.float32)
         if not np.isfinite(v).all():
             raise InvalidInput("vector: the query holds NaN or an infinity", "vector")
         body: Dict[str, Any] = {"vector": v.tolist(), "k": k, "with_payload": with_payload, "with_vector": with_vector}
-        for key, val in (("ef", ef), ("filter", filter), ("space", space)):
+        for key, val in (("ef", ef), ("nprobe", nprobe), ("filter", filter), ("space", space)):
             if val is not None:
                 body[key] = val
         if exact:

@@ -89,6 +89,7 @@ class Database:
         tenant: Tenant = None,
         all_tenants: bool = False,
         exact: bool = False,
+        nprobe: Optional[int] = None,
     ) -> List[Hit]:
         """Nearest neighbours, best first."""
     def get(self, name: str, ids: List[Union[int, str]], with_payload: bool = True, with_vector: bool = False, tenant: Tenant = None, all_tenants: bool = False) -> List[Dict[str, Json]]: ...

@@ -56,16 +56,29 @@ def test_create_list_delete_collections(db: sextant.Database, name: str) -> None
 
 def test_ivf_pq_collections(db: sextant.Database, name: str) -> None:
     """An ivf_pq collection through either backend: its settings stored, its segments trained
-    once they are big enough, every vector its own nearest neighbour with exact rescoring, and
-    settings of another index refused by name."""
-    c = db.create_collection(name, 16, metric="l2", index="ivf_pq", nlist=8, pq_m=8, nprobe=8)
-    assert c.info()["schema"]["spaces"][0]["index"] == {"type": "ivf_pq", "nlist": 8, "m": 8, "nprobe": 8}
+    once they are big enough, its vectors on disk when asked, every vector its own nearest
+    neighbour with exact rescoring, nprobe per search, and settings of another index refused by
+    name."""
+    c = db.create_collection(name, 16, metric="l2", index="ivf_pq", nlist=8, pq_m=8, nprobe=8, on_disk=True)
+    space = c.info()["schema"]["spaces"][0]
+    assert space["index"] == {"type": "ivf_pq", "nlist": 8, "m": 8, "nprobe": 8}
+    assert space["on_disk"] is True
     vectors = _random(1500, 16, seed=3)
     c.upsert(list(range(1500)), vectors)
     c.optimize()
+    parts = c.info()["memory_parts"]
+    assert parts["vectors"] == 0 and parts["vectors_on_disk"] >= 1500 * 16 * 4, parts
     for i in (0, 700, 1499):
         hits = c.search(vectors[i], k=3, ef=50)
         assert hits[0].id == i and hits[0].score == pytest.approx(0.0, abs=1e-4)
+        hits = c.search(vectors[i], k=3, ef=50, nprobe=1)
+        assert hits[0].id == i
+    with pytest.raises(InvalidInput, match="nprobe"):
+        c.search(vectors[0], k=3, nprobe=0)
+    plain = db.create_collection(name + "h", 16)
+    plain.upsert([1], vectors[:1])
+    with pytest.raises(InvalidInput, match="nprobe"):
+        plain.search(vectors[0], k=1, nprobe=4)
     with pytest.raises(InvalidInput, match="nprobe"):
         db.create_collection(name + "x", 16, index="hnsw", nprobe=4)
     with pytest.raises(InvalidInput, match="l1"):

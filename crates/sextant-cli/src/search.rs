@@ -157,10 +157,15 @@ pub struct SearchArgs {
     /// Number of results.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// HNSW candidate list size (higher: better recall, slower); for a text query, of its
+    /// Candidates an approximate search keeps (higher: better recall, slower): the HNSW
+    /// candidate list, or the ivf_pq candidates rescored exactly; for a text query, of its
     /// dense source.
     #[arg(long)]
     pub ef: Option<usize>,
+    /// Lists an ivf_pq space scans (higher: better recall, slower) [default: the space's
+    /// nprobe]; vector queries only.
+    #[arg(long)]
+    pub nprobe: Option<usize>,
     /// Include payloads.
     #[arg(long)]
     pub with_payload: bool,
@@ -179,6 +184,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
     if s.text.is_some() || s.queries.is_some() || s.image.is_some() {
         let vector_only: Vec<&str> = [
             ("--space", s.space.is_some()),
+            ("--nprobe", s.nprobe.is_some()),
             ("--with-vector", s.with_vector),
             ("--with-payload", s.with_payload),
         ]
@@ -260,6 +266,7 @@ pub fn run_search(args: &DbArgs, s: SearchArgs) -> Result<()> {
             vector: q,
             k: s.k,
             ef: s.ef,
+            nprobe: s.nprobe,
             filter: filter.clone(),
             scope: scope.clone(),
             with_payload: s.with_payload,

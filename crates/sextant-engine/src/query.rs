@@ -25,6 +25,7 @@ use serde_json::Value;
 use sextant_core::filter::payload_values;
 use sextant_core::{Filter, Num, PointId};
 use sextant_index::{IdFilter, Neighbor, SearchParams, VectorIndex};
+use sextant_storage::schema::IndexSpec;
 use sextant_storage::segment::Segment;
 
 use crate::collection::{Collection, Loc, SparseInput, State};
@@ -51,8 +52,12 @@ pub struct SearchRequest {
     pub vector: Vec<f32>,
     /// Number of results.
     pub k: usize,
-    /// HNSW candidate list size (default: the index's).
+    /// Candidates kept by an approximate search (default: the index's): an HNSW walk's
+    /// candidate list, or the number of `ivf_pq` candidates rescored exactly.
     pub ef: Option<usize>,
+    /// Lists an `ivf_pq` space scans (default: the space's `nprobe`); refused for other
+    /// indexes.
+    pub nprobe: Option<usize>,
     /// Payload filter.
     pub filter: Option<Filter>,
     /// Which tenant's points to search (required in a multi-tenant collection).
@@ -107,6 +112,7 @@ struct Planned<'a> {
     vector: &'a [f32],
     k: usize,
     ef: Option<usize>,
+    nprobe: Option<usize>,
     filter: Option<&'a Filter>,
     exact_threshold: Option<u64>,
     with_payload: bool,
@@ -403,12 +409,28 @@ impl Collection {
         if req.ef == Some(0) {
             return Err(EngineError::invalid("ef", "must be at least 1".into()));
         }
+        if let Some(nprobe) = req.nprobe {
+            if !matches!(spec.index, IndexSpec::IvfPq { .. }) {
+                return Err(EngineError::invalid(
+                    "nprobe",
+                    format!(
+                        "applies to ivf_pq spaces; space {:?} uses {}",
+                        spec.name,
+                        spec.index.name()
+                    ),
+                ));
+            }
+            if nprobe == 0 {
+                return Err(EngineError::invalid("nprobe", "must be at least 1".into()));
+            }
+        }
         let filter = self.full_filter(req.filter, &req.scope)?;
         let resp = self.search_planned(&Planned {
             space,
             vector: &req.vector,
             k: req.k,
             ef: req.ef,
+            nprobe: req.nprobe,
             filter: filter.as_ref(),
             exact_threshold: req.exact_threshold,
             with_payload: req.with_payload,
@@ -435,6 +457,7 @@ impl Collection {
                 vector: &s.vector,
                 k: s.k,
                 ef: None,
+                nprobe: None,
                 filter: s.filter.as_ref(),
                 exact_threshold: Some(u64::MAX),
                 with_payload: false,
@@ -502,6 +525,7 @@ impl Collection {
             });
             let mut params = SearchParams::new(req.k);
             params.ef = req.ef;
+            params.nprobe = req.nprobe;
             params.exact_filter_threshold = match strategy {
                 Strategy::Exact => usize::MAX,
                 _ => 0,

@@ -390,7 +390,8 @@ impl Database {
 
     /// Nearest neighbours of a vector, as `sextant.Hit`s, best first.
     #[pyo3(signature = (name, vector, k=10, ef=None, filter=None, space=None, with_payload=true,
-                        with_vector=false, tenant=None, all_tenants=false, exact=false))]
+                        with_vector=false, tenant=None, all_tenants=false, exact=false,
+                        nprobe=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -406,6 +407,7 @@ impl Database {
         tenant: Option<&Bound<'py, PyAny>>,
         all_tenants: bool,
         exact: bool,
+        nprobe: Option<usize>,
     ) -> PyResult<Vec<Bound<'py, hit::Hit>>> {
         let c = self.coll(name)?;
         let scope = scope_of(&c, tenant, all_tenants)?;
@@ -419,6 +421,7 @@ impl Database {
             vector,
             k,
             ef,
+            nprobe,
             filter,
             scope,
             with_payload,

@@ -64,6 +64,17 @@ pub const MAX_NLIST: usize = 1 << 20;
 /// Most sub-quantisers (the fast-scan kernels' exact-sum limit).
 pub const MAX_SUBQUANTIZERS: usize = sextant_index::distance::MAX_SUBQUANTIZERS;
 
+impl IndexSpec {
+    /// The index kind's name as users write it: `flat`, `hnsw` or `ivf_pq`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IndexSpec::Flat => "flat",
+            IndexSpec::Hnsw { .. } => "hnsw",
+            IndexSpec::IvfPq { .. } => "ivf_pq",
+        }
+    }
+}
+
 impl Default for IndexSpec {
     fn default() -> Self {
         IndexSpec::Hnsw {

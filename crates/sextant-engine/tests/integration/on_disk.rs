@@ -268,3 +268,65 @@ fn a_damaged_vectors_file_header_fails_the_open_naming_the_file() {
     let err = db.collection("disk").unwrap_err().to_string();
     assert!(err.contains("vectors-0.f32"), "{err}");
 }
+
+/// `nprobe` at search time: more lists never lose recall, scanning every list with deep
+/// rescoring is exact on this data, and it is refused (naming it) for a space of another
+/// index and when zero.
+#[test]
+fn nprobe_per_search_is_honoured_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    let spec = IndexSpec::IvfPq {
+        nlist: 64,
+        m: 4,
+        nprobe: 1,
+    };
+    let c = db
+        .create_collection("ivf", on_disk_schema(spec, true))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(21);
+    let vecs: Vec<Vec<f32>> = (0..N).map(|_| random_vec(&mut rng, DIM)).collect();
+    let pts = (0..N)
+        .map(|i| point(i as u64, vecs[i].clone(), json!({})))
+        .collect();
+    c.upsert(&Scope::Unscoped, pts).unwrap();
+    c.optimize().unwrap();
+    let queries: Vec<Vec<f32>> = (0..30).map(|_| random_vec(&mut rng, DIM)).collect();
+    let recall = |nprobe: Option<usize>| {
+        let mut hit = 0;
+        for q in &queries {
+            let r = c
+                .search(SearchRequest {
+                    vector: q.clone(),
+                    k: 10,
+                    ef: Some(1000),
+                    nprobe,
+                    exact_threshold: Some(0),
+                    ..Default::default()
+                })
+                .unwrap();
+            let truth = brute(&vecs, |_| true, q, 10);
+            hit += ids(&r.hits).iter().filter(|i| truth.contains(i)).count();
+        }
+        hit as f64 / 300.0
+    };
+    let (one, some, all) = (recall(None), recall(Some(8)), recall(Some(64)));
+    assert!(one < some && some <= all, "{one} {some} {all}");
+    assert!(all >= 0.999, "every list, 1000 rescored: {all}");
+    let err = |nprobe, c: &Collection| {
+        c.search(SearchRequest {
+            vector: queries[0].clone(),
+            k: 10,
+            nprobe: Some(nprobe),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(err(0, &c).contains("nprobe"));
+    let hnsw = db
+        .create_collection("hnsw", on_disk_schema(IndexSpec::default(), false))
+        .unwrap();
+    let e = err(4, &hnsw);
+    assert!(e.contains("nprobe") && e.contains("hnsw"), "{e}");
+}

@@ -503,9 +503,14 @@ pub struct SearchBody {
     /// Results (default 10).
     #[serde(default)]
     pub k: Option<usize>,
-    /// HNSW candidate list size.
+    /// Candidates an approximate search keeps: the HNSW candidate list, or the number of
+    /// `ivf_pq` candidates rescored exactly [default: the index's].
     #[serde(default)]
     pub ef: Option<usize>,
+    /// Lists an `ivf_pq` space scans [default: the space's `nprobe`]; refused for other
+    /// indexes.
+    #[serde(default)]
+    pub nprobe: Option<usize>,
     /// Search every point exactly, no HNSW (ground truth for recall checks; slower on large
     /// collections) [default: false].
     #[serde(default)]
@@ -575,6 +580,14 @@ pub async fn search(
             ));
         }
     }
+    if let Some(nprobe) = b.nprobe {
+        if nprobe == 0 || nprobe > sextant_engine::MAX_NLIST {
+            return Err(ApiError::invalid(
+                "nprobe",
+                format!("nprobe must be 1..={}", sextant_engine::MAX_NLIST),
+            ));
+        }
+    }
     let key = s.cache.enabled().then(|| {
         s.cache.key(
             c.name(),
@@ -595,6 +608,7 @@ pub async fn search(
             vector: b.vector,
             k,
             ef: b.ef,
+            nprobe: b.nprobe,
             filter,
             scope,
             with_payload: b.with_payload,

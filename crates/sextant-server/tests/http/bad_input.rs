@@ -105,6 +105,18 @@ fn every_route_refuses_bad_bodies_with_a_json_4xx() {
         (
             "POST",
             "/collections/c/search",
+            json!({"vector": [1, 2, 3], "nprobe": 0}),
+            "nprobe",
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            json!({"vector": [1, 2, 3], "nprobe": 4}),
+            "nprobe",
+        ),
+        (
+            "POST",
+            "/collections/c/search",
             json!({"vector": [1, 2]}),
             "",
         ),
