@@ -36,7 +36,7 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=1, help="build threads; search is one query at a time")
     ap.add_argument("--runs", type=int, default=3, help="timed passes per ef; the median is reported")
     ap.add_argument("--systems", default="hnswlib,faiss,usearch",
-                    help="hnswlib, faiss, usearch, faiss-ivfpq")
+                    help="hnswlib, faiss, usearch, faiss-ivfpq, faiss-ivfpq-noref")
     ap.add_argument("--nprobe", default="", help="faiss-ivfpq: lists scanned, comma-separated")
     ap.add_argument("--nlist", type=int, default=0, help="faiss-ivfpq: lists (0: about sqrt(n), as sextant)")
     ap.add_argument("--pq-m", type=int, default=0, help="faiss-ivfpq: 4-bit sub-quantisers (0: ceil(dim/4))")
@@ -158,6 +158,7 @@ class FaissIvfPq:
     name, package = "faiss-ivfpq", "faiss-cpu"
     memory_method = "len(faiss.serialize_index(index)) (codes, ids, centroids and the f32 refine vectors)"
     sweeps_nprobe = True
+    factory = "IVF{nlist},PQ{m}x4fs,RFlat"
 
     def __init__(self):
         import faiss
@@ -170,11 +171,13 @@ class FaissIvfPq:
         n, d = base.shape
         self.nlist = a.nlist or max(1, min(round(n ** 0.5), n // 64))
         self.m = a.pq_m or -(-d // 4)
-        self.index = faiss.index_factory(d, f"IVF{self.nlist},PQ{self.m}x4fs,RFlat", faiss_metric)
+        self.index = faiss.index_factory(d, self.factory.format(nlist=self.nlist, m=self.m), faiss_metric)
         self.index.train(base)
         self.index.add(base)
         faiss.omp_set_num_threads(1)
         self.ivf = faiss.extract_index_ivf(self.index)
+        if "RFlat" not in self.factory:
+            self.ivf.nprobe = 1
         self.k = a.k
 
     def memory(self):
@@ -193,7 +196,19 @@ class FaissIvfPq:
         return self.index.search(q, self.k)[1][0]
 
 
-ADAPTERS = {cls.name: cls for cls in (Hnswlib, Faiss, Usearch, FaissIvfPq)}
+class FaissIvfPqNoRefine(FaissIvfPq):
+    """faiss IVF-PQ 4-bit fast scan without refinement: the codes alone in memory
+    (index_factory "IVF{nlist},PQ{m}x4fs"), the faiss layout at the memory of Sextant's
+    on-disk ivf_pq (codes in memory, f32 vectors on disk). ef does not apply (give --ef K)."""
+    name = "faiss-ivfpq-noref"
+    memory_method = "len(faiss.serialize_index(index)) (codes, ids and centroids)"
+    factory = "IVF{nlist},PQ{m}x4fs"
+
+    def set_ef(self, ef):
+        pass
+
+
+ADAPTERS = {cls.name: cls for cls in (Hnswlib, Faiss, Usearch, FaissIvfPq, FaissIvfPqNoRefine)}
 
 
 # ---------------------------------------------------------------- measuring
@@ -264,7 +279,7 @@ def bench_system(adapter, base, queries, gt, a, efs):
         "metric": a.metric,
         "params": ({"m": a.m, "ef_construction": a.ef_construction} if not hasattr(adapter, "nlist")
                    else {"m": 0, "ef_construction": 0, "nlist": adapter.nlist,
-                         "pq": f"{adapter.m}x4-bit fast scan, refine flat"})
+                         "pq": f"{adapter.m}x4-bit fast scan" + (", refine flat" if "RFlat" in adapter.factory else ", no refinement")})
                   | {"k": a.k, "threads": a.threads, "runs": a.runs},
         "build": {"wall_s": build_wall, "cpu_s": build_cpu},
         "memory_bytes": memory,

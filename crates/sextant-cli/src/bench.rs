@@ -205,12 +205,30 @@ pub struct FilteredArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Number of points.
+    /// Number of points (seeded uniform random vectors; not with --base).
     #[arg(long, default_value_t = 100_000)]
     n: usize,
-    /// Dimension.
+    /// Dimension (not with --base).
     #[arg(long, default_value_t = 384)]
     dim: usize,
+    /// Import these vectors (`.fvecs` or `.npy`, ids = row numbers) instead of random ones.
+    #[arg(long, conflicts_with_all = ["n", "dim"])]
+    base: Option<PathBuf>,
+    /// The index: `hnsw`, `ivf_pq` or `flat`.
+    #[arg(long, default_value = "hnsw", value_parser = ["hnsw", "ivf_pq", "flat"])]
+    index: String,
+    /// ivf_pq: inverted lists (0: about the square root of the points).
+    #[arg(long, default_value_t = 0)]
+    nlist: usize,
+    /// ivf_pq: 4-bit sub-quantisers (0: a quarter of the dimension, rounded up).
+    #[arg(long, default_value_t = 0)]
+    pq_m: usize,
+    /// ivf_pq: lists scanned per search by default.
+    #[arg(long, default_value_t = sextant_engine::DEFAULT_NPROBE)]
+    nprobe: usize,
+    /// Keep the flushed vectors on disk, memory-mapped.
+    #[arg(long)]
+    on_disk: bool,
     /// Metric.
     #[arg(long, default_value = "cosine")]
     metric: Metric,
@@ -240,6 +258,25 @@ pub struct OpenArgs {
     /// Collection.
     #[arg(long, default_value = "bench")]
     collection: String,
+    /// After opening, search these queries (`.fvecs` or `.npy`) and report recall, QPS (one
+    /// thread) and memory after the searches; needs --gt.
+    #[arg(long, requires = "gt")]
+    queries: Option<PathBuf>,
+    /// Exact neighbours of --queries (`.ivecs` or `.npy`, row numbers of the imported base).
+    #[arg(long, requires = "queries")]
+    gt: Option<PathBuf>,
+    /// Results per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Candidates kept (HNSW) or rescored (ivf_pq), comma-separated sweep.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    ef: Vec<usize>,
+    /// ivf_pq: lists scanned, comma-separated sweep [default: the space's].
+    #[arg(long, value_delimiter = ',')]
+    nprobe: Vec<usize>,
+    /// Timed runs per grid point (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -470,8 +507,32 @@ fn bench_filtered(args: FilteredArgs) -> anyhow::Result<()> {
 
 fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     let durability = args.durability.parse().map_err(anyhow::Error::msg)?;
+    let hnsw_set = args.m != DEFAULT_M || args.ef_construction != DEFAULT_EF_CONSTRUCTION;
+    let ivf_set =
+        args.nlist != 0 || args.pq_m != 0 || args.nprobe != sextant_engine::DEFAULT_NPROBE;
+    if args.index != "hnsw" && hnsw_set {
+        anyhow::bail!("--m and --ef-construction apply to --index hnsw only");
+    }
+    if args.index != "ivf_pq" && ivf_set {
+        anyhow::bail!("--nlist, --pq-m and --nprobe apply to --index ivf_pq only");
+    }
+    let index = match args.index.as_str() {
+        "hnsw" => sextant_engine::IndexSpec::Hnsw {
+            m: args.m,
+            ef_construction: args.ef_construction,
+        },
+        "ivf_pq" => sextant_engine::IndexSpec::IvfPq {
+            nlist: args.nlist,
+            m: args.pq_m,
+            nprobe: args.nprobe,
+        },
+        _ => sextant_engine::IndexSpec::Flat,
+    };
     let (data, _tmp) = bench_data_dir(args.data)?;
-    let base = collections::synthetic(args.n, args.dim, 42);
+    let base = match &args.base {
+        Some(path) => read_vectors(path)?,
+        None => collections::synthetic(args.n, args.dim, 42),
+    };
     let bar = ProgressBar::new(args.n as u64).with_style(
         ProgressStyle::with_template("import [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
             .expect("valid template"),
@@ -485,10 +546,8 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
             metric: args.metric,
             payload_indexes: Vec::new(),
             durability,
-            index: sextant_engine::IndexSpec::Hnsw {
-                m: args.m,
-                ef_construction: args.ef_construction,
-            },
+            index,
+            on_disk: args.on_disk,
         },
         &|done| bar.set_position(done as u64),
     )?;
@@ -496,21 +555,41 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     let report = serde_json::json!({
         "system": "sextant",
         "version": env!("CARGO_PKG_VERSION"),
-        "n": args.n, "dim": args.dim, "metric": args.metric,
+        "n": base.rows, "dim": base.dim, "metric": args.metric,
+        "base": args.base,
         "durability": args.durability,
-        "m": args.m, "ef_construction": args.ef_construction,
+        "index": index, "on_disk": args.on_disk,
         "batch": collections::IMPORT_BATCH,
         "import": import, "build": build,
     });
     println!(
         "import {} × {}-d ({}): {:.0} points/s ({:.1} s wall, {:.1} s CPU); index build {:.1} s wall, {:.1} s CPU",
-        args.n, args.dim, args.durability, import.points_per_s, import.wall_s, import.cpu_s, build.wall_s, build.cpu_s
+        base.rows, base.dim, args.durability, import.points_per_s, import.wall_s, import.cpu_s, build.wall_s, build.cpu_s
     );
     write_report(args.json.as_ref(), &report)
 }
 
 fn bench_open(args: OpenArgs) -> anyhow::Result<()> {
-    let report = collections::measure_open(&args.data, &args.collection)?;
+    if args.ef.contains(&0) || args.nprobe.contains(&0) || args.k == 0 {
+        anyhow::bail!("--k, --ef and --nprobe must be at least 1");
+    }
+    if args.queries.is_none()
+        && (args.ef != [100] || !args.nprobe.is_empty() || args.k != 10 || args.runs != 3)
+    {
+        anyhow::bail!("--k, --ef, --nprobe and --runs apply to the searches of --queries");
+    }
+    let search = match (&args.queries, &args.gt) {
+        (Some(q), Some(gt)) => Some(collections::OpenSearch {
+            queries: read_vectors(q)?,
+            gt: sextant_eval::io::read_ids(gt)?,
+            k: args.k,
+            efs: args.ef.clone(),
+            nprobes: args.nprobe.clone(),
+            runs: args.runs,
+        }),
+        _ => None,
+    };
+    let report = collections::measure_open(&args.data, &args.collection, search.as_ref())?;
     println!(
         "opened {:?} ({} points) in {:.2} s wall, {:.2} s CPU; RSS {:.0} MiB (peak {:.0} MiB), engine accounts {:.0} MiB; disk {:.0} MiB",
         report.collection,
@@ -522,6 +601,43 @@ fn bench_open(args: OpenArgs) -> anyhow::Result<()> {
         report.engine_memory_bytes as f64 / 1048576.0,
         report.disk_bytes as f64 / 1048576.0
     );
+    let p = &report.memory_parts;
+    let per = |b: u64| b as f64 / report.points.max(1) as f64;
+    println!(
+        "  anonymous RSS {:.0} MiB, file RSS {:.0} MiB; engine memory per point {:.1} B (vectors {:.1}, index {:.1}, payloads {:.1}, points {:.1}); vectors on disk {:.0} MiB",
+        report.rss_anon_bytes as f64 / 1048576.0,
+        report.rss_file_bytes as f64 / 1048576.0,
+        per(p.heap()),
+        per(p.vectors),
+        per(p.index),
+        per(p.payloads),
+        per(p.points),
+        p.vectors_on_disk as f64 / 1048576.0
+    );
+    if !report.search.is_empty() {
+        println!("| nprobe | ef | recall@{} | QPS | wall s | CPU s |", args.k);
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for r in &report.search {
+            println!(
+                "| {} | {} | {:.4} | {:.0} | {:.3} | {:.3} |",
+                r.nprobe.map_or("space's".to_string(), |n| n.to_string()),
+                r.ef,
+                r.recall,
+                r.qps,
+                r.wall_s,
+                r.cpu_s
+            );
+        }
+    }
+    if let Some(a) = &report.after_search {
+        println!(
+            "after the searches: RSS {:.0} MiB (anonymous {:.0} MiB, file {:.0} MiB), peak {:.0} MiB",
+            a.rss_bytes as f64 / 1048576.0,
+            a.rss_anon_bytes as f64 / 1048576.0,
+            a.rss_file_bytes as f64 / 1048576.0,
+            a.peak_rss_bytes as f64 / 1048576.0
+        );
+    }
     write_report(args.json.as_ref(), &report)
 }
 

@@ -59,5 +59,6 @@ pub use sextant_storage::schema::{
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_NPROBE, DEFAULT_SPACE, IVF_MIN_POINTS, MAX_NLIST,
     MAX_TTL_SECONDS,
 };
+pub use sextant_storage::segment::MemoryParts;
 pub use sextant_storage::wal::Durability;
 pub use snapshot::{PendingSnapshot, SnapshotInfo, SnapshotListing};

@@ -74,6 +74,8 @@ pub struct ImportOptions {
     pub durability: Durability,
     /// The space's index.
     pub index: IndexSpec,
+    /// Keep the flushed vectors on disk, memory-mapped.
+    pub on_disk: bool,
 }
 
 /// Imports `base` (with `payloads`, ids = row numbers) into a new collection `name` of a fresh
@@ -92,6 +94,7 @@ pub fn import(
         payload_indexes,
         durability,
         index,
+        on_disk,
     } = opts;
     let config = CollectionConfig {
         durability,
@@ -107,7 +110,7 @@ pub fn import(
             metric,
             index,
             model: None,
-            on_disk: false,
+            on_disk,
         }],
         payload_indexes,
         tenant_key: None,
@@ -138,11 +141,11 @@ pub fn import(
             c.sync().map_err(engine)
         },
     )?;
-    let (_, build) = timed(
-        base.rows,
-        "flush + HNSW build (m=16, efC=200) + write",
-        || c.optimize().map_err(engine),
-    )?;
+    let what = format!(
+        "flush + index build ({index:?}{}) + write",
+        if on_disk { ", vectors on disk" } else { "" }
+    );
+    let (_, build) = timed(base.rows, &what, || c.optimize().map_err(engine))?;
     Ok((import, build))
 }
 
@@ -316,6 +319,7 @@ pub fn run_filtered(
             payload_indexes: indexes,
             durability: Durability::Always,
             index: IndexSpec::default(),
+            on_disk: false,
         },
         &|_| {},
     )?;
@@ -419,10 +423,84 @@ pub struct OpenReport {
     pub rss_bytes: u64,
     /// Peak resident set size of the process, bytes.
     pub peak_rss_bytes: u64,
+    /// Of the resident set after opening: anonymous memory (heap), bytes.
+    pub rss_anon_bytes: u64,
+    /// Of the resident set after opening: pages of mapped files (on-disk vectors the open
+    /// touched; page cache the kernel may drop), bytes.
+    pub rss_file_bytes: u64,
     /// Memory the engine accounts for, bytes.
     pub engine_memory_bytes: u64,
+    /// The same by part (vectors in memory and on disk, index, payloads, points, sparse).
+    pub memory_parts: sextant_engine::MemoryParts,
     /// Bytes on disk.
     pub disk_bytes: u64,
+    /// Searches run after opening (with `OpenSearch`), one thread, queries one at a time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<OpenSearchRun>,
+    /// Resident set after those searches (anonymous and file pages), and the peak.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_search: Option<RssAfter>,
+}
+
+/// Searches to run after [`measure_open`], with their ground truth (ids = row numbers, as
+/// [`import`] assigns them).
+#[derive(Debug, Clone)]
+pub struct OpenSearch {
+    /// Query vectors.
+    pub queries: Matrix<f32>,
+    /// Exact neighbours of each query (at least `k` per row).
+    pub gt: Matrix<i32>,
+    /// Results per query.
+    pub k: usize,
+    /// `ef` values to sweep.
+    pub efs: Vec<usize>,
+    /// `nprobe` values to sweep (empty: the space's own, for any index).
+    pub nprobes: Vec<usize>,
+    /// Timed runs per grid point (the median is reported).
+    pub runs: usize,
+}
+
+/// One (nprobe, ef) point of [`OpenSearch`].
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenSearchRun {
+    /// Lists scanned (`None`: the space's own).
+    pub nprobe: Option<usize>,
+    /// Candidates kept / rescored.
+    pub ef: usize,
+    /// recall@k against the ground truth.
+    pub recall: f64,
+    /// Median queries per second.
+    pub qps: f64,
+    /// Every run's queries per second.
+    pub qps_runs: Vec<f64>,
+    /// Wall seconds of the median run.
+    pub wall_s: f64,
+    /// CPU seconds of the median run.
+    pub cpu_s: f64,
+}
+
+/// Resident memory at a point of the measurement, bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RssAfter {
+    /// Resident set.
+    pub rss_bytes: u64,
+    /// Of it, anonymous memory.
+    pub rss_anon_bytes: u64,
+    /// Of it, pages of mapped files.
+    pub rss_file_bytes: u64,
+    /// Peak resident set of the process so far.
+    pub peak_rss_bytes: u64,
+}
+
+impl RssAfter {
+    fn now() -> RssAfter {
+        RssAfter {
+            rss_bytes: proc_status_kib("VmRSS:") * 1024,
+            rss_anon_bytes: proc_status_kib("RssAnon:") * 1024,
+            rss_file_bytes: proc_status_kib("RssFile:") * 1024,
+            peak_rss_bytes: proc_status_kib("VmHWM:") * 1024,
+        }
+    }
 }
 
 /// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`) in KiB; 0 where unavailable.
@@ -464,24 +542,111 @@ impl FilteredReport {
     }
 }
 
-/// Opens `collection` in `data` and measures the time and memory it takes.
-pub fn measure_open(data: &Path, collection: &str) -> Result<OpenReport, EvalError> {
+/// Opens `collection` in `data` and measures the time and memory it takes; then, with
+/// `search`, runs its queries over the grid and measures recall, speed and memory again.
+pub fn measure_open(
+    data: &Path,
+    collection: &str,
+    search: Option<&OpenSearch>,
+) -> Result<OpenReport, EvalError> {
     let (c0, t0) = (process_cpu_seconds(), Instant::now());
     let db = Database::open(data, CollectionConfig::default()).map_err(engine)?;
     let c = db.collection(collection).map_err(engine)?;
     let open_wall_s = t0.elapsed().as_secs_f64();
     let open_cpu_s = process_cpu_seconds() - c0;
     let info = c.info();
-    Ok(OpenReport {
+    let opened = RssAfter::now();
+    let mut report = OpenReport {
         collection: collection.into(),
         points: info.points,
         open_wall_s,
         open_cpu_s,
-        rss_bytes: proc_status_kib("VmRSS:") * 1024,
-        peak_rss_bytes: proc_status_kib("VmHWM:") * 1024,
+        rss_bytes: opened.rss_bytes,
+        peak_rss_bytes: opened.peak_rss_bytes,
+        rss_anon_bytes: opened.rss_anon_bytes,
+        rss_file_bytes: opened.rss_file_bytes,
         engine_memory_bytes: info.memory_bytes,
+        memory_parts: info.memory_parts,
         disk_bytes: info.disk_bytes,
-    })
+        search: Vec::new(),
+        after_search: None,
+    };
+    if let Some(s) = search {
+        report.search = open_searches(&c, s)?;
+        report.after_search = Some(RssAfter::now());
+    }
+    Ok(report)
+}
+
+fn open_searches(
+    c: &sextant_engine::Collection,
+    s: &OpenSearch,
+) -> Result<Vec<OpenSearchRun>, EvalError> {
+    if s.gt.rows != s.queries.rows || s.gt.dim < s.k {
+        return Err(EvalError::Invalid(format!(
+            "ground truth of {} × {} does not fit {} queries and k = {}",
+            s.gt.rows, s.gt.dim, s.queries.rows, s.k
+        )));
+    }
+    let nprobes: Vec<Option<usize>> = if s.nprobes.is_empty() {
+        vec![None]
+    } else {
+        s.nprobes.iter().copied().map(Some).collect()
+    };
+    let search = |nprobe: Option<usize>, ef: usize| -> Result<Vec<Vec<u32>>, EvalError> {
+        (0..s.queries.rows)
+            .map(|q| {
+                let r = c
+                    .search(SearchRequest {
+                        vector: s.queries.row(q).to_vec(),
+                        k: s.k,
+                        ef: Some(ef),
+                        nprobe,
+                        ..SearchRequest::default()
+                    })
+                    .map_err(engine)?;
+                Ok(r.hits
+                    .iter()
+                    .map(|h| match h.id {
+                        PointId::Num(n) => n as u32,
+                        _ => u32::MAX,
+                    })
+                    .collect())
+            })
+            .collect()
+    };
+    // Warm-up (not measured): the first pages of mapped vectors are read here.
+    search(nprobes[0], s.efs[0])?;
+    let mut out = Vec::new();
+    for &nprobe in &nprobes {
+        for &ef in &s.efs {
+            let mut runs = Vec::new();
+            let mut found = Vec::new();
+            for _ in 0..s.runs.max(1) {
+                let (c0, t0) = (process_cpu_seconds(), Instant::now());
+                found = search(nprobe, ef)?;
+                let wall = t0.elapsed().as_secs_f64();
+                runs.push((
+                    s.queries.rows as f64 / wall,
+                    wall,
+                    process_cpu_seconds() - c0,
+                ));
+            }
+            let mut sorted = runs.clone();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let median = sorted[sorted.len() / 2];
+            out.push(OpenSearchRun {
+                nprobe,
+                ef,
+                recall: crate::ann::recall_at_k(&s.gt, &found, s.k),
+                qps: median.0,
+                qps_runs: runs.iter().map(|r| r.0).collect(),
+                wall_s: median.1,
+                cpu_s: median.2,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Seeded uniform random vectors in [-1, 1) (for import and restart benchmarks, where the
