@@ -604,12 +604,13 @@ fn bench_open(args: OpenArgs) -> anyhow::Result<()> {
     let p = &report.memory_parts;
     let per = |b: u64| b as f64 / report.points.max(1) as f64;
     println!(
-        "  anonymous RSS {:.0} MiB, file RSS {:.0} MiB; engine memory per point {:.1} B (vectors {:.1}, index {:.1}, payloads {:.1}, points {:.1}); vectors on disk {:.0} MiB",
+        "  anonymous RSS {:.0} MiB, file RSS {:.0} MiB; engine memory per point {:.1} B (vectors {:.1}, index {:.1} + {:.1} mapped, payloads {:.1}, points {:.1}); vectors on disk {:.0} MiB",
         report.rss_anon_bytes as f64 / 1048576.0,
         report.rss_file_bytes as f64 / 1048576.0,
         per(p.heap()),
         per(p.vectors),
         per(p.index),
+        per(p.index_mapped),
         per(p.payloads),
         per(p.points),
         p.vectors_on_disk as f64 / 1048576.0

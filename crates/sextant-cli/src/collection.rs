@@ -280,9 +280,10 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 );
                 let p = &info.memory_parts;
                 println!(
-                    "    in memory: vectors {:.1} MiB, index {:.1} MiB, payloads {:.1} MiB, points {:.1} MiB, sparse {:.1} MiB; vectors used from disk (memory-mapped): {:.1} MiB",
+                    "    in memory: vectors {:.1} MiB, index {:.1} MiB (+ {:.1} MiB used in place from mapped index files), payloads {:.1} MiB, points {:.1} MiB, sparse {:.1} MiB; vectors used from disk (memory-mapped): {:.1} MiB",
                     mib(p.vectors),
                     mib(p.index),
+                    mib(p.index_mapped),
                     mib(p.payloads),
                     mib(p.points),
                     mib(p.sparse),

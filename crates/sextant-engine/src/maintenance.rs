@@ -374,7 +374,7 @@ pub(crate) fn resolve_duplicates(st: &mut State) -> usize {
                     continue;
                 }
                 let Some(id) = old.seg.id(o) else { continue };
-                if let Some(n) = new.seg.offset(id).filter(|&n| !new.deleted.contains(n)) {
+                if let Some(n) = new.seg.offset(&id).filter(|&n| !new.deleted.contains(n)) {
                     if new.seg.seq(n) >= old.seg.seq(o) {
                         old.deleted.insert(o);
                         old.dirty = true;

@@ -295,7 +295,7 @@ fn matching(
     let mut out = RoaringBitmap::new();
     for o in &candidates {
         if let Some(id) = seg.id(o) {
-            if filter.matches(id, &seg.payload(o)) {
+            if filter.matches(&id, &seg.payload(o)) {
                 out.insert(o);
             }
         }
@@ -365,7 +365,7 @@ impl Collection {
 
     fn point_out(&self, seg: &Segment, o: u32, with_payload: bool, with_vector: bool) -> PointOut {
         PointOut {
-            id: seg.id(o).expect("live offsets have ids").clone(),
+            id: seg.id(o).expect("live offsets have ids"),
             score: None,
             payload: with_payload.then(|| seg.payload(o)),
             vectors: with_vector.then(|| {
@@ -799,7 +799,7 @@ impl Collection {
         let mut out = Vec::new();
         for (_, seg, deleted) in st.each_segment(now) {
             let b = matching(seg, &deleted, filter.as_ref()).unwrap_or_else(|| live(seg, &deleted));
-            out.extend(b.iter().filter_map(|o| seg.id(o).cloned()));
+            out.extend(b.iter().filter_map(|o| seg.id(o)));
         }
         Ok(out)
     }
@@ -880,7 +880,7 @@ impl Collection {
             for o in &b {
                 let id = seg.id(o).expect("live");
                 let key = order_by.and_then(|ob| sort_key(&seg.payload(o), &ob.key));
-                rows.push((key, SortId::of(id), seg, o));
+                rows.push((key, SortId::of(&id), seg, o));
             }
         }
         let desc = order_by.is_some_and(|o| o.descending);

@@ -194,6 +194,11 @@ pub trait VectorIndex {
     /// Heap memory held by the index, in bytes (vectors that are a view of a memory-mapped
     /// file count nothing: their pages belong to the page cache).
     fn memory_bytes(&self) -> usize;
+    /// Bytes of index structures used in place from a memory-mapped file (page cache, not
+    /// heap; not counting the f32 vectors).
+    fn mapped_bytes(&self) -> usize {
+        0
+    }
     /// Serialises the index (magic, version, checksum included).
     fn to_bytes(&self) -> Vec<u8> {
         self.to_bytes_with(false)
@@ -228,6 +233,20 @@ impl AnyIndex {
     /// Loads an index serialised by [`VectorIndex::to_bytes`], whichever kind it is.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
         Self::from_parts(bytes, None)
+    }
+
+    /// Like [`AnyIndex::from_parts`] over bytes that stay alive (a memory-mapped index file):
+    /// an IVF-PQ index uses its lists' codes in place; the others decode as usual.
+    pub fn from_shared(
+        bytes: SharedBytes,
+        vectors: Option<DenseVectors>,
+    ) -> Result<Self, IndexError> {
+        match bytes.as_ref().as_ref().get(..8) {
+            Some(m) if m == ivf::MAGIC => {
+                IvfPqIndex::from_shared(bytes, vectors).map(|i| AnyIndex::IvfPq(Box::new(i)))
+            }
+            _ => Self::from_parts((*bytes).as_ref(), vectors),
+        }
     }
 
     /// Loads an index serialised by [`VectorIndex::to_bytes_with`], whichever kind it is, with
@@ -289,6 +308,9 @@ impl VectorIndex for AnyIndex {
     }
     fn memory_bytes(&self) -> usize {
         delegate!(self, i => i.memory_bytes())
+    }
+    fn mapped_bytes(&self) -> usize {
+        delegate!(self, i => i.mapped_bytes())
     }
     fn dense_vectors(&self) -> &DenseVectors {
         delegate!(self, i => i.dense_vectors())

@@ -100,6 +100,10 @@ pub struct MemoryParts {
     /// What the vector indexes hold besides the f32 vectors: graphs, SQ8 codes, IVF lists and
     /// PQ codes, centroids, tombstones.
     pub index: u64,
+    /// Index structures used in place from memory-mapped index files (IVF-PQ codes): read
+    /// through the page cache like `vectors_on_disk`, but every search touches them, so they
+    /// stay resident.
+    pub index_mapped: u64,
     /// Payloads (serialised JSON).
     pub payloads: u64,
     /// Ids, per-point sequence numbers and expiries.
@@ -119,6 +123,7 @@ impl std::ops::AddAssign for MemoryParts {
     fn add_assign(&mut self, o: MemoryParts) {
         self.vectors += o.vectors;
         self.vectors_on_disk += o.vectors_on_disk;
+        self.index_mapped += o.index_mapped;
         self.index += o.index;
         self.payloads += o.payloads;
         self.points += o.points;
@@ -264,7 +269,7 @@ impl Segment {
     }
 
     /// The id at `offset` (`None` for a replaced point of the mutable segment).
-    pub fn id(&self, offset: u32) -> Option<&PointId> {
+    pub fn id(&self, offset: u32) -> Option<PointId> {
         self.ids.id(offset)
     }
 
@@ -332,12 +337,13 @@ impl Segment {
                 p.vectors_on_disk += dense.data_bytes() as u64;
             }
             p.index += (v.memory_bytes() - in_memory) as u64;
+            p.index_mapped += v.mapped_bytes() as u64;
         }
         p.payloads = self.payloads.memory_bytes() as u64;
         p.points = (self.seqs.capacity() * 8
             + self.expiries.capacity() * 8
             + self.expiring.capacity() * 16
-            + self.ids.len() * 48) as u64;
+            + self.ids.memory_bytes()) as u64;
         p.sparse = self
             .sparse
             .iter()
@@ -353,7 +359,7 @@ impl Segment {
             + self.seqs.capacity() * 8
             + self.expiries.capacity() * 8
             + self.expiring.capacity() * 16
-            + self.ids.len() * 48
+            + self.ids.memory_bytes()
             + self
                 .sparse
                 .iter()
@@ -388,7 +394,7 @@ impl Segment {
                 }
                 let new = seqs.len() as u32;
                 map[old as usize] = new;
-                ids.assign(pid.clone(), new);
+                ids.assign(pid, new);
                 seqs.push(seg.seq(old));
                 expiries.push(seg.expiries[old as usize]);
                 let raw = seg.payload_raw(old);
@@ -441,6 +447,8 @@ impl Segment {
                 }
             });
         }
+        // An immutable segment's ids never change: the compact layout where it applies.
+        ids.freeze();
         let seg = Segment {
             id,
             ids,
@@ -485,7 +493,7 @@ impl Segment {
             points.extend_from_slice(&self.seqs[off as usize].to_le_bytes());
             points.extend_from_slice(&self.expiries[off as usize].to_le_bytes());
             encode_id(
-                self.ids.id(off).expect("built segments are dense"),
+                &self.ids.id(off).expect("built segments are dense"),
                 &mut points,
             );
         }
@@ -533,29 +541,7 @@ impl Segment {
         schema: &Schema,
     ) -> Result<Segment, StorageError> {
         let path = dir.join("points.bin");
-        let (version, body) = envelope::read_versions(fs, &path, POINTS_MAGIC, 1..=POINTS_VERSION)?;
-        let mut r = Cursor {
-            bytes: &body,
-            at: 0,
-            path: &path,
-        };
-        let n = r.u32()?;
-        let mut ids = IdMap::default();
-        let mut seqs = Vec::with_capacity(n as usize);
-        let mut expiries = Vec::with_capacity(n as usize);
-        for off in 0..n {
-            seqs.push(r.u64()?);
-            expiries.push(if version >= 2 {
-                r.u64()? as i64
-            } else {
-                NO_EXPIRY
-            });
-            let at = r.at;
-            let id = decode_id(&mut r)?;
-            if ids.assign(id, off).is_some() {
-                return Err(corrupt(&path, at + 24, "an id appears twice"));
-            }
-        }
+        let (n, ids, seqs, expiries) = read_points(fs, &path)?;
         let path = dir.join("payloads.bin");
         let body = envelope::read(fs, &path, PAYLOADS_MAGIC, FORMAT_VERSION)?;
         let mut r = Cursor {
@@ -571,6 +557,7 @@ impl Segment {
             ends.push(r.u64()?);
         }
         let bytes = body[r.at..].to_vec();
+        drop(body);
         if ends.windows(2).any(|w| w[0] > w[1])
             || ends.last().is_some_and(|&e| e as usize != bytes.len())
         {
@@ -630,6 +617,83 @@ impl Segment {
     }
 }
 
+/// Reads `points.bin`: the point count, the id map (integer ids straight into the compact
+/// layout, without a hash map or a list of decoded ids in between), sequence numbers and
+/// expiries. Every buffer it reads through is freed before it returns.
+#[allow(clippy::type_complexity)]
+fn read_points(fs: &dyn Fs, path: &Path) -> Result<(u32, IdMap, Vec<u64>, Vec<i64>), StorageError> {
+    let (version, body) = envelope::read_versions(fs, path, POINTS_MAGIC, 1..=POINTS_VERSION)?;
+    let mut r = Cursor {
+        bytes: &body,
+        at: 0,
+        path,
+    };
+    let n = r.u32()?;
+    let start = r.at;
+    let mut seqs = Vec::with_capacity(n as usize);
+    let mut expiries = Vec::with_capacity(n as usize);
+    let mut nums = Vec::with_capacity(n as usize);
+    let mut all_nums = true;
+    for _ in 0..n {
+        seqs.push(r.u64()?);
+        expiries.push(if version >= 2 {
+            r.u64()? as i64
+        } else {
+            NO_EXPIRY
+        });
+        match decode_id(&mut r)? {
+            PointId::Num(x) if all_nums => nums.push(x),
+            _ => all_nums = false,
+        }
+    }
+    // Where the id of point `o` starts (for an error naming it).
+    let id_at = |o: u32| -> Result<usize, StorageError> {
+        let mut r = Cursor {
+            bytes: &body,
+            at: start,
+            path,
+        };
+        for i in 0..=o {
+            r.u64()?;
+            if version >= 2 {
+                r.u64()?;
+            }
+            if i == o {
+                return Ok(r.at);
+            }
+            decode_id(&mut r)?;
+        }
+        unreachable!("the loop returns at o")
+    };
+    let twice = |at: usize| corrupt(path, at + 24, "an id appears twice");
+    let ids = if all_nums {
+        match IdMap::from_nums(nums) {
+            Ok(ids) => ids,
+            Err(o) => return Err(twice(id_at(o)?)),
+        }
+    } else {
+        drop(nums);
+        let mut ids = IdMap::default();
+        let mut r = Cursor {
+            bytes: &body,
+            at: start,
+            path,
+        };
+        for off in 0..n {
+            r.u64()?;
+            if version >= 2 {
+                r.u64()?;
+            }
+            let at = r.at;
+            if ids.assign(decode_id(&mut r)?, off).is_some() {
+                return Err(twice(at));
+            }
+        }
+        ids
+    };
+    Ok((n, ids, seqs, expiries))
+}
+
 fn vectors_file(dir: &Path, space: usize) -> std::path::PathBuf {
     dir.join(format!("vectors-{space}.f32"))
 }
@@ -639,7 +703,10 @@ fn vectors_file(dir: &Path, space: usize) -> std::path::PathBuf {
 /// whole and checked.
 fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<AnyIndex, StorageError> {
     let path = dir.join(format!("vectors-{space}.idx"));
-    let bytes = fs.read(&path).map_err(|e| io_err(&path, e))?;
+    // Read through a mapping where there is one: the index is decoded into its own
+    // structures, so the file's pages are only borrowed while it is (no heap buffer the size
+    // of the file that the allocator might keep).
+    let map = fs.map(&path).map_err(|e| io_err(&path, e))?;
     let vpath = vectors_file(dir, space);
     let vectors = if fs.exists(&vpath) {
         let mapped = fs.map(&vpath).map_err(|e| io_err(&vpath, e))?;
@@ -654,7 +721,14 @@ fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<AnyIndex, Storage
     } else {
         None
     };
-    AnyIndex::from_parts(&bytes, vectors).map_err(|e| corrupt(&path, 0, e.to_string()))
+    match map {
+        Some(map) => AnyIndex::from_shared(map, vectors),
+        None => {
+            let bytes = fs.read(&path).map_err(|e| io_err(&path, e))?;
+            AnyIndex::from_parts(&bytes, vectors)
+        }
+    }
+    .map_err(|e| corrupt(&path, 0, e.to_string()))
 }
 
 /// Writes a tombstone file, durably: the file is fsynced and so is its directory, so that a

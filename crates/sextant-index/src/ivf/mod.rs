@@ -22,7 +22,7 @@ use sextant_core::{Metric, PointOffset};
 use crate::bytes::{Reader, Writer};
 use crate::distance::{fastscan_slot, kernels, MAX_SUBQUANTIZERS};
 use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
-use crate::storage::{DenseVectors, VectorStorage};
+use crate::storage::{DenseVectors, SharedBytes, VectorStorage};
 use crate::tombstones::Tombstones;
 use crate::topk::TopK;
 use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
@@ -120,7 +120,68 @@ impl IvfPqParams {
 struct List {
     ids: Vec<u32>,
     /// `ceil(ids.len() / 32)` blocks of `pairs × 32` bytes.
-    codes: Vec<u8>,
+    codes: Codes,
+}
+
+/// A list's codes: owned (built, or grown by inserts), or used in place from the index file
+/// they were loaded from (memory-mapped: no copy, and no transient buffer the size of the
+/// file at open).
+#[derive(Clone, Default)]
+enum Codes {
+    #[default]
+    Empty,
+    Owned(Vec<u8>),
+    Shared {
+        bytes: SharedBytes,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl std::fmt::Debug for Codes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codes::Shared { len, .. } => write!(f, "Codes::Shared({len} bytes)"),
+            other => write!(f, "Codes::Owned({} bytes)", other.as_slice().len()),
+        }
+    }
+}
+
+impl Codes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Codes::Empty => &[],
+            Codes::Owned(v) => v,
+            Codes::Shared { bytes, start, len } => &(**bytes).as_ref()[*start..*start + *len],
+        }
+    }
+
+    /// The codes as an owned buffer, copying shared ones first.
+    fn owned(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, Codes::Owned(_)) {
+            *self = Codes::Owned(self.as_slice().to_vec());
+        }
+        match self {
+            Codes::Owned(v) => v,
+            _ => unreachable!("converted above"),
+        }
+    }
+
+    /// Heap bytes held.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Codes::Owned(v) => v.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// Bytes used in place from a mapped file.
+    fn shared_bytes(&self) -> usize {
+        match self {
+            Codes::Shared { len, .. } => *len,
+            _ => 0,
+        }
+    }
 }
 
 /// Approximate index: inverted lists of 4-bit PQ codes with exact rescoring.
@@ -284,13 +345,14 @@ impl IvfPqIndex {
         let pairs = self.pairs();
         let l = &mut self.lists[list as usize];
         let slot = l.ids.len() % BLOCK;
+        let bytes = l.codes.owned();
         if slot == 0 {
-            l.codes.resize(l.codes.len() + pairs * BLOCK, 0);
+            bytes.resize(bytes.len() + pairs * BLOCK, 0);
         }
-        let block = l.codes.len() - pairs * BLOCK;
+        let block = bytes.len() - pairs * BLOCK;
         let at = fastscan_slot(slot);
         for (j, &c) in codes.iter().enumerate() {
-            let byte = &mut l.codes[block + (j / 2) * BLOCK + at];
+            let byte = &mut bytes[block + (j / 2) * BLOCK + at];
             *byte |= if j % 2 == 0 { c } else { c << 4 };
         }
         l.ids.push(id);
@@ -403,8 +465,9 @@ impl IvfPqIndex {
                 }
             };
             // The whole list in one call; slots past the last id are padding.
-            sums.resize(list.codes.len() / block_bytes * BLOCK, 0);
-            scan(&list.codes, table, &mut sums);
+            let codes = list.codes.as_slice();
+            sums.resize(codes.len() / block_bytes * BLOCK, 0);
+            scan(codes, table, &mut sums);
             for (&id, &s) in list.ids.iter().zip(&sums) {
                 let estimate = base + scale * f32::from(s);
                 // The cheap test first: most candidates cannot enter the kept set.
@@ -429,6 +492,23 @@ impl IvfPqIndex {
     /// Loads an index written by [`VectorIndex::to_bytes_with`]; `vectors` are the vectors of
     /// one written with `external_vectors` (see [`DenseVectors::from_file`]).
     pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
+        Self::parse(bytes, None, vectors)
+    }
+
+    /// Like [`IvfPqIndex::from_parts`], over bytes that stay alive (a memory-mapped index
+    /// file): the lists' codes are used in place instead of copied.
+    pub fn from_shared(
+        bytes: SharedBytes,
+        vectors: Option<DenseVectors>,
+    ) -> Result<Self, IndexError> {
+        Self::parse((*bytes).as_ref(), Some(&bytes), vectors)
+    }
+
+    fn parse(
+        bytes: &[u8],
+        shared: Option<&SharedBytes>,
+        vectors: Option<DenseVectors>,
+    ) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("ivf_pq index: {what}"));
         let mut r = Reader::open(bytes, MAGIC, "ivf_pq index", VERSION)?.with_vectors(vectors);
         let metric =
@@ -479,7 +559,16 @@ impl IvfPqIndex {
                     _ => return Err(corrupt(format!("offset {id} out of range or listed twice"))),
                 }
             }
-            let codes = r.bytes(size(count.div_ceil(BLOCK), block_bytes)?)?.to_vec();
+            let slice = r.bytes(size(count.div_ceil(BLOCK), block_bytes)?)?;
+            let codes = match shared {
+                _ if slice.is_empty() => Codes::Empty,
+                Some(owner) => Codes::Shared {
+                    bytes: owner.clone(),
+                    start: slice.as_ptr() as usize - bytes.as_ptr() as usize,
+                    len: slice.len(),
+                },
+                None => Codes::Owned(slice.to_vec()),
+            };
             lists.push(List { ids, codes });
         }
         if listed.contains(&false) {
@@ -542,15 +631,19 @@ impl VectorIndex for IvfPqIndex {
             + self
                 .lists
                 .iter()
-                .map(|l| l.ids.capacity() * 4 + l.codes.capacity())
+                .map(|l| l.ids.capacity() * 4 + l.codes.heap_bytes())
                 .sum::<usize>()
             + self.vectors.memory_bytes()
             + self.deleted.memory_bytes()
     }
 
+    fn mapped_bytes(&self) -> usize {
+        self.lists.iter().map(|l| l.codes.shared_bytes()).sum()
+    }
+
     fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {
         let n = self.len();
-        let codes: usize = self.lists.iter().map(|l| l.codes.len()).sum();
+        let codes: usize = self.lists.iter().map(|l| l.codes.as_slice().len()).sum();
         let mut w = Writer::new(MAGIC, VERSION, n * (self.dim() * 4 + 4) + codes)
             .external(external_vectors);
         w.u8(self.metric().code());
@@ -566,7 +659,7 @@ impl VectorIndex for IvfPqIndex {
         for l in &self.lists {
             w.u64(l.ids.len() as u64);
             w.u32s(l.ids.iter().copied());
-            w.bytes(&l.codes);
+            w.bytes(l.codes.as_slice());
         }
         self.vectors.serialize_into(&mut w);
         write_tombstones(&mut w, &self.deleted);

@@ -118,6 +118,35 @@ fn every_index_kind_loads_with_its_vectors_apart_and_answers_the_same() {
             let loaded = AnyIndex::from_parts(&apart, Some(copy)).unwrap();
             assert_eq!(answers(&loaded, &queries), before, "{metric:?} copy");
 
+            // Shared bytes (a mapped index file): IVF-PQ codes used in place, same answers.
+            let shared = AnyIndex::from_shared(
+                Arc::new(apart.clone()),
+                Some(DenseVectors::from_file(aligned(&file), false).unwrap()),
+            )
+            .unwrap();
+            assert_eq!(answers(&shared, &queries), before, "{metric:?} shared");
+            if matches!(index, AnyIndex::IvfPq(_)) {
+                assert!(shared.mapped_bytes() > 0);
+                assert!(shared.memory_bytes() + shared.mapped_bytes() / 2 < index.memory_bytes());
+            }
+            // Inserts into shared lists copy them first; the file's bytes are untouched.
+            let mut grown = shared;
+            {
+                use sextant_index::VectorIndexMut;
+                let id = grown.insert(&queries[..DIM]).unwrap();
+                let hit = grown
+                    .search(&queries[..DIM], &SearchParams::new(1), None)
+                    .unwrap();
+                // (An inner product need not rank a vector first against itself.)
+                if metric != Metric::Dot {
+                    assert_eq!(
+                        hit[0].id, id,
+                        "{metric:?}: the inserted point is its own nearest"
+                    );
+                }
+                assert_eq!(grown.vector(id).unwrap().len(), DIM);
+            }
+
             // The index without its vectors, or inline vectors given a file, is refused.
             let err = AnyIndex::from_bytes(&apart).unwrap_err().to_string();
             assert!(err.contains("separate vectors file"), "{err}");
