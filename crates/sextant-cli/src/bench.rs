@@ -615,6 +615,16 @@ fn bench_open(args: OpenArgs) -> anyhow::Result<()> {
         per(p.points),
         p.vectors_on_disk as f64 / 1048576.0
     );
+    if let Some(f) = &report.first_pass {
+        println!(
+            "first pass (nprobe {}, ef {}; vectors read from disk unless cached): {:.0} QPS, {:.2} s wall, {:.2} s CPU",
+            f.nprobe.map_or("space's".to_string(), |n| n.to_string()),
+            f.ef,
+            f.qps,
+            f.wall_s,
+            f.cpu_s
+        );
+    }
     if !report.search.is_empty() {
         println!("| nprobe | ef | recall@{} | QPS | wall s | CPU s |", args.k);
         println!("|---:|---:|---:|---:|---:|---:|");

@@ -175,6 +175,10 @@ pub struct Run {
 thread_local! {
     /// Whether this test thread's workloads run on an encrypted collection.
     static ENCRYPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether this test thread's workloads keep their vectors on disk (`on_disk`: a vectors
+    /// file per flushed segment; the simulated disk has no mappings, so it is read whole and
+    /// checked on open).
+    static ON_DISK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn open_db(fs: &SimFs) -> sextant_engine::Result<Database> {
@@ -196,10 +200,11 @@ fn open_collection(fs: &SimFs, failures: &mut usize) -> Option<(Database, Arc<Co
             continue;
         };
         for _ in 0..4 {
-            match db
-                .collection("c")
-                .or_else(|_| db.create_collection_with("c", schema(), ENCRYPTED.get()))
-            {
+            match db.collection("c").or_else(|_| {
+                let mut s = schema();
+                s.spaces[0].on_disk = ON_DISK.get();
+                db.create_collection_with("c", s, ENCRYPTED.get())
+            }) {
                 Ok(c) => return Some((db, c)),
                 Err(_) if fs.crashed() => return None,
                 Err(_) => *failures += 1,
@@ -277,6 +282,14 @@ fn every_write_step_failed_in_turn_encrypted() {
     every_write_step_failed_in_turn_on(true);
 }
 
+/// [`every_write_step_failed_in_turn`] with the vectors on disk (one more file per flushed
+/// segment, written, fsynced and named like the others).
+#[test]
+fn every_write_step_failed_in_turn_on_disk() {
+    ON_DISK.set(true);
+    every_write_step_failed_in_turn_on(false);
+}
+
 fn every_write_step_failed_in_turn_on(encrypted: bool) {
     ENCRYPTED.set(encrypted);
     let steps = workload(7, 40);
@@ -325,6 +338,13 @@ fn power_loss_at_many_points() {
 #[test]
 fn power_loss_at_many_points_encrypted() {
     power_loss_at_many_points_on(true, 6..10);
+}
+
+/// [`power_loss_at_many_points`] with the vectors on disk.
+#[test]
+fn power_loss_at_many_points_on_disk() {
+    ON_DISK.set(true);
+    power_loss_at_many_points_on(false, 10..13);
 }
 
 fn power_loss_at_many_points_on(encrypted: bool, seeds: std::ops::Range<u64>) {
