@@ -4,7 +4,7 @@
 # collection with its vectors on disk, then
 #   - three reopenings (a new process each): open time, RSS and peak RSS;
 #   - one reopening with searches over an nprobe × ef grid (recall@10, QPS, one thread) and the
-#     memory after them;
+#     memory after them; one more after dropping the page cache (cold first pass; root only);
 #   - faiss IVF-PQ fast scan on the same vectors, lists and sub-quantisers, with exact
 #     refinement (its f32 vectors in memory) and without (codes only: the same memory as ours).
 #
@@ -31,6 +31,14 @@ for i in 1 2 3; do
 done
 "$SEXTANT" bench open --data "$DATA" --queries $D/queries.npy --gt $D/gt.ivecs \
     --nprobe 16,32,64,128 --ef 100,200,400 --runs 3 --json "$OUT/search.json" | tee "$OUT/search.txt"
+# Cold: the page cache dropped (root only), so the first pass reads every vector it rescores
+# from disk; its "first pass" line is the cold figure, the grid after it warm again.
+if sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
+    "$SEXTANT" bench open --data "$DATA" --queries $D/queries.npy --gt $D/gt.ivecs \
+        --nprobe 32 --ef 100 --runs 1 --json "$OUT/cold.json" | tee "$OUT/cold.txt"
+else
+    echo "cannot drop the page cache here: no cold run" | tee "$OUT/cold.txt"
+fi
 rm -rf "$DATA"
 $PY bench/peers/ann.py --base $D/base.npy --queries $D/queries.npy --gt $D/gt.ivecs --metric cosine \
     --systems faiss-ivfpq --nlist $NLIST --pq-m $PQ_M --nprobe 16,32,64,128 --ef 100,200,400 --runs 3 \

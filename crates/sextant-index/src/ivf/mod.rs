@@ -36,8 +36,8 @@ const BLOCK: usize = 32;
 /// Rows the coarse quantiser trains on per list (at most [`MAX_COARSE_SAMPLE`] in all).
 const COARSE_SAMPLE_PER_LIST: usize = 64;
 const MAX_COARSE_SAMPLE: usize = 262_144;
-/// Rows the sub-quantisers train on.
-const PQ_SAMPLE: usize = 65_536;
+/// Rows the sub-quantisers train on (1,024 per codebook entry; faiss takes up to 256).
+const PQ_SAMPLE: usize = 16_384;
 /// Lloyd iterations of the coarse quantiser.
 const COARSE_ITERS: usize = 12;
 
@@ -245,8 +245,10 @@ impl IvfPqIndex {
         // Residuals of a sample train the sub-quantisers.
         let pq_ids = sample(PQ_SAMPLE, 2);
         let mut residuals = rows(&pq_ids);
-        for r in residuals.chunks_exact_mut(dim) {
-            let (c, _) = kmeans::nearest(&centroids, dim, r);
+        let mut homes = vec![0u32; pq_ids.len()];
+        kmeans::assign_all(&residuals, dim, &centroids, &mut homes);
+        for (r, &c) in residuals.chunks_exact_mut(dim).zip(&homes) {
+            let c = c as usize;
             for (x, y) in r.iter_mut().zip(&centroids[c * dim..(c + 1) * dim]) {
                 *x -= y;
             }
@@ -263,14 +265,19 @@ impl IvfPqIndex {
             vectors: DenseVectors::new(metric, dim)?,
             deleted: Tombstones::default(),
         };
-        // Assign and encode in parallel, then append in offset order.
+        // Assign (one matrix product per block of vectors) and encode in parallel, then append
+        // in offset order.
         use rayon::prelude::*;
+        let mut homes = vec![0u32; n];
+        let (all, stride) = vectors.rows();
+        kmeans::assign_rows(all, dim, stride, &index.centroids, &mut homes);
         let done = std::sync::atomic::AtomicUsize::new(0);
         let encoded: Vec<(u32, Vec<u8>)> = (0..n as u32)
             .into_par_iter()
             .with_min_len(256)
             .map(|id| {
-                let r = index.encode(vectors.get(id).expect("in range"));
+                let home = homes[id as usize] as usize;
+                let r = index.encode_in(vectors.get(id).expect("in range"), home);
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 if let Some(p) = progress {
                     if d.is_multiple_of(4096) || d == n {
@@ -328,8 +335,13 @@ impl IvfPqIndex {
 
     /// The list of a preprocessed vector and the codes of its residual.
     fn encode(&self, v: &[f32]) -> (u32, Vec<u8>) {
+        let (list, _) = kmeans::nearest(&self.centroids, self.dim(), v);
+        self.encode_in(v, list)
+    }
+
+    /// The codes of `v` in list `list`.
+    fn encode_in(&self, v: &[f32], list: usize) -> (u32, Vec<u8>) {
         let dim = self.dim();
-        let (list, _) = kmeans::nearest(&self.centroids, dim, v);
         let residual: Vec<f32> = v
             .iter()
             .zip(&self.centroids[list * dim..(list + 1) * dim])

@@ -409,6 +409,12 @@ impl DenseVectors {
         Ok((metric, dim, lines_per_vector, len, u32_at(32)))
     }
 
+    /// Every vector, padded, as one row-major slice, and the row stride (the padded width).
+    pub(crate) fn rows(&self) -> (&[f32], usize) {
+        let lines = &self.data.as_slice()[..self.len * self.lines_per_vector];
+        (bytemuck::cast_slice(lines), self.lines_per_vector * LANES)
+    }
+
     pub(crate) fn serialize_into(&self, w: &mut crate::bytes::Writer) {
         if w.external_vectors {
             return;
