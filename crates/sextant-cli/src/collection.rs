@@ -289,6 +289,18 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     mib(p.sparse),
                     mib(p.vectors_on_disk)
                 );
+                let d = &info.disk_parts;
+                println!(
+                    "    on disk: vectors {:.1} MiB, index {:.1} MiB, payloads {:.1} MiB, points {:.1} MiB, sparse {:.1} MiB, tombstones {:.1} MiB, WAL {:.1} MiB, other {:.1} MiB",
+                    mib(d.vectors),
+                    mib(d.index),
+                    mib(d.payloads),
+                    mib(d.points),
+                    mib(d.sparse),
+                    mib(d.tombstones),
+                    mib(d.wal),
+                    mib(d.other)
+                );
                 println!(
                     "  reclaimable (held by deleted points, {:.1}% of those stored; a merge or optimize gives it back): ~{:.1} MiB on disk, ~{:.1} MiB in memory",
                     info.deleted_fraction * 100.0,

@@ -47,7 +47,7 @@ pub use encryption::EncryptionStatus;
 pub use error::{EngineError, Result};
 pub use probe::{ProbeConfig, RecallProbeInfo};
 pub use query::{
-    CollectionInfo, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
+    CollectionInfo, DiskParts, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,
 };
 pub use scope::{Scope, TenantId};

@@ -196,6 +196,8 @@ pub struct CollectionInfo {
     pub memory_parts: sextant_storage::segment::MemoryParts,
     /// Bytes on disk (segments, manifest, WAL).
     pub disk_bytes: u64,
+    /// Bytes on disk by part (segment files by kind, the WAL, the rest).
+    pub disk_parts: DiskParts,
     /// WAL bytes.
     pub wal_bytes: u64,
     /// Payload keys seen in (a sample of) the payloads that have no index.
@@ -994,6 +996,7 @@ impl Collection {
             memory_bytes,
             memory_parts,
             disk_bytes: dir_bytes(self.dir()),
+            disk_parts: disk_parts(self.dir()),
             wal_bytes: self.fs.file_len(&self.dir().join("wal")).unwrap_or(0),
             unindexed_payload_keys,
             background_error: self.background_error.lock().clone(),
@@ -1001,6 +1004,64 @@ impl Collection {
             drift,
         }
     }
+}
+
+/// A collection's bytes on disk by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DiskParts {
+    /// f32 vectors in their own files (`vectors-<i>.f32`, on-disk spaces).
+    pub vectors: u64,
+    /// Vector index files (`vectors-<i>.idx`: graphs, codes, lists; f32 vectors too unless the
+    /// space keeps them on disk).
+    pub index: u64,
+    /// Payload files.
+    pub payloads: u64,
+    /// Ids, sequence numbers and expiries (`points.bin`).
+    pub points: u64,
+    /// Sparse spaces (`sparse-<i>.bin`).
+    pub sparse: u64,
+    /// Tombstone files.
+    pub tombstones: u64,
+    /// The write-ahead log.
+    pub wal: u64,
+    /// Everything else (manifest, keys, drift state, leftovers).
+    pub other: u64,
+}
+
+fn disk_parts(dir: &std::path::Path) -> DiskParts {
+    let mut p = DiskParts::default();
+    let len = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let segs = dir.join("segments");
+    for seg in std::fs::read_dir(&segs).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(seg.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let n = len(&f.path());
+            let part = if name.starts_with("vectors-") && name.ends_with(".f32") {
+                &mut p.vectors
+            } else if name.starts_with("vectors-") {
+                &mut p.index
+            } else if name == "payloads.bin" {
+                &mut p.payloads
+            } else if name == "points.bin" {
+                &mut p.points
+            } else if name.starts_with("sparse-") {
+                &mut p.sparse
+            } else if name.starts_with("deleted-") {
+                &mut p.tombstones
+            } else {
+                &mut p.other
+            };
+            *part += n;
+        }
+    }
+    p.wal = len(&dir.join("wal"));
+    let counted = p.vectors + p.index + p.payloads + p.points + p.sparse + p.tombstones + p.wal;
+    p.other += dir_bytes(dir).saturating_sub(counted + p.other);
+    p
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

@@ -107,6 +107,28 @@ fn every_operation_matches_the_in_memory_twin_for_every_index_kind() {
                 "{pm:?}"
             );
             assert!(disk.info().memory_bytes + (N * DIM * 4) as u64 <= mem.info().memory_bytes);
+            // Disk by part: the vectors file on one side, inline vectors in the index file on
+            // the other; the parts add up to the total.
+            let (dd, dm) = (disk.info().disk_parts, mem.info().disk_parts);
+            assert!(
+                dd.vectors >= (N * DIM * 4) as u64 && dm.vectors == 0,
+                "{dd:?} {dm:?}"
+            );
+            assert!(dm.index >= (N * DIM * 4) as u64, "{dm:?}");
+            assert!(dd.points > 0 && dd.payloads > 0, "{dd:?}");
+            let info = disk.info();
+            let d = info.disk_parts;
+            assert_eq!(
+                d.vectors
+                    + d.index
+                    + d.payloads
+                    + d.points
+                    + d.sparse
+                    + d.tombstones
+                    + d.wal
+                    + d.other,
+                info.disk_bytes
+            );
 
             // Reads.
             for id in [0, 1, 1234, N as u64 - 1] {
