@@ -217,15 +217,15 @@ pub struct ImportArgs {
     /// The index: `hnsw`, `ivf_pq` or `flat`.
     #[arg(long, default_value = "hnsw", value_parser = ["hnsw", "ivf_pq", "flat"])]
     index: String,
-    /// ivf_pq: inverted lists (0: about the square root of the points).
-    #[arg(long, default_value_t = 0)]
-    nlist: usize,
-    /// ivf_pq: 4-bit sub-quantisers (0: a quarter of the dimension, rounded up).
-    #[arg(long, default_value_t = 0)]
-    pq_m: usize,
-    /// ivf_pq: lists scanned per search by default.
-    #[arg(long, default_value_t = sextant_engine::DEFAULT_NPROBE)]
-    nprobe: usize,
+    /// ivf_pq: inverted lists [default: 0, about the square root of the points].
+    #[arg(long)]
+    nlist: Option<usize>,
+    /// ivf_pq: 4-bit sub-quantisers [default: 0, a quarter of the dimension, rounded up].
+    #[arg(long)]
+    pq_m: Option<usize>,
+    /// ivf_pq: lists scanned per search by default [default: 16].
+    #[arg(long)]
+    nprobe: Option<usize>,
     /// Keep the flushed vectors on disk, memory-mapped.
     #[arg(long)]
     on_disk: bool,
@@ -235,12 +235,12 @@ pub struct ImportArgs {
     /// Durability: `always` (the default: fsync per batch) or an interval like `100ms`.
     #[arg(long, default_value = "always")]
     durability: String,
-    /// HNSW links per node.
-    #[arg(long, default_value_t = DEFAULT_M)]
-    m: usize,
-    /// HNSW build beam width.
-    #[arg(long, default_value_t = DEFAULT_EF_CONSTRUCTION)]
-    ef_construction: usize,
+    /// HNSW links per node [default: 16].
+    #[arg(long)]
+    m: Option<usize>,
+    /// HNSW build beam width [default: 200].
+    #[arg(long)]
+    ef_construction: Option<usize>,
     /// Keep the collection in this data directory (as collection `bench`) for `bench open`
     /// [default: a temporary directory, removed afterwards].
     #[arg(long)]
@@ -507,9 +507,8 @@ fn bench_filtered(args: FilteredArgs) -> anyhow::Result<()> {
 
 fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     let durability = args.durability.parse().map_err(anyhow::Error::msg)?;
-    let hnsw_set = args.m != DEFAULT_M || args.ef_construction != DEFAULT_EF_CONSTRUCTION;
-    let ivf_set =
-        args.nlist != 0 || args.pq_m != 0 || args.nprobe != sextant_engine::DEFAULT_NPROBE;
+    let hnsw_set = args.m.is_some() || args.ef_construction.is_some();
+    let ivf_set = args.nlist.is_some() || args.pq_m.is_some() || args.nprobe.is_some();
     if args.index != "hnsw" && hnsw_set {
         anyhow::bail!("--m and --ef-construction apply to --index hnsw only");
     }
@@ -518,13 +517,13 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     }
     let index = match args.index.as_str() {
         "hnsw" => sextant_engine::IndexSpec::Hnsw {
-            m: args.m,
-            ef_construction: args.ef_construction,
+            m: args.m.unwrap_or(DEFAULT_M),
+            ef_construction: args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
         },
         "ivf_pq" => sextant_engine::IndexSpec::IvfPq {
-            nlist: args.nlist,
-            m: args.pq_m,
-            nprobe: args.nprobe,
+            nlist: args.nlist.unwrap_or(0),
+            m: args.pq_m.unwrap_or(0),
+            nprobe: args.nprobe.unwrap_or(sextant_engine::DEFAULT_NPROBE),
         },
         _ => sextant_engine::IndexSpec::Flat,
     };

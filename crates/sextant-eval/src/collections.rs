@@ -622,46 +622,40 @@ fn open_searches(
             })
             .collect()
     };
-    // Warm-up, reported apart: the first pages of mapped vectors are read here.
-    let (c0, t0) = (process_cpu_seconds(), Instant::now());
-    let found = search(nprobes[0], s.efs[0])?;
-    let wall = t0.elapsed().as_secs_f64();
-    let first = OpenSearchRun {
-        nprobe: nprobes[0],
-        ef: s.efs[0],
-        recall: crate::ann::recall_at_k(&s.gt, &found, s.k),
-        qps: s.queries.rows as f64 / wall,
-        qps_runs: vec![s.queries.rows as f64 / wall],
-        wall_s: wall,
-        cpu_s: process_cpu_seconds() - c0,
-    };
-    let mut out = Vec::new();
-    for &nprobe in &nprobes {
-        for &ef in &s.efs {
-            let mut runs = Vec::new();
+    // `runs` timed passes at one grid point; the median pass is reported.
+    let measure =
+        |nprobe: Option<usize>, ef: usize, runs: usize| -> Result<OpenSearchRun, EvalError> {
+            let mut timed = Vec::new();
             let mut found = Vec::new();
-            for _ in 0..s.runs.max(1) {
+            for _ in 0..runs.max(1) {
                 let (c0, t0) = (process_cpu_seconds(), Instant::now());
                 found = search(nprobe, ef)?;
                 let wall = t0.elapsed().as_secs_f64();
-                runs.push((
+                timed.push((
                     s.queries.rows as f64 / wall,
                     wall,
                     process_cpu_seconds() - c0,
                 ));
             }
-            let mut sorted = runs.clone();
+            let mut sorted = timed.clone();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
             let median = sorted[sorted.len() / 2];
-            out.push(OpenSearchRun {
+            Ok(OpenSearchRun {
                 nprobe,
                 ef,
                 recall: crate::ann::recall_at_k(&s.gt, &found, s.k),
                 qps: median.0,
-                qps_runs: runs.iter().map(|r| r.0).collect(),
+                qps_runs: timed.iter().map(|r| r.0).collect(),
                 wall_s: median.1,
                 cpu_s: median.2,
-            });
+            })
+        };
+    // Warm-up, reported apart: the first pages of mapped vectors are read here.
+    let first = measure(nprobes[0], s.efs[0], 1)?;
+    let mut out = Vec::new();
+    for &nprobe in &nprobes {
+        for &ef in &s.efs {
+            out.push(measure(nprobe, ef, s.runs)?);
         }
     }
     Ok((first, out))

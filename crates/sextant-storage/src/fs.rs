@@ -11,6 +11,8 @@
 //!
 //! The trait is path-based and coarse (one call writes a whole file) because the engine writes
 //! small files whole; the one file written piece by piece, the WAL, gets a [`LogFile`] handle.
+//! Files used in place (on-disk vectors, index files) are opened with [`Fs::map`], which only
+//! the real file system answers with a memory mapping.
 //! The engine resolves its `Arc<dyn Fs>` once per collection; a WAL append is one dynamic call
 //! to `write_all` and one to `sync_data`, nothing next to the fdatasync itself.
 

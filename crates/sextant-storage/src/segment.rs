@@ -352,19 +352,10 @@ impl Segment {
         p
     }
 
-    /// Heap bytes held (vectors, graphs, payloads, ids).
+    /// Heap bytes held (vectors, graphs, payloads, ids): every part of
+    /// [`Segment::memory_parts`] but what is used in place from mapped files.
     pub fn memory_bytes(&self) -> usize {
-        self.vectors.iter().map(|v| v.memory_bytes()).sum::<usize>()
-            + self.payloads.memory_bytes()
-            + self.seqs.capacity() * 8
-            + self.expiries.capacity() * 8
-            + self.expiring.capacity() * 16
-            + self.ids.memory_bytes()
-            + self
-                .sparse
-                .iter()
-                .map(SparseStore::memory_bytes)
-                .sum::<usize>()
+        self.memory_parts().heap() as usize
     }
 
     /// Builds an immutable segment with id `id` from the points of `sources` that `keep`
@@ -473,7 +464,7 @@ impl Segment {
         self.write_files(fs, dir)?;
         for i in 0..self.vectors.len() {
             if self.on_disk[i] {
-                let index = load_index(fs, dir, i)?;
+                let (index, _) = load_index(fs, dir, i)?;
                 debug_assert_eq!(index.len(), self.vectors[i].len());
                 self.vectors[i] = index;
             }
@@ -574,10 +565,10 @@ impl Segment {
         let mut on_disk = Vec::with_capacity(schema.spaces.len());
         for (i, spec) in schema.spaces.iter().enumerate() {
             let path = dir.join(format!("vectors-{i}.idx"));
-            let index = load_index(fs, dir, i)?;
             // What the files hold decides, not the schema: a space keeps the layout each of
             // its segments was written with.
-            on_disk.push(fs.exists(&vectors_file(dir, i)));
+            let (index, apart) = load_index(fs, dir, i)?;
+            on_disk.push(apart);
             if index.len() != n as usize || index.dim() != spec.dim || index.metric() != spec.metric
             {
                 return Err(corrupt(
@@ -694,20 +685,16 @@ fn read_points(fs: &dyn Fs, path: &Path) -> Result<(u32, IdMap, Vec<u64>, Vec<i6
     Ok((n, ids, seqs, expiries))
 }
 
-fn vectors_file(dir: &Path, space: usize) -> std::path::PathBuf {
-    dir.join(format!("vectors-{space}.f32"))
-}
-
 /// Loads the index of space `space` of segment directory `dir`, with its vectors file when it
-/// has one: memory-mapped where the file system can (only the header is read), otherwise read
-/// whole and checked.
-fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<AnyIndex, StorageError> {
+/// has one (then also returns `true`): memory-mapped where the file system can (only the
+/// header is read), otherwise read whole and checked.
+fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<(AnyIndex, bool), StorageError> {
     let path = dir.join(format!("vectors-{space}.idx"));
     // Read through a mapping where there is one: the index is decoded into its own
     // structures, so the file's pages are only borrowed while it is (no heap buffer the size
     // of the file that the allocator might keep).
     let map = fs.map(&path).map_err(|e| io_err(&path, e))?;
-    let vpath = vectors_file(dir, space);
+    let vpath = dir.join(format!("vectors-{space}.f32"));
     let vectors = if fs.exists(&vpath) {
         let mapped = fs.map(&vpath).map_err(|e| io_err(&vpath, e))?;
         let v = match mapped {
@@ -721,6 +708,7 @@ fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<AnyIndex, Storage
     } else {
         None
     };
+    let apart = vectors.is_some();
     match map {
         Some(map) => AnyIndex::from_shared(map, vectors),
         None => {
@@ -728,6 +716,7 @@ fn load_index(fs: &dyn Fs, dir: &Path, space: usize) -> Result<AnyIndex, Storage
             AnyIndex::from_parts(&bytes, vectors)
         }
     }
+    .map(|index| (index, apart))
     .map_err(|e| corrupt(&path, 0, e.to_string()))
 }
 

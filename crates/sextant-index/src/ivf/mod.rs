@@ -3,8 +3,8 @@
 //! fast-scan kernels ([`crate::distance::FastScanKernel`]) and the best candidates rescored
 //! exactly from the f32 vectors.
 //!
-//! A search ranks the centroids by the metric's distance to the query, scans the `nprobe`
-//! nearest lists, estimates every allowed candidate's distance from one byte table per list
+//! A search ranks the centroids (by squared distance, as points were assigned, for cosine
+//! and L2; by inner product for dot; see `probe`), scans the `nprobe` first lists, estimates every allowed candidate's distance from one byte table per list
 //! (the query's sub-vector distances to the sub-centroids, quantised to bytes with one scale
 //! per list), keeps the `ef` best estimates (`rescore` when `ef` is not given), and returns the
 //! `k` best of those by exact distance. For inner products the table is the same for every list
@@ -288,26 +288,30 @@ impl IvfPqIndex {
             })
             .collect();
         index.vectors = vectors;
-        index.list_terms = index.compute_list_terms();
-        index.centroid_norms = index
-            .centroids
-            .chunks_exact(index.dim())
-            .map(|c| c.iter().map(|x| x * x).sum())
-            .collect();
+        index.derive();
         for (id, (list, codes)) in encoded.into_iter().enumerate() {
             index.append(id as u32, list, &codes);
         }
         Ok(index)
     }
 
-    fn compute_list_terms(&self) -> Vec<f32> {
-        if self.vectors.metric().kernel() != sextant_core::KernelKind::L2Squared {
-            return Vec::new();
-        }
-        self.centroids
-            .chunks_exact(self.dim())
-            .flat_map(|c| self.pq.l2_list_terms(c))
-            .collect()
+    /// Fills the state derived from the centroids and codebooks (not stored): the per-list
+    /// table terms of squared distances and the centroid norms the cosine probe ranks by.
+    fn derive(&mut self) {
+        let dim = self.dim();
+        self.list_terms = if self.vectors.metric().kernel() == sextant_core::KernelKind::L2Squared {
+            self.centroids
+                .chunks_exact(dim)
+                .flat_map(|c| self.pq.l2_list_terms(c))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.centroid_norms = self
+            .centroids
+            .chunks_exact(dim)
+            .map(|c| c.iter().map(|x| x * x).sum())
+            .collect();
     }
 
     /// The settings, with `nlist` and `m` resolved.
@@ -599,12 +603,7 @@ impl IvfPqIndex {
             vectors,
             deleted,
         };
-        index.list_terms = index.compute_list_terms();
-        index.centroid_norms = index
-            .centroids
-            .chunks_exact(index.dim())
-            .map(|c| c.iter().map(|x| x * x).sum())
-            .collect();
+        index.derive();
         Ok(index)
     }
 }

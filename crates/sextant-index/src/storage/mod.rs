@@ -299,23 +299,19 @@ impl DenseVectors {
     /// Opens a vectors file written by [`DenseVectors::to_file_bytes`].
     ///
     /// The header is checked (magic, version, its CRC, the sizes against the file's length).
-    /// With `verify` the body is checked too (its CRC, finite values) and then kept as a view
-    /// when the bytes are suitably aligned or copied otherwise; that reads every byte. Without
-    /// it, a 64-byte aligned buffer (a memory mapping) becomes a view at once and nothing past
+    /// With `verify` the body is checked too (its CRC, finite values) and copied into memory
+    /// (for a buffer read whole); that reads every byte. Without it, a 64-byte aligned buffer (a memory mapping) becomes a view at once and nothing past
     /// the header is read: opening costs the header check, and a search reads the pages it
-    /// touches. The body's CRC is then left to [`DenseVectors::verify_file`].
+    /// touches; the body's CRC is then checked only on demand ([`DenseVectors::verify_file`]).
     pub fn from_file(bytes: SharedBytes, verify: bool) -> Result<Self, IndexError> {
-        let (metric, dim, lines_per_vector, len, body_crc) =
-            Self::file_header(bytes.as_ref().as_ref())?;
-        let all: &[u8] = bytes.as_ref().as_ref();
+        let all: &[u8] = (*bytes).as_ref();
+        let (metric, dim, lines_per_vector, len, _) = Self::file_header(all)?;
         let body = &all[VECTORS_FILE_HEADER..];
+        if verify {
+            Self::verify_file(all)?;
+        }
         let mut s = DenseVectors::new(metric, dim)?;
         s.len = len;
-        if verify && crc32fast::hash(body) != body_crc {
-            return Err(IndexError::Corrupt(
-                "vectors file: body checksum mismatch".into(),
-            ));
-        }
         // A verified buffer was read whole into memory: copy it, so memory accounting sees it.
         let aligned = !verify
             && cfg!(target_endian = "little")
