@@ -3,6 +3,7 @@
 filtered ground truth for one ANN data set (numpy only).
 
   python bench/filtered_data.py [fashion-mnist|glove] [--queries-n 1000] [--k 100]
+                                [--selectivities 1,10,50] [--out-dir DIR]
 
 Reads data/ann/<set>/{base,queries}.fvecs (scripts/fetch-ann-data.sh makes them)
 and writes data/filtered/<dataset>/:
@@ -17,6 +18,7 @@ and writes data/filtered/<dataset>/:
   gt-sel1.ivecs    exact top-k among points with bucket < 1   (1% selectivity)
   gt-sel10.ivecs   ... bucket < 10  (10%)
   gt-sel50.ivecs   ... bucket < 50  (50%)
+                   (--selectivities 2,5,20 makes gt-sel2/5/20 instead: bucket < p for each p)
   meta.json        files, metric, n, dim, and each filter in Sextant JSON,
                    LanceDB SQL and Chroma `where` forms with its GT file
 
@@ -40,12 +42,15 @@ DATASETS = {
     # name: (data/ann dir, metric)
     "fashion-mnist": ("data/ann/fashion-mnist-784-euclidean", "l2"),
     "glove": ("data/ann/glove-50-angular", "cosine"),
+    # 384-d, the size of the default embedding model's vectors: make it with
+    # scripts/make-clustered.py --n 100000 --dim 384 --queries 1000 --out data/ann/clustered-100k
+    "clustered-100k": ("data/ann/clustered-100k", "cosine"),
 }
 FASHION_LABELS = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
 BUCKETS = 100
 SEED = 7
-# (selectivity, bucket bound, file tag): filter is bucket < bound
-SELECTIVITIES = ((0.01, 1, "sel1"), (0.1, 10, "sel10"), (0.5, 50, "sel50"))
+# Default selectivities in percent; each filter is bucket < percent (file tag sel<percent>)
+SELECTIVITIES = "1,10,50"
 
 
 def fashion_labels(n):
@@ -80,17 +85,27 @@ def main(argv=None):
     ap.add_argument("--queries-n", type=int, default=1000, help="first N queries (default 1000)")
     ap.add_argument("--k", type=int, default=100, help="ground-truth depth (default 100)")
     ap.add_argument("--out-dir", help="default data/filtered/<dataset>")
+    ap.add_argument("--selectivities", default=SELECTIVITIES,
+                    help=f"filters as percentages 1..99, comma-separated (default {SELECTIVITIES})")
     a = ap.parse_args(argv)
 
+    try:
+        percents = sorted({int(p) for p in a.selectivities.split(",")})
+    except ValueError:
+        ap.error(f"--selectivities: expected whole percentages, got {a.selectivities!r}")
+    if not percents or percents[0] < 1 or percents[-1] > 99:
+        ap.error(f"--selectivities: each must be within 1..99, got {a.selectivities!r}")
     src, metric = DATASETS[a.dataset]
     src = os.path.join(ROOT, src)
     out = a.out_dir or os.path.join(ROOT, "data", "filtered", a.dataset)
     os.makedirs(out, exist_ok=True)
-    base_path = os.path.join(src, "base.fvecs")
+    ext = ".npy" if os.path.exists(os.path.join(src, "base.npy")) else ".fvecs"
+    base_path = os.path.join(src, "base" + ext)
     if not os.path.exists(base_path):
-        sys.exit(f"{base_path} missing: run `bash scripts/fetch-ann-data.sh {a.dataset}`")
+        sys.exit(f"{base_path} missing: run `bash scripts/fetch-ann-data.sh {a.dataset}` "
+                 "(or scripts/make-clustered.py for clustered-100k)")
     base = load_vectors(base_path)
-    queries = load_vectors(os.path.join(src, "queries.fvecs"))[:a.queries_n]
+    queries = load_vectors(os.path.join(src, "queries" + ext))[:a.queries_n]
     n, dim = base.shape
     if n % BUCKETS:
         print(f"warning: n={n} is not a multiple of {BUCKETS}; buckets differ by one point",
@@ -115,7 +130,8 @@ def main(argv=None):
     write_ivecs(os.path.join(out, "gt-all.ivecs"), gt)
     filters.append({"selectivity": None, "name": "all", "allowed": n, "gt": "gt-all.ivecs"})
     print(f"  gt-all.ivecs: {gt.shape}")
-    for sel, bound, tag in SELECTIVITIES:
+    for bound in percents:
+        sel, tag = bound / 100, f"sel{bound}"
         allowed = np.flatnonzero(bucket < bound)
         sub = ground_truth(base[allowed], queries, a.k, metric)
         gt = allowed[sub].astype(np.int32)

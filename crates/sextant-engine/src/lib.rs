@@ -46,6 +46,7 @@ pub use database::Database;
 pub use encryption::EncryptionStatus;
 pub use error::{EngineError, Result};
 pub use probe::{ProbeConfig, RecallProbeInfo};
+pub use query::{default_exact_threshold, DEFAULT_EXACT_THRESHOLD, EXACT_SCAN_BUDGET_NS};
 pub use query::{
     CollectionInfo, DiskParts, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,
@@ -53,6 +54,7 @@ pub use query::{
 pub use scope::{Scope, TenantId};
 pub use sextant_core::ErrorKind;
 pub use sextant_storage::crypt::MasterKey;
+pub use sextant_storage::filter_cache::FilterCacheStats;
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
     IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec, TtlSpec,

@@ -23,6 +23,7 @@
 
 pub mod crypt;
 pub mod envelope;
+pub mod filter_cache;
 pub mod fs;
 pub mod id_map;
 pub mod payload_index;

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use serde_json::Value;
 use sextant_core::filter::{parse_rfc3339, payload_values, Bound, Condition, MatchValue, Range};
 use sextant_core::Filter;
@@ -145,6 +145,15 @@ impl FieldIndex {
         }
     }
 
+    /// Points that hold a value equal to any of `vs` (see [`Self::equal`]).
+    fn equal_any(&self, vs: &[Value]) -> Option<RoaringBitmap> {
+        let sets = vs
+            .iter()
+            .map(|v| self.equal(v))
+            .collect::<Option<Vec<_>>>()?;
+        Some(sets.union())
+    }
+
     fn range(&self, r: &Range) -> Option<RoaringBitmap> {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let numeric = matches!(self.field_type, FieldType::Integer | FieldType::Float);
@@ -180,12 +189,9 @@ impl FieldIndex {
         if empty_range {
             return Some(RoaringBitmap::new());
         }
-        Some(
-            self.ordered
-                .range((lower, upper))
-                .map(|(_, b)| b)
-                .fold(RoaringBitmap::new(), |acc, b| acc | b),
-        )
+        // One multi-way union: folding pairwise re-merges the growing result once per value
+        // (a third of a 10%-selective search's time went there).
+        Some(self.ordered.range((lower, upper)).map(|(_, b)| b).union())
     }
 
     /// The points among `all` that satisfy `cond`, if this index can tell exactly.
@@ -193,15 +199,8 @@ impl FieldIndex {
         match cond {
             Condition::Match { key, value } if *key == self.key => match value {
                 MatchValue::Value(v) => self.equal(v),
-                MatchValue::Any(vs) => vs
-                    .iter()
-                    .try_fold(RoaringBitmap::new(), |acc, v| Some(acc | self.equal(v)?)),
-                MatchValue::Except(vs) => {
-                    let hit = vs
-                        .iter()
-                        .try_fold(RoaringBitmap::new(), |acc, v| Some(acc | self.equal(v)?))?;
-                    Some(&self.present - &hit)
-                }
+                MatchValue::Any(vs) => self.equal_any(vs),
+                MatchValue::Except(vs) => Some(&self.present - &self.equal_any(vs)?),
             },
             Condition::Range { key, range } if *key == self.key => self.range(range),
             Condition::IsNull(key) if *key == self.key => Some(self.nulls.clone()),

@@ -31,16 +31,19 @@
 //! type's business: the engine keeps a tombstone bitmap beside each segment.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use sextant_core::{PointId, SparseDoc, SparseVector};
+use sextant_core::filter::Condition;
+use sextant_core::{Filter, PointId, SparseDoc, SparseVector};
 use sextant_index::{
     AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IvfPqIndex, IvfPqParams, VectorIndex,
     VectorIndexMut, VectorStorage,
 };
 
 use crate::envelope::{self, io_err};
+use crate::filter_cache::{FilterCache, FilterCacheStats};
 use crate::fs::Fs;
 use crate::id_map::IdMap;
 use crate::payload_index::{FieldIndex, PayloadIndexes};
@@ -104,7 +107,7 @@ pub struct MemoryParts {
     /// through the page cache like `vectors_on_disk`, but every search touches them, so they
     /// stay resident.
     pub index_mapped: u64,
-    /// Payloads (serialised JSON).
+    /// Payloads (serialised JSON) and the filter cache's bitmaps.
     pub payloads: u64,
     /// Ids, per-point sequence numbers and expiries.
     pub points: u64,
@@ -175,6 +178,8 @@ pub struct Segment {
     /// (the schema's `on_disk`; always false for the mutable segment).
     on_disk: Vec<bool>,
     sparse: Vec<SparseStore>,
+    /// Recent filters and the offsets they match; `None` for the mutable segment.
+    filters: Option<FilterCache>,
 }
 
 /// The (expiry, offset) pairs of the points that expire, sorted.
@@ -223,6 +228,7 @@ impl Segment {
                 .collect(),
             on_disk: vec![false; schema.spaces.len()],
             sparse: sparse_stores(schema),
+            filters: None,
         }
     }
 
@@ -241,6 +247,9 @@ impl Segment {
     /// tombstones it).
     pub fn push(&mut self, p: NewPoint<'_>) -> (u32, Option<u32>) {
         let offset = self.len();
+        if let Some(cache) = &mut self.filters {
+            cache.clear();
+        }
         for (index, v) in self.vectors.iter_mut().zip(p.vectors) {
             index
                 .insert(v)
@@ -316,6 +325,58 @@ impl Segment {
         &self.indexes
     }
 
+    /// The offsets whose point matches `filter`, deleted and expired ones included (callers
+    /// remove those): answered by the payload indexes where they can, otherwise narrowed by
+    /// the `must` conditions they answer and checked against the payloads. An immutable
+    /// segment keeps its recent answers ([`FilterCache`]); the mutable one computes each time.
+    pub fn select(&self, filter: &Filter) -> Arc<RoaringBitmap> {
+        match &self.filters {
+            Some(cache) => cache.get_or(filter, || self.select_uncached(filter)),
+            None => Arc::new(self.select_uncached(filter)),
+        }
+    }
+
+    fn select_uncached(&self, filter: &Filter) -> RoaringBitmap {
+        let mut all = RoaringBitmap::new();
+        all.insert_range(0..self.len());
+        if let Some(b) = self.indexes.answer(filter, &all) {
+            return b;
+        }
+        let answerable = |c: &Condition| {
+            let one = Filter {
+                must: vec![c.clone()],
+                ..Filter::default()
+            };
+            self.indexes.answer(&one, &RoaringBitmap::new()).is_some()
+        };
+        let indexed = Filter {
+            must: filter
+                .must
+                .iter()
+                .filter(|c| answerable(c))
+                .cloned()
+                .collect(),
+            ..Filter::default()
+        };
+        let candidates = self.indexes.answer(&indexed, &all).unwrap_or(all);
+        let mut out = RoaringBitmap::new();
+        for o in &candidates {
+            if let Some(id) = self.id(o) {
+                if filter.matches(&id, &self.payload(o)) {
+                    out.insert(o);
+                }
+            }
+        }
+        out
+    }
+
+    /// Hits, misses and contents of the filter cache (zeros for the mutable segment).
+    pub fn filter_cache_stats(&self) -> FilterCacheStats {
+        self.filters
+            .as_ref()
+            .map_or_else(FilterCacheStats::default, FilterCache::stats)
+    }
+
     /// The vector index of space `i`.
     pub fn vectors(&self, space: usize) -> &AnyIndex {
         &self.vectors[space]
@@ -339,7 +400,9 @@ impl Segment {
             p.index += (v.memory_bytes() - in_memory) as u64;
             p.index_mapped += v.mapped_bytes() as u64;
         }
-        p.payloads = self.payloads.memory_bytes() as u64;
+        p.payloads = (self.payloads.memory_bytes()
+            + self.filters.as_ref().map_or(0, FilterCache::memory_bytes))
+            as u64;
         p.points = (self.seqs.capacity() * 8
             + self.expiries.capacity() * 8
             + self.expiring.capacity() * 16
@@ -451,6 +514,7 @@ impl Segment {
             vectors,
             on_disk: schema.spaces.iter().map(|s| s.on_disk).collect(),
             sparse,
+            filters: Some(FilterCache::default()),
         };
         Ok((seg, maps))
     }
@@ -604,6 +668,7 @@ impl Segment {
             vectors,
             on_disk,
             sparse,
+            filters: Some(FilterCache::default()),
         })
     }
 }

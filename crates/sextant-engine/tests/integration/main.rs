@@ -5,6 +5,7 @@ mod drift;
 mod durability;
 mod encryption;
 mod engine;
+mod filter_cache;
 mod format_fixtures;
 mod languages;
 mod on_disk;

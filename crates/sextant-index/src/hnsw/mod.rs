@@ -575,6 +575,10 @@ impl VectorIndex for HnswIndex {
             Some(sq8) => {
                 let coded = sq8.prepare(q.values(self.dim()));
                 let mut found = self.walk(sq8, &coded, ef, filter);
+                // The full vectors are cold (the walk read codes): start loading them all.
+                for n in &found {
+                    self.vectors.prefetch(n.id);
+                }
                 for n in &mut found {
                     n.distance = self.vectors.distance(&q, n.id);
                 }
