@@ -96,12 +96,23 @@ fn search(
     exact: bool,
     scope: Scope,
 ) -> sextant_engine::SearchResponse {
+    search_with(c, q, k, ef, exact.then_some(u64::MAX), scope)
+}
+
+fn search_with(
+    c: &Collection,
+    q: &[f32],
+    k: usize,
+    ef: Option<usize>,
+    exact_threshold: Option<u64>,
+    scope: Scope,
+) -> sextant_engine::SearchResponse {
     c.search(SearchRequest {
         vector: q.to_vec(),
         k,
         ef,
         scope,
-        exact_threshold: exact.then_some(u64::MAX),
+        exact_threshold,
         ..SearchRequest::default()
     })
     .unwrap()
@@ -146,19 +157,19 @@ fn exact_search_without_a_filter_scans_every_segment() {
     assert!(approx_misses > 0);
 }
 
-/// Offline recall@k of `ef` over `queries`, from brute force.
+/// Offline recall@k of `ef` over `queries`, from brute force (`exact_threshold`: the search's
+/// override of the planner's default).
 fn offline_recall(
     c: &Collection,
     live: &[(u64, Vec<f32>)],
     queries: &[Vec<f32>],
-    k: usize,
-    ef: usize,
+    (k, ef, exact_threshold): (usize, usize, Option<u64>),
     scope: &Scope,
 ) -> f64 {
     let mut sum = 0.0;
     for q in queries {
         let truth: HashSet<u64> = brute(live, q, k).into_iter().collect();
-        let got = search(c, q, k, Some(ef), false, scope.clone());
+        let got = search_with(c, q, k, Some(ef), exact_threshold, scope.clone());
         let hit = got
             .hits
             .iter()
@@ -184,8 +195,8 @@ fn the_probe_measures_the_recall_that_brute_force_measures() {
         // In batches smaller than the queue, so no sample is dropped.
         let mut offline = 0.0;
         for batch in queries.chunks(50) {
-            offline +=
-                offline_recall(&c, &live, batch, 10, ef, &Scope::Unscoped) * batch.len() as f64;
+            offline += offline_recall(&c, &live, batch, (10, ef, None), &Scope::Unscoped)
+                * batch.len() as f64;
             c.drain_recall_probe();
         }
         offline /= queries.len() as f64;
@@ -223,7 +234,8 @@ fn the_probe_keeps_the_tenant_filter_of_the_search() {
     // A re-run that lost the tenant condition would find other tenants' points and report
     // lower recall than brute force over the tenant's own points.
     let dir = tempfile::tempdir().unwrap();
-    // Segments large enough that a tenant's share of one is walked, not scanned.
+    // Segments large enough that a tenant's share of one is walked (at the search's threshold
+    // of 2,000 points), not scanned.
     let cfg = CollectionConfig {
         flush_points: 6_000,
         ..config(1.0, 10_000)
@@ -251,7 +263,10 @@ fn the_probe_keeps_the_tenant_filter_of_the_search() {
     let queries: Vec<Vec<f32>> = (0..60).map(|_| random_vec(&mut rng, DIM)).collect();
     let mut offline = 0.0;
     for batch in queries.chunks(30) {
-        offline += offline_recall(&c, &mine, batch, 5, 8, &scope) * batch.len() as f64;
+        // At 24-d the default threshold scans up to ~14,000 matching points: ask for a walk of
+        // the tenant's ~4,000 points per segment.
+        let walk = Some(sextant_engine::DEFAULT_EXACT_THRESHOLD);
+        offline += offline_recall(&c, &mine, batch, (5, 8, walk), &scope) * batch.len() as f64;
         c.drain_recall_probe();
     }
     offline /= queries.len() as f64;
