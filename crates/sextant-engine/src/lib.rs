@@ -46,7 +46,9 @@ pub use database::Database;
 pub use encryption::EncryptionStatus;
 pub use error::{EngineError, Result};
 pub use probe::{ProbeConfig, RecallProbeInfo};
-pub use query::{default_exact_threshold, DEFAULT_EXACT_THRESHOLD, EXACT_SCAN_BUDGET_NS};
+pub use query::{
+    default_exact_threshold, CODES_EXACT_THRESHOLD, DEFAULT_EXACT_THRESHOLD, EXACT_SCAN_BUDGET_NS,
+};
 pub use query::{
     CollectionInfo, DiskParts, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,
     SparseSearchRequest, Strategy,

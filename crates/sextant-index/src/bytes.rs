@@ -91,6 +91,17 @@ impl<'a> Reader<'a> {
         what: &str,
         version: u32,
     ) -> Result<Self, IndexError> {
+        Self::open_versions(bytes, magic, what, version..=version).map(|(r, _)| r)
+    }
+
+    /// Like [`Reader::open`] for a format that reads every version in `versions`; returns the
+    /// file's version too.
+    pub(crate) fn open_versions(
+        bytes: &'a [u8],
+        magic: &[u8; 8],
+        what: &str,
+        versions: std::ops::RangeInclusive<u32>,
+    ) -> Result<(Self, u32), IndexError> {
         if bytes.len() < 16 {
             return Err(IndexError::Corrupt(format!(
                 "{what}: {} bytes is too short",
@@ -116,13 +127,13 @@ impl<'a> Reader<'a> {
             r.external_vectors = true;
             found &= !EXTERNAL_VECTORS;
         }
-        if found != version {
+        if !versions.contains(&found) {
             return Err(IndexError::UnsupportedVersion {
                 found,
-                supported: version,
+                supported: *versions.end(),
             });
         }
-        Ok(r)
+        Ok((r, found))
     }
 
     /// Hands over the vectors of a file that stores them apart.

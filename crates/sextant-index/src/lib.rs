@@ -4,7 +4,8 @@
 //! - [`storage`]: contiguous vector storage behind the [`VectorStorage`] scorer trait.
 //! - [`FlatIndex`]: exact search, batched and multi-threaded.
 //! - [`HnswIndex`]: hierarchical navigable small-world graph with tombstone deletes, filtered
-//!   search and a multi-threaded build.
+//!   search and a multi-threaded build; it keeps 1-bit [`BinaryCodes`] that a filtered search
+//!   scans when the filter allows too many points to scan exactly and too few to walk well.
 //! - [`IvfPqIndex`]: inverted lists over a k-means coarse quantiser holding 4-bit product
 //!   quantisation codes, scanned with the fast-scan kernels, candidates rescored exactly.
 //! - [`SparseIndex`]: inverted index over sparse vectors (BM25 frequencies or learned weights),
@@ -57,6 +58,7 @@ mod error;
 mod flat;
 mod hnsw;
 mod ivf;
+mod plan;
 mod tombstones;
 mod topk;
 
@@ -64,6 +66,7 @@ pub use error::IndexError;
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams, Quantization};
 pub use ivf::{IvfPqIndex, IvfPqParams, DEFAULT_NPROBE, DEFAULT_RESCORE};
+pub use plan::{FilterPlan, PlanCostSnapshot, PlanCosts, EXPLORE_EVERY};
 
 /// Default HNSW parameters, as named constants the docs and CLI refer to.
 pub mod hnsw_defaults {
@@ -72,7 +75,9 @@ pub mod hnsw_defaults {
     };
 }
 pub use sparse::{SparseHit, SparseIndex, SparseScoring, TermDict};
-pub use storage::{DenseVectors, SharedBytes, Sq8Vectors, VectorStorage, VECTORS_FILE_HEADER};
+pub use storage::{
+    BinaryCodes, DenseVectors, SharedBytes, Sq8Vectors, VectorStorage, VECTORS_FILE_HEADER,
+};
 pub use topk::Neighbor;
 
 use roaring::RoaringBitmap;
@@ -82,6 +87,13 @@ use sextant_core::{Metric, PointOffset};
 /// exactly instead of walking the graph. Scanning a few thousand vectors is cheaper than a graph
 /// walk that must step over most non-matching nodes to find `ef` matching ones, and it is exact.
 pub const DEFAULT_EXACT_FILTER_THRESHOLD: usize = 2_000;
+
+/// Largest share of a segment's live points a filter may allow for a filtered HNSW search to
+/// scan 1-bit codes instead of walking, when the caller leaves the choice to this default
+/// (see [`SearchParams::binary_filter_share`]; the engine's planner chooses by measured cost
+/// instead, see [`PlanCosts`]). The scan costs a few nanoseconds per allowed point; the walk's
+/// cost grows like one over the selectivity.
+pub const DEFAULT_BINARY_FILTER_SHARE: f64 = 0.1;
 
 /// Restricts a search to a subset of point offsets.
 #[derive(Clone, Copy)]
@@ -125,6 +137,11 @@ pub struct SearchParams {
     pub nprobe: Option<usize>,
     /// A filtered search whose bitmap allows at most this many points scans them exactly.
     pub exact_filter_threshold: usize,
+    /// A filtered search (past the exact threshold) whose bitmap allows at most this share
+    /// of the live points scans their 1-bit codes, where the index has them (HNSW), and
+    /// rescores the candidates the codes' error bound cannot rule out; `0.0` never does,
+    /// `1.0` always does.
+    pub binary_filter_share: f64,
 }
 
 impl SearchParams {
@@ -135,6 +152,7 @@ impl SearchParams {
             ef: None,
             nprobe: None,
             exact_filter_threshold: DEFAULT_EXACT_FILTER_THRESHOLD,
+            binary_filter_share: DEFAULT_BINARY_FILTER_SHARE,
         }
     }
 
@@ -198,6 +216,14 @@ pub trait VectorIndex {
     /// heap; not counting the f32 vectors).
     fn mapped_bytes(&self) -> usize {
         0
+    }
+    /// The 1-bit codes a filtered search can scan, where the index keeps them.
+    fn binary_codes(&self) -> Option<&BinaryCodes> {
+        None
+    }
+    /// The measured costs of walking and of scanning codes, where the index can do both.
+    fn plan_costs(&self) -> Option<&PlanCosts> {
+        None
     }
     /// Serialises the index (magic, version, checksum included).
     fn to_bytes(&self) -> Vec<u8> {
@@ -311,6 +337,12 @@ impl VectorIndex for AnyIndex {
     }
     fn mapped_bytes(&self) -> usize {
         delegate!(self, i => i.mapped_bytes())
+    }
+    fn binary_codes(&self) -> Option<&BinaryCodes> {
+        delegate!(self, i => i.binary_codes())
+    }
+    fn plan_costs(&self) -> Option<&PlanCosts> {
+        delegate!(self, i => i.plan_costs())
     }
     fn dense_vectors(&self) -> &DenseVectors {
         delegate!(self, i => i.dense_vectors())

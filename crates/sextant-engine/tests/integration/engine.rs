@@ -359,6 +359,126 @@ pub fn brute(vecs: &[Vec<f32>], allowed: impl Fn(usize) -> bool, q: &[f32], k: u
     d.into_iter().take(k).map(|x| x.1).collect()
 }
 
+/// The 1-bit code scan as a filtered-search plan, on every layout it serves (vectors in memory
+/// and on disk) and across reopen: past `CODES_EXACT_THRESHOLD` matches the planner tries
+/// the codes first, then the walk, then picks by measured cost; whichever it picks, the hits
+/// stay inside the filter, skip deleted and overwritten points, match a brute-force scan
+/// (recall >= 0.95), and report exact scores. An explicit exact threshold still scans.
+#[test]
+fn filtered_code_scan_plan_on_every_layout() {
+    for on_disk in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = schema(64, Metric::L2, IndexSpec::default());
+        s.spaces[0].on_disk = on_disk;
+        let mut rng = StdRng::seed_from_u64(17);
+        let n = 4_000;
+        let mut vecs: Vec<Vec<f32>> = (0..n).map(|_| random_vec(&mut rng, 64)).collect();
+        let buckets: Vec<u64> = (0..n).map(|_| rng.gen_range(0..100)).collect();
+        {
+            let db = Database::open(dir.path(), config(100_000)).unwrap();
+            let c = db.create_collection("b", s).unwrap();
+            let pts = (0..n)
+                .map(|i| point(i as u64, vecs[i].clone(), json!({"bucket": buckets[i]})))
+                .collect();
+            c.upsert(&Scope::Unscoped, pts).unwrap();
+            c.optimize().unwrap();
+            // Overwrite some points (their new vectors go to the mutable segment) and delete
+            // others: neither the old vectors nor the deleted points may come back.
+            let moved: Vec<usize> = (0..n).step_by(13).collect();
+            let pts = moved
+                .iter()
+                .map(|&i| {
+                    vecs[i] = random_vec(&mut rng, 64);
+                    point(i as u64, vecs[i].clone(), json!({"bucket": buckets[i]}))
+                })
+                .collect();
+            c.upsert(&Scope::Unscoped, pts).unwrap();
+            let gone: Vec<PointId> = (5..n).step_by(17).map(|i| PointId::Num(i as u64)).collect();
+            c.delete(&Scope::Unscoped, gone).unwrap();
+        }
+        let deleted = |i: usize| i >= 5 && (i - 5).is_multiple_of(17);
+        for reopened in [false, true] {
+            let db = Database::open(dir.path(), config(100_000)).unwrap();
+            let c = db.collection("b").unwrap();
+            if reopened {
+                c.optimize().unwrap();
+            }
+            let f =
+                Filter::from_json_str(r#"{"must":[{"key":"bucket","range":{"lt":40}}]}"#).unwrap();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut hit = 0;
+            let queries = 40;
+            for qi in 0..queries {
+                let q = random_vec(&mut rng, 64);
+                let r = c
+                    .search(SearchRequest {
+                        vector: q.clone(),
+                        k: 10,
+                        ef: Some(32),
+                        filter: Some(f.clone()),
+                        with_payload: true,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                let graph_plan = r.plan.iter().find(|p| p.points >= 1_024).unwrap();
+                if qi == 0 {
+                    assert_eq!(
+                        graph_plan.strategy,
+                        Strategy::Binary,
+                        "codes are tried first"
+                    );
+                }
+                if qi == 1 {
+                    assert_eq!(graph_plan.strategy, Strategy::Graph, "then the walk");
+                }
+                seen.insert(format!("{:?}", graph_plan.strategy));
+                let truth = brute(&vecs, |i| buckets[i] < 40 && !deleted(i), &q, 10);
+                for h in &r.hits {
+                    let PointId::Num(id) = h.id else { panic!() };
+                    let id = id as usize;
+                    assert!(buckets[id] < 40 && !deleted(id), "on_disk {on_disk}: {id}");
+                    let d: f32 = vecs[id]
+                        .iter()
+                        .zip(&q)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                    let (score, d) = (h.score.unwrap(), d.sqrt()); // L2 scores are distances
+                    assert!(
+                        (score - d).abs() <= 1e-3 * d.max(1.0),
+                        "{score} vs exact {d}"
+                    );
+                }
+                hit += ids(&r.hits).iter().filter(|i| truth.contains(i)).count();
+            }
+            let recall = hit as f64 / (10 * queries) as f64;
+            assert!(
+                recall >= 0.95,
+                "on_disk {on_disk}, reopened {reopened}: recall {recall}"
+            );
+            assert!(
+                seen.contains("Binary") && seen.contains("Graph"),
+                "{seen:?}"
+            );
+            // Few matches, or an explicit threshold: an exact scan.
+            let few =
+                Filter::from_json_str(r#"{"must":[{"key":"bucket","range":{"lt":1}}]}"#).unwrap();
+            for (filter, threshold) in [(few, None), (f.clone(), Some(u64::MAX))] {
+                let r = c
+                    .search(SearchRequest {
+                        vector: vecs[0].clone(),
+                        k: 5,
+                        filter: Some(filter),
+                        exact_threshold: threshold,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                let scans = |s: &Strategy| matches!(s, Strategy::Exact | Strategy::Empty);
+                assert!(r.plan.iter().all(|p| scans(&p.strategy)), "{:?}", r.plan);
+            }
+        }
+    }
+}
+
 #[test]
 fn filtered_search_plans_and_recall() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,9 +13,11 @@ use std::sync::OnceLock;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod bits;
 mod fastscan;
 mod scalar;
 
+pub use bits::{HammingKernel, Popcount4BatchKernel, Popcount4Kernel};
 pub use fastscan::{slot as fastscan_slot, FastScanKernel, MAX_SUBQUANTIZERS};
 
 /// An f32 distance kernel over two slices of equal length.
@@ -83,6 +85,12 @@ pub struct Kernels {
     pub dot_u8i8: U8I8Kernel,
     /// 4-bit product-quantisation table sums of a block of 32 vectors.
     pub fastscan: FastScanKernel,
+    /// Weighted popcount of a 1-bit code against a 4-bit query's bit planes.
+    pub popcount4: Popcount4Kernel,
+    /// The same over a batch of codes picked by id.
+    pub popcount4_batch: Popcount4BatchKernel,
+    /// Hamming distance of two bit vectors.
+    pub hamming: HammingKernel,
 }
 
 const SCALAR: Kernels = Kernels {
@@ -94,6 +102,9 @@ const SCALAR: Kernels = Kernels {
     l2sq_i8: scalar::l2sq_i8,
     dot_u8i8: scalar::dot_u8i8,
     fastscan: fastscan::scan_scalar,
+    popcount4: bits::popcount4_scalar,
+    popcount4_batch: bits::popcount4_batch_scalar,
+    hamming: bits::hamming_scalar,
 };
 
 /// Wraps an `unsafe` target-feature kernel in a safe function. The wrappers are only reachable
@@ -128,6 +139,54 @@ mod safe {
         unsafe { crate::distance::fastscan::x86::scan_avx512(codes, lut, out) }
     }
 
+    /// `popcnt` is checked separately from AVX2 (every AVX2 CPU has it, but nothing promises).
+    pub(super) fn popcount4_popcnt(code: &[u64], planes: &[u64]) -> u32 {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `popcnt`.
+        unsafe { crate::distance::bits::x86::popcount4_popcnt(code, planes) }
+    }
+
+    pub(super) fn popcount4_batch_popcnt(
+        codes: &[u64],
+        words: usize,
+        ids: &[u32],
+        planes: &[u64],
+        out: &mut [u32],
+    ) {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `popcnt`.
+        unsafe {
+            crate::distance::bits::x86::popcount4_batch_popcnt(codes, words, ids, planes, out)
+        }
+    }
+
+    pub(super) fn popcount4_batch_avx512(
+        codes: &[u64],
+        words: usize,
+        ids: &[u32],
+        planes: &[u64],
+        out: &mut [u32],
+    ) {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `avx512vpopcntdq`.
+        unsafe {
+            crate::distance::bits::x86::popcount4_batch_avx512(codes, words, ids, planes, out)
+        }
+    }
+
+    pub(super) fn hamming_popcnt(a: &[u64], b: &[u64]) -> u32 {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `popcnt`.
+        unsafe { crate::distance::bits::x86::hamming_popcnt(a, b) }
+    }
+
+    /// VPOPCNTDQ is an AVX-512 extension of its own (checked apart from F/BW/VL).
+    pub(super) fn popcount4_avx512(code: &[u64], planes: &[u64]) -> u32 {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `avx512vpopcntdq`.
+        unsafe { crate::distance::bits::x86::popcount4_avx512(code, planes) }
+    }
+
+    pub(super) fn hamming_avx512(a: &[u64], b: &[u64]) -> u32 {
+        // SAFETY: only installed by `Kernels::for_isa` after checking `avx512vpopcntdq`.
+        unsafe { crate::distance::bits::x86::hamming_avx512(a, b) }
+    }
+
     /// VNNI is checked separately from the rest of AVX-512 (some AVX-512 CPUs lack it).
     pub(super) fn dot_u8i8_vnni(a: &[u8], b: &[i8]) -> i32 {
         // SAFETY: only installed by `Kernels::for_isa` after checking `avx512vnni` too.
@@ -153,6 +212,12 @@ impl Kernels {
                 l2sq_i8: safe::avx2::l2sq_i8,
                 dot_u8i8: safe::avx2::dot_u8i8,
                 fastscan: safe::fastscan_avx2,
+                popcount4: popcnt_or(safe::popcount4_popcnt, bits::popcount4_scalar),
+                popcount4_batch: popcnt_or(
+                    safe::popcount4_batch_popcnt,
+                    bits::popcount4_batch_scalar,
+                ),
+                hamming: popcnt_or(safe::hamming_popcnt, bits::hamming_scalar),
             }),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(Kernels {
@@ -171,6 +236,21 @@ impl Kernels {
                     safe::fastscan_avx512
                 } else {
                     fastscan::scan_scalar
+                },
+                popcount4: if is_x86_feature_detected!("avx512vpopcntdq") {
+                    safe::popcount4_avx512
+                } else {
+                    popcnt_or(safe::popcount4_popcnt, bits::popcount4_scalar)
+                },
+                popcount4_batch: if is_x86_feature_detected!("avx512vpopcntdq") {
+                    safe::popcount4_batch_avx512
+                } else {
+                    popcnt_or(safe::popcount4_batch_popcnt, bits::popcount4_batch_scalar)
+                },
+                hamming: if is_x86_feature_detected!("avx512vpopcntdq") {
+                    safe::hamming_avx512
+                } else {
+                    popcnt_or(safe::hamming_popcnt, bits::hamming_scalar)
                 },
             }),
             #[cfg(not(target_arch = "x86_64"))]
@@ -208,6 +288,16 @@ impl Kernels {
             KernelKind::L2Squared => self.l2sq,
             KernelKind::L1 => self.l1,
         }
+    }
+}
+
+/// `with` when the CPU has the `popcnt` instruction, else `without`.
+#[cfg(target_arch = "x86_64")]
+fn popcnt_or<K>(with: K, without: K) -> K {
+    if is_x86_feature_detected!("popcnt") {
+        with
+    } else {
+        without
     }
 }
 
@@ -342,6 +432,130 @@ mod tests {
                 (k.fastscan)(&codes, &lut, &mut out);
                 prop_assert_eq!(&out, &want, "{:?}", k.isa);
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Popcount kernels against per-bit loops (not the scalar kernels' word loops), every
+        /// word count from 0 to 40 so the AVX-512 kernels' masked tails are all exercised.
+        #[test]
+        fn popcount_kernels_match_bit_loops(
+            (code, planes, other) in (0usize..=40).prop_flat_map(|w| (
+                proptest::collection::vec(any::<u64>(), w),
+                proptest::collection::vec(any::<u64>(), 4 * w),
+                proptest::collection::vec(any::<u64>(), w),
+            ))
+        ) {
+            let words = code.len();
+            let bit = |v: &[u64], i: usize| (v[i / 64] >> (i % 64)) & 1;
+            let mut weighted = 0u32;
+            let mut differing = 0u32;
+            for i in 0..64 * words {
+                if bit(&code, i) == 1 {
+                    for j in 0..4 {
+                        weighted += (bit(&planes[j * words..(j + 1) * words], i) as u32) << j;
+                    }
+                }
+                differing += (bit(&code, i) ^ bit(&other, i)) as u32;
+            }
+            for k in supported() {
+                prop_assert_eq!((k.popcount4)(&code, &planes), weighted, "{:?}", k.isa);
+                // The batch kernel over 11 ids (a group of eight and a tail) picking the code
+                // and another one from a store of five codes.
+                let store: Vec<u64> = [&other[..], &code[..], &code[..], &other[..], &code[..]].concat();
+                let ids = [1, 4, 2, 0, 3, 1, 4, 0, 2, 3, 1];
+                let other_weighted = bits::popcount4_scalar(&other, &planes);
+                let want: Vec<u32> = ids
+                    .iter()
+                    .map(|&id| if id % 3 == 0 { other_weighted } else { weighted })
+                    .collect();
+                let mut out = [9u32; 11];
+                (k.popcount4_batch)(&store, words, &ids, &planes, &mut out);
+                prop_assert_eq!(&out[..], &want[..], "{:?} batch", k.isa);
+                prop_assert_eq!((k.hamming)(&code, &other), differing, "{:?}", k.isa);
+            }
+        }
+    }
+
+    /// The AVX-512 set falls back to `popcnt` without VPOPCNTDQ: check both x86 variants
+    /// directly, whichever one `for_isa` picked.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_x86_popcount_variant_matches_scalar() {
+        for words in [0usize, 1, 7, 8, 9, 16, 17] {
+            let code: Vec<u64> = (0..words as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect();
+            let planes: Vec<u64> = (0..4 * words as u64)
+                .map(|i| !i.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+                .collect();
+            let want = (
+                bits::popcount4_scalar(&code, &planes),
+                bits::hamming_scalar(&code, &planes[..words]),
+            );
+            if is_x86_feature_detected!("popcnt") {
+                assert_eq!(
+                    safe::popcount4_popcnt(&code, &planes),
+                    want.0,
+                    "words={words}"
+                );
+                assert_eq!(
+                    safe::hamming_popcnt(&code, &planes[..words]),
+                    want.1,
+                    "words={words}"
+                );
+            }
+            let store: Vec<u64> = [&planes[..], &code[..]].concat();
+            let batch = |kernel: Popcount4BatchKernel| {
+                let mut out = [0u32; 2];
+                kernel(&store, words.max(1), &[4, 4], &planes, &mut out);
+                out
+            };
+            if words > 0 {
+                assert_eq!(
+                    batch(bits::popcount4_batch_scalar),
+                    [want.0; 2],
+                    "words={words}"
+                );
+            }
+            if is_x86_feature_detected!("popcnt") && words > 0 {
+                assert_eq!(
+                    batch(safe::popcount4_batch_popcnt),
+                    [want.0; 2],
+                    "words={words}"
+                );
+            }
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq") {
+                if words > 0 {
+                    assert_eq!(
+                        batch(safe::popcount4_batch_avx512),
+                        [want.0; 2],
+                        "words={words}"
+                    );
+                }
+                assert_eq!(
+                    safe::popcount4_avx512(&code, &planes),
+                    want.0,
+                    "words={words}"
+                );
+                assert_eq!(
+                    safe::hamming_avx512(&code, &planes[..words]),
+                    want.1,
+                    "words={words}"
+                );
+            }
+        }
+        // Saturated: every bit of the code and planes set.
+        let ones = vec![u64::MAX; 4 * 16];
+        for k in supported() {
+            assert_eq!(
+                (k.popcount4)(&ones[..16], &ones),
+                15 * 64 * 16,
+                "{:?}",
+                k.isa
+            );
         }
     }
 

@@ -21,14 +21,16 @@ use sextant_core::{Metric, PointOffset};
 
 use crate::bytes::{Reader, Writer};
 use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
-use crate::storage::{DenseVectors, Sq8Vectors, VectorStorage};
+use crate::storage::{BinaryCodes, DenseVectors, Sq8Vectors, VectorStorage, DEFAULT_ROTATION_SEED};
 use crate::tombstones::Tombstones;
-use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
+use crate::{IdFilter, IndexError, Neighbor, PlanCosts, SearchParams, VectorIndex, VectorIndexMut};
 use graph::{Graph, MAX_LEVEL};
 use search::{select_neighbors, Scratch, Walk};
 
 pub(crate) const MAGIC: &[u8; 8] = b"SXTHNSW\0";
-const VERSION: u32 = 1;
+/// Version 2 adds the binary filter codes; version 1 files still load (codes are built from
+/// their vectors when those are in memory).
+const VERSION: u32 = 2;
 
 /// Default number of links per node on upper levels (level 0 allows `2 * m`).
 pub const DEFAULT_M: usize = 16;
@@ -168,6 +170,11 @@ pub struct HnswIndex {
     entry_lock: Mutex<()>,
     /// Codes the search walks on when `params.quantization` is `Sq8`.
     sq8: Option<Sq8Vectors>,
+    /// 1-bit codes a filtered search scans when its filter allows too many points for an
+    /// exact scan and too few for a cheap walk (see [`SearchParams::binary_filter_share`]).
+    binary: Option<BinaryCodes>,
+    /// Measured costs of a filtered walk and of a code scan (not persisted).
+    plan_costs: PlanCosts,
     deleted: Tombstones,
     scratch: Mutex<Vec<Scratch>>,
     rng: SmallRng,
@@ -190,7 +197,14 @@ impl HnswIndex {
     pub fn new(metric: Metric, dim: usize, params: HnswParams) -> Result<Self, IndexError> {
         params.validate()?;
         let graph = Graph::with_levels(params.m, 2 * params.m, Vec::new());
-        Self::assemble(params, DenseVectors::new(metric, dim)?, graph, None, None)
+        Self::assemble(
+            params,
+            DenseVectors::new(metric, dim)?,
+            graph,
+            None,
+            None,
+            None,
+        )
     }
 
     /// Puts an index together; SQ8 codes are encoded with `sq8_range` when given (a loaded
@@ -201,6 +215,7 @@ impl HnswIndex {
         graph: Graph,
         sq8_range: Option<(f32, f32)>,
         stored_codes: Option<Sq8Vectors>,
+        stored_binary: Option<BinaryCodes>,
     ) -> Result<Self, IndexError> {
         params.quantization = params.quantization.resolve(vectors.metric());
         let sq8 = match (params.quantization, sq8_range) {
@@ -219,6 +234,8 @@ impl HnswIndex {
         };
         Ok(HnswIndex {
             sq8,
+            binary: stored_binary,
+            plan_costs: PlanCosts::new(params.ef_search),
             rng: SmallRng::seed_from_u64(params.seed ^ graph.len() as u64),
             params,
             vectors,
@@ -244,7 +261,10 @@ impl HnswIndex {
             .map(|_| random_level(&mut rng, params.m))
             .collect();
         let graph = Graph::with_levels(params.m, 2 * params.m, levels);
-        let index = Self::assemble(params, vectors, graph, None, None)?;
+        let mut index = Self::assemble(params, vectors, graph, None, None, None)?;
+        if index.vectors.len() >= SQ8_MIN_FIT {
+            index.binary = BinaryCodes::fit(&index.vectors, DEFAULT_ROTATION_SEED);
+        }
         let done = AtomicUsize::new(0);
         let n = index.vectors.len() as u32;
         (0..n).into_par_iter().with_min_len(256).for_each(|node| {
@@ -445,7 +465,8 @@ impl HnswIndex {
     /// one written with `external_vectors` (see [`DenseVectors::from_file`]).
     pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("hnsw index: {what}"));
-        let mut r = Reader::open(bytes, MAGIC, "hnsw index", VERSION)?.with_vectors(vectors);
+        let (r, version) = Reader::open_versions(bytes, MAGIC, "hnsw index", 1..=VERSION)?;
+        let mut r = r.with_vectors(vectors);
         let metric =
             Metric::from_code(r.u8()?).ok_or_else(|| corrupt("unknown metric code".into()))?;
         let dim = r.u32()? as usize;
@@ -496,6 +517,10 @@ impl HnswIndex {
             }
             _ => None,
         };
+        let stored_binary = match version {
+            1 => None,
+            _ => read_binary(&mut r, metric, dim, len)?,
+        };
         let deleted = read_tombstones(&mut r, len)?;
         r.finish()?;
         match unpack(entry) {
@@ -506,8 +531,15 @@ impl HnswIndex {
                     && graph.levels().iter().all(|&l| usize::from(l) <= top) => {}
             _ => return Err(corrupt("invalid entry point".into())),
         }
-        let mut index = Self::assemble(params, vectors, graph, sq8_range, stored_codes)
-            .map_err(|e| corrupt(e.to_string()))?;
+        let mut index = Self::assemble(
+            params,
+            vectors,
+            graph,
+            sq8_range,
+            stored_codes,
+            stored_binary,
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
         index.entry = AtomicU64::new(entry);
         index.deleted = deleted;
         Ok(index)
@@ -546,6 +578,51 @@ impl HnswIndex {
     }
 }
 
+fn write_binary(w: &mut Writer, codes: Option<&BinaryCodes>) {
+    let Some(codes) = codes else {
+        w.u8(0);
+        return;
+    };
+    let (centroid, seed, words, factors) = codes.parts();
+    w.u8(1);
+    w.u64(seed);
+    w.f32s(centroid);
+    w.u64(factors.len() as u64);
+    for &word in words {
+        w.u64(word);
+    }
+    w.f32s(bytemuck::cast_slice(factors));
+}
+
+fn read_binary(
+    r: &mut Reader<'_>,
+    metric: Metric,
+    dim: usize,
+    len: usize,
+) -> Result<Option<BinaryCodes>, IndexError> {
+    let corrupt = |what: &str| IndexError::Corrupt(format!("hnsw index: binary codes: {what}"));
+    if r.u8()? == 0 {
+        return Ok(None);
+    }
+    let seed = r.u64()?;
+    let centroid: Vec<f32> = r.f32s(dim)?.collect();
+    let n = usize::try_from(r.u64()?).map_err(|_| corrupt("count overflows"))?;
+    if n > len {
+        return Err(corrupt("more codes than vectors"));
+    }
+    let words = dim.next_power_of_two().max(64) / 64;
+    let bytes = r.bytes(n.checked_mul(words * 8).ok_or_else(|| corrupt("size"))?)?;
+    let codes: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect();
+    let flat: Vec<f32> = r.f32s(n * 3)?.collect();
+    let factors = flat.chunks_exact(3).map(|f| [f[0], f[1], f[2]]).collect();
+    BinaryCodes::from_parts(metric, dim, seed, centroid, codes, factors)
+        .map(Some)
+        .ok_or_else(|| corrupt("do not match the index"))
+}
+
 /// Draws a level with `P(level ≥ l) = m^-l`, capped at [`MAX_LEVEL`].
 fn random_level(rng: &mut SmallRng, m: usize) -> u8 {
     let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
@@ -570,6 +647,31 @@ impl VectorIndex for HnswIndex {
         {
             return Ok(exact);
         }
+        if let (Some(codes), Some(IdFilter::Bitmap(allowed))) = (&self.binary, filter) {
+            let live = self.len() - self.deleted.count();
+            if allowed.len() as f64 <= params.binary_filter_share * live as f64 {
+                let bq = codes.prepare(q.values(self.dim()));
+                let n = codes.len() as u32;
+                let deleted = &self.deleted;
+                let ids = allowed.range(..n).filter(|&id| !deleted.contains(id));
+                let mut found = match &self.sq8 {
+                    Some(sq8) => {
+                        let coded = sq8.prepare(q.values(self.dim()));
+                        codes.search_via(&bq, sq8, &coded, &q, &self.vectors, ids, params.k, ef)
+                    }
+                    None => codes.search(&bq, &q, &self.vectors, ids, params.k, ef).0,
+                };
+                // Points inserted before the codes were fitted have none (fewer than
+                // `SQ8_MIN_FIT`, and only in an index that grew by inserts): scan them exactly.
+                if codes.len() < self.len() {
+                    let rest = allowed.range(n..self.len() as u32);
+                    found.extend(FlatIndex::scan(&self.vectors, &q, rest, params.k, deleted));
+                    found.sort_unstable();
+                    found.truncate(params.k);
+                }
+                return Ok(found);
+            }
+        }
         let mut found = match &self.sq8 {
             None => self.walk(&self.vectors, &q, ef, filter),
             Some(sq8) => {
@@ -590,9 +692,18 @@ impl VectorIndex for HnswIndex {
         Ok(found)
     }
 
+    fn binary_codes(&self) -> Option<&BinaryCodes> {
+        self.binary.as_ref()
+    }
+
+    fn plan_costs(&self) -> Option<&PlanCosts> {
+        self.binary.is_some().then_some(&self.plan_costs)
+    }
+
     fn memory_bytes(&self) -> usize {
         self.vectors.memory_bytes()
             + self.sq8.as_ref().map_or(0, Sq8Vectors::memory_bytes)
+            + self.binary.as_ref().map_or(0, BinaryCodes::memory_bytes)
             + self.graph.memory_bytes()
             + self.deleted.memory_bytes()
     }
@@ -629,6 +740,7 @@ impl VectorIndex for HnswIndex {
             w.u64(codes.len() as u64);
             w.bytes(codes);
         }
+        write_binary(&mut w, self.binary.as_ref());
         write_tombstones(&mut w, &self.deleted);
         w.finish()
     }
@@ -645,6 +757,13 @@ impl VectorIndexMut for HnswIndex {
                 }
                 None => {}
             }
+        }
+        match &mut self.binary {
+            Some(b) if b.len() == id as usize => b.push(self.vectors.get(id).expect("just pushed")),
+            None if self.vectors.len() >= SQ8_MIN_FIT && !self.vectors.is_mapped() => {
+                self.binary = BinaryCodes::fit(&self.vectors, DEFAULT_ROTATION_SEED);
+            }
+            _ => {}
         }
         let level = random_level(&mut self.rng, self.params.m);
         self.graph.push_node(level);

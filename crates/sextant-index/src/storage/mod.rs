@@ -8,8 +8,10 @@
 //! distance, and in exchange every vector starts on a cache line and the SIMD kernels never run a
 //! tail loop.
 
+mod binary;
 mod sq8;
 
+pub use binary::{BinaryCodes, BinaryQuery, BOUND_SIGMAS, DEFAULT_ROTATION_SEED};
 pub use sq8::{Sq8Query, Sq8Vectors};
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Files written by released format versions must keep loading (STYLE.md §9). The fixtures in
-//! `tests/fixtures/` were written by this code at format v1 from the deterministic data below;
-//! a change that stops reading them, or reads them differently, fails here.
+//! `tests/fixtures/` were written by this code from the deterministic data below (the `-v1`
+//! files at format v1; HNSW v2 added 1-bit filter codes); a change that stops reading them, or
+//! reads them differently, fails here.
 //!
 //! `write_fixtures` (ignored; run with `cargo test -p sextant-index --test integration
 //! write_fixtures -- --ignored`) writes the files named in `FIXTURES` with the current code. When
@@ -10,13 +11,18 @@
 
 use std::path::PathBuf;
 
+use roaring::RoaringBitmap;
 use sextant_core::Metric;
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, Quantization, SearchParams,
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IdFilter, Quantization, SearchParams,
     VectorIndex, VectorIndexMut,
 };
 
 const DIM: usize = 8;
+/// Dimension of the fixture with 1-bit codes (they need at least 64).
+const WIDE: usize = 64;
+/// Points of that fixture (over the 1,024 the codes need).
+const WIDE_N: usize = 1_100;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,9 +42,25 @@ fn data() -> (Vec<f32>, Vec<f32>) {
     (base, queries)
 }
 
+/// `WIDE_N` deterministic `WIDE`-d points and 5 queries.
+fn wide_data() -> (Vec<f32>, Vec<f32>) {
+    let point = |i: usize| -> Vec<f32> {
+        (0..WIDE)
+            .map(|d| ((i * 37 + d * 11) % 89) as f32 / 89.0 - ((i * 3 + d) % 7) as f32 * 0.05)
+            .collect()
+    };
+    let base = (0..WIDE_N).flat_map(point).collect();
+    let queries = (0..5).flat_map(|i| point(i * 211 + 5)).collect();
+    (base, queries)
+}
+
 fn build_single_threaded(quantization: Quantization) -> HnswIndex {
     let (base, _) = data();
-    let vectors = DenseVectors::from_rows(Metric::L2, DIM, &base).unwrap();
+    build_on(&base, DIM, quantization)
+}
+
+fn build_on(base: &[f32], dim: usize, quantization: Quantization) -> HnswIndex {
+    let vectors = DenseVectors::from_rows(Metric::L2, dim, base).unwrap();
     // A small m keeps the committed fixtures small (links dominate their size).
     let params = HnswParams {
         m: 4,
@@ -52,7 +74,8 @@ fn build_single_threaded(quantization: Quantization) -> HnswIndex {
     let mut index = pool
         .install(|| HnswIndex::build(vectors, params, None))
         .unwrap();
-    for id in [3, 500, 1_499] {
+    let last = (base.len() / dim - 1) as u32;
+    for id in [3, 500, last] {
         index.delete(id).unwrap();
     }
     index
@@ -67,30 +90,43 @@ fn flat() -> FlatIndex {
     flat
 }
 
-const FIXTURES: [(&str, Option<Quantization>); 3] = [
-    ("hnsw-v1-f32.bin", Some(Quantization::None)),
-    ("hnsw-v1-sq8.bin", Some(Quantization::Sq8)),
-    ("flat-v1.bin", None),
+/// Name, whether the file is at the current format version (so re-serialising it must give
+/// back its bytes), and the HNSW quantisation (`None`: a flat index).
+const FIXTURES: [(&str, bool, Option<Quantization>); 5] = [
+    ("hnsw-v1-f32.bin", false, Some(Quantization::None)),
+    ("hnsw-v1-sq8.bin", false, Some(Quantization::Sq8)),
+    ("flat-v1.bin", true, None),
+    ("hnsw-v2-f32.bin", true, Some(Quantization::None)),
+    ("hnsw-v2-sq8.bin", true, Some(Quantization::Sq8)),
 ];
+/// The HNSW v2 fixture with 1-bit codes, written with its vectors apart (they are
+/// `wide_data()`), which keeps it small.
+const CODES_FIXTURE: &str = "hnsw-v2-codes-external.bin";
 
 #[test]
 #[ignore = "writes fixture files; run by hand when a format version is added"]
 fn write_fixtures() {
     std::fs::create_dir_all(fixture("")).unwrap();
-    for (name, quantization) in FIXTURES {
+    for (name, current, quantization) in FIXTURES {
+        if !current {
+            continue; // written by an older version of this code; never rewritten
+        }
         let bytes = match quantization {
             Some(q) => build_single_threaded(q).to_bytes(),
             None => flat().to_bytes(),
         };
         std::fs::write(fixture(name), bytes).unwrap();
     }
+    let (base, _) = wide_data();
+    let codes = build_on(&base, WIDE, Quantization::Sq8);
+    std::fs::write(fixture(CODES_FIXTURE), codes.to_bytes_with(true)).unwrap();
 }
 
 #[test]
-fn v1_fixtures_load_and_answer_exactly_as_when_written() {
+fn fixtures_load_and_answer_exactly_as_when_written() {
     let (_, queries) = data();
     let exact = flat();
-    for (name, quantization) in FIXTURES {
+    for (name, current, quantization) in FIXTURES {
         let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let index = AnyIndex::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
@@ -102,11 +138,16 @@ fn v1_fixtures_load_and_answer_exactly_as_when_written() {
             assert_eq!(h.params().quantization, q, "{name}");
         }
         // Loading then saving gives back the same bytes: nothing is lost or reinterpreted.
-        assert_eq!(
-            index.to_bytes(),
-            bytes,
-            "{name}: re-serialised bytes differ"
-        );
+        if current {
+            assert_eq!(
+                index.to_bytes(),
+                bytes,
+                "{name}: re-serialised bytes differ"
+            );
+        }
+        if let AnyIndex::Hnsw(h) = &index {
+            assert!(h.binary_codes().is_none(), "{name}: 8-d gets no codes");
+        }
         let params = SearchParams::new(10).with_ef(200);
         for q in queries.chunks(DIM) {
             let got: Vec<u32> = index
@@ -124,4 +165,45 @@ fn v1_fixtures_load_and_answer_exactly_as_when_written() {
             assert_eq!(got, want, "{name}");
         }
     }
+}
+
+/// The v2 file with codes: it loads with its vectors, keeps its codes (re-serialising gives
+/// back its bytes), answers unfiltered searches exactly at a wide beam, and its filtered code
+/// scan agrees with an exact scan of the allowed points.
+#[test]
+fn codes_fixture_loads_with_its_codes() {
+    let (base, queries) = wide_data();
+    let bytes = std::fs::read(fixture(CODES_FIXTURE)).unwrap();
+    let vectors = DenseVectors::from_rows(Metric::L2, WIDE, &base).unwrap();
+    let index = AnyIndex::from_parts(&bytes, Some(vectors)).unwrap();
+    assert_eq!((index.len(), index.deleted_count()), (WIDE_N, 3));
+    assert_eq!(index.binary_codes().map(|c| c.len()), Some(WIDE_N));
+    assert_eq!(
+        index.to_bytes_with(true),
+        bytes,
+        "re-serialised bytes differ"
+    );
+    let mut exact = FlatIndex::from_rows(Metric::L2, WIDE, &base).unwrap();
+    for id in [3, 500, 1_099] {
+        exact.delete(id).unwrap();
+    }
+    let allowed: RoaringBitmap = (0..WIDE_N as u32).step_by(4).collect();
+    let f = IdFilter::Bitmap(&allowed);
+    let scan = SearchParams {
+        exact_filter_threshold: 0,
+        binary_filter_share: 1.0,
+        ..SearchParams::new(10).with_ef(40)
+    };
+    let ids = |r: Vec<sextant_index::Neighbor>| r.iter().map(|n| n.id).collect::<Vec<u32>>();
+    let mut hits = 0;
+    for q in queries.chunks(WIDE) {
+        let wide = SearchParams::new(10).with_ef(400);
+        let want = ids(exact.search(q, &wide, None).unwrap());
+        assert_eq!(ids(index.search(q, &wide, None).unwrap()), want);
+        let truth = ids(exact.search(q, &SearchParams::new(10), Some(&f)).unwrap());
+        let got = ids(index.search(q, &scan, Some(&f)).unwrap());
+        assert!(got.iter().all(|id| allowed.contains(*id)));
+        hits += got.iter().filter(|id| truth.contains(id)).count();
+    }
+    assert!(hits >= 45, "code-scan recall {hits}/50");
 }

@@ -213,9 +213,11 @@ fn filtered_graph_search_keeps_recall_at_ten_percent() {
         .collect();
     let filter = IdFilter::Bitmap(&allowed);
     let truth = exact(Metric::L2, &data, &queries, Some(&filter));
-    // Force the graph walk (no exact fallback) so the contract is about the graph.
+    // Force the graph walk (no exact fallback, no code scan) so the contract is about the
+    // graph.
     let params = SearchParams {
         exact_filter_threshold: 0,
+        binary_filter_share: 0.0,
         ..SearchParams::new(K).with_ef(EF)
     };
     for (name, f) in [
@@ -313,4 +315,131 @@ fn regression_every_node_is_reachable_after_build() {
             assert_eq!(r[0].id, i as u32, "seed {seed}: node {i} is unreachable");
         }
     }
+}
+
+/// The 1-bit code scan of a filtered search: every metric it supports, on data wide enough
+/// to get codes (96-d), at 10% selectivity with deletes among the allowed points. Its answers
+/// stay in the filter, skip deleted points, carry exact distances, reach recall 0.95 against
+/// an exact scan, and are the same after saving and loading (vectors inside the index file
+/// and apart from it).
+#[test]
+fn filtered_code_scan_keeps_recall_filters_and_deletes() {
+    const WIDE: usize = 96;
+    let data = clustered(4_000, WIDE, 40, 21);
+    let queries = clustered(100, WIDE, 40, 22);
+    for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+        let vectors = DenseVectors::from_rows(metric, WIDE, &data).unwrap();
+        let mut index = HnswIndex::build(vectors, HnswParams::default(), None).unwrap();
+        assert_eq!(
+            index.binary_codes().map(|c| c.len()),
+            Some(4_000),
+            "{metric}"
+        );
+        let allowed: RoaringBitmap = (0..4_000u32)
+            .filter(|id| id.wrapping_mul(2_654_435_761) % 10 == 0)
+            .collect();
+        let gone: Vec<u32> = allowed.iter().step_by(7).collect();
+        for &id in &gone {
+            index.delete(id).unwrap();
+        }
+        let live: RoaringBitmap = allowed.iter().filter(|id| !gone.contains(id)).collect();
+        let flat = FlatIndex::from_rows(metric, WIDE, &data).unwrap();
+        let scan = SearchParams {
+            exact_filter_threshold: 0,
+            binary_filter_share: 1.0,
+            ..SearchParams::new(K).with_ef(K)
+        };
+        let f = IdFilter::Bitmap(&allowed);
+        let mut hits = 0;
+        let mut answers = Vec::new();
+        for q in queries.chunks(WIDE) {
+            let got = index.search(q, &scan, Some(&f)).unwrap();
+            let truth = flat
+                .search(q, &SearchParams::new(K), Some(&IdFilter::Bitmap(&live)))
+                .unwrap();
+            assert_eq!(got.len(), K, "{metric}");
+            for n in &got {
+                assert!(
+                    live.contains(n.id),
+                    "{metric}: {} is deleted or filtered",
+                    n.id
+                );
+                let exact = flat.search(q, &SearchParams::new(4_000), None).unwrap();
+                let d = exact.iter().find(|e| e.id == n.id).unwrap().distance;
+                assert!(
+                    (n.distance - d).abs() <= 1e-4 * d.abs().max(1.0),
+                    "{metric}"
+                );
+            }
+            hits += got
+                .iter()
+                .filter(|n| truth.iter().any(|t| t.id == n.id))
+                .count();
+            answers.push(ids(got));
+        }
+        let r = hits as f64 / (answers.len() * K) as f64;
+        assert!(r >= 0.95, "{metric}: code-scan recall@10 {r:.3} < 0.95");
+        let whole = HnswIndex::from_bytes(&index.to_bytes()).unwrap();
+        let apart = HnswIndex::from_parts(
+            &index.to_bytes_with(true),
+            Some(DenseVectors::from_rows(metric, WIDE, &data).unwrap()),
+        )
+        .unwrap();
+        for loaded in [whole, apart] {
+            assert!(
+                loaded.binary_codes().is_some(),
+                "{metric}: codes lost on load"
+            );
+            let again: Vec<Vec<u32>> = queries
+                .chunks(WIDE)
+                .map(|q| ids(loaded.search(q, &scan, Some(&f)).unwrap()))
+                .collect();
+            assert_eq!(again, answers, "{metric}: answers changed after a reload");
+        }
+    }
+}
+
+/// An index grown by inserts fits its codes once it holds enough vectors and codes every later
+/// insert; the code scan then covers all of them. Too narrow or L1 indexes get none, and
+/// their filtered searches walk whatever the share says.
+#[test]
+fn codes_follow_inserts_and_are_skipped_where_unsupported() {
+    const WIDE: usize = 64;
+    let data = clustered(1_500, WIDE, 20, 23);
+    let mut index = HnswIndex::new(Metric::L2, WIDE, HnswParams::default()).unwrap();
+    for (i, row) in data.chunks(WIDE).enumerate() {
+        index.insert(row).unwrap();
+        let coded = index.binary_codes().map_or(0, |c| c.len());
+        assert_eq!(
+            coded,
+            if i + 1 >= 1_024 { i + 1 } else { 0 },
+            "after {} inserts",
+            i + 1
+        );
+    }
+    let allowed: RoaringBitmap = (0..1_500u32).step_by(9).collect();
+    let f = IdFilter::Bitmap(&allowed);
+    let scan = SearchParams {
+        exact_filter_threshold: 0,
+        binary_filter_share: 1.0,
+        ..SearchParams::new(K).with_ef(32)
+    };
+    let flat = FlatIndex::from_rows(Metric::L2, WIDE, &data).unwrap();
+    let mut hits = 0;
+    for q in data.chunks(WIDE).step_by(50) {
+        let got = ids(index.search(q, &scan, Some(&f)).unwrap());
+        let truth = ids(flat.search(q, &SearchParams::new(K), Some(&f)).unwrap());
+        assert!(got.iter().all(|id| allowed.contains(*id)));
+        hits += got.iter().filter(|id| truth.contains(id)).count();
+    }
+    assert!(hits as f64 >= 0.95 * 30.0 * K as f64, "recall {hits}/300");
+    let narrow = build(Metric::L2, &clustered(2_000, DIM, 10, 24));
+    assert!(narrow.binary_codes().is_none(), "32-d gets no codes");
+    let l1 = HnswIndex::build(
+        DenseVectors::from_rows(Metric::L1, WIDE, &data).unwrap(),
+        HnswParams::default(),
+        None,
+    )
+    .unwrap();
+    assert!(l1.binary_codes().is_none(), "L1 gets no codes");
 }
