@@ -2,8 +2,9 @@
 //! re-runs each exactly on a background thread and keeps recall@k of the approximate answers
 //! over a sliding window, so a user sees when the index's settings lose recall as data grows.
 //!
-//! * **What is sampled.** Only searches that walked a graph in at least one segment (a search
-//!   answered exactly everywhere has recall 1 by construction), with probability
+//! * **What is sampled.** Only searches that walked a graph or scanned 1-bit codes (both
+//!   approximate) in at least one segment (a search answered exactly everywhere has recall 1 by
+//!   construction), with probability
 //!   [`ProbeConfig::rate`]. The sample keeps the query vector, `k`, the whole filter (the
 //!   tenant condition included) and the ids the caller got.
 //! * **The exact re-run** uses the same filter, scanning every matching live point of every

@@ -449,7 +449,8 @@ impl Collection {
             with_payload: req.with_payload,
             with_vector: req.with_vector,
         })?;
-        if resp.plan.iter().any(|p| p.strategy == Strategy::Graph) && self.probe.draw() {
+        let approximate = |s: Strategy| matches!(s, Strategy::Graph | Strategy::Binary);
+        if resp.plan.iter().any(|p| approximate(p.strategy)) && self.probe.draw() {
             let sample = crate::probe::Sample {
                 space,
                 vector: req.vector,

@@ -394,3 +394,40 @@ fn closing_the_database_stops_the_probe_and_unlocks_the_directory() {
     db.delete_collection("c").unwrap();
     assert!(db.collection("c").is_err());
 }
+
+/// Searches answered by scanning 1-bit codes are approximate too: the probe samples them and
+/// measures their recall, like walks.
+#[test]
+fn code_scan_searches_are_probed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), config(1.0, 64)).unwrap();
+    let c = db
+        .create_collection("p", schema(64, Metric::L2, IndexSpec::default()))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(41);
+    let pts = (0..3_000u64)
+        .map(|i| point(i, random_vec(&mut rng, 64), json!({"bucket": i % 100})))
+        .collect();
+    c.upsert(&Scope::Unscoped, pts).unwrap();
+    c.optimize().unwrap();
+    let f = sextant_core::Filter::from_json_str(r#"{"must":[{"key":"bucket","range":{"lt":50}}]}"#)
+        .unwrap();
+    let mut coded = 0;
+    for _ in 0..40 {
+        let r = c
+            .search(SearchRequest {
+                vector: random_vec(&mut rng, 64),
+                k: 10,
+                filter: Some(f.clone()),
+                ..SearchRequest::default()
+            })
+            .unwrap();
+        coded += usize::from(r.plan.iter().any(|p| p.strategy == Strategy::Binary));
+    }
+    c.drain_recall_probe();
+    let info = c.recall_probe().unwrap();
+    assert!(coded >= 1, "no search scanned codes");
+    // Every search was approximate somewhere (codes or walk) and the rate is 1.
+    assert_eq!(info.measured, 40, "{info:?}");
+    assert!(info.recall.unwrap() >= 0.9, "{info:?}");
+}

@@ -469,12 +469,10 @@ impl BinaryCodes {
         let popcount4_batch = kernels().popcount4_batch;
         let (codes, words) = (self.codes.as_slice(), self.words());
         // The ids are scattered (a filter's matches), so every code and its terms are a cache
-        // miss: ask for the next batch's while this one is scored.
+        // miss: ask for the next batch's terms while this one is scored.
+        // (The kernel prefetches the codes a few ids ahead itself.)
         let prefetch = |batch: &[u32]| {
             for &id in batch {
-                if let Some(w) = codes.get(id as usize * words) {
-                    super::prefetch_read(std::ptr::from_ref(w).cast());
-                }
                 if let Some(t) = self.terms.get(id as usize) {
                     super::prefetch_read(std::ptr::from_ref(t).cast());
                 }
