@@ -21,7 +21,9 @@ use sextant_core::{Metric, PointOffset};
 
 use crate::bytes::{Reader, Writer};
 use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
-use crate::storage::{BinaryCodes, DenseVectors, Sq8Vectors, VectorStorage, DEFAULT_ROTATION_SEED};
+use crate::storage::{
+    bound_sigmas_for, BinaryCodes, DenseVectors, Sq8Vectors, VectorStorage, DEFAULT_ROTATION_SEED,
+};
 use crate::tombstones::Tombstones;
 use crate::{IdFilter, IndexError, Neighbor, PlanCosts, SearchParams, VectorIndex, VectorIndexMut};
 use graph::{Graph, MAX_LEVEL};
@@ -650,7 +652,9 @@ impl VectorIndex for HnswIndex {
         if let (Some(codes), Some(IdFilter::Bitmap(allowed))) = (&self.binary, filter) {
             let live = self.len() - self.deleted.count();
             if allowed.len() as f64 <= params.binary_filter_share * live as f64 {
-                let bq = codes.prepare(q.values(self.dim()));
+                let bq = codes
+                    .prepare(q.values(self.dim()))
+                    .with_bound_sigmas(bound_sigmas_for(ef));
                 let n = codes.len() as u32;
                 let deleted = &self.deleted;
                 let ids = allowed.range(..n).filter(|&id| !deleted.contains(id));

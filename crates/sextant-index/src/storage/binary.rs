@@ -64,8 +64,6 @@ pub struct BinaryCodes {
     /// standard error `√(1 − α²)/α/√(D − 1)`, popcount.
     terms: Vec<[f32; 4]>,
     popcount4: Popcount4Kernel,
-    /// Sigmas of the estimator's error a bound spans ([`BOUND_SIGMAS`] unless set).
-    sigmas: f32,
 }
 
 impl std::fmt::Debug for BinaryCodes {
@@ -94,6 +92,24 @@ pub struct BinaryQuery {
     centroid_dot: f32,
     /// The quantisation's share of the error bound, in units of `⟨ō, u⟩`.
     quant_error: f32,
+    /// Standard errors of the estimator a bound spans.
+    sigmas: f32,
+}
+
+impl BinaryQuery {
+    /// Sets how many standard errors of the estimator a bound spans (default
+    /// [`BOUND_SIGMAS`]): fewer rescore fewer candidates and miss more true neighbours.
+    pub fn with_bound_sigmas(mut self, sigmas: f32) -> Self {
+        self.sigmas = sigmas.max(0.0);
+        self
+    }
+}
+
+/// The bound width a search with beam `ef` uses: `1 + ef/32` standard errors, at most
+/// [`BOUND_SIGMAS`] + 0.6 (1.3 at ef 10, 1.5 at 16, 2.0 at 32, 2.5 from 48): `ef` is the
+/// user's recall knob for every plan, and a tighter bound rescores fewer candidates.
+pub fn bound_sigmas_for(ef: usize) -> f32 {
+    (1.0 + ef as f32 / 32.0).min(BOUND_SIGMAS + 0.6)
 }
 
 impl BinaryCodes {
@@ -159,18 +175,11 @@ impl BinaryCodes {
             factors: Vec::new(),
             terms: Vec::new(),
             popcount4: kernels().popcount4,
-            sigmas: BOUND_SIGMAS,
         })
     }
 
     fn words(&self) -> usize {
         self.bits / 64
-    }
-
-    /// Sets how many standard errors of the estimator a bound spans: fewer rescore fewer
-    /// candidates and miss more true neighbours.
-    pub fn set_bound_sigmas(&mut self, sigmas: f32) {
-        self.sigmas = sigmas;
     }
 
     /// Number of coded vectors.
@@ -283,6 +292,7 @@ impl BinaryCodes {
                 norm: 0.0,
                 centroid_dot,
                 quant_error: 0.0,
+                sigmas: BOUND_SIGMAS,
             };
         }
         for x in u.iter_mut() {
@@ -319,6 +329,7 @@ impl BinaryCodes {
             norm,
             centroid_dot,
             quant_error,
+            sigmas: BOUND_SIGMAS,
         }
     }
 
@@ -359,7 +370,7 @@ impl BinaryCodes {
         for i in 0..n {
             let dot = 2.0 * (q.low * ones[i] + q.step * counts[i] as f32) - q.sum;
             let cosine = dot * inv_alpha[i];
-            let error = self.sigmas * (sigma[i] + q.quant_error * inv_alpha[i]);
+            let error = q.sigmas * (sigma[i] + q.quant_error * inv_alpha[i]);
             let scale = norm[i] * q.norm;
             let (d, e) = if l2 {
                 (

@@ -11,7 +11,7 @@
 mod binary;
 mod sq8;
 
-pub use binary::{BinaryCodes, BinaryQuery, BOUND_SIGMAS, DEFAULT_ROTATION_SEED};
+pub use binary::{bound_sigmas_for, BinaryCodes, BinaryQuery, BOUND_SIGMAS, DEFAULT_ROTATION_SEED};
 pub use sq8::{Sq8Query, Sq8Vectors};
 
 use std::sync::Arc;
