@@ -66,7 +66,7 @@ pub use error::IndexError;
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams, Quantization};
 pub use ivf::{IvfPqIndex, IvfPqParams, DEFAULT_NPROBE, DEFAULT_RESCORE};
-pub use plan::{FilterPlan, PlanCostSnapshot, PlanCosts, EXPLORE_EVERY};
+pub use plan::{FilterPlan, PlanCostSnapshot, PlanCosts, EXPLORE_BURST, EXPLORE_EVERY};
 
 /// Default HNSW parameters, as named constants the docs and CLI refer to.
 pub mod hnsw_defaults {
