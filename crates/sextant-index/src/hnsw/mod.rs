@@ -593,7 +593,7 @@ fn write_binary(w: &mut Writer, codes: Option<&BinaryCodes>) {
     for &word in words {
         w.u64(word);
     }
-    w.f32s(bytemuck::cast_slice(factors));
+    w.f32s(bytemuck::cast_slice(&factors));
 }
 
 fn read_binary(

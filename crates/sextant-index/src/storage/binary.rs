@@ -58,10 +58,8 @@ pub struct BinaryCodes {
     centroid: Vec<f32>,
     /// The codes, `bits / 64` words per vector, cache-line aligned.
     codes: Words,
-    /// Per vector: `‖o − c‖`, `α`, popcount of the code (what is stored).
-    factors: Vec<[f32; 3]>,
-    /// Per vector, derived from `factors` for the scan: `‖o − c‖`, `1/α`, the estimator's
-    /// standard error `√(1 − α²)/α/√(D − 1)`, popcount.
+    /// Per vector: `‖o − c‖`, `α`, the estimator's standard error `√(1 − α²)/α/√(D − 1)`
+    /// and the popcount of the code (the first, second and last are what is stored).
     terms: Vec<[f32; 4]>,
     popcount4: Popcount4Kernel,
 }
@@ -71,7 +69,7 @@ impl std::fmt::Debug for BinaryCodes {
         f.debug_struct("BinaryCodes")
             .field("dim", &self.dim)
             .field("bits", &self.bits)
-            .field("len", &self.factors.len())
+            .field("len", &self.terms.len())
             .finish()
     }
 }
@@ -150,7 +148,6 @@ impl BinaryCodes {
             });
         codes.codes = Words::from_slice(&words_out);
         codes.terms = factors.iter().map(|&f| codes.derive(f)).collect();
-        codes.factors = factors;
         Some(codes)
     }
 
@@ -172,7 +169,6 @@ impl BinaryCodes {
             signs,
             centroid,
             codes: Words::default(),
-            factors: Vec::new(),
             terms: Vec::new(),
             popcount4: kernels().popcount4,
         })
@@ -184,12 +180,12 @@ impl BinaryCodes {
 
     /// Number of coded vectors.
     pub fn len(&self) -> usize {
-        self.factors.len()
+        self.terms.len()
     }
 
     /// Whether no vector is coded.
     pub fn is_empty(&self) -> bool {
-        self.factors.is_empty()
+        self.terms.is_empty()
     }
 
     /// Bits per code (the padded dimension).
@@ -200,7 +196,6 @@ impl BinaryCodes {
     /// Heap memory held, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.codes.memory_bytes()
-            + self.factors.capacity() * 12
             + self.terms.capacity() * 16
             + (self.signs.capacity() + self.centroid.capacity()) * 4
     }
@@ -226,13 +221,12 @@ impl BinaryCodes {
         let factors = self.encode(v, &mut code);
         self.codes.extend(&code);
         self.terms.push(self.derive(factors));
-        self.factors.push(factors);
     }
 
-    /// The scan's per-vector terms from the stored factors.
+    /// The scan's per-vector terms from the stored factors (`‖o − c‖`, `α`, popcount).
     fn derive(&self, [norm, alpha, ones]: [f32; 3]) -> [f32; 4] {
         let sigma = (1.0 - alpha * alpha).max(0.0).sqrt() / alpha / (self.bits as f32 - 1.0).sqrt();
-        [norm, 1.0 / alpha, sigma, ones]
+        [norm, alpha, sigma, ones]
     }
 
     /// Writes the code of `v` into `code` (zeroed, `bits / 64` words); returns its factors.
@@ -365,12 +359,12 @@ impl BinaryCodes {
                 col[i] = v;
             }
         }
-        let [norm, inv_alpha, sigma, ones] = &t;
+        let [norm, alpha, sigma, ones] = &t;
         let l2 = matches!(self.kind, KernelKind::L2Squared);
         for i in 0..n {
             let dot = 2.0 * (q.low * ones[i] + q.step * counts[i] as f32) - q.sum;
-            let cosine = dot * inv_alpha[i];
-            let error = q.sigmas * (sigma[i] + q.quant_error * inv_alpha[i]);
+            let cosine = dot / alpha[i];
+            let error = q.sigmas * (sigma[i] + q.quant_error / alpha[i]);
             let scale = norm[i] * q.norm;
             let (d, e) = if l2 {
                 (
@@ -517,14 +511,11 @@ impl BinaryCodes {
         candidates
     }
 
-    /// The centroid and rotation seed, for serialisation.
-    pub(crate) fn parts(&self) -> (&[f32], u64, &[u64], &[[f32; 3]]) {
-        (
-            &self.centroid,
-            self.seed,
-            self.codes.as_slice(),
-            &self.factors,
-        )
+    /// What is serialised: the centroid, the rotation seed, the code words and per vector
+    /// `‖o − c‖`, `α` and the popcount.
+    pub(crate) fn parts(&self) -> (&[f32], u64, &[u64], Vec<[f32; 3]>) {
+        let factors = self.terms.iter().map(|&[n, a, _, o]| [n, a, o]).collect();
+        (&self.centroid, self.seed, self.codes.as_slice(), factors)
     }
 
     /// Reassembles stored codes; `None` if they do not fit `metric` and `dim`.
@@ -545,7 +536,6 @@ impl BinaryCodes {
         }
         b.codes = Words::from_slice(&codes);
         b.terms = factors.iter().map(|&f| b.derive(f)).collect();
-        b.factors = factors;
         Some(b)
     }
 }
