@@ -612,12 +612,8 @@ fn read_binary(
     if n > len {
         return Err(corrupt("more codes than vectors"));
     }
-    let words = dim.next_power_of_two().max(64) / 64;
-    let bytes = r.bytes(n.checked_mul(words * 8).ok_or_else(|| corrupt("size"))?)?;
-    let codes: Vec<u64> = bytes
-        .chunks_exact(8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect();
+    let words = BinaryCodes::code_words(dim);
+    let codes = r.bytes(n.checked_mul(words * 8).ok_or_else(|| corrupt("size"))?)?;
     let flat: Vec<f32> = r.f32s(n * 3)?.collect();
     let factors = flat.chunks_exact(3).map(|f| [f[0], f[1], f[2]]).collect();
     BinaryCodes::from_parts(metric, dim, seed, centroid, codes, factors)

@@ -10,9 +10,10 @@
 //!
 //! **Estimator.** For a query direction `u` (unit, rotated), `⟨ō, u⟩ / α` estimates `⟨o', u⟩`
 //! without bias, with error at most `ε₀ · √(1 − α²)/α / √(D − 1)` with high probability
-//! (`ε₀` = [`BOUND_SIGMAS`]). The query is quantised to 4 bits per component, so `⟨ō, u⟩` is
-//! four AND + popcount passes over the code's words (the [`crate::distance`] popcount
-//! kernels); the quantisation error is measured per query and added to the bound.
+//! (`ε₀` = [`BOUND_SIGMAS`] by default; a search with beam `ef` uses [`bound_sigmas_for`]).
+//! The query is quantised to 4 bits per component, so `⟨ō, u⟩` is four AND + popcount passes
+//! over the code's words (the [`crate::distance`] popcount kernels); the quantisation error is
+//! measured per query and added to the bound.
 //!
 //! **Distances.** L2: `‖o − q‖² = ‖o − c‖² + ‖q − c‖² − 2‖o − c‖‖q − c‖⟨o', u⟩` with
 //! `u = P(q − c)/‖q − c‖`. Inner product (cosine vectors are normalised beforehand):
@@ -134,9 +135,10 @@ impl BinaryCodes {
         let centroid: Vec<f32> = centroid.iter().map(|&c| (c / n) as f32).collect();
         let mut codes = Self::empty(vectors.metric(), dim, seed, centroid)?;
         let words = codes.words();
-        let mut words_out = vec![0u64; vectors.len() * words];
+        let mut words_out = Words::zeroed(vectors.len() * words);
         let mut factors = vec![[0f32; 3]; vectors.len()];
         words_out
+            .as_mut_slice()
             .par_chunks_mut(words * 256)
             .zip(factors.par_chunks_mut(256))
             .enumerate()
@@ -146,7 +148,7 @@ impl BinaryCodes {
                     *f = codes.encode(vectors.get(id).expect("in range"), w);
                 }
             });
-        codes.codes = Words::from_slice(&words_out);
+        codes.codes = words_out;
         codes.terms = factors.iter().map(|&f| codes.derive(f)).collect();
         Some(codes)
     }
@@ -156,7 +158,7 @@ impl BinaryCodes {
         if !Self::supports(metric, dim) || centroid.len() != dim {
             return None;
         }
-        let bits = dim.next_power_of_two().max(MIN_BITS);
+        let bits = Self::code_words(dim) * 64;
         let mut rng = SmallRng::seed_from_u64(seed);
         let signs = (0..ROUNDS * bits)
             .map(|_| if rng.gen::<bool>() { 1.0 } else { -1.0 })
@@ -176,6 +178,12 @@ impl BinaryCodes {
 
     fn words(&self) -> usize {
         self.bits / 64
+    }
+
+    /// `u64` words of one code of a `dim`-dimensional vector (the dimension padded to a power
+    /// of two, at least [`MIN_BITS`]).
+    pub(crate) fn code_words(dim: usize) -> usize {
+        dim.next_power_of_two().max(MIN_BITS) / 64
     }
 
     /// Number of coded vectors.
@@ -518,23 +526,32 @@ impl BinaryCodes {
         (&self.centroid, self.seed, self.codes.as_slice(), factors)
     }
 
-    /// Reassembles stored codes; `None` if they do not fit `metric` and `dim`.
+    /// Reassembles stored codes (`code_bytes`: the words, little-endian); `None` if they do not
+    /// fit `metric` and `dim`.
     pub(crate) fn from_parts(
         metric: Metric,
         dim: usize,
         seed: u64,
         centroid: Vec<f32>,
-        codes: Vec<u64>,
+        code_bytes: &[u8],
         factors: Vec<[f32; 3]>,
     ) -> Option<Self> {
         let mut b = Self::empty(metric, dim, seed, centroid)?;
         let valid = factors
             .iter()
             .all(|&[n, a, o]| n.is_finite() && n >= 0.0 && a > 0.0 && a <= 1.0 && o >= 0.0);
-        if codes.len() != factors.len() * b.words() || !valid {
+        if code_bytes.len() != factors.len() * b.words() * 8 || !valid {
             return None;
         }
-        b.codes = Words::from_slice(&codes);
+        b.codes = Words::zeroed(code_bytes.len() / 8);
+        for (w, bytes) in b
+            .codes
+            .as_mut_slice()
+            .iter_mut()
+            .zip(code_bytes.chunks_exact(8))
+        {
+            *w = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        }
         b.terms = factors.iter().map(|&f| b.derive(f)).collect();
         Some(b)
     }
@@ -554,14 +571,19 @@ struct Words {
 }
 
 impl Words {
-    fn from_slice(words: &[u64]) -> Self {
-        let mut w = Words::default();
-        w.extend(words);
-        w
+    fn zeroed(len: usize) -> Self {
+        Words {
+            lines: vec![Line::default(); len.div_ceil(8)],
+            len,
+        }
     }
 
     fn as_slice(&self) -> &[u64] {
         &bytemuck::cast_slice(&self.lines)[..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u64] {
+        &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
     }
 
     fn extend(&mut self, words: &[u64]) {

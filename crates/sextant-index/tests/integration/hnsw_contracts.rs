@@ -358,13 +358,13 @@ fn filtered_code_scan_keeps_recall_filters_and_deletes() {
                 .search(q, &SearchParams::new(K), Some(&IdFilter::Bitmap(&live)))
                 .unwrap();
             assert_eq!(got.len(), K, "{metric}");
+            let exact = flat.search(q, &SearchParams::new(4_000), None).unwrap();
             for n in &got {
                 assert!(
                     live.contains(n.id),
                     "{metric}: {} is deleted or filtered",
                     n.id
                 );
-                let exact = flat.search(q, &SearchParams::new(4_000), None).unwrap();
                 let d = exact.iter().find(|e| e.id == n.id).unwrap().distance;
                 assert!(
                     (n.distance - d).abs() <= 1e-4 * d.abs().max(1.0),
