@@ -6,8 +6,10 @@
 //! the points the indexed part left (or of every live point when nothing is indexed). The
 //! bitmap's size is the exact cardinality, and it picks the plan: at most
 //! [`default_exact_threshold`] matches (about 0.4 ms of scanning: 12,307 points at 50-d,
-//! 4,842 at 384-d, never fewer than 2,000) → exact scan of just those points (recall 1); more → a filtered HNSW
-//! walk that only returns allowed points. An immutable segment keeps the bitmaps of its
+//! 4,842 at 384-d, never fewer than 2,000; [`CODES_EXACT_THRESHOLD`] where the index keeps
+//! 1-bit codes) → exact scan of just those points (recall 1); more → a filtered HNSW walk that
+//! only returns allowed points, or a scan of the allowed points' 1-bit codes, whichever the
+//! segment's index has measured cheaper. An immutable segment keeps the bitmaps of its
 //! recent filters ([`Segment::select`]), so a repeated filter costs one bitmap difference
 //! with the dead points. A tenant scope ([`Scope`]) is one more
 //! `must` condition on the (always indexed) tenant key, so it is a pre-filter like any other;
@@ -67,8 +69,8 @@ pub fn default_exact_threshold(dim: usize) -> u64 {
 
 /// The default exact-scan threshold of a segment whose index keeps 1-bit codes (HNSW at 64
 /// dimensions or more): scanning the codes of a filter's matches and rescoring a few costs
-/// about a fifth of scanning their f32 vectors (Fashion-MNIST at 3%: 1,800 points scanned
-/// exactly at 3,500 queries/s, through the codes at 5% about 10,000), so past this many
+/// about a quarter of scanning their f32 vectors (Fashion-MNIST at 3%, 1,800 points: 3,774
+/// queries/s scanned exactly, 14,913 through the codes; BENCHMARKS.md), so past this many
 /// matches the planner picks between the codes and the walk by their measured costs
 /// ([`sextant_index::PlanCosts`]).
 pub const CODES_EXACT_THRESHOLD: u64 = 1_000;

@@ -645,31 +645,26 @@ impl VectorIndex for HnswIndex {
         {
             return Ok(exact);
         }
-        if let (Some(codes), Some(IdFilter::Bitmap(allowed))) = (&self.binary, filter) {
+        // Codes cover every vector once fitted (the fit codes all of them, every later insert
+        // pushes one), checked here rather than trusted.
+        let coded = self.binary.as_ref().filter(|c| c.len() == self.len());
+        if let (Some(codes), Some(IdFilter::Bitmap(allowed))) = (coded, filter) {
             let live = self.len() - self.deleted.count();
             if allowed.len() as f64 <= params.binary_filter_share * live as f64 {
                 let bq = codes
                     .prepare(q.values(self.dim()))
                     .with_bound_sigmas(bound_sigmas_for(ef));
-                let n = codes.len() as u32;
                 let deleted = &self.deleted;
-                let ids = allowed.range(..n).filter(|&id| !deleted.contains(id));
-                let mut found = match &self.sq8 {
+                let ids = allowed
+                    .range(..self.len() as u32)
+                    .filter(|&id| !deleted.contains(id));
+                return Ok(match &self.sq8 {
                     Some(sq8) => {
                         let coded = sq8.prepare(q.values(self.dim()));
                         codes.search_via(&bq, sq8, &coded, &q, &self.vectors, ids, params.k, ef)
                     }
                     None => codes.search(&bq, &q, &self.vectors, ids, params.k, ef).0,
-                };
-                // Points inserted before the codes were fitted have none (fewer than
-                // `SQ8_MIN_FIT`, and only in an index that grew by inserts): scan them exactly.
-                if codes.len() < self.len() {
-                    let rest = allowed.range(n..self.len() as u32);
-                    found.extend(FlatIndex::scan(&self.vectors, &q, rest, params.k, deleted));
-                    found.sort_unstable();
-                    found.truncate(params.k);
-                }
-                return Ok(found);
+                });
             }
         }
         let mut found = match &self.sq8 {
