@@ -701,6 +701,7 @@ class Database:
         index: Optional[str] = None,
         m: Optional[int] = None,
         ef_construction: Optional[int] = None,
+        quantization: Optional[str] = None,
         nlist: Optional[int] = None,
         pq_m: Optional[int] = None,
         nprobe: Optional[int] = None,
@@ -713,7 +714,8 @@ class Database:
         exist_ok: bool = False,
     ) -> Collection:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
-        ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction`` for hnsw, ``nlist``, ``pq_m``,
+        ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction``, ``quantization``
+        (auto/none/sq8: what the graph walk compares) for hnsw, ``nlist``, ``pq_m``,
         ``nprobe`` for ivf_pq, ``on_disk`` to keep flushed vectors memory-mapped on disk
         instead of in memory) or named ``spaces`` (each may say ``"on_disk": True``);
         ``payload_indexes`` maps payload keys to keyword/integer/float/datetime/text;
@@ -732,6 +734,7 @@ class Database:
             ("index", index),
             ("m", m),
             ("ef_construction", ef_construction),
+            ("quantization", quantization),
             ("nlist", nlist),
             ("pq_m", pq_m),
             ("nprobe", nprobe),

@@ -85,6 +85,25 @@ def test_ivf_pq_collections(db: sextant.Database, name: str) -> None:
         db.create_collection(name + "y", 16, metric="l1", index="ivf_pq")
 
 
+def test_hnsw_quantization(db: sextant.Database, name: str) -> None:
+    """An hnsw collection's walk quantization through either backend: stored, `none` keeping no
+    8-bit codes, and refused by name with another index or an unknown value."""
+    vectors = _random(1500, 16, seed=5)
+    held = {}
+    for q in ("none", "sq8"):
+        c = db.create_collection(name + q, 16, metric="l2", quantization=q)
+        assert c.info()["schema"]["spaces"][0]["index"]["quantization"] == q
+        c.upsert(list(range(1500)), vectors)
+        c.optimize()
+        held[q] = c.info()["memory_parts"]["index"]
+        assert c.search(vectors[9], k=1, ef=50)[0].id == 9
+    assert held["none"] + 1500 * 16 <= held["sq8"], held
+    with pytest.raises(InvalidInput, match="quantization"):
+        db.create_collection(name + "f", 16, index="flat", quantization="none")
+    with pytest.raises(InvalidInput, match="quantization"):
+        db.create_collection(name + "u", 16, quantization="int4")
+
+
 def test_aliases_resolve_and_move(db: sextant.Database, name: str) -> None:
     a = db.create_collection(name + "a", DIM)
     b = db.create_collection(name + "b", DIM)

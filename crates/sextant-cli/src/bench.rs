@@ -62,6 +62,7 @@ pub(crate) fn cosine_hnsw_schema(dim: usize, m: usize) -> sextant_engine::Schema
             index: sextant_engine::IndexSpec::Hnsw {
                 m,
                 ef_construction: sextant_engine::DEFAULT_EF_CONSTRUCTION,
+                quantization: Quantization::Auto,
             },
             model: None,
             on_disk: false,
@@ -519,6 +520,7 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
         "hnsw" => sextant_engine::IndexSpec::Hnsw {
             m: args.m.unwrap_or(DEFAULT_M),
             ef_construction: args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
+            quantization: Quantization::Auto,
         },
         "ivf_pq" => sextant_engine::IndexSpec::IvfPq {
             nlist: args.nlist.unwrap_or(0),

@@ -211,6 +211,7 @@ pub fn bench_reclaim(args: ReclaimBenchArgs) -> anyhow::Result<()> {
     let index = IndexSpec::Hnsw {
         m: DEFAULT_M,
         ef_construction: DEFAULT_EF_CONSTRUCTION,
+        quantization: sextant_engine::Quantization::Auto,
     };
     let mut stages = Vec::new();
 

@@ -41,14 +41,14 @@ pub struct CreateArgs {
     /// Dimension of the single vector space (named `default`).
     #[arg(long, conflicts_with = "space")]
     pub dim: Option<usize>,
-    /// Metric of the single vector space: cosine, dot, l2, l1.
-    #[arg(long, default_value = "cosine")]
-    pub metric: String,
+    /// Metric of the single vector space: cosine, dot, l2, l1 [default: cosine].
+    #[arg(long, conflicts_with = "space")]
+    pub metric: Option<String>,
     /// Index of the single vector space: hnsw, flat, or ivf_pq (inverted lists of 4-bit
     /// product-quantisation codes, candidates rescored exactly; `--ef` at search time is the
-    /// number rescored).
-    #[arg(long, default_value = "hnsw")]
-    pub index: String,
+    /// number rescored) [default: hnsw].
+    #[arg(long, conflicts_with = "space")]
+    pub index: Option<String>,
     /// ivf_pq: inverted lists per segment (0: about the square root of its points).
     #[arg(long)]
     pub nlist: Option<usize>,
@@ -64,12 +64,18 @@ pub struct CreateArgs {
     /// everything. Not with --encrypt.
     #[arg(long)]
     pub on_disk: bool,
-    /// HNSW links per node.
-    #[arg(long, default_value_t = sextant_engine::DEFAULT_M)]
-    pub m: usize,
-    /// HNSW build candidate list size.
-    #[arg(long, default_value_t = sextant_engine::DEFAULT_EF_CONSTRUCTION)]
-    pub ef_construction: usize,
+    /// hnsw: links per node [default: 16].
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// hnsw: build candidate list size [default: 200].
+    #[arg(long)]
+    pub ef_construction: Option<usize>,
+    /// hnsw: what the graph walk compares: auto (8-bit codes where the metric allows, else
+    /// f32), none (the f32 vectors: no codes in memory, the least memory with the vectors in
+    /// memory) or sq8 (8-bit codes, one byte per dimension beside the vectors; not with l1).
+    /// Results are rescored exactly either way [default: auto].
+    #[arg(long)]
+    pub quantization: Option<String>,
     /// A named vector space `NAME:DIM:METRIC[:hnsw|flat|ivf_pq]` (repeat for several; the
     /// index settings above apply to the single space only).
     #[arg(long, value_name = "SPEC")]
@@ -128,6 +134,7 @@ fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
         index: Some(index.to_string()),
         m: None,
         ef_construction: None,
+        quantization: None,
         nlist: None,
         pq_m: None,
         nprobe: None,
@@ -143,7 +150,6 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
             if let Some(t) = &c.ttl {
                 sextant_service::collections::parse_ttl(t).context("--ttl")?;
             }
-            let hnsw = c.index == "hnsw";
             let payload_indexes = c
                 .payload_index
                 .iter()
@@ -158,10 +164,11 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 sextant_service::CollectionSpec {
                     name: c.name.clone(),
                     dim: Some(c.dim.context("give --dim (or --space NAME:DIM:METRIC)")?),
-                    metric: Some(c.metric.clone()),
-                    index: Some(c.index.clone()),
-                    m: hnsw.then_some(c.m),
-                    ef_construction: hnsw.then_some(c.ef_construction),
+                    metric: c.metric.clone(),
+                    index: c.index.clone(),
+                    m: c.m,
+                    ef_construction: c.ef_construction,
+                    quantization: c.quantization.clone(),
                     nlist: c.nlist,
                     pq_m: c.pq_m,
                     nprobe: c.nprobe,
@@ -173,8 +180,14 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     ttl: c.ttl.clone(),
                 }
             } else {
-                if c.nlist.is_some() || c.pq_m.is_some() || c.nprobe.is_some() {
-                    bail!("--nlist, --pq-m and --nprobe set the single space's index: with --space, create ivf_pq spaces through the API");
+                if c.nlist.is_some()
+                    || c.pq_m.is_some()
+                    || c.nprobe.is_some()
+                    || c.m.is_some()
+                    || c.ef_construction.is_some()
+                    || c.quantization.is_some()
+                {
+                    bail!("--m, --ef-construction, --quantization, --nlist, --pq-m and --nprobe set the single space's index: with --space, give index settings through the API (`spaces` of the collection body)");
                 }
                 let mut spaces = c
                     .space

@@ -59,9 +59,9 @@ pub use sextant_storage::crypt::MasterKey;
 pub use sextant_storage::filter_cache::FilterCacheStats;
 pub use sextant_storage::payload_index::FieldType;
 pub use sextant_storage::schema::{
-    IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, SparseKind, SparseSpaceSpec, TtlSpec,
-    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_NPROBE, DEFAULT_SPACE, IVF_MIN_POINTS, MAX_NLIST,
-    MAX_TTL_SECONDS,
+    IndexSpec, PayloadIndexSpec, Quantization, Schema, SpaceSpec, SparseKind, SparseSpaceSpec,
+    TtlSpec, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_NPROBE, DEFAULT_SPACE, IVF_MIN_POINTS,
+    MAX_NLIST, MAX_TTL_SECONDS,
 };
 pub use sextant_storage::segment::MemoryParts;
 pub use sextant_storage::wal::Durability;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sextant_core::Metric;
 use sextant_engine::{
-    FieldType, IndexSpec, PayloadIndexSpec, Schema, SpaceSpec, TtlSpec, DEFAULT_EF_CONSTRUCTION,
-    DEFAULT_M, DEFAULT_SPACE,
+    FieldType, IndexSpec, PayloadIndexSpec, Quantization, Schema, SpaceSpec, TtlSpec,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_SPACE,
 };
 
 use crate::error::{Error, Result};
@@ -32,6 +32,11 @@ pub struct SpaceBody {
     /// HNSW build candidate list size [default: 200].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef_construction: Option<usize>,
+    /// HNSW: what the graph walk compares, `auto` (SQ8 codes where the metric allows: the
+    /// default), `none` (f32 vectors: no codes in memory) or `sq8`; results are rescored
+    /// exactly either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nlist: Option<usize>,
@@ -70,6 +75,11 @@ pub struct CollectionSpec {
     /// HNSW build candidate list size [default: 200].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef_construction: Option<usize>,
+    /// HNSW: what the graph walk compares, `auto` (SQ8 codes where the metric allows: the
+    /// default), `none` (f32 vectors: no codes in memory) or `sq8`; results are rescored
+    /// exactly either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nlist: Option<usize>,
@@ -136,6 +146,7 @@ struct IndexArgs {
     kind: Option<String>,
     m: Option<usize>,
     ef_construction: Option<usize>,
+    quantization: Option<String>,
     nlist: Option<usize>,
     pq_m: Option<usize>,
     nprobe: Option<usize>,
@@ -145,6 +156,7 @@ fn index(a: IndexArgs, field: &str) -> Result<IndexSpec> {
     let graph = [
         ("m", a.m.is_some()),
         ("ef_construction", a.ef_construction.is_some()),
+        ("quantization", a.quantization.is_some()),
     ];
     let ivf = [
         ("nlist", a.nlist.is_some()),
@@ -163,9 +175,20 @@ fn index(a: IndexArgs, field: &str) -> Result<IndexSpec> {
     match a.kind.as_deref().unwrap_or("hnsw") {
         "hnsw" => {
             refuse(&ivf, "hnsw")?;
+            let quantization = match a.quantization.as_deref() {
+                None => Quantization::Auto,
+                Some(q) => q.parse().map_err(|e: String| {
+                    let at = match field {
+                        "index" => "quantization".to_string(),
+                        f => format!("{f}.quantization"),
+                    };
+                    Error::invalid(at, e)
+                })?,
+            };
             Ok(IndexSpec::Hnsw {
                 m: a.m.unwrap_or(DEFAULT_M),
                 ef_construction: a.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
+                quantization,
             })
         }
         "flat" => {
@@ -205,6 +228,7 @@ impl CollectionSpec {
                     ("index", self.index.is_some()),
                     ("m", self.m.is_some()),
                     ("ef_construction", self.ef_construction.is_some()),
+                    ("quantization", self.quantization.is_some()),
                     ("nlist", self.nlist.is_some()),
                     ("pq_m", self.pq_m.is_some()),
                     ("nprobe", self.nprobe.is_some()),
@@ -230,6 +254,7 @@ impl CollectionSpec {
                                     kind: sp.index.clone(),
                                     m: sp.m,
                                     ef_construction: sp.ef_construction,
+                                    quantization: sp.quantization.clone(),
                                     nlist: sp.nlist,
                                     pq_m: sp.pq_m,
                                     nprobe: sp.nprobe,
@@ -253,6 +278,7 @@ impl CollectionSpec {
                         kind: self.index.clone(),
                         m: self.m,
                         ef_construction: self.ef_construction,
+                        quantization: self.quantization.clone(),
                         nlist: self.nlist,
                         pq_m: self.pq_m,
                         nprobe: self.nprobe,
@@ -400,6 +426,30 @@ mod tests {
             message(s)
         };
         assert!(with(|s| s.nprobe = Some(4)).contains("nprobe does not apply to index hnsw"));
+        // The walk's quantization: parsed for hnsw, named when unknown, refused elsewhere.
+        let q = CollectionSpec {
+            dim: Some(8),
+            quantization: Some("none".into()),
+            ..Default::default()
+        }
+        .schema()
+        .unwrap();
+        assert!(matches!(
+            q.spaces[0].index,
+            IndexSpec::Hnsw {
+                quantization: Quantization::None,
+                ..
+            }
+        ));
+        assert_eq!(
+            bad(|s| s.quantization = Some("pq4".into())).as_deref(),
+            Some("quantization")
+        );
+        assert!(with(|s| {
+            s.index = Some("ivf_pq".into());
+            s.quantization = Some("sq8".into())
+        })
+        .contains("quantization does not apply to index ivf_pq"));
         assert!(with(|s| {
             s.index = Some("flat".into());
             s.nlist = Some(4)

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sextant_core::Metric;
+pub use sextant_index::Quantization;
+use sextant_index::Sq8Vectors;
 
 use crate::envelope;
 use crate::fs::Fs;
@@ -38,6 +40,11 @@ pub enum IndexSpec {
         m: usize,
         /// Candidate list size while building.
         ef_construction: usize,
+        /// What the graph walk compares: `auto` (SQ8 codes where the metric allows, the
+        /// default), `none` (the f32 vectors) or `sq8`; results are rescored exactly either
+        /// way. Manifests written before this setting existed read as `auto`.
+        #[serde(default, skip_serializing_if = "is_auto", with = "quantization_name")]
+        quantization: Quantization,
     },
     /// Inverted lists of 4-bit product-quantisation codes, candidates rescored exactly (each
     /// flushed or merged segment trains its own quantisers; segments under
@@ -64,6 +71,26 @@ pub const MAX_NLIST: usize = 1 << 20;
 /// Most sub-quantisers (the fast-scan kernels' exact-sum limit).
 pub const MAX_SUBQUANTIZERS: usize = sextant_index::distance::MAX_SUBQUANTIZERS;
 
+fn is_auto(q: &Quantization) -> bool {
+    *q == Quantization::Auto
+}
+
+/// An HNSW walk's [`Quantization`] as the name users write (`auto`, `none`, `sq8`).
+mod quantization_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use sextant_index::Quantization;
+
+    pub(super) fn serialize<S: Serializer>(q: &Quantization, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(q.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Quantization, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl IndexSpec {
     /// The index kind's name as users write it: `flat`, `hnsw` or `ivf_pq`.
     pub fn name(&self) -> &'static str {
@@ -80,6 +107,7 @@ impl Default for IndexSpec {
         IndexSpec::Hnsw {
             m: DEFAULT_M,
             ef_construction: DEFAULT_EF_CONSTRUCTION,
+            quantization: Quantization::Auto,
         }
     }
 }
@@ -233,9 +261,19 @@ impl Schema {
                 ));
             }
             match s.index {
-                IndexSpec::Hnsw { m, ef_construction } => {
+                IndexSpec::Hnsw {
+                    m,
+                    ef_construction,
+                    quantization,
+                } => {
                     if !(2..=128).contains(&m) {
                         return bad(format!("space {:?}: m must be 2..=128, got {m}", s.name));
+                    }
+                    if quantization == Quantization::Sq8 && !Sq8Vectors::supports(s.metric) {
+                        return bad(format!(
+                            "space {:?}: quantization sq8 does not support metric {} (use auto or none)",
+                            s.name, s.metric
+                        ));
                     }
                     if ef_construction < m {
                         return bad(format!(

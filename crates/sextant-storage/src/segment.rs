@@ -472,10 +472,15 @@ impl Segment {
             })?;
             vectors.push(match spec.index {
                 IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_vectors(dense)),
-                IndexSpec::Hnsw { m, ef_construction } => {
+                IndexSpec::Hnsw {
+                    m,
+                    ef_construction,
+                    quantization,
+                } => {
                     let params = HnswParams {
                         m,
                         ef_construction,
+                        quantization,
                         ..HnswParams::default()
                     };
                     let h = HnswIndex::build(dense, params, progress).map_err(|e| {

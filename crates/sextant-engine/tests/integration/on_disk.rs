@@ -63,6 +63,17 @@ fn every_operation_matches_the_in_memory_twin_for_every_index_kind() {
         IndexSpec::Hnsw {
             m: 16,
             ef_construction: 100,
+            quantization: sextant_engine::Quantization::Auto,
+        },
+        IndexSpec::Hnsw {
+            m: 16,
+            ef_construction: 100,
+            quantization: sextant_engine::Quantization::None,
+        },
+        IndexSpec::Hnsw {
+            m: 16,
+            ef_construction: 100,
+            quantization: sextant_engine::Quantization::Sq8,
         },
         IndexSpec::IvfPq {
             nlist: 0,
@@ -234,6 +245,65 @@ fn every_operation_matches_the_in_memory_twin_for_every_index_kind() {
         assert_eq!(disk.info().memory_parts.vectors, 0);
         assert_eq!(stored_vector(&disk, 105), vecs[105]);
         assert_eq!(stored_vector(&disk, 2999), vecs[2999]);
+    }
+}
+
+/// An HNSW space's `quantization` is kept in its schema across reopening and decides what
+/// its segments hold: `none` keeps no 8-bit codes (one byte per dimension per point less than
+/// `auto` and `sq8`), and `sq8` is refused where the metric has no codes (l1), naming it.
+#[test]
+fn hnsw_quantization_is_kept_and_decides_the_codes() {
+    use sextant_engine::Quantization;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(13);
+    let vecs: Vec<Vec<f32>> = (0..N).map(|_| random_vec(&mut rng, DIM)).collect();
+    let spec = |quantization| IndexSpec::Hnsw {
+        m: 16,
+        ef_construction: 100,
+        quantization,
+    };
+    let kinds = [Quantization::Auto, Quantization::None, Quantization::Sq8];
+    let mut index_bytes = Vec::new();
+    {
+        let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+        for q in kinds {
+            let c = db
+                .create_collection(q.name(), on_disk_schema(spec(q), false))
+                .unwrap();
+            let pts = (0..N)
+                .map(|i| point(i as u64, vecs[i].clone(), json!({})))
+                .collect();
+            c.upsert(&Scope::Unscoped, pts).unwrap();
+            c.optimize().unwrap();
+            index_bytes.push(c.info().memory_parts.index);
+        }
+        let err = db
+            .create_collection("l1", schema(DIM, Metric::L1, spec(Quantization::Sq8)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sq8") && err.contains("l1"), "{err}");
+        db.create_collection("l1", schema(DIM, Metric::L1, spec(Quantization::Auto)))
+            .unwrap();
+    }
+    let codes = (N * DIM) as u64;
+    assert!(
+        index_bytes[1] + codes <= index_bytes[0] && index_bytes[0] == index_bytes[2],
+        "index bytes auto/none/sq8: {index_bytes:?}"
+    );
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    for (q, bytes) in kinds.into_iter().zip(&index_bytes) {
+        let c = db.collection(q.name()).unwrap();
+        assert_eq!(c.schema().spaces[0].index, spec(q), "reopened");
+        assert_eq!(c.info().memory_parts.index, *bytes, "{q:?} reopened");
+        let mut hit = 0;
+        for v in vecs.iter().take(20) {
+            let truth = brute(&vecs, |_| true, v, 10);
+            hit += search(&c, v, None)
+                .iter()
+                .filter(|i| truth.contains(i))
+                .count();
+        }
+        assert!(hit >= 190, "{q:?}: {hit} of 200");
     }
 }
 

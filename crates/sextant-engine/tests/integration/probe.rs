@@ -34,6 +34,7 @@ fn weak() -> IndexSpec {
     IndexSpec::Hnsw {
         m: 4,
         ef_construction: 16,
+        quantization: sextant_engine::Quantization::Auto,
     }
 }
 

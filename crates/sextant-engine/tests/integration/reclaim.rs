@@ -29,6 +29,7 @@ fn schema(tenant_key: Option<&str>) -> Schema {
             index: IndexSpec::Hnsw {
                 m: 8,
                 ef_construction: 32,
+                quantization: sextant_engine::Quantization::Auto,
             },
             model: None,
             on_disk: false,

@@ -35,6 +35,7 @@ fn schema() -> Schema {
                 index: IndexSpec::Hnsw {
                     m: 8,
                     ef_construction: 32,
+                    quantization: sextant_engine::Quantization::Auto,
                 },
                 model: None,
                 on_disk: false,

@@ -37,6 +37,7 @@ fn schema(tenant: bool, ttl: Option<TtlSpec>) -> Schema {
             index: IndexSpec::Hnsw {
                 m: 8,
                 ef_construction: 32,
+                quantization: sextant_engine::Quantization::Auto,
             },
             model: None,
             on_disk: false,
