@@ -31,6 +31,220 @@ pub enum CollectionCommand {
         /// Collection or alias.
         name: String,
     },
+    /// Recommend an index layout: builds every layout on a sample of the collection's own
+    /// vectors, measures recall and speed, and projects memory and speed to the planned size.
+    Advise(Box<AdviseArgs>),
+}
+
+/// `collection advise`.
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// Collection or alias.
+    pub name: String,
+    /// The vector space to advise on (needed when the collection has several).
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Points to plan for [default: the live points now].
+    #[arg(long)]
+    pub points: Option<u64>,
+    /// RAM the whole collection may hold at that size: bytes, or with a unit (`800MiB`,
+    /// `2GiB`, `1.5GB`) [default: no limit].
+    #[arg(long, value_name = "SIZE")]
+    pub memory_budget: Option<String>,
+    /// Recall@k to reach.
+    #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_TARGET_RECALL)]
+    pub recall: f64,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Stored vectors to build each layout over (all of them when the space holds fewer).
+    #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_SAMPLE)]
+    pub sample: usize,
+    /// Stored vectors held out as queries (not with --queries-file).
+    #[arg(long, conflicts_with = "queries_file")]
+    pub queries: Option<usize>,
+    /// Your own query vectors (.fvecs or .npy), instead of held-out stored vectors: advice for
+    /// the queries your users send.
+    #[arg(long, value_name = "FILE")]
+    pub queries_file: Option<std::path::PathBuf>,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Parses a size: bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB,
+/// GiB, TiB (powers of 1024).
+pub(crate) fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit_bytes: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            bail!("size {s:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n > 0.0)
+        .with_context(|| format!("size {s:?}: expected a positive number and a unit, e.g. 2GiB"))?;
+    let bytes = n * unit_bytes;
+    if bytes >= u64::MAX as f64 {
+        bail!("size {s:?} is too large");
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn size(b: u64) -> String {
+    let m = b as f64 / (1024.0 * 1024.0);
+    if m >= 10_240.0 {
+        format!("{:.1} GiB", m / 1024.0)
+    } else {
+        format!("{m:.1} MiB")
+    }
+}
+
+fn run_advise(args: &DbArgs, db: &sextant_engine::Database, a: &AdviseArgs) -> Result<()> {
+    let col = collection(db, &a.name)?;
+    let memory_budget = a
+        .memory_budget
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .context("--memory-budget")?;
+    let query_vectors = match &a.queries_file {
+        Some(path) => {
+            let m = sextant_vecio::read_vectors(path)
+                .with_context(|| format!("--queries-file {}", path.display()))?;
+            Some((0..m.rows).map(|i| m.row(i).to_vec()).collect())
+        }
+        None => None,
+    };
+    let req = sextant_engine::advise::AdviseRequest {
+        space: a.space.clone(),
+        points: a.points,
+        memory_budget,
+        target_recall: a.recall,
+        k: a.k,
+        sample: a.sample,
+        queries: a.queries.unwrap_or(sextant_engine::advise::DEFAULT_QUERIES),
+        query_vectors,
+        seed: a.seed,
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("advise [{bar:30}] {pos}/{len} layouts: {msg}")
+            .expect("valid template"),
+    );
+    let report = col.advise(&req, &mut |done, total, what| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("building and measuring {what}"));
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "collection {} space {}: {}-d {}, {} live points, planning for {}",
+        report.collection,
+        report.space,
+        report.dim,
+        report.metric,
+        report.live_points,
+        report.points
+    );
+    println!(
+        "measured on {} vectors and {} {} queries, recall@{} target {}{}",
+        report.sample,
+        report.queries,
+        report.queries_from,
+        report.k,
+        report.target_recall,
+        report
+            .memory_budget
+            .map(|b| format!(", memory budget {}", size(b)))
+            .unwrap_or_default()
+    );
+    println!();
+    println!(
+        "{:<3} {:<38} {:>9} {:>11} {:>10} {:>8} {:>10} {:>11} {:>8}",
+        "",
+        "layout",
+        "RAM B/vec",
+        "RAM at N",
+        "disk at N",
+        "recall",
+        "QPS sample",
+        "QPS at N",
+        "build s"
+    );
+    for (i, l) in report.layouts.iter().enumerate() {
+        let mark = if report.recommended == Some(i) {
+            "->"
+        } else if l.fits_budget == Some(false) {
+            " x"
+        } else {
+            ""
+        };
+        let top = l.sweep.iter().map(|m| m.recall).fold(0.0, f64::max);
+        let (recall, qps, at_n) = match (&l.chosen, l.projected_qps) {
+            (Some(m), Some(p)) => (
+                format!("{:.4}", m.recall),
+                format!("{:.0}", m.qps),
+                format!("{p:.0}"),
+            ),
+            _ => (format!("<{:.4}", top.max(0.0)), "-".into(), "-".into()),
+        };
+        println!(
+            "{:<3} {:<38} {:>9.1} {:>11} {:>10} {:>8} {:>10} {:>11} {:>8.2}",
+            mark,
+            l.layout,
+            l.ram_bytes_per_vector,
+            size(l.ram_bytes),
+            size(l.disk_bytes),
+            recall,
+            qps,
+            at_n,
+            l.build_s
+        );
+    }
+    println!();
+    match report.recommended {
+        Some(i) => {
+            let l = &report.layouts[i];
+            println!("recommended: {} — {}", l.layout, report.reason);
+            println!(
+                "  sextant collection create NAME --dim {} --metric {} {}{}",
+                report.dim,
+                report.metric,
+                l.create_flags,
+                match (&l.index, l.chosen.and_then(|m| m.nprobe)) {
+                    (sextant_engine::IndexSpec::IvfPq { .. }, Some(p)) => format!(" --nprobe {p}"),
+                    _ => String::new(),
+                }
+            );
+            if let Some(f) = &l.search_flags {
+                println!("  search with {f}");
+            }
+        }
+        None => println!("no recommendation: {}", report.reason),
+    }
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+    Ok(())
 }
 
 /// `collection create`.
@@ -215,6 +429,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 println!("created collection {:?}", c.name);
             }
         }
+        CollectionCommand::Advise(a) => run_advise(args, &db, &a)?,
         CollectionCommand::List => {
             let names = db.list_collections()?;
             let aliases = db.aliases();
@@ -423,4 +638,22 @@ pub fn run_alias(args: &DbArgs, cmd: AliasCommand) -> Result<()> {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1048576.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_decimal_and_binary_units() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("64B").unwrap(), 64);
+        assert_eq!(parse_size("2KiB").unwrap(), 2048);
+        assert_eq!(parse_size("1.5 GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("800mib").unwrap(), 800 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        for bad in ["", "MiB", "-1GiB", "0", "1.2.3MB", "12XB", "1e30TiB", "nan"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

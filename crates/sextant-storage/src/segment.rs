@@ -470,41 +470,7 @@ impl Segment {
             let dense = DenseVectors::from_rows(spec.metric, spec.dim, &flat).map_err(|e| {
                 StorageError::InvalidSequence(format!("segment build refused vectors: {e}"))
             })?;
-            vectors.push(match spec.index {
-                IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_vectors(dense)),
-                IndexSpec::Hnsw {
-                    m,
-                    ef_construction,
-                    quantization,
-                } => {
-                    let params = HnswParams {
-                        m,
-                        ef_construction,
-                        quantization,
-                        ..HnswParams::default()
-                    };
-                    let h = HnswIndex::build(dense, params, progress).map_err(|e| {
-                        StorageError::InvalidSequence(format!("HNSW build failed: {e}"))
-                    })?;
-                    AnyIndex::Hnsw(Box::new(h))
-                }
-                // Too few points to train lists and codebooks: an exact scan is cheap.
-                IndexSpec::IvfPq { .. } if dense.len() < IVF_MIN_POINTS => {
-                    AnyIndex::Flat(FlatIndex::from_vectors(dense))
-                }
-                IndexSpec::IvfPq { nlist, m, nprobe } => {
-                    let params = IvfPqParams {
-                        nlist: nlist.min(dense.len() / 8).max(usize::from(nlist > 0)),
-                        m,
-                        nprobe,
-                        ..IvfPqParams::default()
-                    };
-                    let i = IvfPqIndex::build(dense, params, progress).map_err(|e| {
-                        StorageError::InvalidSequence(format!("IVF-PQ build failed: {e}"))
-                    })?;
-                    AnyIndex::IvfPq(Box::new(i))
-                }
-            });
+            vectors.push(build_index(&spec.index, dense, progress)?);
         }
         // An immutable segment's ids never change: the compact layout where it applies.
         ids.freeze();
@@ -936,5 +902,48 @@ pub fn decode_id(r: &mut Cursor<'_>) -> Result<PointId, StorageError> {
             )
         }
         t => return Err(corrupt(r.path, at + 24, format!("unknown id tag {t}"))),
+    })
+}
+
+/// The index a flushed or merged segment of a space with `spec` keeps over `dense`: the one
+/// definition the segment builder and the index advisor (which measures layouts on a sample)
+/// share. `progress` is called with the number of vectors indexed so far.
+pub fn build_index(
+    spec: &IndexSpec,
+    dense: DenseVectors,
+    progress: Option<&(dyn Fn(usize) + Sync)>,
+) -> Result<AnyIndex, StorageError> {
+    Ok(match *spec {
+        IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_vectors(dense)),
+        IndexSpec::Hnsw {
+            m,
+            ef_construction,
+            quantization,
+        } => {
+            let params = HnswParams {
+                m,
+                ef_construction,
+                quantization,
+                ..HnswParams::default()
+            };
+            let h = HnswIndex::build(dense, params, progress)
+                .map_err(|e| StorageError::InvalidSequence(format!("HNSW build failed: {e}")))?;
+            AnyIndex::Hnsw(Box::new(h))
+        }
+        // Too few points to train lists and codebooks: an exact scan is cheap.
+        IndexSpec::IvfPq { .. } if dense.len() < IVF_MIN_POINTS => {
+            AnyIndex::Flat(FlatIndex::from_vectors(dense))
+        }
+        IndexSpec::IvfPq { nlist, m, nprobe } => {
+            let params = IvfPqParams {
+                nlist: nlist.min(dense.len() / 8).max(usize::from(nlist > 0)),
+                m,
+                nprobe,
+                ..IvfPqParams::default()
+            };
+            let i = IvfPqIndex::build(dense, params, progress)
+                .map_err(|e| StorageError::InvalidSequence(format!("IVF-PQ build failed: {e}")))?;
+            AnyIndex::IvfPq(Box::new(i))
+        }
     })
 }

@@ -406,3 +406,92 @@ fn bench_reclaim_reports_disk_and_memory_per_stage() {
     assert!(n(3, "disk_bytes") <= n(2, "disk_bytes"));
     assert!(n(3, "fresh_rss_bytes") > 0);
 }
+
+/// `collection advise`: the report as JSON with every layout measured, the budget applied, the
+/// caller's query file used, and bad flags refused naming them.
+#[test]
+fn collection_advise_reports_layouts_and_refuses_bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(
+        &data,
+        &["collection", "create", "v", "--dim", "16", "--metric", "l2"],
+    );
+    // 1,500 points around 30 centres.
+    let rows: Vec<Vec<f32>> = (0..1_500)
+        .map(|i: usize| {
+            (0..16)
+                .map(|d| ((i % 30) * 7 + d) as f32 % 11.0 + (i * 31 + d * 17) as f32 % 7.0 * 0.01)
+                .collect()
+        })
+        .collect();
+    let f = dir.path().join("v.fvecs");
+    crate::write_fvecs(&f, &rows);
+    ok(&data, &["upsert", "v", "--file", f.to_str().unwrap()]);
+    let common = [
+        "collection",
+        "advise",
+        "v",
+        "--sample",
+        "1000",
+        "--queries",
+        "40",
+    ];
+    let r = json(&ok(
+        &data,
+        &[
+            &["--json"][..],
+            &common[..],
+            &["--memory-budget", "2MiB", "--points", "3000"],
+        ]
+        .concat(),
+    ));
+    assert_eq!(r["points"], 3000);
+    assert_eq!(r["memory_budget"], 2 * 1024 * 1024);
+    assert_eq!(r["sample"], 1000);
+    let layouts = r["layouts"].as_array().unwrap();
+    assert!(layouts.len() >= 4, "{r}");
+    for l in layouts {
+        let ram = l["ram_bytes"].as_u64().unwrap();
+        assert_eq!(l["fits_budget"], ram <= 2 * 1024 * 1024, "{l}");
+    }
+    if let Some(i) = r["recommended"].as_u64() {
+        assert_eq!(layouts[i as usize]["fits_budget"], true);
+    }
+    // The text report names the recommended layout's create command, or why there is none.
+    let text = ok(&data, &common);
+    assert!(
+        text.contains("sextant collection create NAME --dim 16 --metric l2")
+            || text.contains("no recommendation"),
+        "{text}"
+    );
+    // Own queries.
+    let q = dir.path().join("q.fvecs");
+    crate::write_fvecs(&q, &rows[..25]);
+    let r = json(&ok(
+        &data,
+        &[
+            &["--json"][..],
+            &common[..5],
+            &["--queries-file", q.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    assert_eq!(
+        (r["queries"].as_u64(), r["queries_from"].as_str()),
+        (Some(25), Some("given"))
+    );
+    let bad = dir.path().join("bad.fvecs");
+    crate::write_fvecs(&bad, &[vec![1.0; 3]]);
+    for (args, named) in [
+        (vec!["--memory-budget", "12XB"], "--memory-budget"),
+        (vec!["--memory-budget=-5MiB"], "--memory-budget"),
+        (vec!["--recall", "1.5"], "target_recall"),
+        (vec!["--k", "0"], "k"),
+        (vec!["--queries-file", bad.to_str().unwrap()], "queries"),
+        (vec!["--space", "nope"], "space"),
+    ] {
+        let err = fails(&data, &[&common[..5], &args[..]].concat());
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}

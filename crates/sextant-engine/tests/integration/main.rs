@@ -1,3 +1,4 @@
+mod advise;
 mod backup;
 mod crash;
 mod documents;
