@@ -573,6 +573,47 @@ class Collection:
                 req[key] = value
         return self._b.eval(self.name, req, tenant=tenant, all_tenants=all_tenants)
 
+    # ---- index advice ----------------------------------------------------------------------
+
+    def advise(
+        self,
+        *,
+        space: Optional[str] = None,
+        points: Optional[int] = None,
+        memory_budget: Optional[int] = None,
+        target_recall: Optional[float] = None,
+        k: Optional[int] = None,
+        sample: Optional[int] = None,
+        queries: Optional[int] = None,
+        query_vectors: Any = None,
+        seed: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Recommends an index layout: builds every layout the space could be created with on a
+        sample of its vectors (``sample``, 100,000 by default), measures recall@``k`` and speed
+        against exact ground truth, projects RAM and speed to ``points`` (default: the live
+        points) and returns the report; ``report["layouts"][report["recommended"]]`` is the
+        fastest layout reaching ``target_recall`` (0.95) within ``memory_budget`` (bytes of RAM
+        for the whole collection), with its ``create_flags`` and ``search_flags``.
+        ``query_vectors`` (an array or list of vectors) are your own queries instead of held-out
+        stored vectors; ``queries`` caps how many are used. Blocks until done (on a server, by
+        following its job)."""
+        req: Dict[str, Any] = {}
+        if query_vectors is not None:
+            req["query_vectors"] = np.asarray(query_vectors, dtype=np.float32).tolist()
+        for key, value in (
+            ("space", space),
+            ("points", points),
+            ("memory_budget", memory_budget),
+            ("target_recall", target_recall),
+            ("k", k),
+            ("sample", sample),
+            ("queries", queries),
+            ("seed", seed),
+        ):
+            if value is not None:
+                req[key] = value
+        return self._b.advise(self.name, req)
+
     # ---- drift monitoring ------------------------------------------------------------------
 
     def drift(self) -> Optional[Dict[str, Any]]:

@@ -54,6 +54,7 @@ class EmbeddedBackend:
             "rerank",
             "eval",
             "reindex",
+            "advise",
             "drift",
             "drift_pin",
             "drift_add_canary",

@@ -504,20 +504,28 @@ class HttpBackend:
         body = _scope(dict(request), tenant, all_tenants)
         return self._request("POST", f"/collections/{_seg(name)}/eval", body)
 
-    def reindex(self, name: str, request: Dict[str, Any], poll: float = 0.2) -> Dict[str, Any]:
-        """Starts the server's reindex job and waits for it; returns its report, or raises the
-        job's error."""
+    def _job(self, path: str, request: Dict[str, Any], what: str, poll: float) -> Dict[str, Any]:
+        """Starts a server job and waits for it; returns its result, or raises its error."""
         import time
 
-        job = self._request("POST", f"/collections/{_seg(name)}/reindex", dict(request))
+        job = self._request("POST", path, dict(request))
         while job["state"] == "running":
             time.sleep(poll)
             job = self._request("GET", f"/jobs/{job['id']}")
         if job["state"] == "failed":
             e = job.get("error") or {}
             cls = BY_KIND.get(e.get("code", "internal"), InternalError)
-            raise cls(e.get("message", "the reindex failed"), e.get("field"))
+            raise cls(e.get("message", f"the {what} failed"), e.get("field"))
         return job["result"]
+
+    def reindex(self, name: str, request: Dict[str, Any], poll: float = 0.2) -> Dict[str, Any]:
+        """Starts the server's reindex job and waits for it; returns its report, or raises the
+        job's error."""
+        return self._job(f"/collections/{_seg(name)}/reindex", request, "reindex", poll)
+
+    def advise(self, name: str, request: Dict[str, Any], poll: float = 0.2) -> Dict[str, Any]:
+        """Starts the server's index advice job and waits for it; returns the advice."""
+        return self._job(f"/collections/{_seg(name)}/advise", request, "advice", poll)
 
     def drift(self, name: str) -> Optional[Dict[str, Any]]:
         try:

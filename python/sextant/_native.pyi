@@ -116,6 +116,9 @@ class Database:
         the tenant); answers the report with its Markdown in ``markdown``."""
     def reindex(self, name: str, request: Dict[str, Json]) -> Dict[str, Json]:
         """``request``: ``{"model", "into", "batch"?, "resume"?}``; blocks until done."""
+    def advise(self, name: str, request: Dict[str, Json]) -> Dict[str, Json]:
+        """``request``: ``AdviseOptions`` (the body of ``POST /collections/{name}/advise``);
+        blocks until done and answers the advice."""
     def drift(self, name: str) -> Optional[Dict[str, Json]]: ...
     def drift_pin(self, name: str, request: Dict[str, Json]) -> Dict[str, Json]: ...
     def drift_add_canary(self, name: str, request: Dict[str, Json]) -> Dict[str, Json]: ...

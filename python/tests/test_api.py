@@ -104,6 +104,27 @@ def test_hnsw_quantization(db: sextant.Database, name: str) -> None:
         db.create_collection(name + "u", 16, quantization="int4")
 
 
+def test_advise(db: sextant.Database, name: str) -> None:
+    """The index advisor through either backend: every layout measured on the sample, the budget
+    applied, own queries used, bad fields refused by name."""
+    c = db.create_collection(name, 16, metric="l2")
+    vectors = _random(1300, 16, seed=11)
+    c.upsert(list(range(1300)), vectors)
+    r = c.advise(sample=1000, queries=50, memory_budget=20_000_000)
+    assert (r["sample"], r["queries"], r["queries_from"]) == (1000, 50, "held-out")
+    assert len(r["layouts"]) >= 4
+    for layout in r["layouts"]:
+        assert layout["fits_budget"] == (layout["ram_bytes"] <= 20_000_000)
+    flat = next(l for l in r["layouts"] if l["create_flags"] == "--index flat")
+    assert flat["sweep"][0]["recall"] == 1.0
+    own = c.advise(sample=1000, query_vectors=vectors[:20] + 0.01)
+    assert (own["queries"], own["queries_from"]) == (20, "given")
+    with pytest.raises(InvalidInput, match="target_recall"):
+        c.advise(target_recall=1.5)
+    with pytest.raises(InvalidInput, match="queries"):
+        c.advise(query_vectors=np.zeros((2, 3), dtype=np.float32))
+
+
 def test_aliases_resolve_and_move(db: sextant.Database, name: str) -> None:
     a = db.create_collection(name + "a", DIM)
     b = db.create_collection(name + "b", DIM)

@@ -242,6 +242,9 @@ pub struct ImportArgs {
     /// HNSW build beam width [default: 200].
     #[arg(long)]
     ef_construction: Option<usize>,
+    /// HNSW: what the walk compares, auto, none or sq8 [default: auto].
+    #[arg(long)]
+    quantization: Option<Quantization>,
     /// Keep the collection in this data directory (as collection `bench`) for `bench open`
     /// [default: a temporary directory, removed afterwards].
     #[arg(long)]
@@ -508,10 +511,11 @@ fn bench_filtered(args: FilteredArgs) -> anyhow::Result<()> {
 
 fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     let durability = args.durability.parse().map_err(anyhow::Error::msg)?;
-    let hnsw_set = args.m.is_some() || args.ef_construction.is_some();
+    let hnsw_set =
+        args.m.is_some() || args.ef_construction.is_some() || args.quantization.is_some();
     let ivf_set = args.nlist.is_some() || args.pq_m.is_some() || args.nprobe.is_some();
     if args.index != "hnsw" && hnsw_set {
-        anyhow::bail!("--m and --ef-construction apply to --index hnsw only");
+        anyhow::bail!("--m, --ef-construction and --quantization apply to --index hnsw only");
     }
     if args.index != "ivf_pq" && ivf_set {
         anyhow::bail!("--nlist, --pq-m and --nprobe apply to --index ivf_pq only");
@@ -520,7 +524,7 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
         "hnsw" => sextant_engine::IndexSpec::Hnsw {
             m: args.m.unwrap_or(DEFAULT_M),
             ef_construction: args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
-            quantization: Quantization::Auto,
+            quantization: args.quantization.unwrap_or_default(),
         },
         "ivf_pq" => sextant_engine::IndexSpec::IvfPq {
             nlist: args.nlist.unwrap_or(0),

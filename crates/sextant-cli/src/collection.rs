@@ -60,8 +60,9 @@ pub struct AdviseArgs {
     /// Stored vectors to build each layout over (all of them when the space holds fewer).
     #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_SAMPLE)]
     pub sample: usize,
-    /// Stored vectors held out as queries (not with --queries-file).
-    #[arg(long, conflicts_with = "queries_file")]
+    /// Stored vectors held out as queries; with --queries-file, how many of its queries to
+    /// use (the first ones) [default: 200; with --queries-file, all of them].
+    #[arg(long)]
     pub queries: Option<usize>,
     /// Your own query vectors (.fvecs or .npy), instead of held-out stored vectors: advice for
     /// the queries your users send.
@@ -115,8 +116,7 @@ fn size(b: u64) -> String {
     }
 }
 
-fn run_advise(args: &DbArgs, db: &sextant_engine::Database, a: &AdviseArgs) -> Result<()> {
-    let col = collection(db, &a.name)?;
+fn run_advise(args: &DbArgs, db: sextant_engine::Database, a: &AdviseArgs) -> Result<()> {
     let memory_budget = a
         .memory_budget
         .as_deref()
@@ -131,22 +131,23 @@ fn run_advise(args: &DbArgs, db: &sextant_engine::Database, a: &AdviseArgs) -> R
         }
         None => None,
     };
-    let req = sextant_engine::advise::AdviseRequest {
+    let opts = sextant_service::advise::AdviseOptions {
         space: a.space.clone(),
         points: a.points,
         memory_budget,
-        target_recall: a.recall,
-        k: a.k,
-        sample: a.sample,
-        queries: a.queries.unwrap_or(sextant_engine::advise::DEFAULT_QUERIES),
+        target_recall: Some(a.recall),
+        k: Some(a.k),
+        sample: Some(a.sample),
+        queries: a.queries,
         query_vectors,
-        seed: a.seed,
+        seed: Some(a.seed),
     };
+    let svc = sextant_service::Service::from_database(db, Default::default());
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("advise [{bar:30}] {pos}/{len} layouts: {msg}")
             .expect("valid template"),
     );
-    let report = col.advise(&req, &mut |done, total, what| {
+    let report = svc.advise(&a.name, &opts, &mut |done, total, what| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(format!("building and measuring {what}"));
@@ -429,7 +430,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 println!("created collection {:?}", c.name);
             }
         }
-        CollectionCommand::Advise(a) => run_advise(args, &db, &a)?,
+        CollectionCommand::Advise(a) => run_advise(args, db, &a)?,
         CollectionCommand::List => {
             let names = db.list_collections()?;
             let aliases = db.aliases();

@@ -612,6 +612,22 @@ impl Database {
         to_py(py, &report)
     }
 
+    /// Measures every index layout on a sample of the collection's vectors and recommends one
+    /// (the body of `POST /collections/{name}/advise`); blocks until done, returns the advice.
+    fn advise<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts: sextant_service::advise::AdviseOptions = self::request(request, "advise")?;
+        let svc = self.svc()?;
+        let report = py
+            .detach(|| svc.advise(name, &opts, &mut |_, _, _| {}))
+            .or_py()?;
+        to_py(py, &report)
+    }
+
     /// The drift report, or None when the collection is not monitored.
     fn drift<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         let svc = self.svc()?;

@@ -32,7 +32,7 @@ pub enum JobState {
 pub struct Job {
     /// Its id.
     pub id: u64,
-    /// What it does (`reindex`).
+    /// What it does (`reindex`, `advise`).
     pub kind: String,
     /// The collection it works on.
     pub collection: String,

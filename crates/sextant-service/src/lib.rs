@@ -23,6 +23,7 @@
 //! process-wide state beyond the documented environment variables.
 #![forbid(unsafe_code)]
 
+pub mod advise;
 pub mod collections;
 pub mod drift;
 pub mod error;

@@ -481,6 +481,27 @@ fn collection_advise_reports_layouts_and_refuses_bad_flags() {
         (r["queries"].as_u64(), r["queries_from"].as_str()),
         (Some(25), Some("given"))
     );
+    // --queries with a file: its first queries.
+    let r = json(&ok(
+        &data,
+        &[
+            &["--json"][..],
+            &common[..],
+            &["--queries-file", q.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    assert_eq!(r["queries"].as_u64(), Some(25), "40 asked, 25 in the file");
+    let r = json(&ok(
+        &data,
+        &[
+            &["--json"][..],
+            &common[..5],
+            &["--queries", "10", "--queries-file", q.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    assert_eq!(r["queries"].as_u64(), Some(10));
     let bad = dir.path().join("bad.fvecs");
     crate::write_fvecs(&bad, &[vec![1.0; 3]]);
     for (args, named) in [

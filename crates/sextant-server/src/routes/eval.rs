@@ -1,8 +1,9 @@
 //! Evaluation and model upgrades over HTTP: `POST /collections/{name}/eval` scores
 //! configurations against judged queries (`sextant_service::eval`), `POST
 //! /collections/{name}/reindex` re-embeds a document collection with another model into a new
-//! collection as a background job (`sextant_service::reindex`), `GET /jobs` and
-//! `GET /jobs/{id}` report on jobs.
+//! collection as a background job (`sextant_service::reindex`), `POST
+//! /collections/{name}/advise` measures index layouts on a sample as a background job
+//! (`sextant_service::advise`), `GET /jobs` and `GET /jobs/{id}` report on jobs.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sextant_core::ErrorKind;
+use sextant_service::advise::AdviseOptions;
 use sextant_service::eval::EvalOptions;
 use sextant_service::ReindexOptions;
 use utoipa::ToSchema;
@@ -183,6 +185,63 @@ pub async fn reindex(
                 .and_then(|rep| serde_json::to_value(rep).map_err(ApiError::internal));
             st.cache.invalidate(&opts.into);
             st.audit(&who, "collection.reindex", Some(&n), None, &rid, &r);
+            st.jobs.finish(id, r.map_err(|e| e.detail()));
+        })
+        .map_err(|e| ApiError::internal(format!("cannot start the job: {e}")))?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Starts the index advisor on a collection (admin): every layout its space can be created
+/// with is built and measured on a sample of its vectors, and one is recommended for the
+/// planned size, memory budget and recall target. Answers 202 with the job; the report is its
+/// `result` at `GET /jobs/{id}` (`done`/`total` count the layouts measured). A bad request is
+/// refused before the job starts; one advice job per collection at a time.
+#[utoipa::path(post, path = "/collections/{name}/advise", tag = "collections",
+    request_body = AdviseOptions,
+    params(("name" = String, Path, description = "Collection or alias")),
+    responses((status = 202, description = "Started: the job, with the advice in `result` once done", body = Job),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "An advice job on this collection is running", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn advise(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RequestId(rid): RequestId,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(opts): ApiJson<AdviseOptions>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    s.collection(&p, Role::Admin, &name)?;
+    let busy = s.jobs.list().into_iter().any(|j| {
+        j.state == crate::jobs::JobState::Running && j.kind == "advise" && j.collection == name
+    });
+    if busy {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            format!("an advice job on {name:?} is already running"),
+        ));
+    }
+    let st = s.clone();
+    let (n, o) = (name.clone(), opts.clone());
+    s.run(Work::Write, move || {
+        Ok(st.service().check_advise(&n, &o)?)
+    })
+    .await?;
+    let job = s.jobs.start("advise", &name, None);
+    let id = job.id;
+    let st = s.clone();
+    let (who, n) = (p.clone(), name.clone());
+    std::thread::Builder::new()
+        .name(format!("sextant-job-{id}"))
+        .spawn(move || {
+            let r = st
+                .service()
+                .advise(&n, &opts, &mut |done, total, _| {
+                    st.jobs.progress(id, done as u64, total as u64)
+                })
+                .map_err(ApiError::from)
+                .and_then(|rep| serde_json::to_value(rep).map_err(ApiError::internal));
+            st.audit(&who, "collection.advise", Some(&n), None, &rid, &r);
             st.jobs.finish(id, r.map_err(|e| e.detail()));
         })
         .map_err(|e| ApiError::internal(format!("cannot start the job: {e}")))?;

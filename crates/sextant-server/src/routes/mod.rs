@@ -117,6 +117,7 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(drift::check))
         .routes(routes!(eval::eval))
         .routes(routes!(eval::reindex))
+        .routes(routes!(eval::advise))
         .routes(routes!(eval::list_jobs))
         .routes(routes!(eval::job))
         .routes(routes!(snapshots::list, snapshots::create))

@@ -622,3 +622,91 @@ fn drift_over_http() {
         "nine",
     );
 }
+
+/// The index advisor over HTTP: refused up front when the body is bad, otherwise a job whose
+/// result is the advice, with the collection's layouts measured and the budget applied.
+#[test]
+fn advise_runs_as_a_job_and_reports_every_layout() {
+    let t = start(false);
+    t.ok(
+        "POST",
+        "/collections",
+        None,
+        Some(json!({"name": "a", "dim": 4, "metric": "l2"})),
+    );
+    t.ok(
+        "PUT",
+        "/collections/a/points",
+        None,
+        Some(json!({"points": points(0..1_300)})),
+    );
+    // An unknown field is named in the message (the server's JSON extractor answers `body`).
+    let (st, resp) = t.call(
+        "POST",
+        "/collections/a/advise",
+        None,
+        Some(json!({"budget": 5})),
+    );
+    assert_eq!(st, 400, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget"),
+        "{resp}"
+    );
+    for (body, field) in [
+        (json!({"target_recall": 2.0}), "target_recall"),
+        (json!({"sample": 5}), "sample"),
+        (json!({"space": "nope"}), "space"),
+        (json!({"query_vectors": [[1.0, 2.0]]}), "queries"),
+        (json!({"queries": 400}), "collection"),
+    ] {
+        let (st, resp) = t.call("POST", "/collections/a/advise", None, Some(body.clone()));
+        assert_eq!(st, 400, "{body}: {resp}");
+        assert_eq!(resp["error"]["field"], field, "{body}: {resp}");
+    }
+    assert_eq!(
+        t.call("POST", "/collections/nope/advise", None, Some(json!({})))
+            .0,
+        404
+    );
+    let (st, job) = t.call(
+        "POST",
+        "/collections/a/advise",
+        None,
+        Some(json!({"sample": 1000, "queries": 50, "memory_budget": 50_000_000})),
+    );
+    assert_eq!(st, 202, "{job}");
+    assert_eq!(
+        (job["kind"].as_str(), job["state"].as_str()),
+        (Some("advise"), Some("running"))
+    );
+    let path = format!("/jobs/{}", job["id"]);
+    let mut job = job;
+    for _ in 0..600 {
+        job = t.ok("GET", &path, None, None);
+        if job["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["done"], job["total"]);
+    let r = &job["result"];
+    assert_eq!(
+        (r["sample"].as_u64(), r["queries"].as_u64()),
+        (Some(1000), Some(50))
+    );
+    let layouts = r["layouts"].as_array().unwrap();
+    assert!(layouts.len() >= 4, "{r}");
+    for l in layouts {
+        assert_eq!(
+            l["fits_budget"],
+            l["ram_bytes"].as_u64().unwrap() <= 50_000_000,
+            "{l}"
+        );
+    }
+    let best = &layouts[r["recommended"].as_u64().expect("a recommendation") as usize];
+    assert!(best["chosen"]["recall"].as_f64().unwrap() >= 0.95, "{best}");
+}

@@ -473,7 +473,34 @@ fn eval_reindex_and_jobs_need_their_role() {
         }
         let (st, _) = t.call("GET", "/jobs", Some(&key), None);
         assert_eq!(st, if role == "admin" { 200 } else { 403 });
+        // The index advisor: admin only; past the role check `plain` has too few points.
+        let (st, body) = t.call(
+            "POST",
+            "/collections/plain/advise",
+            Some(&key),
+            Some(json!({"target_recall": 0.9})),
+        );
+        if role == "admin" {
+            assert_eq!(st, 400, "{body}");
+            assert_eq!(body["error"]["field"], "collection", "{body}");
+        } else {
+            assert_eq!(st, 403, "{role}: {body}");
+        }
+        let (st, _) = t.call(
+            "POST",
+            "/collections/plain/advise",
+            Some(&other),
+            Some(json!({})),
+        );
+        assert_eq!(st, 403, "{role} key for other collections");
     }
+    let (st, _) = t.call(
+        "POST",
+        "/collections/mt/advise",
+        Some(&t.key("write", None, Some(json!("a")))),
+        Some(json!({})),
+    );
+    assert_eq!(st, 403, "a tenant key cannot see every tenant's vectors");
     // A tenant key cannot reindex (it would copy every tenant), even with a covering role.
     let tkey = t.key("write", None, Some(json!("a")));
     let (st, _) = t.call(

@@ -32,6 +32,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/collections/{name}/drift/check"),
     ("post", "/collections/{name}/eval"),
     ("post", "/collections/{name}/reindex"),
+    ("post", "/collections/{name}/advise"),
     ("get", "/jobs"),
     ("get", "/jobs/{id}"),
     ("post", "/collections/{name}/snapshots"),
