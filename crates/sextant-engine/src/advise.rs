@@ -18,7 +18,8 @@
 //!   thread (the faster of two passes).
 //! * **Projected to the planned size** `N` (the collection's live points unless the caller
 //!   plans for more), with stated models, not measurements: RAM from the bytes per vector
-//!   measured on the sample (IVF centroids re-sized to the lists `N` points get) plus what
+//!   measured on the sample (IVF centroids and per-list tables re-sized to the lists `N`
+//!   points get) plus what
 //!   the collection holds per point besides this space's index (ids, payloads, other
 //!   spaces), measured on the collection; queries per second scaled by `s/N` for a flat scan,
 //!   `ln s / ln N` for a graph walk and `√(s/N)` for IVF-PQ (nlist grows like √N and the
@@ -548,8 +549,18 @@ impl Collection {
             let (what, _) = describe(&index_spec, false);
             progress(done, total, &what);
             let start = Instant::now();
-            let index = build_index(&index_spec, base.clone(), None)?;
+            let built = build_index(&index_spec, base.clone(), None)?;
             let build_s = start.elapsed().as_secs_f64();
+            // Measured as a flushed segment serves it: written, then loaded from its bytes
+            // (structures sized exactly, not as they grew while building).
+            let bytes = built.to_bytes();
+            drop(built);
+            let index = AnyIndex::from_bytes(&bytes).map_err(|e| {
+                EngineError::Storage(sextant_storage::StorageError::InvalidSequence(format!(
+                    "index advisor: reloading a {} index: {e}",
+                    index_spec.name()
+                )))
+            })?;
             let sweep = sweep(&index, &queries, &truth, req.k, s)?;
             let fastest = |aim: f64| {
                 sweep
@@ -567,14 +578,12 @@ impl Collection {
                 _ => req.target_recall,
             };
             let chosen = fastest(aimed_recall).or_else(|| fastest(req.target_recall));
-            // Centroids are per list, and a segment of `points` points gets more lists.
+            // Centroids and tables are per list, and a segment of `points` points gets more lists.
             let (lists_bytes, lists_at_n) = match &index {
                 AnyIndex::IvfPq(ivf) => {
                     let (at_n, _) = IvfPqParams::default().resolve(points as usize, dim);
-                    (
-                        (ivf.params().nlist * dim * 4) as f64,
-                        (at_n * dim * 4) as f64,
-                    )
+                    let per_list = ivf.list_bytes() as f64 / ivf.params().nlist.max(1) as f64;
+                    (ivf.list_bytes() as f64, per_list * at_n as f64)
                 }
                 _ => (0.0, 0.0),
             };
@@ -587,12 +596,11 @@ impl Collection {
                 let per_vector = (ram_sample - lists_bytes) / s as f64;
                 let ram_bytes = (per_vector * points as f64 + lists_at_n + other * points as f64)
                     .round() as u64;
-                let disk_sample = index.to_bytes_with(on_disk).len() as f64
-                    + if on_disk {
-                        index.dense_vectors().data_bytes() as f64
-                    } else {
-                        0.0
-                    };
+                let disk_sample = if on_disk {
+                    (index.to_bytes_with(true).len() + index.dense_vectors().data_bytes()) as f64
+                } else {
+                    bytes.len() as f64
+                };
                 let disk_bytes_per_vector = disk_sample / s as f64;
                 let search_flags = chosen.map(|m| {
                     let mut f = Vec::new();

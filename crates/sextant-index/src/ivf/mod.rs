@@ -314,6 +314,15 @@ impl IvfPqIndex {
             .collect();
     }
 
+    /// Heap bytes that grow with the number of lists rather than with the points: centroids,
+    /// their norms, the per-list table terms (L2) and each list's own record.
+    pub fn list_bytes(&self) -> usize {
+        self.centroids.capacity() * 4
+            + self.centroid_norms.capacity() * 4
+            + self.list_terms.capacity() * 4
+            + self.lists.capacity() * std::mem::size_of::<List>()
+    }
+
     /// The settings, with `nlist` and `m` resolved.
     pub fn params(&self) -> IvfPqParams {
         self.params
