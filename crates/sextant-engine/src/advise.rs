@@ -199,8 +199,15 @@ pub struct AdviseReport {
     pub notes: Vec<String>,
 }
 
-/// The layouts offered for a space of `metric` and `dim` over a sample of `n` vectors.
-fn layouts(metric: Metric, dim: usize, n: usize) -> Vec<(IndexSpec, Vec<bool>)> {
+/// The layouts offered for a space of `metric` and `dim` over a sample of `n` vectors, each
+/// with where its vectors may live (`true`: on disk; never for an encrypted collection, which
+/// has no plain file to map).
+fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexSpec, Vec<bool>)> {
+    let places = if encrypted {
+        vec![false]
+    } else {
+        vec![false, true]
+    };
     let hnsw = |quantization| IndexSpec::Hnsw {
         m: sextant_storage::schema::DEFAULT_M,
         ef_construction: sextant_storage::schema::DEFAULT_EF_CONSTRUCTION,
@@ -211,7 +218,7 @@ fn layouts(metric: Metric, dim: usize, n: usize) -> Vec<(IndexSpec, Vec<bool>)> 
         (hnsw(Quantization::None), vec![false]),
     ];
     if Sq8Vectors::supports(metric) {
-        out.push((hnsw(Quantization::Sq8), vec![false, true]));
+        out.push((hnsw(Quantization::Sq8), places.clone()));
     }
     if metric != Metric::L1 && n >= sextant_storage::schema::IVF_MIN_POINTS {
         let mut ms: Vec<usize> = [8, 4, 2]
@@ -226,7 +233,7 @@ fn layouts(metric: Metric, dim: usize, n: usize) -> Vec<(IndexSpec, Vec<bool>)> 
                     m,
                     nprobe: sextant_storage::schema::DEFAULT_NPROBE,
                 },
-                vec![false, true],
+                places.clone(),
             ));
         }
     }
@@ -542,7 +549,8 @@ impl Collection {
         let truth = ground_truth(&base, &queries, req.k)?;
         let other = self.other_bytes_per_point(space);
 
-        let plans = layouts(metric, dim, s);
+        let encrypted = self.encryption.is_some();
+        let plans = layouts(metric, dim, s, encrypted);
         let total = plans.len();
         let mut reports = Vec::new();
         for (done, (index_spec, disks)) in plans.into_iter().enumerate() {
@@ -572,7 +580,8 @@ impl Collection {
             // A graph loses recall at the same ef as it grows: planning for more points than
             // the sample, its setting aims halfway from the target to 1 (0.975 for 0.95).
             let aimed_recall = match index_spec {
-                IndexSpec::Hnsw { .. } if points as usize > s => {
+                // (Beyond the sample: more points than it and its held-out queries.)
+                IndexSpec::Hnsw { .. } if points as usize > s + held_out => {
                     req.target_recall + (1.0 - req.target_recall) / 2.0
                 }
                 _ => req.target_recall,
@@ -645,6 +654,9 @@ impl Collection {
                 other
             ),
         ];
+        if encrypted {
+            notes.push("The collection is encrypted at rest: layouts with vectors on disk are not offered (an encrypted collection has no plain file to map).".into());
+        }
         if req.query_vectors.is_none() {
             notes.push("Held-out stored vectors are easier queries than real traffic when queries come from another distribution (questions against passages): pass your own queries for advice on those.".into());
         }
@@ -768,7 +780,7 @@ mod tests {
     #[test]
     fn layouts_follow_the_metric_and_the_sample() {
         let names = |m, d, n| {
-            layouts(m, d, n)
+            layouts(m, d, n, false)
                 .iter()
                 .flat_map(|(i, disks)| disks.iter().map(|&o| describe(i, o).1).collect::<Vec<_>>())
                 .collect::<Vec<_>>()
@@ -784,6 +796,13 @@ mod tests {
             ["--index flat", "--index hnsw --quantization none"]
         );
         assert_eq!(names(Metric::Cosine, 8, 500).len(), 4);
+        // Encrypted: nothing on disk.
+        let enc: Vec<String> = layouts(Metric::L2, 384, 20_000, true)
+            .iter()
+            .flat_map(|(i, disks)| disks.iter().map(|&o| describe(i, o).1).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(enc.len(), 6, "{enc:?}");
+        assert!(enc.iter().all(|f| !f.contains("--on-disk")));
         // Sub-quantiser counts never exceed the dimension and are not repeated.
         let tiny = names(Metric::L2, 3, 5_000);
         assert_eq!(tiny.iter().filter(|f| f.contains("--pq-m 1")).count(), 2);

@@ -299,3 +299,27 @@ fn bad_requests_are_refused_naming_the_field() {
     let e = m.advise(&request(), &mut |_, _, _| {}).unwrap_err();
     assert_eq!(e.field(), Some("space"), "{e}");
 }
+
+/// An encrypted collection cannot keep vectors on disk, so the advice never offers that.
+#[test]
+fn an_encrypted_collection_is_never_advised_vectors_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
+    db.set_master_key(Some(sextant_engine::MasterKey::from_bytes([7; 32])));
+    let c = db
+        .create_collection_with("enc", schema(DIM, Metric::L2, IndexSpec::default()), true)
+        .unwrap();
+    let vecs = clustered(1_200, 5);
+    let pts = (0..vecs.len())
+        .map(|i| point(i as u64, vecs[i].clone(), json!({})))
+        .collect();
+    c.upsert(&Scope::Unscoped, pts).unwrap();
+    let r = c.advise(&request(), &mut |_, _, _| {}).unwrap();
+    assert_eq!(r.layouts.len(), 6, "one row per build");
+    assert!(r.layouts.iter().all(|l| !l.on_disk));
+    assert!(
+        r.notes.iter().any(|n| n.contains("encrypted")),
+        "{:?}",
+        r.notes
+    );
+}

@@ -169,25 +169,23 @@ pub async fn reindex(
         Ok(())
     })
     .await?;
-    let job = s.jobs.start("reindex", &name, Some(&opts.into));
-    let id = job.id;
-    let st = s.clone();
-    let (who, n) = (p.clone(), name.clone());
-    std::thread::Builder::new()
-        .name(format!("sextant-job-{id}"))
-        .spawn(move || {
+    let target = opts.into.clone();
+    let job = spawn_job(
+        &s,
+        &p,
+        rid,
+        ("reindex", "collection.reindex"),
+        (&name, Some(&target)),
+        move |st, n, progress| {
             let r = st
                 .service()
-                .reindex(&n, &opts, &mut |done, total| {
-                    st.jobs.progress(id, done, total)
-                })
+                .reindex(n, &opts, &mut |done, total| progress(done, total))
                 .map_err(ApiError::from)
                 .and_then(|rep| serde_json::to_value(rep).map_err(ApiError::internal));
             st.cache.invalidate(&opts.into);
-            st.audit(&who, "collection.reindex", Some(&n), None, &rid, &r);
-            st.jobs.finish(id, r.map_err(|e| e.detail()));
-        })
-        .map_err(|e| ApiError::internal(format!("cannot start the job: {e}")))?;
+            r
+        },
+    )?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -227,25 +225,51 @@ pub async fn advise(
         Ok(st.service().check_advise(&n, &o)?)
     })
     .await?;
-    let job = s.jobs.start("advise", &name, None);
+    let job = spawn_job(
+        &s,
+        &p,
+        rid,
+        ("advise", "collection.advise"),
+        (&name, None),
+        move |st, n, progress| {
+            st.service()
+                .advise(n, &opts, &mut |done, total, _| {
+                    progress(done as u64, total as u64)
+                })
+                .map_err(ApiError::from)
+                .and_then(|rep| serde_json::to_value(rep).map_err(ApiError::internal))
+        },
+    )?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Starts `work` as a background job of `kind` on collection `name` (writing `target`, if
+/// any) on its own thread: `work` reports progress through the function it is given, its
+/// outcome is audited as `action` and kept for `GET /jobs/{id}`.
+fn spawn_job<F>(
+    s: &AppState,
+    who: &crate::auth::Principal,
+    rid: String,
+    (kind, action): (&str, &'static str),
+    (name, target): (&str, Option<&str>),
+    work: F,
+) -> ApiResult<Job>
+where
+    F: FnOnce(&AppState, &str, &dyn Fn(u64, u64)) -> ApiResult<Value> + Send + 'static,
+{
+    let job = s.jobs.start(kind, name, target);
     let id = job.id;
     let st = s.clone();
-    let (who, n) = (p.clone(), name.clone());
+    let (who, n) = (who.clone(), name.to_string());
     std::thread::Builder::new()
         .name(format!("sextant-job-{id}"))
         .spawn(move || {
-            let r = st
-                .service()
-                .advise(&n, &opts, &mut |done, total, _| {
-                    st.jobs.progress(id, done as u64, total as u64)
-                })
-                .map_err(ApiError::from)
-                .and_then(|rep| serde_json::to_value(rep).map_err(ApiError::internal));
-            st.audit(&who, "collection.advise", Some(&n), None, &rid, &r);
+            let r = work(&st, &n, &|done, total| st.jobs.progress(id, done, total));
+            st.audit(&who, action, Some(&n), None, &rid, &r);
             st.jobs.finish(id, r.map_err(|e| e.detail()));
         })
         .map_err(|e| ApiError::internal(format!("cannot start the job: {e}")))?;
-    Ok((StatusCode::ACCEPTED, Json(job)))
+    Ok(job)
 }
 
 /// Whether `p` may see a job: a key limited to collections sees the jobs of those only.
