@@ -32,7 +32,8 @@ pub enum CollectionCommand {
         name: String,
     },
     /// Recommend an index layout: builds every layout on a sample of the collection's own
-    /// vectors, measures recall and speed, and projects memory and speed to the planned size.
+    /// vectors, measures recall and speed, and projects memory and speed to the planned size
+    /// (an administrator's command: it samples every tenant's vectors and changes nothing).
     Advise(Box<AdviseArgs>),
 }
 

@@ -62,6 +62,9 @@ pub const MIN_SAMPLE: usize = 1_000;
 pub const MAX_SAMPLE: usize = 1_000_000;
 /// Most queries.
 pub const MAX_QUERIES: usize = 10_000;
+/// Most bytes of f32 vectors a sample may hold (1 GiB: 100,000 vectors up to 2,684
+/// dimensions); wider vectors get a smaller sample, and the report says so.
+pub const MAX_SAMPLE_BYTES: usize = 1 << 30;
 /// Largest `k`.
 pub const MAX_K: usize = 1_000;
 
@@ -532,7 +535,10 @@ impl Collection {
         } else {
             req.queries
         };
-        let mut rows = self.sample_vectors(space, req.sample + held_out, req.seed);
+        // Each layout holds the sample two or three times while it is built and reloaded:
+        // bound the sample's f32 bytes so that wide vectors cannot exhaust memory.
+        let want = req.sample.min(sample_cap(dim));
+        let mut rows = self.sample_vectors(space, want + held_out, req.seed);
         if rows.len() < held_out + MIN_SAMPLE {
             // Deleted since the check.
             return invalid("collection", too_few(&spec.name, rows.len(), held_out));
@@ -545,6 +551,7 @@ impl Collection {
         let flat: Vec<f32> = rows.concat();
         drop(rows);
         let base = DenseVectors::from_rows(metric, dim, &flat).map_err(index_error)?;
+        drop(flat);
         let points = req.points.unwrap_or(live).max(1);
         let truth = ground_truth(&base, &queries, req.k)?;
         let other = self.other_bytes_per_point(space);
@@ -654,6 +661,13 @@ impl Collection {
                 other
             ),
         ];
+        if want < req.sample && s == want {
+            notes.push(format!(
+                "The sample was capped at {want} vectors ({} MiB of {dim}-d f32 vectors) to bound the advisor's memory; {} were asked for.",
+                MAX_SAMPLE_BYTES >> 20,
+                req.sample
+            ));
+        }
         if encrypted {
             notes.push("The collection is encrypted at rest: layouts with vectors on disk are not offered (an encrypted collection has no plain file to map).".into());
         }
@@ -684,6 +698,12 @@ impl Collection {
             notes,
         })
     }
+}
+
+/// The most vectors of `dim` components a sample may hold ([`MAX_SAMPLE_BYTES`], never under
+/// [`MIN_SAMPLE`]).
+fn sample_cap(dim: usize) -> usize {
+    (MAX_SAMPLE_BYTES / (dim.max(1) * 4)).max(MIN_SAMPLE)
 }
 
 fn too_few(space: &str, live: usize, held_out: usize) -> String {
@@ -807,6 +827,14 @@ mod tests {
         let tiny = names(Metric::L2, 3, 5_000);
         assert_eq!(tiny.iter().filter(|f| f.contains("--pq-m 1")).count(), 2);
         assert_eq!(tiny.iter().filter(|f| f.contains("--pq-m 2")).count(), 2);
+    }
+
+    #[test]
+    fn wide_vectors_get_a_smaller_sample() {
+        assert!(sample_cap(384) > DEFAULT_SAMPLE, "no cap at common widths");
+        assert_eq!(sample_cap(4_096), 65_536);
+        assert_eq!(sample_cap(65_536), 4_096);
+        assert_eq!(sample_cap(1 << 20), MIN_SAMPLE);
     }
 
     #[test]
