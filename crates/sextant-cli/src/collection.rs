@@ -454,7 +454,7 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                 println!("collection {}", info.name);
                 for s in &info.schema.spaces {
                     println!(
-                        "  space {}: {}-d {}, index {:?}{}",
+                        "  space {}: {}-d {}, index {}{}",
                         s.name,
                         s.dim,
                         s.metric,

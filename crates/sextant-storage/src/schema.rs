@@ -102,6 +102,40 @@ impl IndexSpec {
     }
 }
 
+impl std::fmt::Display for IndexSpec {
+    /// As users write the settings: `hnsw (m 16, ef_construction 200, quantization auto)`,
+    /// `ivf_pq (nlist auto, pq_m 96, nprobe 16)`, `flat`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexSpec::Flat => f.write_str("flat"),
+            IndexSpec::Hnsw {
+                m,
+                ef_construction,
+                quantization,
+            } => write!(
+                f,
+                "hnsw (m {m}, ef_construction {ef_construction}, quantization {})",
+                quantization.name()
+            ),
+            IndexSpec::IvfPq { nlist, m, nprobe } => {
+                let auto = |n: &usize| {
+                    if *n == 0 {
+                        "auto".to_string()
+                    } else {
+                        n.to_string()
+                    }
+                };
+                write!(
+                    f,
+                    "ivf_pq (nlist {}, pq_m {}, nprobe {nprobe})",
+                    auto(nlist),
+                    auto(m)
+                )
+            }
+        }
+    }
+}
+
 impl Default for IndexSpec {
     fn default() -> Self {
         IndexSpec::Hnsw {
@@ -525,6 +559,51 @@ mod tests {
         let mut s = ok.clone();
         s.payload_indexes[0].field_type = FieldType::Float;
         assert!(err(s).contains("keyword or integer"));
+    }
+
+    #[test]
+    fn index_specs_read_as_users_write_them_and_old_manifests_walk_auto() {
+        assert_eq!(
+            IndexSpec::default().to_string(),
+            "hnsw (m 16, ef_construction 200, quantization auto)"
+        );
+        let ivf = IndexSpec::IvfPq {
+            nlist: 0,
+            m: 96,
+            nprobe: 16,
+        };
+        assert_eq!(ivf.to_string(), "ivf_pq (nlist auto, pq_m 96, nprobe 16)");
+        assert_eq!(IndexSpec::Flat.to_string(), "flat");
+        // A space written before the walk's quantization was a setting.
+        let old: IndexSpec =
+            serde_json::from_str(r#"{"type": "hnsw", "m": 8, "ef_construction": 40}"#).unwrap();
+        assert_eq!(
+            old,
+            IndexSpec::Hnsw {
+                m: 8,
+                ef_construction: 40,
+                quantization: Quantization::Auto
+            }
+        );
+        // Auto is not written (files stay as they were); the others are, by name.
+        assert!(!serde_json::to_string(&old)
+            .unwrap()
+            .contains("quantization"));
+        let none = IndexSpec::Hnsw {
+            m: 8,
+            ef_construction: 40,
+            quantization: Quantization::None,
+        };
+        let json = serde_json::to_string(&none).unwrap();
+        assert!(json.contains(r#""quantization":"none""#), "{json}");
+        assert_eq!(serde_json::from_str::<IndexSpec>(&json).unwrap(), none);
+        let bad = serde_json::from_str::<IndexSpec>(
+            r#"{"type": "hnsw", "m": 8, "ef_construction": 40, "quantization": "pq"}"#,
+        );
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("unknown quantization"));
     }
 
     #[test]
