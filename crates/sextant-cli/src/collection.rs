@@ -56,7 +56,7 @@ pub struct AdviseArgs {
     #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_TARGET_RECALL)]
     pub recall: f64,
     /// Neighbours per query.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_K)]
     pub k: usize,
     /// Stored vectors to build each layout over (all of them when the space holds fewer).
     #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_SAMPLE)]
@@ -70,7 +70,7 @@ pub struct AdviseArgs {
     #[arg(long, value_name = "FILE")]
     pub queries_file: Option<std::path::PathBuf>,
     /// Seed of the sample.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = sextant_engine::advise::DEFAULT_SEED)]
     pub seed: u64,
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64> {
 }
 
 fn size(b: u64) -> String {
-    let m = b as f64 / (1024.0 * 1024.0);
+    let m = mib(b);
     if m >= 10_240.0 {
         format!("{:.1} GiB", m / 1024.0)
     } else {

@@ -55,6 +55,10 @@ pub const DEFAULT_SAMPLE: usize = 100_000;
 pub const DEFAULT_QUERIES: usize = 200;
 /// Recall@k the advice aims for, unless asked otherwise.
 pub const DEFAULT_TARGET_RECALL: f64 = 0.95;
+/// Neighbours per query, unless asked otherwise.
+pub const DEFAULT_K: usize = 10;
+/// Seed of the sample, unless asked otherwise.
+pub const DEFAULT_SEED: u64 = 42;
 /// Fewest sampled vectors (besides the queries) for approximate layouts to be worth measuring:
 /// below this a flat scan is exact and costs microseconds.
 pub const MIN_SAMPLE: usize = 1_000;
@@ -104,11 +108,11 @@ impl Default for AdviseRequest {
             points: None,
             memory_budget: None,
             target_recall: DEFAULT_TARGET_RECALL,
-            k: 10,
+            k: DEFAULT_K,
             sample: DEFAULT_SAMPLE,
             queries: DEFAULT_QUERIES,
             query_vectors: None,
-            seed: 42,
+            seed: DEFAULT_SEED,
         }
     }
 }
@@ -387,7 +391,9 @@ fn project_qps(index: &IndexSpec, qps: f64, s: usize, n: u64) -> f64 {
 
 impl Collection {
     /// Up to `n` live vectors of dense space `space`, drawn uniformly with `seed`, as rows of
-    /// `dim` components (stored form: normalised for cosine).
+    /// `dim` components (stored form: normalised for cosine). Every tenant's points are drawn:
+    /// this is the administrator's path the advisor takes (front ends expose only its
+    /// aggregate report, to admin keys), never a way to read points for a caller.
     pub fn sample_vectors(&self, space: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
         let now = self.now_ms();
         let st = self.state.read();
