@@ -745,6 +745,8 @@ class Database:
         quantization: Optional[str] = None,
         nlist: Optional[int] = None,
         pq_m: Optional[int] = None,
+        pq_bits: Optional[int] = None,
+        opq: Optional[bool] = None,
         nprobe: Optional[int] = None,
         on_disk: bool = False,
         spaces: Optional[Sequence[Dict[str, Any]]] = None,
@@ -757,6 +759,7 @@ class Database:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
         ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction``, ``quantization``
         (auto/none/sq8: what the graph walk compares) for hnsw, ``nlist``, ``pq_m``,
+        ``pq_bits`` (4 or 8 bits per code), ``opq`` (learn a rotation before quantising),
         ``nprobe`` for ivf_pq, ``on_disk`` to keep flushed vectors memory-mapped on disk
         instead of in memory) or named ``spaces`` (each may say ``"on_disk": True``);
         ``payload_indexes`` maps payload keys to keyword/integer/float/datetime/text;
@@ -778,6 +781,8 @@ class Database:
             ("quantization", quantization),
             ("nlist", nlist),
             ("pq_m", pq_m),
+            ("pq_bits", pq_bits),
+            ("opq", opq),
             ("nprobe", nprobe),
             ("spaces", None if spaces is None else list(spaces)),
             ("payload_indexes", payload_indexes),

@@ -85,6 +85,24 @@ def test_ivf_pq_collections(db: sextant.Database, name: str) -> None:
         db.create_collection(name + "y", 16, metric="l1", index="ivf_pq")
 
 
+def test_ivf_pq_code_width_and_opq(db: sextant.Database, name: str) -> None:
+    """8-bit codes and an OPQ rotation through either backend: stored, trained on flush, every
+    vector its own nearest neighbour after rescoring, and refused by name when out of range or
+    given to another index."""
+    c = db.create_collection(name, 16, metric="l2", index="ivf_pq", pq_bits=8, opq=True)
+    index = c.info()["schema"]["spaces"][0]["index"]
+    assert (index["bits"], index["opq"]) == (8, True), index
+    vectors = _random(1500, 16, seed=4)
+    c.upsert(list(range(1500)), vectors)
+    c.optimize()
+    for i in (0, 800, 1499):
+        assert c.search(vectors[i], k=3, ef=50)[0].id == i
+    with pytest.raises(InvalidInput, match="pq_bits"):
+        db.create_collection(name + "b", 16, index="ivf_pq", pq_bits=5)
+    with pytest.raises(InvalidInput, match="opq"):
+        db.create_collection(name + "o", 16, opq=True)
+
+
 def test_hnsw_quantization(db: sextant.Database, name: str) -> None:
     """An hnsw collection's walk quantization through either backend: stored, `none` keeping no
     8-bit codes, and refused by name with another index or an unknown value."""

@@ -221,9 +221,16 @@ pub struct ImportArgs {
     /// ivf_pq: inverted lists [default: 0, about the square root of the points].
     #[arg(long)]
     nlist: Option<usize>,
-    /// ivf_pq: 4-bit sub-quantisers [default: 0, a quarter of the dimension, rounded up].
+    /// ivf_pq: sub-quantisers [default: 0, a quarter of the dimension, rounded up, with 4-bit
+    /// codes; an eighth with 8-bit codes].
     #[arg(long)]
     pq_m: Option<usize>,
+    /// ivf_pq: bits per code, 4 or 8 [default: 4].
+    #[arg(long)]
+    pq_bits: Option<usize>,
+    /// ivf_pq: learn an OPQ rotation before quantising.
+    #[arg(long)]
+    opq: bool,
     /// ivf_pq: lists scanned per search by default [default: 16].
     #[arg(long)]
     nprobe: Option<usize>,
@@ -310,9 +317,16 @@ pub struct AnnArgs {
     /// IVF-PQ: inverted lists (0: about the square root of the number of vectors).
     #[arg(long, default_value_t = 0)]
     nlist: usize,
-    /// IVF-PQ: sub-quantisers of 4 bits each (0: a quarter of the dimension, rounded up).
+    /// IVF-PQ: sub-quantisers (0: a quarter of the dimension, rounded up, for 4-bit codes; an
+    /// eighth for 8-bit codes).
     #[arg(long, default_value_t = 0)]
     pq_m: usize,
+    /// IVF-PQ: bits per code, 4 (scanned in registers) or 8.
+    #[arg(long, default_value_t = 4)]
+    pq_bits: usize,
+    /// IVF-PQ: learn an OPQ rotation before quantising.
+    #[arg(long)]
+    opq: bool,
     /// IVF-PQ: lists scanned per query to sweep, comma-separated (each with every `--ef`,
     /// which is then the number of candidates rescored exactly).
     #[arg(long, value_delimiter = ',')]
@@ -513,12 +527,18 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
     let durability = args.durability.parse().map_err(anyhow::Error::msg)?;
     let hnsw_set =
         args.m.is_some() || args.ef_construction.is_some() || args.quantization.is_some();
-    let ivf_set = args.nlist.is_some() || args.pq_m.is_some() || args.nprobe.is_some();
+    let ivf_set = args.nlist.is_some()
+        || args.pq_m.is_some()
+        || args.pq_bits.is_some()
+        || args.opq
+        || args.nprobe.is_some();
     if args.index != "hnsw" && hnsw_set {
         anyhow::bail!("--m, --ef-construction and --quantization apply to --index hnsw only");
     }
     if args.index != "ivf_pq" && ivf_set {
-        anyhow::bail!("--nlist, --pq-m and --nprobe apply to --index ivf_pq only");
+        anyhow::bail!(
+            "--nlist, --pq-m, --pq-bits, --opq and --nprobe apply to --index ivf_pq only"
+        );
     }
     let index = match args.index.as_str() {
         "hnsw" => sextant_engine::IndexSpec::Hnsw {
@@ -530,6 +550,8 @@ fn bench_import(args: ImportArgs) -> anyhow::Result<()> {
             nlist: args.nlist.unwrap_or(0),
             m: args.pq_m.unwrap_or(0),
             nprobe: args.nprobe.unwrap_or(sextant_engine::DEFAULT_NPROBE),
+            bits: args.pq_bits.unwrap_or(4),
+            opq: args.opq,
         },
         _ => sextant_engine::IndexSpec::Flat,
     };
@@ -677,8 +699,9 @@ impl AnnObserver for Progress {
 }
 
 fn bench_ann(args: AnnArgs) -> anyhow::Result<()> {
-    if args.index == "hnsw" && (args.nlist != 0 || args.pq_m != 0) {
-        anyhow::bail!("--nlist and --pq-m apply to --index ivf_pq only");
+    if args.index == "hnsw" && (args.nlist != 0 || args.pq_m != 0 || args.pq_bits != 4 || args.opq)
+    {
+        anyhow::bail!("--nlist, --pq-m, --pq-bits and --opq apply to --index ivf_pq only");
     }
     if args.index == "ivf_pq"
         && (args.m != DEFAULT_M
@@ -702,6 +725,8 @@ fn bench_ann(args: AnnArgs) -> anyhow::Result<()> {
         ivf: (args.index == "ivf_pq").then(|| IvfPqParams {
             nlist: args.nlist,
             m: args.pq_m,
+            bits: args.pq_bits,
+            opq: args.opq,
             ..IvfPqParams::default()
         }),
         efs: args.ef,

@@ -260,7 +260,7 @@ pub struct CreateArgs {
     /// Metric of the single vector space: cosine, dot, l2, l1 [default: cosine].
     #[arg(long, conflicts_with = "space")]
     pub metric: Option<String>,
-    /// Index of the single vector space: hnsw, flat, or ivf_pq (inverted lists of 4-bit
+    /// Index of the single vector space: hnsw, flat, or ivf_pq (inverted lists of 4- or 8-bit
     /// product-quantisation codes, candidates rescored exactly; `--ef` at search time is the
     /// number rescored) [default: hnsw].
     #[arg(long, conflicts_with = "space")]
@@ -268,9 +268,18 @@ pub struct CreateArgs {
     /// ivf_pq: inverted lists per segment (0: about the square root of its points).
     #[arg(long)]
     pub nlist: Option<usize>,
-    /// ivf_pq: sub-quantisers of 4 bits each (0: a quarter of the dimension, rounded up).
+    /// ivf_pq: sub-quantisers (0: a quarter of the dimension, rounded up, with 4-bit codes;
+    /// an eighth with 8-bit codes: the same bytes per vector).
     #[arg(long)]
     pub pq_m: Option<usize>,
+    /// ivf_pq: bits per code, 4 (16 centroids per sub-space, scanned in registers) or 8 (256:
+    /// finer codes, a slower scan) [default: 4].
+    #[arg(long)]
+    pub pq_bits: Option<usize>,
+    /// ivf_pq: learn an OPQ rotation before quantising: a slower build and one rotation per
+    /// query, for more recall per byte where variance is uneven across components.
+    #[arg(long)]
+    pub opq: bool,
     /// ivf_pq: lists scanned per search [default: 16].
     #[arg(long)]
     pub nprobe: Option<usize>,
@@ -353,6 +362,8 @@ fn parse_space(spec: &str) -> Result<sextant_service::SpaceBody> {
         quantization: None,
         nlist: None,
         pq_m: None,
+        pq_bits: None,
+        opq: None,
         nprobe: None,
         on_disk: false,
     })
@@ -387,6 +398,8 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                     quantization: c.quantization.clone(),
                     nlist: c.nlist,
                     pq_m: c.pq_m,
+                    pq_bits: c.pq_bits,
+                    opq: c.opq.then_some(true),
                     nprobe: c.nprobe,
                     on_disk: c.on_disk,
                     spaces: None,
@@ -398,12 +411,14 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
             } else {
                 if c.nlist.is_some()
                     || c.pq_m.is_some()
+                    || c.pq_bits.is_some()
+                    || c.opq
                     || c.nprobe.is_some()
                     || c.m.is_some()
                     || c.ef_construction.is_some()
                     || c.quantization.is_some()
                 {
-                    bail!("--m, --ef-construction, --quantization, --nlist, --pq-m and --nprobe set the single space's index: with --space, give index settings through the API (`spaces` of the collection body)");
+                    bail!("--m, --ef-construction, --quantization, --nlist, --pq-m, --pq-bits, --opq and --nprobe set the single space's index: with --space, give index settings through the API (`spaces` of the collection body)");
                 }
                 let mut spaces = c
                     .space

@@ -233,16 +233,23 @@ fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexS
             .map(|d| dim.div_ceil(*d).clamp(1, MAX_SUBQUANTIZERS.min(dim)))
             .collect();
         ms.dedup();
+        let ivf = |m, bits, opq| IndexSpec::IvfPq {
+            nlist: 0,
+            m,
+            nprobe: sextant_storage::schema::DEFAULT_NPROBE,
+            bits,
+            opq,
+        };
         for m in ms {
-            out.push((
-                IndexSpec::IvfPq {
-                    nlist: 0,
-                    m,
-                    nprobe: sextant_storage::schema::DEFAULT_NPROBE,
-                },
-                places.clone(),
-            ));
+            out.push((ivf(m, 4, false), places.clone()));
         }
+        // At the default's bytes per vector: 8-bit codes, and 4-bit codes after an OPQ
+        // rotation.
+        out.push((ivf(dim.div_ceil(8), 8, false), places.clone()));
+        out.push((
+            ivf(dim.div_ceil(4).min(MAX_SUBQUANTIZERS), 4, true),
+            places.clone(),
+        ));
     }
     out
 }
@@ -262,9 +269,21 @@ fn describe(index: &IndexSpec, on_disk: bool) -> (String, String) {
                 quantization.name()
             ),
         ),
-        IndexSpec::IvfPq { m, .. } => (
-            format!("ivf_pq, pq_m {m} ({} B code){disk}", m.div_ceil(2)),
-            format!("--index ivf_pq --pq-m {m}{disk_flag}"),
+        IndexSpec::IvfPq { m, bits, opq, .. } => (
+            format!(
+                "ivf_pq, pq_m {m} × {bits}-bit{} ({} B code){disk}",
+                if *opq { ", opq" } else { "" },
+                if *bits == 8 { *m } else { m.div_ceil(2) }
+            ),
+            format!(
+                "--index ivf_pq --pq-m {m}{}{}{disk_flag}",
+                if *bits == 4 {
+                    String::new()
+                } else {
+                    format!(" --pq-bits {bits}")
+                },
+                if *opq { " --opq" } else { "" }
+            ),
         ),
     }
 }
@@ -812,9 +831,15 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let l2 = names(Metric::L2, 384, 20_000);
-        assert_eq!(l2.len(), 10, "{l2:?}");
-        assert!(l2.contains(&"--index ivf_pq --pq-m 48 --on-disk".to_string()));
-        assert!(l2.contains(&"--index ivf_pq --pq-m 192".to_string()));
+        assert_eq!(l2.len(), 14, "{l2:?}");
+        for want in [
+            "--index ivf_pq --pq-m 48 --on-disk",
+            "--index ivf_pq --pq-m 192",
+            "--index ivf_pq --pq-m 48 --pq-bits 8 --on-disk",
+            "--index ivf_pq --pq-m 96 --opq",
+        ] {
+            assert!(l2.contains(&want.to_string()), "{want} not in {l2:?}");
+        }
         assert!(l2.contains(&"--index hnsw --quantization sq8 --on-disk".to_string()));
         // l1: no codes of either kind; a small sample: no lists to train.
         assert_eq!(
@@ -827,12 +852,15 @@ mod tests {
             .iter()
             .flat_map(|(i, disks)| disks.iter().map(|&o| describe(i, o).1).collect::<Vec<_>>())
             .collect();
-        assert_eq!(enc.len(), 6, "{enc:?}");
+        assert_eq!(enc.len(), 8, "{enc:?}");
         assert!(enc.iter().all(|f| !f.contains("--on-disk")));
         // Sub-quantiser counts never exceed the dimension and are not repeated.
         let tiny = names(Metric::L2, 3, 5_000);
-        assert_eq!(tiny.iter().filter(|f| f.contains("--pq-m 1")).count(), 2);
-        assert_eq!(tiny.iter().filter(|f| f.contains("--pq-m 2")).count(), 2);
+        let count = |flags: &str| tiny.iter().filter(|f| f.starts_with(flags)).count();
+        assert_eq!(count("--index ivf_pq --pq-m 1"), 6, "{tiny:?}");
+        assert_eq!(count("--index ivf_pq --pq-m 1 --pq-bits 8"), 2, "{tiny:?}");
+        assert_eq!(count("--index ivf_pq --pq-m 1 --opq"), 2, "{tiny:?}");
+        assert_eq!(count("--index ivf_pq --pq-m 2"), 2, "{tiny:?}");
     }
 
     #[test]
@@ -851,6 +879,8 @@ mod tests {
             nlist: 0,
             m: 8,
             nprobe: 16,
+            bits: 4,
+            opq: false,
         };
         assert!((project_qps(&ivf, 1000.0, 10_000, 1_000_000) - 100.0).abs() < 1e-9);
         let g = project_qps(&IndexSpec::default(), 1000.0, 10_000, 1_000_000);

@@ -397,8 +397,10 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
                 quantization: None,
                 nlist: Some(i.params().nlist),
                 pq: Some(format!(
-                    "{}×4-bit ({} bytes per vector)",
+                    "{}{}×{}-bit ({} bytes per vector)",
+                    if i.params().opq { "OPQ, " } else { "" },
                     i.params().m,
+                    i.params().bits,
                     i.code_bytes()
                 )),
             },

@@ -40,9 +40,17 @@ pub struct SpaceBody {
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nlist: Option<usize>,
-    /// IVF-PQ 4-bit sub-quantisers [default: 0, ⌈dim / 4⌉].
+    /// IVF-PQ sub-quantisers [default: 0, ⌈dim / 4⌉ with 4-bit codes, ⌈dim / 8⌉ with 8-bit].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pq_m: Option<usize>,
+    /// IVF-PQ bits per code, 4 (scanned in registers) or 8 (finer, slower to scan)
+    /// [default: 4].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_bits: Option<usize>,
+    /// IVF-PQ: learn an OPQ rotation before quantising (slower build; more recall per byte
+    /// where variance is uneven across components) [default: false].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opq: Option<bool>,
     /// IVF-PQ lists scanned per search [default: 16].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nprobe: Option<usize>,
@@ -83,9 +91,17 @@ pub struct CollectionSpec {
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nlist: Option<usize>,
-    /// IVF-PQ 4-bit sub-quantisers [default: 0, ⌈dim / 4⌉].
+    /// IVF-PQ sub-quantisers [default: 0, ⌈dim / 4⌉ with 4-bit codes, ⌈dim / 8⌉ with 8-bit].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pq_m: Option<usize>,
+    /// IVF-PQ bits per code, 4 (scanned in registers) or 8 (finer, slower to scan)
+    /// [default: 4].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_bits: Option<usize>,
+    /// IVF-PQ: learn an OPQ rotation before quantising (slower build; more recall per byte
+    /// where variance is uneven across components) [default: false].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opq: Option<bool>,
     /// IVF-PQ lists scanned per search [default: 16].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nprobe: Option<usize>,
@@ -149,6 +165,8 @@ struct IndexArgs {
     quantization: Option<String>,
     nlist: Option<usize>,
     pq_m: Option<usize>,
+    pq_bits: Option<usize>,
+    opq: Option<bool>,
     nprobe: Option<usize>,
 }
 
@@ -161,6 +179,8 @@ fn index(a: IndexArgs, field: &str) -> Result<IndexSpec> {
     let ivf = [
         ("nlist", a.nlist.is_some()),
         ("pq_m", a.pq_m.is_some()),
+        ("pq_bits", a.pq_bits.is_some()),
+        ("opq", a.opq.is_some()),
         ("nprobe", a.nprobe.is_some()),
     ];
     let refuse = |given: &[(&str, bool)], kind: &str| -> Result<()> {
@@ -202,6 +222,8 @@ fn index(a: IndexArgs, field: &str) -> Result<IndexSpec> {
                 nlist: a.nlist.unwrap_or(0),
                 m: a.pq_m.unwrap_or(0),
                 nprobe: a.nprobe.unwrap_or(sextant_engine::DEFAULT_NPROBE),
+                bits: a.pq_bits.unwrap_or(4),
+                opq: a.opq.unwrap_or(false),
             })
         }
         other => Err(Error::invalid(
@@ -231,6 +253,8 @@ impl CollectionSpec {
                     ("quantization", self.quantization.is_some()),
                     ("nlist", self.nlist.is_some()),
                     ("pq_m", self.pq_m.is_some()),
+                    ("pq_bits", self.pq_bits.is_some()),
+                    ("opq", self.opq.is_some()),
                     ("nprobe", self.nprobe.is_some()),
                     ("on_disk", self.on_disk),
                 ];
@@ -257,6 +281,8 @@ impl CollectionSpec {
                                     quantization: sp.quantization.clone(),
                                     nlist: sp.nlist,
                                     pq_m: sp.pq_m,
+                                    pq_bits: sp.pq_bits,
+                                    opq: sp.opq,
                                     nprobe: sp.nprobe,
                                 },
                                 &field,
@@ -281,6 +307,8 @@ impl CollectionSpec {
                         quantization: self.quantization.clone(),
                         nlist: self.nlist,
                         pq_m: self.pq_m,
+                        pq_bits: self.pq_bits,
+                        opq: self.opq,
                         nprobe: self.nprobe,
                     },
                     "index",
@@ -413,9 +441,28 @@ mod tests {
             IndexSpec::IvfPq {
                 nlist: 0,
                 m: 16,
-                nprobe: sextant_engine::DEFAULT_NPROBE
+                nprobe: sextant_engine::DEFAULT_NPROBE,
+                bits: 4,
+                opq: false,
             }
         );
+        let fine = CollectionSpec {
+            dim: Some(64),
+            index: Some("ivf_pq".into()),
+            pq_bits: Some(8),
+            opq: Some(true),
+            ..Default::default()
+        }
+        .schema()
+        .unwrap();
+        assert!(matches!(
+            fine.spaces[0].index,
+            IndexSpec::IvfPq {
+                bits: 8,
+                opq: true,
+                ..
+            }
+        ));
         let message = |spec: CollectionSpec| spec.schema().unwrap_err().to_string();
         let with = |f: fn(&mut CollectionSpec)| {
             let mut s = CollectionSpec {
@@ -426,6 +473,12 @@ mod tests {
             message(s)
         };
         assert!(with(|s| s.nprobe = Some(4)).contains("nprobe does not apply to index hnsw"));
+        assert!(with(|s| s.pq_bits = Some(8)).contains("pq_bits does not apply to index hnsw"));
+        assert!(with(|s| {
+            s.index = Some("flat".into());
+            s.opq = Some(true)
+        })
+        .contains("opq does not apply to index flat"));
         // The walk's quantization: parsed for hnsw, named when unknown, refused elsewhere.
         let q = CollectionSpec {
             dim: Some(8),

@@ -46,7 +46,7 @@ pub enum IndexSpec {
         #[serde(default, skip_serializing_if = "is_auto", with = "quantization_name")]
         quantization: Quantization,
     },
-    /// Inverted lists of 4-bit product-quantisation codes, candidates rescored exactly (each
+    /// Inverted lists of product-quantisation codes, candidates rescored exactly (each
     /// flushed or merged segment trains its own quantisers; segments under
     /// [`IVF_MIN_POINTS`] points stay flat).
     #[serde(rename = "ivf_pq")]
@@ -54,11 +54,29 @@ pub enum IndexSpec {
         /// Inverted lists per segment; 0 chooses about √n (a segment gets at most one list
         /// per 8 of its points).
         nlist: usize,
-        /// Sub-quantisers (half a byte each per vector); 0 chooses ⌈dim / 4⌉.
+        /// Sub-quantisers; 0 chooses ⌈dim / 4⌉ for 4-bit codes and ⌈dim / 8⌉ for 8-bit ones
+        /// (both `dim / 8` bytes per vector).
         m: usize,
         /// Lists scanned per search.
         nprobe: usize,
+        /// Bits per code: 4 (16 centroids per sub-space, scanned in registers; the default)
+        /// or 8 (256: finer codes, a slower scan). Manifests written before this setting
+        /// existed read as 4; 4 is not written.
+        #[serde(default = "four_bits", skip_serializing_if = "is_four_bits")]
+        bits: usize,
+        /// Learn an OPQ rotation before quantising (a slower build and a rotation per query;
+        /// more recall per byte on data whose variance is uneven across components).
+        #[serde(default, skip_serializing_if = "is_false")]
+        opq: bool,
     },
+}
+
+fn four_bits() -> usize {
+    4
+}
+
+fn is_four_bits(bits: &usize) -> bool {
+    *bits == 4
 }
 
 /// Points below which a segment of an `ivf_pq` space keeps a flat (exact) index: too few to
@@ -104,7 +122,8 @@ impl IndexSpec {
 
 impl std::fmt::Display for IndexSpec {
     /// As users write the settings: `hnsw (m 16, ef_construction 200, quantization auto)`,
-    /// `ivf_pq (nlist auto, pq_m 96, nprobe 16)`, `flat`.
+    /// `ivf_pq (nlist auto, pq_m 96, pq_bits 4, nprobe 16)` (`, opq` after the bits when
+    /// set), `flat`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IndexSpec::Flat => f.write_str("flat"),
@@ -117,7 +136,13 @@ impl std::fmt::Display for IndexSpec {
                 "hnsw (m {m}, ef_construction {ef_construction}, quantization {})",
                 quantization.name()
             ),
-            IndexSpec::IvfPq { nlist, m, nprobe } => {
+            IndexSpec::IvfPq {
+                nlist,
+                m,
+                nprobe,
+                bits,
+                opq,
+            } => {
                 let auto = |n: &usize| {
                     if *n == 0 {
                         "auto".to_string()
@@ -127,9 +152,10 @@ impl std::fmt::Display for IndexSpec {
                 };
                 write!(
                     f,
-                    "ivf_pq (nlist {}, pq_m {}, nprobe {nprobe})",
+                    "ivf_pq (nlist {}, pq_m {}, pq_bits {bits}{}, nprobe {nprobe})",
                     auto(nlist),
-                    auto(m)
+                    auto(m),
+                    if *opq { ", opq" } else { "" }
                 )
             }
         }
@@ -316,17 +342,35 @@ impl Schema {
                         ));
                     }
                 }
-                IndexSpec::IvfPq { nlist, m, nprobe } => {
+                IndexSpec::IvfPq {
+                    nlist,
+                    m,
+                    nprobe,
+                    bits,
+                    opq: _,
+                } => {
                     if s.metric == Metric::L1 {
                         return bad(format!(
                             "space {:?}: ivf_pq ranks by inner product or squared distance: metric l1 is not supported",
                             s.name
                         ));
                     }
-                    if m > MAX_SUBQUANTIZERS || m > s.dim {
+                    if bits != 4 && bits != 8 {
                         return bad(format!(
-                            "space {:?}: pq_m must be at most {MAX_SUBQUANTIZERS} and at most the dimension {}, got {m}",
-                            s.name, s.dim
+                            "space {:?}: pq_bits must be 4 or 8, got {bits}",
+                            s.name
+                        ));
+                    }
+                    if m > s.dim || (bits == 4 && m > MAX_SUBQUANTIZERS) {
+                        return bad(format!(
+                            "space {:?}: pq_m must be at most the dimension {}{}, got {m}",
+                            s.name,
+                            s.dim,
+                            if bits == 4 {
+                                format!(" and at most {MAX_SUBQUANTIZERS} with 4-bit codes")
+                            } else {
+                                String::new()
+                            }
                         ));
                     }
                     if nlist > MAX_NLIST {
@@ -571,8 +615,38 @@ mod tests {
             nlist: 0,
             m: 96,
             nprobe: 16,
+            bits: 4,
+            opq: false,
         };
-        assert_eq!(ivf.to_string(), "ivf_pq (nlist auto, pq_m 96, nprobe 16)");
+        assert_eq!(
+            ivf.to_string(),
+            "ivf_pq (nlist auto, pq_m 96, pq_bits 4, nprobe 16)"
+        );
+        // A space written before the code width and OPQ were settings reads as 4-bit codes
+        // without rotation; those defaults are not written, the others are.
+        let old: IndexSpec =
+            serde_json::from_str(r#"{"type": "ivf_pq", "nlist": 0, "m": 96, "nprobe": 16}"#)
+                .unwrap();
+        assert_eq!(old, ivf);
+        let json = serde_json::to_string(&ivf).unwrap();
+        assert!(!json.contains("bits") && !json.contains("opq"), "{json}");
+        let fine = IndexSpec::IvfPq {
+            nlist: 10,
+            m: 48,
+            nprobe: 8,
+            bits: 8,
+            opq: true,
+        };
+        assert_eq!(
+            fine.to_string(),
+            "ivf_pq (nlist 10, pq_m 48, pq_bits 8, opq, nprobe 8)"
+        );
+        let json = serde_json::to_string(&fine).unwrap();
+        assert!(
+            json.contains(r#""bits":8"#) && json.contains(r#""opq":true"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<IndexSpec>(&json).unwrap(), fine);
         assert_eq!(IndexSpec::Flat.to_string(), "flat");
         // A space written before the walk's quantization was a setting.
         let old: IndexSpec =

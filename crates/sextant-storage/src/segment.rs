@@ -934,11 +934,19 @@ pub fn build_index(
         IndexSpec::IvfPq { .. } if dense.len() < IVF_MIN_POINTS => {
             AnyIndex::Flat(FlatIndex::from_vectors(dense))
         }
-        IndexSpec::IvfPq { nlist, m, nprobe } => {
+        IndexSpec::IvfPq {
+            nlist,
+            m,
+            nprobe,
+            bits,
+            opq,
+        } => {
             let params = IvfPqParams {
                 nlist: nlist.min(dense.len() / 8).max(usize::from(nlist > 0)),
                 m,
                 nprobe,
+                bits,
+                opq,
                 ..IvfPqParams::default()
             };
             let i = IvfPqIndex::build(dense, params, progress)

@@ -516,3 +516,60 @@ fn collection_advise_reports_layouts_and_refuses_bad_flags() {
         assert!(err.contains(named), "{args:?}: {err}");
     }
 }
+
+/// `collection create`'s IVF-PQ code settings reach the stored schema (and `collection info`
+/// prints them as written), or are refused naming the setting.
+#[test]
+fn ivf_pq_code_width_and_opq_are_stored_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fn create<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["collection", "create", name, "--dim", "16"];
+        args.extend_from_slice(extra);
+        args
+    }
+    ok(
+        &data,
+        &create(
+            "fine",
+            &[
+                "--index",
+                "ivf_pq",
+                "--pq-bits",
+                "8",
+                "--opq",
+                "--pq-m",
+                "4",
+            ],
+        ),
+    );
+    let info = ok(&data, &["collection", "info", "fine"]);
+    assert!(
+        info.contains("ivf_pq (nlist auto, pq_m 4, pq_bits 8, opq, nprobe 16)"),
+        "{info}"
+    );
+    let err = fails(&data, &create("g", &["--pq-bits", "8"]));
+    assert!(
+        err.contains("pq_bits does not apply to index hnsw"),
+        "{err}"
+    );
+    let err = fails(&data, &create("f", &["--index", "flat", "--opq"]));
+    assert!(err.contains("opq does not apply to index flat"), "{err}");
+    let err = fails(
+        &data,
+        &create("w", &["--index", "ivf_pq", "--pq-bits", "6"]),
+    );
+    assert!(err.contains("pq_bits must be 4 or 8"), "{err}");
+    let err = fails(
+        &data,
+        &[
+            "collection",
+            "create",
+            "s",
+            "--space",
+            "a:16:l2:ivf_pq",
+            "--opq",
+        ],
+    );
+    assert!(err.contains("--opq"), "{err}");
+}

@@ -92,10 +92,18 @@ fn advice_is_measured_projected_and_within_the_budget() {
         (r.sample, r.queries, r.queries_from),
         (2_000, 60, "held-out")
     );
-    // flat, hnsw f32, hnsw 8-bit (memory, disk), three ivf_pq (memory, disk).
-    assert_eq!(r.layouts.len(), 10);
-    assert_eq!(stages.first().map(|s| (s.0, s.1)), Some((0, 6)));
-    assert_eq!(stages.last().map(|s| (s.0, s.1)), Some((6, 6)));
+    // flat, hnsw f32, hnsw 8-bit (memory, disk), five ivf_pq (memory, disk): 4-bit codes at
+    // three sizes, 8-bit codes, 4-bit codes after OPQ.
+    assert_eq!(r.layouts.len(), 14);
+    assert_eq!(stages.first().map(|s| (s.0, s.1)), Some((0, 8)));
+    assert_eq!(stages.last().map(|s| (s.0, s.1)), Some((8, 8)));
+    let flags: Vec<&str> = r.layouts.iter().map(|l| l.create_flags.as_str()).collect();
+    for want in [
+        "--index ivf_pq --pq-m 4 --pq-bits 8",
+        "--index ivf_pq --pq-m 8 --opq",
+    ] {
+        assert!(flags.contains(&want), "{want} not in {flags:?}");
+    }
     for l in &r.layouts {
         assert!(!l.sweep.is_empty(), "{}", l.layout);
         for m in &l.sweep {
@@ -315,7 +323,7 @@ fn an_encrypted_collection_is_never_advised_vectors_on_disk() {
         .collect();
     c.upsert(&Scope::Unscoped, pts).unwrap();
     let r = c.advise(&request(), &mut |_, _, _| {}).unwrap();
-    assert_eq!(r.layouts.len(), 6, "one row per build");
+    assert_eq!(r.layouts.len(), 8, "one row per build");
     assert!(r.layouts.iter().all(|l| !l.on_disk));
     assert!(
         r.notes.iter().any(|n| n.contains("encrypted")),

@@ -792,6 +792,8 @@ fn ivf_pq_collections_search_filter_delete_and_reopen() {
         nlist: 0,
         m: 8,
         nprobe: 32,
+        bits: 4,
+        opq: false,
     };
     let mut rng = StdRng::seed_from_u64(11);
     let n = 4000;

@@ -79,6 +79,15 @@ fn every_operation_matches_the_in_memory_twin_for_every_index_kind() {
             nlist: 0,
             m: 8,
             nprobe: 32,
+            bits: 4,
+            opq: false,
+        },
+        IndexSpec::IvfPq {
+            nlist: 0,
+            m: 8,
+            nprobe: 32,
+            bits: 8,
+            opq: true,
         },
     ];
     for (k, spec) in specs.into_iter().enumerate() {
@@ -372,6 +381,8 @@ fn nprobe_per_search_is_honoured_or_refused() {
         nlist: 64,
         m: 4,
         nprobe: 1,
+        bits: 4,
+        opq: false,
     };
     let c = db
         .create_collection("ivf", on_disk_schema(spec, true))

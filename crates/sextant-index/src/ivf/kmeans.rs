@@ -18,9 +18,18 @@ pub(crate) fn train(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64)
         "k-means needs at least k = {k} rows, got {n}"
     );
     let mut centroids = seeds(data, dim, k, seed);
+    refine(data, dim, &mut centroids, iters);
+    centroids
+}
+
+/// `iters` more Lloyd iterations of `centroids` (`k × dim`) over the rows of `data`: a warm
+/// start from centroids trained before (OPQ retrains its codebooks after each rotation).
+pub(crate) fn refine(data: &[f32], dim: usize, centroids: &mut [f32], iters: usize) {
+    let n = data.len() / dim;
+    let k = centroids.len() / dim;
     let mut assign = vec![0u32; n];
     for _ in 0..iters {
-        assign_all(data, dim, &centroids, &mut assign);
+        assign_all(data, dim, centroids, &mut assign);
         let mut sums = vec![0f64; k * dim];
         let mut counts = vec![0usize; k];
         for (row, &c) in data.chunks_exact(dim).zip(&assign) {
@@ -40,9 +49,8 @@ pub(crate) fn train(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64)
                 }
             }
         }
-        split_empty(&mut centroids, dim, &mut counts);
+        split_empty(centroids, dim, &mut counts);
     }
-    centroids
 }
 
 /// k-means++ seeding: the first centroid a random row, each next one a row drawn with

@@ -1,7 +1,9 @@
 //! IVF-PQ: an inverted file over a k-means coarse quantiser, each list holding its vectors'
-//! residuals (vector − list centroid) as 4-bit product-quantisation codes, scanned with the
-//! fast-scan kernels ([`crate::distance::FastScanKernel`]) and the best candidates rescored
-//! exactly from the f32 vectors.
+//! residuals (vector − list centroid) as product-quantisation codes — 4-bit codes scanned with
+//! the fast-scan kernels ([`crate::distance::FastScanKernel`]), or 8-bit codes summed from a
+//! float table — and the best candidates rescored exactly from the f32 vectors. With `opq` a
+//! learnt rotation (see `opq`) is applied before quantisation: centroids and codebooks live in
+//! the rotated space, each query is rotated once, and rescoring uses the unrotated vectors.
 //!
 //! A search ranks the centroids (by squared distance, as points were assigned, for cosine
 //! and L2; by inner product for dot; see `probe`), scans the `nprobe` first lists, estimates every allowed candidate's distance from one byte table per list
@@ -10,11 +12,13 @@
 //! `k` best of those by exact distance. For inner products the table is the same for every list
 //! (`−⟨q, c⟩` is added per list); for squared distances it is built per list from `q − c`.
 //!
-//! Lists store codes in blocks of 32 vectors, laid out for the fast-scan kernel: per pair of
-//! sub-quantisers 32 bytes, vector `i`'s two codes in the low and high nibbles of byte `i`.
-//! Point offsets are the order vectors were given; deletes are tombstones.
+//! Lists of 4-bit codes store them in blocks of 32 vectors, laid out for the fast-scan kernel:
+//! per pair of sub-quantisers 32 bytes, vector `i`'s two codes in the low and high nibbles of
+//! byte `i`. Lists of 8-bit codes store `m` bytes per vector, one vector after another. Point
+//! offsets are the order vectors were given; deletes are tombstones.
 
 mod kmeans;
+mod opq;
 mod pq;
 
 use sextant_core::{Metric, PointOffset};
@@ -26,18 +30,29 @@ use crate::storage::{DenseVectors, SharedBytes, VectorStorage};
 use crate::tombstones::Tombstones;
 use crate::topk::TopK;
 use crate::{IdFilter, IndexError, Neighbor, SearchParams, VectorIndex, VectorIndexMut};
-use pq::{ProductQuantizer, KSUB};
+use pq::{ksub, ProductQuantizer, KSUB};
 
 pub(crate) const MAGIC: &[u8; 8] = b"SXTIVFPQ";
-const VERSION: u32 = 1;
+/// Version 2 adds the code width and the OPQ rotation; version 1 files read as 4-bit codes
+/// without rotation.
+const VERSION: u32 = 2;
 
 /// Vectors per fast-scan block.
 const BLOCK: usize = 32;
 /// Rows the coarse quantiser trains on per list (at most [`MAX_COARSE_SAMPLE`] in all).
 const COARSE_SAMPLE_PER_LIST: usize = 64;
 const MAX_COARSE_SAMPLE: usize = 262_144;
-/// Rows the sub-quantisers train on (1,024 per codebook entry; faiss takes up to 256).
+/// Rows the sub-quantisers train on: 1,024 per codebook entry of 4-bit codes (faiss takes up
+/// to 256), 128 per entry of 8-bit codes.
 const PQ_SAMPLE: usize = 16_384;
+const PQ_SAMPLE_8BIT: usize = 32_768;
+/// Lloyd iterations of the sub-quantisers.
+const PQ_ITERS: usize = 20;
+/// Rows OPQ learns its rotation on, and its alternations (codebooks, then rotation).
+const OPQ_SAMPLE: usize = 16_384;
+const OPQ_ROUNDS: usize = 10;
+/// Vectors residualised, rotated and encoded together while building.
+const ENCODE_CHUNK: usize = 1_024;
 /// Lloyd iterations of the coarse quantiser.
 const COARSE_ITERS: usize = 12;
 
@@ -51,8 +66,13 @@ pub const DEFAULT_RESCORE: usize = 100;
 pub struct IvfPqParams {
     /// Inverted lists (coarse centroids); 0 chooses about √n.
     pub nlist: usize,
-    /// Sub-quantisers (4 bits each, so `m / 2` bytes per vector); 0 chooses ⌈dim / 4⌉.
+    /// Sub-quantisers (`bits` each: `m / 2` bytes per vector for 4 bits, `m` for 8); 0 chooses
+    /// ⌈dim / 4⌉ for 4-bit codes and ⌈dim / 8⌉ for 8-bit ones (the same bytes per vector).
     pub m: usize,
+    /// Bits per code: 4 (16 centroids per sub-space, scanned in registers) or 8 (256).
+    pub bits: usize,
+    /// Learn an OPQ rotation before quantising.
+    pub opq: bool,
     /// Lists scanned per search unless the search asks otherwise.
     pub nprobe: usize,
     /// Candidates rescored exactly per search unless the search gives `ef`.
@@ -66,6 +86,8 @@ impl Default for IvfPqParams {
         IvfPqParams {
             nlist: 0,
             m: 0,
+            bits: 4,
+            opq: false,
             nprobe: DEFAULT_NPROBE,
             rescore: DEFAULT_RESCORE,
             seed: 0x5e7_a47,
@@ -81,10 +103,10 @@ impl IvfPqParams {
         } else {
             self.nlist
         };
-        let m = if self.m == 0 {
-            dim.div_ceil(4).clamp(1, MAX_SUBQUANTIZERS)
-        } else {
-            self.m
+        let m = match (self.m, self.bits) {
+            (0, 8) => dim.div_ceil(8).max(1),
+            (0, _) => dim.div_ceil(4).clamp(1, MAX_SUBQUANTIZERS),
+            (m, _) => m,
         };
         (nlist, m)
     }
@@ -96,7 +118,19 @@ impl IvfPqParams {
                 "ivf_pq ranks by inner product or squared distance: l1 is not supported",
             ));
         }
-        if self.m > MAX_SUBQUANTIZERS || self.m > dim {
+        if self.bits != 4 && self.bits != 8 {
+            return Err(IndexError::param(
+                "bits",
+                format!("codes are 4 or 8 bits, got {}", self.bits),
+            ));
+        }
+        if self.bits == 8 && self.m > dim {
+            return Err(IndexError::param(
+                "m",
+                format!("{} sub-quantisers: at most the dimension {dim}", self.m),
+            ));
+        }
+        if self.bits == 4 && (self.m > MAX_SUBQUANTIZERS || self.m > dim) {
             return Err(IndexError::param(
                 "m",
                 format!(
@@ -115,11 +149,12 @@ impl IvfPqParams {
     }
 }
 
-/// One inverted list: its point offsets and their codes in fast-scan blocks.
+/// One inverted list: its point offsets and their codes.
 #[derive(Debug, Clone, Default)]
 struct List {
     ids: Vec<u32>,
-    /// `ceil(ids.len() / 32)` blocks of `pairs × 32` bytes.
+    /// 4-bit codes: `ceil(ids.len() / 32)` fast-scan blocks of `pairs × 32` bytes; 8-bit codes:
+    /// `ids.len() × m` bytes.
     codes: Codes,
 }
 
@@ -184,13 +219,20 @@ impl Codes {
     }
 }
 
-/// Approximate index: inverted lists of 4-bit PQ codes with exact rescoring.
+/// Approximate index: inverted lists of 4- or 8-bit PQ codes with exact rescoring.
 #[derive(Debug, Clone)]
 pub struct IvfPqIndex {
     params: IvfPqParams,
-    /// `nlist × dim`, in the preprocessed space (normalised vectors for cosine).
+    /// `nlist × dim`, in the preprocessed space (normalised vectors for cosine), rotated by
+    /// `rotation` when there is one.
     centroids: Vec<f32>,
+    /// OPQ's rotation (`dim × dim`, row-major, `x ↦ R x`); empty without OPQ.
+    rotation: Vec<f32>,
     pq: ProductQuantizer,
+    /// 8-bit codes: the codebooks transposed and their squared norms (derived, not stored;
+    /// see [`ProductQuantizer::scaled_dot_table`]).
+    books_t: Vec<f32>,
+    book_norms: Vec<f32>,
     /// Squared distances only: each list's part of the table (`nlist × m × 16`, derived from
     /// the centroids and codebooks, not stored).
     list_terms: Vec<f32>,
@@ -214,12 +256,14 @@ impl IvfPqIndex {
         let (nlist, m) = params.resolve(n, dim);
         let params = IvfPqParams { nlist, m, ..params };
         params.validate(metric, dim)?;
-        if n < KSUB || n < nlist {
+        let ksub = ksub(params.bits);
+        if n < ksub || n < nlist {
             return Err(IndexError::param(
                 "vectors",
                 format!(
-                    "training ivf_pq with {nlist} lists needs at least {} vectors, got {n}",
-                    nlist.max(KSUB)
+                    "training ivf_pq with {nlist} lists and {}-bit codes needs at least {} vectors, got {n}",
+                    params.bits,
+                    nlist.max(ksub)
                 ),
             ));
         }
@@ -242,8 +286,13 @@ impl IvfPqIndex {
         ));
         let centroids = kmeans::train(&coarse_rows, dim, nlist, COARSE_ITERS, params.seed);
         drop(coarse_rows);
-        // Residuals of a sample train the sub-quantisers.
-        let pq_ids = sample(PQ_SAMPLE, 2);
+        // Residuals of a sample train the rotation and the sub-quantisers.
+        let pq_sample = if params.bits == 8 {
+            PQ_SAMPLE_8BIT
+        } else {
+            PQ_SAMPLE
+        };
+        let pq_ids = sample(pq_sample, 2);
         let mut residuals = rows(&pq_ids);
         let mut homes = vec![0u32; pq_ids.len()];
         kmeans::assign_all(&residuals, dim, &centroids, &mut homes);
@@ -253,44 +302,70 @@ impl IvfPqIndex {
                 *x -= y;
             }
         }
-        let pq = ProductQuantizer::train(&residuals, dim, m, params.seed);
+        let rotation = if params.opq {
+            let rows = (residuals.len() / dim).min(OPQ_SAMPLE) * dim;
+            let (r, _) = opq::train(&residuals[..rows], dim, m, ksub, OPQ_ROUNDS, params.seed);
+            residuals = opq::rotate_rows(&residuals, dim, &r, true);
+            r
+        } else {
+            Vec::new()
+        };
+        let pq = ProductQuantizer::train(&residuals, dim, m, ksub, PQ_ITERS, params.seed);
         drop(residuals);
         let mut index = IvfPqIndex {
             params,
-            centroids,
+            centroids: if rotation.is_empty() {
+                centroids.clone()
+            } else {
+                opq::rotate_rows(&centroids, dim, &rotation, true)
+            },
+            rotation,
             pq,
+            books_t: Vec::new(),
+            book_norms: Vec::new(),
             list_terms: Vec::new(),
             centroid_norms: Vec::new(),
             lists: vec![List::default(); nlist],
             vectors: DenseVectors::new(metric, dim)?,
             deleted: Tombstones::default(),
         };
-        // Assign (one matrix product per block of vectors) and encode in parallel, then append
-        // in offset order.
+        // Assign (one matrix product per block of vectors, against the unrotated centroids:
+        // a rotation keeps distances), then residualise, rotate and encode blocks in parallel,
+        // and append in offset order.
         use rayon::prelude::*;
         let mut homes = vec![0u32; n];
         let (all, stride) = vectors.rows();
-        kmeans::assign_rows(all, dim, stride, &index.centroids, &mut homes);
+        kmeans::assign_rows(all, dim, stride, &centroids, &mut homes);
         let done = std::sync::atomic::AtomicUsize::new(0);
-        let encoded: Vec<(u32, Vec<u8>)> = (0..n as u32)
+        let encoded: Vec<Vec<u8>> = (0..n.div_ceil(ENCODE_CHUNK))
             .into_par_iter()
-            .with_min_len(256)
-            .map(|id| {
-                let home = homes[id as usize] as usize;
-                let r = index.encode_in(vectors.get(id).expect("in range"), home);
-                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if let Some(p) = progress {
-                    if d.is_multiple_of(4096) || d == n {
-                        p(d);
-                    }
+            .map(|b| {
+                let ids = b * ENCODE_CHUNK..((b + 1) * ENCODE_CHUNK).min(n);
+                let mut residuals = Vec::with_capacity(ids.len() * dim);
+                for id in ids.clone() {
+                    let home = homes[id] as usize;
+                    let v = vectors.get(id as u32).expect("in range");
+                    let c = &centroids[home * dim..(home + 1) * dim];
+                    residuals.extend(v.iter().zip(c).map(|(x, c)| x - c));
                 }
-                r
+                if !index.rotation.is_empty() {
+                    residuals = opq::rotate_rows(&residuals, dim, &index.rotation, false);
+                }
+                let mut codes = vec![0u8; ids.len() * m];
+                for (r, out) in residuals.chunks_exact(dim).zip(codes.chunks_exact_mut(m)) {
+                    index.pq.encode(r, out);
+                }
+                let d = done.fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed) + ids.len();
+                if let Some(p) = progress {
+                    p(d);
+                }
+                codes
             })
             .collect();
         index.vectors = vectors;
         index.derive();
-        for (id, (list, codes)) in encoded.into_iter().enumerate() {
-            index.append(id as u32, list, &codes);
+        for (id, codes) in encoded.iter().flat_map(|b| b.chunks_exact(m)).enumerate() {
+            index.append(id as u32, homes[id], codes);
         }
         Ok(index)
     }
@@ -299,7 +374,13 @@ impl IvfPqIndex {
     /// table terms of squared distances and the centroid norms the cosine probe ranks by.
     fn derive(&mut self) {
         let dim = self.dim();
-        self.list_terms = if self.vectors.metric().kernel() == sextant_core::KernelKind::L2Squared {
+        if self.params.bits == 8 {
+            self.books_t = self.pq.transposed();
+            self.book_norms = self.pq.norms();
+        }
+        self.list_terms = if self.params.bits == 4
+            && self.vectors.metric().kernel() == sextant_core::KernelKind::L2Squared
+        {
             self.centroids
                 .chunks_exact(dim)
                 .flat_map(|c| self.pq.l2_list_terms(c))
@@ -315,7 +396,7 @@ impl IvfPqIndex {
     }
 
     /// Heap bytes that grow with the number of lists rather than with the points: centroids,
-    /// their norms, the per-list table terms (L2) and each list's own record.
+    /// their norms, the per-list table terms (L2, 4-bit codes) and each list's own record.
     pub fn list_bytes(&self) -> usize {
         self.centroids.capacity() * 4
             + self.centroid_norms.capacity() * 4
@@ -335,7 +416,11 @@ impl IvfPqIndex {
 
     /// Bytes of code per vector.
     pub fn code_bytes(&self) -> usize {
-        self.pairs()
+        if self.params.bits == 8 {
+            self.pq.m
+        } else {
+            self.pairs()
+        }
     }
 
     fn pairs(&self) -> usize {
@@ -346,13 +431,23 @@ impl IvfPqIndex {
         self.vectors.dim()
     }
 
-    /// The list of a preprocessed vector and the codes of its residual.
-    fn encode(&self, v: &[f32]) -> (u32, Vec<u8>) {
-        let (list, _) = kmeans::nearest(&self.centroids, self.dim(), v);
-        self.encode_in(v, list)
+    /// A preprocessed vector in the space of the centroids and codebooks (rotated by OPQ).
+    fn rotated<'a>(&self, v: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        if self.rotation.is_empty() {
+            std::borrow::Cow::Borrowed(v)
+        } else {
+            std::borrow::Cow::Owned(opq::rotate(v, &self.rotation))
+        }
     }
 
-    /// The codes of `v` in list `list`.
+    /// The list of a preprocessed vector and the codes of its residual.
+    fn encode(&self, v: &[f32]) -> (u32, Vec<u8>) {
+        let v = self.rotated(v);
+        let (list, _) = kmeans::nearest(&self.centroids, self.dim(), &v);
+        self.encode_in(&v, list)
+    }
+
+    /// The codes of `v` (rotated) in list `list`.
     fn encode_in(&self, v: &[f32], list: usize) -> (u32, Vec<u8>) {
         let dim = self.dim();
         let residual: Vec<f32> = v
@@ -369,6 +464,11 @@ impl IvfPqIndex {
     fn append(&mut self, id: u32, list: u32, codes: &[u8]) {
         let pairs = self.pairs();
         let l = &mut self.lists[list as usize];
+        if self.params.bits == 8 {
+            l.codes.owned().extend_from_slice(codes);
+            l.ids.push(id);
+            return;
+        }
         let slot = l.ids.len() % BLOCK;
         let bytes = l.codes.owned();
         if slot == 0 {
@@ -451,7 +551,77 @@ impl IvfPqIndex {
         (base, scale)
     }
 
+    /// The `depth` best estimates among the allowed points of the `nprobe` lists nearest the
+    /// preprocessed query `q`.
     fn candidates(
+        &self,
+        q: &[f32],
+        nprobe: usize,
+        depth: usize,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        let q = self.rotated(q);
+        if self.params.bits == 8 {
+            self.candidates8(&q, nprobe, depth, filter)
+        } else {
+            self.candidates4(&q, nprobe, depth, filter)
+        }
+    }
+
+    /// [`Self::candidates`] over 8-bit codes: one float table per query (inner products) or per
+    /// list (squared distances, from `q − c`), summed code by code.
+    fn candidates8(
+        &self,
+        q: &[f32],
+        nprobe: usize,
+        depth: usize,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        let (dim, m) = (self.dim(), self.pq.m);
+        let neg_dot = self.vectors.metric().kernel() == sextant_core::KernelKind::NegDot;
+        let mut table = vec![0f32; m * pq::KSUB8];
+        if neg_dot {
+            self.pq
+                .scaled_dot_table(&self.books_t, q, -1.0, None, &mut table);
+        }
+        let mut diff = vec![0f32; dim];
+        let mut top = TopK::new(depth);
+        let mut bound = f32::INFINITY;
+        for (centroid_d, l) in self.probe(q, nprobe) {
+            let list = &self.lists[l];
+            if list.ids.is_empty() {
+                continue;
+            }
+            if !neg_dot {
+                let c = &self.centroids[l * dim..(l + 1) * dim];
+                for ((d, &a), &b) in diff.iter_mut().zip(q).zip(c) {
+                    *d = a - b;
+                }
+                self.pq.scaled_dot_table(
+                    &self.books_t,
+                    &diff,
+                    -2.0,
+                    Some(&self.book_norms),
+                    &mut table,
+                );
+            }
+            for (&id, code) in list.ids.iter().zip(list.codes.as_slice().chunks_exact(m)) {
+                let estimate = centroid_d + table_sum8(&table, code);
+                if estimate > bound
+                    || self.deleted.contains(id)
+                    || filter.is_some_and(|f| !f.allows(id))
+                {
+                    continue;
+                }
+                top.offer(id, estimate);
+                bound = top.bound();
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// [`Self::candidates`] over 4-bit codes, through the fast-scan kernel.
+    fn candidates4(
         &self,
         q: &[f32],
         nprobe: usize,
@@ -535,18 +705,28 @@ impl IvfPqIndex {
         vectors: Option<DenseVectors>,
     ) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("ivf_pq index: {what}"));
-        let mut r = Reader::open(bytes, MAGIC, "ivf_pq index", VERSION)?.with_vectors(vectors);
+        let (r, version) = Reader::open_versions(bytes, MAGIC, "ivf_pq index", 1..=VERSION)?;
+        let mut r = r.with_vectors(vectors);
         let metric =
             Metric::from_code(r.u8()?).ok_or_else(|| corrupt("unknown metric code".into()))?;
         let dim = r.u32()? as usize;
         let len = usize::try_from(r.u64()?).map_err(|_| corrupt("length overflows".into()))?;
-        let params = IvfPqParams {
+        let mut params = IvfPqParams {
             nlist: r.u32()? as usize,
             m: r.u32()? as usize,
             nprobe: r.u32()? as usize,
             rescore: r.u32()? as usize,
             seed: r.u64()?,
+            ..IvfPqParams::default()
         };
+        if version >= 2 {
+            params.bits = r.u32()? as usize;
+            params.opq = match r.u8()? {
+                0 => false,
+                1 => true,
+                other => return Err(corrupt(format!("OPQ flag {other}"))),
+            };
+        }
         if dim == 0 || params.nlist == 0 || params.m == 0 {
             return Err(corrupt("zero dimension, lists or sub-quantisers".into()));
         }
@@ -556,20 +736,35 @@ impl IvfPqIndex {
         let size = |a: usize, b: usize| a.checked_mul(b).ok_or_else(|| corrupt("size".into()));
         let centroids: Vec<f32> = r.f32s(size(params.nlist, dim)?)?.collect();
         let dsub = dim.div_ceil(params.m);
+        let ksub = ksub(params.bits);
         let pq = ProductQuantizer {
             dim,
             m: params.m,
             dsub,
-            centroids: r.f32s(size(size(params.m, KSUB)?, dsub)?)?.collect(),
+            ksub,
+            centroids: r.f32s(size(size(params.m, ksub)?, dsub)?)?.collect(),
+        };
+        let rotation: Vec<f32> = if params.opq {
+            r.f32s(size(dim, dim)?)?.collect()
+        } else {
+            Vec::new()
         };
         if centroids
             .iter()
             .chain(&pq.centroids)
+            .chain(&rotation)
             .any(|x| !x.is_finite())
         {
-            return Err(corrupt("non-finite centroid".into()));
+            return Err(corrupt("non-finite centroid or rotation".into()));
         }
         let block_bytes = params.m.div_ceil(2) * BLOCK;
+        let list_bytes = |count: usize| {
+            if params.bits == 8 {
+                size(count, params.m)
+            } else {
+                size(count.div_ceil(BLOCK), block_bytes)
+            }
+        };
         let mut lists = Vec::with_capacity(params.nlist.min(len + 1));
         let mut listed = vec![false; len];
         for l in 0..params.nlist {
@@ -584,7 +779,7 @@ impl IvfPqIndex {
                     _ => return Err(corrupt(format!("offset {id} out of range or listed twice"))),
                 }
             }
-            let slice = r.bytes(size(count.div_ceil(BLOCK), block_bytes)?)?;
+            let slice = r.bytes(list_bytes(count)?)?;
             let codes = match shared {
                 _ if slice.is_empty() => Codes::Empty,
                 Some(owner) => Codes::Shared {
@@ -605,7 +800,10 @@ impl IvfPqIndex {
         let mut index = IvfPqIndex {
             params,
             centroids,
+            rotation,
             pq,
+            books_t: Vec::new(),
+            book_norms: Vec::new(),
             list_terms: Vec::new(),
             centroid_norms: Vec::new(),
             lists,
@@ -615,6 +813,24 @@ impl IvfPqIndex {
         index.derive();
         Ok(index)
     }
+}
+
+/// `Σ_j table[j][code_j]` for a table of `code.len() × 256` floats, in four independent sums.
+fn table_sum8(table: &[f32], code: &[u8]) -> f32 {
+    const K: usize = pq::KSUB8;
+    let (quads, rest) = code.as_chunks::<4>();
+    let (rows, tail) = table.split_at(quads.len() * 4 * K);
+    let mut acc = [0f32; 4];
+    for (c, t) in quads.iter().zip(rows.as_chunks::<{ 4 * K }>().0) {
+        acc[0] += t[usize::from(c[0])];
+        acc[1] += t[K + usize::from(c[1])];
+        acc[2] += t[2 * K + usize::from(c[2])];
+        acc[3] += t[3 * K + usize::from(c[3])];
+    }
+    for (c, t) in rest.iter().zip(tail.chunks_exact(K)) {
+        acc[0] += t[usize::from(*c)];
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 impl VectorIndex for IvfPqIndex {
@@ -646,6 +862,7 @@ impl VectorIndex for IvfPqIndex {
     fn memory_bytes(&self) -> usize {
         self.centroids.capacity() * 4
             + self.pq.centroids.capacity() * 4
+            + (self.rotation.capacity() + self.books_t.capacity() + self.book_norms.capacity()) * 4
             + self.list_terms.capacity() * 4
             + self.centroid_norms.capacity() * 4
             + self
@@ -674,8 +891,11 @@ impl VectorIndex for IvfPqIndex {
             w.u32(x as u32);
         }
         w.u64(p.seed);
+        w.u32(p.bits as u32);
+        w.u8(u8::from(p.opq));
         w.f32s(&self.centroids);
         w.f32s(&self.pq.centroids);
+        w.f32s(&self.rotation);
         for l in &self.lists {
             w.u64(l.ids.len() as u64);
             w.u32s(l.ids.iter().copied());

@@ -1,19 +1,33 @@
-//! Product quantisation with 16 centroids per sub-space (4-bit codes): a vector is cut into
-//! `m` sub-vectors of `dsub` components (the last ones padded with zeros when `m` does not
-//! divide the dimension; zeros change no inner product or squared distance) and each is
-//! replaced by the index of its nearest sub-centroid.
+//! Product quantisation with 16 (4-bit codes) or 256 (8-bit codes) centroids per sub-space:
+//! a vector is cut into `m` sub-vectors of `dsub` components (the last ones padded with zeros
+//! when `m` does not divide the dimension; zeros change no inner product or squared distance)
+//! and each is replaced by the index of its nearest sub-centroid.
+
+use std::sync::LazyLock;
 
 use crate::ivf::kmeans;
 
-/// Centroids per sub-space.
+/// The instruction sets the table loop is compiled for, detected once.
+static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+
+/// Centroids per sub-space of 4-bit codes (the fast-scan kernels' table width).
 pub(crate) const KSUB: usize = 16;
+/// Centroids per sub-space of 8-bit codes.
+pub(crate) const KSUB8: usize = 256;
+
+/// Centroids per sub-space for codes of `bits` bits (4 or 8).
+pub(crate) const fn ksub(bits: usize) -> usize {
+    1 << bits
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct ProductQuantizer {
     pub(crate) dim: usize,
     pub(crate) m: usize,
     pub(crate) dsub: usize,
-    /// `m × KSUB × dsub`.
+    /// Centroids per sub-space ([`KSUB`] or [`KSUB8`]).
+    pub(crate) ksub: usize,
+    /// `m × ksub × dsub`.
     pub(crate) centroids: Vec<f32>,
 }
 
@@ -26,32 +40,67 @@ impl ProductQuantizer {
         out[..end - start].copy_from_slice(&x[start..end]);
     }
 
-    /// Trains the codebooks on the rows of `data` (at least [`KSUB`] rows).
-    pub(crate) fn train(data: &[f32], dim: usize, m: usize, seed: u64) -> Self {
+    /// Trains `ksub` centroids per sub-space on the rows of `data` (at least `ksub` rows).
+    pub(crate) fn train(
+        data: &[f32],
+        dim: usize,
+        m: usize,
+        ksub: usize,
+        iters: usize,
+        seed: u64,
+    ) -> Self {
         let dsub = dim.div_ceil(m);
-        let n = data.len() / dim;
         let mut pq = ProductQuantizer {
             dim,
             m,
             dsub,
-            centroids: Vec::with_capacity(m * KSUB * dsub),
+            ksub,
+            centroids: Vec::with_capacity(m * ksub * dsub),
         };
-        let mut part = vec![0f32; n * dsub];
-        for j in 0..m {
-            for (row, out) in data.chunks_exact(dim).zip(part.chunks_exact_mut(dsub)) {
-                pq.sub(row, j, out);
-            }
-            let c = kmeans::train(&part, dsub, KSUB, 20, seed.wrapping_add(j as u64));
+        for (j, part) in pq.parts(data).iter().enumerate() {
+            let c = kmeans::train(part, dsub, ksub, iters, seed.wrapping_add(j as u64));
             pq.centroids.extend(c);
         }
         pq
     }
 
-    fn codebook(&self, j: usize) -> &[f32] {
-        &self.centroids[j * KSUB * self.dsub..(j + 1) * KSUB * self.dsub]
+    /// `iters` more Lloyd iterations of every codebook over the rows of `data`, starting from
+    /// the current centroids.
+    pub(crate) fn refine(&mut self, data: &[f32], iters: usize) {
+        let size = self.ksub * self.dsub;
+        for (j, part) in self.parts(data).iter().enumerate() {
+            kmeans::refine(
+                part,
+                self.dsub,
+                &mut self.centroids[j * size..(j + 1) * size],
+                iters,
+            );
+        }
     }
 
-    /// The `m` codes (each < 16) of `x`.
+    /// The rows of `data` cut into their `m` zero-padded sub-vectors, one buffer per sub-space.
+    fn parts(&self, data: &[f32]) -> Vec<Vec<f32>> {
+        let n = data.len() / self.dim;
+        (0..self.m)
+            .map(|j| {
+                let mut part = vec![0f32; n * self.dsub];
+                for (row, out) in data
+                    .chunks_exact(self.dim)
+                    .zip(part.chunks_exact_mut(self.dsub))
+                {
+                    self.sub(row, j, out);
+                }
+                part
+            })
+            .collect()
+    }
+
+    fn codebook(&self, j: usize) -> &[f32] {
+        let size = self.ksub * self.dsub;
+        &self.centroids[j * size..(j + 1) * size]
+    }
+
+    /// The `m` codes (each < `ksub`) of `x`.
     pub(crate) fn encode(&self, x: &[f32], codes: &mut [u8]) {
         let mut s = vec![0f32; self.dsub];
         for (j, code) in codes.iter_mut().enumerate().take(self.m) {
@@ -61,7 +110,6 @@ impl ProductQuantizer {
     }
 
     /// The vector `codes` stand for.
-    #[cfg(test)]
     pub(crate) fn decode(&self, codes: &[u8]) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.m * self.dsub);
         for (j, &c) in codes.iter().enumerate().take(self.m) {
@@ -74,17 +122,67 @@ impl ProductQuantizer {
         out
     }
 
-    /// Table `m × KSUB` of `f(query sub-vector j, centroid k of j)`.
+    /// Table `m × ksub` of `f(query sub-vector j, centroid k of j)`.
     fn table(&self, q: &[f32], f: impl Fn(&[f32], &[f32]) -> f32) -> Vec<f32> {
         let mut s = vec![0f32; self.dsub];
-        let mut t = vec![0f32; self.m * KSUB];
-        for (j, out) in t.chunks_exact_mut(KSUB).enumerate() {
+        let mut t = vec![0f32; self.m * self.ksub];
+        for (j, out) in t.chunks_exact_mut(self.ksub).enumerate() {
             self.sub(q, j, &mut s);
             for (o, c) in out.iter_mut().zip(self.codebook(j).chunks_exact(self.dsub)) {
                 *o = f(&s, c);
             }
         }
         t
+    }
+
+    /// The codebooks laid out `m × dsub × ksub` (component-major within each sub-space), so
+    /// that [`Self::scaled_dot_table`] adds `dsub` contiguous rows of `ksub` values.
+    pub(crate) fn transposed(&self) -> Vec<f32> {
+        let mut t = vec![0f32; self.centroids.len()];
+        for j in 0..self.m {
+            let book = self.codebook(j);
+            let out = &mut t[j * self.ksub * self.dsub..(j + 1) * self.ksub * self.dsub];
+            for (k, c) in book.chunks_exact(self.dsub).enumerate() {
+                for (i, &x) in c.iter().enumerate() {
+                    out[i * self.ksub + k] = x;
+                }
+            }
+        }
+        t
+    }
+
+    /// `‖b_jk‖²` of every sub-centroid (`m × ksub`).
+    pub(crate) fn norms(&self) -> Vec<f32> {
+        self.centroids
+            .chunks_exact(self.dsub)
+            .map(|c| c.iter().map(|x| x * x).sum())
+            .collect()
+    }
+
+    /// `out[j][k] = base[j][k] + scale · ⟨x_j, b_jk⟩` (`base` zero when `None`), from the
+    /// layout of [`Self::transposed`]: the table of 8-bit codes, `ksub · dim` multiply-adds over
+    /// contiguous rows. With `scale = −1` it is [`Self::neg_dot_table`]; with `scale = −2`, `x =
+    /// q − c` and `base` the [`Self::norms`] it is the squared distances less `‖q − c‖²`.
+    pub(crate) fn scaled_dot_table(
+        &self,
+        transposed: &[f32],
+        x: &[f32],
+        scale: f32,
+        base: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        match base {
+            Some(b) => out.copy_from_slice(b),
+            None => out.fill(0.0),
+        }
+        ARCH.dispatch(DotTable {
+            ksub: self.ksub,
+            dsub: self.dsub,
+            transposed,
+            x,
+            scale,
+            out,
+        });
     }
 
     /// Negated inner products: `Σ_j table[j][code_j] = -<q, decode(codes)>`.
@@ -95,7 +193,8 @@ impl ProductQuantizer {
     /// The part of a residual's squared-distance table that depends on its list only:
     /// `‖q − c − r‖² = ‖q − c‖² + Σ_j (‖r_j‖² + 2⟨c_j, r_j⟩ − 2⟨q_j, r_j⟩)`, so
     /// `table[j][k] = ‖b_jk‖² + 2⟨c_j, b_jk⟩` for centroid `c` and sub-centroid `b_jk`; a search
-    /// adds `−2⟨q_j, b_jk⟩` (twice [`Self::neg_dot_table`]) and `‖q − c‖²`.
+    /// adds `−2⟨q_j, b_jk⟩` (twice [`Self::neg_dot_table`]) and `‖q − c‖²`. (4-bit codes: at
+    /// 256 centroids per sub-space these terms would take more memory than the codes.)
     pub(crate) fn l2_list_terms(&self, centroid: &[f32]) -> Vec<f32> {
         self.table(centroid, |c, b| {
             b.iter().zip(c).map(|(y, x)| y * y + 2.0 * x * y).sum()
@@ -103,12 +202,62 @@ impl ProductQuantizer {
     }
 
     /// Squared distances: `Σ_j table[j][code_j] = ‖q − decode(codes)‖²` (the reference the
-    /// split form is tested against).
+    /// split and transposed forms are tested against).
     #[cfg(test)]
     pub(crate) fn l2_table(&self, q: &[f32]) -> Vec<f32> {
         self.table(q, |a, b| {
             a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
         })
+    }
+}
+
+/// The loop of [`ProductQuantizer::scaled_dot_table`], as a `WithSimd` body with
+/// `#[inline(always)]` so pulp compiles it with the AVX2/AVX-512 features it detects (plain
+/// multiply-adds, no fused ones: every instruction set gives the same table).
+struct DotTable<'a> {
+    ksub: usize,
+    dsub: usize,
+    transposed: &'a [f32],
+    x: &'a [f32],
+    scale: f32,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for DotTable<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        // 64 outputs at a time stay in registers across the sub-vector's components.
+        const LANES: usize = 64;
+        let (ksub, dsub) = (self.ksub, self.dsub);
+        for (j, row) in self.out.chunks_exact_mut(ksub).enumerate() {
+            let book = &self.transposed[j * ksub * dsub..(j + 1) * ksub * dsub];
+            let start = (j * dsub).min(self.x.len());
+            let x = &self.x[start..((j + 1) * dsub).min(self.x.len())];
+            // `ksub` is 16 or 256: whole chunks of 64, or one short row done plainly.
+            let (chunks, tail) = row.as_chunks_mut::<LANES>();
+            for (at, out) in chunks.iter_mut().enumerate() {
+                let mut acc: [f32; LANES] = *out;
+                for (&v, column) in x.iter().zip(book.chunks_exact(ksub)) {
+                    let v = v * self.scale;
+                    let column: &[f32; LANES] = column[at * LANES..(at + 1) * LANES]
+                        .try_into()
+                        .expect("a whole chunk");
+                    for (a, &c) in acc.iter_mut().zip(column) {
+                        *a += v * c;
+                    }
+                }
+                *out = acc;
+            }
+            let done = chunks.len() * LANES;
+            for (&v, column) in x.iter().zip(book.chunks_exact(ksub)) {
+                let v = v * self.scale;
+                for (o, &c) in tail.iter_mut().zip(&column[done..]) {
+                    *o += v * c;
+                }
+            }
+        }
     }
 }
 
@@ -127,7 +276,7 @@ mod tests {
     fn tables_match_decoded_distances() {
         let dim = 10;
         let d = data(400, dim);
-        let pq = ProductQuantizer::train(&d, dim, 4, 1);
+        let pq = ProductQuantizer::train(&d, dim, 4, KSUB, 20, 1);
         assert_eq!(pq.dsub, 3);
         let q: Vec<f32> = (0..dim).map(|i| i as f32 / 7.0 - 0.6).collect();
         let (dot, l2) = (pq.neg_dot_table(&q), pq.l2_table(&q));
@@ -163,12 +312,38 @@ mod tests {
         }
     }
 
+    /// The transposed 8-bit tables equal the direct ones, including for a padded dimension.
+    #[test]
+    fn transposed_tables_match_direct_ones_for_8_bit_codes() {
+        let dim = 10;
+        let d = data(1_000, dim);
+        let pq = ProductQuantizer::train(&d, dim, 4, KSUB8, 5, 3);
+        let (t, norms) = (pq.transposed(), pq.norms());
+        let q: Vec<f32> = (0..dim).map(|i| i as f32 / 9.0 - 0.4).collect();
+        let mut got = vec![0f32; 4 * KSUB8];
+        pq.scaled_dot_table(&t, &q, -1.0, None, &mut got);
+        for (a, b) in got.iter().zip(pq.neg_dot_table(&q)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        pq.scaled_dot_table(&t, &q, -2.0, Some(&norms), &mut got);
+        let mut sums = [0f32; 4];
+        for (j, s) in sums.iter_mut().enumerate() {
+            let lo = (j * pq.dsub).min(dim);
+            let hi = ((j + 1) * pq.dsub).min(dim);
+            *s = q[lo..hi].iter().map(|x| x * x).sum();
+        }
+        for (i, (a, b)) in got.iter().zip(pq.l2_table(&q)).enumerate() {
+            let want = b - sums[i / KSUB8];
+            assert!((a - want).abs() < 1e-4, "{a} vs {want}");
+        }
+    }
+
     /// Encoding picks each sub-space's nearest centroid, so reconstruction beats a random code.
     #[test]
     fn encoding_reconstructs_better_than_chance() {
         let dim = 16;
         let d = data(2000, dim);
-        let pq = ProductQuantizer::train(&d, dim, 8, 2);
+        let pq = ProductQuantizer::train(&d, dim, 8, KSUB, 20, 2);
         let (mut err, mut rand_err) = (0.0f32, 0.0f32);
         for (i, row) in d.chunks_exact(dim).enumerate() {
             let mut codes = [0u8; 8];

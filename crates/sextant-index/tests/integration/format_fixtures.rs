@@ -1,7 +1,7 @@
 //! Files written by released format versions must keep loading (STYLE.md §9). The fixtures in
 //! `tests/fixtures/` were written by this code from the deterministic data below (the `-v1`
-//! files at format v1; HNSW v2 added 1-bit filter codes); a change that stops reading them, or
-//! reads them differently, fails here.
+//! files at format v1; HNSW v2 added 1-bit filter codes; IVF-PQ v2 added 8-bit codes and the
+//! OPQ rotation); a change that stops reading them, or reads them differently, fails here.
 //!
 //! `write_fixtures` (ignored; run with `cargo test -p sextant-index --test integration
 //! write_fixtures -- --ignored`) writes the files named in `FIXTURES` with the current code. When
@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use roaring::RoaringBitmap;
 use sextant_core::Metric;
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IdFilter, Quantization, SearchParams,
-    VectorIndex, VectorIndexMut,
+    AnyIndex, DenseVectors, FlatIndex, HnswIndex, HnswParams, IdFilter, IvfPqIndex, IvfPqParams,
+    Quantization, SearchParams, VectorIndex, VectorIndexMut,
 };
 
 const DIM: usize = 8;
@@ -99,6 +99,29 @@ const FIXTURES: [(&str, bool, Option<Quantization>); 5] = [
     ("hnsw-v2-f32.bin", true, Some(Quantization::None)),
     ("hnsw-v2-sq8.bin", true, Some(Quantization::Sq8)),
 ];
+/// IVF-PQ files of `data()` (default lists and sub-quantisers, the same three deletes as
+/// `flat()`): name, whether at the current version, bits per code, OPQ.
+const IVF_FIXTURES: [(&str, bool, usize, bool); 3] = [
+    ("ivf-v1.bin", false, 4, false),
+    ("ivf-v2-4bit.bin", true, 4, false),
+    ("ivf-v2-8bit-opq.bin", true, 8, true),
+];
+
+fn ivf(bits: usize, opq: bool) -> IvfPqIndex {
+    let (base, _) = data();
+    let vectors = DenseVectors::from_rows(Metric::L2, DIM, &base).unwrap();
+    let params = IvfPqParams {
+        bits,
+        opq,
+        ..IvfPqParams::default()
+    };
+    let mut index = IvfPqIndex::build(vectors, params, None).unwrap();
+    for id in [3, 500, 1_499] {
+        index.delete(id).unwrap();
+    }
+    index
+}
+
 /// The HNSW v2 fixture with 1-bit codes, written with its vectors apart (they are
 /// `wide_data()`), which keeps it small.
 const CODES_FIXTURE: &str = "hnsw-v2-codes-external.bin";
@@ -116,6 +139,11 @@ fn write_fixtures() {
             None => flat().to_bytes(),
         };
         std::fs::write(fixture(name), bytes).unwrap();
+    }
+    for (name, current, bits, opq) in IVF_FIXTURES {
+        if current {
+            std::fs::write(fixture(name), ivf(bits, opq).to_bytes()).unwrap();
+        }
     }
     let (base, _) = wide_data();
     let codes = build_on(&base, WIDE, Quantization::Sq8);
@@ -164,6 +192,51 @@ fn fixtures_load_and_answer_exactly_as_when_written() {
                 .collect();
             assert_eq!(got, want, "{name}");
         }
+    }
+}
+
+/// Every IVF-PQ version loads with its settings, re-serialises to its own bytes when current,
+/// answers exactly when every list is scanned and every point rescored, and its codes still
+/// rank: at 4 lists and 30 rescored the answers keep most of the exact top 10.
+#[test]
+fn ivf_fixtures_load_and_answer_as_when_written() {
+    let (_, queries) = data();
+    let exact = flat();
+    for (name, current, bits, opq) in IVF_FIXTURES {
+        let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let index = match AnyIndex::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}")) {
+            AnyIndex::IvfPq(i) => i,
+            other => panic!("{name}: loaded as {other:?}"),
+        };
+        assert_eq!((index.len(), index.deleted_count()), (1_500, 3), "{name}");
+        assert_eq!(
+            (index.params().bits, index.params().opq),
+            (bits, opq),
+            "{name}"
+        );
+        if current {
+            assert_eq!(
+                index.to_bytes(),
+                bytes,
+                "{name}: re-serialised bytes differ"
+            );
+        }
+        let ids = |r: Vec<sextant_index::Neighbor>| r.iter().map(|n| n.id).collect::<Vec<u32>>();
+        let (all, some) = (
+            SearchParams::new(10).with_nprobe(10_000).with_ef(1_500),
+            SearchParams::new(10).with_nprobe(4).with_ef(30),
+        );
+        let mut hits = 0;
+        for q in queries.chunks(DIM) {
+            let want = ids(exact.search(q, &SearchParams::new(10), None).unwrap());
+            assert_eq!(ids(index.search(q, &all, None).unwrap()), want, "{name}");
+            let got = ids(index.search(q, &some, None).unwrap());
+            hits += got.iter().filter(|id| want.contains(id)).count();
+        }
+        assert!(
+            hits >= 35,
+            "{name}: {hits}/50 of the exact top 10 at nprobe 4, ef 30"
+        );
     }
 }
 

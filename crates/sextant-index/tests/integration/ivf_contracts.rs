@@ -1,6 +1,7 @@
-//! IVF-PQ contracts: recall after rescoring against exact search for every metric it supports,
-//! the knobs (more lists and more rescoring never lose recall), filters and deletes, inserts
-//! after training, persistence, and clear errors.
+//! IVF-PQ contracts, for each code layout (4- and 8-bit codes, with and without an OPQ
+//! rotation): recall after rescoring against exact search for every metric it supports, the
+//! knobs (more lists and more rescoring never lose recall), filters and deletes, inserts after
+//! training, persistence, and clear errors.
 
 use roaring::RoaringBitmap;
 use sextant_core::Metric;
@@ -17,6 +18,16 @@ const DIM: usize = 32;
 const QUERIES: usize = 200;
 const K: usize = 10;
 const METRICS: [Metric; 3] = [Metric::Cosine, Metric::Dot, Metric::L2];
+/// Bits per code and OPQ.
+const LAYOUTS: [(usize, bool); 4] = [(4, false), (4, true), (8, false), (8, true)];
+
+fn layout((bits, opq): (usize, bool)) -> IvfPqParams {
+    IvfPqParams {
+        bits,
+        opq,
+        ..IvfPqParams::default()
+    }
+}
 
 fn build(metric: Metric, data: &[f32], params: IvfPqParams) -> IvfPqIndex {
     let vectors = DenseVectors::from_rows(metric, DIM, data).unwrap();
@@ -30,28 +41,30 @@ fn build(metric: Metric, data: &[f32], params: IvfPqParams) -> IvfPqIndex {
 fn recall_after_rescoring_meets_contract_for_every_metric() {
     let data = clustered(N, DIM, 40, 1);
     let queries = clustered(QUERIES, DIM, 40, 2);
-    for metric in METRICS {
+    for (metric, l) in METRICS.into_iter().flat_map(|m| LAYOUTS.map(|l| (m, l))) {
         let truth = exact(metric, &data, &queries, None);
-        let index = build(metric, &data, IvfPqParams::default());
+        let index = build(metric, &data, layout(l));
         let (nlist, m) = (index.params().nlist, index.params().m);
+        let metric = format!("{metric:?} {l:?}");
         assert_eq!(
-            (nlist, m),
-            (77, 8),
-            "about √6000 lists, ⌈32 / 4⌉ sub-quantisers"
+            (nlist, m * l.0),
+            (77, 32),
+            "about √6000 lists, ⌈32 / 4⌉ 4-bit or ⌈32 / 8⌉ 8-bit sub-quantisers"
         );
+        assert_eq!(index.code_bytes(), 4);
         let r = recall(&truth, &run(&index, &queries, &SearchParams::new(K), None));
-        assert!(r >= 0.95, "{metric:?}: recall {r}");
+        assert!(r >= 0.95, "{metric}: recall {r}");
         let mut last = 0.0;
         for (nprobe, ef) in [(1, 10), (4, 50), (16, 100), (77, 400)] {
             let p = SearchParams::new(K).with_nprobe(nprobe).with_ef(ef);
             let r = recall(&truth, &run(&index, &queries, &p, None));
             assert!(
                 r >= last - 0.005,
-                "{metric:?} nprobe {nprobe} ef {ef}: {r} after {last}"
+                "{metric} nprobe {nprobe} ef {ef}: {r} after {last}"
             );
             last = r;
         }
-        assert!(last >= 0.99, "{metric:?}: every list, 400 rescored: {last}");
+        assert!(last >= 0.99, "{metric}: every list, 400 rescored: {last}");
     }
 }
 
@@ -59,9 +72,15 @@ fn recall_after_rescoring_meets_contract_for_every_metric() {
 /// deleted offsets never come back.
 #[test]
 fn filters_and_deletes_are_honoured() {
+    for l in LAYOUTS {
+        filters_and_deletes_are_honoured_for(l);
+    }
+}
+
+fn filters_and_deletes_are_honoured_for(l: (usize, bool)) {
     let data = clustered(N, DIM, 40, 3);
     let queries = clustered(50, DIM, 40, 4);
-    let mut index = build(Metric::L2, &data, IvfPqParams::default());
+    let mut index = build(Metric::L2, &data, layout(l));
     let allowed: RoaringBitmap = (0..N as u32).filter(|id| id % 10 == 3).collect();
     let f = IdFilter::Bitmap(&allowed);
     // The walk over lists (threshold 0): every result allowed, good recall.
@@ -75,9 +94,9 @@ fn filters_and_deletes_are_honoured() {
         ("predicate", IdFilter::Predicate(&|id| id % 10 == 3)),
     ] {
         let got = run(&index, &queries, &walk, Some(&filter));
-        assert!(got.iter().flatten().all(|id| id % 10 == 3), "{name}");
+        assert!(got.iter().flatten().all(|id| id % 10 == 3), "{name} {l:?}");
         let r = recall(&truth, &got);
-        assert!(r >= 0.95, "{name}: filtered recall {r}");
+        assert!(r >= 0.95, "{name} {l:?}: filtered recall {r}");
     }
     // Under the threshold: exactly Flat's answer.
     let scan = SearchParams::new(K);
@@ -107,8 +126,14 @@ fn filters_and_deletes_are_honoured() {
 /// Vectors inserted after training are encoded with the trained quantisers and found.
 #[test]
 fn inserts_after_training_are_found() {
+    for l in LAYOUTS {
+        inserts_after_training_are_found_for(l);
+    }
+}
+
+fn inserts_after_training_are_found_for(l: (usize, bool)) {
     let data = clustered(N + 500, DIM, 40, 5);
-    let mut index = build(Metric::Cosine, &data[..N * DIM], IvfPqParams::default());
+    let mut index = build(Metric::Cosine, &data[..N * DIM], layout(l));
     for row in data[N * DIM..].chunks(DIM) {
         index.insert(row).unwrap();
     }
@@ -122,7 +147,7 @@ fn inserts_after_training_are_found() {
     }
     assert!(
         found >= 490,
-        "{found} of 500 inserted vectors are their own nearest neighbour"
+        "{l:?}: {found} of 500 inserted vectors are their own nearest neighbour"
     );
 }
 
@@ -130,6 +155,12 @@ fn inserts_after_training_are_found() {
 /// version are errors.
 #[test]
 fn round_trip_and_corruption() {
+    for l in LAYOUTS {
+        round_trip_and_corruption_for(l);
+    }
+}
+
+fn round_trip_and_corruption_for(l: (usize, bool)) {
     let data = clustered(2_000, DIM, 20, 6);
     let mut index = build(
         Metric::Dot,
@@ -137,7 +168,7 @@ fn round_trip_and_corruption() {
         IvfPqParams {
             nlist: 20,
             m: 16,
-            ..IvfPqParams::default()
+            ..layout(l)
         },
     );
     index.delete(7).unwrap();
@@ -176,6 +207,10 @@ fn clear_errors() {
     assert!(err(IvfPqIndex::build(l1, IvfPqParams::default(), None)).contains("l1"));
     let few = DenseVectors::from_rows(Metric::L2, DIM, &data[..10 * DIM]).unwrap();
     assert!(err(IvfPqIndex::build(few, IvfPqParams::default(), None)).contains("at least"));
+    // 8-bit codes train 256 centroids per sub-space.
+    let few = DenseVectors::from_rows(Metric::L2, DIM, &data[..200 * DIM]).unwrap();
+    let e = err(IvfPqIndex::build(few, layout((8, false)), None));
+    assert!(e.contains("8-bit") && e.contains("at least 256"), "{e}");
     for (params, field) in [
         (
             IvfPqParams {
@@ -190,6 +225,20 @@ fn clear_errors() {
                 ..IvfPqParams::default()
             },
             "sub-quantisers",
+        ),
+        (
+            IvfPqParams {
+                m: 33,
+                ..layout((8, true))
+            },
+            "sub-quantisers",
+        ),
+        (
+            IvfPqParams {
+                bits: 6,
+                ..IvfPqParams::default()
+            },
+            "4 or 8 bits",
         ),
         (
             IvfPqParams {
