@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Runs `sextant bench ann --index ivf_pq` and faiss's IVF-PQ with 4-bit fast scan and exact
-refinement (bench/peers/ann.py --systems faiss-ivfpq) on one data set with the same lists,
-sub-quantisers and (nprobe, ef) grid, where ef is the number of candidates rescored exactly
+"""Runs `sextant bench ann --index ivf_pq` and faiss's IVF-PQ with exact refinement
+(bench/peers/ann.py --systems faiss-ivfpq: 4-bit fast scan, or 8-bit codes with --pq-bits 8,
+an OPQ rotation first with --opq) on one data set with the same lists, sub-quantisers, code
+width, rotation and (nprobe, ef) grid, where ef is the number of candidates rescored exactly
 (faiss: k_factor = ef / k). Reports, per system, the best QPS among grid points reaching
 recall@k 0.90 / 0.95 / 0.99 (measured points only, no interpolation), build time and memory.
 
-  python3 bench/compare_ivf.py --dataset glove|fashion-mnist [--pq-m M] [--nlist N]
-      [--nprobe LIST] [--ef LIST] [--runs 3] [--out-dir bench/out]
+  python3 bench/compare_ivf.py --dataset glove|fashion-mnist [--pq-m M] [--pq-bits 4|8] [--opq]
+      [--nlist N] [--nprobe LIST] [--ef LIST] [--runs 3] [--out-dir bench/out] [--tag T]
 
 Ground truth as bench/compare_ann.py computes it (OUT_DIR/<name>-gt.ivecs, exact top-100).
-Writes OUT_DIR/<name>-ivf-{sextant,peers,compare}.json and -ivf-compare.md.
+Writes OUT_DIR/<name>[-T]-ivf-{sextant,peers,compare}.json and -ivf-compare.md.
 """
 import datetime
 import json
@@ -38,7 +39,11 @@ def parse_args():
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
     ap.add_argument("--sextant", default="target/release/sextant")
     ap.add_argument("--nlist", type=int, default=0, help="0: about sqrt(n), the same for both")
-    ap.add_argument("--pq-m", type=int, default=0, help="4-bit sub-quantisers (0: ceil(dim/4))")
+    ap.add_argument("--pq-m", type=int, default=0,
+                    help="sub-quantisers (0: ceil(dim/4) at 4 bits, ceil(dim/8) at 8)")
+    ap.add_argument("--pq-bits", type=int, default=4, choices=[4, 8])
+    ap.add_argument("--opq", action="store_true", help="an OPQ rotation before quantising")
+    ap.add_argument("--tag", default="", help="suffix of the output names")
     ap.add_argument("--nprobe", default="4,8,16,32,64,128")
     ap.add_argument("--ef", default="20,50,100,200,400")
     ap.add_argument("--k", type=int, default=10)
@@ -48,7 +53,7 @@ def parse_args():
     d, a.metric = DATASETS[a.dataset]
     a.base = os.path.join(ROOT, d, "base.fvecs")
     a.queries = os.path.join(ROOT, d, "queries.fvecs")
-    a.name = a.dataset
+    a.name = a.dataset + (f"-{a.tag}" if a.tag else "")
     return a
 
 
@@ -65,12 +70,13 @@ def main():
     out = a.out_dir if os.path.isabs(a.out_dir) else os.path.join(ROOT, a.out_dir)
     os.makedirs(out, exist_ok=True)
     prefix = os.path.join(out, a.name)
-    gt = prefix + "-gt.ivecs"
+    gt = os.path.join(out, a.dataset + "-gt.ivecs")
     ensure_ground_truth(a, gt)
     def common(nlist):
         return ["--base", a.base, "--queries", a.queries, "--gt", gt, "--metric", a.metric,
                 "--k", str(a.k), "--runs", str(a.runs), "--nprobe", a.nprobe, "--ef", a.ef,
-                "--nlist", str(nlist), "--pq-m", str(a.pq_m)]
+                "--nlist", str(nlist), "--pq-m", str(a.pq_m), "--pq-bits", str(a.pq_bits)] \
+            + (["--opq"] if a.opq else [])
     ours, peers = prefix + "-ivf-sextant.json", prefix + "-ivf-peers.json"
     exe = a.sextant if os.path.isabs(a.sextant) else os.path.join(ROOT, a.sextant)
     run([exe, "bench", "ann", "--index", "ivf_pq"] + common(a.nlist) + ["--json", ours])

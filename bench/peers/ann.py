@@ -39,7 +39,11 @@ def parse_args():
                     help="hnswlib, faiss, usearch, faiss-ivfpq, faiss-ivfpq-noref")
     ap.add_argument("--nprobe", default="", help="faiss-ivfpq: lists scanned, comma-separated")
     ap.add_argument("--nlist", type=int, default=0, help="faiss-ivfpq: lists (0: about sqrt(n), as sextant)")
-    ap.add_argument("--pq-m", type=int, default=0, help="faiss-ivfpq: 4-bit sub-quantisers (0: ceil(dim/4))")
+    ap.add_argument("--pq-m", type=int, default=0,
+                    help="faiss-ivfpq: sub-quantisers (0: ceil(dim/4) at 4 bits, ceil(dim/8) at 8)")
+    ap.add_argument("--pq-bits", type=int, default=4, choices=[4, 8],
+                    help="faiss-ivfpq: bits per code (4: fast scan PQ{m}x4fs; 8: PQ{m}x8)")
+    ap.add_argument("--opq", action="store_true", help="faiss-ivfpq: an OPQ{m} rotation first")
     ap.add_argument("--json", help="write results here")
     return ap.parse_args()
 
@@ -152,9 +156,10 @@ class Usearch:
 
 
 class FaissIvfPq:
-    """faiss IVF with 4-bit PQ fast-scan codes and exact refinement: the peer of
-    `sextant bench ann --index ivf-pq` (index_factory "IVF{nlist},PQ{m}x4fs,RFlat"). Sweeps
-    nprobe and ef, where ef is the number of candidates refined exactly (k_factor = ef / k)."""
+    """faiss IVF with PQ codes and exact refinement: the peer of `sextant bench ann --index
+    ivf-pq` (index_factory "IVF{nlist},PQ{m}x4fs,RFlat" for 4-bit fast-scan codes,
+    "IVF{nlist},PQ{m}x8,RFlat" for 8-bit codes, "OPQ{m},..." first with --opq). Sweeps nprobe
+    and ef, where ef is the number of candidates refined exactly (k_factor = ef / k)."""
     name, package = "faiss-ivfpq", "faiss-cpu"
     memory_method = "len(faiss.serialize_index(index)) (codes, ids, centroids and the f32 refine vectors)"
     sweeps_nprobe = True
@@ -170,8 +175,14 @@ class FaissIvfPq:
         faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         n, d = base.shape
         self.nlist = a.nlist or max(1, min(round(n ** 0.5), n // 64))
-        self.m = a.pq_m or -(-d // 4)
-        self.index = faiss.index_factory(d, self.factory.format(nlist=self.nlist, m=self.m), faiss_metric)
+        self.m = a.pq_m or -(-d // (8 if a.pq_bits == 8 else 4))
+        factory = self.factory.format(nlist=self.nlist, m=self.m)
+        if a.pq_bits == 8:
+            factory = factory.replace(f"PQ{self.m}x4fs", f"PQ{self.m}x8")
+        if a.opq:
+            factory = f"OPQ{self.m}," + factory
+        self.factory_used = factory
+        self.index = faiss.index_factory(d, factory, faiss_metric)
         self.index.train(base)
         self.index.add(base)
         faiss.omp_set_num_threads(1)
@@ -279,7 +290,7 @@ def bench_system(adapter, base, queries, gt, a, efs):
         "metric": a.metric,
         "params": ({"m": a.m, "ef_construction": a.ef_construction} if not hasattr(adapter, "nlist")
                    else {"m": 0, "ef_construction": 0, "nlist": adapter.nlist,
-                         "pq": f"{adapter.m}x4-bit fast scan" + (", refine flat" if "RFlat" in adapter.factory else ", no refinement")})
+                         "pq": adapter.factory_used})
                   | {"k": a.k, "threads": a.threads, "runs": a.runs},
         "build": {"wall_s": build_wall, "cpu_s": build_cpu},
         "memory_bytes": memory,

@@ -228,6 +228,8 @@ pub struct IvfPqIndex {
     centroids: Vec<f32>,
     /// OPQ's rotation (`dim × dim`, row-major, `x ↦ R x`); empty without OPQ.
     rotation: Vec<f32>,
+    /// The rotation as queries apply it (derived, not stored).
+    query_rotation: opq::QueryRotation,
     pq: ProductQuantizer,
     /// 8-bit codes: the codebooks transposed and their squared norms (derived, not stored;
     /// see [`ProductQuantizer::scaled_dot_table`]).
@@ -320,6 +322,7 @@ impl IvfPqIndex {
                 opq::rotate_rows(&centroids, dim, &rotation, true)
             },
             rotation,
+            query_rotation: Default::default(),
             pq,
             books_t: Vec::new(),
             book_norms: Vec::new(),
@@ -374,6 +377,9 @@ impl IvfPqIndex {
     /// table terms of squared distances and the centroid norms the cosine probe ranks by.
     fn derive(&mut self) {
         let dim = self.dim();
+        if !self.rotation.is_empty() {
+            self.query_rotation = opq::QueryRotation::new(&self.rotation, dim);
+        }
         if self.params.bits == 8 {
             self.books_t = self.pq.transposed();
             self.book_norms = self.pq.norms();
@@ -560,7 +566,11 @@ impl IvfPqIndex {
         depth: usize,
         filter: Option<&IdFilter<'_>>,
     ) -> Vec<Neighbor> {
-        let q = self.rotated(q);
+        let q = if self.rotation.is_empty() {
+            std::borrow::Cow::Borrowed(q)
+        } else {
+            std::borrow::Cow::Owned(self.query_rotation.apply(q))
+        };
         if self.params.bits == 8 {
             self.candidates8(&q, nprobe, depth, filter)
         } else {
@@ -801,6 +811,7 @@ impl IvfPqIndex {
             params,
             centroids,
             rotation,
+            query_rotation: Default::default(),
             pq,
             books_t: Vec::new(),
             book_norms: Vec::new(),
@@ -863,6 +874,7 @@ impl VectorIndex for IvfPqIndex {
         self.centroids.capacity() * 4
             + self.pq.centroids.capacity() * 4
             + (self.rotation.capacity() + self.books_t.capacity() + self.book_norms.capacity()) * 4
+            + self.query_rotation.memory_bytes()
             + self.list_terms.capacity() * 4
             + self.centroid_norms.capacity() * 4
             + self

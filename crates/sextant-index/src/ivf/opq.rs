@@ -100,6 +100,75 @@ pub(crate) fn rotate(x: &[f32], rotation: &[f32]) -> Vec<f32> {
     rotation.chunks_exact(x.len()).map(|r| dot(r, x)).collect()
 }
 
+/// A rotation as a query uses it: `Rᵀ` in bfloat16 (16 bits per entry, rounded to nearest),
+/// applied as `Σ_k x_k · column_k`. A 768-d rotation then takes 1.2 MiB instead of 2.4 and
+/// stays in a core's L2 cache, which makes the one matrix-vector product per query about as
+/// fast as the bandwidth of its f32 form allows at 384-d. The rounding (relative 2⁻⁹ per entry)
+/// only perturbs the estimates a search rescores exactly.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueryRotation {
+    dim: usize,
+    /// `dim × dim`: row `k` is column `k` of `R`.
+    columns: Vec<u16>,
+}
+
+impl QueryRotation {
+    pub(crate) fn new(rotation: &[f32], dim: usize) -> Self {
+        let mut columns = vec![0u16; dim * dim];
+        for i in 0..dim {
+            for k in 0..dim {
+                columns[k * dim + i] = to_bf16(rotation[i * dim + k]);
+            }
+        }
+        QueryRotation { dim, columns }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.columns.capacity() * 2
+    }
+
+    /// `R x`, within bfloat16 rounding of the rotation's entries.
+    pub(crate) fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.dim];
+        crate::ivf::pq::ARCH.dispatch(Axpys {
+            columns: &self.columns,
+            x,
+            out: &mut out,
+        });
+        out
+    }
+}
+
+/// Rounds to the nearest bfloat16 (ties to even; the entries of a rotation are finite).
+fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+/// The loop of [`QueryRotation::apply`] as a pulp body (see `pq::DotTable`): `out += x_k ·
+/// column_k` for every `k`, element-wise, so it vectorises without reordering any sum.
+struct Axpys<'a> {
+    columns: &'a [u16],
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Axpys<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let dim = self.out.len();
+        for (&v, column) in self.x.iter().zip(self.columns.chunks_exact(dim)) {
+            for (o, &c) in self.out.iter_mut().zip(column) {
+                *o += v * f32::from_bits(u32::from(c) << 16);
+            }
+        }
+    }
+}
+
 /// The identity rotation of `dim` components.
 fn identity(dim: usize) -> Vec<f32> {
     let mut r = vec![0f32; dim * dim];
@@ -236,6 +305,24 @@ mod tests {
         for (x, y) in rows.iter().zip(ra.iter().chain(&rb)) {
             assert!((x - y).abs() < 1e-5);
         }
+    }
+
+    /// The bfloat16 query rotation agrees with the f32 one to within its rounding.
+    #[test]
+    fn the_query_rotation_matches_the_f32_one() {
+        let dim = 40;
+        let data = skewed(1_500, dim, 4);
+        let (r, _) = train(&data, dim, 10, KSUB, 2, 9);
+        let fast = QueryRotation::new(&r, dim);
+        for x in data.chunks_exact(dim).take(20) {
+            let (want, got) = (rotate(x, &r), fast.apply(x));
+            let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() <= 1e-2 * norm, "{a} vs {b} (‖x‖ {norm})");
+            }
+        }
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        assert_eq!(to_bf16(-0.5), 0xbf00);
     }
 
     /// On correlated data the learnt rotation lowers the quantisation error markedly, and a

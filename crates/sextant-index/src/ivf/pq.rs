@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use crate::ivf::kmeans;
 
 /// The instruction sets the table loop is compiled for, detected once.
-static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+pub(crate) static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
 
 /// Centroids per sub-space of 4-bit codes (the fast-scan kernels' table width).
 pub(crate) const KSUB: usize = 16;
