@@ -131,8 +131,9 @@ const ROWS: usize = 256;
 /// `stride` apart in `data` (`stride ≥ dim`; the values past `dim` are ignored), in parallel.
 ///
 /// Wide rows and many centroids go through one matrix product per block of rows:
-/// argmin ‖c‖² − 2⟨x, c⟩ (‖x‖² is the same for every centroid), the way faiss assigns; a few
-/// components (PQ sub-spaces) or centroids stay with the direct loop. A near-tie (within float
+/// argmin ‖c‖² − 2⟨x, c⟩ (‖x‖² is the same for every centroid), the way faiss assigns; few
+/// centroids, or a few components (PQ sub-spaces) with under 64 centroids, stay with the
+/// direct loop. A near-tie (within float
 /// rounding of the two forms) may pick the other centroid of the two, which only moves a point
 /// between lists of equal distance.
 pub(crate) fn assign_rows(
@@ -143,7 +144,8 @@ pub(crate) fn assign_rows(
     out: &mut [u32],
 ) {
     let k = centroids.len() / dim;
-    if dim <= 8 || k < 16 {
+    // 8-bit PQ codebooks (256 centroids of a few components) gain from the product too.
+    if k < 16 || (dim <= 8 && k < 64) {
         out.par_chunks_mut(ROWS).enumerate().for_each(|(b, out)| {
             for (i, o) in out.iter_mut().enumerate() {
                 let at = (b * ROWS + i) * stride;
@@ -190,17 +192,66 @@ pub(crate) fn assign_rows(
                 gemm::Parallelism::None,
             );
         }
-        for (o, p) in out.iter_mut().zip(prod.chunks_exact(k)) {
-            let mut best = (0usize, f32::INFINITY);
-            for (c, (&n, &d)) in norms.iter().zip(p).enumerate() {
-                let s = n - 2.0 * d;
-                if s < best.1 {
-                    best = (c, s);
-                }
-            }
-            *o = best.0 as u32;
+        for (o, p) in out.iter_mut().zip(prod.chunks_exact_mut(k)) {
+            *o = crate::ivf::pq::ARCH.dispatch(ArgminScores {
+                norms: &norms,
+                products: p,
+            }) as u32;
         }
     });
+}
+
+/// Lanes of [`ArgminScores`].
+const ARGMIN_LANES: usize = 16;
+
+/// The centroid of least `‖c‖² − 2⟨x, c⟩` given the norms and one row of products (turned
+/// into those scores in place), ties to the lower index: one running minimum per lane
+/// (compare and select, which vectorises; a single running minimum is a chain of dependent
+/// branches, and was most of an 8-bit PQ build), then the lanes reduced. A pulp body, so it is
+/// compiled with the instruction sets pulp detects.
+struct ArgminScores<'a> {
+    norms: &'a [f32],
+    products: &'a mut [f32],
+}
+
+impl pulp::WithSimd for ArgminScores<'_> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> usize {
+        const L: usize = ARGMIN_LANES;
+        for (p, &n) in self.products.iter_mut().zip(self.norms) {
+            *p = n - 2.0 * *p;
+        }
+        let (chunks, tail) = self.products.as_chunks::<L>();
+        let mut best = [f32::INFINITY; L];
+        let mut at = [0u32; L];
+        for (c, chunk) in chunks.iter().enumerate() {
+            for l in 0..L {
+                let better = chunk[l] < best[l];
+                best[l] = if better { chunk[l] } else { best[l] };
+                at[l] = if better { (c * L + l) as u32 } else { at[l] };
+            }
+        }
+        let mut win = (usize::MAX, f32::INFINITY);
+        for l in 0..L {
+            let i = at[l] as usize;
+            if best[l] < win.1 || (best[l] == win.1 && i < win.0) {
+                win = (i, best[l]);
+            }
+        }
+        for (i, &v) in tail.iter().enumerate() {
+            if v < win.1 {
+                win = (chunks.len() * L + i, v);
+            }
+        }
+        // Every score infinite or NaN: the first centroid, as the plain loop would pick.
+        if win.0 == usize::MAX {
+            0
+        } else {
+            win.0
+        }
+    }
 }
 
 /// The nearest centroid of `x` and its squared distance (ties: the lower index).
