@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# IVF-PQ code layouts against faiss at equal bytes of code per vector: 4-bit fast-scan codes,
-# 8-bit codes, and each after an OPQ rotation, on Fashion-MNIST (49 bytes: 98 4-bit or 49 8-bit
-# sub-quantisers) and GloVe (13 bytes: 25 4-bit or 13 8-bit). Each layout is one
+# IVF-PQ code layouts against faiss: 4-bit fast-scan codes, 4-bit codes after an OPQ rotation,
+# and 8-bit codes, on Fashion-MNIST (49 bytes a vector: 98 4-bit or 49 8-bit sub-quantisers) and GloVe
+# (13 bytes with 25 4-bit sub-quantisers; 10 bytes with 10 8-bit ones, as faiss's 8-bit PQ
+# needs the dimension, 50, to be a multiple of the sub-quantisers). Each layout is one
 # bench/compare_ivf.py run (the same lists, sub-quantisers, code width, rotation and
-# nprobe × ef grid for both systems; one thread; median of 3).
+# nprobe × ef grid for both systems; one thread; median of 3). A layout whose
+# OUT/<dataset>-<layout>-ivf-compare.json exists is skipped (rerun after a failure resumes).
 #
 #   bash bench/ivf_codes.sh OUT      (after bash scripts/fetch-ann-data.sh fashion-mnist glove
 #                                     and bash bench/peers/setup.sh)
@@ -15,15 +17,19 @@ mkdir -p "$OUT"
 for d in fashion-mnist glove; do
     [[ -f bench/results/ivf/$d-gt.ivecs && ! -f $OUT/$d-gt.ivecs ]] && cp "bench/results/ivf/$d-gt.ivecs" "$OUT/"
 done
-for layout in "4bit:--pq-bits 4" "4bit-opq:--pq-bits 4 --opq" "8bit:--pq-bits 8" "8bit-opq:--pq-bits 8 --opq"; do
+# (8-bit codes with OPQ are left out: faiss's OPQ training at 8 bits ran past 8 minutes of CPU on
+# Fashion-MNIST, against 70 s for ours, and was stopped.)
+for layout in "4bit:--pq-bits 4" "4bit-opq:--pq-bits 4 --opq" "8bit:--pq-bits 8"; do
     tag=${layout%%:*}
     flags=${layout#*:}
     fashion_m=98; glove_m=25
-    if [[ $tag == 8bit* ]]; then fashion_m=49; glove_m=13; fi
+    if [[ $tag == 8bit* ]]; then fashion_m=49; glove_m=10; fi
     # shellcheck disable=SC2086
+    [[ -f $OUT/fashion-mnist-$tag-ivf-compare.json ]] ||
     "$PY" bench/compare_ivf.py --dataset fashion-mnist --pq-m $fashion_m $flags --tag "$tag" \
         --nprobe 2,4,8,16 --ef 20,50,100 --runs 3 --out-dir "$OUT"
     # shellcheck disable=SC2086
+    [[ -f $OUT/glove-$tag-ivf-compare.json ]] ||
     "$PY" bench/compare_ivf.py --dataset glove --pq-m $glove_m $flags --tag "$tag" \
         --nprobe 16,32,64,128 --ef 50,100,200,400 --runs 3 --out-dir "$OUT"
 done

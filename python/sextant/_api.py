@@ -756,7 +756,7 @@ class Database:
         ttl: Optional[str] = None,
         exist_ok: bool = False,
     ) -> Collection:
-        """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1,
+        """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1, or hamming/jaccard for 0/1 vectors,
         ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction``, ``quantization``
         (auto/none/sq8: what the graph walk compares) for hnsw, ``nlist``, ``pq_m``,
         ``pq_bits`` (4 or 8 bits per code), ``opq`` (learn a rotation before quantising),

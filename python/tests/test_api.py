@@ -103,6 +103,32 @@ def test_ivf_pq_code_width_and_opq(db: sextant.Database, name: str) -> None:
         db.create_collection(name + "o", 16, opq=True)
 
 
+def test_binary_metrics(db: sextant.Database, name: str) -> None:
+    """Hamming and Jaccard through either backend: scores by their definitions, a vector that is
+    not binary refused on upsert (nothing written) and on search, and ivf_pq refused by metric."""
+    bits = (np.random.default_rng(3).random((300, 16)) < 0.4).astype(np.float32)
+    for metric, index in (("hamming", "hnsw"), ("jaccard", "flat")):
+        c = db.create_collection(name + metric, 16, metric=metric, index=index)
+        c.upsert(list(range(300)), bits)
+        hits = c.search(bits[5], k=4, ef=100)
+        assert hits[0].id == 5 and hits[0].score == 0.0
+        for h in hits:
+            a, b = bits[5] == 1.0, bits[int(h.id)] == 1.0
+            if metric == "hamming":
+                want = float(np.sum(a != b))
+            else:
+                union = np.sum(a | b)
+                want = 0.0 if union == 0 else 1.0 - np.sum(a & b) / union
+            assert h.score == pytest.approx(want, abs=1e-6)
+        with pytest.raises(InvalidInput, match="binary"):
+            c.upsert([999], np.full((1, 16), 0.5, dtype=np.float32))
+        assert c.count() == 300
+        with pytest.raises(InvalidInput, match="binary"):
+            c.search(np.full(16, 0.5, dtype=np.float32), k=1)
+    with pytest.raises(InvalidInput, match="hamming"):
+        db.create_collection(name + "i", 16, metric="hamming", index="ivf_pq")
+
+
 def test_hnsw_quantization(db: sextant.Database, name: str) -> None:
     """An hnsw collection's walk quantization through either backend: stored, `none` keeping no
     8-bit codes, and refused by name with another index or an unknown value."""

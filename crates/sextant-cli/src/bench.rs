@@ -307,7 +307,7 @@ pub struct AnnArgs {
     /// Save computed ground truth here (`.ivecs`), for reuse by peers or later runs.
     #[arg(long, conflicts_with = "gt")]
     gt_out: Option<PathBuf>,
-    /// Distance metric: cosine, dot, l2 or l1.
+    /// Distance metric: cosine, dot, l2, l1, hamming or jaccard (binary vectors).
     #[arg(long)]
     metric: Metric,
     /// The index to build: `hnsw` (a graph) or `ivf_pq` (inverted lists of 4-bit product
@@ -378,7 +378,7 @@ pub struct GtArgs {
     /// Query vectors, `.fvecs` or `.npy`.
     #[arg(long)]
     queries: PathBuf,
-    /// Distance metric: cosine, dot, l2 or l1.
+    /// Distance metric: cosine, dot, l2, l1, hamming or jaccard (binary vectors).
     #[arg(long)]
     metric: Metric,
     /// Ids per query.

@@ -257,7 +257,8 @@ pub struct CreateArgs {
     /// Dimension of the single vector space (named `default`).
     #[arg(long, conflicts_with = "space")]
     pub dim: Option<usize>,
-    /// Metric of the single vector space: cosine, dot, l2, l1 [default: cosine].
+    /// Metric of the single vector space: cosine, dot, l2, l1, or for binary vectors (every
+    /// component 0 or 1, checked on the way in) hamming or jaccard [default: cosine].
     #[arg(long, conflicts_with = "space")]
     pub metric: Option<String>,
     /// Index of the single vector space: hnsw, flat, or ivf_pq (inverted lists of 4- or 8-bit

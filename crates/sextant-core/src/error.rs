@@ -23,6 +23,16 @@ pub enum VectorError {
     /// The vector has no components at all.
     #[error("vector is empty")]
     Empty,
+    /// A component of a vector for a binary metric (hamming, jaccard) is not 0 or 1.
+    #[error("vector component {position} is {value}: a {metric} space takes binary vectors (every component 0 or 1)")]
+    NotBinary {
+        /// 0-based position of the first offending component.
+        position: usize,
+        /// The offending value.
+        value: f32,
+        /// The space's metric.
+        metric: crate::Metric,
+    },
 }
 
 /// What kind of failure an error is, as every front end needs to know it: the CLI turns it into

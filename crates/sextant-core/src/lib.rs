@@ -18,7 +18,7 @@ pub use filter::{format_rfc3339, parse_rfc3339, Filter, FilterError, PointId};
 pub use metric::{KernelKind, Metric, ParseMetricError};
 pub use number::Num;
 pub use sparse::{legacy_term, SparseDoc, SparseVector, TermCounts};
-pub use vector::{l2_normalize_in_place, validate_vector};
+pub use vector::{l2_normalize_in_place, validate_vector, validate_vector_for};
 
 /// Offset of a point inside one index or segment (0-based, dense). External ids (u64, UUID,
 /// string) are mapped to offsets by the storage layer; indexes only ever see offsets.

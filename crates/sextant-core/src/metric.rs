@@ -20,6 +20,12 @@ pub enum Metric {
     L2,
     /// Manhattan distance.
     L1,
+    /// Hamming distance of binary vectors (every component 0 or 1, checked on the way in): the
+    /// number of components that differ.
+    Hamming,
+    /// Jaccard distance of binary vectors (every component 0 or 1, checked on the way in):
+    /// `1 − |a ∧ b| / |a ∨ b|`, 0 when both are all zeros.
+    Jaccard,
 }
 
 /// Which arithmetic kernel computes the internal distance of a metric.
@@ -31,11 +37,21 @@ pub enum KernelKind {
     L2Squared,
     /// Sum of absolute differences.
     L1,
+    /// `1 − Σ min(aᵢ, bᵢ) / Σ max(aᵢ, bᵢ)` (0 when the denominator is 0): the Jaccard distance
+    /// of 0/1 vectors.
+    Jaccard,
 }
 
 impl Metric {
     /// All metrics, in code order.
-    pub const ALL: [Metric; 4] = [Metric::Cosine, Metric::Dot, Metric::L2, Metric::L1];
+    pub const ALL: [Metric; 6] = [
+        Metric::Cosine,
+        Metric::Dot,
+        Metric::L2,
+        Metric::L1,
+        Metric::Hamming,
+        Metric::Jaccard,
+    ];
 
     /// Stable on-disk code of the metric.
     pub const fn code(self) -> u8 {
@@ -44,6 +60,8 @@ impl Metric {
             Metric::Dot => 2,
             Metric::L2 => 3,
             Metric::L1 => 4,
+            Metric::Hamming => 5,
+            Metric::Jaccard => 6,
         }
     }
 
@@ -54,6 +72,8 @@ impl Metric {
             2 => Some(Metric::Dot),
             3 => Some(Metric::L2),
             4 => Some(Metric::L1),
+            5 => Some(Metric::Hamming),
+            6 => Some(Metric::Jaccard),
             _ => None,
         }
     }
@@ -68,8 +88,21 @@ impl Metric {
         match self {
             Metric::Cosine | Metric::Dot => KernelKind::NegDot,
             Metric::L2 => KernelKind::L2Squared,
-            Metric::L1 => KernelKind::L1,
+            // |a − b| is 0 or 1 per component of binary vectors: L1 counts the differences.
+            Metric::L1 | Metric::Hamming => KernelKind::L1,
+            Metric::Jaccard => KernelKind::Jaccard,
         }
+    }
+
+    /// Whether vectors must be binary (every component 0 or 1).
+    pub const fn is_binary(self) -> bool {
+        matches!(self, Metric::Hamming | Metric::Jaccard)
+    }
+
+    /// Whether codes that approximate inner products or squared distances (SQ8, product
+    /// quantisation, 1-bit codes) can rank this metric: cosine, dot and l2.
+    pub const fn quantizable(self) -> bool {
+        matches!(self.kernel(), KernelKind::NegDot | KernelKind::L2Squared)
     }
 
     /// Whether a larger user-facing score means "more similar".
@@ -88,7 +121,7 @@ impl Metric {
         match self.kernel() {
             KernelKind::NegDot => -distance,
             KernelKind::L2Squared => distance.max(0.0).sqrt(),
-            KernelKind::L1 => distance,
+            KernelKind::L1 | KernelKind::Jaccard => distance,
         }
     }
 
@@ -99,6 +132,8 @@ impl Metric {
             Metric::Dot => "dot",
             Metric::L2 => "l2",
             Metric::L1 => "l1",
+            Metric::Hamming => "hamming",
+            Metric::Jaccard => "jaccard",
         }
     }
 }
@@ -109,9 +144,9 @@ impl fmt::Display for Metric {
     }
 }
 
-/// A metric name that is not one of `cosine`, `dot`, `l2`, `l1`.
+/// A metric name that is not one of `cosine`, `dot`, `l2`, `l1`, `hamming`, `jaccard`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown metric {0:?}: expected one of cosine, dot, l2, l1")]
+#[error("unknown metric {0:?}: expected one of cosine, dot, l2, l1, hamming, jaccard")]
 pub struct ParseMetricError(pub String);
 
 impl FromStr for Metric {
@@ -123,6 +158,8 @@ impl FromStr for Metric {
             "dot" | "ip" | "inner_product" => Ok(Metric::Dot),
             "l2" | "euclidean" => Ok(Metric::L2),
             "l1" | "manhattan" => Ok(Metric::L1),
+            "hamming" => Ok(Metric::Hamming),
+            "jaccard" | "tanimoto" => Ok(Metric::Jaccard),
             _ => Err(ParseMetricError(s.to_string())),
         }
     }
@@ -144,8 +181,8 @@ mod tests {
 
     #[test]
     fn unknown_metric_is_a_clear_error() {
-        let err = "hamming".parse::<Metric>().unwrap_err();
-        assert!(err.to_string().contains("hamming"));
+        let err = "chebyshev".parse::<Metric>().unwrap_err();
+        assert!(err.to_string().contains("chebyshev"));
         assert!(err.to_string().contains("cosine"));
     }
 
@@ -156,5 +193,20 @@ mod tests {
         assert_eq!(Metric::L2.score(-0.0), 0.0);
         assert!(Metric::Cosine.higher_is_better());
         assert!(!Metric::L2.higher_is_better());
+        assert_eq!(Metric::Hamming.score(3.0), 3.0);
+        assert_eq!(Metric::Jaccard.score(0.25), 0.25);
+        assert!(!Metric::Hamming.higher_is_better() && !Metric::Jaccard.higher_is_better());
+        // Codes approximate products and squared distances only.
+        for m in Metric::ALL {
+            assert_eq!(
+                m.quantizable(),
+                matches!(m, Metric::Cosine | Metric::Dot | Metric::L2),
+                "{m}"
+            );
+            assert_eq!(
+                m.is_binary(),
+                matches!(m, Metric::Hamming | Metric::Jaccard)
+            );
+        }
     }
 }

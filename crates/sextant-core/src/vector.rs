@@ -1,6 +1,6 @@
 //! Validation and normalisation of user vectors.
 
-use crate::VectorError;
+use crate::{Metric, VectorError};
 
 /// Checks that `v` has `expected` components, none of them NaN or infinite.
 ///
@@ -27,6 +27,31 @@ pub fn validate_vector(v: &[f32], expected: usize) -> Result<(), VectorError> {
         }),
         None => Ok(()),
     }
+}
+
+/// [`validate_vector`], and for a binary metric ([`Metric::is_binary`]) every component 0 or 1.
+///
+/// ```
+/// use sextant_core::{validate_vector_for, Metric, VectorError};
+/// assert!(validate_vector_for(&[1.0, 0.0], 2, Metric::Hamming).is_ok());
+/// assert!(matches!(
+///     validate_vector_for(&[1.0, 0.5], 2, Metric::Jaccard),
+///     Err(VectorError::NotBinary { position: 1, .. })
+/// ));
+/// assert!(validate_vector_for(&[1.0, 0.5], 2, Metric::L2).is_ok());
+/// ```
+pub fn validate_vector_for(v: &[f32], expected: usize, metric: Metric) -> Result<(), VectorError> {
+    validate_vector(v, expected)?;
+    if metric.is_binary() {
+        if let Some(position) = v.iter().position(|&x| x != 0.0 && x != 1.0) {
+            return Err(VectorError::NotBinary {
+                position,
+                value: v[position],
+                metric,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Scales `v` to unit L2 norm. The zero vector (and any vector whose norm underflows to zero)

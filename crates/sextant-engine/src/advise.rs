@@ -227,7 +227,7 @@ fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexS
     if Sq8Vectors::supports(metric) {
         out.push((hnsw(Quantization::Sq8), places.clone()));
     }
-    if metric != Metric::L1 && n >= sextant_storage::schema::IVF_MIN_POINTS {
+    if metric.quantizable() && n >= sextant_storage::schema::IVF_MIN_POINTS {
         let mut ms: Vec<usize> = [8, 4, 2]
             .iter()
             .map(|d| dim.div_ceil(*d).clamp(1, MAX_SUBQUANTIZERS.min(dim)))
@@ -526,7 +526,7 @@ impl Collection {
                 );
             }
             for (i, q) in qs.iter().enumerate() {
-                sextant_core::validate_vector(q, dim)
+                sextant_core::validate_vector_for(q, dim, spec.metric)
                     .map_err(|e| EngineError::invalid("queries", format!("query {i}: {e}")))?;
             }
         }

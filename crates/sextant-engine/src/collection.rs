@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use sextant_core::{validate_vector, PointId, SparseDoc, SparseVector};
+use sextant_core::{validate_vector_for, PointId, SparseDoc, SparseVector};
 use sextant_storage::envelope::io_err;
 use sextant_storage::fs::Fs;
 use sextant_storage::id_map::{check_id_kinds, IdKind};
@@ -564,7 +564,7 @@ impl Collection {
             for (spec, v) in spaces.iter().zip(vectors) {
                 let v =
                     v.ok_or_else(|| invalid(format!("missing vector for space {:?}", spec.name)))?;
-                validate_vector(&v, spec.dim)
+                validate_vector_for(&v, spec.dim, spec.metric)
                     .map_err(|e| invalid(format!("space {:?}: {e}", spec.name)))?;
                 vs.push(v);
             }

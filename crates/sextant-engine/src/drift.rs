@@ -385,7 +385,7 @@ impl Collection {
                 ))
             }
         };
-        sextant_core::validate_vector(&c.vector, space.dim)
+        sextant_core::validate_vector_for(&c.vector, space.dim, space.metric)
             .map_err(|e| EngineError::invalid("vector", format!("canary vector: {e}")))?;
         let expected = match c.expected {
             Some(ids) if ids.is_empty() => {

@@ -413,7 +413,7 @@ impl Collection {
             }
         };
         let spec = &schema.spaces[space];
-        sextant_core::validate_vector(&req.vector, spec.dim)
+        sextant_core::validate_vector_for(&req.vector, spec.dim, spec.metric)
             .map_err(|e| EngineError::invalid("vector", format!("query vector: {e}")))?;
         if req.k == 0 || req.k > MAX_K {
             return Err(EngineError::invalid(

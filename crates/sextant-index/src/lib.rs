@@ -76,7 +76,8 @@ pub mod hnsw_defaults {
 }
 pub use sparse::{SparseHit, SparseIndex, SparseScoring, TermDict};
 pub use storage::{
-    BinaryCodes, DenseVectors, SharedBytes, Sq8Vectors, VectorStorage, VECTORS_FILE_HEADER,
+    BinaryCodes, BitVectors, DenseVectors, SharedBytes, Sq8Vectors, VectorStorage,
+    VECTORS_FILE_HEADER,
 };
 pub use topk::Neighbor;
 

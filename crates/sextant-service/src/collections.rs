@@ -21,7 +21,8 @@ pub struct SpaceBody {
     pub name: String,
     /// Dimension.
     pub dim: usize,
-    /// `cosine`, `dot`, `l2` or `l1`.
+    /// `cosine`, `dot`, `l2`, `l1`, or for binary vectors (every component 0 or 1) `hamming` or
+    /// `jaccard`.
     pub metric: String,
     /// `hnsw` (default), `flat` or `ivf_pq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +72,8 @@ pub struct CollectionSpec {
     /// Dimension of the single space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dim: Option<usize>,
-    /// Metric of the single space [default: cosine].
+    /// Metric of the single space: `cosine`, `dot`, `l2`, `l1`, or for binary vectors (every
+    /// component 0 or 1) `hamming` or `jaccard` [default: cosine].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
     /// Index of the single space: `hnsw`, `flat` or `ivf_pq` [default: hnsw].

@@ -349,10 +349,10 @@ impl Schema {
                     bits,
                     opq: _,
                 } => {
-                    if s.metric == Metric::L1 {
+                    if !s.metric.quantizable() {
                         return bad(format!(
-                            "space {:?}: ivf_pq ranks by inner product or squared distance: metric l1 is not supported",
-                            s.name
+                            "space {:?}: ivf_pq ranks by inner product or squared distance: metric {} is not supported",
+                            s.name, s.metric
                         ));
                     }
                     if bits != 4 && bits != 8 {

@@ -880,3 +880,143 @@ fn ivf_pq_collections_search_filter_delete_and_reopen() {
         .to_string();
     assert!(err.contains("ivf_pq") && err.contains("l1"), "{err}");
 }
+
+/// Binary metrics (hamming, jaccard) over a flat and a graph space: scores by definition across
+/// flushes and reopening, and a vector that is not binary refused on every way in — upsert (the
+/// collection unchanged), search, a drift canary, the advisor's own queries — while codes that
+/// approximate products (sq8, ivf_pq) are refused at creation naming the metric.
+#[test]
+fn binary_metric_collections_score_by_definition_and_refuse_other_vectors() {
+    const BITS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(77);
+    let vecs: Vec<Vec<f32>> = (0..600)
+        .map(|_| {
+            (0..BITS)
+                .map(|_| f32::from(u8::from(rng.gen_bool(0.3))))
+                .collect()
+        })
+        .collect();
+    let definition = |metric: Metric, a: &[f32], b: &[f32]| -> f32 {
+        let count = |f: &dyn Fn(bool, bool) -> bool| {
+            a.iter()
+                .zip(b)
+                .filter(|(x, y)| f(**x == 1.0, **y == 1.0))
+                .count() as f32
+        };
+        match metric {
+            Metric::Hamming => count(&|x, y| x != y),
+            _ => {
+                let or = count(&|x, y| x || y);
+                if or == 0.0 {
+                    0.0
+                } else {
+                    1.0 - count(&|x, y| x && y) / or
+                }
+            }
+        }
+    };
+    let mut half = vecs[0].clone();
+    half[5] = 0.5;
+    for metric in [Metric::Hamming, Metric::Jaccard] {
+        for index in [IndexSpec::Flat, IndexSpec::default()] {
+            let name = format!("{metric}-{}", index.name());
+            {
+                let db = Database::open(dir.path(), config(250)).unwrap();
+                let c = db
+                    .create_collection(&name, schema(BITS, metric, index))
+                    .unwrap();
+                let pts = (0..vecs.len())
+                    .map(|i| point(i as u64, vecs[i].clone(), json!({})))
+                    .collect();
+                c.upsert(&Scope::Unscoped, pts).unwrap();
+                let e = c
+                    .upsert(
+                        &Scope::Unscoped,
+                        vec![point(9_999, half.clone(), json!({}))],
+                    )
+                    .unwrap_err();
+                assert_eq!(e.kind(), sextant_engine::ErrorKind::InvalidInput, "{e}");
+                assert!(e.to_string().contains("binary"), "{e}");
+                assert_eq!(c.count(&Scope::Unscoped, None).unwrap(), 600);
+                let e = c
+                    .search(SearchRequest {
+                        vector: half.clone(),
+                        k: 3,
+                        ..Default::default()
+                    })
+                    .unwrap_err();
+                assert!(e.to_string().contains("binary"), "{name}: {e}");
+                let e = c
+                    .drift_add_canary(sextant_engine::drift::CanaryInput {
+                        name: "c".into(),
+                        space: None,
+                        text: None,
+                        vector: half.clone(),
+                        k: 3,
+                        expected: None,
+                    })
+                    .unwrap_err();
+                assert!(e.to_string().contains("binary"), "{name}: {e}");
+                let e = c
+                    .advise(
+                        &sextant_engine::advise::AdviseRequest {
+                            query_vectors: Some(vec![half.clone()]),
+                            ..Default::default()
+                        },
+                        &mut |_, _, _| {},
+                    )
+                    .unwrap_err();
+                assert!(e.to_string().contains("binary"), "{name}: {e}");
+            }
+            // Reopened: every hit scored by the definition, a stored vector its own nearest.
+            let db = Database::open(dir.path(), config(250)).unwrap();
+            let c = db.collection(&name).unwrap();
+            for q in [7usize, 300, 599] {
+                let r = c
+                    .search(SearchRequest {
+                        vector: vecs[q].clone(),
+                        k: 5,
+                        ef: Some(100),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert_eq!(r.hits[0].score, Some(0.0), "{name}");
+                for h in &r.hits {
+                    let PointId::Num(id) = h.id else { panic!() };
+                    let want = definition(metric, &vecs[q], &vecs[id as usize]);
+                    assert!((h.score.unwrap() - want).abs() < 1e-6, "{name}");
+                }
+            }
+        }
+        let db = Database::open(dir.path(), config(250)).unwrap();
+        let ivf = IndexSpec::IvfPq {
+            nlist: 0,
+            m: 8,
+            nprobe: 8,
+            bits: 4,
+            opq: false,
+        };
+        let e = db
+            .create_collection(&format!("{metric}-ivf"), schema(BITS, metric, ivf))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("metric {metric} is not supported")),
+            "{e}"
+        );
+        let sq8 = IndexSpec::Hnsw {
+            m: 16,
+            ef_construction: 100,
+            quantization: sextant_engine::Quantization::Sq8,
+        };
+        let e = db
+            .create_collection(&format!("{metric}-sq8"), schema(BITS, metric, sq8))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("does not support metric {metric}")),
+            "{e}"
+        );
+    }
+}

@@ -287,6 +287,7 @@ impl Kernels {
             },
             KernelKind::L2Squared => self.l2sq,
             KernelKind::L1 => self.l1,
+            KernelKind::Jaccard => scalar::jaccard,
         }
     }
 }
@@ -616,6 +617,49 @@ mod tests {
             let f = k.distance(sextant_core::KernelKind::NegDot);
             assert_eq!(f(&a, &a), -(k.dot)(&a, &a));
         }
+    }
+
+    /// The Jaccard kernel is the set definition on 0/1 vectors of every length (whole groups of
+    /// eight and a remainder), 0 for two all-zero vectors, and L1 counts the differing bits.
+    #[test]
+    fn binary_metrics_follow_their_set_definitions() {
+        let mut x = 0x9e37_79b9_u32;
+        let mut bit = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x & 1) as f32
+        };
+        for n in 1..=40 {
+            let a: Vec<f32> = (0..n).map(|_| bit()).collect();
+            let b: Vec<f32> = (0..n).map(|_| bit()).collect();
+            let and = a
+                .iter()
+                .zip(&b)
+                .filter(|(p, q)| **p == 1.0 && **q == 1.0)
+                .count();
+            let or = a
+                .iter()
+                .zip(&b)
+                .filter(|(p, q)| **p == 1.0 || **q == 1.0)
+                .count();
+            let differ = a.iter().zip(&b).filter(|(p, q)| p != q).count();
+            let want = if or == 0 {
+                0.0
+            } else {
+                1.0 - and as f32 / or as f32
+            };
+            for k in supported() {
+                let jaccard = k.distance(sextant_core::KernelKind::Jaccard);
+                assert!((jaccard(&a, &b) - want).abs() < 1e-6, "n {n}");
+                assert_eq!((k.l1)(&a, &b), differ as f32, "n {n}");
+            }
+        }
+        let zeros = [0.0f32; 9];
+        assert_eq!(
+            kernels().distance(sextant_core::KernelKind::Jaccard)(&zeros, &zeros),
+            0.0
+        );
     }
 
     #[test]

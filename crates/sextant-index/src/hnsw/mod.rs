@@ -22,7 +22,8 @@ use sextant_core::{Metric, PointOffset};
 use crate::bytes::{Reader, Writer};
 use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
 use crate::storage::{
-    bound_sigmas_for, BinaryCodes, DenseVectors, Sq8Vectors, VectorStorage, DEFAULT_ROTATION_SEED,
+    bound_sigmas_for, BinaryCodes, BitVectors, DenseVectors, Sq8Vectors, VectorStorage,
+    DEFAULT_ROTATION_SEED,
 };
 use crate::tombstones::Tombstones;
 use crate::{IdFilter, IndexError, Neighbor, PlanCosts, SearchParams, VectorIndex, VectorIndexMut};
@@ -172,6 +173,9 @@ pub struct HnswIndex {
     entry_lock: Mutex<()>,
     /// Codes the search walks on when `params.quantization` is `Sq8`.
     sq8: Option<Sq8Vectors>,
+    /// Binary metrics: the vectors packed one bit a component, which the search walks on
+    /// (exact distances, a 32nd of the bytes; derived from the f32 vectors, not stored).
+    bits: Option<BitVectors>,
     /// 1-bit codes a filtered search scans when its filter allows too many points for an
     /// exact scan and too few for a cheap walk (see [`SearchParams::binary_filter_share`]).
     binary: Option<BinaryCodes>,
@@ -236,6 +240,7 @@ impl HnswIndex {
         };
         Ok(HnswIndex {
             sq8,
+            bits: BitVectors::from_vectors(&vectors),
             binary: stored_binary,
             plan_costs: PlanCosts::new(params.ef_search),
             rng: SmallRng::seed_from_u64(params.seed ^ graph.len() as u64),
@@ -667,9 +672,11 @@ impl VectorIndex for HnswIndex {
                 });
             }
         }
-        let mut found = match &self.sq8 {
-            None => self.walk(&self.vectors, &q, ef, filter),
-            Some(sq8) => {
+        let mut found = match (&self.sq8, &self.bits) {
+            // Packed bits give the exact distances: nothing to rescore.
+            (_, Some(bits)) => self.walk(bits, &bits.prepare(q.values(self.dim())), ef, filter),
+            (None, None) => self.walk(&self.vectors, &q, ef, filter),
+            (Some(sq8), None) => {
                 let coded = sq8.prepare(q.values(self.dim()));
                 let mut found = self.walk(sq8, &coded, ef, filter);
                 // The full vectors are cold (the walk read codes): start loading them all.
@@ -698,6 +705,7 @@ impl VectorIndex for HnswIndex {
     fn memory_bytes(&self) -> usize {
         self.vectors.memory_bytes()
             + self.sq8.as_ref().map_or(0, Sq8Vectors::memory_bytes)
+            + self.bits.as_ref().map_or(0, BitVectors::memory_bytes)
             + self.binary.as_ref().map_or(0, BinaryCodes::memory_bytes)
             + self.graph.memory_bytes()
             + self.deleted.memory_bytes()
@@ -744,6 +752,9 @@ impl VectorIndex for HnswIndex {
 impl VectorIndexMut for HnswIndex {
     fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
         let id = self.vectors.push(vector)?;
+        if let Some(bits) = &mut self.bits {
+            bits.push(self.vectors.get(id).expect("just pushed"));
+        }
         if self.params.quantization == Quantization::Sq8 {
             match &mut self.sq8 {
                 Some(sq8) => sq8.push(self.vectors.get(id).expect("just pushed")),

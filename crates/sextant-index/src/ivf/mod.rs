@@ -112,10 +112,12 @@ impl IvfPqParams {
     }
 
     fn validate(&self, metric: Metric, dim: usize) -> Result<(), IndexError> {
-        if metric == Metric::L1 {
+        if !metric.quantizable() {
             return Err(IndexError::param(
                 "metric",
-                "ivf_pq ranks by inner product or squared distance: l1 is not supported",
+                format!(
+                    "ivf_pq ranks by inner product or squared distance: {metric} is not supported"
+                ),
             ));
         }
         if self.bits != 4 && self.bits != 8 {

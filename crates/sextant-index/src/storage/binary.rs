@@ -115,7 +115,7 @@ impl BinaryCodes {
     /// Whether the codes support `metric` and `dim`: not L1, and at least 64 dimensions
     /// (fewer bits estimate too coarsely to save rescoring).
     pub fn supports(metric: Metric, dim: usize) -> bool {
-        !matches!(metric.kernel(), KernelKind::L1) && dim >= MIN_BITS
+        metric.quantizable() && dim >= MIN_BITS
     }
 
     /// Codes of every vector of `vectors`, centred on their mean; `None` where

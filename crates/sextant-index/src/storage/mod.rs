@@ -9,15 +9,17 @@
 //! tail loop.
 
 mod binary;
+mod bits;
 mod sq8;
 
 pub use binary::{bound_sigmas_for, BinaryCodes, BinaryQuery, BOUND_SIGMAS, DEFAULT_ROTATION_SEED};
+pub use bits::{BitQuery, BitVectors};
 pub use sq8::{Sq8Query, Sq8Vectors};
 
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
-use sextant_core::{l2_normalize_in_place, validate_vector, Metric};
+use sextant_core::{l2_normalize_in_place, validate_vector_for, Metric};
 
 use crate::distance::{kernels, F32Kernel};
 use crate::IndexError;
@@ -193,7 +195,7 @@ impl DenseVectors {
     /// Validates `v` (dimension, finite values), preprocesses it for the metric and returns the
     /// padded copy used for comparisons.
     pub fn preprocess(&self, v: &[f32]) -> Result<Vec<f32>, IndexError> {
-        validate_vector(v, self.dim)?;
+        validate_vector_for(v, self.dim, self.metric)?;
         let mut padded = vec![0.0; self.lines_per_vector * LANES];
         padded[..self.dim].copy_from_slice(v);
         if self.metric.normalizes() {

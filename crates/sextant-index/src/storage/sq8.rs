@@ -75,7 +75,7 @@ pub struct Sq8Query {
 impl Sq8Vectors {
     /// Whether SQ8 supports `metric` (L1 has no exact integer form here).
     pub fn supports(metric: Metric) -> bool {
-        !matches!(metric.kernel(), KernelKind::L1)
+        metric.quantizable()
     }
 
     /// Fits a range to `vectors` and encodes them all. `None` for unsupported metrics.

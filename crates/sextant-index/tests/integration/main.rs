@@ -1,6 +1,7 @@
 //! Quality contracts of the index crate: recall against exact search, persistence, deletes and
 //! filters. One integration binary (see STYLE.md, "Boring layout").
 
+mod binary_metrics;
 mod external_vectors;
 mod format_fixtures;
 mod hnsw_contracts;
