@@ -179,7 +179,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         ),
         (vec!["--gt".into(), p("bad.ivecs")], "ground truth"),
         (vec!["--k".into(), "0".into()], "--k"),
-        (vec!["--metric".into(), "hamming".into()], "unknown metric"),
+        (
+            vec!["--metric".into(), "chebyshev".into()],
+            "unknown metric",
+        ),
         (vec!["--ef".into(), "0".into()], "--ef"),
         (vec!["--m".into(), "1".into()], "outside 2..=128"),
         (

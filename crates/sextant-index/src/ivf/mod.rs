@@ -578,6 +578,24 @@ impl IvfPqIndex {
         }
     }
 
+    /// Offers a candidate's estimate to the kept set when it can enter it (`bound`, the kept
+    /// set's worst, is tested first: most candidates cannot) and the point is live and allowed.
+    #[inline(always)]
+    fn keep(
+        &self,
+        top: &mut TopK,
+        bound: &mut f32,
+        id: u32,
+        estimate: f32,
+        filter: Option<&IdFilter<'_>>,
+    ) {
+        if estimate > *bound || self.deleted.contains(id) || filter.is_some_and(|f| !f.allows(id)) {
+            return;
+        }
+        top.offer(id, estimate);
+        *bound = top.bound();
+    }
+
     /// [`Self::candidates`] over 8-bit codes: one float table per query (inner products) or per
     /// list (squared distances, from `q − c`), summed code by code.
     fn candidates8(
@@ -617,14 +635,7 @@ impl IvfPqIndex {
             }
             for (&id, code) in list.ids.iter().zip(list.codes.as_slice().chunks_exact(m)) {
                 let estimate = centroid_d + table_sum8(&table, code);
-                if estimate > bound
-                    || self.deleted.contains(id)
-                    || filter.is_some_and(|f| !f.allows(id))
-                {
-                    continue;
-                }
-                top.offer(id, estimate);
-                bound = top.bound();
+                self.keep(&mut top, &mut bound, id, estimate, filter);
             }
         }
         top.into_sorted()
@@ -674,16 +685,13 @@ impl IvfPqIndex {
             sums.resize(codes.len() / block_bytes * BLOCK, 0);
             scan(codes, table, &mut sums);
             for (&id, &s) in list.ids.iter().zip(&sums) {
-                let estimate = base + scale * f32::from(s);
-                // The cheap test first: most candidates cannot enter the kept set.
-                if estimate > bound
-                    || self.deleted.contains(id)
-                    || filter.is_some_and(|f| !f.allows(id))
-                {
-                    continue;
-                }
-                top.offer(id, estimate);
-                bound = top.bound();
+                self.keep(
+                    &mut top,
+                    &mut bound,
+                    id,
+                    base + scale * f32::from(s),
+                    filter,
+                );
             }
         }
         top.into_sorted()
