@@ -220,9 +220,15 @@ fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexS
         ef_construction: sextant_storage::schema::DEFAULT_EF_CONSTRUCTION,
         quantization,
     };
+    // A binary metric's graph walks packed bits, not the f32 vectors: those may stay on disk.
+    let f32_walk_places = if metric.is_binary() {
+        places.clone()
+    } else {
+        vec![false]
+    };
     let mut out = vec![
         (IndexSpec::Flat, vec![false]),
-        (hnsw(Quantization::None), vec![false]),
+        (hnsw(Quantization::None), f32_walk_places),
     ];
     if Sq8Vectors::supports(metric) {
         out.push((hnsw(Quantization::Sq8), places.clone()));
@@ -254,13 +260,16 @@ fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexS
     out
 }
 
-fn describe(index: &IndexSpec, on_disk: bool) -> (String, String) {
+fn describe(index: &IndexSpec, metric: Metric, on_disk: bool) -> (String, String) {
     let disk = if on_disk { ", on disk" } else { "" };
     let disk_flag = if on_disk { " --on-disk" } else { "" };
     match index {
         IndexSpec::Flat => ("flat (exact)".into(), "--index flat".into()),
         IndexSpec::Hnsw { quantization, .. } => (
-            match quantization {
+            match quantization.resolve(metric) {
+                Quantization::None if metric.is_binary() => {
+                    format!("hnsw, packed-bit walk{disk}")
+                }
                 Quantization::None => format!("hnsw, f32 walk{disk}"),
                 _ => format!("hnsw, 8-bit walk{disk}"),
             },
@@ -586,7 +595,7 @@ impl Collection {
         let total = plans.len();
         let mut reports = Vec::new();
         for (done, (index_spec, disks)) in plans.into_iter().enumerate() {
-            let (what, _) = describe(&index_spec, false);
+            let (what, _) = describe(&index_spec, metric, false);
             progress(done, total, &what);
             let start = Instant::now();
             let built = build_index(&index_spec, base.clone(), None)?;
@@ -630,7 +639,7 @@ impl Collection {
             };
             let vectors_bytes = index.dense_vectors().memory_bytes() as f64;
             for on_disk in disks {
-                let (layout, create_flags) = describe(&index_spec, on_disk);
+                let (layout, create_flags) = describe(&index_spec, metric, on_disk);
                 let ram_sample =
                     index.memory_bytes() as f64 - if on_disk { vectors_bytes } else { 0.0 };
                 let ram_bytes_per_vector = ram_sample / s as f64;
@@ -827,7 +836,12 @@ mod tests {
         let names = |m, d, n| {
             layouts(m, d, n, false)
                 .iter()
-                .flat_map(|(i, disks)| disks.iter().map(|&o| describe(i, o).1).collect::<Vec<_>>())
+                .flat_map(|(i, disks)| {
+                    disks
+                        .iter()
+                        .map(|&o| describe(i, m, o).1)
+                        .collect::<Vec<_>>()
+                })
                 .collect::<Vec<_>>()
         };
         let l2 = names(Metric::L2, 384, 20_000);
@@ -847,10 +861,30 @@ mod tests {
             ["--index flat", "--index hnsw --quantization none"]
         );
         assert_eq!(names(Metric::Cosine, 8, 500).len(), 4);
+        // Binary metrics: no codes; the graph walks packed bits, so its vectors may be on disk.
+        assert_eq!(
+            names(Metric::Hamming, 256, 20_000),
+            [
+                "--index flat",
+                "--index hnsw --quantization none",
+                "--index hnsw --quantization none --on-disk"
+            ]
+        );
+        let hnsw = IndexSpec::default();
+        assert_eq!(
+            describe(&hnsw, Metric::Jaccard, true).0,
+            "hnsw, packed-bit walk, on disk"
+        );
+        assert_eq!(describe(&hnsw, Metric::L2, false).0, "hnsw, 8-bit walk");
         // Encrypted: nothing on disk.
         let enc: Vec<String> = layouts(Metric::L2, 384, 20_000, true)
             .iter()
-            .flat_map(|(i, disks)| disks.iter().map(|&o| describe(i, o).1).collect::<Vec<_>>())
+            .flat_map(|(i, disks)| {
+                disks
+                    .iter()
+                    .map(|&o| describe(i, Metric::L2, o).1)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(enc.len(), 8, "{enc:?}");
         assert!(enc.iter().all(|f| !f.contains("--on-disk")));
