@@ -7,7 +7,8 @@
 //!   search and a multi-threaded build; it keeps 1-bit [`BinaryCodes`] that a filtered search
 //!   scans when the filter allows too many points to scan exactly and too few to walk well.
 //! - [`IvfPqIndex`]: inverted lists over a k-means coarse quantiser holding 4-bit product
-//!   quantisation codes, scanned with the fast-scan kernels, candidates rescored exactly.
+//!   quantisation codes (scanned with the fast-scan kernels) or 8-bit ones (float tables),
+//!   optionally after an OPQ rotation, candidates rescored exactly.
 //! - [`SparseIndex`]: inverted index over sparse vectors (BM25 frequencies or learned weights),
 //!   exact top-k by MaxScore.
 //!
