@@ -758,7 +758,7 @@ class Database:
     ) -> Collection:
         """Makes a vector collection: one space (``dim``, ``metric`` cosine/dot/l2/l1, or hamming/jaccard for 0/1 vectors,
         ``index`` hnsw/flat/ivf_pq, ``m``, ``ef_construction``, ``quantization``
-        (auto/none/sq8: what the graph walk compares) for hnsw, ``nlist``, ``pq_m``,
+        (auto/none/sq8/pq4: what the graph walk compares) for hnsw, ``nlist``, ``pq_m``,
         ``pq_bits`` (4 or 8 bits per code), ``opq`` (learn a rotation before quantising),
         ``nprobe`` for ivf_pq, ``on_disk`` to keep flushed vectors memory-mapped on disk
         instead of in memory) or named ``spaces`` (each may say ``"on_disk": True``);

@@ -131,10 +131,11 @@ def test_binary_metrics(db: sextant.Database, name: str) -> None:
 
 def test_hnsw_quantization(db: sextant.Database, name: str) -> None:
     """An hnsw collection's walk quantization through either backend: stored, `none` keeping no
-    8-bit codes, and refused by name with another index or an unknown value."""
+    8-bit codes, `pq4` keeping its neighbours' 4-bit codes beside every node's links, and refused
+    by name with another index or an unknown value."""
     vectors = _random(1500, 16, seed=5)
     held = {}
-    for q in ("none", "sq8"):
+    for q in ("none", "sq8", "pq4"):
         c = db.create_collection(name + q, 16, metric="l2", quantization=q)
         assert c.info()["schema"]["spaces"][0]["index"]["quantization"] == q
         c.upsert(list(range(1500)), vectors)
@@ -142,6 +143,8 @@ def test_hnsw_quantization(db: sextant.Database, name: str) -> None:
         held[q] = c.info()["memory_parts"]["index"]
         assert c.search(vectors[9], k=1, ef=50)[0].id == 9
     assert held["none"] + 1500 * 16 <= held["sq8"], held
+    # 32 links of 16 4-bit codes beside each node.
+    assert held["none"] + 1500 * 16 * 16 <= held["pq4"], held
     with pytest.raises(InvalidInput, match="quantization"):
         db.create_collection(name + "f", 16, index="flat", quantization="none")
     with pytest.raises(InvalidInput, match="quantization"):

@@ -249,7 +249,7 @@ pub struct ImportArgs {
     /// HNSW build beam width [default: 200].
     #[arg(long)]
     ef_construction: Option<usize>,
-    /// HNSW: what the walk compares, auto, none or sq8 [default: auto].
+    /// HNSW: what the walk compares, auto, none, sq8 or pq4 [default: auto].
     #[arg(long)]
     quantization: Option<Quantization>,
     /// Keep the collection in this data directory (as collection `bench`) for `bench open`
@@ -338,8 +338,9 @@ pub struct AnnArgs {
     #[arg(long, default_value_t = DEFAULT_EF_CONSTRUCTION)]
     ef_construction: usize,
     /// What the graph walk compares: `sq8` (8-bit codes, results rescored exactly in f32; one
-    /// extra byte per dimension per vector), `none` (f32), or `auto` (sq8 unless the metric is
-    /// l1).
+    /// extra byte per dimension per vector), `pq4` (4-bit codes of each node's neighbours
+    /// beside its links, results rescored exactly; about 16 extra bytes per dimension per
+    /// vector up to 256 dimensions), `none` (f32), or `auto` (sq8 where the metric allows).
     #[arg(long, default_value = "auto")]
     quantization: Quantization,
     /// Search beam widths to sweep, comma-separated.

@@ -232,6 +232,7 @@ fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexS
     ];
     if Sq8Vectors::supports(metric) {
         out.push((hnsw(Quantization::Sq8), places.clone()));
+        out.push((hnsw(Quantization::Pq4), places.clone()));
     }
     if metric.quantizable() && n >= sextant_storage::schema::IVF_MIN_POINTS {
         let mut ms: Vec<usize> = [8, 4, 2]
@@ -271,7 +272,8 @@ fn describe(index: &IndexSpec, metric: Metric, on_disk: bool) -> (String, String
                     format!("hnsw, packed-bit walk{disk}")
                 }
                 Quantization::None => format!("hnsw, f32 walk{disk}"),
-                _ => format!("hnsw, 8-bit walk{disk}"),
+                Quantization::Pq4 => format!("hnsw, 4-bit neighbour-code walk{disk}"),
+                Quantization::Sq8 | Quantization::Auto => format!("hnsw, 8-bit walk{disk}"),
             },
             format!(
                 "--index hnsw --quantization {}{disk_flag}",

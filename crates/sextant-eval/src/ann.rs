@@ -375,6 +375,9 @@ pub fn run(config: &AnnConfig, observer: &dyn AnnObserver) -> Result<AnnReport, 
             AnyIndex::Hnsw(h) if h.params().quantization == Quantization::None => {
                 "sextant-f32".into()
             }
+            AnyIndex::Hnsw(h) if h.params().quantization == Quantization::Pq4 => {
+                "sextant-pq4".into()
+            }
             _ => "sextant".into(),
         },
         version: env!("CARGO_PKG_VERSION").into(),

@@ -34,8 +34,10 @@ pub struct SpaceBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef_construction: Option<usize>,
     /// HNSW: what the graph walk compares, `auto` (SQ8 codes where the metric allows: the
-    /// default), `none` (f32 vectors: no codes in memory) or `sq8`; results are rescored
-    /// exactly either way.
+    /// default), `none` (f32 vectors: no codes in memory), `sq8`, or `pq4` (4-bit codes of
+    /// every node's neighbours beside its links: the fastest walk and the most memory, about
+    /// 16 bytes per dimension per point up to 256 dimensions); results are rescored exactly
+    /// either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
@@ -86,8 +88,10 @@ pub struct CollectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ef_construction: Option<usize>,
     /// HNSW: what the graph walk compares, `auto` (SQ8 codes where the metric allows: the
-    /// default), `none` (f32 vectors: no codes in memory) or `sq8`; results are rescored
-    /// exactly either way.
+    /// default), `none` (f32 vectors: no codes in memory), `sq8`, or `pq4` (4-bit codes of
+    /// every node's neighbours beside its links: the fastest walk and the most memory, about
+    /// 16 bytes per dimension per point up to 256 dimensions); results are rescored exactly
+    /// either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
@@ -497,7 +501,7 @@ mod tests {
             }
         ));
         assert_eq!(
-            bad(|s| s.quantization = Some("pq4".into())).as_deref(),
+            bad(|s| s.quantization = Some("pq2".into())).as_deref(),
             Some("quantization")
         );
         assert!(with(|s| {

@@ -329,10 +329,14 @@ impl Schema {
                     if !(2..=128).contains(&m) {
                         return bad(format!("space {:?}: m must be 2..=128, got {m}", s.name));
                     }
-                    if quantization == Quantization::Sq8 && !Sq8Vectors::supports(s.metric) {
+                    if matches!(quantization, Quantization::Sq8 | Quantization::Pq4)
+                        && !Sq8Vectors::supports(s.metric)
+                    {
                         return bad(format!(
-                            "space {:?}: quantization sq8 does not support metric {} (use auto or none)",
-                            s.name, s.metric
+                            "space {:?}: quantization {} does not support metric {} (use auto or none)",
+                            s.name,
+                            quantization.name(),
+                            s.metric
                         ));
                     }
                     if ef_construction < m {

@@ -92,11 +92,11 @@ fn advice_is_measured_projected_and_within_the_budget() {
         (r.sample, r.queries, r.queries_from),
         (2_000, 60, "held-out")
     );
-    // flat, hnsw f32, hnsw 8-bit (memory, disk), five ivf_pq (memory, disk): 4-bit codes at
-    // three sizes, 8-bit codes, 4-bit codes after OPQ.
-    assert_eq!(r.layouts.len(), 14);
-    assert_eq!(stages.first().map(|s| (s.0, s.1)), Some((0, 8)));
-    assert_eq!(stages.last().map(|s| (s.0, s.1)), Some((8, 8)));
+    // flat, hnsw f32, hnsw 8-bit and 4-bit neighbour codes (memory, disk), five ivf_pq
+    // (memory, disk): 4-bit codes at three sizes, 8-bit codes, 4-bit codes after OPQ.
+    assert_eq!(r.layouts.len(), 16);
+    assert_eq!(stages.first().map(|s| (s.0, s.1)), Some((0, 9)));
+    assert_eq!(stages.last().map(|s| (s.0, s.1)), Some((9, 9)));
     let flags: Vec<&str> = r.layouts.iter().map(|l| l.create_flags.as_str()).collect();
     for want in [
         "--index ivf_pq --pq-m 4 --pq-bits 8",
@@ -157,6 +157,11 @@ fn advice_is_measured_projected_and_within_the_budget() {
     let f32_walk = by_flags(&r.layouts, "--index hnsw --quantization none");
     let sq8_walk = by_flags(&r.layouts, "--index hnsw --quantization sq8");
     assert!(sq8_walk.ram_bytes_per_vector >= f32_walk.ram_bytes_per_vector + DIM as f64);
+    // The 4-bit walk keeps its neighbours' codes beside each node's links: 32 links of DIM
+    // 4-bit codes.
+    let pq4_walk = by_flags(&r.layouts, "--index hnsw --quantization pq4");
+    assert_eq!(pq4_walk.layout, "hnsw, 4-bit neighbour-code walk");
+    assert!(pq4_walk.ram_bytes_per_vector >= f32_walk.ram_bytes_per_vector + 16.0 * DIM as f64);
     // The recommendation reaches the target; on clustered data something approximate does,
     // and with no budget nothing is excluded.
     let best = &r.layouts[r.recommended.expect("a recommendation")];
@@ -323,7 +328,7 @@ fn an_encrypted_collection_is_never_advised_vectors_on_disk() {
         .collect();
     c.upsert(&Scope::Unscoped, pts).unwrap();
     let r = c.advise(&request(), &mut |_, _, _| {}).unwrap();
-    assert_eq!(r.layouts.len(), 8, "one row per build");
+    assert_eq!(r.layouts.len(), 9, "one row per build");
     assert!(r.layouts.iter().all(|l| !l.on_disk));
     assert!(
         r.notes.iter().any(|n| n.contains("encrypted")),

@@ -259,7 +259,9 @@ fn every_operation_matches_the_in_memory_twin_for_every_index_kind() {
 
 /// An HNSW space's `quantization` is kept in its schema across reopening and decides what
 /// its segments hold: `none` keeps no 8-bit codes (one byte per dimension per point less than
-/// `auto` and `sq8`), and `sq8` is refused where the metric has no codes (l1), naming it.
+/// `auto` and `sq8`), `pq4` keeps its neighbours' 4-bit codes beside every node's links (at least
+/// 16 bytes per dimension per point more than `none`), and `sq8` and `pq4` are refused where the
+/// metric has no codes (l1), naming them.
 #[test]
 fn hnsw_quantization_is_kept_and_decides_the_codes() {
     use sextant_engine::Quantization;
@@ -271,7 +273,12 @@ fn hnsw_quantization_is_kept_and_decides_the_codes() {
         ef_construction: 100,
         quantization,
     };
-    let kinds = [Quantization::Auto, Quantization::None, Quantization::Sq8];
+    let kinds = [
+        Quantization::Auto,
+        Quantization::None,
+        Quantization::Sq8,
+        Quantization::Pq4,
+    ];
     let mut index_bytes = Vec::new();
     {
         let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
@@ -286,18 +293,22 @@ fn hnsw_quantization_is_kept_and_decides_the_codes() {
             c.optimize().unwrap();
             index_bytes.push(c.info().memory_parts.index);
         }
-        let err = db
-            .create_collection("l1", schema(DIM, Metric::L1, spec(Quantization::Sq8)))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sq8") && err.contains("l1"), "{err}");
+        for q in [Quantization::Sq8, Quantization::Pq4] {
+            let err = db
+                .create_collection("l1", schema(DIM, Metric::L1, spec(q)))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(q.name()) && err.contains("l1"), "{err}");
+        }
         db.create_collection("l1", schema(DIM, Metric::L1, spec(Quantization::Auto)))
             .unwrap();
     }
     let codes = (N * DIM) as u64;
     assert!(
-        index_bytes[1] + codes <= index_bytes[0] && index_bytes[0] == index_bytes[2],
-        "index bytes auto/none/sq8: {index_bytes:?}"
+        index_bytes[1] + codes <= index_bytes[0]
+            && index_bytes[0] == index_bytes[2]
+            && index_bytes[1] + 16 * codes <= index_bytes[3],
+        "index bytes auto/none/sq8/pq4: {index_bytes:?}"
     );
     let db = Database::open(dir.path(), CollectionConfig::default()).unwrap();
     for (q, bytes) in kinds.into_iter().zip(&index_bytes) {

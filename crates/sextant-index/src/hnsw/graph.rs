@@ -96,6 +96,20 @@ impl Graph {
         &block[1..=count]
     }
 
+    /// Hints the CPU to load every cache line of `node`'s level-0 block.
+    #[inline(always)]
+    pub(crate) fn prefetch_block0(&self, node: u32) {
+        let start = node as usize * (self.m0 + 1);
+        let block = &self.links0[start..start + self.m0 + 1];
+        let first = std::ptr::from_ref(&block[0]) as usize;
+        let last = std::ptr::from_ref(&block[self.m0]) as usize;
+        let mut line = first & !63;
+        while line <= last {
+            crate::storage::prefetch_read(line as *const i8);
+            line += 64;
+        }
+    }
+
     /// Address of `node`'s level-0 block, for prefetching.
     #[inline(always)]
     pub(crate) fn block0_ptr(&self, node: u32) -> *const i8 {

@@ -4,6 +4,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::codes::LinkCodes;
 use super::graph::Graph;
 use crate::storage::{prefetch_read, VectorStorage};
 use crate::Neighbor;
@@ -15,6 +16,9 @@ pub(crate) struct Scratch {
     candidates: BinaryHeap<Reverse<Neighbor>>,
     results: BinaryHeap<Neighbor>,
     fresh: Vec<u32>,
+    /// Estimated distances of one node's neighbours (walks over [`LinkCodes`]).
+    sums: Vec<u16>,
+    pool: Pool,
     pub(crate) links: Vec<u32>,
 }
 
@@ -53,6 +57,88 @@ impl Visited {
         }
         *word |= bit;
         true
+    }
+}
+
+/// The `ef` closest nodes seen so far, sorted, each marked once expanded: an unfiltered walk's
+/// candidates and results in one array. (A node outside the `ef` closest seen would never be
+/// expanded: by the time it is the closest candidate left, `ef` closer results exist.) Inserting
+/// moves at most `ef` entries; two binary heaps cost more on every push and pop.
+#[derive(Debug, Default)]
+struct Pool {
+    /// `(distance, id | EXPANDED)`, closest first.
+    items: Vec<(f32, u32)>,
+    capacity: usize,
+    /// Every item before this one is expanded.
+    cursor: usize,
+}
+
+const EXPANDED: u32 = 1 << 31;
+
+impl Pool {
+    fn begin(&mut self, capacity: usize) {
+        self.items.clear();
+        self.capacity = capacity.max(1);
+        self.cursor = 0;
+    }
+
+    /// The distance a node must beat to enter: the `ef`-th closest, or infinity.
+    #[inline(always)]
+    fn bound(&self) -> f32 {
+        if self.items.len() < self.capacity {
+            f32::INFINITY
+        } else {
+            self.items[self.items.len() - 1].0
+        }
+    }
+
+    #[inline(always)]
+    fn insert(&mut self, distance: f32, id: u32) {
+        let at = self.items.partition_point(|&(d, _)| d <= distance);
+        if at >= self.capacity {
+            return;
+        }
+        if self.items.len() == self.capacity {
+            self.items.pop();
+        }
+        self.items.insert(at, (distance, id));
+        self.cursor = self.cursor.min(at);
+    }
+
+    /// The closest node not yet expanded, marked expanded.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Neighbor> {
+        while let Some(item) = self.items.get_mut(self.cursor) {
+            self.cursor += 1;
+            if item.1 & EXPANDED == 0 {
+                let id = item.1;
+                item.1 |= EXPANDED;
+                return Some(Neighbor {
+                    id,
+                    distance: item.0,
+                });
+            }
+        }
+        None
+    }
+
+    /// The next node [`Self::next`] would return, if any.
+    #[inline(always)]
+    fn peek(&self) -> Option<u32> {
+        self.items[self.cursor.min(self.items.len())..]
+            .iter()
+            .find(|i| i.1 & EXPANDED == 0)
+            .map(|i| i.1)
+    }
+
+    fn drain(&mut self) -> Vec<Neighbor> {
+        self.items
+            .drain(..)
+            .map(|(distance, id)| Neighbor {
+                id: id & !EXPANDED,
+                distance,
+            })
+            .collect()
     }
 }
 
@@ -95,6 +181,10 @@ impl<S: VectorStorage> Walk<'_, S> {
         } = *self;
         loop {
             let mut moved = false;
+            // Start every neighbour's load before the first distance needs one.
+            for slot in graph.neighbors(entry.id, level) {
+                storage.prefetch(slot.load(Relaxed));
+            }
             for slot in graph.neighbors(entry.id, level) {
                 let id = slot.load(Relaxed);
                 let distance = storage.distance(query, id);
@@ -107,6 +197,59 @@ impl<S: VectorStorage> Walk<'_, S> {
                 return entry;
             }
         }
+    }
+
+    /// [`Self::search_layer`] with every node accepted, over a [`Pool`] (the unfiltered walk of
+    /// searches and builds).
+    pub(crate) fn search_layer_all(
+        &self,
+        entries: &[Neighbor],
+        level: usize,
+        ef: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<Neighbor> {
+        let Walk {
+            graph,
+            storage,
+            query,
+        } = *self;
+        scratch.begin(graph.len());
+        let Scratch {
+            visited,
+            pool,
+            fresh,
+            ..
+        } = scratch;
+        pool.begin(ef);
+        for &e in entries {
+            if visited.insert(e.id) {
+                pool.insert(e.distance, e.id);
+            }
+        }
+        while let Some(current) = pool.next() {
+            if level == 0 {
+                if let Some(next) = pool.peek() {
+                    graph.prefetch_block0(next);
+                }
+            }
+            fresh.clear();
+            for slot in graph.neighbors(current.id, level) {
+                let id = slot.load(Relaxed);
+                if visited.insert(id) {
+                    fresh.push(id);
+                    storage.prefetch(id);
+                }
+            }
+            let mut worst = pool.bound();
+            for &id in fresh.iter() {
+                let distance = storage.distance(query, id);
+                if distance < worst {
+                    pool.insert(distance, id);
+                    worst = pool.bound();
+                }
+            }
+        }
+        pool.drain()
     }
 
     /// Beam search of one level with width `ef`, from `entries` (distances already computed).
@@ -187,6 +330,132 @@ impl<S: VectorStorage> Walk<'_, S> {
         let mut out: Vec<Neighbor> = results.drain().collect();
         out.sort_unstable();
         out
+    }
+}
+
+impl Walk<'_, LinkCodes> {
+    /// [`Walk::search_layer`] on level 0 over the codes stored beside each node's links: one
+    /// kernel call estimates all of a node's neighbours, and only those closer than the current
+    /// `ef`-th result are looked up in the visited set (a neighbour that is not closer now never
+    /// will be: the bound only shrinks). Distances are the codes' byte sums.
+    pub(crate) fn search_layer_blocks(
+        &self,
+        entries: &[Neighbor],
+        ef: usize,
+        scratch: &mut Scratch,
+        accept: impl Fn(u32) -> bool,
+    ) -> Vec<Neighbor> {
+        let Walk {
+            graph,
+            storage,
+            query,
+        } = *self;
+        scratch.begin(graph.len());
+        let Scratch {
+            visited,
+            candidates,
+            results,
+            sums,
+            ..
+        } = scratch;
+        for &e in entries {
+            if visited.insert(e.id) {
+                candidates.push(Reverse(e));
+                if accept(e.id) {
+                    results.push(e);
+                }
+            }
+        }
+        while results.len() > ef {
+            results.pop();
+        }
+        let mut worst = match results.peek() {
+            Some(w) if results.len() >= ef => w.distance,
+            _ => f32::INFINITY,
+        };
+        while let Some(Reverse(current)) = candidates.pop() {
+            if current.distance > worst {
+                break;
+            }
+            if let Some(Reverse(next)) = candidates.peek() {
+                graph.prefetch_block0(next.id);
+                storage.prefetch_block(next.id);
+            }
+            storage.scan(query, current.id, sums);
+            for (slot, &sum) in graph.neighbors(current.id, 0).iter().zip(sums.iter()) {
+                let distance = f32::from(sum);
+                if distance >= worst {
+                    continue;
+                }
+                let id = slot.load(Relaxed);
+                if !visited.insert(id) {
+                    continue;
+                }
+                candidates.push(Reverse(Neighbor { id, distance }));
+                if accept(id) {
+                    results.push(Neighbor { id, distance });
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                    if results.len() >= ef {
+                        worst = results.peek().map_or(f32::INFINITY, |w| w.distance);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Neighbor> = results.drain().collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// [`Self::search_layer_blocks`] with every node accepted, over a [`Pool`].
+    pub(crate) fn search_layer_blocks_all(
+        &self,
+        entries: &[Neighbor],
+        ef: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<Neighbor> {
+        let Walk {
+            graph,
+            storage,
+            query,
+        } = *self;
+        scratch.begin(graph.len());
+        let Scratch {
+            visited,
+            pool,
+            sums,
+            ..
+        } = scratch;
+        pool.begin(ef);
+        for &e in entries {
+            if visited.insert(e.id) {
+                pool.insert(e.distance, e.id);
+            }
+        }
+        while let Some(current) = pool.next() {
+            // The closest candidate left is the likeliest next: start loading its block
+            // (measured on GloVe: 20% more queries per second than loading it once certain,
+            // after this node's neighbours are in; loading two ahead was slower).
+            if let Some(next) = pool.peek() {
+                graph.prefetch_block0(next);
+                storage.prefetch_block(next);
+            }
+            storage.scan(query, current.id, sums);
+            let mut worst = pool.bound();
+            for (slot, &sum) in graph.neighbors(current.id, 0).iter().zip(sums.iter()) {
+                let distance = f32::from(sum);
+                if distance >= worst {
+                    continue;
+                }
+                let id = slot.load(Relaxed);
+                if visited.insert(id) {
+                    pool.insert(distance, id);
+                    worst = pool.bound();
+                }
+            }
+        }
+        pool.drain()
     }
 }
 

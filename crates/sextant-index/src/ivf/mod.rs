@@ -19,7 +19,7 @@
 
 mod kmeans;
 mod opq;
-mod pq;
+pub(crate) mod pq;
 
 use sextant_core::{Metric, PointOffset};
 
@@ -526,37 +526,6 @@ impl IvfPqIndex {
         d.into_iter().map(|(_, value, l)| (value, l)).collect()
     }
 
-    /// Quantises a float table (`m × 16`) into `bytes` in the fast-scan layout (zeros for
-    /// the padding sub-quantiser of an odd `m`); returns the constant to add to a byte sum
-    /// and its scale. Every sub-table shares the scale, so byte sums stay comparable.
-    fn quantize_table(t: &[f32], bytes: &mut [u8]) -> (f32, f32) {
-        // Fixed-width rows and compare-and-select minima let the compiler vectorise both
-        // passes (this runs once per scanned list for squared distances).
-        let (rows, _) = t.as_chunks::<KSUB>();
-        let mut lows = [0f32; MAX_SUBQUANTIZERS];
-        let (mut base, mut range) = (0f32, 0f32);
-        for (row, low) in rows.iter().zip(lows.iter_mut()) {
-            let (mut lo, mut hi) = (row[0], row[0]);
-            for &x in row {
-                lo = if x < lo { x } else { lo };
-                hi = if x > hi { x } else { hi };
-            }
-            *low = lo;
-            base += lo;
-            range = range.max(hi - lo);
-        }
-        let scale = if range > 0.0 { range / 255.0 } else { 1.0 };
-        let inv = 1.0 / scale;
-        let (outs, _) = bytes.as_chunks_mut::<KSUB>();
-        for ((row, out), &lo) in rows.iter().zip(outs.iter_mut()).zip(&lows) {
-            // Round to nearest; `as` saturates to 0..=255.
-            for (o, &x) in out.iter_mut().zip(row) {
-                *o = ((x - lo) * inv + 0.5) as u8;
-            }
-        }
-        (base, scale)
-    }
-
     /// The `depth` best estimates among the allowed points of the `nprobe` lists nearest the
     /// preprocessed query `q`.
     fn candidates(
@@ -655,7 +624,7 @@ impl IvfPqIndex {
         let dot_table = self.pq.neg_dot_table(q);
         let table_len = self.pairs() * 2 * KSUB;
         let mut shared_bytes = vec![0u8; table_len];
-        let shared = neg_dot.then(|| Self::quantize_table(&dot_table, &mut shared_bytes));
+        let shared = neg_dot.then(|| pq::quantize_table(&dot_table, &mut shared_bytes));
         let mut table_f = vec![0f32; dot_table.len()];
         let mut own = vec![0u8; table_len];
         let mut top = TopK::new(depth);
@@ -676,7 +645,7 @@ impl IvfPqIndex {
                     for ((t, &a), &d) in table_f.iter_mut().zip(terms).zip(&dot_table) {
                         *t = a + 2.0 * d;
                     }
-                    let (base, scale) = Self::quantize_table(&table_f, &mut own);
+                    let (base, scale) = pq::quantize_table(&table_f, &mut own);
                     (own.as_slice(), base + centroid_d, scale)
                 }
             };

@@ -5,6 +5,7 @@
 
 use std::sync::LazyLock;
 
+use crate::distance::MAX_SUBQUANTIZERS;
 use crate::ivf::kmeans;
 
 /// The instruction sets the table loop is compiled for, detected once.
@@ -215,13 +216,43 @@ impl ProductQuantizer {
     }
 
     /// Squared distances: `Σ_j table[j][code_j] = ‖q − decode(codes)‖²` (the reference the
-    /// split and transposed forms are tested against).
-    #[cfg(test)]
+    /// split and transposed forms are tested against; the table of a graph's link codes).
     pub(crate) fn l2_table(&self, q: &[f32]) -> Vec<f32> {
         self.table(q, |a, b| {
             a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
         })
     }
+}
+
+/// Quantises a float table (`m × 16`) into `bytes` in the fast-scan layout (zeros for
+/// the padding sub-quantiser of an odd `m`); returns the constant to add to a byte sum
+/// and its scale. Every sub-table shares the scale, so byte sums stay comparable.
+pub(crate) fn quantize_table(t: &[f32], bytes: &mut [u8]) -> (f32, f32) {
+    // Fixed-width rows and compare-and-select minima let the compiler vectorise both
+    // passes (this runs once per scanned list for squared distances).
+    let (rows, _) = t.as_chunks::<KSUB>();
+    let mut lows = [0f32; MAX_SUBQUANTIZERS];
+    let (mut base, mut range) = (0f32, 0f32);
+    for (row, low) in rows.iter().zip(lows.iter_mut()) {
+        let (mut lo, mut hi) = (row[0], row[0]);
+        for &x in row {
+            lo = if x < lo { x } else { lo };
+            hi = if x > hi { x } else { hi };
+        }
+        *low = lo;
+        base += lo;
+        range = range.max(hi - lo);
+    }
+    let scale = if range > 0.0 { range / 255.0 } else { 1.0 };
+    let inv = 1.0 / scale;
+    let (outs, _) = bytes.as_chunks_mut::<KSUB>();
+    for ((row, out), &lo) in rows.iter().zip(outs.iter_mut()).zip(&lows) {
+        // Round to nearest; `as` saturates to 0..=255.
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o = ((x - lo) * inv + 0.5) as u8;
+        }
+    }
+    (base, scale)
 }
 
 /// The loop of [`ProductQuantizer::scaled_dot_table`], as a `WithSimd` body with

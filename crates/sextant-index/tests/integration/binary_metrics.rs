@@ -126,12 +126,15 @@ fn codes_that_approximate_products_are_refused_for_binary_metrics() {
     let data = binary(2_000, 10, 3);
     for metric in [Metric::Hamming, Metric::Jaccard] {
         let v = || DenseVectors::from_rows(metric, BITS, &data).unwrap();
-        let sq8 = HnswParams {
-            quantization: Quantization::Sq8,
-            ..HnswParams::default()
-        };
-        let e = HnswIndex::build(v(), sq8, None).unwrap_err().to_string();
-        assert!(e.contains(&format!("sq8 does not support {metric}")), "{e}");
+        for quantization in [Quantization::Sq8, Quantization::Pq4] {
+            let params = HnswParams {
+                quantization,
+                ..HnswParams::default()
+            };
+            let e = HnswIndex::build(v(), params, None).unwrap_err().to_string();
+            let want = format!("{} does not support {metric}", quantization.name());
+            assert!(e.contains(&want), "{e}");
+        }
         let e = IvfPqIndex::build(v(), IvfPqParams::default(), None)
             .unwrap_err()
             .to_string();

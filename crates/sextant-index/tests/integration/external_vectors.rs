@@ -46,7 +46,7 @@ fn indexes(metric: Metric, data: &[f32]) -> Vec<AnyIndex> {
     let mut out = vec![AnyIndex::Flat(
         FlatIndex::from_rows(metric, DIM, data).unwrap(),
     )];
-    for quantization in [Quantization::None, Quantization::Sq8] {
+    for quantization in [Quantization::None, Quantization::Sq8, Quantization::Pq4] {
         let params = HnswParams {
             quantization,
             ..HnswParams::default()

@@ -1,7 +1,7 @@
 //! Files written by released format versions must keep loading (STYLE.md §9). The fixtures in
 //! `tests/fixtures/` were written by this code from the deterministic data below (the `-v1`
-//! files at format v1; HNSW v2 added 1-bit filter codes; IVF-PQ v2 added 8-bit codes and the
-//! OPQ rotation); a change that stops reading them, or reads them differently, fails here.
+//! files at format v1; HNSW v2 added 1-bit filter codes, and later the `pq4` walk's codes, which
+//! only files of that walk hold; IVF-PQ v2 added 8-bit codes and the OPQ rotation); a change that stops reading them, or reads them differently, fails here.
 //!
 //! `write_fixtures` (ignored; run with `cargo test -p sextant-index --test integration
 //! write_fixtures -- --ignored`) writes the files named in `FIXTURES` with the current code. When
@@ -92,12 +92,13 @@ fn flat() -> FlatIndex {
 
 /// Name, whether the file is at the current format version (so re-serialising it must give
 /// back its bytes), and the HNSW quantisation (`None`: a flat index).
-const FIXTURES: [(&str, bool, Option<Quantization>); 5] = [
+const FIXTURES: [(&str, bool, Option<Quantization>); 6] = [
     ("hnsw-v1-f32.bin", false, Some(Quantization::None)),
     ("hnsw-v1-sq8.bin", false, Some(Quantization::Sq8)),
     ("flat-v1.bin", true, None),
     ("hnsw-v2-f32.bin", true, Some(Quantization::None)),
     ("hnsw-v2-sq8.bin", true, Some(Quantization::Sq8)),
+    ("hnsw-v2-pq4.bin", true, Some(Quantization::Pq4)),
 ];
 /// IVF-PQ files of `data()` (default lists and sub-quantisers, the same three deletes as
 /// `flat()`): name, whether at the current version, bits per code, OPQ.

@@ -77,15 +77,16 @@ fn recall_at_10_meets_contract_for_every_metric_and_walk() {
     // Binary metrics take 0/1 vectors: their contract is in `binary_metrics`.
     for metric in Metric::ALL.into_iter().filter(|m| !m.is_binary()) {
         let truth = exact(metric, &data, &queries, None);
-        for quantization in [Quantization::None, Quantization::Sq8] {
-            if quantization == Quantization::Sq8 && metric == Metric::L1 {
+        for quantization in [Quantization::None, Quantization::Sq8, Quantization::Pq4] {
+            if quantization != Quantization::None && metric == Metric::L1 {
                 let vectors = DenseVectors::from_rows(metric, DIM, &data).unwrap();
                 let params = HnswParams {
                     quantization,
                     ..HnswParams::default()
                 };
                 let err = HnswIndex::build(vectors, params, None).unwrap_err();
-                assert!(err.to_string().contains("sq8 does not support l1"), "{err}");
+                let want = format!("{} does not support l1", quantization.name());
+                assert!(err.to_string().contains(&want), "{err}");
                 continue;
             }
             let index = build_with(metric, &data, quantization);
@@ -109,31 +110,44 @@ fn recall_at_10_meets_contract_for_every_metric_and_walk() {
     }
 }
 
+/// Inserted one at a time, every walk keeps its recall: the 8-bit codes are fitted once there
+/// are enough vectors, and the 4-bit neighbour codes are trained then and rewritten for every
+/// node whose links an insert changes.
 #[test]
 fn incremental_inserts_match_parallel_build_quality() {
     let data = clustered(3_000, DIM, 30, 3);
     let queries = clustered(100, DIM, 30, 4);
-    let mut index = HnswIndex::new(Metric::L2, DIM, HnswParams::default()).unwrap();
-    for row in data.chunks(DIM) {
-        index.insert(row).unwrap();
-    }
     let truth = exact(Metric::L2, &data, &queries, None);
-    let got = search_all(&index, &queries, &SearchParams::new(K).with_ef(EF), None);
-    let r = recall(&truth, &got);
-    assert!(r >= 0.95, "recall@10 {r:.3}");
+    for quantization in [Quantization::Auto, Quantization::Pq4] {
+        let params = HnswParams {
+            quantization,
+            ..HnswParams::default()
+        };
+        let mut index = HnswIndex::new(Metric::L2, DIM, params).unwrap();
+        for row in data.chunks(DIM) {
+            index.insert(row).unwrap();
+        }
+        let got = search_all(&index, &queries, &SearchParams::new(K).with_ef(EF), None);
+        let r = recall(&truth, &got);
+        assert!(r >= 0.95, "{quantization:?}: recall@10 {r:.3}");
+        // The same answers after a round trip: the loaded blocks are the ones kept up to date.
+        if quantization == Quantization::Pq4 {
+            round_trip(index, &queries);
+        }
+    }
 }
 
 #[test]
 fn serialise_then_deserialise_gives_identical_results() {
     let data = clustered(2_000, DIM, 20, 5);
     let queries = clustered(50, DIM, 20, 6);
-    for quantization in [Quantization::None, Quantization::Sq8] {
+    for quantization in [Quantization::None, Quantization::Sq8, Quantization::Pq4] {
         round_trip(build_with(Metric::Cosine, &data, quantization), &queries);
     }
 }
 
 fn round_trip(mut index: HnswIndex, queries: &[f32]) {
-    for id in (0..2_000).step_by(7) {
+    for id in (0..index.len() as u32).step_by(7) {
         index.delete(id).unwrap();
     }
     let bytes = index.to_bytes();
@@ -175,9 +189,15 @@ fn corrupt_or_truncated_bytes_are_errors_not_panics() {
 
 #[test]
 fn deleted_ids_are_never_returned() {
+    for quantization in [Quantization::Auto, Quantization::Pq4] {
+        deleted_ids_are_never_returned_by(quantization);
+    }
+}
+
+fn deleted_ids_are_never_returned_by(quantization: Quantization) {
     let data = clustered(4_000, DIM, 20, 8);
     let queries = clustered(100, DIM, 20, 9);
-    let mut index = build(Metric::L2, &data);
+    let mut index = build_with(Metric::L2, &data, quantization);
     // Delete every third point, and all exact top-10 of the first queries, to make it hard.
     let mut deleted: Vec<u32> = (0..4_000).step_by(3).collect();
     for q in queries.chunks(DIM).take(20) {
@@ -199,16 +219,22 @@ fn deleted_ids_are_never_returned() {
         assert_eq!(res.len(), K);
         assert!(
             res.iter().all(|id| !deleted.contains(id)),
-            "deleted id returned: {res:?}"
+            "{quantization:?}: deleted id returned: {res:?}"
         );
     }
 }
 
 #[test]
 fn filtered_graph_search_keeps_recall_at_ten_percent() {
+    for quantization in [Quantization::Auto, Quantization::Pq4] {
+        filtered_graph_search_keeps_recall_at_ten_percent_with(quantization);
+    }
+}
+
+fn filtered_graph_search_keeps_recall_at_ten_percent_with(quantization: Quantization) {
     let data = clustered(N, DIM, 40, 10);
     let queries = clustered(QUERIES, DIM, 40, 11);
-    let index = build(Metric::L2, &data);
+    let index = build_with(Metric::L2, &data, quantization);
     let allowed: RoaringBitmap = (0..N as u32)
         .filter(|id| id.wrapping_mul(2_654_435_761) % 10 == 0)
         .collect();
@@ -233,7 +259,10 @@ fn filtered_graph_search_keeps_recall_at_ten_percent() {
             );
         }
         let r = recall(&truth, &got);
-        assert!(r >= 0.9, "{name}: filtered recall@10 {r:.3} < 0.9");
+        assert!(
+            r >= 0.9,
+            "{quantization:?} {name}: filtered recall@10 {r:.3} < 0.9"
+        );
     }
     // The exact fallback for a small allowed set is exact.
     let few: RoaringBitmap = (0..N as u32).step_by(500).collect();
