@@ -21,7 +21,7 @@ use super::graph::Graph;
 use crate::bytes::{Reader, Writer};
 use crate::distance::{fastscan_slot, kernels, MAX_SUBQUANTIZERS};
 use crate::ivf::pq::{self, ProductQuantizer, KSUB};
-use crate::storage::{prefetch_read, DenseVectors, VectorStorage};
+use crate::storage::{advise_huge_pages, prefetch_read, DenseVectors, VectorStorage};
 use crate::IndexError;
 
 /// Neighbour slots of one fast-scan block.
@@ -119,6 +119,7 @@ impl LinkCodes {
         };
         let size = lc.block_bytes();
         let mut blocks = vec![0u8; graph.len() * size];
+        advise_huge_pages(&blocks);
         blocks
             .par_chunks_mut(size)
             .enumerate()

@@ -39,6 +39,7 @@ impl Graph {
             upper: Vec::new(),
             locks: Vec::with_capacity(levels.len()),
         };
+        crate::storage::advise_huge_pages(&g.links0);
         for level in levels {
             g.push_node(level);
         }

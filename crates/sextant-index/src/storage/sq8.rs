@@ -104,6 +104,7 @@ impl Sq8Vectors {
             dot_i8: k.dot_i8,
             dot_u8i8: k.dot_u8i8,
         };
+        super::advise_huge_pages(&s.codes);
         for id in 0..vectors.len() as u32 {
             s.push(vectors.get(id).expect("id < len"));
         }
