@@ -26,6 +26,8 @@ use crate::IndexError;
 
 /// Neighbour slots of one fast-scan block.
 const SLOTS: usize = 32;
+/// An empty link slot of a record.
+pub(crate) const NO_LINK: u32 = u32::MAX;
 /// Vectors the sub-quantisers are trained on (a sample of the index).
 const TRAIN_SAMPLE: usize = 32_768;
 /// Lloyd iterations per sub-quantiser.
@@ -135,16 +137,28 @@ impl LinkCodes {
         &self.codes[start..start + self.pairs]
     }
 
+    /// A node's record: its level-0 links (`node_blocks × 32` ids, [`NO_LINK`] past the last),
+    /// then its blocks.
     fn block_bytes(&self) -> usize {
-        self.node_blocks * self.pairs * SLOTS
+        self.node_blocks * SLOTS * 4 + self.node_blocks * self.pairs * SLOTS
+    }
+
+    fn ids_bytes(&self) -> usize {
+        self.node_blocks * SLOTS * 4
     }
 
     /// Writes the codes of `node`'s level-0 neighbours into `block`, one 32-byte row (a pair
     /// of sub-quantisers) at a time.
-    fn fill(&self, graph: &Graph, node: u32, block: &mut [u8]) {
+    fn fill(&self, graph: &Graph, node: u32, record: &mut [u8]) {
+        let (ids, block) = record.split_at_mut(self.ids_bytes());
+        let ids: &mut [u32] = bytemuck::cast_slice_mut(ids);
+        ids.fill(NO_LINK);
         block.fill(0);
         let pairs = self.pairs;
         let links = graph.neighbors(node, 0);
+        for (o, slot) in ids.iter_mut().zip(links) {
+            *o = slot.load(Relaxed);
+        }
         for (b, slots) in links.chunks(SLOTS).enumerate() {
             let mut rows = [0usize; SLOTS];
             for (row, slot) in rows.iter_mut().zip(slots) {
@@ -182,11 +196,18 @@ impl LinkCodes {
     /// Estimated distances from `query` to `node`'s neighbours, in link order, into `sums`
     /// (`node_blocks × 32` values; slots past the node's links are meaningless).
     #[inline]
-    pub(crate) fn scan(&self, query: &CodedQuery, node: u32, sums: &mut Vec<u16>) {
+    pub(crate) fn scan<'s>(
+        &'s self,
+        query: &CodedQuery,
+        node: u32,
+        sums: &mut Vec<u16>,
+    ) -> &'s [u32] {
         let size = self.block_bytes();
         let start = node as usize * size;
+        let (ids, block) = self.blocks[start..start + size].split_at(self.ids_bytes());
         sums.resize(self.node_blocks * SLOTS, 0);
-        (kernels().fastscan)(&self.blocks[start..start + size], &query.lut, sums);
+        (kernels().fastscan)(block, &query.lut, sums);
+        bytemuck::cast_slice(ids)
     }
 
     /// Hints the CPU to load `node`'s neighbour block.

@@ -381,7 +381,7 @@ impl Walk<'_, LinkCodes> {
                 graph.prefetch_block0(next.id);
                 storage.prefetch_block(next.id);
             }
-            storage.scan(query, current.id, sums);
+            let _ = storage.scan(query, current.id, sums);
             for (slot, &sum) in graph.neighbors(current.id, 0).iter().zip(sums.iter()) {
                 let distance = f32::from(sum);
                 if distance >= worst {
@@ -438,17 +438,18 @@ impl Walk<'_, LinkCodes> {
             // (measured on GloVe: 20% more queries per second than loading it once certain,
             // after this node's neighbours are in; loading two ahead was slower).
             if let Some(next) = pool.peek() {
-                graph.prefetch_block0(next);
                 storage.prefetch_block(next);
             }
-            storage.scan(query, current.id, sums);
+            let ids = storage.scan(query, current.id, sums);
             let mut worst = pool.bound();
-            for (slot, &sum) in graph.neighbors(current.id, 0).iter().zip(sums.iter()) {
+            for (&id, &sum) in ids.iter().zip(sums.iter()) {
+                if id == super::codes::NO_LINK {
+                    break;
+                }
                 let distance = f32::from(sum);
                 if distance >= worst {
                     continue;
                 }
-                let id = slot.load(Relaxed);
                 if visited.insert(id) {
                     pool.insert(distance, id);
                     worst = pool.bound();

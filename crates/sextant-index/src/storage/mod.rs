@@ -552,7 +552,11 @@ pub(crate) fn advise_huge_pages<T>(v: &Vec<T>) {
             // SAFETY: the range lies within `v`'s allocation; the advice changes how its pages
             // are backed, never their contents, and a failure (an old kernel) changes nothing.
             unsafe {
-                libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_HUGEPAGE,
+                );
             }
         }
     }
