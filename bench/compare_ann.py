@@ -7,8 +7,10 @@ interpolated on the ef sweep), build time and memory, plus Sextant/peer ratios.
   python bench/compare_ann.py --base B --queries Q --metric l2 --name mydata
 
 Exact ground truth (top-100) is computed with numpy into OUT_DIR/<name>-gt.ivecs
-when missing. Sextant runs twice: its default (SQ8 walk) and `--quantization none` (f32 walk).
-Writes OUT_DIR/<name>-{sextant,sextant-f32,peers,compare}.json and -compare.md.
+when missing. Sextant runs three times over the same graph parameters: its default (SQ8 walk),
+`--quantization pq4` (4-bit neighbour codes beside the links) and `--quantization none` (f32
+walk). Writes OUT_DIR/<name>-{sextant,sextant-pq4,sextant-f32,peers,compare}.json and
+-compare.md, with every Sextant walk's ratio to every peer.
 --skip-sextant / --skip-peers reuse that side's existing JSON instead of running it.
 Needs numpy: when started without it, re-runs itself with .venv-peers/bin/python
 (made by bench/peers/setup.sh), which also runs the peers.
@@ -142,7 +144,7 @@ def ratio(x, y):
 
 
 def ratios(ours, peer):
-    out = {"peer": peer["system"]}
+    out = {"ours": ours["system"], "peer": peer["system"]}
     for t, v in ours["qps_at"].items():
         out[f"qps@{t}"] = ratio(v["qps"], peer["qps_at"][t]["qps"])
     out["build_wall"] = ratio(ours["build_wall_s"], peer["build_wall_s"])
@@ -203,10 +205,11 @@ def markdown(report, runs):
     if report["ratios"]:
         out += ["## Sextant / peer", "",
                 "QPS ratio > 1: Sextant faster. Build time and memory ratio < 1: Sextant better.", "",
-                "| peer | " + " | ".join(f"QPS @{t}" for t in ts) + " | build wall | build CPU | memory |",
-                "|---|" + "---:|" * (len(ts) + 3)]
+                "| sextant walk | peer | " + " | ".join(f"QPS @{t}" for t in ts)
+                + " | build wall | build CPU | memory |",
+                "|---|---|" + "---:|" * (len(ts) + 3)]
         for r in report["ratios"]:
-            out.append(f"| {r['peer']} | " + " | ".join(fmt_ratio(r[f'qps@{t}']) for t in ts)
+            out.append(f"| {r['ours']} | {r['peer']} | " + " | ".join(fmt_ratio(r[f'qps@{t}']) for t in ts)
                        + f" | {fmt_ratio(r['build_wall'])} | {fmt_ratio(r['build_cpu'])} | {fmt_ratio(r['memory'])} |")
         out.append("")
     out += ["## Sweeps", ""]
@@ -228,6 +231,7 @@ def main():
     # Our default walk (SQ8 codes, exact rescoring) and the plain f32 walk over the same graph
     # parameters, so the report separates the graph from the quantised walk.
     f32_json = prefix + "-sextant-f32.json"
+    pq4_json = prefix + "-sextant-pq4.json"
     a.base, a.queries = os.path.abspath(a.base), os.path.abspath(a.queries)
 
     ensure_ground_truth(a, gt)
@@ -237,17 +241,20 @@ def main():
             sys.exit(f"{exe} not found: build it (cargo build --release) or pass --skip-sextant")
         run([exe, "bench", "ann"] + common_args(a, gt) + ["--json", ours_json])
         run([exe, "bench", "ann"] + common_args(a, gt)
+            + ["--quantization", "pq4", "--json", pq4_json])
+        run([exe, "bench", "ann"] + common_args(a, gt)
             + ["--quantization", "none", "--json", f32_json])
     if not a.skip_peers:
         run([sys.executable, os.path.join(ROOT, "bench", "peers", "ann.py")] + common_args(a, gt)
             + ["--systems", a.systems, "--json", peers_json])
 
-    paths = (ours_json, f32_json, peers_json)
+    paths = (ours_json, pq4_json, f32_json, peers_json)
     runs = [r for path in paths if os.path.exists(path) for r in load_runs(path)]
     if not runs:
         sys.exit("no results to compare")
     systems = [summarise(r) for r in runs]
-    ours = next((s for s in systems if s["system"] == "sextant"), None)
+    ours = [s for s in systems if s["system"].startswith("sextant")]
+    peers = [s for s in systems if not s["system"].startswith("sextant")]
     first = runs[0]
     report = {
         "name": a.name,
@@ -259,7 +266,7 @@ def main():
         "params": dict(first["params"], runs=a.runs),
         "targets": list(TARGETS),
         "systems": systems,
-        "ratios": [ratios(ours, s) for s in systems if ours and s is not ours],
+        "ratios": [ratios(o, s) for o in ours for s in peers],
     }
     md = markdown(report, runs)
     with open(prefix + "-compare.json", "w") as f:

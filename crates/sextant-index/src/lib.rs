@@ -4,8 +4,10 @@
 //! - [`storage`]: contiguous vector storage behind the [`VectorStorage`] scorer trait.
 //! - [`FlatIndex`]: exact search, batched and multi-threaded.
 //! - [`HnswIndex`]: hierarchical navigable small-world graph with tombstone deletes, filtered
-//!   search and a multi-threaded build; it keeps 1-bit [`BinaryCodes`] that a filtered search
-//!   scans when the filter allows too many points to scan exactly and too few to walk well.
+//!   search and a multi-threaded build; its walk reads f32 vectors, 8-bit codes, or 4-bit codes
+//!   of each node's neighbours stored beside its links ([`Quantization`]), candidates rescored
+//!   exactly; it keeps 1-bit [`BinaryCodes`] that a filtered search scans when the filter allows
+//!   too many points to scan exactly and too few to walk well.
 //! - [`IvfPqIndex`]: inverted lists over a k-means coarse quantiser holding 4-bit product
 //!   quantisation codes (scanned with the fast-scan kernels) or 8-bit ones (float tables),
 //!   optionally after an OPQ rotation, candidates rescored exactly.

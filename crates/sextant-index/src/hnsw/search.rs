@@ -66,7 +66,7 @@ impl Visited {
 /// moves at most `ef` entries; two binary heaps cost more on every push and pop.
 #[derive(Debug, Default)]
 struct Pool {
-    /// `(distance, id | EXPANDED)`, closest first.
+    /// `(distance, id | EXPANDED)`, closest first (ties by id).
     items: Vec<(f32, u32)>,
     capacity: usize,
     /// Every item before this one is expanded.
@@ -94,7 +94,10 @@ impl Pool {
 
     #[inline(always)]
     fn insert(&mut self, distance: f32, id: u32) {
-        let at = self.items.partition_point(|&(d, _)| d <= distance);
+        // Ordered by distance, then id, as the heaps and an exact scan order ties.
+        let at = self
+            .items
+            .partition_point(|&(d, i)| d < distance || (d == distance && (i & !EXPANDED) < id));
         if at >= self.capacity {
             return;
         }
