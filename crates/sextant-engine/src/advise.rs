@@ -847,7 +847,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let l2 = names(Metric::L2, 384, 20_000);
-        assert_eq!(l2.len(), 14, "{l2:?}");
+        assert_eq!(l2.len(), 16, "{l2:?}");
         for want in [
             "--index ivf_pq --pq-m 48 --on-disk",
             "--index ivf_pq --pq-m 192",
@@ -857,12 +857,13 @@ mod tests {
             assert!(l2.contains(&want.to_string()), "{want} not in {l2:?}");
         }
         assert!(l2.contains(&"--index hnsw --quantization sq8 --on-disk".to_string()));
+        assert!(l2.contains(&"--index hnsw --quantization pq4 --on-disk".to_string()));
         // l1: no codes of either kind; a small sample: no lists to train.
         assert_eq!(
             names(Metric::L1, 384, 20_000),
             ["--index flat", "--index hnsw --quantization none"]
         );
-        assert_eq!(names(Metric::Cosine, 8, 500).len(), 4);
+        assert_eq!(names(Metric::Cosine, 8, 500).len(), 6);
         // Binary metrics: no codes; the graph walks packed bits, so its vectors may be on disk.
         assert_eq!(
             names(Metric::Hamming, 256, 20_000),
@@ -878,6 +879,18 @@ mod tests {
             "hnsw, packed-bit walk, on disk"
         );
         assert_eq!(describe(&hnsw, Metric::L2, false).0, "hnsw, 8-bit walk");
+        let pq4 = IndexSpec::Hnsw {
+            m: 16,
+            ef_construction: 200,
+            quantization: Quantization::Pq4,
+        };
+        assert_eq!(
+            describe(&pq4, Metric::L2, true),
+            (
+                "hnsw, 4-bit neighbour-code walk, on disk".to_string(),
+                "--index hnsw --quantization pq4 --on-disk".to_string()
+            )
+        );
         // Encrypted: nothing on disk.
         let enc: Vec<String> = layouts(Metric::L2, 384, 20_000, true)
             .iter()
@@ -888,7 +901,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(enc.len(), 8, "{enc:?}");
+        assert_eq!(enc.len(), 9, "{enc:?}");
         assert!(enc.iter().all(|f| !f.contains("--on-disk")));
         // Sub-quantiser counts never exceed the dimension and are not repeated.
         let tiny = names(Metric::L2, 3, 5_000);
