@@ -76,10 +76,16 @@ struct Pool {
 const EXPANDED: u32 = 1 << 31;
 
 impl Pool {
-    fn begin(&mut self, capacity: usize) {
+    /// Starts a walk of width `capacity` from `entries` (each once, as `visited` records).
+    fn begin(&mut self, capacity: usize, visited: &mut Visited, entries: &[Neighbor]) {
         self.items.clear();
         self.capacity = capacity.max(1);
         self.cursor = 0;
+        for &e in entries {
+            if visited.insert(e.id) {
+                self.insert(e.distance, e.id);
+            }
+        }
     }
 
     /// The distance a node must beat to enter: the `ef`-th closest, or infinity.
@@ -142,6 +148,77 @@ impl Pool {
                 distance,
             })
             .collect()
+    }
+}
+
+/// The two heaps of a filtered walk: every node reached is a candidate (rejected nodes still
+/// route the walk), only accepted nodes are results, and the `ef`-th result bounds both.
+struct Beam<'s> {
+    candidates: &'s mut BinaryHeap<Reverse<Neighbor>>,
+    results: &'s mut BinaryHeap<Neighbor>,
+    ef: usize,
+    worst: f32,
+}
+
+impl<'s> Beam<'s> {
+    /// Starts from `entries` (each once, as `visited` records).
+    fn new(
+        candidates: &'s mut BinaryHeap<Reverse<Neighbor>>,
+        results: &'s mut BinaryHeap<Neighbor>,
+        visited: &mut Visited,
+        entries: &[Neighbor],
+        ef: usize,
+        accept: &impl Fn(u32) -> bool,
+    ) -> Self {
+        let mut beam = Beam {
+            candidates,
+            results,
+            ef,
+            worst: f32::INFINITY,
+        };
+        for &e in entries {
+            if visited.insert(e.id) {
+                beam.offer(e, accept(e.id));
+            }
+        }
+        beam
+    }
+
+    /// Adds a node closer than [`Self::worst`]; a result too when `accepted`.
+    #[inline(always)]
+    fn offer(&mut self, n: Neighbor, accepted: bool) {
+        self.candidates.push(Reverse(n));
+        if accepted {
+            self.results.push(n);
+            if self.results.len() > self.ef {
+                self.results.pop();
+            }
+            if self.results.len() >= self.ef {
+                self.worst = self.results.peek().map_or(f32::INFINITY, |w| w.distance);
+            }
+        }
+    }
+
+    /// The closest candidate, while it can still improve the results.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Neighbor> {
+        match self.candidates.pop() {
+            Some(Reverse(c)) if c.distance <= self.worst => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The candidate [`Self::next`] would consider.
+    #[inline(always)]
+    fn peek(&self) -> Option<u32> {
+        self.candidates.peek().map(|Reverse(n)| n.id)
+    }
+
+    /// The results, closest first.
+    fn finish(self) -> Vec<Neighbor> {
+        let mut out: Vec<Neighbor> = self.results.drain().collect();
+        out.sort_unstable();
+        out
     }
 }
 
@@ -223,12 +300,7 @@ impl<S: VectorStorage> Walk<'_, S> {
             fresh,
             ..
         } = scratch;
-        pool.begin(ef);
-        for &e in entries {
-            if visited.insert(e.id) {
-                pool.insert(e.distance, e.id);
-            }
-        }
+        pool.begin(ef, visited, entries);
         while let Some(current) = pool.next() {
             if level == 0 {
                 if let Some(next) = pool.peek() {
@@ -281,29 +353,11 @@ impl<S: VectorStorage> Walk<'_, S> {
             fresh,
             ..
         } = scratch;
-        for &e in entries {
-            if visited.insert(e.id) {
-                candidates.push(Reverse(e));
-                if accept(e.id) {
-                    results.push(e);
-                }
-            }
-        }
-        while results.len() > ef {
-            results.pop();
-        }
-        let mut worst = match results.peek() {
-            Some(w) if results.len() >= ef => w.distance,
-            _ => f32::INFINITY,
-        };
-
-        while let Some(Reverse(current)) = candidates.pop() {
-            if current.distance > worst {
-                break;
-            }
+        let mut beam = Beam::new(candidates, results, visited, entries, ef, &accept);
+        while let Some(current) = beam.next() {
             if level == 0 {
-                if let Some(Reverse(next)) = candidates.peek() {
-                    prefetch_read(graph.block0_ptr(next.id));
+                if let Some(next) = beam.peek() {
+                    prefetch_read(graph.block0_ptr(next));
                 }
             }
             fresh.clear();
@@ -316,23 +370,12 @@ impl<S: VectorStorage> Walk<'_, S> {
             }
             for &id in fresh.iter() {
                 let distance = storage.distance(query, id);
-                if distance < worst {
-                    candidates.push(Reverse(Neighbor { id, distance }));
-                    if accept(id) {
-                        results.push(Neighbor { id, distance });
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                        if results.len() >= ef {
-                            worst = results.peek().map_or(f32::INFINITY, |w| w.distance);
-                        }
-                    }
+                if distance < beam.worst {
+                    beam.offer(Neighbor { id, distance }, accept(id));
                 }
             }
         }
-        let mut out: Vec<Neighbor> = results.drain().collect();
-        out.sort_unstable();
-        out
+        beam.finish()
     }
 }
 
@@ -361,54 +404,23 @@ impl Walk<'_, LinkCodes> {
             sums,
             ..
         } = scratch;
-        for &e in entries {
-            if visited.insert(e.id) {
-                candidates.push(Reverse(e));
-                if accept(e.id) {
-                    results.push(e);
+        let mut beam = Beam::new(candidates, results, visited, entries, ef, &accept);
+        while let Some(current) = beam.next() {
+            if let Some(next) = beam.peek() {
+                storage.prefetch_block(next);
+            }
+            let ids = storage.scan(query, current.id, sums);
+            for (&id, &sum) in ids.iter().zip(sums.iter()) {
+                if id == super::codes::NO_LINK {
+                    break;
                 }
-            }
-        }
-        while results.len() > ef {
-            results.pop();
-        }
-        let mut worst = match results.peek() {
-            Some(w) if results.len() >= ef => w.distance,
-            _ => f32::INFINITY,
-        };
-        while let Some(Reverse(current)) = candidates.pop() {
-            if current.distance > worst {
-                break;
-            }
-            if let Some(Reverse(next)) = candidates.peek() {
-                graph.prefetch_block0(next.id);
-                storage.prefetch_block(next.id);
-            }
-            let _ = storage.scan(query, current.id, sums);
-            for (slot, &sum) in graph.neighbors(current.id, 0).iter().zip(sums.iter()) {
                 let distance = f32::from(sum);
-                if distance >= worst {
-                    continue;
-                }
-                let id = slot.load(Relaxed);
-                if !visited.insert(id) {
-                    continue;
-                }
-                candidates.push(Reverse(Neighbor { id, distance }));
-                if accept(id) {
-                    results.push(Neighbor { id, distance });
-                    if results.len() > ef {
-                        results.pop();
-                    }
-                    if results.len() >= ef {
-                        worst = results.peek().map_or(f32::INFINITY, |w| w.distance);
-                    }
+                if distance < beam.worst && visited.insert(id) {
+                    beam.offer(Neighbor { id, distance }, accept(id));
                 }
             }
         }
-        let mut out: Vec<Neighbor> = results.drain().collect();
-        out.sort_unstable();
-        out
+        beam.finish()
     }
 
     /// [`Self::search_layer_blocks`] with every node accepted, over a [`Pool`].
@@ -430,12 +442,7 @@ impl Walk<'_, LinkCodes> {
             sums,
             ..
         } = scratch;
-        pool.begin(ef);
-        for &e in entries {
-            if visited.insert(e.id) {
-                pool.insert(e.distance, e.id);
-            }
-        }
+        pool.begin(ef, visited, entries);
         while let Some(current) = pool.next() {
             // The closest candidate left is the likeliest next: start loading its block
             // (measured on GloVe: 4–16% more queries per second than loading it once certain,
