@@ -339,8 +339,8 @@ pub struct AnnArgs {
     ef_construction: usize,
     /// What the graph walk compares: `sq8` (8-bit codes, results rescored exactly in f32; one
     /// extra byte per dimension per vector), `pq4` (4-bit codes of each node's neighbours
-    /// beside its links, results rescored exactly; about 16 extra bytes per dimension per
-    /// vector up to 256 dimensions), `none` (f32), or `auto` (sq8 where the metric allows).
+    /// beside its links, results rescored exactly; about 16 extra bytes per dimension plus 128
+    /// per vector up to 256 dimensions), `none` (f32), or `auto` (sq8 where the metric allows).
     #[arg(long, default_value = "auto")]
     quantization: Quantization,
     /// Search beam widths to sweep, comma-separated.

@@ -300,8 +300,8 @@ pub struct CreateArgs {
     /// f32), none (the f32 vectors: no codes in memory, the least memory with the vectors in
     /// memory), sq8 (8-bit codes, one byte per dimension beside the vectors) or pq4 (4-bit
     /// codes of every node's neighbours stored beside its links: the fastest walk and the most
-    /// memory, about 16 bytes per dimension per point up to 256 dimensions, 4 KiB per point at
-    /// most). sq8 and pq4 are not available with l1, hamming or jaccard. Results are rescored
+    /// memory, about 16 bytes per dimension plus 128 per point up to 256 dimensions, at most
+    /// 4 KiB of codes per point). sq8 and pq4 are not available with l1, hamming or jaccard. Results are rescored
     /// exactly either way [default: auto].
     #[arg(long)]
     pub quantization: Option<String>,

@@ -40,8 +40,8 @@ use rand::SeedableRng;
 use serde::Serialize;
 use sextant_core::Metric;
 use sextant_index::{
-    AnyIndex, DenseVectors, FlatIndex, IvfPqParams, Quantization, SearchParams, Sq8Vectors,
-    VectorIndex, VectorStorage,
+    AnyIndex, DenseVectors, FlatIndex, IvfPqParams, Quantization, SearchParams, VectorIndex,
+    VectorStorage,
 };
 use sextant_storage::schema::{IndexSpec, MAX_SUBQUANTIZERS};
 use sextant_storage::segment::build_index;
@@ -230,9 +230,10 @@ fn layouts(metric: Metric, dim: usize, n: usize, encrypted: bool) -> Vec<(IndexS
         (IndexSpec::Flat, vec![false]),
         (hnsw(Quantization::None), f32_walk_places),
     ];
-    if Sq8Vectors::supports(metric) {
-        out.push((hnsw(Quantization::Sq8), places.clone()));
-        out.push((hnsw(Quantization::Pq4), places.clone()));
+    for walk in [Quantization::Sq8, Quantization::Pq4] {
+        if walk.supports(metric) {
+            out.push((hnsw(walk), places.clone()));
+        }
     }
     if metric.quantizable() && n >= sextant_storage::schema::IVF_MIN_POINTS {
         let mut ms: Vec<usize> = [8, 4, 2]

@@ -36,8 +36,8 @@ pub struct SpaceBody {
     /// HNSW: what the graph walk compares, `auto` (SQ8 codes where the metric allows: the
     /// default), `none` (f32 vectors: no codes in memory), `sq8`, or `pq4` (4-bit codes of
     /// every node's neighbours beside its links: the fastest walk and the most memory, about
-    /// 16 bytes per dimension per point up to 256 dimensions); results are rescored exactly
-    /// either way.
+    /// 16 bytes per dimension plus 128 per point up to 256 dimensions); results are rescored
+    /// exactly either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
     /// IVF-PQ inverted lists per segment [default: 0, about √n].
@@ -90,8 +90,8 @@ pub struct CollectionSpec {
     /// HNSW: what the graph walk compares, `auto` (SQ8 codes where the metric allows: the
     /// default), `none` (f32 vectors: no codes in memory), `sq8`, or `pq4` (4-bit codes of
     /// every node's neighbours beside its links: the fastest walk and the most memory, about
-    /// 16 bytes per dimension per point up to 256 dimensions); results are rescored exactly
-    /// either way.
+    /// 16 bytes per dimension plus 128 per point up to 256 dimensions); results are rescored
+    /// exactly either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
     /// IVF-PQ inverted lists per segment [default: 0, about √n].

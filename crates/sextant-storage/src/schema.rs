@@ -11,7 +11,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sextant_core::Metric;
 pub use sextant_index::Quantization;
-use sextant_index::Sq8Vectors;
 
 use crate::envelope;
 use crate::fs::Fs;
@@ -329,9 +328,7 @@ impl Schema {
                     if !(2..=128).contains(&m) {
                         return bad(format!("space {:?}: m must be 2..=128, got {m}", s.name));
                     }
-                    if matches!(quantization, Quantization::Sq8 | Quantization::Pq4)
-                        && !Sq8Vectors::supports(s.metric)
-                    {
+                    if !quantization.supports(s.metric) {
                         return bad(format!(
                             "space {:?}: quantization {} does not support metric {} (use auto or none)",
                             s.name,

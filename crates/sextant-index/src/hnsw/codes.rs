@@ -1,6 +1,6 @@
 //! 4-bit product-quantisation codes of every node's level-0 neighbours, stored beside the node
 //! (the layout of quantised graphs such as NGT's QG): expanding a node reads one contiguous
-//! block, and the fast-scan kernel estimates all its neighbours' distances at once from a table
+//! record, and the fast-scan kernel estimates all its neighbours' distances at once from a table
 //! held in registers, instead of reading 32 vectors scattered through memory.
 //!
 //! A node's record holds a copy of its level-0 links (the walk reads them from the record, one
@@ -55,8 +55,8 @@ pub(crate) struct LinkCodes {
     /// `pairs` bytes per node: sub-quantiser `2p` in the low nibble of byte `p`, `2p + 1` in
     /// the high one (zero past `m`).
     codes: Vec<u8>,
-    /// `node_blocks × pairs × 32` bytes per node.
-    blocks: Vec<u8>,
+    /// One record per node ([`Self::record_bytes`]): its links, then its neighbours' codes.
+    records: Vec<u8>,
 }
 
 /// A query's table, quantised to bytes in the fast-scan layout.
@@ -66,7 +66,7 @@ pub(crate) struct CodedQuery {
 
 impl LinkCodes {
     /// Trains sub-quantisers on a sample of `vectors`, encodes them all and lays out every
-    /// node's neighbour block from `graph`. `None` for metrics the codes do not support.
+    /// node's record from `graph`. `None` for metrics the codes do not support.
     pub(crate) fn train(vectors: &DenseVectors, graph: &Graph, seed: u64) -> Option<Self> {
         let (n, dim) = (vectors.len(), vectors.dim());
         if !vectors.metric().quantizable() || n < KSUB {
@@ -119,16 +119,16 @@ impl LinkCodes {
             pairs,
             node_blocks,
             codes,
-            blocks: Vec::new(),
+            records: Vec::new(),
         };
-        let size = lc.block_bytes();
-        let mut blocks = vec![0u8; graph.len() * size];
-        advise_huge_pages(&blocks);
-        blocks
+        let size = lc.record_bytes();
+        let mut records = vec![0u8; graph.len() * size];
+        advise_huge_pages(&records);
+        records
             .par_chunks_mut(size)
             .enumerate()
-            .for_each(|(node, block)| lc.fill(graph, node as u32, block));
-        lc.blocks = blocks;
+            .for_each(|(node, record)| lc.fill(graph, node as u32, record));
+        lc.records = records;
         lc
     }
 
@@ -140,8 +140,8 @@ impl LinkCodes {
     }
 
     /// A node's record: its level-0 links (`node_blocks × 32` ids, [`NO_LINK`] past the last),
-    /// then its blocks.
-    fn block_bytes(&self) -> usize {
+    /// then `node_blocks` fast-scan blocks of its neighbours' codes.
+    fn record_bytes(&self) -> usize {
         self.node_blocks * SLOTS * 4 + self.node_blocks * self.pairs * SLOTS
     }
 
@@ -149,8 +149,8 @@ impl LinkCodes {
         self.node_blocks * SLOTS * 4
     }
 
-    /// Writes the codes of `node`'s level-0 neighbours into `block`, one 32-byte row (a pair
-    /// of sub-quantisers) at a time.
+    /// Writes `node`'s record: its level-0 links, then their codes one 32-byte row (a pair of
+    /// sub-quantisers) at a time.
     fn fill(&self, graph: &Graph, node: u32, record: &mut [u8]) {
         let (ids, block) = record.split_at_mut(self.ids_bytes());
         let ids: &mut [u32] = bytemuck::cast_slice_mut(ids);
@@ -175,24 +175,25 @@ impl LinkCodes {
         }
     }
 
-    /// Rewrites `node`'s block after its links changed.
+    /// Rewrites `node`'s record after its links changed.
     pub(crate) fn refresh(&mut self, graph: &Graph, node: u32) {
-        let size = self.block_bytes();
+        let size = self.record_bytes();
         let start = node as usize * size;
-        let mut block = std::mem::take(&mut self.blocks);
-        self.fill(graph, node, &mut block[start..start + size]);
-        self.blocks = block;
+        // `fill` reads the codes through `self` while the record is written: lend it out.
+        let mut records = std::mem::take(&mut self.records);
+        self.fill(graph, node, &mut records[start..start + size]);
+        self.records = records;
     }
 
-    /// Encodes one more node (its block starts empty: link it, then [`Self::refresh`] it).
+    /// Encodes one more node (its record starts empty: link it, then [`Self::refresh`] it).
     pub(crate) fn push(&mut self, vector: &[f32]) {
         let mut code = vec![0u8; self.pq.m];
         self.pq.encode(vector, &mut code);
         let at = self.codes.len();
         self.codes.resize(at + self.pairs, 0);
         pack(&code, &mut self.codes[at..]);
-        self.blocks
-            .resize(self.blocks.len() + self.block_bytes(), 0);
+        self.records
+            .resize(self.records.len() + self.record_bytes(), 0);
     }
 
     /// Estimated distances from `query` to `node`'s neighbours, in link order, into `sums`
@@ -205,28 +206,29 @@ impl LinkCodes {
         node: u32,
         sums: &mut Vec<u16>,
     ) -> &'s [u32] {
-        let size = self.block_bytes();
+        let size = self.record_bytes();
         let start = node as usize * size;
-        let (ids, block) = self.blocks[start..start + size].split_at(self.ids_bytes());
+        let (ids, block) = self.records[start..start + size].split_at(self.ids_bytes());
         sums.resize(self.node_blocks * SLOTS, 0);
         (kernels().fastscan)(block, &query.lut, sums);
         bytemuck::cast_slice(ids)
     }
 
-    /// Hints the CPU to load `node`'s neighbour block.
+    /// Hints the CPU to load `node`'s record.
     #[inline]
-    pub(crate) fn prefetch_block(&self, node: u32) {
-        let size = self.block_bytes();
+    pub(crate) fn prefetch_record(&self, node: u32) {
+        let size = self.record_bytes();
         let start = node as usize * size;
-        let block = &self.blocks[start..start + size];
-        // Every line: measured on GloVe, prefetching the first 2 or 4 lines of an 800-byte
-        // block answered 8–11% fewer queries per second than all 13.
+        let record = &self.records[start..start + size];
+        // Every line: measured on GloVe (before the links were copied in), prefetching the
+        // first 2 or 4 lines of 800 bytes of codes answered 8–11% fewer queries per second
+        // than all 13.
         for line in (0..size).step_by(64) {
-            prefetch_read(block[line..].as_ptr().cast());
+            prefetch_read(record[line..].as_ptr().cast());
         }
     }
 
-    /// Writes the sub-quantisers and every node's packed codes (blocks are derived on load).
+    /// Writes the sub-quantisers and every node's packed codes (records are derived on load).
     pub(crate) fn write(&self, w: &mut Writer) {
         w.u32(self.pq.m as u32);
         w.u32(self.pq.dsub as u32);
@@ -322,7 +324,7 @@ impl VectorStorage for LinkCodes {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.codes.capacity() + self.blocks.capacity() + self.pq.centroids.capacity() * 4
+        self.codes.capacity() + self.records.capacity() + self.pq.centroids.capacity() * 4
     }
 }
 
@@ -346,7 +348,7 @@ mod tests {
     /// Every slot of a node's block holds the codes of the link at that position: the kernel's
     /// sums over a block equal each neighbour's own table sum, for odd sub-quantiser counts,
     /// several components per sub-quantiser, two blocks per node (`m0 = 48`), and after inserts
-    /// rewrote the blocks of the nodes they linked.
+    /// rewrote the records of the nodes they linked; every record starts with a copy of its links.
     #[test]
     fn block_sums_equal_each_neighbours_own_sum() {
         let mut rng = SmallRng::seed_from_u64(3);

@@ -68,10 +68,10 @@ pub enum Quantization {
     /// Walk on 4-bit product-quantisation codes stored beside every node's links (a node's
     /// neighbours are estimated together from one contiguous block by the fast-scan kernel),
     /// then rescore the `ef` candidates exactly. The fastest walk, and the largest: each node
-    /// holds its level-0 neighbours' codes on top of the f32 copy, `16 × dim` bytes per node
-    /// up to 256 dimensions (one component per sub-quantiser; wider vectors get more components
-    /// per sub-quantiser, 4 KiB per node at most) with the default `m = 16`. Not available for
-    /// L1 or binary metrics.
+    /// holds a copy of its level-0 links and its neighbours' codes on top of the f32 copy,
+    /// `16 × dim + 128` bytes per node up to 256 dimensions (one component per sub-quantiser;
+    /// wider vectors get more components per sub-quantiser, 4 KiB of codes per node at most)
+    /// with the default `m = 16`. Not available for L1 or binary metrics.
     Pq4,
 }
 
@@ -91,6 +91,12 @@ impl Quantization {
             Quantization::Auto => Quantization::None,
             q => q,
         }
+    }
+
+    /// Whether an index over `metric` can walk this way: the codes of `sq8` and `pq4`
+    /// approximate inner products and squared distances, so they need a metric ranked by one.
+    pub fn supports(self, metric: Metric) -> bool {
+        matches!(self, Quantization::Auto | Quantization::None) || metric.quantizable()
     }
 
     /// Lower-case name, as parsed.
@@ -241,27 +247,19 @@ impl HnswIndex {
         stored_binary: Option<BinaryCodes>,
     ) -> Result<Self, IndexError> {
         params.quantization = params.quantization.resolve(vectors.metric());
+        let metric = vectors.metric();
+        if !params.quantization.supports(metric) {
+            return Err(IndexError::param(
+                "quantization",
+                format!("{} does not support {metric}", params.quantization.name()),
+            ));
+        }
         let sq8 = match (params.quantization, sq8_range) {
             _ if stored_codes.is_some() => stored_codes,
-            (Quantization::None | Quantization::Auto, _) => None,
-            (Quantization::Sq8, _) if !Sq8Vectors::supports(vectors.metric()) => {
-                let metric = vectors.metric();
-                return Err(IndexError::param(
-                    "quantization",
-                    format!("sq8 does not support {metric}"),
-                ));
-            }
+            (Quantization::None | Quantization::Auto | Quantization::Pq4, _) => None,
             (Quantization::Sq8, Some((lo, hi))) => Sq8Vectors::with_range(&vectors, lo, hi),
             (Quantization::Sq8, None) if vectors.len() >= SQ8_MIN_FIT => Sq8Vectors::fit(&vectors),
             (Quantization::Sq8, None) => None,
-            (Quantization::Pq4, _) if !vectors.metric().quantizable() => {
-                let metric = vectors.metric();
-                return Err(IndexError::param(
-                    "quantization",
-                    format!("pq4 does not support {metric}"),
-                ));
-            }
-            (Quantization::Pq4, _) => None,
         };
         Ok(HnswIndex {
             sq8,
@@ -585,14 +583,13 @@ impl HnswIndex {
         Ok(index)
     }
 
-    /// Descends the upper levels and beam-searches level 0 over `storage`; returns up to `ef`
-    /// live, filter-matching nodes with `storage`'s distances, closest first.
-    fn walk<S: VectorStorage>(
+    /// Descends the upper levels greedily over `storage`, then runs `layer` on level 0 from
+    /// where the descent ended, with pooled scratch. Empty while the index is.
+    fn level0<S: VectorStorage>(
         &self,
         storage: &S,
         query: &S::Query,
-        ef: usize,
-        filter: Option<&IdFilter<'_>>,
+        layer: impl FnOnce(Walk<'_, S>, &[Neighbor], &mut Scratch) -> Vec<Neighbor>,
     ) -> Vec<Neighbor> {
         let Some((top, entry)) = unpack(self.entry.load(Ordering::Acquire)) else {
             return Vec::new();
@@ -604,21 +601,35 @@ impl HnswIndex {
         };
         let current = walk.descend(entry, top, 1);
         let mut scratch = self.take_scratch();
-        let (e, s, deleted) = ([current], &mut scratch, &self.deleted);
-        // One monomorphised walk per case, so the unfiltered search pays for no check at all.
-        let found = match (filter, deleted.is_empty()) {
-            (None, true) => walk.search_layer_all(&e, 0, ef, s),
-            (None, false) => walk.search_layer(&e, 0, ef, s, |id| !deleted.contains(id)),
-            (Some(f), _) => {
-                walk.search_layer(&e, 0, ef, s, |id| !deleted.contains(id) && f.allows(id))
-            }
-        };
+        let found = layer(walk, &[current], &mut scratch);
         self.put_scratch(scratch);
         found
     }
 
+    /// Descends the upper levels and beam-searches level 0 over `storage`; returns up to `ef`
+    /// live, filter-matching nodes with `storage`'s distances, closest first.
+    fn walk<S: VectorStorage>(
+        &self,
+        storage: &S,
+        query: &S::Query,
+        ef: usize,
+        filter: Option<&IdFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        let deleted = &self.deleted;
+        // One monomorphised walk per case, so the unfiltered search pays for no check at all.
+        self.level0(storage, query, |walk, e, s| {
+            match (filter, deleted.is_empty()) {
+                (None, true) => walk.search_layer_all(e, 0, ef, s),
+                (None, false) => walk.search_layer(e, 0, ef, s, |id| !deleted.contains(id)),
+                (Some(f), _) => {
+                    walk.search_layer(e, 0, ef, s, |id| !deleted.contains(id) && f.allows(id))
+                }
+            }
+        })
+    }
+
     /// [`Self::walk`] over the codes beside the links: descends on the nodes' own codes, then
-    /// beam-searches level 0 block by block. Distances are the codes' byte sums.
+    /// beam-searches level 0 record by record. Distances are the codes' byte sums.
     fn walk_blocks(
         &self,
         codes: &LinkCodes,
@@ -626,26 +637,16 @@ impl HnswIndex {
         ef: usize,
         filter: Option<&IdFilter<'_>>,
     ) -> Vec<Neighbor> {
-        let Some((top, entry)) = unpack(self.entry.load(Ordering::Acquire)) else {
-            return Vec::new();
-        };
-        let walk = Walk {
-            graph: &self.graph,
-            storage: codes,
-            query,
-        };
-        let current = walk.descend(entry, top, 1);
-        let mut scratch = self.take_scratch();
-        let (e, s, deleted) = ([current], &mut scratch, &self.deleted);
-        let found = match (filter, deleted.is_empty()) {
-            (None, true) => walk.search_layer_blocks_all(&e, ef, s),
-            (None, false) => walk.search_layer_blocks(&e, ef, s, |id| !deleted.contains(id)),
-            (Some(f), _) => {
-                walk.search_layer_blocks(&e, ef, s, |id| !deleted.contains(id) && f.allows(id))
+        let deleted = &self.deleted;
+        self.level0(codes, query, |walk, e, s| {
+            match (filter, deleted.is_empty()) {
+                (None, true) => walk.search_layer_blocks_all(e, ef, s),
+                (None, false) => walk.search_layer_blocks(e, ef, s, |id| !deleted.contains(id)),
+                (Some(f), _) => {
+                    walk.search_layer_blocks(e, ef, s, |id| !deleted.contains(id) && f.allows(id))
+                }
             }
-        };
-        self.put_scratch(scratch);
-        found
+        })
     }
 
     /// Ranks a walk's candidates (estimated distances) by their exact distances.

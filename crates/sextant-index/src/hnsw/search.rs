@@ -407,7 +407,7 @@ impl Walk<'_, LinkCodes> {
         let mut beam = Beam::new(candidates, results, visited, entries, ef, &accept);
         while let Some(current) = beam.next() {
             if let Some(next) = beam.peek() {
-                storage.prefetch_block(next);
+                storage.prefetch_record(next);
             }
             let ids = storage.scan(query, current.id, sums);
             for (&id, &sum) in ids.iter().zip(sums.iter()) {
@@ -444,11 +444,11 @@ impl Walk<'_, LinkCodes> {
         } = scratch;
         pool.begin(ef, visited, entries);
         while let Some(current) = pool.next() {
-            // The closest candidate left is the likeliest next: start loading its block
+            // The closest candidate left is the likeliest next: start loading its record
             // (measured on GloVe: 4–16% more queries per second than loading it once certain,
             // after this node's neighbours are in; loading two ahead was 3–6% slower).
             if let Some(next) = pool.peek() {
-                storage.prefetch_block(next);
+                storage.prefetch_record(next);
             }
             let ids = storage.scan(query, current.id, sums);
             let mut worst = pool.bound();

@@ -533,14 +533,13 @@ impl VectorStorage for DenseVectors {
     }
 }
 
-/// Issues a read prefetch for the cache line holding `ptr`.
-#[inline(always)]
 /// Asks Linux to back the not yet written pages of `v`'s allocation with 2 MiB pages where the
 /// system grants transparent huge pages on request (the usual `madvise` setting; a no-op where
 /// it does not, and on other systems). A graph walk reads vectors, codes and links at random: on
-/// this project's Xeon, huge pages for them answered 4–12% more queries per second (Fashion-MNIST
-/// f32 walk, GloVe `pq4` walk; BENCHMARKS.md), one page-table walk saved per read. Call it right after
-/// reserving, before the memory is first written: pages already written stay small.
+/// this project's Xeon, huge pages for them answered 4–12% more queries per second
+/// (Fashion-MNIST f32 walk, GloVe `pq4` walk; BENCHMARKS.md), one page-table walk saved per
+/// read. Call it right after reserving, before the memory is first written: pages already
+/// written stay small.
 pub(crate) fn advise_huge_pages<T>(v: &Vec<T>) {
     #[cfg(target_os = "linux")]
     {
@@ -564,6 +563,8 @@ pub(crate) fn advise_huge_pages<T>(v: &Vec<T>) {
     let _ = v;
 }
 
+/// Issues a read prefetch for the cache line holding `ptr`.
+#[inline(always)]
 pub(crate) fn prefetch_read(ptr: *const i8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint; it never faults and does not dereference in the Rust sense.
