@@ -42,10 +42,9 @@ pub struct Sq8Vectors {
     /// Value step between consecutive codes.
     step: f32,
     codes: Vec<CodeLine>,
-    /// Per vector: Σq.
-    sums: Vec<i32>,
-    /// Per vector: Σq².
-    squares: Vec<i32>,
+    /// Per vector: `[Σq, Σq²]`, side by side so that a distance reads one cache line beside
+    /// the codes (two arrays cost two misses: 22% of a filtered GloVe walk's samples).
+    stats: Vec<[i32; 2]>,
     /// Σ qa·qb of two stored vectors.
     dot_i8: I8Kernel,
     /// Σ ua·qb of a query (as u8) and a stored vector.
@@ -56,7 +55,7 @@ impl std::fmt::Debug for Sq8Vectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sq8Vectors")
             .field("dim", &self.dim)
-            .field("len", &self.sums.len())
+            .field("len", &self.stats.len())
             .field("offset", &self.offset)
             .field("step", &self.step)
             .finish()
@@ -99,12 +98,12 @@ impl Sq8Vectors {
             offset: lo + 128.0 * step,
             step,
             codes: Vec::with_capacity(vectors.len() * lines_per_vector),
-            sums: Vec::with_capacity(vectors.len()),
-            squares: Vec::with_capacity(vectors.len()),
+            stats: Vec::with_capacity(vectors.len()),
             dot_i8: k.dot_i8,
             dot_u8i8: k.dot_u8i8,
         };
         super::advise_huge_pages(&s.codes);
+        super::advise_huge_pages(&s.stats);
         for id in 0..vectors.len() as u32 {
             s.push(vectors.get(id).expect("id < len"));
         }
@@ -138,19 +137,18 @@ impl Sq8Vectors {
             .chunks_exact(CODE_LANES)
             .map(|c| CodeLine(bytemuck::cast_slice::<u8, i8>(c).try_into().expect("64")))
             .collect();
-        let (sums, squares) = (0..vectors.len())
+        s.stats = (0..vectors.len())
             .map(|id| {
                 let codes = s.codes_of(id);
-                (
+                [
                     codes.iter().map(|&q| i32::from(q)).sum::<i32>(),
                     codes
                         .iter()
                         .map(|&q| i32::from(q) * i32::from(q))
                         .sum::<i32>(),
-                )
+                ]
             })
-            .unzip();
-        (s.sums, s.squares) = (sums, squares);
+            .collect();
         Some(s)
     }
 
@@ -183,8 +181,7 @@ impl Sq8Vectors {
     pub fn push(&mut self, v: &[f32]) {
         let (lines, sum, square) = self.encode(v);
         self.codes.extend_from_slice(&lines);
-        self.sums.push(sum);
-        self.squares.push(square);
+        self.stats.push([sum, square]);
     }
 
     #[inline(always)]
@@ -195,7 +192,8 @@ impl Sq8Vectors {
 
     #[inline(always)]
     fn stats(&self, id: usize) -> (i32, i32) {
-        (self.sums[id], self.squares[id])
+        let [sum, square] = self.stats[id];
+        (sum, square)
     }
 
     /// Internal distance from `Σ qa·qb` and the per-vector sums and squares of both sides.
@@ -217,7 +215,7 @@ impl VectorStorage for Sq8Vectors {
     type Query = Sq8Query;
 
     fn len(&self) -> usize {
-        self.sums.len()
+        self.stats.len()
     }
 
     fn prepare(&self, query: &[f32]) -> Sq8Query {
@@ -261,10 +259,13 @@ impl VectorStorage for Sq8Vectors {
         for line in self.codes.get(start..start + lines).into_iter().flatten() {
             prefetch_read(std::ptr::from_ref(line).cast());
         }
+        if let Some(stats) = self.stats.get(id as usize) {
+            prefetch_read(std::ptr::from_ref(stats).cast());
+        }
     }
 
     fn memory_bytes(&self) -> usize {
-        self.codes.capacity() * CODE_LANES + (self.sums.capacity() + self.squares.capacity()) * 4
+        self.codes.capacity() * CODE_LANES + self.stats.capacity() * 8
     }
 }
 
