@@ -159,7 +159,8 @@ pub struct SearchArgs {
     pub k: usize,
     /// Candidates an approximate search keeps (higher: better recall, slower): the HNSW
     /// candidate list, or the ivf_pq candidates rescored exactly; for a text query, of its
-    /// dense source.
+    /// dense source. Raised to --k, except by a filtered HNSW walk (it stops at its ef-th
+    /// match and still returns the k closest matches it found).
     #[arg(long)]
     pub ef: Option<usize>,
     /// Lists an ivf_pq space scans (higher: better recall, slower) [default: the space's

@@ -90,7 +90,10 @@ pub struct SearchRequest {
     /// Number of results.
     pub k: usize,
     /// Candidates kept by an approximate search (default: the index's): an HNSW walk's
-    /// candidate list, or the number of `ivf_pq` candidates rescored exactly.
+    /// candidate list, or the number of `ivf_pq` candidates rescored exactly. Raised to `k`,
+    /// except by a filtered HNSW walk, which stops at its `ef`-th match and returns the `k`
+    /// closest matches it scored (a filter's walk explores more per unit of `ef`: a smaller
+    /// `ef` often keeps its recall).
     pub ef: Option<usize>,
     /// Lists an `ivf_pq` space scans (default: the space's `nprobe`); refused for other
     /// indexes.

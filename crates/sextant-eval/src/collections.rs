@@ -346,7 +346,7 @@ pub fn run_filtered(
                         .search(SearchRequest {
                             vector: queries.row(qi).to_vec(),
                             k: cfg.k,
-                            ef: Some(ef.max(cfg.k)),
+                            ef: Some(ef),
                             filter: case.filter.clone(),
                             ..Default::default()
                         })

@@ -134,7 +134,9 @@ pub struct SearchParams {
     /// Number of neighbours to return (at least 1).
     pub k: usize,
     /// HNSW beam width, or the candidates an IVF-PQ search rescores exactly; raised to `k`
-    /// when smaller. `None` uses the index's default. Ignored by exact indexes.
+    /// when smaller, except by a filtered HNSW walk, which stops once no candidate is closer
+    /// than its `ef`-th match and still returns the `k` closest matches it scored. `None` uses
+    /// the index's default. Ignored by exact indexes.
     pub ef: Option<usize>,
     /// Inverted lists an IVF-PQ search scans. `None` uses the index's default. Ignored by
     /// other indexes.

@@ -15,6 +15,7 @@ pub(crate) struct Scratch {
     visited: Visited,
     candidates: BinaryHeap<Reverse<Neighbor>>,
     results: BinaryHeap<Neighbor>,
+    nearest: BinaryHeap<Neighbor>,
     fresh: Vec<u32>,
     /// Estimated distances of one node's neighbours (walks over [`LinkCodes`]).
     sums: Vec<u16>,
@@ -151,30 +152,50 @@ impl Pool {
     }
 }
 
-/// The two heaps of a filtered walk: every node reached is a candidate (rejected nodes still
-/// route the walk), only accepted nodes are results, and the `ef`-th result bounds both.
+/// The heaps of a filtered walk: every node reached is a candidate (rejected nodes still route
+/// the walk), only accepted nodes are results. The walk goes on while a candidate is closer
+/// than the `ef`-th accepted node, once `keep` are in, and returns the `keep` closest accepted
+/// nodes (`keep ≥ ef`: a filtered walk may stop sooner than its number of results would make
+/// it, see [`Walk::search_layer`]).
 struct Beam<'s> {
     candidates: &'s mut BinaryHeap<Reverse<Neighbor>>,
     results: &'s mut BinaryHeap<Neighbor>,
+    /// The `ef` closest accepted nodes, when `ef < keep`.
+    nearest: &'s mut BinaryHeap<Neighbor>,
     ef: usize,
+    keep: usize,
+    /// The `ef`-th closest accepted distance: the walk's bound.
     worst: f32,
+    /// The `keep`-th closest accepted distance: what a result must beat.
+    limit: f32,
 }
 
 impl<'s> Beam<'s> {
     /// Starts from `entries` (each once, as `visited` records).
+    #[allow(clippy::too_many_arguments)]
     fn new(
-        candidates: &'s mut BinaryHeap<Reverse<Neighbor>>,
-        results: &'s mut BinaryHeap<Neighbor>,
+        scratch: (
+            &'s mut BinaryHeap<Reverse<Neighbor>>,
+            &'s mut BinaryHeap<Neighbor>,
+            &'s mut BinaryHeap<Neighbor>,
+        ),
         visited: &mut Visited,
         entries: &[Neighbor],
         ef: usize,
+        keep: usize,
         accept: &impl Fn(u32) -> bool,
     ) -> Self {
+        let (candidates, results, nearest) = scratch;
+        nearest.clear();
+        let keep = keep.max(ef);
         let mut beam = Beam {
             candidates,
             results,
+            nearest,
             ef,
+            keep,
             worst: f32::INFINITY,
+            limit: f32::INFINITY,
         };
         for &e in entries {
             if visited.insert(e.id) {
@@ -184,17 +205,32 @@ impl<'s> Beam<'s> {
         beam
     }
 
-    /// Adds a node closer than [`Self::worst`]; a result too when `accepted`.
+    /// Adds a node closer than [`Self::limit`]: a candidate when closer than
+    /// [`Self::worst`], a result too when `accepted`.
     #[inline(always)]
     fn offer(&mut self, n: Neighbor, accepted: bool) {
-        self.candidates.push(Reverse(n));
+        if n.distance < self.worst {
+            self.candidates.push(Reverse(n));
+        }
         if accepted {
             self.results.push(n);
-            if self.results.len() > self.ef {
+            if self.results.len() > self.keep {
                 self.results.pop();
             }
-            if self.results.len() >= self.ef {
-                self.worst = self.results.peek().map_or(f32::INFINITY, |w| w.distance);
+            if self.results.len() >= self.keep {
+                self.limit = self.results.peek().map_or(f32::INFINITY, |w| w.distance);
+            }
+            if self.ef == self.keep {
+                self.worst = self.limit;
+            } else if n.distance < self.worst {
+                self.nearest.push(n);
+                if self.nearest.len() > self.ef {
+                    self.nearest.pop();
+                }
+                // No bound before `keep` matches are in: the walk returns `keep` if it can.
+                if self.results.len() >= self.keep {
+                    self.worst = self.nearest.peek().map_or(f32::INFINITY, |w| w.distance);
+                }
             }
         }
     }
@@ -331,12 +367,13 @@ impl<S: VectorStorage> Walk<'_, S> {
     ///
     /// Every reachable node is a candidate for the walk, but only nodes for which `accept` returns
     /// true enter the results: this is how deleted points and filters are handled without
-    /// disconnecting the graph. Returns up to `ef` accepted nodes, closest first.
+    /// disconnecting the graph. Returns up to `max(ef, keep)` accepted nodes, closest first:
+    /// with `keep > ef` the walk goes on until `keep` are in and then stops once no candidate is
+    /// closer than the `ef`-th.
     pub(crate) fn search_layer(
         &self,
         entries: &[Neighbor],
-        level: usize,
-        ef: usize,
+        (level, ef, keep): (usize, usize, usize),
         scratch: &mut Scratch,
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Neighbor> {
@@ -350,10 +387,12 @@ impl<S: VectorStorage> Walk<'_, S> {
             visited,
             candidates,
             results,
+            nearest,
             fresh,
             ..
         } = scratch;
-        let mut beam = Beam::new(candidates, results, visited, entries, ef, &accept);
+        let heaps = (candidates, results, nearest);
+        let mut beam = Beam::new(heaps, visited, entries, ef, keep, &accept);
         while let Some(current) = beam.next() {
             if level == 0 {
                 if let Some(next) = beam.peek() {
@@ -370,7 +409,7 @@ impl<S: VectorStorage> Walk<'_, S> {
             }
             for &id in fresh.iter() {
                 let distance = storage.distance(query, id);
-                if distance < beam.worst {
+                if distance < beam.limit {
                     beam.offer(Neighbor { id, distance }, accept(id));
                 }
             }
@@ -387,7 +426,7 @@ impl Walk<'_, LinkCodes> {
     pub(crate) fn search_layer_blocks(
         &self,
         entries: &[Neighbor],
-        ef: usize,
+        (ef, keep): (usize, usize),
         scratch: &mut Scratch,
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Neighbor> {
@@ -401,10 +440,12 @@ impl Walk<'_, LinkCodes> {
             visited,
             candidates,
             results,
+            nearest,
             sums,
             ..
         } = scratch;
-        let mut beam = Beam::new(candidates, results, visited, entries, ef, &accept);
+        let heaps = (candidates, results, nearest);
+        let mut beam = Beam::new(heaps, visited, entries, ef, keep, &accept);
         while let Some(current) = beam.next() {
             if let Some(next) = beam.peek() {
                 storage.prefetch_record(next);
@@ -415,7 +456,7 @@ impl Walk<'_, LinkCodes> {
                     break;
                 }
                 let distance = f32::from(sum);
-                if distance < beam.worst && visited.insert(id) {
+                if distance < beam.limit && visited.insert(id) {
                     beam.offer(Neighbor { id, distance }, accept(id));
                 }
             }

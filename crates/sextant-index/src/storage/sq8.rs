@@ -167,12 +167,16 @@ impl Sq8Vectors {
         let flat: &mut [i8] = bytemuck::cast_slice_mut(&mut lines);
         let (mut sum, mut square) = (0i32, 0i32);
         let inv = 1.0 / self.step;
+        // The integer is read from the bits of `scaled + ROUND` (one unit per ulp there), so
+        // the loop has no float-to-int conversion and vectorises: a 784-d query encoded in 13%
+        // of a Fashion-MNIST search before.
+        let base = ROUND.to_bits() as i32;
         for (code, &x) in flat.iter_mut().zip(v) {
             let scaled = ((x - self.offset) * inv).clamp(-128.0, 127.0);
-            let q = ((scaled + ROUND) - ROUND) as i8;
-            *code = q;
-            sum += i32::from(q);
-            square += i32::from(q) * i32::from(q);
+            let q = (scaled + ROUND).to_bits() as i32 - base;
+            *code = q as i8;
+            sum += q;
+            square += q * q;
         }
         (lines, sum, square)
     }

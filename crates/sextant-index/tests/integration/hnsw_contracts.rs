@@ -276,6 +276,63 @@ fn filtered_graph_search_keeps_recall_at_ten_percent_with(quantization: Quantiza
     assert_eq!(got, exact(Metric::L2, &data, &queries, Some(&f)));
 }
 
+/// A filtered walk stops at its `ef`-th match but still returns `k` matches: with `ef` below
+/// `k` every search still fills its `k` results from the filter, closest first, with exact
+/// distances; recall falls as `ef` does (the walk explores less), and an `ef` below `k` costs
+/// an unfiltered search nothing (it is raised to `k` there).
+#[test]
+fn a_filtered_walk_may_stop_before_k_matches_and_still_returns_k() {
+    for quantization in [Quantization::None, Quantization::Auto, Quantization::Pq4] {
+        let data = clustered(N, DIM, 40, 10);
+        let queries = clustered(QUERIES, DIM, 40, 11);
+        let index = build_with(Metric::L2, &data, quantization);
+        let allowed: RoaringBitmap = (0..N as u32)
+            .filter(|id| id.wrapping_mul(2_654_435_761) % 10 < 2)
+            .collect();
+        let filter = IdFilter::Bitmap(&allowed);
+        let truth = exact(Metric::L2, &data, &queries, Some(&filter));
+        let walk = |ef: usize| SearchParams {
+            exact_filter_threshold: 0,
+            binary_filter_share: 0.0,
+            ..SearchParams::new(K).with_ef(ef)
+        };
+        let mut recalls = Vec::new();
+        for ef in [2, 5, K, 4 * K] {
+            let mut got = Vec::new();
+            for q in queries.chunks_exact(DIM) {
+                let res = index.search(q, &walk(ef), Some(&filter)).unwrap();
+                assert_eq!(res.len(), K, "{quantization:?} ef {ef}");
+                for w in res.windows(2) {
+                    assert!(w[0].distance <= w[1].distance, "{quantization:?} ef {ef}");
+                }
+                for n in &res {
+                    assert!(allowed.contains(n.id), "{quantization:?} ef {ef}");
+                    let v = &data[n.id as usize * DIM..][..DIM];
+                    let d: f32 = q.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum();
+                    assert!(
+                        (n.distance - d).abs() <= 1e-3 * d.max(1.0),
+                        "{quantization:?}"
+                    );
+                }
+                got.push(res.iter().map(|n| n.id).collect::<Vec<_>>());
+            }
+            recalls.push(recall(&truth, &got));
+        }
+        assert!(
+            recalls.windows(2).all(|w| w[0] <= w[1] + 0.01),
+            "{quantization:?}: recall should grow with ef: {recalls:?}"
+        );
+        assert!(
+            recalls[0] < recalls[3],
+            "{quantization:?}: ef 2 should explore less than ef 40: {recalls:?}"
+        );
+        assert!(recalls[3] >= 0.9, "{quantization:?}: {recalls:?}");
+        let unfiltered =
+            |ef: usize| search_all(&index, &queries, &SearchParams::new(K).with_ef(ef), None);
+        assert_eq!(unfiltered(2), unfiltered(K), "{quantization:?}");
+    }
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let index = build(Metric::L2, &clustered(100, DIM, 3, 12));

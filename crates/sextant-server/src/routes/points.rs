@@ -504,7 +504,9 @@ pub struct SearchBody {
     #[serde(default)]
     pub k: Option<usize>,
     /// Candidates an approximate search keeps: the HNSW candidate list, or the number of
-    /// `ivf_pq` candidates rescored exactly [default: the index's].
+    /// `ivf_pq` candidates rescored exactly [default: the index's]. Raised to `k`, except by a
+    /// filtered HNSW walk, which stops at its `ef`-th match and returns the `k` closest
+    /// matches it found.
     #[serde(default)]
     pub ef: Option<usize>,
     /// Lists an `ivf_pq` space scans [default: the space's `nprobe`]; refused for other
