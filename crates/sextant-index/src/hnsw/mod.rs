@@ -1,7 +1,8 @@
 //! Hierarchical navigable small-world graph (Malkov & Yashunin, 2016).
 //!
 //! Nodes get a random level (`P(level ≥ l) = m^-l`); each level is a proximity graph whose links
-//! are chosen by the diversity heuristic in [`search::select_neighbors`]. A search descends
+//! are chosen by the diversity heuristic in [`search::select_neighbors`], up to `m` a node on the
+//! upper levels and `2·m` on level 0 (for a new node's own links too). A search descends
 //! greedily through the upper levels and runs a beam search of width `ef` on level 0.
 //!
 //! Writes: [`VectorIndexMut::insert`] links one node through `&mut self`; [`HnswIndex::build`]
@@ -439,7 +440,10 @@ impl HnswIndex {
             let mut found =
                 walk.search_layer_all(&entries, l, self.params.ef_construction, &mut scratch);
             found.retain(|n| n.id != node);
-            select_neighbors(&self.vectors, &found, self.params.m, &mut selected);
+            // A new node links to as many neighbours as its level allows (2·M on level 0, as
+            // faiss does; hnswlib takes M there too). GloVe: recall@10 at ef 96 0.945 → 0.957,
+            // QPS at recall 0.95 +15%; Fashion-MNIST, whose heuristic keeps fewer: unchanged.
+            select_neighbors(&self.vectors, &found, self.graph.capacity(l), &mut selected);
             let ids: Vec<u32> = selected.iter().map(|n| n.id).collect();
             {
                 let _g = self.graph.lock(node);
