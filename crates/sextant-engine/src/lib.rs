@@ -48,7 +48,8 @@ pub use encryption::EncryptionStatus;
 pub use error::{EngineError, Result};
 pub use probe::{ProbeConfig, RecallProbeInfo};
 pub use query::{
-    default_exact_threshold, CODES_EXACT_THRESHOLD, DEFAULT_EXACT_THRESHOLD, EXACT_SCAN_BUDGET_NS,
+    codes_exact_threshold, default_exact_threshold, CODES_EXACT_BUDGET_NS, CODES_EXACT_THRESHOLD,
+    DEFAULT_EXACT_THRESHOLD, EXACT_SCAN_BUDGET_NS,
 };
 pub use query::{
     CollectionInfo, DiskParts, OrderBy, PointOut, ScrollPage, SearchRequest, SearchResponse,

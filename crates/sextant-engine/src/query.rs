@@ -6,8 +6,8 @@
 //! the points the indexed part left (or of every live point when nothing is indexed). The
 //! bitmap's size is the exact cardinality, and it picks the plan: at most
 //! [`default_exact_threshold`] matches (about 0.4 ms of scanning: 12,307 points at 50-d,
-//! 4,842 at 384-d, never fewer than 2,000; [`CODES_EXACT_THRESHOLD`] where the index keeps
-//! 1-bit codes) → exact scan of just those points (recall 1); more → a filtered HNSW walk that
+//! 4,842 at 384-d, never fewer than 2,000; [`codes_exact_threshold`] where the index keeps
+//! 1-bit codes, 40 µs of scanning) → exact scan of just those points (recall 1); more → a filtered HNSW walk that
 //! only returns allowed points, or a scan of the allowed points' 1-bit codes, whichever the
 //! segment's index has measured cheaper. An immutable segment keeps the bitmaps of its
 //! recent filters ([`Segment::select`]), so a repeated filter costs one bitmap difference
@@ -67,13 +67,27 @@ pub fn default_exact_threshold(dim: usize) -> u64 {
     DEFAULT_EXACT_THRESHOLD.max(EXACT_SCAN_BUDGET_NS * 100 / per_point_centi_ns)
 }
 
-/// The default exact-scan threshold of a segment whose index keeps 1-bit codes (HNSW at 64
-/// dimensions or more): scanning the codes of a filter's matches and rescoring a few costs
-/// about a quarter of scanning their f32 vectors (Fashion-MNIST at 3%, 1,800 points: 3,774
-/// queries/s scanned exactly, 14,913 through the codes; BENCHMARKS.md), so past this many
-/// matches the planner picks between the codes and the walk by their measured costs
-/// ([`sextant_index::PlanCosts`]).
+/// The most matches a segment whose index keeps 1-bit codes (HNSW at 64 dimensions or more)
+/// scans exactly by default, at any dimension (see [`codes_exact_threshold`]): scanning the
+/// codes of a filter's matches and rescoring a few costs about a quarter of scanning their f32
+/// vectors (Fashion-MNIST at 3%, 1,800 points: 3,774 queries/s scanned exactly, 14,913 through
+/// the codes; BENCHMARKS.md), so past the threshold the planner picks between the codes and the
+/// walk by their measured costs ([`sextant_index::PlanCosts`]).
 pub const CODES_EXACT_THRESHOLD: u64 = 1_000;
+/// Time budget, in nanoseconds, of the exact scan a filtered search prefers to the planner's
+/// choice where the index keeps 1-bit codes (see [`codes_exact_threshold`]).
+pub const CODES_EXACT_BUDGET_NS: u64 = 40_000;
+
+/// The exact-scan threshold of a segment of dimension `dim` whose index keeps 1-bit codes: the
+/// points an exact scan covers in [`CODES_EXACT_BUDGET_NS`] at the cost per point of
+/// [`default_exact_threshold`], at most [`CODES_EXACT_THRESHOLD`]: 1,000 up to about 100-d,
+/// 484 at 384-d, 280 at 784-d. A wide vector makes an exact scan of even a few hundred points
+/// slower than the code scan (Fashion-MNIST at 1%, 600 points of 784-d: 16,646 queries/s
+/// scanned exactly, half the unfiltered walk's speed).
+pub fn codes_exact_threshold(dim: usize) -> u64 {
+    let per_point_centi_ns = 2_500 + 15 * dim as u64;
+    CODES_EXACT_THRESHOLD.min(CODES_EXACT_BUDGET_NS * 100 / per_point_centi_ns)
+}
 
 /// Largest `k` a search accepts.
 pub const MAX_K: usize = 10_000;
@@ -536,7 +550,7 @@ impl Collection {
             // costs pick between the codes and the walk.
             let costs = index.plan_costs().filter(|_| filter.is_some());
             let threshold = match (costs, req.exact_threshold) {
-                (Some(_), None) => threshold.min(CODES_EXACT_THRESHOLD),
+                (Some(_), None) => threshold.min(codes_exact_threshold(spec.dim)),
                 _ => threshold,
             };
             let strategy = if matching_n == 0 {
