@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo run --release -p sextant-index --example filtered_walk -- \
-//!     data/filtered/glove-sweep cosine [--quantization auto|none|sq8|pq4] [--ef 16,32,64]
+//!     data/filtered/glove-sweep cosine [--quantization auto|none|sq8|pq4] [--ef 16,32,64] \
+//!     [--only none,10%]
 //! ```
 //!
-//! The index is built once (`HnswIndex::build`, default parameters) and cached beside the data
-//! as `index-<quantization>.hnsw`. Each setting runs three times; the median QPS is printed.
+//! The index is built once (`HnswIndex::build`, default parameters, on the current rayon pool)
+//! and cached beside the data as `index-<quantization>.hnsw`: delete that file after changing
+//! how indexes are built. Each setting runs three times; the median QPS is printed. `--only`
+//! keeps some settings (`none`, `10%`, …).
 
 use std::time::Instant;
 
