@@ -1277,4 +1277,19 @@ mod tests {
             last = t;
         }
     }
+
+    #[test]
+    fn an_index_with_codes_scans_exactly_for_40_microseconds_at_most_1000_points() {
+        assert_eq!(codes_exact_threshold(64), CODES_EXACT_THRESHOLD);
+        assert_eq!(codes_exact_threshold(384), 484);
+        assert_eq!(codes_exact_threshold(784), 280);
+        assert_eq!(codes_exact_threshold(4096), 62);
+        let mut last = u64::MAX;
+        for dim in 1..5_000 {
+            let t = codes_exact_threshold(dim);
+            assert!(t <= last && t <= CODES_EXACT_THRESHOLD, "dim {dim}: {t}");
+            assert!(t < default_exact_threshold(dim), "dim {dim}: {t}");
+            last = t;
+        }
+    }
 }

@@ -360,7 +360,7 @@ pub fn brute(vecs: &[Vec<f32>], allowed: impl Fn(usize) -> bool, q: &[f32], k: u
 }
 
 /// The 1-bit code scan as a filtered-search plan, on every layout it serves (vectors in memory
-/// and on disk) and across reopen: past `CODES_EXACT_THRESHOLD` matches the planner tries
+/// and on disk) and across reopen: past `codes_exact_threshold(64)` (1,000) matches the planner tries
 /// the codes first, then the walk, then picks by measured cost; whichever it picks, the hits
 /// stay inside the filter, skip deleted and overwritten points, match a brute-force scan
 /// (recall >= 0.95), and report exact scores. An explicit exact threshold still scans.
