@@ -301,8 +301,8 @@ pub struct CreateArgs {
     /// memory), sq8 (8-bit codes, one byte per dimension beside the vectors) or pq4 (4-bit
     /// codes of every node's neighbours stored beside its links: the fastest walk and the most
     /// memory, about 16 bytes per dimension plus 128 per point up to 256 dimensions, at most
-    /// 4 KiB of codes per point). sq8 and pq4 are not available with l1, hamming or jaccard. Results are rescored
-    /// exactly either way [default: auto].
+    /// 4 KiB of codes per point). sq8 and pq4 are not available with l1, hamming or jaccard.
+    /// Results are rescored exactly either way [default: auto].
     #[arg(long)]
     pub quantization: Option<String>,
     /// A named vector space `NAME:DIM:METRIC[:hnsw|flat|ivf_pq]` (repeat for several; the

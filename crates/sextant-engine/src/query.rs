@@ -6,12 +6,12 @@
 //! the points the indexed part left (or of every live point when nothing is indexed). The
 //! bitmap's size is the exact cardinality, and it picks the plan: at most
 //! [`default_exact_threshold`] matches (about 0.4 ms of scanning: 12,307 points at 50-d,
-//! 4,842 at 384-d, never fewer than 2,000; [`codes_exact_threshold`] where the index keeps
-//! 1-bit codes, 40 µs of scanning) → exact scan of just those points (recall 1); more → a filtered HNSW walk that
-//! only returns allowed points, or a scan of the allowed points' 1-bit codes, whichever the
-//! segment's index has measured cheaper. An immutable segment keeps the bitmaps of its
-//! recent filters ([`Segment::select`]), so a repeated filter costs one bitmap difference
-//! with the dead points. A tenant scope ([`Scope`]) is one more
+//! 4,842 at 384-d, never fewer than 2,000; [`codes_exact_threshold`], about 40 µs of
+//! scanning, where the index keeps 1-bit codes) → exact scan of just those points (recall 1);
+//! more → a filtered HNSW walk that only returns allowed points, or a scan of the allowed
+//! points' 1-bit codes, whichever the segment's index has measured cheaper. An immutable
+//! segment keeps the bitmaps of its recent filters ([`Segment::select`]), so a repeated filter
+//! costs one bitmap difference with the dead points. A tenant scope ([`Scope`]) is one more
 //! `must` condition on the (always indexed) tenant key, so it is a pre-filter like any other;
 //! every read here (search, sparse search, get, count, scroll, ids) takes one.
 //!

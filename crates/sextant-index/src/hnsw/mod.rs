@@ -621,12 +621,13 @@ impl HnswIndex {
     ) -> Vec<Neighbor> {
         let deleted = &self.deleted;
         let Width { ef, keep } = width;
-        let all = ef.max(keep);
         // One monomorphised walk per case, so the unfiltered search pays for no check at all.
         self.level0(storage, query, |walk, e, s| {
             match (filter, deleted.is_empty()) {
-                (None, true) => walk.search_layer_all(e, 0, all, s),
-                (None, false) => walk.search_layer(e, (0, all, all), s, |id| !deleted.contains(id)),
+                (None, true) => walk.search_layer_all(e, 0, keep, s),
+                (None, false) => {
+                    walk.search_layer(e, (0, keep, keep), s, |id| !deleted.contains(id))
+                }
                 (Some(f), _) => walk.search_layer(e, (0, ef, keep), s, |id| {
                     !deleted.contains(id) && f.allows(id)
                 }),
@@ -645,12 +646,11 @@ impl HnswIndex {
     ) -> Vec<Neighbor> {
         let deleted = &self.deleted;
         let Width { ef, keep } = width;
-        let all = ef.max(keep);
         self.level0(codes, query, |walk, e, s| {
             match (filter, deleted.is_empty()) {
-                (None, true) => walk.search_layer_blocks_all(e, all, s),
+                (None, true) => walk.search_layer_blocks_all(e, keep, s),
                 (None, false) => {
-                    walk.search_layer_blocks(e, (all, all), s, |id| !deleted.contains(id))
+                    walk.search_layer_blocks(e, (keep, keep), s, |id| !deleted.contains(id))
                 }
                 (Some(f), _) => walk.search_layer_blocks(e, (ef, keep), s, |id| {
                     !deleted.contains(id) && f.allows(id)
@@ -724,9 +724,9 @@ fn read_binary(
         .ok_or_else(|| corrupt("do not match the index"))
 }
 
-/// How wide a level-0 walk is: it goes on while a candidate is closer than its `ef`-th
-/// result and returns `keep` results. Unfiltered walks use `max(ef, keep)` for both; a filtered
-/// walk may stop at an `ef` below `keep` (see [`HnswIndex::filtered_ef`]).
+/// How wide a level-0 walk is: it returns `keep` results (the search's `ef` raised to `k`), and
+/// a filtered walk stops at its `ef`-th match (`ef ≤ keep`, see [`HnswIndex::filtered_ef`]);
+/// unfiltered walks use `keep` for both.
 #[derive(Debug, Clone, Copy)]
 struct Width {
     ef: usize,
@@ -780,10 +780,7 @@ impl VectorIndex for HnswIndex {
             }
         }
         let width = Width {
-            ef: match filter {
-                Some(_) => self.filtered_ef(params),
-                None => ef,
-            },
+            ef: self.filtered_ef(params).min(ef),
             keep: ef,
         };
         let mut found = match (&self.sq8, &self.bits, &self.link_codes) {

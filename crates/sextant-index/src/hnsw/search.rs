@@ -186,7 +186,6 @@ impl<'s> Beam<'s> {
         accept: &impl Fn(u32) -> bool,
     ) -> Self {
         let (candidates, results, nearest) = scratch;
-        nearest.clear();
         let keep = keep.max(ef);
         let mut beam = Beam {
             candidates,
@@ -264,6 +263,7 @@ impl Scratch {
         self.visited.reset(n);
         self.candidates.clear();
         self.results.clear();
+        self.nearest.clear();
     }
 }
 
