@@ -1,17 +1,18 @@
 //! Filtered graph walks on one index, without the engine: recall@10 and QPS of the walk alone
-//! (no exact scan, no code scan) at each selectivity of a `bench/filtered_data.py` data set,
+//! (no exact scan; the code scan with `--plan codes`) at each selectivity of a `bench/filtered_data.py` data set,
 //! against the unfiltered walk of the same index, one thread.
 //!
 //! ```text
 //! cargo run --release -p sextant-index --example filtered_walk -- \
 //!     data/filtered/glove-sweep cosine [--quantization auto|none|sq8|pq4] [--ef 16,32,64] \
-//!     [--only none,10%]
+//!     [--only none,10%] [--plan walk|codes]
 //! ```
 //!
 //! The index is built once (`HnswIndex::build`, default parameters, on the current rayon pool)
 //! and cached beside the data as `index-<quantization>.hnsw`: delete that file after changing
 //! how indexes are built. Each setting runs three times; the median QPS is printed. `--only`
-//! keeps some settings (`none`, `10%`, …).
+//! keeps some settings (`none`, `10%`, …). `--plan codes` scans the allowed points' 1-bit codes
+//! instead of walking (the planner's other plan; unfiltered searches still walk).
 
 use std::time::Instant;
 
@@ -69,6 +70,7 @@ fn main() {
     let mut quantization = Quantization::Auto;
     let mut efs = vec![10, 16, 24, 32, 48, 64, 96, 128];
     let mut only: Option<Vec<String>> = None;
+    let mut codes = false;
     let mut it = args[2..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -80,6 +82,13 @@ fn main() {
                     .split(',')
                     .map(|v| v.parse().unwrap())
                     .collect()
+            }
+            "--plan" => {
+                codes = match it.next().map(String::as_str) {
+                    Some("walk") => false,
+                    Some("codes") => true,
+                    other => panic!("--plan walk|codes, not {other:?}"),
+                }
             }
             "--only" => only = Some(it.next().unwrap().split(',').map(String::from).collect()),
             other => panic!("unknown argument {other}"),
@@ -163,7 +172,7 @@ fn main() {
         for &ef in &efs {
             let mut params = SearchParams::new(10).with_ef(ef);
             params.exact_filter_threshold = 0;
-            params.binary_filter_share = 0.0;
+            params.binary_filter_share = if codes { 1.0 } else { 0.0 };
             let mut qps = Vec::new();
             let mut recall = 0.0;
             for _ in 0..3 {

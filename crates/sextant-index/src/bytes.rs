@@ -67,6 +67,13 @@ impl Writer {
         }
     }
 
+    /// Pads with zeros to a multiple of `to` bytes from the start of the file, so that the
+    /// array written next lies aligned in a page-aligned mapping of the file.
+    pub(crate) fn align(&mut self, to: usize) {
+        let padded = self.buf.len().next_multiple_of(to);
+        self.buf.resize(padded, 0);
+    }
+
     pub(crate) fn finish(mut self) -> Vec<u8> {
         let crc = crc32fast::hash(&self.buf);
         self.buf.extend_from_slice(&crc.to_le_bytes());
@@ -173,6 +180,17 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], IndexError> {
         self.take(n)
+    }
+
+    /// Skips the padding [`Writer::align`] wrote.
+    pub(crate) fn align(&mut self, to: usize) -> Result<(), IndexError> {
+        let padded = self.pos.next_multiple_of(to);
+        self.take(padded - self.pos).map(|_| ())
+    }
+
+    /// `n` items of `size` bytes, checked for overflow and truncation.
+    pub(crate) fn array(&mut self, n: usize, size: usize) -> Result<&'a [u8], IndexError> {
+        self.take(n.checked_mul(size).ok_or_else(|| overflow(n))?)
     }
 
     pub(crate) fn u32s(&mut self, n: usize) -> Result<impl Iterator<Item = u32> + 'a, IndexError> {

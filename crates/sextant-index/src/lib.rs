@@ -268,7 +268,8 @@ impl AnyIndex {
     }
 
     /// Like [`AnyIndex::from_parts`] over bytes that stay alive (a memory-mapped index file):
-    /// an IVF-PQ index uses its lists' codes in place; the others decode as usual.
+    /// an IVF-PQ index uses its lists' codes in place, an HNSW index its links, inline vectors
+    /// and codes (version 3 files); a flat index decodes as usual.
     pub fn from_shared(
         bytes: SharedBytes,
         vectors: Option<DenseVectors>,
@@ -276,6 +277,9 @@ impl AnyIndex {
         match bytes.as_ref().as_ref().get(..8) {
             Some(m) if m == ivf::MAGIC => {
                 IvfPqIndex::from_shared(bytes, vectors).map(|i| AnyIndex::IvfPq(Box::new(i)))
+            }
+            Some(m) if m == hnsw::MAGIC => {
+                HnswIndex::from_shared(bytes, vectors).map(|h| AnyIndex::Hnsw(Box::new(h)))
             }
             _ => Self::from_parts((*bytes).as_ref(), vectors),
         }

@@ -103,9 +103,10 @@ pub struct MemoryParts {
     /// What the vector indexes hold besides the f32 vectors: graphs, SQ8 codes, IVF lists and
     /// PQ codes, centroids, tombstones.
     pub index: u64,
-    /// Index structures used in place from memory-mapped index files (IVF-PQ codes): read
-    /// through the page cache like `vectors_on_disk`, but every search touches them, so they
-    /// stay resident.
+    /// Index files used in place from their memory mapping (IVF-PQ codes; HNSW links, SQ8 and
+    /// 1-bit codes, and the f32 vectors of a space that keeps them in its index file): read
+    /// through the page cache like `vectors_on_disk`, but opening reads them whole (checksum)
+    /// and every search touches them, so they stay resident.
     pub index_mapped: u64,
     /// Payloads (serialised JSON) and the filter cache's bitmaps.
     pub payloads: u64,
@@ -390,12 +391,16 @@ impl Segment {
     /// Where this segment's bytes are, part by part.
     pub fn memory_parts(&self) -> MemoryParts {
         let mut p = MemoryParts::default();
-        for v in &self.vectors {
+        for (v, &apart) in self.vectors.iter().zip(&self.on_disk) {
             let dense = v.dense_vectors();
             let in_memory = dense.memory_bytes();
             p.vectors += in_memory as u64;
-            if dense.is_mapped() {
-                p.vectors_on_disk += dense.data_bytes() as u64;
+            match (dense.is_mapped(), apart) {
+                (false, _) => {}
+                (true, true) => p.vectors_on_disk += dense.data_bytes() as u64,
+                // Vectors inside a mapped index file (an HNSW index used in place): read
+                // whole at open with the rest of the file.
+                (true, false) => p.index_mapped += dense.data_bytes() as u64,
             }
             p.index += (v.memory_bytes() - in_memory) as u64;
             p.index_mapped += v.mapped_bytes() as u64;

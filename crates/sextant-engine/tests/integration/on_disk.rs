@@ -314,7 +314,13 @@ fn hnsw_quantization_is_kept_and_decides_the_codes() {
     for (q, bytes) in kinds.into_iter().zip(&index_bytes) {
         let c = db.collection(q.name()).unwrap();
         assert_eq!(c.schema().spaces[0].index, spec(q), "reopened");
-        assert_eq!(c.info().memory_parts.index, *bytes, "{q:?} reopened");
+        // Reopened, the index is used in place from its file's mapping (links and codes):
+        // the same structures, now mostly in the page cache instead of the heap.
+        let parts = c.info().memory_parts;
+        assert!(
+            parts.index < *bytes && parts.index_mapped > 0 && parts.vectors == 0,
+            "{q:?} reopened, {bytes} index bytes before: {parts:?}"
+        );
         let mut hit = 0;
         for v in vecs.iter().take(20) {
             let truth = brute(&vecs, |_| true, v, 10);

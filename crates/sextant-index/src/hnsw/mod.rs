@@ -24,8 +24,8 @@ use sextant_core::{Metric, PointOffset};
 use crate::bytes::{Reader, Writer};
 use crate::flat::{read_tombstones, write_tombstones, FlatIndex};
 use crate::storage::{
-    bound_sigmas_for, BinaryCodes, BitVectors, DenseVectors, Sq8Vectors, VectorStorage,
-    DEFAULT_ROTATION_SEED,
+    bound_sigmas_for, BinaryCodes, BitVectors, DenseVectors, SharedBytes, Slab, Sq8Vectors,
+    VectorStorage, DEFAULT_ROTATION_SEED,
 };
 use crate::tombstones::Tombstones;
 use crate::{IdFilter, IndexError, Neighbor, PlanCosts, SearchParams, VectorIndex, VectorIndexMut};
@@ -37,7 +37,13 @@ pub(crate) const MAGIC: &[u8; 8] = b"SXTHNSW\0";
 /// Version 2 adds the binary filter codes; version 1 files still load (codes are built from
 /// their vectors when those are in memory). An index whose quantization is `pq4` (code 2, which
 /// version 2 readers before it refuse by name) stores its link codes after the binary codes.
-const VERSION: u32 = 2;
+/// Version 3 lays every large array (links, inline vectors, SQ8 codes and their sums, binary
+/// codes and their terms) out as the search reads it, 64-byte aligned within the file, so that
+/// a memory-mapped file is used in place ([`HnswIndex::from_shared`]); versions 1 and 2 still
+/// load by decoding. `pq4` records (links beside neighbours' codes) are still rebuilt on load.
+const VERSION: u32 = 3;
+/// Alignment of the arrays of a version 3 file (a cache line).
+const ALIGN: usize = 64;
 
 /// Default number of links per node on upper levels (level 0 allows `2 * m`).
 pub const DEFAULT_M: usize = 16;
@@ -500,6 +506,24 @@ impl HnswIndex {
     /// Loads an index written by [`VectorIndex::to_bytes_with`]; `vectors` are the vectors of
     /// one written with `external_vectors` (see [`DenseVectors::from_file`]).
     pub fn from_parts(bytes: &[u8], vectors: Option<DenseVectors>) -> Result<Self, IndexError> {
+        Self::parse(bytes, None, vectors)
+    }
+
+    /// Like [`HnswIndex::from_parts`] over bytes that stay alive (a memory-mapped index file):
+    /// a version 3 file's links, inline vectors and codes are used in place where they lie
+    /// aligned, so opening costs the checksum and a check of every link, not a copy.
+    pub fn from_shared(
+        bytes: SharedBytes,
+        vectors: Option<DenseVectors>,
+    ) -> Result<Self, IndexError> {
+        Self::parse((*bytes).as_ref(), Some(&bytes), vectors)
+    }
+
+    fn parse(
+        bytes: &[u8],
+        shared: Option<&SharedBytes>,
+        vectors: Option<DenseVectors>,
+    ) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("hnsw index: {what}"));
         let (r, version) = Reader::open_versions(bytes, MAGIC, "hnsw index", 1..=VERSION)?;
         let mut r = r.with_vectors(vectors);
@@ -530,20 +554,52 @@ impl HnswIndex {
         if let Some(l) = levels.iter().find(|&&l| usize::from(l) > MAX_LEVEL) {
             return Err(corrupt(format!("level {l} above {MAX_LEVEL}")));
         }
-        let links0 = r.u32s(
-            len.checked_mul(m0 + 1)
-                .ok_or_else(|| corrupt("size".into()))?,
-        )?;
         let upper_len = levels
             .iter()
             .map(|&l| usize::from(l) * (params.m + 1))
             .sum();
-        let upper = r.u32s(upper_len)?;
-        let graph = Graph::from_raw(params.m, m0, levels, links0, upper).map_err(corrupt)?;
-        let vectors = DenseVectors::deserialize_from(&mut r, metric, dim, len)?;
-        // An index whose vectors live apart stores its SQ8 codes, so that loading it reads
-        // no vector.
+        let slots0 = len
+            .checked_mul(m0 + 1)
+            .ok_or_else(|| corrupt("size".into()))?;
+        let graph = if version >= 3 {
+            r.align(ALIGN)?;
+            let links0 = Slab::of(shared, r.array(slots0, 4)?);
+            r.align(ALIGN)?;
+            let upper = Slab::of(shared, r.array(upper_len, 4)?);
+            Graph::from_stored(params.m, m0, levels, links0, upper)
+        } else {
+            let links0 = r.u32s(slots0)?;
+            let upper = r.u32s(upper_len)?;
+            Graph::from_raw(params.m, m0, levels, links0, upper)
+        }
+        .map_err(corrupt)?;
+        let vectors = if version >= 3 && !r.external_vectors {
+            if r.vectors.is_some() {
+                return Err(corrupt(
+                    "the index holds its vectors inline, yet a vectors file was given".into(),
+                ));
+            }
+            r.align(ALIGN)?;
+            let size = DenseVectors::new(metric, dim)?.line_bytes_for(len);
+            let bytes = r.array(size.ok_or_else(|| corrupt("size".into()))?, 1)?;
+            DenseVectors::from_lines(metric, dim, len, bytes, shared)?
+        } else {
+            DenseVectors::deserialize_from(&mut r, metric, dim, len)?
+        };
+        // Version 3 stores SQ8 codes and their sums whenever the index has them; before, only
+        // an index whose vectors live apart stored its codes (so that loading it reads no
+        // vector), and others encoded them again from the vectors.
         let stored_codes = match sq8_range {
+            Some(range) if version >= 3 => {
+                let n = usize::try_from(r.u64()?).map_err(|_| corrupt("size".into()))?;
+                r.align(ALIGN)?;
+                let codes = r.array(n, 1)?;
+                let stats = r.array(len, 8)?;
+                Some(
+                    Sq8Vectors::from_parts(&vectors, range, codes, stats, shared)
+                        .ok_or_else(|| corrupt("SQ8 codes do not match the vectors".into()))?,
+                )
+            }
             Some((lo, hi)) if r.external_vectors => {
                 let n = r.u64()? as usize;
                 let bytes = r.bytes(n)?;
@@ -556,7 +612,8 @@ impl HnswIndex {
         };
         let stored_binary = match version {
             1 => None,
-            _ => read_binary(&mut r, metric, dim, len)?,
+            2 => read_binary(&mut r, metric, dim, len)?,
+            _ => read_binary_in_place(&mut r, shared, metric, dim, len)?,
         };
         let link_codes = match params.quantization {
             Quantization::Pq4 if r.u8()? == 1 => Some(LinkCodes::read(&mut r, &vectors, &graph)?),
@@ -688,15 +745,45 @@ fn write_binary(w: &mut Writer, codes: Option<&BinaryCodes>) {
         w.u8(0);
         return;
     };
-    let (centroid, seed, words, factors) = codes.parts();
+    let (centroid, seed) = codes.centroid_and_seed();
+    let (lines, terms) = codes.stored();
     w.u8(1);
     w.u64(seed);
     w.f32s(centroid);
-    w.u64(factors.len() as u64);
-    for &word in words {
-        w.u64(word);
+    w.u64(codes.len() as u64);
+    w.align(ALIGN);
+    w.bytes(lines);
+    w.bytes(terms);
+}
+
+/// Reads the binary codes of a version 3 file (their lines and terms in place where they lie
+/// aligned inside `shared`).
+fn read_binary_in_place(
+    r: &mut Reader<'_>,
+    shared: Option<&SharedBytes>,
+    metric: Metric,
+    dim: usize,
+    len: usize,
+) -> Result<Option<BinaryCodes>, IndexError> {
+    let corrupt = |what: &str| IndexError::Corrupt(format!("hnsw index: binary codes: {what}"));
+    if r.u8()? == 0 {
+        return Ok(None);
     }
-    w.f32s(bytemuck::cast_slice(&factors));
+    let seed = r.u64()?;
+    let centroid: Vec<f32> = r.f32s(dim)?.collect();
+    let n = usize::try_from(r.u64()?).map_err(|_| corrupt("count overflows"))?;
+    if n > len {
+        return Err(corrupt("more codes than vectors"));
+    }
+    let words = n
+        .checked_mul(BinaryCodes::code_words(dim))
+        .ok_or_else(|| corrupt("size"))?;
+    r.align(ALIGN)?;
+    let lines = r.array(words.div_ceil(8), 64)?;
+    let terms = r.array(n, 16)?;
+    BinaryCodes::from_stored(metric, dim, seed, centroid, n, (lines, terms), shared)
+        .map(Some)
+        .ok_or_else(|| corrupt("do not match the index"))
 }
 
 fn read_binary(
@@ -820,8 +907,13 @@ impl VectorIndex for HnswIndex {
             + self.deleted.memory_bytes()
     }
 
+    fn mapped_bytes(&self) -> usize {
+        self.graph.mapped_bytes()
+            + self.sq8.as_ref().map_or(0, Sq8Vectors::mapped_bytes)
+            + self.binary.as_ref().map_or(0, BinaryCodes::mapped_bytes)
+    }
+
     fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {
-        let (links0, upper) = self.graph.raw_links();
         let n = self.len();
         let capacity = n * (self.dim() * 4 + (self.graph.m0() + 1) * 4 + 1);
         let mut w = Writer::new(MAGIC, VERSION, capacity + self.graph.upper_len() * 4)
@@ -844,13 +936,21 @@ impl VectorIndex for HnswIndex {
         }
         w.u64(self.entry.load(Ordering::Acquire));
         w.bytes(self.graph.levels());
-        w.u32s(links0);
-        w.u32s(upper);
-        self.vectors.serialize_into(&mut w);
-        if let (true, Some(sq8)) = (external_vectors, &self.sq8) {
+        let (links0, upper) = self.graph.stored_links();
+        w.align(ALIGN);
+        w.u32s(links0.iter().map(|a| a.load(Ordering::Relaxed)));
+        w.align(ALIGN);
+        w.u32s(upper.iter().map(|a| a.load(Ordering::Relaxed)));
+        if !external_vectors {
+            w.align(ALIGN);
+            w.bytes(self.vectors.line_bytes());
+        }
+        if let Some(sq8) = &self.sq8 {
             let codes = sq8.code_bytes();
             w.u64(codes.len() as u64);
+            w.align(ALIGN);
             w.bytes(codes);
+            w.bytes(sq8.stats_bytes());
         }
         write_binary(&mut w, self.binary.as_ref());
         if self.params.quantization == Quantization::Pq4 {
@@ -869,6 +969,8 @@ impl VectorIndex for HnswIndex {
 
 impl VectorIndexMut for HnswIndex {
     fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
+        // A loaded index may use its arrays in place: each is copied on its first change.
+        self.graph.own();
         let id = self.vectors.push(vector)?;
         if let Some(bits) = &mut self.bits {
             bits.push(self.vectors.get(id).expect("just pushed"));

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use sextant_core::{KernelKind, Metric};
 
-use super::{DenseQuery, DenseVectors, VectorStorage};
+use super::{DenseQuery, DenseVectors, SharedBytes, Slab, VectorStorage};
 use crate::distance::{kernels, Popcount4Kernel};
 use crate::topk::TopK;
 use crate::Neighbor;
@@ -61,7 +61,7 @@ pub struct BinaryCodes {
     codes: Words,
     /// Per vector: `‖o − c‖`, `α`, the estimator's standard error `√(1 − α²)/α/√(D − 1)`
     /// and the popcount of the code (the first, second and last are what is stored).
-    terms: Vec<[f32; 4]>,
+    terms: Slab<[f32; 4]>,
     popcount4: Popcount4Kernel,
 }
 
@@ -149,7 +149,7 @@ impl BinaryCodes {
                 }
             });
         codes.codes = words_out;
-        codes.terms = factors.iter().map(|&f| codes.derive(f)).collect();
+        codes.terms = Slab::Owned(factors.iter().map(|&f| codes.derive(f)).collect());
         Some(codes)
     }
 
@@ -171,7 +171,7 @@ impl BinaryCodes {
             signs,
             centroid,
             codes: Words::default(),
-            terms: Vec::new(),
+            terms: Slab::default(),
             popcount4: kernels().popcount4,
         })
     }
@@ -193,7 +193,7 @@ impl BinaryCodes {
 
     /// Whether no vector is coded.
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
+        self.terms.len() == 0
     }
 
     /// Bits per code (the padded dimension).
@@ -204,7 +204,7 @@ impl BinaryCodes {
     /// Heap memory held, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.codes.memory_bytes()
-            + self.terms.capacity() * 16
+            + self.terms.heap_bytes()
             + (self.signs.capacity() + self.centroid.capacity()) * 4
     }
 
@@ -228,7 +228,8 @@ impl BinaryCodes {
         let mut code = vec![0u64; self.words()];
         let factors = self.encode(v, &mut code);
         self.codes.extend(&code);
-        self.terms.push(self.derive(factors));
+        let terms = self.derive(factors);
+        self.terms.owned().push(terms);
     }
 
     /// The scan's per-vector terms from the stored factors (`‖o − c‖`, `α`, popcount).
@@ -362,7 +363,7 @@ impl BinaryCodes {
         let n = ids.len().min(BATCH);
         let mut t = [[0f32; BATCH]; 4];
         for (i, &id) in ids[..n].iter().enumerate() {
-            let terms = self.terms[id as usize];
+            let terms = self.terms.as_slice()[id as usize];
             for (col, v) in t.iter_mut().zip(terms) {
                 col[i] = v;
             }
@@ -486,7 +487,7 @@ impl BinaryCodes {
         // (The kernel prefetches the codes a few ids ahead itself.)
         let prefetch = |batch: &[u32]| {
             for &id in batch {
-                if let Some(t) = self.terms.get(id as usize) {
+                if let Some(t) = self.terms.as_slice().get(id as usize) {
                     super::prefetch_read(std::ptr::from_ref(t).cast());
                 }
             }
@@ -519,11 +520,9 @@ impl BinaryCodes {
         candidates
     }
 
-    /// What is serialised: the centroid, the rotation seed, the code words and per vector
-    /// `‖o − c‖`, `α` and the popcount.
-    pub(crate) fn parts(&self) -> (&[f32], u64, &[u64], Vec<[f32; 3]>) {
-        let factors = self.terms.iter().map(|&[n, a, _, o]| [n, a, o]).collect();
-        (&self.centroid, self.seed, self.codes.as_slice(), factors)
+    /// The centroid and the rotation seed, for persisting beside [`BinaryCodes::stored`].
+    pub(crate) fn centroid_and_seed(&self) -> (&[f32], u64) {
+        (&self.centroid, self.seed)
     }
 
     /// Reassembles stored codes (`code_bytes`: the words, little-endian); `None` if they do not
@@ -552,8 +551,47 @@ impl BinaryCodes {
         {
             *w = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
         }
-        b.terms = factors.iter().map(|&f| b.derive(f)).collect();
+        b.terms = Slab::Owned(factors.iter().map(|&f| b.derive(f)).collect());
         Some(b)
+    }
+
+    /// The code lines (whole 64-byte lines, the last one zero-padded) and the per-vector
+    /// terms, as bytes, for a format that uses them in place ([`BinaryCodes::from_stored`]).
+    pub(crate) fn stored(&self) -> (&[u8], &[u8]) {
+        (
+            bytemuck::cast_slice(self.codes.lines.as_slice()),
+            bytemuck::cast_slice(self.terms.as_slice()),
+        )
+    }
+
+    /// Reassembles codes from [`BinaryCodes::stored`] bytes for `len` vectors, used in place
+    /// where they lie aligned inside `owner`; `None` if the sizes do not fit `metric` and
+    /// `dim`.
+    pub(crate) fn from_stored(
+        metric: Metric,
+        dim: usize,
+        seed: u64,
+        centroid: Vec<f32>,
+        len: usize,
+        (lines, terms): (&[u8], &[u8]),
+        owner: Option<&SharedBytes>,
+    ) -> Option<Self> {
+        let mut b = Self::empty(metric, dim, seed, centroid)?;
+        let words = len.checked_mul(b.words())?;
+        if lines.len() != words.div_ceil(8) * 64 || terms.len() != len.checked_mul(16)? {
+            return None;
+        }
+        b.codes = Words {
+            lines: Slab::of(owner, lines),
+            len: words,
+        };
+        b.terms = Slab::of(owner, terms);
+        Some(b)
+    }
+
+    /// Bytes used in place from shared bytes.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.codes.lines.mapped_bytes() + self.terms.mapped_bytes()
     }
 }
 
@@ -566,35 +604,36 @@ struct Line([u64; 8]);
 /// codes (a power of two of words) never straddle two.
 #[derive(Debug, Clone, Default)]
 struct Words {
-    lines: Vec<Line>,
+    lines: Slab<Line>,
     len: usize,
 }
 
 impl Words {
     fn zeroed(len: usize) -> Self {
         Words {
-            lines: vec![Line::default(); len.div_ceil(8)],
+            lines: Slab::Owned(vec![Line::default(); len.div_ceil(8)]),
             len,
         }
     }
 
     fn as_slice(&self) -> &[u64] {
-        &bytemuck::cast_slice(&self.lines)[..self.len]
+        &bytemuck::cast_slice(self.lines.as_slice())[..self.len]
     }
 
     fn as_mut_slice(&mut self) -> &mut [u64] {
-        &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
+        &mut bytemuck::cast_slice_mut(self.lines.owned())[..self.len]
     }
 
     fn extend(&mut self, words: &[u64]) {
         let len = self.len + words.len();
-        self.lines.resize(len.div_ceil(8), Line::default());
-        bytemuck::cast_slice_mut(&mut self.lines)[self.len..len].copy_from_slice(words);
+        let lines = self.lines.owned();
+        lines.resize(len.div_ceil(8), Line::default());
+        bytemuck::cast_slice_mut(lines)[self.len..len].copy_from_slice(words);
         self.len = len;
     }
 
     fn memory_bytes(&self) -> usize {
-        self.lines.capacity() * 64
+        self.lines.heap_bytes()
     }
 }
 

@@ -10,7 +10,10 @@
 
 mod binary;
 mod bits;
+mod slab;
 mod sq8;
+
+pub(crate) use slab::Slab;
 
 pub use binary::{bound_sigmas_for, BinaryCodes, BinaryQuery, BOUND_SIGMAS, DEFAULT_ROTATION_SEED};
 pub use bits::{BitQuery, BitVectors};
@@ -76,63 +79,16 @@ pub const VECTORS_FILE_HEADER: usize = 4096;
 /// bytes of padding, dimension, lines per vector, count, body CRC, header CRC.
 const HEADER_USED: usize = 8 + 4 + 4 + 4 + 4 + 8 + 4 + 4;
 
-/// Where the lines of a [`DenseVectors`] live: an owned allocation that grows with inserts, or
-/// a read-only view of a vectors file (memory-mapped, so only the pages a search touches are
-/// read and the kernel can drop them again under memory pressure).
-#[derive(Clone)]
-enum Lines {
-    Owned(Vec<Line>),
-    Mapped(MappedLines),
-}
-
-#[derive(Clone)]
-struct MappedLines {
-    /// Keeps the bytes `ptr` points into alive.
-    _owner: SharedBytes,
-    ptr: *const Line,
-    len: usize,
-}
-
-// SAFETY: `ptr` points into `_owner`'s bytes, which are immutable and live as long as the
-// `Arc`; sharing a read-only view between threads is as safe as sharing `&[Line]`.
-unsafe impl Send for MappedLines {}
-// SAFETY: as above; the view is never written through.
-unsafe impl Sync for MappedLines {}
-
-impl Lines {
-    #[inline(always)]
-    fn as_slice(&self) -> &[Line] {
-        match self {
-            Lines::Owned(v) => v,
-            // SAFETY: `ptr`/`len` were taken from a 64-byte aligned, in-bounds range of the
-            // owner's bytes when the view was made (`DenseVectors::from_file`), and the owner is
-            // kept alive and unmodified by the `Arc` this value holds.
-            Lines::Mapped(m) => unsafe { std::slice::from_raw_parts(m.ptr, m.len) },
-        }
-    }
-
-    /// The owned lines, copying a mapped view into memory first (a mapped store that receives
-    /// an insert stops being a view).
-    fn owned(&mut self) -> &mut Vec<Line> {
-        if let Lines::Mapped(m) = self {
-            // SAFETY: as in `as_slice`.
-            let copy = unsafe { std::slice::from_raw_parts(m.ptr, m.len) }.to_vec();
-            *self = Lines::Owned(copy);
-        }
-        match self {
-            Lines::Owned(v) => v,
-            Lines::Mapped(_) => unreachable!("converted above"),
-        }
-    }
-}
-
 /// Contiguous f32 vectors of one dimension and metric, preprocessed for that metric.
 #[derive(Clone)]
 pub struct DenseVectors {
     metric: Metric,
     dim: usize,
     lines_per_vector: usize,
-    data: Lines,
+    /// The lines: owned and growing with inserts, or a read-only view of a vectors file or
+    /// an index file (memory-mapped, so only the pages a search touches are read and the
+    /// kernel can drop them again under memory pressure).
+    data: Slab<Line>,
     len: usize,
     kernel: F32Kernel,
 }
@@ -170,7 +126,7 @@ impl DenseVectors {
             metric,
             dim,
             lines_per_vector: dim.div_ceil(LANES),
-            data: Lines::Owned(Vec::new()),
+            data: Slab::default(),
             len: 0,
             kernel: kernels().distance(metric.kernel()),
         })
@@ -265,7 +221,7 @@ impl DenseVectors {
 
     /// Whether the vectors are a view of a vectors file rather than held in memory.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.data, Lines::Mapped(_))
+        self.data.is_mapped()
     }
 
     /// Bytes of the vectors themselves, in memory or in the file they are a view of.
@@ -319,24 +275,11 @@ impl DenseVectors {
         let mut s = DenseVectors::new(metric, dim)?;
         s.len = len;
         // A verified buffer was read whole into memory: copy it, so memory accounting sees it.
-        let aligned = !verify
-            && cfg!(target_endian = "little")
-            && (body.as_ptr() as usize).is_multiple_of(std::mem::align_of::<Line>());
-        if aligned {
-            s.data = Lines::Mapped(MappedLines {
-                ptr: body.as_ptr().cast::<Line>(),
-                len: len * lines_per_vector,
-                _owner: bytes.clone(),
-            });
-        } else {
-            let mut lines = vec![Line([0.0; LANES]); len * lines_per_vector];
-            for (line, chunk) in lines.iter_mut().zip(body.chunks_exact(64)) {
-                for (x, c) in line.0.iter_mut().zip(chunk.chunks_exact(4)) {
-                    *x = f32::from_le_bytes(c.try_into().expect("4 bytes"));
-                }
-            }
-            s.data = Lines::Owned(lines);
-        }
+        let owner = (!verify).then_some(&bytes);
+        s.data = Slab::of(
+            owner,
+            &body[..len * lines_per_vector * std::mem::size_of::<Line>()],
+        );
         if verify {
             s.check_finite()?;
         }
@@ -415,6 +358,38 @@ impl DenseVectors {
     pub(crate) fn rows(&self) -> (&[f32], usize) {
         let lines = &self.data.as_slice()[..self.len * self.lines_per_vector];
         (bytemuck::cast_slice(lines), self.lines_per_vector * LANES)
+    }
+
+    /// The vectors as stored lines (preprocessed, zero-padded), for a format that uses them
+    /// in place ([`DenseVectors::from_lines`]).
+    pub(crate) fn line_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.data.as_slice()[..self.len * self.lines_per_vector])
+    }
+
+    /// Bytes of [`DenseVectors::line_bytes`] for `len` vectors of this store's dimension.
+    pub(crate) fn line_bytes_for(&self, len: usize) -> Option<usize> {
+        len.checked_mul(self.lines_per_vector * std::mem::size_of::<Line>())
+    }
+
+    /// `len` vectors from [`DenseVectors::line_bytes`], used in place where the bytes lie
+    /// aligned inside `owner` (values are not checked: the caller verified the file's CRC).
+    pub(crate) fn from_lines(
+        metric: Metric,
+        dim: usize,
+        len: usize,
+        bytes: &[u8],
+        owner: Option<&SharedBytes>,
+    ) -> Result<Self, IndexError> {
+        let mut s = DenseVectors::new(metric, dim)?;
+        if Some(bytes.len()) != len.checked_mul(s.lines_per_vector * std::mem::size_of::<Line>()) {
+            return Err(IndexError::Corrupt(format!(
+                "{} bytes of vectors for {len} × {dim}-d",
+                bytes.len()
+            )));
+        }
+        s.data = Slab::of(owner, bytes);
+        s.len = len;
+        Ok(s)
     }
 
     pub(crate) fn serialize_into(&self, w: &mut crate::bytes::Writer) {
@@ -525,11 +500,8 @@ impl VectorStorage for DenseVectors {
     }
 
     fn memory_bytes(&self) -> usize {
-        match &self.data {
-            Lines::Owned(v) => v.capacity() * std::mem::size_of::<Line>(),
-            // A view of a file: its pages are the kernel's page cache, not this process's heap.
-            Lines::Mapped(_) => 0,
-        }
+        // A view of a file counts nothing: its pages are the kernel's page cache.
+        self.data.heap_bytes()
     }
 }
 

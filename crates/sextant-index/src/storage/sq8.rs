@@ -16,7 +16,7 @@
 use bytemuck::{Pod, Zeroable};
 use sextant_core::{KernelKind, Metric};
 
-use super::{prefetch_read, DenseVectors, VectorStorage};
+use super::{prefetch_read, DenseVectors, SharedBytes, Slab, VectorStorage};
 use crate::distance::{kernels, I8Kernel, U8I8Kernel};
 
 /// One cache line of codes.
@@ -41,10 +41,10 @@ pub struct Sq8Vectors {
     offset: f32,
     /// Value step between consecutive codes.
     step: f32,
-    codes: Vec<CodeLine>,
+    codes: Slab<CodeLine>,
     /// Per vector: `[Σq, Σq²]`, side by side so that a distance reads one cache line beside
     /// the codes (two arrays cost two misses: 22% of a filtered GloVe walk's samples).
-    stats: Vec<[i32; 2]>,
+    stats: Slab<[i32; 2]>,
     /// Σ qa·qb of two stored vectors.
     dot_i8: I8Kernel,
     /// Σ ua·qb of a query (as u8) and a stored vector.
@@ -97,13 +97,13 @@ impl Sq8Vectors {
             lines_per_vector,
             offset: lo + 128.0 * step,
             step,
-            codes: Vec::with_capacity(vectors.len() * lines_per_vector),
-            stats: Vec::with_capacity(vectors.len()),
+            codes: Vec::with_capacity(vectors.len() * lines_per_vector).into(),
+            stats: Vec::with_capacity(vectors.len()).into(),
             dot_i8: k.dot_i8,
             dot_u8i8: k.dot_u8i8,
         };
-        super::advise_huge_pages(&s.codes);
-        super::advise_huge_pages(&s.stats);
+        super::advise_huge_pages(s.codes.owned());
+        super::advise_huge_pages(s.stats.owned());
         for id in 0..vectors.len() as u32 {
             s.push(vectors.get(id).expect("id < len"));
         }
@@ -113,7 +113,41 @@ impl Sq8Vectors {
     /// The codes as bytes, for persisting beside the range (an index whose f32 vectors live
     /// in a vectors file stores them so that opening it never reads the vectors).
     pub(crate) fn code_bytes(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.codes)
+        bytemuck::cast_slice(self.codes.as_slice())
+    }
+
+    /// Each vector's `[Σq, Σq²]` as bytes, for persisting beside the codes.
+    pub(crate) fn stats_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self.stats.as_slice())
+    }
+
+    /// Bytes used in place from shared bytes.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.codes.mapped_bytes() + self.stats.mapped_bytes()
+    }
+
+    /// Restores a store of `len` vectors from its range, [`Sq8Vectors::code_bytes`] and
+    /// [`Sq8Vectors::stats_bytes`], used in place where they lie aligned inside `owner`;
+    /// `None` when the sizes disagree or the metric or range is unsupported.
+    pub(crate) fn from_parts(
+        vectors: &DenseVectors,
+        (lo, hi): (f32, f32),
+        codes: &[u8],
+        stats: &[u8],
+        owner: Option<&SharedBytes>,
+    ) -> Option<Self> {
+        let mut s = Self::with_range(
+            &DenseVectors::new(vectors.metric(), vectors.dim()).ok()?,
+            lo,
+            hi,
+        )?;
+        let n = vectors.len();
+        if codes.len() != n * s.lines_per_vector * CODE_LANES || stats.len() != n * 8 {
+            return None;
+        }
+        s.codes = Slab::of(owner, codes);
+        s.stats = Slab::of(owner, stats);
+        Some(s)
     }
 
     /// Restores a store from its range and [`Sq8Vectors::code_bytes`] for `len` vectors of
@@ -133,10 +167,7 @@ impl Sq8Vectors {
         if bytes.len() != vectors.len() * s.lines_per_vector * CODE_LANES {
             return None;
         }
-        s.codes = bytes
-            .chunks_exact(CODE_LANES)
-            .map(|c| CodeLine(bytemuck::cast_slice::<u8, i8>(c).try_into().expect("64")))
-            .collect();
+        s.codes = Slab::of(None, bytes);
         s.stats = (0..vectors.len())
             .map(|id| {
                 let codes = s.codes_of(id);
@@ -148,7 +179,8 @@ impl Sq8Vectors {
                         .sum::<i32>(),
                 ]
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         Some(s)
     }
 
@@ -184,19 +216,19 @@ impl Sq8Vectors {
     /// Encodes and appends one (preprocessed) vector; ids stay aligned with the f32 store.
     pub fn push(&mut self, v: &[f32]) {
         let (lines, sum, square) = self.encode(v);
-        self.codes.extend_from_slice(&lines);
-        self.stats.push([sum, square]);
+        self.codes.owned().extend_from_slice(&lines);
+        self.stats.owned().push([sum, square]);
     }
 
     #[inline(always)]
     fn codes_of(&self, id: usize) -> &[i8] {
         let start = id * self.lines_per_vector;
-        bytemuck::cast_slice(&self.codes[start..start + self.lines_per_vector])
+        bytemuck::cast_slice(&self.codes.as_slice()[start..start + self.lines_per_vector])
     }
 
     #[inline(always)]
     fn stats(&self, id: usize) -> (i32, i32) {
-        let [sum, square] = self.stats[id];
+        let [sum, square] = self.stats.as_slice()[id];
         (sum, square)
     }
 
@@ -234,7 +266,7 @@ impl VectorStorage for Sq8Vectors {
     fn prepare_stored(&self, id: u32) -> Sq8Query {
         let start = id as usize * self.lines_per_vector;
         let (sum, square) = self.stats(id as usize);
-        let unsigned = to_unsigned(&self.codes[start..start + self.lines_per_vector]);
+        let unsigned = to_unsigned(&self.codes.as_slice()[start..start + self.lines_per_vector]);
         Sq8Query {
             unsigned,
             sum,
@@ -260,16 +292,22 @@ impl VectorStorage for Sq8Vectors {
     fn prefetch(&self, id: u32) {
         let start = id as usize * self.lines_per_vector;
         let lines = self.lines_per_vector.min(4);
-        for line in self.codes.get(start..start + lines).into_iter().flatten() {
+        for line in self
+            .codes
+            .as_slice()
+            .get(start..start + lines)
+            .into_iter()
+            .flatten()
+        {
             prefetch_read(std::ptr::from_ref(line).cast());
         }
-        if let Some(stats) = self.stats.get(id as usize) {
+        if let Some(stats) = self.stats.as_slice().get(id as usize) {
             prefetch_read(std::ptr::from_ref(stats).cast());
         }
     }
 
     fn memory_bytes(&self) -> usize {
-        self.codes.capacity() * CODE_LANES + self.stats.capacity() * 8
+        self.codes.heap_bytes() + self.stats.heap_bytes()
     }
 }
 

@@ -1,7 +1,9 @@
 //! Files written by released format versions must keep loading (STYLE.md §9). The fixtures in
 //! `tests/fixtures/` were written by this code from the deterministic data below (the `-v1`
 //! files at format v1; HNSW v2 added 1-bit filter codes, and later the `pq4` walk's codes, which
-//! only files of that walk hold; IVF-PQ v2 added 8-bit codes and the OPQ rotation); a change that stops reading them, or reads them differently, fails here.
+//! only files of that walk hold; HNSW v3 aligns every large array so that a mapped file is used
+//! in place; IVF-PQ v2 added 8-bit codes and the OPQ rotation); a change that stops reading
+//! them, or reads them differently, fails here.
 //!
 //! `write_fixtures` (ignored; run with `cargo test -p sextant-index --test integration
 //! write_fixtures -- --ignored`) writes the files named in `FIXTURES` with the current code. When
@@ -92,13 +94,16 @@ fn flat() -> FlatIndex {
 
 /// Name, whether the file is at the current format version (so re-serialising it must give
 /// back its bytes), and the HNSW quantisation (`None`: a flat index).
-const FIXTURES: [(&str, bool, Option<Quantization>); 6] = [
+const FIXTURES: [(&str, bool, Option<Quantization>); 9] = [
     ("hnsw-v1-f32.bin", false, Some(Quantization::None)),
     ("hnsw-v1-sq8.bin", false, Some(Quantization::Sq8)),
     ("flat-v1.bin", true, None),
-    ("hnsw-v2-f32.bin", true, Some(Quantization::None)),
-    ("hnsw-v2-sq8.bin", true, Some(Quantization::Sq8)),
-    ("hnsw-v2-pq4.bin", true, Some(Quantization::Pq4)),
+    ("hnsw-v2-f32.bin", false, Some(Quantization::None)),
+    ("hnsw-v2-sq8.bin", false, Some(Quantization::Sq8)),
+    ("hnsw-v2-pq4.bin", false, Some(Quantization::Pq4)),
+    ("hnsw-v3-f32.bin", true, Some(Quantization::None)),
+    ("hnsw-v3-sq8.bin", true, Some(Quantization::Sq8)),
+    ("hnsw-v3-pq4.bin", true, Some(Quantization::Pq4)),
 ];
 /// IVF-PQ files of `data()` (default lists and sub-quantisers, the same three deletes as
 /// `flat()`): name, whether at the current version, bits per code, OPQ.
@@ -123,9 +128,12 @@ fn ivf(bits: usize, opq: bool) -> IvfPqIndex {
     index
 }
 
-/// The HNSW v2 fixture with 1-bit codes, written with its vectors apart (they are
-/// `wide_data()`), which keeps it small.
-const CODES_FIXTURE: &str = "hnsw-v2-codes-external.bin";
+/// The HNSW fixtures with 1-bit codes, written with their vectors apart (they are
+/// `wide_data()`), which keeps them small, and whether each is at the current version.
+const CODES_FIXTURES: [(&str, bool); 2] = [
+    ("hnsw-v2-codes-external.bin", false),
+    ("hnsw-v3-codes-external.bin", true),
+];
 
 #[test]
 #[ignore = "writes fixture files; run by hand when a format version is added"]
@@ -148,7 +156,11 @@ fn write_fixtures() {
     }
     let (base, _) = wide_data();
     let codes = build_on(&base, WIDE, Quantization::Sq8);
-    std::fs::write(fixture(CODES_FIXTURE), codes.to_bytes_with(true)).unwrap();
+    for (name, current) in CODES_FIXTURES {
+        if current {
+            std::fs::write(fixture(name), codes.to_bytes_with(true)).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -241,22 +253,34 @@ fn ivf_fixtures_load_and_answer_as_when_written() {
     }
 }
 
-/// The v2 file with codes: it loads with its vectors, keeps its codes (re-serialising gives
-/// back its bytes), answers unfiltered searches exactly at a wide beam, and its filtered code
-/// scan agrees with an exact scan of the allowed points.
+/// The files with codes: each loads with its vectors, keeps its codes (re-serialising a
+/// current one gives back its bytes), answers unfiltered searches exactly at a wide beam, and
+/// its filtered code scan agrees with an exact scan of the allowed points.
 #[test]
-fn codes_fixture_loads_with_its_codes() {
+fn codes_fixtures_load_with_their_codes() {
+    for (name, current) in CODES_FIXTURES {
+        codes_fixture_loads_with_its_codes(name, current);
+    }
+}
+
+fn codes_fixture_loads_with_its_codes(name: &str, current: bool) {
     let (base, queries) = wide_data();
-    let bytes = std::fs::read(fixture(CODES_FIXTURE)).unwrap();
+    let bytes = std::fs::read(fixture(name)).unwrap();
     let vectors = DenseVectors::from_rows(Metric::L2, WIDE, &base).unwrap();
     let index = AnyIndex::from_parts(&bytes, Some(vectors)).unwrap();
-    assert_eq!((index.len(), index.deleted_count()), (WIDE_N, 3));
-    assert_eq!(index.binary_codes().map(|c| c.len()), Some(WIDE_N));
+    assert_eq!((index.len(), index.deleted_count()), (WIDE_N, 3), "{name}");
     assert_eq!(
-        index.to_bytes_with(true),
-        bytes,
-        "re-serialised bytes differ"
+        index.binary_codes().map(|c| c.len()),
+        Some(WIDE_N),
+        "{name}"
     );
+    if current {
+        assert_eq!(
+            index.to_bytes_with(true),
+            bytes,
+            "{name}: re-serialised bytes differ"
+        );
+    }
     let mut exact = FlatIndex::from_rows(Metric::L2, WIDE, &base).unwrap();
     for id in [3, 500, 1_099] {
         exact.delete(id).unwrap();
@@ -273,11 +297,11 @@ fn codes_fixture_loads_with_its_codes() {
     for q in queries.chunks(WIDE) {
         let wide = SearchParams::new(10).with_ef(400);
         let want = ids(exact.search(q, &wide, None).unwrap());
-        assert_eq!(ids(index.search(q, &wide, None).unwrap()), want);
+        assert_eq!(ids(index.search(q, &wide, None).unwrap()), want, "{name}");
         let truth = ids(exact.search(q, &SearchParams::new(10), Some(&f)).unwrap());
         let got = ids(index.search(q, &scan, Some(&f)).unwrap());
-        assert!(got.iter().all(|id| allowed.contains(*id)));
+        assert!(got.iter().all(|id| allowed.contains(*id)), "{name}");
         hits += got.iter().filter(|id| truth.contains(id)).count();
     }
-    assert!(hits >= 45, "code-scan recall {hits}/50");
+    assert!(hits >= 45, "{name}: code-scan recall {hits}/50");
 }

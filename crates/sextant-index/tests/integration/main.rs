@@ -6,6 +6,7 @@ mod external_vectors;
 mod format_fixtures;
 mod hnsw_contracts;
 mod ivf_contracts;
+mod mapped_hnsw;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
