@@ -5,14 +5,17 @@
 //! ```text
 //! cargo run --release -p sextant-index --example filtered_walk -- \
 //!     data/filtered/glove-sweep cosine [--quantization auto|none|sq8|pq4] [--ef 16,32,64] \
-//!     [--only none,10%] [--plan walk|codes]
+//!     [--only none,10%] [--plan walk|codes] [--mapped [huge]]
 //! ```
 //!
 //! The index is built once (`HnswIndex::build`, default parameters, on the current rayon pool)
 //! and cached beside the data as `index-<quantization>.hnsw`: delete that file after changing
 //! how indexes are built. Each setting runs three times; the median QPS is printed. `--only`
 //! keeps some settings (`none`, `10%`, …). `--plan codes` scans the allowed points' 1-bit codes
-//! instead of walking (the planner's other plan; unfiltered searches still walk).
+//! instead of walking (the planner's other plan; unfiltered searches still walk). `--mapped` loads
+//! the cached index through a memory mapping and uses it in place, as a reopened collection does
+//! (`--mapped huge` advises the mapping for huge pages first); without it the index is decoded
+//! into memory.
 
 use std::time::Instant;
 
@@ -71,6 +74,7 @@ fn main() {
     let mut efs = vec![10, 16, 24, 32, 48, 64, 96, 128];
     let mut only: Option<Vec<String>> = None;
     let mut codes = false;
+    let mut mapped: Option<bool> = None;
     let mut it = args[2..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -90,6 +94,8 @@ fn main() {
                     other => panic!("--plan walk|codes, not {other:?}"),
                 }
             }
+            "--mapped" => mapped = Some(false),
+            "huge" if mapped.is_some() => mapped = Some(true),
             "--only" => only = Some(it.next().unwrap().split(',').map(String::from).collect()),
             other => panic!("unknown argument {other}"),
         }
@@ -102,7 +108,20 @@ fn main() {
         .expect("base in meta.json");
     let cache = format!("{dir}/index-{}.hnsw", quantization.name());
     let index = match std::fs::read(&cache) {
-        Ok(bytes) => HnswIndex::from_bytes(&bytes).expect("cached index"),
+        Ok(bytes) => match mapped {
+            None => HnswIndex::from_bytes(&bytes).expect("cached index"),
+            Some(huge) => {
+                let file = std::fs::File::open(&cache).expect("cached index");
+                // SAFETY: the cache file is not changed while this process runs.
+                let map = unsafe { memmap2::Mmap::map(&file) }.expect("map");
+                if huge {
+                    map.advise(memmap2::Advice::HugePage).expect("madvise");
+                }
+                let index = HnswIndex::from_shared(std::sync::Arc::new(map), None).expect("map");
+                eprintln!("{} bytes used in place", index.mapped_bytes());
+                index
+            }
+        },
         Err(_) => {
             let (dim, raw) = if base.ends_with(".npy") {
                 read_npy(base)

@@ -79,7 +79,10 @@ impl<T: Pod> Slab<T> {
             }
         }
         let n = bytes.len() / size;
-        let mut copy = vec![T::zeroed(); n];
+        // A copy is walked at random like the arrays a build makes: huge pages where granted.
+        let mut copy = Vec::with_capacity(n);
+        super::advise_huge_pages(&copy);
+        copy.resize(n, T::zeroed());
         bytemuck::cast_slice_mut::<T, u8>(&mut copy).copy_from_slice(&bytes[..n * size]);
         Slab::Owned(copy)
     }
