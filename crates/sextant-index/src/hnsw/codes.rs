@@ -23,7 +23,9 @@ use super::graph::Graph;
 use crate::bytes::{Reader, Writer};
 use crate::distance::{fastscan_slot, kernels, MAX_SUBQUANTIZERS};
 use crate::ivf::pq::{self, ProductQuantizer, KSUB};
-use crate::storage::{advise_huge_pages, prefetch_read, DenseVectors, VectorStorage};
+use crate::storage::{
+    advise_huge_pages, prefetch_read, DenseVectors, SharedBytes, Slab, VectorStorage,
+};
 use crate::IndexError;
 
 /// Neighbour slots of one fast-scan block.
@@ -55,8 +57,9 @@ pub(crate) struct LinkCodes {
     /// `pairs` bytes per node: sub-quantiser `2p` in the low nibble of byte `p`, `2p + 1` in
     /// the high one (zero past `m`).
     codes: Vec<u8>,
-    /// One record per node ([`Self::record_bytes`]): its links, then its neighbours' codes.
-    records: Vec<u8>,
+    /// One record per node ([`Self::record_bytes`]): its links, then its neighbours' codes
+    /// (words, so that the links are aligned; owned, or a view of a version 3 index file).
+    records: Slab<u32>,
 }
 
 /// A query's table, quantised to bytes in the fast-scan layout.
@@ -119,16 +122,19 @@ impl LinkCodes {
             pairs,
             node_blocks,
             codes,
-            records: Vec::new(),
+            records: Slab::default(),
         };
-        let size = lc.record_bytes();
-        let mut records = vec![0u8; graph.len() * size];
+        let size = lc.record_bytes() / 4;
+        let mut records = Vec::with_capacity(graph.len() * size);
         advise_huge_pages(&records);
+        records.resize(graph.len() * size, 0u32);
         records
             .par_chunks_mut(size)
             .enumerate()
-            .for_each(|(node, record)| lc.fill(graph, node as u32, record));
-        lc.records = records;
+            .for_each(|(node, record)| {
+                lc.fill(graph, node as u32, bytemuck::cast_slice_mut(record));
+            });
+        lc.records = Slab::Owned(records);
         lc
     }
 
@@ -140,13 +146,21 @@ impl LinkCodes {
     }
 
     /// A node's record: its level-0 links (`node_blocks × 32` ids, [`NO_LINK`] past the last),
-    /// then `node_blocks` fast-scan blocks of its neighbours' codes.
+    /// then `node_blocks` fast-scan blocks of its neighbours' codes (a multiple of 4 bytes).
     fn record_bytes(&self) -> usize {
         self.node_blocks * SLOTS * 4 + self.node_blocks * self.pairs * SLOTS
     }
 
     fn ids_bytes(&self) -> usize {
         self.node_blocks * SLOTS * 4
+    }
+
+    /// `node`'s record.
+    #[inline(always)]
+    fn record(&self, node: u32) -> &[u8] {
+        let size = self.record_bytes();
+        let start = node as usize * size;
+        &bytemuck::cast_slice(self.records.as_slice())[start..start + size]
     }
 
     /// Writes `node`'s record: its level-0 links, then their codes one 32-byte row (a pair of
@@ -181,7 +195,8 @@ impl LinkCodes {
         let start = node as usize * size;
         // `fill` reads the codes through `self` while the record is written: lend it out.
         let mut records = std::mem::take(&mut self.records);
-        self.fill(graph, node, &mut records[start..start + size]);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(records.owned());
+        self.fill(graph, node, &mut bytes[start..start + size]);
         self.records = records;
     }
 
@@ -192,8 +207,9 @@ impl LinkCodes {
         let at = self.codes.len();
         self.codes.resize(at + self.pairs, 0);
         pack(&code, &mut self.codes[at..]);
-        self.records
-            .resize(self.records.len() + self.record_bytes(), 0);
+        let words = self.record_bytes() / 4;
+        let records = self.records.owned();
+        records.resize(records.len() + words, 0);
     }
 
     /// Estimated distances from `query` to `node`'s neighbours, in link order, into `sums`
@@ -206,9 +222,7 @@ impl LinkCodes {
         node: u32,
         sums: &mut Vec<u16>,
     ) -> &'s [u32] {
-        let size = self.record_bytes();
-        let start = node as usize * size;
-        let (ids, block) = self.records[start..start + size].split_at(self.ids_bytes());
+        let (ids, block) = self.record(node).split_at(self.ids_bytes());
         sums.resize(self.node_blocks * SLOTS, 0);
         (kernels().fastscan)(block, &query.lut, sums);
         bytemuck::cast_slice(ids)
@@ -217,9 +231,8 @@ impl LinkCodes {
     /// Hints the CPU to load `node`'s record.
     #[inline]
     pub(crate) fn prefetch_record(&self, node: u32) {
-        let size = self.record_bytes();
-        let start = node as usize * size;
-        let record = &self.records[start..start + size];
+        let record = self.record(node);
+        let size = record.len();
         // Every line: measured on GloVe (before the links were copied in), prefetching the
         // first 2 or 4 lines of 800 bytes of codes answered 8–11% fewer queries per second
         // than all 13.
@@ -228,20 +241,33 @@ impl LinkCodes {
         }
     }
 
-    /// Writes the sub-quantisers and every node's packed codes (records are derived on load).
+    /// Writes the sub-quantisers, every node's packed codes and (format version 3) the
+    /// records, 64-byte aligned, so that a mapped file uses them in place.
     pub(crate) fn write(&self, w: &mut Writer) {
         w.u32(self.pq.m as u32);
         w.u32(self.pq.dsub as u32);
         w.f32s(&self.pq.centroids);
         w.u64(self.codes.len() as u64);
         w.bytes(&self.codes);
+        let records: &[u8] = bytemuck::cast_slice(self.records.as_slice());
+        w.u64(records.len() as u64);
+        w.align(64);
+        w.bytes(records);
     }
 
-    /// Reads what [`Self::write`] wrote, for an index of `vectors` linked by `graph`.
+    /// Bytes used in place from shared bytes.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.records.mapped_bytes()
+    }
+
+    /// Reads what [`Self::write`] wrote, for an index of `vectors` linked by `graph`: a
+    /// version 3 file's records in place where they lie aligned inside `shared` (checked
+    /// against the graph's links), a version 2 file's records derived from its codes.
     pub(crate) fn read(
         r: &mut Reader<'_>,
         vectors: &DenseVectors,
         graph: &Graph,
+        (version, shared): (u32, Option<&SharedBytes>),
     ) -> Result<Self, IndexError> {
         let corrupt = |what: String| IndexError::Corrupt(format!("hnsw index: link codes: {what}"));
         let dim = vectors.dim();
@@ -269,7 +295,43 @@ impl LinkCodes {
             ksub: KSUB,
             centroids,
         };
-        Ok(Self::with_codes(vectors, graph, pq, codes))
+        if version < 3 {
+            return Ok(Self::with_codes(vectors, graph, pq, codes));
+        }
+        let pairs = pq.m.div_ceil(2);
+        let mut lc = LinkCodes {
+            neg_dot: vectors.metric().kernel() == KernelKind::NegDot,
+            pq,
+            pairs,
+            node_blocks: graph.m0().div_ceil(SLOTS),
+            codes,
+            records: Slab::default(),
+        };
+        let n = usize::try_from(r.u64()?).map_err(|_| corrupt("size".into()))?;
+        if Some(n) != graph.len().checked_mul(lc.record_bytes()) {
+            return Err(corrupt(format!(
+                "{n} record bytes for {} nodes",
+                graph.len()
+            )));
+        }
+        r.align(64)?;
+        lc.records = Slab::of(shared, r.array(n, 1)?);
+        // A record's links are what the walk follows: they must be the graph's (its codes can
+        // be any bytes: every nibble indexes a 16-entry table).
+        for node in 0..graph.len() as u32 {
+            let ids: &[u32] = bytemuck::cast_slice(&lc.record(node)[..lc.ids_bytes()]);
+            let links = graph.neighbors(node, 0);
+            let matches = ids.iter().enumerate().all(|(i, &id)| match links.get(i) {
+                Some(slot) => slot.load(Relaxed) == id,
+                None => id == NO_LINK,
+            });
+            if !matches {
+                return Err(corrupt(format!(
+                    "node {node}'s record disagrees with its links"
+                )));
+            }
+        }
+        Ok(lc)
     }
 }
 
@@ -324,7 +386,7 @@ impl VectorStorage for LinkCodes {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.codes.capacity() + self.records.capacity() + self.pq.centroids.capacity() * 4
+        self.codes.capacity() + self.records.heap_bytes() + self.pq.centroids.capacity() * 4
     }
 }
 
@@ -397,6 +459,53 @@ mod tests {
                 }
             }
             assert!(checked > n * m / 2, "{metric}: {checked} links checked");
+        }
+    }
+
+    /// Records read from a version 3 file are checked against the graph's links: one that
+    /// names another neighbour, or a link past the last, is an error; intact ones load as
+    /// written (in place from shared bytes).
+    #[test]
+    fn stored_records_must_match_the_links() {
+        let mut rng = SmallRng::seed_from_u64(4);
+        let (n, dim) = (1_200, 24);
+        let data: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let vectors = DenseVectors::from_rows(Metric::L2, dim, &data).unwrap();
+        let params = HnswParams {
+            m: 8,
+            quantization: Quantization::Pq4,
+            ..HnswParams::default()
+        };
+        let index = HnswIndex::build(vectors, params, None).unwrap();
+        let codes = index.link_codes.as_ref().expect("trained");
+        let mut w = Writer::new(b"TESTTEST", 3, 0);
+        codes.write(&mut w);
+        let bytes = w.finish();
+        let records_at = bytes.len() - 4 - codes.record_bytes() * n;
+        let read = |bytes: &[u8]| {
+            let mut r = Reader::open(bytes, b"TESTTEST", "test", 3).unwrap();
+            LinkCodes::read(&mut r, &index.vectors, &index.graph, (3, None))
+        };
+        let back = read(&bytes).unwrap();
+        assert_eq!(back.records.as_slice(), codes.records.as_slice());
+        let with_crc = |mut b: Vec<u8>| {
+            let body = b.len() - 4;
+            let crc = crc32fast::hash(&b[..body]);
+            b[body..].copy_from_slice(&crc.to_le_bytes());
+            b
+        };
+        let node = 7;
+        let count = index.graph.neighbors(node, 0).len();
+        let id_at = |i: usize| records_at + node as usize * codes.record_bytes() + 4 * i;
+        for (slot, value) in [(0, (node + 1) % n as u32), (count, 0), (count - 1, NO_LINK)] {
+            let mut b = bytes.clone();
+            let at = id_at(slot);
+            if b[at..at + 4] == value.to_le_bytes() {
+                continue; // already that value: not a corruption
+            }
+            b[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            let e = read(&with_crc(b)).err().expect("corrupt record accepted");
+            assert!(e.to_string().contains("disagrees"), "{e}");
         }
     }
 }

@@ -40,7 +40,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"SXTHNSW\0";
 /// Version 3 lays every large array (links, inline vectors, SQ8 codes and their sums, binary
 /// codes and their terms) out as the search reads it, 64-byte aligned within the file, so that
 /// a memory-mapped file is used in place ([`HnswIndex::from_shared`]); versions 1 and 2 still
-/// load by decoding. `pq4` records (links beside neighbours' codes) are still rebuilt on load.
+/// load by decoding (a v2 `pq4` index rebuilds its records, links beside neighbours' codes).
 const VERSION: u32 = 3;
 /// Alignment of the arrays of a version 3 file (a cache line).
 const ALIGN: usize = 64;
@@ -616,7 +616,12 @@ impl HnswIndex {
             _ => read_binary_in_place(&mut r, shared, metric, dim, len)?,
         };
         let link_codes = match params.quantization {
-            Quantization::Pq4 if r.u8()? == 1 => Some(LinkCodes::read(&mut r, &vectors, &graph)?),
+            Quantization::Pq4 if r.u8()? == 1 => Some(LinkCodes::read(
+                &mut r,
+                &vectors,
+                &graph,
+                (version, shared),
+            )?),
             _ => None,
         };
         let deleted = read_tombstones(&mut r, len)?;
@@ -911,6 +916,7 @@ impl VectorIndex for HnswIndex {
         self.graph.mapped_bytes()
             + self.sq8.as_ref().map_or(0, Sq8Vectors::mapped_bytes)
             + self.binary.as_ref().map_or(0, BinaryCodes::mapped_bytes)
+            + self.link_codes.as_ref().map_or(0, LinkCodes::mapped_bytes)
     }
 
     fn to_bytes_with(&self, external_vectors: bool) -> Vec<u8> {

@@ -1,9 +1,10 @@
-//! HNSW indexes used in place from their file's bytes (format v3): loaded from an aligned
-//! buffer, as a memory mapping is, every walk (f32, SQ8, `pq4`) with vectors inline or apart
-//! keeps its links, vectors and codes as views of the buffer and answers exactly as the index
-//! it was written from, unfiltered, through a filtered walk and through the code scan; a
-//! misaligned buffer is copied and answers the same; an insert copies what it changes and then
-//! behaves as on a decoded copy; a file whose checksum holds but whose links do not is an error.
+//! HNSW indexes used in place from their file's bytes (format v3). Loaded from an aligned
+//! buffer, as a memory mapping is, every walk (f32, SQ8, `pq4`), with vectors inline or apart,
+//! keeps its links, vectors, codes and `pq4` records as views of the buffer. It answers exactly
+//! as the index it was written from: unfiltered, through a filtered walk and through the code
+//! scan. A misaligned buffer is copied and answers the same. An insert copies what it changes
+//! and then behaves as on a decoded copy. A file whose checksum holds but whose links do not
+//! is an error.
 
 use std::sync::Arc;
 
@@ -115,6 +116,18 @@ fn an_aligned_file_is_used_in_place_and_answers_as_written() {
             // Links (at least 33 slots of 4 bytes a node) and the 1-bit codes are views.
             assert!(
                 mapped.mapped_bytes() >= N * 33 * 4 + N * 16,
+                "{name}: {} bytes used in place",
+                mapped.mapped_bytes()
+            );
+            // The `pq4` records (each node's links, 128 bytes here, beside its neighbours'
+            // codes) are views too.
+            let records = if quantization == Quantization::Pq4 {
+                N * 128
+            } else {
+                0
+            };
+            assert!(
+                mapped.mapped_bytes() >= N * 33 * 4 + N * 16 + records,
                 "{name}: {} bytes used in place",
                 mapped.mapped_bytes()
             );
