@@ -52,7 +52,7 @@ impl DenseActivation {
         }
     }
 
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             DenseActivation::Identity => Ok(x.clone()),
             DenseActivation::Tanh => x.tanh(),
@@ -192,7 +192,7 @@ impl DenseLayer {
 
 /// `model.safetensors` of a `Dense` directory; a pickle-only directory is an error that says
 /// how to convert it.
-fn weights_file(dir: &Path) -> Result<PathBuf, EmbedError> {
+pub(crate) fn weights_file(dir: &Path) -> Result<PathBuf, EmbedError> {
     let st = dir.join(WEIGHTS_FILE);
     if st.is_file() {
         return Ok(st);

@@ -68,6 +68,7 @@ mod raw_tensors;
 mod rerank;
 mod splade;
 mod tokenize;
+mod train;
 mod weights;
 
 pub use alloc::keep_inference_buffers;
@@ -105,4 +106,5 @@ pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};
 pub use tokenize::{Batch, Encoded, TextTokenizer};
+pub use train::{mnrl_loss, Param, TrainableEncoder};
 pub use weights::Weights;

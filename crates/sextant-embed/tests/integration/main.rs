@@ -36,6 +36,7 @@ mod rerank;
 mod splade;
 mod static_model;
 mod tiny_st;
+mod train;
 
 use std::path::PathBuf;
 

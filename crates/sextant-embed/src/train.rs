@@ -1,0 +1,332 @@
+//! A differentiable forward pass of a sentence-transformers bi-encoder (issue 20, first step):
+//! the BERT-family encoder, its pooling, `Dense` modules and `Normalize`, over candle `Var`s,
+//! so that candle's autograd gives the gradient of a training loss with respect to every
+//! weight.
+//!
+//! The weights load from the same files as the inference path. The same name resolution
+//! ([`Weights`]) and the same configuration checks apply, and the names this module keeps are
+//! the files' own: `encoder.layer.0.attention.self.query.weight` for the encoder and
+//! `2_Dense/linear.weight` for a `Dense` module. The inference path's fused kernels and
+//! transposed, packed weights stay there. This pass is written with plain tensor operations,
+//! each of which candle can differentiate: embeddings by `index_select`, layer norm from means,
+//! softmax with its maximum held constant, the exact (`erf`) GELU. Dropout is not applied.
+//!
+//! [`mnrl_loss`] is sentence-transformers' `MultipleNegativesRankingLoss`: the cross-entropy of
+//! each anchor against every positive of the batch (in-batch negatives), on `scale` times their
+//! cosine similarity.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use crate::bert::{Activation, MASK_BIAS};
+use crate::config::{BertConfig, EncoderFamily, ModelDir};
+use crate::dense::{DenseActivation, DenseLayer};
+use crate::modules::Pipeline;
+use crate::pooling::Pooling;
+use crate::weights::Weights;
+use crate::EmbedError;
+
+/// A named trainable weight, named as in the model's files.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// The tensor's name in its file (`2_Dense/linear.weight` for a `Dense` module's).
+    pub name: String,
+    /// The weight.
+    pub var: Var,
+}
+
+#[derive(Debug, Clone)]
+struct Linear {
+    /// `[out, in]`, as stored.
+    w: Var,
+    b: Option<Var>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.matmul(&self.w.as_tensor().t()?)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b.as_tensor()),
+            None => Ok(y),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    gamma: Var,
+    beta: Var,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let norm = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        norm.broadcast_mul(self.gamma.as_tensor())?
+            .broadcast_add(self.beta.as_tensor())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+    out_norm: LayerNorm,
+}
+
+#[derive(Debug, Clone)]
+struct Dense {
+    linear: Linear,
+    activation: DenseActivation,
+}
+
+/// A sentence-transformers bi-encoder whose weights are candle `Var`s (see the module docs).
+#[derive(Debug, Clone)]
+pub struct TrainableEncoder {
+    cfg: BertConfig,
+    word: Var,
+    position: Var,
+    token_type: Var,
+    emb_norm: LayerNorm,
+    layers: Vec<Layer>,
+    act: Activation,
+    pooling: Pooling,
+    dense: Vec<Dense>,
+    normalize: bool,
+    params: Vec<Param>,
+}
+
+/// Loads tensors as `Var`s of `dtype`, recording their names.
+struct Loader<'a> {
+    weights: &'a Weights,
+    dtype: DType,
+    prefix: String,
+    params: &'a mut Vec<Param>,
+}
+
+impl Loader<'_> {
+    fn var(&mut self, name: &str, shape: &[usize]) -> Result<Var, EmbedError> {
+        let t = self.weights.get(name, shape)?.to_dtype(self.dtype)?;
+        let var = Var::from_tensor(&t)?;
+        self.params.push(Param {
+            name: format!("{}{name}", self.prefix),
+            var: var.clone(),
+        });
+        Ok(var)
+    }
+
+    fn linear(&mut self, name: &str, inp: usize, out: usize) -> Result<Linear, EmbedError> {
+        let w = self.var(&format!("{name}.weight"), &[out, inp])?;
+        let b = match self.weights.get_opt(&format!("{name}.bias"), &[out])? {
+            Some(_) => Some(self.var(&format!("{name}.bias"), &[out])?),
+            None => None,
+        };
+        Ok(Linear { w, b })
+    }
+
+    fn norm(&mut self, name: &str, dim: usize, eps: f64) -> Result<LayerNorm, EmbedError> {
+        Ok(LayerNorm {
+            gamma: self.var(&format!("{name}.weight"), &[dim])?,
+            beta: self.var(&format!("{name}.bias"), &[dim])?,
+            eps,
+        })
+    }
+}
+
+impl TrainableEncoder {
+    /// Loads the sentence-transformers (or plain Hugging Face BERT-family) model in `dir`, its
+    /// weights as `dtype` (f32 to train, f64 for gradient checks). A model without a pooling
+    /// module pools by `default_pooling`.
+    pub fn load(dir: &Path, dtype: DType, default_pooling: Pooling) -> Result<Self, EmbedError> {
+        let model = ModelDir::resolve(&dir.to_string_lossy())?;
+        let cfg = model.bert_config()?;
+        if cfg.family() != EncoderFamily::Bert {
+            return Err(EmbedError::InvalidArgument(format!(
+                "{}: training supports BERT models (model_type bert), not {:?}",
+                dir.display(),
+                cfg.model_type
+            )));
+        }
+        let weights = Weights::load(&model.require(crate::config::WEIGHTS_FILE)?, &Device::Cpu)?;
+        let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
+        let mut params = Vec::new();
+        let mut l = Loader {
+            weights: &weights,
+            dtype,
+            prefix: String::new(),
+            params: &mut params,
+        };
+        let word = l.var("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?;
+        let position = l.var(
+            "embeddings.position_embeddings.weight",
+            &[cfg.max_position_embeddings, h],
+        )?;
+        let token_type = l.var(
+            "embeddings.token_type_embeddings.weight",
+            &[cfg.type_vocab_size, h],
+        )?;
+        let emb_norm = l.norm("embeddings.LayerNorm", h, eps)?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                query: l.linear(&format!("{p}.attention.self.query"), h, h)?,
+                key: l.linear(&format!("{p}.attention.self.key"), h, h)?,
+                value: l.linear(&format!("{p}.attention.self.value"), h, h)?,
+                attn_out: l.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: l.norm(&format!("{p}.attention.output.LayerNorm"), h, eps)?,
+                up: l.linear(&format!("{p}.intermediate.dense"), h, cfg.intermediate_size)?,
+                down: l.linear(&format!("{p}.output.dense"), cfg.intermediate_size, h)?,
+                out_norm: l.norm(&format!("{p}.output.LayerNorm"), h, eps)?,
+            });
+        }
+        let act = Activation::parse(&cfg.hidden_act).ok_or_else(|| {
+            EmbedError::InvalidArgument(format!("unsupported activation {:?}", cfg.hidden_act))
+        })?;
+        let pipeline = Pipeline::read(model.root(), h)?;
+        let mut dense = Vec::with_capacity(pipeline.dense.len());
+        let mut width = h;
+        for dir in &pipeline.dense {
+            // The inference loader checks the module's configuration and weights.
+            let checked = DenseLayer::load(dir, width)?;
+            let dense_weights = Weights::load(&crate::dense::weights_file(dir)?, &Device::Cpu)?;
+            let name = dir
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into());
+            let mut l = Loader {
+                weights: &dense_weights,
+                dtype,
+                prefix: format!("{name}/"),
+                params: &mut params,
+            };
+            let linear = l.linear("linear", width, checked.out_features())?;
+            dense.push(Dense {
+                linear,
+                activation: checked.activation(),
+            });
+            width = checked.out_features();
+        }
+        Ok(TrainableEncoder {
+            cfg,
+            word,
+            position,
+            token_type,
+            emb_norm,
+            layers,
+            act,
+            pooling: pipeline.pooling.map_or(default_pooling, |p| p.pooling),
+            dense,
+            normalize: pipeline.normalize,
+            params,
+        })
+    }
+
+    /// Every trainable weight, named as in the model's files.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// Sentence embeddings `[batch, out]` of token `ids` and `type_ids` (`[batch, seq]` u32)
+    /// with `mask` (`[batch, seq]`, 1 for tokens, 0 for padding), differentiable with respect to
+    /// every [`TrainableEncoder::params`] weight.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor, EmbedError> {
+        let (b, s) = ids.dims2()?;
+        if s > self.cfg.max_tokens() {
+            return Err(EmbedError::InvalidArgument(format!(
+                "sequence of {s} tokens exceeds the model's {} positions",
+                self.cfg.max_tokens()
+            )));
+        }
+        let h = self.cfg.hidden_size;
+        let dtype = self.word.dtype();
+        let words = self.word.index_select(&ids.flatten_all()?, 0)?;
+        let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
+        let pos = self.position.narrow(0, 0, s)?;
+        let x = (words + types)?.reshape((b, s, h))?.broadcast_add(&pos)?;
+        let mut x = self.emb_norm.forward(&x)?;
+        let mask = mask.to_dtype(dtype)?;
+        let bias = ((1.0 - &mask)? * MASK_BIAS)?.reshape((b, 1, 1, s))?;
+        for layer in &self.layers {
+            x = self.layer(layer, &x, &bias)?;
+        }
+        let mut out = self.pooling.apply(&x, &mask)?;
+        for d in &self.dense {
+            out = d.activation.apply(&d.linear.forward(&out)?)?;
+        }
+        if self.normalize {
+            let norm = out.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+            out = out.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)?;
+        }
+        Ok(out)
+    }
+
+    fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, s, h) = x.dims3()?;
+        let heads = self.cfg.num_attention_heads;
+        let hd = h / heads;
+        let x2 = x.reshape((b * s, h))?;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, s, heads, hd))?.transpose(1, 2)?.contiguous()
+        };
+        let q = split(l.query.forward(&x2)?)?;
+        let k = split(l.key.forward(&x2)?)?;
+        let v = split(l.value.forward(&x2)?)?;
+        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(bias)?;
+        let probs = softmax_last(&scores)?;
+        let ctx = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b * s, h))?;
+        let x2 = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x2)?)?;
+        let up = self.act.apply(&l.up.forward(&x2)?)?;
+        let out = l.out_norm.forward(&(l.down.forward(&up)? + &x2)?)?;
+        out.reshape((b, s, h))
+    }
+}
+
+/// Softmax over the last dimension, its maximum held constant (it cancels out of the value and
+/// of the gradient).
+fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// sentence-transformers' `MultipleNegativesRankingLoss` of `anchors` and `positives`
+/// (`[batch, dim]` each, row `i` of both a pair): the mean cross-entropy of row `i` of
+/// `scale · cos(anchors, positives)ᵀ` against column `i`. A scalar tensor.
+pub fn mnrl_loss(anchors: &Tensor, positives: &Tensor, scale: f64) -> Result<Tensor, EmbedError> {
+    let unit = |t: &Tensor| -> candle_core::Result<Tensor> {
+        let norm = t
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
+        t.broadcast_div(&norm)
+    };
+    let (a, p) = (unit(anchors)?, unit(positives)?);
+    let scores = (a.matmul(&p.t()?)? * scale)?;
+    let n = scores.dim(0)?;
+    let max = scores.max_keepdim(D::Minus1)?.detach();
+    let shifted = scores.broadcast_sub(&max)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let log_probs = shifted.broadcast_sub(&log_sum)?;
+    let eye = Tensor::eye(n, log_probs.dtype(), log_probs.device())?;
+    let picked = (log_probs * eye)?.sum_all()?;
+    Ok((picked.neg()? / n as f64)?)
+}

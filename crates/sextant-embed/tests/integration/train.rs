@@ -1,0 +1,259 @@
+//! The training forward pass (issue 20): its gradients, by candle's autograd, against central
+//! finite differences of the same loss, and against PyTorch's for the same model and batch
+//! (`train_reference.json`, written by `scripts/train_reference.py`), with relative error at
+//! most 1e-3 (in f64 both are near 1e-8).
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use sextant_embed::{mnrl_loss, Pooling, TrainableEncoder};
+
+use crate::fixture;
+
+const SCALE: f64 = 20.0;
+
+fn model() -> TrainableEncoder {
+    TrainableEncoder::load(&fixture("tiny-st"), DType::F64, Pooling::Mean).unwrap()
+}
+
+/// `[batch, seq]` ids, type ids and mask from rows of ids (padded with 0, mask 0 there).
+fn batch(rows: &[Vec<u32>], types: Option<&[Vec<u32>]>) -> (Tensor, Tensor, Tensor) {
+    let s = rows.iter().map(Vec::len).max().unwrap();
+    let (mut ids, mut tys, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, r) in rows.iter().enumerate() {
+        for j in 0..s {
+            ids.push(r.get(j).copied().unwrap_or(0));
+            tys.push(types.and_then(|t| t[i].get(j).copied()).unwrap_or(0));
+            mask.push(if j < r.len() { 1f64 } else { 0.0 });
+        }
+    }
+    let b = rows.len();
+    let d = &Device::Cpu;
+    (
+        Tensor::from_vec(ids, (b, s), d).unwrap(),
+        Tensor::from_vec(tys, (b, s), d).unwrap(),
+        Tensor::from_vec(mask, (b, s), d).unwrap(),
+    )
+}
+
+type Batch = (Tensor, Tensor, Tensor);
+
+fn loss(m: &TrainableEncoder, a: &Batch, p: &Batch) -> Tensor {
+    let ea = m.forward(&a.0, &a.1, &a.2).unwrap();
+    let ep = m.forward(&p.0, &p.1, &p.2).unwrap();
+    mnrl_loss(&ea, &ep, SCALE).unwrap()
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_scalar::<f64>().unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+}
+
+/// Sets element `i` of `var` to `value`.
+fn set(var: &Var, i: usize, value: f64) {
+    let mut v = values(var.as_tensor());
+    v[i] = value;
+    let t = Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap();
+    var.set(&t).unwrap();
+}
+
+#[test]
+fn gradients_match_central_finite_differences() {
+    let m = model();
+    let mut rng = SmallRng::seed_from_u64(20);
+    // Random token ids (not 0, the padding id) in rows of uneven length: padding is masked.
+    let mut rows = |n: usize| -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|i| (0..5 + i % 3).map(|_| rng.gen_range(1..2_499)).collect())
+            .collect()
+    };
+    let (a, p) = (rows(4), rows(4));
+    let used: Vec<u32> = a.iter().chain(&p).flatten().copied().collect();
+    let (a, p) = (batch(&a, None), batch(&p, None));
+    let l = loss(&m, &a, &p);
+    let grads = l.backward().unwrap();
+    let (mut checked, mut worst) = (0, 0f64);
+    for param in m.params() {
+        let g = values(
+            grads
+                .get(param.var.as_tensor())
+                .unwrap_or_else(|| panic!("{}: no gradient", param.name)),
+        );
+        let n = g.len();
+        // Three entries of each weight; of the word embeddings, entries of used rows.
+        let picks: Vec<usize> = (0..3)
+            .map(|_| {
+                if param.name == "embeddings.word_embeddings.weight" {
+                    let hidden = param.var.dims()[1];
+                    let row = used[rng.gen_range(0..used.len())] as usize;
+                    row * hidden + rng.gen_range(0..hidden)
+                } else {
+                    rng.gen_range(0..n)
+                }
+            })
+            .collect();
+        let original = values(param.var.as_tensor());
+        for i in picks {
+            let eps = 1e-6 * original[i].abs().max(1.0);
+            set(&param.var, i, original[i] + eps);
+            let up = scalar(&loss(&m, &a, &p));
+            set(&param.var, i, original[i] - eps);
+            let down = scalar(&loss(&m, &a, &p));
+            set(&param.var, i, original[i]);
+            let numeric = (up - down) / (2.0 * eps);
+            // Gradients below 1e-5 (the key biases' are 0: softmax ignores a shift shared by
+            // every key) are compared absolutely, at 1e-8: the difference quotient's rounding
+            // is about 1e-10 here.
+            let err = (g[i] - numeric).abs() / g[i].abs().max(numeric.abs()).max(1e-5);
+            assert!(
+                err <= 1e-3,
+                "{}[{i}]: autograd {} against finite difference {numeric} (relative error {err})",
+                param.name,
+                g[i]
+            );
+            worst = worst.max(err);
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} entries, largest relative error against finite differences {worst:e}");
+    // 2 layers × 16 tensors + 5 embedding tensors + 3 Dense tensors, 3 entries each.
+    assert_eq!(checked, 3 * m.params().len());
+    assert!(m.params().len() >= 40, "{} weights", m.params().len());
+}
+
+fn ids_of(v: &Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
+}
+
+/// A fixture side (`anchors` or `positives`) as a padded batch (its attention mask decides
+/// the lengths).
+fn fixture_batch(side: &Value) -> Batch {
+    let ids = ids_of(&side["input_ids"]);
+    let mask = ids_of(&side["attention_mask"]);
+    let types = ids_of(&side["token_type_ids"]);
+    let rows: Vec<Vec<u32>> = ids
+        .iter()
+        .zip(&mask)
+        .map(|(r, m)| {
+            r.iter()
+                .zip(m)
+                .filter(|(_, &m)| m == 1)
+                .map(|(&i, _)| i)
+                .collect()
+        })
+        .collect();
+    batch(&rows, Some(&types))
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// ‖a − b‖ / ‖b‖, with ‖b‖ at least 1e-9: a gradient that is 0 in exact arithmetic (the key
+/// biases': softmax ignores a shift shared by every key) is rounding noise near 1e-17 on both
+/// sides, compared absolutely.
+fn relative(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let diff: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    diff / norm.max(1e-9)
+}
+
+#[test]
+fn loss_and_gradients_match_pytorch() {
+    let text = std::fs::read_to_string(fixture("train_reference.json")).unwrap();
+    let reference: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(reference["scale"].as_f64(), Some(SCALE));
+    let m = model();
+    let (a, p) = (
+        fixture_batch(&reference["anchors"]),
+        fixture_batch(&reference["positives"]),
+    );
+    let ea = m.forward(&a.0, &a.1, &a.2).unwrap();
+    let want: Vec<f64> = reference["anchor_embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
+    assert!(
+        relative(&values(&ea), &want) <= 1e-6,
+        "anchor embeddings differ"
+    );
+    let l = loss(&m, &a, &p);
+    let want = reference["loss"].as_f64().unwrap();
+    assert!(
+        (scalar(&l) - want).abs() <= 1e-9 * want.abs().max(1.0),
+        "loss {} against PyTorch's {want}",
+        scalar(&l)
+    );
+    let grads = l.backward().unwrap();
+    let expected = reference["gradients"].as_object().unwrap();
+    let (mut compared, mut worst) = (0, 0f64);
+    for param in m.params() {
+        let want = expected
+            .get(&param.name)
+            .unwrap_or_else(|| panic!("{}: not in the reference", param.name));
+        let got = values(grads.get(param.var.as_tensor()).unwrap());
+        let shape: Vec<usize> = floats(&want["shape"]).iter().map(|&d| d as usize).collect();
+        assert_eq!(shape, param.var.dims(), "{}", param.name);
+        let (got, want_values) = match want.get("rows") {
+            // Word embeddings: the reference keeps the rows of the batch's tokens.
+            Some(rows) => {
+                let hidden = shape[1];
+                let rows: Vec<usize> = floats(rows).iter().map(|&r| r as usize).collect();
+                let picked: Vec<f64> = rows
+                    .iter()
+                    .flat_map(|&r| got[r * hidden..(r + 1) * hidden].to_vec())
+                    .collect();
+                // Every other row has no gradient.
+                let total: f64 = got.iter().map(|x| x * x).sum();
+                let kept: f64 = picked.iter().map(|x| x * x).sum();
+                assert!(
+                    (total - kept).abs() <= 1e-12 * total.max(1.0),
+                    "{}",
+                    param.name
+                );
+                (picked, floats(&want["values"]))
+            }
+            None => (got, floats(&want["values"])),
+        };
+        let err = relative(&got, &want_values);
+        assert!(
+            err <= 1e-3,
+            "{}: relative error {err} against PyTorch",
+            param.name
+        );
+        worst = worst.max(err);
+        compared += 1;
+    }
+    assert_eq!(
+        compared,
+        expected.len(),
+        "every reference gradient compared"
+    );
+    eprintln!("{compared} gradients, largest relative error against PyTorch {worst:e}");
+}
