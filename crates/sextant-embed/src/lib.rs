@@ -106,5 +106,5 @@ pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};
 pub use tokenize::{Batch, Encoded, TextTokenizer};
-pub use train::{mnrl_loss, Param, TrainableEncoder};
+pub use train::{mnrl_loss, Param, Step, TrainOptions, TrainableEncoder};
 pub use weights::Weights;

@@ -24,6 +24,7 @@ use crate::config::{BertConfig, EncoderFamily, ModelDir};
 use crate::dense::{DenseActivation, DenseLayer};
 use crate::modules::Pipeline;
 use crate::pooling::Pooling;
+use crate::tokenize::Encoded;
 use crate::weights::Weights;
 use crate::EmbedError;
 
@@ -329,4 +330,224 @@ pub fn mnrl_loss(anchors: &Tensor, positives: &Tensor, scale: f64) -> Result<Ten
     let eye = Tensor::eye(n, log_probs.dtype(), log_probs.device())?;
     let picked = (log_probs * eye)?.sum_all()?;
     Ok((picked.neg()? / n as f64)?)
+}
+
+/// Settings of [`TrainableEncoder::fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    /// Passes over the pairs.
+    pub epochs: usize,
+    /// Pairs per step (every other pair of a batch is a negative of each anchor); at least 2.
+    pub batch: usize,
+    /// Peak learning rate of AdamW.
+    pub lr: f64,
+    /// Share of the steps over which the learning rate rises linearly from 0 to `lr`; it then
+    /// falls linearly to 0 at the last step.
+    pub warmup: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// The gradient is scaled down to this global norm when above it.
+    pub max_grad_norm: f64,
+    /// [`mnrl_loss`]'s scale.
+    pub scale: f64,
+    /// Seed of the order of the pairs in each epoch.
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    /// sentence-transformers' defaults for MNRL fine-tuning: 1 epoch, batch 16 (their
+    /// trainer's 8 is small for in-batch negatives), lr 2e-5, 10% warm-up, weight decay 0.01,
+    /// gradient norm 1, scale 20.
+    fn default() -> Self {
+        TrainOptions {
+            epochs: 1,
+            batch: 16,
+            lr: 2e-5,
+            warmup: 0.1,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            scale: 20.0,
+            seed: 42,
+        }
+    }
+}
+
+/// One optimisation step, as [`TrainableEncoder::fit`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// 1-based.
+    pub step: usize,
+    /// Steps in the whole run.
+    pub total: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    /// The learning rate the step used.
+    pub lr: f64,
+    /// The gradient's global norm before clipping.
+    pub grad_norm: f64,
+}
+
+impl TrainableEncoder {
+    /// Trains on `(anchor, positive)` pairs of tokenised texts with [`mnrl_loss`] and AdamW;
+    /// `on_step` sees every step. Pairs are shuffled each epoch (seeded); a last batch of
+    /// fewer than 2 pairs is skipped (it has no negative).
+    pub fn fit(
+        &self,
+        pairs: &[(Encoded, Encoded)],
+        pad_id: u32,
+        opts: &TrainOptions,
+        mut on_step: impl FnMut(&Step),
+    ) -> Result<(), EmbedError> {
+        use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        if opts.batch < 2 {
+            return Err(EmbedError::InvalidArgument(format!(
+                "batch {} : in-batch negatives need at least 2 pairs a batch",
+                opts.batch
+            )));
+        }
+        if !(opts.lr > 0.0 && opts.lr.is_finite()) || !(0.0..1.0).contains(&opts.warmup) {
+            return Err(EmbedError::InvalidArgument(format!(
+                "learning rate {} (must be positive) or warm-up share {} (must be in [0, 1))",
+                opts.lr, opts.warmup
+            )));
+        }
+        let per_epoch = pairs.len() / opts.batch + usize::from(pairs.len() % opts.batch >= 2);
+        let total = per_epoch * opts.epochs;
+        if total == 0 {
+            return Err(EmbedError::InvalidArgument(format!(
+                "{} pairs make no batch of at least 2",
+                pairs.len()
+            )));
+        }
+        let warmup = (opts.warmup * total as f64).ceil() as usize;
+        let vars: Vec<Var> = self.params.iter().map(|p| p.var.clone()).collect();
+        let mut adam = AdamW::new(
+            vars.clone(),
+            ParamsAdamW {
+                lr: opts.lr,
+                weight_decay: opts.weight_decay,
+                ..ParamsAdamW::default()
+            },
+        )?;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.seed);
+        let mut order: Vec<usize> = (0..pairs.len()).collect();
+        let mut step = 0;
+        for epoch in 0..opts.epochs {
+            order.shuffle(&mut rng);
+            for chunk in order.chunks(opts.batch).filter(|c| c.len() >= 2) {
+                step += 1;
+                let lr = if step <= warmup {
+                    opts.lr * step as f64 / warmup as f64
+                } else {
+                    opts.lr * (total - step + 1) as f64 / (total - warmup + 1) as f64
+                };
+                adam.set_learning_rate(lr);
+                let side = |first: bool| -> Result<Tensor, EmbedError> {
+                    let items: Vec<&Encoded> = chunk
+                        .iter()
+                        .map(|&i| if first { &pairs[i].0 } else { &pairs[i].1 })
+                        .collect();
+                    let b = crate::tokenize::Batch::new(&items, pad_id, &Device::Cpu)?;
+                    self.forward(&b.ids, &b.type_ids, &b.mask)
+                };
+                let loss = mnrl_loss(&side(true)?, &side(false)?, opts.scale)?;
+                let mut grads = loss.backward()?;
+                let mut sq = 0f64;
+                for v in &vars {
+                    if let Some(g) = grads.get(v.as_tensor()) {
+                        sq += g
+                            .sqr()?
+                            .sum_all()?
+                            .to_dtype(DType::F64)?
+                            .to_scalar::<f64>()?;
+                    }
+                }
+                let grad_norm = sq.sqrt();
+                if grad_norm > opts.max_grad_norm {
+                    let factor = opts.max_grad_norm / grad_norm;
+                    for v in &vars {
+                        if let Some(g) = grads.remove(v.as_tensor()) {
+                            grads.insert(v.as_tensor(), (g * factor)?);
+                        }
+                    }
+                }
+                adam.step(&grads)?;
+                on_step(&Step {
+                    step,
+                    total,
+                    epoch: epoch + 1,
+                    loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+                    lr,
+                    grad_norm,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the model as trained into `out`: every file of the directory it was loaded from
+    /// (`from`: configuration, tokenizer, modules), with the encoder's and each `Dense`
+    /// module's `model.safetensors` rewritten — trained tensors in f32 under their stored
+    /// names, other stored tensors (a pooler) unchanged — so that Sextant, sentence-transformers
+    /// and transformers load it as they loaded the original.
+    pub fn save(&self, from: &Path, out: &Path) -> Result<(), EmbedError> {
+        copy_dir(from, out)?;
+        let model = ModelDir::resolve(&from.to_string_lossy())?;
+        let mut files: Vec<(std::path::PathBuf, String)> =
+            vec![(model.require(crate::config::WEIGHTS_FILE)?, String::new())];
+        for dir in Pipeline::read(model.root(), self.cfg.hidden_size)?.dense {
+            let name = dir
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into());
+            files.push((crate::dense::weights_file(&dir)?, format!("{name}/")));
+        }
+        for (path, prefix) in files {
+            let weights = Weights::load(&path, &Device::Cpu)?;
+            let mut tensors = weights.tensors().clone();
+            // The encoder's weights have bare names, a Dense module's its directory's prefix.
+            let mine = |name: &'_ str| -> Option<String> {
+                if prefix.is_empty() {
+                    (!name.contains('/')).then(|| name.to_owned())
+                } else {
+                    name.strip_prefix(prefix.as_str()).map(str::to_owned)
+                }
+            };
+            for param in &self.params {
+                let Some(name) = mine(&param.name) else {
+                    continue;
+                };
+                let stored = weights.stored_name(&name).ok_or_else(|| {
+                    EmbedError::InvalidArgument(format!("{name}: not in {}", path.display()))
+                })?;
+                tensors.insert(stored, param.var.as_tensor().to_dtype(DType::F32)?);
+            }
+            let rel = path.strip_prefix(from).map_err(|_| {
+                EmbedError::InvalidArgument(format!(
+                    "{} is outside {}",
+                    path.display(),
+                    from.display()
+                ))
+            })?;
+            let target = out.join(rel);
+            candle_core::safetensors::save(&tensors, &target)?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies the files under `from` into `out` (created), directories included.
+fn copy_dir(from: &Path, out: &Path) -> Result<(), EmbedError> {
+    std::fs::create_dir_all(out).map_err(|e| EmbedError::io(out, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| EmbedError::io(from, e))? {
+        let entry = entry.map_err(|e| EmbedError::io(from, e))?;
+        let (src, dst) = (entry.path(), out.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| EmbedError::io(&src, e))?;
+        }
+    }
+    Ok(())
 }

@@ -76,6 +76,18 @@ impl Weights {
         out
     }
 
+    /// The stored name of the logical `name` (its spelling in the file), if present.
+    pub fn stored_name(&self, name: &str) -> Option<String> {
+        Self::candidates(name)
+            .into_iter()
+            .find(|c| self.tensors.contains_key(c))
+    }
+
+    /// Every stored tensor by its stored name (floating ones as f32).
+    pub fn tensors(&self) -> &HashMap<String, Tensor> {
+        &self.tensors
+    }
+
     /// The tensor stored under any spelling of `name`, if present.
     pub fn find(&self, name: &str) -> Option<&Tensor> {
         Self::candidates(name)

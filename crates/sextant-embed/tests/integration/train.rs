@@ -257,3 +257,122 @@ fn loss_and_gradients_match_pytorch() {
     );
     eprintln!("{compared} gradients, largest relative error against PyTorch {worst:e}");
 }
+
+/// Pairs a tiny random model can learn: each anchor and its positive share one word no other
+/// pair uses, around words every pair uses.
+fn toy_pairs() -> Vec<(String, String)> {
+    let words = [
+        "cat", "bread", "river", "stock", "town", "mat", "bake", "flood", "market", "share",
+        "recipe", "simple", "sharp", "lot", "today", "hit",
+    ];
+    words
+        .iter()
+        .map(|w| (format!("the {w} on a day"), format!("a day with the {w}")))
+        .collect()
+}
+
+fn tokenized(
+    tok: &sextant_embed::TextTokenizer,
+    pairs: &[(String, String)],
+) -> Vec<(sextant_embed::Encoded, sextant_embed::Encoded)> {
+    pairs
+        .iter()
+        .map(|(a, p)| (tok.encode(a).unwrap(), tok.encode(p).unwrap()))
+        .collect()
+}
+
+/// MNRL over all pairs at once, and the anchors' embeddings.
+fn whole_loss(
+    m: &TrainableEncoder,
+    pairs: &[(sextant_embed::Encoded, sextant_embed::Encoded)],
+) -> (f64, Vec<f32>) {
+    let side = |first: bool| {
+        let items: Vec<&sextant_embed::Encoded> = pairs
+            .iter()
+            .map(|(a, p)| if first { a } else { p })
+            .collect();
+        let b = sextant_embed::Batch::new(&items, 0, &Device::Cpu).unwrap();
+        m.forward(&b.ids, &b.type_ids, &b.mask).unwrap()
+    };
+    let (a, p) = (side(true), side(false));
+    let l = mnrl_loss(&a, &p, SCALE)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let v = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    (f64::from(l), v)
+}
+
+#[test]
+fn fitting_lowers_the_loss_and_the_saved_model_embeds_as_trained() {
+    use sextant_embed::{
+        BertEmbedder, Embedder, EmbedderOptions, InputKind, Precision, TextTokenizer, TrainOptions,
+    };
+    let dir = fixture("tiny-st");
+    let m = TrainableEncoder::load(&dir, DType::F32, Pooling::Mean).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    let texts = toy_pairs();
+    let pairs = tokenized(&tok, &texts);
+    let (before, _) = whole_loss(&m, &pairs);
+    let opts = TrainOptions {
+        epochs: 6,
+        batch: 8,
+        lr: 2e-3,
+        ..TrainOptions::default()
+    };
+    let mut steps = Vec::new();
+    m.fit(&pairs, 0, &opts, |s| steps.push(*s)).unwrap();
+    // 16 pairs in batches of 8: 2 steps an epoch; warm-up 10% of 12 is 2 steps.
+    assert_eq!(steps.len(), 12);
+    assert!(steps.iter().all(|s| s.total == 12 && s.loss.is_finite()));
+    assert!((steps[1].lr - 2e-3).abs() < 1e-12 && steps[11].lr < steps[2].lr);
+    let (after, trained) = whole_loss(&m, &pairs);
+    eprintln!("loss {before} before training, {after} after");
+    assert!(
+        after < 0.7 * before,
+        "loss {before} before training, {after} after"
+    );
+
+    // Saved, the model loads in the inference path and embeds as the training pass does.
+    let out = tempfile::tempdir().unwrap();
+    m.save(&dir, out.path()).unwrap();
+    let options = || EmbedderOptions {
+        precision: Some(Precision::F32),
+        ..EmbedderOptions::default()
+    };
+    let saved = BertEmbedder::load(&out.path().to_string_lossy(), options()).unwrap();
+    let anchors: Vec<&str> = texts.iter().map(|(a, _)| a.as_str()).collect();
+    let got = saved.embed(&anchors, InputKind::Plain).unwrap();
+    let diff = got
+        .as_slice()
+        .iter()
+        .zip(&trained)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff < 1e-5,
+        "saved model embeds {diff} away from the trained pass"
+    );
+    let original = BertEmbedder::load(&dir.to_string_lossy(), options()).unwrap();
+    let moved = original
+        .embed(&anchors, InputKind::Plain)
+        .unwrap()
+        .as_slice()
+        .iter()
+        .zip(&trained)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        moved > 1e-3,
+        "training did not change the embeddings ({moved})"
+    );
+    // Every file of the original is there; the weights files are the trained ones.
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        assert!(out.path().join(name).is_file(), "{name} missing");
+    }
+}
