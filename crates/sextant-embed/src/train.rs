@@ -407,7 +407,8 @@ impl TrainableEncoder {
                 opts.batch
             )));
         }
-        if !(opts.lr > 0.0 && opts.lr.is_finite()) || !(0.0..1.0).contains(&opts.warmup) {
+        let lr_ok = opts.lr > 0.0 && opts.lr.is_finite();
+        if !lr_ok || !(0.0..1.0).contains(&opts.warmup) {
             return Err(EmbedError::InvalidArgument(format!(
                 "learning rate {} (must be positive) or warm-up share {} (must be in [0, 1))",
                 opts.lr, opts.warmup
