@@ -19,6 +19,8 @@ mod encryption;
 mod eval;
 #[cfg(feature = "embed")]
 mod eval_plots;
+#[cfg(feature = "embed")]
+mod finetune;
 mod points;
 #[cfg(feature = "embed")]
 mod reindex;
@@ -138,6 +140,11 @@ enum Command {
     /// cut-off, latency, paired significance, TREC runs.
     #[cfg(feature = "embed")]
     Eval(eval::EvalArgs),
+    /// Fine-tune a bi-encoder on judged queries (BEIR corpus, queries and qrels): MNRL with
+    /// in-batch and BM25-mined hard negatives, AdamW; writes the model directory and a training
+    /// card with nDCG@10 before and after on held-back queries.
+    #[cfg(feature = "embed")]
+    Finetune(finetune::FinetuneArgs),
     /// Re-embed a document collection with a new model into a new collection (the source
     /// keeps serving and stays for rollback), after an estimate of time and space; then
     /// `eval --compare` the two and switch an alias.
@@ -296,6 +303,8 @@ fn main() -> std::process::ExitCode {
         Command::Ask(q) => docs::run_ask(a, q),
         #[cfg(feature = "embed")]
         Command::Eval(e) => eval::run_eval(a, e),
+        #[cfg(feature = "embed")]
+        Command::Finetune(f) => finetune::run_finetune(a, f),
         #[cfg(feature = "embed")]
         Command::Reindex(r) => reindex::run_reindex(a, r),
         #[cfg(feature = "embed")]

@@ -309,9 +309,16 @@ fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// sentence-transformers' `MultipleNegativesRankingLoss` of `anchors` and `positives`
-/// (`[batch, dim]` each, row `i` of both a pair): the mean cross-entropy of row `i` of
-/// `scale · cos(anchors, positives)ᵀ` against column `i`. A scalar tensor.
-pub fn mnrl_loss(anchors: &Tensor, positives: &Tensor, scale: f64) -> Result<Tensor, EmbedError> {
+/// (`[batch, dim]` each, row `i` of both a pair), with optional hard `negatives` (`[batch,
+/// dim]`, row `i` mined for anchor `i`; every anchor sees all of them): the mean cross-entropy
+/// of row `i` of `scale · cos(anchors, [positives; negatives])ᵀ` against column `i`. A scalar
+/// tensor.
+pub fn mnrl_loss(
+    anchors: &Tensor,
+    positives: &Tensor,
+    negatives: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor, EmbedError> {
     let unit = |t: &Tensor| -> candle_core::Result<Tensor> {
         let norm = t
             .sqr()?
@@ -321,19 +328,30 @@ pub fn mnrl_loss(anchors: &Tensor, positives: &Tensor, scale: f64) -> Result<Ten
         t.broadcast_div(&norm)
     };
     let (a, p) = (unit(anchors)?, unit(positives)?);
-    let scores = (a.matmul(&p.t()?)? * scale)?;
+    let candidates = match negatives {
+        Some(neg) => Tensor::cat(&[&p, &unit(neg)?], 0)?,
+        None => p,
+    };
+    let scores = (a.matmul(&candidates.t()?)? * scale)?;
     let n = scores.dim(0)?;
     let max = scores.max_keepdim(D::Minus1)?.detach();
     let shifted = scores.broadcast_sub(&max)?;
     let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
     let log_probs = shifted.broadcast_sub(&log_sum)?;
     let eye = Tensor::eye(n, log_probs.dtype(), log_probs.device())?;
+    let eye = match scores.dim(1)? - n {
+        0 => eye,
+        extra => Tensor::cat(
+            &[&eye, &Tensor::zeros((n, extra), eye.dtype(), eye.device())?],
+            1,
+        )?,
+    };
     let picked = (log_probs * eye)?.sum_all()?;
     Ok((picked.neg()? / n as f64)?)
 }
 
 /// Settings of [`TrainableEncoder::fit`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TrainOptions {
     /// Passes over the pairs.
     pub epochs: usize,
@@ -388,12 +406,14 @@ pub struct Step {
 }
 
 impl TrainableEncoder {
-    /// Trains on `(anchor, positive)` pairs of tokenised texts with [`mnrl_loss`] and AdamW;
-    /// `on_step` sees every step. Pairs are shuffled each epoch (seeded); a last batch of
-    /// fewer than 2 pairs is skipped (it has no negative).
+    /// Trains on `(anchor, positive)` pairs of tokenised texts with [`mnrl_loss`] and AdamW,
+    /// with a hard negative for each pair when `negatives` are given (`negatives[i]` for
+    /// `pairs[i]`); `on_step` sees every step. Pairs are shuffled each epoch (seeded); a last
+    /// batch of fewer than 2 pairs is skipped (it has no in-batch negative).
     pub fn fit(
         &self,
         pairs: &[(Encoded, Encoded)],
+        negatives: Option<&[Encoded]>,
         pad_id: u32,
         opts: &TrainOptions,
         mut on_step: impl FnMut(&Step),
@@ -412,6 +432,13 @@ impl TrainableEncoder {
             return Err(EmbedError::InvalidArgument(format!(
                 "learning rate {} (must be positive) or warm-up share {} (must be in [0, 1))",
                 opts.lr, opts.warmup
+            )));
+        }
+        if let Some(neg) = negatives.filter(|n| n.len() != pairs.len()) {
+            return Err(EmbedError::InvalidArgument(format!(
+                "{} hard negatives for {} pairs: give one a pair",
+                neg.len(),
+                pairs.len()
             )));
         }
         let per_epoch = pairs.len() / opts.batch + usize::from(pairs.len() % opts.batch >= 2);
@@ -445,15 +472,20 @@ impl TrainableEncoder {
                     opts.lr * (total - step + 1) as f64 / (total - warmup + 1) as f64
                 };
                 adam.set_learning_rate(lr);
-                let side = |first: bool| -> Result<Tensor, EmbedError> {
-                    let items: Vec<&Encoded> = chunk
-                        .iter()
-                        .map(|&i| if first { &pairs[i].0 } else { &pairs[i].1 })
-                        .collect();
+                let side = |items: Vec<&Encoded>| -> Result<Tensor, EmbedError> {
                     let b = crate::tokenize::Batch::new(&items, pad_id, &Device::Cpu)?;
                     self.forward(&b.ids, &b.type_ids, &b.mask)
                 };
-                let loss = mnrl_loss(&side(true)?, &side(false)?, opts.scale)?;
+                let hard = match negatives {
+                    Some(neg) => Some(side(chunk.iter().map(|&i| &neg[i]).collect())?),
+                    None => None,
+                };
+                let loss = mnrl_loss(
+                    &side(chunk.iter().map(|&i| &pairs[i].0).collect())?,
+                    &side(chunk.iter().map(|&i| &pairs[i].1).collect())?,
+                    hard.as_ref(),
+                    opts.scale,
+                )?;
                 let mut grads = loss.backward()?;
                 let mut sq = 0f64;
                 for v in &vars {
@@ -551,4 +583,28 @@ fn copy_dir(from: &Path, out: &Path) -> Result<(), EmbedError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With hard negatives every anchor is scored against all positives and all negatives:
+    /// an anchor whose negative is as close as its positive loses ln 2 (plus e^-20 terms).
+    #[test]
+    fn mnrl_scores_anchors_against_positives_and_negatives() {
+        let d = &Device::Cpu;
+        let e = Tensor::new(&[[1f64, 0.0], [0.0, 1.0]], d).unwrap();
+        let swapped = Tensor::new(&[[0f64, 1.0], [1.0, 0.0]], d).unwrap();
+        let value = |t: Tensor| t.to_scalar::<f64>().unwrap();
+        let plain = value(mnrl_loss(&e, &e, None, 20.0).unwrap());
+        let tail = (-20f64).exp();
+        assert!((plain - (1.0 + tail).ln()).abs() < 1e-12, "{plain}");
+        let hard = value(mnrl_loss(&e, &e, Some(&swapped), 20.0).unwrap());
+        assert!((hard - (2.0 + 2.0 * tail).ln()).abs() < 1e-12, "{hard}");
+        // Scaled rows change nothing: the scores are cosines.
+        let scaled = (&e * 3.0).unwrap();
+        let again = value(mnrl_loss(&scaled, &e, Some(&swapped), 20.0).unwrap());
+        assert!((again - hard).abs() < 1e-12);
+    }
 }

@@ -186,6 +186,14 @@ impl From<EngineError> for Error {
     }
 }
 
+/// A model that cannot be read, or a computation on it that failed: invalid input naming the
+/// model (the message says which file or tensor).
+impl From<sextant_embed::EmbedError> for Error {
+    fn from(e: sextant_embed::EmbedError) -> Self {
+        Error::invalid("model", e.to_string()).with_source(e)
+    }
+}
+
 impl From<sextant_core::FilterError> for Error {
     fn from(e: sextant_core::FilterError) -> Self {
         Error::from(EngineError::Filter(e)).with_field("filter")

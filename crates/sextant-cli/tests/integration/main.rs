@@ -259,6 +259,8 @@ mod docs;
 mod encryption;
 #[cfg(feature = "embed")]
 mod eval;
+#[cfg(feature = "embed")]
+mod finetune;
 mod guarantees;
 #[cfg(feature = "embed")]
 mod images;

@@ -42,7 +42,7 @@ type Batch = (Tensor, Tensor, Tensor);
 fn loss(m: &TrainableEncoder, a: &Batch, p: &Batch) -> Tensor {
     let ea = m.forward(&a.0, &a.1, &a.2).unwrap();
     let ep = m.forward(&p.0, &p.1, &p.2).unwrap();
-    mnrl_loss(&ea, &ep, SCALE).unwrap()
+    mnrl_loss(&ea, &ep, None, SCALE).unwrap()
 }
 
 fn scalar(t: &Tensor) -> f64 {
@@ -295,7 +295,7 @@ fn whole_loss(
         m.forward(&b.ids, &b.type_ids, &b.mask).unwrap()
     };
     let (a, p) = (side(true), side(false));
-    let l = mnrl_loss(&a, &p, SCALE)
+    let l = mnrl_loss(&a, &p, None, SCALE)
         .unwrap()
         .to_scalar::<f32>()
         .unwrap();
@@ -321,7 +321,7 @@ fn fitting_lowers_the_loss_and_the_saved_model_embeds_as_trained() {
         ..TrainOptions::default()
     };
     let mut steps = Vec::new();
-    m.fit(&pairs, 0, &opts, |s| steps.push(*s)).unwrap();
+    m.fit(&pairs, None, 0, &opts, |s| steps.push(*s)).unwrap();
     // 16 pairs in batches of 8: 2 steps an epoch; warm-up 10% of 12 is 2 steps.
     assert_eq!(steps.len(), 12);
     assert!(steps.iter().all(|s| s.total == 12 && s.loss.is_finite()));

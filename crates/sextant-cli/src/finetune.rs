@@ -1,0 +1,165 @@
+//! `sextant finetune`: fine-tune a bi-encoder on BEIR judgements (`sextant_service::finetune`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sextant_embed::TrainOptions;
+use sextant_service::finetune::{finetune, FinetuneOptions, HardNegatives};
+
+use crate::db::DbArgs;
+
+/// The training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Loss {
+    /// Multiple-negatives ranking (InfoNCE with in-batch negatives, scale 20, cosine).
+    Mnrl,
+}
+
+/// Where hard negatives come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Negatives {
+    /// In-batch negatives only.
+    None,
+    /// The best BM25 hit that is not judged relevant.
+    Bm25,
+    /// The current model's best hit that is not judged relevant (not implemented yet: refused).
+    Model,
+}
+
+/// `finetune`.
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// The model directory to start from (sentence-transformers or Hugging Face BERT layout).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// BEIR corpus (`corpus.jsonl`: `_id`, `title`, `text`).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// BEIR queries (`queries.jsonl`: `_id`, `text`).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// BEIR qrels TSV (`query-id`, `corpus-id`, `score`): the training judgements.
+    #[arg(long)]
+    pub qrels: PathBuf,
+    /// Where to write the trained model (a new or empty directory), with `training_card.json`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The loss.
+    #[arg(long, value_enum, default_value_t = Loss::Mnrl)]
+    pub loss: Loss,
+    /// Hard negatives for each pair, besides the in-batch ones.
+    #[arg(long, value_enum, default_value_t = Negatives::Bm25)]
+    pub hard_negatives: Negatives,
+    /// Passes over the training pairs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Pairs per step (the in-batch negatives of each query); at least 2.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(2..))]
+    pub batch: u64,
+    /// Token limit of every text [default: the model's max_seq_length].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_seq: Option<u64>,
+    /// Peak learning rate (AdamW; linear warm-up over the first 10% of steps, then linear
+    /// decay to 0).
+    #[arg(long, default_value_t = 2e-5)]
+    pub lr: f64,
+    /// Share of the judged queries held back to measure nDCG@10 before and after (0: none).
+    #[arg(long, default_value_t = 0.1)]
+    pub validation: f64,
+    /// Seed of the held-back split and of the order of the pairs.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Matryoshka loss over these dimensions (not implemented yet: refused).
+    #[arg(long, value_delimiter = ',')]
+    pub matryoshka: Option<Vec<u64>>,
+    /// Train a cross-encoder instead (not implemented yet: refused).
+    #[arg(long)]
+    pub cross_encoder: bool,
+    /// Threads for training and embedding [default: all cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<u64>,
+}
+
+pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
+    if a.matryoshka.is_some() {
+        bail!("--matryoshka is not implemented yet; run without it");
+    }
+    if a.cross_encoder {
+        bail!("--cross-encoder is not implemented yet; run without it");
+    }
+    let hard_negatives = match a.hard_negatives {
+        Negatives::None => HardNegatives::None,
+        Negatives::Bm25 => HardNegatives::Bm25,
+        Negatives::Model => {
+            bail!("--hard-negatives model is not implemented yet; use bm25 or none")
+        }
+    };
+    let Loss::Mnrl = a.loss;
+    let opts = FinetuneOptions {
+        model: a.model,
+        corpus: a.corpus,
+        queries: a.queries,
+        qrels: a.qrels,
+        out: a.out,
+        hard_negatives,
+        max_seq: a.max_seq.map(|m| m as usize),
+        validation: a.validation,
+        threads: a.threads.map(|t| t as usize),
+        train: TrainOptions {
+            epochs: a.epochs as usize,
+            batch: a.batch as usize,
+            lr: a.lr,
+            seed: a.seed,
+            ..TrainOptions::default()
+        },
+    };
+    let bar = if db_args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
+                .expect("valid template"),
+        )
+    };
+    let report = finetune(&opts, |s| {
+        bar.set_length(s.total as u64);
+        bar.set_position(s.step as u64);
+        bar.set_message(format!(
+            "epoch {} loss {:.4} lr {:.2e}",
+            s.epoch, s.loss, s.lr
+        ));
+    })?;
+    bar.finish_and_clear();
+    if db_args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "trained {} pairs ({} with a hard negative) from {} queries, {} steps in {:.1} s ({:.1} pairs/s)",
+        report.pairs,
+        report.hard_negatives,
+        report.train_queries,
+        report.steps,
+        report.train_seconds,
+        report.pairs_per_second
+    );
+    println!(
+        "loss: first step {:.4}, last step {:.4}, last epoch mean {:.4}",
+        report.first_loss, report.last_loss, report.last_epoch_loss
+    );
+    match (report.ndcg_before, report.ndcg_after) {
+        (Some(b), Some(a)) => println!(
+            "nDCG@10 on {} held-back queries (exact dense retrieval): {b:.4} before, {a:.4} after ({:+.4})",
+            report.validation_queries,
+            a - b
+        ),
+        _ => println!("no held-back queries: no nDCG measured (--validation 0)"),
+    }
+    println!(
+        "model written to {} (training_card.json beside it)",
+        opts.out.display()
+    );
+    Ok(())
+}

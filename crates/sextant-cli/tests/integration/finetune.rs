@@ -1,0 +1,158 @@
+//! `sextant finetune` on the tiny sentence-transformers fixture and a small judged set: the
+//! trained model directory loads and embeds, the training card reports what ran, and options
+//! that are not implemented, a missing file or a non-empty output are refused by name.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::{sextant, stderr};
+
+fn tiny_st() -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-embed/tests/fixtures/tiny-st")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// 24 documents and queries: query `i` is judged relevant to document `i`, with which it
+/// shares a word no other pair uses.
+fn beir(dir: &Path) {
+    let words = [
+        "cat", "bread", "river", "stock", "town", "mat", "bake", "flood", "market", "share",
+        "recipe", "simple", "sharp", "lot", "today", "hit", "sits", "fell", "dropped", "how",
+        "floods", "the", "on", "a",
+    ];
+    let mut corpus = String::new();
+    let mut queries = String::new();
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    for (i, w) in words.iter().enumerate() {
+        corpus.push_str(&format!(
+            "{{\"_id\": \"d{i}\", \"title\": \"\", \"text\": \"a day with the {w}\"}}\n"
+        ));
+        queries.push_str(&format!(
+            "{{\"_id\": \"q{i}\", \"text\": \"the {w} on a day\"}}\n"
+        ));
+        qrels.push_str(&format!("q{i}\td{i}\t1\n"));
+    }
+    std::fs::write(dir.join("corpus.jsonl"), corpus).unwrap();
+    std::fs::write(dir.join("queries.jsonl"), queries).unwrap();
+    std::fs::write(dir.join("qrels.tsv"), qrels).unwrap();
+}
+
+fn args<'a>(dir: &'a str, model: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "finetune".into(),
+        "--model".into(),
+        model.into(),
+        "--corpus".into(),
+        format!("{dir}/corpus.jsonl"),
+        "--queries".into(),
+        format!("{dir}/queries.jsonl"),
+        "--qrels".into(),
+        format!("{dir}/qrels.tsv"),
+        "--out".into(),
+        out.into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run(a: &[String]) -> std::process::Output {
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    sextant(&refs)
+}
+
+#[test]
+fn finetune_trains_saves_a_loadable_model_and_a_training_card() {
+    let tmp = tempfile::tempdir().unwrap();
+    beir(tmp.path());
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let model = tiny_st();
+    let out = tmp.path().join("trained");
+    let out_s = out.to_string_lossy().into_owned();
+    let extra = [
+        "--epochs",
+        "4",
+        "--batch",
+        "8",
+        "--lr",
+        "2e-3",
+        "--validation",
+        "0.25",
+        "--threads",
+        "1",
+    ];
+    let o = run(&args(&dir, &model, &out_s, &extra));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        printed.contains("nDCG@10 on 6 held-back queries"),
+        "{printed}"
+    );
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training_card.json")).unwrap())
+            .unwrap();
+    // 24 judged queries, 6 held back: 18 pairs, each with a BM25 hard negative (the default).
+    assert_eq!(card["pairs"], 18);
+    assert_eq!(card["hard_negatives"], 18);
+    assert_eq!(card["validation_queries"], 6);
+    // 18 pairs in batches of 8: 3 steps an epoch (the last batch has 2 pairs).
+    assert_eq!(card["steps"], 12);
+    assert_eq!(card["options"]["train"]["epochs"], 4);
+    assert_eq!(card["options"]["hard_negatives"], "bm25");
+    for key in ["ndcg_before", "ndcg_after", "first_loss", "last_epoch_loss"] {
+        let v = card[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {card}"));
+        assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
+    }
+    assert!(card["last_epoch_loss"].as_f64() < card["first_loss"].as_f64());
+    // The output is a model directory Sextant embeds with.
+    let texts = tmp.path().join("texts.txt");
+    std::fs::write(&texts, "the cat on a day\n").unwrap();
+    let npy = tmp.path().join("v.npy");
+    let o = sextant(&[
+        "embed",
+        "--model",
+        &out_s,
+        "--input",
+        &texts.to_string_lossy(),
+        "--output",
+        &npy.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(npy.is_file());
+    // A second run into the same, now non-empty, directory is refused.
+    let o = run(&args(&dir, &model, &out_s, &["--validation", "0"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+}
+
+#[test]
+fn finetune_refuses_what_it_does_not_implement_and_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    beir(tmp.path());
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let model = tiny_st();
+    let out = tmp.path().join("never").to_string_lossy().into_owned();
+    for (extra, says) in [
+        (vec!["--hard-negatives", "model"], "--hard-negatives model"),
+        (vec!["--matryoshka", "8,4"], "--matryoshka"),
+        (vec!["--cross-encoder"], "--cross-encoder"),
+        (vec!["--loss", "triplet"], "--loss"),
+        (vec!["--batch", "1"], "--batch"),
+        (vec!["--validation", "1.5"], "validation"),
+    ] {
+        let o = run(&args(&dir, &model, &out, &extra));
+        assert!(!o.status.success(), "{extra:?} accepted");
+        assert!(stderr(&o).contains(says), "{extra:?}: {}", stderr(&o));
+        assert!(!Path::new(&out).exists(), "{extra:?} wrote {out}");
+    }
+    let missing = tmp.path().join("nope.tsv").to_string_lossy().into_owned();
+    let mut a = args(&dir, &model, &out, &[]);
+    a[8] = missing;
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nope.tsv"), "{}", stderr(&o));
+}
