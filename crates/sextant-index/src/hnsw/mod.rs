@@ -761,6 +761,29 @@ fn write_binary(w: &mut Writer, codes: Option<&BinaryCodes>) {
     w.bytes(terms);
 }
 
+fn binary_corrupt(what: &str) -> IndexError {
+    IndexError::Corrupt(format!("hnsw index: binary codes: {what}"))
+}
+
+/// The header of stored binary codes, shared by versions 2 and 3: `None` when the index has
+/// none, else the rotation seed, the centroid and the number of coded vectors (at most `len`).
+fn read_binary_header(
+    r: &mut Reader<'_>,
+    dim: usize,
+    len: usize,
+) -> Result<Option<(u64, Vec<f32>, usize)>, IndexError> {
+    if r.u8()? == 0 {
+        return Ok(None);
+    }
+    let seed = r.u64()?;
+    let centroid: Vec<f32> = r.f32s(dim)?.collect();
+    let n = usize::try_from(r.u64()?).map_err(|_| binary_corrupt("count overflows"))?;
+    if n > len {
+        return Err(binary_corrupt("more codes than vectors"));
+    }
+    Ok(Some((seed, centroid, n)))
+}
+
 /// Reads the binary codes of a version 3 file (their lines and terms in place where they lie
 /// aligned inside `shared`).
 fn read_binary_in_place(
@@ -770,50 +793,40 @@ fn read_binary_in_place(
     dim: usize,
     len: usize,
 ) -> Result<Option<BinaryCodes>, IndexError> {
-    let corrupt = |what: &str| IndexError::Corrupt(format!("hnsw index: binary codes: {what}"));
-    if r.u8()? == 0 {
+    let Some((seed, centroid, n)) = read_binary_header(r, dim, len)? else {
         return Ok(None);
-    }
-    let seed = r.u64()?;
-    let centroid: Vec<f32> = r.f32s(dim)?.collect();
-    let n = usize::try_from(r.u64()?).map_err(|_| corrupt("count overflows"))?;
-    if n > len {
-        return Err(corrupt("more codes than vectors"));
-    }
+    };
     let words = n
         .checked_mul(BinaryCodes::code_words(dim))
-        .ok_or_else(|| corrupt("size"))?;
+        .ok_or_else(|| binary_corrupt("size"))?;
     r.align(ALIGN)?;
     let lines = r.array(words.div_ceil(8), 64)?;
     let terms = r.array(n, 16)?;
     BinaryCodes::from_stored(metric, dim, seed, centroid, n, (lines, terms), shared)
         .map(Some)
-        .ok_or_else(|| corrupt("do not match the index"))
+        .ok_or_else(|| binary_corrupt("do not match the index"))
 }
 
+/// Reads the binary codes of a version 2 file (decoded: words, then three factors a vector).
 fn read_binary(
     r: &mut Reader<'_>,
     metric: Metric,
     dim: usize,
     len: usize,
 ) -> Result<Option<BinaryCodes>, IndexError> {
-    let corrupt = |what: &str| IndexError::Corrupt(format!("hnsw index: binary codes: {what}"));
-    if r.u8()? == 0 {
+    let Some((seed, centroid, n)) = read_binary_header(r, dim, len)? else {
         return Ok(None);
-    }
-    let seed = r.u64()?;
-    let centroid: Vec<f32> = r.f32s(dim)?.collect();
-    let n = usize::try_from(r.u64()?).map_err(|_| corrupt("count overflows"))?;
-    if n > len {
-        return Err(corrupt("more codes than vectors"));
-    }
+    };
     let words = BinaryCodes::code_words(dim);
-    let codes = r.bytes(n.checked_mul(words * 8).ok_or_else(|| corrupt("size"))?)?;
+    let codes = r.bytes(
+        n.checked_mul(words * 8)
+            .ok_or_else(|| binary_corrupt("size"))?,
+    )?;
     let flat: Vec<f32> = r.f32s(n * 3)?.collect();
     let factors = flat.chunks_exact(3).map(|f| [f[0], f[1], f[2]]).collect();
     BinaryCodes::from_parts(metric, dim, seed, centroid, codes, factors)
         .map(Some)
-        .ok_or_else(|| corrupt("do not match the index"))
+        .ok_or_else(|| binary_corrupt("do not match the index"))
 }
 
 /// How wide a level-0 walk is: it returns `keep` results (the search's `ef` raised to `k`), and
