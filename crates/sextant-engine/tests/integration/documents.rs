@@ -1764,10 +1764,9 @@ fn dense_and_splade_run_side_by_side() {
         s.dense_s <= s.models_s + 1e-3 && s.splade_s <= s.models_s + 1e-3,
         "{s:?}"
     );
-    assert!(
-        s.models_s < s.dense_s + s.splade_s,
-        "side by side, not one after the other: {s:?}"
-    );
+    // That the models ran side by side is what the rendezvous shows (every call met the
+    // other model's); comparing `models_s` with `dense_s + splade_s` would be a timing
+    // assertion, and failed on a loaded machine (6.9 ms against 2.2 + 2.2 ms).
     assert_eq!(
         doc_count(&c, "d0") + doc_count(&c, "d1") + doc_count(&c, "d2"),
         3
