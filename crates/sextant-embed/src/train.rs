@@ -269,8 +269,7 @@ impl TrainableEncoder {
             out = d.activation.apply(&d.linear.forward(&out)?)?;
         }
         if self.normalize {
-            let norm = out.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-            out = out.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)?;
+            out = unit_rows(&out)?;
         }
         Ok(out)
     }
@@ -300,6 +299,12 @@ impl TrainableEncoder {
     }
 }
 
+/// Each row divided by its L2 norm (at least 1e-12), as sentence-transformers' `Normalize`.
+fn unit_rows(t: &Tensor) -> candle_core::Result<Tensor> {
+    let norm = t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+    t.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)
+}
+
 /// Softmax over the last dimension, its maximum held constant (it cancels out of the value and
 /// of the gradient).
 fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -319,17 +324,9 @@ pub fn mnrl_loss(
     negatives: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor, EmbedError> {
-    let unit = |t: &Tensor| -> candle_core::Result<Tensor> {
-        let norm = t
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f64::MAX)?;
-        t.broadcast_div(&norm)
-    };
-    let (a, p) = (unit(anchors)?, unit(positives)?);
+    let (a, p) = (unit_rows(anchors)?, unit_rows(positives)?);
     let candidates = match negatives {
-        Some(neg) => Tensor::cat(&[&p, &unit(neg)?], 0)?,
+        Some(neg) => Tensor::cat(&[&p, &unit_rows(neg)?], 0)?,
         None => p,
     };
     let scores = (a.matmul(&candidates.t()?)? * scale)?;

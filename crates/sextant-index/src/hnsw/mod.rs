@@ -988,8 +988,8 @@ impl VectorIndex for HnswIndex {
 
 impl VectorIndexMut for HnswIndex {
     fn insert(&mut self, vector: &[f32]) -> Result<PointOffset, IndexError> {
-        // A loaded index may use its arrays in place: each is copied on its first change.
-        self.graph.own();
+        // A loaded index may use its arrays in place: each is copied on its first change (the
+        // graph's by `push_node`, before any link is written).
         let id = self.vectors.push(vector)?;
         if let Some(bits) = &mut self.bits {
             bits.push(self.vectors.get(id).expect("just pushed"));
