@@ -12,6 +12,14 @@
 #   data/text/man-XX/         BEIR sets per language (NAME description -> rest of the page):
 #                             man-de, man-fr, man-es, every other language with >= 300 usable
 #                             pages, and man-en (the English originals of the same pages)
+#   data/text/splits/man-en-train/, data/text/splits/man-en-eval/
+#                             man-en split by query for fine-tuning (scripts/text_data.py split,
+#                             seed 11, 50/50): train has qrels/train.tsv, eval qrels/test.tsv,
+#                             both the full man-en corpus; queries whose documents are the same
+#                             text or near duplicates (word-5-shingle Jaccard >= 0.5) stay on
+#                             one side, so no eval query's document is a training positive.
+#                             In splits/, not data/text/man-*: bench/peers/bm25_lang.py and
+#                             lang_data.py summary take every data/text/man-* as a language set
 # Sources (Debian bookworm, whatever version apt offers; versions and sha256 go to
 # packages.tsv and the meta.json files):
 #   translations: manpages-l10n's binary packages manpages-{cs,da,de,el,es,fi,fr,hu,id,it,mk,
@@ -146,3 +154,30 @@ mv "$TSV" "$SRC/packages.tsv"
 printf '%s\n' "${SKIPPED[@]}" >"$SRC/skipped.txt"
 
 "$PY" "$ROOT/scripts/lang_data.py" build --src "$SRC" --out "$ROOT/data/text" "${BUILD_ARGS[@]}"
+
+# Train/eval halves of the judged sets in SPLIT_SETS for fine-tuning experiments (text_data.py
+# split; its docstring and each half's meta.json give the rules). Redone when the source set,
+# the script or the parameters change, or with --force.
+SPLIT_SETS=(man-en)
+SPLIT_ARGS=(--seed 11 --eval-fraction 0.5 --near-dup 0.5)
+mkdir -p "$ROOT/data/text/splits"
+for set in "${SPLIT_SETS[@]}"; do
+    SRCSET="$ROOT/data/text/$set"
+    S="$ROOT/data/text/splits/$set"  # the halves are $S-train and $S-eval
+    [ -f "$SRCSET/qrels/test.tsv" ] || { echo "$set: not built, no train/eval split"; continue; }
+    STAMP="${SPLIT_ARGS[*]} script=$(cksum <"$ROOT/scripts/text_data.py" | cut -d' ' -f1) source=$(cat "$SRCSET/corpus.jsonl" "$SRCSET/queries.jsonl" "$SRCSET/qrels/test.tsv" | cksum | cut -d' ' -f1)"
+    if [ "$FORCE" = 0 ] && [ -f "$S-train/.stamp" ] && [ "$(cat "$S-train/.stamp")" = "$STAMP" ] \
+        && [ -f "$S-eval/.stamp" ] && [ "$(cat "$S-eval/.stamp")" = "$STAMP" ] \
+        && [ -f "$S-train/qrels/train.tsv" ] && [ -f "$S-eval/qrels/test.tsv" ]; then
+        echo "$set-train, $set-eval: already built ($STAMP)"
+        "$PY" "$ROOT/scripts/text_data.py" summary "$S-train"
+        "$PY" "$ROOT/scripts/text_data.py" summary "$S-eval"
+    else
+        echo "$set: splitting into $S-train and $S-eval"
+        mkdir -p "$S-train" "$S-eval"
+        rm -f "$S-train/.stamp" "$S-eval/.stamp"
+        "$PY" "$ROOT/scripts/text_data.py" split "$SRCSET" --out-train "$S-train" --out-eval "$S-eval" "${SPLIT_ARGS[@]}"
+        echo "$STAMP" >"$S-train/.stamp"
+        echo "$STAMP" >"$S-eval/.stamp"
+    fi
+done

@@ -8,6 +8,10 @@
 #            seeded others) and its first 500 queries, for the end-to-end document runs
 #   gcide-s7/, gcide-s7-5k/     a second judged set (1,000 glosses, seed 7) and its
 #            5,000-document subset, for re-checking the default fusion
+#   gcide-train/  a training set for fine-tuning (7,600 glosses, about 10,000 pairs, seed 11; qrels/train.tsv),
+#            disjoint from gcide/ and gcide-s7/ (and so from their subsets): none of their
+#            queries, no query sharing a relevant headword with them, and the corpus without
+#            any document judged relevant in them (text_data.py train-split)
 # Sources are Debian packages, installed with apt-get when missing:
 #   dict-gcide (/usr/share/dictd/gcide.{index,dict.dz}), wordnet-base
 #   (/usr/share/wordnet/data.*), and python3.11-doc (reST sources of the Python
@@ -15,7 +19,8 @@
 #   for a later second corpus; skip it with NO_PYTHON_DOC=1).
 # The conversion lives in scripts/text_data.py (standard library only; its
 # docstring documents every choice). The build is redone only when its
-# parameters or the package versions change, or with --force.
+# parameters or the package versions change, or with --force (gcide-train/ also when the
+# evaluation sets it excludes change).
 #
 # Usage: bash scripts/fetch-text-data.sh [--queries N] [--seed S] [--keep-wordnet-senses] [--force]
 set -euo pipefail
@@ -78,4 +83,23 @@ fi
 if [ ! -f "$OUT-s7-5k/qrels/test.tsv" ] || [ "$FORCE" = 1 ]; then
     "$PY" "$ROOT/scripts/text_data.py" gcide --out "$OUT-s7" --queries 1000 --seed 7 $KEEP
     "$PY" "$ROOT/scripts/text_data.py" subset "$OUT-s7" --out "$OUT-s7-5k" --docs 5000 --seed 7
+fi
+# The training set for fine-tuning, disjoint from both evaluation sets above (and so from their
+# subsets); rebuilt when the evaluation sets, the script or the packages change.
+TRAIN="$OUT-train"
+EXCLUDED=("$OUT" "$OUT-s7")
+EX_ARGS=()
+for d in "${EXCLUDED[@]}"; do EX_ARGS+=(--exclude "$d"); done
+TRAIN_STAMP="queries=7600 seed=11 keep=${KEEP:-no} gcide=$(dpkg-query -W -f='${Version}' dict-gcide) wordnet=$(dpkg-query -W -f='${Version}' wordnet-base) script=$(cksum <"$ROOT/scripts/text_data.py" | cut -d' ' -f1) excluded=$(for d in "${EXCLUDED[@]}"; do cat "$d/queries.jsonl" "$d/qrels/test.tsv"; done | cksum | cut -d' ' -f1)"
+if [ "$FORCE" = 0 ] && [ -f "$TRAIN/.stamp" ] && [ "$(cat "$TRAIN/.stamp")" = "$TRAIN_STAMP" ] \
+    && [ -f "$TRAIN/corpus.jsonl" ] && [ -f "$TRAIN/queries.jsonl" ] && [ -f "$TRAIN/qrels/train.tsv" ]; then
+    echo "gcide-train: already built ($TRAIN_STAMP)"
+    "$PY" "$ROOT/scripts/text_data.py" summary "$TRAIN"
+else
+    echo "gcide-train: building into $TRAIN"
+    mkdir -p "$TRAIN"
+    rm -f "$TRAIN/.stamp"
+    "$PY" "$ROOT/scripts/text_data.py" train-split --out "$TRAIN" --queries 7600 --seed 11 $KEEP \
+        "${EX_ARGS[@]}"
+    echo "$TRAIN_STAMP" >"$TRAIN/.stamp"
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds Sextant's text-retrieval data sets (Python standard library only).
+"""Builds Sextant's text-retrieval data sets and their training splits (Python standard library only).
 
 gcide: the WordNet-gloss -> GCIDE-headword task, in BEIR format:
 
@@ -52,15 +52,47 @@ Queries (from Debian's wordnet-base: /usr/share/wordnet/data.{noun,verb,adj,adv}
     the task is trivial). A seeded sample (random.Random(seed).sample over the
     eligible synsets in file order) of --queries of them is written.
 
+Training split (train-split), for fine-tuning: a BEIR directory with qrels/train.tsv instead of
+qrels/test.tsv, disjoint from the evaluation sets given with --exclude (their qrels/*.tsv and
+queries.jsonl are read; their corpus must have this build's ids, which is checked):
+  * queries: the eligible synsets (eligible_synsets, the rules above) less (1) every query of an
+    excluded set and (2) every synset with a relevant document that is judged relevant in an
+    excluded set (a shared headword); a seeded sample (random.Random(seed).sample over the
+    remaining synsets in file order) of --queries of them (0 = all);
+  * corpus: the full corpus less every document judged relevant in an excluded set, so those
+    can be neither positives nor mined negatives (the excluded sets' other documents stay);
+  * meta.json counts eligible, excluded by query id, excluded by shared headword, candidates,
+    written (and the written glosses whose text is that of an excluded query: WordNet repeats a
+    few glosses under other synsets, with other answers); the disjointness is asserted.
+
+Split by query (split), for any judged BEIR set (used on the man-XX sets of lang_data.py): the
+judged queries are joined into groups that must stay on one side (queries sharing a relevant
+document; queries whose relevant documents have the same text, title + text case-folded with
+white space collapsed; with --near-dup J (default 0.5, 0 = off), queries whose relevant
+documents are near duplicates: Jaccard similarity >= J of their sets of word 5-shingles, exact,
+see near_duplicate_pairs), the groups are shuffled with random.Random(seed) and drawn into the eval
+half until it holds round(n * --eval-fraction) queries; the rest is the train half. OUT_TRAIN gets
+qrels/train.tsv, OUT_EVAL qrels/test.tsv, both the full corpus (and pages.tsv when the source
+has one): the eval queries' documents are never training positives, the training queries'
+documents stay in the eval corpus as unjudged distractors (and the eval documents in the train
+corpus, where a negative miner may pick them). meta.json says so; the disjointness is asserted.
+
 Command line:
   text_data.py gcide --out data/text/gcide [--queries 2000] [--seed 42]
                      [--keep-wordnet-senses] [--gcide-dir D] [--wordnet-dir D]
+  text_data.py train-split --out data/text/gcide-train --exclude data/text/gcide
+                     --exclude data/text/gcide-s7 [--queries 10000] [--seed 11]
+                     [--keep-wordnet-senses] [--gcide-dir D] [--wordnet-dir D]
+  text_data.py split SRC --out-train SRC-train --out-eval SRC-eval [--seed 11]
+                     [--eval-fraction 0.5] [--near-dup 0.5] [--qrels test]
+  text_data.py subset SRC --out DIR [--docs 5000] [--queries 0] [--seed 5]
   text_data.py summary DIR        statistics of an existing BEIR directory
 """
 import argparse
 import collections
 import gzip
 import json
+import math
 import os
 import random
 import re
@@ -237,10 +269,16 @@ def contains_run(tokens, run):
     return any(tokens[i:i + n] == run for i in range(len(tokens) - n + 1))
 
 
-def build_gcide(args):
-    gdir, wdir, out = args.gcide_dir, args.wordnet_dir, args.out
-    corpus, cstats = build_corpus(os.path.join(gdir, "gcide.index"),
-                                  os.path.join(gdir, "gcide.dict.dz"), args.keep_wordnet_senses)
+def load_corpus(gcide_dir, keep_wordnet_senses):
+    """The GCIDE corpus (list of {"_id", "title", "text", "_key"}) and its statistics."""
+    return build_corpus(os.path.join(gcide_dir, "gcide.index"),
+                        os.path.join(gcide_dir, "gcide.dict.dz"), keep_wordnet_senses)
+
+
+def eligible_synsets(corpus, wordnet_dir):
+    """The eligible WordNet synsets, in file order: [(qid, definition, [relevant doc ids])],
+    and the counts of what was dropped (the rules are in the module docstring). Shared by the
+    evaluation sets (gcide) and the training set (train-split)."""
     by_key = {d["_key"]: d for d in corpus}
     by_loose = {}
     for d in corpus:
@@ -248,7 +286,7 @@ def build_gcide(args):
 
     qstats = collections.Counter()
     eligible = []
-    for qid, lemmas, definition in read_wordnet(wdir):
+    for qid, lemmas, definition in read_wordnet(wordnet_dir):
         qstats["synsets"] += 1
         if not definition:
             qstats["no_definition"] += 1
@@ -267,26 +305,46 @@ def build_gcide(args):
             continue
         eligible.append((qid, definition, [d["_id"] for d in rel]))
     qstats["eligible"] = len(eligible)
-    n = min(args.queries, len(eligible)) if args.queries > 0 else len(eligible)
-    sample = random.Random(args.seed).sample(eligible, n)
+    return eligible, qstats
+
+
+def seeded_sample(items, n, seed):
+    """random.Random(seed).sample of n items (0 = all), sorted by query id."""
+    n = min(n, len(items)) if n > 0 else len(items)
+    sample = random.Random(seed).sample(items, n)
     sample.sort(key=lambda q: q[0])
+    return sample
 
-    os.makedirs(os.path.join(out, "qrels"), exist_ok=True)
 
-    def write(path, lines):
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line)
-        os.replace(tmp, path)
+def write_lines(path, lines):
+    """Writes through a temporary file, so a reader never sees half a file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line)
+    os.replace(tmp, path)
 
-    write(os.path.join(out, "corpus.jsonl"),
-          (json.dumps({"_id": d["_id"], "title": d["title"], "text": d["text"]},
-                      ensure_ascii=False) + "\n" for d in corpus))
-    write(os.path.join(out, "queries.jsonl"),
-          (json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n" for q, t, _ in sample))
-    write(os.path.join(out, "qrels", "test.tsv"),
-          ["query-id\tcorpus-id\tscore\n"] + [f"{q}\t{d}\t1\n" for q, _, rel in sample for d in rel])
+
+def write_beir(out, corpus, queries, qrels_split, meta):
+    """corpus: [{"_id", "title", "text", ...}]; queries: [(qid, text, [relevant doc ids])];
+    qrels_split: "test" or "train" (qrels/<split>.tsv, score 1)."""
+    write_lines(os.path.join(out, "corpus.jsonl"),
+                (json.dumps({"_id": d["_id"], "title": d["title"], "text": d["text"]},
+                            ensure_ascii=False) + "\n" for d in corpus))
+    write_lines(os.path.join(out, "queries.jsonl"),
+                (json.dumps({"_id": q, "text": t}, ensure_ascii=False) + "\n" for q, t, _ in queries))
+    write_lines(os.path.join(out, "qrels", f"{qrels_split}.tsv"),
+                ["query-id\tcorpus-id\tscore\n"] +
+                [f"{q}\t{d}\t1\n" for q, _, rel in queries for d in rel])
+    write_lines(os.path.join(out, "meta.json"), [json.dumps(meta, indent=2) + "\n"])
+
+
+def build_gcide(args):
+    gdir, wdir, out = args.gcide_dir, args.wordnet_dir, args.out
+    corpus, cstats = load_corpus(gdir, args.keep_wordnet_senses)
+    eligible, qstats = eligible_synsets(corpus, wdir)
+    sample = seeded_sample(eligible, args.queries, args.seed)
 
     n_rel = sum(len(r) for _, _, r in sample)
     meta = {
@@ -298,11 +356,14 @@ def build_gcide(args):
         "queries": dict(qstats, written=len(sample)),
         "qrels": {"pairs": n_rel, "mean_relevant_per_query": n_rel / max(1, len(sample))},
     }
-    write(os.path.join(out, "meta.json"), [json.dumps(meta, indent=2) + "\n"])
+    write_beir(out, corpus, sample, "test", meta)
     print_stats(meta)
 
 
 def print_stats(meta):
+    if meta.get("split") == "train":
+        print_train_stats(meta)
+        return
     c, q, r = meta["corpus"], meta["queries"], meta["qrels"]
     print(f"corpus: {c['docs']} documents (one per headword) from {c.get('blocks', '?')} blocks; "
           f"{c.get('wordnet_paragraphs_dropped', 0)} WordNet-sourced paragraphs dropped, "
@@ -315,15 +376,345 @@ def print_stats(meta):
     print(f"qrels: {r['pairs']} pairs, {r['mean_relevant_per_query']:.3f} relevant documents per query")
 
 
+# ------------------------------------------------------------------ training splits
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shown(path):
+    """A path as meta.json records it: relative to the repository when inside it, so a build is
+    the same wherever the checkout is."""
+    rel = os.path.relpath(os.path.abspath(path), REPO)
+    return path if rel.startswith("..") else rel
+
+
+def read_judged(d):
+    """Query ids (queries.jsonl and every qrels/*.tsv) and relevant document ids (score >= 1 in
+    any qrels/*.tsv) of a BEIR directory."""
+    qids, rel = set(), set()
+    with open(os.path.join(d, "queries.jsonl"), encoding="utf-8") as f:
+        qids.update(json.loads(l)["_id"] for l in f if l.strip())
+    qdir = os.path.join(d, "qrels")
+    names = sorted(n for n in os.listdir(qdir) if n.endswith(".tsv"))
+    if not names:
+        sys.exit(f"{qdir}: no qrels file")
+    for name in names:
+        with open(os.path.join(qdir, name), encoding="utf-8") as f:
+            next(f)  # header
+            for line in f:
+                q, doc, score = line.rstrip("\n").split("\t")
+                qids.add(q)
+                if float(score) >= 1:
+                    rel.add(doc)
+    return qids, rel
+
+
+def train_split(args):
+    """The GCIDE training set: eligible synsets that are not queries of the excluded evaluation
+    sets and share no relevant document (headword) with them, over the corpus less every
+    document judged relevant there."""
+    gdir, wdir, out = args.gcide_dir, args.wordnet_dir, args.out
+    if not args.exclude:
+        sys.exit("train-split: give the evaluation sets to keep out with --exclude DIR")
+    corpus, cstats = load_corpus(gdir, args.keep_wordnet_senses)
+    eligible, qstats = eligible_synsets(corpus, wdir)
+    titles = {d["_id"]: d["title"] for d in corpus}
+
+    ex_q, ex_rel, ex_sets = set(), set(), {}
+    for d in args.exclude:
+        q, rel = read_judged(d)
+        # the excluded set must use this corpus's ids: same build parameters, same dict-gcide
+        mp = os.path.join(d, "meta.json")
+        if os.path.exists(mp):
+            with open(mp) as f:
+                kws = json.load(f).get("params", {}).get("keep_wordnet_senses")
+            if kws is not None and kws != args.keep_wordnet_senses:
+                sys.exit(f"{d}: built with keep_wordnet_senses={kws}, this split with "
+                         f"{args.keep_wordnet_senses}")
+        with open(os.path.join(d, "corpus.jsonl"), encoding="utf-8") as f:
+            for line in f:
+                doc = json.loads(line)
+                if doc["_id"] in rel and titles.get(doc["_id"]) != doc["title"]:
+                    sys.exit(f"{d}: document {doc['_id']} is {doc['title']!r} there, "
+                             f"{titles.get(doc['_id'])!r} here (another dict-gcide version?)")
+        ex_sets[shown(d)] = {"queries": len(q), "relevant_documents": len(rel)}
+        ex_q |= q
+        ex_rel |= rel
+
+    by_qid, by_headword, candidates = 0, 0, []
+    for item in eligible:
+        qid, _, rel = item
+        if qid in ex_q:
+            by_qid += 1
+        elif any(doc in ex_rel for doc in rel):
+            by_headword += 1
+        else:
+            candidates.append(item)
+    eligible_ids = {q for q, _, _ in eligible}
+    sample = seeded_sample(candidates, args.queries, args.seed)
+    train_corpus = [d for d in corpus if d["_id"] not in ex_rel]
+
+    # the guarantees, checked on what is written
+    kept_ids = {d["_id"] for d in train_corpus}
+    train_q = {q for q, _, _ in sample}
+    train_rel = {doc for _, _, rel in sample for doc in rel}
+    assert not train_q & ex_q, "a training query is a query of an excluded set"
+    assert not train_rel & ex_rel, "a training positive is judged relevant in an excluded set"
+    assert not kept_ids & ex_rel, "a document judged relevant in an excluded set is in the corpus"
+    assert train_rel <= kept_ids, "a training positive is missing from the corpus"
+    ex_texts = set()
+    for d in args.exclude:
+        with open(os.path.join(d, "queries.jsonl"), encoding="utf-8") as f:
+            ex_texts.update(norm_key(json.loads(l)["text"]) for l in f if l.strip())
+
+    n_rel = sum(len(r) for _, _, r in sample)
+    meta = {
+        "task": "WordNet 3.0 gloss -> GCIDE headword, training split",
+        "split": "train",
+        "sources": {"gcide_dir": gdir, "wordnet_dir": wdir},
+        "params": {"queries": args.queries, "seed": args.seed,
+                   "keep_wordnet_senses": args.keep_wordnet_senses,
+                   "exclude": [shown(d) for d in args.exclude]},
+        "excluded_sets": ex_sets,
+        "disjointness": (
+            "No training query is a query of an excluded set, and no training query has a "
+            "relevant document (= headword) that is relevant to any query of an excluded set; "
+            "every document judged relevant in an excluded set is removed from this corpus, so "
+            "it cannot be a positive or a mined negative either. Other excluded-set documents "
+            "(their distractors) stay. Checked with assertions when built."),
+        "corpus": dict(cstats, docs_full=len(corpus), removed_relevant_in_excluded=len(corpus) - len(train_corpus),
+                       docs=len(train_corpus)),
+        "queries": dict(qstats, excluded_query_id=by_qid, excluded_shared_headword=by_headword,
+                        candidates=len(candidates), written=len(sample),
+                        excluded_queries_not_eligible_here=len(ex_q - eligible_ids),
+                        same_gloss_text_as_an_excluded_query=sum(
+                            1 for _, t, _ in sample if norm_key(t) in ex_texts)),
+        "qrels": {"file": "qrels/train.tsv", "pairs": n_rel,
+                  "mean_relevant_per_query": n_rel / max(1, len(sample))},
+    }
+    write_beir(out, train_corpus, sample, "train", meta)
+    print_stats(meta)
+
+
+def print_train_stats(meta):
+    c, q, r = meta["corpus"], meta["queries"], meta["qrels"]
+    print(f"train corpus: {c['docs']} documents ({c['docs_full']} less "
+          f"{c['removed_relevant_in_excluded']} judged relevant in the excluded sets)")
+    print(f"train queries: {q['written']} written, sampled from {q['candidates']} candidates: "
+          f"{q['eligible']} eligible of {q['synsets']} synsets, less {q['excluded_query_id']} "
+          f"queries of the excluded sets and {q['excluded_shared_headword']} sharing a relevant "
+          f"headword with them ({q['same_gloss_text_as_an_excluded_query']} written queries have "
+          f"the gloss text of an excluded query, with other answers)")
+    print(f"qrels/train.tsv: {r['pairs']} pairs, {r['mean_relevant_per_query']:.3f} relevant "
+          f"documents per query")
+
+
+def shingles(text, n=5):
+    """The set of word n-grams (words: case-folded \\w+ runs) of a text."""
+    w = re.findall(r"\w+", text.casefold())
+    return {" ".join(w[i:i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def near_duplicate_pairs(texts, threshold):
+    """(a, b, jaccard) for every pair of ids whose texts' word 5-shingle sets have a Jaccard
+    similarity >= threshold. Exact: candidates by prefix filtering (shingles ordered rarest
+    first; two sets with Jaccard >= t share a shingle among the first |S| - ceil(t |S|) + 1 of
+    each), then the similarity of each candidate computed."""
+    sets = {i: shingles(t) for i, t in texts.items()}
+    df = collections.Counter(x for st in sets.values() for x in st)
+    index, cands = collections.defaultdict(list), set()
+    for i in sorted(sets):
+        order = sorted(sets[i], key=lambda x: (df[x], x))
+        for x in order[:len(order) - math.ceil(threshold * len(order)) + 1]:
+            cands.update((j, i) for j in index[x])
+            index[x].append(i)
+    out = []
+    for a, b in sorted(cands):
+        inter = len(sets[a] & sets[b])
+        j = inter / (len(sets[a]) + len(sets[b]) - inter)
+        if j >= threshold:
+            out.append((a, b, j))
+    return out
+
+
+def split_by_query(args):
+    """Splits a judged BEIR set by query into OUT_TRAIN (qrels/train.tsv) and OUT_EVAL
+    (qrels/test.tsv), both over the full corpus. Queries are first joined into groups that must
+    stay on one side: queries sharing a relevant document, and queries whose relevant documents
+    are the same text (title + text, case-folded, white space collapsed). The groups are
+    shuffled (random.Random(seed)) and drawn into eval until it holds round(n * eval_fraction)
+    queries; the rest is train."""
+    src = args.src
+    with open(os.path.join(src, "queries.jsonl"), encoding="utf-8") as f:
+        qlines = [l.rstrip("\n") for l in f if l.strip()]
+    qorder = [json.loads(l)["_id"] for l in qlines]
+    with open(os.path.join(src, "qrels", f"{args.qrels}.tsv"), encoding="utf-8") as f:
+        qrels = [l.rstrip("\n") for l in f if l.strip()]
+    header, qrels = qrels[0], qrels[1:]
+    rel = collections.defaultdict(set)
+    for l in qrels:
+        q, d, score = l.split("\t")
+        if float(score) >= 1:
+            rel[q].add(d)
+    qset = set(qorder)
+    judged = [q for q in qorder if rel.get(q)]
+    unknown = set(rel) - qset
+    if unknown:
+        sys.exit(f"{src}: {len(unknown)} judged query ids are not in queries.jsonl")
+
+    with open(os.path.join(src, "corpus.jsonl"), "rb") as f:
+        corpus_bytes = f.read()
+    text_key = {}
+    for line in corpus_bytes.decode("utf-8").splitlines():
+        if line.strip():
+            d = json.loads(line)
+            text_key[d["_id"]] = " ".join((d.get("title", "") + " " + d["text"]).casefold().split())
+    missing = {d for ds in rel.values() for d in ds} - set(text_key)
+    if missing:
+        sys.exit(f"{src}: {len(missing)} judged documents are not in corpus.jsonl")
+
+    pos = {q: i for i, q in enumerate(qorder)}
+    parent = {q: q for q in judged}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb, key=pos.get)] = min(ra, rb, key=pos.get)
+
+    owner = {}  # relevant doc id / doc text -> first query
+    shared_doc = same_text = 0
+    for q in judged:
+        for d in sorted(rel[q]):
+            for key, kind in ((("id", d), "doc"), (("text", text_key[d]), "text")):
+                if key in owner and find(owner[key]) != find(q):
+                    union(owner[key], q)
+                    if kind == "doc":
+                        shared_doc += 1
+                    else:
+                        same_text += 1
+                owner.setdefault(key, q)
+    near_dup, near_examples = 0, []
+    if args.near_dup > 0:
+        first = {}  # relevant doc -> its first query
+        for q in judged:
+            for d in rel[q]:
+                first.setdefault(d, q)
+        for a, b, j in near_duplicate_pairs({d: text_key[d] for d in first}, args.near_dup):
+            if find(first[a]) != find(first[b]):
+                union(first[a], first[b])
+                near_dup += 1
+                near_examples.append((round(j, 3), a, b))
+    groups = collections.OrderedDict()
+    for q in judged:
+        groups.setdefault(find(q), []).append(q)
+    groups = list(groups.values())
+    random.Random(args.seed).shuffle(groups)
+    target = round(len(judged) * args.eval_fraction)
+    eval_q, train_q = set(), set()
+    for g in groups:
+        (eval_q if len(eval_q) < target else train_q).update(g)
+
+    # the guarantees, checked
+    eval_rel = {d for q in eval_q for d in rel[q]}
+    train_rel = {d for q in train_q for d in rel[q]}
+    assert not eval_q & train_q
+    assert not eval_rel & train_rel, "a document is relevant on both sides"
+    assert not {text_key[d] for d in eval_rel} & {text_key[d] for d in train_rel}, \
+        "the same document text is relevant on both sides"
+    if args.near_dup > 0:
+        cross = [(a, b) for a, b, _ in near_duplicate_pairs(
+            {d: text_key[d] for d in eval_rel | train_rel}, args.near_dup)
+            if (a in eval_rel) != (b in eval_rel)]
+        assert not cross, f"near-duplicate relevant documents on both sides: {cross[:5]}"
+
+    multi = [g for g in groups if len(g) > 1]
+    src_meta = {}
+    if os.path.exists(os.path.join(src, "meta.json")):
+        with open(os.path.join(src, "meta.json"), encoding="utf-8") as f:
+            src_meta = json.load(f)
+    n_docs = len(text_key)
+    common = {
+        "source": shown(src),
+        "source_task": src_meta.get("task", ""),
+        "params": {"seed": args.seed, "eval_fraction": args.eval_fraction,
+                   "near_dup": args.near_dup, "source_qrels": f"qrels/{args.qrels}.tsv"},
+        "split_rule": (
+            "split by query: queries that share a relevant document, whose relevant documents "
+            "have the same text (title + text, case-folded, white space collapsed), or whose "
+            "relevant documents are near duplicates (Jaccard similarity of their sets of word "
+            "5-shingles, words = case-folded \\w+ runs, >= near_dup; 0 = not checked) form one "
+            "group and go to the same side; groups shuffled with random.Random(seed) and drawn "
+            "into eval until it holds round(judged queries * eval_fraction), the rest is train"),
+        "disjointness": (
+            "The two sides share no query and no relevant document (nor two relevant documents "
+            "of the same text or near duplicates): the eval queries' documents are never training positives. Both "
+            "sides keep the full corpus of the source set: in the eval set the training "
+            "queries' documents are unjudged distractors; in the train set the eval queries' "
+            "documents are present unjudged, so a negative miner can draw them as negatives of "
+            "training queries (their text is seen in training, never as a positive). Checked "
+            "with assertions when built."),
+        "groups": {"groups": len(groups), "multi_query_groups": len(multi),
+                   "queries_in_multi_query_groups": sum(map(len, multi)),
+                   "joined_by_shared_document": shared_doc, "joined_by_same_text": same_text,
+                   "joined_by_near_duplicate": near_dup,
+                   "near_duplicate_joins": sorted(near_examples, reverse=True),
+                   "examples": [sorted(g, key=pos.get) for g in multi[:10]]},
+        "unjudged_queries_dropped": len(qorder) - len(judged),
+    }
+    for side, out, qs, split in (("train", args.out_train, train_q, "train"),
+                                 ("eval", args.out_eval, eval_q, "test")):
+        lines = [l for l, q in zip(qlines, qorder) if q in qs]
+        kept = [l for l in qrels if l.split("\t")[0] in qs]
+        tmp = os.path.join(out, "corpus.jsonl.tmp")
+        os.makedirs(os.path.join(out, "qrels"), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(corpus_bytes)
+        os.replace(tmp, os.path.join(out, "corpus.jsonl"))
+        write_lines(os.path.join(out, "queries.jsonl"), (l + "\n" for l in lines))
+        write_lines(os.path.join(out, "qrels", f"{split}.tsv"), [header + "\n"] + [l + "\n" for l in kept])
+        for extra in ("pages.tsv",):  # id mapping of the man-XX sets, kept for paired comparisons
+            if os.path.exists(os.path.join(src, extra)):
+                with open(os.path.join(src, extra), encoding="utf-8") as f:
+                    write_lines(os.path.join(out, extra), f.readlines())
+        meta = dict(common, split=side,
+                    other_half=shown(args.out_eval if side == "train" else args.out_train),
+                    counts={"queries": len(lines), "corpus_docs": n_docs,
+                            "qrels_file": f"qrels/{split}.tsv", "qrels_pairs": len(kept),
+                            "relevant_documents": len({l.split("\t")[1] for l in kept})})
+        write_lines(os.path.join(out, "meta.json"), [json.dumps(meta, indent=2, ensure_ascii=False) + "\n"])
+        print_split_stats(out, meta)
+
+
+def print_split_stats(out, meta):
+    c, g = meta["counts"], meta["groups"]
+    print(f"{out} ({meta['split']}): {c['queries']} queries, {c['corpus_docs']} documents, "
+          f"{c['qrels_file']}: {c['qrels_pairs']} pairs ({c['relevant_documents']} relevant "
+          f"documents); {g['queries_in_multi_query_groups']} queries of the source in "
+          f"{g['multi_query_groups']} groups kept on one side "
+          f"(joins: {g['joined_by_shared_document']} shared document, {g['joined_by_same_text']} "
+          f"same document text, {g.get('joined_by_near_duplicate', 0)} near-duplicate documents)")
+
+
 def summary(d):
     mp = os.path.join(d, "meta.json")
     if os.path.exists(mp):
-        with open(mp) as f:
-            print_stats(json.load(f))
+        with open(mp, encoding="utf-8") as f:
+            meta = json.load(f)
+        if "counts" in meta:  # split-by-query
+            print_split_stats(d, meta)
+        else:
+            print_stats(meta)
         return
     n_docs = sum(1 for _ in open(os.path.join(d, "corpus.jsonl"), encoding="utf-8"))
     n_q = sum(1 for _ in open(os.path.join(d, "queries.jsonl"), encoding="utf-8"))
-    n_rel = sum(1 for _ in open(os.path.join(d, "qrels", "test.tsv"), encoding="utf-8")) - 1
+    qrels = [n for n in ("test.tsv", "train.tsv") if os.path.exists(os.path.join(d, "qrels", n))]
+    n_rel = sum(1 for _ in open(os.path.join(d, "qrels", qrels[0]), encoding="utf-8")) - 1
     print(f"corpus: {n_docs} documents; queries: {n_q}; qrels: {n_rel} pairs, "
           f"{n_rel / max(1, n_q):.3f} per query")
 
@@ -372,11 +763,34 @@ def main():
     t.add_argument("--docs", type=int, default=5000)
     t.add_argument("--queries", type=int, default=0, help="first N queries only; 0 = all")
     t.add_argument("--seed", type=int, default=5)
+    r = sub.add_parser("train-split", help="a GCIDE training set disjoint from evaluation sets")
+    r.add_argument("--out", required=True)
+    r.add_argument("--exclude", action="append", default=[], metavar="DIR",
+                   help="an evaluation set (BEIR directory) to keep out; repeatable")
+    r.add_argument("--queries", type=int, default=10000, help="sample size; 0 = all candidates")
+    r.add_argument("--seed", type=int, default=11)
+    r.add_argument("--keep-wordnet-senses", action="store_true")
+    r.add_argument("--gcide-dir", default="/usr/share/dictd")
+    r.add_argument("--wordnet-dir", default="/usr/share/wordnet")
+    p = sub.add_parser("split", help="split a judged set by query into train and eval halves")
+    p.add_argument("src")
+    p.add_argument("--out-train", required=True)
+    p.add_argument("--out-eval", required=True)
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--eval-fraction", type=float, default=0.5)
+    p.add_argument("--near-dup", type=float, default=0.5,
+                   help="keep queries whose relevant documents have a word-5-shingle Jaccard "
+                        "similarity >= this on one side; 0 = only identical texts")
+    p.add_argument("--qrels", default="test", help="the source's qrels/<NAME>.tsv")
     s = sub.add_parser("summary", help="print the statistics of a built directory")
     s.add_argument("dir")
     args = ap.parse_args()
     if args.cmd == "gcide":
         build_gcide(args)
+    elif args.cmd == "train-split":
+        train_split(args)
+    elif args.cmd == "split":
+        split_by_query(args)
     elif args.cmd == "subset":
         subset(args)
     else:

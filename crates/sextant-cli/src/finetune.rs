@@ -24,7 +24,8 @@ pub enum Negatives {
     None,
     /// The best BM25 hit that is not judged relevant.
     Bm25,
-    /// The current model's best hit that is not judged relevant (not implemented yet: refused).
+    /// The starting model's best hit that is not judged relevant (embeds the whole corpus
+    /// first).
     Model,
 }
 
@@ -71,10 +72,15 @@ pub struct FinetuneArgs {
     /// Seed of the held-back split and of the order of the pairs.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Matryoshka loss over these dimensions (not implemented yet: refused).
-    #[arg(long, value_delimiter = ',')]
+    /// Matryoshka loss: the sum of the loss over the embeddings cut to each of these widths
+    /// (e.g. `384,256,128`), so that a prefix of the vector is a good embedding too
+    /// (`--dimensions` of ingestion, `dimensions` of the embeddings API).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     pub matryoshka: Option<Vec<u64>>,
-    /// Train a cross-encoder instead (not implemented yet: refused).
+    /// Train a cross-encoder (a reranker for `--rerank DIR`) instead of a bi-encoder:
+    /// `BertForSequenceClassification` from the model's encoder, binary cross-entropy on each
+    /// pair, its hard negative and another pair's document; held-back queries are scored as
+    /// BM25 before and BM25's top 20 reranked after.
     #[arg(long)]
     pub cross_encoder: bool,
     /// Threads for training and embedding [default: all cores].
@@ -83,18 +89,16 @@ pub struct FinetuneArgs {
 }
 
 pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
-    if a.matryoshka.is_some() {
-        bail!("--matryoshka is not implemented yet; run without it");
+    if a.cross_encoder && a.matryoshka.is_some() {
+        bail!("--matryoshka applies to bi-encoders; a cross-encoder outputs a score, not a vector");
     }
-    if a.cross_encoder {
-        bail!("--cross-encoder is not implemented yet; run without it");
+    if a.cross_encoder && a.hard_negatives == Negatives::None {
+        bail!("--cross-encoder trains on negatives: use --hard-negatives bm25 or model");
     }
     let hard_negatives = match a.hard_negatives {
         Negatives::None => HardNegatives::None,
         Negatives::Bm25 => HardNegatives::Bm25,
-        Negatives::Model => {
-            bail!("--hard-negatives model is not implemented yet; use bm25 or none")
-        }
+        Negatives::Model => HardNegatives::Model,
     };
     let Loss::Mnrl = a.loss;
     let opts = FinetuneOptions {
@@ -107,11 +111,18 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         max_seq: a.max_seq.map(|m| m as usize),
         validation: a.validation,
         threads: a.threads.map(|t| t as usize),
+        cross_encoder: a.cross_encoder,
         train: TrainOptions {
             epochs: a.epochs as usize,
             batch: a.batch as usize,
             lr: a.lr,
             seed: a.seed,
+            matryoshka: a
+                .matryoshka
+                .unwrap_or_default()
+                .into_iter()
+                .map(|w| w as usize)
+                .collect(),
             ..TrainOptions::default()
         },
     };
@@ -137,12 +148,13 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "trained {} pairs ({} with a hard negative) from {} queries, {} steps in {:.1} s ({:.1} pairs/s)",
+        "trained {} pairs ({} with a hard negative) from {} queries, {} steps in {:.1} s ({:.1} s CPU; {:.1} pairs/s)",
         report.pairs,
         report.hard_negatives,
         report.train_queries,
         report.steps,
         report.train_seconds,
+        report.train_cpu_seconds,
         report.pairs_per_second
     );
     println!(
@@ -151,8 +163,9 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
     );
     match (report.ndcg_before, report.ndcg_after) {
         (Some(b), Some(a)) => println!(
-            "nDCG@10 on {} held-back queries (exact dense retrieval): {b:.4} before, {a:.4} after ({:+.4})",
+            "nDCG@10 on {} held-back queries ({}): {b:.4} before, {a:.4} after ({:+.4})",
             report.validation_queries,
+            report.validation_metric,
             a - b
         ),
         _ => println!("no held-back queries: no nDCG measured (--validation 0)"),

@@ -106,5 +106,8 @@ pub use profile::{EmbedProfile, ForwardProfile};
 pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};
 pub use tokenize::{Batch, Encoded, TextTokenizer};
-pub use train::{mnrl_loss, Param, Step, TrainOptions, TrainableEncoder};
+pub use train::{
+    bce_with_logits, mnrl_loss, training_batches, training_loss, Param, Step, TrainOptions,
+    TrainableCrossEncoder, TrainableEncoder,
+};
 pub use weights::Weights;

@@ -1,6 +1,7 @@
 //! `sextant finetune` on the tiny sentence-transformers fixture and a small judged set: the
-//! trained model directory loads and embeds, the training card reports what ran, and options
-//! that are not implemented, a missing file or a non-empty output are refused by name.
+//! trained model directory loads and embeds, the training card and the pairs file report what
+//! ran; model-mined negatives, Matryoshka training and a cross-encoder; options that do not go
+//! together, a missing file or a non-empty output are refused by name.
 
 use std::path::Path;
 
@@ -123,6 +124,18 @@ fn finetune_trains_saves_a_loadable_model_and_a_training_card() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(npy.is_file());
+    // The pairs as trained: every epoch's, each with its hard negative.
+    let pairs = std::fs::read_to_string(out.join("training_pairs.jsonl")).unwrap();
+    let lines: Vec<Value> = pairs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4 * 18);
+    assert!(lines
+        .iter()
+        .all(|l| l["negative"].is_string() && l["anchor"].is_string()));
+    assert_eq!(lines[0]["epoch"], 1);
+    assert_eq!(lines[71]["epoch"], 4);
     // A second run into the same, now non-empty, directory is refused.
     let o = run(&args(&dir, &model, &out_s, &["--validation", "0"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -130,16 +143,20 @@ fn finetune_trains_saves_a_loadable_model_and_a_training_card() {
 }
 
 #[test]
-fn finetune_refuses_what_it_does_not_implement_and_bad_input() {
+fn finetune_refuses_bad_input_and_options_that_do_not_go_together() {
     let tmp = tempfile::tempdir().unwrap();
     beir(tmp.path());
     let dir = tmp.path().to_string_lossy().into_owned();
     let model = tiny_st();
     let out = tmp.path().join("never").to_string_lossy().into_owned();
     for (extra, says) in [
-        (vec!["--hard-negatives", "model"], "--hard-negatives model"),
-        (vec!["--matryoshka", "8,4"], "--matryoshka"),
-        (vec!["--cross-encoder"], "--cross-encoder"),
+        (vec!["--matryoshka", "8,99"], "Matryoshka width 99"),
+        (vec!["--matryoshka", "0"], "--matryoshka"),
+        (vec!["--cross-encoder", "--matryoshka", "8"], "--matryoshka"),
+        (
+            vec!["--cross-encoder", "--hard-negatives", "none"],
+            "--cross-encoder",
+        ),
         (vec!["--loss", "triplet"], "--loss"),
         (vec!["--batch", "1"], "--batch"),
         (vec!["--validation", "1.5"], "validation"),
@@ -155,4 +172,106 @@ fn finetune_refuses_what_it_does_not_implement_and_bad_input() {
     let o = run(&a);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("nope.tsv"), "{}", stderr(&o));
+}
+
+/// `--hard-negatives model` and `--matryoshka` train and say so in the card.
+#[test]
+fn finetune_mines_negatives_with_the_model_and_trains_matryoshka_widths() {
+    let tmp = tempfile::tempdir().unwrap();
+    beir(tmp.path());
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let model = tiny_st();
+    let out = tmp.path().join("mrl").to_string_lossy().into_owned();
+    let extra = [
+        "--hard-negatives",
+        "model",
+        "--matryoshka",
+        "8,4",
+        "--epochs",
+        "2",
+        "--batch",
+        "8",
+        "--validation",
+        "0",
+        "--threads",
+        "1",
+    ];
+    let o = run(&args(&dir, &model, &out, &extra));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&out).join("training_card.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["options"]["hard_negatives"], "model");
+    assert_eq!(
+        card["options"]["train"]["matryoshka"],
+        serde_json::json!([8, 4])
+    );
+    assert_eq!(card["hard_negatives"], 24);
+    // A mined negative is never the pair's own (judged) document.
+    let pairs = std::fs::read_to_string(Path::new(&out).join("training_pairs.jsonl")).unwrap();
+    for line in pairs.lines() {
+        let l: Value = serde_json::from_str(line).unwrap();
+        assert_ne!(l["negative"], l["positive"], "{line}");
+    }
+}
+
+/// `--cross-encoder` writes a `BertForSequenceClassification` directory that `rerank` loads,
+/// and scores the held-back queries as BM25 before and reranked after.
+#[test]
+fn finetune_trains_a_cross_encoder_that_reranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    beir(tmp.path());
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let model = tiny_st();
+    let out = tmp.path().join("ce").to_string_lossy().into_owned();
+    let extra = [
+        "--cross-encoder",
+        "--epochs",
+        "2",
+        "--batch",
+        "8",
+        "--lr",
+        "1e-3",
+        "--validation",
+        "0.25",
+        "--threads",
+        "1",
+    ];
+    let o = run(&args(&dir, &model, &out, &extra));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("reranked by the cross-encoder"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let out_dir = Path::new(&out);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert!(!out_dir.join("modules.json").exists());
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("training_card.json")).unwrap())
+            .unwrap();
+    assert_eq!(card["options"]["cross_encoder"], true);
+    assert!(card["ndcg_after"].as_f64().is_some() && card["ndcg_before"].as_f64().is_some());
+    // The directory is a reranker.
+    let passages = tmp.path().join("passages.txt");
+    std::fs::write(&passages, "a day with the cat\na day with the bread\n").unwrap();
+    let o = sextant(&[
+        "rerank",
+        "--model",
+        &out,
+        "--query",
+        "the cat on a day",
+        "--input",
+        &passages.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("a day with the bread"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use sextant_embed::{mnrl_loss, Pooling, TrainableEncoder};
+use sextant_embed::{mnrl_loss, Pooling, TrainableCrossEncoder, TrainableEncoder};
 
 use crate::fixture;
 
@@ -375,4 +375,156 @@ fn fitting_lowers_the_loss_and_the_saved_model_embeds_as_trained() {
     ] {
         assert!(out.path().join(name).is_file(), "{name} missing");
     }
+}
+
+/// The trainable cross-encoder is `BertForSequenceClassification`: on the tiny cross-encoder
+/// fixture its logits are the inference reranker's scores.
+#[test]
+fn cross_encoder_forward_matches_the_reranker() {
+    use sextant_embed::{CrossEncoder, Reranker, RerankerOptions, TextTokenizer};
+    let dir = fixture("tiny-cross-encoder");
+    let ce = TrainableCrossEncoder::load(&dir, DType::F64, 1).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 64).unwrap();
+    let pairs = [
+        ("what is a cat", "a small domestic animal"),
+        ("river flood", "water over the banks of a river after rain"),
+        ("stock market", "shares are traded there"),
+    ];
+    let encoded: Vec<_> = pairs
+        .iter()
+        .map(|(q, d)| tok.encode_pair(q, d).unwrap())
+        .collect();
+    let b =
+        sextant_embed::Batch::new(&encoded.iter().collect::<Vec<_>>(), 0, &Device::Cpu).unwrap();
+    let ours = values(&ce.forward(&b.ids, &b.type_ids, &b.mask).unwrap());
+    let reranker = CrossEncoder::load(&dir.to_string_lossy(), RerankerOptions::default()).unwrap();
+    let theirs = reranker.score_pairs(&pairs).unwrap();
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!((a - f64::from(*b)).abs() < 1e-4, "{ours:?} vs {theirs:?}");
+    }
+}
+
+/// Gradients of the cross-encoder's binary cross-entropy, against central finite
+/// differences, for the classifier, the pooler and an encoder weight.
+#[test]
+fn cross_encoder_gradients_match_finite_differences() {
+    use sextant_embed::{bce_with_logits, TextTokenizer};
+    let dir = fixture("tiny-st");
+    let ce = TrainableCrossEncoder::load(&dir, DType::F64, 3).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    let encoded: Vec<_> = [("the cat", "a cat sat"), ("the river", "a market day")]
+        .iter()
+        .map(|(q, d)| tok.encode_pair(q, d).unwrap())
+        .collect();
+    let b =
+        sextant_embed::Batch::new(&encoded.iter().collect::<Vec<_>>(), 0, &Device::Cpu).unwrap();
+    let labels = Tensor::new(&[1f64, 0.0], &Device::Cpu).unwrap();
+    let loss = || {
+        let logits = ce.forward(&b.ids, &b.type_ids, &b.mask).unwrap();
+        bce_with_logits(&logits, &labels).unwrap()
+    };
+    let grads = loss().backward().unwrap();
+    let names = [
+        "classifier.weight",
+        "classifier.bias",
+        "pooler.dense.weight",
+        "encoder.layer.0.attention.self.query.weight",
+    ];
+    for name in names {
+        let p = ce.params().iter().find(|p| p.name == name).unwrap();
+        let g = values(grads.get(p.var.as_tensor()).unwrap());
+        for i in [0, g.len() / 2, g.len() - 1] {
+            let x = values(p.var.as_tensor())[i];
+            let h = 1e-5;
+            set(&p.var, i, x + h);
+            let up = scalar(&loss());
+            set(&p.var, i, x - h);
+            let down = scalar(&loss());
+            set(&p.var, i, x);
+            let fd = (up - down) / (2.0 * h);
+            let rel = (fd - g[i]).abs() / fd.abs().max(g[i].abs()).max(1e-6);
+            assert!(rel < 1e-3, "{name}[{i}]: autograd {} vs {fd}", g[i]);
+        }
+    }
+}
+
+/// Trained on pairs it can learn, the cross-encoder's loss falls, and the saved directory
+/// reranks in the inference path with the trained scores.
+#[test]
+fn cross_encoder_trains_and_saves_a_reranker() {
+    use sextant_embed::{
+        bce_with_logits, CrossEncoder, Reranker, RerankerOptions, TextTokenizer, TrainOptions,
+    };
+    let dir = fixture("tiny-st");
+    let ce = TrainableCrossEncoder::load(&dir, DType::F32, 5).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    let texts = toy_pairs();
+    // Each group: the query with its own passage (relevant) and the next pair's (not).
+    let groups: Vec<Vec<(sextant_embed::Encoded, f64)>> = (0..texts.len())
+        .map(|i| {
+            let (q, d) = &texts[i];
+            let other = &texts[(i + 1) % texts.len()].1;
+            vec![
+                (tok.encode_pair(q, d).unwrap(), 1.0),
+                (tok.encode_pair(q, other).unwrap(), 0.0),
+            ]
+        })
+        .collect();
+    let all: Vec<&sextant_embed::Encoded> = groups.iter().flatten().map(|(e, _)| e).collect();
+    let labels: Vec<f32> = groups.iter().flatten().map(|(_, y)| *y as f32).collect();
+    let b = sextant_embed::Batch::new(&all, 0, &Device::Cpu).unwrap();
+    let label_t = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    let whole = |ce: &TrainableCrossEncoder| {
+        let logits = ce.forward(&b.ids, &b.type_ids, &b.mask).unwrap();
+        let l = bce_with_logits(&logits, &label_t).unwrap();
+        (
+            f64::from(l.to_scalar::<f32>().unwrap()),
+            logits.to_vec1::<f32>().unwrap(),
+        )
+    };
+    let (before, _) = whole(&ce);
+    let opts = TrainOptions {
+        epochs: 30,
+        batch: 8,
+        lr: 5e-3,
+        ..TrainOptions::default()
+    };
+    let mut steps = 0;
+    ce.fit(&groups, 0, &opts, |_| steps += 1).unwrap();
+    assert_eq!(steps, 60);
+    let (after, trained) = whole(&ce);
+    assert!(after < 0.5 * before, "loss {before} before, {after} after");
+    let out = tempfile::tempdir().unwrap();
+    ce.save(&dir, out.path()).unwrap();
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert!(!out.path().join("modules.json").exists());
+    let reranker =
+        CrossEncoder::load(&out.path().to_string_lossy(), RerankerOptions::default()).unwrap();
+    let pairs: Vec<(&str, &str)> = texts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (q, d))| {
+            [
+                (q.as_str(), d.as_str()),
+                (q.as_str(), texts[(i + 1) % texts.len()].1.as_str()),
+            ]
+        })
+        .collect();
+    let scores = reranker.score_pairs(&pairs).unwrap();
+    let diff = scores
+        .iter()
+        .zip(&trained)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "saved reranker scores {diff} away from training"
+    );
+    // Labels outside [0, 1] are refused.
+    let bad = vec![vec![(tok.encode_pair("a", "b").unwrap(), 2.0)]; 2];
+    let err = ce.fit(&bad, 0, &opts, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("label 2"), "{err}");
 }

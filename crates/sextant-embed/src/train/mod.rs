@@ -15,7 +15,13 @@
 //! each anchor against every positive of the batch (in-batch negatives), on `scale` times their
 //! cosine similarity.
 
+mod adamw;
+mod cross;
+mod ops;
+
 use std::path::Path;
+
+pub use cross::{bce_with_logits, TrainableCrossEncoder};
 
 use candle_core::{DType, Device, Tensor, Var, D};
 
@@ -48,7 +54,7 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = x.matmul(&self.w.as_tensor().t()?)?;
         match &self.b {
-            Some(b) => y.broadcast_add(b.as_tensor()),
+            Some(b) => y.apply_op2(b.as_tensor(), ops::BiasAdd),
             None => Ok(y),
         }
     }
@@ -63,12 +69,11 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let norm = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        norm.broadcast_mul(self.gamma.as_tensor())?
-            .broadcast_add(self.beta.as_tensor())
+        x.contiguous()?.apply_op3(
+            self.gamma.as_tensor(),
+            self.beta.as_tensor(),
+            ops::LayerNorm { eps: self.eps },
+        )
     }
 }
 
@@ -245,33 +250,81 @@ impl TrainableEncoder {
         type_ids: &Tensor,
         mask: &Tensor,
     ) -> Result<Tensor, EmbedError> {
-        let (b, s) = ids.dims2()?;
-        if s > self.cfg.max_tokens() {
-            return Err(EmbedError::InvalidArgument(format!(
-                "sequence of {s} tokens exceeds the model's {} positions",
-                self.cfg.max_tokens()
-            )));
+        let mut out = self.forward_many(&[(ids, type_ids, mask)])?;
+        Ok(out.remove(0))
+    }
+
+    /// [`TrainableEncoder::forward`] of several batches (each `(ids, type_ids, mask)`) at once.
+    /// Their tokens are looked up in the embedding tables in one gather, so the gradient of
+    /// the word embeddings (`vocab × hidden`, most of the model's weights) is built once for
+    /// all of them rather than once a batch.
+    pub fn forward_many(
+        &self,
+        batches: &[(&Tensor, &Tensor, &Tensor)],
+    ) -> Result<Vec<Tensor>, EmbedError> {
+        let mut outs = Vec::with_capacity(batches.len());
+        for (x, mask) in self.hidden_many(batches)? {
+            let mut out = self.pooling.apply(&x, &mask)?;
+            for d in &self.dense {
+                out = d.activation.apply(&d.linear.forward(&out)?)?;
+            }
+            if self.normalize {
+                out = unit_rows(&out)?;
+            }
+            outs.push(out);
         }
+        Ok(outs)
+    }
+
+    /// The encoder's last hidden states `[batch, seq, hidden]` of each batch, with its mask in
+    /// the model's float type.
+    fn hidden_many(
+        &self,
+        batches: &[(&Tensor, &Tensor, &Tensor)],
+    ) -> Result<Vec<(Tensor, Tensor)>, EmbedError> {
+        let mut shapes = Vec::with_capacity(batches.len());
+        for (ids, _, _) in batches {
+            let (b, s) = ids.dims2()?;
+            if s > self.cfg.max_tokens() {
+                return Err(EmbedError::InvalidArgument(format!(
+                    "sequence of {s} tokens exceeds the model's {} positions",
+                    self.cfg.max_tokens()
+                )));
+            }
+            shapes.push((b, s));
+        }
+        let flat = |pick: fn(&(&Tensor, &Tensor, &Tensor)) -> candle_core::Result<Tensor>| {
+            let parts = batches
+                .iter()
+                .map(pick)
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&parts, 0)
+        };
+        let all_ids = flat(|b| b.0.flatten_all())?;
+        let all_types = flat(|b| b.1.flatten_all())?;
+        let words = self.word.index_select(&all_ids, 0)?;
+        let types = self.token_type.index_select(&all_types, 0)?;
+        let tokens = (words + types)?;
         let h = self.cfg.hidden_size;
         let dtype = self.word.dtype();
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?;
-        let types = self.token_type.index_select(&type_ids.flatten_all()?, 0)?;
-        let pos = self.position.narrow(0, 0, s)?;
-        let x = (words + types)?.reshape((b, s, h))?.broadcast_add(&pos)?;
-        let mut x = self.emb_norm.forward(&x)?;
-        let mask = mask.to_dtype(dtype)?;
-        let bias = ((1.0 - &mask)? * MASK_BIAS)?.reshape((b, 1, 1, s))?;
-        for layer in &self.layers {
-            x = self.layer(layer, &x, &bias)?;
+        let mut offset = 0;
+        let mut outs = Vec::with_capacity(batches.len());
+        for ((_, _, mask), &(b, s)) in batches.iter().zip(&shapes) {
+            let pos = self.position.narrow(0, 0, s)?;
+            let x = tokens
+                .narrow(0, offset, b * s)?
+                .reshape((b, s, h))?
+                .broadcast_add(&pos)?;
+            offset += b * s;
+            let mut x = self.emb_norm.forward(&x)?;
+            let mask = mask.to_dtype(dtype)?;
+            let bias = ((1.0 - &mask)? * MASK_BIAS)?.reshape((b, 1, 1, s))?;
+            for layer in &self.layers {
+                x = self.layer(layer, &x, &bias)?;
+            }
+            outs.push((x, mask));
         }
-        let mut out = self.pooling.apply(&x, &mask)?;
-        for d in &self.dense {
-            out = d.activation.apply(&d.linear.forward(&out)?)?;
-        }
-        if self.normalize {
-            out = unit_rows(&out)?;
-        }
-        Ok(out)
+        Ok(outs)
     }
 
     fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
@@ -285,15 +338,23 @@ impl TrainableEncoder {
         let q = split(l.query.forward(&x2)?)?;
         let k = split(l.key.forward(&x2)?)?;
         let v = split(l.value.forward(&x2)?)?;
-        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = softmax_last(&scores)?;
+        let probs = q.matmul(&k.t()?)?.apply_op2(
+            bias,
+            ops::AttentionSoftmax {
+                scale: 1.0 / (hd as f64).sqrt(),
+            },
+        )?;
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b * s, h))?;
         let x2 = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x2)?)?;
-        let up = self.act.apply(&l.up.forward(&x2)?)?;
+        let up = l.up.forward(&x2)?;
+        let up = match self.act {
+            Activation::Gelu => up.apply_op1(ops::Gelu)?,
+            _ => self.act.apply(&up)?,
+        };
         let out = l.out_norm.forward(&(l.down.forward(&up)? + &x2)?)?;
         out.reshape((b, s, h))
     }
@@ -303,14 +364,6 @@ impl TrainableEncoder {
 fn unit_rows(t: &Tensor) -> candle_core::Result<Tensor> {
     let norm = t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
     t.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)
-}
-
-/// Softmax over the last dimension, its maximum held constant (it cancels out of the value and
-/// of the gradient).
-fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
 /// sentence-transformers' `MultipleNegativesRankingLoss` of `anchors` and `positives`
@@ -359,7 +412,7 @@ pub struct TrainOptions {
     /// Share of the steps over which the learning rate rises linearly from 0 to `lr`; it then
     /// falls linearly to 0 at the last step.
     pub warmup: f64,
-    /// AdamW's decoupled weight decay.
+    /// AdamW's decoupled weight decay (not applied to biases and layer-norm weights).
     pub weight_decay: f64,
     /// The gradient is scaled down to this global norm when above it.
     pub max_grad_norm: f64,
@@ -367,6 +420,10 @@ pub struct TrainOptions {
     pub scale: f64,
     /// Seed of the order of the pairs in each epoch.
     pub seed: u64,
+    /// Matryoshka training: when not empty, the loss is the sum of [`mnrl_loss`] over the
+    /// embeddings cut to each of these widths (sentence-transformers' `MatryoshkaLoss` with
+    /// weights 1), so that a prefix of the vector is itself a good embedding.
+    pub matryoshka: Vec<usize>,
 }
 
 impl Default for TrainOptions {
@@ -383,6 +440,7 @@ impl Default for TrainOptions {
             max_grad_norm: 1.0,
             scale: 20.0,
             seed: 42,
+            matryoshka: Vec::new(),
         }
     }
 }
@@ -402,7 +460,134 @@ pub struct Step {
     pub grad_norm: f64,
 }
 
+/// The batches of each epoch of [`TrainableEncoder::fit`] over `pairs` pairs: indices into the
+/// pairs, shuffled each epoch by a generator seeded with `opts.seed`, cut into batches of
+/// `opts.batch`; a last batch of fewer than 2 pairs is left out (it has no in-batch negative).
+pub fn training_batches(pairs: usize, opts: &TrainOptions) -> Vec<Vec<Vec<usize>>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.seed);
+    let mut order: Vec<usize> = (0..pairs).collect();
+    (0..opts.epochs)
+        .map(|_| {
+            order.shuffle(&mut rng);
+            order
+                .chunks(opts.batch.max(1))
+                .filter(|c| c.len() >= 2)
+                .map(<[usize]>::to_vec)
+                .collect()
+        })
+        .collect()
+}
+
+/// The training loss of a batch's embeddings: [`mnrl_loss`], or its sum over the Matryoshka
+/// widths when `matryoshka` is not empty.
+pub fn training_loss(
+    anchors: &Tensor,
+    positives: &Tensor,
+    negatives: Option<&Tensor>,
+    scale: f64,
+    matryoshka: &[usize],
+) -> Result<Tensor, EmbedError> {
+    if matryoshka.is_empty() {
+        return mnrl_loss(anchors, positives, negatives, scale);
+    }
+    let mut total: Option<Tensor> = None;
+    for &w in matryoshka {
+        let cut = |t: &Tensor| t.narrow(D::Minus1, 0, w);
+        let negatives = negatives.map(cut).transpose()?;
+        let loss = mnrl_loss(&cut(anchors)?, &cut(positives)?, negatives.as_ref(), scale)?;
+        total = Some(match total {
+            Some(t) => (t + loss)?,
+            None => loss,
+        });
+    }
+    Ok(total.expect("matryoshka is not empty"))
+}
+
+/// The training loop shared by the bi-encoder and the cross-encoder: AdamW over `params` on
+/// the batches of [`training_batches`] (indices into `items` training items), each batch's loss
+/// from `batch_loss`; linear warm-up and decay, the gradient clipped to its global norm.
+fn optimise(
+    params: &[Param],
+    items: usize,
+    opts: &TrainOptions,
+    mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor, EmbedError>,
+    mut on_step: impl FnMut(&Step),
+) -> Result<(), EmbedError> {
+    if opts.batch < 2 {
+        return Err(EmbedError::InvalidArgument(format!(
+            "batch {}: in-batch negatives need at least 2 pairs a batch",
+            opts.batch
+        )));
+    }
+    let lr_ok = opts.lr > 0.0 && opts.lr.is_finite();
+    if !lr_ok || !(0.0..1.0).contains(&opts.warmup) {
+        return Err(EmbedError::InvalidArgument(format!(
+            "learning rate {} (must be positive) or warm-up share {} (must be in [0, 1))",
+            opts.lr, opts.warmup
+        )));
+    }
+    let epochs = training_batches(items, opts);
+    let total: usize = epochs.iter().map(Vec::len).sum();
+    if total == 0 {
+        return Err(EmbedError::InvalidArgument(format!(
+            "{items} pairs make no batch of at least 2"
+        )));
+    }
+    let warmup = (opts.warmup * total as f64).ceil() as usize;
+    let mut adam = adamw::AdamW::new(
+        params
+            .iter()
+            .map(|p| (p.var.clone(), adamw::decays(&p.name)))
+            .collect(),
+        opts.weight_decay,
+    )?;
+    let mut step = 0;
+    for (epoch, batches) in epochs.iter().enumerate() {
+        for chunk in batches {
+            step += 1;
+            let lr = if step <= warmup {
+                opts.lr * step as f64 / warmup as f64
+            } else {
+                opts.lr * (total - step + 1) as f64 / (total - warmup + 1) as f64
+            };
+            let loss = batch_loss(chunk)?;
+            let grads = loss.backward()?;
+            let mut sq = 0f64;
+            for p in params {
+                if let Some(g) = grads.get(p.var.as_tensor()) {
+                    sq += adamw::sum_squares(g)?;
+                }
+            }
+            let grad_norm = sq.sqrt();
+            let clip = if grad_norm > opts.max_grad_norm {
+                opts.max_grad_norm / grad_norm
+            } else {
+                1.0
+            };
+            adam.step(&grads, lr, clip)?;
+            on_step(&Step {
+                step,
+                total,
+                epoch: epoch + 1,
+                loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+                lr,
+                grad_norm,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl TrainableEncoder {
+    /// The width of the embeddings [`TrainableEncoder::forward`] returns.
+    pub fn output_width(&self) -> usize {
+        self.dense
+            .last()
+            .map_or(self.cfg.hidden_size, |d| d.linear.w.dims()[0])
+    }
+
     /// Trains on `(anchor, positive)` pairs of tokenised texts with [`mnrl_loss`] and AdamW,
     /// with a hard negative for each pair when `negatives` are given (`negatives[i]` for
     /// `pairs[i]`); `on_step` sees every step. Pairs are shuffled each epoch (seeded); a last
@@ -413,24 +598,8 @@ impl TrainableEncoder {
         negatives: Option<&[Encoded]>,
         pad_id: u32,
         opts: &TrainOptions,
-        mut on_step: impl FnMut(&Step),
+        on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
-        use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        if opts.batch < 2 {
-            return Err(EmbedError::InvalidArgument(format!(
-                "batch {} : in-batch negatives need at least 2 pairs a batch",
-                opts.batch
-            )));
-        }
-        let lr_ok = opts.lr > 0.0 && opts.lr.is_finite();
-        if !lr_ok || !(0.0..1.0).contains(&opts.warmup) {
-            return Err(EmbedError::InvalidArgument(format!(
-                "learning rate {} (must be positive) or warm-up share {} (must be in [0, 1))",
-                opts.lr, opts.warmup
-            )));
-        }
         if let Some(neg) = negatives.filter(|n| n.len() != pairs.len()) {
             return Err(EmbedError::InvalidArgument(format!(
                 "{} hard negatives for {} pairs: give one a pair",
@@ -438,83 +607,37 @@ impl TrainableEncoder {
                 pairs.len()
             )));
         }
-        let per_epoch = pairs.len() / opts.batch + usize::from(pairs.len() % opts.batch >= 2);
-        let total = per_epoch * opts.epochs;
-        if total == 0 {
+        let width = self.output_width();
+        if let Some(&bad) = opts.matryoshka.iter().find(|&&w| w == 0 || w > width) {
             return Err(EmbedError::InvalidArgument(format!(
-                "{} pairs make no batch of at least 2",
-                pairs.len()
+                "Matryoshka width {bad}: every width must be between 1 and the model's {width}"
             )));
         }
-        let warmup = (opts.warmup * total as f64).ceil() as usize;
-        let vars: Vec<Var> = self.params.iter().map(|p| p.var.clone()).collect();
-        let mut adam = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: opts.lr,
-                weight_decay: opts.weight_decay,
-                ..ParamsAdamW::default()
-            },
-        )?;
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.seed);
-        let mut order: Vec<usize> = (0..pairs.len()).collect();
-        let mut step = 0;
-        for epoch in 0..opts.epochs {
-            order.shuffle(&mut rng);
-            for chunk in order.chunks(opts.batch).filter(|c| c.len() >= 2) {
-                step += 1;
-                let lr = if step <= warmup {
-                    opts.lr * step as f64 / warmup as f64
-                } else {
-                    opts.lr * (total - step + 1) as f64 / (total - warmup + 1) as f64
-                };
-                adam.set_learning_rate(lr);
-                let side = |items: Vec<&Encoded>| -> Result<Tensor, EmbedError> {
-                    let b = crate::tokenize::Batch::new(&items, pad_id, &Device::Cpu)?;
-                    self.forward(&b.ids, &b.type_ids, &b.mask)
-                };
-                let hard = match negatives {
-                    Some(neg) => Some(side(chunk.iter().map(|&i| &neg[i]).collect())?),
-                    None => None,
-                };
-                let loss = mnrl_loss(
-                    &side(chunk.iter().map(|&i| &pairs[i].0).collect())?,
-                    &side(chunk.iter().map(|&i| &pairs[i].1).collect())?,
-                    hard.as_ref(),
-                    opts.scale,
-                )?;
-                let mut grads = loss.backward()?;
-                let mut sq = 0f64;
-                for v in &vars {
-                    if let Some(g) = grads.get(v.as_tensor()) {
-                        sq += g
-                            .sqr()?
-                            .sum_all()?
-                            .to_dtype(DType::F64)?
-                            .to_scalar::<f64>()?;
-                    }
-                }
-                let grad_norm = sq.sqrt();
-                if grad_norm > opts.max_grad_norm {
-                    let factor = opts.max_grad_norm / grad_norm;
-                    for v in &vars {
-                        if let Some(g) = grads.remove(v.as_tensor()) {
-                            grads.insert(v.as_tensor(), (g * factor)?);
-                        }
-                    }
-                }
-                adam.step(&grads)?;
-                on_step(&Step {
-                    step,
-                    total,
-                    epoch: epoch + 1,
-                    loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
-                    lr,
-                    grad_norm,
-                });
+        let batch_loss = |chunk: &[usize]| -> Result<Tensor, EmbedError> {
+            let batch =
+                |items: Vec<&Encoded>| crate::tokenize::Batch::new(&items, pad_id, &Device::Cpu);
+            let mut sides = vec![
+                batch(chunk.iter().map(|&i| &pairs[i].0).collect())?,
+                batch(chunk.iter().map(|&i| &pairs[i].1).collect())?,
+            ];
+            if let Some(neg) = negatives {
+                sides.push(batch(chunk.iter().map(|&i| &neg[i]).collect())?);
             }
-        }
-        Ok(())
+            let embedded = self.forward_many(
+                &sides
+                    .iter()
+                    .map(|b| (&b.ids, &b.type_ids, &b.mask))
+                    .collect::<Vec<_>>(),
+            )?;
+            training_loss(
+                &embedded[0],
+                &embedded[1],
+                embedded.get(2),
+                opts.scale,
+                &opts.matryoshka,
+            )
+        };
+        optimise(&self.params, pairs.len(), opts, batch_loss, on_step)
     }
 
     /// Writes the model as trained into `out`: every file of the directory it was loaded from
@@ -603,5 +726,50 @@ mod tests {
         let scaled = (&e * 3.0).unwrap();
         let again = value(mnrl_loss(&scaled, &e, Some(&swapped), 20.0).unwrap());
         assert!((again - hard).abs() < 1e-12);
+    }
+
+    /// The Matryoshka loss is the sum of the loss over each prefix width.
+    #[test]
+    fn matryoshka_sums_the_loss_over_prefixes() {
+        let d = &Device::Cpu;
+        let a = Tensor::new(&[[1f64, 0.5, -0.2, 0.3], [0.1, 1.0, 0.4, -0.6]], d).unwrap();
+        let p = Tensor::new(&[[0.9f64, 0.4, 0.1, -0.3], [-0.2, 0.8, 0.9, 0.5]], d).unwrap();
+        let value = |t: Tensor| t.to_scalar::<f64>().unwrap();
+        let cut = |t: &Tensor, w: usize| t.narrow(1, 0, w).unwrap();
+        let whole = value(training_loss(&a, &p, None, 20.0, &[]).unwrap());
+        assert_eq!(whole, value(mnrl_loss(&a, &p, None, 20.0).unwrap()));
+        let summed = value(training_loss(&a, &p, Some(&p), 20.0, &[4, 2]).unwrap());
+        let by_hand = value(mnrl_loss(&a, &p, Some(&p), 20.0).unwrap())
+            + value(mnrl_loss(&cut(&a, 2), &cut(&p, 2), Some(&cut(&p, 2)), 20.0).unwrap());
+        assert!((summed - by_hand).abs() < 1e-12, "{summed} {by_hand}");
+        // The width-2 loss differs from the whole one: the cut is not a no-op.
+        let two = value(training_loss(&a, &p, None, 20.0, &[2]).unwrap());
+        assert!((two - whole).abs() > 1e-6);
+    }
+
+    /// Each epoch's batches cover every pair once (but a last batch of one), in a seeded order
+    /// that changes between epochs and not between runs.
+    #[test]
+    fn training_batches_are_seeded_and_cover_the_pairs() {
+        let opts = TrainOptions {
+            epochs: 2,
+            batch: 4,
+            ..TrainOptions::default()
+        };
+        let epochs = training_batches(10, &opts);
+        assert_eq!(epochs, training_batches(10, &opts));
+        assert_eq!(epochs.len(), 2);
+        for batches in &epochs {
+            assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        }
+        assert_ne!(epochs[0], epochs[1]);
+        // 9 pairs in batches of 4: the lone last pair has no in-batch negative and is left out.
+        let short = training_batches(9, &opts);
+        assert_eq!(short[0].iter().map(Vec::len).collect::<Vec<_>>(), [4, 4]);
+        let other = TrainOptions { seed: 7, ..opts };
+        assert_ne!(training_batches(10, &other), epochs);
     }
 }

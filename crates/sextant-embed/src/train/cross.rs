@@ -1,0 +1,235 @@
+//! A cross-encoder trained in place (issue 20): `BertForSequenceClassification` with one label
+//! — `classifier(tanh(pooler(h[CLS])))` over `[CLS] query [SEP] passage [SEP]` — on the
+//! differentiable encoder of [`TrainableEncoder`], trained with binary cross-entropy on
+//! labelled pairs and saved as a Hugging Face directory that [`crate::CrossEncoder`] (`--rerank
+//! DIR`), transformers and sentence-transformers' `CrossEncoder` load.
+//!
+//! It starts from any BERT directory: a bi-encoder's encoder (its pooling and `Dense` modules
+//! are not used), or a cross-encoder to train further. The pooler and the classifier come from
+//! the directory's weights when it has them; otherwise they are initialised as transformers
+//! does (normal with standard deviation 0.02, biases 0), from the seed.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+
+use super::{optimise, Linear, Param, Step, TrainOptions, TrainableEncoder};
+use crate::config::ModelDir;
+use crate::pooling::Pooling;
+use crate::tokenize::{Batch, Encoded};
+use crate::weights::Weights;
+use crate::EmbedError;
+
+/// Standard deviation of transformers' initialisation of new linear layers
+/// (`initializer_range`).
+const INIT_STD: f64 = 0.02;
+
+/// The tokenizer files a cross-encoder directory needs besides its configuration and weights.
+const TOKENIZER_FILES: [&str; 5] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "added_tokens.json",
+];
+
+/// A trainable BERT cross-encoder with one output (a relevance logit).
+#[derive(Debug, Clone)]
+pub struct TrainableCrossEncoder {
+    encoder: TrainableEncoder,
+    pooler: Linear,
+    classifier: Linear,
+    params: Vec<Param>,
+}
+
+/// Loads `name` (`[out, inp]` and `[out]`) from `weights` when stored, otherwise initialises it.
+fn head_linear(
+    weights: &Weights,
+    name: &str,
+    (out, inp): (usize, usize),
+    dtype: DType,
+    rng: &mut rand::rngs::SmallRng,
+    params: &mut Vec<Param>,
+) -> Result<Linear, EmbedError> {
+    let stored_w = weights.get_opt(&format!("{name}.weight"), &[out, inp])?;
+    let stored_b = weights.get_opt(&format!("{name}.bias"), &[out])?;
+    let (w, b) = match (stored_w, stored_b) {
+        (Some(w), Some(b)) => (w, b),
+        _ => {
+            // Box–Muller normal deviates.
+            let values: Vec<f64> = (0..out * inp)
+                .map(|_| {
+                    let (u, v): (f64, f64) = (rng.gen_range(f64::EPSILON..1.0), rng.gen());
+                    INIT_STD * (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+                })
+                .collect();
+            (
+                Tensor::from_vec(values, (out, inp), &Device::Cpu)?,
+                Tensor::zeros(out, DType::F64, &Device::Cpu)?,
+            )
+        }
+    };
+    let w = Var::from_tensor(&w.to_dtype(dtype)?)?;
+    let b = Var::from_tensor(&b.to_dtype(dtype)?)?;
+    params.push(Param {
+        name: format!("{name}.weight"),
+        var: w.clone(),
+    });
+    params.push(Param {
+        name: format!("{name}.bias"),
+        var: b.clone(),
+    });
+    Ok(Linear { w, b: Some(b) })
+}
+
+/// The mean binary cross-entropy of `logits` against `labels` (both `[n]`, labels in [0, 1]),
+/// computed stably: `max(z, 0) − z·y + ln(1 + e^−|z|)`.
+pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor, EmbedError> {
+    let z = logits;
+    let softplus_tail = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let per_item = ((z.relu()? - (z * labels)?)? + softplus_tail)?;
+    Ok(per_item.mean_all()?)
+}
+
+impl TrainableCrossEncoder {
+    /// Loads the BERT directory `dir` as a cross-encoder (see the module docs), its weights as
+    /// `dtype`; `seed` initialises a missing pooler or classifier.
+    pub fn load(dir: &Path, dtype: DType, seed: u64) -> Result<Self, EmbedError> {
+        let encoder = TrainableEncoder::load(dir, dtype, Pooling::Cls)?;
+        let model = ModelDir::resolve(&dir.to_string_lossy())?;
+        let weights = Weights::load(&model.require(crate::config::WEIGHTS_FILE)?, &Device::Cpu)?;
+        let h = encoder.cfg.hidden_size;
+        // The encoder's own weights; a bi-encoder's Dense modules (named `<dir>/...`) are not
+        // part of a cross-encoder.
+        let mut params: Vec<Param> = encoder
+            .params
+            .iter()
+            .filter(|p| !p.name.contains('/'))
+            .cloned()
+            .collect();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let pooler = head_linear(
+            &weights,
+            "pooler.dense",
+            (h, h),
+            dtype,
+            &mut rng,
+            &mut params,
+        )?;
+        let classifier = head_linear(&weights, "classifier", (1, h), dtype, &mut rng, &mut params)?;
+        Ok(TrainableCrossEncoder {
+            encoder,
+            pooler,
+            classifier,
+            params,
+        })
+    }
+
+    /// Every trainable weight: the encoder's under their names in BERT files, then
+    /// `pooler.dense.*` and `classifier.*`.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// The relevance logit `[batch]` of each tokenised pair (`ids`, `type_ids`, `mask` as in
+    /// [`TrainableEncoder::forward`]).
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor, EmbedError> {
+        let (x, _) = self
+            .encoder
+            .hidden_many(&[(ids, type_ids, mask)])?
+            .remove(0);
+        let cls = x.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        Ok(self.classifier.forward(&pooled)?.squeeze(1)?)
+    }
+
+    /// Trains on groups of labelled pairs (each group: one query's tokenised pairs with their
+    /// labels, 1 relevant and 0 not) with [`bce_with_logits`] and AdamW; a batch is
+    /// `opts.batch` groups, shuffled each epoch as [`super::training_batches`] orders them.
+    pub fn fit(
+        &self,
+        groups: &[Vec<(Encoded, f64)>],
+        pad_id: u32,
+        opts: &TrainOptions,
+        on_step: impl FnMut(&Step),
+    ) -> Result<(), EmbedError> {
+        if let Some(bad) = groups
+            .iter()
+            .flatten()
+            .map(|(_, y)| *y)
+            .find(|y| !(0.0..=1.0).contains(y))
+        {
+            return Err(EmbedError::InvalidArgument(format!(
+                "label {bad}: cross-encoder labels are in [0, 1]"
+            )));
+        }
+        if !opts.matryoshka.is_empty() {
+            return Err(EmbedError::InvalidArgument(
+                "Matryoshka widths apply to bi-encoders: a cross-encoder outputs a score".into(),
+            ));
+        }
+        let batch_loss = |chunk: &[usize]| -> Result<Tensor, EmbedError> {
+            let items: Vec<&(Encoded, f64)> = chunk.iter().flat_map(|&i| &groups[i]).collect();
+            let encoded: Vec<&Encoded> = items.iter().map(|(e, _)| e).collect();
+            let b = Batch::new(&encoded, pad_id, &Device::Cpu)?;
+            let logits = self.forward(&b.ids, &b.type_ids, &b.mask)?;
+            let labels: Vec<f64> = items.iter().map(|(_, y)| *y).collect();
+            let labels =
+                Tensor::from_vec(labels, items.len(), &Device::Cpu)?.to_dtype(logits.dtype())?;
+            bce_with_logits(&logits, &labels)
+        };
+        optimise(&self.params, groups.len(), opts, batch_loss, on_step)
+    }
+
+    /// Writes a `BertForSequenceClassification` directory into `out`: `config.json` (the
+    /// starting directory's, with that architecture and one label), its tokenizer files, and
+    /// `model.safetensors` with the encoder and pooler under `bert.` and the `classifier`.
+    pub fn save(&self, from: &Path, out: &Path) -> Result<(), EmbedError> {
+        let model = ModelDir::resolve(&from.to_string_lossy())?;
+        std::fs::create_dir_all(out).map_err(|e| EmbedError::io(out, e))?;
+        for name in TOKENIZER_FILES {
+            let src = model.root().join(name);
+            if src.is_file() {
+                std::fs::copy(&src, out.join(name)).map_err(|e| EmbedError::io(&src, e))?;
+            }
+        }
+        let config_path = model.require("config.json")?;
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| EmbedError::io(&config_path, e))?;
+        let mut config: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| EmbedError::InvalidArgument(format!("{}: {e}", config_path.display())))?;
+        let obj = config.as_object_mut().ok_or_else(|| {
+            EmbedError::InvalidArgument(format!("{}: not a JSON object", config_path.display()))
+        })?;
+        obj.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        obj.insert("id2label".into(), serde_json::json!({"0": "LABEL_0"}));
+        obj.insert("label2id".into(), serde_json::json!({"LABEL_0": 0}));
+        obj.remove("num_labels");
+        let config_out = out.join("config.json");
+        std::fs::write(
+            &config_out,
+            serde_json::to_string_pretty(&config).expect("JSON serialises") + "\n",
+        )
+        .map_err(|e| EmbedError::io(&config_out, e))?;
+        let mut tensors = std::collections::HashMap::new();
+        for p in &self.params {
+            let name = if p.name.starts_with("classifier.") {
+                p.name.clone()
+            } else {
+                format!("bert.{}", p.name)
+            };
+            tensors.insert(name, p.var.as_tensor().to_dtype(DType::F32)?);
+        }
+        candle_core::safetensors::save(&tensors, out.join(crate::config::WEIGHTS_FILE))?;
+        Ok(())
+    }
+}
