@@ -2,7 +2,10 @@
 # Fine-tuning all-MiniLM-L6-v2 on the WordNet-gloss -> GCIDE task with training and evaluation
 # headword-disjoint (issue 20's bar).
 #
-#   [PAIRS=N] bash bench/finetune_gcide_train.sh OUT [SEXTANT] [extra finetune flags...]
+#   [PAIRS=N] [SET=DIR] bash bench/finetune_gcide_train.sh OUT [SEXTANT] [extra finetune flags...]
+#
+# SET=DIR trains on another BEIR training set with qrels/train.tsv instead (the second judged
+# set: SET=data/text/splits/man-en-train, built by scripts/fetch-lang-data.sh).
 #
 # PAIRS=N trains on the first N judgements of qrels/train.tsv only (e.g. a cross-encoder run
 # with --cross-encoder, whose pairs cost more).
@@ -18,7 +21,7 @@ set -euo pipefail
 OUT=${1:?results directory}
 SEXTANT=${2:-target/release/sextant}
 shift $(( $# >= 2 ? 2 : 1 ))
-SET=data/text/gcide-train
+SET=${SET:-data/text/gcide-train}
 QRELS=$SET/qrels/train.tsv
 mkdir -p "$OUT"
 rm -rf "$OUT/model"

@@ -89,6 +89,14 @@ pub struct FinetuneArgs {
 }
 
 pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        // candle runs its matrix products on a thread pool of its own, sized once from this
+        // variable (all cores when unset): without it `--threads 1` would still multiply on
+        // every core. Set before any model is loaded; a value the user set wins.
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", t.to_string());
+        }
+    }
     if a.cross_encoder && a.matryoshka.is_some() {
         bail!("--matryoshka applies to bi-encoders; a cross-encoder outputs a score, not a vector");
     }

@@ -244,7 +244,7 @@ fn run(
             (validation, training),
             pairs_text,
             &negatives,
-            bert.pad_token_id,
+            (bert.pad_token_id, max_seq),
             on_step,
         );
     }
@@ -343,7 +343,7 @@ fn run_cross_encoder(
     (validation, training): (&[&str], &[&str]),
     pairs_text: &[(&str, usize)],
     negatives: &[usize],
-    pad_id: u32,
+    (pad_id, max_seq): (u32, usize),
     mut on_step: impl FnMut(&Step) + Send,
 ) -> Result<FinetuneReport> {
     let n = pairs_text.len();
@@ -399,7 +399,7 @@ fn run_cross_encoder(
     })?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let train_cpu_seconds = process_cpu_seconds() - cpu0;
-    model.save(&opts.model, &opts.out)?;
+    model.save(&opts.model, &opts.out, Some(max_seq))?;
     write_training_pairs(
         &opts.out.join(TRAINING_PAIRS_FILE),
         &opts.train,
@@ -411,13 +411,7 @@ fn run_cross_encoder(
     let ndcg_after = if validation.is_empty() {
         None
     } else {
-        let reranker = CrossEncoder::load(
-            &opts.out.to_string_lossy(),
-            RerankerOptions {
-                max_seq_length: opts.max_seq,
-                ..RerankerOptions::default()
-            },
-        )?;
+        let reranker = CrossEncoder::load(&opts.out.to_string_lossy(), RerankerOptions::default())?;
         let mut lists = Vec::with_capacity(validation.len());
         for (q, list) in validation
             .iter()

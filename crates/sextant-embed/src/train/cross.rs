@@ -190,7 +190,10 @@ impl TrainableCrossEncoder {
     /// Writes a `BertForSequenceClassification` directory into `out`: `config.json` (the
     /// starting directory's, with that architecture and one label), its tokenizer files, and
     /// `model.safetensors` with the encoder and pooler under `bert.` and the `classifier`.
-    pub fn save(&self, from: &Path, out: &Path) -> Result<(), EmbedError> {
+    /// `max_seq`, the pair length it was trained at, becomes the tokenizer's
+    /// `model_max_length`, so that it reranks at that length (not at the position table's 512)
+    /// in Sextant, transformers and sentence-transformers.
+    pub fn save(&self, from: &Path, out: &Path, max_seq: Option<usize>) -> Result<(), EmbedError> {
         let model = ModelDir::resolve(&from.to_string_lossy())?;
         std::fs::create_dir_all(out).map_err(|e| EmbedError::io(out, e))?;
         for name in TOKENIZER_FILES {
@@ -198,6 +201,22 @@ impl TrainableCrossEncoder {
             if src.is_file() {
                 std::fs::copy(&src, out.join(name)).map_err(|e| EmbedError::io(&src, e))?;
             }
+        }
+        if let Some(max_seq) = max_seq {
+            let path = out.join("tokenizer_config.json");
+            let mut tc: serde_json::Value = match std::fs::read_to_string(&path) {
+                Ok(text) => serde_json::from_str(&text)
+                    .map_err(|e| EmbedError::InvalidArgument(format!("{}: {e}", path.display())))?,
+                Err(_) => serde_json::json!({}),
+            };
+            if let Some(obj) = tc.as_object_mut() {
+                obj.insert("model_max_length".into(), serde_json::json!(max_seq));
+            }
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&tc).expect("JSON serialises") + "\n",
+            )
+            .map_err(|e| EmbedError::io(&path, e))?;
         }
         let config_path = model.require("config.json")?;
         let text =

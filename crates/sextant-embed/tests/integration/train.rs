@@ -495,7 +495,12 @@ fn cross_encoder_trains_and_saves_a_reranker() {
     let (after, trained) = whole(&ce);
     assert!(after < 0.5 * before, "loss {before} before, {after} after");
     let out = tempfile::tempdir().unwrap();
-    ce.save(&dir, out.path()).unwrap();
+    ce.save(&dir, out.path(), Some(40)).unwrap();
+    let tc: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(tc["model_max_length"], 40);
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap())
             .unwrap();
