@@ -292,19 +292,42 @@ fn run(
         negatives.as_deref(),
     )?;
     let ndcg_after = score(&opts.out)?;
-    let last_epoch = opts.train.epochs;
+    let report = make_report(
+        opts,
+        "exact dense retrieval".into(),
+        (pairs.len(), negatives.as_ref().map_or(0, Vec::len)),
+        (validation.len(), training.len()),
+        &losses,
+        (train_seconds, train_cpu_seconds),
+        (ndcg_before, ndcg_after),
+    );
+    write_card(&report)?;
+    Ok(report)
+}
+
+/// The report of a run: `(pairs, hard negatives)`, `(validation, training)` query counts, the
+/// steps, `(wall, CPU)` training seconds and nDCG before and after.
+fn make_report(
+    opts: &FinetuneOptions,
+    validation_metric: String,
+    (pairs, hard_negatives): (usize, usize),
+    (validation_queries, train_queries): (usize, usize),
+    losses: &[Step],
+    (train_seconds, train_cpu_seconds): (f64, f64),
+    (ndcg_before, ndcg_after): (Option<f64>, Option<f64>),
+) -> FinetuneReport {
     let tail: Vec<f64> = losses
         .iter()
-        .filter(|s| s.epoch == last_epoch)
+        .filter(|s| s.epoch == opts.train.epochs)
         .map(|s| s.loss)
         .collect();
-    let report = FinetuneReport {
+    FinetuneReport {
         options: opts.clone(),
-        validation_metric: "exact dense retrieval".into(),
-        pairs: pairs.len(),
-        hard_negatives: negatives.as_ref().map_or(0, Vec::len),
-        train_queries: training.len(),
-        validation_queries: validation.len(),
+        validation_metric,
+        pairs,
+        hard_negatives,
+        train_queries,
+        validation_queries,
         steps: losses.len(),
         first_loss: losses.first().map_or(f64::NAN, |s| s.loss),
         last_loss: losses.last().map_or(f64::NAN, |s| s.loss),
@@ -313,10 +336,8 @@ fn run(
         ndcg_after,
         train_seconds,
         train_cpu_seconds,
-        pairs_per_second: (pairs.len() * opts.train.epochs) as f64 / train_seconds.max(1e-9),
-    };
-    write_card(&report)?;
-    Ok(report)
+        pairs_per_second: (pairs * opts.train.epochs) as f64 / train_seconds.max(1e-9),
+    }
 }
 
 fn write_card(report: &FinetuneReport) -> Result<()> {
@@ -423,31 +444,17 @@ fn run_cross_encoder(
         }
         Some(ndcg_of(lists))
     };
-    let last_epoch = opts.train.epochs;
-    let tail: Vec<f64> = losses
-        .iter()
-        .filter(|s| s.epoch == last_epoch)
-        .map(|s| s.loss)
-        .collect();
-    let report = FinetuneReport {
-        options: opts.clone(),
-        validation_metric: format!(
+    let report = make_report(
+        opts,
+        format!(
             "BM25 before, BM25 top {CROSS_VALIDATION_DEPTH} reranked by the cross-encoder after"
         ),
-        pairs: n,
-        hard_negatives: negatives.len(),
-        train_queries: training.len(),
-        validation_queries: validation.len(),
-        steps: losses.len(),
-        first_loss: losses.first().map_or(f64::NAN, |s| s.loss),
-        last_loss: losses.last().map_or(f64::NAN, |s| s.loss),
-        last_epoch_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
-        ndcg_before,
-        ndcg_after,
-        train_seconds,
-        train_cpu_seconds,
-        pairs_per_second: (n * opts.train.epochs) as f64 / train_seconds.max(1e-9),
-    };
+        (n, negatives.len()),
+        (validation.len(), training.len()),
+        &losses,
+        (train_seconds, train_cpu_seconds),
+        (ndcg_before, ndcg_after),
+    );
     write_card(&report)?;
     Ok(report)
 }
