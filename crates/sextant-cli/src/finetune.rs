@@ -47,7 +47,7 @@ pub struct FinetuneArgs {
     /// Where to write the trained model (a new or empty directory), with `training_card.json`.
     #[arg(long)]
     pub out: PathBuf,
-    /// The loss.
+    /// The loss of a bi-encoder (a `--cross-encoder` trains with binary cross-entropy).
     #[arg(long, value_enum, default_value_t = Loss::Mnrl)]
     pub loss: Loss,
     /// Hard negatives for each pair, besides the in-batch ones.
