@@ -747,6 +747,34 @@ def subset(args):
           f"{len(kept_qrels) - 1} qrels")
 
 
+def union(args):
+    """A corpus for an adapter evaluated on one set and trained on another: every document of
+    the evaluation set's corpus, then the documents the training set's qrels judge (from the
+    training set's corpus) that it lacks. Asserts that no query or relevant document of the
+    evaluation set is judged in the training set."""
+    def qrels(d, split):
+        rows = [l.split("\t") for l in open(os.path.join(d, "qrels", split + ".tsv"),
+                                             encoding="utf-8").read().splitlines()[1:] if l]
+        return {(q, doc) for q, doc, s in rows if int(s) > 0}
+    ev, tr = qrels(args.eval, "test"), qrels(args.train, "train")
+    assert not {q for q, _ in ev} & {q for q, _ in tr}, "a query is judged in both sets"
+    assert not {d for _, d in ev} & {d for _, d in tr}, "a relevant document is in both sets"
+    need = {d for _, d in tr}
+    seen, added = set(), 0
+    with open(args.out, "w", encoding="utf-8") as out:
+        for l in open(os.path.join(args.eval, "corpus.jsonl"), encoding="utf-8"):
+            seen.add(json.loads(l)["_id"])
+            out.write(l)
+        for l in open(os.path.join(args.train, "corpus.jsonl"), encoding="utf-8"):
+            d = json.loads(l)["_id"]
+            if d in need and d not in seen:
+                seen.add(d)
+                out.write(l)
+                added += 1
+    print(f"{args.out}: {len(seen) - added} documents of {args.eval}, {added} judged documents "
+          f"of {args.train} ({len(need)} judged there)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -782,6 +810,10 @@ def main():
                    help="keep queries whose relevant documents have a word-5-shingle Jaccard "
                         "similarity >= this on one side; 0 = only identical texts")
     p.add_argument("--qrels", default="test", help="the source's qrels/<NAME>.tsv")
+    u = sub.add_parser("union", help="an evaluation corpus plus a training set's judged documents")
+    u.add_argument("--eval", required=True, help="BEIR directory with qrels/test.tsv")
+    u.add_argument("--train", required=True, help="BEIR directory with qrels/train.tsv")
+    u.add_argument("--out", required=True, help="the corpus.jsonl to write")
     s = sub.add_parser("summary", help="print the statistics of a built directory")
     s.add_argument("dir")
     args = ap.parse_args()
@@ -793,6 +825,8 @@ def main():
         split_by_query(args)
     elif args.cmd == "subset":
         subset(args)
+    elif args.cmd == "union":
+        union(args)
     else:
         summary(args.dir)
 

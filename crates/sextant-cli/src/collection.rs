@@ -579,6 +579,12 @@ pub fn run_collection(args: &DbArgs, cmd: CollectionCommand) -> Result<()> {
                         println!("  {l}");
                     }
                 }
+                for a in &info.adapters {
+                    println!(
+                        "  query adapter on space {:?}: {} {}×{}, fingerprint {}",
+                        a.space, a.kind, a.dim, a.dim, a.fingerprint
+                    );
+                }
                 if info.unindexed_payload_keys.is_empty() {
                     println!("  every payload key seen has an index");
                 } else {

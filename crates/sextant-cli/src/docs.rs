@@ -303,6 +303,7 @@ impl RetrievalArgs {
             precision: self.precision.map(|p: Precision| p.to_string()),
             ef: None,
             exact: false,
+            adapter: self.no_adapter.then_some(false),
             query_language: self.query_language.clone(),
             expand: self.expand.clone(),
             rm3_docs: self.rm3_docs,
@@ -481,6 +482,9 @@ fn explain_lines(why: &Explanation) -> Vec<String> {
                     (LanguageSource::Index, None) => "chosen by the index".into(),
                 };
                 line.push_str(&format!("; query analysed in {lang} ({how})"));
+            }
+            if let Some(f) = &s.adapter {
+                line.push_str(&format!("; query mapped by the collection's adapter {f}"));
             }
             if !s.terms.is_empty() {
                 let mut terms = s.terms.clone();

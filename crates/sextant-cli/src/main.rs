@@ -2,6 +2,8 @@
 //! here; everything else is in the library crates (`sextant-service` for the product logic).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "embed")]
+mod adapter;
 #[cfg(feature = "bench")]
 mod bench;
 #[cfg(all(feature = "bench", feature = "embed"))]
@@ -145,6 +147,11 @@ enum Command {
     /// card with nDCG@10 before and after on held-back queries.
     #[cfg(feature = "embed")]
     Finetune(finetune::FinetuneArgs),
+    /// Query adapters: train a linear map of query embeddings against a collection's stored
+    /// vectors (no re-embedding), attach, detach or show it.
+    #[cfg(feature = "embed")]
+    #[command(subcommand)]
+    Adapter(adapter::AdapterCommand),
     /// Re-embed a document collection with a new model into a new collection (the source
     /// keeps serving and stays for rollback), after an estimate of time and space; then
     /// `eval --compare` the two and switch an alias.
@@ -305,6 +312,8 @@ fn main() -> std::process::ExitCode {
         Command::Eval(e) => eval::run_eval(a, e),
         #[cfg(feature = "embed")]
         Command::Finetune(f) => finetune::run_finetune(a, f),
+        #[cfg(feature = "embed")]
+        Command::Adapter(c) => adapter::run_adapter(a, c),
         #[cfg(feature = "embed")]
         Command::Reindex(r) => reindex::run_reindex(a, r),
         #[cfg(feature = "embed")]

@@ -43,6 +43,10 @@ pub struct RetrievalArgs {
     /// MMR diversity: lambda in [0, 1] (1 = relevance only).
     #[arg(long)]
     pub mmr: Option<f32>,
+    /// Search with the model's own query embedding, not through the collection's query
+    /// adapter (`sextant adapter train`); dense sources only.
+    #[arg(long)]
+    pub no_adapter: bool,
     /// Numeric precision of the query-side embedding model: f32, bf16, int8 or auto (measured at load) [default: auto].
     #[cfg(feature = "embed")]
     #[arg(long, value_parser = crate::embed::parse_precision)]
@@ -99,6 +103,7 @@ impl RetrievalArgs {
             ("--rerank", self.rerank.is_some()),
             ("--rerank-top", self.rerank_top.is_some()),
             ("--mmr", self.mmr.is_some()),
+            ("--no-adapter", self.no_adapter),
             ("--precision", precision),
             ("--group-size", self.group_size.is_some()),
             ("--query-language", self.query_language.is_some()),

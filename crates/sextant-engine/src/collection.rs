@@ -338,6 +338,8 @@ pub struct Collection {
     pub(crate) drift: Mutex<crate::drift::DriftState>,
     /// Per-segment vector sums of the drift statistics.
     pub(crate) drift_sums: Mutex<crate::drift::SumCache>,
+    /// Query adapters of dense spaces ([`crate::adapter`]).
+    pub(crate) adapters: RwLock<Vec<Arc<crate::adapter::Attached>>>,
 }
 
 pub(crate) const MANIFEST: &str = "manifest";
@@ -416,6 +418,10 @@ impl Collection {
 
         let encoders = sparse_encoders(&schema)?;
         let drift = crate::drift::load(&*fs, dir)?;
+        let adapters = crate::adapter::load(&*fs, dir)?
+            .into_iter()
+            .map(|a| Arc::new(crate::adapter::Attached::new(a)))
+            .collect();
         let wal_path = dir.join(WAL_FILE);
         let (wal, rec) = Wal::open_in(fs.clone(), &wal_path, config.durability)?;
         recovery.torn_tail_bytes = rec.torn_tail_bytes;
@@ -458,6 +464,7 @@ impl Collection {
             probe: crate::probe::RecallProbe::new(config.recall_probe, name_seed(name)),
             drift: Mutex::new(drift),
             drift_sums: Mutex::new(Default::default()),
+            adapters: RwLock::new(adapters),
         }))
     }
 

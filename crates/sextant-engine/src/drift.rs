@@ -269,6 +269,15 @@ pub(crate) fn load(fs: &dyn sextant_storage::fs::Fs, dir: &std::path::Path) -> R
 }
 
 impl Collection {
+    /// Rewrites the drift file, when there is one (a data-key rotation rewrites every file).
+    pub(crate) fn rewrite_drift_file(&self) -> Result<()> {
+        let st = self.drift.lock();
+        if !self.fs.exists(&self.dir.join(DRIFT_FILE)) {
+            return Ok(());
+        }
+        self.save_drift(&st)
+    }
+
     fn save_drift(&self, st: &DriftState) -> Result<()> {
         let body = serde_json::to_vec(st).expect("drift state serialises");
         envelope::write_atomic(

@@ -276,6 +276,10 @@ impl Collection {
         // A manifest written with the new key even when the merge had nothing to do.
         let path = self.dir.join(crate::collection::MANIFEST);
         w.manifest.write(&*self.fs, &path)?;
+        drop(w);
+        // The collection's other files: drift state and adapters.
+        self.rewrite_drift_file()?;
+        self.rewrite_adapter_file()?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@
 //! for the durability contract this crate implements.
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod advise;
 pub mod clock;
 pub mod collection;

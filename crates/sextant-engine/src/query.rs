@@ -274,6 +274,9 @@ pub struct CollectionInfo {
     /// (`None` until a reference is pinned or a canary added; see [`crate::drift`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<crate::drift::DriftInfo>,
+    /// Query adapters attached to dense spaces ([`crate::adapter`]), with their fingerprints.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<crate::adapter::AdapterInfo>,
 }
 
 /// One segment in [`CollectionInfo`].
@@ -1066,6 +1069,7 @@ impl Collection {
             background_error: self.background_error.lock().clone(),
             recall_probe: self.probe.info(),
             drift,
+            adapters: self.adapters(),
         }
     }
 }

@@ -56,6 +56,7 @@ use sextant_storage::schema::Manifest;
 use sextant_storage::snapshot::{self as archive, Entry, SnapshotManifest, SnapshotReader, Source};
 use sextant_storage::StorageError;
 
+use crate::adapter::ADAPTER_FILE;
 use crate::collection::{seg_dir, Collection, MANIFEST, SEGMENTS, WAL_FILE};
 use crate::database::{check_name, Database};
 use crate::error::{chain, EngineError, Result};
@@ -200,6 +201,13 @@ impl Collection {
                 source: Source::Bytes(wal),
             },
         ];
+        // Adapters are written under the writer lock too: these are the ones of this moment.
+        if let Some(bytes) = self.adapter_file_bytes() {
+            entries.push(Entry {
+                name: ADAPTER_FILE.into(),
+                source: Source::Bytes(bytes),
+            });
+        }
         for seg in &m.segments {
             let dir = seg_dir(&self.dir, seg.id);
             let name = |f: &str| format!("{SEGMENTS}/{}/{f}", seg.id);
@@ -278,11 +286,17 @@ fn check_contents(
     m: &SnapshotManifest,
     manifest_bytes: &[u8],
     wal_bytes: &[u8],
+    adapter_bytes: Option<&[u8]>,
 ) -> Result<()> {
+    if let Some(b) = adapter_bytes {
+        crate::adapter::check_file_bytes(Path::new(ADAPTER_FILE), b)
+            .map_err(|e| damaged(path, "file adapter", e.to_string()))?;
+    }
     let names: std::collections::HashSet<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
     for f in &m.files {
         let ok = f.name == MANIFEST
             || f.name == WAL_FILE
+            || f.name == ADAPTER_FILE
             || f.name.strip_prefix("segments/").is_some_and(|rest| {
                 rest.split_once('/')
                     .is_some_and(|(id, file)| id.parse::<u64>().is_ok() && !file.contains('/'))
@@ -375,12 +389,16 @@ fn read_checked(
     let m = reader.manifest().clone();
     let total = m.body_bytes();
     let (mut done, mut manifest_bytes, mut wal_bytes) = (0u64, Vec::new(), Vec::new());
+    let mut adapter_bytes: Option<Vec<u8>> = None;
     while let Some(f) = reader.peek().cloned() {
         reader
             .copy_next(&mut |b| {
                 match f.name.as_str() {
                     MANIFEST => manifest_bytes.extend_from_slice(b),
                     WAL_FILE => wal_bytes.extend_from_slice(b),
+                    ADAPTER_FILE => adapter_bytes
+                        .get_or_insert_with(Vec::new)
+                        .extend_from_slice(b),
                     _ => {}
                 }
                 done += b.len() as u64;
@@ -392,7 +410,13 @@ fn read_checked(
         sink(&f.name, None).map_err(snap_err)?;
     }
     reader.finish().map_err(snap_err)?;
-    check_contents(path, &m, &manifest_bytes, &wal_bytes)?;
+    check_contents(
+        path,
+        &m,
+        &manifest_bytes,
+        &wal_bytes,
+        adapter_bytes.as_deref(),
+    )?;
     Ok(SnapshotInfo::new(path, bytes, &m))
 }
 

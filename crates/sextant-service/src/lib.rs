@@ -11,6 +11,8 @@
 //! - [`drift`]: drift monitoring (pin, canaries, checks);
 //! - [`eval`]: retrieval evaluation of configurations against qrels, with baselines and a
 //!   significance test;
+//! - [`adapter`]: query adapters trained against a collection's frozen vectors, attached to
+//!   it;
 //! - [`finetune`]: fine-tuning a bi-encoder on BEIR judgements (hard negatives by BM25,
 //!   nDCG@10 before and after on held-back queries);
 //! - [`reindex`]: re-embedding a document collection with a new model into a new one;
@@ -25,6 +27,7 @@
 //! process-wide state beyond the documented environment variables.
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod advise;
 pub mod collections;
 pub mod drift;

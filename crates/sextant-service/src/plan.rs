@@ -87,6 +87,11 @@ pub struct TextSearchRequest {
     /// shows what the approximate index loses); dense sources only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact: bool,
+    /// Map the embedded query through the collection's query adapter, when one is attached
+    /// (`sextant adapter train`) [default: true]; `false` searches with the model's own query
+    /// embedding. Dense sources only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<bool>,
     /// Numeric precision of the query-side embedding model: f32, bf16, int8 or auto (measured at load) [default: auto].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
@@ -362,6 +367,12 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
             format!("{field} applies to the dense source; this plan (mode {mode}, with its weights) searches none"),
         ));
     }
+    if r.adapter.is_some() && !kinds.contains(&SourceKind::Dense) {
+        return Err(Error::invalid(
+            "adapter",
+            "the query adapter maps the dense source's query embedding; this plan has no dense source",
+        ));
+    }
     if r.ef == Some(0) {
         return Err(Error::invalid("ef", "ef must be at least 1"));
     }
@@ -474,6 +485,7 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
     }
     q.ef = r.ef;
     q.exact = r.exact;
+    q.adapter = r.adapter.unwrap_or(true);
     q.mmr_lambda = r.mmr;
     q.group_size = Some(r.group_size.unwrap_or(DEFAULT_GROUP_SIZE));
     let reranker = match r.rerank.as_deref() {

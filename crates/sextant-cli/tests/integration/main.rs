@@ -254,6 +254,8 @@ fn help_documents_the_bench_interface() {
     }
 }
 
+#[cfg(feature = "embed")]
+mod adapter;
 mod db;
 mod docs;
 mod encryption;

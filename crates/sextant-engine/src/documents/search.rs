@@ -119,6 +119,10 @@ pub struct TextQuery {
     /// A vector the dense source searches with instead of embedding any text: an image's
     /// embedding, for image → image search in a CLIP collection. `None`: embed the query.
     pub dense_vector: Option<Vec<f32>>,
+    /// Map the embedded query through the dense space's query adapter, when one is attached
+    /// ([`crate::adapter`]; default). Not applied to `dense_vector` nor to a HyDE passage:
+    /// those are in the points' space already.
+    pub adapter: bool,
 }
 
 /// RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated with the
@@ -178,6 +182,7 @@ impl TextQuery {
             rm3: None,
             dense_text: None,
             dense_vector: None,
+            adapter: true,
         }
     }
 }
@@ -217,6 +222,9 @@ pub struct SourceExplanation {
     /// heaviest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expansion: Vec<(String, f32)>,
+    /// Dense: the fingerprint of the query adapter the embedded query went through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
 }
 
 /// A retrieved chunk.
@@ -302,6 +310,7 @@ pub fn search_text_explained(
     for s in &q.sources {
         let mut language = None;
         let mut expansion = Vec::new();
+        let mut adapter = None;
         let resp = match s.kind {
             SourceKind::Dense => {
                 let m = models.dense.ok_or_else(|| {
@@ -317,11 +326,20 @@ pub fn search_text_explained(
                 };
                 let v = match &q.dense_vector {
                     Some(v) => v.clone(),
-                    None => m
-                        .embed(&[text], as_query)
-                        .map_err(|e| model_err("embedding the query", e))?
-                        .pop()
-                        .unwrap_or_default(),
+                    None => {
+                        let v = m
+                            .embed(&[text], as_query)
+                            .map_err(|e| model_err("embedding the query", e))?
+                            .pop()
+                            .unwrap_or_default();
+                        match c.adapter(DENSE).filter(|_| q.adapter && as_query) {
+                            Some(a) => {
+                                adapter = Some(a.fingerprint().to_string());
+                                a.apply(&v)
+                            }
+                            None => v,
+                        }
+                    }
                 };
                 c.search(SearchRequest {
                     space: Some(DENSE.into()),
@@ -383,6 +401,7 @@ pub fn search_text_explained(
             language,
             terms: resp.query_terms,
             expansion,
+            adapter,
         });
         let mut list = Vec::with_capacity(resp.hits.len());
         for h in resp.hits {

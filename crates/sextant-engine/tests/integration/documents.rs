@@ -144,7 +144,7 @@ pub(crate) fn settings(strategy: &str, max_tokens: usize) -> DocumentSettings {
     }
 }
 
-fn doc(id: &str, title: &str, text: &str) -> Document {
+pub(crate) fn doc(id: &str, title: &str, text: &str) -> Document {
     Document {
         id: id.into(),
         title: title.into(),
@@ -154,7 +154,7 @@ fn doc(id: &str, title: &str, text: &str) -> Document {
     }
 }
 
-const CORPUS: &[(&str, &str, &str)] = &[
+pub(crate) const CORPUS: &[(&str, &str, &str)] = &[
     ("fox", "Foxes", "The red fox is a small carnivore. It hunts rodents at night. Foxes live in dens."),
     ("cat", "Cats", "The domestic cat is a small carnivore kept as a pet. Cats purr and sleep a lot."),
     ("rust", "Rust", "Rust is a systems programming language. It guarantees memory safety without a garbage collector."),

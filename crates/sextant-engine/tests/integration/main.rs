@@ -1,3 +1,4 @@
+mod adapter;
 mod advise;
 mod backup;
 mod crash;

@@ -32,6 +32,7 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+pub mod adapter;
 pub mod admin;
 pub mod backups;
 pub mod collections;
@@ -110,6 +111,7 @@ pub(crate) fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(collections::set_alias, collections::delete_alias))
         .routes(routes!(collections::tenants))
         .routes(routes!(collections::drop_tenant))
+        .routes(routes!(adapter::show, adapter::attach, adapter::detach))
         .routes(routes!(drift::status))
         .routes(routes!(drift::pin))
         .routes(routes!(drift::canaries, drift::add_canary))

@@ -75,6 +75,10 @@ pub struct QueryBody {
     /// Exact search for the dense source instead of the HNSW walk.
     #[serde(default)]
     pub exact: bool,
+    /// Map the embedded query through the collection's query adapter when one is attached
+    /// [default: true]; `false`: the model's own query embedding. Dense sources only.
+    #[serde(default)]
+    pub adapter: Option<bool>,
     /// Tenant (multi-tenant collections).
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -127,6 +131,7 @@ impl QueryBody {
             precision: self.precision.clone(),
             ef: self.ef,
             exact: self.exact,
+            adapter: self.adapter,
             query_language: self.query_language.clone(),
             expand: self.expand.clone(),
             rm3_docs: self.rm3_docs,
@@ -411,6 +416,7 @@ pub async fn ask(
             precision: None,
             ef: None,
             exact: false,
+            adapter: None,
             query_language: b.query_language,
             expand: b.expand,
             rm3_docs: b.rm3_docs,

@@ -416,6 +416,47 @@ fn drift_routes_need_their_role_and_no_tenant_key() {
     }
 }
 
+/// The adapter routes: reading needs a read key, attaching and detaching an admin key; a key
+/// limited to a tenant gets none of them (an adapter maps every tenant's queries), and a key
+/// limited to other collections none either.
+#[test]
+fn adapter_routes_need_their_role_and_no_tenant_key() {
+    let t = start(true);
+    let admin = t.key("admin", None, None);
+    setup(&t, &admin);
+    let p = "/collections/mt/adapter".to_string();
+    let identity: Vec<f32> = (0..16)
+        .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let body = json!({"model": null, "weights": identity});
+    let routes: Vec<(&str, String, Option<Value>, &str)> = vec![
+        ("GET", p.clone(), None, "read"),
+        ("PUT", p.clone(), Some(body.clone()), "admin"),
+        ("DELETE", p.clone(), None, "admin"),
+    ];
+    for role in ["read", "write", "admin"] {
+        let key = t.key(role, None, None);
+        let tkey = (role != "admin").then(|| t.key(role, None, Some(json!("a"))));
+        let other = t.key(role, Some(vec!["plain"]), None);
+        for (m, path, body, need) in &routes {
+            let (st, resp) = t.call(m, path, Some(&key), body.clone());
+            if rank(role) < rank(need) {
+                assert_eq!(st, 403, "{role} {m} {path}: {resp}");
+            } else {
+                assert!((200..300).contains(&st), "{role} {m} {path}: {st} {resp}");
+            }
+            for (label, k) in [
+                ("tenant", tkey.as_ref()),
+                ("other collection", Some(&other)),
+            ] {
+                let Some(k) = k else { continue };
+                let (st, resp) = t.call(m, path, Some(k), body.clone());
+                assert_eq!(st, 403, "{label} key {role} {m} {path}: {resp}");
+            }
+        }
+    }
+}
+
 /// Evaluation, reindex and jobs: eval needs a read key covering the collection (and the
 /// `compare` one), reindex an admin key covering source and target and no tenant; a key limited
 /// to collections sees only their jobs.

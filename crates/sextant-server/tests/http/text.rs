@@ -229,6 +229,93 @@ fn ingest_query_ask_delete() {
     assert_eq!(st, 415, "{v}");
 }
 
+/// A query adapter attached over HTTP maps the dense source's query (here `-I`: the farthest
+/// document comes first), is named by `explain`, empties the query cache, and detaching
+/// restores the model's own embedding; a non-square map and another model's are refused.
+#[test]
+fn an_adapter_attached_over_http_maps_dense_queries() {
+    let t = server();
+    let (st, _, text) = jsonl(&t, "/collections/docs/documents?no_splade=true", DOCS);
+    assert_eq!(st, 200, "{text}");
+    let q = json!({"text": "garbage collector memory safety", "mode": "dense", "k": 3, "explain": true});
+    let before = t.ok("POST", "/collections/docs/query", None, Some(q.clone()));
+    assert_eq!(top_doc(&before), "rust");
+    assert!(
+        before["explain"]["sources"][0]["adapter"].is_null(),
+        "{before}"
+    );
+    assert_eq!(
+        t.ok("GET", "/collections/docs/adapter", None, None)["adapters"],
+        json!([])
+    );
+    let info = t.ok("GET", "/collections/docs", None, None);
+    let model = info["schema"]["spaces"][0]["model"].clone();
+    let dim = info["schema"]["spaces"][0]["dim"].as_u64().unwrap() as usize;
+    let negate: Vec<f32> = (0..dim * dim)
+        .map(|i| if i % (dim + 1) == 0 { -1.0 } else { 0.0 })
+        .collect();
+    let attached = t.ok(
+        "PUT",
+        "/collections/docs/adapter",
+        None,
+        Some(json!({"model": model, "weights": negate, "card": {"note": "negation"}})),
+    );
+    let fingerprint = attached["fingerprint"].as_str().unwrap().to_string();
+    let after = t.ok("POST", "/collections/docs/query", None, Some(q.clone()));
+    assert_ne!(top_doc(&after), "rust", "{after}");
+    assert_eq!(
+        after["explain"]["sources"][0]["adapter"],
+        fingerprint.as_str()
+    );
+    let shown = t.ok("GET", "/collections/docs/adapter", None, None);
+    assert_eq!(shown["adapters"][0]["fingerprint"], fingerprint.as_str());
+    // Per request: the model's own embedding.
+    let mut off = q.clone();
+    off["adapter"] = json!(false);
+    assert_eq!(
+        top_doc(&t.ok("POST", "/collections/docs/query", None, Some(off))),
+        "rust"
+    );
+    let mut bm25 = q.clone();
+    bm25["mode"] = json!("bm25");
+    bm25["adapter"] = json!(false);
+    let (st, v) = t.call("POST", "/collections/docs/query", None, Some(bm25));
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (400, json!("adapter")),
+        "{v}"
+    );
+    // Refused: not a square, another model.
+    let (st, v) = t.call(
+        "PUT",
+        "/collections/docs/adapter",
+        None,
+        Some(json!({"model": model, "weights": [1.0, 0.0, 0.0]})),
+    );
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (400, json!("weights")),
+        "{v}"
+    );
+    assert_error(
+        &t.call(
+            "PUT",
+            "/collections/docs/adapter",
+            None,
+            Some(json!({"model": {"path": "/elsewhere"}, "weights": [1.0]})),
+        ),
+        409,
+        "conflict",
+        "trained for model",
+    );
+    // Detached: back to the model's own query embedding, cache or not.
+    let removed = t.ok("DELETE", "/collections/docs/adapter", None, None);
+    assert_eq!(removed["removed"], true);
+    let back = t.ok("POST", "/collections/docs/query", None, Some(q));
+    assert_eq!(top_doc(&back), "rust", "{back}");
+    assert!(back["explain"]["sources"][0]["adapter"].is_null(), "{back}");
+}
+
 #[test]
 fn streamed_and_uploaded_documents_and_upload_limit() {
     let t = server();
