@@ -258,7 +258,7 @@ fn an_encrypted_collection_keeps_its_adapter_secret_through_both_rotations() {
     let needle = PLANTED.to_le_bytes();
     let leaked = |d: &Path| -> Vec<String> {
         let mut out = Vec::new();
-        for entry in walk(d) {
+        for entry in crate::encryption::files(d) {
             let b = std::fs::read(&entry).unwrap();
             if b.windows(4).any(|w| w == needle) {
                 out.push(entry.display().to_string());
@@ -293,22 +293,6 @@ fn an_encrypted_collection_keeps_its_adapter_secret_through_both_rotations() {
     a.weights[1] = PLANTED;
     p.set_adapter(a).unwrap();
     assert_eq!(leaked(&dir.path().join("collections/p")).len(), 1);
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -7,7 +7,6 @@
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
-use sextant_core::ErrorKind;
 use sextant_service::adapter::AdapterBody;
 
 use crate::auth::{Principal, Role};
@@ -18,13 +17,31 @@ use crate::routes::ErrorBody;
 use crate::AppState;
 
 fn untenanted(p: &Principal) -> ApiResult<()> {
-    match &p.tenant {
-        Some(t) => Err(ApiError::new(
-            ErrorKind::Forbidden,
-            format!("a query adapter maps every tenant's queries; this API key is limited to tenant {t}"),
-        )),
-        None => Ok(()),
-    }
+    super::untenanted(p, "a query adapter maps every tenant's queries")
+}
+
+/// Attaching or detaching: an admin key without a tenant, `f` run as a write on the CPU pool,
+/// the collection's query cache emptied, the change audited as `action`.
+async fn change(
+    s: AppState,
+    p: Principal,
+    rid: String,
+    name: String,
+    action: &'static str,
+    f: impl FnOnce(&sextant_service::Service, &str) -> ApiResult<Value> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    untenanted(&p)?;
+    let c = s.collection(&p, Role::Admin, &name)?;
+    let st = s.clone();
+    let r = s
+        .run(Work::Write, move || {
+            let out = f(st.service(), c.name())?;
+            st.cache.invalidate(c.name());
+            Ok(out)
+        })
+        .await;
+    s.audit(&p, action, Some(&name), None, &rid, &r);
+    Ok(Json(r?))
 }
 
 /// The collection's query adapters: space, kind, dimension, fingerprint and training card
@@ -62,18 +79,10 @@ pub async fn attach(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AdapterBody>,
 ) -> ApiResult<Json<Value>> {
-    untenanted(&p)?;
-    let c = s.collection(&p, Role::Admin, &name)?;
-    let st = s.clone();
-    let r = s
-        .run(Work::Write, move || {
-            let info = st.service().put_adapter(c.name(), &body)?;
-            st.cache.invalidate(c.name());
-            serde_json::to_value(info).map_err(ApiError::internal)
-        })
-        .await;
-    s.audit(&p, "adapter.attach", Some(&name), None, &rid, &r);
-    Ok(Json(r?))
+    change(s, p, rid, name, "adapter.attach", move |svc, n| {
+        serde_json::to_value(svc.put_adapter(n, &body)?).map_err(ApiError::internal)
+    })
+    .await
 }
 
 /// Removes the collection's query adapter: text searches use the model's own query embedding
@@ -89,16 +98,8 @@ pub async fn detach(
     RequestId(rid): RequestId,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    untenanted(&p)?;
-    let c = s.collection(&p, Role::Admin, &name)?;
-    let st = s.clone();
-    let r = s
-        .run(Work::Write, move || {
-            let removed = st.service().detach_adapter(c.name())?;
-            st.cache.invalidate(c.name());
-            Ok(json!({ "removed": removed }))
-        })
-        .await;
-    s.audit(&p, "adapter.detach", Some(&name), None, &rid, &r);
-    Ok(Json(r?))
+    change(s, p, rid, name, "adapter.detach", |svc, n| {
+        Ok(json!({ "removed": svc.detach_adapter(n)? }))
+    })
+    .await
 }

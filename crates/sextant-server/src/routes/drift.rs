@@ -17,13 +17,7 @@ use crate::routes::ErrorBody;
 use crate::AppState;
 
 fn untenanted(p: &Principal) -> ApiResult<()> {
-    match &p.tenant {
-        Some(t) => Err(ApiError::new(
-            ErrorKind::Forbidden,
-            format!("drift monitoring covers every tenant; this API key is limited to tenant {t}"),
-        )),
-        None => Ok(()),
-    }
+    super::untenanted(p, "drift monitoring covers every tenant")
 }
 
 fn to_json(v: impl serde::Serialize) -> ApiResult<Value> {

@@ -23,6 +23,18 @@ use crate::AppState;
 /// Whether `name` is a plain file or directory name a client may give for a server-side file
 /// (a snapshot, a backup): ASCII letters, digits, `_`, `-` and `.`, not starting with `.`, at
 /// most 255 bytes — never a path.
+/// Refuses a key limited to a tenant for a route that covers every tenant (`what` says what
+/// covers them, e.g. "drift monitoring covers every tenant").
+pub(crate) fn untenanted(p: &crate::auth::Principal, what: &str) -> crate::error::ApiResult<()> {
+    match &p.tenant {
+        Some(t) => Err(crate::error::ApiError::new(
+            sextant_core::ErrorKind::Forbidden,
+            format!("{what}; this API key is limited to tenant {t}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
