@@ -6,15 +6,25 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_embed::TrainOptions;
-use sextant_service::finetune::{finetune, FinetuneOptions, HardNegatives};
+use sextant_service::finetune::{
+    finetune, CrossLoss, FinetuneOptions, HardNegatives, DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR,
+    DEFAULT_CROSS_NEGATIVES,
+};
 
 use crate::db::DbArgs;
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Loss {
-    /// Multiple-negatives ranking (InfoNCE with in-batch negatives, scale 20, cosine).
+    /// Bi-encoder: multiple-negatives ranking (InfoNCE with in-batch negatives, scale 20,
+    /// cosine).
     Mnrl,
+    /// Cross-encoder: softmax cross-entropy over each pair's group (the relevant document and
+    /// its negatives), so that it outscores the query's other candidates.
+    Listwise,
+    /// Cross-encoder: binary cross-entropy on every pair of the group (relevant 1, negatives
+    /// and another pair's document 0), each on its own.
+    Bce,
 }
 
 /// Where hard negatives come from.
@@ -47,12 +57,19 @@ pub struct FinetuneArgs {
     /// Where to write the trained model (a new or empty directory), with `training_card.json`.
     #[arg(long)]
     pub out: PathBuf,
-    /// The loss of a bi-encoder (a `--cross-encoder` trains with binary cross-entropy).
-    #[arg(long, value_enum, default_value_t = Loss::Mnrl)]
-    pub loss: Loss,
-    /// Hard negatives for each pair, besides the in-batch ones.
+    /// The loss: mnrl for a bi-encoder; listwise or bce for a `--cross-encoder` [default: mnrl,
+    /// or listwise with --cross-encoder].
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+    /// Where hard negatives come from: for a bi-encoder, one a pair besides the in-batch ones;
+    /// for a cross-encoder, `--negatives` a pair drawn from the source's top 20.
     #[arg(long, value_enum, default_value_t = Negatives::Bm25)]
     pub hard_negatives: Negatives,
+    /// Cross-encoder only: negatives a pair, drawn (seeded, without replacement) from the
+    /// `--hard-negatives` source's top 20 less the judged documents, the candidates a reranker
+    /// sees [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub negatives: Option<u64>,
     /// Passes over the training pairs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub epochs: u64,
@@ -63,9 +80,9 @@ pub struct FinetuneArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_seq: Option<u64>,
     /// Peak learning rate (AdamW; linear warm-up over the first 10% of steps, then linear
-    /// decay to 0).
-    #[arg(long, default_value_t = 2e-5)]
-    pub lr: f64,
+    /// decay to 0) [default: 2e-5, or 2e-4 with --cross-encoder, whose head starts untrained].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Share of the judged queries held back to measure nDCG@10 before and after (0: none).
     #[arg(long, default_value_t = 0.1)]
     pub validation: f64,
@@ -78,9 +95,9 @@ pub struct FinetuneArgs {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     pub matryoshka: Option<Vec<u64>>,
     /// Train a cross-encoder (a reranker for `--rerank DIR`) instead of a bi-encoder:
-    /// `BertForSequenceClassification` from the model's encoder, binary cross-entropy on each
-    /// pair, its hard negative and another pair's document; held-back queries are scored as
-    /// BM25 before and BM25's top 20 reranked after.
+    /// `BertForSequenceClassification` from the model's encoder, trained with `--loss` on each
+    /// pair and its `--negatives`; `--batch` counts pairs with their negatives; held-back
+    /// queries are scored as BM25 before and BM25's top 20 reranked after.
     #[arg(long)]
     pub cross_encoder: bool,
     /// Threads for training and embedding [default: all cores].
@@ -108,7 +125,22 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         Negatives::Bm25 => HardNegatives::Bm25,
         Negatives::Model => HardNegatives::Model,
     };
-    let Loss::Mnrl = a.loss;
+    let cross_loss = match (a.cross_encoder, a.loss) {
+        (false, None | Some(Loss::Mnrl)) => DEFAULT_CROSS_LOSS,
+        (false, Some(l)) => bail!(
+            "--loss {}: that is a cross-encoder's loss (with --cross-encoder); a bi-encoder trains with mnrl",
+            l.to_possible_value().expect("no skipped variant").get_name()
+        ),
+        (true, None) => DEFAULT_CROSS_LOSS,
+        (true, Some(Loss::Listwise)) => CrossLoss::Listwise,
+        (true, Some(Loss::Bce)) => CrossLoss::Bce,
+        (true, Some(Loss::Mnrl)) => {
+            bail!("--loss mnrl is a bi-encoder's loss: a --cross-encoder trains with listwise or bce")
+        }
+    };
+    if !a.cross_encoder && a.negatives.is_some() {
+        bail!("--negatives applies to --cross-encoder (a bi-encoder trains on one hard negative a pair)");
+    }
     let opts = FinetuneOptions {
         model: a.model,
         corpus: a.corpus,
@@ -120,10 +152,16 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         validation: a.validation,
         threads: a.threads.map(|t| t as usize),
         cross_encoder: a.cross_encoder,
+        cross_loss,
+        cross_negatives: a.negatives.map_or(DEFAULT_CROSS_NEGATIVES, |n| n as usize),
         train: TrainOptions {
             epochs: a.epochs as usize,
             batch: a.batch as usize,
-            lr: a.lr,
+            lr: a.lr.unwrap_or(if a.cross_encoder {
+                DEFAULT_CROSS_LR
+            } else {
+                TrainOptions::default().lr
+            }),
             seed: a.seed,
             matryoshka: a
                 .matryoshka
@@ -183,4 +221,42 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         opts.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use sextant_embed::TrainOptions;
+    use sextant_service::finetune::{
+        CrossLoss, CROSS_NEGATIVE_DEPTH, DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR,
+        DEFAULT_CROSS_NEGATIVES,
+    };
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        finetune: super::FinetuneArgs,
+    }
+
+    /// The help states the service's defaults: it cannot name the constants itself.
+    #[test]
+    fn help_states_the_cross_encoder_defaults() {
+        let help = Cli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            help.contains(&format!("[default: {DEFAULT_CROSS_NEGATIVES}]")),
+            "{help}"
+        );
+        assert!(
+            help.contains(&format!("source's top {CROSS_NEGATIVE_DEPTH}")),
+            "{help}"
+        );
+        assert_eq!(DEFAULT_CROSS_LOSS, CrossLoss::Listwise);
+        assert!(help.contains("or listwise with --cross-encoder"), "{help}");
+        let lrs = format!(
+            "[default: {:e}, or {DEFAULT_CROSS_LR:e} with --cross-encoder",
+            TrainOptions::default().lr
+        );
+        assert!(help.contains(&lrs), "{lrs} not in {help}");
+    }
 }

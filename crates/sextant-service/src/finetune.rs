@@ -43,6 +43,41 @@ pub enum HardNegatives {
     Model,
 }
 
+/// The loss of a cross-encoder (`--cross-encoder`), over each training pair's group: the pair
+/// (relevant), its hard negatives and, with [`CrossLoss::Bce`], another pair's document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossLoss {
+    /// Binary cross-entropy on every pair of the group, each on its own
+    /// ([`TrainableCrossEncoder::fit`]).
+    Bce,
+    /// Softmax cross-entropy over the group: the relevant document must outscore the query's
+    /// negatives ([`TrainableCrossEncoder::fit_listwise`]), as reranking one query's list asks.
+    Listwise,
+}
+
+/// The cross-encoder's loss when none is given. Binary cross-entropy on BM25 negatives learnt
+/// a score that ranked hybrid's top 20 below the untrained order (0.11 against 0.52 nDCG@10 on
+/// gcide-5k, `bench/results/finetune-gcide-cross`): it can lower its loss by scoring whole
+/// queries up or down, where a reranker needs one query's candidates in order.
+pub const DEFAULT_CROSS_LOSS: CrossLoss = CrossLoss::Listwise;
+
+/// Hard negatives a cross-encoder trains on for each pair when not told: each costs a pair's
+/// forward and backward pass, so 3 (a group of 4) trains on twice the queries of 7 in the same
+/// time, which mattered more in the CPU runs of `bench/results/finetune-gcide-cross-listwise`.
+pub const DEFAULT_CROSS_NEGATIVES: usize = 3;
+
+/// A cross-encoder's peak learning rate when not told. Its pooler and classifier start
+/// untrained and a CPU run is a few hundred steps: on 800 gcide-train pairs (50 steps) 1e-4
+/// left held-back BM25 top-20 reranking at -0.001 nDCG@10, 2e-4 gave +0.008 (the bi-encoder's
+/// 2e-5 barely moves the head).
+pub const DEFAULT_CROSS_LR: f64 = 2e-4;
+
+/// How deep in the negative source's list (BM25's or the model's) a cross-encoder's negatives
+/// are drawn: the candidates a reranker sees (it reranks the top 20 of `--rerank-top`'s usual
+/// setting, and [`CROSS_VALIDATION_DEPTH`] here).
+pub const CROSS_NEGATIVE_DEPTH: usize = 20;
+
 /// What to fine-tune, on what, how.
 #[derive(Debug, Clone, Serialize)]
 pub struct FinetuneOptions {
@@ -64,9 +99,16 @@ pub struct FinetuneOptions {
     /// Threads for training and embedding (`None`: all cores).
     pub threads: Option<usize>,
     /// Train a cross-encoder (`BertForSequenceClassification`, one label) instead of a
-    /// bi-encoder: binary cross-entropy on each pair (label 1), its hard negative (label 0) and
-    /// another pair's document (label 0).
+    /// bi-encoder, with `cross_loss` on groups of each pair (label 1) and `cross_negatives`
+    /// documents drawn from the query's top [`CROSS_NEGATIVE_DEPTH`] by the `hard_negatives`
+    /// source that it is not judged relevant to (label 0).
     pub cross_encoder: bool,
+    /// The cross-encoder's loss ([`DEFAULT_CROSS_LOSS`]); unused for a bi-encoder.
+    pub cross_loss: CrossLoss,
+    /// Negatives per pair of a cross-encoder ([`DEFAULT_CROSS_NEGATIVES`]), seeded draws
+    /// without replacement from the source's top [`CROSS_NEGATIVE_DEPTH`] less the judged
+    /// documents (fewer when fewer are left); unused for a bi-encoder (one hard negative a pair).
+    pub cross_negatives: usize,
     pub train: TrainOptions,
 }
 
@@ -76,7 +118,7 @@ pub struct FinetuneReport {
     pub options: FinetuneOptions,
     /// Training pairs (query, relevant document).
     pub pairs: usize,
-    /// Pairs that got a hard negative.
+    /// Pairs that got a hard negative (a cross-encoder: hard negatives in all).
     pub hard_negatives: usize,
     /// Queries trained on and held back.
     pub train_queries: usize,
@@ -217,6 +259,21 @@ fn run(
         max_seq_length: Some(max_seq),
         ..EmbedderOptions::default()
     };
+    if opts.cross_encoder {
+        return run_cross_encoder(
+            opts,
+            &tokenizer,
+            &docs,
+            corpus,
+            qrels,
+            query_text,
+            (validation, training),
+            pairs_text,
+            (bert.pad_token_id, max_seq),
+            embed_options(),
+            on_step,
+        );
+    }
     let negatives: Option<Vec<usize>> = match opts.hard_negatives {
         HardNegatives::None => None,
         HardNegatives::Bm25 => Some(bm25_negatives(&docs, qrels, corpus, query_text, pairs_text)),
@@ -227,27 +284,6 @@ fn run(
             )?)
         }
     };
-    if opts.cross_encoder {
-        let negatives = negatives.ok_or_else(|| {
-            invalid(
-                "hard_negatives",
-                "a cross-encoder trains on negatives: use --hard-negatives bm25 or model",
-            )
-        })?;
-        return run_cross_encoder(
-            opts,
-            &tokenizer,
-            &docs,
-            corpus,
-            qrels,
-            query_text,
-            (validation, training),
-            pairs_text,
-            &negatives,
-            (bert.pad_token_id, max_seq),
-            on_step,
-        );
-    }
     let encode = |t: &str| -> Result<Encoded> { Ok(tokenizer.encode(t)?) };
     let mut pairs = Vec::with_capacity(pairs_text.len());
     for &(q, d) in pairs_text {
@@ -289,7 +325,7 @@ fn run(
         pairs_text,
         query_text,
         &docs,
-        negatives.as_deref(),
+        negatives.as_deref().map(Negatives::One),
     )?;
     let ndcg_after = score(&opts.out)?;
     let report = make_report(
@@ -350,9 +386,10 @@ fn write_card(report: &FinetuneReport) -> Result<()> {
 /// Documents a cross-encoder reranks from BM25's list when it is validated.
 const CROSS_VALIDATION_DEPTH: usize = 20;
 
-/// The cross-encoder branch of [`run`]: groups of (query, document) pairs labelled 1 and 0,
-/// [`TrainableCrossEncoder::fit`], validation by reranking BM25's top
-/// [`CROSS_VALIDATION_DEPTH`].
+/// The cross-encoder branch of [`run`]: a group for each pair, of the pair (label 1) and its
+/// negatives (label 0: [`cross_negatives`], and with binary cross-entropy another pair's
+/// document too), trained with [`FinetuneOptions::cross_loss`]; validation by reranking BM25's
+/// top [`CROSS_VALIDATION_DEPTH`].
 #[allow(clippy::too_many_arguments)]
 fn run_cross_encoder(
     opts: &FinetuneOptions,
@@ -363,26 +400,43 @@ fn run_cross_encoder(
     query_text: &HashMap<&str, &str>,
     (validation, training): (&[&str], &[&str]),
     pairs_text: &[(&str, usize)],
-    negatives: &[usize],
     (pad_id, max_seq): (u32, usize),
+    embed_options: EmbedderOptions,
     mut on_step: impl FnMut(&Step) + Send,
 ) -> Result<FinetuneReport> {
+    if opts.cross_negatives == 0 {
+        return Err(invalid(
+            "cross_negatives",
+            "a cross-encoder trains on at least 1 negative a pair",
+        ));
+    }
+    let bm25 = Bm25Ranker::new(docs);
+    let negatives = cross_negatives(
+        opts,
+        &bm25,
+        docs,
+        corpus,
+        qrels,
+        query_text,
+        pairs_text,
+        embed_options,
+    )?;
     let n = pairs_text.len();
     let mut groups = Vec::with_capacity(n);
     for (i, &(q, d)) in pairs_text.iter().enumerate() {
         let text = query_text[q];
-        let mut group = vec![
-            (tokenizer.encode_pair(text, &docs[d])?, 1.0),
-            (tokenizer.encode_pair(text, &docs[negatives[i]])?, 0.0),
-        ];
-        // Another pair's document, half the list away, when the query is not judged on it.
+        let mut group = vec![(tokenizer.encode_pair(text, &docs[d])?, 1.0)];
+        for &neg in &negatives[i] {
+            group.push((tokenizer.encode_pair(text, &docs[neg])?, 0.0));
+        }
+        // Binary cross-entropy also sees an easy negative: another pair's document, half the
+        // list away, when the query is not judged on it.
         let other = pairs_text[(i + n / 2) % n].1;
-        if !qrels[q].contains_key(corpus[other].id.as_str()) {
+        if opts.cross_loss == CrossLoss::Bce && !qrels[q].contains_key(corpus[other].id.as_str()) {
             group.push((tokenizer.encode_pair(text, &docs[other])?, 0.0));
         }
         groups.push(group);
     }
-    let bm25 = Bm25Ranker::new(docs);
     let ranked = |queries: &[&str], k: usize| -> Vec<Vec<usize>> {
         queries
             .iter()
@@ -414,10 +468,14 @@ fn run_cross_encoder(
     let model = TrainableCrossEncoder::load(&opts.model, DType::F32, opts.train.seed)?;
     let mut losses: Vec<Step> = Vec::new();
     let (t0, cpu0) = (Instant::now(), process_cpu_seconds());
-    model.fit(&groups, pad_id, &opts.train, |s| {
+    let record = |s: &Step| {
         losses.push(*s);
         on_step(s);
-    })?;
+    };
+    match opts.cross_loss {
+        CrossLoss::Bce => model.fit(&groups, pad_id, &opts.train, record)?,
+        CrossLoss::Listwise => model.fit_listwise(&groups, pad_id, &opts.train, record)?,
+    }
     let train_seconds = t0.elapsed().as_secs_f64();
     let train_cpu_seconds = process_cpu_seconds() - cpu0;
     model.save(&opts.model, &opts.out, Some(max_seq))?;
@@ -427,7 +485,7 @@ fn run_cross_encoder(
         pairs_text,
         query_text,
         docs,
-        Some(negatives),
+        Some(Negatives::Several(&negatives)),
     )?;
     let ndcg_after = if validation.is_empty() {
         None
@@ -449,7 +507,7 @@ fn run_cross_encoder(
         format!(
             "BM25 before, BM25 top {CROSS_VALIDATION_DEPTH} reranked by the cross-encoder after"
         ),
-        (n, negatives.len()),
+        (n, negatives.iter().map(Vec::len).sum()),
         (validation.len(), training.len()),
         &losses,
         (train_seconds, train_cpu_seconds),
@@ -459,20 +517,105 @@ fn run_cross_encoder(
     Ok(report)
 }
 
+/// A cross-encoder's negatives for each pair: `opts.cross_negatives` documents drawn without
+/// replacement (seeded by `opts.train.seed` and the pair's place) from the top
+/// [`CROSS_NEGATIVE_DEPTH`] of the query's BM25 or model ranking (`opts.hard_negatives`) less
+/// the documents it is judged relevant to; every pair gets at least one (a document the query
+/// is not judged on, when the ranking has none left).
+#[allow(clippy::too_many_arguments)]
+fn cross_negatives(
+    opts: &FinetuneOptions,
+    bm25: &Bm25Ranker,
+    docs: &[String],
+    corpus: &[Record],
+    qrels: &Qrels,
+    query_text: &HashMap<&str, &str>,
+    pairs: &[(&str, usize)],
+    embed_options: EmbedderOptions,
+) -> Result<Vec<Vec<usize>>> {
+    let mut queries: Vec<&str> = pairs.iter().map(|&(q, _)| q).collect();
+    queries.sort_unstable();
+    queries.dedup();
+    let most_relevant = queries.iter().map(|q| qrels[*q].len()).max().unwrap_or(0);
+    let depth = CROSS_NEGATIVE_DEPTH + most_relevant;
+    let ranked: Vec<Vec<usize>> = match opts.hard_negatives {
+        HardNegatives::None => {
+            return Err(invalid(
+                "hard_negatives",
+                "a cross-encoder trains on negatives: use --hard-negatives bm25 or model",
+            ))
+        }
+        HardNegatives::Bm25 => queries
+            .iter()
+            .map(|q| bm25.rank(query_text[q], depth))
+            .collect(),
+        HardNegatives::Model => {
+            let embedder = BertEmbedder::load(&opts.model.to_string_lossy(), embed_options)?;
+            let texts: Vec<&str> = queries.iter().map(|q| query_text[q]).collect();
+            dense_rank(&embedder, docs, &texts, depth)?
+                .into_iter()
+                .map(|hits| hits.into_iter().map(|(d, _)| d).collect())
+                .collect()
+        }
+    };
+    let pool: HashMap<&str, Vec<usize>> = queries
+        .iter()
+        .zip(ranked)
+        .map(|(&q, hits)| {
+            let relevant = &qrels[q];
+            let negatives: Vec<usize> = hits
+                .into_iter()
+                .filter(|&d| !relevant.contains_key(corpus[d].id.as_str()))
+                .take(CROSS_NEGATIVE_DEPTH)
+                .collect();
+            (q, negatives)
+        })
+        .collect();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.train.seed ^ 0x00ce_0000);
+    Ok(pairs
+        .iter()
+        .map(|&(q, d)| {
+            let mut drawn: Vec<usize> = pool[q]
+                .choose_multiple(&mut rng, opts.cross_negatives)
+                .copied()
+                .collect();
+            if drawn.is_empty() {
+                let relevant = &qrels[q];
+                drawn.extend(
+                    (1..docs.len())
+                        .map(|k| (d + k) % docs.len())
+                        .find(|&o| !relevant.contains_key(corpus[o].id.as_str())),
+                );
+            }
+            drawn
+        })
+        .collect())
+}
+
 /// The training data a fine-tuned model directory records: [`write_training_pairs`].
 pub const TRAINING_PAIRS_FILE: &str = "training_pairs.jsonl";
 
+/// The hard negatives of each training pair: one (a bi-encoder's) or a list (a
+/// cross-encoder's).
+#[derive(Clone, Copy)]
+enum Negatives<'a> {
+    One(&'a [usize]),
+    Several(&'a [Vec<usize>]),
+}
+
 /// Writes the pairs as trained, batch after batch and epoch after epoch (the order
 /// [`sextant_embed::training_batches`] gives): one JSON object a line, `{"epoch", "anchor",
-/// "positive", "negative"}` (`negative` null without hard negatives). It is the provenance of
-/// the model, and what another trainer is given to train on the same data in the same order.
+/// "positive", "negative"}` (`negative` null without hard negatives; a cross-encoder's lines
+/// also have `negatives`, all of the pair's, `negative` being the first). It is the provenance
+/// of the model, and what another trainer is given to train on the same data in the same
+/// order.
 fn write_training_pairs(
     path: &Path,
     train: &TrainOptions,
     pairs: &[(&str, usize)],
     query_text: &HashMap<&str, &str>,
     docs: &[String],
-    negatives: Option<&[usize]>,
+    negatives: Option<Negatives<'_>>,
 ) -> Result<()> {
     use std::io::Write;
     let fail = |e: std::io::Error| invalid("out", format!("cannot write {}: {e}", path.display()));
@@ -484,12 +627,20 @@ fn write_training_pairs(
     {
         for &i in batches.iter().flatten() {
             let (q, d) = pairs[i];
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "epoch": epoch + 1,
                 "anchor": query_text[q],
                 "positive": docs[d],
-                "negative": negatives.map(|n| docs[n[i]].as_str()),
+                "negative": null,
             });
+            match negatives {
+                None => {}
+                Some(Negatives::One(n)) => line["negative"] = docs[n[i]].as_str().into(),
+                Some(Negatives::Several(n)) => {
+                    line["negative"] = n[i].first().map(|&x| docs[x].as_str()).into();
+                    line["negatives"] = n[i].iter().map(|&x| docs[x].as_str()).collect();
+                }
+            }
             writeln!(w, "{line}").map_err(fail)?;
         }
     }

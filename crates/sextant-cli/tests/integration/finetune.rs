@@ -158,6 +158,11 @@ fn finetune_refuses_bad_input_and_options_that_do_not_go_together() {
             "--cross-encoder",
         ),
         (vec!["--loss", "triplet"], "--loss"),
+        (vec!["--loss", "listwise"], "--loss listwise"),
+        (vec!["--loss", "bce"], "--loss bce"),
+        (vec!["--cross-encoder", "--loss", "mnrl"], "--loss mnrl"),
+        (vec!["--negatives", "3"], "--negatives"),
+        (vec!["--cross-encoder", "--negatives", "0"], "--negatives"),
         (vec!["--batch", "1"], "--batch"),
         (vec!["--validation", "1.5"], "validation"),
     ] {
@@ -227,6 +232,8 @@ fn finetune_trains_a_cross_encoder_that_reranks() {
     let out = tmp.path().join("ce").to_string_lossy().into_owned();
     let extra = [
         "--cross-encoder",
+        "--negatives",
+        "3",
         "--epochs",
         "2",
         "--batch",
@@ -255,7 +262,21 @@ fn finetune_trains_a_cross_encoder_that_reranks() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("training_card.json")).unwrap())
             .unwrap();
     assert_eq!(card["options"]["cross_encoder"], true);
+    assert_eq!(card["options"]["cross_loss"], "listwise");
+    assert_eq!(card["options"]["cross_negatives"], 3);
     assert!(card["ndcg_after"].as_f64().is_some() && card["ndcg_before"].as_f64().is_some());
+    // 18 training pairs (6 of 24 queries held back), each with 3 negatives drawn from BM25's
+    // list, none of them the pair's own document.
+    assert_eq!(card["pairs"], 18);
+    assert_eq!(card["hard_negatives"], 18 * 3);
+    let pairs = std::fs::read_to_string(out_dir.join("training_pairs.jsonl")).unwrap();
+    for line in pairs.lines() {
+        let l: Value = serde_json::from_str(line).unwrap();
+        let negatives = l["negatives"].as_array().unwrap();
+        assert_eq!(negatives.len(), 3, "{line}");
+        assert_eq!(l["negative"], negatives[0], "{line}");
+        assert!(negatives.iter().all(|n| *n != l["positive"]), "{line}");
+    }
     // The directory is a reranker.
     let passages = tmp.path().join("passages.txt");
     std::fs::write(&passages, "a day with the cat\na day with the bread\n").unwrap();
@@ -274,4 +295,36 @@ fn finetune_trains_a_cross_encoder_that_reranks() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+}
+
+/// `--loss bce` trains the pointwise cross-encoder and says so in the card; its groups have an
+/// easy negative besides the drawn ones.
+#[test]
+fn finetune_trains_a_cross_encoder_with_binary_cross_entropy() {
+    let tmp = tempfile::tempdir().unwrap();
+    beir(tmp.path());
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let model = tiny_st();
+    let out = tmp.path().join("ce").to_string_lossy().into_owned();
+    let extra = [
+        "--cross-encoder",
+        "--loss",
+        "bce",
+        "--batch",
+        "8",
+        "--validation",
+        "0",
+        "--threads",
+        "1",
+    ];
+    let o = run(&args(&dir, &model, &out, &extra));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&out).join("training_card.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["options"]["cross_loss"], "bce");
+    assert_eq!(card["options"]["cross_negatives"], 3);
+    assert_eq!(card["hard_negatives"], 24 * 3);
+    assert_eq!(card["options"]["train"]["lr"], 2e-4);
 }

@@ -1,7 +1,8 @@
 //! A cross-encoder trained in place (issue 20): `BertForSequenceClassification` with one label
 //! — `classifier(tanh(pooler(h[CLS])))` over `[CLS] query [SEP] passage [SEP]` — on the
-//! differentiable encoder of [`TrainableEncoder`], trained with binary cross-entropy on
-//! labelled pairs and saved as a Hugging Face directory that [`crate::CrossEncoder`] (`--rerank
+//! differentiable encoder of [`TrainableEncoder`], trained on groups of labelled pairs (one
+//! query's candidates) with binary cross-entropy ([`TrainableCrossEncoder::fit`]) or a listwise
+//! softmax cross-entropy ([`TrainableCrossEncoder::fit_listwise`]) and saved as a Hugging Face directory that [`crate::CrossEncoder`] (`--rerank
 //! DIR`), transformers and sentence-transformers' `CrossEncoder` load.
 //!
 //! It starts from any BERT directory: a bi-encoder's encoder (its pooling and `Dense` modules
@@ -33,6 +34,11 @@ const TOKENIZER_FILES: [&str; 5] = [
     "vocab.txt",
     "added_tokens.json",
 ];
+
+/// Pairs a length bucket of [`TrainableCrossEncoder::forward_pairs`] holds: a training step's
+/// pairs are sorted by length and cut into buckets of this many, each padded to its own
+/// longest pair rather than to the step's.
+const LENGTH_BUCKET: usize = 16;
 
 /// A trainable BERT cross-encoder with one output (a relevance logit).
 #[derive(Debug, Clone)]
@@ -93,6 +99,49 @@ pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor, Embed
 }
 
 impl TrainableCrossEncoder {
+    /// The listwise softmax cross-entropy of `logits` (`[n]`: the groups one after another, of
+    /// the lengths in `sizes`) against `labels` (`n` values in [0, 1]): for each group, the
+    /// cross-entropy of `softmax(z)` against the labels normalised to sum 1, i.e.
+    /// `logsumexp(z) − Σ yᵢ zᵢ / Σ yᵢ`; the mean over the groups. Every group needs a positive
+    /// label (and, to be learnt from, a second pair). A scalar tensor.
+    pub fn listwise_loss(
+        logits: &Tensor,
+        labels: &[f64],
+        sizes: &[usize],
+    ) -> Result<Tensor, EmbedError> {
+        let n: usize = sizes.iter().sum();
+        if n != labels.len() || n != logits.dim(0)? || sizes.is_empty() {
+            return Err(EmbedError::InvalidArgument(format!(
+                "listwise loss: {} logits, {} labels, groups of {n} pairs in all",
+                logits.dim(0)?,
+                labels.len()
+            )));
+        }
+        let mut total: Option<Tensor> = None;
+        let mut start = 0;
+        for &len in sizes {
+            let y = &labels[start..start + len];
+            let mass: f64 = y.iter().sum();
+            if mass <= 0.0 {
+                return Err(EmbedError::InvalidArgument(
+                    "listwise loss: a group has no relevant pair".into(),
+                ));
+            }
+            let z = logits.narrow(0, start, len)?;
+            let target: Vec<f64> = y.iter().map(|v| v / mass).collect();
+            let target = Tensor::from_vec(target, len, &Device::Cpu)?.to_dtype(z.dtype())?;
+            let max = z.max_keepdim(0)?.detach();
+            let log_sum = (z.broadcast_sub(&max)?.exp()?.sum_all()?.log()? + max.squeeze(0)?)?;
+            let loss = (log_sum - (z * target)?.sum_all()?)?;
+            total = Some(match total {
+                Some(t) => (t + loss)?,
+                None => loss,
+            });
+            start += len;
+        }
+        Ok((total.expect("at least one group") / sizes.len() as f64)?)
+    }
+
     /// Loads the BERT directory `dir` as a cross-encoder (see the module docs), its weights as
     /// `dtype`; `seed` initialises a missing pooler or classifier.
     pub fn load(dir: &Path, dtype: DType, seed: u64) -> Result<Self, EmbedError> {
@@ -149,14 +198,77 @@ impl TrainableCrossEncoder {
         Ok(self.classifier.forward(&pooled)?.squeeze(1)?)
     }
 
+    /// The relevance logits `[n]` of tokenised pairs, in their order: as
+    /// [`TrainableCrossEncoder::forward`] of one padded batch, but computed on buckets of
+    /// pairs of similar length (each padded to its own longest), which spends far less on
+    /// padding when a few pairs are long (the logits are the same: padding is masked).
+    pub fn forward_pairs(&self, items: &[&Encoded], pad_id: u32) -> Result<Tensor, EmbedError> {
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&i| items[i].ids.len());
+        let batches = order
+            .chunks(LENGTH_BUCKET)
+            .map(|c| {
+                let part: Vec<&Encoded> = c.iter().map(|&i| items[i]).collect();
+                Batch::new(&part, pad_id, &Device::Cpu)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let hidden = self.encoder.hidden_many(
+            &batches
+                .iter()
+                .map(|b| (&b.ids, &b.type_ids, &b.mask))
+                .collect::<Vec<_>>(),
+        )?;
+        let cls = hidden
+            .iter()
+            .map(|(x, _)| x.narrow(1, 0, 1)?.squeeze(1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let cls = Tensor::cat(&cls, 0)?.contiguous()?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let sorted = self.classifier.forward(&pooled)?.squeeze(1)?;
+        // Back to the items' order: item i sits at its place in `order`.
+        let mut place = vec![0u32; items.len()];
+        for (k, &i) in order.iter().enumerate() {
+            place[i] = k as u32;
+        }
+        let place = Tensor::from_vec(place, items.len(), &Device::Cpu)?;
+        Ok(sorted.index_select(&place, 0)?)
+    }
+
     /// Trains on groups of labelled pairs (each group: one query's tokenised pairs with their
-    /// labels, 1 relevant and 0 not) with [`bce_with_logits`] and AdamW; a batch is
-    /// `opts.batch` groups, shuffled each epoch as [`super::training_batches`] orders them.
+    /// labels, 1 relevant and 0 not) with [`bce_with_logits`] over every pair and AdamW; a
+    /// batch is `opts.batch` groups, shuffled each epoch as [`super::training_batches`] orders
+    /// them.
     pub fn fit(
         &self,
         groups: &[Vec<(Encoded, f64)>],
         pad_id: u32,
         opts: &TrainOptions,
+        on_step: impl FnMut(&Step),
+    ) -> Result<(), EmbedError> {
+        self.fit_with(groups, pad_id, opts, false, on_step)
+    }
+
+    /// As [`TrainableCrossEncoder::fit`], with [`TrainableCrossEncoder::listwise_loss`] over
+    /// each group instead: a group's relevant pairs must outscore its other pairs, which is
+    /// what reranking one query's candidates asks of the scores (pointwise binary
+    /// cross-entropy can be lowered by scoring whole queries up or down). Every group needs a
+    /// relevant pair and another.
+    pub fn fit_listwise(
+        &self,
+        groups: &[Vec<(Encoded, f64)>],
+        pad_id: u32,
+        opts: &TrainOptions,
+        on_step: impl FnMut(&Step),
+    ) -> Result<(), EmbedError> {
+        self.fit_with(groups, pad_id, opts, true, on_step)
+    }
+
+    fn fit_with(
+        &self,
+        groups: &[Vec<(Encoded, f64)>],
+        pad_id: u32,
+        opts: &TrainOptions,
+        listwise: bool,
         on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
         if let Some(bad) = groups
@@ -174,15 +286,32 @@ impl TrainableCrossEncoder {
                 "Matryoshka widths apply to bi-encoders: a cross-encoder outputs a score".into(),
             ));
         }
+        if listwise {
+            if let Some(g) = groups
+                .iter()
+                .find(|g| g.len() < 2 || g.iter().all(|(_, y)| *y <= 0.0))
+            {
+                return Err(EmbedError::InvalidArgument(format!(
+                    "a group of {} pairs with {} relevant: the listwise loss needs a relevant \
+                     pair and another in every group",
+                    g.len(),
+                    g.iter().filter(|(_, y)| *y > 0.0).count()
+                )));
+            }
+        }
         let batch_loss = |chunk: &[usize]| -> Result<Tensor, EmbedError> {
             let items: Vec<&(Encoded, f64)> = chunk.iter().flat_map(|&i| &groups[i]).collect();
             let encoded: Vec<&Encoded> = items.iter().map(|(e, _)| e).collect();
-            let b = Batch::new(&encoded, pad_id, &Device::Cpu)?;
-            let logits = self.forward(&b.ids, &b.type_ids, &b.mask)?;
+            let logits = self.forward_pairs(&encoded, pad_id)?;
             let labels: Vec<f64> = items.iter().map(|(_, y)| *y).collect();
-            let labels =
-                Tensor::from_vec(labels, items.len(), &Device::Cpu)?.to_dtype(logits.dtype())?;
-            bce_with_logits(&logits, &labels)
+            if listwise {
+                let sizes: Vec<usize> = chunk.iter().map(|&i| groups[i].len()).collect();
+                Self::listwise_loss(&logits, &labels, &sizes)
+            } else {
+                let labels = Tensor::from_vec(labels, items.len(), &Device::Cpu)?
+                    .to_dtype(logits.dtype())?;
+                bce_with_logits(&logits, &labels)
+            }
         };
         optimise(&self.params, groups.len(), opts, batch_loss, on_step)
     }

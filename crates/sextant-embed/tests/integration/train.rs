@@ -533,3 +533,253 @@ fn cross_encoder_trains_and_saves_a_reranker() {
     let err = ce.fit(&bad, 0, &opts, |_| {}).unwrap_err().to_string();
     assert!(err.contains("label 2"), "{err}");
 }
+
+/// The listwise loss is the softmax cross-entropy of each group (written out by hand here),
+/// averaged over groups; its gradient with respect to the logits is `softmax(z) − y/Σy`
+/// within each group; groups without a relevant pair or of the wrong sizes are refused.
+#[test]
+fn listwise_loss_is_each_groups_softmax_cross_entropy() {
+    let z = [2.0, -1.0, 0.5, 0.3, 0.3, 1.0, -2.0];
+    let y = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0];
+    let sizes = [3, 4];
+    let logits = Var::from_vec(z.to_vec(), z.len(), &Device::Cpu).unwrap();
+    let loss = TrainableCrossEncoder::listwise_loss(logits.as_tensor(), &y, &sizes).unwrap();
+    let lse = |g: &[f64]| g.iter().map(|v| v.exp()).sum::<f64>().ln();
+    let first = lse(&z[..3]) - z[0];
+    let second = lse(&z[3..]) - (z[4] + z[5]) / 2.0;
+    let expected = (first + second) / 2.0;
+    assert!(
+        (scalar(&loss) - expected).abs() < 1e-12,
+        "{} vs {expected}",
+        scalar(&loss)
+    );
+    let grads = loss.backward().unwrap();
+    let g = values(grads.get(logits.as_tensor()).unwrap());
+    let mut start = 0;
+    for &len in &sizes {
+        let group = &z[start..start + len];
+        let mass: f64 = y[start..start + len].iter().sum();
+        let norm: f64 = group.iter().map(|v| v.exp()).sum();
+        for i in 0..len {
+            let want = (group[i].exp() / norm - y[start + i] / mass) / sizes.len() as f64;
+            assert!(
+                (g[start + i] - want).abs() < 1e-12,
+                "{i}: {} vs {want}",
+                g[start + i]
+            );
+        }
+        start += len;
+    }
+    // Shifting a group's logits by a constant changes nothing (the loss ranks within groups).
+    let shifted: Vec<f64> = z
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + if i < 3 { 50.0 } else { -7.0 })
+        .collect();
+    let t = Tensor::from_vec(shifted, z.len(), &Device::Cpu).unwrap();
+    let again = scalar(&TrainableCrossEncoder::listwise_loss(&t, &y, &sizes).unwrap());
+    assert!((again - expected).abs() < 1e-9, "{again} vs {expected}");
+    let t = Tensor::from_vec(z.to_vec(), z.len(), &Device::Cpu).unwrap();
+    let no_positive = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0];
+    let err = TrainableCrossEncoder::listwise_loss(&t, &no_positive, &sizes).unwrap_err();
+    assert!(err.to_string().contains("no relevant pair"), "{err}");
+    assert!(TrainableCrossEncoder::listwise_loss(&t, &y, &[3, 3]).is_err());
+}
+
+/// Gradients of the cross-encoder's listwise loss through the whole model, against central
+/// finite differences, for the classifier, the pooler and an encoder weight.
+#[test]
+fn cross_encoder_listwise_gradients_match_finite_differences() {
+    use sextant_embed::TextTokenizer;
+    let dir = fixture("tiny-st");
+    let ce = TrainableCrossEncoder::load(&dir, DType::F64, 3).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    let texts = [
+        ("the cat", "a cat sat"),
+        ("the cat", "a market day"),
+        ("the cat", "the river rose"),
+        ("the river", "a river flood"),
+        ("the river", "a cat sat"),
+    ];
+    let encoded: Vec<_> = texts
+        .iter()
+        .map(|(q, d)| tok.encode_pair(q, d).unwrap())
+        .collect();
+    let b =
+        sextant_embed::Batch::new(&encoded.iter().collect::<Vec<_>>(), 0, &Device::Cpu).unwrap();
+    let labels = [1.0, 0.0, 0.0, 1.0, 0.0];
+    let loss = || {
+        let logits = ce.forward(&b.ids, &b.type_ids, &b.mask).unwrap();
+        TrainableCrossEncoder::listwise_loss(&logits, &labels, &[3, 2]).unwrap()
+    };
+    let grads = loss().backward().unwrap();
+    for name in [
+        "classifier.weight",
+        "pooler.dense.weight",
+        "pooler.dense.bias",
+        "encoder.layer.1.output.dense.weight",
+    ] {
+        let p = ce.params().iter().find(|p| p.name == name).unwrap();
+        let g = values(grads.get(p.var.as_tensor()).unwrap());
+        for i in [0, g.len() / 3, g.len() - 1] {
+            let x = values(p.var.as_tensor())[i];
+            let h = 1e-5;
+            set(&p.var, i, x + h);
+            let up = scalar(&loss());
+            set(&p.var, i, x - h);
+            let down = scalar(&loss());
+            set(&p.var, i, x);
+            let fd = (up - down) / (2.0 * h);
+            let rel = (fd - g[i]).abs() / fd.abs().max(g[i].abs()).max(1e-6);
+            assert!(rel < 1e-3, "{name}[{i}]: autograd {} vs {fd}", g[i]);
+        }
+    }
+    // The classifier's bias moves every logit of a group alike: no listwise gradient.
+    let p = ce
+        .params()
+        .iter()
+        .find(|p| p.name == "classifier.bias")
+        .unwrap();
+    let g = values(grads.get(p.var.as_tensor()).unwrap());
+    assert!(g[0].abs() < 1e-12, "bias gradient {}", g[0]);
+}
+
+/// Trained listwise on a small separable problem (each query's own passage among three
+/// others), the cross-encoder ranks every query's own passage first, which it did not before;
+/// groups it cannot learn from are refused.
+#[test]
+fn cross_encoder_trained_listwise_ranks_the_relevant_passage_first() {
+    use sextant_embed::{TextTokenizer, TrainOptions};
+    let dir = fixture("tiny-st");
+    let ce = TrainableCrossEncoder::load(&dir, DType::F32, 5).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    // Words that are one token each in the fixture's vocabulary (some of toy_pairs' split
+    // into pieces that differ only in a letter, e.g. `c ##a ##t` and `m ##a ##t`).
+    let words = [
+        "school",
+        "world",
+        "city",
+        "state",
+        "people",
+        "university",
+        "team",
+        "film",
+        "river",
+        "town",
+        "head",
+        "year",
+        "time",
+        "part",
+        "national",
+        "american",
+    ];
+    let texts: Vec<(String, String)> = words
+        .iter()
+        .map(|w| (format!("the {w} on a day"), format!("a day with the {w}")))
+        .collect();
+    let n = texts.len();
+    let groups: Vec<Vec<(sextant_embed::Encoded, f64)>> = (0..n)
+        .map(|i| {
+            let (q, d) = &texts[i];
+            let mut g = vec![(tok.encode_pair(q, d).unwrap(), 1.0)];
+            for k in [1, 5, 11] {
+                g.push((tok.encode_pair(q, &texts[(i + k) % n].1).unwrap(), 0.0));
+            }
+            g
+        })
+        .collect();
+    let firsts = |ce: &TrainableCrossEncoder| -> usize {
+        groups
+            .iter()
+            .filter(|g| {
+                let items: Vec<&sextant_embed::Encoded> = g.iter().map(|(e, _)| e).collect();
+                let b = sextant_embed::Batch::new(&items, 0, &Device::Cpu).unwrap();
+                let s = ce
+                    .forward(&b.ids, &b.type_ids, &b.mask)
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                s[1..].iter().all(|&x| x < s[0])
+            })
+            .count()
+    };
+    let before = firsts(&ce);
+    assert!(
+        before < n / 2,
+        "{before} of {n} already first before training"
+    );
+    let opts = TrainOptions {
+        epochs: 40,
+        batch: 4,
+        lr: 2e-3,
+        ..TrainOptions::default()
+    };
+    let mut losses = Vec::new();
+    ce.fit_listwise(&groups, 0, &opts, |s| losses.push(s.loss))
+        .unwrap();
+    assert_eq!(losses.len(), 160);
+    assert_eq!(firsts(&ce), n, "losses {:?}", &losses[losses.len() - 8..]);
+    let lone = vec![vec![(tok.encode_pair("a", "b").unwrap(), 1.0)]; 2];
+    let err = ce.fit_listwise(&lone, 0, &opts, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("listwise"), "{err}");
+    let none_relevant = vec![
+        vec![
+            (tok.encode_pair("a", "b").unwrap(), 0.0),
+            (tok.encode_pair("a", "c").unwrap(), 0.0),
+        ];
+        2
+    ];
+    assert!(ce.fit_listwise(&none_relevant, 0, &opts, |_| {}).is_err());
+}
+
+/// Scoring pairs in length buckets gives the logits of one padded batch, in the pairs' order,
+/// with the same gradients.
+#[test]
+fn cross_encoder_length_buckets_score_as_one_batch() {
+    use sextant_embed::TextTokenizer;
+    let dir = fixture("tiny-st");
+    let ce = TrainableCrossEncoder::load(&dir, DType::F64, 9).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    let texts = toy_pairs();
+    // 40 pairs of lengths from 7 to over 30 tokens, in no length order: three buckets.
+    let encoded: Vec<_> = (0..40)
+        .map(|i| {
+            let (q, d) = &texts[i % texts.len()];
+            let long = d.repeat(1 + (i * 7) % 5);
+            tok.encode_pair(q, &long).unwrap()
+        })
+        .collect();
+    let refs: Vec<&sextant_embed::Encoded> = encoded.iter().collect();
+    let b = sextant_embed::Batch::new(&refs, 0, &Device::Cpu).unwrap();
+    let whole = ce.forward(&b.ids, &b.type_ids, &b.mask).unwrap();
+    let bucketed = ce.forward_pairs(&refs, 0).unwrap();
+    let (w, k) = (values(&whole), values(&bucketed));
+    assert_eq!(w.len(), 40);
+    for (a, b) in w.iter().zip(&k) {
+        assert!((a - b).abs() < 1e-9, "{w:?} vs {k:?}");
+    }
+    let weights: Vec<f64> = (0..40).map(|i| (i as f64 * 0.37).sin()).collect();
+    let weights = Tensor::from_vec(weights, 40, &Device::Cpu).unwrap();
+    let gw = (whole * &weights)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gk = (bucketed * &weights)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for p in ce.params() {
+        let (a, b) = (gw.get(p.var.as_tensor()), gk.get(p.var.as_tensor()));
+        let (a, b) = (values(a.unwrap()), values(b.unwrap()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f64, f64::max);
+        assert!(worst < 1e-9, "{}: gradients differ by {worst}", p.name);
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Scores a trained cross-encoder as hybrid's reranker on a judged BEIR set with `sextant eval`:
+# the corpus is ingested with all-MiniLM-L6-v2 (dense + BM25, no SPLADE) and optimized into one
+# HNSW segment, then `hybrid` and `hybrid-ce` (hybrid's top RERANK_TOP chunks reranked) run
+# over the same queries, paired in a randomisation test (`--compare-to hybrid`).
+#
+#   [DEPTH=20] [RERANK_TOP=20] [SEXTANT=PATH] bash bench/finetune_ce_eval.sh OUT SET CROSS_ENCODER
+#
+# `sextant eval` orders each run by score, but the engine gives the reranked documents the
+# cross-encoder's logits as scores and leaves the rest of its list (documents below the
+# reranked chunks) their fusion scores, so ordered by score the two scales mix: a logit below
+# the fusion scores puts a reranked document under all of those. `sextant eval`'s hybrid-ce
+# row is therefore not the order the engine returns; bench/rerank_order.py rebuilds that order
+# from the runs and scores it against hybrid (OUT/rerank_order.txt and .json), with its own
+# paired randomisation test. The metrics are cut at DEPTH (nDCG@10, recall@10 and @20, MRR@10,
+# hit rate@10).
+#
+# The data directory (DATA=, default target/finetune-eval/ce-<basename of SET>) is ingested
+# once and reused by later runs on the same corpus (REBUILD=1 ingests again). Writes
+# OUT/report.md, OUT/report.json, OUT/rerank_order.{txt,json} (and, with KEEP_RUNS=1, OUT/runs/).
+set -euo pipefail
+OUT=${1:?results directory}
+SET=${2:?BEIR folder with qrels/test.tsv}
+CE=${3:?cross-encoder directory}
+S=${SEXTANT:-target/release/sextant}
+DEPTH=${DEPTH:-20}
+TOP=${RERANK_TOP:-20}
+DATA=${DATA:-target/finetune-eval/ce-$(basename "$SET")}
+HERE=$(dirname "$0")
+mkdir -p "$OUT"
+if [ "${REBUILD:-0}" = 1 ] || [ ! -f "$DATA/.ingested" ]; then
+    rm -rf "$DATA"
+    "$S" --data "$DATA" --durability 100ms ingest base --jsonl "$SET/corpus.jsonl" --no-splade \
+        --model models/all-MiniLM-L6-v2
+    "$S" --data "$DATA" collection optimize base
+    touch "$DATA/.ingested"
+fi
+/usr/bin/time -f "eval wall %e s" "$S" --data "$DATA" eval base --beir "$SET" --config hybrid \
+    --config "hybrid-ce=mode=hybrid;rerank=$CE;rerank_top=$TOP" --compare-to hybrid \
+    --depth "$DEPTH" --metrics ndcg@10,recall@10,recall@20,mrr@10,hit_rate@10 --out "$OUT"
+python3 "$HERE/rerank_order.py" "$SET/qrels/test.tsv" "$OUT/runs/hybrid.trec" \
+    "$OUT/runs/hybrid-ce.trec" --json "$OUT/rerank_order.json" | tee "$OUT/rerank_order.txt"
+rm -f "$OUT/per-query.json"
+[ "${KEEP_RUNS:-0}" = 1 ] || rm -rf "$OUT/runs"
