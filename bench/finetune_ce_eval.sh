@@ -6,14 +6,13 @@
 #
 #   [DEPTH=20] [RERANK_TOP=20] [SEXTANT=PATH] bash bench/finetune_ce_eval.sh OUT SET CROSS_ENCODER
 #
-# `sextant eval` orders each run by score, but the engine gives the reranked documents the
-# cross-encoder's logits as scores and leaves the rest of its list (documents below the
-# reranked chunks) their fusion scores, so ordered by score the two scales mix: a logit below
-# the fusion scores puts a reranked document under all of those. `sextant eval`'s hybrid-ce
-# row is therefore not the order the engine returns; bench/rerank_order.py rebuilds that order
-# from the runs and scores it against hybrid (OUT/rerank_order.txt and .json), with its own
-# paired randomisation test. The metrics are cut at DEPTH (nDCG@10, recall@10 and @20, MRR@10,
-# hit rate@10).
+# `sextant eval` orders each run by score. Before the engine kept the un-reranked tail below
+# the reranked head in score (the fix after 760b539), a cross-encoder's negative logits put
+# reranked documents under the fusion-scored tail, and eval's hybrid-ce row was not the order
+# the engine returns. bench/rerank_order.py rebuilds that order from the runs and scores it
+# against hybrid (OUT/rerank_order.txt and .json), with its own paired randomisation test: a
+# cross-check that the two now agree. The metrics are cut at DEPTH (nDCG@10, recall@10 and
+# @20, MRR@10, hit rate@10).
 #
 # The data directory (DATA=, default target/finetune-eval/ce-<basename of SET>) is ingested
 # once and reused by later runs on the same corpus (REBUILD=1 ingests again). Writes

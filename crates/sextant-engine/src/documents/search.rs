@@ -593,7 +593,25 @@ fn rerank(scorer: &dyn PairScorer, query: &str, ranked: &mut [ChunkHit], top: us
         h.score = s;
     }
     ranked[..n].sort_by(|a, b| b.score.total_cmp(&a.score));
+    below_reranked(ranked, n);
     Ok(())
+}
+
+/// Keeps the chunks after the first `n` (reranked) below them in score as they are in order:
+/// a reranker's scores are on another scale than fusion's (a cross-encoder's logits are often
+/// negative), so without this anything sorting by score — grouping, a caller, `eval` — would
+/// put the un-reranked tail above the reranked head. The tail keeps its fusion gaps, shifted
+/// to start one unit below the lowest reranked score (its per-source scores are unchanged).
+fn below_reranked(ranked: &mut [ChunkHit], n: usize) {
+    let (Some(floor), Some(first)) = (
+        ranked[..n].iter().map(|h| h.score).reduce(f32::min),
+        ranked.get(n).map(|h| h.score),
+    ) else {
+        return;
+    };
+    for h in &mut ranked[n..] {
+        h.score = floor - 1.0 - (first - h.score);
+    }
 }
 
 /// The text a reranker reads for a chunk: its title and text.

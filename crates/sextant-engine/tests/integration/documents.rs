@@ -368,6 +368,56 @@ fn every_source_and_fusion_finds_the_document() {
     assert!(search_text(&c, Models::default(), &q).is_err());
 }
 
+/// Scores every passage far below any fusion score, as a cross-encoder's negative logits are.
+struct NegativeScorer;
+
+impl PairScorer for NegativeScorer {
+    fn score(&self, _query: &str, passages: &[&str]) -> Result<Vec<f32>, String> {
+        Ok((0..passages.len()).map(|i| -20.0 - i as f32).collect())
+    }
+}
+
+/// A reranker on another scale than fusion: the reranked head still comes first and every
+/// score below it is lower, chunk by chunk and document by document, so whoever sorts by
+/// score (grouping, `eval`, a client) keeps the engine's order.
+#[test]
+fn scores_after_a_rerank_keep_the_reranked_head_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let c = corpus_collection(dir.path(), &model, None);
+    let models = Models {
+        dense: Some(&model),
+        splade: None,
+        reranker: Some(&NegativeScorer),
+    };
+    for group in [None, Some(1)] {
+        let mut q = TextQuery::new(
+            "small carnivore moon bread",
+            &[SourceKind::Bm25, SourceKind::Dense],
+            8,
+        );
+        q.group_size = group;
+        q.rerank_top = 2;
+        let r = search_text(&c, models, &q).unwrap();
+        assert!(r.len() > 3, "{}", r.len());
+        let scores: Vec<f32> = r.iter().map(|d| d.score).collect();
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "{group:?}: {scores:?}"
+        );
+        let reranked: Vec<bool> = r
+            .iter()
+            .map(|d| d.chunks[0].rerank_score.is_some())
+            .collect();
+        assert!(reranked[0] && !reranked[reranked.len() - 1], "{reranked:?}");
+        assert!(
+            reranked.windows(2).all(|w| w[0] || !w[1]),
+            "reranked first: {reranked:?}"
+        );
+        assert!(scores[scores.len() - 1] < -20.0, "{scores:?}");
+    }
+}
+
 #[test]
 fn rerank_reorders_and_mmr_diversifies() {
     let dir = tempfile::tempdir().unwrap();
