@@ -9,13 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::db::{ok, run};
-
-fn tiny_st() -> String {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../sextant-embed/tests/fixtures/tiny-st")
-        .to_string_lossy()
-        .into_owned()
-}
+use crate::tiny_st;
 
 /// 24 documents and queries: query `i` is judged relevant to document `i`, with which it
 /// shares a word no other pair uses.

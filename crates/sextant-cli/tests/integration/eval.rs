@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::db::{ok, run};
-use crate::tiny_model;
+use crate::{tiny_model, tiny_st};
 
 const DOCS: [(&str, &str); 6] = [
     ("d1", "The falcon hunts small birds over the marsh."),
@@ -221,13 +221,6 @@ fn eval_refuses_bad_input_by_name() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("q9"));
-}
-
-fn tiny_st() -> String {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../sextant-embed/tests/fixtures/tiny-st")
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// The model-upgrade workflow from the command line: estimate, reindex into a new collection

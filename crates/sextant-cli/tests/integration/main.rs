@@ -15,6 +15,16 @@ fn tiny_model() -> String {
         .into_owned()
 }
 
+/// The random-weight sentence-transformers fixture of sextant-embed (BERT, pooling, a Dense
+/// projection to 8 dimensions).
+#[cfg(feature = "embed")]
+fn tiny_st() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-embed/tests/fixtures/tiny-st")
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn sextant(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(args)
