@@ -11,30 +11,12 @@ use serde_json::Value;
 use crate::db::{ok, run};
 use crate::tiny_st;
 
-/// 24 documents and queries: query `i` is judged relevant to document `i`, with which it
-/// shares a word no other pair uses.
+/// The fine-tuning tests' 24 judged pairs (query `i` → document `i`), with the qrels where
+/// `--beir` looks for them.
 fn beir(dir: &Path) {
-    let words = [
-        "cat", "bread", "river", "stock", "town", "mat", "bake", "flood", "market", "share",
-        "recipe", "simple", "sharp", "lot", "today", "hit", "sits", "fell", "dropped", "how",
-        "floods", "the", "on", "a",
-    ];
-    let mut corpus = String::new();
-    let mut queries = String::new();
-    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
-    for (i, w) in words.iter().enumerate() {
-        corpus.push_str(&format!(
-            "{{\"_id\": \"d{i}\", \"title\": \"\", \"text\": \"a day with the {w}\"}}\n"
-        ));
-        queries.push_str(&format!(
-            "{{\"_id\": \"q{i}\", \"text\": \"the {w} on a day\"}}\n"
-        ));
-        qrels.push_str(&format!("q{i}\td{i}\t1\n"));
-    }
     std::fs::create_dir_all(dir.join("qrels")).unwrap();
-    std::fs::write(dir.join("corpus.jsonl"), corpus).unwrap();
-    std::fs::write(dir.join("queries.jsonl"), queries).unwrap();
-    std::fs::write(dir.join("qrels/test.tsv"), qrels).unwrap();
+    crate::finetune::beir(dir);
+    std::fs::rename(dir.join("qrels.tsv"), dir.join("qrels/test.tsv")).unwrap();
 }
 
 fn fails(data: &Path, args: &[&str]) -> String {

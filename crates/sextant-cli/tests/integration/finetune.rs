@@ -11,7 +11,7 @@ use crate::{sextant, stderr, tiny_st};
 
 /// 24 documents and queries: query `i` is judged relevant to document `i`, with which it
 /// shares a word no other pair uses.
-fn beir(dir: &Path) {
+pub(crate) fn beir(dir: &Path) {
     let words = [
         "cat", "bread", "river", "stock", "town", "mat", "bake", "flood", "market", "share",
         "recipe", "simple", "sharp", "lot", "today", "hit", "sits", "fell", "dropped", "how",
