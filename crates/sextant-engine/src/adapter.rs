@@ -157,17 +157,6 @@ impl QueryAdapter {
             .collect::<String>()
     }
 
-    /// What `info` reports.
-    pub fn info(&self) -> AdapterInfo {
-        AdapterInfo {
-            space: self.space.clone(),
-            kind: "linear".into(),
-            dim: self.dim,
-            fingerprint: self.fingerprint(),
-            card: self.card.clone(),
-        }
-    }
-
     fn check_shape(&self) -> Result<()> {
         if self.dim == 0 || self.weights.len() != self.dim * self.dim {
             return Err(EngineError::invalid(
@@ -336,21 +325,21 @@ impl Collection {
             ));
         }
         adapter.check_shape()?;
-        let info = adapter.info();
+        let attached = Attached::new(adapter);
+        let info = attached.info();
         let _w = self.writer.lock();
         let mut next: Vec<QueryAdapter> = self
             .adapters
             .read()
             .iter()
-            .filter(|a| a.adapter.space != adapter.space)
+            .filter(|a| a.adapter.space != attached.adapter.space)
             .map(|a| a.adapter.clone())
             .collect();
-        next.push(adapter);
+        next.push(attached.adapter.clone());
         self.write_adapters(&next)?;
-        *self.adapters.write() = next
-            .into_iter()
-            .map(|a| std::sync::Arc::new(Attached::new(a)))
-            .collect();
+        let mut current = self.adapters.write();
+        current.retain(|a| a.adapter.space != attached.adapter.space);
+        current.push(std::sync::Arc::new(attached));
         Ok(info)
     }
 

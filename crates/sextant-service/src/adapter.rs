@@ -540,12 +540,7 @@ fn check_options(opts: &AdapterOptions) -> Result<()> {
             ),
         ));
     }
-    if opts.out.exists() && std::fs::read_dir(&opts.out).map_or(true, |mut d| d.next().is_some()) {
-        return Err(invalid(
-            "out",
-            format!("{} exists and is not empty", opts.out.display()),
-        ));
-    }
+    crate::finetune::check_new_dir(&opts.out)?;
     Ok(())
 }
 
@@ -685,13 +680,9 @@ struct Trainer {
 
 impl Trainer {
     fn new(dim: usize, opts: &AdapterOptions) -> Self {
-        let mut w = vec![0.0; dim * dim];
-        for i in 0..dim {
-            w[i * dim + i] = 1.0;
-        }
         Trainer {
             dim,
-            w,
+            w: QueryAdapter::identity(DENSE, dim, Value::Null).weights,
             m: vec![0.0; dim * dim],
             v: vec![0.0; dim * dim],
             t: 0,

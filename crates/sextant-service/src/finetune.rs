@@ -150,6 +150,17 @@ fn document_text(d: &Record) -> String {
     }
 }
 
+/// Refuses an output directory that exists and is not empty (field `out`).
+pub(crate) fn check_new_dir(out: &Path) -> Result<()> {
+    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
+        return Err(invalid(
+            "out",
+            format!("{} exists and is not empty", out.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> Error {
     Error::invalid(field, message.into())
 }
@@ -168,12 +179,7 @@ pub fn finetune(
             ),
         ));
     }
-    if opts.out.exists() && std::fs::read_dir(&opts.out).map_or(true, |mut d| d.next().is_some()) {
-        return Err(invalid(
-            "out",
-            format!("{} exists and is not empty", opts.out.display()),
-        ));
-    }
+    check_new_dir(&opts.out)?;
     let bad_data = |e: sextant_eval::EvalError| invalid("data", e.to_string());
     let corpus = read_beir(&opts.corpus).map_err(bad_data)?;
     let queries = read_beir(&opts.queries).map_err(bad_data)?;
