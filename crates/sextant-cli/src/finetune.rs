@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sextant_embed::TrainOptions;
 use sextant_service::finetune::{
     finetune, CrossLoss, FinetuneOptions, HardNegatives, DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR,
-    DEFAULT_CROSS_NEGATIVES,
+    DEFAULT_CROSS_NEGATIVES, DEFAULT_VALIDATION_DOCS,
 };
 
 use crate::db::DbArgs;
@@ -100,6 +100,31 @@ pub struct FinetuneArgs {
     /// queries are scored as BM25 before and BM25's top 20 reranked after.
     #[arg(long)]
     pub cross_encoder: bool,
+    /// Bi-encoder only: the symmetric loss, the mean of MNRL from queries to documents and
+    /// from documents back to the batch's queries.
+    #[arg(long)]
+    pub symmetric: bool,
+    /// Score the held-back queries every N steps (and at the last one); the model written is
+    /// the best-scoring one, not the last.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub eval_steps: Option<u64>,
+    /// Early stopping: end the run after N validations in a row without a better nDCG@10
+    /// (needs --eval-steps).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub patience: Option<u64>,
+    /// Bi-encoder: rank the held-back queries over their judged documents and seeded others,
+    /// this many in all (the whole corpus when smaller), so that validating does not embed a
+    /// large corpus each time [default: 10000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub validation_docs: Option<u64>,
+    /// Write a checkpoint every N steps under OUT/checkpoints/ (the two newest are kept; all
+    /// are removed when the run ends).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_steps: Option<u64>,
+    /// Resume an interrupted run from one of its checkpoints (OUT/checkpoints/step-N), with
+    /// the same data and settings (checked) and the same --out.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Threads for training and embedding [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub threads: Option<u64>,
@@ -138,6 +163,18 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
             bail!("--loss mnrl is a bi-encoder's loss: a --cross-encoder trains with listwise or bce")
         }
     };
+    if a.cross_encoder && a.symmetric {
+        bail!("--symmetric is a bi-encoder's loss: a --cross-encoder scores pairs, it has no documents-to-queries direction");
+    }
+    if a.cross_encoder && a.validation_docs.is_some() {
+        bail!("--validation-docs applies to bi-encoders: a --cross-encoder is validated by reranking BM25's top 20 over the whole corpus");
+    }
+    if a.patience.is_some() && a.eval_steps.is_none() {
+        bail!("--patience counts validations: give --eval-steps N too");
+    }
+    if a.eval_steps.is_some() && a.validation <= 0.0 {
+        bail!("--eval-steps scores held-back queries: --validation must be above 0");
+    }
     if !a.cross_encoder && a.negatives.is_some() {
         bail!("--negatives applies to --cross-encoder (a bi-encoder trains on one hard negative a pair)");
     }
@@ -154,6 +191,13 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         cross_encoder: a.cross_encoder,
         cross_loss,
         cross_negatives: a.negatives.map_or(DEFAULT_CROSS_NEGATIVES, |n| n as usize),
+        validation_docs: a
+            .validation_docs
+            .map_or(DEFAULT_VALIDATION_DOCS, |n| n as usize),
+        eval_steps: a.eval_steps.map(|n| n as usize),
+        patience: a.patience.map(|n| n as usize),
+        checkpoint_steps: a.checkpoint_steps.map(|n| n as usize),
+        resume: a.resume,
         train: TrainOptions {
             epochs: a.epochs as usize,
             batch: a.batch as usize,
@@ -169,6 +213,7 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
                 .into_iter()
                 .map(|w| w as usize)
                 .collect(),
+            symmetric: a.symmetric,
             ..TrainOptions::default()
         },
     };
@@ -203,14 +248,35 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         report.train_cpu_seconds,
         report.pairs_per_second
     );
+    if let Some(step) = report.resumed_from {
+        println!("resumed after step {step}");
+    }
     println!(
         "loss: first step {:.4}, last step {:.4}, last epoch mean {:.4}",
         report.first_loss, report.last_loss, report.last_epoch_loss
     );
+    if !report.validations.is_empty() {
+        let list: Vec<String> = report
+            .validations
+            .iter()
+            .map(|v| format!("{} {:.4}", v.step, v.ndcg))
+            .collect();
+        println!(
+            "held-back nDCG@10 by step: {}; kept step {}{}",
+            list.join(", "),
+            report.best_step.map_or("-".into(), |s| s.to_string()),
+            if report.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            }
+        );
+    }
     match (report.ndcg_before, report.ndcg_after) {
         (Some(b), Some(a)) => println!(
-            "nDCG@10 on {} held-back queries ({}): {b:.4} before, {a:.4} after ({:+.4})",
+            "nDCG@10 on {} held-back queries over {} documents ({}): {b:.4} before, {a:.4} after ({:+.4})",
             report.validation_queries,
+            report.validation_docs,
             report.validation_metric,
             a - b
         ),
@@ -229,7 +295,7 @@ mod tests {
     use sextant_embed::TrainOptions;
     use sextant_service::finetune::{
         CrossLoss, CROSS_NEGATIVE_DEPTH, DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR,
-        DEFAULT_CROSS_NEGATIVES,
+        DEFAULT_CROSS_NEGATIVES, DEFAULT_VALIDATION_DOCS,
     };
 
     #[derive(Parser)]
@@ -253,6 +319,10 @@ mod tests {
         );
         assert_eq!(DEFAULT_CROSS_LOSS, CrossLoss::Listwise);
         assert!(help.contains("or listwise with --cross-encoder"), "{help}");
+        assert!(
+            help.contains(&format!("[default: {DEFAULT_VALIDATION_DOCS}]")),
+            "{help}"
+        );
         let lrs = format!(
             "[default: {:e}, or {DEFAULT_CROSS_LR:e} with --cross-encoder",
             TrainOptions::default().lr

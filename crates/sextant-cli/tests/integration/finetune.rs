@@ -142,6 +142,7 @@ fn finetune_refuses_bad_input_and_options_that_do_not_go_together() {
     let dir = tmp.path().to_string_lossy().into_owned();
     let model = tiny_st();
     let out = tmp.path().join("never").to_string_lossy().into_owned();
+    let nowhere = tmp.path().join("nowhere").to_string_lossy().into_owned();
     for (extra, says) in [
         (vec!["--matryoshka", "8,99"], "Matryoshka width 99"),
         (vec!["--matryoshka", "0"], "--matryoshka"),
@@ -158,6 +159,18 @@ fn finetune_refuses_bad_input_and_options_that_do_not_go_together() {
         (vec!["--cross-encoder", "--negatives", "0"], "--negatives"),
         (vec!["--batch", "1"], "--batch"),
         (vec!["--validation", "1.5"], "validation"),
+        (vec!["--cross-encoder", "--symmetric"], "--symmetric"),
+        (vec!["--patience", "2"], "--patience"),
+        (vec!["--eval-steps", "0"], "--eval-steps"),
+        (
+            vec!["--eval-steps", "2", "--validation", "0"],
+            "--eval-steps",
+        ),
+        (
+            vec!["--cross-encoder", "--validation-docs", "50"],
+            "--validation-docs",
+        ),
+        (vec!["--resume", &nowhere], "nowhere"),
     ] {
         let o = run(&args(&dir, &model, &out, &extra));
         assert!(!o.status.success(), "{extra:?} accepted");
@@ -235,15 +248,18 @@ fn finetune_trains_a_cross_encoder_that_reranks() {
         "1e-3",
         "--validation",
         "0.25",
+        "--eval-steps",
+        "2",
         "--threads",
         "1",
     ];
     let o = run(&args(&dir, &model, &out, &extra));
     assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("reranked by the cross-encoder"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        printed.contains("reranked by the cross-encoder")
+            && printed.contains("held-back nDCG@10 by step: 2 "),
+        "{printed}"
     );
     let out_dir = Path::new(&out);
     let config: Value =
@@ -258,6 +274,19 @@ fn finetune_trains_a_cross_encoder_that_reranks() {
     assert_eq!(card["options"]["cross_loss"], "listwise");
     assert_eq!(card["options"]["cross_negatives"], 3);
     assert!(card["ndcg_after"].as_f64().is_some() && card["ndcg_before"].as_f64().is_some());
+    // Validated at steps 2, 4 and 6 (18 groups in batches of 8, 2 epochs): the directory holds
+    // the best-scoring weights.
+    let validations = card["validations"].as_array().unwrap();
+    let steps: Vec<u64> = validations
+        .iter()
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [2, 4, 6]);
+    let best = validations
+        .iter()
+        .map(|v| v["ndcg"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(card["ndcg_after"].as_f64(), Some(best));
     // 18 training pairs (6 of 24 queries held back), each with 3 negatives drawn from BM25's
     // list, none of them the pair's own document.
     assert_eq!(card["pairs"], 18);

@@ -15,7 +15,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
-use super::{optimise, Linear, Param, Step, TrainOptions, TrainableEncoder};
+use super::{
+    optimise, Control, Flow, Linear, Optimiser, Param, Step, TrainOptions, TrainableEncoder,
+};
 use crate::config::ModelDir;
 use crate::pooling::Pooling;
 use crate::tokenize::{Batch, Encoded};
@@ -243,9 +245,17 @@ impl TrainableCrossEncoder {
         groups: &[Vec<(Encoded, f64)>],
         pad_id: u32,
         opts: &TrainOptions,
-        on_step: impl FnMut(&Step),
+        mut on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
-        self.fit_with(groups, pad_id, opts, false, on_step)
+        let mut each = |s: &Step, _: &Optimiser<'_>| {
+            on_step(s);
+            Ok(Flow::Continue)
+        };
+        let control = Control {
+            resume: None,
+            after_step: &mut each,
+        };
+        self.fit_controlled(groups, pad_id, opts, false, control)
     }
 
     /// As [`TrainableCrossEncoder::fit`], with [`TrainableCrossEncoder::listwise_loss`] over
@@ -258,18 +268,29 @@ impl TrainableCrossEncoder {
         groups: &[Vec<(Encoded, f64)>],
         pad_id: u32,
         opts: &TrainOptions,
-        on_step: impl FnMut(&Step),
+        mut on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
-        self.fit_with(groups, pad_id, opts, true, on_step)
+        let mut each = |s: &Step, _: &Optimiser<'_>| {
+            on_step(s);
+            Ok(Flow::Continue)
+        };
+        let control = Control {
+            resume: None,
+            after_step: &mut each,
+        };
+        self.fit_controlled(groups, pad_id, opts, true, control)
     }
 
-    fn fit_with(
+    /// [`TrainableCrossEncoder::fit_listwise`] (`listwise`) or [`TrainableCrossEncoder::fit`],
+    /// with the run under `control` (resumed, stopped early: see
+    /// [`TrainableEncoder::fit_controlled`]).
+    pub fn fit_controlled(
         &self,
         groups: &[Vec<(Encoded, f64)>],
         pad_id: u32,
         opts: &TrainOptions,
         listwise: bool,
-        on_step: impl FnMut(&Step),
+        control: Control<'_>,
     ) -> Result<(), EmbedError> {
         if let Some(bad) = groups
             .iter()
@@ -313,7 +334,7 @@ impl TrainableCrossEncoder {
                 bce_with_logits(&logits, &labels)
             }
         };
-        optimise(&self.params, groups.len(), opts, batch_loss, on_step)
+        optimise(&self.params, groups.len(), opts, batch_loss, control)
     }
 
     /// Writes a `BertForSequenceClassification` directory into `out`: `config.json` (the

@@ -424,6 +424,11 @@ pub struct TrainOptions {
     /// embeddings cut to each of these widths (sentence-transformers' `MatryoshkaLoss` with
     /// weights 1), so that a prefix of the vector is itself a good embedding.
     pub matryoshka: Vec<usize>,
+    /// Symmetric multiple-negatives ranking (sentence-transformers'
+    /// `MultipleNegativesSymmetricRankingLoss`): the mean of [`mnrl_loss`] from anchors to
+    /// positives (with the hard negatives) and from positives to anchors (in-batch ones only),
+    /// so that each document also finds its query among the batch's.
+    pub symmetric: bool,
 }
 
 impl Default for TrainOptions {
@@ -441,12 +446,13 @@ impl Default for TrainOptions {
             scale: 20.0,
             seed: 42,
             matryoshka: Vec::new(),
+            symmetric: false,
         }
     }
 }
 
 /// One optimisation step, as [`TrainableEncoder::fit`] reports it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     /// 1-based.
     pub step: usize,
@@ -480,23 +486,46 @@ pub fn training_batches(pairs: usize, opts: &TrainOptions) -> Vec<Vec<Vec<usize>
         .collect()
 }
 
-/// The training loss of a batch's embeddings: [`mnrl_loss`], or its sum over the Matryoshka
-/// widths when `matryoshka` is not empty.
-pub fn training_loss(
+/// [`mnrl_loss`], or with `symmetric` its mean with the loss from positives to anchors
+/// (in-batch negatives only), as sentence-transformers' `MultipleNegativesSymmetricRankingLoss`.
+pub fn ranking_loss(
     anchors: &Tensor,
     positives: &Tensor,
     negatives: Option<&Tensor>,
     scale: f64,
-    matryoshka: &[usize],
+    symmetric: bool,
 ) -> Result<Tensor, EmbedError> {
-    if matryoshka.is_empty() {
-        return mnrl_loss(anchors, positives, negatives, scale);
+    let forward = mnrl_loss(anchors, positives, negatives, scale)?;
+    if !symmetric {
+        return Ok(forward);
+    }
+    let backward = mnrl_loss(positives, anchors, None, scale)?;
+    Ok(((forward + backward)? * 0.5)?)
+}
+
+/// The training loss of a batch's embeddings: [`ranking_loss`], or its sum over the
+/// Matryoshka widths when `matryoshka` is not empty.
+pub fn training_loss(
+    anchors: &Tensor,
+    positives: &Tensor,
+    negatives: Option<&Tensor>,
+    opts: &TrainOptions,
+) -> Result<Tensor, EmbedError> {
+    let (scale, symmetric) = (opts.scale, opts.symmetric);
+    if opts.matryoshka.is_empty() {
+        return ranking_loss(anchors, positives, negatives, scale, symmetric);
     }
     let mut total: Option<Tensor> = None;
-    for &w in matryoshka {
+    for &w in &opts.matryoshka {
         let cut = |t: &Tensor| t.narrow(D::Minus1, 0, w);
         let negatives = negatives.map(cut).transpose()?;
-        let loss = mnrl_loss(&cut(anchors)?, &cut(positives)?, negatives.as_ref(), scale)?;
+        let loss = ranking_loss(
+            &cut(anchors)?,
+            &cut(positives)?,
+            negatives.as_ref(),
+            scale,
+            symmetric,
+        )?;
         total = Some(match total {
             Some(t) => (t + loss)?,
             None => loss,
@@ -513,7 +542,7 @@ fn optimise(
     items: usize,
     opts: &TrainOptions,
     mut batch_loss: impl FnMut(&[usize]) -> Result<Tensor, EmbedError>,
-    mut on_step: impl FnMut(&Step),
+    control: Control<'_>,
 ) -> Result<(), EmbedError> {
     if opts.batch < 2 {
         return Err(EmbedError::InvalidArgument(format!(
@@ -543,10 +572,30 @@ fn optimise(
             .collect(),
         opts.weight_decay,
     )?;
+    let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    if let Some(path) = control.resume {
+        let state = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| EmbedError::InvalidArgument(format!("{}: {e}", path.display())))?;
+        adam.load(&names, &state)
+            .map_err(|e| EmbedError::InvalidArgument(format!("{}: {e}", path.display())))?;
+        if adam.steps() >= total {
+            return Err(EmbedError::InvalidArgument(format!(
+                "{}: the checkpoint is after step {} of this run's {total}: nothing is left to train",
+                path.display(),
+                adam.steps()
+            )));
+        }
+    }
+    let done = adam.steps();
     let mut step = 0;
-    for (epoch, batches) in epochs.iter().enumerate() {
+    'run: for (epoch, batches) in epochs.iter().enumerate() {
         for chunk in batches {
             step += 1;
+            if step <= done {
+                // Trained before the checkpoint: the seeded order is the same, so skipping
+                // these batches resumes where the run stopped.
+                continue;
+            }
             let lr = if step <= warmup {
                 opts.lr * step as f64 / warmup as f64
             } else {
@@ -567,15 +616,85 @@ fn optimise(
                 1.0
             };
             adam.step(&grads, lr, clip)?;
-            on_step(&Step {
-                step,
-                total,
-                epoch: epoch + 1,
-                loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
-                lr,
-                grad_norm,
-            });
+            let flow = (control.after_step)(
+                &Step {
+                    step,
+                    total,
+                    epoch: epoch + 1,
+                    loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+                    lr,
+                    grad_norm,
+                },
+                &Optimiser {
+                    adam: &adam,
+                    names: &names,
+                },
+            )?;
+            if flow == Flow::Stop {
+                break 'run;
+            }
         }
+    }
+    Ok(())
+}
+
+/// What the training loop does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// End the run here (early stopping): the weights stay as this step left them.
+    Stop,
+}
+
+/// How a training run is driven beyond its [`TrainOptions`].
+#[allow(missing_debug_implementations)] // a callback
+pub struct Control<'a> {
+    /// An optimiser state written by [`Optimiser::save`] after step N of a run with the same
+    /// data and options: the run skips its first N steps (the seeded order is the same) and
+    /// goes on from the weights the model was loaded with (the checkpoint's), with AdamW's
+    /// moments and step count restored.
+    pub resume: Option<&'a Path>,
+    /// Called after every step with the step and the optimiser (to checkpoint it).
+    pub after_step: &'a mut dyn FnMut(&Step, &Optimiser<'_>) -> Result<Flow, EmbedError>,
+}
+
+/// The optimiser of a run, as [`Control::after_step`] sees it.
+#[derive(Debug)]
+pub struct Optimiser<'a> {
+    adam: &'a adamw::AdamW,
+    names: &'a [&'a str],
+}
+
+impl Optimiser<'_> {
+    /// Writes AdamW's state (every weight's moments under its name, and the step count) to
+    /// `path` as safetensors: what [`Control::resume`] reads back.
+    pub fn save(&self, path: &Path) -> Result<(), EmbedError> {
+        let state: std::collections::HashMap<String, Tensor> =
+            self.adam.state(self.names)?.into_iter().collect();
+        candle_core::safetensors::save(&state, path)?;
+        Ok(())
+    }
+}
+
+/// A copy of every weight's current value (to keep the best weights of a run).
+pub fn snapshot_params(params: &[Param]) -> Result<Vec<Tensor>, EmbedError> {
+    Ok(params
+        .iter()
+        .map(|p| p.var.as_tensor().copy())
+        .collect::<candle_core::Result<_>>()?)
+}
+
+/// Sets every weight back to a [`snapshot_params`] of the same parameters.
+pub fn restore_params(params: &[Param], snapshot: &[Tensor]) -> Result<(), EmbedError> {
+    if snapshot.len() != params.len() {
+        return Err(EmbedError::InvalidArgument(format!(
+            "a snapshot of {} weights for {} parameters",
+            snapshot.len(),
+            params.len()
+        )));
+    }
+    for (p, t) in params.iter().zip(snapshot) {
+        p.var.set(t)?;
     }
     Ok(())
 }
@@ -598,7 +717,34 @@ impl TrainableEncoder {
         negatives: Option<&[Encoded]>,
         pad_id: u32,
         opts: &TrainOptions,
-        on_step: impl FnMut(&Step),
+        mut on_step: impl FnMut(&Step),
+    ) -> Result<(), EmbedError> {
+        let mut each = |s: &Step, _: &Optimiser<'_>| {
+            on_step(s);
+            Ok(Flow::Continue)
+        };
+        self.fit_controlled(
+            pairs,
+            negatives,
+            pad_id,
+            opts,
+            Control {
+                resume: None,
+                after_step: &mut each,
+            },
+        )
+    }
+
+    /// As [`TrainableEncoder::fit`], with the run under `control`: resumed from a checkpoint's
+    /// optimiser state, and after every step told to go on or stop (validation, early
+    /// stopping, checkpoints are the caller's).
+    pub fn fit_controlled(
+        &self,
+        pairs: &[(Encoded, Encoded)],
+        negatives: Option<&[Encoded]>,
+        pad_id: u32,
+        opts: &TrainOptions,
+        control: Control<'_>,
     ) -> Result<(), EmbedError> {
         if let Some(neg) = negatives.filter(|n| n.len() != pairs.len()) {
             return Err(EmbedError::InvalidArgument(format!(
@@ -629,15 +775,9 @@ impl TrainableEncoder {
                     .map(|b| (&b.ids, &b.type_ids, &b.mask))
                     .collect::<Vec<_>>(),
             )?;
-            training_loss(
-                &embedded[0],
-                &embedded[1],
-                embedded.get(2),
-                opts.scale,
-                &opts.matryoshka,
-            )
+            training_loss(&embedded[0], &embedded[1], embedded.get(2), opts)
         };
-        optimise(&self.params, pairs.len(), opts, batch_loss, on_step)
+        optimise(&self.params, pairs.len(), opts, batch_loss, control)
     }
 
     /// Writes the model as trained into `out`: every file of the directory it was loaded from
@@ -736,15 +876,53 @@ mod tests {
         let p = Tensor::new(&[[0.9f64, 0.4, 0.1, -0.3], [-0.2, 0.8, 0.9, 0.5]], d).unwrap();
         let value = |t: Tensor| t.to_scalar::<f64>().unwrap();
         let cut = |t: &Tensor, w: usize| t.narrow(1, 0, w).unwrap();
-        let whole = value(training_loss(&a, &p, None, 20.0, &[]).unwrap());
+        let widths = |w: &[usize]| TrainOptions {
+            matryoshka: w.to_vec(),
+            ..TrainOptions::default()
+        };
+        let whole = value(training_loss(&a, &p, None, &widths(&[])).unwrap());
         assert_eq!(whole, value(mnrl_loss(&a, &p, None, 20.0).unwrap()));
-        let summed = value(training_loss(&a, &p, Some(&p), 20.0, &[4, 2]).unwrap());
+        let summed = value(training_loss(&a, &p, Some(&p), &widths(&[4, 2])).unwrap());
         let by_hand = value(mnrl_loss(&a, &p, Some(&p), 20.0).unwrap())
             + value(mnrl_loss(&cut(&a, 2), &cut(&p, 2), Some(&cut(&p, 2)), 20.0).unwrap());
         assert!((summed - by_hand).abs() < 1e-12, "{summed} {by_hand}");
         // The width-2 loss differs from the whole one: the cut is not a no-op.
-        let two = value(training_loss(&a, &p, None, 20.0, &[2]).unwrap());
+        let two = value(training_loss(&a, &p, None, &widths(&[2])).unwrap());
         assert!((two - whole).abs() > 1e-6);
+    }
+
+    /// The symmetric loss is the mean of the loss from anchors (with the hard negatives) and
+    /// the loss from positives back to the anchors (in-batch only); it differs from the
+    /// one-way loss when the similarity matrix is not symmetric.
+    #[test]
+    fn symmetric_loss_averages_both_directions() {
+        let d = &Device::Cpu;
+        let a = Tensor::new(&[[1f64, 0.5, -0.2], [0.1, 1.0, 0.4], [0.3, -0.1, 0.9]], d).unwrap();
+        let p = Tensor::new(&[[0.9f64, 0.4, 0.1], [0.8, 0.9, 0.5], [0.2, 0.1, 1.0]], d).unwrap();
+        let n = Tensor::new(&[[0.5f64, 0.5, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.2]], d).unwrap();
+        let value = |t: Tensor| t.to_scalar::<f64>().unwrap();
+        let sym = TrainOptions {
+            symmetric: true,
+            ..TrainOptions::default()
+        };
+        let both = value(training_loss(&a, &p, Some(&n), &sym).unwrap());
+        let by_hand = 0.5
+            * (value(mnrl_loss(&a, &p, Some(&n), 20.0).unwrap())
+                + value(mnrl_loss(&p, &a, None, 20.0).unwrap()));
+        assert!((both - by_hand).abs() < 1e-12, "{both} {by_hand}");
+        let one_way = value(training_loss(&a, &p, Some(&n), &TrainOptions::default()).unwrap());
+        assert!((both - one_way).abs() > 1e-6);
+        // With Matryoshka widths each width's loss is symmetric too.
+        let cut = |t: &Tensor| t.narrow(1, 0, 2).unwrap();
+        let sym2 = TrainOptions {
+            matryoshka: vec![2],
+            ..sym
+        };
+        let two = value(training_loss(&a, &p, Some(&n), &sym2).unwrap());
+        let two_by_hand = 0.5
+            * (value(mnrl_loss(&cut(&a), &cut(&p), Some(&cut(&n)), 20.0).unwrap())
+                + value(mnrl_loss(&cut(&p), &cut(&a), None, 20.0).unwrap()));
+        assert!((two - two_by_hand).abs() < 1e-12);
     }
 
     /// Each epoch's batches cover every pair once (but a last batch of one), in a seeded order

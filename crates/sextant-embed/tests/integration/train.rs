@@ -303,6 +303,105 @@ fn whole_loss(
     (f64::from(l), v)
 }
 
+/// A run stopped after step 5 (`Flow::Stop`), its weights saved and its optimiser
+/// checkpointed, then resumed from a model loaded from those weights, ends with exactly the
+/// weights of the run that was never interrupted; the same for the cross-encoder's loop. A
+/// checkpoint past the run's last step is refused.
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    use sextant_embed::{Control, Flow, Optimiser, Step, TextTokenizer, TrainOptions};
+    let dir = fixture("tiny-st");
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 48).unwrap();
+    let pairs = tokenized(&tok, &toy_pairs());
+    let opts = TrainOptions {
+        epochs: 3,
+        batch: 4,
+        lr: 2e-3,
+        ..TrainOptions::default()
+    };
+    let weights = |m: &TrainableEncoder| -> Vec<Vec<f32>> {
+        m.params()
+            .iter()
+            .map(|p| p.var.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    let whole = TrainableEncoder::load(&dir, DType::F32, Pooling::Mean).unwrap();
+    let mut all = Vec::new();
+    whole.fit(&pairs, None, 0, &opts, |s| all.push(*s)).unwrap();
+    assert_eq!(all.len(), 12);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("optimizer.safetensors");
+    let first = TrainableEncoder::load(&dir, DType::F32, Pooling::Mean).unwrap();
+    let mut seen: Vec<Step> = Vec::new();
+    let mut stop_at_5 = |s: &Step, o: &Optimiser<'_>| {
+        seen.push(*s);
+        if s.step == 5 {
+            o.save(&state)?;
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
+    };
+    let control = Control {
+        resume: None,
+        after_step: &mut stop_at_5,
+    };
+    first
+        .fit_controlled(&pairs, None, 0, &opts, control)
+        .unwrap();
+    assert_eq!(seen.len(), 5, "Flow::Stop ends the run");
+    let saved = tmp.path().join("model");
+    first.save(&dir, &saved).unwrap();
+
+    let resumed = TrainableEncoder::load(&saved, DType::F32, Pooling::Mean).unwrap();
+    let mut rest: Vec<Step> = Vec::new();
+    let mut go_on = |s: &Step, _: &Optimiser<'_>| {
+        rest.push(*s);
+        Ok(Flow::Continue)
+    };
+    let control = Control {
+        resume: Some(&state),
+        after_step: &mut go_on,
+    };
+    resumed
+        .fit_controlled(&pairs, None, 0, &opts, control)
+        .unwrap();
+    assert_eq!(rest.first().map(|s| s.step), Some(6));
+    assert_eq!(rest.len(), 7);
+    // The same learning rates and losses as the uninterrupted run's last 7 steps.
+    for (a, b) in rest.iter().zip(&all[5..]) {
+        assert_eq!(a.lr, b.lr);
+        assert!((a.loss - b.loss).abs() < 1e-5, "{a:?} {b:?}");
+    }
+    for (a, b) in weights(&resumed).iter().zip(weights(&whole)) {
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "weights differ by {worst}");
+    }
+
+    // A checkpoint taken after the last step of a shorter run leaves nothing to do.
+    let short = TrainOptions { epochs: 1, ..opts };
+    let again = TrainableEncoder::load(&saved, DType::F32, Pooling::Mean).unwrap();
+    let mut never = |_: &Step, _: &Optimiser<'_>| Ok(Flow::Continue);
+    let err = again
+        .fit_controlled(
+            &pairs,
+            None,
+            0,
+            &short,
+            Control {
+                resume: Some(&state),
+                after_step: &mut never,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("after step 5 of this run's 4"), "{err}");
+}
+
 #[test]
 fn fitting_lowers_the_loss_and_the_saved_model_embeds_as_trained() {
     use sextant_embed::{

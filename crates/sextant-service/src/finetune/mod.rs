@@ -12,23 +12,30 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use candle_core::DType;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 use sextant_embed::{
-    BertEmbedder, CrossEncoder, Embedder, EmbedderOptions, Encoded, InputKind, Precision, Reranker,
-    RerankerOptions, Step, TextTokenizer, TrainOptions, TrainableCrossEncoder, TrainableEncoder,
-    DEFAULT_POOLING,
+    snapshot_params, BertEmbedder, Control, CrossEncoder, Embedder, EmbedderOptions, Encoded, Flow,
+    InputKind, Optimiser, Param, Precision, Reranker, RerankerOptions, Step, TextTokenizer,
+    TrainOptions, TrainableCrossEncoder, TrainableEncoder, DEFAULT_POOLING,
 };
 use sextant_eval::ir::{evaluate, read_beir, read_qrels, Qrels, Record, Run};
-use sextant_eval::process_cpu_seconds;
 use sextant_index::{SparseIndex, SparseScoring, TermDict};
 use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params, CorpusStats};
 
 use crate::{Error, Result};
+
+mod supervise;
+
+use supervise::{Schedule, Scorer, Supervisor, Trained};
+pub use supervise::{Validation, CHECKPOINTS_DIR};
+
+/// Documents the held-back queries are ranked over, at most, when validating a bi-encoder
+/// ([`FinetuneOptions::validation_docs`]).
+pub const DEFAULT_VALIDATION_DOCS: usize = 10_000;
 
 /// Where hard negatives come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +116,21 @@ pub struct FinetuneOptions {
     /// without replacement from the source's top [`CROSS_NEGATIVE_DEPTH`] less the judged
     /// documents (fewer when fewer are left); unused for a bi-encoder (one hard negative a pair).
     pub cross_negatives: usize,
+    /// A bi-encoder's held-back queries are ranked over their judged documents and seeded
+    /// others, this many documents in all ([`DEFAULT_VALIDATION_DOCS`]; the whole corpus when
+    /// smaller), so that validating every few steps does not embed a large corpus each time.
+    pub validation_docs: usize,
+    /// Score the held-back queries every this many steps and at the last one; the weights
+    /// saved are the best-scoring ones (`None`: only before and after).
+    pub eval_steps: Option<usize>,
+    /// Stop after this many validations in a row without a better nDCG@10 (needs
+    /// `eval_steps`).
+    pub patience: Option<usize>,
+    /// Write a checkpoint every this many steps (`OUT/checkpoints/step-N`; the two newest
+    /// kept, all removed when the run ends).
+    pub checkpoint_steps: Option<usize>,
+    /// Resume from this checkpoint of an interrupted run with the same data and settings.
+    pub resume: Option<PathBuf>,
     pub train: TrainOptions,
 }
 
@@ -134,8 +156,19 @@ pub struct FinetuneReport {
     /// nDCG@10 on the held-back queries, before and after (absent without validation queries).
     pub ndcg_before: Option<f64>,
     pub ndcg_after: Option<f64>,
+    /// Documents the held-back queries were ranked over.
+    pub validation_docs: usize,
+    /// nDCG@10 of the held-back queries every `eval_steps` steps; the model saved has the
+    /// best one's weights (`best_step`).
+    pub validations: Vec<Validation>,
+    pub best_step: Option<usize>,
+    /// The run ended before its last step: `patience` validations without a better score.
+    pub stopped_early: bool,
+    /// The checkpoint's step this run resumed from.
+    pub resumed_from: Option<usize>,
     /// Training wall seconds, the process's CPU seconds over them (every thread), and pairs
-    /// per second (every epoch's pairs, over the wall seconds).
+    /// per second (the steps' pairs, over the wall seconds); a resumed run's include the
+    /// interrupted one's, validations included.
     pub train_seconds: f64,
     pub train_cpu_seconds: f64,
     pub pairs_per_second: f64,
@@ -161,6 +194,64 @@ pub(crate) fn check_new_dir(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an output directory that holds anything but checkpoints, or checkpoints when not
+/// resuming (field `out`).
+fn check_training_dir(out: &Path, resuming: bool) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return check_new_dir(out);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name == CHECKPOINTS_DIR && entry.path().is_dir() {
+            if !resuming {
+                return Err(invalid(
+                    "out",
+                    format!(
+                        "{} holds the checkpoints of an earlier run: resume it (--resume {}/step-N) or remove them",
+                        out.display(),
+                        out.join(CHECKPOINTS_DIR).display()
+                    ),
+                ));
+            }
+        } else {
+            return Err(invalid(
+                "out",
+                format!("{} exists and is not empty", out.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a resumed run must share with the run that wrote its checkpoint: the data, the
+/// pairs and every setting that changes what is trained (not `out`, `threads`,
+/// `checkpoint_steps` or `resume`).
+fn fingerprint(opts: &FinetuneOptions, pairs: usize) -> serde_json::Value {
+    let path = |p: &Path| {
+        p.canonicalize()
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    serde_json::json!({
+        "model": path(&opts.model),
+        "corpus": path(&opts.corpus),
+        "queries": path(&opts.queries),
+        "qrels": path(&opts.qrels),
+        "pairs": pairs,
+        "hard_negatives": opts.hard_negatives,
+        "max_seq": opts.max_seq,
+        "validation": opts.validation,
+        "validation_docs": opts.validation_docs,
+        "cross_encoder": opts.cross_encoder,
+        "cross_loss": opts.cross_loss,
+        "cross_negatives": opts.cross_negatives,
+        "eval_steps": opts.eval_steps,
+        "patience": opts.patience,
+        "train": opts.train,
+    })
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> Error {
     Error::invalid(field, message.into())
 }
@@ -179,7 +270,7 @@ pub fn finetune(
             ),
         ));
     }
-    check_new_dir(&opts.out)?;
+    check_training_dir(&opts.out, opts.resume.is_some())?;
     let bad_data = |e: sextant_eval::EvalError| invalid("data", e.to_string());
     let corpus = read_beir(&opts.corpus).map_err(bad_data)?;
     let queries = read_beir(&opts.queries).map_err(bad_data)?;
@@ -299,32 +390,53 @@ fn run(
         Some(n) => Some(n.iter().map(|&d| encode(&docs[d])).collect::<Result<_>>()?),
         None => None,
     };
-    let score = |dir: &Path| -> Result<Option<f64>> {
-        if validation.is_empty() {
-            return Ok(None);
-        }
+    let held_docs = validation_documents(corpus, qrels, validation, opts);
+    let (held_texts, held_records): (Vec<String>, Vec<Record>) = held_docs
+        .iter()
+        .map(|&i| (docs[i].clone(), corpus[i].clone()))
+        .unzip();
+    let score = |dir: &Path| -> Result<f64> {
         let embedder = BertEmbedder::load(&dir.to_string_lossy(), embed_options())?;
-        Ok(Some(dense_ndcg(
-            &embedder, &docs, corpus, qrels, query_text, validation,
-        )?))
+        dense_ndcg(
+            &embedder,
+            &held_texts,
+            &held_records,
+            qrels,
+            query_text,
+            validation,
+        )
     };
-    let ndcg_before = score(&opts.model)?;
-    let encoder = TrainableEncoder::load(&opts.model, DType::F32, DEFAULT_POOLING)?;
-    let mut losses: Vec<Step> = Vec::new();
-    let (t0, cpu0) = (Instant::now(), process_cpu_seconds());
-    encoder.fit(
-        &pairs,
-        hard.as_deref(),
-        bert.pad_token_id,
-        &opts.train,
-        |s| {
-            losses.push(*s);
-            on_step(s);
+    let ndcg_before = (!validation.is_empty())
+        .then(|| score(&opts.model))
+        .transpose()?;
+    let mut sup = Supervisor::new(
+        &opts.out,
+        fingerprint(opts, pairs.len()),
+        schedule(opts),
+        (!validation.is_empty()).then(|| Box::new(&score) as Scorer<'_>),
+    )?;
+    let (trained, resume) = starting_model(&mut sup, opts, |dir| {
+        Ok(BiEncoder {
+            model: TrainableEncoder::load(dir, DType::F32, DEFAULT_POOLING)?,
+            from: &opts.model,
+        })
+    })?;
+    let kept = supervised(
+        &mut sup,
+        &trained,
+        resume.as_deref(),
+        &mut on_step,
+        |control| {
+            trained.model.fit_controlled(
+                &pairs,
+                hard.as_deref(),
+                bert.pad_token_id,
+                &opts.train,
+                control,
+            )
         },
     )?;
-    let train_seconds = t0.elapsed().as_secs_f64();
-    let train_cpu_seconds = process_cpu_seconds() - cpu0;
-    encoder.save(&opts.model, &opts.out)?;
+    trained.save(&opts.out)?;
     write_training_pairs(
         &opts.out.join(TRAINING_PAIRS_FILE),
         &opts.train,
@@ -333,36 +445,51 @@ fn run(
         &docs,
         negatives.as_deref().map(Negatives::One),
     )?;
-    let ndcg_after = score(&opts.out)?;
+    let ndcg_after = match kept {
+        Some(k) => Some(k),
+        None if !validation.is_empty() => Some(score(&opts.out)?),
+        None => None,
+    };
     let report = make_report(
         opts,
         "exact dense retrieval".into(),
         (pairs.len(), negatives.as_ref().map_or(0, Vec::len)),
         (validation.len(), training.len()),
-        &losses,
-        (train_seconds, train_cpu_seconds),
+        &sup,
         (ndcg_before, ndcg_after),
+        held_docs.len(),
     );
     write_card(&report)?;
     Ok(report)
 }
 
 /// The report of a run: `(pairs, hard negatives)`, `(validation, training)` query counts, the
-/// steps, `(wall, CPU)` training seconds and nDCG before and after.
+/// supervisor's steps, times and validations, nDCG before and after, and the documents the
+/// held-back queries were ranked over.
 fn make_report(
     opts: &FinetuneOptions,
     validation_metric: String,
     (pairs, hard_negatives): (usize, usize),
     (validation_queries, train_queries): (usize, usize),
-    losses: &[Step],
-    (train_seconds, train_cpu_seconds): (f64, f64),
+    sup: &Supervisor<'_>,
     (ndcg_before, ndcg_after): (Option<f64>, Option<f64>),
+    validation_docs: usize,
 ) -> FinetuneReport {
+    let losses = &sup.losses;
+    let last_epoch = losses.last().map_or(0, |s| s.epoch);
     let tail: Vec<f64> = losses
         .iter()
-        .filter(|s| s.epoch == opts.train.epochs)
+        .filter(|s| s.epoch == last_epoch)
         .map(|s| s.loss)
         .collect();
+    let (train_seconds, train_cpu_seconds) = sup.seconds();
+    // The pairs of the steps taken (a run stopped early took fewer than every epoch's).
+    let trained_pairs: usize = sextant_embed::training_batches(pairs, &opts.train)
+        .iter()
+        .flatten()
+        .take(losses.len())
+        .map(Vec::len)
+        .sum();
     FinetuneReport {
         options: opts.clone(),
         validation_metric,
@@ -376,10 +503,137 @@ fn make_report(
         last_epoch_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
         ndcg_before,
         ndcg_after,
+        validation_docs,
+        validations: sup.validations.clone(),
+        best_step: sup.best.map(|b| b.step),
+        stopped_early: sup.stopped_early,
+        resumed_from: sup.resumed_from,
         train_seconds,
         train_cpu_seconds,
-        pairs_per_second: (pairs * opts.train.epochs) as f64 / train_seconds.max(1e-9),
+        pairs_per_second: trained_pairs as f64 / train_seconds.max(1e-9),
     }
+}
+
+/// When the run validates, stops and checkpoints.
+fn schedule(opts: &FinetuneOptions) -> Schedule {
+    Schedule {
+        eval_steps: opts.eval_steps,
+        patience: opts.patience,
+        checkpoint_steps: opts.checkpoint_steps,
+    }
+}
+
+/// A bi-encoder under training, saved in the layout of the directory it started from.
+struct BiEncoder<'a> {
+    model: TrainableEncoder,
+    from: &'a Path,
+}
+
+impl Trained for BiEncoder<'_> {
+    fn params(&self) -> &[Param] {
+        self.model.params()
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        Ok(self.model.save(self.from, dir)?)
+    }
+}
+
+/// A cross-encoder under training, saved as a `BertForSequenceClassification` directory.
+struct Cross<'a> {
+    model: TrainableCrossEncoder,
+    from: &'a Path,
+    max_seq: usize,
+}
+
+impl Trained for Cross<'_> {
+    fn params(&self) -> &[Param] {
+        self.model.params()
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        Ok(self.model.save(self.from, dir, Some(self.max_seq))?)
+    }
+}
+
+/// The model a run trains, loaded by `load`: the starting directory's, or with
+/// [`FinetuneOptions::resume`] the checkpoint's (its best validated weights handed to `sup`),
+/// with the optimiser state to resume from.
+fn starting_model<T: Trained>(
+    sup: &mut Supervisor<'_>,
+    opts: &FinetuneOptions,
+    load: impl Fn(&Path) -> Result<T>,
+) -> Result<(T, Option<PathBuf>)> {
+    let Some(dir) = &opts.resume else {
+        return Ok((load(&opts.model)?, None));
+    };
+    let resumed = sup.resume(dir)?;
+    let model = load(&resumed.model)?;
+    if let Some(best) = &resumed.best {
+        sup.set_best_weights(snapshot_params(load(best)?.params())?);
+    } else if sup.best.is_some() {
+        // The best validated weights are the checkpoint's own.
+        sup.set_best_weights(snapshot_params(model.params())?);
+    }
+    Ok((model, Some(resumed.optimizer)))
+}
+
+/// Runs `fit` under `sup` (resumed from the optimiser state `resume`; every step reported to
+/// `on_step`, then validated and checkpointed as scheduled) and finishes the run: the best
+/// validated weights back in `trained`. Returns their nDCG@10, when validated.
+fn supervised<T: Trained>(
+    sup: &mut Supervisor<'_>,
+    trained: &T,
+    resume: Option<&Path>,
+    on_step: &mut dyn FnMut(&Step),
+    fit: impl FnOnce(Control<'_>) -> std::result::Result<(), sextant_embed::EmbedError>,
+) -> Result<Option<f64>> {
+    let mut failure: Option<Error> = None;
+    let mut after = |s: &Step, o: &Optimiser<'_>| {
+        on_step(s);
+        match sup.after_step(s, o, trained) {
+            Ok(flow) => Ok(flow),
+            Err(e) => {
+                failure = Some(e);
+                Ok(Flow::Stop)
+            }
+        }
+    };
+    fit(Control {
+        resume,
+        after_step: &mut after,
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    sup.finish(trained)
+}
+
+/// The documents a bi-encoder's held-back queries are ranked over (indices, ascending): the
+/// whole corpus when it has at most [`FinetuneOptions::validation_docs`], otherwise every
+/// document they are judged on and seeded others up to that many.
+fn validation_documents(
+    corpus: &[Record],
+    qrels: &Qrels,
+    validation: &[&str],
+    opts: &FinetuneOptions,
+) -> Vec<usize> {
+    if validation.is_empty() {
+        return Vec::new();
+    }
+    if corpus.len() <= opts.validation_docs {
+        return (0..corpus.len()).collect();
+    }
+    let judged: HashSet<&str> = validation
+        .iter()
+        .flat_map(|q| qrels[*q].keys().map(String::as_str))
+        .collect();
+    let (mut chosen, mut others): (Vec<usize>, Vec<usize>) =
+        (0..corpus.len()).partition(|&i| judged.contains(corpus[i].id.as_str()));
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(opts.train.seed ^ 0x0da1_1d00);
+    others.shuffle(&mut rng);
+    let room = opts.validation_docs.saturating_sub(chosen.len());
+    chosen.extend(others.into_iter().take(room));
+    chosen.sort_unstable();
+    chosen
 }
 
 fn write_card(report: &FinetuneReport) -> Result<()> {
@@ -471,32 +725,8 @@ fn run_cross_encoder(
     };
     let ndcg_before = (!validation.is_empty())
         .then(|| ndcg_of(ranked(validation, 100).iter().map(|l| by_rank(l)).collect()));
-    let model = TrainableCrossEncoder::load(&opts.model, DType::F32, opts.train.seed)?;
-    let mut losses: Vec<Step> = Vec::new();
-    let (t0, cpu0) = (Instant::now(), process_cpu_seconds());
-    let record = |s: &Step| {
-        losses.push(*s);
-        on_step(s);
-    };
-    match opts.cross_loss {
-        CrossLoss::Bce => model.fit(&groups, pad_id, &opts.train, record)?,
-        CrossLoss::Listwise => model.fit_listwise(&groups, pad_id, &opts.train, record)?,
-    }
-    let train_seconds = t0.elapsed().as_secs_f64();
-    let train_cpu_seconds = process_cpu_seconds() - cpu0;
-    model.save(&opts.model, &opts.out, Some(max_seq))?;
-    write_training_pairs(
-        &opts.out.join(TRAINING_PAIRS_FILE),
-        &opts.train,
-        pairs_text,
-        query_text,
-        docs,
-        Some(Negatives::Several(&negatives)),
-    )?;
-    let ndcg_after = if validation.is_empty() {
-        None
-    } else {
-        let reranker = CrossEncoder::load(&opts.out.to_string_lossy(), RerankerOptions::default())?;
+    let score = |dir: &Path| -> Result<f64> {
+        let reranker = CrossEncoder::load(&dir.to_string_lossy(), RerankerOptions::default())?;
         let mut lists = Vec::with_capacity(validation.len());
         for (q, list) in validation
             .iter()
@@ -506,7 +736,46 @@ fn run_cross_encoder(
             let scores = reranker.score(query_text[q], &passages)?;
             lists.push(list.into_iter().zip(scores).collect());
         }
-        Some(ndcg_of(lists))
+        Ok(ndcg_of(lists))
+    };
+    let mut sup = Supervisor::new(
+        &opts.out,
+        fingerprint(opts, n),
+        schedule(opts),
+        (!validation.is_empty()).then(|| Box::new(&score) as Scorer<'_>),
+    )?;
+    let (trained, resume) = starting_model(&mut sup, opts, |dir| {
+        Ok(Cross {
+            model: TrainableCrossEncoder::load(dir, DType::F32, opts.train.seed)?,
+            from: &opts.model,
+            max_seq,
+        })
+    })?;
+    let listwise = opts.cross_loss == CrossLoss::Listwise;
+    let kept = supervised(
+        &mut sup,
+        &trained,
+        resume.as_deref(),
+        &mut on_step,
+        |control| {
+            trained
+                .model
+                .fit_controlled(&groups, pad_id, &opts.train, listwise, control)
+        },
+    )?;
+    trained.save(&opts.out)?;
+    write_training_pairs(
+        &opts.out.join(TRAINING_PAIRS_FILE),
+        &opts.train,
+        pairs_text,
+        query_text,
+        docs,
+        Some(Negatives::Several(&negatives)),
+    )?;
+    let ndcg_after = match kept {
+        Some(k) => Some(k),
+        None if !validation.is_empty() => Some(score(&opts.out)?),
+        None => None,
     };
     let report = make_report(
         opts,
@@ -515,9 +784,9 @@ fn run_cross_encoder(
         ),
         (n, negatives.iter().map(Vec::len).sum()),
         (validation.len(), training.len()),
-        &losses,
-        (train_seconds, train_cpu_seconds),
+        &sup,
         (ndcg_before, ndcg_after),
+        corpus.len(),
     );
     write_card(&report)?;
     Ok(report)

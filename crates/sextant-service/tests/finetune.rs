@@ -1,0 +1,239 @@
+//! A supervised fine-tuning run: held-back queries scored every N steps, early stopping that
+//! keeps the best weights, and a run that crashes after a checkpoint resumed to the same end
+//! as a run that never stopped; resuming with other settings, or starting over a directory
+//! that holds checkpoints, is refused by name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sextant_embed::{BertEmbedder, Embedder, EmbedderOptions, InputKind, Precision, TrainOptions};
+use sextant_service::finetune::{
+    finetune, CrossLoss, FinetuneOptions, FinetuneReport, HardNegatives, CHECKPOINTS_DIR,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sextant-embed/tests/fixtures")
+        .join(name)
+}
+
+/// 24 queries, query `i` judged relevant to document `i`, with which it shares a word.
+fn beir(dir: &Path) {
+    let words = [
+        "cat", "bread", "river", "stock", "town", "mat", "bake", "flood", "market", "share",
+        "recipe", "simple", "sharp", "lot", "today", "hit", "sits", "fell", "dropped", "how",
+        "floods", "violin", "harbour", "owl",
+    ];
+    let (mut corpus, mut queries) = (String::new(), String::new());
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    for (i, w) in words.iter().enumerate() {
+        corpus.push_str(&format!(
+            "{{\"_id\": \"d{i}\", \"title\": \"\", \"text\": \"a day with the {w}\"}}\n"
+        ));
+        queries.push_str(&format!(
+            "{{\"_id\": \"q{i}\", \"text\": \"the {w} on a day\"}}\n"
+        ));
+        qrels.push_str(&format!("q{i}\td{i}\t1\n"));
+    }
+    std::fs::write(dir.join("corpus.jsonl"), corpus).unwrap();
+    std::fs::write(dir.join("queries.jsonl"), queries).unwrap();
+    std::fs::write(dir.join("qrels.tsv"), qrels).unwrap();
+}
+
+fn options(dir: &Path, out: &str) -> FinetuneOptions {
+    FinetuneOptions {
+        model: fixture("tiny-st"),
+        corpus: dir.join("corpus.jsonl"),
+        queries: dir.join("queries.jsonl"),
+        qrels: dir.join("qrels.tsv"),
+        out: dir.join(out),
+        hard_negatives: HardNegatives::Bm25,
+        max_seq: Some(32),
+        validation: 0.25,
+        threads: Some(1),
+        cross_encoder: false,
+        cross_loss: CrossLoss::Listwise,
+        cross_negatives: 3,
+        validation_docs: 10_000,
+        eval_steps: Some(2),
+        patience: None,
+        checkpoint_steps: Some(4),
+        resume: None,
+        train: TrainOptions {
+            epochs: 4,
+            batch: 8,
+            lr: 2e-3,
+            symmetric: true,
+            ..TrainOptions::default()
+        },
+    }
+}
+
+fn embed(model: &Path, texts: &[&str]) -> Vec<Vec<f32>> {
+    let opts = EmbedderOptions {
+        precision: Some(Precision::F32),
+        ..EmbedderOptions::default()
+    };
+    let e = BertEmbedder::load(&model.to_string_lossy(), opts).unwrap();
+    e.embed(texts, InputKind::Plain)
+        .unwrap()
+        .rows()
+        .map(<[f32]>::to_vec)
+        .collect()
+}
+
+/// nDCG@10 of exact cosine retrieval by the model in `out` for the queries it did not train on
+/// (those absent from its `training_pairs.jsonl`), over the whole corpus: one relevant
+/// document each, so 1 / log2(rank + 1).
+fn held_back_ndcg(dir: &Path, out: &Path) -> f64 {
+    let lines = |p: PathBuf| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let trained: std::collections::HashSet<String> = lines(out.join("training_pairs.jsonl"))
+        .iter()
+        .map(|l| l["anchor"].as_str().unwrap().to_owned())
+        .collect();
+    let docs: Vec<String> = lines(dir.join("corpus.jsonl"))
+        .iter()
+        .map(|d| d["text"].as_str().unwrap().to_owned())
+        .collect();
+    let queries: Vec<(usize, String)> = lines(dir.join("queries.jsonl"))
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (i, q["text"].as_str().unwrap().to_owned()))
+        .filter(|(_, t)| !trained.contains(t))
+        .collect();
+    assert_eq!(queries.len(), 6);
+    let d = embed(out, &docs.iter().map(String::as_str).collect::<Vec<_>>());
+    let q = embed(
+        out,
+        &queries.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+    );
+    let cos = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (n(a) * n(b))
+    };
+    let mut total = 0.0;
+    for ((rel, _), qv) in queries.iter().zip(&q) {
+        let own = cos(qv, &d[*rel]);
+        // Ties broken by document order, as the trainer's ranking does.
+        let rank = 1 + d
+            .iter()
+            .enumerate()
+            .filter(|(i, dv)| {
+                let s = cos(qv, dv);
+                s > own || (s == own && i < rel)
+            })
+            .count();
+        if rank <= 10 {
+            total += 1.0 / (rank as f64 + 1.0).log2();
+        }
+    }
+    total / queries.len() as f64
+}
+
+fn best(report: &FinetuneReport) -> (usize, f64) {
+    let mut best = report.validations[0];
+    for v in &report.validations {
+        if v.ndcg > best.ndcg {
+            best = *v;
+        }
+    }
+    (best.step, best.ndcg)
+}
+
+#[test]
+fn validation_early_stopping_and_a_resumed_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    beir(dir);
+
+    // Uninterrupted: 18 training pairs in batches of 8 are 3 steps an epoch, 12 in all;
+    // validated every 2 steps; the model saved is the best-scoring one.
+    let whole = finetune(&options(dir, "whole"), |_| {}).unwrap();
+    assert_eq!(whole.steps, 12);
+    let steps: Vec<usize> = whole.validations.iter().map(|v| v.step).collect();
+    assert_eq!(steps, [2, 4, 6, 8, 10, 12]);
+    let (best_step, best_ndcg) = best(&whole);
+    assert_eq!(whole.best_step, Some(best_step));
+    assert_eq!(whole.ndcg_after, Some(best_ndcg));
+    assert!(!whole.stopped_early && whole.resumed_from.is_none());
+    assert!((held_back_ndcg(dir, &dir.join("whole")) - best_ndcg).abs() < 1e-6);
+    assert!(!dir.join("whole").join(CHECKPOINTS_DIR).exists());
+    assert!(whole.options.train.symmetric);
+
+    // A crash at step 7, after the checkpoint of step 4: resumed from it, the run ends as the
+    // uninterrupted one did.
+    let crashed = std::panic::catch_unwind(|| {
+        finetune(&options(dir, "resumed"), |s| {
+            assert!(s.step < 7, "simulated crash at step {}", s.step);
+        })
+    });
+    assert!(crashed.is_err());
+    let checkpoint = dir
+        .join("resumed")
+        .join(CHECKPOINTS_DIR)
+        .join("step-000004");
+    for part in ["model", "optimizer.safetensors", "state.json"] {
+        assert!(checkpoint.join(part).exists(), "{part}");
+    }
+    // A fresh run over the crashed one's checkpoints is refused.
+    let err = finetune(&options(dir, "resumed"), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("checkpoints of an earlier run"), "{err}");
+    // So is resuming with other settings, naming the setting.
+    let mut other = options(dir, "resumed");
+    other.resume = Some(checkpoint.clone());
+    other.train.batch = 6;
+    let err = finetune(&other, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("train.batch was 8, now 6"), "{err}");
+    let mut again = options(dir, "resumed");
+    again.resume = Some(checkpoint);
+    let mut seen = Vec::new();
+    let resumed = finetune(&again, |s| seen.push(s.step)).unwrap();
+    assert_eq!(seen.first(), Some(&5));
+    assert_eq!(resumed.resumed_from, Some(4));
+    assert_eq!(resumed.steps, 12);
+    assert_eq!(resumed.best_step, whole.best_step);
+    for (a, b) in resumed.validations.iter().zip(&whole.validations) {
+        assert_eq!(a.step, b.step);
+        assert!((a.ndcg - b.ndcg).abs() < 1e-9, "{a:?} {b:?}");
+    }
+    assert!(!dir.join("resumed").join(CHECKPOINTS_DIR).exists());
+    let texts = ["the river on a day", "a day with the owl"];
+    let (x, y) = (
+        embed(&dir.join("whole"), &texts),
+        embed(&dir.join("resumed"), &texts),
+    );
+    for (a, b) in x.iter().flatten().zip(y.iter().flatten()) {
+        assert!((a - b).abs() < 1e-4, "{a} {b}");
+    }
+
+    // Early stopping: validated every step, stopped at the first validation that is not
+    // better than the best; the best weights are the ones saved.
+    let mut eager = options(dir, "eager");
+    eager.eval_steps = Some(1);
+    eager.patience = Some(1);
+    eager.checkpoint_steps = None;
+    let stopped = finetune(&eager, |_| {}).unwrap();
+    assert!(stopped.stopped_early, "{:?}", stopped.validations);
+    assert!(stopped.steps < 12);
+    assert_eq!(stopped.validations.len(), stopped.steps);
+    let (best_step, best_ndcg) = best(&stopped);
+    assert_eq!(stopped.best_step, Some(best_step));
+    assert!(best_step < stopped.steps, "{:?}", stopped.validations);
+    assert_eq!(stopped.ndcg_after, Some(best_ndcg));
+    assert!((held_back_ndcg(dir, &dir.join("eager")) - best_ndcg).abs() < 1e-6);
+    let card: HashMap<String, serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("eager").join("training_card.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["stopped_early"], true);
+    assert_eq!(card["best_step"], best_step);
+}
