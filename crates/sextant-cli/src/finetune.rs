@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_embed::TrainOptions;
 use sextant_service::finetune::{
-    finetune, CrossLoss, FinetuneOptions, HardNegatives, DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR,
-    DEFAULT_CROSS_NEGATIVES, DEFAULT_VALIDATION_DOCS,
+    finetune, CrossLoss, FinetuneOptions, HardNegatives, StructurePairs, TrainingData,
+    DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR, DEFAULT_CROSS_NEGATIVES, DEFAULT_VALIDATION_DOCS,
 };
 
 use crate::db::DbArgs;
@@ -25,6 +25,14 @@ pub enum Loss {
     /// Cross-encoder: binary cross-entropy on every pair of the group (relevant 1, negatives
     /// and another pair's document 0), each on its own.
     Bce,
+}
+
+/// What of a collection's structure becomes queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Structure {
+    Title,
+    Section,
+    Both,
 }
 
 /// Where hard negatives come from.
@@ -46,14 +54,36 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// BEIR corpus (`corpus.jsonl`: `_id`, `title`, `text`).
-    #[arg(long)]
-    pub corpus: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "collection",
+        conflicts_with = "collection"
+    )]
+    pub corpus: Option<PathBuf>,
     /// BEIR queries (`queries.jsonl`: `_id`, `text`).
-    #[arg(long)]
-    pub queries: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "collection",
+        conflicts_with = "collection"
+    )]
+    pub queries: Option<PathBuf>,
     /// BEIR qrels TSV (`query-id`, `corpus-id`, `score`): the training judgements.
+    #[arg(
+        long,
+        required_unless_present = "collection",
+        conflicts_with = "collection"
+    )]
+    pub qrels: Option<PathBuf>,
+    /// Train on a document collection's own structure instead of judgements (see `--pairs`):
+    /// its chunks, every tenant's, are the corpus.
     #[arg(long)]
-    pub qrels: PathBuf,
+    pub collection: Option<String>,
+    /// With --collection: which titles become queries. `title`: a document's title → its
+    /// passages; `section`: a Markdown heading → the passages under it; a heading over more
+    /// than 3 documents is left out, and a query trains on its first 2 passages [default:
+    /// both].
+    #[arg(long, value_enum)]
+    pub pairs: Option<Structure>,
     /// Where to write the trained model (a new or empty directory), with `training_card.json`.
     #[arg(long)]
     pub out: PathBuf,
@@ -178,11 +208,31 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
     if !a.cross_encoder && a.negatives.is_some() {
         bail!("--negatives applies to --cross-encoder (a bi-encoder trains on one hard negative a pair)");
     }
+    if a.pairs.is_some() && a.collection.is_none() {
+        bail!(
+            "--pairs picks what of a --collection's structure becomes queries: give --collection"
+        );
+    }
+    let data = match (a.collection, a.corpus, a.queries, a.qrels) {
+        (Some(collection), ..) => TrainingData::Collection {
+            collection,
+            pairs: match a.pairs.unwrap_or(Structure::Both) {
+                Structure::Title => StructurePairs::Title,
+                Structure::Section => StructurePairs::Section,
+                Structure::Both => StructurePairs::Both,
+            },
+        },
+        (None, Some(corpus), Some(queries), Some(qrels)) => TrainingData::Beir {
+            corpus,
+            queries,
+            qrels,
+        },
+        _ => bail!("give --corpus, --queries and --qrels, or --collection"),
+    };
+    let from_collection = matches!(data, TrainingData::Collection { .. });
     let opts = FinetuneOptions {
         model: a.model,
-        corpus: a.corpus,
-        queries: a.queries,
-        qrels: a.qrels,
+        data,
         out: a.out,
         hard_negatives,
         max_seq: a.max_seq.map(|m| m as usize),
@@ -225,14 +275,19 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
                 .expect("valid template"),
         )
     };
-    let report = finetune(&opts, |s| {
+    let on_step = |s: &sextant_embed::Step| {
         bar.set_length(s.total as u64);
         bar.set_position(s.step as u64);
         bar.set_message(format!(
             "epoch {} loss {:.4} lr {:.2e}",
             s.epoch, s.loss, s.lr
         ));
-    })?;
+    };
+    let report = if from_collection {
+        crate::db::service(db_args)?.finetune(&opts, on_step)?
+    } else {
+        finetune(&opts, on_step)?
+    };
     bar.finish_and_clear();
     if db_args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -295,7 +350,7 @@ mod tests {
     use sextant_embed::TrainOptions;
     use sextant_service::finetune::{
         CrossLoss, CROSS_NEGATIVE_DEPTH, DEFAULT_CROSS_LOSS, DEFAULT_CROSS_LR,
-        DEFAULT_CROSS_NEGATIVES, DEFAULT_VALIDATION_DOCS,
+        DEFAULT_CROSS_NEGATIVES, DEFAULT_VALIDATION_DOCS, MAX_HEADING_DOCUMENTS, PAIRS_PER_QUERY,
     };
 
     #[derive(Parser)]
@@ -323,6 +378,10 @@ mod tests {
             help.contains(&format!("[default: {DEFAULT_VALIDATION_DOCS}]")),
             "{help}"
         );
+        let structure = format!(
+            "more than {MAX_HEADING_DOCUMENTS} documents is left out, and a query trains on its first {PAIRS_PER_QUERY} passages"
+        );
+        assert!(help.contains(&structure), "{structure} not in {help}");
         let lrs = format!(
             "[default: {:e}, or {DEFAULT_CROSS_LR:e} with --cross-encoder",
             TrainOptions::default().lr

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sextant_embed::{BertEmbedder, Embedder, EmbedderOptions, InputKind, Precision, TrainOptions};
 use sextant_service::finetune::{
-    finetune, CrossLoss, FinetuneOptions, FinetuneReport, HardNegatives, CHECKPOINTS_DIR,
+    finetune, CrossLoss, FinetuneOptions, FinetuneReport, HardNegatives, TrainingData,
+    CHECKPOINTS_DIR,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -43,9 +44,11 @@ fn beir(dir: &Path) {
 fn options(dir: &Path, out: &str) -> FinetuneOptions {
     FinetuneOptions {
         model: fixture("tiny-st"),
-        corpus: dir.join("corpus.jsonl"),
-        queries: dir.join("queries.jsonl"),
-        qrels: dir.join("qrels.tsv"),
+        data: TrainingData::Beir {
+            corpus: dir.join("corpus.jsonl"),
+            queries: dir.join("queries.jsonl"),
+            qrels: dir.join("qrels.tsv"),
+        },
         out: dir.join(out),
         hard_negatives: HardNegatives::Bm25,
         max_seq: Some(32),
@@ -236,4 +239,149 @@ fn validation_early_stopping_and_a_resumed_run() {
     .unwrap();
     assert_eq!(card["stopped_early"], true);
     assert_eq!(card["best_step"], best_step);
+}
+
+/// Pairs from a collection's own structure: titles and section headings become queries, a
+/// heading over more than 3 documents does not, and each query trains on its first 2
+/// passages; the model trains and is validated on held-back titles. A vector collection, or
+/// one with neither titles nor headings, is refused by name.
+#[test]
+fn pairs_from_a_collections_titles_and_sections() {
+    use sextant_service::finetune::{StructurePairs, MAX_HEADING_DOCUMENTS, PAIRS_PER_QUERY};
+    use sextant_service::{Document, IngestOptions, Scope, Service, ServiceConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = Service::open(&tmp.path().join("data"), ServiceConfig::default()).unwrap();
+    let words = [
+        "falcon", "harbour", "violin", "glacier", "orchard", "engine", "lantern", "meadow",
+    ];
+    let doc = |i: usize, w: &str, title: &str| {
+        let para = |topic: &str| {
+            format!(
+                "The {w} and its {topic} were described at length. Every {w} keeps to the {topic}."
+            )
+        };
+        Document {
+            id: format!("d{i}"),
+            title: title.into(),
+            text: format!(
+                "# {w} habits\n\n{}\n\n{}\n\n{}\n\n# Description\n\n{}\n",
+                para("seasons"),
+                para("nests"),
+                para("travels"),
+                para("colours")
+            ),
+            ..Document::default()
+        }
+    };
+    let docs: Vec<Document> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| doc(i, w, &format!("All about the {w}")))
+        .collect();
+    let ingest = |name: &str, docs: Vec<Document>| {
+        let opts = IngestOptions {
+            model: Some(fixture("tiny-st").to_string_lossy().into_owned()),
+            no_splade: true,
+            chunking: Some("paragraphs".into()),
+            chunk_tokens: Some(24),
+            ..IngestOptions::default()
+        };
+        let mut it = docs.into_iter().map(Ok);
+        svc.ingest(name, &Scope::Unscoped, &opts, &mut it, &mut |_| {})
+            .unwrap();
+    };
+    ingest("notes", docs);
+    let chunks = svc
+        .collection("notes")
+        .unwrap()
+        .scroll(&Scope::Unscoped, None, 1000, None, None, true)
+        .unwrap()
+        .points;
+    let per_doc = chunks.len() / words.len();
+    assert!(per_doc > PAIRS_PER_QUERY, "{} chunks", chunks.len());
+    assert!(chunks
+        .iter()
+        .any(|c| c.payload.as_ref().unwrap()["section"] == "Description"));
+    let mut opts = options(tmp.path(), "structure");
+    opts.data = TrainingData::Collection {
+        collection: "notes".into(),
+        pairs: StructurePairs::Both,
+    };
+    opts.eval_steps = None;
+    opts.checkpoint_steps = None;
+    opts.train.epochs = 2;
+    opts.train.batch = 4;
+    let report = svc.finetune(&opts, |_| {}).unwrap();
+    // 8 titles and 8 "W habits" headings; "Description" heads all 8 documents
+    // (> MAX_HEADING_DOCUMENTS) and is no query. 4 of the 16 queries are held back.
+    assert!(words.len() > MAX_HEADING_DOCUMENTS);
+    assert_eq!(report.train_queries + report.validation_queries, 16);
+    assert_eq!(report.validation_queries, 4);
+    assert_eq!(report.pairs, 12 * PAIRS_PER_QUERY);
+    assert!(report.ndcg_before.is_some() && report.ndcg_after.is_some());
+    assert_eq!(report.validation_docs, chunks.len());
+    let pairs = std::fs::read_to_string(tmp.path().join("structure/training_pairs.jsonl")).unwrap();
+    let anchors: std::collections::HashSet<String> = pairs
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["anchor"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        anchors
+            .iter()
+            .all(|a| a.starts_with("All about") || a.ends_with("habits")),
+        "{anchors:?}"
+    );
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("structure/training_card.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["options"]["data"]["from"], "collection");
+    assert_eq!(card["options"]["data"]["pairs"], "both");
+
+    // Titles only: 8 queries (2 held back).
+    let mut titles = options(tmp.path(), "titles");
+    titles.data = TrainingData::Collection {
+        collection: "notes".into(),
+        pairs: StructurePairs::Title,
+    };
+    titles.eval_steps = None;
+    titles.checkpoint_steps = None;
+    let report = svc.finetune(&titles, |_| {}).unwrap();
+    assert_eq!(report.train_queries + report.validation_queries, 8);
+
+    // Refusals: a collection without titles or headings; a missing collection; BEIR-only
+    // `finetune` given a collection.
+    ingest(
+        "bare",
+        (0..4)
+            .map(|i| Document {
+                id: format!("b{i}"),
+                text: format!("plain words number {i} without any heading"),
+                ..Document::default()
+            })
+            .collect(),
+    );
+    let mut bare = options(tmp.path(), "bare");
+    bare.data = TrainingData::Collection {
+        collection: "bare".into(),
+        pairs: StructurePairs::Both,
+    };
+    let err = svc.finetune(&bare, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("titles or section headings"), "{err}");
+    bare.data = TrainingData::Collection {
+        collection: "missing".into(),
+        pairs: StructurePairs::Title,
+    };
+    assert!(svc
+        .finetune(&bare, |_| {})
+        .unwrap_err()
+        .to_string()
+        .contains("missing"));
+    let err = finetune(&bare, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("Service::finetune"), "{err}");
 }

@@ -171,6 +171,8 @@ fn finetune_refuses_bad_input_and_options_that_do_not_go_together() {
             "--validation-docs",
         ),
         (vec!["--resume", &nowhere], "nowhere"),
+        (vec!["--collection", "kb"], "cannot be used with"),
+        (vec!["--pairs", "title"], "--collection"),
     ] {
         let o = run(&args(&dir, &model, &out, &extra));
         assert!(!o.status.success(), "{extra:?} accepted");
@@ -349,4 +351,80 @@ fn finetune_trains_a_cross_encoder_with_binary_cross_entropy() {
     assert_eq!(card["options"]["cross_negatives"], 3);
     assert_eq!(card["hard_negatives"], 24 * 3);
     assert_eq!(card["options"]["train"]["lr"], 2e-4);
+}
+
+/// `--collection` trains on a collection's titles (`--pairs title`): no BEIR files.
+#[test]
+fn finetune_trains_on_a_collections_titles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data").to_string_lossy().into_owned();
+    let corpus = tmp.path().join("corpus.jsonl");
+    let words = [
+        "cat", "bread", "river", "stock", "town", "mat", "bake", "flood",
+    ];
+    let lines: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            serde_json::json!({"_id": format!("d{i}"), "title": format!("all about the {w}"),
+                "text": format!("a long day with the {w} and nothing else")})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&corpus, lines.join("\n") + "\n").unwrap();
+    let model = tiny_st();
+    let o = sextant(&[
+        "--data",
+        &data,
+        "ingest",
+        "kb",
+        "--jsonl",
+        &corpus.to_string_lossy(),
+        "--model",
+        &model,
+        "--no-splade",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path().join("tuned").to_string_lossy().into_owned();
+    let o = sextant(&[
+        "--data",
+        &data,
+        "finetune",
+        "--model",
+        &model,
+        "--collection",
+        "kb",
+        "--pairs",
+        "title",
+        "--out",
+        &out,
+        "--batch",
+        "4",
+        "--validation",
+        "0.25",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&out).join("training_card.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["options"]["data"]["collection"], "kb");
+    assert_eq!(card["validation_queries"], 2);
+    assert_eq!(card["train_queries"], 6);
+    assert_eq!(card["pairs"], 6);
+    let o = sextant(&[
+        "--data",
+        &data,
+        "finetune",
+        "--model",
+        &model,
+        "--collection",
+        "nope",
+        "--out",
+        &tmp.path().join("never").to_string_lossy(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
 }

@@ -28,7 +28,10 @@ use sextant_text::{AnalyzerConfig, Bm25Encoder, Bm25Params, CorpusStats};
 
 use crate::{Error, Result};
 
+mod structure;
 mod supervise;
+
+pub use structure::{StructurePairs, MAX_HEADING_DOCUMENTS, PAIRS_PER_QUERY};
 
 use supervise::{Schedule, Scorer, Supervisor, Trained};
 pub use supervise::{Validation, CHECKPOINTS_DIR};
@@ -85,17 +88,31 @@ pub const DEFAULT_CROSS_LR: f64 = 2e-4;
 /// setting, and [`CROSS_VALIDATION_DEPTH`] here).
 pub const CROSS_NEGATIVE_DEPTH: usize = 20;
 
+/// Where the judged pairs come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "from", rename_all = "lowercase")]
+pub enum TrainingData {
+    /// BEIR files: `corpus.jsonl`, `queries.jsonl` and a qrels TSV of training judgements.
+    Beir {
+        corpus: PathBuf,
+        queries: PathBuf,
+        qrels: PathBuf,
+    },
+    /// A document collection's own structure ([`structure`]): titles and section headings as
+    /// queries, the chunks under them as their relevant passages ([`Service::finetune`]).
+    Collection {
+        collection: String,
+        pairs: StructurePairs,
+    },
+}
+
 /// What to fine-tune, on what, how.
 #[derive(Debug, Clone, Serialize)]
 pub struct FinetuneOptions {
     /// The model directory to start from (sentence-transformers or Hugging Face BERT layout).
     pub model: PathBuf,
-    /// BEIR `corpus.jsonl`.
-    pub corpus: PathBuf,
-    /// BEIR `queries.jsonl`.
-    pub queries: PathBuf,
-    /// BEIR qrels TSV: the training judgements.
-    pub qrels: PathBuf,
+    /// What it trains on.
+    pub data: TrainingData,
     /// Where to write the trained model (created; must not exist or be empty).
     pub out: PathBuf,
     pub hard_negatives: HardNegatives,
@@ -235,9 +252,14 @@ fn fingerprint(opts: &FinetuneOptions, pairs: usize) -> serde_json::Value {
     };
     serde_json::json!({
         "model": path(&opts.model),
-        "corpus": path(&opts.corpus),
-        "queries": path(&opts.queries),
-        "qrels": path(&opts.qrels),
+        "data": match &opts.data {
+            TrainingData::Beir { corpus, queries, qrels } => serde_json::json!({
+                "corpus": path(corpus),
+                "queries": path(queries),
+                "qrels": path(qrels),
+            }),
+            other => serde_json::to_value(other).expect("the data serialises"),
+        },
         "pairs": pairs,
         "hard_negatives": opts.hard_negatives,
         "max_seq": opts.max_seq,
@@ -256,11 +278,62 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
     Error::invalid(field, message.into())
 }
 
-/// Fine-tunes `opts.model` (see the module docs); `on_step` sees every training step.
+/// Judged data in memory: the corpus, the queries, their judgements, and how many of a
+/// query's relevant documents become training pairs (`None`: all).
+struct Judged {
+    corpus: Vec<Record>,
+    queries: Vec<Record>,
+    qrels: Qrels,
+    pairs_per_query: Option<usize>,
+}
+
+/// Fine-tunes `opts.model` on BEIR files (see the module docs); `on_step` sees every training
+/// step. Training on a collection's structure goes through [`Service::finetune`].
 pub fn finetune(
     opts: &FinetuneOptions,
     on_step: impl FnMut(&Step) + Send,
 ) -> Result<FinetuneReport> {
+    let TrainingData::Beir {
+        corpus,
+        queries,
+        qrels,
+    } = &opts.data
+    else {
+        return Err(invalid(
+            "data",
+            "training on a collection's structure reads the collection: use Service::finetune",
+        ));
+    };
+    check_options(opts)?;
+    let bad_data = |e: sextant_eval::EvalError| invalid("data", e.to_string());
+    let data = Judged {
+        corpus: read_beir(corpus).map_err(bad_data)?,
+        queries: read_beir(queries).map_err(bad_data)?,
+        qrels: read_qrels(qrels).map_err(bad_data)?,
+        pairs_per_query: None,
+    };
+    finetune_on(opts, &data, on_step)
+}
+
+impl crate::Service {
+    /// Fine-tunes `opts.model` on BEIR files ([`finetune`]) or on a collection's own structure
+    /// ([`TrainingData::Collection`]: every tenant's documents, read as stored).
+    pub fn finetune(
+        &self,
+        opts: &FinetuneOptions,
+        on_step: impl FnMut(&Step) + Send,
+    ) -> Result<FinetuneReport> {
+        let TrainingData::Collection { collection, pairs } = &opts.data else {
+            return finetune(opts, on_step);
+        };
+        check_options(opts)?;
+        let data = structure::judged(&*self.collection(collection)?, *pairs)?;
+        finetune_on(opts, &data, on_step)
+    }
+}
+
+/// Checks made before any data is read.
+fn check_options(opts: &FinetuneOptions) -> Result<()> {
     if !(0.0..1.0).contains(&opts.validation) {
         return Err(invalid(
             "validation",
@@ -270,11 +343,16 @@ pub fn finetune(
             ),
         ));
     }
-    check_training_dir(&opts.out, opts.resume.is_some())?;
-    let bad_data = |e: sextant_eval::EvalError| invalid("data", e.to_string());
-    let corpus = read_beir(&opts.corpus).map_err(bad_data)?;
-    let queries = read_beir(&opts.queries).map_err(bad_data)?;
-    let qrels = read_qrels(&opts.qrels).map_err(bad_data)?;
+    check_training_dir(&opts.out, opts.resume.is_some())
+}
+
+/// [`finetune`] on judged data in memory.
+fn finetune_on(
+    opts: &FinetuneOptions,
+    data: &Judged,
+    on_step: impl FnMut(&Step) + Send,
+) -> Result<FinetuneReport> {
+    let (corpus, queries, qrels) = (&data.corpus, &data.queries, &data.qrels);
     let doc_index: HashMap<&str, usize> = corpus
         .iter()
         .enumerate()
@@ -302,6 +380,9 @@ pub fn finetune(
             .filter_map(|d| doc_index.get(d.as_str()).copied())
             .collect();
         docs.sort_unstable();
+        if let Some(n) = data.pairs_per_query {
+            docs.truncate(n);
+        }
         pairs_text.extend(docs.into_iter().map(|d| (q, d)));
     }
     if pairs_text.len() < 2 {
@@ -323,8 +404,8 @@ pub fn finetune(
     pool.install(|| {
         run(
             opts,
-            &corpus,
-            &qrels,
+            corpus,
+            qrels,
             &query_text,
             (validation, training),
             &pairs_text,
