@@ -27,6 +27,13 @@ pub enum Loss {
     Bce,
 }
 
+/// Precision of training's products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainPrecision {
+    F32,
+    Bf16,
+}
+
 /// What of a collection's structure becomes queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Structure {
@@ -155,6 +162,11 @@ pub struct FinetuneArgs {
     /// the same data and settings (checked) and the same --out.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Precision of training's matrix products: `f32`, or `bf16` (mixed precision: the
+    /// linear layers' products forward and backward on the AMX or AVX512-BF16 kernel, the
+    /// weights and the optimiser in f32; refused on a CPU without them) [default: f32].
+    #[arg(long, value_enum)]
+    pub precision: Option<TrainPrecision>,
     /// Threads for training and embedding [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub threads: Option<u64>,
@@ -248,6 +260,7 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
         patience: a.patience.map(|n| n as usize),
         checkpoint_steps: a.checkpoint_steps.map(|n| n as usize),
         resume: a.resume,
+        mixed_precision: a.precision == Some(TrainPrecision::Bf16),
         train: TrainOptions {
             epochs: a.epochs as usize,
             batch: a.batch as usize,

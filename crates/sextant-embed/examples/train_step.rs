@@ -1,7 +1,9 @@
 //! Times training steps of `TrainableEncoder::fit` on synthetic token sequences (development
 //! profiling of issue 20's training throughput).
 //!
-//!   cargo run --release -p sextant-embed --example train_step -- MODEL_DIR [STEPS] [BATCH] [ANCHOR_LEN] [DOC_LEN]
+//!   [MIXED=1] cargo run --release -p sextant-embed --example train_step -- MODEL_DIR [STEPS] [BATCH] [ANCHOR_LEN] [DOC_LEN]
+//!
+//! `MIXED=1` trains in mixed precision (the linear layers' products on the bf16 kernel).
 use std::time::Instant;
 
 use sextant_embed::{Encoded, Pooling, TrainOptions, TrainableEncoder};
@@ -12,7 +14,9 @@ fn main() {
     let arg = |i: usize, d: usize| args.get(i).map_or(d, |s| s.parse().expect("a number"));
     let (steps, batch, alen, dlen) = (arg(2, 4), arg(3, 16), arg(4, 20), arg(5, 128));
     sextant_embed::keep_inference_buffers();
-    let enc = TrainableEncoder::load(&dir, candle_core::DType::F32, Pooling::Mean).unwrap();
+    let mut enc = TrainableEncoder::load(&dir, candle_core::DType::F32, Pooling::Mean).unwrap();
+    enc.set_mixed_precision(std::env::var("MIXED").is_ok_and(|v| v == "1"))
+        .unwrap();
     let mut seed = 7u64;
     let mut seq = |n: usize| {
         let ids: Vec<u32> = (0..n)

@@ -107,8 +107,8 @@ pub use rerank::{CrossEncoder, Reranker, RerankerOptions};
 pub use splade::{SparseEmbedding, SparseEmbeddings, SparseEncoder, SpladeEncoder, SpladeOptions};
 pub use tokenize::{Batch, Encoded, TextTokenizer};
 pub use train::{
-    bce_with_logits, mnrl_loss, ranking_loss, restore_params, snapshot_params, training_batches,
-    training_loss, Control, Flow, Optimiser, Param, Step, TrainOptions, TrainableCrossEncoder,
-    TrainableEncoder,
+    bce_with_logits, mixed_precision_available, mnrl_loss, ranking_loss, restore_params,
+    snapshot_params, training_batches, training_loss, Control, Flow, Optimiser, Param, Step,
+    TrainOptions, TrainableCrossEncoder, TrainableEncoder,
 };
 pub use weights::Weights;

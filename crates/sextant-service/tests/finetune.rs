@@ -62,6 +62,7 @@ fn options(dir: &Path, out: &str) -> FinetuneOptions {
         patience: None,
         checkpoint_steps: Some(4),
         resume: None,
+        mixed_precision: false,
         train: TrainOptions {
             epochs: 4,
             batch: 8,

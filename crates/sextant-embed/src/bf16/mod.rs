@@ -256,6 +256,36 @@ impl PackedBf16 {
     }
 }
 
+/// `a · b` for row-major f32 `a` `[m, k]` and `b` `[k, n]` on this CPU's native bf16 kernel
+/// (AMX or AVX512-BF16: both operands rounded to bf16, f32 sums), `b` packed for the call;
+/// `None` where the CPU has no native kernel (emulation would be slower than f32). Training's
+/// mixed precision runs its linear layers' products, forward and backward, on it.
+pub(crate) fn matmul_native(
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+) -> candle_core::Result<Option<Vec<f32>>> {
+    if a.len() != m * k {
+        candle_core::bail!("{} inputs are not {m} × {k}", a.len());
+    }
+    let kernel = Kernel::detect()?;
+    if kernel == Kernel::Emulated {
+        return Ok(None);
+    }
+    let packed = PackedBf16::pack_as(b, k, n, kernel)?;
+    let Packed::Panels { data, amx } = &packed.layout else {
+        return Ok(None);
+    };
+    let mut c = vec![0f32; m * n];
+    matmul_panels(a, data, m, k, n, *amx, &mut c);
+    Ok(Some(c))
+}
+
+/// Whether this CPU has a native bf16 kernel ([`matmul_native`] runs).
+pub(crate) fn native() -> bool {
+    Kernel::detect().is_ok_and(|k| k != Kernel::Emulated)
+}
+
 /// Builds the [`Packed::Panels`] layout.
 fn pack_panels(w: &[f32], k: usize, n: usize) -> Vec<u32> {
     let pairs = padded_pairs(k);

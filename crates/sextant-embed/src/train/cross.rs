@@ -88,7 +88,11 @@ fn head_linear(
         name: format!("{name}.bias"),
         var: b.clone(),
     });
-    Ok(Linear { w, b: Some(b) })
+    Ok(Linear {
+        w,
+        b: Some(b),
+        bf16: false,
+    })
 }
 
 /// The mean binary cross-entropy of `logits` against `labels` (both `[n]`, labels in [0, 1]),
@@ -175,6 +179,15 @@ impl TrainableCrossEncoder {
             classifier,
             params,
         })
+    }
+
+    /// Mixed precision on or off for the encoder and the head
+    /// ([`TrainableEncoder::set_mixed_precision`]).
+    pub fn set_mixed_precision(&mut self, on: bool) -> Result<(), EmbedError> {
+        self.encoder.set_mixed_precision(on)?;
+        self.pooler.bf16 = on;
+        self.classifier.bf16 = on;
+        Ok(())
     }
 
     /// Every trainable weight: the encoder's under their names in BERT files, then

@@ -48,11 +48,18 @@ struct Linear {
     /// `[out, in]`, as stored.
     w: Var,
     b: Option<Var>,
+    /// Mixed precision: the products on the native bf16 kernel ([`ops::Bf16Linear`]).
+    bf16: bool,
 }
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.matmul(&self.w.as_tensor().t()?)?;
+        let y = if self.bf16 && x.rank() == 2 {
+            x.contiguous()?
+                .apply_op2(self.w.as_tensor(), ops::Bf16Linear)?
+        } else {
+            x.matmul(&self.w.as_tensor().t()?)?
+        };
         match &self.b {
             Some(b) => y.apply_op2(b.as_tensor(), ops::BiasAdd),
             None => Ok(y),
@@ -136,7 +143,7 @@ impl Loader<'_> {
             Some(_) => Some(self.var(&format!("{name}.bias"), &[out])?),
             None => None,
         };
-        Ok(Linear { w, b })
+        Ok(Linear { w, b, bf16: false })
     }
 
     fn norm(&mut self, name: &str, dim: usize, eps: f64) -> Result<LayerNorm, EmbedError> {
@@ -234,6 +241,32 @@ impl TrainableEncoder {
             normalize: pipeline.normalize,
             params,
         })
+    }
+
+    /// Mixed precision on or off: with it every linear layer's products, forward and
+    /// backward, run on the native bf16 kernel (operands rounded to bf16, f32 sums), while the
+    /// weights, the other operations and the optimiser stay f32. Refused on a CPU without
+    /// AMX or AVX512-BF16 ([`mixed_precision_available`]) or for weights not loaded as f32.
+    pub fn set_mixed_precision(&mut self, on: bool) -> Result<(), EmbedError> {
+        if on {
+            check_mixed_precision(self.word.dtype())?;
+        }
+        for l in &mut self.layers {
+            for lin in [
+                &mut l.query,
+                &mut l.key,
+                &mut l.value,
+                &mut l.attn_out,
+                &mut l.up,
+                &mut l.down,
+            ] {
+                lin.bf16 = on;
+            }
+        }
+        for d in &mut self.dense {
+            d.linear.bf16 = on;
+        }
+        Ok(())
     }
 
     /// Every trainable weight, named as in the model's files.
@@ -358,6 +391,26 @@ impl TrainableEncoder {
         let out = l.out_norm.forward(&(l.down.forward(&up)? + &x2)?)?;
         out.reshape((b, s, h))
     }
+}
+
+/// Whether training can run in mixed precision here: the CPU has a native bf16 kernel (AMX
+/// or AVX512-BF16).
+pub fn mixed_precision_available() -> bool {
+    crate::bf16::native()
+}
+
+fn check_mixed_precision(dtype: DType) -> Result<(), EmbedError> {
+    if !mixed_precision_available() {
+        return Err(EmbedError::InvalidArgument(
+            "mixed precision needs a CPU with AMX or AVX512-BF16 (this one has neither): train in f32".into(),
+        ));
+    }
+    if dtype != DType::F32 {
+        return Err(EmbedError::InvalidArgument(format!(
+            "mixed precision trains f32 weights, not {dtype:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Each row divided by its L2 norm (at least 1e-12), as sentence-transformers' `Normalize`.

@@ -148,6 +148,9 @@ pub struct FinetuneOptions {
     pub checkpoint_steps: Option<usize>,
     /// Resume from this checkpoint of an interrupted run with the same data and settings.
     pub resume: Option<PathBuf>,
+    /// Mixed precision: the linear layers' products, forward and backward, on the native
+    /// bf16 kernel ([`sextant_embed::TrainableEncoder::set_mixed_precision`]).
+    pub mixed_precision: bool,
     pub train: TrainOptions,
 }
 
@@ -269,6 +272,7 @@ fn fingerprint(opts: &FinetuneOptions, pairs: usize) -> serde_json::Value {
         "cross_loss": opts.cross_loss,
         "cross_negatives": opts.cross_negatives,
         "eval_steps": opts.eval_steps,
+        "mixed_precision": opts.mixed_precision,
         "patience": opts.patience,
         "train": opts.train,
     })
@@ -497,8 +501,10 @@ fn run(
         (!validation.is_empty()).then(|| Box::new(&score) as Scorer<'_>),
     )?;
     let (trained, resume) = starting_model(&mut sup, opts, |dir| {
+        let mut model = TrainableEncoder::load(dir, DType::F32, DEFAULT_POOLING)?;
+        model.set_mixed_precision(opts.mixed_precision)?;
         Ok(BiEncoder {
-            model: TrainableEncoder::load(dir, DType::F32, DEFAULT_POOLING)?,
+            model,
             from: &opts.model,
         })
     })?;
@@ -826,8 +832,10 @@ fn run_cross_encoder(
         (!validation.is_empty()).then(|| Box::new(&score) as Scorer<'_>),
     )?;
     let (trained, resume) = starting_model(&mut sup, opts, |dir| {
+        let mut model = TrainableCrossEncoder::load(dir, DType::F32, opts.train.seed)?;
+        model.set_mixed_precision(opts.mixed_precision)?;
         Ok(Cross {
-            model: TrainableCrossEncoder::load(dir, DType::F32, opts.train.seed)?,
+            model,
             from: &opts.model,
             max_seq,
         })
