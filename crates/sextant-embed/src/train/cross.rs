@@ -15,9 +15,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
-use super::{
-    optimise, Control, Flow, Linear, Optimiser, Param, Step, TrainOptions, TrainableEncoder,
-};
+use super::{optimise, reporting, Control, Linear, Param, Step, TrainOptions, TrainableEncoder};
 use crate::config::ModelDir;
 use crate::pooling::Pooling;
 use crate::tokenize::{Batch, Encoded};
@@ -258,17 +256,11 @@ impl TrainableCrossEncoder {
         groups: &[Vec<(Encoded, f64)>],
         pad_id: u32,
         opts: &TrainOptions,
-        mut on_step: impl FnMut(&Step),
+        on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
-        let mut each = |s: &Step, _: &Optimiser<'_>| {
-            on_step(s);
-            Ok(Flow::Continue)
-        };
-        let control = Control {
-            resume: None,
-            after_step: &mut each,
-        };
-        self.fit_controlled(groups, pad_id, opts, false, control)
+        reporting(on_step, |control| {
+            self.fit_controlled(groups, pad_id, opts, false, control)
+        })
     }
 
     /// As [`TrainableCrossEncoder::fit`], with [`TrainableCrossEncoder::listwise_loss`] over
@@ -281,17 +273,11 @@ impl TrainableCrossEncoder {
         groups: &[Vec<(Encoded, f64)>],
         pad_id: u32,
         opts: &TrainOptions,
-        mut on_step: impl FnMut(&Step),
+        on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
-        let mut each = |s: &Step, _: &Optimiser<'_>| {
-            on_step(s);
-            Ok(Flow::Continue)
-        };
-        let control = Control {
-            resume: None,
-            after_step: &mut each,
-        };
-        self.fit_controlled(groups, pad_id, opts, true, control)
+        reporting(on_step, |control| {
+            self.fit_controlled(groups, pad_id, opts, true, control)
+        })
     }
 
     /// [`TrainableCrossEncoder::fit_listwise`] (`listwise`) or [`TrainableCrossEncoder::fit`],

@@ -691,6 +691,22 @@ fn optimise(
     Ok(())
 }
 
+/// Runs `train` from the start under a [`Control`] that only reports each step to `on_step`
+/// (never stopping it).
+fn reporting(
+    mut on_step: impl FnMut(&Step),
+    train: impl FnOnce(Control<'_>) -> Result<(), EmbedError>,
+) -> Result<(), EmbedError> {
+    let mut each = |s: &Step, _: &Optimiser<'_>| {
+        on_step(s);
+        Ok(Flow::Continue)
+    };
+    train(Control {
+        resume: None,
+        after_step: &mut each,
+    })
+}
+
 /// What the training loop does after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -770,22 +786,11 @@ impl TrainableEncoder {
         negatives: Option<&[Encoded]>,
         pad_id: u32,
         opts: &TrainOptions,
-        mut on_step: impl FnMut(&Step),
+        on_step: impl FnMut(&Step),
     ) -> Result<(), EmbedError> {
-        let mut each = |s: &Step, _: &Optimiser<'_>| {
-            on_step(s);
-            Ok(Flow::Continue)
-        };
-        self.fit_controlled(
-            pairs,
-            negatives,
-            pad_id,
-            opts,
-            Control {
-                resume: None,
-                after_step: &mut each,
-            },
-        )
+        reporting(on_step, |control| {
+            self.fit_controlled(pairs, negatives, pad_id, opts, control)
+        })
     }
 
     /// As [`TrainableEncoder::fit`], with the run under `control`: resumed from a checkpoint's
