@@ -7,7 +7,8 @@
 # SET=DIR trains on another BEIR training set with qrels/train.tsv instead (the second judged
 # set: SET=data/text/splits/man-en-train, built by scripts/fetch-lang-data.sh).
 #
-# EPOCHS=N and BATCH=B change the defaults 1 and 16.
+# EPOCHS=N and BATCH=B change the defaults 1 and 16; VALIDATION=S holds back that share of
+# the training queries (default 0), for `--eval-steps N` to keep the best of the run.
 #
 # PAIRS=N trains on the first N judgements of qrels/train.tsv only (e.g. a cross-encoder run
 # with --cross-encoder, whose pairs cost more).
@@ -33,7 +34,7 @@ if [ -n "${PAIRS:-}" ]; then
 fi
 /usr/bin/time -v -o "$OUT/finetune.time" "$SEXTANT" finetune --model models/all-MiniLM-L6-v2 \
     --corpus $SET/corpus.jsonl --queries $SET/queries.jsonl --qrels "$QRELS" \
-    --out "$OUT/model" --epochs "${EPOCHS:-1}" --batch "${BATCH:-16}" --max-seq 128 --validation 0 --seed 42 "$@" \
+    --out "$OUT/model" --epochs "${EPOCHS:-1}" --batch "${BATCH:-16}" --max-seq 128 --validation "${VALIDATION:-0}" --seed 42 "$@" \
     | tee "$OUT/finetune.txt"
 cp "$OUT/model/training_card.json" "$OUT/training_card.json"
 grep -E "Maximum resident|Elapsed|User time|System time" "$OUT/finetune.time" | tee -a "$OUT/finetune.txt"
