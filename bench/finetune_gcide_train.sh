@@ -7,6 +7,8 @@
 # SET=DIR trains on another BEIR training set with qrels/train.tsv instead (the second judged
 # set: SET=data/text/splits/man-en-train, built by scripts/fetch-lang-data.sh).
 #
+# MODEL=DIR starts from another model (default models/all-MiniLM-L6-v2).
+#
 # EPOCHS=N and BATCH=B change the defaults 1 and 16; VALIDATION=S holds back that share of
 # the training queries (default 0), for `--eval-steps N` to keep the best of the run.
 #
@@ -32,7 +34,7 @@ if [ -n "${PAIRS:-}" ]; then
     head -n $((PAIRS + 1)) $SET/qrels/train.tsv > "$OUT/qrels-first-$PAIRS.tsv"
     QRELS="$OUT/qrels-first-$PAIRS.tsv"
 fi
-/usr/bin/time -v -o "$OUT/finetune.time" "$SEXTANT" finetune --model models/all-MiniLM-L6-v2 \
+/usr/bin/time -v -o "$OUT/finetune.time" "$SEXTANT" finetune --model "${MODEL:-models/all-MiniLM-L6-v2}" \
     --corpus $SET/corpus.jsonl --queries $SET/queries.jsonl --qrels "$QRELS" \
     --out "$OUT/model" --epochs "${EPOCHS:-1}" --batch "${BATCH:-16}" --max-seq 128 --validation "${VALIDATION:-0}" --seed 42 "$@" \
     | tee "$OUT/finetune.txt"
