@@ -306,6 +306,11 @@ impl TrainableCrossEncoder {
                 "Matryoshka widths apply to bi-encoders: a cross-encoder outputs a score".into(),
             ));
         }
+        if opts.symmetric {
+            return Err(EmbedError::InvalidArgument(
+                "the symmetric loss applies to bi-encoders: a cross-encoder scores pairs, it has no documents-to-queries direction".into(),
+            ));
+        }
         if listwise {
             if let Some(g) = groups
                 .iter()

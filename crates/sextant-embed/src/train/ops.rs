@@ -566,7 +566,9 @@ mod tests {
     #[test]
     fn bf16_linear_matches_f32_within_bf16_rounding() {
         if !crate::bf16::native() {
-            eprintln!("no native bf16 kernel here: nothing to compare");
+            // Nothing to compare: the product declines rather than emulating.
+            let none = crate::bf16::matmul_native(&[1.0; 4], &[1.0; 4], (2, 2, 2)).unwrap();
+            assert!(none.is_none());
             return;
         }
         for (m, k, n) in [(37, 70, 45), (5, 384, 1), (130, 33, 96)] {

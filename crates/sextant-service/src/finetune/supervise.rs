@@ -81,7 +81,8 @@ pub(super) struct Supervisor<'a> {
     out: &'a Path,
     fingerprint: serde_json::Value,
     schedule: Schedule,
-    score: Scorer<'a>,
+    /// Present whenever `schedule.eval_steps` is (checked by [`Supervisor::new`]).
+    score: Option<Scorer<'a>>,
     pub losses: Vec<Step>,
     pub validations: Vec<Validation>,
     pub best: Option<Validation>,
@@ -102,16 +103,12 @@ impl<'a> Supervisor<'a> {
         schedule: Schedule,
         score: Option<Scorer<'a>>,
     ) -> Result<Self> {
-        let score = match (score, schedule.eval_steps) {
-            (Some(s), _) => s,
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "eval_steps",
-                    "validating every N steps needs held-back queries (validation > 0)",
-                ))
-            }
-            (None, None) => Box::new(|_: &Path| Ok(f64::NAN)),
-        };
+        if score.is_none() && schedule.eval_steps.is_some() {
+            return Err(invalid(
+                "eval_steps",
+                "validating every N steps needs held-back queries (validation > 0)",
+            ));
+        }
         if schedule.patience.is_some() && schedule.eval_steps.is_none() {
             return Err(invalid(
                 "patience",
@@ -202,12 +199,12 @@ impl<'a> Supervisor<'a> {
         self.losses.push(*s);
         let last = s.step == s.total;
         let mut flow = Flow::Continue;
-        if let Some(n) = self.schedule.eval_steps {
+        if let (Some(n), Some(score)) = (self.schedule.eval_steps, &self.score) {
             if s.step.is_multiple_of(n) || last {
                 let dir = self.out.join(VALIDATION_DIR);
                 remove_dir(&dir)?;
                 model.save(&dir)?;
-                let ndcg = (self.score)(&dir)?;
+                let ndcg = score(&dir)?;
                 remove_dir(&dir)?;
                 let v = Validation { step: s.step, ndcg };
                 self.validations.push(v);
