@@ -85,7 +85,8 @@ Command line:
                      [--keep-wordnet-senses] [--gcide-dir D] [--wordnet-dir D]
   text_data.py split SRC --out-train SRC-train --out-eval SRC-eval [--seed 11]
                      [--eval-fraction 0.5] [--near-dup 0.5] [--qrels test]
-  text_data.py subset SRC --out DIR [--docs 5000] [--queries 0] [--seed 5]
+  text_data.py subset SRC --out DIR [--docs 5000] [--queries 0] [--skip 0] [--seed 5]
+                     [--qrels test]
   text_data.py summary DIR        statistics of an existing BEIR directory
 """
 import argparse
@@ -721,14 +722,16 @@ def summary(d):
 
 def subset(args):
     """A smaller corpus for end-to-end runs: every judged-relevant document of the first
-    `--queries` queries, plus a seeded random sample of the other documents up to `--docs`,
-    in corpus order; those queries and their qrels."""
+    `--queries` queries after the first `--skip` (those a model was trained on, say), plus a
+    seeded random sample of the other documents up to `--docs`, in corpus order; those
+    queries and their qrels (read from `qrels/<--qrels>.tsv`, written as `qrels/test.tsv`)."""
     src = args.src
     queries = open(os.path.join(src, "queries.jsonl"), encoding="utf-8").read().splitlines()
+    queries = queries[args.skip:]
     if args.queries:
         queries = queries[: args.queries]
     qids = {json.loads(q)["_id"] for q in queries}
-    qrels = open(os.path.join(src, "qrels", "test.tsv"), encoding="utf-8").read().splitlines()
+    qrels = open(os.path.join(src, "qrels", args.qrels + ".tsv"), encoding="utf-8").read().splitlines()
     kept_qrels = [qrels[0]] + [l for l in qrels[1:] if l.split("\t")[0] in qids]
     rel = {l.split("\t")[1] for l in kept_qrels[1:]}
     corpus = open(os.path.join(src, "corpus.jsonl"), encoding="utf-8").read().splitlines()
@@ -790,6 +793,8 @@ def main():
     t.add_argument("--out", required=True)
     t.add_argument("--docs", type=int, default=5000)
     t.add_argument("--queries", type=int, default=0, help="first N queries only; 0 = all")
+    t.add_argument("--skip", type=int, default=0, help="leave out the first N queries")
+    t.add_argument("--qrels", default="test", help="the split to read: qrels/NAME.tsv")
     t.add_argument("--seed", type=int, default=5)
     r = sub.add_parser("train-split", help="a GCIDE training set disjoint from evaluation sets")
     r.add_argument("--out", required=True)

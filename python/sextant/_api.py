@@ -43,7 +43,7 @@ INGEST_OPTIONS = (
     "encrypt",
 )
 
-_TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "source_k", "mmr", "group_size", "precision", "query_language", "expand", "rm3_docs", "rm3_terms", "rm3_weight", "rewrites", "llm")
+_TEXT_OPTIONS = ("mode", "sources", "weights", "fusion", "rerank", "rerank_top", "rerank_blend", "source_k", "mmr", "group_size", "precision", "query_language", "expand", "rm3_docs", "rm3_terms", "rm3_weight", "rewrites", "llm")
 _VECTOR_OPTIONS = ("ef", "nprobe", "exact", "space", "with_vector")
 
 
@@ -340,6 +340,7 @@ class Collection:
         fusion: Optional[str] = None,
         rerank: Optional[str] = None,
         rerank_top: Optional[int] = None,
+        rerank_blend: Optional[float] = None,
         source_k: Optional[int] = None,
         mmr: Optional[float] = None,
         group_size: Optional[int] = None,
@@ -355,7 +356,8 @@ class Collection:
         """Searches the collection.
 
         A string is a text query over a document collection: ``mode`` dense, bm25, splade or
-        hybrid (default), with ``fusion``, ``weights``, ``rerank``, ``mmr``…; the answer is one
+        hybrid (default), with ``fusion``, ``weights``, ``rerank`` (``rerank_top``,
+        ``rerank_blend``), ``mmr``…; the answer is one
         :class:`Hit` per document (its best chunk), or :class:`DocumentHit` with up to
         ``group_size`` chunks each when ``group_size`` > 1. ``query_language`` names the
         language BM25 analyses the query in; ``expand`` is ``rm3`` (with ``rm3_docs``,
@@ -388,6 +390,7 @@ class Collection:
                 or fusion is not None
                 or rerank is not None
                 or rerank_top is not None
+                or rerank_blend is not None
                 or source_k is not None
                 or mmr is not None
                 or group_size is not None
@@ -408,6 +411,7 @@ class Collection:
                         fusion=fusion,
                         rerank=rerank,
                         rerank_top=rerank_top,
+                        rerank_blend=rerank_blend,
                         source_k=source_k,
                         mmr=mmr,
                         group_size=group_size,
@@ -442,6 +446,7 @@ class Collection:
             fusion=fusion,
             rerank=rerank,
             rerank_top=rerank_top,
+            rerank_blend=rerank_blend,
             source_k=source_k,
             mmr=mmr,
             group_size=group_size,

@@ -424,6 +424,19 @@ def test_documents_text_search(db: sextant.Database, name: str) -> None:
     assert grouped[0].doc_id == "falcon" and len(grouped[0].chunks) == 2
     assert all(ch.doc_id == "falcon" for ch in grouped[0].chunks)
     assert all(1 <= len(g.chunks) <= 2 for g in grouped)
+    # A rerank blended at w 0 keeps hybrid's order, each reranked hit with the reranker's
+    # score; a blend without a reranker, out of range, or on a vector query is refused.
+    plain = kb.search("molten magma eruption", 4)
+    blended = kb.search("molten magma eruption", 4, rerank="maxsim", rerank_blend=0.0)
+    assert [h.doc_id for h in blended] == [h.doc_id for h in plain]
+    assert all(h.rerank_score is not None for h in blended)
+    for bad in (dict(rerank_blend=0.5), dict(rerank="maxsim", rerank_blend=1.5)):
+        with pytest.raises(InvalidInput) as e:
+            kb.search("magma", 4, **bad)
+        assert e.value.field == "rerank_blend", bad
+    with pytest.raises(InvalidInput) as e:
+        kb.search([0.0] * 384, 4, rerank_blend=0.5)
+    assert e.value.field == "rerank_blend"
     # Deleting a document removes every chunk of it.
     before = kb.count()
     falcon_chunks = kb.count(_match("doc_id", "falcon"))

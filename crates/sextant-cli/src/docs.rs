@@ -296,6 +296,7 @@ impl RetrievalArgs {
             fusion: self.fusion.clone(),
             rerank: self.rerank.clone(),
             rerank_top: self.rerank_top,
+            rerank_blend: self.rerank_blend,
             source_k: self.source_k,
             mmr: self.mmr,
             group_size: self.group_size,

@@ -35,8 +35,8 @@ pub struct EvalArgs {
     pub qrels: Option<PathBuf>,
     /// A configuration (repeat): a built-in (`random`, `bm25`, `dense`, `dense-exact`, `splade`,
     /// `hybrid`) or `NAME=KEY=VALUE;…` with the keys of a text query (`mode`, `sources` and
-    /// `weights` as `a|b`, `fusion`, `rerank`, `rerank_top`, `source_k`, `mmr`, `group_size`,
-    /// `ef`, `exact`, `precision`, `adapter`), e.g. `rrf=mode=hybrid;fusion=rrf`.
+    /// `weights` as `a|b`, `fusion`, `rerank`, `rerank_top`, `rerank_blend`, `source_k`, `mmr`,
+    /// `group_size`, `ef`, `exact`, `precision`, `adapter`), e.g. `rrf=mode=hybrid;fusion=rrf`.
     #[arg(long = "config", value_name = "SPEC")]
     pub configs: Vec<String>,
     /// Metrics, comma-separated: precision@k, recall@k, hit_rate@k, mrr@k, map[@k], ndcg@k.

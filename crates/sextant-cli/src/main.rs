@@ -391,6 +391,7 @@ fn flag_of(field: &str) -> Option<String> {
         "fusion",
         "rerank",
         "rerank_top",
+        "rerank_blend",
         "source_k",
         "mmr",
         "group_size",

@@ -40,6 +40,12 @@ pub struct RetrievalArgs {
     /// Chunks to rerank (with --rerank) [default: 50].
     #[arg(long, requires = "rerank")]
     pub rerank_top: Option<usize>,
+    /// Blend the reranker's order with the first stage's over the reranked chunks (with
+    /// --rerank): each is placed by w · reranker rank + (1 − w) · first-stage rank, w in
+    /// [0, 1] [default: the reranker's order alone]. For a cross-encoder trained in place
+    /// (`finetune --cross-encoder`), weaker than hybrid on its own, 0.3 is a start.
+    #[arg(long, requires = "rerank")]
+    pub rerank_blend: Option<f32>,
     /// MMR diversity: lambda in [0, 1] (1 = relevance only).
     #[arg(long)]
     pub mmr: Option<f32>,
@@ -102,6 +108,7 @@ impl RetrievalArgs {
             ("--source-k", self.source_k.is_some()),
             ("--rerank", self.rerank.is_some()),
             ("--rerank-top", self.rerank_top.is_some()),
+            ("--rerank-blend", self.rerank_blend.is_some()),
             ("--mmr", self.mmr.is_some()),
             ("--no-adapter", self.no_adapter),
             ("--precision", precision),

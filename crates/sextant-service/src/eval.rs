@@ -72,7 +72,8 @@ impl EvalConfig {
 
     /// A configuration as a user writes it: a built-in name, or `NAME=KEY=VALUE;KEY=VALUE…`
     /// with the keys of a text query (`mode`, `sources` and `weights` as `a|b`, `fusion`,
-    /// `rerank`, `rerank_top`, `source_k`, `mmr`, `group_size`, `ef`, `exact`, `precision`).
+    /// `rerank`, `rerank_top`, `rerank_blend`, `source_k`, `mmr`, `group_size`, `ef`, `exact`,
+    /// `precision`).
     pub fn parse(spec: &str) -> Result<EvalConfig> {
         let Some((name, body)) = spec.split_once('=') else {
             return EvalConfig::builtin(spec.trim()).ok_or_else(|| {
@@ -1135,9 +1136,16 @@ mod tests {
             .request
             .unwrap();
         assert_eq!(d.ef, Some(64));
+        let b = EvalConfig::parse("b=mode=hybrid;rerank=maxsim;rerank_top=20;rerank_blend=0.3")
+            .unwrap()
+            .request
+            .unwrap();
+        assert_eq!((b.rerank_top, b.rerank_blend), (Some(20), Some(0.3)));
         for bad in [
             "nope",
             "x=mode=bm25;ef=64",
+            "x=mode=hybrid;rerank_blend=0.3",
+            "x=mode=hybrid;rerank=maxsim;rerank_blend=1.5",
             "x=mode=dense;k=5",
             "x=mode=bm25;colour=red",
             "x=mode",

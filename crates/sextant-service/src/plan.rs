@@ -4,7 +4,7 @@
 //!
 //! Options a request's mode would not use are refused, never silently ignored: `sources`,
 //! `weights` and `fusion` outside hybrid mode, an MMR lambda outside [0, 1], a group size of 0,
-//! `rerank_top` without `rerank`, weights that are not finite and non-negative. Each refusal is
+//! `rerank_top` or `rerank_blend` without `rerank`, a blend outside [0, 1], weights that are not finite and non-negative. Each refusal is
 //! [`ErrorKind::InvalidInput`](sextant_core::ErrorKind::InvalidInput) naming the field.
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,12 @@ pub struct TextSearchRequest {
     /// Chunks to rerank (with `rerank`) [default: 50].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerank_top: Option<usize>,
+    /// Blend the reranker's order with the first stage's over the reranked chunks (with
+    /// `rerank`): each is placed by `w · reranker rank + (1 − w) · first-stage rank`, w in
+    /// [0, 1] [default: the reranker's order alone]. For a cross-encoder trained in place,
+    /// weaker than hybrid on its own: 0.3 (BENCHMARKS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank_blend: Option<f32>,
     /// Chunks each source contributes [default: max(3 k, 100)].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_k: Option<usize>,
@@ -315,6 +321,18 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
             "rerank_top applies with rerank only (name a reranker)",
         ));
     }
+    if r.rerank_blend.is_some() && r.rerank.is_none() {
+        return Err(Error::invalid(
+            "rerank_blend",
+            "rerank_blend applies with rerank only (name a reranker)",
+        ));
+    }
+    if let Some(w) = r.rerank_blend.filter(|w| !(0.0..=1.0).contains(w)) {
+        return Err(Error::invalid(
+            "rerank_blend",
+            format!("rerank_blend {w}: the weight must be in [0, 1]"),
+        ));
+    }
     if r.k == Some(0) {
         return Err(Error::invalid("k", "k must be at least 1"));
     }
@@ -495,6 +513,7 @@ pub fn plan(r: &TextSearchRequest) -> Result<Plan> {
     };
     if reranker.is_some() {
         q.rerank_top = r.rerank_top.unwrap_or(DEFAULT_RERANK_TOP);
+        q.rerank_blend = r.rerank_blend;
     }
     let precision = r
         .precision
@@ -738,6 +757,29 @@ mod tests {
             ),
             (
                 TextSearchRequest {
+                    rerank_blend: Some(0.3),
+                    ..req()
+                },
+                "rerank_blend",
+            ),
+            (
+                TextSearchRequest {
+                    rerank: Some("maxsim".into()),
+                    rerank_blend: Some(1.2),
+                    ..req()
+                },
+                "rerank_blend",
+            ),
+            (
+                TextSearchRequest {
+                    rerank: Some("maxsim".into()),
+                    rerank_blend: Some(f32::NAN),
+                    ..req()
+                },
+                "rerank_blend",
+            ),
+            (
+                TextSearchRequest {
                     k: Some(0),
                     ..req()
                 },
@@ -807,6 +849,7 @@ mod tests {
             fusion: Some("rrf".into()),
             source_k: Some(7),
             rerank: Some("maxsim".into()),
+            rerank_blend: Some(0.25),
             mmr: Some(0.5),
             group_size: Some(2),
             k: Some(3),
@@ -818,6 +861,7 @@ mod tests {
         assert!(p.query.sources.iter().all(|s| s.k == 7));
         assert_eq!(p.query.fusion, Fusion::Rrf { k: DEFAULT_RRF_K });
         assert_eq!(p.query.rerank_top, DEFAULT_RERANK_TOP);
+        assert_eq!(p.query.rerank_blend, Some(0.25));
         assert_eq!(p.query.group_size, Some(2));
         assert_eq!(p.needs.reranker, Some(Reranker::MaxSim));
         // MMR needs the dense model even without a dense source.

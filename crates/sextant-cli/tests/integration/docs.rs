@@ -116,11 +116,22 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
     // A batch of queries as a TREC run, for each mode; one line per document, ranks from 1.
     let queries = dir.path().join("queries.jsonl");
     std::fs::write(&queries, "{\"_id\": \"q1\", \"text\": \"acorn tree\"}\n{\"_id\": \"q2\", \"text\": \"trout river\"}\n").unwrap();
-    for mode in ["dense", "bm25", "hybrid", "rerank"] {
+    for mode in ["dense", "bm25", "hybrid", "rerank", "blend"] {
         let (mode_arg, extra): (&str, Vec<&str>) = match mode {
             "rerank" => (
                 "hybrid",
                 vec!["--rerank", &model, "--rerank-top", "10", "--fusion", "rrf"],
+            ),
+            "blend" => (
+                "hybrid",
+                vec![
+                    "--rerank",
+                    &model,
+                    "--rerank-blend",
+                    "0.4",
+                    "--fusion",
+                    "rrf",
+                ],
             ),
             // Fusion applies to hybrid mode only (a single source is refused it).
             "hybrid" => (mode, vec!["--fusion", "rrf"]),
@@ -174,6 +185,11 @@ fn ingest_is_idempotent_and_text_search_writes_trec_runs() {
         (vec!["--mmr", "1.5"], "--mmr"),
         (vec!["--group-size", "0"], "--group-size"),
         (vec!["--rerank-top", "5"], "--rerank"),
+        (vec!["--rerank-blend", "0.3"], "--rerank"),
+        (
+            vec!["--rerank", "maxsim", "--rerank-blend", "1.5"],
+            "--rerank-blend",
+        ),
     ] {
         let mut a = vec!["search", "kb", "--text", "x"];
         a.extend(args.iter().copied());

@@ -144,6 +144,10 @@ fn flags_a_command_would_ignore_are_refused_by_name() {
     for (extra, flag) in [
         (vec!["--mode", "bm25"], "--mode"),
         (vec!["--rerank", "maxsim"], "--rerank"),
+        (
+            vec!["--rerank", "maxsim", "--rerank-blend", "0.5"],
+            "--rerank",
+        ),
         (vec!["--mmr", "0.5"], "--mmr"),
         (vec!["--fusion", "rrf"], "--fusion"),
         (vec!["--weights", "1,1"], "--weights"),

@@ -100,6 +100,12 @@ pub struct TextQuery {
     pub scope: Scope,
     /// Rerank the top this-many fused chunks with the reranker (0: no rerank).
     pub rerank_top: usize,
+    /// Blend the reranker's order with fusion's over the reranked chunks: each is placed by
+    /// `w · (its rank by the reranker) + (1 − w) · (its rank after fusion)`, ties by the
+    /// reranker. `None` (or 1): the reranker's order alone; 0: fusion's order. For a
+    /// cross-encoder weaker than the first stage on its own, such as one trained in place on
+    /// a few thousand pairs (BENCHMARKS.md, "Fine-tuning").
+    pub rerank_blend: Option<f32>,
     /// MMR trade-off (1: relevance only, 0: diversity only); `None`: no MMR.
     pub mmr_lambda: Option<f32>,
     /// Chunks per document when grouping by document; `None`: no grouping.
@@ -174,6 +180,7 @@ impl TextQuery {
             filter: None,
             scope: Scope::Unscoped,
             rerank_top: 0,
+            rerank_blend: None,
             mmr_lambda: None,
             group_size: Some(1),
             ef: None,
@@ -293,6 +300,20 @@ pub fn search_text_explained(
             return Err(EngineError::invalid(
                 "mmr",
                 format!("MMR lambda must be in [0, 1], got {l}"),
+            ));
+        }
+    }
+    if let Some(w) = q.rerank_blend {
+        if !(0.0..=1.0).contains(&w) {
+            return Err(EngineError::invalid(
+                "rerank_blend",
+                format!("must be in [0, 1], got {w}"),
+            ));
+        }
+        if q.rerank_top == 0 {
+            return Err(EngineError::invalid(
+                "rerank_blend",
+                "applies with a rerank stage only (rerank_top > 0)".into(),
             ));
         }
     }
@@ -448,7 +469,7 @@ pub fn search_text_explained(
         let scorer = models.reranker.ok_or_else(|| {
             EngineError::invalid("models.reranker", "rerank needs a reranker model".into())
         })?;
-        rerank(scorer, &q.text, &mut ranked, q.rerank_top)?;
+        rerank(scorer, &q.text, &mut ranked, q.rerank_top, q.rerank_blend)?;
     }
     if let Some(lambda) = q.mmr_lambda {
         let pool = (q.k * q.group_size.unwrap_or(1) * 4).max(50);
@@ -570,9 +591,16 @@ fn collapse(hits: Vec<DocumentHit>, k: usize) -> Vec<DocumentHit> {
     out
 }
 
-/// Re-orders the first `top` chunks by cross-encoder score (ties keep their order); the rest
-/// follow in their previous order.
-fn rerank(scorer: &dyn PairScorer, query: &str, ranked: &mut [ChunkHit], top: usize) -> Result<()> {
+/// Re-orders the first `top` chunks by cross-encoder score (ties keep their order), or with a
+/// `blend` by the blended rank of [`TextQuery::rerank_blend`]; the rest follow in their
+/// previous order.
+fn rerank(
+    scorer: &dyn PairScorer,
+    query: &str,
+    ranked: &mut [ChunkHit],
+    top: usize,
+    blend: Option<f32>,
+) -> Result<()> {
     let n = top.min(ranked.len());
     if n == 0 {
         return Ok(());
@@ -592,9 +620,43 @@ fn rerank(scorer: &dyn PairScorer, query: &str, ranked: &mut [ChunkHit], top: us
         h.rerank_score = Some(s);
         h.score = s;
     }
-    ranked[..n].sort_by(|a, b| b.score.total_cmp(&a.score));
+    match blend {
+        None => ranked[..n].sort_by(|a, b| b.score.total_cmp(&a.score)),
+        Some(w) => blend_ranks(&mut ranked[..n], w),
+    }
     below_reranked(ranked, n);
     Ok(())
+}
+
+/// Orders reranked chunks (in fusion's order, each scored by the reranker) by
+/// `w · reranker rank + (1 − w) · fusion rank` (ranks from 1), ties by the reranker's rank;
+/// each chunk's score becomes the negated blend, strictly decreasing down the list (a tie
+/// takes the next float below) so that sorting by score gives the same order.
+fn blend_ranks(head: &mut [ChunkHit], w: f32) {
+    let mut by_reranker: Vec<usize> = (0..head.len()).collect();
+    // Stable: equal reranker scores keep fusion's order.
+    by_reranker.sort_by(|&a, &b| head[b].score.total_cmp(&head[a].score));
+    let mut reranker_rank = vec![0usize; head.len()];
+    for (r, &i) in by_reranker.iter().enumerate() {
+        reranker_rank[i] = r + 1;
+    }
+    let w = f64::from(w);
+    let mut keyed: Vec<(f64, usize, ChunkHit)> = head
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let blend = w * reranker_rank[i] as f64 + (1.0 - w) * (i + 1) as f64;
+            (blend, reranker_rank[i], h.clone())
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut last = f32::INFINITY;
+    for (slot, (blend, _, mut h)) in head.iter_mut().zip(keyed) {
+        let score = (-blend as f32).min(last.next_down());
+        h.score = score;
+        last = score;
+        *slot = h;
+    }
 }
 
 /// Keeps the chunks after the first `n` (reranked) below them in score as they are in order:

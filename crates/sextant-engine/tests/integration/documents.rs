@@ -418,6 +418,122 @@ fn scores_after_a_rerank_keep_the_reranked_head_first() {
     }
 }
 
+/// Scores a passage by its length: an order that disagrees with fusion's.
+struct LengthScorer;
+
+impl PairScorer for LengthScorer {
+    fn score(&self, _query: &str, passages: &[&str]) -> Result<Vec<f32>, String> {
+        Ok(passages
+            .iter()
+            .map(|p| p.len() as f32 * 0.5 - 40.0)
+            .collect())
+    }
+}
+
+/// `rerank_blend`: the head is in the order of `w · reranker rank + (1 − w) · fusion rank`,
+/// recomputed here from the un-reranked list and the scorer; 0 is fusion's order, 1 (and no
+/// blend) the reranker's; scores fall strictly down the list; out-of-range weights and a
+/// blend without a rerank stage are refused by name.
+#[test]
+fn rerank_blend_places_the_head_by_blended_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeDense::default();
+    let c = corpus_collection(dir.path(), &model, None);
+    let models = Models {
+        dense: Some(&model),
+        splade: None,
+        reranker: Some(&LengthScorer),
+    };
+    let mut q = TextQuery::new(
+        "small carnivore moon bread",
+        &[SourceKind::Bm25, SourceKind::Dense],
+        20,
+    );
+    q.group_size = None;
+    let ids = |r: &[sextant_engine::documents::search::DocumentHit]| -> Vec<String> {
+        r.iter().map(|d| d.chunks[0].id.to_string()).collect()
+    };
+    let fused = search_text(&c, models, &q).unwrap();
+    let top = 6;
+    assert!(fused.len() > top + 1, "{}", fused.len());
+    let texts: Vec<String> = fused[..top]
+        .iter()
+        .map(|d| {
+            let p = &d.chunks[0].payload;
+            let (t, x) = (
+                p["title"].as_str().unwrap_or(""),
+                p["text"].as_str().unwrap_or(""),
+            );
+            if t.is_empty() {
+                x.to_string()
+            } else {
+                format!("{t}\n{x}")
+            }
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ce = LengthScorer.score("", &refs).unwrap();
+    let mut by_ce: Vec<usize> = (0..top).collect();
+    by_ce.sort_by(|&a, &b| ce[b].total_cmp(&ce[a]));
+    let mut ce_rank = vec![0; top];
+    for (r, &i) in by_ce.iter().enumerate() {
+        ce_rank[i] = r + 1;
+    }
+    let expected = |w: f64| -> Vec<String> {
+        let mut order: Vec<usize> = (0..top).collect();
+        let key = |i: usize| w * ce_rank[i] as f64 + (1.0 - w) * (i + 1) as f64;
+        order.sort_by(|&a, &b| key(a).total_cmp(&key(b)).then(ce_rank[a].cmp(&ce_rank[b])));
+        let mut v: Vec<String> = order.iter().map(|&i| ids(&fused)[i].clone()).collect();
+        v.extend(ids(&fused)[top..].iter().cloned());
+        v
+    };
+    q.rerank_top = top;
+    let pure = search_text(&c, models, &q).unwrap();
+    assert_eq!(ids(&pure), expected(1.0));
+    assert_ne!(
+        expected(1.0),
+        ids(&fused),
+        "the scorer must disagree with fusion"
+    );
+    for w in [0.0f32, 0.3, 0.5, 0.7, 1.0] {
+        q.rerank_blend = Some(w);
+        let r = search_text(&c, models, &q).unwrap();
+        assert_eq!(ids(&r), expected(f64::from(w)), "w {w}");
+        let scores: Vec<f32> = r.iter().map(|d| d.score).collect();
+        // Strictly down the reranked head and into the tail; the tail keeps fusion's
+        // (possibly tied) scores.
+        assert!(
+            scores[..=top].windows(2).all(|s| s[0] > s[1]),
+            "w {w}: {scores:?}"
+        );
+        assert!(scores.windows(2).all(|s| s[0] >= s[1]), "w {w}: {scores:?}");
+        for d in &r[..top] {
+            let i = ids(&fused)
+                .iter()
+                .position(|x| *x == d.chunks[0].id.to_string())
+                .unwrap();
+            assert_eq!(d.chunks[0].rerank_score, Some(ce[i]), "w {w}");
+        }
+        assert!(r[top].chunks[0].rerank_score.is_none());
+    }
+    assert_eq!(expected(0.0), ids(&fused));
+    assert_ne!(
+        expected(0.3),
+        expected(1.0),
+        "a blend between the two orders is tested"
+    );
+
+    for bad in [-0.1f32, 1.5, f32::NAN] {
+        q.rerank_blend = Some(bad);
+        let e = search_text(&c, models, &q).unwrap_err().to_string();
+        assert!(e.contains("rerank_blend"), "{e}");
+    }
+    q.rerank_blend = Some(0.5);
+    q.rerank_top = 0;
+    let e = search_text(&c, models, &q).unwrap_err().to_string();
+    assert!(e.contains("rerank_blend") && e.contains("rerank"), "{e}");
+}
+
 #[test]
 fn rerank_reorders_and_mmr_diversifies() {
     let dir = tempfile::tempdir().unwrap();

@@ -53,6 +53,11 @@ pub struct QueryBody {
     /// Chunks to rerank [default: 50].
     #[serde(default)]
     pub rerank_top: Option<usize>,
+    /// Blend the reranker's order with the first stage's over the reranked chunks: each is
+    /// placed by w · reranker rank + (1 − w) · first-stage rank, w in [0, 1] [default: the
+    /// reranker's order alone].
+    #[serde(default)]
+    pub rerank_blend: Option<f32>,
     /// Chunks each source contributes.
     #[serde(default)]
     pub source_k: Option<usize>,
@@ -124,6 +129,7 @@ impl QueryBody {
             fusion: self.fusion.clone(),
             rerank: self.rerank.clone(),
             rerank_top: self.rerank_top,
+            rerank_blend: self.rerank_blend,
             source_k: self.source_k,
             mmr: self.mmr,
             group_size: self.group_size,
@@ -306,6 +312,9 @@ pub struct AskBody {
     /// Chunks to rerank.
     #[serde(default)]
     pub rerank_top: Option<usize>,
+    /// Blend of the reranker's order with the first stage's, w in [0, 1] (as in a query).
+    #[serde(default)]
+    pub rerank_blend: Option<f32>,
     /// Chunks each source contributes.
     #[serde(default)]
     pub source_k: Option<usize>,
@@ -409,6 +418,7 @@ pub async fn ask(
             fusion: b.fusion,
             rerank: b.rerank,
             rerank_top: b.rerank_top,
+            rerank_blend: b.rerank_blend,
             source_k: b.source_k,
             mmr: b.mmr,
             group_size: b.group_size,

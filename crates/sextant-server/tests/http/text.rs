@@ -96,8 +96,34 @@ fn ingest_query_ask_delete() {
             .all(|d| d["doc_id"] == "bread"),
         "{filtered}"
     );
+    // A rerank blended at w 0 keeps the first stage's order; each head chunk carries the
+    // reranker's score.
+    let body = json!({"text": "garbage collector memory safety", "mode": "hybrid", "k": 3});
+    let plain = t.ok("POST", "/collections/docs/query", None, Some(body.clone()));
+    let mut blended = body.clone();
+    blended["rerank"] = json!("maxsim");
+    blended["rerank_blend"] = json!(0.0);
+    let b = t.ok("POST", "/collections/docs/query", None, Some(blended));
+    let docs = |v: &Value| -> Vec<Value> {
+        v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["doc_id"].clone())
+            .collect()
+    };
+    assert_eq!(docs(&b), docs(&plain), "{b}");
+    assert!(
+        b["documents"][0]["chunks"][0]["rerank_score"].is_number(),
+        "{b}"
+    );
     // Refusals name the field.
     for (body, field) in [
+        (json!({"text": "x", "rerank_blend": 0.3}), "rerank_blend"),
+        (
+            json!({"text": "x", "rerank": "maxsim", "rerank_blend": 1.5}),
+            "rerank_blend",
+        ),
         (json!({"text": "x", "mode": "telepathy"}), "mode"),
         (
             json!({"text": "x", "mode": "bm25", "fusion": "rrf"}),
@@ -141,6 +167,24 @@ fn ingest_query_ask_delete() {
         400,
         "invalid_input",
         "llm.endpoint",
+    );
+    let ask = t.ok(
+        "POST",
+        "/collections/docs/ask",
+        None,
+        Some(json!({"question": "How is sourdough bread made?", "k": 3, "rerank": "maxsim", "rerank_blend": 0.5})),
+    );
+    assert_eq!(ask["context"]["passages"][0]["doc_id"], "bread", "{ask}");
+    assert_error(
+        &t.call(
+            "POST",
+            "/collections/docs/ask",
+            None,
+            Some(json!({"question": "q", "rerank_blend": 0.5})),
+        ),
+        400,
+        "invalid_input",
+        "rerank_blend",
     );
     // Delete documents by age: none is a day old; a bad age names the field.
     let d = t.ok(
