@@ -41,7 +41,9 @@ reaches --target (default 0.95). The headline per system is that first ef.
             '.venv-peers/bin/python bench/http_stub.py'), plain HTTP/JSON with
             keep-alive (httpx), REST contract in bench/http_common.py
             (SextantHTTP); --sextant-client stdlib swaps httpx for http.client
-            (less client CPU on a 2-core machine). --sextant-url attaches to a running server instead
+            (less client CPU on a 2-core machine), --sextant-client package for
+            the sextant Python package itself (sextant.connect: its native
+            transport), the official client. --sextant-url attaches to a running server instead
             (then --sextant-pid gives the pid whose CPU is counted).
 
 Run (after bash scripts/fetch-ann-data.sh glove and bash bench/peers/setup.sh):
@@ -104,9 +106,11 @@ def parse_args(argv=None):
                     help="the collection exists and is loaded: skip create/upsert/optimize")
     ap.add_argument("--sextant-arg", action="append", default=[],
                     help="extra argument appended to the serve command (repeatable)")
-    ap.add_argument("--sextant-client", choices=["httpx", "stdlib"], default="httpx",
-                    help="HTTP client of the Sextant query workers: httpx (default) or the standard "
-                         "library's http.client (keep-alive, less client CPU)")
+    ap.add_argument("--sextant-client", choices=["httpx", "stdlib", "package"], default="httpx",
+                    help="HTTP client of the Sextant query workers: httpx (default), the standard "
+                         "library's http.client (keep-alive, less client CPU), or `package`: the "
+                         "sextant Python package (sextant.connect; install the wheel into the venv, "
+                         "bench/peers/setup.sh --sextant)")
     ap.add_argument("--chroma-no-restart", action="store_true",
                     help="do not restart the Chroma server after changing ef_search")
     a = ap.parse_args(argv)
@@ -189,18 +193,30 @@ class PgClient:
 
 class SextantClient:
     def __init__(self, spec):
-        self.s = hc.SextantHTTP(spec["url"], COLLECTION, transport=spec.get("transport", "httpx"))
         self.k = spec["k"]
         self.ef = None
+        self.package = spec.get("transport") == "package"
+        if self.package:
+            # The official client: the `sextant` Python package over HTTP (its native transport).
+            import sextant
+            self.db = sextant.connect(spec["url"], timeout=3600)
+            self.col = self.db.collection(COLLECTION)
+        else:
+            self.s = hc.SextantHTTP(spec["url"], COLLECTION, transport=spec.get("transport", "httpx"))
 
     def prepare(self, ef):
         self.ef = ef
 
     def search(self, q):
+        if self.package:
+            return [h.id for h in self.col.search(q, self.k, ef=self.ef, with_payload=False)]
         return self.s.search(q, self.k, self.ef)
 
     def close(self):
-        self.s.close()
+        if self.package:
+            self.db.close()
+        else:
+            self.s.close()
 
 
 CLIENTS = {"chroma": ChromaClient, "milvus": MilvusClientW, "pgvector": PgClient, "sextant": SextantClient}

@@ -20,7 +20,7 @@
 # wheel cache so a wheel tuned for another CPU is never reused; the compiler
 # log is kept in .venv-peers/hnswlib-build.log.
 #
-# Usage: bash bench/peers/setup.sh        (PYTHON=python3.x to pick the interpreter)
+# Usage: bash bench/peers/setup.sh [--sextant]   (PYTHON=python3.x to pick the interpreter)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -81,4 +81,12 @@ EOF
 if [ -f "$VENV/hnswlib-build.log" ]; then
     flags=$(grep -o -E -- '-march=native|-O3|-fopenmp' "$VENV/hnswlib-build.log" | sort -u | tr '\n' ' ')
     echo "  hnswlib compiler flags seen in build log: ${flags:-none found}"
+fi
+
+# `--sextant`: also install the sextant Python package built from this checkout (the wheel,
+# pywheel profile), the official client that `http_peers.py --sextant-client package` uses.
+if [ "${1:-}" = "--sextant" ]; then
+    MATURIN_PEP517_ARGS="--profile pywheel --locked" "$VENV/bin/pip" install --quiet \
+        --force-reinstall --no-deps "$ROOT/python"
+    "$VENV/bin/python" -c 'import sextant; print("  sextant", sextant.__version__)'
 fi

@@ -2,9 +2,14 @@
 
 It takes the calls of the backend protocol (``_native.pyi``'s ``Database``) and answers with the
 same shapes, which are the server's JSON, so :mod:`sextant._api` behaves the same on either
-backend. Only the standard library is used: one persistent keep-alive connection per thread
-(``http.client``; ``https`` URLs use TLS with the system's certificate store), opened on first
-use and opened again, once, when the server has dropped an idle connection.
+backend. Reads (searches, text queries, get, count, scroll, collection info) to an ``http://``
+server go through the extension module's transport (``_native.HttpTransport``: a pooled
+keep-alive client in Rust that releases the GIL and, for a vector search, writes the body from
+the array and builds the hits itself); everything else, and every request to an ``https://``
+server, through the standard library: one persistent keep-alive connection per thread
+(``http.client``; TLS with the system's certificate store), opened on first use and opened
+again, once, when the server has dropped an idle connection. A read is retried once, too,
+when its connection dropped without an answer.
 
 Errors are the package's exceptions: the server's ``{"error": {"code", "message", "field"}}``
 becomes ``errors.BY_KIND[code](message, field)`` (``Overloaded`` carries ``Retry-After``); no
@@ -226,6 +231,12 @@ class HttpBackend:
         self._lock = threading.Lock()
         self._open: set = set()
         self._closed = False
+        self._search_targets: Dict[str, str] = {}
+        self._native = (
+            None
+            if self._https
+            else _native.HttpTransport(f"http://{self._host}:{self._port}", list(self._headers.items()), timeout)
+        )
 
     @property
     def path(self) -> str:
@@ -265,9 +276,13 @@ class HttpBackend:
         query: Optional[Mapping[str, str]] = None,
         raw: Union[None, bytes, _Multipart] = None,
         content_type: str = "application/json",
+        read: bool = False,
     ) -> Any:
         """Sends a request (``body`` as JSON, or ``raw`` bytes or a multipart body) and returns
-        the answer's JSON; error answers raise the package's exceptions."""
+        the answer's JSON; error answers raise the package's exceptions. ``read``: the request
+        changes nothing, so it may go through the native transport and be sent twice."""
+        if read and raw is None and self._native is not None:
+            return self._read(method, path, body, query)
         target = self._prefix + path
         if query:
             target += "?" + urlencode(query)
@@ -304,11 +319,51 @@ class HttpBackend:
             self._local.used = True
             if resp.will_close:
                 self._drop()
-            return self._answer(resp, payload, where)
+            return self._answer(status=resp.status, reason=resp.reason, content_type=resp.getheader("Content-Type"),
+                                retry_after=resp.getheader("Retry-After"), payload=payload, where=where)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _answer(self, resp: http.client.HTTPResponse, payload: bytes, where: str) -> Any:
-        status = resp.status
+    def _native_call(self, where: str, send: Callable[[], Tuple[int, Optional[str], Optional[str], Any]]) -> Any:
+        """Runs a read through the native transport: once more after a dropped connection;
+        answers that are not a search's hits go through :meth:`_answer`."""
+        if self._closed:
+            raise InvalidInput("database: the connection is closed; connect again with sextant.connect", "database")
+        for attempt in (0, 1):
+            try:
+                status, content_type, retry_after, out = send()
+            except ConnectionResetError as e:
+                if attempt == 0:
+                    continue
+                raise TransportError(f"{where}: the server closed the connection ({e})") from e
+            except TimeoutError as e:
+                raise TransportError(f"{where}: no answer within {self._timeout} s (timeout)") from e
+            except OSError as e:
+                raise TransportError(f"{where}: cannot reach the server: {e}") from e
+            if not isinstance(out, bytes):
+                return out
+            return self._answer(status=status, reason=http.client.responses.get(status, ""), content_type=content_type,
+                                retry_after=retry_after, payload=out, where=where)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, method: str, path: str, body: Any, query: Optional[Mapping[str, str]]) -> Any:
+        target = self._prefix + path
+        if query:
+            target += "?" + urlencode(query)
+        data = None if body is None else _dumps(body, "body")
+        where = f"{method} {self.url.rstrip('/')}{path}"
+        native = self._native
+        return self._native_call(where, lambda: native.request(method, target, data))
+
+    def _answer(
+        self,
+        *,
+        status: int,
+        reason: str,
+        content_type: Optional[str],
+        retry_after: Optional[str],
+        payload: bytes,
+        where: str,
+    ) -> Any:
         try:
             doc = json.loads(payload) if payload else None
         except ValueError:
@@ -319,7 +374,7 @@ class HttpBackend:
         if 200 <= status < 300:
             if not parsed:
                 raise TransportError(
-                    f"{where}: the answer (HTTP {status}, {resp.getheader('Content-Type') or 'no content type'}) is not JSON; "
+                    f"{where}: the answer (HTTP {status}, {content_type or 'no content type'}) is not JSON; "
                     f"is {self.url} a Sextant server?"
                 )
             return doc
@@ -332,19 +387,19 @@ class HttpBackend:
         else:
             cls = _BY_STATUS.get(status) or (InternalError if status >= 500 else InvalidInput)
             snippet = payload[:200].decode("utf-8", "replace").strip()
-            message = f"{where}: HTTP {status} {resp.reason}" + (f": {snippet}" if snippet else "")
+            message = f"{where}: HTTP {status} {reason}" + (f": {snippet}" if snippet else "")
             field = None
         if cls is Overloaded:
-            raise Overloaded(message, field, retry_after=_retry_after(resp.getheader("Retry-After")))
+            raise Overloaded(message, field, retry_after=_retry_after(retry_after))
         raise cls(message, field)
 
     # ---- collections and aliases ---------------------------------------------------------
 
     def list_collections(self) -> List[str]:
-        return self._request("GET", "/collections")["collections"]
+        return self._request("GET", "/collections", read=True)["collections"]
 
     def aliases(self) -> Dict[str, str]:
-        return self._request("GET", "/aliases")["aliases"]
+        return self._request("GET", "/aliases", read=True)["aliases"]
 
     def set_alias(self, alias: str, collection: str) -> None:
         self._request("PUT", f"/aliases/{_seg(alias)}", {"collection": collection})
@@ -369,13 +424,13 @@ class HttpBackend:
         return True
 
     def info(self, name: str) -> Dict[str, Any]:
-        return self._request("GET", f"/collections/{_seg(name)}")
+        return self._request("GET", f"/collections/{_seg(name)}", read=True)
 
     def optimize(self, name: str) -> None:
         self._request("POST", f"/collections/{_seg(name)}/optimize")
 
     def tenants(self, name: str) -> List[Dict[str, Any]]:
-        return self._request("GET", f"/collections/{_seg(name)}/tenants")["tenants"]
+        return self._request("GET", f"/collections/{_seg(name)}/tenants", read=True)["tenants"]
 
     def drop_tenant(self, name: str, tenant: Union[int, str]) -> int:
         return self._request("DELETE", f"/collections/{_seg(name)}/tenants/{_seg(tenant)}")["deleted"]
@@ -431,6 +486,35 @@ class HttpBackend:
         exact: bool = False,
         nprobe: Optional[int] = None,
     ) -> List[Hit]:
+        native = self._native
+        if native is not None:
+            # The hot path: the native transport writes the body (checking the vector is
+            # finite) and builds the hits; the rarer options go as one JSON object.
+            v = vector
+            if type(v) is not np.ndarray or v.dtype != np.float32 or not v.flags.c_contiguous:
+                v = np.ascontiguousarray(v, dtype=np.float32)
+            extra: Optional[bytes] = None
+            if filter is not None or space is not None or nprobe is not None or exact or tenant is not None or all_tenants:
+                rare: Dict[str, Any] = {}
+                for key, val in (("nprobe", nprobe), ("filter", filter), ("space", space)):
+                    if val is not None:
+                        rare[key] = val
+                if exact:
+                    rare["exact"] = True
+                extra = _dumps(_scope(rare, tenant, all_tenants), "body")
+            target = self._search_targets.get(name)
+            if target is None:
+                target = self._search_targets[name] = f"{self._prefix}/collections/{_seg(name)}/search"
+            try:
+                out = self._native_call(
+                    f"POST {self.url.rstrip('/')}{target[len(self._prefix):]}",
+                    lambda: native.search(target, v, k, ef, with_payload, with_vector, extra),
+                )
+            except ValueError as e:
+                if isinstance(e, SextantError):
+                    raise
+                raise InvalidInput(str(e), "vector") from e  # NaN or an infinity in the query
+            return out if isinstance(out, list) else [_hit(h) for h in out["hits"]]
         v = np.asarray(vector, dtype=np.float32)
         if not np.isfinite(v).all():
             raise InvalidInput("vector: the query holds NaN or an infinity", "vector")
@@ -440,8 +524,8 @@ class HttpBackend:
                 body[key] = val
         if exact:
             body["exact"] = True
-        hits = self._request("POST", f"/collections/{_seg(name)}/search", _scope(body, tenant, all_tenants))["hits"]
-        return [_hit(h) for h in hits]
+        path = f"/collections/{_seg(name)}/search"
+        return [_hit(h) for h in self._request("POST", path, _scope(body, tenant, all_tenants))["hits"]]
 
     def get(
         self,
@@ -453,7 +537,7 @@ class HttpBackend:
         all_tenants: bool = False,
     ) -> List[Dict[str, Any]]:
         body = _scope({"ids": list(ids), "with_payload": with_payload, "with_vector": with_vector}, tenant, all_tenants)
-        return self._request("POST", f"/collections/{_seg(name)}/points/get", body)["points"]
+        return self._request("POST", f"/collections/{_seg(name)}/points/get", body, read=True)["points"]
 
     def delete(
         self,
@@ -472,7 +556,7 @@ class HttpBackend:
 
     def count(self, name: str, filter: Any = None, tenant: Any = None, all_tenants: bool = False) -> int:
         body: Dict[str, Any] = {} if filter is None else {"filter": filter}
-        return self._request("POST", f"/collections/{_seg(name)}/points/count", _scope(body, tenant, all_tenants))["count"]
+        return self._request("POST", f"/collections/{_seg(name)}/points/count", _scope(body, tenant, all_tenants), read=True)["count"]
 
     def scroll(
         self,
@@ -493,7 +577,7 @@ class HttpBackend:
             body["offset"] = offset
         if order_by is not None:
             body["order_by"] = {"key": order_by, "direction": "desc" if descending else "asc"}
-        page = self._request("POST", f"/collections/{_seg(name)}/points/scroll", _scope(body, tenant, all_tenants))
+        page = self._request("POST", f"/collections/{_seg(name)}/points/scroll", _scope(body, tenant, all_tenants), read=True)
         return page["points"], page.get("next_offset")
 
     # ---- text ----------------------------------------------------------------------------
@@ -552,7 +636,7 @@ class HttpBackend:
 
     def query(self, name: str, request: Dict[str, Any], tenant: Any = None, all_tenants: bool = False) -> List[Dict[str, Any]]:
         body = _scope(dict(request), tenant, all_tenants)
-        return self._request("POST", f"/collections/{_seg(name)}/query", body)["documents"]
+        return self._request("POST", f"/collections/{_seg(name)}/query", body, read=True)["documents"]
 
     def ask(
         self,
@@ -732,6 +816,7 @@ class HttpBackend:
     def close(self) -> None:
         """Closes every thread's connection; later calls raise :class:`InvalidInput`."""
         self._closed = True
+        self._native = None  # its pooled connections close with it
         with self._lock:
             conns, self._open = list(self._open), set()
         for c in conns:

@@ -300,6 +300,20 @@ def test_vector_search(db: sextant.Database, name: str) -> None:
     assert len(odd) == k and all(h.id % 2 == 1 for h in odd)
     odd_truth = [int(i) for i in np.argsort(-scores, kind="stable") if i % 2 == 1][:k]
     assert [h.id for h in odd] == odd_truth
+    # A float64 or strided query is the same query; NaN, a wrong k or a missing collection are
+    # refused with the package's errors on either backend (and either HTTP transport).
+    assert [h.id for h in c.search(x[42].astype(np.float64), k, exact=True)] == truth.tolist()
+    assert [h.id for h in c.search(np.repeat(q, 2)[::2], k, exact=True)] == truth.tolist()
+    bad = q.copy()
+    bad[3] = np.nan
+    with pytest.raises(InvalidInput) as e:
+        c.search(bad, k)
+    assert e.value.field == "vector"
+    with pytest.raises(InvalidInput) as e:
+        c.search(q, 0)
+    assert e.value.field == "k"
+    with pytest.raises(NotFound):
+        db.collection(name + "-missing").search(q, k)
 
 
 def test_search_finds_the_query_point_itself(db: sextant.Database, name: str) -> None:
@@ -755,27 +769,78 @@ def test_http_reconnects_after_a_dropped_connection(server_url: str, name: str) 
     db.create_collection(name, DIM)
     conn = db._backend._local.conn
     conn.sock.shutdown(socket.SHUT_RDWR)  # as when a server closes an idle keep-alive connection
-    assert name in db.list_collections()
+    # A write goes through http.client: it reconnects once.
+    c = db.collection(name)
+    c.upsert([1], _random(1))
     assert db._backend._local.conn is not conn
-    # Threads have connections of their own.
+    # Threads have http.client connections of their own; their reads share the native pool.
     errors: List[BaseException] = []
 
-    def work() -> None:
+    def work(i: int) -> None:
         try:
-            for _ in range(5):
-                assert db.collection(name).count() == 0
+            for j in range(5):
+                c.upsert([100 + 10 * i + j], _random(1))
+                assert c.count() >= 1
+                assert [h.id for h in c.search(_random(1)[0], 50)].count(1) == 1
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
+    assert c.count() == 21
     assert len(db._backend._open) == 5
     db.close()
     assert not db._backend._open
+    with pytest.raises(InvalidInput):
+        c.search(_random(1)[0], 3)
+
+
+def test_http_native_reads_are_sent_again_after_a_dropped_connection() -> None:
+    """A server that closes each keep-alive connection after one answer, without saying so (as
+    one does to an idle connection): the native transport's next read on the pooled connection
+    fails, and the backend sends it once more on a new one."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    seen: List[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                if not data:
+                    continue
+                seen.append(data.split(b"\r\n", 1)[0])
+                body = json.dumps({"count": len(seen)}).encode()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
+                conn.shutdown(socket.SHUT_RDWR)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        c = sextant.connect(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5).collection("c")
+        assert c.count() == 1
+        assert c.count() == 2  # the pooled connection was dead: sent again on a new one
+        assert seen == [b"POST /collections/c/points/count HTTP/1.1"] * 2
+    finally:
+        listener.close()
 
 
 def test_http_document_ids_and_tenants_are_quoted(served_db: sextant.Database, name: str) -> None:

@@ -133,6 +133,32 @@ impl Hit {
 }
 
 impl Hit {
+    /// A vector search's hit from a server's JSON answer (the HTTP transport): the id as the
+    /// server wrote it, the payload and vectors when present.
+    pub(crate) fn from_json(
+        py: Python<'_>,
+        id: &Value,
+        score: f64,
+        payload: Option<&Value>,
+        vectors: Option<&Map<String, Value>>,
+    ) -> PyResult<Hit> {
+        Ok(Hit {
+            id: crate::to_py(py, id)?.unbind(),
+            score,
+            payload: match payload {
+                None | Some(Value::Null) => None,
+                Some(p) => Some(crate::to_py(py, p)?.unbind()),
+            },
+            vector: match vectors {
+                Some(v) => Some(vectors_to_py(py, v)?),
+                None => None,
+            },
+            doc_id: None,
+            sources: None,
+            rerank_score: None,
+        })
+    }
+
     fn fields<'py>(&self, py: Python<'py>) -> PyResult<[Bound<'py, PyAny>; 7]> {
         let opt = |v: &Option<Py<PyAny>>| match v {
             Some(v) => v.bind(py).clone(),

@@ -20,6 +20,7 @@ use sextant_engine::{Collection, OrderBy, PointInput, Scope, SearchRequest, Tena
 use sextant_service::sources::FileDocuments;
 
 mod hit;
+mod http;
 use sextant_service::{
     AskRequest, CollectionSpec, Document, EmbedKind, EmbedOptions, Error, IngestOptions,
     RegistryConfig, Service, ServiceConfig, TextSearchRequest,
@@ -1035,6 +1036,7 @@ fn evaluate<'py>(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Database>()?;
     m.add_class::<hit::Hit>()?;
+    m.add_class::<http::HttpTransport>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // What a directory walk reads (text formats and pictures): the HTTP client sends these.

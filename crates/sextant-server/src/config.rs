@@ -381,6 +381,13 @@ impl ServerConfig {
             n => n,
         }
     }
+
+    /// Threads of the async runtime: one more than the workers, so that with every worker's
+    /// job running in place ([`crate::limits::Work::Quick`]) one thread still reads requests
+    /// and answers 503 when the queue is full.
+    pub fn async_threads(&self) -> usize {
+        self.workers() + 1
+    }
 }
 
 /// An environment value as TOML when it parses as a TOML value (numbers, booleans, arrays),

@@ -87,7 +87,9 @@ impl AppState {
                 config.workers(),
                 l.queue_depth,
                 Duration::from_millis(l.queue_timeout_ms),
-            ),
+            )
+            // One async thread is left over (`ServerConfig::async_threads`).
+            .with_inline(config.async_threads() - 1),
             rate: RateLimiter::new(l.rate_limit_per_s, l.rate_limit_burst),
             cache: QueryCache::new(config.cache.query_entries),
             service: Arc::new(Service::from_database(
@@ -147,6 +149,11 @@ impl AppState {
     /// The read timeout.
     pub(crate) fn read_work(&self) -> Work {
         Work::Read(Duration::from_millis(self.config.limits.request_timeout_ms))
+    }
+
+    /// A read bounded to well under a millisecond ([`Work::Quick`]).
+    pub(crate) fn quick_work(&self) -> Work {
+        Work::Quick(Duration::from_millis(self.config.limits.request_timeout_ms))
     }
 
     /// Runs engine work on the CPU pool.

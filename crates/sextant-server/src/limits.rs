@@ -3,7 +3,11 @@
 //! The engine is synchronous. Every call runs on tokio's blocking pool, but only `workers` at a
 //! time; at most `queue_depth` more may wait, each at most `queue_timeout`. Beyond that the
 //! answer is 503 with `Retry-After` at once, so overload costs neither memory nor unbounded
-//! latency.
+//! latency. A quick read (an unfiltered vector search: a fraction of a millisecond) that finds
+//! a worker free at once runs on the async thread that read the request instead: handing it to
+//! the blocking pool and back costs two thread wake-ups, about as much CPU as the search. The
+//! runtime has one thread more than there are workers, so one is always free to read requests
+//! and refuse what the queue cannot take.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +26,18 @@ pub struct CpuGate {
     waiting: AtomicUsize,
     max_waiting: usize,
     queue_timeout: Duration,
+    /// Quick reads that may run in place at once (fewer than the async threads).
+    inline_slots: usize,
+    inline_now: AtomicUsize,
+}
+
+/// Gives an in-place slot back, however the job ends.
+struct InlineSlot<'a>(&'a AtomicUsize);
+
+impl Drop for InlineSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Whether a job may be abandoned when the request's deadline passes.
@@ -29,6 +45,9 @@ pub struct CpuGate {
 pub enum Work {
     /// A read: the client gets 503 when it takes longer than the request timeout.
     Read(Duration),
+    /// A read bounded to well under a millisecond: run in place when a worker is free at once,
+    /// else queued as a `Read` with this timeout.
+    Quick(Duration),
     /// A write: once started it always finishes and is answered (an acknowledged write is never
     /// cut short).
     Write,
@@ -42,6 +61,26 @@ impl CpuGate {
             waiting: AtomicUsize::new(0),
             max_waiting,
             queue_timeout,
+            inline_slots: 0,
+            inline_now: AtomicUsize::new(0),
+        }
+    }
+
+    /// Lets up to `slots` quick reads run in place at once. Keep it below the async runtime's
+    /// threads: a job run in place holds its thread, and one must stay free to read requests
+    /// and refuse them when the queue is full.
+    pub fn with_inline(mut self, slots: usize) -> CpuGate {
+        self.inline_slots = slots;
+        self
+    }
+
+    /// An in-place slot, when one is free.
+    fn inline_slot(&self) -> Option<InlineSlot<'_>> {
+        if self.inline_now.fetch_add(1, Ordering::AcqRel) < self.inline_slots {
+            Some(InlineSlot(&self.inline_now))
+        } else {
+            self.inline_now.fetch_sub(1, Ordering::AcqRel);
+            None
         }
     }
 
@@ -57,6 +96,13 @@ impl CpuGate {
         T: Send + 'static,
     {
         let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) if matches!(work, Work::Quick(_)) => match self.inline_slot() {
+                Some(_slot) => {
+                    let _permit = p;
+                    return f();
+                }
+                None => p,
+            },
             Ok(p) => p,
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
@@ -96,19 +142,21 @@ impl CpuGate {
         });
         let joined = match work {
             Work::Write => job.await,
-            Work::Read(limit) => match tokio::time::timeout(limit, job).await {
-                Ok(j) => j,
-                Err(_) => {
-                    metrics::counter!("sextant_request_timeouts_total").increment(1);
-                    return Err(ApiError::overloaded(
-                        format!(
-                            "the request took longer than the server's limit ({} ms)",
-                            limit.as_millis()
-                        ),
-                        1,
-                    ));
+            Work::Read(limit) | Work::Quick(limit) => {
+                match tokio::time::timeout(limit, job).await {
+                    Ok(j) => j,
+                    Err(_) => {
+                        metrics::counter!("sextant_request_timeouts_total").increment(1);
+                        return Err(ApiError::overloaded(
+                            format!(
+                                "the request took longer than the server's limit ({} ms)",
+                                limit.as_millis()
+                            ),
+                            1,
+                        ));
+                    }
                 }
-            },
+            }
         };
         joined.map_err(|e| ApiError::internal(format!("worker task failed: {e}")))?
     }
@@ -195,6 +243,59 @@ mod tests {
         tx.send(()).unwrap();
         assert_eq!(busy.await.unwrap().unwrap(), 1);
         assert_eq!(queued.await.unwrap().unwrap(), 2);
+    }
+
+    /// A quick read runs on the calling thread holding a worker's permit when one is free;
+    /// when none is, it queues like any read and runs on the blocking pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quick_read_runs_in_place_when_a_worker_is_free() {
+        let gate = Arc::new(CpuGate::new(1, 1, Duration::from_secs(10)).with_inline(1));
+        let here = std::thread::current().id();
+        let g = gate.clone();
+        let (thread, free) = gate
+            .run(Work::Quick(Duration::from_secs(5)), move || {
+                Ok((std::thread::current().id(), g.permits.available_permits()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (thread, free),
+            (here, 0),
+            "in place, holding the one permit"
+        );
+        assert_eq!(gate.permits.available_permits(), 1, "and given back");
+
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let g = gate.clone();
+        let busy = tokio::spawn(async move {
+            g.run(Work::Write, move || {
+                rx.recv().unwrap();
+                Ok(())
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let g = gate.clone();
+        let queued =
+            tokio::spawn(async move { g.run(Work::Quick(Duration::from_secs(5)), || Ok(7)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.queue_depth(), 1, "the quick read waits in the queue");
+        let refused = gate
+            .run(Work::Quick(Duration::from_secs(5)), || Ok(8))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "a full queue refuses a quick read too"
+        );
+        tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(
+            queued.await.unwrap().unwrap(),
+            7,
+            "and runs once the worker is free"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,7 @@ async fn shutdown_signal() {
 pub fn serve(db: Database, config: ServerConfig) -> anyhow::Result<()> {
     init_logging(&config);
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.async_threads())
         .enable_all()
         .thread_name("sextant-http")
         .build()
@@ -107,11 +108,12 @@ impl RunningServer {
         let addr = config.listen_addr()?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let threads = config.async_threads();
         let thread = std::thread::Builder::new()
             .name("sextant-server".into())
             .spawn(move || -> anyhow::Result<()> {
                 let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
+                    .worker_threads(threads)
                     .enable_all()
                     .build()?;
                 rt.block_on(async move {

@@ -290,7 +290,9 @@ fn overload_answers_503_with_retry_after() {
         .map(|i| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let q = json!({"vector": (0..64).map(|j| ((i * 31 + j) % 17) as f32).collect::<Vec<_>>(), "k": 100});
+                // Exact: queued work on the blocking pool (an unfiltered graph search may run
+                // in place, which the gate's own tests cover).
+                let q = json!({"vector": (0..64).map(|j| ((i * 31 + j) % 17) as f32).collect::<Vec<_>>(), "k": 100, "exact": true});
                 let mut statuses = Vec::new();
                 for _ in 0..20 {
                     match ureq::post(&url).send_json(q.clone()) {
