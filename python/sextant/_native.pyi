@@ -151,3 +151,25 @@ class Database:
     def close(self) -> None: ...
 
 def evaluate(run: Dict[str, Dict[str, float]], qrels: Dict[str, Dict[str, int]]) -> Dict[str, Json]: ...
+
+
+class HttpTransport:
+    """The HTTP backend's transport for ``http://`` servers: a pooled keep-alive client, the GIL
+    released while it waits. Answers ``(status, content_type, retry_after, body)``; no answer
+    raises ``TimeoutError``, ``ConnectionRefusedError`` or ``ConnectionResetError``."""
+
+    def __init__(self, base: str, headers: List[Tuple[str, str]], timeout: float) -> None: ...
+    def request(
+        self, method: str, target: str, body: Optional[bytes] = None, content_type: str = "application/json"
+    ) -> Tuple[int, Optional[str], Optional[str], bytes]: ...
+    def search(
+        self,
+        target: str,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        ef: Optional[int] = None,
+        with_payload: bool = True,
+        with_vector: bool = False,
+        extra: Optional[bytes] = None,
+    ) -> Tuple[int, Optional[str], Optional[str], Union[List[Hit], bytes]]:
+        """A vector search; a 200 answer's hits as :class:`Hit`, any other answer's body."""
