@@ -709,6 +709,7 @@ class _Fake(BaseHTTPRequestHandler):
             "/api/collections": (200, "text/html", b"<html>hello</html>", {}),
             "/api/aliases": (503, "application/json", b'{"error": {"code": "overloaded", "message": "busy"}}', {"Retry-After": "2"}),
             "/api/collections/c/points/count": (502, "text/plain", b"bad gateway", {}),
+            "/api/collections/moved/points/count": (302, "text/plain", b"", {"Location": "http://elsewhere.invalid/"}),
         }
         status, ctype, out, headers = routes.get(
             self.path, (404, "application/json", b'{"error": {"code": "not_found", "message": "nothing here", "field": "name"}}', {})
@@ -737,6 +738,11 @@ def test_http_errors_headers_and_quoting(monkeypatch: pytest.MonkeyPatch) -> Non
         assert busy.value.retry_after == 2.0 and str(busy.value) == "busy"
         with pytest.raises(sextant.InternalError, match="502"):
             db.collection("c").count()
+        # A redirect is an answer, not followed (the key never goes to another host).
+        seen = len(_Fake.seen)
+        with pytest.raises(SextantError, match="302"):
+            db.collection("moved").count()
+        assert len(_Fake.seen) == seen + 1
         with pytest.raises(NotFound) as nf:
             db.delete_alias("a b/c?d")
         assert nf.value.field == "name"

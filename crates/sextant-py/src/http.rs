@@ -155,9 +155,12 @@ impl HttpTransport {
                 "timeout must be a positive number of seconds, got {timeout}"
             )));
         }
+        // No redirects, as `http.client`: a 3xx is answered as it is, and an API key never
+        // follows it to another host.
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs_f64(timeout))
             .max_idle_connections_per_host(64)
+            .redirects(0)
             .build();
         Ok(HttpTransport {
             agent,
