@@ -82,9 +82,18 @@ pub struct FinetuneArgs {
     )]
     pub qrels: Option<PathBuf>,
     /// Train on a document collection's own structure instead of judgements (see `--pairs`):
-    /// its chunks, every tenant's, are the corpus.
+    /// its chunks are the corpus (in a multi-tenant collection, `--tenant`'s or
+    /// `--all-tenants`).
     #[arg(long)]
     pub collection: Option<String>,
+    /// With a multi-tenant --collection: train on this tenant's documents only (typed by the
+    /// tenant key).
+    #[arg(long, value_name = "TENANT", requires = "collection")]
+    pub tenant: Option<String>,
+    /// With a multi-tenant --collection: train on every tenant's documents (the
+    /// administrator's path; the model carries their text).
+    #[arg(long, requires = "collection", conflicts_with = "tenant")]
+    pub all_tenants: bool,
     /// With --collection: which titles become queries. `title`: a document's title → its
     /// passages; `section`: a Markdown heading → the passages under it; a heading over more
     /// than 3 documents is left out, and a query trains on its first 2 passages [default:
@@ -225,6 +234,18 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
             "--pairs picks what of a --collection's structure becomes queries: give --collection"
         );
     }
+    // Checked here as well as by clap: clap drops `requires` when --corpus (which conflicts
+    // with --collection) is given.
+    for (flag, given) in [
+        ("--tenant", a.tenant.is_some()),
+        ("--all-tenants", a.all_tenants),
+    ] {
+        if given && a.collection.is_none() {
+            bail!(
+                "{flag} picks whose documents a --collection's pairs come from: give --collection"
+            );
+        }
+    }
     let data = match (a.collection, a.corpus, a.queries, a.qrels) {
         (Some(collection), ..) => TrainingData::Collection {
             collection,
@@ -233,6 +254,8 @@ pub fn run_finetune(db_args: &DbArgs, a: FinetuneArgs) -> Result<()> {
                 Structure::Section => StructurePairs::Section,
                 Structure::Both => StructurePairs::Both,
             },
+            tenant: a.tenant,
+            all_tenants: a.all_tenants,
         },
         (None, Some(corpus), Some(queries), Some(qrels)) => TrainingData::Beir {
             corpus,

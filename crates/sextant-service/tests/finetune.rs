@@ -307,6 +307,8 @@ fn pairs_from_a_collections_titles_and_sections() {
     opts.data = TrainingData::Collection {
         collection: "notes".into(),
         pairs: StructurePairs::Both,
+        tenant: None,
+        all_tenants: false,
     };
     opts.eval_steps = None;
     opts.checkpoint_steps = None;
@@ -349,6 +351,8 @@ fn pairs_from_a_collections_titles_and_sections() {
     titles.data = TrainingData::Collection {
         collection: "notes".into(),
         pairs: StructurePairs::Title,
+        tenant: None,
+        all_tenants: false,
     };
     titles.eval_steps = None;
     titles.checkpoint_steps = None;
@@ -371,12 +375,16 @@ fn pairs_from_a_collections_titles_and_sections() {
     bare.data = TrainingData::Collection {
         collection: "bare".into(),
         pairs: StructurePairs::Both,
+        tenant: None,
+        all_tenants: false,
     };
     let err = svc.finetune(&bare, |_| {}).unwrap_err().to_string();
     assert!(err.contains("titles or section headings"), "{err}");
     bare.data = TrainingData::Collection {
         collection: "missing".into(),
         pairs: StructurePairs::Title,
+        tenant: None,
+        all_tenants: false,
     };
     assert!(svc
         .finetune(&bare, |_| {})
@@ -385,4 +393,67 @@ fn pairs_from_a_collections_titles_and_sections() {
         .contains("missing"));
     let err = finetune(&bare, |_| {}).unwrap_err().to_string();
     assert!(err.contains("Service::finetune"), "{err}");
+
+    // A multi-tenant collection: tenant a holds 6 documents, b 2. The pairs come from one
+    // tenant's documents, or from every tenant's when asked for by name; with neither the run
+    // is refused, naming `tenant` (a model carries its training text).
+    let mt_opts = IngestOptions {
+        model: Some(fixture("tiny-st").to_string_lossy().into_owned()),
+        no_splade: true,
+        chunking: Some("paragraphs".into()),
+        chunk_tokens: Some(24),
+        tenant_key: Some("org".into()),
+        ..IngestOptions::default()
+    };
+    for (org, range) in [("a", 0..6), ("b", 6..8)] {
+        let mut it = words[range.clone()].iter().zip(range).map(|(w, i)| {
+            let mut d = doc(i, w, &format!("All about the {w}"));
+            d.tenant = Some(sextant_engine::TenantId::Str(org.into()));
+            Ok(d)
+        });
+        svc.ingest("mt", &Scope::AllTenants, &mt_opts, &mut it, &mut |_| {})
+            .unwrap();
+    }
+    let mut mt = options(tmp.path(), "mt-none");
+    mt.eval_steps = None;
+    mt.checkpoint_steps = None;
+    let run = |mt: &mut sextant_service::finetune::FinetuneOptions,
+               out: &str,
+               tenant: Option<&str>,
+               all_tenants: bool| {
+        mt.out = tmp.path().join(out);
+        mt.data = TrainingData::Collection {
+            collection: "mt".into(),
+            pairs: StructurePairs::Title,
+            tenant: tenant.map(str::to_owned),
+            all_tenants,
+        };
+        svc.finetune(mt, |_| {})
+    };
+    let err = run(&mut mt, "mt-none", None, false).unwrap_err();
+    assert_eq!(err.field(), Some("tenant"), "{err}");
+    assert!(err.to_string().contains("multi-tenant"), "{err}");
+    let a = run(&mut mt, "mt-a", Some("a"), false).unwrap();
+    assert_eq!(a.train_queries + a.validation_queries, 6);
+    let anchors = std::fs::read_to_string(tmp.path().join("mt-a/training_pairs.jsonl")).unwrap();
+    for w in &words[6..8] {
+        assert!(!anchors.contains(w), "tenant b's {w} in tenant a's pairs");
+    }
+    let b = run(&mut mt, "mt-b", Some("b"), false).unwrap();
+    assert_eq!(b.train_queries + b.validation_queries, 2);
+    let all = run(&mut mt, "mt-all", None, true).unwrap();
+    assert_eq!(all.train_queries + all.validation_queries, 8);
+    let err = run(&mut mt, "mt-both", Some("a"), true).unwrap_err();
+    assert_eq!(err.field(), Some("tenant"), "{err}");
+    // A tenant in a collection without a tenant key is refused, not ignored.
+    mt.out = tmp.path().join("notes-tenant");
+    mt.data = TrainingData::Collection {
+        collection: "notes".into(),
+        pairs: StructurePairs::Title,
+        tenant: Some("a".into()),
+        all_tenants: false,
+    };
+    let err = svc.finetune(&mt, |_| {}).unwrap_err();
+    assert_eq!(err.field(), Some("tenant"), "{err}");
+    assert!(err.to_string().contains("not multi-tenant"), "{err}");
 }

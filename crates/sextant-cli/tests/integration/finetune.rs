@@ -173,6 +173,8 @@ fn finetune_refuses_bad_input_and_options_that_do_not_go_together() {
         (vec!["--resume", &nowhere], "nowhere"),
         (vec!["--collection", "kb"], "cannot be used with"),
         (vec!["--pairs", "title"], "--collection"),
+        (vec!["--tenant", "acme"], "--collection"),
+        (vec!["--all-tenants"], "--collection"),
     ] {
         let o = run(&args(&dir, &model, &out, &extra));
         assert!(!o.status.success(), "{extra:?} accepted");
@@ -427,4 +429,25 @@ fn finetune_trains_on_a_collections_titles() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    // `--tenant` on a collection without a tenant key is refused by name, not ignored.
+    let o = sextant(&[
+        "--data",
+        &data,
+        "finetune",
+        "--model",
+        &model,
+        "--collection",
+        "kb",
+        "--tenant",
+        "acme",
+        "--out",
+        &tmp.path().join("never").to_string_lossy(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("tenant") && err.contains("not multi-tenant"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("never").exists());
 }

@@ -103,6 +103,12 @@ pub enum TrainingData {
     Collection {
         collection: String,
         pairs: StructurePairs,
+        /// In a multi-tenant collection, train on this tenant's documents only…
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+        /// …or on every tenant's (one of the two is required there).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        all_tenants: bool,
     },
 }
 
@@ -327,11 +333,19 @@ impl crate::Service {
         opts: &FinetuneOptions,
         on_step: impl FnMut(&Step) + Send,
     ) -> Result<FinetuneReport> {
-        let TrainingData::Collection { collection, pairs } = &opts.data else {
+        let TrainingData::Collection {
+            collection,
+            pairs,
+            tenant,
+            all_tenants,
+        } = &opts.data
+        else {
             return finetune(opts, on_step);
         };
         check_options(opts)?;
-        let data = structure::judged(&*self.collection(collection)?, *pairs)?;
+        let c = self.collection(collection)?;
+        let scope = structure::scope(&c, tenant.as_deref(), *all_tenants)?;
+        let data = structure::judged(&c, &scope, *pairs)?;
         finetune_on(opts, &data, on_step)
     }
 }

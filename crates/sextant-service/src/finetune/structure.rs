@@ -3,7 +3,9 @@
 //! and the chunks under it are its relevant passages.
 //!
 //! - The corpus is every chunk's text as stored (its `text` payload: redacted text stays
-//!   redacted), across all tenants; chunks without text (pictures) are left out.
+//!   redacted); chunks without text (pictures) are left out. In a multi-tenant collection it
+//!   is one tenant's chunks, or every tenant's when asked for by name ([`scope`]): a model
+//!   trained on text carries that text, so the tenant boundary is never crossed by default.
 //! - A title or heading becomes one query, whatever number of documents carry it. One that
 //!   heads chunks in more than [`MAX_HEADING_DOCUMENTS`] documents is not a query: "Description"
 //!   or "Introduction" says nothing about the passage. Nor is one identical to a chunk's text.
@@ -15,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
-use sextant_engine::{Collection, Scope};
+use sextant_engine::{Collection, Scope, TenantId};
 use sextant_eval::ir::Record;
 
 use super::{invalid, Judged};
@@ -52,8 +54,37 @@ struct Chunk {
     text: String,
 }
 
-/// The judged data of `c`'s structure (see the module documentation).
-pub(super) fn judged(c: &Collection, kind: StructurePairs) -> Result<Judged> {
+/// Whose chunks the pairs come from: `tenant`'s, or with `all_tenants` every tenant's; one
+/// of the two in a multi-tenant collection, neither elsewhere.
+pub(super) fn scope(c: &Collection, tenant: Option<&str>, all_tenants: bool) -> Result<Scope> {
+    let schema = c.schema();
+    match (tenant, all_tenants, &schema.tenant_key) {
+        (Some(_), true, _) => Err(invalid(
+            "tenant",
+            "give a tenant or all tenants, not both",
+        )),
+        (None, false, Some(key)) => Err(invalid(
+            "tenant",
+            format!(
+                "collection {:?} is multi-tenant (tenant key {key:?}): train on one tenant's documents (tenant) or, as the administrator, on every tenant's (all_tenants)",
+                c.name()
+            ),
+        )),
+        (Some(_), false, None) => Err(invalid(
+            "tenant",
+            format!(
+                "collection {:?} is not multi-tenant (it has no tenant key)",
+                c.name()
+            ),
+        )),
+        (Some(t), false, Some(_)) => Ok(Scope::Tenant(TenantId::parse_for(schema, t)?)),
+        (None, true, _) => Ok(Scope::AllTenants),
+        (None, false, None) => Ok(Scope::Unscoped),
+    }
+}
+
+/// The judged data of `c`'s structure within `scope` (see the module documentation).
+pub(super) fn judged(c: &Collection, scope: &Scope, kind: StructurePairs) -> Result<Judged> {
     if c.schema().documents.is_none() {
         return Err(invalid(
             "collection",
@@ -66,14 +97,7 @@ pub(super) fn judged(c: &Collection, kind: StructurePairs) -> Result<Judged> {
     let mut chunks = Vec::new();
     let mut offset: Option<String> = None;
     loop {
-        let page = c.scroll(
-            &Scope::AllTenants,
-            None,
-            PAGE,
-            offset.as_deref(),
-            None,
-            true,
-        )?;
+        let page = c.scroll(scope, None, PAGE, offset.as_deref(), None, true)?;
         for p in page.points {
             let Some(payload) = p.payload else { continue };
             let field = |k: &str| payload[k].as_str().unwrap_or("").trim().to_owned();
