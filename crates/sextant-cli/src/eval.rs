@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_service::eval::{
@@ -24,9 +24,9 @@ pub struct EvalArgs {
     /// A BEIR folder: its `queries.jsonl` and `qrels/<SPLIT>.tsv`.
     #[arg(long, conflicts_with_all = ["queries", "qrels"], required_unless_present = "queries")]
     pub beir: Option<PathBuf>,
-    /// The qrels split of `--beir`.
-    #[arg(long, default_value = "test", requires = "beir")]
-    pub split: String,
+    /// The qrels split of `--beir` [default: test].
+    #[arg(long, requires = "beir")]
+    pub split: Option<String>,
     /// BEIR `queries.jsonl` (`_id`, `text`).
     #[arg(long, requires = "qrels")]
     pub queries: Option<PathBuf>,
@@ -88,8 +88,14 @@ pub fn run_eval(db_args: &DbArgs, a: EvalArgs) -> Result<()> {
     let (queries_path, qrels_path) = match &a.beir {
         Some(dir) => (
             dir.join("queries.jsonl"),
-            dir.join("qrels").join(format!("{}.tsv", a.split)),
+            dir.join("qrels")
+                .join(format!("{}.tsv", a.split.as_deref().unwrap_or("test"))),
         ),
+        // Checked here as well as by clap: clap drops `requires = "beir"` beside --queries
+        // (which conflicts with --beir).
+        None if a.split.is_some() => {
+            bail!("--split names a qrels file of --beir DIR; with --queries give the --qrels file itself")
+        }
         None => (
             a.queries
                 .clone()

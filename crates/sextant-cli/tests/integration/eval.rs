@@ -163,6 +163,8 @@ fn eval_refuses_bad_input_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let (data, b) = setup(dir.path());
     let bd = b.to_str().unwrap();
+    let queries = b.join("queries.jsonl").to_string_lossy().into_owned();
+    let qrels = b.join("qrels/test.tsv").to_string_lossy().into_owned();
     for (args, needle) in [
         (
             vec!["eval", "kb", "--beir", bd, "--config", "nope"],
@@ -181,6 +183,20 @@ fn eval_refuses_bad_input_by_name() {
             "zzz",
         ),
         (vec!["eval", "missing", "--beir", bd], "missing"),
+        // --split names a file of --beir; beside --queries it would be ignored.
+        (
+            vec![
+                "eval",
+                "kb",
+                "--queries",
+                &queries,
+                "--qrels",
+                &qrels,
+                "--split",
+                "train",
+            ],
+            "--split",
+        ),
     ] {
         let o = run(&data, &args);
         let err = String::from_utf8_lossy(&o.stderr);
