@@ -235,7 +235,9 @@ class HttpBackend:
         self._native = (
             None
             if self._https
-            else _native.HttpTransport(f"http://{self._host}:{self._port}", list(self._headers.items()), timeout)
+            else _native.HttpTransport(
+                f"http://{f'[{self._host}]' if ':' in self._host else self._host}:{self._port}", list(self._headers.items()), timeout
+            )
         )
 
     @property

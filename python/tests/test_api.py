@@ -849,6 +849,43 @@ def test_http_native_reads_are_sent_again_after_a_dropped_connection() -> None:
         listener.close()
 
 
+def test_http_reads_reach_an_ipv6_host() -> None:
+    """``http://[::1]:PORT``: the native transport gets the address with its brackets."""
+    listener = socket.socket(socket.AF_INET6)
+    try:
+        listener.bind(("::1", 0))
+    except OSError:
+        listener.close()
+        pytest.skip("no IPv6 loopback here")
+    listener.listen(4)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            body = b'{"collections": ["six"]}'
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        assert sextant.connect(f"http://[::1]:{listener.getsockname()[1]}", timeout=5).list_collections() == ["six"]
+    finally:
+        listener.close()
+
+
 def test_http_document_ids_and_tenants_are_quoted(served_db: sextant.Database, name: str) -> None:
     c = served_db.create_collection(name, DIM, tenant_key="org")
     c.upsert([1], _random(1), tenant="a b/c")
