@@ -141,8 +141,8 @@ struct SearchHit {
 
 #[pymethods]
 impl HttpTransport {
-    /// A client of `base` (`http://HOST:PORT`; targets carry any path prefix) sending `headers` on every request,
-    /// waiting at most `timeout` seconds for each.
+    /// A client of `base` (`http://HOST:PORT`; targets carry any path prefix) sending
+    /// `headers` on every request, waiting at most `timeout` seconds for each.
     #[new]
     fn new(base: &str, headers: Vec<(String, String)>, timeout: f64) -> PyResult<Self> {
         if !base.starts_with("http://") {
