@@ -2,8 +2,8 @@
 
 It takes the calls of the backend protocol (``_native.pyi``'s ``Database``) and answers with the
 same shapes, which are the server's JSON, so :mod:`sextant._api` behaves the same on either
-backend. Reads (searches, text queries, get, count, scroll, collection info) to an ``http://``
-server go through the extension module's transport (``_native.HttpTransport``: a pooled
+backend. Reads (searches, text queries, get, count, scroll, collection info; embed and rerank,
+which change nothing either) to an ``http://`` server go through the extension module's transport (``_native.HttpTransport``: a pooled
 keep-alive client in Rust that releases the GIL and, for a vector search, writes the body from
 the array and builds the hits itself); everything else, and every request to an ``https://``
 server, through the standard library: one persistent keep-alive connection per thread
@@ -808,12 +808,12 @@ class HttpBackend:
             body["model"] = model
         if dimensions is not None:
             body["dimensions"] = dimensions
-        out = self._request("POST", "/embed", body)
+        out = self._request("POST", "/embed", body, read=True)
         arr = np.asarray(out["embeddings"], dtype=np.float32)
         return arr.reshape(len(texts), out.get("dim", arr.shape[-1] if arr.ndim == 2 else 0))
 
     def rerank(self, query: str, documents: List[str], model: str) -> List[float]:
-        return self._request("POST", "/rerank", {"query": query, "documents": list(documents), "model": model})["scores"]
+        return self._request("POST", "/rerank", {"query": query, "documents": list(documents), "model": model}, read=True)["scores"]
 
     def close(self) -> None:
         """Closes every thread's connection; later calls raise :class:`InvalidInput`."""
