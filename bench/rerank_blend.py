@@ -11,6 +11,13 @@ the tail after it: w = 1 is the cross-encoder's order, w = 0 hybrid's. Prints nD
 weight and the paired randomisation test of each against hybrid.
 
   rerank_blend.py QRELS HYBRID.trec RERANKED.trec [--permutations 10000] [--json OUT]
+
+Superseded: the engine blends itself now (`rerank_blend`, BENCHMARKS "`rerank_blend` in the
+engine"), and this replica's guess of the head is wrong when the tail's offsets are not one
+value: with eval's --depth 100 and 20 reranked chunks it took all 100 documents as the head
+(its `rerank_order.py` line reads "reranked documents a query: mean 100.0"). Kept so that the
+figures measured with it can be reproduced; measure blends with `sextant eval --config
+"NAME=mode=hybrid;rerank=DIR;rerank_blend=W"` (bench/finetune_ce_eval.sh BLENDS="...").
 """
 import argparse
 import json
