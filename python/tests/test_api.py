@@ -12,7 +12,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import pytest
@@ -805,14 +805,11 @@ def test_http_reconnects_after_a_dropped_connection(server_url: str, name: str) 
         c.search(_random(1)[0], 3)
 
 
-def test_http_native_reads_are_sent_again_after_a_dropped_connection() -> None:
-    """A server that closes each keep-alive connection after one answer, without saying so (as
-    one does to an idle connection): the native transport's next read on the pooled connection
-    fails, and the backend sends it once more on a new one."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    seen: List[bytes] = []
+def _serve_raw(listener: socket.socket, answer: Callable[[bytes], Any]) -> None:
+    """Accepts connections on ``listener`` until it is closed: reads one request head from
+    each, answers 200 with ``answer(request line)`` as JSON (``None``: no answer at all), and
+    closes the connection without a ``Connection: close`` header (as a server closes an idle
+    keep-alive connection)."""
 
     def serve() -> None:
         while True:
@@ -829,8 +826,11 @@ def test_http_native_reads_are_sent_again_after_a_dropped_connection() -> None:
                     data += chunk
                 if not data:
                     continue
-                seen.append(data.split(b"\r\n", 1)[0])
-                body = json.dumps({"count": len(seen)}).encode()
+                out = answer(data.split(b"\r\n", 1)[0])
+                if out is None:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    continue
+                body = json.dumps(out).encode()
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                     + str(len(body)).encode()
@@ -840,11 +840,53 @@ def test_http_native_reads_are_sent_again_after_a_dropped_connection() -> None:
                 conn.shutdown(socket.SHUT_RDWR)
 
     threading.Thread(target=serve, daemon=True).start()
+
+
+def test_http_native_reads_are_sent_again_after_a_dropped_connection() -> None:
+    """A server that closes each keep-alive connection after one answer, without saying so (as
+    one does to an idle connection): the native transport's next read on the pooled connection
+    fails, and the backend sends it once more on a new one."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    seen: List[bytes] = []
+
+    def answer(line: bytes) -> Dict[str, Any]:
+        seen.append(line)
+        return {"count": len(seen)}
+
+    _serve_raw(listener, answer)
     try:
         c = sextant.connect(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5).collection("c")
         assert c.count() == 1
         assert c.count() == 2  # the pooled connection was dead: sent again on a new one
         assert seen == [b"POST /collections/c/points/count HTTP/1.1"] * 2
+    finally:
+        listener.close()
+    # A fresh connection dropped without an answer (the server went away mid-request): the
+    # backend's own retry sends the read once more; a second drop is a TransportError.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    seen.clear()
+    drops = [1]
+
+    def flaky(line: bytes) -> Optional[Dict[str, Any]]:
+        seen.append(line)
+        if drops[0] > 0:
+            drops[0] -= 1
+            return None
+        return {"count": 7}
+
+    _serve_raw(listener, flaky)
+    try:
+        c = sextant.connect(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5).collection("c")
+        assert c.count() == 7
+        assert len(seen) == 2
+        drops[0] = 2
+        with pytest.raises(SextantError, match="closed the connection") as e:
+            sextant.connect(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5).collection("c").count()
+        assert isinstance(e.value, ConnectionError)
     finally:
         listener.close()
 
@@ -858,28 +900,7 @@ def test_http_reads_reach_an_ipv6_host() -> None:
         listener.close()
         pytest.skip("no IPv6 loopback here")
     listener.listen(4)
-
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            body = b'{"collections": ["six"]}'
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
-                + str(len(body)).encode()
-                + b"\r\n\r\n"
-                + body
-            )
-
-    threading.Thread(target=serve, daemon=True).start()
+    _serve_raw(listener, lambda line: {"collections": ["six"]})
     try:
         assert sextant.connect(f"http://[::1]:{listener.getsockname()[1]}", timeout=5).list_collections() == ["six"]
     finally:
