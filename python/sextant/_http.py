@@ -3,9 +3,9 @@
 It takes the calls of the backend protocol (``_native.pyi``'s ``Database``) and answers with the
 same shapes, which are the server's JSON, so :mod:`sextant._api` behaves the same on either
 backend. Reads (searches, text queries, get, count, scroll, collection info; embed and rerank,
-which change nothing either) to an ``http://`` server go through the extension module's transport (``_native.HttpTransport``: a pooled
-keep-alive client in Rust that releases the GIL and, for a vector search, writes the body from
-the array and builds the hits itself); everything else, and every request to an ``https://``
+which change nothing either) to an ``http://`` server go through the extension module's
+transport (``_native.HttpTransport``: a pooled keep-alive client in Rust that releases the GIL
+and, for a vector search, writes the body from the array and builds the hits itself); everything else, and every request to an ``https://``
 server, through the standard library: one persistent keep-alive connection per thread
 (``http.client``; TLS with the system's certificate store), opened on first use and opened
 again, once, when the server has dropped an idle connection. A read is retried once, too,
@@ -231,7 +231,8 @@ class HttpBackend:
         self._lock = threading.Lock()
         self._open: set = set()
         self._closed = False
-        self._search_targets: Dict[str, str] = {}
+        # Collection name -> (target, the request's name in errors) of its vector search.
+        self._search_targets: Dict[str, Tuple[str, str]] = {}
         self._native = (
             None
             if self._https
@@ -504,14 +505,13 @@ class HttpBackend:
                 if exact:
                     rare["exact"] = True
                 extra = _dumps(_scope(rare, tenant, all_tenants), "body")
-            target = self._search_targets.get(name)
-            if target is None:
-                target = self._search_targets[name] = f"{self._prefix}/collections/{_seg(name)}/search"
+            known = self._search_targets.get(name)
+            if known is None:
+                path = f"/collections/{_seg(name)}/search"
+                known = self._search_targets[name] = (self._prefix + path, f"POST {self.url.rstrip('/')}{path}")
+            target, where = known
             try:
-                out = self._native_call(
-                    f"POST {self.url.rstrip('/')}{target[len(self._prefix):]}",
-                    lambda: native.search(target, v, k, ef, with_payload, with_vector, extra),
-                )
+                out = self._native_call(where, lambda: native.search(target, v, k, ef, with_payload, with_vector, extra))
             except ValueError as e:
                 if isinstance(e, SextantError):
                     raise
@@ -526,8 +526,8 @@ class HttpBackend:
                 body[key] = val
         if exact:
             body["exact"] = True
-        path = f"/collections/{_seg(name)}/search"
-        return [_hit(h) for h in self._request("POST", path, _scope(body, tenant, all_tenants))["hits"]]
+        hits = self._request("POST", f"/collections/{_seg(name)}/search", _scope(body, tenant, all_tenants))["hits"]
+        return [_hit(h) for h in hits]
 
     def get(
         self,

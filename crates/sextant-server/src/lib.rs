@@ -88,8 +88,8 @@ impl AppState {
                 l.queue_depth,
                 Duration::from_millis(l.queue_timeout_ms),
             )
-            // One async thread is left over (`ServerConfig::async_threads`).
-            .with_inline(config.async_threads() - 1),
+            // The runtime has a thread more than the workers (`ServerConfig::async_threads`).
+            .with_inline(),
             rate: RateLimiter::new(l.rate_limit_per_s, l.rate_limit_burst),
             cache: QueryCache::new(config.cache.query_entries),
             service: Arc::new(Service::from_database(

@@ -26,18 +26,8 @@ pub struct CpuGate {
     waiting: AtomicUsize,
     max_waiting: usize,
     queue_timeout: Duration,
-    /// Quick reads that may run in place at once (fewer than the async threads).
-    inline_slots: usize,
-    inline_now: AtomicUsize,
-}
-
-/// Gives an in-place slot back, however the job ends.
-struct InlineSlot<'a>(&'a AtomicUsize);
-
-impl Drop for InlineSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    /// Whether quick reads that find a worker free run in place ([`CpuGate::with_inline`]).
+    inline: bool,
 }
 
 /// Whether a job may be abandoned when the request's deadline passes.
@@ -61,27 +51,17 @@ impl CpuGate {
             waiting: AtomicUsize::new(0),
             max_waiting,
             queue_timeout,
-            inline_slots: 0,
-            inline_now: AtomicUsize::new(0),
+            inline: false,
         }
     }
 
-    /// Lets up to `slots` quick reads run in place at once. Keep it below the async runtime's
-    /// threads: a job run in place holds its thread, and one must stay free to read requests
-    /// and refuse them when the queue is full.
-    pub fn with_inline(mut self, slots: usize) -> CpuGate {
-        self.inline_slots = slots;
+    /// Lets a quick read that finds a worker free run in place. It holds that worker's permit,
+    /// so at most `workers` run in place at once: give the async runtime more threads than
+    /// that (`ServerConfig::async_threads`), so one stays free to read requests and refuse
+    /// them when the queue is full.
+    pub fn with_inline(mut self) -> CpuGate {
+        self.inline = true;
         self
-    }
-
-    /// An in-place slot, when one is free.
-    fn inline_slot(&self) -> Option<InlineSlot<'_>> {
-        if self.inline_now.fetch_add(1, Ordering::AcqRel) < self.inline_slots {
-            Some(InlineSlot(&self.inline_now))
-        } else {
-            self.inline_now.fetch_sub(1, Ordering::AcqRel);
-            None
-        }
     }
 
     /// Requests waiting for a worker now.
@@ -96,13 +76,10 @@ impl CpuGate {
         T: Send + 'static,
     {
         let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) if matches!(work, Work::Quick(_)) => match self.inline_slot() {
-                Some(_slot) => {
-                    let _permit = p;
-                    return f();
-                }
-                None => p,
-            },
+            Ok(p) if self.inline && matches!(work, Work::Quick(_)) => {
+                let _permit = p;
+                return f();
+            }
             Ok(p) => p,
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
@@ -249,7 +226,7 @@ mod tests {
     /// when none is, it queues like any read and runs on the blocking pool.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quick_read_runs_in_place_when_a_worker_is_free() {
-        let gate = Arc::new(CpuGate::new(1, 1, Duration::from_secs(10)).with_inline(1));
+        let gate = Arc::new(CpuGate::new(1, 1, Duration::from_secs(10)).with_inline());
         let here = std::thread::current().id();
         let g = gate.clone();
         let (thread, free) = gate
